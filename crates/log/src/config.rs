@@ -1,0 +1,49 @@
+//! Per-partition log settings. Each limit carries its unit last.
+
+use std::time::Duration;
+
+/// When appended bytes are forced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// fsync before an `acks=all` acknowledgement; concurrent producers share one fsync
+    /// (group commit). Survives `kill -9` and power loss.
+    Always,
+    /// fsync at least every interval; survives `kill -9` (page cache), may lose up to one
+    /// interval on power loss.
+    Interval(Duration),
+    /// never fsync on the write path; the OS writes back. Survives `kill -9`, not power loss.
+    Os,
+}
+
+/// Settings of one partition log. Changing them at run time goes through `PartitionLog::set_config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Roll to a new segment once the active one would exceed this size (Kafka `segment.bytes`).
+    pub segment_bytes_max: u64,
+    /// Roll to a new segment once the active one is older than this (Kafka `segment.ms`).
+    pub segment_age_max: Duration,
+    /// Bytes of batches between two sparse index entries (Kafka `index.interval.bytes`).
+    pub index_interval_bytes: u32,
+    /// Delete oldest segments while the log is larger than this (Kafka `retention.bytes`, None = -1).
+    pub retention_bytes_max: Option<u64>,
+    /// Delete segments whose newest record is older than this (Kafka `retention.ms`, None = -1).
+    pub retention_age_max: Option<Duration>,
+    /// Largest single batch accepted (Kafka `max.message.bytes`).
+    pub batch_bytes_max: u32,
+    /// When appended data is fsynced.
+    pub flush: FlushPolicy,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes_max: 1 << 30,
+            segment_age_max: Duration::from_secs(7 * 24 * 3600),
+            index_interval_bytes: 4096,
+            retention_bytes_max: None,
+            retention_age_max: Some(Duration::from_secs(7 * 24 * 3600)),
+            batch_bytes_max: 1024 * 1024 + 12,
+            flush: FlushPolicy::Always,
+        }
+    }
+}

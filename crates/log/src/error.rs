@@ -1,0 +1,56 @@
+//! One error enum per operation, so a signature shows exactly what can fail.
+
+use crate::batch::BatchError;
+use std::path::PathBuf;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    #[error("i/o error on {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("unexpected file in log directory: {0}")]
+    BadFileName(PathBuf),
+}
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// The bytes are not a sequence of valid v2 batches (Kafka `CORRUPT_MESSAGE`).
+    #[error("corrupt batch at byte {at}: {reason}")]
+    Corrupt { at: usize, reason: BatchError },
+    /// One batch exceeds `batch_bytes_max` (Kafka `MESSAGE_TOO_LARGE`).
+    #[error("batch of {size} bytes exceeds the limit of {max} bytes")]
+    TooLarge { size: usize, max: u32 },
+    /// Nothing to append.
+    #[error("empty append")]
+    Empty,
+    /// Writing failed; the log was rolled back to its previous end and stays usable.
+    #[error("write failed: {0}")]
+    Io(std::io::Error),
+    /// An earlier fsync failed; the log refuses writes until reopened.
+    #[error("log is poisoned by an earlier failed fsync")]
+    Poisoned,
+}
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// Kafka `OFFSET_OUT_OF_RANGE`.
+    #[error("offset {offset} is outside [{log_start}, {log_end}]")]
+    OffsetOutOfRange { offset: i64, log_start: i64, log_end: i64 },
+    #[error("read failed: {0}")]
+    Io(std::io::Error),
+    /// Stored bytes failed validation: never served.
+    #[error("corrupt data at offset {offset}: {reason}")]
+    Corrupt { offset: i64, reason: BatchError },
+}
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum FlushError {
+    #[error("fsync failed: {0}")]
+    Io(std::io::Error),
+    #[error("log is poisoned by an earlier failed fsync")]
+    Poisoned,
+}

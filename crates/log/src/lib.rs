@@ -1,0 +1,18 @@
+//! Sluice storage engine: one partition's log as a directory of segments of Kafka
+//! RecordBatch v2 batches, stored verbatim, with a sparse offset index and a time index.
+//!
+//! This crate knows files, offsets, batch headers, CRCs, recovery, retention and
+//! flushing. It knows nothing of protocols or networking. Every method takes
+//! `&self`: a `PartitionLog` is internally synchronised and can be shared in an `Arc`.
+//! Calls do blocking file I/O; async callers should run `sync_through` (fsync) on a
+//! blocking thread.
+
+pub mod batch;
+mod config;
+mod error;
+mod partition;
+
+pub use batch::{BatchHeader, BATCH_HEADER_LEN};
+pub use config::{FlushPolicy, LogConfig};
+pub use error::{AppendError, FlushError, OpenError, ReadError};
+pub use partition::{AppendInfo, PartitionLog, ReadResult, RecoveryReport, RetentionReport, TimestampHit};
