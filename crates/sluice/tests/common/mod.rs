@@ -1,0 +1,543 @@
+//! Shared black-box harness: starts the real `sluice` binary on a free loopback port with a
+//! temp data dir, and offers bounded helpers for driving it with real clients.
+#![allow(dead_code)]
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Path of the binary under test, built by cargo for integration tests.
+pub const SLUICE_BIN: &str = env!("CARGO_BIN_EXE_sluice");
+
+/// How long a broker may take to accept TCP connections after spawn (debug build, busy CI).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a broker may take to exit after SIGTERM/SIGINT ("a few seconds" in the contract,
+/// doubled for a loaded 2-core machine).
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Options for starting a broker beyond the plain extra flags.
+#[derive(Default, Clone)]
+pub struct BrokerOpts {
+    /// Arguments placed before the harness flags (e.g. the `serve` subcommand).
+    pub prefix: Vec<String>,
+    /// Extra flags placed after `--kafka-addr` and `--data-dir`.
+    pub args: Vec<String>,
+    /// Extra environment variables for the child (all inherited `SLUICE_*` are removed).
+    pub env: Vec<(String, String)>,
+}
+
+/// A running (or stopped) `sluice` child process owned by one test.
+pub struct Broker {
+    child: Option<Child>,
+    port: u16,
+    /// Holds the data dir and the log file; removed when the broker is dropped.
+    dir: tempfile::TempDir,
+    opts: BrokerOpts,
+    log_path: PathBuf,
+}
+
+impl Broker {
+    /// Starts a broker with `--kafka-addr 127.0.0.1:<free port> --data-dir <tmp>` plus `args`.
+    pub fn start(args: &[&str]) -> Broker {
+        Broker::start_with(BrokerOpts {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            ..BrokerOpts::default()
+        })
+    }
+
+    /// Starts a broker with full control over prefix arguments and environment.
+    pub fn start_with(opts: BrokerOpts) -> Broker {
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let port = free_port();
+        let log_path = dir.path().join("broker.log");
+        let mut broker = Broker {
+            child: None,
+            port,
+            dir,
+            opts,
+            log_path,
+        };
+        std::fs::create_dir_all(broker.data_dir()).expect("create data dir");
+        broker.spawn_and_wait();
+        broker
+    }
+
+    /// `127.0.0.1:<port>` for client `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The temp dir of this broker (data dir and log live inside); handy for scratch files.
+    pub fn temp_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Everything the broker wrote to stderr, across all restarts.
+    pub fn log_contents(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Length of the log so far; pair with `log_since` to look only at a later part.
+    pub fn log_len(&self) -> usize {
+        self.log_contents().len()
+    }
+
+    pub fn log_since(&self, from: usize) -> String {
+        let all = self.log_contents();
+        all.get(from..).unwrap_or("").to_string()
+    }
+
+    /// SIGKILL the child and reap it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM the child, wait (bounded) and assert a clean exit 0. Returns the time it took.
+    pub fn stop(&mut self) -> Duration {
+        self.stop_with_signal("TERM")
+    }
+
+    /// Sends `signal` (e.g. "TERM", "INT") and asserts a clean exit 0 within `STOP_TIMEOUT`.
+    pub fn stop_with_signal(&mut self, signal: &str) -> Duration {
+        let mut child = self.child.take().expect("broker is not running");
+        let started = Instant::now();
+        send_signal(child.id(), signal);
+        let status = wait_timeout(&mut child, STOP_TIMEOUT);
+        let elapsed = started.elapsed();
+        match status {
+            Some(status) => {
+                if !status.success() {
+                    self.dump_log();
+                    panic!("broker exited with {status} after SIG{signal} (expected 0)");
+                }
+            }
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                self.dump_log();
+                panic!("broker did not exit within {STOP_TIMEOUT:?} of SIG{signal}");
+            }
+        }
+        elapsed
+    }
+
+    /// Starts the broker again on the same port with the same data dir and arguments.
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        self.spawn_and_wait();
+    }
+
+    /// Returns the exit status if the broker has exited (it should not have).
+    pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Asserts the process is still alive (used after bad input).
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.try_exit_status() {
+            self.dump_log();
+            panic!("broker exited unexpectedly with {status}");
+        }
+        assert!(self.child.is_some(), "broker is not running");
+    }
+
+    pub fn dump_log(&self) {
+        eprintln!(
+            "----- sluice broker log ({}) -----\n{}\n----- end of broker log -----",
+            self.log_path.display(),
+            self.log_contents()
+        );
+    }
+
+    fn spawn_and_wait(&mut self) {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open broker log");
+        let mut cmd = Command::new(SLUICE_BIN);
+        cmd.args(&self.opts.prefix)
+            .arg("--kafka-addr")
+            .arg(self.bootstrap())
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(&self.opts.args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log);
+        clear_sluice_env(&mut cmd);
+        cmd.envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let child = cmd.spawn().expect("spawn sluice binary");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.try_exit_status() {
+                self.child = None;
+                self.dump_log();
+                panic!("broker exited during startup with {status}");
+            }
+            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                self.dump_log();
+                panic!(
+                    "broker did not accept connections on {} within {READY_TIMEOUT:?}",
+                    self.bootstrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump_log();
+        }
+        // Only ever the child this harness spawned, by its own handle (PID).
+        self.kill9();
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Removes every inherited `SLUICE_*` variable so the environment of the test runner cannot
+/// change broker configuration.
+pub fn clear_sluice_env(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("SLUICE_") {
+            cmd.env_remove(key);
+        }
+    }
+}
+
+/// Sends a signal with the `kill` utility to one PID we own.
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed: {status}");
+}
+
+/// Waits for `child` to exit for at most `timeout`; `None` if it is still running.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+static UNIQUE: AtomicU64 = AtomicU64::new(0);
+
+/// A topic name unique to this process and call (legal Kafka characters only).
+pub fn unique_topic(prefix: &str) -> String {
+    let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{n}-{nanos}", std::process::id())
+}
+
+/// Runs a command with stdout/stderr captured to files (no pipe deadlocks), killing it if it
+/// exceeds `timeout`. Panics on timeout with whatever it printed.
+pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Output {
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let out_path = scratch.path().join("stdout");
+    let err_path = scratch.path().join("stderr");
+    let out = File::create(&out_path).expect("stdout file");
+    let err = File::create(&err_path).expect("stderr file");
+    let mut child = cmd
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let status = wait_timeout(&mut child, timeout);
+    let stdout = std::fs::read(&out_path).unwrap_or_default();
+    let stderr = std::fs::read(&err_path).unwrap_or_default();
+    match status {
+        Some(status) => Output {
+            status,
+            stdout,
+            stderr,
+        },
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} did not finish within {timeout:?}\nstdout (tail): {}\nstderr (tail): {}",
+                tail(&stdout, 2000),
+                tail(&stderr, 4000)
+            );
+        }
+    }
+}
+
+/// Like `run_bounded` but also asserts exit status 0.
+pub fn run_ok(cmd: &mut Command, timeout: Duration) -> Output {
+    let out = run_bounded(cmd, timeout);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}\nstdout (tail): {}\nstderr (tail): {}",
+        out.status,
+        tail(&out.stdout, 2000),
+        tail(&out.stderr, 4000)
+    );
+    out
+}
+
+/// The last `max` bytes of `bytes`, lossily as text.
+pub fn tail(bytes: &[u8], max: usize) -> String {
+    let start = bytes.len().saturating_sub(max);
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// rdkafka helpers (librdkafka, bundled by the rdkafka crate)
+// ---------------------------------------------------------------------------------------------
+
+/// Timeout for one metadata / watermark request.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Base client config pointing at the broker, with quick failure instead of long retries.
+pub fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("socket.timeout.ms", "10000")
+        .set("message.timeout.ms", "30000");
+    cfg
+}
+
+/// A consumer that never joins a group: `assign` only, no offset commits.
+pub fn plain_consumer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("socket.timeout.ms", "10000")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "100");
+    for (k, v) in extra {
+        cfg.set(*k, *v);
+    }
+    cfg.create().expect("create rdkafka consumer")
+}
+
+/// One consumed record, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rec {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub timestamp_ms: Option<i64>,
+}
+
+pub fn to_rec<M: Message>(m: &M) -> Rec {
+    let headers = m
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Rec {
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(|k| k.to_vec()),
+        value: m.payload().map(|v| v.to_vec()),
+        headers,
+        timestamp_ms: m.timestamp().to_millis(),
+    }
+}
+
+/// Reads `count` records from `topic`/`partition` starting at `from`, bounded by `timeout`.
+/// Panics (with what it got) if fewer arrive in time.
+pub fn consume_exact(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    from: Offset,
+    count: usize,
+    timeout: Duration,
+) -> Vec<Rec> {
+    let consumer = plain_consumer(bootstrap, &[]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, from)
+        .expect("tpl offset");
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        if Instant::now() >= deadline {
+            panic!(
+                "consumed only {} of {count} records from {topic}/{partition} within {timeout:?}; last: {:?}",
+                out.len(),
+                out.last()
+            );
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Ok(m)) => out.push(to_rec(&m)),
+            Some(Err(e)) => eprintln!("consumer error on {topic}/{partition} (continuing): {e}"),
+        }
+    }
+    // Anything beyond `count` means duplicates or extra records: look briefly for more.
+    let extra_deadline = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < extra_deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let rec = to_rec(&m);
+            panic!("more than {count} records in {topic}/{partition}: extra {rec:?}");
+        }
+    }
+    out
+}
+
+/// (low, high) watermarks of a partition.
+pub fn watermarks(bootstrap: &str, topic: &str, partition: i32) -> (i64, i64) {
+    let consumer = plain_consumer(bootstrap, &[]);
+    consumer
+        .fetch_watermarks(topic, partition, CLIENT_TIMEOUT)
+        .unwrap_or_else(|e| panic!("fetch_watermarks {topic}/{partition}: {e}"))
+}
+
+/// Partition count of `topic` per broker metadata (`None` if absent). Asks for all topics so the
+/// request itself can never auto-create anything.
+pub fn partition_count(bootstrap: &str, topic: &str) -> Option<usize> {
+    let consumer = plain_consumer(bootstrap, &[("allow.auto.create.topics", "false")]);
+    let md = consumer
+        .fetch_metadata(None, CLIENT_TIMEOUT)
+        .unwrap_or_else(|e| panic!("fetch_metadata: {e}"));
+    md.topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map(|t| t.partitions().len())
+}
+
+/// All topic names per broker metadata.
+pub fn topic_names(bootstrap: &str) -> Vec<String> {
+    let consumer = plain_consumer(bootstrap, &[("allow.auto.create.topics", "false")]);
+    let md = consumer
+        .fetch_metadata(None, CLIENT_TIMEOUT)
+        .unwrap_or_else(|e| panic!("fetch_metadata: {e}"));
+    md.topics().iter().map(|t| t.name().to_string()).collect()
+}
+
+/// Deterministic pseudo-random generator (xorshift64*), so payloads are reproducible.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| (self.next_u64() >> 32) as u8).collect()
+    }
+}
+
+/// Reads a whole file into memory (test-sized files only).
+pub fn read_file(path: &Path) -> Vec<u8> {
+    let mut buf = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut buf))
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    buf
+}
+
+/// Every file under `dir` (recursively) whose name ends with `suffix`.
+pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path
+                .file_name()
+                .map(|n| n.to_string_lossy().ends_with(suffix))
+                .unwrap_or(false)
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
