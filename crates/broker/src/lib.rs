@@ -1,1 +1,23 @@
-//! Sluice broker core.
+//! Sluice broker core: topics, partitions, idempotent producer state and background
+//! upkeep. Protocol-agnostic: the Kafka and NSQ listeners both call these functions and
+//! map `BrokerError` to their own error codes; neither touches storage directly.
+
+mod broker;
+pub mod config;
+pub mod error;
+pub mod maintenance;
+pub mod names;
+pub mod partition;
+pub mod producer_ids;
+pub mod producer_state;
+pub mod topic;
+pub mod topic_config;
+
+pub use broker::Broker;
+pub use config::BrokerConfig;
+pub use error::{BrokerError, BrokerResult};
+pub use partition::{AppendOutcome, Durability, Partition};
+pub use topic::Topic;
+pub use topic_config::{ConfigEntry, TopicConfig, TOPIC_CONFIG_KEYS};
+/// Re-exported so listeners need not depend on the storage crate.
+pub use sluice_log::{batch, BatchHeader, FlushPolicy, LogConfig, ReadResult, TimestampHit};

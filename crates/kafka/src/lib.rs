@@ -1,1 +1,15 @@
-//! Sluice Kafka listener.
+//! Sluice's Kafka listener: translates Kafka wire requests into broker-core calls and
+//! core errors into Kafka error codes. Message codecs come from the `kafka-protocol`
+//! crate; this crate owns framing, dispatch, and one module per Kafka API.
+
+mod api;
+mod codec;
+mod connection;
+mod dispatch;
+mod error_codes;
+pub mod records;
+mod server;
+mod versions;
+
+pub use server::{serve, KafkaListenerConfig};
+pub use versions::SUPPORTED_APIS;

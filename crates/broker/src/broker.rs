@@ -1,0 +1,198 @@
+//! The broker core: the registry of topics, the entry point every listener calls.
+
+use crate::config::BrokerConfig;
+use crate::error::{BrokerError, BrokerResult};
+use crate::names::validate_topic_name;
+use crate::partition::Partition;
+use crate::producer_ids::ProducerIds;
+use crate::topic::Topic;
+use crate::topic_config::TopicConfig;
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+pub struct Broker {
+    config: BrokerConfig,
+    cluster_id: String,
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    /// Serialises topic creation and deletion, which touch the disk.
+    admin: Mutex<()>,
+    producer_ids: ProducerIds,
+}
+
+impl Broker {
+    /// Opens the data directory, recovering every topic found in it.
+    pub fn open(config: BrokerConfig) -> BrokerResult<Arc<Broker>> {
+        let topics_dir = config.data_dir.join("topics");
+        fs::create_dir_all(&topics_dir).map_err(|e| storage(&topics_dir, e))?;
+        remove_deleted_leftovers(&config.data_dir)?;
+        let cluster_id = load_or_create_cluster_id(&config.data_dir)?;
+        let producer_ids = ProducerIds::open(&config.data_dir)?;
+        let mut topics = HashMap::new();
+        for entry in fs::read_dir(&topics_dir).map_err(|e| storage(&topics_dir, e))? {
+            let entry = entry.map_err(|e| storage(&topics_dir, e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            if validate_topic_name(&name).is_err() || !entry.path().join("topic.json").exists() {
+                tracing::warn!(path = %entry.path().display(), "ignoring unexpected entry in topics directory");
+                continue;
+            }
+            let topic = Topic::open(entry.path(), &name, &config.log_defaults)?;
+            tracing::info!(topic = %name, partitions = topic.partition_count(), "topic loaded");
+            topics.insert(name, Arc::new(topic));
+        }
+        Ok(Arc::new(Broker { config, cluster_id, topics: RwLock::new(topics), admin: Mutex::new(()), producer_ids }))
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().ok()?.get(name).cloned()
+    }
+
+    /// Every topic, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut all: Vec<_> = self.topics.read().map(|t| t.values().cloned().collect()).unwrap_or_default();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> BrokerResult<Arc<Partition>> {
+        self.topic(topic).and_then(|t| t.partition(index)).ok_or(BrokerError::UnknownTopicOrPartition)
+    }
+
+    /// The topic, created with the default partition count if unknown and auto-creation is on.
+    pub fn topic_or_auto_create(&self, name: &str) -> BrokerResult<Arc<Topic>> {
+        if let Some(topic) = self.topic(name) {
+            return Ok(topic);
+        }
+        validate_topic_name(name)?;
+        if !self.config.auto_create_topics {
+            return Err(BrokerError::UnknownTopicOrPartition);
+        }
+        match self.create_topic(name, None, BTreeMap::new()) {
+            Ok(topic) => Ok(topic),
+            Err(BrokerError::TopicAlreadyExists) => self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Checks what `create_topic` would check, without creating anything.
+    pub fn validate_new_topic(&self, name: &str, partitions: Option<u32>, overrides: &BTreeMap<String, String>) -> BrokerResult<TopicConfig> {
+        validate_topic_name(name)?;
+        if self.topic(name).is_some() {
+            return Err(BrokerError::TopicAlreadyExists);
+        }
+        let count = partitions.unwrap_or(self.config.default_partitions);
+        if count == 0 || count > self.config.partitions_per_topic_max {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "partition count must be between 1 and {}",
+                self.config.partitions_per_topic_max
+            )));
+        }
+        let config = TopicConfig::from_overrides(overrides.clone())?;
+        config.log_config(&self.config.log_defaults)?;
+        Ok(config)
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: Option<u32>, overrides: BTreeMap<String, String>) -> BrokerResult<Arc<Topic>> {
+        let _admin = self.admin.lock().map_err(|_| lock_poisoned())?;
+        let config = self.validate_new_topic(name, partitions, &overrides)?;
+        let count = partitions.unwrap_or(self.config.default_partitions);
+        let dir = self.topic_dir(name);
+        let topic = Arc::new(Topic::create(dir, name, count, config, &self.config.log_defaults)?);
+        self.topics.write().map_err(|_| lock_poisoned())?.insert(name.to_string(), Arc::clone(&topic));
+        tracing::info!(topic = name, partitions = count, "topic created");
+        Ok(topic)
+    }
+
+    /// Deletes the topic and its data from disk. Crash-safe: the directory is first
+    /// renamed into `deleted/`, whose contents are removed again on start.
+    pub fn delete_topic(&self, name: &str) -> BrokerResult<()> {
+        let _admin = self.admin.lock().map_err(|_| lock_poisoned())?;
+        let topic = self.topics.write().map_err(|_| lock_poisoned())?.remove(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let graveyard = self.config.data_dir.join("deleted");
+        fs::create_dir_all(&graveyard).map_err(|e| storage(&graveyard, e))?;
+        let target = graveyard.join(format!("{}.{}", name, topic.id.simple()));
+        fs::rename(topic.dir(), &target).map_err(|e| storage(topic.dir(), e))?;
+        fs::remove_dir_all(&target).map_err(|e| storage(&target, e))?;
+        tracing::info!(topic = name, "topic deleted");
+        Ok(())
+    }
+
+    pub fn create_partitions(&self, name: &str, total: u32) -> BrokerResult<()> {
+        let _admin = self.admin.lock().map_err(|_| lock_poisoned())?;
+        let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        if total > self.config.partitions_per_topic_max {
+            return Err(BrokerError::InvalidPartitions(format!("at most {} partitions per topic", self.config.partitions_per_topic_max)));
+        }
+        topic.add_partitions(total, &self.config.log_defaults)?;
+        tracing::info!(topic = name, partitions = total, "partitions added");
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides (validated first; nothing changes on error).
+    pub fn set_topic_config(&self, name: &str, overrides: BTreeMap<String, String>, validate_only: bool) -> BrokerResult<()> {
+        let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let config = TopicConfig::from_overrides(overrides)?;
+        config.log_config(&self.config.log_defaults)?;
+        if validate_only {
+            return Ok(());
+        }
+        topic.set_config(config, &self.config.log_defaults)
+    }
+
+    pub fn allocate_producer_id(&self) -> BrokerResult<i64> {
+        self.producer_ids.allocate()
+    }
+
+    /// fsyncs every partition: the last step of a clean shutdown.
+    pub fn flush_all(&self) {
+        for topic in self.topics() {
+            topic.flush();
+        }
+    }
+
+    fn topic_dir(&self, name: &str) -> PathBuf {
+        self.config.data_dir.join("topics").join(name)
+    }
+}
+
+fn remove_deleted_leftovers(data_dir: &Path) -> BrokerResult<()> {
+    let graveyard = data_dir.join("deleted");
+    if graveyard.exists() {
+        fs::remove_dir_all(&graveyard).map_err(|e| storage(&graveyard, e))?;
+    }
+    Ok(())
+}
+
+/// The cluster id clients see in Metadata: random on first start, then stable.
+fn load_or_create_cluster_id(data_dir: &Path) -> BrokerResult<String> {
+    let path = data_dir.join("cluster_id");
+    match fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        Ok(_) | Err(_) => {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            fs::write(&path, &id).map_err(|e| storage(&path, e))?;
+            Ok(id)
+        }
+    }
+}
+
+fn storage(path: &Path, e: std::io::Error) -> BrokerError {
+    BrokerError::Storage(format!("{}: {e}", path.display()))
+}
+
+fn lock_poisoned() -> BrokerError {
+    BrokerError::Storage("broker lock poisoned".into())
+}

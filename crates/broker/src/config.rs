@@ -1,0 +1,40 @@
+//! Broker-wide settings: where data lives, what this node tells clients, topic defaults.
+
+use sluice_log::LogConfig;
+use std::path::PathBuf;
+
+/// Settings the broker core needs; the binary builds it from defaults, TOML, env and flags.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Root of all state: `topics/`, `producer_ids`, `cluster_id`.
+    pub data_dir: PathBuf,
+    /// This node's id in Metadata; fixed at 0 until clustering exists.
+    pub node_id: i32,
+    /// Host clients are told to connect to (Metadata).
+    pub advertised_host: String,
+    /// Port clients are told to connect to (Metadata).
+    pub advertised_port: u16,
+    /// Create unknown topics on Metadata and Produce.
+    pub auto_create_topics: bool,
+    /// Partitions of an auto-created topic, or of a CreateTopics with `num_partitions = -1`.
+    pub default_partitions: u32,
+    /// Upper bound on partitions per topic: bounds memory and file handles per topic.
+    pub partitions_per_topic_max: u32,
+    /// Log settings topics start from; per-topic configs override them.
+    pub log_defaults: LogConfig,
+}
+
+impl BrokerConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> BrokerConfig {
+        BrokerConfig {
+            data_dir: data_dir.into(),
+            node_id: 0,
+            advertised_host: "127.0.0.1".to_string(),
+            advertised_port: 9092,
+            auto_create_topics: true,
+            default_partitions: 1,
+            partitions_per_topic_max: 10_000,
+            log_defaults: LogConfig::default(),
+        }
+    }
+}

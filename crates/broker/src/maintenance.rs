@@ -1,0 +1,69 @@
+//! Background upkeep of every partition log: interval flushes and retention.
+//! One task for the whole broker, stopped by the shutdown signal.
+
+use crate::broker::Broker;
+use sluice_log::FlushPolicy;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+/// Granularity of interval flushes: `flush.ms` below this is rounded up to it.
+const TICK: Duration = Duration::from_millis(50);
+/// How often retention is checked (Kafka's `log.retention.check.interval.ms` is 5 minutes;
+/// a shorter period keeps disk use closer to the limit at negligible cost).
+const RETENTION_CHECK_PERIOD: Duration = Duration::from_secs(30);
+
+/// Runs until `shutdown` turns true.
+pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_flush: HashMap<(String, i32), Instant> = HashMap::new();
+    let mut last_retention = Instant::now();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        let broker = Arc::clone(&broker);
+        let check_retention = last_retention.elapsed() >= RETENTION_CHECK_PERIOD;
+        if check_retention {
+            last_retention = Instant::now();
+        }
+        let flushed = tokio::task::spawn_blocking(move || upkeep(&broker, last_flush, check_retention)).await;
+        last_flush = flushed.unwrap_or_default();
+    }
+}
+
+fn upkeep(broker: &Broker, mut last_flush: HashMap<(String, i32), Instant>, check_retention: bool) -> HashMap<(String, i32), Instant> {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    for topic in broker.topics() {
+        for partition in topic.partitions() {
+            let log = partition.log();
+            if let FlushPolicy::Interval(every) = log.config().flush {
+                let key = (topic.name.to_string(), partition.index);
+                let due = last_flush.get(&key).is_none_or(|t| t.elapsed() >= every);
+                if due {
+                    if let Err(e) = log.flush() {
+                        tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "interval flush failed");
+                    }
+                    last_flush.insert(key, Instant::now());
+                }
+            }
+            if check_retention {
+                match log.enforce_retention(now_ms) {
+                    Ok(report) if report.segments_deleted > 0 => tracing::info!(
+                        topic = %topic.name, partition = partition.index, segments = report.segments_deleted,
+                        bytes = report.bytes_deleted, log_start_offset = report.log_start_offset, "retention deleted segments"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "retention failed"),
+                }
+            }
+        }
+    }
+    last_flush
+}

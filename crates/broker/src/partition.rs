@@ -1,0 +1,179 @@
+//! One partition: its log, its idempotent-producer state, and a signal that wakes
+//! waiting readers (long-poll fetch, NSQ dispatch) when its end offset moves.
+
+use crate::error::{BrokerError, BrokerResult};
+use crate::producer_state::{ProducerState, SequenceCheck};
+use sluice_log::batch::{self, BatchHeader};
+use sluice_log::{AppendError, FlushPolicy, LogConfig, PartitionLog, ReadError, ReadResult, TimestampHit};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// Segments scanned on open to rebuild idempotent producer state: the newest two cover
+/// every producer that wrote recently enough to still be retrying.
+const PRODUCER_STATE_SEGMENTS: usize = 2;
+
+/// How long an append must last before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Written to the log (page cache): Kafka acks=0/1.
+    Written,
+    /// Also fsynced when the topic's flush policy is `always`: Kafka acks=all.
+    Committed,
+}
+
+/// Offsets an append was given (or, for a retried idempotent batch, had been given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_start_offset: i64,
+}
+
+pub struct Partition {
+    pub topic: Arc<str>,
+    pub index: i32,
+    /// Bumped when leadership changes; fixed at 0 until clustering exists.
+    pub leader_epoch: i32,
+    log: PartitionLog,
+    /// Serialises sequence check + append so a retry can't race its original.
+    producers: Mutex<ProducerState>,
+    /// Log end offset, published after every append.
+    end_offset: watch::Sender<i64>,
+}
+
+impl Partition {
+    pub fn open(dir: &Path, topic: Arc<str>, index: i32, config: LogConfig) -> BrokerResult<Partition> {
+        let log = PartitionLog::open(dir, config).map_err(|e| BrokerError::Storage(e.to_string()))?;
+        let mut producers = ProducerState::default();
+        let headers = log
+            .recent_batch_headers(PRODUCER_STATE_SEGMENTS)
+            .map_err(|e| BrokerError::Storage(e.to_string()))?;
+        for header in &headers {
+            producers.record(header);
+        }
+        let (end_offset, _) = watch::channel(log.log_end_offset());
+        Ok(Partition { topic, index, leader_epoch: 0, log, producers: Mutex::new(producers), end_offset })
+    }
+
+    /// Appends one or more v2 batches and waits for the durability asked for.
+    pub async fn append(self: &Arc<Self>, mut records: Vec<u8>, durability: Durability) -> BrokerResult<AppendOutcome> {
+        let outcome = self.append_written(&mut records)?;
+        if durability == Durability::Committed {
+            self.wait_committed(outcome).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Waits until an appended range is as durable as the topic's flush policy promises
+    /// for acks=all: fsynced under `always` (sharing fsyncs with concurrent appends),
+    /// at once otherwise.
+    pub async fn wait_committed(self: &Arc<Self>, outcome: AppendOutcome) -> BrokerResult<()> {
+        if self.log.config().flush != FlushPolicy::Always || self.log.durable_offset() > outcome.last_offset {
+            return Ok(());
+        }
+        let partition = Arc::clone(self);
+        let through = outcome.last_offset + 1;
+        tokio::task::spawn_blocking(move || partition.log.sync_through(through))
+            .await
+            .map_err(|e| BrokerError::Storage(format!("sync task failed: {e}")))?
+            .map_err(|e| BrokerError::Storage(e.to_string()))
+    }
+
+    /// Appends one or more v2 batches to the log (page cache) and wakes readers. The
+    /// caller decides whether to `wait_committed` before acknowledging.
+    pub fn append_written(&self, records: &mut [u8]) -> BrokerResult<AppendOutcome> {
+        let headers = self.stamp_batches(records)?;
+        let mut producers = self.producers.lock().map_err(|_| BrokerError::Storage("producer state lock poisoned".into()))?;
+        if let [header] = headers.as_slice() {
+            if header.is_transactional() {
+                return Err(BrokerError::TransactionsUnsupported);
+            }
+            if let SequenceCheck::Duplicate { first_offset, last_offset } = producers.check(header)? {
+                return Ok(AppendOutcome { base_offset: first_offset, last_offset, log_start_offset: self.log.log_start_offset() });
+            }
+        } else if headers.iter().any(|h| h.producer_id >= 0 && h.base_sequence >= 0) {
+            return Err(BrokerError::CorruptMessage("an idempotent produce must carry exactly one batch".into()));
+        }
+        let info = self.log.append(records).map_err(append_error)?;
+        let mut offset = info.first_offset;
+        for header in &headers {
+            let mut stored = *header;
+            stored.base_offset = offset;
+            producers.record(&stored);
+            offset = stored.last_offset() + 1;
+        }
+        drop(producers);
+        self.end_offset.send_replace(info.last_offset + 1);
+        Ok(AppendOutcome { base_offset: info.first_offset, last_offset: info.last_offset, log_start_offset: info.log_start_offset })
+    }
+
+    /// Reads each batch header and writes the leader epoch (outside the CRC). The log
+    /// validates lengths and CRCs again before it writes anything.
+    fn stamp_batches(&self, records: &mut [u8]) -> BrokerResult<Vec<BatchHeader>> {
+        let mut headers = Vec::new();
+        let mut at = 0;
+        while at < records.len() {
+            let header = BatchHeader::parse(&records[at..]).map_err(|e| BrokerError::CorruptMessage(e.to_string()))?;
+            if header.magic != 2 {
+                return Err(BrokerError::CorruptMessage(format!("unsupported magic {}", header.magic)));
+            }
+            let len = header.total_len();
+            if len < batch::BATCH_HEADER_LEN || at + len > records.len() {
+                return Err(BrokerError::CorruptMessage("batch length does not match the records size".into()));
+            }
+            batch::set_leader_epoch(&mut records[at..], self.leader_epoch);
+            headers.push(header);
+            at += len;
+        }
+        if headers.is_empty() {
+            return Err(BrokerError::CorruptMessage("no record batch".into()));
+        }
+        Ok(headers)
+    }
+
+    pub fn read(&self, offset: i64, max_bytes: usize) -> BrokerResult<ReadResult> {
+        self.log.read(offset, max_bytes).map_err(read_error)
+    }
+
+    pub fn find_by_timestamp(&self, timestamp_ms: i64) -> BrokerResult<Option<TimestampHit>> {
+        self.log.find_by_timestamp(timestamp_ms).map_err(read_error)
+    }
+
+    /// A receiver of the log end offset; `changed()` resolves after the next append.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.end_offset.subscribe()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log.log_start_offset()
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.log.log_end_offset()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.log.size_bytes()
+    }
+
+    pub fn log(&self) -> &PartitionLog {
+        &self.log
+    }
+}
+
+fn append_error(e: AppendError) -> BrokerError {
+    match e {
+        AppendError::Corrupt { at, reason } => BrokerError::CorruptMessage(format!("at byte {at}: {reason}")),
+        AppendError::TooLarge { size, max } => BrokerError::MessageTooLarge { size, max },
+        AppendError::Empty => BrokerError::CorruptMessage("no record batch".into()),
+        other => BrokerError::Storage(other.to_string()),
+    }
+}
+
+fn read_error(e: ReadError) -> BrokerError {
+    match e {
+        ReadError::OffsetOutOfRange { offset, log_start, log_end } => BrokerError::OffsetOutOfRange { offset, log_start, log_end },
+        other => BrokerError::Storage(other.to_string()),
+    }
+}

@@ -1,0 +1,149 @@
+//! A topic: its partitions and config, persisted as `topics/<name>/topic.json` beside
+//! one directory per partition (`topics/<name>/<index>/`).
+
+use crate::error::{BrokerError, BrokerResult};
+use crate::partition::Partition;
+use crate::topic_config::TopicConfig;
+use sluice_log::LogConfig;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+const META_FILE: &str = "topic.json";
+
+/// What `topic.json` holds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct TopicMeta {
+    /// Kafka topic id (UUID), stable for the topic's life.
+    id: String,
+    partitions: u32,
+    #[serde(default)]
+    config: TopicConfig,
+}
+
+pub struct Topic {
+    pub name: Arc<str>,
+    pub id: uuid::Uuid,
+    dir: PathBuf,
+    partitions: RwLock<Vec<Arc<Partition>>>,
+    config: RwLock<TopicConfig>,
+}
+
+impl Topic {
+    /// Creates the topic's directory, metadata and partitions.
+    pub fn create(dir: PathBuf, name: &str, partitions: u32, config: TopicConfig, defaults: &LogConfig) -> BrokerResult<Topic> {
+        let log_config = config.log_config(defaults)?;
+        fs::create_dir_all(&dir).map_err(|e| storage(&dir, e))?;
+        let id = uuid::Uuid::new_v4();
+        let meta = TopicMeta { id: id.to_string(), partitions, config: config.clone() };
+        write_meta(&dir, &meta)?;
+        let name: Arc<str> = Arc::from(name);
+        let parts = (0..partitions)
+            .map(|i| open_partition(&dir, &name, i, &log_config))
+            .collect::<BrokerResult<Vec<_>>>()?;
+        Ok(Topic { name, id, dir, partitions: RwLock::new(parts), config: RwLock::new(config) })
+    }
+
+    /// Opens a topic from its directory, recovering every partition.
+    pub fn open(dir: PathBuf, name: &str, defaults: &LogConfig) -> BrokerResult<Topic> {
+        let path = dir.join(META_FILE);
+        let text = fs::read_to_string(&path).map_err(|e| storage(&path, e))?;
+        let meta: TopicMeta = serde_json::from_str(&text).map_err(|e| BrokerError::Storage(format!("{}: {e}", path.display())))?;
+        let id = uuid::Uuid::parse_str(&meta.id).map_err(|e| BrokerError::Storage(format!("{}: {e}", path.display())))?;
+        let log_config = meta.config.log_config(defaults)?;
+        let name: Arc<str> = Arc::from(name);
+        let parts = (0..meta.partitions)
+            .map(|i| open_partition(&dir, &name, i, &log_config))
+            .collect::<BrokerResult<Vec<_>>>()?;
+        Ok(Topic { name, id, dir, partitions: RwLock::new(parts), config: RwLock::new(meta.config) })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
+        let parts = self.partitions.read().ok()?;
+        usize::try_from(index).ok().and_then(|i| parts.get(i).cloned())
+    }
+
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    pub fn partition_count(&self) -> u32 {
+        self.partitions.read().map(|p| p.len() as u32).unwrap_or(0)
+    }
+
+    pub fn config(&self) -> TopicConfig {
+        self.config.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Grows the topic to `total` partitions (Kafka never shrinks).
+    pub fn add_partitions(&self, total: u32, defaults: &LogConfig) -> BrokerResult<()> {
+        let config = self.config();
+        let log_config = config.log_config(defaults)?;
+        let mut parts = self.partitions.write().map_err(|_| lock_poisoned())?;
+        let current = parts.len() as u32;
+        if total <= current {
+            return Err(BrokerError::InvalidPartitions(format!("topic has {current} partitions; can only grow")));
+        }
+        let mut added = Vec::new();
+        for i in current..total {
+            added.push(open_partition(&self.dir, &self.name, i, &log_config)?);
+        }
+        write_meta(&self.dir, &TopicMeta { id: self.id.to_string(), partitions: total, config })?;
+        parts.extend(added);
+        Ok(())
+    }
+
+    /// Replaces the topic's overrides and applies them to every partition's log.
+    pub fn set_config(&self, config: TopicConfig, defaults: &LogConfig) -> BrokerResult<()> {
+        let log_config = config.log_config(defaults)?;
+        let mut current = self.config.write().map_err(|_| lock_poisoned())?;
+        write_meta(&self.dir, &TopicMeta { id: self.id.to_string(), partitions: self.partition_count(), config: config.clone() })?;
+        for partition in self.partitions() {
+            partition.log().set_config(log_config.clone());
+        }
+        *current = config;
+        Ok(())
+    }
+
+    /// fsyncs every partition (clean shutdown).
+    pub fn flush(&self) {
+        for partition in self.partitions() {
+            if let Err(e) = partition.log().flush() {
+                tracing::error!(topic = %self.name, partition = partition.index, error = %e, "flush failed");
+            }
+        }
+    }
+}
+
+fn open_partition(dir: &Path, topic: &Arc<str>, index: u32, config: &LogConfig) -> BrokerResult<Arc<Partition>> {
+    let partition = Partition::open(&dir.join(index.to_string()), Arc::clone(topic), index as i32, config.clone())?;
+    Ok(Arc::new(partition))
+}
+
+/// Writes `topic.json` atomically: temp file, fsync, rename, fsync directory.
+fn write_meta(dir: &Path, meta: &TopicMeta) -> BrokerResult<()> {
+    let path = dir.join(META_FILE);
+    let tmp = dir.join("topic.json.tmp");
+    let text = serde_json::to_string_pretty(meta).map_err(|e| BrokerError::Storage(e.to_string()))?;
+    let write = || -> std::io::Result<()> {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&tmp, &path)?;
+        fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| storage(&path, e))
+}
+
+fn storage(path: &Path, e: std::io::Error) -> BrokerError {
+    BrokerError::Storage(format!("{}: {e}", path.display()))
+}
+
+fn lock_poisoned() -> BrokerError {
+    BrokerError::Storage("topic lock poisoned".into())
+}

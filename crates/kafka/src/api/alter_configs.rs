@@ -1,0 +1,97 @@
+//! AlterConfigs (replace every override of a topic) and IncrementalAlterConfigs (set,
+//! delete, append, subtract individual keys). Both validate first: nothing changes on error.
+
+use super::describe_configs::RESOURCE_TOPIC;
+use super::str_bytes;
+use crate::error_codes::{code_of, INVALID_CONFIG, INVALID_REQUEST, NONE};
+use crate::server::Context;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use sluice_broker::BrokerError;
+use std::collections::BTreeMap;
+
+/// IncrementalAlterConfigs operation ids.
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+type Outcome = Result<(), (i16, String)>;
+
+pub fn handle(ctx: &Context, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut response = AlterConfigsResponse::default();
+    for resource in request.resources {
+        let outcome = check_topic(resource.resource_type).and_then(|_| {
+            let overrides: BTreeMap<String, String> = resource
+                .configs
+                .iter()
+                .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+                .collect();
+            apply(ctx, &resource.resource_name, overrides, request.validate_only)
+        });
+        let mut out = kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default();
+        out.resource_type = resource.resource_type;
+        out.resource_name = resource.resource_name;
+        (out.error_code, out.error_message) = codes(outcome);
+        response.responses.push(out);
+    }
+    response
+}
+
+pub fn handle_incremental(ctx: &Context, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+    let mut response = IncrementalAlterConfigsResponse::default();
+    for resource in request.resources {
+        let outcome = check_topic(resource.resource_type).and_then(|_| {
+            let topic = ctx
+                .broker
+                .topic(&resource.resource_name)
+                .ok_or_else(|| fail(BrokerError::UnknownTopicOrPartition))?;
+            let mut overrides = topic.config().overrides;
+            for change in &resource.configs {
+                let name = change.name.to_string();
+                let value = change.value.as_ref().map(|v| v.to_string());
+                match (change.config_operation, value) {
+                    (OP_DELETE, _) => {
+                        overrides.remove(&name);
+                    }
+                    (OP_SET | OP_APPEND, Some(v)) => {
+                        overrides.insert(name, v);
+                    }
+                    (OP_SUBTRACT, Some(_)) => {
+                        return Err((INVALID_CONFIG, format!("{name}: subtract is not supported; its only value is fixed")));
+                    }
+                    (op, _) => return Err((INVALID_REQUEST, format!("{name}: operation {op} needs a value or is unknown"))),
+                }
+            }
+            apply(ctx, &resource.resource_name, overrides, request.validate_only)
+        });
+        let mut out = kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default();
+        out.resource_type = resource.resource_type;
+        out.resource_name = resource.resource_name;
+        (out.error_code, out.error_message) = codes(outcome);
+        response.responses.push(out);
+    }
+    response
+}
+
+fn check_topic(resource_type: i8) -> Outcome {
+    if resource_type == RESOURCE_TOPIC {
+        Ok(())
+    } else {
+        Err((INVALID_REQUEST, "only topic configs can be altered; broker configs are static".into()))
+    }
+}
+
+fn apply(ctx: &Context, topic: &str, overrides: BTreeMap<String, String>, validate_only: bool) -> Outcome {
+    ctx.broker.set_topic_config(topic, overrides, validate_only).map_err(fail)
+}
+
+fn fail(e: BrokerError) -> (i16, String) {
+    (code_of(&e), e.to_string())
+}
+
+fn codes(outcome: Outcome) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
+    match outcome {
+        Ok(()) => (NONE, None),
+        Err((code, message)) => (code, Some(str_bytes(&message))),
+    }
+}

@@ -1,0 +1,150 @@
+//! Fetch: reads whole batches from each requested partition; when fewer than
+//! `min_bytes` are available it long-polls, woken by the partitions' appends (never by
+//! a polling loop), until `max_wait_ms`. Old versions (v0–v3) get legacy message sets.
+
+use super::topic_name;
+use crate::dispatch::{DispatchError, RequestMeta};
+use crate::error_codes::{code_of, NONE};
+use crate::records::convert;
+use crate::server::Context;
+use bytes::Bytes;
+use futures_util::future::select_all;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use sluice_broker::{BrokerError, Partition};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Upper bound on a long-poll, whatever the client asks: keeps a connection's
+/// in-order replies from stalling behind one fetch for too long.
+const WAIT_MAX: Duration = Duration::from_secs(30);
+
+/// One requested partition, resolved once per request.
+struct Wanted {
+    topic: usize,
+    index: i32,
+    offset: i64,
+    max_bytes: usize,
+    partition: Result<Arc<Partition>, BrokerError>,
+}
+
+pub async fn handle(ctx: Arc<Context>, request: FetchRequest, meta: RequestMeta) -> Result<Option<Bytes>, DispatchError> {
+    let topics: Vec<String> = request.topics.iter().map(|t| t.topic.0.to_string()).collect();
+    let mut wanted = Vec::new();
+    for (t, topic) in request.topics.iter().enumerate() {
+        for p in &topic.partitions {
+            wanted.push(Wanted {
+                topic: t,
+                index: p.partition,
+                offset: p.fetch_offset,
+                max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
+                partition: ctx.broker.partition(&topics[t], p.partition),
+            });
+        }
+    }
+    // Subscribe before reading so an append between the read and the wait still wakes us.
+    let mut signals: Vec<watch::Receiver<i64>> = wanted.iter().filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe())).collect();
+    let response_bytes_max = if meta.version >= 3 { usize::try_from(request.max_bytes).unwrap_or(0) } else { usize::MAX };
+    let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(WAIT_MAX);
+    let deadline = Instant::now() + wait;
+    loop {
+        let (partitions, bytes, any_error) = read_all(&wanted, response_bytes_max, meta.version);
+        if bytes >= min_bytes || any_error || signals.is_empty() || Instant::now() >= deadline {
+            return meta.respond(&build(&topics, &request, partitions, meta.version)).map(Some);
+        }
+        let changed = select_all(signals.iter_mut().map(|s| Box::pin(s.changed())));
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            let (partitions, _, _) = read_all(&wanted, response_bytes_max, meta.version);
+            return meta.respond(&build(&topics, &request, partitions, meta.version)).map(Some);
+        }
+    }
+}
+
+/// Reads every wanted partition. The first partition with data gets at least one whole
+/// batch even past `response_bytes_max`, as Kafka does (KIP-74).
+fn read_all(wanted: &[Wanted], response_bytes_max: usize, version: i16) -> (Vec<(usize, PartitionData)>, usize, bool) {
+    let mut total = 0usize;
+    let mut any_error = false;
+    let mut out = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        let mut data = PartitionData::default();
+        data.partition_index = w.index;
+        let budget = if total == 0 { w.max_bytes } else { w.max_bytes.min(response_bytes_max.saturating_sub(total)) };
+        match w.partition.as_ref().map_err(clone_error).and_then(|p| read_one(p, w.offset, budget, version)) {
+            Ok((records, start, end)) => {
+                data.error_code = NONE;
+                data.high_watermark = end;
+                if version >= 4 {
+                    data.last_stable_offset = end;
+                }
+                if version >= 5 {
+                    data.log_start_offset = start;
+                }
+                total += records.len();
+                data.records = Some(records);
+            }
+            Err(e) => {
+                any_error = true;
+                data.error_code = code_of(&e);
+                data.high_watermark = -1;
+                if let BrokerError::OffsetOutOfRange { log_start, log_end, .. } = e {
+                    data.high_watermark = log_end;
+                    if version >= 5 {
+                        data.log_start_offset = log_start;
+                    }
+                }
+                data.records = Some(Bytes::new());
+            }
+        }
+        out.push((w.topic, data));
+    }
+    (out, total, any_error)
+}
+
+/// Returns (records, log start, log end) with records in the format `version` expects.
+fn read_one(partition: &Partition, offset: i64, budget: usize, version: i16) -> Result<(Bytes, i64, i64), BrokerError> {
+    if budget == 0 {
+        return Ok((Bytes::new(), partition.log_start_offset(), partition.log_end_offset()));
+    }
+    let read = partition.read(offset, budget)?;
+    let records = match version {
+        0..=1 => convert::downconvert_batches(&read.bytes, 0, offset),
+        2..=3 => convert::downconvert_batches(&read.bytes, 1, offset),
+        _ => Ok(read.bytes),
+    }
+    .map_err(|e| BrokerError::Storage(format!("down-conversion failed: {e}")))?;
+    Ok((Bytes::from(records), read.log_start_offset, read.log_end_offset))
+}
+
+fn build(topics: &[String], request: &FetchRequest, partitions: Vec<(usize, PartitionData)>, version: i16) -> FetchResponse {
+    let mut response = FetchResponse::default();
+    let mut by_topic: Vec<FetchableTopicResponse> = topics
+        .iter()
+        .zip(&request.topics)
+        .map(|(name, t)| {
+            let mut topic = FetchableTopicResponse::default();
+            topic.topic = topic_name(name);
+            if version >= 13 {
+                topic.topic_id = t.topic_id;
+            }
+            topic
+        })
+        .collect();
+    for (t, data) in partitions {
+        if let Some(topic) = by_topic.get_mut(t) {
+            topic.partitions.push(data);
+        }
+    }
+    response.responses = by_topic;
+    response
+}
+
+fn clone_error(e: &BrokerError) -> BrokerError {
+    match e {
+        BrokerError::UnknownTopicOrPartition => BrokerError::UnknownTopicOrPartition,
+        other => BrokerError::Storage(other.to_string()),
+    }
+}

@@ -1,0 +1,69 @@
+//! ListOffsets: earliest (-2), latest (-1), or the first record at or after a
+//! timestamp; v0 answers with its old offsets array.
+
+use super::topic_name;
+use crate::dispatch::RequestMeta;
+use crate::error_codes::{code_of, NONE};
+use crate::records::convert;
+use crate::server::Context;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use sluice_broker::{BrokerError, Partition};
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+
+pub fn handle(ctx: &Context, request: ListOffsetsRequest, meta: RequestMeta) -> ListOffsetsResponse {
+    let mut response = ListOffsetsResponse::default();
+    for topic in request.topics {
+        let mut entry = ListOffsetsTopicResponse::default();
+        entry.name = topic_name(&topic.name);
+        for p in topic.partitions {
+            let mut out = ListOffsetsPartitionResponse::default();
+            out.partition_index = p.partition_index;
+            match ctx.broker.partition(&topic.name, p.partition_index).and_then(|part| lookup(&part, p.timestamp)) {
+                Ok((offset, timestamp, epoch)) => {
+                    out.error_code = NONE;
+                    if meta.version == 0 {
+                        out.old_style_offsets = if offset >= 0 && p.max_num_offsets > 0 { vec![offset] } else { vec![] };
+                    } else {
+                        out.offset = offset;
+                        out.timestamp = timestamp;
+                        if meta.version >= 4 {
+                            out.leader_epoch = epoch;
+                        }
+                    }
+                }
+                Err(e) => {
+                    out.error_code = code_of(&e);
+                    if meta.version >= 1 {
+                        out.offset = -1;
+                        out.timestamp = -1;
+                    }
+                }
+            }
+            entry.partitions.push(out);
+        }
+        response.topics.push(entry);
+    }
+    response
+}
+
+/// (offset, timestamp, leader epoch); offset -1 when no record is at or after the timestamp.
+fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64, i32), BrokerError> {
+    let epoch = partition.leader_epoch;
+    match timestamp {
+        LATEST => Ok((partition.log_end_offset(), -1, epoch)),
+        EARLIEST => Ok((partition.log_start_offset(), -1, epoch)),
+        t if t < 0 => Err(BrokerError::InvalidConfig(format!("unsupported timestamp query {t}"))),
+        t => {
+            let Some(hit) = partition.find_by_timestamp(t)? else { return Ok((-1, -1, -1)) };
+            match convert::first_record_at_or_after(&hit.batch, t) {
+                Ok(Some((offset, ts))) => Ok((offset, ts, epoch)),
+                // The batch's max timestamp says a record qualifies; fall back to its start.
+                Ok(None) => Ok((hit.header.base_offset, hit.header.max_timestamp, epoch)),
+                Err(e) => Err(BrokerError::Storage(format!("cannot decode batch: {e}"))),
+            }
+        }
+    }
+}

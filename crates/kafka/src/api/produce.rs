@@ -1,0 +1,104 @@
+//! Produce: appends each partition's batches in request order, then (for acks=all)
+//! waits in a task for the fsync so pipelined requests share group commits.
+//! Legacy message sets (magic 0/1) are up-converted to one v2 batch first.
+
+use super::{now_ms, topic_name};
+use crate::dispatch::{later, DispatchError, Reply, RequestMeta};
+use crate::error_codes::{code_of, CORRUPT_MESSAGE, INVALID_REQUIRED_ACKS, NONE};
+use crate::records::convert;
+use crate::server::Context;
+use bytes::Bytes;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use sluice_broker::{AppendOutcome, BrokerError, Partition};
+use std::sync::Arc;
+
+/// The outcome of one partition's append, before any durability wait.
+struct Appended {
+    index: i32,
+    result: Result<(Arc<Partition>, AppendOutcome), BrokerError>,
+}
+
+pub fn handle(ctx: &Arc<Context>, request: ProduceRequest, meta: RequestMeta) -> Result<Reply, DispatchError> {
+    let acks = request.acks;
+    let mut topics = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
+        let name = topic.name.0.to_string();
+        let appended: Vec<Appended> = topic
+            .partition_data
+            .into_iter()
+            .map(|p| Appended {
+                index: p.index,
+                result: if matches!(acks, -1..=1) {
+                    append(ctx, &name, p.index, p.records)
+                } else {
+                    Err(BrokerError::InvalidConfig(format!("acks={acks}")))
+                },
+            })
+            .collect();
+        topics.push((name, appended));
+    }
+    if acks == 0 {
+        return Ok(Reply::Nothing);
+    }
+    Ok(later(async move {
+        let mut response = ProduceResponse::default();
+        for (name, appended) in topics {
+            let mut topic = TopicProduceResponse::default();
+            topic.name = topic_name(&name);
+            for a in appended {
+                let result = match a.result {
+                    Ok((partition, outcome)) if acks == -1 => partition.wait_committed(outcome).await.map(|_| outcome),
+                    Ok((_, outcome)) => Ok(outcome),
+                    Err(e) => Err(e),
+                };
+                topic.partition_responses.push(partition_response(a.index, result, acks, meta.version));
+            }
+            response.responses.push(topic);
+        }
+        meta.respond(&response).map(Some)
+    }))
+}
+
+fn append(ctx: &Context, topic: &str, index: i32, records: Option<Bytes>) -> Result<(Arc<Partition>, AppendOutcome), BrokerError> {
+    let partition = ctx.broker.topic_or_auto_create(topic)?.partition(index).ok_or(BrokerError::UnknownTopicOrPartition)?;
+    let records = records.filter(|r| !r.is_empty()).ok_or_else(|| BrokerError::CorruptMessage("no records".into()))?;
+    let mut batches = match convert::records_magic(&records) {
+        Some(2) => records.to_vec(),
+        Some(0 | 1) => convert::upconvert_message_set(&records, now_ms()).map_err(|e| BrokerError::CorruptMessage(e.to_string()))?,
+        Some(magic) => return Err(BrokerError::CorruptMessage(format!("unknown magic {magic}"))),
+        None => return Err(BrokerError::CorruptMessage("records too short".into())),
+    };
+    let outcome = partition.append_written(&mut batches)?;
+    Ok((partition, outcome))
+}
+
+fn partition_response(index: i32, result: Result<AppendOutcome, BrokerError>, acks: i16, version: i16) -> PartitionProduceResponse {
+    let mut response = PartitionProduceResponse::default();
+    response.index = index;
+    match result {
+        Ok(outcome) => {
+            response.error_code = NONE;
+            response.base_offset = outcome.base_offset;
+            response.log_append_time_ms = -1;
+            if version >= 5 {
+                response.log_start_offset = outcome.log_start_offset;
+            }
+        }
+        Err(e) => {
+            response.error_code = if matches!(e, BrokerError::InvalidConfig(_)) && !matches!(acks, -1..=1) {
+                INVALID_REQUIRED_ACKS
+            } else {
+                code_of(&e)
+            };
+            if response.error_code == CORRUPT_MESSAGE || matches!(e, BrokerError::Storage(_)) {
+                tracing::warn!(partition = index, error = %e, "produce refused");
+            }
+            response.base_offset = -1;
+            if version >= 8 {
+                response.error_message = Some(super::str_bytes(&e.to_string()));
+            }
+        }
+    }
+    response
+}

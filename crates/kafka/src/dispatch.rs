@@ -1,0 +1,113 @@
+//! Request dispatch: parse the header, check the API and version are served, decode
+//! the body, and hand it to the API's module. One flat match from API key to handler.
+
+use crate::api;
+use crate::codec::response_frame;
+use crate::server::Context;
+use crate::versions::is_served;
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use std::future::Future;
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::task::JoinHandle;
+
+/// Errors that close the connection: the peer is not speaking Kafka we understand.
+#[derive(Debug, Error)]
+pub enum DispatchError {
+    #[error("request too short for a header")]
+    ShortHeader,
+    #[error("unknown api key {0}")]
+    UnknownApiKey(i16),
+    #[error("unsupported version {1} of {0:?}")]
+    UnsupportedVersion(ApiKey, i16),
+    #[error("malformed {0:?} v{1} request: {2}")]
+    Malformed(ApiKey, i16, String),
+    #[error("could not encode {0:?} v{1} response: {2}")]
+    Encode(ApiKey, i16, String),
+    #[error("request task failed: {0}")]
+    Task(String),
+}
+
+/// What the writer sends back for one request, in request order.
+pub enum Reply {
+    /// A response frame ready now.
+    Now(Bytes),
+    /// A response being produced by a task (fsync wait, long-poll).
+    Later(JoinHandle<Result<Option<Bytes>, DispatchError>>),
+    /// No response at all (Produce with acks=0).
+    Nothing,
+}
+
+/// Everything a handler needs to know about the request it serves.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestMeta {
+    pub api: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+}
+
+impl RequestMeta {
+    /// Encodes `body` as this request's response frame.
+    pub fn respond<R: Encodable>(&self, body: &R) -> Result<Bytes, DispatchError> {
+        let header_version = self.api.response_header_version(self.version);
+        response_frame(self.correlation_id, header_version, body, self.version)
+            .map_err(|e| DispatchError::Encode(self.api, self.version, e.to_string()))
+    }
+}
+
+pub fn dispatch(context: &Arc<Context>, mut frame: Bytes) -> Result<Reply, DispatchError> {
+    if frame.len() < 8 {
+        return Err(DispatchError::ShortHeader);
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let api = ApiKey::try_from(key).map_err(|_| DispatchError::UnknownApiKey(key))?;
+    if !is_served(api, version) {
+        if api == ApiKey::ApiVersions {
+            // Kafka answers an ApiVersions it cannot parse with a v0 response listing what
+            // it does serve, so the client can retry with a version both know.
+            let correlation_id = (&frame[4..8]).get_i32();
+            return Ok(Reply::Now(api::api_versions::unsupported(correlation_id)?));
+        }
+        return Err(DispatchError::UnsupportedVersion(api, version));
+    }
+    let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
+        .map_err(|e| DispatchError::Malformed(api, version, e.to_string()))?;
+    let meta = RequestMeta { api, version, correlation_id: header.correlation_id };
+    let ctx = context.as_ref();
+    match api {
+        ApiKey::ApiVersions => now(meta, api::api_versions::handle(decode(meta, &mut frame)?, meta)),
+        ApiKey::Metadata => now(meta, api::metadata::handle(ctx, decode(meta, &mut frame)?, meta)),
+        ApiKey::Produce => api::produce::handle(context, decode(meta, &mut frame)?, meta),
+        ApiKey::Fetch => Ok(later(api::fetch::handle(Arc::clone(context), decode(meta, &mut frame)?, meta))),
+        ApiKey::ListOffsets => now(meta, api::list_offsets::handle(ctx, decode(meta, &mut frame)?, meta)),
+        ApiKey::OffsetForLeaderEpoch => now(meta, api::offset_for_leader_epoch::handle(ctx, decode(meta, &mut frame)?)),
+        ApiKey::CreateTopics => now(meta, api::create_topics::handle(ctx, decode(meta, &mut frame)?, meta)),
+        ApiKey::DeleteTopics => now(meta, api::delete_topics::handle(ctx, decode(meta, &mut frame)?, meta)),
+        ApiKey::CreatePartitions => now(meta, api::create_partitions::handle(ctx, decode(meta, &mut frame)?)),
+        ApiKey::InitProducerId => now(meta, api::init_producer_id::handle(ctx, decode(meta, &mut frame)?)),
+        ApiKey::DescribeConfigs => now(meta, api::describe_configs::handle(ctx, decode(meta, &mut frame)?, meta)),
+        ApiKey::AlterConfigs => now(meta, api::alter_configs::handle(ctx, decode(meta, &mut frame)?)),
+        ApiKey::IncrementalAlterConfigs => now(meta, api::alter_configs::handle_incremental(ctx, decode(meta, &mut frame)?)),
+        ApiKey::DescribeCluster => now(meta, api::describe_cluster::handle(ctx, decode(meta, &mut frame)?)),
+        other => Err(DispatchError::UnsupportedVersion(other, version)),
+    }
+}
+
+fn decode<T: Decodable>(meta: RequestMeta, frame: &mut Bytes) -> Result<T, DispatchError> {
+    T::decode(frame, meta.version).map_err(|e| DispatchError::Malformed(meta.api, meta.version, e.to_string()))
+}
+
+fn now<R: Encodable>(meta: RequestMeta, body: R) -> Result<Reply, DispatchError> {
+    meta.respond(&body).map(Reply::Now)
+}
+
+/// Runs a waiting handler in its own task; the writer awaits it in order.
+pub fn later<F>(work: F) -> Reply
+where
+    F: Future<Output = Result<Option<Bytes>, DispatchError>> + Send + 'static,
+{
+    Reply::Later(tokio::spawn(work))
+}

@@ -1,0 +1,62 @@
+//! The Kafka listener: accepts connections and runs one task per connection until the
+//! shutdown signal.
+
+use crate::connection;
+use sluice_broker::Broker;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Limits of the Kafka listener.
+#[derive(Debug, Clone)]
+pub struct KafkaListenerConfig {
+    /// Largest request frame accepted (Kafka `socket.request.max.bytes`, 100 MiB).
+    pub request_bytes_max: usize,
+    /// Requests one connection may have in flight (pipelined) before reading pauses.
+    pub inflight_requests_max: usize,
+}
+
+impl Default for KafkaListenerConfig {
+    fn default() -> Self {
+        KafkaListenerConfig { request_bytes_max: 100 * 1024 * 1024, inflight_requests_max: 32 }
+    }
+}
+
+/// Shared by every connection.
+pub struct Context {
+    pub broker: Arc<Broker>,
+    pub config: KafkaListenerConfig,
+}
+
+/// Accepts connections on `listener` until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>, config: KafkaListenerConfig, mut shutdown: watch::Receiver<bool>) {
+    let context = Arc::new(Context { broker, config });
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => spawn_connection(Arc::clone(&context), stream, peer, shutdown.clone()),
+                Err(e) => {
+                    // Out of file descriptors or similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "kafka accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => break,
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+    }
+}
+
+fn spawn_connection(context: Arc<Context>, stream: tokio::net::TcpStream, peer: SocketAddr, shutdown: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    tokio::spawn(async move {
+        tracing::debug!(%peer, "kafka client connected");
+        match connection::run(context, stream, shutdown).await {
+            Ok(()) => tracing::debug!(%peer, "kafka client disconnected"),
+            Err(e) => tracing::info!(%peer, error = %e, "kafka connection closed"),
+        }
+    });
+}

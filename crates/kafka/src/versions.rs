@@ -1,0 +1,45 @@
+//! The API versions this listener really serves. Only these are advertised in
+//! ApiVersions; anything else is refused.
+
+use kafka_protocol::messages::ApiKey;
+
+/// (api, min version, max version) served. Upper bounds stop where a newer version would
+/// need semantics Sluice lacks (e.g. Fetch v13+ addresses topics by id only).
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 9),
+    (ApiKey::Fetch, 0, 12),
+    (ApiKey::ListOffsets, 0, 7),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::OffsetForLeaderEpoch, 0, 4),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 0, 7),
+    (ApiKey::DeleteTopics, 0, 6),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::DescribeConfigs, 0, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The served version range of `api`, if it is served at all.
+pub fn served_range(api: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS.iter().find(|(k, _, _)| *k == api).map(|(_, min, max)| (*min, *max))
+}
+
+pub fn is_served(api: ApiKey, version: i16) -> bool {
+    served_range(api).is_some_and(|(min, max)| (min..=max).contains(&version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_versions_are_within_what_the_codec_knows() {
+        for (api, min, max) in SUPPORTED_APIS {
+            let known = api.valid_versions();
+            assert!(*min >= known.min && *max <= known.max, "{api:?}");
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Settings of `sluice serve`, resolved in rising priority from embedded defaults, a
+//! TOML file (`--config`), `SLUICE_*` environment variables, and flags.
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use serde::Deserialize;
+use sluice_broker::{BrokerConfig, FlushPolicy, LogConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Flags of `sluice serve`. Every one is optional: an absent flag falls back to its
+/// environment variable (clap), then to the TOML file, then to the default.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ServeArgs {
+    /// TOML file with settings (keys as the flags, with underscores: data_dir = "...").
+    #[arg(long, env = "SLUICE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory holding all state [default: ./data].
+    #[arg(long, env = "SLUICE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Kafka listener address [default: 127.0.0.1:9092].
+    #[arg(long, env = "SLUICE_KAFKA_ADDR", value_name = "HOST:PORT")]
+    pub kafka_addr: Option<String>,
+    /// Host name Metadata tells clients to connect to [default: the listener's host].
+    #[arg(long, env = "SLUICE_ADVERTISED_HOST", value_name = "HOST")]
+    pub advertised_host: Option<String>,
+    /// Create unknown topics on Metadata and Produce [default: true].
+    #[arg(long, env = "SLUICE_AUTO_CREATE_TOPICS", value_name = "BOOL")]
+    pub auto_create_topics: Option<bool>,
+    /// Partitions of auto-created topics [default: 1].
+    #[arg(long, env = "SLUICE_DEFAULT_PARTITIONS", value_name = "N")]
+    pub default_partitions: Option<u32>,
+    /// When appended data is fsynced: always | interval:MS | os [default: always].
+    #[arg(long, env = "SLUICE_FLUSH", value_name = "POLICY")]
+    pub flush: Option<String>,
+    /// Largest record batch accepted, bytes (Kafka message.max.bytes) [default: 1048588].
+    #[arg(long, env = "SLUICE_MESSAGE_MAX_BYTES", value_name = "BYTES")]
+    pub message_max_bytes: Option<u32>,
+    /// Segment size before rolling, bytes [default: 1073741824].
+    #[arg(long, env = "SLUICE_SEGMENT_BYTES", value_name = "BYTES")]
+    pub segment_bytes: Option<u64>,
+    /// Delete segments older than this, ms; -1 keeps forever [default: 604800000].
+    #[arg(long, env = "SLUICE_RETENTION_MS", value_name = "MS", allow_hyphen_values = true)]
+    pub retention_ms: Option<i64>,
+    /// Delete oldest segments while a partition is larger, bytes; -1 = no limit [default: -1].
+    #[arg(long, env = "SLUICE_RETENTION_BYTES", value_name = "BYTES", allow_hyphen_values = true)]
+    pub retention_bytes: Option<i64>,
+    /// Log format: human | json [default: human].
+    #[arg(long, env = "SLUICE_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log filter, e.g. info or sluice_kafka=debug [default: info].
+    #[arg(long, env = "SLUICE_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+/// The TOML file: the same keys as the flags.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    data_dir: Option<PathBuf>,
+    kafka_addr: Option<String>,
+    advertised_host: Option<String>,
+    auto_create_topics: Option<bool>,
+    default_partitions: Option<u32>,
+    flush: Option<String>,
+    message_max_bytes: Option<u32>,
+    segment_bytes: Option<u64>,
+    retention_ms: Option<i64>,
+    retention_bytes: Option<i64>,
+    log_format: Option<String>,
+    log_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Fully resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub broker: BrokerConfig,
+    pub kafka_addr: SocketAddr,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+impl Settings {
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str::<FileSettings>(&text).with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => FileSettings::default(),
+        };
+        let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
+        let kafka_addr_text = args.kafka_addr.clone().or(file.kafka_addr).unwrap_or_else(|| "127.0.0.1:9092".into());
+        let kafka_addr = resolve_addr(&kafka_addr_text)?;
+        let advertised_host = args.advertised_host.clone().or(file.advertised_host);
+        let default_partitions = args.default_partitions.or(file.default_partitions).unwrap_or(1);
+        if default_partitions == 0 {
+            bail!("--default-partitions must be at least 1");
+        }
+        let flush = parse_flush(&args.flush.clone().or(file.flush).unwrap_or_else(|| "always".into()))?;
+        let mut log = LogConfig { flush, ..LogConfig::default() };
+        if let Some(max) = args.message_max_bytes.or(file.message_max_bytes) {
+            log.batch_bytes_max = max;
+        }
+        if let Some(bytes) = args.segment_bytes.or(file.segment_bytes) {
+            if bytes < 1024 {
+                bail!("--segment-bytes must be at least 1024");
+            }
+            log.segment_bytes_max = bytes;
+        }
+        if let Some(ms) = args.retention_ms.or(file.retention_ms) {
+            log.retention_age_max = u64::try_from(ms).ok().map(Duration::from_millis);
+        }
+        if let Some(bytes) = args.retention_bytes.or(file.retention_bytes) {
+            log.retention_bytes_max = u64::try_from(bytes).ok();
+        }
+        let log_format = match args.log_format.clone().or(file.log_format).as_deref().unwrap_or("human") {
+            "human" => LogFormat::Human,
+            "json" => LogFormat::Json,
+            other => bail!("--log-format must be human or json, not '{other}'"),
+        };
+        let mut broker = BrokerConfig::new(data_dir);
+        broker.auto_create_topics = args.auto_create_topics.or(file.auto_create_topics).unwrap_or(true);
+        broker.default_partitions = default_partitions;
+        broker.log_defaults = log;
+        broker.advertised_port = kafka_addr.port();
+        broker.advertised_host = advertised_host.unwrap_or_else(|| default_advertised_host(&kafka_addr));
+        Ok(Settings {
+            broker,
+            kafka_addr,
+            log_format,
+            log_level: args.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+/// `always`, `os`, or `interval:MS`.
+pub fn parse_flush(text: &str) -> anyhow::Result<FlushPolicy> {
+    match text {
+        "always" => Ok(FlushPolicy::Always),
+        "os" => Ok(FlushPolicy::Os),
+        other => match other.strip_prefix("interval:").map(str::parse::<u64>) {
+            Some(Ok(ms)) if ms > 0 => Ok(FlushPolicy::Interval(Duration::from_millis(ms))),
+            _ => bail!("--flush must be always, os or interval:MS (MS > 0), not '{other}'"),
+        },
+    }
+}
+
+fn resolve_addr(text: &str) -> anyhow::Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    text.to_socket_addrs()
+        .with_context(|| format!("invalid address '{text}' (expected HOST:PORT)"))?
+        .next()
+        .with_context(|| format!("address '{text}' resolves to nothing"))
+}
+
+/// A wildcard listener cannot be advertised; tell clients the loopback address instead.
+fn default_advertised_host(addr: &SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        "127.0.0.1".into()
+    } else {
+        addr.ip().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flush_policies_parse() {
+        assert_eq!(parse_flush("always").ok(), Some(FlushPolicy::Always));
+        assert_eq!(parse_flush("os").ok(), Some(FlushPolicy::Os));
+        assert_eq!(parse_flush("interval:250").ok(), Some(FlushPolicy::Interval(Duration::from_millis(250))));
+        assert!(parse_flush("interval:0").is_err());
+        assert!(parse_flush("sometimes").is_err());
+    }
+
+    #[test]
+    fn flags_override_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, "default_partitions = 2\nflush = \"os\"\n").expect("write");
+        let mut args = ServeArgs { config: Some(path), ..ServeArgs::default() };
+        let s = Settings::resolve(&args).expect("resolve");
+        assert_eq!(s.broker.default_partitions, 2);
+        assert_eq!(s.broker.log_defaults.flush, FlushPolicy::Os);
+        args.default_partitions = Some(4);
+        assert_eq!(Settings::resolve(&args).expect("resolve").broker.default_partitions, 4);
+    }
+}
