@@ -18,7 +18,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
 use common::{
-    client_config, consume_exact, partition_count, plain_consumer, to_rec, topic_names,
+    client_config, consume_exact, partition_count, plain_consumer, runtime, to_rec, topic_names,
     unique_topic, watermarks, Broker,
 };
 
@@ -26,14 +26,6 @@ use common::{
 const IDEMPOTENT_COUNT: usize = 2_000;
 /// Bound on consuming a test topic back.
 const CONSUME_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 fn idempotent_producer(bootstrap: &str) -> FutureProducer {
     client_config(bootstrap)

@@ -541,3 +541,44 @@ pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// A small multi-threaded tokio runtime for rdkafka's future-based APIs.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// A FutureProducer with acks=all and the given extra settings.
+pub fn acks_all_producer(
+    bootstrap: &str,
+    extra: &[(&str, &str)],
+) -> rdkafka::producer::FutureProducer {
+    let mut cfg = client_config(bootstrap);
+    cfg.set("acks", "all").set("linger.ms", "2");
+    for (k, v) in extra {
+        cfg.set(*k, *v);
+    }
+    cfg.create().expect("create producer")
+}
+
+/// Produces one record and waits for its acknowledgement; returns (partition, offset).
+pub fn produce_one(
+    rt: &tokio::runtime::Runtime,
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    partition: i32,
+    key: &[u8],
+    value: &[u8],
+) -> (i32, i64) {
+    let record = rdkafka::producer::FutureRecord::to(topic)
+        .partition(partition)
+        .key(key)
+        .payload(value);
+    let delivery = rt
+        .block_on(producer.send(record, rdkafka::util::Timeout::After(CLIENT_TIMEOUT * 3)))
+        .unwrap_or_else(|(e, _)| panic!("produce to {topic}/{partition}: {e}"));
+    (delivery.partition, delivery.offset)
+}
