@@ -148,7 +148,9 @@ impl BatchHeader {
 pub fn validate(bytes: &[u8], batch_bytes_max: usize) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(bytes)?;
     let min_length = (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32;
-    if header.batch_length < min_length || header.total_len() > batch_bytes_max.max(BATCH_HEADER_LEN) {
+    if header.batch_length < min_length
+        || header.total_len() > batch_bytes_max.max(BATCH_HEADER_LEN)
+    {
         return Err(BatchError::BadLength(header.batch_length));
     }
     if header.magic != 2 {

@@ -5,14 +5,31 @@
 //! flushing. It knows nothing of protocols or networking. Every method takes
 //! `&self`: a `PartitionLog` is internally synchronised and can be shared in an `Arc`.
 //! Calls do blocking file I/O; async callers should run `sync_through` (fsync) on a
-//! blocking thread.
+//! blocking thread. The file formats are described in `docs/format.md`.
 
+mod append;
 pub mod batch;
+mod cadence;
 mod config;
+mod disk;
 mod error;
+mod group_commit;
+mod index;
+mod index_file;
+mod layout;
 mod partition;
+mod read;
+mod recovery;
+mod retention;
+mod scan;
+mod segment;
+#[cfg(test)]
+mod test_batch;
+mod time_index;
 
 pub use batch::{BatchHeader, BATCH_HEADER_LEN};
 pub use config::{FlushPolicy, LogConfig};
 pub use error::{AppendError, FlushError, OpenError, ReadError};
-pub use partition::{AppendInfo, PartitionLog, ReadResult, RecoveryReport, RetentionReport, TimestampHit};
+pub use partition::{
+    AppendInfo, PartitionLog, ReadResult, RecoveryReport, RetentionReport, TimestampHit,
+};

@@ -1,9 +1,21 @@
 //! `PartitionLog`: the public face of one partition's directory of segments.
 
-use crate::batch::BatchHeader;
-use crate::config::LogConfig;
-use crate::error::{AppendError, FlushError, OpenError, ReadError};
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::append;
+use crate::batch::{BatchHeader, BATCH_HEADER_LEN};
+use crate::config::{FlushPolicy, LogConfig};
+use crate::disk::Disk;
+use crate::error::{AppendError, FlushError, OpenError, ReadError};
+use crate::group_commit::{GroupCommit, Turn};
+use crate::layout::{RELATIVE_OFFSET_LIMIT, SCAN_CHUNK_BYTES, SEGMENT_BYTES_LIMIT};
+use crate::read::{self, Located};
+use crate::recovery;
+use crate::retention::{self, SegmentFacts};
+use crate::segment::{Segment, SegmentView};
 
 /// What an append assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,15 +66,57 @@ pub struct RetentionReport {
     pub log_start_offset: i64,
 }
 
+/// Segments rolled under `FlushPolicy::Os` whose files a later `flush` still syncs. Older
+/// ones are forgotten: the OS has long written them back, and the list must not pin file
+/// handles of deleted segments without bound.
+const UNSYNCED_SEGMENTS_MAX: usize = 8;
+
 pub struct PartitionLog {
     dir: PathBuf,
+    /// Segments and offsets; held only for short bookkeeping and the append write itself.
+    state: Mutex<State>,
+    /// Durable offset, the running sync and poisoning.
+    commit: GroupCommit,
+    /// fsyncs go through here to be counted (and failed on purpose in tests).
+    disk: Disk,
+    report: RecoveryReport,
+}
+
+struct State {
+    config: LogConfig,
+    /// Oldest first, never empty; the last one takes appends.
+    segments: Vec<Segment>,
+    /// Next offset to assign.
+    log_end: i64,
+    /// Files of segments rolled without an fsync (policy `Os`), for the next `flush`.
+    unsynced: Vec<[Arc<File>; 3]>,
+}
+
+/// Why a roll failed: a failed fsync poisons the log, other I/O errors do not.
+enum RollError {
+    Sync(io::Error),
+    Io(io::Error),
 }
 
 impl PartitionLog {
     /// Opens (creating if needed) the log in `dir`, recovering the last segment.
     pub fn open(dir: impl Into<PathBuf>, config: LogConfig) -> Result<PartitionLog, OpenError> {
-        let _ = config;
-        Ok(PartitionLog { dir: dir.into() })
+        let dir = dir.into();
+        let disk = Disk::default();
+        let recovered = recovery::recover(&dir, &disk, config.index_interval_bytes)?;
+        let state = State {
+            config,
+            segments: recovered.segments,
+            log_end: recovered.log_end,
+            unsynced: Vec::new(),
+        };
+        Ok(PartitionLog {
+            dir,
+            state: Mutex::new(state),
+            commit: GroupCommit::new(recovered.log_end),
+            disk,
+            report: recovered.report,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -70,93 +124,494 @@ impl PartitionLog {
     }
 
     pub fn recovery_report(&self) -> RecoveryReport {
-        todo!()
+        self.report.clone()
     }
 
     /// Validates `batches` (one or more concatenated v2 batches), assigns consecutive
     /// offsets from the log end by rewriting each `base_offset`, and writes them.
     /// Nothing is written unless every batch is valid. Does not fsync: see `sync_through`.
     pub fn append(&self, batches: &mut [u8]) -> Result<AppendInfo, AppendError> {
-        let _ = batches;
-        todo!()
+        if self.commit.is_poisoned() {
+            return Err(AppendError::Poisoned);
+        }
+        let batch_bytes_max = self.state().config.batch_bytes_max;
+        // CRCs are checked before taking the lock: appends to one partition overlap here.
+        let mut headers = append::validate_all(batches, batch_bytes_max)?;
+        if batches.len() as u64 > SEGMENT_BYTES_LIMIT {
+            return Err(AppendError::TooLarge {
+                size: batches.len(),
+                max: u32::MAX,
+            });
+        }
+        let mut state = self.state();
+        let first = state.log_end;
+        let last = append::last_offset(&headers, first)?;
+        self.roll_if_due(&mut state, batches.len() as u64, last)?;
+        append::assign_offsets(batches, &mut headers, first);
+        let interval = state.config.index_interval_bytes;
+        state
+            .active_mut()
+            .append(&self.disk, batches, &headers, interval)
+            .map_err(AppendError::Io)?;
+        state.log_end = last + 1;
+        Ok(AppendInfo {
+            first_offset: first,
+            last_offset: last,
+            max_timestamp: headers
+                .iter()
+                .map(|(_, h)| h.max_timestamp)
+                .max()
+                .unwrap_or(-1),
+            log_start_offset: state.log_start(),
+        })
     }
 
     /// Whole batches from the one containing `offset`, at most `max_bytes` in total except
     /// that the first batch is always returned whole. `offset == log_end` gives no bytes.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
-        let _ = (offset, max_bytes);
-        todo!()
+        let (mut located, mut result) = {
+            let state = self.state();
+            let result = ReadResult {
+                bytes: Vec::new(),
+                log_start_offset: state.log_start(),
+                log_end_offset: state.log_end,
+            };
+            check_range(offset, &result)?;
+            if offset == state.log_end {
+                return Ok(result);
+            }
+            (state.locate(offset), result)
+        };
+        let mut cursor = offset;
+        loop {
+            let collected = read::collect(&located, cursor, max_bytes, &mut result.bytes)?;
+            cursor = collected.next_offset;
+            if !collected.segment_done || result.bytes.len() >= max_bytes {
+                return Ok(result);
+            }
+            let state = self.state();
+            result.log_start_offset = state.log_start();
+            result.log_end_offset = state.log_end;
+            if cursor >= state.log_end || cursor < state.log_start() {
+                return Ok(result);
+            }
+            located = state.locate(cursor);
+        }
     }
 
     pub fn log_start_offset(&self) -> i64 {
-        todo!()
+        self.state().log_start()
     }
 
     /// The next offset to be assigned.
     pub fn log_end_offset(&self) -> i64 {
-        todo!()
+        self.state().log_end
     }
 
     /// The first batch whose `max_timestamp >= timestamp_ms`, or None if there is none.
     pub fn find_by_timestamp(&self, timestamp_ms: i64) -> Result<Option<TimestampHit>, ReadError> {
-        let _ = timestamp_ms;
-        todo!()
+        let mut searched: Option<i64> = None;
+        loop {
+            let Some((located, start)) = self.state().timestamp_candidate(timestamp_ms, searched)
+            else {
+                return Ok(None);
+            };
+            if let Some(hit) = read::find_timestamp(&located, start, timestamp_ms)? {
+                return Ok(Some(hit));
+            }
+            searched = Some(located.view.base_offset);
+        }
     }
 
     /// Headers of every batch in the newest `segments` segments, oldest first
     /// (used to rebuild idempotent producer state after a restart).
     pub fn recent_batch_headers(&self, segments: usize) -> Result<Vec<BatchHeader>, ReadError> {
-        let _ = segments;
-        todo!()
+        let views: Vec<SegmentView> = {
+            let state = self.state();
+            let skip = state.segments.len().saturating_sub(segments);
+            state.segments[skip..].iter().map(Segment::view).collect()
+        };
+        let mut headers = Vec::new();
+        for view in &views {
+            headers.extend(read::headers(view, SCAN_CHUNK_BYTES)?);
+        }
+        Ok(headers)
     }
 
     pub fn size_bytes(&self) -> u64 {
-        todo!()
+        self.state().segments.iter().map(Segment::len).sum()
     }
 
     pub fn segment_count(&self) -> usize {
-        todo!()
+        self.state().segments.len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.state()
+            .segments
+            .iter()
+            .map(|s| s.base_offset)
+            .collect()
     }
 
     pub fn config(&self) -> LogConfig {
-        todo!()
+        self.state().config.clone()
     }
 
+    /// New limits apply from the next append or retention pass.
     pub fn set_config(&self, config: LogConfig) {
-        let _ = config;
-        todo!()
+        self.state().config = config;
     }
 
     /// Deletes whole segments (never the active one) past retention; rolls an aged active segment.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionReport, FlushError> {
-        let _ = now_ms;
-        todo!()
+        let doomed = {
+            let mut state = self.state();
+            self.roll_if_aged(&mut state)?;
+            let facts: Vec<SegmentFacts> = state.segments.iter().map(facts).collect();
+            let config = &state.config;
+            let count = retention::segments_to_delete(
+                &facts,
+                config.retention_bytes_max,
+                config.retention_age_max,
+                now_ms,
+            );
+            state.segments.drain(..count).collect::<Vec<_>>()
+        };
+        let report = RetentionReport {
+            segments_deleted: doomed.len(),
+            bytes_deleted: doomed.iter().map(Segment::len).sum(),
+            log_start_offset: self.log_start_offset(),
+        };
+        // Unlinking happens outside the lock; readers holding the files keep reading them.
+        let mut first_error = None;
+        for segment in &doomed {
+            if let Err(e) = segment.delete_files() {
+                tracing::warn!(segment = %segment.log_path().display(), error = %e, "could not delete segment");
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(FlushError::Io(e)),
+            None => Ok(report),
+        }
     }
 
     /// Blocks until every record below `offset` is fsynced. Concurrent callers share fsyncs
     /// (group commit): one caller syncs while the others wait for its result.
     pub fn sync_through(&self, offset: i64) -> Result<(), FlushError> {
-        let _ = offset;
-        todo!()
+        match self.commit.wait_or_lead(Some(offset)) {
+            Err(_) => Err(FlushError::Poisoned),
+            Ok(Turn::Done) => Ok(()),
+            Ok(Turn::Lead) => self.lead_sync(false),
+        }
     }
 
     /// fsyncs everything appended so far.
     pub fn flush(&self) -> Result<(), FlushError> {
-        todo!()
+        match self.commit.wait_or_lead(None) {
+            Err(_) => Err(FlushError::Poisoned),
+            Ok(_) => self.lead_sync(true),
+        }
     }
 
     /// Offset below which every record is known to be fsynced.
     pub fn durable_offset(&self) -> i64 {
-        todo!()
+        self.commit.durable()
+    }
+
+    /// fsync calls made since open (group commit keeps this well below the append count).
+    pub fn fsync_count(&self) -> u64 {
+        self.disk.fsync_count()
+    }
+
+    /// Whether an earlier fsync failed; the log then refuses writes until reopened.
+    pub fn is_poisoned(&self) -> bool {
+        self.commit.is_poisoned()
     }
 
     /// Flushes and closes the log.
     pub fn close(self) -> Result<(), FlushError> {
-        todo!()
+        self.flush()
     }
 
     /// Closes the log and removes its directory.
     pub fn delete(self) -> std::io::Result<()> {
-        todo!()
+        let dir = self.dir.clone();
+        drop(self);
+        std::fs::remove_dir_all(dir)
+    }
+
+    /// The leader's part of group commit: note the end, sync without the append lock,
+    /// publish the new durable offset (or poison the log) and wake the waiters.
+    fn lead_sync(&self, with_indexes: bool) -> Result<(), FlushError> {
+        let (end, files) = {
+            let mut state = self.state();
+            (state.log_end, state.take_sync_files(with_indexes))
+        };
+        match files.iter().try_for_each(|f| self.disk.sync_data(f)) {
+            Ok(()) => {
+                self.commit.finish(Some(end));
+                Ok(())
+            }
+            Err(e) => {
+                self.poison(&e);
+                self.commit.finish(None);
+                Err(FlushError::Io(e))
+            }
+        }
+    }
+
+    fn roll_if_due(
+        &self,
+        state: &mut State,
+        incoming_bytes: u64,
+        last_offset: i64,
+    ) -> Result<(), AppendError> {
+        let active = state.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let size_max = state.config.segment_bytes_max.min(SEGMENT_BYTES_LIMIT);
+        let due = active.len() + incoming_bytes > size_max
+            || active
+                .age()
+                .is_some_and(|age| age >= state.config.segment_age_max)
+            || last_offset - active.base_offset > RELATIVE_OFFSET_LIMIT;
+        if !due {
+            return Ok(());
+        }
+        self.roll(state).map_err(|e| match e {
+            RollError::Sync(_) => AppendError::Poisoned,
+            RollError::Io(e) => AppendError::Io(e),
+        })
+    }
+
+    fn roll_if_aged(&self, state: &mut State) -> Result<(), FlushError> {
+        let active = state.active();
+        let aged = active
+            .age()
+            .is_some_and(|age| age >= state.config.segment_age_max);
+        if active.is_empty() || !aged {
+            return Ok(());
+        }
+        if self.commit.is_poisoned() {
+            return Err(FlushError::Poisoned);
+        }
+        self.roll(state).map_err(|e| match e {
+            RollError::Sync(e) | RollError::Io(e) => FlushError::Io(e),
+        })
+    }
+
+    /// Starts a new segment at the log end. Unless the policy is `Os`, the old segment and
+    /// the directory entry of the new one are synced before the new one takes writes.
+    fn roll(&self, state: &mut State) -> Result<(), RollError> {
+        let sync = state.config.flush != FlushPolicy::Os;
+        state.active_mut().seal().map_err(RollError::Io)?;
+        let files = state.active().files();
+        if sync {
+            for file in &files {
+                self.disk.sync_data(file).map_err(|e| self.sync_failed(e))?;
+            }
+        } else {
+            state.remember_unsynced(files);
+        }
+        let segment = Segment::create(&self.dir, state.log_end).map_err(RollError::Io)?;
+        if sync {
+            self.disk
+                .sync_dir(&self.dir)
+                .map_err(|e| self.sync_failed(e))?;
+        }
+        state.segments.push(segment);
+        Ok(())
+    }
+
+    fn sync_failed(&self, e: io::Error) -> RollError {
+        self.poison(&e);
+        RollError::Sync(e)
+    }
+
+    fn poison(&self, e: &io::Error) {
+        tracing::error!(dir = %self.dir.display(), error = %e, "fsync failed; the log refuses writes until reopened");
+        self.commit.poison();
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied append visible:
+        // `log_end` and segment lengths move only after the write succeeded.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn disk(&self) -> &Disk {
+        &self.disk
+    }
+}
+
+impl State {
+    fn active(&self) -> &Segment {
+        &self.segments[self.segments.len() - 1]
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        let last = self.segments.len() - 1;
+        &mut self.segments[last]
+    }
+
+    fn log_start(&self) -> i64 {
+        self.segments[0].base_offset
+    }
+
+    /// The segment holding `offset` (which is within the log) and where to start walking it.
+    fn locate(&self, offset: i64) -> Located {
+        let index = self
+            .segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        self.locate_in(index, offset)
+    }
+
+    fn locate_in(&self, index: usize, offset: i64) -> Located {
+        let segment = &self.segments[index];
+        let (position, position_offset) = segment.lookup(offset);
+        let interval = self.config.index_interval_bytes as usize;
+        Located {
+            view: segment.view(),
+            position,
+            position_offset,
+            walk_chunk_bytes: (interval + BATCH_HEADER_LEN).min(SCAN_CHUNK_BYTES),
+        }
+    }
+
+    /// The first segment after `searched` whose largest timestamp reaches `timestamp`, and
+    /// the offset from which its time index says to look.
+    fn timestamp_candidate(&self, timestamp: i64, searched: Option<i64>) -> Option<(Located, i64)> {
+        let index = self.segments.iter().position(|s| {
+            // `None < Some(_)`: with nothing searched yet every segment qualifies.
+            let after_searched = searched < Some(s.base_offset);
+            after_searched && s.max_timestamp().is_some_and(|m| m >= timestamp)
+        })?;
+        let start = self.segments[index].time_search_start(timestamp);
+        Some((self.locate_in(index, start), start))
+    }
+
+    fn take_sync_files(&mut self, with_indexes: bool) -> Vec<Arc<File>> {
+        let mut files: Vec<Arc<File>> = self.unsynced.drain(..).flatten().collect();
+        match with_indexes {
+            true => files.extend(self.active().files()),
+            false => files.push(self.active().log_file()),
+        }
+        files
+    }
+
+    fn remember_unsynced(&mut self, files: [Arc<File>; 3]) {
+        if self.unsynced.len() >= UNSYNCED_SEGMENTS_MAX {
+            self.unsynced.remove(0);
+        }
+        self.unsynced.push(files);
+    }
+}
+
+fn check_range(offset: i64, result: &ReadResult) -> Result<(), ReadError> {
+    if offset < result.log_start_offset || offset > result.log_end_offset {
+        return Err(ReadError::OffsetOutOfRange {
+            offset,
+            log_start: result.log_start_offset,
+            log_end: result.log_end_offset,
+        });
+    }
+    Ok(())
+}
+
+/// What retention weighs: size, and the newest timestamp (the file's modification time
+/// for segments whose batches carry no timestamps).
+fn facts(segment: &Segment) -> SegmentFacts {
+    let newest_ms = match segment.max_timestamp() {
+        _ if segment.is_empty() => None,
+        Some(ts) if ts >= 0 => Some(ts),
+        _ => segment.modified_ms(),
+    };
+    SegmentFacts {
+        size_bytes: segment.len(),
+        newest_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_batch::batch;
+
+    fn open(dir: &Path) -> PartitionLog {
+        PartitionLog::open(dir, LogConfig::default()).unwrap()
+    }
+
+    /// A failed fsync poisons the log: appends and syncs fail from then on, reads still work.
+    #[test]
+    fn failed_fsync_poisons() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        log.append(&mut batch(1, 0, b"a")).unwrap();
+        log.sync_through(1).unwrap();
+        assert_eq!(log.durable_offset(), 1);
+        log.append(&mut batch(1, 0, b"b")).unwrap();
+        log.disk().fail_next_sync();
+        assert!(matches!(log.sync_through(2), Err(FlushError::Io(_))));
+        assert!(log.is_poisoned());
+        assert_eq!(log.durable_offset(), 1);
+        assert!(matches!(
+            log.append(&mut batch(1, 0, b"c")),
+            Err(AppendError::Poisoned)
+        ));
+        assert!(matches!(log.sync_through(2), Err(FlushError::Poisoned)));
+        assert!(matches!(log.flush(), Err(FlushError::Poisoned)));
+        assert_eq!(log.read(0, 1000).unwrap().bytes.len(), 2 * 62);
+        drop(log);
+        let log = open(dir.path());
+        assert!(!log.is_poisoned());
+        assert_eq!(log.durable_offset(), 2);
+    }
+
+    /// A failed write is cut back: the log end does not move and the next append lands
+    /// where the failed one would have.
+    #[test]
+    fn failed_write_is_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        log.append(&mut batch(1, 0, b"a")).unwrap();
+        log.disk().fail_next_write();
+        assert!(matches!(
+            log.append(&mut batch(3, 0, &[9; 100])),
+            Err(AppendError::Io(_))
+        ));
+        assert_eq!(log.log_end_offset(), 1);
+        assert_eq!(log.size_bytes(), 62);
+        let file_len = std::fs::metadata(dir.path().join("00000000000000000000.log"))
+            .unwrap()
+            .len();
+        assert_eq!(file_len, 62);
+        let mut b = batch(1, 0, b"b");
+        assert_eq!(log.append(&mut b).unwrap().first_offset, 1);
+        assert_eq!(log.read(1, 1).unwrap().bytes, b);
+    }
+
+    /// A roll under a syncing policy syncs the old segment; a failure there poisons.
+    #[test]
+    fn failed_roll_sync_poisons() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes_max: 100,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(dir.path(), config).unwrap();
+        log.append(&mut batch(1, 0, b"a")).unwrap();
+        log.disk().fail_next_sync();
+        assert!(matches!(
+            log.append(&mut batch(1, 0, b"b")),
+            Err(AppendError::Poisoned)
+        ));
+        assert!(log.is_poisoned());
+        assert_eq!(log.log_end_offset(), 1);
     }
 }

@@ -1,0 +1,60 @@
+//! The one place the log fsyncs, so fsyncs can be counted and failures injected in tests.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Disk {
+    /// fdatasync/fsync calls made, for tests and metrics (group commit should keep it low).
+    fsyncs: AtomicU64,
+    /// Test seam: the next sync fails as a real failed fsync would.
+    fail_next_sync: AtomicBool,
+    /// Test seam: the next log write stops half way and fails, as on a full disk.
+    fail_next_write: AtomicBool,
+}
+
+impl Disk {
+    pub fn sync_data(&self, file: &File) -> io::Result<()> {
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        if self.fail_next_sync.swap(false, Ordering::Relaxed) {
+            return Err(io::Error::other("injected fsync failure"));
+        }
+        file.sync_data()
+    }
+
+    /// Makes a new directory entry durable (a created segment file).
+    pub fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let handle = File::open(dir)?;
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        if self.fail_next_sync.swap(false, Ordering::Relaxed) {
+            return Err(io::Error::other("injected fsync failure"));
+        }
+        handle.sync_all()
+    }
+
+    /// Writes all of `bytes` at `at`, possibly in several system calls.
+    pub fn write_at(&self, file: &File, bytes: &[u8], at: u64) -> io::Result<()> {
+        if self.fail_next_write.swap(false, Ordering::Relaxed) {
+            file.write_all_at(&bytes[..bytes.len() / 2], at)?;
+            return Err(io::Error::other("injected write failure"));
+        }
+        file.write_all_at(bytes, at)
+    }
+
+    pub fn fsync_count(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
+    }
+
+    #[cfg(test)]
+    pub fn fail_next_sync(&self) {
+        self.fail_next_sync.store(true, Ordering::Relaxed);
+    }
+
+    #[cfg(test)]
+    pub fn fail_next_write(&self) {
+        self.fail_next_write.store(true, Ordering::Relaxed);
+    }
+}

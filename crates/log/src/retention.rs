@@ -1,0 +1,75 @@
+//! Which whole segments retention deletes: a pure decision over segment summaries.
+
+use std::time::Duration;
+
+/// What retention needs to know of one segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentFacts {
+    pub size_bytes: u64,
+    /// Largest record timestamp in ms (or the file's modification time if the segment has
+    /// none); None for an empty segment.
+    pub newest_ms: Option<i64>,
+}
+
+/// How many of the oldest segments to delete. Never the last (active) one, and always a
+/// prefix so the remaining offsets stay contiguous.
+pub fn segments_to_delete(
+    segments: &[SegmentFacts],
+    retention_bytes_max: Option<u64>,
+    retention_age_max: Option<Duration>,
+    now_ms: i64,
+) -> usize {
+    let mut remaining: u64 = segments.iter().map(|s| s.size_bytes).sum();
+    let cutoff_ms = retention_age_max
+        .map(|age| now_ms.saturating_sub(age.as_millis().min(i64::MAX as u128) as i64));
+    let deletable = segments.len().saturating_sub(1);
+    let mut count = 0;
+    for segment in &segments[..deletable] {
+        let too_big = retention_bytes_max.is_some_and(|max| remaining > max);
+        let too_old = match (cutoff_ms, segment.newest_ms) {
+            (Some(cutoff), Some(newest)) => newest < cutoff,
+            // An empty segment holds nothing to keep.
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if !too_big && !too_old {
+            break;
+        }
+        remaining -= segment.size_bytes;
+        count += 1;
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(size_bytes: u64, newest_ms: i64) -> SegmentFacts {
+        SegmentFacts {
+            size_bytes,
+            newest_ms: Some(newest_ms),
+        }
+    }
+
+    /// Size retention deletes oldest segments until the rest fits, never the last one.
+    #[test]
+    fn by_size() {
+        let segs = [seg(100, 0), seg(100, 0), seg(100, 0)];
+        assert_eq!(segments_to_delete(&segs, Some(250), None, 0), 1);
+        assert_eq!(segments_to_delete(&segs, Some(150), None, 0), 2);
+        assert_eq!(segments_to_delete(&segs, Some(0), None, 0), 2);
+        assert_eq!(segments_to_delete(&segs, Some(300), None, 0), 0);
+        assert_eq!(segments_to_delete(&segs, None, None, 0), 0);
+    }
+
+    /// Age retention deletes a prefix of old segments and stops at the first young one.
+    #[test]
+    fn by_age() {
+        let segs = [seg(1, 100), seg(1, 900), seg(1, 100), seg(1, 100)];
+        let age = Some(Duration::from_millis(500));
+        assert_eq!(segments_to_delete(&segs, None, age, 1000), 1);
+        assert_eq!(segments_to_delete(&segs, None, age, 2000), 3);
+        assert_eq!(segments_to_delete(&segs, None, None, 2000), 0);
+    }
+}

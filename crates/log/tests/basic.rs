@@ -1,0 +1,137 @@
+//! Example-based tests of the public API: append, read, reopen, timestamps, retention.
+
+mod common;
+
+use common::{batch, small_config, split};
+use sluice_log::{AppendError, LogConfig, PartitionLog, ReadError};
+
+/// Appended batches come back with their assigned offsets, across rolls and a reopen.
+#[test]
+fn append_read_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        let mut b = batch(3, 1000 + i, &[i as u8; 40]);
+        let info = log.append(&mut b).unwrap();
+        assert_eq!(info.first_offset, i * 3);
+        assert_eq!(info.last_offset, i * 3 + 2);
+        expected.push(b);
+    }
+    assert!(log.segment_count() > 1);
+    assert_eq!(log.log_end_offset(), 60);
+    let check = |log: &PartitionLog| {
+        for (i, b) in expected.iter().enumerate() {
+            for offset in [i as i64 * 3, i as i64 * 3 + 2] {
+                let r = log.read(offset, 1).unwrap();
+                assert_eq!(&r.bytes, b, "offset {offset}");
+            }
+        }
+        let all = log.read(0, usize::MAX).unwrap();
+        assert_eq!(all.bytes, expected.concat());
+        assert!(log.read(60, 100).unwrap().bytes.is_empty());
+        assert!(matches!(
+            log.read(61, 100),
+            Err(ReadError::OffsetOutOfRange { .. })
+        ));
+    };
+    check(&log);
+    log.close().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.recovery_report().truncated_bytes, 0);
+    assert_eq!(log.recovery_report().indexes_rebuilt, 0);
+    assert_eq!(log.log_end_offset(), 60);
+    check(&log);
+    let mut b = batch(1, 5, b"x");
+    assert_eq!(log.append(&mut b).unwrap().first_offset, 60);
+}
+
+/// Bad input is refused whole: nothing is written.
+#[test]
+fn append_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        batch_bytes_max: 200,
+        ..LogConfig::default()
+    };
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    assert!(matches!(log.append(&mut []), Err(AppendError::Empty)));
+    let mut big = batch(1, 0, &[0; 300]);
+    assert!(matches!(
+        log.append(&mut big),
+        Err(AppendError::TooLarge { .. })
+    ));
+    let mut two = [batch(1, 0, b"a"), batch(1, 0, b"b")].concat();
+    two.push(7);
+    assert!(matches!(
+        log.append(&mut two),
+        Err(AppendError::Corrupt { at: 124, .. })
+    ));
+    let mut bad_crc = batch(1, 0, b"a");
+    bad_crc[61] ^= 1;
+    assert!(matches!(
+        log.append(&mut bad_crc),
+        Err(AppendError::Corrupt { at: 0, .. })
+    ));
+    assert_eq!(log.log_end_offset(), 0);
+    assert_eq!(log.size_bytes(), 0);
+    let mut two = [batch(2, 0, b"a"), batch(1, 0, b"b")].concat();
+    let info = log.append(&mut two).unwrap();
+    assert_eq!((info.first_offset, info.last_offset), (0, 2));
+    let got = split(&log.read(0, 1 << 20).unwrap().bytes);
+    assert_eq!(got.iter().map(|(o, _)| *o).collect::<Vec<_>>(), vec![0, 2]);
+}
+
+/// The time lookup finds the first batch whose max timestamp reaches the target.
+#[test]
+fn find_by_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let stamps = [10, 30, 20, 50, 40, 60, 70, 65, 90, 80];
+    for ts in stamps {
+        log.append(&mut batch(2, ts, &[1; 50])).unwrap();
+    }
+    for target in [0, 10, 11, 25, 30, 45, 55, 66, 71, 90] {
+        let want = stamps.iter().position(|&ts| ts >= target).unwrap();
+        let hit = log.find_by_timestamp(target).unwrap().unwrap();
+        assert_eq!(hit.header.base_offset, want as i64 * 2, "target {target}");
+        assert_eq!(hit.batch.len(), hit.header.total_len());
+    }
+    assert!(log.find_by_timestamp(91).unwrap().is_none());
+}
+
+/// Retention deletes whole old segments by size and by age and moves the log start.
+#[test]
+fn retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    for i in 0..30 {
+        log.append(&mut batch(1, 1000 + i, &[0; 100])).unwrap();
+    }
+    let segments = log.segment_count();
+    assert!(segments >= 5);
+    let mut config = small_config();
+    config.retention_bytes_max = Some(1000);
+    config.retention_age_max = None;
+    log.set_config(config.clone());
+    let report = log.enforce_retention(0).unwrap();
+    assert!(report.segments_deleted > 0);
+    assert!(log.size_bytes() <= 1000);
+    assert_eq!(report.log_start_offset, log.log_start_offset());
+    assert!(matches!(
+        log.read(0, 10),
+        Err(ReadError::OffsetOutOfRange { .. })
+    ));
+    assert!(log.read(log.log_start_offset(), 10).is_ok());
+    config.retention_bytes_max = None;
+    config.retention_age_max = Some(std::time::Duration::from_millis(10));
+    log.set_config(config);
+    let report = log.enforce_retention(1000 + 30 + 10 + 1).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    assert!(report.segments_deleted > 0);
+    let files = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(files, 3);
+    drop(log);
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.log_end_offset(), 30);
+}
