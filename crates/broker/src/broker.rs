@@ -88,7 +88,12 @@ impl Broker {
     }
 
     /// Checks what `create_topic` would check, without creating anything.
-    pub fn validate_new_topic(&self, name: &str, partitions: Option<u32>, overrides: &BTreeMap<String, String>) -> BrokerResult<TopicConfig> {
+    pub fn validate_new_topic(
+        &self,
+        name: &str,
+        partitions: Option<u32>,
+        overrides: &BTreeMap<String, String>,
+    ) -> BrokerResult<TopicConfig> {
         validate_topic_name(name)?;
         if self.topic(name).is_some() {
             return Err(BrokerError::TopicAlreadyExists);
@@ -105,7 +110,12 @@ impl Broker {
         Ok(config)
     }
 
-    pub fn create_topic(&self, name: &str, partitions: Option<u32>, overrides: BTreeMap<String, String>) -> BrokerResult<Arc<Topic>> {
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: Option<u32>,
+        overrides: BTreeMap<String, String>,
+    ) -> BrokerResult<Arc<Topic>> {
         let _admin = self.admin.lock().map_err(|_| lock_poisoned())?;
         let config = self.validate_new_topic(name, partitions, &overrides)?;
         let count = partitions.unwrap_or(self.config.default_partitions);
@@ -120,7 +130,12 @@ impl Broker {
     /// renamed into `deleted/`, whose contents are removed again on start.
     pub fn delete_topic(&self, name: &str) -> BrokerResult<()> {
         let _admin = self.admin.lock().map_err(|_| lock_poisoned())?;
-        let topic = self.topics.write().map_err(|_| lock_poisoned())?.remove(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let topic = self
+            .topics
+            .write()
+            .map_err(|_| lock_poisoned())?
+            .remove(name)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
         let graveyard = self.config.data_dir.join("deleted");
         fs::create_dir_all(&graveyard).map_err(|e| storage(&graveyard, e))?;
         let target = graveyard.join(format!("{}.{}", name, topic.id.simple()));
@@ -134,7 +149,10 @@ impl Broker {
         let _admin = self.admin.lock().map_err(|_| lock_poisoned())?;
         let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
         if total > self.config.partitions_per_topic_max {
-            return Err(BrokerError::InvalidPartitions(format!("at most {} partitions per topic", self.config.partitions_per_topic_max)));
+            return Err(BrokerError::InvalidPartitions(format!(
+                "at most {} partitions per topic",
+                self.config.partitions_per_topic_max
+            )));
         }
         topic.add_partitions(total, &self.config.log_defaults)?;
         tracing::info!(topic = name, partitions = total, "partitions added");
@@ -142,7 +160,12 @@ impl Broker {
     }
 
     /// Replaces a topic's config overrides (validated first; nothing changes on error).
-    pub fn set_topic_config(&self, name: &str, overrides: BTreeMap<String, String>, validate_only: bool) -> BrokerResult<()> {
+    pub fn set_topic_config(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> BrokerResult<()> {
         let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
         let config = TopicConfig::from_overrides(overrides)?;
         config.log_config(&self.config.log_defaults)?;

@@ -17,7 +17,7 @@ pub use broker::Broker;
 pub use config::BrokerConfig;
 pub use error::{BrokerError, BrokerResult};
 pub use partition::{AppendOutcome, Durability, Partition};
-pub use topic::Topic;
-pub use topic_config::{ConfigEntry, TopicConfig, TOPIC_CONFIG_KEYS};
 /// Re-exported so listeners need not depend on the storage crate.
 pub use sluice_log::{batch, BatchHeader, FlushPolicy, LogConfig, ReadResult, TimestampHit};
+pub use topic::Topic;
+pub use topic_config::{ConfigEntry, TopicConfig, TOPIC_CONFIG_KEYS};

@@ -38,7 +38,11 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-fn upkeep(broker: &Broker, mut last_flush: HashMap<(String, i32), Instant>, check_retention: bool) -> HashMap<(String, i32), Instant> {
+fn upkeep(
+    broker: &Broker,
+    mut last_flush: HashMap<(String, i32), Instant>,
+    check_retention: bool,
+) -> HashMap<(String, i32), Instant> {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     for topic in broker.topics() {
         for partition in topic.partitions() {
@@ -60,7 +64,9 @@ fn upkeep(broker: &Broker, mut last_flush: HashMap<(String, i32), Instant>, chec
                         bytes = report.bytes_deleted, log_start_offset = report.log_start_offset, "retention deleted segments"
                     ),
                     Ok(_) => {}
-                    Err(e) => tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "retention failed"),
+                    Err(e) => {
+                        tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "retention failed")
+                    }
                 }
             }
         }

@@ -13,14 +13,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), BrokerError> {
         return Err(BrokerError::InvalidTopic(format!("topic name cannot be '{name}'")));
     }
     if name.len() > TOPIC_NAME_LEN_MAX {
-        return Err(BrokerError::InvalidTopic(format!(
-            "topic name is longer than {TOPIC_NAME_LEN_MAX} characters"
-        )));
+        return Err(BrokerError::InvalidTopic(format!("topic name is longer than {TOPIC_NAME_LEN_MAX} characters")));
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '_' || *c == '-'))
-    {
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '_' || *c == '-')) {
         return Err(BrokerError::InvalidTopic(format!(
             "topic name '{name}' contains '{c}'; legal characters are ASCII alphanumerics, '.', '_' and '-'"
         )));

@@ -46,9 +46,8 @@ impl Partition {
     pub fn open(dir: &Path, topic: Arc<str>, index: i32, config: LogConfig) -> BrokerResult<Partition> {
         let log = PartitionLog::open(dir, config).map_err(|e| BrokerError::Storage(e.to_string()))?;
         let mut producers = ProducerState::default();
-        let headers = log
-            .recent_batch_headers(PRODUCER_STATE_SEGMENTS)
-            .map_err(|e| BrokerError::Storage(e.to_string()))?;
+        let headers =
+            log.recent_batch_headers(PRODUCER_STATE_SEGMENTS).map_err(|e| BrokerError::Storage(e.to_string()))?;
         for header in &headers {
             producers.record(header);
         }
@@ -84,13 +83,18 @@ impl Partition {
     /// caller decides whether to `wait_committed` before acknowledging.
     pub fn append_written(&self, records: &mut [u8]) -> BrokerResult<AppendOutcome> {
         let headers = self.stamp_batches(records)?;
-        let mut producers = self.producers.lock().map_err(|_| BrokerError::Storage("producer state lock poisoned".into()))?;
+        let mut producers =
+            self.producers.lock().map_err(|_| BrokerError::Storage("producer state lock poisoned".into()))?;
         if let [header] = headers.as_slice() {
             if header.is_transactional() {
                 return Err(BrokerError::TransactionsUnsupported);
             }
             if let SequenceCheck::Duplicate { first_offset, last_offset } = producers.check(header)? {
-                return Ok(AppendOutcome { base_offset: first_offset, last_offset, log_start_offset: self.log.log_start_offset() });
+                return Ok(AppendOutcome {
+                    base_offset: first_offset,
+                    last_offset,
+                    log_start_offset: self.log.log_start_offset(),
+                });
             }
         } else if headers.iter().any(|h| h.producer_id >= 0 && h.base_sequence >= 0) {
             return Err(BrokerError::CorruptMessage("an idempotent produce must carry exactly one batch".into()));
@@ -105,7 +109,11 @@ impl Partition {
         }
         drop(producers);
         self.end_offset.send_replace(info.last_offset + 1);
-        Ok(AppendOutcome { base_offset: info.first_offset, last_offset: info.last_offset, log_start_offset: info.log_start_offset })
+        Ok(AppendOutcome {
+            base_offset: info.first_offset,
+            last_offset: info.last_offset,
+            log_start_offset: info.log_start_offset,
+        })
     }
 
     /// Reads each batch header and writes the leader epoch (outside the CRC). The log
@@ -173,7 +181,9 @@ fn append_error(e: AppendError) -> BrokerError {
 
 fn read_error(e: ReadError) -> BrokerError {
     match e {
-        ReadError::OffsetOutOfRange { offset, log_start, log_end } => BrokerError::OffsetOutOfRange { offset, log_start, log_end },
+        ReadError::OffsetOutOfRange { offset, log_start, log_end } => {
+            BrokerError::OffsetOutOfRange { offset, log_start, log_end }
+        }
         other => BrokerError::Storage(other.to_string()),
     }
 }

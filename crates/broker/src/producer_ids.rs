@@ -27,10 +27,9 @@ impl ProducerIds {
     pub fn open(data_dir: &Path) -> Result<ProducerIds, BrokerError> {
         let path = data_dir.join("producer_ids");
         let stored = match fs::read_to_string(&path) {
-            Ok(text) => text
-                .trim()
-                .parse::<i64>()
-                .map_err(|e| BrokerError::Storage(format!("{}: {e}", path.display())))?,
+            Ok(text) => {
+                text.trim().parse::<i64>().map_err(|e| BrokerError::Storage(format!("{}: {e}", path.display())))?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(BrokerError::Storage(format!("{}: {e}", path.display()))),
         };

@@ -59,10 +59,8 @@ impl ProducerState {
             return Ok(SequenceCheck::Append);
         }
         let last_sequence = header.last_sequence();
-        if let Some(dup) = entry
-            .batches
-            .iter()
-            .find(|b| b.first_sequence == header.base_sequence && b.last_sequence == last_sequence)
+        if let Some(dup) =
+            entry.batches.iter().find(|b| b.first_sequence == header.base_sequence && b.last_sequence == last_sequence)
         {
             return Ok(SequenceCheck::Duplicate { first_offset: dup.first_offset, last_offset: dup.last_offset });
         }
@@ -149,7 +147,10 @@ mod tests {
     fn gaps_are_out_of_order_and_old_epochs_are_fenced() {
         let mut state = ProducerState::default();
         state.record(&header(7, 1, 0, 1, 0));
-        assert!(matches!(state.check(&header(7, 1, 5, 1, 0)), Err(BrokerError::OutOfOrderSequence { expected: 1, got: 5 })));
+        assert!(matches!(
+            state.check(&header(7, 1, 5, 1, 0)),
+            Err(BrokerError::OutOfOrderSequence { expected: 1, got: 5 })
+        ));
         assert!(matches!(state.check(&header(7, 0, 1, 1, 0)), Err(BrokerError::InvalidProducerEpoch { .. })));
         assert_eq!(state.check(&header(7, 2, 0, 1, 0)).expect("new epoch"), SequenceCheck::Append);
         assert!(state.check(&header(7, 2, 1, 1, 0)).is_err());

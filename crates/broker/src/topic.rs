@@ -32,16 +32,21 @@ pub struct Topic {
 
 impl Topic {
     /// Creates the topic's directory, metadata and partitions.
-    pub fn create(dir: PathBuf, name: &str, partitions: u32, config: TopicConfig, defaults: &LogConfig) -> BrokerResult<Topic> {
+    pub fn create(
+        dir: PathBuf,
+        name: &str,
+        partitions: u32,
+        config: TopicConfig,
+        defaults: &LogConfig,
+    ) -> BrokerResult<Topic> {
         let log_config = config.log_config(defaults)?;
         fs::create_dir_all(&dir).map_err(|e| storage(&dir, e))?;
         let id = uuid::Uuid::new_v4();
         let meta = TopicMeta { id: id.to_string(), partitions, config: config.clone() };
         write_meta(&dir, &meta)?;
         let name: Arc<str> = Arc::from(name);
-        let parts = (0..partitions)
-            .map(|i| open_partition(&dir, &name, i, &log_config))
-            .collect::<BrokerResult<Vec<_>>>()?;
+        let parts =
+            (0..partitions).map(|i| open_partition(&dir, &name, i, &log_config)).collect::<BrokerResult<Vec<_>>>()?;
         Ok(Topic { name, id, dir, partitions: RwLock::new(parts), config: RwLock::new(config) })
     }
 
@@ -49,8 +54,10 @@ impl Topic {
     pub fn open(dir: PathBuf, name: &str, defaults: &LogConfig) -> BrokerResult<Topic> {
         let path = dir.join(META_FILE);
         let text = fs::read_to_string(&path).map_err(|e| storage(&path, e))?;
-        let meta: TopicMeta = serde_json::from_str(&text).map_err(|e| BrokerError::Storage(format!("{}: {e}", path.display())))?;
-        let id = uuid::Uuid::parse_str(&meta.id).map_err(|e| BrokerError::Storage(format!("{}: {e}", path.display())))?;
+        let meta: TopicMeta =
+            serde_json::from_str(&text).map_err(|e| BrokerError::Storage(format!("{}: {e}", path.display())))?;
+        let id =
+            uuid::Uuid::parse_str(&meta.id).map_err(|e| BrokerError::Storage(format!("{}: {e}", path.display())))?;
         let log_config = meta.config.log_config(defaults)?;
         let name: Arc<str> = Arc::from(name);
         let parts = (0..meta.partitions)
@@ -102,7 +109,10 @@ impl Topic {
     pub fn set_config(&self, config: TopicConfig, defaults: &LogConfig) -> BrokerResult<()> {
         let log_config = config.log_config(defaults)?;
         let mut current = self.config.write().map_err(|_| lock_poisoned())?;
-        write_meta(&self.dir, &TopicMeta { id: self.id.to_string(), partitions: self.partition_count(), config: config.clone() })?;
+        write_meta(
+            &self.dir,
+            &TopicMeta { id: self.id.to_string(), partitions: self.partition_count(), config: config.clone() },
+        )?;
         for partition in self.partitions() {
             partition.log().set_config(log_config.clone());
         }

@@ -170,11 +170,7 @@ fn value_of(config: &LogConfig, key: &str) -> String {
             FlushPolicy::Os => LONG_MAX.to_string(),
         },
         "index.interval.bytes" => config.index_interval_bytes.to_string(),
-        _ => READ_ONLY_KEYS
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.to_string())
-            .unwrap_or_default(),
+        _ => READ_ONLY_KEYS.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string()).unwrap_or_default(),
     }
 }
 
@@ -200,8 +196,12 @@ mod tests {
 
     #[test]
     fn overrides_apply_over_defaults_and_report_truthfully() {
-        let config = TopicConfig::from_overrides(overrides(&[("retention.ms", "1000"), ("flush.ms", "50"), ("flush.messages", "100")]))
-            .expect("valid");
+        let config = TopicConfig::from_overrides(overrides(&[
+            ("retention.ms", "1000"),
+            ("flush.ms", "50"),
+            ("flush.messages", "100"),
+        ]))
+        .expect("valid");
         let log = config.log_config(&LogConfig::default()).expect("valid");
         assert_eq!(log.retention_age_max, Some(Duration::from_millis(1000)));
         assert_eq!(log.flush, FlushPolicy::Interval(Duration::from_millis(50)));

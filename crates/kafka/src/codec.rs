@@ -18,7 +18,10 @@ pub enum FrameError {
 }
 
 /// Reads one frame's payload. `Ok(None)` is a clean end of stream between frames.
-pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, frame_bytes_max: usize) -> Result<Option<Bytes>, FrameError> {
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    frame_bytes_max: usize,
+) -> Result<Option<Bytes>, FrameError> {
     let mut len = [0u8; 4];
     match reader.read_exact(&mut len).await {
         Ok(_) => {}
@@ -38,7 +41,12 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, frame_bytes_max: u
 }
 
 /// Encodes a complete response frame: length, response header, body.
-pub fn response_frame<R: Encodable>(correlation_id: i32, header_version: i16, body: &R, version: i16) -> anyhow::Result<Bytes> {
+pub fn response_frame<R: Encodable>(
+    correlation_id: i32,
+    header_version: i16,
+    body: &R,
+    version: i16,
+) -> anyhow::Result<Bytes> {
     let mut header = ResponseHeader::default();
     header.correlation_id = correlation_id;
     let size = header.compute_size(header_version)? + body.compute_size(version)?;

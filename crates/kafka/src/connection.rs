@@ -23,7 +23,11 @@ pub enum ConnectionError {
     Write(std::io::Error),
 }
 
-pub async fn run(context: Arc<Context>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) -> Result<(), ConnectionError> {
+pub async fn run(
+    context: Arc<Context>,
+    stream: TcpStream,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ConnectionError> {
     let (mut reader, mut writer) = stream.into_split();
     let (replies, mut pending) = mpsc::channel::<Reply>(context.config.inflight_requests_max);
     let write_loop = async move {

@@ -90,7 +90,9 @@ pub fn dispatch(context: &Arc<Context>, mut frame: Bytes) -> Result<Reply, Dispa
         ApiKey::InitProducerId => now(meta, api::init_producer_id::handle(ctx, decode(meta, &mut frame)?)),
         ApiKey::DescribeConfigs => now(meta, api::describe_configs::handle(ctx, decode(meta, &mut frame)?, meta)),
         ApiKey::AlterConfigs => now(meta, api::alter_configs::handle(ctx, decode(meta, &mut frame)?)),
-        ApiKey::IncrementalAlterConfigs => now(meta, api::alter_configs::handle_incremental(ctx, decode(meta, &mut frame)?)),
+        ApiKey::IncrementalAlterConfigs => {
+            now(meta, api::alter_configs::handle_incremental(ctx, decode(meta, &mut frame)?))
+        }
         ApiKey::DescribeCluster => now(meta, api::describe_cluster::handle(ctx, decode(meta, &mut frame)?)),
         other => Err(DispatchError::UnsupportedVersion(other, version)),
     }

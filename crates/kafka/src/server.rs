@@ -30,7 +30,12 @@ pub struct Context {
 }
 
 /// Accepts connections on `listener` until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, broker: Arc<Broker>, config: KafkaListenerConfig, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    config: KafkaListenerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let context = Arc::new(Context { broker, config });
     loop {
         tokio::select! {
@@ -50,7 +55,12 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, config: KafkaList
     }
 }
 
-fn spawn_connection(context: Arc<Context>, stream: tokio::net::TcpStream, peer: SocketAddr, shutdown: watch::Receiver<bool>) {
+fn spawn_connection(
+    context: Arc<Context>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     tokio::spawn(async move {
         tracing::debug!(%peer, "kafka client connected");

@@ -9,7 +9,12 @@ use settings::{ServeArgs, Settings};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "sluice", version, about = "A durable message broker that speaks Kafka", args_conflicts_with_subcommands = true)]
+#[command(
+    name = "sluice",
+    version,
+    about = "A durable message broker that speaks Kafka",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

@@ -24,7 +24,8 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open data directory {}", settings.broker.data_dir.display()))?;
     let (stop, stopped) = watch::channel(false);
     let upkeep = tokio::spawn(maintenance::run(broker.clone(), stopped.clone()));
-    let kafka = tokio::spawn(sluice_kafka::serve(listener, broker.clone(), KafkaListenerConfig::default(), stopped.clone()));
+    let kafka =
+        tokio::spawn(sluice_kafka::serve(listener, broker.clone(), KafkaListenerConfig::default(), stopped.clone()));
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         kafka = %local,

@@ -5,7 +5,9 @@ use super::describe_configs::RESOURCE_TOPIC;
 use super::str_bytes;
 use crate::error_codes::{code_of, INVALID_CONFIG, INVALID_REQUEST, NONE};
 use crate::server::Context;
-use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use kafka_protocol::messages::{
+    AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
 use sluice_broker::BrokerError;
 use std::collections::BTreeMap;
 
@@ -41,10 +43,8 @@ pub fn handle_incremental(ctx: &Context, request: IncrementalAlterConfigsRequest
     let mut response = IncrementalAlterConfigsResponse::default();
     for resource in request.resources {
         let outcome = check_topic(resource.resource_type).and_then(|_| {
-            let topic = ctx
-                .broker
-                .topic(&resource.resource_name)
-                .ok_or_else(|| fail(BrokerError::UnknownTopicOrPartition))?;
+            let topic =
+                ctx.broker.topic(&resource.resource_name).ok_or_else(|| fail(BrokerError::UnknownTopicOrPartition))?;
             let mut overrides = topic.config().overrides;
             for change in &resource.configs {
                 let name = change.name.to_string();
@@ -57,14 +57,20 @@ pub fn handle_incremental(ctx: &Context, request: IncrementalAlterConfigsRequest
                         overrides.insert(name, v);
                     }
                     (OP_SUBTRACT, Some(_)) => {
-                        return Err((INVALID_CONFIG, format!("{name}: subtract is not supported; its only value is fixed")));
+                        return Err((
+                            INVALID_CONFIG,
+                            format!("{name}: subtract is not supported; its only value is fixed"),
+                        ));
                     }
-                    (op, _) => return Err((INVALID_REQUEST, format!("{name}: operation {op} needs a value or is unknown"))),
+                    (op, _) => {
+                        return Err((INVALID_REQUEST, format!("{name}: operation {op} needs a value or is unknown")))
+                    }
                 }
             }
             apply(ctx, &resource.resource_name, overrides, request.validate_only)
         });
-        let mut out = kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default();
+        let mut out =
+            kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default();
         out.resource_type = resource.resource_type;
         out.resource_name = resource.resource_name;
         (out.error_code, out.error_message) = codes(outcome);

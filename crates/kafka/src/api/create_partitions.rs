@@ -15,9 +15,12 @@ pub fn handle(ctx: &Context, request: CreatePartitionsRequest) -> CreatePartitio
         let outcome = u32::try_from(topic.count)
             .map_err(|_| BrokerError::InvalidPartitions("partition count must be positive".into()))
             .and_then(|count| {
-                let current = ctx.broker.topic(&topic.name).ok_or(BrokerError::UnknownTopicOrPartition)?.partition_count();
+                let current =
+                    ctx.broker.topic(&topic.name).ok_or(BrokerError::UnknownTopicOrPartition)?.partition_count();
                 if count <= current {
-                    return Err(BrokerError::InvalidPartitions(format!("topic has {current} partitions; the count can only grow")));
+                    return Err(BrokerError::InvalidPartitions(format!(
+                        "topic has {current} partitions; the count can only grow"
+                    )));
                 }
                 if request.validate_only {
                     return Ok(());

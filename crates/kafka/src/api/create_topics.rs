@@ -58,21 +58,31 @@ pub fn handle(ctx: &Context, request: CreateTopicsRequest, meta: RequestMeta) ->
     response
 }
 
-fn create(ctx: &Context, topic: &kafka_protocol::messages::create_topics_request::CreatableTopic, validate_only: bool) -> Result<u32, (i16, String)> {
+fn create(
+    ctx: &Context,
+    topic: &kafka_protocol::messages::create_topics_request::CreatableTopic,
+    validate_only: bool,
+) -> Result<u32, (i16, String)> {
     let fail = |e: BrokerError| (code_of(&e), e.to_string());
     if topic.replication_factor > 1 {
         return Err((INVALID_REPLICATION_FACTOR, "replication factor cannot exceed the 1 available broker".into()));
     }
     let node = ctx.broker.node_id();
     if topic.assignments.iter().any(|a| a.broker_ids.iter().any(|b| b.0 != node)) {
-        return Err((crate::error_codes::INVALID_REPLICA_ASSIGNMENT, "replica assignment names unknown brokers".into()));
+        return Err((
+            crate::error_codes::INVALID_REPLICA_ASSIGNMENT,
+            "replica assignment names unknown brokers".into(),
+        ));
     }
     let partitions = if !topic.assignments.is_empty() {
         Some(topic.assignments.len() as u32)
     } else if topic.num_partitions == -1 {
         None
     } else {
-        Some(u32::try_from(topic.num_partitions).map_err(|_| fail(BrokerError::InvalidPartitions("partition count must be positive".into())))?)
+        Some(
+            u32::try_from(topic.num_partitions)
+                .map_err(|_| fail(BrokerError::InvalidPartitions("partition count must be positive".into())))?,
+        )
     };
     let mut overrides = BTreeMap::new();
     for config in &topic.configs {

@@ -84,7 +84,8 @@ fn config_type(name: &str) -> i8 {
 fn broker_entries(ctx: &Context) -> Vec<ConfigEntry> {
     let config = ctx.broker.config();
     let log = &config.log_defaults;
-    let entry = |name: &str, value: String| ConfigEntry { name: name.into(), value, is_default: false, read_only: true };
+    let entry =
+        |name: &str, value: String| ConfigEntry { name: name.into(), value, is_default: false, read_only: true };
     vec![
         entry("broker.id", config.node_id.to_string()),
         entry("num.partitions", config.default_partitions.to_string()),

@@ -30,7 +30,11 @@ struct Wanted {
     partition: Result<Arc<Partition>, BrokerError>,
 }
 
-pub async fn handle(ctx: Arc<Context>, request: FetchRequest, meta: RequestMeta) -> Result<Option<Bytes>, DispatchError> {
+pub async fn handle(
+    ctx: Arc<Context>,
+    request: FetchRequest,
+    meta: RequestMeta,
+) -> Result<Option<Bytes>, DispatchError> {
     let topics: Vec<String> = request.topics.iter().map(|t| t.topic.0.to_string()).collect();
     let mut wanted = Vec::new();
     for (t, topic) in request.topics.iter().enumerate() {
@@ -45,8 +49,10 @@ pub async fn handle(ctx: Arc<Context>, request: FetchRequest, meta: RequestMeta)
         }
     }
     // Subscribe before reading so an append between the read and the wait still wakes us.
-    let mut signals: Vec<watch::Receiver<i64>> = wanted.iter().filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe())).collect();
-    let response_bytes_max = if meta.version >= 3 { usize::try_from(request.max_bytes).unwrap_or(0) } else { usize::MAX };
+    let mut signals: Vec<watch::Receiver<i64>> =
+        wanted.iter().filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe())).collect();
+    let response_bytes_max =
+        if meta.version >= 3 { usize::try_from(request.max_bytes).unwrap_or(0) } else { usize::MAX };
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(WAIT_MAX);
     let deadline = Instant::now() + wait;
@@ -119,7 +125,12 @@ fn read_one(partition: &Partition, offset: i64, budget: usize, version: i16) -> 
     Ok((Bytes::from(records), read.log_start_offset, read.log_end_offset))
 }
 
-fn build(topics: &[String], request: &FetchRequest, partitions: Vec<(usize, PartitionData)>, version: i16) -> FetchResponse {
+fn build(
+    topics: &[String],
+    request: &FetchRequest,
+    partitions: Vec<(usize, PartitionData)>,
+    version: i16,
+) -> FetchResponse {
     let mut response = FetchResponse::default();
     let mut by_topic: Vec<FetchableTopicResponse> = topics
         .iter()

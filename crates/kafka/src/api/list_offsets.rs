@@ -25,7 +25,8 @@ pub fn handle(ctx: &Context, request: ListOffsetsRequest, meta: RequestMeta) -> 
                 Ok((offset, timestamp, epoch)) => {
                     out.error_code = NONE;
                     if meta.version == 0 {
-                        out.old_style_offsets = if offset >= 0 && p.max_num_offsets > 0 { vec![offset] } else { vec![] };
+                        out.old_style_offsets =
+                            if offset >= 0 && p.max_num_offsets > 0 { vec![offset] } else { vec![] };
                     } else {
                         out.offset = offset;
                         out.timestamp = timestamp;

@@ -5,7 +5,9 @@ use super::{str_bytes, topic_name};
 use crate::dispatch::RequestMeta;
 use crate::error_codes::{code_of, NONE};
 use crate::server::Context;
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use sluice_broker::{BrokerError, Topic};
 use std::sync::Arc;

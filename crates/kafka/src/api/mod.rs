@@ -28,8 +28,5 @@ pub fn topic_name(s: &str) -> TopicName {
 
 /// Milliseconds since the Unix epoch, for timestamps the broker assigns.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

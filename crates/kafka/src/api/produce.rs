@@ -60,12 +60,19 @@ pub fn handle(ctx: &Arc<Context>, request: ProduceRequest, meta: RequestMeta) ->
     }))
 }
 
-fn append(ctx: &Context, topic: &str, index: i32, records: Option<Bytes>) -> Result<(Arc<Partition>, AppendOutcome), BrokerError> {
-    let partition = ctx.broker.topic_or_auto_create(topic)?.partition(index).ok_or(BrokerError::UnknownTopicOrPartition)?;
+fn append(
+    ctx: &Context,
+    topic: &str,
+    index: i32,
+    records: Option<Bytes>,
+) -> Result<(Arc<Partition>, AppendOutcome), BrokerError> {
+    let partition =
+        ctx.broker.topic_or_auto_create(topic)?.partition(index).ok_or(BrokerError::UnknownTopicOrPartition)?;
     let records = records.filter(|r| !r.is_empty()).ok_or_else(|| BrokerError::CorruptMessage("no records".into()))?;
     let mut batches = match convert::records_magic(&records) {
         Some(2) => records.to_vec(),
-        Some(0 | 1) => convert::upconvert_message_set(&records, now_ms()).map_err(|e| BrokerError::CorruptMessage(e.to_string()))?,
+        Some(0 | 1) => convert::upconvert_message_set(&records, now_ms())
+            .map_err(|e| BrokerError::CorruptMessage(e.to_string()))?,
         Some(magic) => return Err(BrokerError::CorruptMessage(format!("unknown magic {magic}"))),
         None => return Err(BrokerError::CorruptMessage("records too short".into())),
     };
@@ -73,7 +80,12 @@ fn append(ctx: &Context, topic: &str, index: i32, records: Option<Bytes>) -> Res
     Ok((partition, outcome))
 }
 
-fn partition_response(index: i32, result: Result<AppendOutcome, BrokerError>, acks: i16, version: i16) -> PartitionProduceResponse {
+fn partition_response(
+    index: i32,
+    result: Result<AppendOutcome, BrokerError>,
+    acks: i16,
+    version: i16,
+) -> PartitionProduceResponse {
     let mut response = PartitionProduceResponse::default();
     response.index = index;
     match result {
