@@ -71,13 +71,21 @@ fn append(
     let records = records.filter(|r| !r.is_empty()).ok_or_else(|| BrokerError::CorruptMessage("no records".into()))?;
     let mut batches = match convert::records_magic(&records) {
         Some(2) => records.to_vec(),
-        Some(0 | 1) => convert::upconvert_message_set(&records, now_ms())
-            .map_err(|e| BrokerError::CorruptMessage(e.to_string()))?,
+        Some(0 | 1) => convert::upconvert_message_set(&records, now_ms()).map_err(upconvert_error)?,
         Some(magic) => return Err(BrokerError::CorruptMessage(format!("unknown magic {magic}"))),
         None => return Err(BrokerError::CorruptMessage("records too short".into())),
     };
     let outcome = partition.append_written(&mut batches)?;
     Ok((partition, outcome))
+}
+
+/// A legacy set too large once converted is Kafka's MESSAGE_TOO_LARGE; anything else
+/// the conversion refuses is a corrupt message to the old client.
+fn upconvert_error(e: convert::ConvertError) -> BrokerError {
+    match e {
+        convert::ConvertError::TooLarge(_) => BrokerError::MessageTooLarge { size: 0, max: 0 },
+        other => BrokerError::CorruptMessage(other.to_string()),
+    }
 }
 
 fn partition_response(
