@@ -18,8 +18,8 @@ pub fn validate_all(bytes: &[u8], batch_bytes_max: u32) -> Result<Batches, Appen
     while at < bytes.len() {
         let rest = &bytes[at..];
         check_declared_length(rest, batch_bytes_max)?;
-        let header = batch::validate(rest, batch_bytes_max as usize)
-            .map_err(|reason| AppendError::Corrupt { at, reason })?;
+        let header =
+            batch::validate(rest, batch_bytes_max as usize).map_err(|reason| AppendError::Corrupt { at, reason })?;
         batches.push((at, header));
         at += header.total_len();
     }
@@ -34,10 +34,7 @@ fn check_declared_length(rest: &[u8], batch_bytes_max: u32) -> Result<(), Append
     let declared = i32::from_be_bytes([field[0], field[1], field[2], field[3]]);
     let size = LOG_OVERHEAD as i64 + declared as i64;
     if declared >= 0 && size > batch_bytes_max as i64 {
-        return Err(AppendError::TooLarge {
-            size: size as usize,
-            max: batch_bytes_max,
-        });
+        return Err(AppendError::TooLarge { size: size as usize, max: batch_bytes_max });
     }
     Ok(())
 }
@@ -49,10 +46,7 @@ pub fn last_offset(batches: &Batches, first: i64) -> Result<i64, AppendError> {
     for (at, header) in batches {
         let last = next + header.last_offset_delta as i64;
         if last - first > RELATIVE_OFFSET_LIMIT {
-            return Err(AppendError::Corrupt {
-                at: *at,
-                reason: BatchError::BadOffsetDelta(header.last_offset_delta),
-            });
+            return Err(AppendError::Corrupt { at: *at, reason: BatchError::BadOffsetDelta(header.last_offset_delta) });
         }
         next = last + 1;
     }

@@ -89,10 +89,7 @@ impl BatchHeader {
     /// Reads the header from the first `BATCH_HEADER_LEN` bytes. Checks only that they are there.
     pub fn parse(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
         if bytes.len() < BATCH_HEADER_LEN {
-            return Err(BatchError::Incomplete {
-                needed: BATCH_HEADER_LEN,
-                have: bytes.len(),
-            });
+            return Err(BatchError::Incomplete { needed: BATCH_HEADER_LEN, have: bytes.len() });
         }
         Ok(BatchHeader {
             base_offset: i64_at(bytes, BASE_OFFSET_AT),
@@ -148,29 +145,21 @@ impl BatchHeader {
 pub fn validate(bytes: &[u8], batch_bytes_max: usize) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(bytes)?;
     let min_length = (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32;
-    if header.batch_length < min_length
-        || header.total_len() > batch_bytes_max.max(BATCH_HEADER_LEN)
-    {
+    if header.batch_length < min_length || header.total_len() > batch_bytes_max.max(BATCH_HEADER_LEN) {
         return Err(BatchError::BadLength(header.batch_length));
     }
     if header.magic != 2 {
         return Err(BatchError::BadMagic(header.magic));
     }
     if bytes.len() < header.total_len() {
-        return Err(BatchError::Incomplete {
-            needed: header.total_len(),
-            have: bytes.len(),
-        });
+        return Err(BatchError::Incomplete { needed: header.total_len(), have: bytes.len() });
     }
     if header.last_offset_delta < 0 {
         return Err(BatchError::BadOffsetDelta(header.last_offset_delta));
     }
     let computed = crc32c::crc32c(&bytes[ATTRIBUTES_AT..header.total_len()]);
     if computed != header.crc {
-        return Err(BatchError::BadCrc {
-            stored: header.crc,
-            computed,
-        });
+        return Err(BatchError::BadCrc { stored: header.crc, computed });
     }
     Ok(header)
 }

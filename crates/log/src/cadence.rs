@@ -32,28 +32,18 @@ impl Cadence {
 
     /// Accounts for the batch `header` starting at `position` of a segment with base offset
     /// `base`. The caller guarantees offsets and positions fit a `u32` (see `layout`).
-    pub fn observe(
-        &mut self,
-        base: i64,
-        position: u64,
-        header: &BatchHeader,
-        interval_bytes: u32,
-    ) -> Due {
+    pub fn observe(&mut self, base: i64, position: u64, header: &BatchHeader, interval_bytes: u32) -> Due {
         let len = header.total_len() as u64;
         let interval = interval_bytes as u64;
         let mut due = Due::default();
         if position > 0 && self.bytes_since_offset_entry >= interval {
-            due.offset = Some(OffsetEntry {
-                relative_offset: (header.base_offset - base) as u32,
-                position: position as u32,
-            });
+            due.offset =
+                Some(OffsetEntry { relative_offset: (header.base_offset - base) as u32, position: position as u32 });
             self.bytes_since_offset_entry = 0;
         }
         self.bytes_since_offset_entry += len;
         self.bytes_since_time_entry += len;
-        let max = self
-            .max_timestamp
-            .map_or(header.max_timestamp, |m| m.max(header.max_timestamp));
+        let max = self.max_timestamp.map_or(header.max_timestamp, |m| m.max(header.max_timestamp));
         self.max_timestamp = Some(max);
         let relative_last = (header.last_offset() - base) as u32;
         self.last_relative_offset = Some(relative_last);
@@ -88,9 +78,6 @@ impl Cadence {
     fn take_time_entry(&mut self, max: i64, relative_offset: u32) -> TimeEntry {
         self.last_time_entry = Some(max);
         self.bytes_since_time_entry = 0;
-        TimeEntry {
-            max_timestamp: max,
-            relative_offset,
-        }
+        TimeEntry { max_timestamp: max, relative_offset }
     }
 }

@@ -8,10 +8,7 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum OpenError {
     #[error("i/o error on {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("unexpected file in log directory: {0}")]
     BadFileName(PathBuf),
 }
@@ -41,11 +38,7 @@ pub enum AppendError {
 pub enum ReadError {
     /// Kafka `OFFSET_OUT_OF_RANGE`.
     #[error("offset {offset} is outside [{log_start}, {log_end}]")]
-    OffsetOutOfRange {
-        offset: i64,
-        log_start: i64,
-        log_end: i64,
-    },
+    OffsetOutOfRange { offset: i64, log_start: i64, log_end: i64 },
     #[error("read failed: {0}")]
     Io(std::io::Error),
     /// Stored bytes failed validation: never served.

@@ -36,10 +36,7 @@ pub struct Poisoned;
 impl GroupCommit {
     pub fn new(durable: i64) -> Self {
         GroupCommit {
-            state: Mutex::new(CommitState {
-                durable,
-                syncing: false,
-            }),
+            state: Mutex::new(CommitState { durable, syncing: false }),
             synced: Condvar::new(),
             poisoned: AtomicBool::new(false),
         }

@@ -32,34 +32,21 @@ impl Entry for OffsetEntry {
 pub fn lookup(entries: &[OffsetEntry], relative_offset: u32) -> OffsetEntry {
     let after = entries.partition_point(|e| e.relative_offset <= relative_offset);
     match after {
-        0 => OffsetEntry {
-            relative_offset: 0,
-            position: 0,
-        },
+        0 => OffsetEntry { relative_offset: 0, position: 0 },
         n => entries[n - 1],
     }
 }
 
 /// Checks the invariants of `docs/format.md`: both fields strictly increasing, positions
 /// inside the log and never 0, relative offsets below `relative_offset_end`.
-pub fn check(
-    entries: &[OffsetEntry],
-    relative_offset_end: i64,
-    log_len: u64,
-) -> Result<(), String> {
+pub fn check(entries: &[OffsetEntry], relative_offset_end: i64, log_len: u64) -> Result<(), String> {
     let mut previous: Option<OffsetEntry> = None;
     for (i, e) in entries.iter().enumerate() {
         if e.position == 0 || e.position as u64 >= log_len {
-            return Err(format!(
-                "entry {i}: position {} outside (0, {log_len})",
-                e.position
-            ));
+            return Err(format!("entry {i}: position {} outside (0, {log_len})", e.position));
         }
         if e.relative_offset as i64 >= relative_offset_end {
-            return Err(format!(
-                "entry {i}: relative offset {} past the segment",
-                e.relative_offset
-            ));
+            return Err(format!("entry {i}: relative offset {} past the segment", e.relative_offset));
         }
         if let Some(p) = previous {
             if e.position <= p.position || e.relative_offset <= p.relative_offset {
@@ -76,10 +63,7 @@ mod tests {
     use super::*;
 
     fn e(relative_offset: u32, position: u32) -> OffsetEntry {
-        OffsetEntry {
-            relative_offset,
-            position,
-        }
+        OffsetEntry { relative_offset, position }
     }
 
     /// Lookup finds the closest entry at or below the target, defaulting to the file start.

@@ -48,16 +48,11 @@ impl<E: Entry> IndexFile<E> {
         };
         let len = file.metadata().map_err(LoadError::Io)?.len();
         if len % E::LEN as u64 != 0 {
-            return Err(LoadError::Damaged(format!(
-                "size {len} is not a multiple of {}",
-                E::LEN
-            )));
+            return Err(LoadError::Damaged(format!("size {len} is not a multiple of {}", E::LEN)));
         }
         let count = len / E::LEN as u64;
         if count > entries_max as u64 {
-            return Err(LoadError::Damaged(format!(
-                "{count} entries, at most {entries_max} possible"
-            )));
+            return Err(LoadError::Damaged(format!("{count} entries, at most {entries_max} possible")));
         }
         let mut bytes = vec![0u8; len as usize];
         file.read_exact_at(&mut bytes, 0).map_err(LoadError::Io)?;
@@ -67,30 +62,17 @@ impl<E: Entry> IndexFile<E> {
     /// Opens an existing file whose entries were read and checked already.
     pub fn open(path: PathBuf, entries: Vec<E>) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).open(&path)?;
-        Ok(IndexFile {
-            path,
-            file: Arc::new(file),
-            entries,
-        })
+        Ok(IndexFile { path, file: Arc::new(file), entries })
     }
 
     /// Writes `entries` as the whole file (through a synced temp file and a rename).
     pub fn create(path: PathBuf, entries: Vec<E>) -> io::Result<Self> {
         let tmp = tmp_path(&path);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp)?;
         file.write_all_at(&encode_all(&entries), 0)?;
         file.sync_data()?;
         std::fs::rename(&tmp, &path)?;
-        Ok(IndexFile {
-            path,
-            file: Arc::new(file),
-            entries,
-        })
+        Ok(IndexFile { path, file: Arc::new(file), entries })
     }
 
     pub fn entries(&self) -> &[E] {
@@ -147,10 +129,7 @@ fn encode_all<E: Entry>(entries: &[E]) -> Vec<u8> {
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".");
     name.push(TMP_SUFFIX);
     path.with_file_name(name)

@@ -81,10 +81,7 @@ mod tests {
         assert_eq!(file_name(42, LOG_SUFFIX), "00000000000000000042.log");
         assert_eq!(classify("00000000000000000042.log"), FileKind::Log(42));
         assert_eq!(classify("00000000000000000042.index"), FileKind::Index(42));
-        assert_eq!(
-            classify("00000000000000000042.timeindex"),
-            FileKind::TimeIndex(42)
-        );
+        assert_eq!(classify("00000000000000000042.timeindex"), FileKind::TimeIndex(42));
         assert_eq!(classify("00000000000000000042.index.tmp"), FileKind::Temp);
         assert_eq!(classify("42.log"), FileKind::Unknown);
         assert_eq!(classify("0000000000000000004x.log"), FileKind::Unknown);

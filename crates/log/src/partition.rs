@@ -104,12 +104,7 @@ impl PartitionLog {
         let dir = dir.into();
         let disk = Disk::default();
         let recovered = recovery::recover(&dir, &disk, config.index_interval_bytes)?;
-        let state = State {
-            config,
-            segments: recovered.segments,
-            log_end: recovered.log_end,
-            unsynced: Vec::new(),
-        };
+        let state = State { config, segments: recovered.segments, log_end: recovered.log_end, unsynced: Vec::new() };
         Ok(PartitionLog {
             dir,
             state: Mutex::new(state),
@@ -138,10 +133,7 @@ impl PartitionLog {
         // CRCs are checked before taking the lock: appends to one partition overlap here.
         let mut headers = append::validate_all(batches, batch_bytes_max)?;
         if batches.len() as u64 > SEGMENT_BYTES_LIMIT {
-            return Err(AppendError::TooLarge {
-                size: batches.len(),
-                max: u32::MAX,
-            });
+            return Err(AppendError::TooLarge { size: batches.len(), max: u32::MAX });
         }
         let mut state = self.state();
         let first = state.log_end;
@@ -149,19 +141,12 @@ impl PartitionLog {
         self.roll_if_due(&mut state, batches.len() as u64, last)?;
         append::assign_offsets(batches, &mut headers, first);
         let interval = state.config.index_interval_bytes;
-        state
-            .active_mut()
-            .append(&self.disk, batches, &headers, interval)
-            .map_err(AppendError::Io)?;
+        state.active_mut().append(&self.disk, batches, &headers, interval).map_err(AppendError::Io)?;
         state.log_end = last + 1;
         Ok(AppendInfo {
             first_offset: first,
             last_offset: last,
-            max_timestamp: headers
-                .iter()
-                .map(|(_, h)| h.max_timestamp)
-                .max()
-                .unwrap_or(-1),
+            max_timestamp: headers.iter().map(|(_, h)| h.max_timestamp).max().unwrap_or(-1),
             log_start_offset: state.log_start(),
         })
     }
@@ -171,11 +156,8 @@ impl PartitionLog {
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
         let (mut located, mut result) = {
             let state = self.state();
-            let result = ReadResult {
-                bytes: Vec::new(),
-                log_start_offset: state.log_start(),
-                log_end_offset: state.log_end,
-            };
+            let result =
+                ReadResult { bytes: Vec::new(), log_start_offset: state.log_start(), log_end_offset: state.log_end };
             check_range(offset, &result)?;
             if offset == state.log_end {
                 return Ok(result);
@@ -212,8 +194,7 @@ impl PartitionLog {
     pub fn find_by_timestamp(&self, timestamp_ms: i64) -> Result<Option<TimestampHit>, ReadError> {
         let mut searched: Option<i64> = None;
         loop {
-            let Some((located, start)) = self.state().timestamp_candidate(timestamp_ms, searched)
-            else {
+            let Some((located, start)) = self.state().timestamp_candidate(timestamp_ms, searched) else {
                 return Ok(None);
             };
             if let Some(hit) = read::find_timestamp(&located, start, timestamp_ms)? {
@@ -248,11 +229,7 @@ impl PartitionLog {
 
     /// Base offsets of the segments, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<i64> {
-        self.state()
-            .segments
-            .iter()
-            .map(|s| s.base_offset)
-            .collect()
+        self.state().segments.iter().map(|s| s.base_offset).collect()
     }
 
     pub fn config(&self) -> LogConfig {
@@ -271,12 +248,8 @@ impl PartitionLog {
             self.roll_if_aged(&mut state)?;
             let facts: Vec<SegmentFacts> = state.segments.iter().map(facts).collect();
             let config = &state.config;
-            let count = retention::segments_to_delete(
-                &facts,
-                config.retention_bytes_max,
-                config.retention_age_max,
-                now_ms,
-            );
+            let count =
+                retention::segments_to_delete(&facts, config.retention_bytes_max, config.retention_age_max, now_ms);
             state.segments.drain(..count).collect::<Vec<_>>()
         };
         let report = RetentionReport {
@@ -363,21 +336,14 @@ impl PartitionLog {
         }
     }
 
-    fn roll_if_due(
-        &self,
-        state: &mut State,
-        incoming_bytes: u64,
-        last_offset: i64,
-    ) -> Result<(), AppendError> {
+    fn roll_if_due(&self, state: &mut State, incoming_bytes: u64, last_offset: i64) -> Result<(), AppendError> {
         let active = state.active();
         if active.is_empty() {
             return Ok(());
         }
         let size_max = state.config.segment_bytes_max.min(SEGMENT_BYTES_LIMIT);
         let due = active.len() + incoming_bytes > size_max
-            || active
-                .age()
-                .is_some_and(|age| age >= state.config.segment_age_max)
+            || active.age().is_some_and(|age| age >= state.config.segment_age_max)
             || last_offset - active.base_offset > RELATIVE_OFFSET_LIMIT;
         if !due {
             return Ok(());
@@ -390,9 +356,7 @@ impl PartitionLog {
 
     fn roll_if_aged(&self, state: &mut State) -> Result<(), FlushError> {
         let active = state.active();
-        let aged = active
-            .age()
-            .is_some_and(|age| age >= state.config.segment_age_max);
+        let aged = active.age().is_some_and(|age| age >= state.config.segment_age_max);
         if active.is_empty() || !aged {
             return Ok(());
         }
@@ -419,9 +383,7 @@ impl PartitionLog {
         }
         let segment = Segment::create(&self.dir, state.log_end).map_err(RollError::Io)?;
         if sync {
-            self.disk
-                .sync_dir(&self.dir)
-                .map_err(|e| self.sync_failed(e))?;
+            self.disk.sync_dir(&self.dir).map_err(|e| self.sync_failed(e))?;
         }
         state.segments.push(segment);
         Ok(())
@@ -465,10 +427,7 @@ impl State {
 
     /// The segment holding `offset` (which is within the log) and where to start walking it.
     fn locate(&self, offset: i64) -> Located {
-        let index = self
-            .segments
-            .partition_point(|s| s.base_offset <= offset)
-            .saturating_sub(1);
+        let index = self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
         self.locate_in(index, offset)
     }
 
@@ -532,10 +491,7 @@ fn facts(segment: &Segment) -> SegmentFacts {
         Some(ts) if ts >= 0 => Some(ts),
         _ => segment.modified_ms(),
     };
-    SegmentFacts {
-        size_bytes: segment.len(),
-        newest_ms,
-    }
+    SegmentFacts { size_bytes: segment.len(), newest_ms }
 }
 
 #[cfg(test)]
@@ -560,10 +516,7 @@ mod tests {
         assert!(matches!(log.sync_through(2), Err(FlushError::Io(_))));
         assert!(log.is_poisoned());
         assert_eq!(log.durable_offset(), 1);
-        assert!(matches!(
-            log.append(&mut batch(1, 0, b"c")),
-            Err(AppendError::Poisoned)
-        ));
+        assert!(matches!(log.append(&mut batch(1, 0, b"c")), Err(AppendError::Poisoned)));
         assert!(matches!(log.sync_through(2), Err(FlushError::Poisoned)));
         assert!(matches!(log.flush(), Err(FlushError::Poisoned)));
         assert_eq!(log.read(0, 1000).unwrap().bytes.len(), 2 * 62);
@@ -581,15 +534,10 @@ mod tests {
         let log = open(dir.path());
         log.append(&mut batch(1, 0, b"a")).unwrap();
         log.disk().fail_next_write();
-        assert!(matches!(
-            log.append(&mut batch(3, 0, &[9; 100])),
-            Err(AppendError::Io(_))
-        ));
+        assert!(matches!(log.append(&mut batch(3, 0, &[9; 100])), Err(AppendError::Io(_))));
         assert_eq!(log.log_end_offset(), 1);
         assert_eq!(log.size_bytes(), 62);
-        let file_len = std::fs::metadata(dir.path().join("00000000000000000000.log"))
-            .unwrap()
-            .len();
+        let file_len = std::fs::metadata(dir.path().join("00000000000000000000.log")).unwrap().len();
         assert_eq!(file_len, 62);
         let mut b = batch(1, 0, b"b");
         assert_eq!(log.append(&mut b).unwrap().first_offset, 1);
@@ -600,17 +548,11 @@ mod tests {
     #[test]
     fn failed_roll_sync_poisons() {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig {
-            segment_bytes_max: 100,
-            ..LogConfig::default()
-        };
+        let config = LogConfig { segment_bytes_max: 100, ..LogConfig::default() };
         let log = PartitionLog::open(dir.path(), config).unwrap();
         log.append(&mut batch(1, 0, b"a")).unwrap();
         log.disk().fail_next_sync();
-        assert!(matches!(
-            log.append(&mut batch(1, 0, b"b")),
-            Err(AppendError::Poisoned)
-        ));
+        assert!(matches!(log.append(&mut batch(1, 0, b"b")), Err(AppendError::Poisoned)));
         assert!(log.is_poisoned());
         assert_eq!(log.log_end_offset(), 1);
     }

@@ -30,12 +30,7 @@ pub struct Collected {
 
 /// Appends to `out` whole batches from the one containing `target`, keeping `out` within
 /// `max_bytes` except that a first batch is always taken whole.
-pub fn collect(
-    loc: &Located,
-    target: i64,
-    max_bytes: usize,
-    out: &mut Vec<u8>,
-) -> Result<Collected, ReadError> {
+pub fn collect(loc: &Located, target: i64, max_bytes: usize, out: &mut Vec<u8>) -> Result<Collected, ReadError> {
     let (position, first) = find_batch(loc, target)?;
     let first_len = first.total_len();
     let room = match out.is_empty() {
@@ -43,23 +38,14 @@ pub fn collect(
         false => max_bytes.saturating_sub(out.len()),
     };
     if first_len > room {
-        return Ok(Collected {
-            next_offset: target,
-            segment_done: false,
-        });
+        return Ok(Collected { next_offset: target, segment_done: false });
     }
     let len = (room as u64).min(loc.view.len - position) as usize;
     let mut buf = vec![0u8; len];
-    loc.view
-        .file
-        .read_exact_at(&mut buf, position)
-        .map_err(ReadError::Io)?;
+    loc.view.file.read_exact_at(&mut buf, position).map_err(ReadError::Io)?;
     let (taken, next_offset) = whole_batches(&buf, loc.view.len - position, first.base_offset)?;
     out.extend_from_slice(&buf[..taken]);
-    Ok(Collected {
-        next_offset,
-        segment_done: position + taken as u64 == loc.view.len,
-    })
+    Ok(Collected { next_offset, segment_done: position + taken as u64 == loc.view.len })
 }
 
 /// The length of the prefix of `buf` made of whole valid batches with dense offsets from
@@ -69,24 +55,15 @@ fn whole_batches(buf: &[u8], available: u64, mut expected: i64) -> Result<(usize
     let mut taken = 0;
     while buf.len() - taken >= BATCH_HEADER_LEN {
         let rest = &buf[taken..];
-        let header = BatchHeader::parse(rest).map_err(|reason| ReadError::Corrupt {
-            offset: expected,
-            reason,
-        })?;
-        check_header(&header, available - taken as u64).map_err(|reason| ReadError::Corrupt {
-            offset: expected,
-            reason,
-        })?;
+        let header = BatchHeader::parse(rest).map_err(|reason| ReadError::Corrupt { offset: expected, reason })?;
+        check_header(&header, available - taken as u64)
+            .map_err(|reason| ReadError::Corrupt { offset: expected, reason })?;
         if header.total_len() > rest.len() {
             break;
         }
         check_offset(expected, &header)?;
-        batch::validate(&rest[..header.total_len()], usize::MAX).map_err(|reason| {
-            ReadError::Corrupt {
-                offset: header.base_offset,
-                reason,
-            }
-        })?;
+        batch::validate(&rest[..header.total_len()], usize::MAX)
+            .map_err(|reason| ReadError::Corrupt { offset: header.base_offset, reason })?;
         taken += header.total_len();
         expected = header.last_offset() + 1;
     }
@@ -95,20 +72,12 @@ fn whole_batches(buf: &[u8], available: u64, mut expected: i64) -> Result<(usize
 
 /// Walks headers from the located position to the batch containing `target`.
 fn find_batch(loc: &Located, target: i64) -> Result<(u64, BatchHeader), ReadError> {
-    let mut scanner = Scanner::new(
-        &loc.view.file,
-        loc.position,
-        loc.view.len,
-        loc.walk_chunk_bytes,
-    );
+    let mut scanner = Scanner::new(&loc.view.file, loc.position, loc.view.len, loc.walk_chunk_bytes);
     let mut expected = loc.position_offset;
     loop {
         let position = scanner.position();
         let Some(header) = scanner.next_header().map_err(|e| scan_error(e, expected))? else {
-            return Err(ReadError::OffsetMismatch {
-                expected: target,
-                found: expected,
-            });
+            return Err(ReadError::OffsetMismatch { expected: target, found: expected });
         };
         check_offset(expected, &header)?;
         if header.last_offset() >= target {
@@ -119,26 +88,14 @@ fn find_batch(loc: &Located, target: i64) -> Result<(u64, BatchHeader), ReadErro
 }
 
 /// The first batch at or after `start_offset` in the segment with `max_timestamp >= timestamp`.
-pub fn find_timestamp(
-    loc: &Located,
-    start_offset: i64,
-    timestamp: i64,
-) -> Result<Option<TimestampHit>, ReadError> {
-    let mut scanner = Scanner::new(
-        &loc.view.file,
-        loc.position,
-        loc.view.len,
-        loc.walk_chunk_bytes,
-    );
+pub fn find_timestamp(loc: &Located, start_offset: i64, timestamp: i64) -> Result<Option<TimestampHit>, ReadError> {
+    let mut scanner = Scanner::new(&loc.view.file, loc.position, loc.view.len, loc.walk_chunk_bytes);
     let mut expected = loc.position_offset;
     while let Some(header) = scanner.peek_header().map_err(|e| scan_error(e, expected))? {
         check_offset(expected, &header)?;
         if header.last_offset() >= start_offset && header.max_timestamp >= timestamp {
             let found = scanner.next_batch().map_err(|e| scan_error(e, expected))?;
-            return Ok(found.map(|(header, bytes)| TimestampHit {
-                header,
-                batch: bytes.to_vec(),
-            }));
+            return Ok(found.map(|(header, bytes)| TimestampHit { header, batch: bytes.to_vec() }));
         }
         scanner.next_header().map_err(|e| scan_error(e, expected))?;
         expected = header.last_offset() + 1;
@@ -161,10 +118,7 @@ pub fn headers(view: &SegmentView, chunk_bytes: usize) -> Result<Vec<BatchHeader
 
 fn check_offset(expected: i64, header: &BatchHeader) -> Result<(), ReadError> {
     if header.base_offset != expected {
-        return Err(ReadError::OffsetMismatch {
-            expected,
-            found: header.base_offset,
-        });
+        return Err(ReadError::OffsetMismatch { expected, found: header.base_offset });
     }
     Ok(())
 }

@@ -13,8 +13,7 @@ use crate::error::OpenError;
 use crate::index::{self, OffsetEntry};
 use crate::index_file::{file_matches, Entry, IndexFile, LoadError};
 use crate::layout::{
-    self, classify, file_path, FileKind, INDEX_SUFFIX, LOG_SUFFIX, SCAN_CHUNK_BYTES,
-    TIME_INDEX_SUFFIX,
+    self, classify, file_path, FileKind, INDEX_SUFFIX, LOG_SUFFIX, SCAN_CHUNK_BYTES, TIME_INDEX_SUFFIX,
 };
 use crate::partition::RecoveryReport;
 use crate::scan::{ScanError, Scanner};
@@ -36,28 +35,15 @@ pub fn recover(dir: &Path, disk: &Disk, interval_bytes: u32) -> Result<Recovered
         disk.sync_dir(dir).map_err(io_at(dir))?;
         bases.push(0);
     }
-    let mut report = RecoveryReport {
-        segments: bases.len(),
-        ..RecoveryReport::default()
-    };
+    let mut report = RecoveryReport { segments: bases.len(), ..RecoveryReport::default() };
     let mut segments = Vec::with_capacity(bases.len());
     for pair in bases.windows(2) {
-        segments.push(open_closed(
-            dir,
-            pair[0],
-            pair[1],
-            interval_bytes,
-            &mut report,
-        )?);
+        segments.push(open_closed(dir, pair[0], pair[1], interval_bytes, &mut report)?);
     }
     let last_base = bases[bases.len() - 1];
     let (last, log_end) = open_active(dir, last_base, interval_bytes, &mut report)?;
     segments.push(last);
-    Ok(Recovered {
-        segments,
-        log_end,
-        report,
-    })
+    Ok(Recovered { segments, log_end, report })
 }
 
 /// Base offsets of the `.log` files, ascending. Removes leftovers of interrupted
@@ -121,12 +107,7 @@ fn open_closed(
         (Ok(_), Ok(_)) => None,
         _ => Some(rebuild_closed(&log, base, log_len, interval)),
     };
-    let offsets = settle(
-        offsets_path,
-        offsets,
-        rebuilt.as_ref().map(|r| r.0.clone()),
-        report,
-    )?;
+    let offsets = settle(offsets_path, offsets, rebuilt.as_ref().map(|r| r.0.clone()), report)?;
     let times = settle(times_path, times, rebuilt.map(|r| r.1), report)?;
     let max_timestamp = times.last().map(|e| e.max_timestamp);
     Ok(Segment::from_parts(
@@ -172,12 +153,7 @@ fn load<E: Entry>(path: &Path, log_len: u64) -> Result<Vec<E>, String> {
 }
 
 /// The last offset entry must point at a batch header with the offset it claims.
-fn check_last_entry(
-    log: &File,
-    base: i64,
-    log_len: u64,
-    last: Option<&OffsetEntry>,
-) -> Result<(), String> {
+fn check_last_entry(log: &File, base: i64, log_len: u64, last: Option<&OffsetEntry>) -> Result<(), String> {
     let Some(entry) = last else { return Ok(()) };
     let mut scanner = Scanner::new(log, entry.position as u64, log_len, BATCH_HEADER_LEN);
     match scanner.peek_header() {
@@ -188,12 +164,7 @@ fn check_last_entry(
 
 /// Index entries of a closed segment from its batch headers (CRCs are not checked:
 /// the segment was complete when the log rolled past it).
-fn rebuild_closed(
-    log: &File,
-    base: i64,
-    log_len: u64,
-    interval: u32,
-) -> (Vec<OffsetEntry>, Vec<TimeEntry>) {
+fn rebuild_closed(log: &File, base: i64, log_len: u64, interval: u32) -> (Vec<OffsetEntry>, Vec<TimeEntry>) {
     let mut walk = Walk::new(base, interval);
     let mut scanner = Scanner::new(log, 0, log_len, SCAN_CHUNK_BYTES);
     loop {
@@ -212,16 +183,10 @@ fn rebuild_closed(
 }
 
 /// The last segment: every batch is checked and a bad tail is cut off.
-fn open_active(
-    dir: &Path,
-    base: i64,
-    interval: u32,
-    report: &mut RecoveryReport,
-) -> Result<(Segment, i64), OpenError> {
+fn open_active(dir: &Path, base: i64, interval: u32, report: &mut RecoveryReport) -> Result<(Segment, i64), OpenError> {
     let (log, file_len) = open_log(dir, base)?;
     let mut walk = Walk::new(base, interval);
-    let valid_len =
-        scan_active(&log, file_len, &mut walk).map_err(io_at(&file_path(dir, base, LOG_SUFFIX)))?;
+    let valid_len = scan_active(&log, file_len, &mut walk).map_err(io_at(&file_path(dir, base, LOG_SUFFIX)))?;
     if valid_len < file_len {
         truncate_tail(&log, dir, base, valid_len, file_len)?;
         report.truncated_bytes += file_len - valid_len;
@@ -266,13 +231,7 @@ fn scan_active(log: &File, file_len: u64, walk: &mut Walk) -> io::Result<u64> {
     }
 }
 
-fn truncate_tail(
-    log: &File,
-    dir: &Path,
-    base: i64,
-    valid_len: u64,
-    file_len: u64,
-) -> Result<(), OpenError> {
+fn truncate_tail(log: &File, dir: &Path, base: i64, valid_len: u64, file_len: u64) -> Result<(), OpenError> {
     let path = file_path(dir, base, LOG_SUFFIX);
     tracing::warn!(
         segment = %path.display(),
@@ -310,14 +269,7 @@ struct Walk {
 
 impl Walk {
     fn new(base: i64, interval: u32) -> Self {
-        Walk {
-            base,
-            interval,
-            next_offset: base,
-            cadence: Cadence::new(),
-            offsets: Vec::new(),
-            times: Vec::new(),
-        }
+        Walk { base, interval, next_offset: base, cadence: Cadence::new(), offsets: Vec::new(), times: Vec::new() }
     }
 
     /// Takes the batch at `position` if it continues the offsets and stays in range.
@@ -327,9 +279,7 @@ impl Walk {
         if header.base_offset != self.next_offset || !in_range {
             return false;
         }
-        let due = self
-            .cadence
-            .observe(self.base, position, header, self.interval);
+        let due = self.cadence.observe(self.base, position, header, self.interval);
         self.offsets.extend(due.offset);
         self.times.extend(due.time);
         self.next_offset = header.last_offset() + 1;
@@ -339,18 +289,11 @@ impl Walk {
 
 fn open_log(dir: &Path, base: i64) -> Result<(File, u64), OpenError> {
     let path = file_path(dir, base, LOG_SUFFIX);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(io_at(&path))?;
+    let file = OpenOptions::new().read(true).write(true).open(&path).map_err(io_at(&path))?;
     let len = file.metadata().map_err(io_at(&path))?.len();
     Ok((file, len))
 }
 
 fn io_at(path: &Path) -> impl Fn(io::Error) -> OpenError + '_ {
-    move |source| OpenError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| OpenError::Io { path: path.to_path_buf(), source }
 }

@@ -20,8 +20,7 @@ pub fn segments_to_delete(
     now_ms: i64,
 ) -> usize {
     let mut remaining: u64 = segments.iter().map(|s| s.size_bytes).sum();
-    let cutoff_ms = retention_age_max
-        .map(|age| now_ms.saturating_sub(age.as_millis().min(i64::MAX as u128) as i64));
+    let cutoff_ms = retention_age_max.map(|age| now_ms.saturating_sub(age.as_millis().min(i64::MAX as u128) as i64));
     let deletable = segments.len().saturating_sub(1);
     let mut count = 0;
     for segment in &segments[..deletable] {
@@ -46,10 +45,7 @@ mod tests {
     use super::*;
 
     fn seg(size_bytes: u64, newest_ms: i64) -> SegmentFacts {
-        SegmentFacts {
-            size_bytes,
-            newest_ms: Some(newest_ms),
-        }
+        SegmentFacts { size_bytes, newest_ms: Some(newest_ms) }
     }
 
     /// Size retention deletes oldest segments until the rest fits, never the last one.

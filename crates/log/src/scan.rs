@@ -36,14 +36,7 @@ pub struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     pub fn new(file: &'a File, position: u64, end: u64, chunk_bytes: usize) -> Self {
-        Scanner {
-            file,
-            end,
-            position,
-            buf: Vec::new(),
-            buf_start: 0,
-            chunk_bytes: chunk_bytes.max(BATCH_HEADER_LEN),
-        }
+        Scanner { file, end, position, buf: Vec::new(), buf_start: 0, chunk_bytes: chunk_bytes.max(BATCH_HEADER_LEN) }
     }
 
     /// Where the next batch starts.
@@ -88,14 +81,11 @@ impl<'a> Scanner<'a> {
 
     /// `len` bytes at `at`; the caller has checked they lie before `end`.
     fn bytes(&mut self, at: u64, len: usize) -> Result<&[u8], ScanError> {
-        let covered =
-            at >= self.buf_start && at + len as u64 <= self.buf_start + self.buf.len() as u64;
+        let covered = at >= self.buf_start && at + len as u64 <= self.buf_start + self.buf.len() as u64;
         if !covered {
             let want = len.max(self.chunk_bytes).min((self.end - at) as usize);
             self.buf.resize(want, 0);
-            self.file
-                .read_exact_at(&mut self.buf, at)
-                .map_err(ScanError::Io)?;
+            self.file.read_exact_at(&mut self.buf, at).map_err(ScanError::Io)?;
             self.buf_start = at;
         }
         let from = (at - self.buf_start) as usize;
@@ -109,10 +99,7 @@ pub fn check_header(header: &BatchHeader, available: u64) -> Result<(), BatchErr
         return Err(BatchError::BadLength(header.batch_length));
     }
     if header.total_len() as u64 > available {
-        return Err(BatchError::Incomplete {
-            needed: header.total_len(),
-            have: available as usize,
-        });
+        return Err(BatchError::Incomplete { needed: header.total_len(), have: available as usize });
     }
     if header.magic != 2 {
         return Err(BatchError::BadMagic(header.magic));

@@ -71,17 +71,11 @@ impl Segment {
     /// failure nothing is left behind, so a later roll can try again.
     pub fn create(dir: &Path, base_offset: i64) -> io::Result<Segment> {
         let log_path = file_path(dir, base_offset, LOG_SUFFIX);
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&log_path)?;
-        let indexes = IndexFile::create(file_path(dir, base_offset, INDEX_SUFFIX), Vec::new())
-            .and_then(|index| {
-                let time_index =
-                    IndexFile::create(file_path(dir, base_offset, TIME_INDEX_SUFFIX), Vec::new())?;
-                Ok((index, time_index))
-            });
+        let log = OpenOptions::new().read(true).write(true).create_new(true).open(&log_path)?;
+        let indexes = IndexFile::create(file_path(dir, base_offset, INDEX_SUFFIX), Vec::new()).and_then(|index| {
+            let time_index = IndexFile::create(file_path(dir, base_offset, TIME_INDEX_SUFFIX), Vec::new())?;
+            Ok((index, time_index))
+        });
         let (index, time_index) = match indexes {
             Ok(pair) => pair,
             Err(e) => {
@@ -120,11 +114,7 @@ impl Segment {
     }
 
     pub fn view(&self) -> SegmentView {
-        SegmentView {
-            base_offset: self.base_offset,
-            file: Arc::clone(&self.log),
-            len: self.log_len,
-        }
+        SegmentView { base_offset: self.base_offset, file: Arc::clone(&self.log), len: self.log_len }
     }
 
     /// Position of the batch with the largest indexed base offset at or below `offset`,
@@ -132,10 +122,7 @@ impl Segment {
     pub fn lookup(&self, offset: i64) -> (u64, i64) {
         let relative = (offset - self.base_offset).clamp(0, u32::MAX as i64) as u32;
         let entry = index::lookup(self.index.entries(), relative);
-        (
-            entry.position as u64,
-            self.base_offset + entry.relative_offset as i64,
-        )
+        (entry.position as u64, self.base_offset + entry.relative_offset as i64)
     }
 
     /// The first offset that may hold a batch with `max_timestamp >= timestamp`.
@@ -156,12 +143,7 @@ impl Segment {
         let mut cadence = self.cadence.clone();
         let (mut offsets, mut times) = (Vec::new(), Vec::new());
         for (at, header) in batches {
-            let due = cadence.observe(
-                self.base_offset,
-                self.log_len + *at as u64,
-                header,
-                interval_bytes,
-            );
+            let due = cadence.observe(self.base_offset, self.log_len + *at as u64, header, interval_bytes);
             offsets.extend(due.offset);
             times.extend(due.time);
         }
@@ -180,10 +162,7 @@ impl Segment {
 
     fn append_indexes(&mut self, offsets: &[OffsetEntry], times: &[TimeEntry]) -> io::Result<()> {
         let index_count = self.index.entries().len();
-        let result = self
-            .index
-            .append(offsets)
-            .and_then(|()| self.time_index.append(times));
+        let result = self.index.append(offsets).and_then(|()| self.time_index.append(times));
         if result.is_err() {
             let _ = self.index.truncate(index_count);
             self.cut_log_back();
@@ -216,11 +195,7 @@ impl Segment {
 
     /// The log and both index files.
     pub fn files(&self) -> [Arc<File>; 3] {
-        [
-            Arc::clone(&self.log),
-            Arc::clone(self.index.file()),
-            Arc::clone(self.time_index.file()),
-        ]
+        [Arc::clone(&self.log), Arc::clone(self.index.file()), Arc::clone(self.time_index.file())]
     }
 
     /// Wall-clock time of the last write to the `.log`, for segments without timestamps.

@@ -1,8 +1,6 @@
 //! Builds valid v2 batches for unit tests.
 
-use crate::batch::{
-    ATTRIBUTES_AT, BATCH_HEADER_LEN, BATCH_LENGTH_AT, CRC_AT, LOG_OVERHEAD, MAX_TIMESTAMP_AT,
-};
+use crate::batch::{ATTRIBUTES_AT, BATCH_HEADER_LEN, BATCH_LENGTH_AT, CRC_AT, LOG_OVERHEAD, MAX_TIMESTAMP_AT};
 
 pub fn batch(records: i32, max_timestamp: i64, payload: &[u8]) -> Vec<u8> {
     let mut b = vec![0u8; BATCH_HEADER_LEN];

@@ -46,10 +46,7 @@ pub fn check(entries: &[TimeEntry], relative_offset_end: i64) -> Result<(), Stri
     let mut previous: Option<TimeEntry> = None;
     for (i, e) in entries.iter().enumerate() {
         if e.relative_offset as i64 >= relative_offset_end {
-            return Err(format!(
-                "entry {i}: relative offset {} past the segment",
-                e.relative_offset
-            ));
+            return Err(format!("entry {i}: relative offset {} past the segment", e.relative_offset));
         }
         if let Some(p) = previous {
             if e.max_timestamp <= p.max_timestamp || e.relative_offset <= p.relative_offset {
@@ -66,10 +63,7 @@ mod tests {
     use super::*;
 
     fn e(max_timestamp: i64, relative_offset: u32) -> TimeEntry {
-        TimeEntry {
-            max_timestamp,
-            relative_offset,
-        }
+        TimeEntry { max_timestamp, relative_offset }
     }
 
     /// The search starts right after the last entry that is entirely too old.

@@ -30,10 +30,7 @@ fn append_read_reopen() {
         let all = log.read(0, usize::MAX).unwrap();
         assert_eq!(all.bytes, expected.concat());
         assert!(log.read(60, 100).unwrap().bytes.is_empty());
-        assert!(matches!(
-            log.read(61, 100),
-            Err(ReadError::OffsetOutOfRange { .. })
-        ));
+        assert!(matches!(log.read(61, 100), Err(ReadError::OffsetOutOfRange { .. })));
     };
     check(&log);
     log.close().unwrap();
@@ -50,29 +47,17 @@ fn append_read_reopen() {
 #[test]
 fn append_refuses_bad_input() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        batch_bytes_max: 200,
-        ..LogConfig::default()
-    };
+    let config = LogConfig { batch_bytes_max: 200, ..LogConfig::default() };
     let log = PartitionLog::open(dir.path(), config).unwrap();
     assert!(matches!(log.append(&mut []), Err(AppendError::Empty)));
     let mut big = batch(1, 0, &[0; 300]);
-    assert!(matches!(
-        log.append(&mut big),
-        Err(AppendError::TooLarge { .. })
-    ));
+    assert!(matches!(log.append(&mut big), Err(AppendError::TooLarge { .. })));
     let mut two = [batch(1, 0, b"a"), batch(1, 0, b"b")].concat();
     two.push(7);
-    assert!(matches!(
-        log.append(&mut two),
-        Err(AppendError::Corrupt { at: 124, .. })
-    ));
+    assert!(matches!(log.append(&mut two), Err(AppendError::Corrupt { at: 124, .. })));
     let mut bad_crc = batch(1, 0, b"a");
     bad_crc[61] ^= 1;
-    assert!(matches!(
-        log.append(&mut bad_crc),
-        Err(AppendError::Corrupt { at: 0, .. })
-    ));
+    assert!(matches!(log.append(&mut bad_crc), Err(AppendError::Corrupt { at: 0, .. })));
     assert_eq!(log.log_end_offset(), 0);
     assert_eq!(log.size_bytes(), 0);
     let mut two = [batch(2, 0, b"a"), batch(1, 0, b"b")].concat();
@@ -118,10 +103,7 @@ fn retention() {
     assert!(report.segments_deleted > 0);
     assert!(log.size_bytes() <= 1000);
     assert_eq!(report.log_start_offset, log.log_start_offset());
-    assert!(matches!(
-        log.read(0, 10),
-        Err(ReadError::OffsetOutOfRange { .. })
-    ));
+    assert!(matches!(log.read(0, 10), Err(ReadError::OffsetOutOfRange { .. })));
     assert!(log.read(log.log_start_offset(), 10).is_ok());
     config.retention_bytes_max = None;
     config.retention_age_max = Some(std::time::Duration::from_millis(10));

@@ -38,9 +38,5 @@ pub fn split(bytes: &[u8]) -> Vec<(i64, Vec<u8>)> {
 
 /// Small limits so a few appends roll segments and write index entries.
 pub fn small_config() -> LogConfig {
-    LogConfig {
-        segment_bytes_max: 600,
-        index_interval_bytes: 128,
-        ..LogConfig::default()
-    }
+    LogConfig { segment_bytes_max: 600, index_interval_bytes: 128, ..LogConfig::default() }
 }
