@@ -75,6 +75,12 @@ impl<E: Entry> IndexFile<E> {
         Ok(IndexFile { path, file: Arc::new(file), entries })
     }
 
+    /// A new, empty index for a new segment; fails if the file exists.
+    pub fn create_empty(path: PathBuf) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        Ok(IndexFile { path, file: Arc::new(file), entries: Vec::new() })
+    }
+
     pub fn entries(&self) -> &[E] {
         &self.entries
     }

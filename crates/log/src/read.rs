@@ -50,24 +50,36 @@ pub fn collect(loc: &Located, target: i64, max_bytes: usize, out: &mut Vec<u8>) 
 
 /// The length of the prefix of `buf` made of whole valid batches with dense offsets from
 /// `expected`, and the offset after them. `available` is how many bytes of the segment
-/// follow `buf`'s start.
+/// follow `buf`'s start. Bad data after good batches ends the prefix: the good batches are
+/// served and the next read, starting at the bad one, reports it.
 fn whole_batches(buf: &[u8], available: u64, mut expected: i64) -> Result<(usize, i64), ReadError> {
     let mut taken = 0;
     while buf.len() - taken >= BATCH_HEADER_LEN {
         let rest = &buf[taken..];
-        let header = BatchHeader::parse(rest).map_err(|reason| ReadError::Corrupt { offset: expected, reason })?;
-        check_header(&header, available - taken as u64)
-            .map_err(|reason| ReadError::Corrupt { offset: expected, reason })?;
-        if header.total_len() > rest.len() {
-            break;
+        match next_whole_batch(rest, available - taken as u64, expected) {
+            Ok(Some(header)) => {
+                taken += header.total_len();
+                expected = header.last_offset() + 1;
+            }
+            Ok(None) => break,
+            Err(_) if taken > 0 => break,
+            Err(e) => return Err(e),
         }
-        check_offset(expected, &header)?;
-        batch::validate(&rest[..header.total_len()], usize::MAX)
-            .map_err(|reason| ReadError::Corrupt { offset: header.base_offset, reason })?;
-        taken += header.total_len();
-        expected = header.last_offset() + 1;
     }
     Ok((taken, expected))
+}
+
+/// The valid batch at the start of `rest`, or None if it does not fit in `rest`.
+fn next_whole_batch(rest: &[u8], available: u64, expected: i64) -> Result<Option<BatchHeader>, ReadError> {
+    let corrupt = |reason| ReadError::Corrupt { offset: expected, reason };
+    let header = BatchHeader::parse(rest).map_err(corrupt)?;
+    check_header(&header, available).map_err(corrupt)?;
+    if header.total_len() > rest.len() {
+        return Ok(None);
+    }
+    check_offset(expected, &header)?;
+    batch::validate(&rest[..header.total_len()], usize::MAX).map_err(corrupt)?;
+    Ok(Some(header))
 }
 
 /// Walks headers from the located position to the batch containing `target`.

@@ -72,8 +72,8 @@ impl Segment {
     pub fn create(dir: &Path, base_offset: i64) -> io::Result<Segment> {
         let log_path = file_path(dir, base_offset, LOG_SUFFIX);
         let log = OpenOptions::new().read(true).write(true).create_new(true).open(&log_path)?;
-        let indexes = IndexFile::create(file_path(dir, base_offset, INDEX_SUFFIX), Vec::new()).and_then(|index| {
-            let time_index = IndexFile::create(file_path(dir, base_offset, TIME_INDEX_SUFFIX), Vec::new())?;
+        let indexes = IndexFile::create_empty(file_path(dir, base_offset, INDEX_SUFFIX)).and_then(|index| {
+            let time_index = IndexFile::create_empty(file_path(dir, base_offset, TIME_INDEX_SUFFIX))?;
             Ok((index, time_index))
         });
         let (index, time_index) = match indexes {

@@ -117,3 +117,45 @@ fn retention() {
     let log = PartitionLog::open(dir.path(), small_config()).unwrap();
     assert_eq!(log.log_end_offset(), 30);
 }
+
+/// An active segment older than `segment_age_max` is rolled by the next append or by a
+/// retention pass; an empty one is not.
+#[test]
+fn roll_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_age_max: std::time::Duration::from_millis(20),
+        retention_age_max: None,
+        ..LogConfig::default()
+    };
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    log.enforce_retention(0).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    log.append(&mut batch(1, 0, b"a")).unwrap();
+    log.append(&mut batch(1, 0, b"b")).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    log.append(&mut batch(1, 0, b"c")).unwrap();
+    assert_eq!(log.segment_base_offsets(), vec![0, 2]);
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    log.enforce_retention(0).unwrap();
+    assert_eq!(log.segment_base_offsets(), vec![0, 2, 3]);
+    assert_eq!(split(&log.read(0, usize::MAX).unwrap().bytes).len(), 3);
+}
+
+/// A read that starts in one segment continues into the next while room remains, and
+/// never returns a partial batch.
+#[test]
+fn read_spans_segments_with_whole_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    for i in 0..20 {
+        log.append(&mut batch(1, i, &[0; 89])).unwrap(); // 150 bytes each
+    }
+    assert!(log.segment_count() >= 4);
+    let r = log.read(2, 700).unwrap();
+    assert_eq!(r.bytes.len(), 600);
+    assert_eq!(split(&r.bytes).iter().map(|(o, _)| *o).collect::<Vec<_>>(), vec![2, 3, 4, 5]);
+    assert_eq!(log.read(2, 10).unwrap().bytes.len(), 150);
+    assert_eq!(r.log_end_offset, 20);
+}
