@@ -2,170 +2,30 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, ResponseHeader, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
+    TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Offset;
 
-use common::{
-    acks_all_producer, consume_exact, produce_one, runtime, unique_topic, watermarks, Broker,
-};
+use common::raw::{supported_versions, Raw, Reply};
+use common::{acks_all_producer, consume_exact, produce_one, runtime, unique_topic, watermarks, Broker};
 
-/// Bound on waiting for any single response or for the broker to close a connection.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest response frame this test client accepts.
-const RESPONSE_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Messages stored before any bad input, checked intact afterwards.
 const SEED_COUNT: usize = 50;
 
 const UNSUPPORTED_VERSION: i16 = 35;
 const CORRUPT_MESSAGE: i16 = 2;
 const MESSAGE_TOO_LARGE: i16 = 10;
-
-/// A raw Kafka connection speaking length-prefixed frames.
-struct Raw {
-    stream: TcpStream,
-    correlation_id: i32,
-}
-
-enum Reply {
-    Frame(Vec<u8>),
-    Closed,
-}
-
-impl Raw {
-    fn connect(broker: &Broker) -> Raw {
-        let stream = TcpStream::connect(broker.addr()).expect("connect to broker");
-        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        Raw {
-            stream,
-            correlation_id: 1000,
-        }
-    }
-
-    fn next_correlation_id(&mut self) -> i32 {
-        self.correlation_id += 1;
-        self.correlation_id
-    }
-
-    fn write_raw(&mut self, bytes: &[u8]) {
-        // The broker may already have closed; a failed write is fine for hostile-input tests.
-        let _ = self.stream.write_all(bytes);
-        let _ = self.stream.flush();
-    }
-
-    fn send_frame(&mut self, body: &[u8]) {
-        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-        frame.extend_from_slice(body);
-        self.write_raw(&frame);
-    }
-
-    /// Reads one response frame, or reports that the broker closed the connection.
-    /// Panics if nothing happens within `IO_TIMEOUT` (a hung connection is a failure).
-    fn read_reply(&mut self) -> Reply {
-        let mut len = [0u8; 4];
-        if let Err(e) = self.read_exact_or_closed(&mut len) {
-            return e;
-        }
-        let len = i32::from_be_bytes(len);
-        assert!(
-            len >= 4 && (len as usize) <= RESPONSE_BYTES_MAX,
-            "broker sent a response frame of length {len}"
-        );
-        let mut body = vec![0u8; len as usize];
-        if let Err(e) = self.read_exact_or_closed(&mut body) {
-            return e;
-        }
-        Reply::Frame(body)
-    }
-
-    fn read_exact_or_closed(&mut self, buf: &mut [u8]) -> Result<(), Reply> {
-        match self.stream.read_exact(buf) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
-                panic!("broker neither answered nor closed the connection within {IO_TIMEOUT:?}")
-            }
-            Err(_) => Err(Reply::Closed), // EOF or reset
-        }
-    }
-
-    /// Asserts the broker closes this connection (EOF or reset) within `IO_TIMEOUT`.
-    fn expect_closed(&mut self, what: &str) {
-        // The read timeout on the socket bounds this read at `IO_TIMEOUT`.
-        let mut buf = [0u8; 4096];
-        match self.stream.read(&mut buf) {
-            Ok(0) => {}
-            Ok(n) => panic!("{what}: broker answered {n} bytes instead of closing"),
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
-                panic!("{what}: connection still open after {IO_TIMEOUT:?}")
-            }
-            Err(_) => {} // reset: closed
-        }
-    }
-
-    /// Encodes `header` at `header_version` followed by `body`, sends it as one frame.
-    fn send_request_bytes(&mut self, header: &RequestHeader, header_version: i16, body: &[u8]) {
-        let mut buf = BytesMut::new();
-        header
-            .encode(&mut buf, header_version)
-            .expect("encode request header");
-        buf.extend_from_slice(body);
-        self.send_frame(&buf);
-    }
-
-    /// Sends a typed request at `version` and decodes the typed response.
-    fn request<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
-        let correlation_id = self.next_correlation_id();
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("sluice-raw-test")));
-        let mut body = BytesMut::new();
-        req.encode(&mut body, version).expect("encode request body");
-        self.send_request_bytes(&header, R::header_version(version), &body);
-        let frame = match self.read_reply() {
-            Reply::Frame(f) => f,
-            Reply::Closed => panic!(
-                "broker closed the connection on a valid request (key {})",
-                R::KEY
-            ),
-        };
-        let mut buf = Bytes::from(frame);
-        let rh = ResponseHeader::decode(&mut buf, R::Response::header_version(version))
-            .expect("decode response header");
-        assert_eq!(rh.correlation_id, correlation_id, "correlation id echoed");
-        R::Response::decode(&mut buf, version).expect("decode response body")
-    }
-}
-
-/// The broker's supported version range for `key`, from ApiVersions v0.
-fn supported_versions(broker: &Broker, key: ApiKey) -> (i16, i16) {
-    let mut raw = Raw::connect(broker);
-    let resp: ApiVersionsResponse = raw.request(0, &ApiVersionsRequest::default());
-    assert_eq!(resp.error_code, 0, "ApiVersions v0 error");
-    let entry = resp
-        .api_keys
-        .iter()
-        .find(|k| k.api_key == key as i16)
-        .unwrap_or_else(|| panic!("broker does not list API {key:?}"));
-    (entry.min_version, entry.max_version)
-}
 
 /// The broker still answers a fresh client: ApiVersions v0 on a new connection succeeds.
 fn assert_broker_healthy(broker: &mut Broker) {
@@ -192,14 +52,7 @@ fn seed(broker: &Broker, topic: &str) {
 /// unless `extra` says so.
 fn assert_seed_intact(broker: &Broker, topic: &str, total: usize) {
     assert_eq!(watermarks(&broker.bootstrap(), topic, 0), (0, total as i64));
-    let recs = consume_exact(
-        &broker.bootstrap(),
-        topic,
-        0,
-        Offset::Beginning,
-        total,
-        Duration::from_secs(60),
-    );
+    let recs = consume_exact(&broker.bootstrap(), topic, 0, Offset::Beginning, total, Duration::from_secs(60));
     for (i, r) in recs.iter().take(SEED_COUNT).enumerate() {
         assert_eq!(r.offset, i as i64);
         assert_eq!(r.value.as_deref(), Some(&seed_value(i)[..]), "seed {i}");
@@ -207,10 +60,7 @@ fn assert_seed_intact(broker: &Broker, topic: &str, total: usize) {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 /// A valid v2 RecordBatch with one record per value.
@@ -235,15 +85,8 @@ fn batch(values: &[Vec<u8>]) -> Vec<u8> {
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode record batch");
+    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
+        .expect("encode record batch");
     buf.to_vec()
 }
 
@@ -258,14 +101,11 @@ fn produce_version(broker: &Broker) -> i16 {
 /// Sends one raw Produce (acks=-1) of `records` to partition 0; returns (error_code, base_offset).
 fn raw_produce(broker: &Broker, topic: &str, records: Vec<u8>) -> (i16, i64) {
     let version = produce_version(broker);
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(Bytes::from(records)))])]);
+    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+        TopicProduceData::default().with_name(TopicName(StrBytes::from_string(topic.to_string()))).with_partition_data(
+            vec![PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(records)))],
+        ),
+    ]);
     let mut raw = Raw::connect(broker);
     let resp: ProduceResponse = raw.request(version, &req);
     assert_eq!(resp.responses.len(), 1, "one topic in produce response");
@@ -325,10 +165,7 @@ fn unknown_api_key_is_rejected() {
             // An error response is acceptable too, if it is addressed to our request.
             assert!(frame.len() >= 4, "short response frame");
             let correlation = i32::from_be_bytes(frame[0..4].try_into().unwrap());
-            assert_eq!(
-                correlation, 77,
-                "response to unknown API key has wrong correlation id"
-            );
+            assert_eq!(correlation, 77, "response to unknown API key has wrong correlation id");
         }
     }
     assert_broker_healthy(&mut broker);
@@ -399,14 +236,8 @@ fn corrupt_crc_is_rejected_and_not_stored() {
 
     assert_broker_healthy(&mut broker);
     assert_seed_intact(&broker, &topic, SEED_COUNT + 1);
-    let recs = consume_exact(
-        &broker.bootstrap(),
-        &topic,
-        0,
-        Offset::Offset(SEED_COUNT as i64),
-        1,
-        Duration::from_secs(30),
-    );
+    let recs =
+        consume_exact(&broker.bootstrap(), &topic, 0, Offset::Offset(SEED_COUNT as i64), 1, Duration::from_secs(30));
     assert_eq!(recs[0].value.as_deref(), Some(&b"raw-ok"[..]));
 }
 
@@ -426,21 +257,13 @@ fn message_larger_than_limit_gets_error_10() {
     let rt = runtime();
     let producer = acks_all_producer(
         &broker.bootstrap(),
-        &[
-            ("message.max.bytes", "1000000"),
-            ("message.send.max.retries", "0"),
-            ("message.timeout.ms", "10000"),
-        ],
+        &[("message.max.bytes", "1000000"), ("message.send.max.retries", "0"), ("message.timeout.ms", "10000")],
     );
     let big = vec![b'R'; 20_000];
-    let res = rt.block_on(
-        producer.send(
-            rdkafka::producer::FutureRecord::<(), _>::to(&topic)
-                .partition(0)
-                .payload(&big),
-            rdkafka::util::Timeout::After(Duration::from_secs(20)),
-        ),
-    );
+    let res = rt.block_on(producer.send(
+        rdkafka::producer::FutureRecord::<(), _>::to(&topic).partition(0).payload(&big),
+        rdkafka::util::Timeout::After(Duration::from_secs(20)),
+    ));
     match res {
         Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {}
         other => panic!("expected MessageSizeTooLarge from the broker, got {other:?}"),
@@ -473,10 +296,7 @@ fn everything_bad_in_sequence_leaves_data_intact() {
     let last = bad.len() - 1;
     bad[last] ^= 0x80;
     assert_eq!(raw_produce(&broker, &topic, bad).0, CORRUPT_MESSAGE);
-    assert_eq!(
-        raw_produce(&broker, &topic, batch(&[vec![0u8; 30_000]])).0,
-        MESSAGE_TOO_LARGE
-    );
+    assert_eq!(raw_produce(&broker, &topic, batch(&[vec![0u8; 30_000]])).0, MESSAGE_TOO_LARGE);
 
     // Garbage bytes that are not even a frame header, then hang up.
     let mut raw = Raw::connect(&broker);
@@ -488,8 +308,5 @@ fn everything_bad_in_sequence_leaves_data_intact() {
     // And a real client can still append.
     let rt = runtime();
     let producer = acks_all_producer(&broker.bootstrap(), &[]);
-    assert_eq!(
-        produce_one(&rt, &producer, &topic, 0, b"after", b"after-bad-input"),
-        (0, SEED_COUNT as i64)
-    );
+    assert_eq!(produce_one(&rt, &producer, &topic, 0, b"after", b"after-bad-input"), (0, SEED_COUNT as i64));
 }

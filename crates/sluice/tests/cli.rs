@@ -6,8 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    acks_all_producer, clear_sluice_env, partition_count, produce_one, run_bounded, runtime,
-    unique_topic, Broker, BrokerOpts, SLUICE_BIN,
+    acks_all_producer, clear_sluice_env, partition_count, produce_one, run_bounded, runtime, unique_topic, Broker,
+    BrokerOpts, SLUICE_BIN,
 };
 
 /// Bound for one-shot invocations like --version.
@@ -25,10 +25,7 @@ fn version_prints_name_and_version() {
     let out = sluice(&["--version"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "--version exited {}", out.status);
-    assert!(
-        stdout.to_lowercase().contains("sluice"),
-        "--version output lacks the name: {stdout:?}"
-    );
+    assert!(stdout.to_lowercase().contains("sluice"), "--version output lacks the name: {stdout:?}");
     assert!(
         stdout.contains(env!("CARGO_PKG_VERSION")),
         "--version output lacks {}: {stdout:?}",
@@ -54,26 +51,16 @@ fn help_lists_the_contract_flags() {
         "--segment-bytes",
         "--log-format",
     ] {
-        assert!(
-            stdout.contains(flag),
-            "--help does not mention {flag}:\n{stdout}"
-        );
+        assert!(stdout.contains(flag), "--help does not mention {flag}:\n{stdout}");
     }
 }
 
 #[test]
 fn unknown_flag_is_an_error() {
     let out = sluice(&["--no-such-flag-xyz"]);
-    assert!(
-        !out.status.success(),
-        "an unknown flag must fail, exited {}",
-        out.status
-    );
+    assert!(!out.status.success(), "an unknown flag must fail, exited {}", out.status);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("no-such-flag-xyz"),
-        "error does not name the bad flag: {stderr}"
-    );
+    assert!(stderr.contains("no-such-flag-xyz"), "error does not name the bad flag: {stderr}");
 }
 
 /// Starts a broker with the given config layers, auto-creates a topic by producing to it and
@@ -88,8 +75,7 @@ fn partitions_with(toml: Option<&str>, env: Option<&str>, flag: Option<&str>) ->
         opts.args.push(path.display().to_string());
     }
     if let Some(n) = env {
-        opts.env
-            .push(("SLUICE_DEFAULT_PARTITIONS".into(), n.to_string()));
+        opts.env.push(("SLUICE_DEFAULT_PARTITIONS".into(), n.to_string()));
     }
     if let Some(n) = flag {
         opts.args.push("--default-partitions".into());
@@ -99,11 +85,7 @@ fn partitions_with(toml: Option<&str>, env: Option<&str>, flag: Option<&str>) ->
     let topic = unique_topic("cli-parts");
     let rt = runtime();
     let producer = acks_all_producer(&broker.bootstrap(), &[]);
-    assert_eq!(
-        produce_one(&rt, &producer, &topic, 0, b"k", b"v"),
-        (0, 0),
-        "auto-created topic accepts a message"
-    );
+    assert_eq!(produce_one(&rt, &producer, &topic, 0, b"k", b"v"), (0, 0), "auto-created topic accepts a message");
     partition_count(&broker.bootstrap(), &topic).expect("auto-created topic in metadata")
 }
 
@@ -133,38 +115,19 @@ fn toml_sets_other_keys_too() {
     // from the file must apply: a 3,000-byte message is refused with a 2,000-byte limit.
     let config_dir = tempfile::tempdir().unwrap();
     let path = config_dir.path().join("sluice.toml");
-    std::fs::write(
-        &path,
-        "message_max_bytes = 2000\nauto_create_topics = true\nflush = \"always\"\n",
-    )
-    .unwrap();
+    std::fs::write(&path, "message_max_bytes = 2000\nauto_create_topics = true\nflush = \"always\"\n").unwrap();
     let broker = Broker::start(&["--config", path.to_str().unwrap()]);
     let topic = unique_topic("cli-toml");
     let rt = runtime();
-    let producer = acks_all_producer(
-        &broker.bootstrap(),
-        &[
-            ("message.max.bytes", "1000000"),
-            ("message.send.max.retries", "0"),
-        ],
-    );
-    assert_eq!(
-        produce_one(&rt, &producer, &topic, 0, b"k", b"small"),
-        (0, 0)
-    );
+    let producer =
+        acks_all_producer(&broker.bootstrap(), &[("message.max.bytes", "1000000"), ("message.send.max.retries", "0")]);
+    assert_eq!(produce_one(&rt, &producer, &topic, 0, b"k", b"small"), (0, 0));
     let big = vec![b'x'; 3000];
-    let res = rt.block_on(
-        producer.send(
-            rdkafka::producer::FutureRecord::<(), _>::to(&topic)
-                .partition(0)
-                .payload(&big),
-            rdkafka::util::Timeout::After(Duration::from_secs(20)),
-        ),
-    );
-    assert!(
-        res.is_err(),
-        "message_max_bytes = 2000 from the toml file did not apply: {res:?}"
-    );
+    let res = rt.block_on(producer.send(
+        rdkafka::producer::FutureRecord::<(), _>::to(&topic).partition(0).payload(&big),
+        rdkafka::util::Timeout::After(Duration::from_secs(20)),
+    ));
+    assert!(res.is_err(), "message_max_bytes = 2000 from the toml file did not apply: {res:?}");
 }
 
 #[test]
@@ -172,30 +135,14 @@ fn auto_create_can_be_disabled() {
     let broker = Broker::start(&["--auto-create-topics", "false"]);
     let topic = unique_topic("cli-noauto");
     let rt = runtime();
-    let producer = acks_all_producer(
-        &broker.bootstrap(),
-        &[
-            ("message.timeout.ms", "3000"),
-            ("message.send.max.retries", "0"),
-        ],
-    );
-    let res = rt.block_on(
-        producer.send(
-            rdkafka::producer::FutureRecord::<(), _>::to(&topic)
-                .partition(0)
-                .payload("x"),
-            rdkafka::util::Timeout::After(Duration::from_secs(10)),
-        ),
-    );
-    assert!(
-        res.is_err(),
-        "produce to a missing topic succeeded with --auto-create-topics false: {res:?}"
-    );
-    assert_eq!(
-        partition_count(&broker.bootstrap(), &topic),
-        None,
-        "topic was created although auto-create is off"
-    );
+    let producer =
+        acks_all_producer(&broker.bootstrap(), &[("message.timeout.ms", "3000"), ("message.send.max.retries", "0")]);
+    let res = rt.block_on(producer.send(
+        rdkafka::producer::FutureRecord::<(), _>::to(&topic).partition(0).payload("x"),
+        rdkafka::util::Timeout::After(Duration::from_secs(10)),
+    ));
+    assert!(res.is_err(), "produce to a missing topic succeeded with --auto-create-topics false: {res:?}");
+    assert_eq!(partition_count(&broker.bootstrap(), &topic), None, "topic was created although auto-create is off");
 }
 
 #[test]
@@ -221,10 +168,7 @@ fn sigint_exits_zero() {
 
 #[test]
 fn serve_subcommand_form_works() {
-    let mut broker = Broker::start_with(BrokerOpts {
-        prefix: vec!["serve".into()],
-        ..BrokerOpts::default()
-    });
+    let mut broker = Broker::start_with(BrokerOpts { prefix: vec!["serve".into()], ..BrokerOpts::default() });
     let topic = unique_topic("cli-serve");
     let rt = runtime();
     let producer = acks_all_producer(&broker.bootstrap(), &[]);
@@ -242,11 +186,7 @@ fn every_flush_policy_serves_and_restarts() {
         let producer = acks_all_producer(&broker.bootstrap(), &[]);
         for i in 0..20i64 {
             let v = format!("{policy}-{i}");
-            assert_eq!(
-                produce_one(&rt, &producer, &topic, 0, b"k", v.as_bytes()),
-                (0, i),
-                "flush {policy}"
-            );
+            assert_eq!(produce_one(&rt, &producer, &topic, 0, b"k", v.as_bytes()), (0, i), "flush {policy}");
         }
         drop(producer);
         broker.restart();
@@ -259,11 +199,7 @@ fn every_flush_policy_serves_and_restarts() {
             Duration::from_secs(30),
         );
         for (i, r) in recs.iter().enumerate() {
-            assert_eq!(
-                r.value.as_deref(),
-                Some(format!("{policy}-{i}").as_bytes()),
-                "flush {policy} after restart"
-            );
+            assert_eq!(r.value.as_deref(), Some(format!("{policy}-{i}").as_bytes()), "flush {policy} after restart");
         }
         broker.stop();
     }
@@ -280,10 +216,7 @@ fn log_format_json_writes_json_lines() {
     broker.stop();
     let log = broker.log_contents();
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert!(
-        !lines.is_empty(),
-        "broker wrote no log lines with --log-format json"
-    );
+    assert!(!lines.is_empty(), "broker wrote no log lines with --log-format json");
     for line in lines {
         assert!(
             serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v.is_object()),

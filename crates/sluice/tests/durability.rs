@@ -13,8 +13,8 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::Offset;
 
 use common::{
-    acks_all_producer, client_config, consume_exact, files_with_suffix, partition_count,
-    produce_one, runtime, unique_topic, watermarks, Broker, Rng,
+    acks_all_producer, client_config, consume_exact, files_with_suffix, partition_count, produce_one, runtime,
+    unique_topic, watermarks, Broker, Rng,
 };
 
 /// Bound on reading a topic back.
@@ -41,8 +41,7 @@ fn restart_keeps_topics_and_messages() {
     let single = unique_topic("dur-single");
     let multi = unique_topic("dur-multi");
 
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(&broker.bootstrap()).create().unwrap();
+    let admin: AdminClient<DefaultClientContext> = client_config(&broker.bootstrap()).create().unwrap();
     let created = rt
         .block_on(admin.create_topics(
             &[NewTopic::new(&multi, 3, TopicReplication::Fixed(1))],
@@ -75,9 +74,7 @@ fn restart_keeps_topics_and_messages() {
             }
         }
         for f in futs {
-            f.await
-                .unwrap()
-                .unwrap_or_else(|(e, _)| panic!("delivery: {e}"));
+            f.await.unwrap().unwrap_or_else(|(e, _)| panic!("delivery: {e}"));
         }
     });
     drop(producer);
@@ -88,47 +85,23 @@ fn restart_keeps_topics_and_messages() {
     assert_eq!(partition_count(&broker.bootstrap(), &single), Some(1));
     assert_eq!(partition_count(&broker.bootstrap(), &multi), Some(3));
     assert_eq!(watermarks(&broker.bootstrap(), &single, 0), (0, 500));
-    let recs = consume_exact(
-        &broker.bootstrap(),
-        &single,
-        0,
-        Offset::Beginning,
-        500,
-        CONSUME_TIMEOUT,
-    );
+    let recs = consume_exact(&broker.bootstrap(), &single, 0, Offset::Beginning, 500, CONSUME_TIMEOUT);
     for (i, r) in recs.iter().enumerate() {
         assert_eq!(r.offset, i as i64);
         assert_eq!(r.key.as_deref(), Some(format!("k{i}").as_bytes()));
-        assert_eq!(
-            r.value.as_deref(),
-            Some(&value("single", i)[..]),
-            "value {i}"
-        );
+        assert_eq!(r.value.as_deref(), Some(&value("single", i)[..]), "value {i}");
     }
     for p in 0..3 {
-        let recs = consume_exact(
-            &broker.bootstrap(),
-            &multi,
-            p,
-            Offset::Beginning,
-            30,
-            CONSUME_TIMEOUT,
-        );
+        let recs = consume_exact(&broker.bootstrap(), &multi, p, Offset::Beginning, 30, CONSUME_TIMEOUT);
         for (i, r) in recs.iter().enumerate() {
             assert_eq!(r.offset, i as i64);
-            assert_eq!(
-                r.value.as_deref(),
-                Some(&value(&format!("multi{p}"), i)[..])
-            );
+            assert_eq!(r.value.as_deref(), Some(&value(&format!("multi{p}"), i)[..]));
         }
     }
 
     // Appends continue after the recovered end.
     let producer = acks_all_producer(&broker.bootstrap(), &[]);
-    assert_eq!(
-        produce_one(&rt, &producer, &single, 0, b"k500", b"after-restart"),
-        (0, 500)
-    );
+    assert_eq!(produce_one(&rt, &producer, &single, 0, b"k500", b"after-restart"), (0, 500));
 }
 
 #[test]
@@ -165,9 +138,7 @@ fn kill9_during_acks_all_loses_no_acknowledged_message() {
             if !killed && sent < SENT_MAX && in_flight.len() < IN_FLIGHT_MAX {
                 let v = value("kill9", sent);
                 let key = sent.to_string();
-                match producer
-                    .send_result(FutureRecord::to(&topic).partition(0).key(&key).payload(&v))
-                {
+                match producer.send_result(FutureRecord::to(&topic).partition(0).key(&key).payload(&v)) {
                     Ok(fut) => {
                         in_flight.push_back((sent, fut));
                         sent += 1;
@@ -197,36 +168,19 @@ fn kill9_during_acks_all_loses_no_acknowledged_message() {
         acked.len(),
         started.elapsed()
     );
-    assert!(
-        !acked.is_empty(),
-        "no message was acknowledged before the kill"
-    );
+    assert!(!acked.is_empty(), "no message was acknowledged before the kill");
 
     broker.restart();
     let (low, high) = watermarks(&broker.bootstrap(), &topic, 0);
     let max_acked = acked.iter().map(|(_, o)| *o).max().unwrap();
     assert_eq!(low, 0);
-    assert!(
-        high > max_acked,
-        "high watermark {high} after restart, but offset {max_acked} was acknowledged"
-    );
-    let recs = consume_exact(
-        &broker.bootstrap(),
-        &topic,
-        0,
-        Offset::Beginning,
-        high as usize,
-        CONSUME_TIMEOUT,
-    );
+    assert!(high > max_acked, "high watermark {high} after restart, but offset {max_acked} was acknowledged");
+    let recs = consume_exact(&broker.bootstrap(), &topic, 0, Offset::Beginning, high as usize, CONSUME_TIMEOUT);
     let mut seen = HashSet::new();
     for (n, r) in recs.iter().enumerate() {
         assert_eq!(r.offset, n as i64, "offsets after recovery are contiguous");
         let v = r.value.clone().unwrap_or_default();
-        assert!(
-            seen.insert(v.clone()),
-            "payload stored twice: {:?}",
-            String::from_utf8_lossy(&v)
-        );
+        assert!(seen.insert(v.clone()), "payload stored twice: {:?}", String::from_utf8_lossy(&v));
     }
     for (i, offset) in &acked {
         let r = &recs[*offset as usize];
@@ -240,10 +194,7 @@ fn kill9_during_acks_all_loses_no_acknowledged_message() {
 
     // The recovered log accepts appends at its end.
     let producer = acks_all_producer(&broker.bootstrap(), &[]);
-    assert_eq!(
-        produce_one(&rt, &producer, &topic, 0, b"k", b"after-kill"),
-        (0, high)
-    );
+    assert_eq!(produce_one(&rt, &producer, &topic, 0, b"k", b"after-kill"), (0, high));
 }
 
 /// The newest `.log` segment of `topic` under the data dir.
@@ -259,9 +210,7 @@ fn newest_segment(broker: &Broker, topic: &str) -> PathBuf {
         files_with_suffix(&broker.data_dir(), "")
     );
     // Segments are named by zero-padded base offset, so the greatest name is the newest.
-    logs.into_iter()
-        .max_by_key(|p| p.file_name().unwrap().to_owned())
-        .unwrap()
+    logs.into_iter().max_by_key(|p| p.file_name().unwrap().to_owned()).unwrap()
 }
 
 /// Produces `count` messages one at a time (each its own batch) and returns nothing until all
@@ -270,28 +219,14 @@ fn produce_sequential(broker: &Broker, topic: &str, tag: &str, count: usize) {
     let rt = runtime();
     let producer = acks_all_producer(&broker.bootstrap(), &[("linger.ms", "0")]);
     for i in 0..count {
-        let got = produce_one(
-            &rt,
-            &producer,
-            topic,
-            0,
-            i.to_string().as_bytes(),
-            &value(tag, i),
-        );
+        let got = produce_one(&rt, &producer, topic, 0, i.to_string().as_bytes(), &value(tag, i));
         assert_eq!(got, (0, i as i64), "acknowledgement of {i}");
     }
 }
 
 fn assert_serves(broker: &Broker, topic: &str, tag: &str, count: usize) {
     assert_eq!(watermarks(&broker.bootstrap(), topic, 0), (0, count as i64));
-    let recs = consume_exact(
-        &broker.bootstrap(),
-        topic,
-        0,
-        Offset::Beginning,
-        count,
-        CONSUME_TIMEOUT,
-    );
+    let recs = consume_exact(&broker.bootstrap(), topic, 0, Offset::Beginning, count, CONSUME_TIMEOUT);
     for (i, r) in recs.iter().enumerate() {
         assert_eq!(r.offset, i as i64);
         assert_eq!(r.value.as_deref(), Some(&value(tag, i)[..]), "value {i}");
@@ -308,12 +243,7 @@ fn garbage_tail_is_truncated_on_start() {
     let segment = newest_segment(&broker, &topic);
     let before = std::fs::metadata(&segment).unwrap().len();
     let garbage = Rng::new(0xBAD).bytes(1000);
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&segment)
-        .unwrap()
-        .write_all(&garbage)
-        .unwrap();
+    std::fs::OpenOptions::new().append(true).open(&segment).unwrap().write_all(&garbage).unwrap();
 
     let log_mark = broker.log_len();
     broker.restart();
@@ -328,17 +258,7 @@ fn garbage_tail_is_truncated_on_start() {
     let rt = runtime();
     let producer = acks_all_producer(&broker.bootstrap(), &[]);
     for i in 200..210 {
-        assert_eq!(
-            produce_one(
-                &rt,
-                &producer,
-                &topic,
-                0,
-                i.to_string().as_bytes(),
-                &value("g", i)
-            ),
-            (0, i as i64)
-        );
+        assert_eq!(produce_one(&rt, &producer, &topic, 0, i.to_string().as_bytes(), &value("g", i)), (0, i as i64));
     }
     assert_serves(&broker, &topic, "g", 210);
 }
@@ -353,12 +273,7 @@ fn torn_last_batch_is_truncated_on_start() {
     // Cut the last 10 bytes: the final batch (message 99 alone) is now torn.
     let segment = newest_segment(&broker, &topic);
     let len = std::fs::metadata(&segment).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&segment)
-        .unwrap()
-        .set_len(len - 10)
-        .unwrap();
+    std::fs::OpenOptions::new().write(true).open(&segment).unwrap().set_len(len - 10).unwrap();
 
     let log_mark = broker.log_len();
     broker.restart();
@@ -372,9 +287,6 @@ fn torn_last_batch_is_truncated_on_start() {
 
     let rt = runtime();
     let producer = acks_all_producer(&broker.bootstrap(), &[]);
-    assert_eq!(
-        produce_one(&rt, &producer, &topic, 0, b"99", &value("t", 99)),
-        (0, 99)
-    );
+    assert_eq!(produce_one(&rt, &producer, &topic, 0, b"99", &value("t", 99)), (0, 99));
     assert_serves(&broker, &topic, "t", 100);
 }

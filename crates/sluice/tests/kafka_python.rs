@@ -34,10 +34,7 @@ fn run(compression: Option<&str>) {
     let line = stdout.lines().last().unwrap_or_default();
     eprintln!("kafka-python summary: {line}");
     let summary: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| {
-        panic!(
-            "script printed no JSON summary ({e}); status {}\nstdout: {stdout}\nstderr: {stderr}",
-            out.status
-        )
+        panic!("script printed no JSON summary ({e}); status {}\nstdout: {stdout}\nstderr: {stderr}", out.status)
     });
     assert!(
         out.status.success() && summary["ok"] == true,

@@ -15,8 +15,8 @@ const KCAT_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// Characters used to build values; includes the key delimiter and multi-byte UTF-8 on purpose.
 const ALPHABET: &[char] = &[
-    'a', 'b', 'c', 'x', 'y', 'z', 'A', 'Q', 'Z', '0', '7', '9', ' ', ':', ';', ',', '.', '!', '?',
-    '-', '_', '=', '+', '/', '{', '}', '"', '\'', 'é', 'ü', 'ß', '漢', '字', '🦀',
+    'a', 'b', 'c', 'x', 'y', 'z', 'A', 'Q', 'Z', '0', '7', '9', ' ', ':', ';', ',', '.', '!', '?', '-', '_', '=', '+',
+    '/', '{', '}', '"', '\'', 'é', 'ü', 'ß', '漢', '字', '🦀',
 ];
 
 fn key(i: usize) -> String {
@@ -32,6 +32,18 @@ fn value(i: usize) -> String {
 
 fn headers_for(codec: &str) -> String {
     format!("app=sluice,codec={codec}")
+}
+
+/// Kafka's compression id in RecordBatch attributes (bits 0-2).
+fn codec_id(codec: &str) -> i16 {
+    match codec {
+        "none" => 0,
+        "gzip" => 1,
+        "snappy" => 2,
+        "lz4" => 3,
+        "zstd" => 4,
+        other => panic!("unknown codec {other}"),
+    }
 }
 
 fn round_trip(codec: &str) {
@@ -51,7 +63,9 @@ fn round_trip(codec: &str) {
         Command::new("kcat")
             .args(["-P", "-b", &broker.bootstrap(), "-t", &topic, "-K:"])
             .args(["-H", "app=sluice", "-H", &format!("codec={codec}")])
-            .args(["-z", codec])
+            // `-X compression.codec` rather than `-z`: Debian's kcat 1.7.1 rejects `-z zstd`
+            // (it sets the topic-level property) although its librdkafka has zstd.
+            .args(["-X", &format!("compression.codec={codec}")])
             .args(["-X", "broker.address.family=v4"])
             .args(["-X", "linger.ms=20"])
             .stdin(Stdio::from(std::fs::File::open(&input_path).unwrap())),
@@ -82,26 +96,28 @@ fn round_trip(codec: &str) {
         lines.len(),
         common::tail(&consumed.stderr, 2000)
     );
+    // The broker stores and serves producer batches verbatim: fetched batches still carry the
+    // producer's codec (librdkafka sends a batch uncompressed when compression would not shrink
+    // it, so only "some batch has it, none has another codec" is required).
+    let records = common::raw::fetch_raw_records(&broker, &topic, 0, 0);
+    let codecs: Vec<i16> = common::raw::batch_attributes(&records).iter().map(|a| a & 0x7).collect();
+    assert!(!codecs.is_empty(), "codec {codec}: no complete batch in raw fetch");
+    assert!(
+        codecs.iter().all(|c| *c == 0 || *c == codec_id(codec))
+            && (codec == "none" || codecs.contains(&codec_id(codec))),
+        "codec {codec}: compression ids of fetched batches {codecs:?}, expected {}",
+        codec_id(codec)
+    );
+
     let want_headers = headers_for(codec);
     for (i, line) in lines.iter().enumerate() {
         let fields: Vec<&str> = line.split('\t').collect();
-        assert_eq!(
-            fields.len(),
-            5,
-            "codec {codec}: malformed line {i}: {line:?}"
-        );
+        assert_eq!(fields.len(), 5, "codec {codec}: malformed line {i}: {line:?}");
         assert_eq!(fields[0], key(i), "codec {codec}: key at offset {i}");
         assert_eq!(fields[1], value(i), "codec {codec}: value at offset {i}");
-        assert_eq!(
-            fields[2], want_headers,
-            "codec {codec}: headers at offset {i}"
-        );
+        assert_eq!(fields[2], want_headers, "codec {codec}: headers at offset {i}");
         assert_eq!(fields[3], "0", "codec {codec}: partition at line {i}");
-        assert_eq!(
-            fields[4],
-            i.to_string(),
-            "codec {codec}: offset at line {i}"
-        );
+        assert_eq!(fields[4], i.to_string(), "codec {codec}: offset at line {i}");
     }
 }
 
@@ -156,15 +172,9 @@ fn list_metadata_plain_and_json() {
     );
     let plain = String::from_utf8_lossy(&plain.stdout).into_owned();
     let header = format!("topic \"{topic}\" with 3 partitions:");
-    assert!(
-        plain.contains(&header),
-        "kcat -L lacks {header:?}:\n{plain}"
-    );
+    assert!(plain.contains(&header), "kcat -L lacks {header:?}:\n{plain}");
     for p in 0..3 {
-        assert!(
-            plain.contains(&format!("partition {p}, leader")),
-            "kcat -L lacks partition {p}:\n{plain}"
-        );
+        assert!(plain.contains(&format!("partition {p}, leader")), "kcat -L lacks partition {p}:\n{plain}");
     }
     assert!(
         plain.contains(&format!(":{}", broker.port())),
@@ -179,14 +189,12 @@ fn list_metadata_plain_and_json() {
             .stdin(Stdio::null()),
         Duration::from_secs(60),
     );
-    let md: serde_json::Value =
-        serde_json::from_slice(&json.stdout).expect("kcat -L -J prints one JSON document");
+    let md: serde_json::Value = serde_json::from_slice(&json.stdout).expect("kcat -L -J prints one JSON document");
     let brokers = md["brokers"].as_array().expect("brokers array");
     assert_eq!(brokers.len(), 1, "one broker expected: {md}");
     let name = brokers[0]["name"].as_str().expect("broker name");
     assert!(
-        name == format!("127.0.0.1:{}", broker.port())
-            || name == format!("localhost:{}", broker.port()),
+        name == format!("127.0.0.1:{}", broker.port()) || name == format!("localhost:{}", broker.port()),
         "advertised broker address {name:?} is not this broker's loopback address"
     );
     let topics = md["topics"].as_array().expect("topics array");
@@ -202,10 +210,7 @@ fn list_metadata_plain_and_json() {
         .collect();
     parts.sort();
     assert_eq!(parts, vec![0, 1, 2], "partitions of {topic}: {t}");
-    assert!(
-        t.get("error").is_none(),
-        "topic {topic} reported an error in metadata: {t}"
-    );
+    assert!(t.get("error").is_none(), "topic {topic} reported an error in metadata: {t}");
 
     // And the three messages are all there (one consume across all partitions, with JSON envelope).
     let consumed = run_ok(
@@ -220,16 +225,11 @@ fn list_metadata_plain_and_json() {
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).expect("JSON envelope line");
-            (
-                v["key"].as_str().unwrap_or_default().to_string(),
-                v["payload"].as_str().unwrap_or_default().to_string(),
-            )
+            (v["key"].as_str().unwrap_or_default().to_string(), v["payload"].as_str().unwrap_or_default().to_string())
         })
         .collect();
     got.sort();
-    let want: Vec<(String, String)> = [("a", "1"), ("b", "2"), ("c", "3")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let want: Vec<(String, String)> =
+        [("a", "1"), ("b", "2"), ("c", "3")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     assert_eq!(got, want, "messages read back with kcat -C -J");
 }

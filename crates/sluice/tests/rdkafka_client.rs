@@ -5,9 +5,7 @@ mod common;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{
-    AdminClient, AdminOptions, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication,
-};
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
@@ -18,8 +16,8 @@ use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
 use common::{
-    client_config, consume_exact, partition_count, plain_consumer, runtime, to_rec, topic_names,
-    unique_topic, watermarks, Broker,
+    client_config, consume_exact, partition_count, plain_consumer, runtime, to_rec, topic_names, unique_topic,
+    watermarks, Broker,
 };
 
 /// Messages sent by the idempotent producer test.
@@ -43,28 +41,14 @@ fn payload(i: usize) -> Vec<u8> {
 }
 
 /// Sends `count` messages concurrently and returns each delivery's (partition, offset) in send order.
-async fn send_all(
-    producer: &FutureProducer,
-    topic: &str,
-    count: usize,
-    start: usize,
-) -> Vec<(i32, i64)> {
+async fn send_all(producer: &FutureProducer, topic: &str, count: usize, start: usize) -> Vec<(i32, i64)> {
     let mut futures = Vec::with_capacity(count);
     for i in start..start + count {
         let key = format!("key-{i}");
         let value = payload(i);
-        let headers = OwnedHeaders::new().insert(Header {
-            key: "seq",
-            value: Some(i.to_string().as_bytes()),
-        });
-        let record = FutureRecord::to(topic)
-            .partition(0)
-            .key(&key)
-            .payload(&value)
-            .headers(headers);
-        let fut = producer
-            .send_result(record)
-            .unwrap_or_else(|(e, _)| panic!("enqueue message {i}: {e}"));
+        let headers = OwnedHeaders::new().insert(Header { key: "seq", value: Some(i.to_string().as_bytes()) });
+        let record = FutureRecord::to(topic).partition(0).key(&key).payload(&value).headers(headers);
+        let fut = producer.send_result(record).unwrap_or_else(|(e, _)| panic!("enqueue message {i}: {e}"));
         futures.push(fut);
     }
     let mut out = Vec::with_capacity(count);
@@ -91,28 +75,14 @@ fn idempotent_producer_offsets_and_exact_consume() {
         assert_eq!(*offset, i as i64, "message {i} delivery offset");
     }
 
-    let recs = consume_exact(
-        &broker.bootstrap(),
-        &topic,
-        0,
-        Offset::Beginning,
-        IDEMPOTENT_COUNT,
-        CONSUME_TIMEOUT,
-    );
+    let recs = consume_exact(&broker.bootstrap(), &topic, 0, Offset::Beginning, IDEMPOTENT_COUNT, CONSUME_TIMEOUT);
     for (i, rec) in recs.iter().enumerate() {
         assert_eq!(rec.offset, i as i64, "consumed offset at position {i}");
         assert_eq!(rec.key.as_deref(), Some(format!("key-{i}").as_bytes()));
         assert_eq!(rec.value.as_deref(), Some(&payload(i)[..]), "payload {i}");
-        assert_eq!(
-            rec.headers,
-            vec![("seq".to_string(), Some(i.to_string().into_bytes()))],
-            "headers of {i}"
-        );
+        assert_eq!(rec.headers, vec![("seq".to_string(), Some(i.to_string().into_bytes()))], "headers of {i}");
     }
-    assert_eq!(
-        watermarks(&broker.bootstrap(), &topic, 0),
-        (0, IDEMPOTENT_COUNT as i64)
-    );
+    assert_eq!(watermarks(&broker.bootstrap(), &topic, 0), (0, IDEMPOTENT_COUNT as i64));
 }
 
 #[test]
@@ -129,10 +99,7 @@ fn seek_to_end_and_to_timestamp() {
             let value = format!("ts-{i}");
             let delivery = producer
                 .send(
-                    FutureRecord::<(), _>::to(&topic)
-                        .partition(0)
-                        .payload(&value)
-                        .timestamp(base_ts + i * 1000),
+                    FutureRecord::<(), _>::to(&topic).partition(0).payload(&value).timestamp(base_ts + i * 1000),
                     Timeout::After(Duration::from_secs(30)),
                 )
                 .await
@@ -144,24 +111,15 @@ fn seek_to_end_and_to_timestamp() {
     // offsets_for_times: the first offset whose timestamp >= base+4500 is offset 5.
     let consumer = plain_consumer(&broker.bootstrap(), &[]);
     let mut query = TopicPartitionList::new();
-    query
-        .add_partition_offset(&topic, 0, Offset::Offset(base_ts + 4_500))
-        .unwrap();
-    let found = consumer
-        .offsets_for_times(query, Duration::from_secs(10))
-        .expect("offsets_for_times");
-    let elem = found
-        .find_partition(&topic, 0)
-        .expect("partition in result");
+    query.add_partition_offset(&topic, 0, Offset::Offset(base_ts + 4_500)).unwrap();
+    let found = consumer.offsets_for_times(query, Duration::from_secs(10)).expect("offsets_for_times");
+    let elem = found.find_partition(&topic, 0).expect("partition in result");
     assert_eq!(elem.offset(), Offset::Offset(5), "offset for timestamp");
 
     // A timestamp after the last message resolves to the end (Kafka: -1 / end of log).
     let mut late = TopicPartitionList::new();
-    late.add_partition_offset(&topic, 0, Offset::Offset(base_ts + 60_000))
-        .unwrap();
-    let found = consumer
-        .offsets_for_times(late, Duration::from_secs(10))
-        .expect("offsets_for_times (late)");
+    late.add_partition_offset(&topic, 0, Offset::Offset(base_ts + 60_000)).unwrap();
+    let found = consumer.offsets_for_times(late, Duration::from_secs(10)).expect("offsets_for_times (late)");
     let off = found.find_partition(&topic, 0).unwrap().offset();
     assert!(
         matches!(off, Offset::End | Offset::Offset(10)),
@@ -169,23 +127,12 @@ fn seek_to_end_and_to_timestamp() {
     );
 
     // Consuming from the timestamp-resolved offset yields exactly ts-5..ts-9 with their timestamps.
-    let recs = consume_exact(
-        &broker.bootstrap(),
-        &topic,
-        0,
-        Offset::Offset(5),
-        5,
-        CONSUME_TIMEOUT,
-    );
+    let recs = consume_exact(&broker.bootstrap(), &topic, 0, Offset::Offset(5), 5, CONSUME_TIMEOUT);
     for (n, rec) in recs.iter().enumerate() {
         let i = n as i64 + 5;
         assert_eq!(rec.offset, i);
         assert_eq!(rec.value.as_deref(), Some(format!("ts-{i}").as_bytes()));
-        assert_eq!(
-            rec.timestamp_ms,
-            Some(base_ts + i * 1000),
-            "timestamp of ts-{i}"
-        );
+        assert_eq!(rec.timestamp_ms, Some(base_ts + i * 1000), "timestamp of ts-{i}");
     }
 
     // Assign at End, then produce one more: only that one arrives, at offset 10.
@@ -203,9 +150,7 @@ fn seek_to_end_and_to_timestamp() {
     rt.block_on(async {
         producer
             .send(
-                FutureRecord::<(), _>::to(&topic)
-                    .partition(0)
-                    .payload("after-end"),
+                FutureRecord::<(), _>::to(&topic).partition(0).payload("after-end"),
                 Timeout::After(Duration::from_secs(30)),
             )
             .await
@@ -222,9 +167,7 @@ fn seek_to_end_and_to_timestamp() {
     assert_eq!(rec.value.as_deref(), Some(&b"after-end"[..]));
 
     // And seek() on an assigned consumer moves back to the beginning.
-    end_consumer
-        .seek(&topic, 0, Offset::Beginning, Duration::from_secs(10))
-        .expect("seek to beginning");
+    end_consumer.seek(&topic, 0, Offset::Beginning, Duration::from_secs(10)).expect("seek to beginning");
     let deadline = Instant::now() + Duration::from_secs(30);
     let rec = loop {
         assert!(Instant::now() < deadline, "nothing after seek to beginning");
@@ -250,13 +193,9 @@ fn long_poll_fetch_is_woken_by_append() {
     let (ready_tx, ready_rx) = mpsc::channel::<()>();
     let (got_tx, got_rx) = mpsc::channel::<(Instant, common::Rec)>();
     let consumer_thread = std::thread::spawn(move || {
-        let consumer = plain_consumer(
-            &bootstrap,
-            &[("fetch.wait.max.ms", "5000"), ("fetch.min.bytes", "1")],
-        );
+        let consumer = plain_consumer(&bootstrap, &[("fetch.wait.max.ms", "5000"), ("fetch.min.bytes", "1")]);
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&topic_c, 0, Offset::Offset(1))
-            .unwrap();
+        tpl.add_partition_offset(&topic_c, 0, Offset::Offset(1)).unwrap();
         consumer.assign(&tpl).unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut signalled = false;
@@ -274,25 +213,20 @@ fn long_poll_fetch_is_woken_by_append() {
         }
     });
 
-    ready_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("consumer thread ready");
+    ready_rx.recv_timeout(Duration::from_secs(30)).expect("consumer thread ready");
     std::thread::sleep(Duration::from_millis(500));
     let sent_at = Instant::now();
     rt.block_on(async {
         producer
             .send(
-                FutureRecord::<(), _>::to(&topic)
-                    .partition(0)
-                    .payload("wake-up"),
+                FutureRecord::<(), _>::to(&topic).partition(0).payload("wake-up"),
                 Timeout::After(Duration::from_secs(30)),
             )
             .await
             .unwrap_or_else(|(e, _)| panic!("deliver wake-up: {e}"));
     });
-    let (received_at, rec) = got_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("long-polling consumer never received the message");
+    let (received_at, rec) =
+        got_rx.recv_timeout(Duration::from_secs(30)).expect("long-polling consumer never received the message");
     consumer_thread.join().unwrap();
     let latency = received_at.duration_since(sent_at);
     eprintln!("long-poll: message produced after the fetch was parked arrived in {latency:?} (fetch.wait.max.ms=5000)");
@@ -305,9 +239,7 @@ fn long_poll_fetch_is_woken_by_append() {
 }
 
 fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
-    client_config(bootstrap)
-        .create()
-        .expect("create admin client")
+    client_config(bootstrap).create().expect("create admin client")
 }
 
 fn admin_opts() -> AdminOptions {
@@ -342,26 +274,15 @@ fn admin_create_delete_partitions_configs() {
 
     // Creating an existing topic fails with TOPIC_ALREADY_EXISTS.
     let again = rt
-        .block_on(admin.create_topics(
-            &[NewTopic::new(&a, 3, TopicReplication::Fixed(1))],
-            &admin_opts(),
-        ))
+        .block_on(admin.create_topics(&[NewTopic::new(&a, 3, TopicReplication::Fixed(1))], &admin_opts()))
         .expect("create_topics request (duplicate)");
-    assert_eq!(
-        again,
-        vec![Err((a.clone(), RDKafkaErrorCode::TopicAlreadyExists))]
-    );
+    assert_eq!(again, vec![Err((a.clone(), RDKafkaErrorCode::TopicAlreadyExists))]);
 
     // Delete exactly `b`; `a` and `c` remain.
-    let deleted = rt
-        .block_on(admin.delete_topics(&[&b], &admin_opts()))
-        .expect("delete_topics request");
+    let deleted = rt.block_on(admin.delete_topics(&[&b], &admin_opts())).expect("delete_topics request");
     assert_eq!(deleted, vec![Ok(b.clone())]);
     let names = topic_names(&broker.bootstrap());
-    assert!(
-        !names.contains(&b),
-        "deleted topic {b} still listed: {names:?}"
-    );
+    assert!(!names.contains(&b), "deleted topic {b} still listed: {names:?}");
     assert!(names.contains(&a), "topic {a} vanished: {names:?}");
     assert!(names.contains(&c), "topic {c} vanished: {names:?}");
 
@@ -373,30 +294,22 @@ fn admin_create_delete_partitions_configs() {
     assert_eq!(partition_count(&broker.bootstrap(), &a), Some(5));
     let producer = idempotent_producer(&broker.bootstrap());
     let delivery = rt
-        .block_on(producer.send(
-            FutureRecord::<(), _>::to(&a).partition(4).payload("p4"),
-            Timeout::After(Duration::from_secs(30)),
-        ))
+        .block_on(
+            producer.send(
+                FutureRecord::<(), _>::to(&a).partition(4).payload("p4"),
+                Timeout::After(Duration::from_secs(30)),
+            ),
+        )
         .unwrap_or_else(|(e, _)| panic!("produce to new partition 4: {e}"));
     assert_eq!((delivery.partition, delivery.offset), (4, 0));
-    let recs = consume_exact(
-        &broker.bootstrap(),
-        &a,
-        4,
-        Offset::Beginning,
-        1,
-        CONSUME_TIMEOUT,
-    );
+    let recs = consume_exact(&broker.bootstrap(), &a, 4, Offset::Beginning, 1, CONSUME_TIMEOUT);
     assert_eq!(recs[0].value.as_deref(), Some(&b"p4"[..]));
 
     // Shrinking is refused (INVALID_PARTITIONS in Kafka).
     let shrink = rt
         .block_on(admin.create_partitions(&[NewPartitions::new(&a, 2)], &admin_opts()))
         .expect("create_partitions request (shrink)");
-    assert!(
-        matches!(&shrink[..], [Err((name, _))] if name == &a),
-        "shrinking partitions should fail: {shrink:?}"
-    );
+    assert!(matches!(&shrink[..], [Err((name, _))] if name == &a), "shrinking partitions should fail: {shrink:?}");
     assert_eq!(partition_count(&broker.bootstrap(), &a), Some(5));
 
     // describe_configs answers for an existing topic with at least one entry.
@@ -404,20 +317,11 @@ fn admin_create_delete_partitions_configs() {
         .block_on(admin.describe_configs(&[ResourceSpecifier::Topic(&c)], &admin_opts()))
         .expect("describe_configs request");
     assert_eq!(configs.len(), 1);
-    let resource = configs[0]
-        .as_ref()
-        .unwrap_or_else(|e| panic!("describe_configs({c}) failed: {e:?}"));
-    assert!(
-        !resource.entries.is_empty(),
-        "describe_configs({c}) returned no entries"
-    );
+    let resource = configs[0].as_ref().unwrap_or_else(|e| panic!("describe_configs({c}) failed: {e:?}"));
+    assert!(!resource.entries.is_empty(), "describe_configs({c}) returned no entries");
     eprintln!(
         "describe_configs({c}): {:?}",
-        resource
-            .entries
-            .iter()
-            .map(|e| (e.name.as_str(), e.value.as_deref()))
-            .collect::<Vec<_>>()
+        resource.entries.iter().map(|e| (e.name.as_str(), e.value.as_deref())).collect::<Vec<_>>()
     );
 }
 
@@ -426,23 +330,17 @@ fn produce_to_unknown_partition_fails() {
     let broker = Broker::start(&[]);
     let topic = unique_topic("rdk-nopart");
     let rt = runtime();
-    let producer: FutureProducer = client_config(&broker.bootstrap())
-        .set("acks", "all")
-        .set("message.timeout.ms", "5000")
-        .create()
-        .unwrap();
+    let producer: FutureProducer =
+        client_config(&broker.bootstrap()).set("acks", "all").set("message.timeout.ms", "5000").create().unwrap();
     // Auto-create with 1 partition, then address partition 7.
     rt.block_on(send_all(&producer, &topic, 1, 0));
-    let res = rt.block_on(producer.send(
-        FutureRecord::<(), _>::to(&topic).partition(7).payload("x"),
-        Timeout::After(Duration::from_secs(15)),
-    ));
+    let res = rt.block_on(
+        producer
+            .send(FutureRecord::<(), _>::to(&topic).partition(7).payload("x"), Timeout::After(Duration::from_secs(15))),
+    );
     match res {
         Err((KafkaError::MessageProduction(code), _)) => assert!(
-            matches!(
-                code,
-                RDKafkaErrorCode::UnknownPartition | RDKafkaErrorCode::UnknownTopicOrPartition
-            ),
+            matches!(code, RDKafkaErrorCode::UnknownPartition | RDKafkaErrorCode::UnknownTopicOrPartition),
             "unexpected error code {code:?}"
         ),
         other => panic!("producing to a nonexistent partition should fail, got {other:?}"),

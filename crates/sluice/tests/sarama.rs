@@ -62,10 +62,7 @@ fn programs() -> &'static Path {
 fn run_program(program: &str, version: Option<&str>, n: usize) {
     let bin = programs().join(program);
     let broker = Broker::start(&["--default-partitions", "3"]);
-    let topic = unique_topic(&format!(
-        "sarama-{program}-{}",
-        version.unwrap_or("default").replace('.', "_")
-    ));
+    let topic = unique_topic(&format!("sarama-{program}-{}", version.unwrap_or("default").replace('.', "_")));
     let mut cmd = Command::new(&bin);
     cmd.args(["-brokers", &broker.bootstrap(), "-topic", &topic])
         .args(["-n", &n.to_string(), "-partitions", "3", "-timeout", "60s"])
@@ -76,10 +73,7 @@ fn run_program(program: &str, version: Option<&str>, n: usize) {
     let out = run_bounded(&mut cmd, PROGRAM_TIMEOUT);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().last().unwrap_or_default();
-    eprintln!(
-        "sarama {program} ({}) summary: {line}",
-        version.unwrap_or("default 0.8.2")
-    );
+    eprintln!("sarama {program} ({}) summary: {line}", version.unwrap_or("default 0.8.2"));
     let summary: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| {
         panic!(
             "{program} printed no JSON summary ({e}); status {}\nstdout: {stdout}\nstderr: {}",
@@ -95,11 +89,7 @@ fn run_program(program: &str, version: Option<&str>, n: usize) {
     assert_eq!(summary["produced"], n, "{summary}");
     assert_eq!(summary["consumed"], n, "{summary}");
     let per_partition = summary["per_partition"].as_object().expect("per_partition");
-    assert_eq!(
-        per_partition.len(),
-        3,
-        "all three partitions used: {summary}"
-    );
+    assert_eq!(per_partition.len(), 3, "all three partitions used: {summary}");
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! temp data dir, and offers bounded helpers for driving it with real clients.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -49,27 +51,15 @@ pub struct Broker {
 impl Broker {
     /// Starts a broker with `--kafka-addr 127.0.0.1:<free port> --data-dir <tmp>` plus `args`.
     pub fn start(args: &[&str]) -> Broker {
-        Broker::start_with(BrokerOpts {
-            args: args.iter().map(|s| s.to_string()).collect(),
-            ..BrokerOpts::default()
-        })
+        Broker::start_with(BrokerOpts { args: args.iter().map(|s| s.to_string()).collect(), ..BrokerOpts::default() })
     }
 
     /// Starts a broker with full control over prefix arguments and environment.
     pub fn start_with(opts: BrokerOpts) -> Broker {
-        let dir = tempfile::Builder::new()
-            .prefix("sluice-test-")
-            .tempdir()
-            .expect("create temp dir");
+        let dir = tempfile::Builder::new().prefix("sluice-test-").tempdir().expect("create temp dir");
         let port = free_port();
         let log_path = dir.path().join("broker.log");
-        let mut broker = Broker {
-            child: None,
-            port,
-            dir,
-            opts,
-            log_path,
-        };
+        let mut broker = Broker { child: None, port, dir, opts, log_path };
         std::fs::create_dir_all(broker.data_dir()).expect("create data dir");
         broker.spawn_and_wait();
         broker
@@ -163,9 +153,7 @@ impl Broker {
 
     /// Returns the exit status if the broker has exited (it should not have).
     pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Asserts the process is still alive (used after bad input).
@@ -186,11 +174,7 @@ impl Broker {
     }
 
     fn spawn_and_wait(&mut self) {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .expect("open broker log");
+        let log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("open broker log");
         let mut cmd = Command::new(SLUICE_BIN);
         cmd.args(&self.opts.prefix)
             .arg("--kafka-addr")
@@ -222,10 +206,7 @@ impl Broker {
             }
             if Instant::now() >= deadline {
                 self.dump_log();
-                panic!(
-                    "broker did not accept connections on {} within {READY_TIMEOUT:?}",
-                    self.bootstrap()
-                );
+                panic!("broker did not accept connections on {} within {READY_TIMEOUT:?}", self.bootstrap());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -260,11 +241,7 @@ pub fn clear_sluice_env(cmd: &mut Command) {
 
 /// Sends a signal with the `kill` utility to one PID we own.
 pub fn send_signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()
-        .expect("run kill");
+    let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().expect("run kill");
     assert!(status.success(), "kill -{signal} {pid} failed: {status}");
 }
 
@@ -287,35 +264,25 @@ static UNIQUE: AtomicU64 = AtomicU64::new(0);
 /// A topic name unique to this process and call (legal Kafka characters only).
 pub fn unique_topic(prefix: &str) -> String {
     let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{n}-{nanos}", std::process::id())
 }
 
 /// Runs a command with stdout/stderr captured to files (no pipe deadlocks), killing it if it
 /// exceeds `timeout`. Panics on timeout with whatever it printed.
 pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Output {
+    use_system_libraries(cmd);
     let scratch = tempfile::tempdir().expect("scratch dir");
     let out_path = scratch.path().join("stdout");
     let err_path = scratch.path().join("stderr");
     let out = File::create(&out_path).expect("stdout file");
     let err = File::create(&err_path).expect("stderr file");
-    let mut child = cmd
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut child = cmd.stdout(out).stderr(err).spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     let status = wait_timeout(&mut child, timeout);
     let stdout = std::fs::read(&out_path).unwrap_or_default();
     let stderr = std::fs::read(&err_path).unwrap_or_default();
     match status {
-        Some(status) => Output {
-            status,
-            stdout,
-            stderr,
-        },
+        Some(status) => Output { status, stdout, stderr },
         None => {
             let _ = child.kill();
             let _ = child.wait();
@@ -325,6 +292,25 @@ pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Output {
                 tail(&stderr, 4000)
             );
         }
+    }
+}
+
+/// Removes cargo's build directories from `LD_LIBRARY_PATH` for an external client. Cargo adds
+/// the native search paths of build scripts to it when running tests, which would make kcat and
+/// confluent-kafka load the rdkafka crate's bundled librdkafka (built without zstd) instead of
+/// the system library they were built against.
+pub fn use_system_libraries(cmd: &mut Command) {
+    let Some(current) = std::env::var_os("LD_LIBRARY_PATH") else {
+        return;
+    };
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().map(Path::to_path_buf).unwrap_or_default();
+    let kept: Vec<PathBuf> = std::env::split_paths(&current)
+        .filter(|p| target_dir.as_os_str().is_empty() || !p.starts_with(&target_dir))
+        .collect();
+    if kept.is_empty() {
+        cmd.env_remove("LD_LIBRARY_PATH");
+    } else {
+        cmd.env("LD_LIBRARY_PATH", std::env::join_paths(kept).expect("join LD_LIBRARY_PATH"));
     }
 }
 
@@ -364,10 +350,12 @@ pub fn client_config(bootstrap: &str) -> ClientConfig {
     cfg
 }
 
-/// A consumer that never joins a group: `assign` only, no offset commits.
+/// A consumer that never joins a group: `assign` only, no offset commits. librdkafka insists
+/// on a `group.id` before `assign`, so a unique one is set, but no subscribe/commit ever uses it.
 pub fn plain_consumer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bootstrap)
+        .set("group.id", unique_topic("sluice-test-assign-only"))
         .set("broker.address.family", "v4")
         .set("socket.timeout.ms", "10000")
         .set("enable.auto.commit", "false")
@@ -394,11 +382,7 @@ pub struct Rec {
 pub fn to_rec<M: Message>(m: &M) -> Rec {
     let headers = m
         .headers()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec())))
-                .collect()
-        })
+        .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec()))).collect())
         .unwrap_or_default();
     Rec {
         partition: m.partition(),
@@ -422,8 +406,7 @@ pub fn consume_exact(
 ) -> Vec<Rec> {
     let consumer = plain_consumer(bootstrap, &[]);
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, from)
-        .expect("tpl offset");
+    tpl.add_partition_offset(topic, partition, from).expect("tpl offset");
     consumer.assign(&tpl).expect("assign");
     let deadline = Instant::now() + timeout;
     let mut out = Vec::with_capacity(count);
@@ -464,21 +447,14 @@ pub fn watermarks(bootstrap: &str, topic: &str, partition: i32) -> (i64, i64) {
 /// request itself can never auto-create anything.
 pub fn partition_count(bootstrap: &str, topic: &str) -> Option<usize> {
     let consumer = plain_consumer(bootstrap, &[("allow.auto.create.topics", "false")]);
-    let md = consumer
-        .fetch_metadata(None, CLIENT_TIMEOUT)
-        .unwrap_or_else(|e| panic!("fetch_metadata: {e}"));
-    md.topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .map(|t| t.partitions().len())
+    let md = consumer.fetch_metadata(None, CLIENT_TIMEOUT).unwrap_or_else(|e| panic!("fetch_metadata: {e}"));
+    md.topics().iter().find(|t| t.name() == topic).map(|t| t.partitions().len())
 }
 
 /// All topic names per broker metadata.
 pub fn topic_names(bootstrap: &str) -> Vec<String> {
     let consumer = plain_consumer(bootstrap, &[("allow.auto.create.topics", "false")]);
-    let md = consumer
-        .fetch_metadata(None, CLIENT_TIMEOUT)
-        .unwrap_or_else(|e| panic!("fetch_metadata: {e}"));
+    let md = consumer.fetch_metadata(None, CLIENT_TIMEOUT).unwrap_or_else(|e| panic!("fetch_metadata: {e}"));
     md.topics().iter().map(|t| t.name().to_string()).collect()
 }
 
@@ -529,11 +505,7 @@ pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path
-                .file_name()
-                .map(|n| n.to_string_lossy().ends_with(suffix))
-                .unwrap_or(false)
-            {
+            } else if path.file_name().map(|n| n.to_string_lossy().ends_with(suffix)).unwrap_or(false) {
                 out.push(path);
             }
         }
@@ -544,18 +516,11 @@ pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 
 /// A small multi-threaded tokio runtime for rdkafka's future-based APIs.
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
 }
 
 /// A FutureProducer with acks=all and the given extra settings.
-pub fn acks_all_producer(
-    bootstrap: &str,
-    extra: &[(&str, &str)],
-) -> rdkafka::producer::FutureProducer {
+pub fn acks_all_producer(bootstrap: &str, extra: &[(&str, &str)]) -> rdkafka::producer::FutureProducer {
     let mut cfg = client_config(bootstrap);
     cfg.set("acks", "all").set("linger.ms", "2");
     for (k, v) in extra {
@@ -573,10 +538,7 @@ pub fn produce_one(
     key: &[u8],
     value: &[u8],
 ) -> (i32, i64) {
-    let record = rdkafka::producer::FutureRecord::to(topic)
-        .partition(partition)
-        .key(key)
-        .payload(value);
+    let record = rdkafka::producer::FutureRecord::to(topic).partition(partition).key(key).payload(value);
     let delivery = rt
         .block_on(producer.send(record, rdkafka::util::Timeout::After(CLIENT_TIMEOUT * 3)))
         .unwrap_or_else(|(e, _)| panic!("produce to {topic}/{partition}: {e}"));
