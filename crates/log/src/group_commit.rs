@@ -59,11 +59,13 @@ impl GroupCommit {
     pub fn wait_or_lead(&self, offset: Option<i64>) -> Result<Turn, Poisoned> {
         let mut state = self.lock();
         loop {
-            if self.is_poisoned() {
-                return Err(Poisoned);
-            }
+            // Durable records stay durable after a later failure, so a covered offset is
+            // answered before poisoning is.
             if offset.is_some_and(|o| state.durable >= o) {
                 return Ok(Turn::Done);
+            }
+            if self.is_poisoned() {
+                return Err(Poisoned);
             }
             if !state.syncing {
                 state.syncing = true;
@@ -94,7 +96,8 @@ impl GroupCommit {
 mod tests {
     use super::*;
 
-    /// The first caller leads, a covered offset is done at once, poison stops everyone.
+    /// The first caller leads, a covered offset is done at once (even after poisoning), and
+    /// poison stops everyone else.
     #[test]
     fn lead_done_poisoned() {
         let commit = GroupCommit::new(5);
@@ -104,6 +107,8 @@ mod tests {
         assert_eq!(commit.durable(), 9);
         assert_eq!(commit.wait_or_lead(Some(9)), Ok(Turn::Done));
         commit.poison();
-        assert_eq!(commit.wait_or_lead(Some(1)), Err(Poisoned));
+        assert_eq!(commit.wait_or_lead(Some(9)), Ok(Turn::Done));
+        assert_eq!(commit.wait_or_lead(Some(10)), Err(Poisoned));
+        assert_eq!(commit.wait_or_lead(None), Err(Poisoned));
     }
 }

@@ -38,3 +38,28 @@ fn concurrent_producers_share_fsyncs() {
     assert!(fsyncs < appends as u64, "{fsyncs} fsyncs for {appends} appends");
     eprintln!("{fsyncs} fsyncs for {appends} appends");
 }
+
+/// Readers running beside appends and rolls only ever see whole, valid, dense batches.
+#[test]
+fn reads_during_appends_see_whole_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(PartitionLog::open(dir.path(), common::small_config()).unwrap());
+    let writer = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for i in 0..300 {
+                log.append(&mut batch(2, i, &[i as u8; 37])).unwrap();
+            }
+        })
+    };
+    let mut reads = 0;
+    while !writer.is_finished() || reads == 0 {
+        let end = log.log_end_offset();
+        let r = log.read(0, usize::MAX).unwrap();
+        let got = common::split(&r.bytes);
+        assert!(got.iter().map(|(o, _)| *o).eq((0..got.len() as i64).map(|i| i * 2)));
+        assert!(got.len() as i64 * 2 >= end);
+        reads += 1;
+    }
+    writer.join().unwrap();
+}
