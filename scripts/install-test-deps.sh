@@ -13,6 +13,10 @@ PACKAGES=(
   golang-github-shopify-sarama-dev
   pkg-config
   cmake
+  # Building the rdkafka crate's bundled librdkafka (C and C++) and sarama's cgo zstd binding.
+  build-essential
+  zlib1g-dev
+  libzstd-dev
 )
 
 export DEBIAN_FRONTEND=noninteractive

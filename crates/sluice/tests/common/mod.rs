@@ -223,8 +223,28 @@ impl Drop for Broker {
     }
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port that was free a moment ago on 127.0.0.1. Preferably one below the kernel's ephemeral
+/// range: a broker restarted on the same port must not find it taken by some client's outgoing
+/// connection in the meantime (bind(0) ports come from the ephemeral range that connect() uses).
+/// Falls back to plain bind 127.0.0.1:0.
 pub fn free_port() -> u16 {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(32768);
+    const LOW: u16 = 20000;
+    if ephemeral_low > LOW + 1000 {
+        let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+            ^ ((std::process::id() as u64) << 32)
+            ^ UNIQUE.fetch_add(1, Ordering::Relaxed);
+        let mut rng = Rng::new(seed);
+        for _ in 0..100 {
+            let port = LOW + rng.below(u64::from(ephemeral_low - LOW)) as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local addr").port()
 }
