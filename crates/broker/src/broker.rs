@@ -2,6 +2,7 @@
 
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, BrokerResult};
+use crate::group::{GroupConfig, GroupCoordinator};
 use crate::names::validate_topic_name;
 use crate::partition::Partition;
 use crate::producer_ids::ProducerIds;
@@ -19,6 +20,8 @@ pub struct Broker {
     /// Serialises topic creation and deletion, which touch the disk.
     admin: Mutex<()>,
     producer_ids: ProducerIds,
+    /// Consumer groups and their committed offsets.
+    groups: Arc<GroupCoordinator>,
 }
 
 impl Broker {
@@ -41,7 +44,8 @@ impl Broker {
             tracing::info!(topic = %name, partitions = topic.partition_count(), "topic loaded");
             topics.insert(name, Arc::new(topic));
         }
-        Ok(Arc::new(Broker { config, cluster_id, topics: RwLock::new(topics), admin: Mutex::new(()), producer_ids }))
+        let groups = Arc::new(GroupCoordinator::open(&config.data_dir, GroupConfig::default())?);
+        Ok(Arc::new(Broker { config, cluster_id, topics: RwLock::new(topics), admin: Mutex::new(()), producer_ids, groups }))
     }
 
     pub fn config(&self) -> &BrokerConfig {
@@ -173,6 +177,11 @@ impl Broker {
             return Ok(());
         }
         topic.set_config(config, &self.config.log_defaults)
+    }
+
+    /// The group coordinator (this node coordinates every group).
+    pub fn groups(&self) -> &Arc<GroupCoordinator> {
+        &self.groups
     }
 
     pub fn allocate_producer_id(&self) -> BrokerResult<i64> {

@@ -5,6 +5,7 @@
 mod broker;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod maintenance;
 pub mod names;
 pub mod partition;

@@ -94,6 +94,20 @@ pub fn dispatch(context: &Arc<Context>, mut frame: Bytes) -> Result<Reply, Dispa
             now(meta, api::alter_configs::handle_incremental(ctx, decode(meta, &mut frame)?))
         }
         ApiKey::DescribeCluster => now(meta, api::describe_cluster::handle(ctx, decode(meta, &mut frame)?)),
+        ApiKey::FindCoordinator => now(meta, api::find_coordinator::handle(ctx, decode(meta, &mut frame)?, meta)),
+        ApiKey::JoinGroup => {
+            let client_id = header.client_id.as_deref().unwrap_or("").to_string();
+            api::join_group::handle(context, decode(meta, &mut frame)?, meta, client_id)
+        }
+        ApiKey::SyncGroup => api::sync_group::handle(context, decode(meta, &mut frame)?, meta),
+        ApiKey::Heartbeat => now(meta, api::heartbeat::handle(ctx, decode(meta, &mut frame)?)),
+        ApiKey::LeaveGroup => now(meta, api::leave_group::handle(ctx, decode(meta, &mut frame)?, meta)),
+        ApiKey::OffsetCommit => now(meta, api::offset_commit::handle(ctx, decode(meta, &mut frame)?, meta)),
+        ApiKey::OffsetFetch => now(meta, api::offset_fetch::handle(ctx, decode(meta, &mut frame)?, meta)),
+        ApiKey::DescribeGroups => now(meta, api::describe_groups::handle(ctx, decode(meta, &mut frame)?, meta)),
+        ApiKey::ListGroups => now(meta, api::list_groups::handle(ctx, decode(meta, &mut frame)?, meta)),
+        ApiKey::DeleteGroups => now(meta, api::delete_groups::handle(ctx, decode(meta, &mut frame)?)),
+        ApiKey::OffsetDelete => now(meta, api::offset_delete::handle(ctx, decode(meta, &mut frame)?)),
         other => Err(DispatchError::UnsupportedVersion(other, version)),
     }
 }

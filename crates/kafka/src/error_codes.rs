@@ -1,5 +1,6 @@
 //! Kafka error codes (from Kafka's `Errors` enum) and the mapping from core errors.
 
+use sluice_broker::group::GroupError;
 use sluice_broker::BrokerError;
 
 pub const NONE: i16 = 0;
@@ -21,6 +22,48 @@ pub const INVALID_CONFIG: i16 = 40;
 pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
 pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+pub const ILLEGAL_GENERATION: i16 = 22;
+pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+pub const INVALID_GROUP_ID: i16 = 24;
+pub const UNKNOWN_MEMBER_ID: i16 = 25;
+pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+pub const REBALANCE_IN_PROGRESS: i16 = 27;
+pub const NON_EMPTY_GROUP: i16 = 68;
+pub const GROUP_ID_NOT_FOUND: i16 = 69;
+pub const MEMBER_ID_REQUIRED: i16 = 79;
+pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+pub const FENCED_INSTANCE_ID: i16 = 82;
+pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+
+/// Kafka's code for a refused group operation.
+pub fn group_code(error: &GroupError) -> i16 {
+    match error {
+        GroupError::InvalidGroupId => INVALID_GROUP_ID,
+        GroupError::CoordinatorNotAvailable => COORDINATOR_NOT_AVAILABLE,
+        GroupError::UnknownMemberId => UNKNOWN_MEMBER_ID,
+        GroupError::IllegalGeneration => ILLEGAL_GENERATION,
+        GroupError::RebalanceInProgress => REBALANCE_IN_PROGRESS,
+        GroupError::InconsistentGroupProtocol => INCONSISTENT_GROUP_PROTOCOL,
+        GroupError::InvalidSessionTimeout => INVALID_SESSION_TIMEOUT,
+        GroupError::MemberIdRequired => MEMBER_ID_REQUIRED,
+        GroupError::FencedInstanceId => FENCED_INSTANCE_ID,
+        GroupError::GroupIdNotFound => GROUP_ID_NOT_FOUND,
+        GroupError::NonEmptyGroup => NON_EMPTY_GROUP,
+        GroupError::GroupMaxSizeReached => GROUP_MAX_SIZE_REACHED,
+        GroupError::UnknownTopicOrPartition => UNKNOWN_TOPIC_OR_PARTITION,
+        GroupError::OffsetMetadataTooLarge => OFFSET_METADATA_TOO_LARGE,
+        GroupError::GroupSubscribedToTopic => GROUP_SUBSCRIBED_TO_TOPIC,
+        GroupError::Storage => KAFKA_STORAGE_ERROR,
+        _ => UNKNOWN_SERVER_ERROR,
+    }
+}
+
+/// `Some(code)` of an optional group error, `NONE` when there is none.
+pub fn group_code_of(error: Option<GroupError>) -> i16 {
+    error.as_ref().map_or(NONE, group_code)
+}
 
 pub fn code_of(error: &BrokerError) -> i16 {
     match error {

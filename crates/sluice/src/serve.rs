@@ -24,6 +24,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open data directory {}", settings.broker.data_dir.display()))?;
     let (stop, stopped) = watch::channel(false);
     let upkeep = tokio::spawn(maintenance::run(broker.clone(), stopped.clone()));
+    let group_sweeper = tokio::spawn(broker.groups().clone().run(stopped.clone()));
     let kafka =
         tokio::spawn(sluice_kafka::serve(listener, broker.clone(), KafkaListenerConfig::default(), stopped.clone()));
     tracing::info!(
@@ -39,6 +40,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     if tokio::time::timeout(DRAIN_TIMEOUT, async {
         let _ = kafka.await;
         let _ = upkeep.await;
+        let _ = group_sweeper.await;
     })
     .await
     .is_err()

@@ -1,0 +1,616 @@
+//! The group coordinator: every group of this node, the one deadline heap, the offsets
+//! store, and the sweeper task. Listeners call these functions; a JoinGroup or SyncGroup
+//! that must wait gets a oneshot receiver completed by the state machine.
+
+use super::group::{Group, GroupState, PROTOCOLS_MAX};
+use super::offsets::{Committed, OffsetStore, GROUP_ID_BYTES_MAX, METADATA_BYTES_MAX};
+use super::timeouts::{Deadlines, Kind, STALE_ENTRIES_MAX};
+use super::GroupError;
+use crate::broker::Broker;
+use crate::error::{BrokerError, BrokerResult};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{oneshot, watch, Notify};
+
+/// Groups held by one coordinator: bounds memory (each group holds members and offsets).
+pub const GROUPS_MAX: usize = 10_000;
+/// How often the sweeper fsyncs offsets written since the last sync: the window of
+/// commits a power loss (not a process crash) can lose.
+const SYNC_PERIOD: Duration = Duration::from_secs(1);
+/// Longest the sweeper sleeps with nothing due, so housekeeping (fsync, retention,
+/// compaction) still runs.
+const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(1);
+
+/// Group settings; the defaults are Kafka's.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// `group.min.session.timeout.ms`.
+    pub session_timeout_min: Duration,
+    /// `group.max.session.timeout.ms`.
+    pub session_timeout_max: Duration,
+    /// `offsets.retention.minutes`: offsets of an empty group expire this long after
+    /// the later of the commit and the group becoming empty.
+    pub offsets_retention: Duration,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            session_timeout_min: Duration::from_millis(6_000),
+            session_timeout_max: Duration::from_millis(1_800_000),
+            offsets_retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+pub struct JoinRequest {
+    pub group_id: String,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    /// JoinGroup v4+: a new member first gets its id with `MEMBER_ID_REQUIRED`.
+    pub require_known_member_id: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinedMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub metadata: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinResult {
+    pub error: Option<GroupError>,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    /// Every member's metadata for the chosen protocol: for the leader only.
+    pub members: Vec<JoinedMember>,
+    /// The leader already has a valid assignment (static leader rejoined a stable group).
+    pub skip_assignment: bool,
+}
+
+impl JoinResult {
+    pub fn failed(error: GroupError, member_id: &str) -> JoinResult {
+        JoinResult {
+            error: Some(error),
+            generation: -1,
+            protocol_type: None,
+            protocol_name: None,
+            leader: String::new(),
+            member_id: member_id.to_string(),
+            members: Vec::new(),
+            skip_assignment: false,
+        }
+    }
+}
+
+pub enum JoinReply {
+    Now(JoinResult),
+    Wait(oneshot::Receiver<JoinResult>),
+}
+
+impl JoinReply {
+    pub fn error(error: GroupError, member_id: &str) -> JoinReply {
+        JoinReply::Now(JoinResult::failed(error, member_id))
+    }
+}
+
+pub struct SyncRequest {
+    pub group_id: String,
+    pub generation: i32,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignments: Vec<(String, Bytes)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncResult {
+    pub error: Option<GroupError>,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignment: Bytes,
+}
+
+impl SyncResult {
+    pub fn failed(error: GroupError) -> SyncResult {
+        SyncResult { error: Some(error), protocol_type: None, protocol_name: None, assignment: Bytes::new() }
+    }
+}
+
+pub enum SyncReply {
+    Now(SyncResult),
+    Wait(oneshot::Receiver<SyncResult>),
+}
+
+pub struct CommitRequest {
+    pub group_id: String,
+    pub generation: i32,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OffsetToCommit {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub generation: i32,
+    pub members: Vec<MemberDescription>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: GroupState,
+}
+
+/// Lag of one partition: how far the committed offset is behind the log end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    pub committed: i64,
+    pub log_end: i64,
+    pub lag: i64,
+}
+
+struct Inner {
+    groups: HashMap<String, Group>,
+    deadlines: Deadlines,
+}
+
+pub struct GroupCoordinator {
+    config: GroupConfig,
+    inner: Mutex<Inner>,
+    store: Mutex<OffsetStore>,
+    /// Wakes the sweeper when an earlier deadline may have been pushed.
+    wake: Notify,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl GroupCoordinator {
+    /// Loads committed offsets from `<data_dir>/groups/`; every group with offsets starts Empty.
+    pub fn open(data_dir: &Path, config: GroupConfig) -> BrokerResult<GroupCoordinator> {
+        let dir = data_dir.join("groups");
+        let store = OffsetStore::open(&dir).map_err(|e| BrokerError::Storage(format!("{}: {e}", dir.display())))?;
+        let now = now_ms();
+        let groups: HashMap<String, Group> = store.groups().map(|g| (g.clone(), Group::new(g, now))).collect();
+        tracing::info!(groups = groups.len(), offsets = store.len(), "committed offsets loaded");
+        Ok(GroupCoordinator {
+            config,
+            inner: Mutex::new(Inner { groups, deadlines: Deadlines::default() }),
+            store: Mutex::new(store),
+            wake: Notify::new(),
+        })
+    }
+
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    pub fn join(&self, req: JoinRequest) -> JoinReply {
+        if let Err(e) = valid_group_id(&req.group_id) {
+            return JoinReply::error(e, &req.member_id);
+        }
+        if req.session_timeout < self.config.session_timeout_min
+            || req.session_timeout > self.config.session_timeout_max
+        {
+            return JoinReply::error(GroupError::InvalidSessionTimeout, &req.member_id);
+        }
+        if req.protocols.len() > PROTOCOLS_MAX {
+            return JoinReply::error(GroupError::InconsistentGroupProtocol, &req.member_id);
+        }
+        let Ok(mut inner) = self.lock() else { return JoinReply::error(GroupError::CoordinatorNotAvailable, "") };
+        let Inner { groups, deadlines } = &mut *inner;
+        if !groups.contains_key(&req.group_id) {
+            if !req.member_id.is_empty() {
+                return JoinReply::error(GroupError::UnknownMemberId, &req.member_id);
+            }
+            if groups.len() >= GROUPS_MAX {
+                return JoinReply::error(GroupError::CoordinatorNotAvailable, "");
+            }
+            groups.insert(req.group_id.clone(), Group::new(&req.group_id, now_ms()));
+        }
+        let Some(group) = groups.get_mut(&req.group_id) else {
+            return JoinReply::error(GroupError::CoordinatorNotAvailable, "");
+        };
+        let reply = group.join(req, Instant::now(), deadlines);
+        self.after_change(&mut inner);
+        reply
+    }
+
+    pub fn sync(&self, req: SyncRequest) -> SyncReply {
+        let failed = |e| SyncReply::Now(SyncResult::failed(e));
+        if let Err(e) = valid_group_id(&req.group_id) {
+            return failed(e);
+        }
+        let Ok(mut inner) = self.lock() else { return failed(GroupError::CoordinatorNotAvailable) };
+        let Some(group) = inner.groups.get_mut(&req.group_id) else { return failed(GroupError::UnknownMemberId) };
+        let reply = group.sync(req, Instant::now());
+        self.after_change(&mut inner);
+        reply
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), GroupError> {
+        valid_group_id(group_id)?;
+        let mut inner = self.lock()?;
+        let group = inner.groups.get_mut(group_id).ok_or(GroupError::UnknownMemberId)?;
+        group.heartbeat(member_id, instance_id, generation, Instant::now())
+    }
+
+    /// LeaveGroup for one or more members: the outer error is for the whole group.
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        valid_group_id(group_id)?;
+        let mut inner = self.lock()?;
+        let Inner { groups, deadlines } = &mut *inner;
+        let group = groups.get_mut(group_id).ok_or(GroupError::UnknownMemberId)?;
+        if group.state == GroupState::Dead {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        let now = Instant::now();
+        let results =
+            members.iter().map(|(id, instance)| group.leave(id, instance.as_deref(), now, deadlines)).collect();
+        self.after_change(&mut inner);
+        Ok(results)
+    }
+
+    /// OffsetCommit. The listener has already checked each partition exists; the outer
+    /// error refuses the whole request (membership), the inner ones single offsets.
+    pub fn commit_offsets(
+        &self,
+        req: &CommitRequest,
+        offsets: &[OffsetToCommit],
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        valid_group_id(&req.group_id)?;
+        {
+            let mut inner = self.lock()?;
+            if !inner.groups.contains_key(&req.group_id) {
+                if req.generation >= 0 {
+                    return Err(GroupError::IllegalGeneration);
+                }
+                if inner.groups.len() >= GROUPS_MAX {
+                    return Err(GroupError::CoordinatorNotAvailable);
+                }
+                inner.groups.insert(req.group_id.clone(), Group::new(&req.group_id, now_ms()));
+            }
+            let group = inner.groups.get_mut(&req.group_id).ok_or(GroupError::CoordinatorNotAvailable)?;
+            group.check_commit(&req.member_id, req.instance_id.as_deref(), req.generation, Instant::now())?;
+        }
+        let ts = now_ms();
+        let mut results = Vec::with_capacity(offsets.len());
+        let mut entries = Vec::with_capacity(offsets.len());
+        for o in offsets {
+            if o.metadata.as_ref().is_some_and(|m| m.len() > METADATA_BYTES_MAX) {
+                results.push(Err(GroupError::OffsetMetadataTooLarge));
+                continue;
+            }
+            results.push(Ok(()));
+            let committed = Committed {
+                offset: o.offset,
+                leader_epoch: o.leader_epoch,
+                metadata: o.metadata.clone(),
+                commit_ts_ms: ts,
+            };
+            entries.push((o.topic.clone(), o.partition, committed));
+        }
+        if !entries.is_empty() {
+            let mut store = self.store.lock().map_err(|_| GroupError::Storage)?;
+            if let Err(e) = store.commit(&req.group_id, &entries) {
+                tracing::warn!(group = %req.group_id, error = %e, "offset commit failed");
+                return Ok(results.into_iter().map(|r| r.and(Err(GroupError::Storage))).collect());
+            }
+        }
+        Ok(results)
+    }
+
+    /// OffsetFetch: `None` partitions means every committed offset of the group.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Result<Vec<(String, i32, Option<Committed>)>, GroupError> {
+        valid_group_id(group_id)?;
+        let store = self.store.lock().map_err(|_| GroupError::Storage)?;
+        Ok(match partitions {
+            Some(list) => list.iter().map(|(t, p)| (t.clone(), *p, store.get(group_id, t, *p).cloned())).collect(),
+            None => store.all(group_id).into_iter().map(|(t, p, c)| (t, p, Some(c))).collect(),
+        })
+    }
+
+    pub fn describe(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
+        let inner = self.lock()?;
+        let Some(g) = inner.groups.get(group_id) else {
+            return Ok(GroupDescription {
+                group_id: group_id.to_string(),
+                state: GroupState::Dead,
+                protocol_type: String::new(),
+                protocol: String::new(),
+                generation: -1,
+                members: Vec::new(),
+            });
+        };
+        let protocol = g.protocol.clone().unwrap_or_default();
+        let members = g
+            .members
+            .values()
+            .map(|m| MemberDescription {
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                metadata: m.metadata_for(&protocol),
+                assignment: if g.state == GroupState::Stable { m.assignment.clone() } else { Bytes::new() },
+            })
+            .collect();
+        Ok(GroupDescription {
+            group_id: group_id.to_string(),
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: if g.state == GroupState::Stable { protocol } else { String::new() },
+            generation: g.generation,
+            members,
+        })
+    }
+
+    pub fn list(&self) -> Vec<GroupListing> {
+        let Ok(inner) = self.lock() else { return Vec::new() };
+        let mut all: Vec<GroupListing> = inner
+            .groups
+            .values()
+            .map(|g| GroupListing {
+                group_id: g.id.to_string(),
+                protocol_type: g.protocol_type.clone().unwrap_or_else(|| "consumer".to_string()),
+                state: g.state,
+            })
+            .collect();
+        all.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        all
+    }
+
+    /// DeleteGroups for one group: only an empty group (no members) can be deleted.
+    pub fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
+        valid_group_id(group_id)?;
+        let mut inner = self.lock()?;
+        let group = inner.groups.get(group_id).ok_or(GroupError::GroupIdNotFound)?;
+        if group.state == GroupState::Dead {
+            return Err(GroupError::GroupIdNotFound);
+        }
+        if group.state != GroupState::Empty {
+            return Err(GroupError::NonEmptyGroup);
+        }
+        let mut store = self.store.lock().map_err(|_| GroupError::Storage)?;
+        if store.has_offsets(group_id) {
+            store.delete_group(group_id).map_err(|_| GroupError::Storage)?;
+        }
+        inner.groups.remove(group_id);
+        Ok(())
+    }
+
+    /// OffsetDelete: refused per partition while active members subscribe to the topic.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        valid_group_id(group_id)?;
+        let inner = self.lock()?;
+        let group = inner.groups.get(group_id).ok_or(GroupError::GroupIdNotFound)?;
+        if group.state == GroupState::Dead {
+            return Err(GroupError::GroupIdNotFound);
+        }
+        let subscribed = if group.state == GroupState::Empty { Vec::new() } else { group.subscribed_topics() };
+        let mut results = Vec::with_capacity(partitions.len());
+        let mut deletable = Vec::new();
+        for (topic, partition) in partitions {
+            if subscribed.contains(topic) {
+                results.push(Err(GroupError::GroupSubscribedToTopic));
+            } else {
+                results.push(Ok(()));
+                deletable.push((topic.clone(), *partition));
+            }
+        }
+        drop(inner);
+        if !deletable.is_empty() {
+            let mut store = self.store.lock().map_err(|_| GroupError::Storage)?;
+            store.delete(group_id, &deletable).map_err(|_| GroupError::Storage)?;
+        }
+        Ok(results)
+    }
+
+    /// Committed offset against log end for every partition the group committed.
+    pub fn lag(&self, broker: &Broker, group_id: &str) -> Vec<PartitionLag> {
+        let Ok(committed) = self.fetch_offsets(group_id, None) else { return Vec::new() };
+        committed
+            .into_iter()
+            .filter_map(|(topic, partition, c)| {
+                let c = c?;
+                let log_end = broker.partition(&topic, partition).ok()?.log_end_offset();
+                Some(PartitionLag { topic, partition, committed: c.offset, log_end, lag: (log_end - c.offset).max(0) })
+            })
+            .collect()
+    }
+
+    /// fsyncs offsets written since the last sync (also run on shutdown).
+    pub fn flush(&self) {
+        let file = self.store.lock().ok().and_then(|mut s| s.take_dirty());
+        if let Some(file) = file {
+            if let Err(e) = file.sync_data() {
+                tracing::error!(error = %e, "offsets log fsync failed");
+            }
+        }
+    }
+
+    /// The sweeper: fires due deadlines, fsyncs offsets, expires offsets of empty
+    /// groups, compacts the offsets log. One task per coordinator, stopped by `shutdown`.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut last_sync = Instant::now();
+        let mut last_retention = Instant::now();
+        let retention_check =
+            (self.config.offsets_retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        loop {
+            let next = self.lock().ok().and_then(|i| i.deadlines.next_at());
+            let wake_at =
+                next.map_or(Instant::now() + HOUSEKEEPING_PERIOD, |n| n.min(Instant::now() + HOUSEKEEPING_PERIOD));
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake_at.into()) => {}
+                _ = self.wake.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                let me = Arc::clone(&self);
+                let _ = tokio::task::spawn_blocking(move || me.flush()).await;
+                return;
+            }
+            self.fire_due(Instant::now());
+            if last_sync.elapsed() >= SYNC_PERIOD {
+                last_sync = Instant::now();
+                let me = Arc::clone(&self);
+                let _ = tokio::task::spawn_blocking(move || me.flush()).await;
+            }
+            if last_retention.elapsed() >= retention_check {
+                last_retention = Instant::now();
+                let me = Arc::clone(&self);
+                let _ = tokio::task::spawn_blocking(move || me.housekeeping(now_ms())).await;
+            }
+        }
+    }
+
+    /// Fires every deadline due at `now`.
+    pub fn fire_due(&self, now: Instant) {
+        let Ok(mut inner) = self.lock() else { return };
+        let Inner { groups, deadlines } = &mut *inner;
+        for d in deadlines.pop_due(now) {
+            let Some(group) = groups.get_mut(&*d.group) else { continue };
+            match &d.kind {
+                Kind::Session(member) => {
+                    group.session_expired(member, now, deadlines);
+                }
+                Kind::Pending(member) => group.pending_expired(member, d.at, now, deadlines),
+                Kind::Rebalance(generation) => group.rebalance_expired(*generation, now, deadlines),
+            }
+        }
+        self.after_change(&mut inner);
+    }
+
+    /// Expires offsets of groups empty for longer than the retention, drops empty groups
+    /// without offsets, and compacts the offsets log when it is mostly garbage.
+    pub fn housekeeping(&self, now_ms: i64) {
+        let retention_ms = self.config.offsets_retention.as_millis() as i64;
+        let Ok(mut inner) = self.lock() else { return };
+        let Ok(mut store) = self.store.lock() else { return };
+        let mut remove_groups = Vec::new();
+        for (id, group) in &inner.groups {
+            if group.state != GroupState::Empty {
+                continue;
+            }
+            let since = group.empty_since_ms.unwrap_or(0);
+            let expired: Vec<(String, i32)> = store
+                .all(id)
+                .into_iter()
+                .filter(|(_, _, c)| now_ms - c.commit_ts_ms.max(since) >= retention_ms)
+                .map(|(t, p, _)| (t, p))
+                .collect();
+            if !expired.is_empty() {
+                tracing::info!(group = %id, partitions = expired.len(), "committed offsets expired");
+                if let Err(e) = store.delete(id, &expired) {
+                    tracing::error!(group = %id, error = %e, "offset expiry failed");
+                }
+            }
+            if !store.has_offsets(id) {
+                remove_groups.push(id.clone());
+            }
+        }
+        for id in remove_groups {
+            inner.groups.remove(&id);
+        }
+        if let Err(e) = store.compact_if_needed() {
+            tracing::error!(error = %e, "offsets log compaction failed");
+        }
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, GroupError> {
+        self.inner.lock().map_err(|_| GroupError::CoordinatorNotAvailable)
+    }
+
+    /// After any change: keep the heap bounded and let the sweeper re-arm its timer.
+    fn after_change(&self, inner: &mut Inner) {
+        let live: usize = inner.groups.values().map(|g| g.members.len() + g.pending.len() + 2).sum();
+        if inner.deadlines.len() > live + STALE_ENTRIES_MAX {
+            rebuild_deadlines(inner);
+        }
+        self.wake.notify_one();
+    }
+}
+
+fn rebuild_deadlines(inner: &mut Inner) {
+    let Inner { groups, deadlines } = inner;
+    deadlines.clear();
+    let now = Instant::now();
+    for g in groups.values() {
+        for m in g.members.values() {
+            deadlines.push(m.session_deadline, &g.id, Kind::Session(m.id.clone()));
+        }
+        for (id, at) in &g.pending {
+            deadlines.push(*at, &g.id, Kind::Pending(id.clone()));
+        }
+        if matches!(g.state, GroupState::PreparingRebalance | GroupState::CompletingRebalance) {
+            let timeout = g.members.values().map(|m| m.rebalance_timeout).max().unwrap_or_default();
+            deadlines.push(now + timeout, &g.id, Kind::Rebalance(g.generation));
+        }
+    }
+}
+
+fn valid_group_id(id: &str) -> Result<(), GroupError> {
+    if id.is_empty() || id.len() > GROUP_ID_BYTES_MAX {
+        return Err(GroupError::InvalidGroupId);
+    }
+    Ok(())
+}

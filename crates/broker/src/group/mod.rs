@@ -1,0 +1,56 @@
+//! Consumer groups: a protocol-agnostic coordinator (join/sync/heartbeat/leave state
+//! machine with generations, leader election, protocol selection, static membership),
+//! one deadline heap swept by one task for session and rebalance timeouts, and committed
+//! offsets persisted in an append-only log under `<data_dir>/groups/`.
+
+mod coordinator;
+mod group;
+pub mod offsets;
+mod timeouts;
+
+pub use coordinator::{
+    CommitRequest, GroupConfig, GroupCoordinator, GroupDescription, GroupListing, JoinReply, JoinRequest, JoinResult,
+    JoinedMember, MemberDescription, OffsetToCommit, PartitionLag, SyncReply, SyncRequest, SyncResult,
+};
+pub use group::GroupState;
+pub use offsets::Committed;
+
+use thiserror::Error;
+
+/// Why a group operation was refused; each listener maps these to its own codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum GroupError {
+    #[error("invalid group id")]
+    InvalidGroupId,
+    #[error("coordinator not available")]
+    CoordinatorNotAvailable,
+    #[error("unknown member id")]
+    UnknownMemberId,
+    #[error("illegal generation")]
+    IllegalGeneration,
+    #[error("rebalance in progress")]
+    RebalanceInProgress,
+    #[error("inconsistent group protocol")]
+    InconsistentGroupProtocol,
+    #[error("invalid session timeout")]
+    InvalidSessionTimeout,
+    #[error("member id required")]
+    MemberIdRequired,
+    #[error("fenced instance id")]
+    FencedInstanceId,
+    #[error("group id not found")]
+    GroupIdNotFound,
+    #[error("group is not empty")]
+    NonEmptyGroup,
+    #[error("group has reached its maximum size")]
+    GroupMaxSizeReached,
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("offset metadata too large")]
+    OffsetMetadataTooLarge,
+    #[error("group is subscribed to the topic")]
+    GroupSubscribedToTopic,
+    #[error("offsets storage failed")]
+    Storage,
+}
