@@ -13,8 +13,8 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::Offset;
 
 use common::{
-    acks_all_producer, client_config, consume_exact, files_with_suffix, partition_count, produce_one, runtime,
-    unique_topic, watermarks, Broker, Rng,
+    acks_all_producer, client_config, consume_exact, consume_range, files_with_suffix, partition_count, produce_one,
+    runtime, unique_topic, watermarks, Broker, Rng,
 };
 
 /// Bound on reading a topic back.
@@ -104,11 +104,19 @@ fn restart_keeps_topics_and_messages() {
     assert_eq!(produce_one(&rt, &producer, &single, 0, b"k500", b"after-restart"), (0, 500));
 }
 
-#[test]
-fn kill9_during_acks_all_loses_no_acknowledged_message() {
-    let mut broker = Broker::start(&[]);
-    let rt = runtime();
-    let topic = unique_topic("dur-kill9");
+/// What one produce-until-kill round saw.
+struct Round {
+    acked: Vec<(usize, i64)>,
+    sent: usize,
+    failed: usize,
+    in_flight_at_kill: usize,
+    killed_after: Duration,
+}
+
+/// Produces messages `first..` to `topic`/0 with up to `IN_FLIGHT_MAX` in flight, and `kill -9`s
+/// the broker once `KILL_AFTER_ACKS` were acknowledged (or `KILL_AFTER` passed), in the middle of
+/// the flow; then waits for every in-flight message's fate.
+fn produce_until_kill(broker: &mut Broker, rt: &tokio::runtime::Runtime, topic: &str, first: usize) -> Round {
     // No retries, no idempotence: every acknowledgement is for exactly one append, so the log
     // must hold each acknowledged payload exactly once at its acknowledged offset.
     let producer = acks_all_producer(
@@ -116,35 +124,34 @@ fn kill9_during_acks_all_loses_no_acknowledged_message() {
         &[
             ("enable.idempotence", "false"),
             ("message.send.max.retries", "0"),
-            ("message.timeout.ms", "5000"),
+            // Bounds how long messages queued for the dead broker take to fail.
+            ("message.timeout.ms", "2000"),
             ("linger.ms", "1"),
         ],
     );
-
-    let mut acked: Vec<(usize, i64)> = Vec::new();
-    let mut failed = 0usize;
-    let mut sent = 0usize;
-    let mut in_flight_at_kill = 0usize;
+    let mut round = Round { acked: Vec::new(), sent: 0, failed: 0, in_flight_at_kill: 0, killed_after: Duration::ZERO };
     let started = Instant::now();
     rt.block_on(async {
         let mut in_flight = VecDeque::new();
         let mut killed = false;
         loop {
-            if !killed && (acked.len() >= KILL_AFTER_ACKS || started.elapsed() > KILL_AFTER) {
-                in_flight_at_kill = in_flight.len();
+            if !killed && (round.acked.len() >= KILL_AFTER_ACKS || started.elapsed() > KILL_AFTER) {
+                round.in_flight_at_kill = in_flight.len();
+                round.killed_after = started.elapsed();
                 broker.kill9();
                 killed = true;
             }
-            if !killed && sent < SENT_MAX && in_flight.len() < IN_FLIGHT_MAX {
-                let v = value("kill9", sent);
-                let key = sent.to_string();
-                match producer.send_result(FutureRecord::to(&topic).partition(0).key(&key).payload(&v)) {
+            if !killed && round.sent < SENT_MAX && in_flight.len() < IN_FLIGHT_MAX {
+                let i = first + round.sent;
+                let v = value("kill9", i);
+                let key = i.to_string();
+                match producer.send_result(FutureRecord::to(topic).partition(0).key(&key).payload(&v)) {
                     Ok(fut) => {
-                        in_flight.push_back((sent, fut));
-                        sent += 1;
+                        in_flight.push_back((i, fut));
+                        round.sent += 1;
                         continue;
                     }
-                    Err((e, _)) => panic!("enqueue {sent}: {e}"),
+                    Err((e, _)) => panic!("enqueue {i}: {e}"),
                 }
             }
             let Some((i, fut)) = in_flight.pop_front() else {
@@ -156,21 +163,43 @@ fn kill9_during_acks_all_loses_no_acknowledged_message() {
             match fut.await {
                 Ok(Ok(delivery)) => {
                     assert_eq!(delivery.partition, 0);
-                    acked.push((i, delivery.offset));
+                    round.acked.push((i, delivery.offset));
                 }
-                Ok(Err(_)) | Err(_) => failed += 1,
+                Ok(Err(_)) | Err(_) => round.failed += 1,
             }
         }
     });
-    drop(producer);
     eprintln!(
-        "kill -9: sent {sent}, acknowledged {}, failed {failed}, in flight at kill {in_flight_at_kill}, after {:?}",
-        acked.len(),
+        "kill -9 round from message {first}: sent {}, acknowledged {}, failed {}, in flight at kill {}, killed after {:?}, done after {:?}",
+        round.sent,
+        round.acked.len(),
+        round.failed,
+        round.in_flight_at_kill,
+        round.killed_after,
         started.elapsed()
     );
-    assert!(!acked.is_empty(), "no message was acknowledged before the kill");
+    round
+}
 
-    broker.restart();
+/// Kill rounds in the crash test: each one restarts from the previous crash's recovered log.
+const KILL_ROUNDS: usize = 3;
+
+#[test]
+fn kill9_during_acks_all_loses_no_acknowledged_message() {
+    let mut broker = Broker::start(&[]);
+    let rt = runtime();
+    let topic = unique_topic("dur-kill9");
+
+    let mut acked: Vec<(usize, i64)> = Vec::new();
+    let mut next = 0usize;
+    for round in 0..KILL_ROUNDS {
+        let r = produce_until_kill(&mut broker, &rt, &topic, next);
+        assert!(!r.acked.is_empty(), "round {round}: no message was acknowledged before the kill");
+        next += r.sent;
+        acked.extend(r.acked);
+        broker.restart();
+    }
+
     let (low, high) = watermarks(&broker.bootstrap(), &topic, 0);
     let max_acked = acked.iter().map(|(_, o)| *o).max().unwrap();
     assert_eq!(low, 0);
@@ -182,7 +211,9 @@ fn kill9_during_acks_all_loses_no_acknowledged_message() {
         let v = r.value.clone().unwrap_or_default();
         assert!(seen.insert(v.clone()), "payload stored twice: {:?}", String::from_utf8_lossy(&v));
     }
+    let mut offsets = HashSet::new();
     for (i, offset) in &acked {
+        assert!(offsets.insert(*offset), "offset {offset} acknowledged twice");
         let r = &recs[*offset as usize];
         assert_eq!(
             r.value.as_deref(),
@@ -195,6 +226,137 @@ fn kill9_during_acks_all_loses_no_acknowledged_message() {
     // The recovered log accepts appends at its end.
     let producer = acks_all_producer(&broker.bootstrap(), &[]);
     assert_eq!(produce_one(&rt, &producer, &topic, 0, b"k", b"after-kill"), (0, high));
+}
+
+/// Messages the idempotent producer sends across a broker crash.
+const IDEMPOTENT_TOTAL: usize = 6_000;
+/// Crash the broker after this many of them were acknowledged.
+const IDEMPOTENT_KILL_AFTER_ACKS: usize = 2_000;
+
+#[test]
+fn idempotent_producer_across_kill9_has_no_duplicates_or_gaps() {
+    let mut broker = Broker::start(&[]);
+    let rt = runtime();
+    let topic = unique_topic("dur-idem-kill9");
+    // Idempotent producer with ample retry time: it keeps (re)sending with its producer id and
+    // sequence numbers through the crash, so the restarted broker must recognise the batches it
+    // already has (producer state rebuilt from the log) and store each message exactly once.
+    let producer = acks_all_producer(
+        &broker.bootstrap(),
+        &[
+            ("enable.idempotence", "true"),
+            ("message.timeout.ms", "60000"),
+            ("linger.ms", "1"),
+            ("reconnect.backoff.ms", "50"),
+            ("reconnect.backoff.max.ms", "500"),
+        ],
+    );
+    let started = Instant::now();
+    let mut offsets: Vec<i64> = Vec::with_capacity(IDEMPOTENT_TOTAL);
+    let mut killed_at = None;
+    rt.block_on(async {
+        let mut in_flight = VecDeque::new();
+        let mut sent = 0usize;
+        loop {
+            if killed_at.is_none() && offsets.len() >= IDEMPOTENT_KILL_AFTER_ACKS {
+                killed_at = Some((offsets.len(), in_flight.len()));
+                broker.kill9();
+                broker.restart();
+            }
+            if sent < IDEMPOTENT_TOTAL && in_flight.len() < IN_FLIGHT_MAX {
+                let v = value("idem", sent);
+                let fut = producer
+                    .send_result(FutureRecord::<(), _>::to(&topic).partition(0).payload(&v))
+                    .unwrap_or_else(|(e, _)| panic!("enqueue {sent}: {e}"));
+                in_flight.push_back((sent, fut));
+                sent += 1;
+                continue;
+            }
+            let Some((i, fut)) = in_flight.pop_front() else { break };
+            let delivery = fut
+                .await
+                .expect("delivery future")
+                .unwrap_or_else(|(e, _)| panic!("idempotent message {i} not delivered across the restart: {e}"));
+            offsets.push(delivery.offset);
+        }
+    });
+    eprintln!(
+        "idempotent producer: {} messages acknowledged across a kill -9 (at {killed_at:?} acked/in flight) in {:?}",
+        offsets.len(),
+        started.elapsed()
+    );
+    assert!(killed_at.is_some(), "the broker was never killed");
+    for (i, offset) in offsets.iter().enumerate() {
+        assert_eq!(*offset, i as i64, "idempotent message {i} acknowledged at offset {offset}");
+    }
+    assert_eq!(watermarks(&broker.bootstrap(), &topic, 0), (0, IDEMPOTENT_TOTAL as i64));
+    let recs = consume_exact(&broker.bootstrap(), &topic, 0, Offset::Beginning, IDEMPOTENT_TOTAL, CONSUME_TIMEOUT);
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(r.value.as_deref(), Some(&value("idem", i)[..]), "message at offset {i}");
+    }
+}
+
+/// Small segments so a modest topic spans many of them.
+const SMALL_SEGMENT_BYTES: &str = "65536";
+/// Messages for the many-segments test (about 2 MB in all).
+const MANY_SEGMENTS_COUNT: usize = 20_000;
+
+#[test]
+fn many_segments_survive_restart_and_serve_any_offset() {
+    let mut broker = Broker::start(&["--segment-bytes", SMALL_SEGMENT_BYTES]);
+    let rt = runtime();
+    let topic = unique_topic("dur-segments");
+    let producer = acks_all_producer(&broker.bootstrap(), &[("linger.ms", "5"), ("batch.size", "16384")]);
+    rt.block_on(async {
+        let mut futs = VecDeque::new();
+        for i in 0..MANY_SEGMENTS_COUNT {
+            let v = value("seg", i);
+            futs.push_back(
+                producer
+                    .send_result(FutureRecord::<(), _>::to(&topic).partition(0).payload(&v))
+                    .unwrap_or_else(|(e, _)| panic!("enqueue {i}: {e}")),
+            );
+            if futs.len() >= IN_FLIGHT_MAX {
+                let d = futs.pop_front().unwrap().await.unwrap().unwrap_or_else(|(e, _)| panic!("delivery: {e}"));
+                assert_eq!(d.offset, (i + 1 - IN_FLIGHT_MAX) as i64);
+            }
+        }
+        while let Some(f) = futs.pop_front() {
+            f.await.unwrap().unwrap_or_else(|(e, _)| panic!("delivery: {e}"));
+        }
+    });
+    drop(producer);
+    let segments = files_with_suffix(&broker.data_dir(), ".log")
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(&topic))
+        .count();
+    assert!(
+        segments >= 10,
+        "{MANY_SEGMENTS_COUNT} messages with {SMALL_SEGMENT_BYTES}-byte segments made only {segments} segment(s)"
+    );
+
+    broker.stop();
+    broker.restart();
+    assert_eq!(watermarks(&broker.bootstrap(), &topic, 0), (0, MANY_SEGMENTS_COUNT as i64));
+
+    // Seeks to arbitrary offsets (segment starts, middles, ends) land exactly.
+    let mut rng = Rng::new(42);
+    let mut probes: Vec<usize> = (0..25).map(|_| rng.below(MANY_SEGMENTS_COUNT as u64) as usize).collect();
+    probes.extend([0, MANY_SEGMENTS_COUNT - 1]);
+    for at in probes {
+        let n = 3.min(MANY_SEGMENTS_COUNT - at);
+        let recs = consume_range(&broker.bootstrap(), &topic, 0, Offset::Offset(at as i64), n, CONSUME_TIMEOUT);
+        for (k, r) in recs.iter().enumerate() {
+            assert_eq!(r.offset, (at + k) as i64, "seek to {at}");
+            assert_eq!(r.value.as_deref(), Some(&value("seg", at + k)[..]), "value at {}", at + k);
+        }
+    }
+    // And a full read from the beginning is exact.
+    let recs = consume_exact(&broker.bootstrap(), &topic, 0, Offset::Beginning, MANY_SEGMENTS_COUNT, CONSUME_TIMEOUT);
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(r.offset, i as i64);
+        assert_eq!(r.value.as_deref(), Some(&value("seg", i)[..]));
+    }
 }
 
 /// The newest `.log` segment of `topic` under the data dir.

@@ -414,8 +414,8 @@ pub fn to_rec<M: Message>(m: &M) -> Rec {
     }
 }
 
-/// Reads `count` records from `topic`/`partition` starting at `from`, bounded by `timeout`.
-/// Panics (with what it got) if fewer arrive in time.
+/// Reads the last `count` records of `topic`/`partition` starting at `from`, bounded by
+/// `timeout`, and checks nothing follows them (no duplicates or strays at the end).
 pub fn consume_exact(
     bootstrap: &str,
     topic: &str,
@@ -423,6 +423,30 @@ pub fn consume_exact(
     from: Offset,
     count: usize,
     timeout: Duration,
+) -> Vec<Rec> {
+    consume(bootstrap, topic, partition, from, count, timeout, true)
+}
+
+/// Reads `count` records of `topic`/`partition` starting at `from` (more may follow).
+pub fn consume_range(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    from: Offset,
+    count: usize,
+    timeout: Duration,
+) -> Vec<Rec> {
+    consume(bootstrap, topic, partition, from, count, timeout, false)
+}
+
+fn consume(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    from: Offset,
+    count: usize,
+    timeout: Duration,
+    expect_end: bool,
 ) -> Vec<Rec> {
     let consumer = plain_consumer(bootstrap, &[]);
     let mut tpl = TopicPartitionList::new();
@@ -444,14 +468,17 @@ pub fn consume_exact(
             Some(Err(e)) => eprintln!("consumer error on {topic}/{partition} (continuing): {e}"),
         }
     }
-    // Anything beyond `count` means duplicates or extra records: look briefly for more.
-    let extra_deadline = Instant::now() + Duration::from_millis(300);
-    while Instant::now() < extra_deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            let rec = to_rec(&m);
-            panic!("more than {count} records in {topic}/{partition}: extra {rec:?}");
+    if expect_end {
+        // Anything beyond `count` means duplicates or extra records: look briefly for more.
+        let extra_deadline = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < extra_deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                let rec = to_rec(&m);
+                panic!("more than {count} records in {topic}/{partition}: extra {rec:?}");
+            }
         }
     }
+    out.truncate(count);
     out
 }
 
