@@ -224,3 +224,13 @@ fn log_format_json_writes_json_lines() {
         );
     }
 }
+
+#[test]
+fn advertised_host_is_what_metadata_reports() {
+    let broker = Broker::start(&["--advertised-host", "localhost"]);
+    let consumer = common::plain_consumer(&broker.bootstrap(), &[]);
+    let md = rdkafka::consumer::Consumer::fetch_metadata(&consumer, None, common::CLIENT_TIMEOUT)
+        .expect("metadata with --advertised-host localhost");
+    let brokers: Vec<(String, i32)> = md.brokers().iter().map(|b| (b.host().to_string(), b.port())).collect();
+    assert_eq!(brokers, vec![("localhost".to_string(), i32::from(broker.port()))]);
+}

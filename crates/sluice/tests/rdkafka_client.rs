@@ -347,3 +347,61 @@ fn produce_to_unknown_partition_fails() {
     }
     assert_eq!(watermarks(&broker.bootstrap(), &topic, 0), (0, 1));
 }
+
+/// Producers writing one partition at the same time in the concurrency test.
+const CONCURRENT_PRODUCERS: usize = 4;
+/// Messages each of them sends.
+const PER_PRODUCER: usize = 2_000;
+
+#[test]
+fn concurrent_producers_on_one_partition_each_get_distinct_offsets() {
+    let broker = Broker::start(&[]);
+    let topic = unique_topic("rdk-concurrent");
+    // Create the topic first so no producer races the auto-creation.
+    let rt = runtime();
+    rt.block_on(send_all(&idempotent_producer(&broker.bootstrap()), &topic, 1, 0));
+
+    let threads: Vec<_> = (0..CONCURRENT_PRODUCERS)
+        .map(|p| {
+            let bootstrap = broker.bootstrap();
+            let topic = topic.clone();
+            std::thread::spawn(move || {
+                let rt = runtime();
+                let producer = idempotent_producer(&bootstrap);
+                rt.block_on(async {
+                    let mut futs = Vec::with_capacity(PER_PRODUCER);
+                    for i in 0..PER_PRODUCER {
+                        let v = format!("producer-{p}-msg-{i:05}");
+                        futs.push(
+                            producer
+                                .send_result(FutureRecord::<(), _>::to(&topic).partition(0).payload(&v))
+                                .unwrap_or_else(|(e, _)| panic!("enqueue {p}/{i}: {e}")),
+                        );
+                    }
+                    let mut offsets = Vec::with_capacity(PER_PRODUCER);
+                    for (i, f) in futs.into_iter().enumerate() {
+                        let d = f.await.unwrap().unwrap_or_else(|(e, _)| panic!("delivery {p}/{i}: {e}"));
+                        offsets.push(d.offset);
+                    }
+                    offsets
+                })
+            })
+        })
+        .collect();
+    let per_producer: Vec<Vec<i64>> = threads.into_iter().map(|t| t.join().expect("producer thread")).collect();
+
+    let total = 1 + CONCURRENT_PRODUCERS * PER_PRODUCER;
+    let recs = consume_exact(&broker.bootstrap(), &topic, 0, Offset::Beginning, total, CONSUME_TIMEOUT);
+    let mut all = std::collections::HashSet::new();
+    for (p, offsets) in per_producer.iter().enumerate() {
+        // An idempotent producer's messages keep their send order in the partition.
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "producer {p}'s offsets are not increasing");
+        for (i, off) in offsets.iter().enumerate() {
+            assert!(all.insert(*off), "offset {off} acknowledged to two messages");
+            let want = format!("producer-{p}-msg-{i:05}");
+            assert_eq!(recs[*off as usize].value.as_deref(), Some(want.as_bytes()), "offset {off}");
+        }
+    }
+    assert_eq!(all.len(), CONCURRENT_PRODUCERS * PER_PRODUCER);
+    assert!(!all.contains(&0), "offset 0 belongs to the topic-creating message");
+}

@@ -33,7 +33,11 @@ pub enum Reply {
 
 impl Raw {
     pub fn connect(broker: &Broker) -> Raw {
-        let stream = TcpStream::connect(broker.addr()).expect("connect to broker");
+        Raw::connect_addr(broker.addr())
+    }
+
+    pub fn connect_addr(addr: std::net::SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).expect("connect to broker");
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         Raw { stream, correlation_id: 1000 }

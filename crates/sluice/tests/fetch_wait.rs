@@ -1,0 +1,99 @@
+//! Proves raw Fetch requests honour Kafka's wait semantics: an empty fetch is parked for max_wait_ms (not answered at once, not forever), and a parked fetch returns as soon as data is appended.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use common::raw::{supported_versions, Raw};
+use common::{acks_all_producer, produce_one, runtime, unique_topic, Broker};
+
+fn fetch_request(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(1024 * 1024)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(-1)
+                .with_fetch_offset(offset)
+                .with_last_fetched_epoch(-1)
+                .with_log_start_offset(-1)
+                .with_partition_max_bytes(1024 * 1024)])])
+}
+
+fn records_of(resp: &FetchResponse) -> (i16, i64, Bytes) {
+    let p = &resp.responses[0].partitions[0];
+    (p.error_code, p.high_watermark, p.records.clone().unwrap_or_default())
+}
+
+fn fetch_version(broker: &Broker) -> i16 {
+    let (_, max) = supported_versions(broker, ApiKey::Fetch);
+    assert!(max >= 4, "Fetch only up to v{max}");
+    max.min(11)
+}
+
+#[test]
+fn empty_fetch_waits_for_max_wait_ms() {
+    let broker = Broker::start(&[]);
+    let topic = unique_topic("fw-empty");
+    let rt = runtime();
+    let producer = acks_all_producer(&broker.bootstrap(), &[]);
+    assert_eq!(produce_one(&rt, &producer, &topic, 0, b"k", b"first"), (0, 0));
+    let version = fetch_version(&broker);
+
+    let mut raw = Raw::connect(&broker);
+    let started = Instant::now();
+    let resp: FetchResponse = raw.request(version, &fetch_request(&topic, 1, 1000));
+    let waited = started.elapsed();
+    let (err, hw, records) = records_of(&resp);
+    eprintln!("empty fetch with max_wait_ms=1000 answered after {waited:?}");
+    assert_eq!(err, 0);
+    assert_eq!(hw, 1);
+    assert!(records.is_empty(), "no records past the end, got {} bytes", records.len());
+    // Functional bounds: it must actually wait (a broker answering at once makes clients spin),
+    // and it must answer (well) before the client's own timeouts.
+    assert!(waited >= Duration::from_millis(900), "empty fetch answered after only {waited:?}");
+    assert!(waited < Duration::from_secs(5), "empty fetch took {waited:?} for max_wait_ms=1000");
+}
+
+#[test]
+fn parked_fetch_returns_when_data_arrives() {
+    let broker = Broker::start(&[]);
+    let topic = unique_topic("fw-wake");
+    let rt = runtime();
+    let producer = acks_all_producer(&broker.bootstrap(), &[]);
+    assert_eq!(produce_one(&rt, &producer, &topic, 0, b"k", b"first"), (0, 0));
+    let version = fetch_version(&broker);
+
+    let addr = broker.addr();
+    let topic_c = topic.clone();
+    let fetcher = std::thread::spawn(move || {
+        let mut raw = Raw::connect_addr(addr);
+        let started = Instant::now();
+        let resp: FetchResponse = raw.request(version, &fetch_request(&topic_c, 1, 8000));
+        (started, Instant::now(), resp)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let sent_at = Instant::now();
+    assert_eq!(produce_one(&rt, &producer, &topic, 0, b"k", b"second"), (0, 1));
+    let (started, answered_at, resp) = fetcher.join().unwrap();
+    let (err, hw, records) = records_of(&resp);
+    assert_eq!(err, 0);
+    assert_eq!(hw, 2);
+    assert!(!records.is_empty(), "the parked fetch returned no records");
+    let after_produce = answered_at.saturating_duration_since(sent_at);
+    eprintln!(
+        "parked fetch (max_wait_ms=8000) answered {after_produce:?} after the produce, {:?} after it was sent",
+        answered_at - started
+    );
+    assert!(answered_at - started < Duration::from_secs(6), "fetch was not woken by the append");
+}
