@@ -127,6 +127,15 @@ start_broker() {
 
 # client SCENARIO ARGS...: runs sluice-bench, appends its final JSON line to
 # $RES/SCENARIO.jsonl (or a failure record).
+# CPU seconds (user + system) the broker has used so far.
+broker_cpu_s() {
+    awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$broker_pid/stat" 2>/dev/null || echo 0
+}
+
+# client SCENARIO ARGS...: runs sluice-bench, appends its final JSON line to
+# $RES/SCENARIO.jsonl (or a failure record), with the CPU seconds the broker
+# and the client used during the run added (CPU per GB is far steadier than
+# throughput on a shared machine).
 client() {
     local scen=$1
     shift
@@ -135,13 +144,20 @@ client() {
     # anyone else), so writeback of old data does not throttle this run.
     sync
     echo "    sluice-bench $*" | tee -a "$log"
-    timeout 300 "$BENCH" "$@" --brokers "127.0.0.1:$broker_port" >"$RES/last.out" 2>"$RES/last.err" || rc=$?
+    local cpu0 cpu1
+    cpu0=$(broker_cpu_s)
+    timeout 300 /usr/bin/time -f "%U %S" -o "$RES/last.time" \
+        "$BENCH" "$@" --brokers "127.0.0.1:$broker_port" >"$RES/last.out" 2>"$RES/last.err" || rc=$?
+    cpu1=$(broker_cpu_s)
     cat "$RES/last.out" "$RES/last.err" >>"$log"
-    local json
+    local json bcpu ccpu
+    bcpu=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN {printf "%.2f", b - a}')
+    ccpu=$(awk 'NF == 2 && $1 ~ /^[0-9.]+$/ {printf "%.2f", $1 + $2}' "$RES/last.time" 2>/dev/null)
     json=$(grep '^{' "$RES/last.out" | tail -1 || true)
     if [[ -n "$json" ]]; then
-        echo "$json" >>"$RES/$scen.jsonl"
+        echo "${json%\}},\"broker_cpu_s\":$bcpu,\"client_cpu_s\":${ccpu:-null}}" >>"$RES/$scen.jsonl"
         grep -E '^(delivered|read|sent|end-to-end|delivery latency)' "$RES/last.out" | sed 's/^/      /' || true
+        echo "      CPU seconds: broker $bcpu, client ${ccpu:-?}"
     else
         echo "{\"mode\":\"failed\",\"complete\":false,\"rc\":$rc}" >>"$RES/$scen.jsonl"
         echo "      FAILED (rc $rc): $(tail -1 "$RES/last.err" 2>/dev/null)"
@@ -220,11 +236,27 @@ def load(scen):
         return [], 0
     rows = [json.loads(l) for l in open(path) if l.strip()]
     ok = [r for r in rows if r.get("complete")]
+    add_cpu_per_gb(ok)
     return ok, len(rows)
 
+def vals(rows, key):
+    return [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+
 def med(rows, key):
-    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
-    return statistics.median(vals) if vals else None
+    v = vals(rows, key)
+    return statistics.median(v) if v else None
+
+def spread(rows, key):
+    v = vals(rows, key)
+    return f" ({fmt(min(v))}–{fmt(max(v))})" if len(v) > 1 else ""
+
+def add_cpu_per_gb(rows):
+    for r in rows:
+        mb = r.get("mb_per_s", 0) * r.get("elapsed_s", 0)
+        if mb > 0 and isinstance(r.get("broker_cpu_s"), (int, float)):
+            r["broker_cpu_per_gb"] = r["broker_cpu_s"] / (mb / 1000)
+        if mb > 0 and isinstance(r.get("client_cpu_s"), (int, float)):
+            r["client_cpu_per_gb"] = r["client_cpu_s"] / (mb / 1000)
 
 def fmt(x):
     if x is None:
@@ -232,7 +264,7 @@ def fmt(x):
     return f"{x:,.0f}" if x >= 1000 else f"{x:,.1f}" if x >= 10 else f"{x:.3g}"
 
 rows = []
-def row(scen, figure, value, target_text="", met=None, baseline_name=None):
+def row(scen, figure, value, target_text="", met=None, baseline_name=None, rng=""):
     """One table row; `met` is a predicate on (value, baseline) or None."""
     b = base.get(baseline_name) if baseline_name else None
     if baseline_name and value is not None and b:
@@ -248,47 +280,56 @@ def row(scen, figure, value, target_text="", met=None, baseline_name=None):
     else:
         verdict = "met" if met(value, b) else "**MISSED**"
     ok, n = load(scen)
-    rows.append(f"| {scen} | {figure} | {fmt(value)} | {len(ok)}/{n} | {ratio} | {target_text} | {verdict} |")
+    rows.append(f"| {scen} | {figure} | {fmt(value)}{rng} | {len(ok)}/{n} | {ratio} | {target_text} | {verdict} |")
+
+def cpu_rows(scen, rs):
+    row(scen, "broker CPU s per GB", med(rs, "broker_cpu_per_gb"), rng=spread(rs, "broker_cpu_per_gb"))
+    row(scen, "client CPU s per GB", med(rs, "client_cpu_per_gb"), rng=spread(rs, "client_cpu_per_gb"))
 
 a, _ = load("a")
 row("a", f"produce {a_msgs:,} x 1 KiB, acks=all, flush always: MB/s", med(a, "mb_per_s"),
-    ">= 60% of fdatasync'd 64 KiB seq writes", lambda v, b: v >= 0.6 * b, "fio_seq_64k_fdatasync_mb_s")
+    ">= 60% of fdatasync'd 64 KiB seq writes", lambda v, b: v >= 0.6 * b, "fio_seq_64k_fdatasync_mb_s",
+    spread(a, "mb_per_s"))
 row("a", "same, vs 1 MiB fdatasync'd writes", med(a, "mb_per_s"), baseline_name="fio_seq_1m_fdatasync_mb_s")
 row("a", "same, vs sustained disk write (1 MiB writes, one final fsync)", med(a, "mb_per_s"),
     baseline_name="fio_seq_1m_endfsync_mb_s")
 row("a", "msgs/s", med(a, "msgs_per_s"))
+cpu_rows("a", a)
 for k in ("p50_ms", "p99_ms", "p999_ms"):
     row("a", f"delivery latency {k[:-3]} (ms)", med(a, k))
 
 bb, _ = load("b")
 row("b", f"produce {b_msgs:,} x 1 KiB, acks=1, flush os: MB/s", med(bb, "mb_per_s"),
-    ">= 500 MB/s", lambda v, b: v >= 500, "fio_seq_1m_pagecache_mb_s")
+    ">= 500 MB/s", lambda v, b: v >= 500, "fio_seq_1m_pagecache_mb_s", spread(bb, "mb_per_s"))
 row("b", "msgs/s", med(bb, "msgs_per_s"))
+cpu_rows("b", bb)
 for k in ("p50_ms", "p99_ms"):
     row("b", f"delivery latency {k[:-3]} (ms)", med(bb, k))
 
 c, _ = load("c")
 row("c", f"consume {b_msgs:,} x 1 KiB from page cache: MB/s (first to last message)", med(c, "mb_per_s"),
-    ">= 50% of loopback TCP", lambda v, b: v >= 0.5 * b, "iperf3_loopback_mb_s")
+    ">= 50% of loopback TCP", lambda v, b: v >= 0.5 * b, "iperf3_loopback_mb_s", spread(c, "mb_per_s"))
 row("c", "msgs/s", med(c, "msgs_per_s"))
+cpu_rows("c", c)
 row("c", "MB/s including client start-up (assign to last message)", med(c, "from_assign_mb_per_s"),
     baseline_name="iperf3_loopback_mb_s")
 
 for scen, flush in (("d1", "always"), ("d2", "os")):
     d, _ = load(scen)
     row(scen, f"e2e latency, {lat_rate:,}/s x 1 KiB, acks=1, flush {flush}: p99 (ms)", med(d, "p99_ms"),
-        "<= 5 ms", lambda v, b: v <= 5)
+        "<= 5 ms", lambda v, b: v <= 5, rng=spread(d, "p99_ms"))
     for k in ("p50_ms", "p999_ms", "max_ms"):
         row(scen, f"e2e latency {k[:-3]} (ms)", med(d, k))
     row(scen, "achieved MB/s", med(d, "mb_per_s"))
 
 e, _ = load("e")
-row("e", "idle broker RSS (MiB)", med(e, "idle_mib"), "<= 20 MiB", lambda v, b: v <= 20)
+row("e", "idle broker RSS (MiB)", med(e, "idle_mib"), "<= 20 MiB", lambda v, b: v <= 20,
+    rng=spread(e, "idle_mib"))
 row("e", "RSS after producing to 100 partitions (MiB)", med(e, "p100_mib"), "<= 100 MiB",
-    lambda v, b: v <= 100)
+    lambda v, b: v <= 100, rng=spread(e, "p100_mib"))
 row("e", "peak RSS, VmHWM (MiB)", med(e, "p100_hwm_mib"))
 
-print("| scenario | figure | median | complete runs | vs baseline | target | verdict |")
+print("| scenario | figure | median (min–max) | complete runs | vs baseline | target | verdict |")
 print("|---|---|---|---|---|---|---|")
 for r in rows:
     print(r)
