@@ -24,7 +24,9 @@ pub fn segments_to_delete(
     let deletable = segments.len().saturating_sub(1);
     let mut count = 0;
     for segment in &segments[..deletable] {
-        let too_big = retention_bytes_max.is_some_and(|max| remaining > max);
+        // As Kafka: delete a segment only if what remains still holds `retention.bytes`,
+        // so the limit is a floor of what is kept, not a ceiling overshot downwards.
+        let too_big = retention_bytes_max.is_some_and(|max| remaining.saturating_sub(segment.size_bytes) >= max);
         let too_old = match (cutoff_ms, segment.newest_ms) {
             (Some(cutoff), Some(newest)) => newest < cutoff,
             // An empty segment holds nothing to keep.
@@ -48,12 +50,15 @@ mod tests {
         SegmentFacts { size_bytes, newest_ms: Some(newest_ms) }
     }
 
-    /// Size retention deletes oldest segments until the rest fits, never the last one.
+    /// Size retention deletes oldest segments while the rest still holds the limit, never
+    /// the last one.
     #[test]
     fn by_size() {
         let segs = [seg(100, 0), seg(100, 0), seg(100, 0)];
-        assert_eq!(segments_to_delete(&segs, Some(250), None, 0), 1);
-        assert_eq!(segments_to_delete(&segs, Some(150), None, 0), 2);
+        assert_eq!(segments_to_delete(&segs, Some(250), None, 0), 0);
+        assert_eq!(segments_to_delete(&segs, Some(200), None, 0), 1);
+        assert_eq!(segments_to_delete(&segs, Some(150), None, 0), 1);
+        assert_eq!(segments_to_delete(&segs, Some(100), None, 0), 2);
         assert_eq!(segments_to_delete(&segs, Some(0), None, 0), 2);
         assert_eq!(segments_to_delete(&segs, Some(300), None, 0), 0);
         assert_eq!(segments_to_delete(&segs, None, None, 0), 0);
