@@ -86,11 +86,13 @@ fn kcat_balanced_consumers_share_partitions_and_take_over() {
     // Wait until the latest assignments of the two members cover all partitions, disjointly.
     let mut latest: [BTreeSet<i32>; 2] = Default::default();
     let deadline = Instant::now() + SETTLE_TIMEOUT;
-    while !(latest[0].len() + latest[1].len() == PARTITIONS as usize
-        && latest[0].union(&latest[1]).count() == PARTITIONS as usize
-        && !latest[0].is_empty()
-        && !latest[1].is_empty())
-    {
+    let covers = |l: &[BTreeSet<i32>; 2]| {
+        l[0].len() + l[1].len() == PARTITIONS as usize
+            && l[0].union(&l[1]).count() == PARTITIONS as usize
+            && !l[0].is_empty()
+            && !l[1].is_empty()
+    };
+    while !covers(&latest) {
         assert!(Instant::now() < deadline, "group never balanced\nA:\n{}\nB:\n{}", a.transcript(), b.transcript());
         for (i, m) in [&mut a, &mut b].into_iter().enumerate() {
             while let Some(line) = m.next_line(Duration::from_millis(50)) {

@@ -49,7 +49,13 @@ fn create_topic(raw: &mut Raw, topic: &str, partitions: i32) {
     assert!(resp.topics.iter().all(|t| t.error_code == NONE), "create topic {topic}");
 }
 
-fn commit_request(group: &str, generation: i32, member: &str, topic: &str, offsets: &[(i32, i64)]) -> OffsetCommitRequest {
+fn commit_request(
+    group: &str,
+    generation: i32,
+    member: &str,
+    topic: &str,
+    offsets: &[(i32, i64)],
+) -> OffsetCommitRequest {
     let mut t = OffsetCommitRequestTopic::default();
     t.name = TopicName(s(topic));
     t.partitions = offsets
@@ -169,11 +175,14 @@ fn commits_survive_clean_restart_in_every_commit_version() {
             (g.group_id.0.to_string(), parts.collect())
         })
         .collect();
-    assert_eq!(got, vec![
-        ("g-v1".to_string(), vec![(20, "meta-0-20".to_string()), (22, "meta-2-22".to_string())]),
-        ("g-v8".to_string(), vec![(40, "meta-0-40".to_string()), (42, "meta-2-42".to_string())]),
-        ("never-committed".to_string(), vec![(-1, String::new()), (-1, String::new())]),
-    ]);
+    assert_eq!(
+        got,
+        vec![
+            ("g-v1".to_string(), vec![(20, "meta-0-20".to_string()), (22, "meta-2-22".to_string())]),
+            ("g-v8".to_string(), vec![(40, "meta-0-40".to_string()), (42, "meta-2-42".to_string())]),
+            ("never-committed".to_string(), vec![(-1, String::new()), (-1, String::new())]),
+        ]
+    );
 }
 
 #[test]

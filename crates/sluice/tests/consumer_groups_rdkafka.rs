@@ -26,10 +26,13 @@ const SESSION_TIMEOUT_MS: u64 = 6000;
 /// Bound on a group settling (join, sync, first fetch) on a loaded 2-core machine.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Records every rebalance callback: ("assign" | "revoke", partitions).
+/// One rebalance callback: ("assign" | "revoke", partitions).
+type Event = (&'static str, Vec<i32>);
+
+/// Records every rebalance callback.
 #[derive(Clone, Default)]
 struct Recorder {
-    events: Arc<Mutex<Vec<(&'static str, Vec<i32>)>>>,
+    events: Arc<Mutex<Vec<Event>>>,
 }
 
 impl ClientContext for Recorder {}
@@ -47,7 +50,7 @@ impl ConsumerContext for Recorder {
 }
 
 impl Recorder {
-    fn events(&self) -> Vec<(&'static str, Vec<i32>)> {
+    fn events(&self) -> Vec<Event> {
         self.events.lock().unwrap().clone()
     }
 }
@@ -178,9 +181,11 @@ fn member_killed_without_leaving_is_evicted_after_its_session_timeout() {
             .args(["--bootstrap", &broker.bootstrap(), "--topic", &topic, "--group", &group])
             .args(["--session-timeout-ms", &SESSION_TIMEOUT_MS.to_string()]),
     );
-    victim.wait_for(SETTLE_TIMEOUT, "the child member's first assignment", |l| {
-        matches!(l, Line::Out(s) if s.starts_with("assigned ") && s.len() > "assigned ".len())
-    });
+    victim.wait_for(
+        SETTLE_TIMEOUT,
+        "the child member's first assignment",
+        |l| matches!(l, Line::Out(s) if s.starts_with("assigned ") && s.len() > "assigned ".len()),
+    );
 
     let (survivor, _) = member(&broker, &group, &topic, &[]);
     let mut got = vec![Vec::new()];
@@ -230,8 +235,7 @@ fn cooperative_sticky_rebalances_incrementally() {
     let (b, rec_b) = member(&broker, &group, &topic, &coop);
     poll_until(&[&a, &b], &mut got, SETTLE_TIMEOUT, "A and B balanced", |_| balanced(&[&a, &b]));
     // Incremental: A only ever gave up the partitions that moved, never all of them.
-    let revoked: Vec<Vec<i32>> =
-        rec_a.events().into_iter().filter(|(k, _)| *k == "revoke").map(|(_, p)| p).collect();
+    let revoked: Vec<Vec<i32>> = rec_a.events().into_iter().filter(|(k, _)| *k == "revoke").map(|(_, p)| p).collect();
     assert!(!revoked.is_empty(), "A gave partitions to B: {:?}", rec_a.events());
     for r in &revoked {
         assert!(r.len() < PARTITIONS as usize, "eager-style full revocation {r:?}; events {:?}", rec_a.events());

@@ -2,8 +2,8 @@
 //! store, and the sweeper task. Listeners call these functions; a JoinGroup or SyncGroup
 //! that must wait gets a oneshot receiver completed by the state machine.
 
-use super::group::{Group, GroupState, PROTOCOLS_MAX};
 use super::offsets::{Committed, OffsetStore, GROUP_ID_BYTES_MAX, METADATA_BYTES_MAX};
+use super::state::{Group, GroupState, PROTOCOLS_MAX};
 use super::timeouts::{Deadlines, Kind, STALE_ENTRIES_MAX};
 use super::GroupError;
 use crate::broker::Broker;
@@ -534,7 +534,7 @@ impl GroupCoordinator {
                     group.session_expired(member, now, deadlines);
                 }
                 Kind::Pending(member) => group.pending_expired(member, d.at, now, deadlines),
-                Kind::Rebalance(generation) => group.rebalance_expired(*generation, now, deadlines),
+                Kind::Rebalance(generation) => group.rebalance_expired(*generation, d.at, now, deadlines),
             }
         }
         self.after_change(&mut inner);
@@ -576,6 +576,11 @@ impl GroupCoordinator {
         }
     }
 
+    /// Entries in the deadline heap (live and stale): for tests of its bound.
+    pub fn deadline_entries(&self) -> usize {
+        self.lock().map(|i| i.deadlines.len()).unwrap_or(0)
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, GroupError> {
         self.inner.lock().map_err(|_| GroupError::CoordinatorNotAvailable)
     }
@@ -593,7 +598,6 @@ impl GroupCoordinator {
 fn rebuild_deadlines(inner: &mut Inner) {
     let Inner { groups, deadlines } = inner;
     deadlines.clear();
-    let now = Instant::now();
     for g in groups.values() {
         for m in g.members.values() {
             deadlines.push(m.session_deadline, &g.id, Kind::Session(m.id.clone()));
@@ -601,9 +605,8 @@ fn rebuild_deadlines(inner: &mut Inner) {
         for (id, at) in &g.pending {
             deadlines.push(*at, &g.id, Kind::Pending(id.clone()));
         }
-        if matches!(g.state, GroupState::PreparingRebalance | GroupState::CompletingRebalance) {
-            let timeout = g.members.values().map(|m| m.rebalance_timeout).max().unwrap_or_default();
-            deadlines.push(now + timeout, &g.id, Kind::Rebalance(g.generation));
+        if let Some(at) = g.rebalance_deadline {
+            deadlines.push(at, &g.id, Kind::Rebalance(g.generation));
         }
     }
 }

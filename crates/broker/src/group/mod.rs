@@ -4,16 +4,16 @@
 //! offsets persisted in an append-only log under `<data_dir>/groups/`.
 
 mod coordinator;
-mod group;
 pub mod offsets;
+mod state;
 mod timeouts;
 
 pub use coordinator::{
     CommitRequest, GroupConfig, GroupCoordinator, GroupDescription, GroupListing, JoinReply, JoinRequest, JoinResult,
     JoinedMember, MemberDescription, OffsetToCommit, PartitionLag, SyncReply, SyncRequest, SyncResult,
 };
-pub use group::GroupState;
 pub use offsets::Committed;
+pub use state::GroupState;
 
 use thiserror::Error;
 
@@ -54,3 +54,6 @@ pub enum GroupError {
     #[error("offsets storage failed")]
     Storage,
 }
+
+#[cfg(test)]
+mod tests;

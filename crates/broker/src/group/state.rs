@@ -85,6 +85,9 @@ pub struct Group {
     pub pending: HashMap<String, Instant>,
     /// When the group last became Empty (ms since epoch): offsets retention counts from it.
     pub empty_since_ms: Option<i64>,
+    /// End of the current join or sync phase; a heap entry fires only if it still matches,
+    /// so the sync-phase deadline of a generation cannot cut short the next join phase.
+    pub rebalance_deadline: Option<Instant>,
 }
 
 impl Group {
@@ -100,6 +103,7 @@ impl Group {
             static_members: HashMap::new(),
             pending: HashMap::new(),
             empty_since_ms: Some(now_ms),
+            rebalance_deadline: None,
         }
     }
 
@@ -461,8 +465,7 @@ impl Group {
             }
         }
         self.state = GroupState::PreparingRebalance;
-        let timeout = self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or_default();
-        deadlines.push(now + timeout, &self.id, Kind::Rebalance(self.generation));
+        self.arm_rebalance_deadline(now, deadlines);
         self.try_complete_join(now, deadlines);
     }
 
@@ -478,10 +481,11 @@ impl Group {
 
     /// The rebalance timeout fired: members that did not rejoin (or, in the sync phase,
     /// did not sync) are removed and the rebalance goes on without them.
-    pub fn rebalance_expired(&mut self, generation: i32, now: Instant, deadlines: &mut Deadlines) {
-        if generation != self.generation {
+    pub fn rebalance_expired(&mut self, generation: i32, at: Instant, now: Instant, deadlines: &mut Deadlines) {
+        if generation != self.generation || self.rebalance_deadline != Some(at) {
             return;
         }
+        self.rebalance_deadline = None;
         match self.state {
             GroupState::PreparingRebalance => {
                 self.pending.clear();
@@ -566,8 +570,15 @@ impl Group {
                 }
             }
         }
+        self.arm_rebalance_deadline(now, deadlines);
+    }
+
+    /// Bounds the phase that starts now by the longest rebalance timeout of the members.
+    fn arm_rebalance_deadline(&mut self, now: Instant, deadlines: &mut Deadlines) {
         let timeout = self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or_default();
-        deadlines.push(now + timeout, &self.id, Kind::Rebalance(self.generation));
+        let at = now + timeout;
+        self.rebalance_deadline = Some(at);
+        deadlines.push(at, &self.id, Kind::Rebalance(self.generation));
     }
 
     /// Each member votes for its most preferred protocol among those all members offer.

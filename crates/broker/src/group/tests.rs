@@ -1,0 +1,261 @@
+//! State-machine tests of the coordinator, driving time through `fire_due` instead of sleeping.
+
+use super::*;
+use bytes::Bytes;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+fn coordinator(retention: Duration) -> (tempfile::TempDir, GroupCoordinator) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = GroupConfig { offsets_retention: retention, ..GroupConfig::default() };
+    let c = GroupCoordinator::open(dir.path(), config).unwrap();
+    (dir, c)
+}
+
+fn req(group: &str, member: &str, session_ms: u64, protocols: &[&str]) -> JoinRequest {
+    JoinRequest {
+        group_id: group.into(),
+        member_id: member.into(),
+        instance_id: None,
+        client_id: "test".into(),
+        client_host: String::new(),
+        protocol_type: "consumer".into(),
+        protocols: protocols.iter().map(|p| (p.to_string(), Bytes::from(format!("meta-{p}")))).collect(),
+        session_timeout: Duration::from_millis(session_ms),
+        rebalance_timeout: Duration::from_millis(10_000),
+        require_known_member_id: false,
+    }
+}
+
+fn now(reply: JoinReply) -> JoinResult {
+    match reply {
+        JoinReply::Now(r) => r,
+        JoinReply::Wait(mut rx) => rx.try_recv().expect("join should have completed at once"),
+    }
+}
+
+fn pending(reply: JoinReply) -> oneshot::Receiver<JoinResult> {
+    match reply {
+        JoinReply::Wait(rx) => rx,
+        JoinReply::Now(r) => panic!("join answered at once: {r:?}"),
+    }
+}
+
+fn sync_req(group: &str, generation: i32, member: &str, assignments: &[(&str, &str)]) -> SyncRequest {
+    SyncRequest {
+        group_id: group.into(),
+        generation,
+        member_id: member.into(),
+        instance_id: None,
+        protocol_type: None,
+        protocol_name: None,
+        assignments: assignments.iter().map(|(m, a)| (m.to_string(), Bytes::from(a.to_string()))).collect(),
+    }
+}
+
+fn sync_now(reply: SyncReply) -> SyncResult {
+    match reply {
+        SyncReply::Now(r) => r,
+        SyncReply::Wait(mut rx) => rx.try_recv().expect("sync should have completed"),
+    }
+}
+
+/// One member, joined and synced: returns its id.
+fn stable_single(c: &GroupCoordinator, group: &str, session_ms: u64) -> String {
+    let r = now(c.join(req(group, "", session_ms, &["range"])));
+    assert_eq!((r.error, r.generation), (None, 1));
+    let s = sync_now(c.sync(sync_req(group, 1, &r.member_id, &[(&r.member_id, "a0")])));
+    assert_eq!(s.error, None);
+    r.member_id
+}
+
+#[test]
+fn first_member_leads_generation_one() {
+    let (_d, c) = coordinator(Duration::from_secs(3600));
+    let r = now(c.join(req("g", "", 10_000, &["range", "roundrobin"])));
+    assert_eq!(r.generation, 1);
+    assert_eq!(r.leader, r.member_id);
+    assert_eq!(r.protocol_name.as_deref(), Some("range"));
+    assert_eq!(r.members.len(), 1);
+    let s = sync_now(c.sync(sync_req("g", 1, &r.member_id, &[(&r.member_id, "mine")])));
+    assert_eq!(&s.assignment[..], b"mine");
+    assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
+}
+
+#[test]
+fn second_member_triggers_rebalance_and_both_get_the_next_generation() {
+    let (_d, c) = coordinator(Duration::from_secs(3600));
+    let a = stable_single(&c, "g", 10_000);
+    let mut b_rx = pending(c.join(req("g", "", 10_000, &["roundrobin", "range"])));
+    assert_eq!(c.heartbeat("g", 1, &a, None), Err(GroupError::RebalanceInProgress));
+    let ra = now(c.join(req("g", &a, 10_000, &["range", "roundrobin"])));
+    let rb = b_rx.try_recv().expect("b completed");
+    assert_eq!((ra.generation, rb.generation), (2, 2));
+    assert_eq!(ra.leader, a, "the leader stays leader");
+    assert_eq!((ra.members.len(), rb.members.len()), (2, 0));
+    // One vote each: the tie goes to the first candidate in order.
+    assert_eq!(ra.protocol_name, rb.protocol_name);
+    // The follower syncs first and waits for the leader's assignment.
+    let mut follower = match c.sync(sync_req("g", 2, &rb.member_id, &[])) {
+        SyncReply::Wait(rx) => rx,
+        SyncReply::Now(r) => panic!("follower answered before the leader synced: {r:?}"),
+    };
+    let leader = sync_now(c.sync(sync_req("g", 2, &a, &[(&a, "pa"), (&rb.member_id, "pb")])));
+    assert_eq!(&leader.assignment[..], b"pa");
+    assert_eq!(&follower.try_recv().unwrap().assignment[..], b"pb");
+    assert_eq!(c.heartbeat("g", 2, &a, None), Ok(()));
+    assert_eq!(c.heartbeat("g", 1, &a, None), Err(GroupError::IllegalGeneration));
+}
+
+#[test]
+fn silent_member_is_evicted_by_the_sweep_after_its_session_timeout() {
+    let (_d, c) = coordinator(Duration::from_secs(3600));
+    let a = stable_single(&c, "g", 6_000);
+    let mut b_rx = pending(c.join(req("g", "", 30_000, &["range"])));
+    let ra = now(c.join(req("g", &a, 6_000, &["range"])));
+    let rb = b_rx.try_recv().unwrap();
+    let _ = sync_now(c.sync(sync_req("g", 2, &ra.leader, &[(&a, "x"), (&rb.member_id, "y")])));
+    let t0 = Instant::now();
+    c.fire_due(t0 + Duration::from_millis(3_000));
+    assert_eq!(c.describe("g").unwrap().members.len(), 2, "nothing expires early");
+    c.fire_due(t0 + Duration::from_millis(7_000));
+    let d = c.describe("g").unwrap();
+    assert_eq!(d.members.len(), 1, "a evicted");
+    assert_eq!(d.state, GroupState::PreparingRebalance);
+    assert_eq!(c.heartbeat("g", 2, &rb.member_id, None), Err(GroupError::RebalanceInProgress));
+    let again = now(c.join(req("g", &rb.member_id, 30_000, &["range"])));
+    assert_eq!((again.generation, again.leader.as_str()), (3, rb.member_id.as_str()), "b leads generation 3");
+}
+
+#[test]
+fn heartbeats_keep_a_member_alive_without_growing_the_heap() {
+    let (_d, c) = coordinator(Duration::from_secs(3600));
+    let a = stable_single(&c, "g", 6_000);
+    for _ in 0..10_000 {
+        assert_eq!(c.heartbeat("g", 1, &a, None), Ok(()));
+    }
+    assert!(c.deadline_entries() <= 4, "a heartbeat only moves the member's deadline");
+}
+
+#[test]
+fn rebalance_timeout_drops_members_that_did_not_rejoin() {
+    let (_d, c) = coordinator(Duration::from_secs(3600));
+    let a = stable_single(&c, "g", 60_000);
+    let mut b_rx = pending(c.join(req("g", "", 60_000, &["range"])));
+    c.fire_due(Instant::now() + Duration::from_secs(11));
+    let rb = b_rx.try_recv().expect("the join completed at the rebalance timeout");
+    assert_eq!(rb.generation, 2);
+    assert_eq!(rb.leader, rb.member_id, "the only remaining member leads");
+    assert_eq!(c.heartbeat("g", 2, &a, None), Err(GroupError::UnknownMemberId));
+}
+
+#[test]
+fn no_common_protocol_and_bad_timeouts_are_refused_without_side_effects() {
+    let (_d, c) = coordinator(Duration::from_secs(3600));
+    let a = stable_single(&c, "g", 10_000);
+    let r = now(c.join(req("g", "", 10_000, &["sticky"])));
+    assert_eq!(r.error, Some(GroupError::InconsistentGroupProtocol));
+    let mut other_type = req("g", "", 10_000, &["range"]);
+    other_type.protocol_type = "connect".into();
+    assert_eq!(now(c.join(other_type)).error, Some(GroupError::InconsistentGroupProtocol));
+    assert_eq!(now(c.join(req("g", "", 1, &["range"]))).error, Some(GroupError::InvalidSessionTimeout));
+    assert_eq!(now(c.join(req("g", "", u64::MAX / 4, &["range"]))).error, Some(GroupError::InvalidSessionTimeout));
+    let d = c.describe("g").unwrap();
+    assert_eq!((d.state, d.generation, d.members.len()), (GroupState::Stable, 1, 1));
+    assert_eq!(c.heartbeat("g", 1, &a, None), Ok(()));
+}
+
+#[test]
+fn member_id_required_then_known_join() {
+    let (_d, c) = coordinator(Duration::from_secs(3600));
+    let mut first = req("g", "", 10_000, &["range"]);
+    first.require_known_member_id = true;
+    let r = now(c.join(first));
+    assert_eq!(r.error, Some(GroupError::MemberIdRequired));
+    let mut second = req("g", &r.member_id, 10_000, &["range"]);
+    second.require_known_member_id = true;
+    let ok = now(c.join(second));
+    assert_eq!((ok.error, ok.generation, ok.member_id), (None, 1, r.member_id));
+}
+
+#[test]
+fn pending_member_that_never_returns_stops_blocking_the_rebalance() {
+    let (_d, c) = coordinator(Duration::from_secs(3600));
+    let a = stable_single(&c, "g", 60_000);
+    let mut ghost = req("g", "", 6_000, &["range"]);
+    ghost.require_known_member_id = true;
+    assert_eq!(now(c.join(ghost)).error, Some(GroupError::MemberIdRequired));
+    // a's rejoin is not held back by the ghost forever: its id expires after the session timeout.
+    let mut b_rx = pending(c.join(req("g", "", 60_000, &["range"])));
+    let mut a_rx = pending(c.join(req("g", &a, 60_000, &["range"])));
+    c.fire_due(Instant::now() + Duration::from_millis(6_500));
+    assert_eq!(a_rx.try_recv().unwrap().generation, 2);
+    assert_eq!(b_rx.try_recv().unwrap().generation, 2);
+}
+
+#[test]
+fn commits_check_membership_and_generation() {
+    let (_d, c) = coordinator(Duration::from_secs(3600));
+    let a = stable_single(&c, "g", 10_000);
+    let o = [OffsetToCommit { topic: "t".into(), partition: 0, offset: 42, leader_epoch: -1, metadata: None }];
+    let commit = |generation, member: &str| CommitRequest {
+        group_id: "g".into(),
+        generation,
+        member_id: member.into(),
+        instance_id: None,
+    };
+    assert_eq!(c.commit_offsets(&commit(2, &a), &o), Err(GroupError::IllegalGeneration));
+    assert_eq!(c.commit_offsets(&commit(1, "x"), &o), Err(GroupError::UnknownMemberId));
+    assert_eq!(c.commit_offsets(&commit(-1, ""), &o), Err(GroupError::UnknownMemberId), "group has members");
+    assert_eq!(c.commit_offsets(&commit(1, &a), &o), Ok(vec![Ok(())]));
+    assert_eq!(c.fetch_offsets("g", Some(&[("t".into(), 0)])).unwrap()[0].2.as_ref().map(|c| c.offset), Some(42));
+    assert_eq!(
+        c.commit_offsets(&CommitRequest { group_id: "new".into(), ..commit(3, "m") }, &o),
+        Err(GroupError::IllegalGeneration)
+    );
+}
+
+#[test]
+fn offsets_of_empty_groups_expire_after_retention_but_active_ones_stay() {
+    let (_d, c) = coordinator(Duration::from_secs(60));
+    let o = [OffsetToCommit { topic: "t".into(), partition: 0, offset: 1, leader_epoch: -1, metadata: None }];
+    let standalone =
+        CommitRequest { group_id: "idle".into(), generation: -1, member_id: String::new(), instance_id: None };
+    c.commit_offsets(&standalone, &o).unwrap();
+    let a = stable_single(&c, "busy", 10_000);
+    let member = CommitRequest { group_id: "busy".into(), generation: 1, member_id: a, instance_id: None };
+    c.commit_offsets(&member, &o).unwrap();
+    c.housekeeping(coordinator::now_ms() + 30_000);
+    assert_eq!(c.fetch_offsets("idle", None).unwrap().len(), 1, "within retention");
+    c.housekeeping(coordinator::now_ms() + 61_000);
+    assert!(c.fetch_offsets("idle", None).unwrap().is_empty(), "expired");
+    assert!(c.list().iter().all(|g| g.group_id != "idle"), "an empty group without offsets is dropped");
+    assert_eq!(c.fetch_offsets("busy", None).unwrap().len(), 1, "a group with members keeps its offsets");
+}
+
+#[test]
+fn leader_leaving_hands_leadership_to_a_remaining_member() {
+    let (_d, c) = coordinator(Duration::from_secs(3600));
+    let a = stable_single(&c, "g", 10_000);
+    let mut b_rx = pending(c.join(req("g", "", 10_000, &["range"])));
+    let _ = now(c.join(req("g", &a, 10_000, &["range"])));
+    let b = b_rx.try_recv().unwrap().member_id;
+    assert_eq!(c.leave("g", &[(a.clone(), None)]).unwrap(), vec![Ok(())]);
+    let rb = now(c.join(req("g", &b, 10_000, &["range"])));
+    assert_eq!((rb.leader.as_str(), rb.generation), (b.as_str(), 3));
+    assert_eq!(c.leave("g", &[(a, None)]).unwrap(), vec![Err(GroupError::UnknownMemberId)]);
+}
+
+#[test]
+fn sync_phase_deadline_does_not_cut_short_the_next_join_phase() {
+    let (_d, c) = coordinator(Duration::from_secs(3600));
+    let a = stable_single(&c, "g", 60_000);
+    let between = Instant::now();
+    std::thread::sleep(Duration::from_millis(5));
+    let _b = pending(c.join(req("g", "", 60_000, &["range"])));
+    // Past the first generation's sync-phase deadline, before this join phase's deadline.
+    c.fire_due(between + Duration::from_secs(10));
+    let d = c.describe("g").unwrap();
+    assert_eq!((d.state, d.members.len()), (GroupState::PreparingRebalance, 2), "a still has time to rejoin");
+    assert_eq!(c.heartbeat("g", 1, &a, None), Err(GroupError::RebalanceInProgress));
+}
