@@ -2,7 +2,7 @@
 
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, BrokerResult};
-use crate::group::{GroupConfig, GroupCoordinator};
+use crate::group::GroupCoordinator;
 use crate::names::validate_topic_name;
 use crate::partition::Partition;
 use crate::producer_ids::ProducerIds;
@@ -44,7 +44,7 @@ impl Broker {
             tracing::info!(topic = %name, partitions = topic.partition_count(), "topic loaded");
             topics.insert(name, Arc::new(topic));
         }
-        let groups = Arc::new(GroupCoordinator::open(&config.data_dir, GroupConfig::default())?);
+        let groups = Arc::new(GroupCoordinator::open(&config.data_dir, config.groups.clone())?);
         Ok(Arc::new(Broker { config, cluster_id, topics: RwLock::new(topics), admin: Mutex::new(()), producer_ids, groups }))
     }
 

@@ -1,5 +1,6 @@
 //! Broker-wide settings: where data lives, what this node tells clients, topic defaults.
 
+use crate::group::GroupConfig;
 use sluice_log::LogConfig;
 use std::path::PathBuf;
 
@@ -22,6 +23,8 @@ pub struct BrokerConfig {
     pub partitions_per_topic_max: u32,
     /// Log settings topics start from; per-topic configs override them.
     pub log_defaults: LogConfig,
+    /// Consumer-group settings (session timeout bounds, offsets retention).
+    pub groups: GroupConfig,
 }
 
 impl BrokerConfig {
@@ -35,6 +38,7 @@ impl BrokerConfig {
             default_partitions: 1,
             partitions_per_topic_max: 10_000,
             log_defaults: LogConfig::default(),
+            groups: GroupConfig::default(),
         }
     }
 }

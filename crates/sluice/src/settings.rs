@@ -46,6 +46,9 @@ pub struct ServeArgs {
     /// Delete oldest segments while a partition is larger, bytes; -1 = no limit [default: -1].
     #[arg(long, env = "SLUICE_RETENTION_BYTES", value_name = "BYTES", allow_hyphen_values = true)]
     pub retention_bytes: Option<i64>,
+    /// Committed offsets of an empty consumer group expire after this, ms [default: 604800000].
+    #[arg(long, env = "SLUICE_OFFSETS_RETENTION_MS", value_name = "MS")]
+    pub offsets_retention_ms: Option<u64>,
     /// Log format: human | json [default: human].
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -68,6 +71,7 @@ struct FileSettings {
     segment_bytes: Option<u64>,
     retention_ms: Option<i64>,
     retention_bytes: Option<i64>,
+    offsets_retention_ms: Option<u64>,
     log_format: Option<String>,
     log_level: Option<String>,
 }
@@ -132,6 +136,9 @@ impl Settings {
         broker.auto_create_topics = args.auto_create_topics.or(file.auto_create_topics).unwrap_or(true);
         broker.default_partitions = default_partitions;
         broker.log_defaults = log;
+        if let Some(ms) = args.offsets_retention_ms.or(file.offsets_retention_ms) {
+            broker.groups.offsets_retention = Duration::from_millis(ms);
+        }
         broker.advertised_port = kafka_addr.port();
         broker.advertised_host = advertised_host.unwrap_or_else(|| default_advertised_host(&kafka_addr));
         Ok(Settings {

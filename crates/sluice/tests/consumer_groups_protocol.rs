@@ -394,3 +394,19 @@ fn find_coordinator_list_groups_and_offset_delete() {
     del.group_id = GroupId(s("no-such-group"));
     assert_eq!(raw.request(0, &del).error_code, GROUP_ID_NOT_FOUND);
 }
+
+#[test]
+fn offsets_of_an_empty_group_expire_after_the_configured_retention() {
+    let broker = Broker::start(&["--offsets-retention-ms", "1500"]);
+    let topic = unique_topic("offsets-retention");
+    let mut raw = Raw::connect(&broker);
+    create_topic(&mut raw, &topic, 1);
+    assert_eq!(commit(&mut raw, 2, &commit_request("g-expiring", -1, "", &topic, &[(0, 7)])), vec![NONE]);
+    assert_eq!(committed(&broker, "g-expiring", &topic, 1), vec![7]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while committed(&broker, "g-expiring", &topic, 1) != vec![-1] {
+        assert!(std::time::Instant::now() < deadline, "offsets never expired");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(broker.log_contents().contains("committed offsets expired"));
+}
