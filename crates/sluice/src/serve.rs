@@ -17,6 +17,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.kafka_addr))?;
     let local = listener.local_addr()?;
+    let nsq_listeners = NsqListeners::bind(&settings.nsq).await?;
     settings.broker.advertised_port = local.port();
     let config = settings.broker.clone();
     let broker = tokio::task::spawn_blocking(move || Broker::open(config))
@@ -27,6 +28,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let group_sweeper = tokio::spawn(broker.groups().clone().run(stopped.clone()));
     let kafka =
         tokio::spawn(sluice_kafka::serve(listener, broker.clone(), KafkaListenerConfig::default(), stopped.clone()));
+    let nsq_tasks = nsq_listeners.start(&settings.nsq, broker.clone(), stopped.clone())?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         kafka = %local,
@@ -39,6 +41,9 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let _ = stop.send(true);
     if tokio::time::timeout(DRAIN_TIMEOUT, async {
         let _ = kafka.await;
+        for task in nsq_tasks {
+            let _ = task.await;
+        }
         let _ = upkeep.await;
         let _ = group_sweeper.await;
     })
@@ -61,4 +66,80 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = int.recv() => {}
     }
     Ok(())
+}
+
+/// The NSQ TCP listener, the HTTP listener (nsqd + nsqlookupd APIs) and the optional
+/// lookupd-only HTTP listener, bound before the broker opens so a taken port fails fast.
+struct NsqListeners {
+    tcp: TcpListener,
+    http: TcpListener,
+    lookupd: Option<TcpListener>,
+}
+
+impl NsqListeners {
+    async fn bind(nsq: &crate::settings::NsqSettings) -> anyhow::Result<NsqListeners> {
+        let bind = |addr: std::net::SocketAddr| async move {
+            TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
+        };
+        let lookupd = match nsq.lookupd_http_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        Ok(NsqListeners { tcp: bind(nsq.tcp_addr).await?, http: bind(nsq.http_addr).await?, lookupd })
+    }
+
+    /// Opens the channels and spawns the channel sweeper and every NSQ listener.
+    fn start(
+        self,
+        nsq: &crate::settings::NsqSettings,
+        broker: std::sync::Arc<Broker>,
+        stopped: watch::Receiver<bool>,
+    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        use sluice_broker::channel::{Channels, ChannelsConfig};
+        let nsq_config = sluice_nsq::NsqConfig {
+            max_msg_size: nsq.max_msg_size,
+            max_body_size: nsq.max_body_size,
+            msg_timeout: nsq.msg_timeout,
+            max_rdy_count: nsq.max_rdy_count,
+            ..sluice_nsq::NsqConfig::default()
+        };
+        let channels = Channels::open(broker, ChannelsConfig { max_msg_timeout: nsq_config.max_msg_timeout })
+            .context("cannot open NSQ channel state")?;
+        let tcp_port = self.tcp.local_addr()?.port();
+        let http_port = self.http.local_addr()?.port();
+        let hostname = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| nsq.broadcast_address.clone());
+        let http_config = sluice_http::HttpConfig {
+            broadcast_address: nsq.broadcast_address.clone(),
+            hostname,
+            tcp_port,
+            http_port,
+            max_msg_size: nsq_config.max_msg_size,
+            max_body_size: nsq_config.max_body_size,
+            max_req_timeout: nsq_config.max_req_timeout,
+        };
+        let router = sluice_http::router(channels.clone(), http_config);
+        let mut tasks = vec![tokio::spawn(channels.clone().run(stopped.clone()))];
+        let stop = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = sluice_nsq::serve(self.tcp, channels, nsq_config, stop).await {
+                tracing::error!(error = %e, "nsq listener failed");
+            }
+        }));
+        let mut http_listeners = vec![self.http];
+        http_listeners.extend(self.lookupd);
+        for listener in http_listeners {
+            let (router, stop) = (router.clone(), stopped.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = sluice_http::serve(listener, router, stop).await {
+                    tracing::error!(error = %e, "http listener failed");
+                }
+            }));
+        }
+        tracing::info!(nsq_tcp = %nsq.tcp_addr, http = %nsq.http_addr, lookupd = ?nsq.lookupd_http_addr, "nsq listeners ready");
+        Ok(tasks)
+    }
 }

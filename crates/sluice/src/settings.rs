@@ -55,6 +55,30 @@ pub struct ServeArgs {
     /// Log filter, e.g. info or sluice_kafka=debug [default: info].
     #[arg(long, env = "SLUICE_LOG_LEVEL", value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// NSQ TCP (protocol V2) listener address [default: 127.0.0.1:4150]. The last one given wins.
+    #[arg(long, env = "SLUICE_NSQ_TCP_ADDR", value_name = "HOST:PORT", overrides_with = "nsq_tcp_addr")]
+    pub nsq_tcp_addr: Option<String>,
+    /// HTTP listener (nsqd and nsqlookupd APIs) [default: 127.0.0.1:4151].
+    #[arg(long, env = "SLUICE_HTTP_ADDR", value_name = "HOST:PORT", overrides_with = "http_addr")]
+    pub http_addr: Option<String>,
+    /// Also serve the nsqlookupd API on this address, e.g. 127.0.0.1:4161 [default: off].
+    #[arg(long, env = "SLUICE_LOOKUPD_HTTP_ADDR", value_name = "HOST:PORT", overrides_with = "lookupd_http_addr")]
+    pub lookupd_http_addr: Option<String>,
+    /// Host NSQ clients are told to connect to (lookupd) [default: the NSQ listener's host].
+    #[arg(long, env = "SLUICE_BROADCAST_ADDRESS", value_name = "HOST")]
+    pub broadcast_address: Option<String>,
+    /// Largest NSQ message body, bytes [default: 1048576].
+    #[arg(long, env = "SLUICE_MAX_MSG_SIZE", value_name = "BYTES")]
+    pub max_msg_size: Option<u32>,
+    /// Largest NSQ MPUB/IDENTIFY body, bytes [default: 5242880].
+    #[arg(long, env = "SLUICE_MAX_BODY_SIZE", value_name = "BYTES")]
+    pub max_body_size: Option<u32>,
+    /// NSQ in-flight timeout before redelivery: 60s, 500ms, 2m or plain ms [default: 60s].
+    #[arg(long, env = "SLUICE_MSG_TIMEOUT", value_name = "DURATION")]
+    pub msg_timeout: Option<String>,
+    /// Largest NSQ RDY count [default: 2500].
+    #[arg(long, env = "SLUICE_MAX_RDY_COUNT", value_name = "N")]
+    pub max_rdy_count: Option<i64>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -74,6 +98,14 @@ struct FileSettings {
     offsets_retention_ms: Option<u64>,
     log_format: Option<String>,
     log_level: Option<String>,
+    nsq_tcp_addr: Option<String>,
+    http_addr: Option<String>,
+    lookupd_http_addr: Option<String>,
+    broadcast_address: Option<String>,
+    max_msg_size: Option<u32>,
+    max_body_size: Option<u32>,
+    msg_timeout: Option<String>,
+    max_rdy_count: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +121,83 @@ pub struct Settings {
     pub kafka_addr: SocketAddr,
     pub log_format: LogFormat,
     pub log_level: String,
+    pub nsq: NsqSettings,
+}
+
+/// The NSQ side: TCP and HTTP listeners and nsqd's limits.
+#[derive(Debug, Clone)]
+pub struct NsqSettings {
+    pub tcp_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub lookupd_http_addr: Option<SocketAddr>,
+    pub broadcast_address: String,
+    pub max_msg_size: u32,
+    pub max_body_size: u32,
+    pub msg_timeout: Duration,
+    pub max_rdy_count: i64,
+}
+
+impl NsqSettings {
+    fn resolve(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<NsqSettings> {
+        let defaults = sluice_nsq::NsqConfig::default();
+        let tcp_text =
+            args.nsq_tcp_addr.clone().or(file.nsq_tcp_addr.clone()).unwrap_or_else(|| "127.0.0.1:4150".into());
+        let tcp_addr = resolve_addr(&tcp_text)?;
+        let http_text = args.http_addr.clone().or(file.http_addr.clone()).unwrap_or_else(|| "127.0.0.1:4151".into());
+        let lookupd_http_addr = match args.lookupd_http_addr.clone().or(file.lookupd_http_addr.clone()) {
+            Some(text) => Some(resolve_addr(&text)?),
+            None => None,
+        };
+        let msg_timeout = match args.msg_timeout.clone().or(file.msg_timeout.clone()) {
+            Some(text) => parse_duration(&text)?,
+            None => defaults.msg_timeout,
+        };
+        if msg_timeout < Duration::from_millis(1) || msg_timeout > defaults.max_msg_timeout {
+            bail!("--msg-timeout must be between 1ms and {:?}", defaults.max_msg_timeout);
+        }
+        let max_rdy_count = args.max_rdy_count.or(file.max_rdy_count).unwrap_or(defaults.max_rdy_count);
+        if max_rdy_count < 1 {
+            bail!("--max-rdy-count must be at least 1");
+        }
+        let max_msg_size = args.max_msg_size.or(file.max_msg_size).unwrap_or(defaults.max_msg_size);
+        let max_body_size = args.max_body_size.or(file.max_body_size).unwrap_or(defaults.max_body_size);
+        if max_msg_size == 0 || max_body_size < max_msg_size {
+            bail!("--max-msg-size must be at least 1 and at most --max-body-size");
+        }
+        Ok(NsqSettings {
+            broadcast_address: args
+                .broadcast_address
+                .clone()
+                .or(file.broadcast_address.clone())
+                .unwrap_or_else(|| default_advertised_host(&tcp_addr)),
+            tcp_addr,
+            http_addr: resolve_addr(&http_text)?,
+            lookupd_http_addr,
+            max_msg_size,
+            max_body_size,
+            msg_timeout,
+            max_rdy_count,
+        })
+    }
+}
+
+/// `60s`, `500ms`, `2m`, `1h`, or a plain number of milliseconds.
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let (number, unit_ms) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1_000)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60_000)
+    } else if let Some(n) = text.strip_suffix('h') {
+        (n, 3_600_000)
+    } else {
+        (text, 1)
+    };
+    match number.parse::<u64>() {
+        Ok(n) => Ok(Duration::from_millis(n.saturating_mul(unit_ms))),
+        Err(_) => bail!("invalid duration '{text}' (expected e.g. 60s, 500ms, 2m)"),
+    }
 }
 
 impl Settings {
@@ -102,6 +211,7 @@ impl Settings {
             }
             None => FileSettings::default(),
         };
+        let nsq = NsqSettings::resolve(args, &file)?;
         let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
         let kafka_addr_text = args.kafka_addr.clone().or(file.kafka_addr).unwrap_or_else(|| "127.0.0.1:9092".into());
         let kafka_addr = resolve_addr(&kafka_addr_text)?;
@@ -146,6 +256,7 @@ impl Settings {
             kafka_addr,
             log_format,
             log_level: args.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
+            nsq,
         })
     }
 }

@@ -1,0 +1,650 @@
+//! One NSQ channel: a durable cursor over every partition of its topic's log.
+
+use super::checkpoint::{self, Checkpoint, CursorState, PendingState, CHECKPOINT_VERSION};
+use super::id::MessageId;
+use super::records::{self, StoredMessage};
+use super::{now_ms, CLIENTS_PER_CHANNEL_MAX, READY_TARGET, READ_BYTES_MAX, WINDOW_OFFSETS_MAX};
+use crate::error::BrokerError;
+use crate::topic::Topic;
+use bytes::Bytes;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
+
+/// A message handed to one client.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: MessageId,
+    pub timestamp_ns: i64,
+    pub attempts: u16,
+    pub body: Bytes,
+}
+
+/// Why FIN, REQ or TOUCH failed; the texts are nsqd's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelOpError {
+    NotInFlight,
+    NotOwner,
+}
+
+impl std::fmt::Display for ChannelOpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ChannelOpError::NotInFlight => "ID not in flight",
+            ChannelOpError::NotOwner => "client does not own message",
+        })
+    }
+}
+
+/// One subscribed client as stats show it; shared by its connection and its channel.
+#[derive(Debug, Default)]
+pub struct ClientInfo {
+    pub id: u64,
+    pub client_id: String,
+    pub hostname: String,
+    pub user_agent: String,
+    pub remote_address: String,
+    pub connect_ts: i64,
+    pub deflate: bool,
+    pub snappy: bool,
+    pub sample_rate: i32,
+    /// The client's RDY count.
+    pub ready_count: AtomicI64,
+    pub in_flight_count: AtomicI64,
+    pub message_count: AtomicU64,
+    pub finish_count: AtomicU64,
+    pub requeue_count: AtomicU64,
+}
+
+/// A channel's figures for `/stats`.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelStats {
+    pub depth: i64,
+    pub in_flight_count: usize,
+    pub deferred_count: usize,
+    pub message_count: u64,
+    pub requeue_count: u64,
+    pub timeout_count: u64,
+    pub paused: bool,
+    pub clients: Vec<Arc<ClientInfo>>,
+}
+
+/// Per partition: what is read, what is finished.
+#[derive(Debug, Clone)]
+struct Cursor {
+    /// Next offset to read from the log.
+    next: i64,
+    /// Every offset below is finished.
+    floor: i64,
+    /// Finished offsets at or above `floor` (at most `WINDOW_OFFSETS_MAX`).
+    finished: BTreeSet<i64>,
+}
+
+impl Cursor {
+    fn at(offset: i64) -> Cursor {
+        Cursor { next: offset, floor: offset, finished: BTreeSet::new() }
+    }
+
+    fn finish(&mut self, offset: i64) {
+        if offset < self.floor {
+            return;
+        }
+        self.finished.insert(offset);
+        while self.finished.remove(&self.floor) {
+            self.floor += 1;
+        }
+    }
+
+    fn is_finished(&self, offset: i64) -> bool {
+        offset < self.floor || self.finished.contains(&offset)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    id: MessageId,
+    timestamp_ms: i64,
+    body: Bytes,
+    attempts: u16,
+    defer_until_ms: Option<i64>,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    msg: Pending,
+    client: u64,
+    deadline: Instant,
+    delivered_at: Instant,
+}
+
+/// Attempts and deferral remembered from a checkpoint until the message is read again.
+#[derive(Debug, Clone, Copy)]
+struct Restored {
+    attempts: u16,
+    defer_until_ms: Option<i64>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    cursors: BTreeMap<i32, Cursor>,
+    /// Read and due, waiting for a client with RDY.
+    ready: VecDeque<Pending>,
+    in_flight: HashMap<MessageId, InFlight>,
+    /// In-flight deadlines; stale entries (finished or touched) are skipped when popped.
+    deadlines: BinaryHeap<Reverse<(Instant, MessageId)>>,
+    /// REQ-with-delay and DPUB messages not yet due.
+    deferred: HashMap<MessageId, Pending>,
+    due: BinaryHeap<Reverse<(i64, MessageId)>>,
+    restored: HashMap<MessageId, Restored>,
+}
+
+pub struct Channel {
+    /// The NSQ topic name (may end in `#ephemeral`).
+    pub topic: Arc<str>,
+    pub name: Arc<str>,
+    pub ephemeral: bool,
+    log_topic: Arc<Topic>,
+    /// Checkpoint file; `None` for ephemeral channels and topics.
+    path: Option<PathBuf>,
+    max_msg_timeout: Duration,
+    state: Mutex<State>,
+    /// Wakes clients waiting for a message (append, requeue, timeout, unpause).
+    notify: Arc<Notify>,
+    paused: AtomicBool,
+    topic_paused: Arc<AtomicBool>,
+    deleted: AtomicBool,
+    /// State changed since the last checkpoint.
+    dirty: AtomicBool,
+    clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
+    message_count: AtomicU64,
+    requeue_count: AtomicU64,
+    timeout_count: AtomicU64,
+    /// Partitions whose appends already wake this channel.
+    watched: Mutex<usize>,
+    /// Dropped with the channel: ends its partition watchers.
+    closed: watch::Sender<()>,
+}
+
+pub(super) struct ChannelSpec {
+    pub topic: Arc<str>,
+    pub name: Arc<str>,
+    pub log_topic: Arc<Topic>,
+    pub path: Option<PathBuf>,
+    pub max_msg_timeout: Duration,
+    pub topic_paused: Arc<AtomicBool>,
+}
+
+impl Channel {
+    /// A new channel starting at each partition's log start (`from_tail == false`) or end.
+    pub(super) fn create(spec: ChannelSpec, from_tail: bool) -> Arc<Channel> {
+        let mut state = State::default();
+        for p in spec.log_topic.partitions() {
+            let at = if from_tail { p.log_end_offset() } else { p.log_start_offset() };
+            state.cursors.insert(p.index, Cursor::at(at));
+        }
+        let channel = Channel::new(spec, state, false);
+        channel.dirty.store(true, Ordering::Relaxed);
+        channel
+    }
+
+    /// A channel restored from its checkpoint: everything unfinished is read again.
+    pub(super) fn restore(spec: ChannelSpec, checkpoint: Checkpoint) -> Arc<Channel> {
+        let mut state = State::default();
+        for (index, cursor) in checkpoint.partitions {
+            let mut restored = Cursor::at(cursor.floor);
+            for offset in cursor.finished {
+                restored.finish(offset);
+            }
+            restored.next = restored.floor;
+            state.cursors.insert(index, restored);
+        }
+        for p in checkpoint.pending {
+            let restored = Restored { attempts: p.attempts, defer_until_ms: p.defer_until_ms };
+            state.restored.insert(MessageId::new(p.partition, p.offset), restored);
+        }
+        Channel::new(spec, state, checkpoint.paused)
+    }
+
+    fn new(spec: ChannelSpec, state: State, paused: bool) -> Arc<Channel> {
+        let channel = Arc::new(Channel {
+            ephemeral: super::is_ephemeral(&spec.name) || super::is_ephemeral(&spec.topic),
+            topic: spec.topic,
+            name: spec.name,
+            log_topic: spec.log_topic,
+            path: spec.path,
+            max_msg_timeout: spec.max_msg_timeout,
+            state: Mutex::new(state),
+            notify: Arc::new(Notify::new()),
+            paused: AtomicBool::new(paused),
+            topic_paused: spec.topic_paused,
+            deleted: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
+            clients: Mutex::new(HashMap::new()),
+            message_count: AtomicU64::new(0),
+            requeue_count: AtomicU64::new(0),
+            timeout_count: AtomicU64::new(0),
+            watched: Mutex::new(0),
+            closed: watch::channel(()).0,
+        });
+        channel.watch_partitions();
+        channel
+    }
+
+    /// Wakes this channel's clients on every append to a partition not yet watched.
+    fn watch_partitions(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+        let Ok(mut watched) = self.watched.lock() else { return };
+        let partitions = self.log_topic.partitions();
+        for p in partitions.iter().skip(*watched) {
+            let mut appended = p.subscribe();
+            let mut closed = self.closed.subscribe();
+            let notify = Arc::clone(&self.notify);
+            handle.spawn(async move {
+                loop {
+                    tokio::select! {
+                        changed = appended.changed() => if changed.is_err() { break },
+                        _ = closed.changed() => break,
+                    }
+                    notify.notify_waiters();
+                }
+            });
+        }
+        *watched = partitions.len().max(*watched);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent-enough state for at-least-once.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed) || self.topic_paused.load(Ordering::Relaxed)
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Relaxed)
+    }
+
+    pub fn log_topic(&self) -> &Arc<Topic> {
+        &self.log_topic
+    }
+
+    pub(super) fn checkpoint_path(&self) -> Option<&PathBuf> {
+        self.path.as_ref()
+    }
+
+    /// Registers a subscribed client; false when the channel already has too many.
+    pub fn add_client(&self, client: Arc<ClientInfo>) -> bool {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if clients.len() >= CLIENTS_PER_CHANNEL_MAX {
+            return false;
+        }
+        clients.insert(client.id, client);
+        true
+    }
+
+    /// A client left: its in-flight messages go back to the ready queue at once (nsqd lets
+    /// them time out; requeueing now only delivers sooner). Returns the clients left.
+    pub fn remove_client(&self, client: u64) -> usize {
+        let left = {
+            let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+            clients.remove(&client);
+            clients.len()
+        };
+        let mut st = self.lock();
+        let ids: Vec<MessageId> = st.in_flight.iter().filter(|(_, f)| f.client == client).map(|(id, _)| *id).collect();
+        for id in ids {
+            if let Some(flight) = st.in_flight.remove(&id) {
+                st.ready.push_front(flight.msg);
+            }
+        }
+        drop(st);
+        self.notify.notify_waiters();
+        left
+    }
+
+    pub fn client_count(&self) -> usize {
+        self.clients.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// Waits for the next message this client may receive (its in-flight count below its
+    /// RDY count). `None` when the channel is deleted.
+    pub async fn next(&self, client: &ClientInfo, msg_timeout: Duration) -> Option<Delivery> {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_deleted() {
+                return None;
+            }
+            if client.in_flight_count.load(Ordering::Relaxed) < client.ready_count.load(Ordering::Relaxed) {
+                if let Some(delivery) = self.try_pop(client, msg_timeout) {
+                    return Some(delivery);
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Wakes every waiting client (RDY or pause changes).
+    pub fn wake(&self) {
+        self.notify.notify_waiters();
+    }
+
+    /// Takes the next ready message, if any, and puts it in flight for `client`.
+    pub fn try_pop(&self, client: &ClientInfo, msg_timeout: Duration) -> Option<Delivery> {
+        if self.is_paused() || self.is_deleted() {
+            return None;
+        }
+        let mut st = self.lock();
+        if st.ready.is_empty() {
+            self.refill(&mut st);
+        }
+        let mut msg = st.ready.pop_front()?;
+        msg.attempts = msg.attempts.saturating_add(1);
+        let now = Instant::now();
+        let deadline = now + msg_timeout.min(self.max_msg_timeout);
+        st.deadlines.push(Reverse((deadline, msg.id)));
+        let delivery = Delivery {
+            id: msg.id,
+            timestamp_ns: msg.timestamp_ms.saturating_mul(1_000_000),
+            attempts: msg.attempts,
+            body: msg.body.clone(),
+        };
+        st.in_flight.insert(msg.id, InFlight { msg, client: client.id, deadline, delivered_at: now });
+        drop(st);
+        self.dirty.store(true, Ordering::Relaxed);
+        client.in_flight_count.fetch_add(1, Ordering::Relaxed);
+        client.message_count.fetch_add(1, Ordering::Relaxed);
+        Some(delivery)
+    }
+
+    /// Reads ahead from the log into the ready queue, round-robin over partitions.
+    fn refill(&self, st: &mut State) {
+        let partitions = self.log_topic.partitions();
+        if partitions.len() > st.cursors.len() {
+            for p in &partitions {
+                st.cursors.entry(p.index).or_insert_with(|| Cursor::at(p.log_start_offset()));
+            }
+            self.watch_partitions();
+        }
+        let mut progress = true;
+        while progress && st.ready.len() < READY_TARGET {
+            progress = false;
+            for p in &partitions {
+                let Some(cursor) = st.cursors.get(&p.index) else { continue };
+                let from = cursor.next;
+                if from >= p.log_end_offset() || from - cursor.floor >= WINDOW_OFFSETS_MAX {
+                    continue;
+                }
+                match p.read(from, READ_BYTES_MAX) {
+                    Ok(read) => {
+                        let decoded = records::decode(&read.bytes, from);
+                        progress |= self.accept(st, p.index, from, decoded);
+                    }
+                    Err(BrokerError::OffsetOutOfRange { log_start, .. }) if from < log_start => {
+                        // Retention removed what this channel had not read: skip to the start.
+                        tracing::warn!(topic = %self.topic, channel = %self.name, partition = p.index,
+                            from, log_start, "unread messages removed by retention");
+                        if let Some(c) = st.cursors.get_mut(&p.index) {
+                            *c = Cursor::at(log_start);
+                        }
+                        progress = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(topic = %self.topic, partition = p.index, error = %e, "channel read failed")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues what a read returned; offsets that carry no message (control records, gaps)
+    /// count as finished so the floor can pass them. True when the cursor moved.
+    fn accept(&self, st: &mut State, partition: i32, from: i64, decoded: records::Decoded) -> bool {
+        let now = now_ms();
+        let mut expected = from;
+        let mut skipped = Vec::new();
+        let mut queued = 0u64;
+        for m in decoded.messages {
+            skipped.extend(expected..m.offset);
+            expected = m.offset + 1;
+            let id = MessageId::new(partition, m.offset);
+            if st.cursors.get(&partition).is_some_and(|c| c.is_finished(m.offset)) {
+                continue;
+            }
+            let restored = st.restored.remove(&id);
+            let pending = to_pending(id, m, restored);
+            queued += 1;
+            match pending.defer_until_ms {
+                Some(due) if due > now => {
+                    st.due.push(Reverse((due, id)));
+                    st.deferred.insert(id, pending);
+                }
+                _ => st.ready.push_back(pending),
+            }
+        }
+        skipped.extend(expected..decoded.next_offset);
+        self.message_count.fetch_add(queued, Ordering::Relaxed);
+        let Some(cursor) = st.cursors.get_mut(&partition) else { return false };
+        for offset in skipped {
+            cursor.finish(offset);
+        }
+        let moved = decoded.next_offset > cursor.next;
+        cursor.next = cursor.next.max(decoded.next_offset);
+        moved
+    }
+
+    fn take_in_flight(&self, st: &mut State, id: MessageId, client: &ClientInfo) -> Result<InFlight, ChannelOpError> {
+        match st.in_flight.get(&id) {
+            None => return Err(ChannelOpError::NotInFlight),
+            Some(f) if f.client != client.id => return Err(ChannelOpError::NotOwner),
+            Some(_) => {}
+        }
+        let flight = st.in_flight.remove(&id).ok_or(ChannelOpError::NotInFlight)?;
+        client.in_flight_count.fetch_sub(1, Ordering::Relaxed);
+        self.dirty.store(true, Ordering::Relaxed);
+        Ok(flight)
+    }
+
+    pub fn fin(&self, id: MessageId, client: &ClientInfo) -> Result<(), ChannelOpError> {
+        let mut st = self.lock();
+        self.take_in_flight(&mut st, id, client)?;
+        if let Some(cursor) = st.cursors.get_mut(&id.partition) {
+            cursor.finish(id.offset);
+        }
+        client.finish_count.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sends an in-flight message back, now or after `delay` (already clamped by the caller).
+    pub fn req(&self, id: MessageId, client: &ClientInfo, delay: Duration) -> Result<(), ChannelOpError> {
+        let mut st = self.lock();
+        let mut msg = self.take_in_flight(&mut st, id, client)?.msg;
+        self.requeue_count.fetch_add(1, Ordering::Relaxed);
+        client.requeue_count.fetch_add(1, Ordering::Relaxed);
+        if delay.is_zero() {
+            msg.defer_until_ms = None;
+            st.ready.push_back(msg);
+            drop(st);
+            self.notify.notify_waiters();
+        } else {
+            let due = now_ms().saturating_add(delay.as_millis() as i64);
+            msg.defer_until_ms = Some(due);
+            st.due.push(Reverse((due, id)));
+            st.deferred.insert(id, msg);
+        }
+        Ok(())
+    }
+
+    /// Resets a message's deadline to now + `msg_timeout`, but never past its first delivery
+    /// plus the max message timeout (as nsqd).
+    pub fn touch(&self, id: MessageId, client: &ClientInfo, msg_timeout: Duration) -> Result<(), ChannelOpError> {
+        let mut st = self.lock();
+        let flight = match st.in_flight.get_mut(&id) {
+            None => return Err(ChannelOpError::NotInFlight),
+            Some(f) if f.client != client.id => return Err(ChannelOpError::NotOwner),
+            Some(f) => f,
+        };
+        let deadline = (Instant::now() + msg_timeout).min(flight.delivered_at + self.max_msg_timeout);
+        flight.deadline = deadline;
+        st.deadlines.push(Reverse((deadline, id)));
+        Ok(())
+    }
+
+    /// Expires in-flight deadlines and releases due deferred messages. True if any moved.
+    pub(super) fn sweep(&self, now: Instant) -> bool {
+        let now_wall = now_ms();
+        let mut timed_out = Vec::new();
+        let mut st = self.lock();
+        let mut moved = false;
+        while let Some(Reverse((deadline, id))) = st.deadlines.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            st.deadlines.pop();
+            if st.in_flight.get(&id).is_some_and(|f| f.deadline == deadline) {
+                if let Some(flight) = st.in_flight.remove(&id) {
+                    timed_out.push(flight.client);
+                    st.ready.push_back(flight.msg);
+                    moved = true;
+                }
+            }
+        }
+        while let Some(Reverse((due, id))) = st.due.peek().copied() {
+            if due > now_wall {
+                break;
+            }
+            st.due.pop();
+            if let Some(mut msg) = st.deferred.remove(&id) {
+                msg.defer_until_ms = None;
+                st.ready.push_back(msg);
+                moved = true;
+            }
+        }
+        drop(st);
+        if !timed_out.is_empty() {
+            self.timeout_count.fetch_add(timed_out.len() as u64, Ordering::Relaxed);
+            let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+            for client in timed_out {
+                if let Some(info) = clients.get(&client) {
+                    info.in_flight_count.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+        if moved {
+            self.dirty.store(true, Ordering::Relaxed);
+            self.notify.notify_waiters();
+        }
+        moved
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
+        self.dirty.store(true, Ordering::Relaxed);
+        self.notify.notify_waiters();
+    }
+
+    /// Drops every queued, in-flight and deferred message and moves to the log end (nsqd's
+    /// channel empty). Clients' in-flight counts reset.
+    pub fn empty(&self) {
+        let mut st = self.lock();
+        let restart = State {
+            cursors: self.log_topic.partitions().iter().map(|p| (p.index, Cursor::at(p.log_end_offset()))).collect(),
+            ..State::default()
+        };
+        *st = restart;
+        drop(st);
+        for client in self.clients.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            client.in_flight_count.store(0, Ordering::Relaxed);
+        }
+        self.dirty.store(true, Ordering::Relaxed);
+        self.notify.notify_waiters();
+    }
+
+    pub(super) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Relaxed);
+        self.notify.notify_waiters();
+    }
+
+    pub fn stats(&self) -> ChannelStats {
+        let st = self.lock();
+        let unread: i64 = self
+            .log_topic
+            .partitions()
+            .iter()
+            .map(|p| st.cursors.get(&p.index).map_or(0, |c| (p.log_end_offset() - c.next).max(0)))
+            .sum();
+        let clients = self.clients.lock().map(|c| c.values().cloned().collect()).unwrap_or_default();
+        ChannelStats {
+            depth: unread + st.ready.len() as i64,
+            in_flight_count: st.in_flight.len(),
+            deferred_count: st.deferred.len(),
+            message_count: self.message_count.load(Ordering::Relaxed),
+            requeue_count: self.requeue_count.load(Ordering::Relaxed),
+            timeout_count: self.timeout_count.load(Ordering::Relaxed),
+            paused: self.paused.load(Ordering::Relaxed),
+            clients,
+        }
+    }
+
+    /// The checkpoint to write if state changed since the last one (clears the flag).
+    pub(super) fn take_checkpoint(&self, force: bool) -> Option<Checkpoint> {
+        if self.path.is_none() || self.is_deleted() || !(self.dirty.swap(false, Ordering::Relaxed) || force) {
+            return None;
+        }
+        let st = self.lock();
+        let partitions = st
+            .cursors
+            .iter()
+            .map(|(i, c)| (*i, CursorState { floor: c.floor, finished: c.finished.iter().copied().collect() }))
+            .collect();
+        let mut pending: Vec<PendingState> = Vec::new();
+        let mut remember = |m: &Pending| {
+            if m.attempts > 0 || m.defer_until_ms.is_some() {
+                pending.push(PendingState {
+                    partition: m.id.partition,
+                    offset: m.id.offset,
+                    attempts: m.attempts,
+                    defer_until_ms: m.defer_until_ms,
+                });
+            }
+        };
+        st.ready.iter().for_each(&mut remember);
+        st.in_flight.values().for_each(|f| remember(&f.msg));
+        st.deferred.values().for_each(&mut remember);
+        for (id, r) in &st.restored {
+            pending.push(PendingState {
+                partition: id.partition,
+                offset: id.offset,
+                attempts: r.attempts,
+                defer_until_ms: r.defer_until_ms,
+            });
+        }
+        Some(Checkpoint {
+            version: CHECKPOINT_VERSION,
+            paused: self.paused.load(Ordering::Relaxed),
+            partitions,
+            pending,
+        })
+    }
+
+    pub(super) fn write_checkpoint(path: &std::path::Path, checkpoint: &Checkpoint) {
+        if let Err(e) = checkpoint::write(path, checkpoint) {
+            tracing::error!(path = %path.display(), error = %e, "channel checkpoint failed");
+        }
+    }
+}
+
+fn to_pending(id: MessageId, m: StoredMessage, restored: Option<Restored>) -> Pending {
+    let attempts = restored.map_or(0, |r| r.attempts);
+    let defer_until_ms = match (m.defer_until_ms, restored.and_then(|r| r.defer_until_ms)) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    Pending { id, timestamp_ms: m.timestamp_ms, body: m.body, attempts, defer_until_ms }
+}

@@ -1,0 +1,345 @@
+//! The NSQ view of the broker: topics with their channels, publishing, and the one sweeper
+//! task that expires deadlines and checkpoints channel state.
+
+use super::cursor::{Channel, ChannelSpec};
+use super::checkpoint;
+use super::{
+    is_ephemeral, now_ms, nsq_topic_name, records, storage_topic_name, CHANNELS_PER_TOPIC_MAX, CHECKPOINT_INTERVAL,
+    SWEEP_INTERVAL,
+};
+use crate::error::{BrokerError, BrokerResult};
+use crate::partition::Durability;
+use crate::topic::Topic;
+use crate::Broker;
+use bytes::Bytes;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Timeouts the channels enforce.
+#[derive(Debug, Clone)]
+pub struct ChannelsConfig {
+    /// Longest a client may ask for with IDENTIFY `msg_timeout` or extend to with TOUCH.
+    pub max_msg_timeout: Duration,
+}
+
+impl Default for ChannelsConfig {
+    fn default() -> Self {
+        ChannelsConfig { max_msg_timeout: Duration::from_secs(15 * 60) }
+    }
+}
+
+/// One NSQ topic: a log topic plus its channels.
+pub struct NsqTopic {
+    pub name: Arc<str>,
+    log_topic: Arc<Topic>,
+    paused: Arc<AtomicBool>,
+    channels: RwLock<BTreeMap<String, Arc<Channel>>>,
+    /// Round-robin partition for the next PUB.
+    next_partition: AtomicUsize,
+    message_count: AtomicU64,
+    message_bytes: AtomicU64,
+}
+
+/// A topic's figures for `/stats`.
+#[derive(Debug, Clone, Default)]
+pub struct TopicStats {
+    pub depth: i64,
+    pub message_count: u64,
+    pub message_bytes: u64,
+    pub paused: bool,
+}
+
+impl NsqTopic {
+    pub fn channels(&self) -> Vec<Arc<Channel>> {
+        self.channels.read().map(|c| c.values().cloned().collect()).unwrap_or_default()
+    }
+
+    pub fn channel(&self, name: &str) -> Option<Arc<Channel>> {
+        self.channels.read().ok()?.get(name).cloned()
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+
+    pub fn log_topic(&self) -> &Arc<Topic> {
+        &self.log_topic
+    }
+
+    pub fn stats(&self) -> TopicStats {
+        // Messages not yet copied to any channel: everything when the topic has none.
+        let depth = if self.channels().is_empty() {
+            self.log_topic.partitions().iter().map(|p| p.log_end_offset() - p.log_start_offset()).sum()
+        } else {
+            0
+        };
+        let appended: i64 = self.log_topic.partitions().iter().map(|p| p.log_end_offset()).sum();
+        TopicStats {
+            depth,
+            message_count: self.message_count.load(Ordering::Relaxed).max(appended.max(0) as u64),
+            message_bytes: self.message_bytes.load(Ordering::Relaxed),
+            paused: self.is_paused(),
+        }
+    }
+}
+
+pub struct Channels {
+    broker: Arc<Broker>,
+    /// `<data_dir>/channels`.
+    dir: PathBuf,
+    config: ChannelsConfig,
+    topics: RwLock<HashMap<String, Arc<NsqTopic>>>,
+}
+
+impl Channels {
+    /// Loads every checkpointed channel whose topic still exists.
+    pub fn open(broker: Arc<Broker>, config: ChannelsConfig) -> BrokerResult<Arc<Channels>> {
+        let dir = broker.config().data_dir.join("channels");
+        std::fs::create_dir_all(&dir).map_err(|e| BrokerError::Storage(format!("{}: {e}", dir.display())))?;
+        let channels = Arc::new(Channels { broker, dir: dir.clone(), config, topics: RwLock::new(HashMap::new()) });
+        let entries = std::fs::read_dir(&dir).map_err(|e| BrokerError::Storage(format!("{}: {e}", dir.display())))?;
+        for entry in entries.flatten() {
+            let Some(topic_name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            let Some(topic) = channels.topic(&topic_name) else {
+                tracing::warn!(topic = %topic_name, "channel state for a topic that no longer exists; ignored");
+                continue;
+            };
+            let Ok(files) = std::fs::read_dir(entry.path()) else { continue };
+            for file in files.flatten() {
+                let path = file.path();
+                let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".json")) else {
+                    continue;
+                };
+                if !super::is_valid_nsq_name(name) {
+                    continue;
+                }
+                let spec = channels.spec(&topic, name);
+                let channel = match checkpoint::read(&path) {
+                    Ok(Some(cp)) => Channel::restore(spec, cp),
+                    Ok(None) => continue,
+                    Err(e) => {
+                        // Redeliver everything rather than lose anything.
+                        tracing::error!(path = %path.display(), error = %e, "damaged channel checkpoint; restarting channel from log start");
+                        Channel::create(spec, false)
+                    }
+                };
+                if let Ok(mut map) = topic.channels.write() {
+                    map.insert(name.to_string(), channel);
+                }
+                tracing::info!(topic = %topic_name, channel = name, "channel loaded");
+            }
+        }
+        Ok(channels)
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    fn spec(&self, topic: &NsqTopic, channel: &str) -> ChannelSpec {
+        let durable = !is_ephemeral(&topic.name) && !is_ephemeral(channel);
+        ChannelSpec {
+            topic: Arc::clone(&topic.name),
+            name: Arc::from(channel),
+            log_topic: Arc::clone(&topic.log_topic),
+            path: durable.then(|| self.dir.join(&*topic.name).join(format!("{channel}.json"))),
+            max_msg_timeout: self.config.max_msg_timeout,
+            topic_paused: Arc::clone(&topic.paused),
+        }
+    }
+
+    /// The NSQ topic over an existing log topic, or `None`.
+    pub fn topic(&self, name: &str) -> Option<Arc<NsqTopic>> {
+        let log_topic = self.broker.topic(&storage_topic_name(name))?;
+        if let Some(t) = self.topics.read().ok()?.get(name) {
+            if Arc::ptr_eq(&t.log_topic, &log_topic) {
+                return Some(Arc::clone(t));
+            }
+        }
+        let mut topics = self.topics.write().ok()?;
+        // The log topic was (re)created behind our back (Kafka): start a fresh NSQ topic.
+        let entry = topics.entry(name.to_string());
+        let topic = entry
+            .and_modify(|t| {
+                if !Arc::ptr_eq(&t.log_topic, &log_topic) {
+                    *t = Arc::new(new_topic(name, Arc::clone(&log_topic)));
+                }
+            })
+            .or_insert_with(|| Arc::new(new_topic(name, Arc::clone(&log_topic))));
+        Some(Arc::clone(topic))
+    }
+
+    /// The topic, created (one partition) if it does not exist: NSQ creates topics on use.
+    pub fn topic_or_create(&self, name: &str) -> BrokerResult<Arc<NsqTopic>> {
+        if let Some(t) = self.topic(name) {
+            return Ok(t);
+        }
+        match self.broker.create_topic(&storage_topic_name(name), Some(1), BTreeMap::new()) {
+            Ok(_) | Err(BrokerError::TopicAlreadyExists) => {}
+            Err(e) => return Err(e),
+        }
+        self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)
+    }
+
+    /// Every NSQ topic: all log topics, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<NsqTopic>> {
+        self.broker.topics().iter().filter_map(|t| self.topic(&nsq_topic_name(&t.name))).collect()
+    }
+
+    /// The channel, created if needed. The first channel of a topic starts at the log start
+    /// (it gets what was published before it existed); later ones start at the tail.
+    pub fn channel_or_create(&self, topic: &str, channel: &str) -> BrokerResult<Arc<Channel>> {
+        let topic = self.topic_or_create(topic)?;
+        if let Some(c) = topic.channel(channel) {
+            return Ok(c);
+        }
+        let mut map = topic.channels.write().map_err(|_| BrokerError::Storage("channel lock poisoned".into()))?;
+        if let Some(c) = map.get(channel) {
+            return Ok(Arc::clone(c));
+        }
+        if map.len() >= CHANNELS_PER_TOPIC_MAX {
+            return Err(BrokerError::InvalidConfig(format!("at most {CHANNELS_PER_TOPIC_MAX} channels per topic")));
+        }
+        let created = Channel::create(self.spec(&topic, channel), !map.is_empty());
+        if let Some((path, cp)) = created.checkpoint_path().cloned().zip(created.take_checkpoint(true)) {
+            Channel::write_checkpoint(&path, &cp);
+        }
+        map.insert(channel.to_string(), Arc::clone(&created));
+        tracing::info!(topic = %topic.name, channel, "channel created");
+        Ok(created)
+    }
+
+    /// Appends NSQ messages as one batch to the next partition (round-robin) and waits until
+    /// durable per the topic's flush policy.
+    pub async fn publish(&self, topic: &str, bodies: &[Bytes], defer: Option<Duration>) -> BrokerResult<()> {
+        let topic = self.topic_or_create(topic)?;
+        let partitions = topic.log_topic.partitions();
+        if partitions.is_empty() {
+            return Err(BrokerError::UnknownTopicOrPartition);
+        }
+        let now = now_ms();
+        let due = defer.map(|d| now.saturating_add(d.as_millis() as i64));
+        let batch = records::encode(bodies, now, due)?;
+        let index = topic.next_partition.fetch_add(1, Ordering::Relaxed) % partitions.len();
+        partitions[index].append(batch, Durability::Committed).await?;
+        topic.message_count.fetch_add(bodies.len() as u64, Ordering::Relaxed);
+        topic.message_bytes.fetch_add(bodies.iter().map(|b| b.len() as u64).sum(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn delete_channel(&self, topic: &str, channel: &str) -> BrokerResult<()> {
+        let topic = self.topic(topic).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let removed = topic
+            .channels
+            .write()
+            .map_err(|_| BrokerError::Storage("channel lock poisoned".into()))?
+            .remove(channel)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        removed.mark_deleted();
+        if let Some(path) = removed.checkpoint_path() {
+            let _ = std::fs::remove_file(path);
+        }
+        tracing::info!(topic = %topic.name, channel, "channel deleted");
+        Ok(())
+    }
+
+    pub fn delete_topic(&self, name: &str) -> BrokerResult<()> {
+        let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        for channel in topic.channels() {
+            channel.mark_deleted();
+        }
+        if let Ok(mut topics) = self.topics.write() {
+            topics.remove(name);
+        }
+        let _ = std::fs::remove_dir_all(self.dir.join(name));
+        self.broker.delete_topic(&storage_topic_name(name))
+    }
+
+    pub fn pause_topic(&self, name: &str, paused: bool) -> BrokerResult<()> {
+        let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        topic.paused.store(paused, Ordering::Relaxed);
+        topic.channels().iter().for_each(|c| c.wake());
+        Ok(())
+    }
+
+    /// Sluice topics hold no queue of their own (channels read the log), so emptying a topic
+    /// empties every channel of it.
+    pub fn empty_topic(&self, name: &str) -> BrokerResult<()> {
+        let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        topic.channels().iter().for_each(|c| c.empty());
+        Ok(())
+    }
+
+    pub fn existing_channel(&self, topic: &str, channel: &str) -> BrokerResult<Arc<Channel>> {
+        self.topic(topic).and_then(|t| t.channel(channel)).ok_or(BrokerError::UnknownTopicOrPartition)
+    }
+
+    /// A client left a channel; an ephemeral channel goes with its last client, and an
+    /// ephemeral topic with its last channel.
+    pub fn client_left(&self, channel: &Channel, client: u64) {
+        let left = channel.remove_client(client);
+        if left == 0 && channel.ephemeral && !channel.is_deleted() {
+            let _ = self.delete_channel(&channel.topic, &channel.name);
+            if is_ephemeral(&channel.topic) && self.topic(&channel.topic).is_some_and(|t| t.channels().is_empty()) {
+                let _ = self.delete_topic(&channel.topic);
+            }
+        }
+    }
+
+    /// The sweeper: expires deadlines, releases deferred messages and checkpoints changed
+    /// channels until `stop`, then checkpoints everything once more.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_checkpoint = Instant::now();
+        loop {
+            tokio::select! {
+                _ = sweep.tick() => {}
+                _ = stop.changed() => break,
+            }
+            let now = Instant::now();
+            let all: Vec<Arc<Channel>> = self.all_channels();
+            for channel in &all {
+                channel.sweep(now);
+            }
+            if now.duration_since(last_checkpoint) >= CHECKPOINT_INTERVAL {
+                last_checkpoint = now;
+                let me = Arc::clone(&self);
+                let _ = tokio::task::spawn_blocking(move || me.checkpoint(false)).await;
+            }
+        }
+        let me = Arc::clone(&self);
+        let _ = tokio::task::spawn_blocking(move || me.checkpoint(true)).await;
+        tracing::info!("channel state checkpointed");
+    }
+
+    fn all_channels(&self) -> Vec<Arc<Channel>> {
+        let topics: Vec<Arc<NsqTopic>> = self.topics.read().map(|t| t.values().cloned().collect()).unwrap_or_default();
+        topics.iter().flat_map(|t| t.channels()).collect()
+    }
+
+    /// Writes the checkpoint of every changed (or, with `force`, every) durable channel.
+    pub fn checkpoint(&self, force: bool) {
+        for channel in self.all_channels() {
+            if let Some((path, cp)) = channel.checkpoint_path().cloned().zip(channel.take_checkpoint(force)) {
+                Channel::write_checkpoint(&path, &cp);
+            }
+        }
+    }
+}
+
+fn new_topic(name: &str, log_topic: Arc<Topic>) -> NsqTopic {
+    NsqTopic {
+        name: Arc::from(name),
+        log_topic,
+        paused: Arc::new(AtomicBool::new(false)),
+        channels: RwLock::new(BTreeMap::new()),
+        next_partition: AtomicUsize::new(0),
+        message_count: AtomicU64::new(0),
+        message_bytes: AtomicU64::new(0),
+    }
+}

@@ -1,0 +1,116 @@
+//! `/pub?topic=&defer=` and `/mpub?topic=[&binary=true]`.
+
+use crate::reply::{self, error, HttpResult};
+use crate::AppState;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use bytes::{Buf, Bytes};
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub async fn publish(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> HttpResult {
+    let topic = pub_topic(&params)?;
+    if body.len() > state.config.max_msg_size as usize {
+        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "MSG_TOO_BIG"));
+    }
+    if body.is_empty() {
+        return Err(error(StatusCode::BAD_REQUEST, "MSG_EMPTY"));
+    }
+    let defer = match params.get("defer") {
+        None => None,
+        Some(text) => {
+            let ms: i64 = text.parse().map_err(|_| error(StatusCode::BAD_REQUEST, "INVALID_DEFER"))?;
+            if ms < 0 || ms as u128 > state.config.max_req_timeout.as_millis() {
+                return Err(error(StatusCode::BAD_REQUEST, "INVALID_DEFER"));
+            }
+            Some(Duration::from_millis(ms as u64))
+        }
+    };
+    state
+        .channels
+        .publish(&topic, &[body], defer)
+        .await
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, &format!("PUB_FAILED {e}")))?;
+    Ok(reply::text("OK"))
+}
+
+pub async fn mpub(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> HttpResult {
+    let topic = pub_topic(&params)?;
+    if body.len() > state.config.max_body_size as usize {
+        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_BIG"));
+    }
+    let binary = matches!(params.get("binary").map(String::as_str), Some("true" | "1"));
+    let max = state.config.max_msg_size as usize;
+    let messages = if binary { split_binary(body, max)? } else { split_lines(&body, max)? };
+    if messages.is_empty() {
+        return Err(error(StatusCode::BAD_REQUEST, "MSG_EMPTY"));
+    }
+    state
+        .channels
+        .publish(&topic, &messages, None)
+        .await
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, &format!("MPUB_FAILED {e}")))?;
+    Ok(reply::text("OK"))
+}
+
+/// Newline-separated messages; empty lines are skipped (a trailing newline is common).
+fn split_lines(body: &Bytes, max: usize) -> Result<Vec<Bytes>, axum::response::Response> {
+    let mut out = Vec::new();
+    for line in body.split(|&b| b == b'\n') {
+        if line.is_empty() {
+            continue;
+        }
+        if line.len() > max {
+            return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "MSG_TOO_BIG"));
+        }
+        out.push(body.slice_ref(line));
+    }
+    Ok(out)
+}
+
+/// `[count][size][body]...` as TCP MPUB.
+fn split_binary(mut body: Bytes, max: usize) -> Result<Vec<Bytes>, axum::response::Response> {
+    let bad = || error(StatusCode::BAD_REQUEST, "BAD_BODY");
+    if body.len() < 4 {
+        return Err(bad());
+    }
+    let count = body.get_i32();
+    if count <= 0 || count as usize > sluice_broker::channel::records::MESSAGES_PER_BATCH_MAX {
+        return Err(bad());
+    }
+    let mut out = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        if body.len() < 4 {
+            return Err(bad());
+        }
+        let size = body.get_i32();
+        if size <= 0 {
+            return Err(error(StatusCode::BAD_REQUEST, "MSG_EMPTY"));
+        }
+        if size as usize > max {
+            return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "MSG_TOO_BIG"));
+        }
+        if body.len() < size as usize {
+            return Err(bad());
+        }
+        out.push(body.split_to(size as usize));
+    }
+    Ok(out)
+}
+
+/// `/pub` and `/mpub` name a bad topic `INVALID_TOPIC` (the admin endpoints say `INVALID_ARG_TOPIC`).
+fn pub_topic(params: &HashMap<String, String>) -> Result<String, axum::response::Response> {
+    let topic = params.get("topic").ok_or_else(|| error(StatusCode::BAD_REQUEST, "MISSING_ARG_TOPIC"))?;
+    if !sluice_broker::channel::is_valid_nsq_name(topic) {
+        return Err(error(StatusCode::BAD_REQUEST, "INVALID_TOPIC"));
+    }
+    Ok(topic.clone())
+}

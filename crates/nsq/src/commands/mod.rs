@@ -1,0 +1,51 @@
+//! One module per verb; `exec` is the flat dispatch. Each handler checks state, then
+//! argument count, then parses, then ranges against a limit, before acting (as nsqd).
+
+mod cls;
+mod fin;
+mod identify;
+mod publish;
+mod rdy;
+mod req;
+mod sub;
+mod touch;
+
+use crate::codec::Command;
+use crate::connection::{Conn, ConnState, Subscription};
+use crate::error::{NsqError, NsqResult};
+use sluice_broker::channel::MessageId;
+
+pub async fn exec(conn: &mut Conn, command: Command) -> NsqResult<()> {
+    match command.verb() {
+        b"IDENTIFY" => identify::run(conn, &command),
+        b"FIN" => fin::run(conn, &command),
+        b"RDY" => rdy::run(conn, &command),
+        b"REQ" => req::run(conn, &command),
+        b"PUB" => publish::publish(conn, &command).await,
+        b"MPUB" => publish::mpub(conn, &command).await,
+        b"DPUB" => publish::dpub(conn, &command).await,
+        b"NOP" => Ok(()),
+        b"TOUCH" => touch::run(conn, &command),
+        b"SUB" => sub::run(conn, &command),
+        b"CLS" => cls::run(conn),
+        b"AUTH" => Err(NsqError::fatal("E_AUTH_DISABLED", "AUTH disabled")),
+        other => Err(NsqError::fatal("E_INVALID", format!("invalid command {}", String::from_utf8_lossy(other)))),
+    }
+}
+
+/// The subscription a FIN/REQ/TOUCH acts on, checked the way nsqd checks state.
+fn subscribed<'a>(conn: &'a Conn, verb: &str) -> NsqResult<&'a Subscription> {
+    match (&conn.sub, conn.state) {
+        (Some(sub), ConnState::Subscribed | ConnState::Closing) => Ok(sub),
+        _ => Err(NsqError::fatal("E_INVALID", format!("cannot {verb} in current state"))),
+    }
+}
+
+/// A message id parameter: 16 bytes, or nsqd's fatal error. Ids that are 16 bytes but name
+/// nothing this broker sent fail later as "not in flight", as in nsqd.
+fn message_id(param: &[u8]) -> NsqResult<Option<MessageId>> {
+    if param.len() != sluice_broker::channel::id::MESSAGE_ID_LEN {
+        return Err(NsqError::fatal("E_INVALID", "Invalid Message ID"));
+    }
+    Ok(MessageId::parse(param))
+}

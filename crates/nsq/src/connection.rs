@@ -1,0 +1,274 @@
+//! One client connection: reads commands, runs them through the flat dispatch, pumps
+//! messages up to the client's RDY count, sends heartbeats, and writes with a bound on both
+//! buffered bytes and time blocked (a client that never reads is disconnected).
+
+use crate::codec::{self, BodyLimits, FRAME_TYPE_ERROR, FRAME_TYPE_RESPONSE};
+use crate::commands;
+use crate::compress::{Deflater, Inflater};
+use crate::error::NsqError;
+use crate::NsqConfig;
+use bytes::BytesMut;
+use sluice_broker::channel::{Channel, Channels, ClientInfo, Delivery};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Bytes read from the socket per read call.
+const READ_CHUNK: usize = 64 * 1024;
+
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    Init,
+    Subscribed,
+    Closing,
+}
+
+/// What IDENTIFY negotiated.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub client_id: String,
+    pub hostname: String,
+    pub user_agent: String,
+    pub heartbeat_interval: Option<Duration>,
+    pub msg_timeout: Duration,
+    pub output_buffer_size: usize,
+    pub sample_rate: i32,
+    pub deflate_level: Option<u32>,
+    pub snappy: bool,
+}
+
+pub struct Subscription {
+    pub channel: Arc<Channel>,
+    pub client: Arc<ClientInfo>,
+}
+
+/// A stream compression to switch to once the IDENTIFY response is on the wire.
+pub struct Upgrade {
+    pub deflater: Deflater,
+    pub inflater: Inflater,
+}
+
+pub struct Conn {
+    pub id: u64,
+    pub channels: Arc<Channels>,
+    pub config: Arc<NsqConfig>,
+    pub remote: SocketAddr,
+    pub state: ConnState,
+    pub identified: bool,
+    pub identity: Identity,
+    pub sub: Option<Subscription>,
+    /// Plain frames waiting to be written (bounded by the output buffer size plus one batch
+    /// of messages up to RDY; flushed before more is read).
+    out: Vec<u8>,
+    pub upgrade: Option<Upgrade>,
+    deflater: Deflater,
+    inflater: Inflater,
+    rng: u64,
+}
+
+impl Conn {
+    pub fn new(channels: Arc<Channels>, config: Arc<NsqConfig>, remote: SocketAddr) -> Conn {
+        let id = NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
+        let identity = Identity {
+            client_id: remote.ip().to_string(),
+            hostname: remote.ip().to_string(),
+            user_agent: String::new(),
+            heartbeat_interval: Some(config.heartbeat_interval),
+            msg_timeout: config.msg_timeout,
+            output_buffer_size: config.output_buffer_size,
+            sample_rate: 0,
+            deflate_level: None,
+            snappy: false,
+        };
+        Conn {
+            id,
+            channels,
+            config,
+            remote,
+            state: ConnState::Init,
+            identified: false,
+            identity,
+            sub: None,
+            out: Vec::new(),
+            upgrade: None,
+            deflater: Deflater::Plain,
+            inflater: Inflater::Plain,
+            rng: id.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+        }
+    }
+
+    pub fn respond(&mut self, data: &[u8]) {
+        codec::put_frame(&mut self.out, FRAME_TYPE_RESPONSE, data);
+    }
+
+    fn limits(&self) -> BodyLimits {
+        BodyLimits { msg: self.config.max_msg_size, body: self.config.max_body_size }
+    }
+
+    pub async fn run(mut self, socket: TcpStream, mut stop: watch::Receiver<bool>) {
+        let (mut rd, mut wr) = socket.into_split();
+        let mut raw = BytesMut::with_capacity(READ_CHUNK);
+        let mut plain = BytesMut::new();
+        let mut last_read = Instant::now();
+        let mut next_heartbeat = self.identity.heartbeat_interval.map(|hb| Instant::now() + hb);
+        loop {
+            if let Err(reason) = self.process(&mut raw, &mut plain, &mut wr).await {
+                tracing::debug!(client = self.id, remote = %self.remote, reason, "nsq connection closing");
+                break;
+            }
+            if self.flush(&mut wr).await.is_err() {
+                break;
+            }
+            let read_deadline = self.identity.heartbeat_interval.map(|hb| last_read + hb * 2);
+            let pump = self
+                .sub
+                .as_ref()
+                .filter(|_| self.state == ConnState::Subscribed)
+                .map(|s| (Arc::clone(&s.channel), Arc::clone(&s.client)));
+            let msg_timeout = self.identity.msg_timeout;
+            tokio::select! {
+                _ = stop.changed() => break,
+                read = rd.read_buf(&mut raw) => match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        last_read = Instant::now();
+                        if let Err(e) = self.inflater.feed(&mut raw, &mut plain) {
+                            tracing::debug!(client = self.id, error = e.0, "corrupt compressed stream");
+                            break;
+                        }
+                    }
+                },
+                delivery = next_delivery(pump.clone(), msg_timeout) => match delivery {
+                    Some(d) => self.send_messages(d),
+                    None => break,
+                },
+                _ = sleep_until_opt(next_heartbeat) => {
+                    self.respond(b"_heartbeat_");
+                    next_heartbeat = self.identity.heartbeat_interval.map(|hb| Instant::now() + hb);
+                }
+                _ = sleep_until_opt(read_deadline) => {
+                    tracing::debug!(client = self.id, "no data within two heartbeat intervals");
+                    break;
+                }
+            }
+            // IDENTIFY may have changed or disabled the heartbeat interval.
+            if next_heartbeat.is_some() != self.identity.heartbeat_interval.is_some() {
+                next_heartbeat = self.identity.heartbeat_interval.map(|hb| Instant::now() + hb);
+            }
+        }
+        let _ = self.flush(&mut wr).await;
+        if let Some(sub) = self.sub.take() {
+            self.channels.client_left(&sub.channel, sub.client.id);
+        }
+    }
+
+    /// Runs every complete command in `plain`. `Err` closes the connection.
+    async fn process(
+        &mut self,
+        raw: &mut BytesMut,
+        plain: &mut BytesMut,
+        wr: &mut OwnedWriteHalf,
+    ) -> Result<(), &'static str> {
+        loop {
+            let command = match codec::decode(plain, self.limits()) {
+                Ok(Some(command)) => command,
+                Ok(None) => return Ok(()),
+                Err(codec::DecodeError::LineTooLong) => return Err("command line too long"),
+            };
+            if let Err(e) = commands::exec(self, command).await {
+                self.send_error(&e);
+                if e.fatal {
+                    let _ = self.flush(wr).await;
+                    return Err("fatal client error");
+                }
+            }
+            if let Some(upgrade) = self.upgrade.take() {
+                // The IDENTIFY response goes out uncompressed; everything after is compressed,
+                // including bytes the client already sent behind IDENTIFY.
+                self.flush(wr).await.map_err(|_| "write failed")?;
+                self.deflater = upgrade.deflater;
+                self.inflater = upgrade.inflater;
+                let mut rest = plain.split();
+                rest.extend_from_slice(raw);
+                *raw = rest;
+                self.inflater.feed(raw, plain).map_err(|_| "corrupt compressed stream")?;
+                self.respond(b"OK");
+            }
+        }
+    }
+
+    fn send_error(&mut self, e: &NsqError) {
+        codec::put_frame(&mut self.out, FRAME_TYPE_ERROR, e.text().as_bytes());
+        if !e.fatal {
+            tracing::debug!(client = self.id, error = %e.text(), "nsq client error");
+        }
+    }
+
+    /// Writes the first delivery and whatever else is ready right away, up to the client's
+    /// RDY count and output buffer size; the caller flushes.
+    fn send_messages(&mut self, first: Delivery) {
+        let Some(sub) = self.sub.as_ref() else { return };
+        let (channel, client) = (Arc::clone(&sub.channel), Arc::clone(&sub.client));
+        let mut next = Some(first);
+        while let Some(d) = next.take() {
+            if self.sampled_out() {
+                let _ = channel.fin(d.id, &client);
+            } else {
+                codec::put_message(&mut self.out, d.timestamp_ns, d.attempts, &d.id.encode(), &d.body);
+            }
+            let has_room = client.in_flight_count.load(Ordering::Relaxed) < client.ready_count.load(Ordering::Relaxed);
+            if has_room && self.out.len() < self.identity.output_buffer_size {
+                next = channel.try_pop(&client, self.identity.msg_timeout);
+            }
+        }
+    }
+
+    /// nsqd's `sample_rate`: deliver about that percentage of messages to this client.
+    fn sampled_out(&mut self) -> bool {
+        if self.identity.sample_rate <= 0 {
+            return false;
+        }
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng % 100) as i32 >= self.identity.sample_rate
+    }
+
+    async fn flush(&mut self, wr: &mut OwnedWriteHalf) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let mut wire = Vec::with_capacity(self.out.len());
+        self.deflater.encode(&self.out, &mut wire)?;
+        self.out.clear();
+        match tokio::time::timeout(self.config.write_timeout, wr.write_all(&wire)).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::info!(client = self.id, remote = %self.remote, "nsq client not reading; disconnecting");
+                Err(std::io::ErrorKind::TimedOut.into())
+            }
+        }
+    }
+}
+
+async fn next_delivery(pump: Option<(Arc<Channel>, Arc<ClientInfo>)>, msg_timeout: Duration) -> Option<Delivery> {
+    match pump {
+        Some((channel, client)) => channel.next(&client, msg_timeout).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,62 @@
+//! Accept loop: reads the protocol magic and hands each client to its own task.
+
+use crate::codec::MAGIC_V2;
+use crate::connection::Conn;
+use crate::NsqConfig;
+use sluice_broker::channel::Channels;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+/// How long a new client has to send the magic (nsqd's client timeout).
+const MAGIC_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Serves NSQ clients until `stop` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    channels: Arc<Channels>,
+    config: NsqConfig,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let config = Arc::new(config);
+    let permits = Arc::new(Semaphore::new(config.connections_max));
+    loop {
+        let (socket, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "nsq accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return Ok(()),
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            tracing::warn!(%remote, "nsq connection refused: too many connections");
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let (channels, config, stop) = (Arc::clone(&channels), Arc::clone(&config), stop.clone());
+        tokio::spawn(async move {
+            if let Some(socket) = read_magic(socket).await {
+                Conn::new(channels, config, remote).run(socket, stop).await;
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn read_magic(mut socket: TcpStream) -> Option<TcpStream> {
+    let mut magic = [0u8; 4];
+    match tokio::time::timeout(MAGIC_TIMEOUT, socket.read_exact(&mut magic)).await {
+        Ok(Ok(_)) if &magic == MAGIC_V2 => Some(socket),
+        Ok(Ok(_)) => {
+            let _ = socket.write_all(b"E_BAD_PROTOCOL").await;
+            None
+        }
+        _ => None,
+    }
+}
