@@ -1,0 +1,133 @@
+//! The nsqd HTTP API (`/pub`, `/mpub`, `/stats`, topic and channel admin) and the
+//! nsqlookupd API (on the HTTP port and on `--lookupd-http-addr`), shaped as nsqd 1.x.
+
+mod common;
+mod nsq_common;
+
+use nsq_common::{http, NsqBroker};
+use std::time::Duration;
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[test]
+fn publish_over_http_and_consume_over_tcp() {
+    let nsq = NsqBroker::start(&[]);
+    let mut c = nsq.wire();
+    c.subscribe("web", "c", 100);
+    assert_eq!(http(nsq.http, "POST", "/pub?topic=web", b"one"), (200, "OK".to_string()));
+    assert_eq!(http(nsq.http, "POST", "/mpub?topic=web", b"two\nthree\n"), (200, "OK".to_string()));
+    let mut binary = 2u32.to_be_bytes().to_vec();
+    for m in [&b"four"[..], b"fi\nve"] {
+        binary.extend_from_slice(&(m.len() as u32).to_be_bytes());
+        binary.extend_from_slice(m);
+    }
+    assert_eq!(http(nsq.http, "POST", "/mpub?topic=web&binary=true", &binary).0, 200);
+    assert_eq!(http(nsq.http, "POST", "/pub?topic=web&defer=1000", b"six").0, 200);
+    let mut bodies = Vec::new();
+    for _ in 0..6 {
+        let m = c.message().expect("message");
+        c.line(&format!("FIN {}", m.id));
+        bodies.push(String::from_utf8_lossy(&m.body).to_string());
+    }
+    assert_eq!(bodies, ["one", "two", "three", "four", "fi\nve", "six"]);
+
+    let (status, text) = http(nsq.http, "GET", "/stats?format=json", b"");
+    assert_eq!(status, 200);
+    let stats = json(&text);
+    let topic = &stats["topics"][0];
+    assert_eq!(topic["topic_name"], "web");
+    let channel = &topic["channels"][0];
+    assert_eq!(channel["channel_name"], "c");
+    for key in [
+        "depth",
+        "backend_depth",
+        "in_flight_count",
+        "deferred_count",
+        "requeue_count",
+        "timeout_count",
+        "message_count",
+        "clients",
+        "paused",
+    ] {
+        assert!(channel.get(key).is_some(), "channel stats lack {key}: {channel}");
+    }
+    assert_eq!(channel["message_count"], 6);
+    assert_eq!(channel["clients"].as_array().map(Vec::len), Some(1));
+    let (status, text) = http(nsq.http, "GET", "/stats", b"");
+    assert!(status == 200 && text.contains("[web") && text.contains("[c"), "{text}");
+}
+
+#[test]
+fn http_errors_are_nsqd_codes() {
+    let nsq = NsqBroker::start(&["--max-msg-size", "100"]);
+    let cases: [(&str, &[u8], u16, &str); 5] = [
+        ("/pub", b"x", 400, "MISSING_ARG_TOPIC"),
+        ("/pub?topic=bad!", b"x", 400, "INVALID_TOPIC"),
+        ("/pub?topic=t", b"", 400, "MSG_EMPTY"),
+        ("/pub?topic=t", &[b'x'; 101], 413, "MSG_TOO_BIG"),
+        ("/pub?topic=t&defer=-1", b"x", 400, "INVALID_DEFER"),
+    ];
+    for (path, body, status, message) in cases {
+        let (got, text) = http(nsq.http, "POST", path, body);
+        assert_eq!((got, json(&text)["message"].clone()), (status, serde_json::json!(message)), "{path}");
+    }
+    let (status, text) = http(nsq.lookupd, "GET", "/lookup?topic=nothing", b"");
+    assert_eq!((status, json(&text)["message"].clone()), (404, serde_json::json!("TOPIC_NOT_FOUND")));
+    let (status, text) = http(nsq.http, "POST", "/channel/delete?topic=t&channel=none", b"");
+    assert_eq!(status, 404, "{text}");
+}
+
+#[test]
+fn lookupd_api_names_this_node() {
+    let nsq = NsqBroker::start(&[]);
+    assert_eq!(http(nsq.http, "POST", "/topic/create?topic=found", b"").0, 200);
+    assert_eq!(http(nsq.lookupd, "POST", "/channel/create?topic=found&channel=ch", b"").0, 200);
+    for port in [nsq.http, nsq.lookupd] {
+        let lookup = json(&http(port, "GET", "/lookup?topic=found", b"").1);
+        assert_eq!(lookup["channels"], serde_json::json!(["ch"]));
+        let producer = &lookup["producers"][0];
+        assert_eq!(producer["broadcast_address"], "127.0.0.1");
+        assert_eq!(producer["tcp_port"], nsq.tcp);
+        assert_eq!(producer["http_port"], nsq.http);
+        assert!(json(&http(port, "GET", "/topics", b"").1)["topics"]
+            .as_array()
+            .is_some_and(|t| t.contains(&"found".into())));
+        assert_eq!(json(&http(port, "GET", "/channels?topic=found", b"").1)["channels"], serde_json::json!(["ch"]));
+        assert_eq!(json(&http(port, "GET", "/nodes", b"").1)["producers"][0]["tcp_port"], nsq.tcp);
+        assert_eq!(http(port, "GET", "/ping", b""), (200, "OK".to_string()));
+        assert!(json(&http(port, "GET", "/info", b"").1)["version"].is_string());
+    }
+}
+
+/// Channel pause holds delivery, unpause resumes, empty drops the backlog, delete removes it.
+#[test]
+fn channel_and_topic_admin() {
+    let nsq = NsqBroker::start(&[]);
+    let mut c = nsq.wire();
+    c.subscribe("adm", "c", 10);
+    assert_eq!(http(nsq.http, "POST", "/channel/pause?topic=adm&channel=c", b"").0, 200);
+    nsq.wire().publish("adm", b"held");
+    c.stream.set_read_timeout(Some(Duration::from_millis(1500))).expect("timeout");
+    assert!(c.frame().is_none(), "a paused channel delivered");
+    assert_eq!(http(nsq.http, "POST", "/channel/unpause?topic=adm&channel=c", b"").0, 200);
+    c.stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let m = c.message().expect("after unpause");
+    assert_eq!(m.body, b"held");
+    c.line(&format!("FIN {}", m.id));
+
+    assert_eq!(http(nsq.http, "POST", "/topic/pause?topic=adm", b"").0, 200);
+    nsq.wire().publish("adm", b"dropped");
+    assert_eq!(http(nsq.http, "POST", "/channel/empty?topic=adm&channel=c", b"").0, 200);
+    assert_eq!(http(nsq.http, "POST", "/topic/unpause?topic=adm", b"").0, 200);
+    c.stream.set_read_timeout(Some(Duration::from_millis(1500))).expect("timeout");
+    assert!(c.frame().is_none(), "an emptied channel delivered");
+    let stats = json(&http(nsq.http, "GET", "/stats?format=json&topic=adm", b"").1);
+    assert_eq!(stats["topics"][0]["channels"][0]["depth"], 0);
+
+    assert_eq!(http(nsq.http, "POST", "/channel/delete?topic=adm&channel=c", b"").0, 200);
+    assert!(c.closed(), "a client of a deleted channel stays connected");
+    assert_eq!(http(nsq.http, "POST", "/topic/delete?topic=adm", b"").0, 200);
+    assert_eq!(http(nsq.http, "GET", "/lookup?topic=adm", b"").0, 404);
+}
