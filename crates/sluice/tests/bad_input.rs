@@ -6,10 +6,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
-    TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
@@ -309,4 +310,217 @@ fn everything_bad_in_sequence_leaves_data_intact() {
     let rt = runtime();
     let producer = acks_all_producer(&broker.bootstrap(), &[]);
     assert_eq!(produce_one(&rt, &producer, &topic, 0, b"after", b"after-bad-input"), (0, SEED_COUNT as i64));
+}
+
+const INVALID_TOPIC_EXCEPTION: i16 = 17;
+
+/// Metadata version for raw requests: at least 4 (allow_auto_topic_creation), at most 9.
+fn metadata_version(broker: &Broker) -> i16 {
+    let (_, max) = supported_versions(broker, ApiKey::Metadata);
+    assert!(max >= 4, "broker supports Metadata only up to v{max}");
+    max.min(9)
+}
+
+#[test]
+fn invalid_topic_names_are_refused_and_never_touch_the_filesystem() {
+    let mut broker = Broker::start(&[]);
+    let version = metadata_version(&broker);
+    let long_name = "x".repeat(250);
+    let names =
+        [".", "..", "../escape", "../../escape2", "a/b", "/abs", "bad name", "tab\tname", "ünïcode", &long_name];
+    for name in names {
+        let req = MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(name.to_string()))))
+            ]))
+            .with_allow_auto_topic_creation(true);
+        let mut raw = Raw::connect(&broker);
+        let resp: MetadataResponse = raw.request(version, &req);
+        assert_eq!(resp.topics.len(), 1, "{name:?}: one topic in response");
+        assert_eq!(resp.topics[0].error_code, INVALID_TOPIC_EXCEPTION, "auto-creating topic {name:?}");
+    }
+    // The empty name too (Kafka: INVALID_TOPIC_EXCEPTION).
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str(""))))
+        ]))
+        .with_allow_auto_topic_creation(true);
+    let resp: MetadataResponse = Raw::connect(&broker).request(version, &req);
+    assert_eq!(resp.topics[0].error_code, INVALID_TOPIC_EXCEPTION, "empty topic name");
+
+    // Nothing escaped the data dir and no topic was made of any of those names.
+    let mut outside: Vec<String> = std::fs::read_dir(broker.temp_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    outside.sort();
+    assert_eq!(outside, vec!["broker.log".to_string(), "data".to_string()], "files next to the data dir");
+    assert!(!broker.temp_dir().parent().unwrap().join("escape").exists());
+    let listed = common::topic_names(&broker.bootstrap());
+    for name in names {
+        assert!(!listed.iter().any(|t| t == name), "invalid topic {name:?} was created: {listed:?}");
+    }
+    assert_broker_healthy(&mut broker);
+}
+
+/// Requests in the robustness sweep (bounded; each is answered or closed within IO_TIMEOUT).
+const SWEEP_REQUESTS: usize = 400;
+/// APIs left out of random bodies: ones that may legitimately park (Produce acks=0 has no
+/// reply, Fetch/JoinGroup/SyncGroup wait) or change state we check afterwards (topic and
+/// config admin, record deletion).
+const SWEEP_SKIP_KEYS: [i16; 10] = [0, 1, 11, 14, 19, 20, 21, 33, 37, 44];
+
+#[test]
+fn random_and_mutated_requests_never_harm_the_broker() {
+    let mut broker = Broker::start(&[]);
+    let topic = unique_topic("bad-sweep");
+    seed(&broker, &topic);
+
+    let mut versions = Raw::connect(&broker);
+    let api: ApiVersionsResponse = versions.request(0, &ApiVersionsRequest::default());
+    let keys: Vec<(i16, i16, i16)> = api
+        .api_keys
+        .iter()
+        .filter(|k| !SWEEP_SKIP_KEYS.contains(&k.api_key))
+        .map(|k| (k.api_key, k.min_version, k.max_version))
+        .collect();
+    assert!(!keys.is_empty());
+    let md_version = metadata_version(&broker);
+    let valid_metadata = {
+        let mut body = BytesMut::new();
+        MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(topic.clone()))))
+            ]))
+            .with_allow_auto_topic_creation(false)
+            .encode(&mut body, md_version)
+            .unwrap();
+        body.to_vec()
+    };
+
+    let mut rng = common::Rng::new(0x5EED);
+    let mut raw = Raw::connect(&broker);
+    let (mut answered, mut closed) = (0usize, 0usize);
+    let mut killers = Vec::new();
+    for n in 0..SWEEP_REQUESTS {
+        let correlation_id = 10_000 + n as i32;
+        let (key, version, body) = if n % 2 == 0 {
+            // A random body under a valid header of a random API and version.
+            let (key, min, max) = keys[rng.below(keys.len() as u64) as usize];
+            let version = min + rng.below((max - min + 1) as u64) as i16;
+            let len = rng.below(200) as usize;
+            (key, version, rng.bytes(len))
+        } else {
+            // A valid Metadata body, mutated: flipped bytes, truncated, or extended.
+            let mut body = valid_metadata.clone();
+            match rng.below(3) {
+                0 => {
+                    for _ in 0..1 + rng.below(4) {
+                        let at = rng.below(body.len() as u64) as usize;
+                        body[at] ^= 1 << rng.below(8);
+                    }
+                }
+                1 => body.truncate(rng.below(body.len() as u64) as usize),
+                _ => {
+                    let extra = 1 + rng.below(64) as usize;
+                    body.extend(rng.bytes(extra));
+                }
+            }
+            (ApiKey::Metadata as i16, md_version, body)
+        };
+        let header = RequestHeader::default()
+            .with_request_api_key(key)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("sluice-sweep")));
+        let header_version = ApiKey::try_from(key).map(|k| k.request_header_version(version)).unwrap_or(1);
+        raw.send_request_bytes(&header, header_version, &body);
+        match raw.read_reply() {
+            Reply::Frame(frame) => {
+                answered += 1;
+                assert!(frame.len() >= 4, "request {n} (key {key} v{version}): short response");
+                let got = i32::from_be_bytes(frame[0..4].try_into().unwrap());
+                assert_eq!(got, correlation_id, "request {n} (key {key} v{version}): response to someone else");
+            }
+            Reply::Closed => {
+                closed += 1;
+                std::thread::sleep(Duration::from_millis(20));
+                if let Some(status) = broker.try_exit_status() {
+                    let head: Vec<String> = body.iter().take(24).map(|b| format!("{b:02x}")).collect();
+                    killers.push(format!(
+                        "request {n}: key {key} v{version}, {}-byte body {}…: broker died with {status}",
+                        body.len(),
+                        head.join("")
+                    ));
+                    broker.restart();
+                }
+                raw = Raw::connect(&broker);
+            }
+        }
+        if n % 50 == 49 {
+            broker.assert_running();
+        }
+    }
+    eprintln!("robustness sweep: {SWEEP_REQUESTS} requests, {answered} answered, {closed} closed the connection");
+    assert!(killers.is_empty(), "{} request(s) killed the broker:\n{}", killers.len(), killers.join("\n"));
+    assert_broker_healthy(&mut broker);
+    assert_seed_intact(&broker, &topic, SEED_COUNT);
+}
+
+#[test]
+fn huge_array_counts_in_tiny_requests_are_refused_without_allocating() {
+    let mut broker = Broker::start(&[]);
+    let topic = unique_topic("bad-count");
+    seed(&broker, &topic);
+
+    // Each body is a few bytes whose first array claims ~2^31 (or, as a compact array, ~2^32)
+    // elements. A decoder that reserves capacity from the count before reading elements asks
+    // for hundreds of GB and aborts the whole process.
+    let huge_i32 = 0x7fff_ffffi32.to_be_bytes();
+    let huge_uvarint = [0xff, 0xff, 0xff, 0xff, 0x0f];
+    let mut cases: Vec<(&str, ApiKey, i16, Vec<u8>)> = Vec::new();
+    // Metadata v1: topics: [Int32 count] ...
+    cases.push(("Metadata v1 topics", ApiKey::Metadata, 1, huge_i32.to_vec()));
+    // ListOffsets v1: replica_id Int32, topics: [Int32 count]
+    let mut lo = (-1i32).to_be_bytes().to_vec();
+    lo.extend_from_slice(&huge_i32);
+    cases.push(("ListOffsets v1 topics", ApiKey::ListOffsets, 1, lo));
+    // ListOffsets v6 (flexible): replica_id Int32, isolation_level Int8, topics: compact array
+    let mut lo6 = (-1i32).to_be_bytes().to_vec();
+    lo6.push(0);
+    lo6.extend_from_slice(&huge_uvarint);
+    cases.push(("ListOffsets v6 topics (compact)", ApiKey::ListOffsets, 6, lo6));
+    // Produce v3: transactional_id null, acks -1, timeout, topic_data: [Int32 count]
+    let mut pr = (-1i16).to_be_bytes().to_vec();
+    pr.extend_from_slice(&(-1i16).to_be_bytes());
+    pr.extend_from_slice(&10_000i32.to_be_bytes());
+    pr.extend_from_slice(&huge_i32);
+    cases.push(("Produce v3 topic_data", ApiKey::Produce, 3, pr));
+
+    let mut killers = Vec::new();
+    for (n, (what, key, version, body)) in cases.into_iter().enumerate() {
+        let (min, max) = supported_versions(&broker, key);
+        if version < min || version > max {
+            panic!("{what}: broker does not support {key:?} v{version} ({min}..{max}); pick another case");
+        }
+        let mut raw = Raw::connect(&broker);
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(500 + n as i32)
+            .with_client_id(Some(StrBytes::from_static_str("sluice-raw-test")));
+        raw.send_request_bytes(&header, key.request_header_version(version), &body);
+        // Closing the connection or answering with an error are both fine; dying is not.
+        let _ = raw.read_reply();
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(status) = broker.try_exit_status() {
+            // Note it, bring the broker back and try the remaining cases, so one run reports all.
+            killers.push(format!("{what} ({}-byte body): broker died with {status}", body.len()));
+            broker.restart();
+            continue;
+        }
+        assert_broker_healthy(&mut broker);
+    }
+    assert!(killers.is_empty(), "requests with huge array counts killed the broker:\n{}", killers.join("\n"));
+    assert_seed_intact(&broker, &topic, SEED_COUNT);
 }

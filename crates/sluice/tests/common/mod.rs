@@ -42,6 +42,10 @@ pub struct BrokerOpts {
 pub struct Broker {
     child: Option<Child>,
     port: u16,
+    /// Ports for the other listeners (NSQ TCP, HTTP) when this build of the binary has them,
+    /// so brokers of parallel tests never fight over the fixed default ports.
+    nsq_tcp_port: u16,
+    http_port: u16,
     /// Holds the data dir and the log file; removed when the broker is dropped.
     dir: tempfile::TempDir,
     opts: BrokerOpts,
@@ -59,7 +63,8 @@ impl Broker {
         let dir = tempfile::Builder::new().prefix("sluice-test-").tempdir().expect("create temp dir");
         let port = free_port();
         let log_path = dir.path().join("broker.log");
-        let mut broker = Broker { child: None, port, dir, opts, log_path };
+        let mut broker =
+            Broker { child: None, port, nsq_tcp_port: free_port(), http_port: free_port(), dir, opts, log_path };
         std::fs::create_dir_all(broker.data_dir()).expect("create data dir");
         broker.spawn_and_wait();
         broker
@@ -72,6 +77,16 @@ impl Broker {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `127.0.0.1:<port>` of the NSQ TCP listener (only meaningful if the binary has one).
+    pub fn nsq_tcp_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.nsq_tcp_port)
+    }
+
+    /// `127.0.0.1:<port>` of the HTTP listener (only meaningful if the binary has one).
+    pub fn http_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.http_port)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -145,6 +160,10 @@ impl Broker {
 
     /// Starts the broker again on the same port with the same data dir and arguments.
     pub fn restart(&mut self) {
+        if self.try_exit_status().is_some() {
+            // It already died (a test provoking a crash); just start it again.
+            self.child = None;
+        }
         if self.child.is_some() {
             self.stop();
         }
@@ -176,12 +195,15 @@ impl Broker {
     fn spawn_and_wait(&mut self) {
         let log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("open broker log");
         let mut cmd = Command::new(SLUICE_BIN);
-        cmd.args(&self.opts.prefix)
-            .arg("--kafka-addr")
-            .arg(self.bootstrap())
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .args(&self.opts.args)
+        cmd.args(&self.opts.prefix).arg("--kafka-addr").arg(self.bootstrap()).arg("--data-dir").arg(self.data_dir());
+        // Listener flags the binary may or may not have yet; a test's own args come after and win.
+        if binary_has_flag("--nsq-tcp-addr") {
+            cmd.arg("--nsq-tcp-addr").arg(self.nsq_tcp_addr());
+        }
+        if binary_has_flag("--http-addr") {
+            cmd.arg("--http-addr").arg(self.http_addr());
+        }
+        cmd.args(&self.opts.args)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
@@ -221,6 +243,19 @@ impl Drop for Broker {
         // Only ever the child this harness spawned, by its own handle (PID).
         self.kill9();
     }
+}
+
+/// Whether `sluice --help` lists `flag` (checked once per test binary).
+pub fn binary_has_flag(flag: &str) -> bool {
+    static HELP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let help = HELP.get_or_init(|| {
+        let mut cmd = Command::new(SLUICE_BIN);
+        cmd.arg("--help").stdin(Stdio::null());
+        clear_sluice_env(&mut cmd);
+        let out = run_bounded(&mut cmd, Duration::from_secs(20));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    });
+    help.split(|c: char| c.is_whitespace() || c == ',').any(|word| word == flag)
 }
 
 /// A port that was free a moment ago on 127.0.0.1. Preferably one below the kernel's ephemeral
