@@ -527,7 +527,12 @@ impl GroupCoordinator {
     pub fn fire_due(&self, now: Instant) {
         let Ok(mut inner) = self.lock() else { return };
         let Inner { groups, deadlines } = &mut *inner;
-        for d in deadlines.pop_due(now) {
+        let due = deadlines.pop_due(now);
+        if due.is_empty() {
+            // Nothing fired: waking the sweeper again would make it spin on an idle broker.
+            return;
+        }
+        for d in due {
             let Some(group) = groups.get_mut(&*d.group) else { continue };
             match &d.kind {
                 Kind::Session(member) => {
