@@ -542,7 +542,9 @@ impl GroupCoordinator {
                 Kind::Rebalance(generation) => group.rebalance_expired(*generation, d.at, now, deadlines),
             }
         }
-        self.after_change(&mut inner);
+        // No wake-up here: the sweeper itself is the caller and re-reads the next deadline.
+        // (Notifying would leave a permit that makes its next wait return at once: a spin.)
+        bound_heap(&mut inner);
     }
 
     /// Expires offsets of groups empty for longer than the retention, drops empty groups
@@ -590,13 +592,19 @@ impl GroupCoordinator {
         self.inner.lock().map_err(|_| GroupError::CoordinatorNotAvailable)
     }
 
-    /// After any change: keep the heap bounded and let the sweeper re-arm its timer.
+    /// After a change from a request: keep the heap bounded and let the sweeper re-arm
+    /// its timer, since the change may have pushed an earlier deadline.
     fn after_change(&self, inner: &mut Inner) {
-        let live: usize = inner.groups.values().map(|g| g.members.len() + g.pending.len() + 2).sum();
-        if inner.deadlines.len() > live + STALE_ENTRIES_MAX {
-            rebuild_deadlines(inner);
-        }
+        bound_heap(inner);
         self.wake.notify_one();
+    }
+}
+
+/// Rebuilds the heap from live state when stale entries pile up.
+fn bound_heap(inner: &mut Inner) {
+    let live: usize = inner.groups.values().map(|g| g.members.len() + g.pending.len() + 2).sum();
+    if inner.deadlines.len() > live + STALE_ENTRIES_MAX {
+        rebuild_deadlines(inner);
     }
 }
 
