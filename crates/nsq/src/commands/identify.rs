@@ -9,7 +9,8 @@ use crate::NSQD_VERSION;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// What a client may send; every field optional, unknown ones ignored (as Go's json does).
+/// What a client may send; every field optional, unknown ones ignored and `null` taken as
+/// absent (as Go's json does: tokio-nsq sends `"sample_rate": null`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct IdentifyData {
@@ -17,17 +18,17 @@ struct IdentifyData {
     short_id: Option<String>,
     hostname: Option<String>,
     long_id: Option<String>,
-    heartbeat_interval: i64,
-    output_buffer_size: i64,
-    output_buffer_timeout: i64,
-    feature_negotiation: bool,
-    tls_v1: bool,
-    deflate: bool,
-    deflate_level: i64,
-    snappy: bool,
-    sample_rate: i64,
+    heartbeat_interval: Option<i64>,
+    output_buffer_size: Option<i64>,
+    output_buffer_timeout: Option<i64>,
+    feature_negotiation: Option<bool>,
+    tls_v1: Option<bool>,
+    deflate: Option<bool>,
+    deflate_level: Option<i64>,
+    snappy: Option<bool>,
+    sample_rate: Option<i64>,
     user_agent: Option<String>,
-    msg_timeout: i64,
+    msg_timeout: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -63,20 +64,22 @@ pub fn run(conn: &mut Conn, command: &Command) -> NsqResult<()> {
     let data: IdentifyData = serde_json::from_slice(body)
         .map_err(|_| NsqError::fatal("E_BAD_BODY", "IDENTIFY failed to decode JSON body"))?;
     apply(conn, &data).map_err(|reason| NsqError::fatal("E_BAD_BODY", format!("IDENTIFY {reason}")))?;
-    if data.snappy && data.deflate {
+    let (snappy, deflate) = (data.snappy.unwrap_or(false), data.deflate.unwrap_or(false));
+    if snappy && deflate {
         return Err(NsqError::fatal("E_IDENTIFY_FAILED", "cannot enable both deflate and snappy compression"));
     }
     conn.identified = true;
-    if !data.feature_negotiation {
+    if !data.feature_negotiation.unwrap_or(false) {
         conn.respond(b"OK");
         return Ok(());
     }
-    let deflate_level = data.deflate.then(|| {
-        let level = if data.deflate_level <= 0 { 6 } else { data.deflate_level as u32 };
+    let deflate_level = deflate.then(|| {
+        let requested = data.deflate_level.unwrap_or(0);
+        let level = if requested <= 0 { 6 } else { requested.min(i64::from(u32::MAX)) as u32 };
         level.min(conn.config.max_deflate_level)
     });
     conn.identity.deflate_level = deflate_level;
-    conn.identity.snappy = data.snappy;
+    conn.identity.snappy = snappy;
     let response = IdentifyResponse {
         max_rdy_count: conn.config.max_rdy_count,
         version: NSQD_VERSION,
@@ -86,7 +89,7 @@ pub fn run(conn: &mut Conn, command: &Command) -> NsqResult<()> {
         deflate: deflate_level.is_some(),
         deflate_level: deflate_level.unwrap_or(0),
         max_deflate_level: conn.config.max_deflate_level,
-        snappy: data.snappy,
+        snappy,
         sample_rate: i64::from(conn.identity.sample_rate),
         auth_required: false,
         output_buffer_size: conn.identity.output_buffer_size,
@@ -99,7 +102,7 @@ pub fn run(conn: &mut Conn, command: &Command) -> NsqResult<()> {
             deflater: Deflater::deflate(level),
             inflater: Inflater::Deflate(Box::new(flate2::Decompress::new(false))),
         });
-    } else if data.snappy {
+    } else if snappy {
         conn.upgrade =
             Some(Upgrade { deflater: Deflater::snappy(), inflater: Inflater::Snappy(snap::raw::Decoder::new()) });
     }
@@ -117,7 +120,7 @@ fn apply(conn: &mut Conn, data: &IdentifyData) -> Result<(), String> {
         id.hostname = hostname;
     }
     id.user_agent = data.user_agent.clone().unwrap_or_default();
-    id.heartbeat_interval = match data.heartbeat_interval {
+    id.heartbeat_interval = match data.heartbeat_interval.unwrap_or(0) {
         -1 => None,
         0 => Some(cfg.heartbeat_interval),
         ms if ms >= 1000 && ms as u128 <= cfg.max_heartbeat_interval.as_millis() => {
@@ -125,22 +128,23 @@ fn apply(conn: &mut Conn, data: &IdentifyData) -> Result<(), String> {
         }
         ms => return Err(format!("heartbeat interval ({ms}) is invalid")),
     };
-    id.output_buffer_size = match data.output_buffer_size {
+    id.output_buffer_size = match data.output_buffer_size.unwrap_or(0) {
         -1 => 1,
         0 => cfg.output_buffer_size,
         n if n >= 64 && n as usize <= cfg.max_output_buffer_size => n as usize,
         n => return Err(format!("output buffer size ({n}) is invalid")),
     };
-    match data.output_buffer_timeout {
+    match data.output_buffer_timeout.unwrap_or(0) {
         -1 | 0 => {}
         ms if ms >= 1 && ms as u128 <= cfg.max_output_buffer_timeout.as_millis() => {}
         ms => return Err(format!("output buffer timeout ({ms}) is invalid")),
     }
-    if !(0..=99).contains(&data.sample_rate) {
-        return Err(format!("sample rate ({}) is invalid", data.sample_rate));
+    let sample_rate = data.sample_rate.unwrap_or(0);
+    if !(0..=99).contains(&sample_rate) {
+        return Err(format!("sample rate ({sample_rate}) is invalid"));
     }
-    id.sample_rate = data.sample_rate as i32;
-    id.msg_timeout = match data.msg_timeout {
+    id.sample_rate = sample_rate as i32;
+    id.msg_timeout = match data.msg_timeout.unwrap_or(0) {
         0 => cfg.msg_timeout,
         ms if ms >= 1000 && ms as u128 <= cfg.max_msg_timeout.as_millis() => Duration::from_millis(ms as u64),
         ms => return Err(format!("msg timeout ({ms}) is invalid")),
