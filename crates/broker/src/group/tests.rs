@@ -259,3 +259,55 @@ fn sync_phase_deadline_does_not_cut_short_the_next_join_phase() {
     assert_eq!((d.state, d.members.len()), (GroupState::PreparingRebalance, 2), "a still has time to rejoin");
     assert_eq!(c.heartbeat("g", 1, &a, None), Err(GroupError::RebalanceInProgress));
 }
+
+/// A minimal RecordBatch v2 of `count` records (header only; what the log validates).
+fn batch(count: i32) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i64.to_be_bytes()); // base offset, assigned by the log
+    b.extend_from_slice(&0i32.to_be_bytes()); // batch length, patched below
+    b.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
+    b.push(2); // magic
+    b.extend_from_slice(&0u32.to_be_bytes()); // crc, patched below
+    b.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    b.extend_from_slice(&(count - 1).to_be_bytes()); // last offset delta
+    b.extend_from_slice(&coordinator::now_ms().to_be_bytes());
+    b.extend_from_slice(&coordinator::now_ms().to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+    b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    b.extend_from_slice(&count.to_be_bytes());
+    for i in 0..count {
+        // length 6 (zigzag 12), attributes, timestamp delta 0, offset delta i, key -1, value -1, headers 0
+        b.extend_from_slice(&[12, 0, 0, (i as u8) << 1, 1, 1, 0]);
+    }
+    let len = (b.len() - 12) as i32;
+    b[8..12].copy_from_slice(&len.to_be_bytes());
+    let crc = offsets::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+#[test]
+fn lag_is_log_end_minus_committed_per_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = crate::Broker::open(crate::BrokerConfig::new(dir.path())).unwrap();
+    let topic = broker.create_topic("lagged", Some(2), Default::default()).unwrap();
+    let p0 = topic.partition(0).unwrap();
+    p0.append_written(&mut batch(5)).unwrap();
+    p0.append_written(&mut batch(5)).unwrap();
+    assert_eq!(p0.log_end_offset(), 10);
+    let commit = CommitRequest { group_id: "g".into(), generation: -1, member_id: String::new(), instance_id: None };
+    let o = |partition, offset| OffsetToCommit {
+        topic: "lagged".into(),
+        partition,
+        offset,
+        leader_epoch: -1,
+        metadata: None,
+    };
+    broker.groups().commit_offsets(&commit, &[o(0, 3), o(1, 0)]).unwrap();
+    let lag = broker.groups().lag(&broker, "g");
+    assert_eq!(
+        lag.iter().map(|l| (l.partition, l.committed, l.log_end, l.lag)).collect::<Vec<_>>(),
+        vec![(0, 3, 10, 7), (1, 0, 0, 0)]
+    );
+}
