@@ -291,7 +291,10 @@ impl GroupCoordinator {
         valid_group_id(group_id)?;
         let mut inner = self.lock()?;
         let Inner { groups, deadlines } = &mut *inner;
-        let group = groups.get_mut(group_id).ok_or(GroupError::UnknownMemberId)?;
+        let Some(group) = groups.get_mut(group_id) else {
+            // As Kafka: no group-level error, each member is unknown.
+            return Ok(vec![Err(GroupError::UnknownMemberId); members.len()]);
+        };
         if group.state == GroupState::Dead {
             return Err(GroupError::CoordinatorNotAvailable);
         }

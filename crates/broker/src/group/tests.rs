@@ -311,3 +311,10 @@ fn lag_is_log_end_minus_committed_per_partition() {
         vec![(0, 3, 10, 7), (1, 0, 0, 0)]
     );
 }
+
+#[test]
+fn leaving_an_unknown_group_is_a_per_member_error() {
+    let (_d, c) = coordinator(Duration::from_secs(3600));
+    let members = [("m1".to_string(), None), ("m2".to_string(), Some("i".to_string()))];
+    assert_eq!(c.leave("nope", &members), Ok(vec![Err(GroupError::UnknownMemberId); 2]));
+}
