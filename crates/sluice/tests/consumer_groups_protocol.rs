@@ -410,3 +410,50 @@ fn offsets_of_an_empty_group_expire_after_the_configured_retention() {
     }
     assert!(broker.log_contents().contains("committed offsets expired"));
 }
+
+#[test]
+fn newest_flexible_versions_round_trip() {
+    let broker = Broker::start(&[]);
+    let group = unique_topic("g-flex");
+    let mut raw = Raw::connect(&broker);
+    let r = join(&mut raw, 9, &group, "", None, 10_000, &["range"]);
+    assert_eq!(r.error_code, MEMBER_ID_REQUIRED);
+    let r = join(&mut raw, 9, &group, r.member_id.as_str(), None, 10_000, &["range"]);
+    assert_eq!((r.error_code, r.generation_id), (NONE, 1));
+    assert_eq!((r.protocol_type.as_deref(), r.protocol_name.as_deref()), (Some("consumer"), Some("range")));
+    let member = r.member_id.to_string();
+    let mut req = SyncGroupRequest::default();
+    req.group_id = GroupId(s(&group));
+    req.generation_id = 1;
+    req.member_id = s(&member);
+    req.protocol_type = Some(s("consumer"));
+    req.protocol_name = Some(s("range"));
+    let mut a = SyncGroupRequestAssignment::default();
+    a.member_id = s(&member);
+    a.assignment = Bytes::from_static(b"flex");
+    req.assignments = vec![a];
+    let sr = raw.request(5, &req);
+    assert_eq!((sr.error_code, &sr.assignment[..], sr.protocol_name.as_deref()), (NONE, &b"flex"[..], Some("range")));
+    assert_eq!(heartbeat(&mut raw, 4, &group, 1, &member, None), NONE);
+    let mut d = DescribeGroupsRequest::default();
+    d.groups = vec![GroupId(s(&group))];
+    let described = raw.request(5, &d);
+    assert_eq!(described.groups[0].group_state.as_str(), "Stable");
+    let listed = raw.request(3, &ListGroupsRequest::default());
+    assert!(listed.groups.iter().any(|g| g.group_id.0.as_str() == group));
+    let mut leave = LeaveGroupRequest::default();
+    leave.group_id = GroupId(s(&group));
+    let mut m = MemberIdentity::default();
+    m.member_id = s(&member);
+    m.reason = Some(s("test done"));
+    leave.members = vec![m];
+    let lr = raw.request(5, &leave);
+    assert_eq!((lr.error_code, lr.members[0].error_code), (NONE, NONE));
+    let mut del = DeleteGroupsRequest::default();
+    del.groups_names = vec![GroupId(s(&group))];
+    assert_eq!(raw.request(2, &del).results[0].error_code, NONE, "an empty group can be deleted");
+    assert_eq!(raw.request(2, &del).results[0].error_code, GROUP_ID_NOT_FOUND, "and is then gone");
+    let mut fc = FindCoordinatorRequest::default();
+    fc.key = s(&group);
+    assert_eq!(raw.request(3, &fc).error_code, NONE);
+}
