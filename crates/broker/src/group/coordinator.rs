@@ -2,7 +2,7 @@
 //! store, and the sweeper task. Listeners call these functions; a JoinGroup or SyncGroup
 //! that must wait gets a oneshot receiver completed by the state machine.
 
-use super::offsets::{Committed, OffsetStore, GROUP_ID_BYTES_MAX, METADATA_BYTES_MAX};
+use super::offsets::{Committed, OffsetStore, GROUP_ID_BYTES_MAX, METADATA_BYTES_MAX, TOPIC_BYTES_MAX};
 use super::state::{Group, GroupState, PROTOCOLS_MAX};
 use super::timeouts::{Deadlines, Kind, STALE_ENTRIES_MAX};
 use super::GroupError;
@@ -331,6 +331,10 @@ impl GroupCoordinator {
         let mut results = Vec::with_capacity(offsets.len());
         let mut entries = Vec::with_capacity(offsets.len());
         for o in offsets {
+            if o.topic.is_empty() || o.topic.len() > TOPIC_BYTES_MAX {
+                results.push(Err(GroupError::UnknownTopicOrPartition));
+                continue;
+            }
             if o.metadata.as_ref().is_some_and(|m| m.len() > METADATA_BYTES_MAX) {
                 results.push(Err(GroupError::OffsetMetadataTooLarge));
                 continue;
@@ -453,7 +457,9 @@ impl GroupCoordinator {
         let mut results = Vec::with_capacity(partitions.len());
         let mut deletable = Vec::new();
         for (topic, partition) in partitions {
-            if subscribed.contains(topic) {
+            if topic.is_empty() || topic.len() > TOPIC_BYTES_MAX {
+                results.push(Err(GroupError::UnknownTopicOrPartition));
+            } else if subscribed.contains(topic) {
                 results.push(Err(GroupError::GroupSubscribedToTopic));
             } else {
                 results.push(Ok(()));

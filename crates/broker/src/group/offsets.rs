@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 pub const METADATA_BYTES_MAX: usize = 4096;
 /// Longest group id accepted: bounds record size and memory per group.
 pub const GROUP_ID_BYTES_MAX: usize = 1024;
-/// Longest topic name (Kafka's limit is 249).
-const TOPIC_BYTES_MAX: usize = 255;
+/// Longest topic name kept (Kafka's limit is 249).
+pub const TOPIC_BYTES_MAX: usize = 255;
 /// Fixed part of a payload: kind, two string lengths, partition, offset, epoch, timestamp, metadata length.
 const PAYLOAD_FIXED_BYTES: usize = 1 + 2 + 2 + 4 + 8 + 4 + 8 + 4;
 /// Largest payload a valid record can have; anything longer on disk is corruption.

@@ -318,3 +318,18 @@ fn leaving_an_unknown_group_is_a_per_member_error() {
     let members = [("m1".to_string(), None), ("m2".to_string(), Some("i".to_string()))];
     assert_eq!(c.leave("nope", &members), Ok(vec![Err(GroupError::UnknownMemberId); 2]));
 }
+
+#[test]
+fn oversized_names_never_reach_the_offsets_log() {
+    let (dir, c) = coordinator(Duration::from_secs(3600));
+    let long = "t".repeat(70_000);
+    let commit = CommitRequest { group_id: "g".into(), generation: -1, member_id: String::new(), instance_id: None };
+    let o = OffsetToCommit { topic: long.clone(), partition: 0, offset: 1, leader_epoch: -1, metadata: None };
+    assert_eq!(c.commit_offsets(&commit, &[o]), Ok(vec![Err(GroupError::UnknownTopicOrPartition)]));
+    let ok = OffsetToCommit { topic: "t".into(), partition: 0, offset: 9, leader_epoch: -1, metadata: None };
+    c.commit_offsets(&commit, &[ok]).unwrap();
+    assert_eq!(c.delete_offsets("g", &[(long, 0)]), Ok(vec![Err(GroupError::UnknownTopicOrPartition)]));
+    drop(c);
+    let reopened = GroupCoordinator::open(dir.path(), GroupConfig::default()).unwrap();
+    assert_eq!(reopened.fetch_offsets("g", None).unwrap().len(), 1, "the log replays cleanly");
+}
