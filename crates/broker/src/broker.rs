@@ -45,7 +45,14 @@ impl Broker {
             topics.insert(name, Arc::new(topic));
         }
         let groups = Arc::new(GroupCoordinator::open(&config.data_dir, config.groups.clone())?);
-        Ok(Arc::new(Broker { config, cluster_id, topics: RwLock::new(topics), admin: Mutex::new(()), producer_ids, groups }))
+        Ok(Arc::new(Broker {
+            config,
+            cluster_id,
+            topics: RwLock::new(topics),
+            admin: Mutex::new(()),
+            producer_ids,
+            groups,
+        }))
     }
 
     pub fn config(&self) -> &BrokerConfig {
