@@ -118,6 +118,7 @@ impl Conn {
         let mut raw = BytesMut::with_capacity(READ_CHUNK);
         let mut plain = BytesMut::new();
         let mut last_read = Instant::now();
+        let mut heartbeat_interval = self.identity.heartbeat_interval;
         let mut next_heartbeat = self.identity.heartbeat_interval.map(|hb| Instant::now() + hb);
         loop {
             if let Err(reason) = self.process(&mut raw, &mut plain, &mut wr).await {
@@ -126,6 +127,11 @@ impl Conn {
             }
             if self.flush(&mut wr).await.is_err() {
                 break;
+            }
+            // IDENTIFY may have changed or disabled the heartbeat interval.
+            if heartbeat_interval != self.identity.heartbeat_interval {
+                heartbeat_interval = self.identity.heartbeat_interval;
+                next_heartbeat = heartbeat_interval.map(|hb| Instant::now() + hb);
             }
             let read_deadline = self.identity.heartbeat_interval.map(|hb| last_read + hb * 2);
             let pump = self
@@ -158,10 +164,6 @@ impl Conn {
                     tracing::debug!(client = self.id, "no data within two heartbeat intervals");
                     break;
                 }
-            }
-            // IDENTIFY may have changed or disabled the heartbeat interval.
-            if next_heartbeat.is_some() != self.identity.heartbeat_interval.is_some() {
-                next_heartbeat = self.identity.heartbeat_interval.map(|hb| Instant::now() + hb);
             }
         }
         let _ = self.flush(&mut wr).await;

@@ -183,3 +183,60 @@ fn identify_negotiates_features() {
         assert!(json.get(key).is_some(), "missing {key}: {json}");
     }
 }
+
+/// Heartbeats arrive at the negotiated interval; a client that answers none is
+/// disconnected after two missed intervals, while one that answers NOP stays.
+#[test]
+fn heartbeats_and_disconnect_after_two_missed() {
+    use std::io::Read;
+    let nsq = NsqBroker::start(&[]);
+    let mut silent = nsq.wire();
+    silent.with_body("IDENTIFY", br#"{"heartbeat_interval": 1000}"#);
+    silent.expect_ok();
+    let mut lively = nsq.wire();
+    lively.with_body("IDENTIFY", br#"{"heartbeat_interval": 1000}"#);
+    lively.expect_ok();
+    let silent_check = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut head = [0u8; 8];
+        silent.stream.read_exact(&mut head).expect("heartbeat frame");
+        let mut data = vec![0u8; u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize - 4];
+        silent.stream.read_exact(&mut data).expect("heartbeat body");
+        assert_eq!(data, b"_heartbeat_");
+        assert!(started.elapsed() >= Duration::from_millis(800), "heartbeat too early");
+        assert!(silent.closed(), "silent client not disconnected");
+        let closed_after = started.elapsed();
+        assert!(
+            closed_after >= Duration::from_millis(1900) && closed_after < Duration::from_secs(5),
+            "disconnected after {closed_after:?}"
+        );
+    });
+    // The lively client answers heartbeats (Wire::frame sends NOP) and is still served.
+    lively.stream.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        assert!(lively.frame().is_none(), "unexpected frame");
+    }
+    lively.line("SUB hb c");
+    lively.expect_ok();
+    silent_check.join().expect("silent client check");
+}
+
+/// An `#ephemeral` channel keeps no state and vanishes with its last client.
+#[test]
+fn ephemeral_channel_vanishes_with_its_last_client() {
+    let nsq = NsqBroker::start(&[]);
+    let mut c = nsq.wire();
+    c.subscribe("eph", "tmp#ephemeral", 10);
+    nsq.wire().publish("eph", b"x");
+    let m = c.message().expect("message");
+    c.line(&format!("FIN {}", m.id));
+    let stats = nsq_common::http(nsq.http, "GET", "/stats?format=json&topic=eph", b"").1;
+    assert!(stats.contains("tmp#ephemeral"), "{stats}");
+    drop(c);
+    std::thread::sleep(Duration::from_millis(500));
+    let stats = nsq_common::http(nsq.http, "GET", "/stats?format=json&topic=eph", b"").1;
+    assert!(!stats.contains("tmp#ephemeral"), "ephemeral channel outlived its client: {stats}");
+    let files = common::files_with_suffix(&nsq.broker.data_dir(), ".json");
+    assert!(files.iter().all(|f| !f.to_string_lossy().contains("ephemeral")), "state kept: {files:?}");
+}
