@@ -5,7 +5,14 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# The machine's Python with pip is pyenv's; a non-interactive shell (CI) may not have its
+# shims on PATH, and the NSQ client tests run `python3` from PATH.
+if [ -d "$HOME/.pyenv/shims" ]; then
+  export PATH="$HOME/.pyenv/shims:$PATH"
+fi
+
 bash scripts/install-test-deps.sh
+bash scripts/install-nsq-test-deps.sh
 
 echo "==> cargo build --workspace --all-targets"
 cargo build --workspace --all-targets
