@@ -8,11 +8,13 @@
 //! expires deadlines, releases due messages and checkpoints state to
 //! `<data_dir>/channels/<topic>/<channel>.json`, so a crash can only redeliver.
 
-mod cursor;
 mod checkpoint;
+mod cursor;
 pub mod id;
 pub mod records;
 mod registry;
+#[cfg(test)]
+mod scenarios;
 
 pub use cursor::{Channel, ChannelOpError, ChannelStats, ClientInfo, Delivery};
 pub use id::MessageId;

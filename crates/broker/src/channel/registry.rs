@@ -1,8 +1,8 @@
 //! The NSQ view of the broker: topics with their channels, publishing, and the one sweeper
 //! task that expires deadlines and checkpoints channel state.
 
-use super::cursor::{Channel, ChannelSpec};
 use super::checkpoint;
+use super::cursor::{Channel, ChannelSpec};
 use super::{
     is_ephemeral, now_ms, nsq_topic_name, records, storage_topic_name, CHANNELS_PER_TOPIC_MAX, CHECKPOINT_INTERVAL,
     SWEEP_INTERVAL,
