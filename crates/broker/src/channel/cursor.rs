@@ -194,7 +194,16 @@ impl Channel {
     /// A channel restored from its checkpoint: everything unfinished is read again.
     pub(super) fn restore(spec: ChannelSpec, checkpoint: Checkpoint) -> Arc<Channel> {
         let mut state = State::default();
+        let partitions = spec.log_topic.partitions();
         for (index, cursor) in checkpoint.partitions {
+            // A floor past the log end means the topic was deleted and re-created behind the
+            // channel's back (Kafka DeleteTopics): start the new log from its beginning.
+            let log_end = partitions.iter().find(|p| p.index == index).map_or(0, |p| p.log_end_offset());
+            if cursor.floor > log_end {
+                tracing::warn!(topic = %spec.topic, channel = %spec.name, partition = index,
+                    floor = cursor.floor, log_end, "channel checkpoint is past the log end; restarting at log start");
+                continue;
+            }
             let mut restored = Cursor::at(cursor.floor);
             for offset in cursor.finished {
                 restored.finish(offset);

@@ -100,6 +100,14 @@ impl Channels {
     pub fn open(broker: Arc<Broker>, config: ChannelsConfig) -> BrokerResult<Arc<Channels>> {
         let dir = broker.config().data_dir.join("channels");
         std::fs::create_dir_all(&dir).map_err(|e| BrokerError::Storage(format!("{}: {e}", dir.display())))?;
+        // Ephemeral topics keep nothing across a restart (as nsqd): drop their logs.
+        for topic in broker.topics() {
+            if is_ephemeral(&nsq_topic_name(&topic.name)) {
+                if let Err(e) = broker.delete_topic(&topic.name) {
+                    tracing::warn!(topic = %topic.name, error = %e, "cannot drop ephemeral topic");
+                }
+            }
+        }
         let channels = Arc::new(Channels { broker, dir: dir.clone(), config, topics: RwLock::new(HashMap::new()) });
         let entries = std::fs::read_dir(&dir).map_err(|e| BrokerError::Storage(format!("{}: {e}", dir.display())))?;
         for entry in entries.flatten() {

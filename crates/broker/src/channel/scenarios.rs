@@ -72,3 +72,32 @@ async fn later_channels_start_at_the_tail() {
     assert_eq!(a, [Bytes::from_static(b"old"), Bytes::from_static(b"new")]);
     assert_eq!(b, [Bytes::from_static(b"new")]);
 }
+
+/// A topic deleted and re-created behind a channel (Kafka) does not leave the channel stuck
+/// past the new log's end after a restart; ephemeral topics do not survive a restart.
+#[tokio::test]
+async fn recreated_topic_and_ephemeral_topic_after_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let channels = open(dir.path()).await;
+    let bodies: Vec<Bytes> = (0..3).map(|i| Bytes::from(format!("old{i}"))).collect();
+    channels.publish("t", &bodies, None).await.expect("publish");
+    channels.publish("e#ephemeral", &bodies, None).await.expect("publish ephemeral");
+    let channel = channels.channel_or_create("t", "c").expect("channel");
+    let me = client(1, 10);
+    while let Some(d) = channel.try_pop(&me, Duration::from_secs(60)) {
+        channel.fin(d.id, &me).expect("fin");
+    }
+    channels.checkpoint(true);
+    let broker = Arc::clone(channels.broker());
+    drop((channel, channels));
+    broker.delete_topic("t").expect("delete");
+    broker.create_topic("t", Some(1), Default::default()).expect("recreate");
+    drop(broker);
+
+    let channels = open(dir.path()).await;
+    assert!(channels.topic("e#ephemeral").is_none(), "ephemeral topic survived a restart");
+    channels.publish("t", &[Bytes::from_static(b"new")], None).await.expect("publish");
+    let channel = channels.existing_channel("t", "c").expect("restored");
+    let got = channel.try_pop(&client(2, 10), Duration::from_secs(60)).expect("new message");
+    assert_eq!(got.body, Bytes::from_static(b"new"));
+}
