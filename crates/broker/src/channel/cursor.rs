@@ -552,6 +552,11 @@ impl Channel {
         moved
     }
 
+    /// Every offset below this is finished on `partition` (`None`: not yet read at all).
+    pub fn floor(&self, partition: i32) -> Option<i64> {
+        self.lock().cursors.get(&partition).map(|c| c.floor)
+    }
+
     pub fn set_paused(&self, paused: bool) {
         self.paused.store(paused, Ordering::Relaxed);
         self.dirty.store(true, Ordering::Relaxed);

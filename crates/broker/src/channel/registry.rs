@@ -286,6 +286,15 @@ impl Channels {
         self.topic(topic).and_then(|t| t.channel(channel)).ok_or(BrokerError::UnknownTopicOrPartition)
     }
 
+    /// The lowest offset some durable channel of `topic` (a log topic name) still needs on
+    /// `partition`: what retention should keep (up to its own cap) so no channel loses a
+    /// message it has not finished. `None` when no durable channel reads the partition.
+    /// Not yet consulted: the log's retention takes no floor yet (storage and maintenance).
+    pub fn retention_floor(&self, log_topic: &str, partition: i32) -> Option<i64> {
+        let topic = self.topic(&nsq_topic_name(log_topic))?;
+        topic.channels().iter().filter(|c| !c.ephemeral).filter_map(|c| c.floor(partition)).min()
+    }
+
     /// A client left a channel; an ephemeral channel goes with its last client, and an
     /// ephemeral topic with its last channel.
     pub fn client_left(&self, channel: &Channel, client: u64) {

@@ -71,6 +71,8 @@ async fn later_channels_start_at_the_tail() {
     let b: Vec<_> = (0..3).filter_map(|_| second.try_pop(&me, Duration::from_secs(60))).map(|d| d.body).collect();
     assert_eq!(a, [Bytes::from_static(b"old"), Bytes::from_static(b"new")]);
     assert_eq!(b, [Bytes::from_static(b"new")]);
+    // Nothing finished yet: retention must keep everything from offset 0.
+    assert_eq!(channels.retention_floor("t", 0), Some(0));
 }
 
 /// A topic deleted and re-created behind a channel (Kafka) does not leave the channel stuck
