@@ -11,7 +11,7 @@ use crate::topic_config::TopicConfig;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 pub struct Broker {
     config: BrokerConfig,
@@ -22,6 +22,15 @@ pub struct Broker {
     producer_ids: ProducerIds,
     /// Consumer groups and their committed offsets.
     groups: Arc<GroupCoordinator>,
+    /// Readers that need records kept past retention (NSQ channels); weak, so a holder
+    /// that owns the broker does not keep itself alive through it.
+    retention_holders: RwLock<Vec<Weak<dyn RetentionHolder>>>,
+}
+
+/// Something that still needs a partition's records: retention keeps what it needs.
+pub trait RetentionHolder: Send + Sync {
+    /// The lowest offset of `topic`/`partition` still needed, or None.
+    fn retention_floor(&self, topic: &str, partition: i32) -> Option<i64>;
 }
 
 impl Broker {
@@ -52,7 +61,24 @@ impl Broker {
             admin: Mutex::new(()),
             producer_ids,
             groups,
+            retention_holders: RwLock::new(Vec::new()),
         }))
+    }
+
+    /// Registers a reader whose floor retention must respect (see `retention_hold`).
+    pub fn add_retention_holder(&self, holder: Weak<dyn RetentionHolder>) {
+        if let Ok(mut holders) = self.retention_holders.write() {
+            holders.retain(|h| h.strong_count() > 0);
+            holders.push(holder);
+        }
+    }
+
+    /// What retention must keep of a partition: the lowest floor of every live holder,
+    /// capped by `retention_hold_bytes_max`.
+    pub fn retention_hold(&self, topic: &str, partition: i32) -> Option<sluice_log::RetentionHold> {
+        let holders = self.retention_holders.read().ok()?;
+        let floor = holders.iter().filter_map(Weak::upgrade).filter_map(|h| h.retention_floor(topic, partition)).min()?;
+        Some(sluice_log::RetentionHold { keep_from_offset: floor, log_bytes_max: self.config.retention_hold_bytes_max })
     }
 
     pub fn config(&self) -> &BrokerConfig {

@@ -25,7 +25,15 @@ pub struct BrokerConfig {
     pub log_defaults: LogConfig,
     /// Consumer-group settings (session timeout bounds, offsets retention).
     pub groups: GroupConfig,
+    /// A durable NSQ channel keeps the segments it has not finished past retention while
+    /// the partition is at most this large; beyond it retention deletes as usual, so a
+    /// stalled channel cannot fill the disk.
+    pub retention_hold_bytes_max: u64,
 }
+
+/// 10 GiB per partition: room for a channel that falls behind for hours at a typical rate,
+/// small enough that one stalled channel cannot take a whole disk.
+pub const RETENTION_HOLD_BYTES_MAX_DEFAULT: u64 = 10 << 30;
 
 impl BrokerConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> BrokerConfig {
@@ -39,6 +47,7 @@ impl BrokerConfig {
             partitions_per_topic_max: 10_000,
             log_defaults: LogConfig::default(),
             groups: GroupConfig::default(),
+            retention_hold_bytes_max: RETENTION_HOLD_BYTES_MAX_DEFAULT,
         }
     }
 }

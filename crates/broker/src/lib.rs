@@ -15,7 +15,7 @@ pub mod producer_state;
 pub mod topic;
 pub mod topic_config;
 
-pub use broker::Broker;
+pub use broker::{Broker, RetentionHolder};
 pub use config::BrokerConfig;
 pub use error::{BrokerError, BrokerResult};
 pub use partition::{AppendOutcome, Durability, Partition};

@@ -58,7 +58,7 @@ fn upkeep(
                 }
             }
             if check_retention {
-                match log.enforce_retention(now_ms) {
+                match log.enforce_retention_holding(now_ms, broker.retention_hold(&topic.name, partition.index)) {
                     Ok(report) if report.segments_deleted > 0 => tracing::info!(
                         topic = %topic.name, partition = partition.index, segments = report.segments_deleted,
                         bytes = report.bytes_deleted, log_start_offset = report.log_start_offset, "retention deleted segments"

@@ -31,3 +31,4 @@ pub use batch::{BatchHeader, BATCH_HEADER_LEN};
 pub use config::{FlushPolicy, LogConfig};
 pub use error::{AppendError, FlushError, OpenError, ReadError};
 pub use partition::{AppendInfo, PartitionLog, ReadResult, RecoveryReport, RetentionReport, TimestampHit};
+pub use retention::RetentionHold;

@@ -14,7 +14,7 @@ use crate::group_commit::{GroupCommit, Turn};
 use crate::layout::{RELATIVE_OFFSET_LIMIT, SCAN_CHUNK_BYTES, SEGMENT_BYTES_LIMIT};
 use crate::read::{self, Located};
 use crate::recovery;
-use crate::retention::{self, SegmentFacts};
+use crate::retention::{self, RetentionHold, SegmentFacts};
 use crate::segment::{Segment, SegmentView};
 
 /// What an append assigned.
@@ -243,6 +243,16 @@ impl PartitionLog {
 
     /// Deletes whole segments (never the active one) past retention; rolls an aged active segment.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionReport, FlushError> {
+        self.enforce_retention_holding(now_ms, None)
+    }
+
+    /// `enforce_retention`, but segments a reader still needs (`hold`) are kept while the
+    /// log is within the hold's size cap.
+    pub fn enforce_retention_holding(
+        &self,
+        now_ms: i64,
+        hold: Option<RetentionHold>,
+    ) -> Result<RetentionReport, FlushError> {
         let doomed = {
             let mut state = self.state();
             self.roll_if_aged(&mut state)?;
@@ -250,6 +260,9 @@ impl PartitionLog {
             let config = &state.config;
             let count =
                 retention::segments_to_delete(&facts, config.retention_bytes_max, config.retention_age_max, now_ms);
+            let bases: Vec<i64> = state.segments.iter().map(|s| s.base_offset).collect();
+            let total: u64 = facts.iter().map(|f| f.size_bytes).sum();
+            let count = retention::apply_hold(count, &bases, total, hold);
             state.segments.drain(..count).collect::<Vec<_>>()
         };
         let report = RetentionReport {

@@ -42,6 +42,28 @@ pub fn segments_to_delete(
     count
 }
 
+/// A reader that still needs part of the log (an NSQ channel's unfinished messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionHold {
+    /// The lowest offset still needed: segments holding it or anything after it are kept.
+    pub keep_from_offset: i64,
+    /// The hold lapses while the log is larger than this, so a stalled reader cannot fill
+    /// the disk: retention then deletes as if there were no hold.
+    pub log_bytes_max: u64,
+}
+
+/// Of the `count` oldest segments retention chose, how many may go given `hold`: only those
+/// wholly below `keep_from_offset` (segment `i` ends where segment `i + 1` begins), unless
+/// the log is over the hold's size cap.
+pub fn apply_hold(count: usize, base_offsets: &[i64], total_bytes: u64, hold: Option<RetentionHold>) -> usize {
+    let Some(hold) = hold else { return count };
+    if total_bytes > hold.log_bytes_max {
+        return count;
+    }
+    let wholly_below = base_offsets.windows(2).take_while(|w| w[1] <= hold.keep_from_offset).count();
+    count.min(wholly_below)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +84,19 @@ mod tests {
         assert_eq!(segments_to_delete(&segs, Some(0), None, 0), 2);
         assert_eq!(segments_to_delete(&segs, Some(300), None, 0), 0);
         assert_eq!(segments_to_delete(&segs, None, None, 0), 0);
+    }
+
+    /// A hold keeps segments a reader still needs, until the log outgrows the hold's cap.
+    #[test]
+    fn hold() {
+        let bases = [0, 10, 20, 30];
+        let hold = |keep_from_offset, log_bytes_max| Some(RetentionHold { keep_from_offset, log_bytes_max });
+        assert_eq!(apply_hold(3, &bases, 100, None), 3);
+        assert_eq!(apply_hold(3, &bases, 100, hold(15, 1000)), 1);
+        assert_eq!(apply_hold(3, &bases, 100, hold(20, 1000)), 2);
+        assert_eq!(apply_hold(3, &bases, 100, hold(0, 1000)), 0);
+        assert_eq!(apply_hold(1, &bases, 100, hold(30, 1000)), 1);
+        assert_eq!(apply_hold(3, &bases, 2000, hold(0, 1000)), 3);
     }
 
     /// Age retention deletes a prefix of old segments and stops at the first young one.

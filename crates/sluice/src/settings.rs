@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Committed offsets of an empty consumer group expire after this, ms [default: 604800000].
     #[arg(long, env = "SLUICE_OFFSETS_RETENTION_MS", value_name = "MS")]
     pub offsets_retention_ms: Option<u64>,
+    /// A durable NSQ channel holds back retention of what it has not finished while the
+    /// partition is at most this large, bytes [default: 10737418240].
+    #[arg(long, env = "SLUICE_RETENTION_HOLD_BYTES", value_name = "BYTES")]
+    pub retention_hold_bytes: Option<u64>,
     /// Log format: human | json [default: human].
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -96,6 +100,7 @@ struct FileSettings {
     retention_ms: Option<i64>,
     retention_bytes: Option<i64>,
     offsets_retention_ms: Option<u64>,
+    retention_hold_bytes: Option<u64>,
     log_format: Option<String>,
     log_level: Option<String>,
     nsq_tcp_addr: Option<String>,
@@ -246,6 +251,9 @@ impl Settings {
         broker.auto_create_topics = args.auto_create_topics.or(file.auto_create_topics).unwrap_or(true);
         broker.default_partitions = default_partitions;
         broker.log_defaults = log;
+        if let Some(bytes) = args.retention_hold_bytes.or(file.retention_hold_bytes) {
+            broker.retention_hold_bytes_max = bytes;
+        }
         if let Some(ms) = args.offsets_retention_ms.or(file.offsets_retention_ms) {
             broker.groups.offsets_retention = Duration::from_millis(ms);
         }

@@ -141,6 +141,8 @@ impl Channels {
                 tracing::info!(topic = %topic_name, channel = name, "channel loaded");
             }
         }
+        let holder: std::sync::Weak<dyn crate::RetentionHolder> = Arc::downgrade(&channels) as _;
+        channels.broker.add_retention_holder(holder);
         Ok(channels)
     }
 
@@ -289,12 +291,20 @@ impl Channels {
     /// The lowest offset some durable channel of `topic` (a log topic name) still needs on
     /// `partition`: what retention should keep (up to its own cap) so no channel loses a
     /// message it has not finished. `None` when no durable channel reads the partition.
-    /// Not yet consulted: the log's retention takes no floor yet (storage and maintenance).
+    /// Registered with the broker on open, so the maintenance task's retention keeps it.
     pub fn retention_floor(&self, log_topic: &str, partition: i32) -> Option<i64> {
         let topic = self.topic(&nsq_topic_name(log_topic))?;
         topic.channels().iter().filter(|c| !c.ephemeral).filter_map(|c| c.floor(partition)).min()
     }
+}
 
+impl crate::RetentionHolder for Channels {
+    fn retention_floor(&self, topic: &str, partition: i32) -> Option<i64> {
+        Channels::retention_floor(self, topic, partition)
+    }
+}
+
+impl Channels {
     /// A client left a channel; an ephemeral channel goes with its last client, and an
     /// ephemeral topic with its last channel.
     pub fn client_left(&self, channel: &Channel, client: u64) {
