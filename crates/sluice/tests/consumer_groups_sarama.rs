@@ -5,56 +5,18 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{run_bounded, run_ok, unique_topic, Broker};
+use common::{run_bounded, unique_topic, Broker};
 
-/// Bound for compiling the Go program (the first build compiles sarama and its cgo zstd binding).
-const GO_BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 /// Bound for one program run (each of its phases is bounded at 60 s inside).
 const PROGRAM_TIMEOUT: Duration = Duration::from_secs(300);
-/// Debian's GOPATH holding sarama and its dependencies.
-const SYSTEM_GOPATH: &str = "/usr/share/gocode";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 /// Builds the Go program in GOPATH mode; returns the binary.
 fn program() -> PathBuf {
-    let sources = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients/sarama_group");
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sarama_group");
-    let gopath = root.join("gopath");
-    let src = gopath.join("src/sluicegrouptest");
-    let bin = root.join("bin");
-    let _ = std::fs::remove_dir_all(&src);
-    copy_dir(&sources, &src);
-    std::fs::create_dir_all(&bin).unwrap();
-    run_ok(
-        Command::new("go")
-            .args(["build", "-o"])
-            .arg(&bin)
-            .arg("./groupconsumer")
-            .current_dir(&src)
-            .env("GO111MODULE", "off")
-            .env("GOFLAGS", "")
-            .env("GOPATH", format!("{}:{SYSTEM_GOPATH}", gopath.display()))
-            .env("GOCACHE", root.join("gocache"))
-            .stdin(Stdio::null()),
-        GO_BUILD_TIMEOUT,
-    );
-    bin.join("groupconsumer")
+    common::go::build_programs("sarama_group", "sluicegrouptest", &["./groupconsumer"]).join("groupconsumer")
 }
 
 #[test]
