@@ -7,7 +7,6 @@ mod codec;
 mod connection;
 mod dispatch;
 mod error_codes;
-pub mod records;
 mod server;
 mod versions;
 

@@ -5,15 +5,19 @@ use crate::error::{BrokerError, BrokerResult};
 use bytes::Bytes;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType, NO_PARTITION_LEADER_EPOCH,
+    NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
 };
-use sluice_log::batch::{BatchHeader, BATCH_HEADER_LEN, LOG_OVERHEAD};
+use sluice_records::convert::{read_v2_records, StoredRecord, DECOMPRESSED_BYTES_MAX};
 
 /// Header on a DPUB record: when it may first be delivered, milliseconds since the epoch.
 pub const DEFER_HEADER: &str = "nsq-defer-until";
 /// Messages in one MPUB (bounds the batch built for it; nsqd bounds MPUB by body size only).
 pub const MESSAGES_PER_BATCH_MAX: usize = 100_000;
+/// Body bytes one `decode` returns before it stops at a batch boundary. Each batch decompresses
+/// to at most `DECOMPRESSED_BYTES_MAX`, but a 1 MiB read can hold hundreds of tiny compressed
+/// batches; the rest is read on the next call, from `next_offset`.
+pub const DECODED_BYTES_MAX: usize = DECOMPRESSED_BYTES_MAX;
 
 /// One record as a channel sees it.
 #[derive(Debug, Clone)]
@@ -31,47 +35,49 @@ pub struct Decoded {
     pub next_offset: i64,
 }
 
-/// Decodes concatenated v2 batches. A batch that cannot be decoded is skipped (logged), so
-/// one bad batch cannot stall a channel forever.
+/// Decodes concatenated v2 batches (a partial trailing batch is left for the next read). A
+/// batch that cannot be read — bad CRC, malformed records, decompressing past
+/// [`DECOMPRESSED_BYTES_MAX`] — is skipped (logged), so one bad batch cannot stall a channel
+/// forever. Stops after the batch that brings the bodies to [`DECODED_BYTES_MAX`].
 pub fn decode(bytes: &[u8], from: i64) -> Decoded {
     let mut messages = Vec::new();
     let mut next_offset = from;
-    let mut at = 0;
-    while at + LOG_OVERHEAD <= bytes.len() {
-        let Ok(header) = BatchHeader::parse(&bytes[at..]) else { break };
-        let len = header.total_len();
-        if len < BATCH_HEADER_LEN || at + len > bytes.len() {
-            break;
-        }
-        let batch = &bytes[at..at + len];
-        at += len;
-        next_offset = next_offset.max(header.last_offset() + 1);
-        if header.is_control() || header.last_offset() < from {
-            continue;
-        }
-        let mut buf = Bytes::copy_from_slice(batch);
-        match RecordBatchDecoder::decode(&mut buf) {
-            Ok(set) => {
-                for record in set.records {
-                    if record.offset < from || record.control {
-                        continue;
-                    }
-                    messages.push(StoredMessage {
-                        offset: record.offset,
-                        timestamp_ms: record.timestamp,
-                        defer_until_ms: defer_header(&record),
-                        body: record.value.unwrap_or_default(),
-                    });
-                }
+    let mut body_bytes = 0usize;
+    let mut batches = read_v2_records(bytes, from);
+    while body_bytes < DECODED_BYTES_MAX {
+        let Some(batch) = batches.next() else { break };
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                // Nothing after a broken length can be located; the next read starts here again.
+                tracing::warn!(next_offset, error = %e, "stopping at unreadable batch framing");
+                break;
             }
-            Err(e) => tracing::warn!(base_offset = header.base_offset, error = %e, "skipping undecodable batch"),
+        };
+        next_offset = next_offset.max(batch.last_offset.saturating_add(1));
+        match batch.records {
+            Ok(records) => {
+                body_bytes =
+                    records.iter().filter_map(|r| r.value.as_ref()).fold(body_bytes, |n, v| n.saturating_add(v.len()));
+                messages.extend(records.into_iter().map(message));
+            }
+            Err(e) => tracing::warn!(base_offset = batch.base_offset, error = %e, "skipping undecodable batch"),
         }
     }
     Decoded { messages, next_offset }
 }
 
-fn defer_header(record: &Record) -> Option<i64> {
-    let (_, value) = record.headers.iter().find(|(k, _)| k.as_str() == DEFER_HEADER)?;
+fn message(record: StoredRecord) -> StoredMessage {
+    StoredMessage {
+        offset: record.offset,
+        timestamp_ms: record.timestamp,
+        defer_until_ms: defer_header(&record),
+        body: record.value.unwrap_or_default(),
+    }
+}
+
+fn defer_header(record: &StoredRecord) -> Option<i64> {
+    let (_, value) = record.headers.iter().find(|(k, _)| k == DEFER_HEADER)?;
     let value = value.as_ref()?;
     std::str::from_utf8(value).ok()?.parse().ok()
 }
@@ -116,6 +122,7 @@ pub fn encode(bodies: &[Bytes], timestamp_ms: i64, defer_until_ms: Option<i64>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::channel::READ_BYTES_MAX;
 
     #[test]
     fn bodies_round_trip_with_defer_header() {
@@ -125,5 +132,87 @@ mod tests {
         assert_eq!(decoded.next_offset, 3);
         let got: Vec<_> = decoded.messages.iter().map(|m| (m.offset, m.body.clone(), m.defer_until_ms)).collect();
         assert_eq!(got, vec![(1, bodies[1].clone(), Some(5_000)), (2, bodies[2].clone(), Some(5_000))]);
+    }
+
+    fn kafka_record(offset: i64, body: &'static [u8], headers: &[(&'static str, Option<&'static [u8]>)]) -> Record {
+        Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: NO_PRODUCER_EPOCH,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            sequence: NO_SEQUENCE,
+            timestamp: 2_000 + offset,
+            key: None,
+            value: Some(Bytes::from_static(body)),
+            headers: headers.iter().map(|&(k, v)| (StrBytes::from_static_str(k), v.map(Bytes::from_static))).collect(),
+        }
+    }
+
+    fn kafka_batch(records: &[Record], compression: Compression) -> Vec<u8> {
+        let mut out = Vec::new();
+        RecordBatchEncoder::encode(&mut out, records, &RecordEncodeOptions { version: 2, compression })
+            .expect("encode");
+        out
+    }
+
+    #[test]
+    fn null_header_values_and_gzip_batches_decode() {
+        // Proves a Kafka producer's batch with a null header value, and a gzip batch, reach NSQ
+        // (kafka-protocol's decoder rejected the first, so its messages were never delivered).
+        let mut log = kafka_batch(
+            &[kafka_record(0, b"plain", &[("trace", None), (DEFER_HEADER, Some(b"9000"))])],
+            Compression::None,
+        );
+        log.extend(kafka_batch(
+            &[kafka_record(1, b"zipped-1", &[]), kafka_record(2, b"zipped-2", &[("trace", None)])],
+            Compression::Gzip,
+        ));
+        let decoded = decode(&log, 0);
+        assert_eq!(decoded.next_offset, 3);
+        let got: Vec<_> =
+            decoded.messages.iter().map(|m| (m.offset, m.timestamp_ms, m.body.clone(), m.defer_until_ms)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 2_000, Bytes::from_static(b"plain"), Some(9_000)),
+                (1, 2_001, Bytes::from_static(b"zipped-1"), None),
+                (2, 2_002, Bytes::from_static(b"zipped-2"), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn decode_stops_at_a_batch_boundary_past_decoded_bytes_max() {
+        // Proves tiny gzip batches that expand a lot cannot make one decode hold unbounded
+        // memory: it stops after the batch reaching the cap, and next_offset resumes there.
+        let body = Bytes::from(vec![0u8; DECODED_BYTES_MAX / 2 + 1]);
+        let mut log = Vec::new();
+        for offset in 0..3 {
+            let mut record = kafka_record(offset, b"", &[]);
+            record.value = Some(body.clone());
+            log.extend(kafka_batch(&[record], Compression::Gzip));
+        }
+        assert!(log.len() < READ_BYTES_MAX);
+        let decoded = decode(&log, 0);
+        assert_eq!(decoded.next_offset, 2);
+        assert_eq!(decoded.messages.iter().map(|m| m.offset).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(decode(&log, 2).messages.len(), 1);
+    }
+
+    #[test]
+    fn bad_batch_is_skipped_and_passed() {
+        // Proves a batch with a bad CRC is skipped while next_offset moves past it and the
+        // batch after it is still delivered.
+        let mut log = kafka_batch(&[kafka_record(0, b"bad", &[])], Compression::None);
+        let last = log.len() - 1;
+        log[last] ^= 1;
+        log.extend(kafka_batch(&[kafka_record(1, b"good", &[])], Compression::Gzip));
+        let decoded = decode(&log, 0);
+        assert_eq!(decoded.next_offset, 2);
+        let got: Vec<_> = decoded.messages.iter().map(|m| (m.offset, m.body.clone())).collect();
+        assert_eq!(got, vec![(1, Bytes::from_static(b"good"))]);
     }
 }

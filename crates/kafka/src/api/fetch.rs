@@ -5,13 +5,13 @@
 use super::topic_name;
 use crate::dispatch::{DispatchError, RequestMeta};
 use crate::error_codes::{code_of, NONE};
-use crate::records::convert;
 use crate::server::Context;
 use bytes::Bytes;
 use futures_util::future::select_all;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use sluice_broker::{BrokerError, Partition};
+use sluice_records::convert;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;

@@ -4,11 +4,11 @@
 use super::topic_name;
 use crate::dispatch::RequestMeta;
 use crate::error_codes::{code_of, NONE};
-use crate::records::convert;
 use crate::server::Context;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use sluice_broker::{BrokerError, Partition};
+use sluice_records::convert;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;

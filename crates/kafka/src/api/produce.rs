@@ -5,12 +5,12 @@
 use super::{now_ms, topic_name};
 use crate::dispatch::{later, DispatchError, Reply, RequestMeta};
 use crate::error_codes::{code_of, CORRUPT_MESSAGE, INVALID_REQUIRED_ACKS, NONE};
-use crate::records::convert;
 use crate::server::Context;
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use sluice_broker::{AppendOutcome, BrokerError, Partition};
+use sluice_records::convert;
 use std::sync::Arc;
 
 /// The outcome of one partition's append, before any durability wait.

@@ -2,8 +2,9 @@
 //!
 //! The log stores only RecordBatch v2. Old clients (Produce v0–v2, Fetch v0–v3) speak the
 //! legacy message-set formats, so the Kafka listener up-converts what they produce and
-//! down-converts what they fetch, as Kafka itself did. Everything here is a pure function over
-//! byte slices: no I/O, no broker state.
+//! down-converts what they fetch, as Kafka itself did. NSQ channels read stored batches record
+//! by record with [`read_v2_records`]. Everything here is a pure function over byte slices: no
+//! I/O, no broker state.
 //!
 //! Legacy message-set entry (big-endian), Kafka's `LegacyRecord`:
 //!
@@ -148,6 +149,75 @@ pub fn first_record_at_or_after(batch: &[u8], target_ms: i64) -> Result<Option<(
         }
     }
     Ok(None)
+}
+
+/// One record of a stored v2 batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    pub offset: i64,
+    /// CreateTime of the record, or the batch's max timestamp for a LogAppendTime batch.
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    /// In record order; a key that is not UTF-8 (Kafka writes UTF-8) is converted lossily.
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+/// What one complete stored batch yields to [`read_v2_records`]. The offsets come from the
+/// batch header, so a reader advances past the batch even when its records are unreadable.
+#[derive(Debug)]
+pub struct BatchRecords {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// Records with offset >= `from_offset` (none for a control batch), or why this batch
+    /// could not be read: bad magic or CRC-32C, malformed records, a decompression bomb.
+    pub records: Result<Vec<StoredRecord>, ConvertError>,
+}
+
+/// Reads the complete v2 batches in `batches` one at a time; a partial trailing batch (as a
+/// size-limited log read returns) ends the iteration.
+///
+/// - Each batch's CRC-32C is checked and decompression is bounded by [`DECOMPRESSED_BYTES_MAX`];
+///   a batch that fails either is reported in its own [`BatchRecords::records`], so one bad
+///   batch does not hide the others.
+/// - Control batches (transaction markers) yield no records; records before `from_offset` are
+///   dropped (whole batches before it are not decompressed).
+/// - An `Err` item means the framing itself is broken (a batch length out of range): nothing
+///   after it can be located, and the iteration ends.
+pub fn read_v2_records(
+    batches: &[u8],
+    from_offset: i64,
+) -> impl Iterator<Item = Result<BatchRecords, ConvertError>> + '_ {
+    let mut rest = batches;
+    std::iter::from_fn(move || match v2::next_complete_batch(&mut rest) {
+        Ok(Some(bytes)) => Some(read_batch(bytes, from_offset)),
+        Ok(None) => None,
+        Err(e) => {
+            rest = &[];
+            Some(Err(e))
+        }
+    })
+}
+
+/// One complete batch for [`read_v2_records`]: `Err` only if its header cannot be read at all.
+fn read_batch(bytes: &[u8], from_offset: i64) -> Result<BatchRecords, ConvertError> {
+    let header = v2::Header::parse(bytes)?;
+    let (base_offset, last_offset) = (header.base_offset, header.last_offset());
+    let records = v2::Header::parse_checked(bytes).and_then(|header| {
+        if header.is_control() || header.last_offset() < from_offset {
+            return Ok(Vec::new());
+        }
+        let payload = v2::records_payload(bytes, &header)?;
+        let mut out = Vec::new();
+        for record in v2::records(&payload, &header)? {
+            let record = record?;
+            if record.offset >= from_offset {
+                out.push(record.to_stored());
+            }
+        }
+        Ok(out)
+    });
+    Ok(BatchRecords { base_offset, last_offset, records })
 }
 
 fn corrupt(message: impl Into<String>) -> ConvertError {
@@ -545,7 +615,7 @@ mod legacy {
 /// must not depend on the log, so the offsets are repeated here).
 mod v2 {
     use super::DECOMPRESSED_BYTES_MAX;
-    use super::{codec, corrupt, unsupported, Compression, ConvertError, Cow, Cursor};
+    use super::{codec, corrupt, unsupported, Bytes, Compression, ConvertError, Cow, Cursor, StoredRecord};
 
     const BATCH_LENGTH_AT: usize = 8;
     const MAGIC_AT: usize = 16;
@@ -663,16 +733,36 @@ mod v2 {
         }
     }
 
-    /// One record's fields that the legacy formats can carry.
+    /// One record, borrowed from the batch's (decompressed) records.
     pub(super) struct RecordRef<'a> {
         pub(super) offset: i64,
         pub(super) timestamp: i64,
         pub(super) key: Option<&'a [u8]>,
         pub(super) value: Option<&'a [u8]>,
+        /// (key, value) in record order; the legacy formats have no headers and drop them.
+        pub(super) headers: Vec<(&'a [u8], Option<&'a [u8]>)>,
+    }
+
+    impl RecordRef<'_> {
+        pub(super) fn to_stored(&self) -> StoredRecord {
+            let copy = |b: Option<&[u8]>| b.map(Bytes::copy_from_slice);
+            StoredRecord {
+                offset: self.offset,
+                timestamp: self.timestamp,
+                key: copy(self.key),
+                value: copy(self.value),
+                headers: self
+                    .headers
+                    .iter()
+                    .map(|&(k, v)| (String::from_utf8_lossy(k).into_owned(), copy(v)))
+                    .collect(),
+            }
+        }
     }
 
     /// The records of a batch, parsed one at a time: exactly `records_count` of them must fill
-    /// `payload`, anything else is corrupt. Nothing is allocated per record.
+    /// `payload`, anything else is corrupt. Only a record with headers allocates (a `Vec` that
+    /// grows with headers actually parsed, never reserved from the count on the wire).
     pub(super) fn records<'a, 'h>(payload: &'a [u8], header: &'h Header) -> Result<Records<'a, 'h>, ConvertError> {
         let left =
             usize::try_from(header.records_count).ok().filter(|&n| n <= payload.len() / RECORD_BYTES_MIN).ok_or_else(
@@ -729,14 +819,15 @@ mod v2 {
             return Err(corrupt(format!("record header count {headers}")));
         }
         // Each header takes at least two bytes, so `c` runs out before a bogus count does harm.
+        let mut header_pairs = Vec::new();
         for _ in 0..headers {
             let key_len = c.varint("header key length")?;
             if key_len < 0 {
                 return Err(corrupt(format!("header key length {key_len}")));
             }
-            c.sized(key_len.into(), "header key")?;
+            let key = c.sized(key_len.into(), "header key")?.unwrap_or_default();
             let value_len = c.varint("header value length")?;
-            c.sized(value_len.into(), "header value")?;
+            header_pairs.push((key, c.sized(value_len.into(), "header value")?));
         }
         if !c.bytes.is_empty() {
             return Err(corrupt(format!("{} bytes after a record", c.bytes.len())));
@@ -748,7 +839,7 @@ mod v2 {
         } else {
             header.base_timestamp.checked_add(timestamp_delta).ok_or_else(|| corrupt("record timestamp overflows"))?
         };
-        Ok(RecordRef { offset, timestamp, key, value })
+        Ok(RecordRef { offset, timestamp, key, value, headers: header_pairs })
     }
 }
 
@@ -1391,6 +1482,102 @@ mod tests {
     }
 
     /// A legacy entry whose CRC is right but whose body is arbitrary, to reach the parser.
+    /// Offsets and records of every batch `read_v2_records` yields; a framing error panics.
+    fn read_all(batches: &[u8], from_offset: i64) -> Vec<(i64, i64, Result<Vec<StoredRecord>, ConvertError>)> {
+        read_v2_records(batches, from_offset)
+            .map(|b| b.map(|b| (b.base_offset, b.last_offset, b.records)).expect("framing"))
+            .collect()
+    }
+
+    #[test]
+    fn read_v2_records_keeps_headers_including_null_values() {
+        // Proves headers survive with a null value (which kafka-protocol's decoder rejects).
+        let mut record = kp_record(7, &msg(Some(b"k"), Some(b"v"), NOW_MS));
+        record.headers.insert(StrBytes::from_static_str("null"), None);
+        record.headers.insert(StrBytes::from_static_str("set"), Some(Bytes::from_static(b"x")));
+        let batch = encode_records(&[record], Compression::Gzip);
+        let got = read_all(&batch, 0);
+        assert_eq!(got.len(), 1);
+        let (base, last, records) = &got[0];
+        assert_eq!((*base, *last), (7, 7));
+        let want = StoredRecord {
+            offset: 7,
+            timestamp: NOW_MS,
+            key: Some(Bytes::from_static(b"k")),
+            value: Some(Bytes::from_static(b"v")),
+            headers: vec![("null".to_string(), None), ("set".to_string(), Some(Bytes::from_static(b"x")))],
+        };
+        assert_eq!(records.as_ref().expect("records"), &vec![want]);
+    }
+
+    #[test]
+    fn read_v2_records_matches_every_codec() {
+        // Proves every codec reads back the records as written, from_offset filtering inside a batch.
+        let msgs = sample();
+        for compression in
+            [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd]
+        {
+            let got = read_all(&v2_batch(10, &msgs, compression), 11);
+            let (_, _, records) = &got[0];
+            let rows: Vec<Row> = records
+                .as_ref()
+                .expect("records")
+                .iter()
+                .map(|r| {
+                    (
+                        r.offset,
+                        r.timestamp,
+                        r.key.as_deref().map(<[u8]>::to_vec),
+                        r.value.as_deref().map(<[u8]>::to_vec),
+                    )
+                })
+                .collect();
+            assert_eq!(rows, expected(&msgs, 10, |m| m.ts)[1..].to_vec(), "{compression:?}");
+        }
+    }
+
+    #[test]
+    fn read_v2_records_reports_a_bad_batch_and_goes_on() {
+        // Proves a corrupt batch and a decompression bomb are reported with their offsets, the
+        // batches around them still read, a control batch yields nothing, a partial tail is dropped.
+        let msgs = sample();
+        let mut log = v2_batch(0, &msgs, Compression::None);
+        let mut corrupt_batch = v2_batch(4, &msgs, Compression::None);
+        let last = corrupt_batch.len() - 1;
+        corrupt_batch[last] ^= 1;
+        log.extend(corrupt_batch);
+        let mut marker = kp_record(8, &msg(Some(&[0, 0, 0, 0]), Some(&[0, 0, 0, 0, 0, 0]), 0));
+        marker.control = true;
+        marker.transactional = true;
+        marker.sequence = 7;
+        log.extend(encode_records(&[marker], Compression::None));
+        let mut bomb = crc_valid_batch(1, 1, &gzip(&vec![0u8; DECOMPRESSED_BYTES_MAX + 1]));
+        set_base_offset(&mut bomb, 9);
+        log.extend(bomb);
+        log.extend(v2_batch(10, &msgs, Compression::Lz4));
+        let tail = v2_batch(14, &msgs, Compression::None);
+        log.extend(&tail[..tail.len() - 1]);
+        let got = read_all(&log, 0);
+        let summary: Vec<(i64, i64, Result<usize, bool>)> = got
+            .iter()
+            .map(|(b, l, r)| (*b, *l, r.as_ref().map(Vec::len).map_err(|e| matches!(e, ConvertError::TooLarge(_)))))
+            .collect();
+        assert_eq!(summary, vec![(0, 3, Ok(4)), (4, 7, Err(false)), (8, 8, Ok(0)), (9, 9, Err(true)), (10, 13, Ok(4))]);
+    }
+
+    #[test]
+    fn read_v2_records_stops_at_broken_framing() {
+        // Proves a batch length out of range is one error after the batches before it, then the end.
+        let mut log = v2_batch(0, &sample(), Compression::None);
+        let mut broken = v2_batch(4, &sample(), Compression::None);
+        broken[8..12].copy_from_slice(&(-5i32).to_be_bytes());
+        log.extend(broken);
+        let got: Vec<_> = read_v2_records(&log, 0).collect();
+        assert_eq!(got.len(), 2);
+        assert!(matches!(got[0], Ok(BatchRecords { base_offset: 0, last_offset: 3, records: Ok(_) })));
+        assert!(matches!(got[1], Err(ConvertError::Corrupt(_))));
+    }
+
     fn crc_valid_entry(magic: i8, attributes: i8, body: &[u8]) -> Vec<u8> {
         let mut content = vec![magic as u8, attributes as u8];
         content.extend(body);
@@ -1431,6 +1618,7 @@ mod tests {
             let _ = downconvert_batches(&bytes, 0, 0);
             let _ = downconvert_batches(&bytes, 1, target);
             let _ = first_record_at_or_after(&bytes, target);
+            let _ = read_v2_records(&bytes, target).count();
         }
 
         #[test]
@@ -1451,6 +1639,7 @@ mod tests {
             let batch = crc_valid_batch(v2_attributes, count, &body);
             let _ = downconvert_batches(&batch, magic, 0);
             let _ = first_record_at_or_after(&batch, 0);
+            let _ = read_v2_records(&batch, 0).count();
         }
 
         #[test]
@@ -1478,6 +1667,7 @@ mod tests {
             let _ = upconvert_message_set(&input, NOW_MS);
             let _ = downconvert_batches(&input, 1, 0);
             let _ = first_record_at_or_after(&input, 0);
+            let _ = read_v2_records(&input, 0).count();
         }
 
         #[test]
