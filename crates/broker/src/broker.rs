@@ -77,7 +77,8 @@ impl Broker {
     /// capped by `retention_hold_bytes_max`.
     pub fn retention_hold(&self, topic: &str, partition: i32) -> Option<sluice_log::RetentionHold> {
         let holders = self.retention_holders.read().ok()?;
-        let floor = holders.iter().filter_map(Weak::upgrade).filter_map(|h| h.retention_floor(topic, partition)).min()?;
+        let floor =
+            holders.iter().filter_map(Weak::upgrade).filter_map(|h| h.retention_floor(topic, partition)).min()?;
         Some(sluice_log::RetentionHold { keep_from_offset: floor, log_bytes_max: self.config.retention_hold_bytes_max })
     }
 
