@@ -70,7 +70,7 @@ free_port() {
 extra_listener_flags() {
     local help flag
     help=$("$SLUICE" serve --help 2>/dev/null || true)
-    for flag in $(grep -oE -- '--[a-z-]+-addr' <<<"$help" | sort -u); do
+    for flag in $(grep -oE -- '--[a-z-]+-addr\b' <<<"$help" | sort -u); do
         [[ "$flag" == "--kafka-addr" ]] && continue
         echo "$flag 127.0.0.1:$(free_port)"
     done
