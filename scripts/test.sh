@@ -5,6 +5,11 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# rustup installs cargo under ~/.cargo/bin, which a non-interactive shell may not have on PATH.
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
 # The machine's Python with pip is pyenv's; a non-interactive shell (CI) may not have its
 # shims on PATH, and the NSQ client tests run `python3` from PATH.
 if [ -d "$HOME/.pyenv/shims" ]; then
