@@ -42,6 +42,7 @@ use std::borrow::Cow;
 use std::io::Read;
 
 use bytes::Bytes;
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType, IEEE, NO_PARTITION_LEADER_EPOCH,
     NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
@@ -300,24 +301,41 @@ impl Upconversion {
             None => Bytes::copy_from_slice(bytes),
         };
         let offset = self.records.len() as i64;
-        self.records.push(Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-            producer_id: NO_PRODUCER_ID,
-            producer_epoch: NO_PRODUCER_EPOCH,
-            timestamp_type: TimestampType::Creation,
-            offset,
-            // The encoder starts a new batch whenever `offset - sequence` changes between
-            // records; keeping it constant at 1 gives one batch whose base sequence is -1.
-            sequence: (offset as i32).wrapping_add(NO_SEQUENCE),
-            timestamp,
-            key: message.key.map(share),
-            value: message.value.map(share),
-            headers: Default::default(),
-        });
+        self.records.push(new_record(offset, timestamp, message.key.map(share), message.value.map(share), Vec::new()));
         Ok(())
     }
+}
+
+/// A record of a batch the broker builds itself (up-conversion, NSQ publish): CreateTime,
+/// no producer id, at `offset` within the batch (0..n-1; the log assigns the base).
+pub fn new_record(
+    offset: i64,
+    timestamp: i64,
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+    headers: Vec<(&'static str, Option<Bytes>)>,
+) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+        producer_id: NO_PRODUCER_ID,
+        producer_epoch: NO_PRODUCER_EPOCH,
+        timestamp_type: TimestampType::Creation,
+        offset,
+        // The encoder starts a new batch whenever `offset - sequence` changes between
+        // records; keeping it constant at 1 gives one batch whose base sequence is -1.
+        sequence: (offset as i32).wrapping_add(NO_SEQUENCE),
+        timestamp,
+        key,
+        value,
+        headers: headers.into_iter().map(|(k, v)| (StrBytes::from_static_str(k), v)).collect(),
+    }
+}
+
+/// Encodes records made by `new_record` (offsets 0..n-1) as exactly one v2 batch.
+pub fn encode_batch(records: &[Record], compression: Compression) -> Result<Vec<u8>, ConvertError> {
+    encode_v2(records, compression)
 }
 
 /// Encodes `records` (offsets 0..n-1) as one v2 batch with `kafka-protocol`'s encoder.

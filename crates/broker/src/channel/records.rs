@@ -3,12 +3,8 @@
 
 use crate::error::{BrokerError, BrokerResult};
 use bytes::Bytes;
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType, NO_PARTITION_LEADER_EPOCH,
-    NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
-};
-use sluice_records::convert::{read_v2_records, StoredRecord, DECOMPRESSED_BYTES_MAX};
+use kafka_protocol::records::{Compression, Record};
+use sluice_records::convert::{encode_batch, new_record, read_v2_records, StoredRecord, DECOMPRESSED_BYTES_MAX};
 
 /// Header on a DPUB record: when it may first be delivered, milliseconds since the epoch.
 pub const DEFER_HEADER: &str = "nsq-defer-until";
@@ -91,38 +87,23 @@ pub fn encode(bodies: &[Bytes], timestamp_ms: i64, defer_until_ms: Option<i64>) 
         .iter()
         .enumerate()
         .map(|(i, body)| {
-            let mut headers = indexmap::IndexMap::new();
-            if let Some(due) = defer_until_ms {
-                headers.insert(StrBytes::from_static_str(DEFER_HEADER), Some(Bytes::from(due.to_string())));
-            }
-            Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-                producer_id: NO_PRODUCER_ID,
-                producer_epoch: NO_PRODUCER_EPOCH,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // Constant `offset - sequence` keeps the encoder to one batch (base sequence -1).
-                sequence: (i as i32).wrapping_add(NO_SEQUENCE),
-                timestamp: timestamp_ms,
-                key: None,
-                value: Some(body.clone()),
-                headers,
-            }
+            let defer = defer_until_ms.map(|due| (DEFER_HEADER, Some(Bytes::from(due.to_string()))));
+            new_record(i as i64, timestamp_ms, None, Some(body.clone()), defer.into_iter().collect())
         })
         .collect();
-    let mut out = Vec::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut out, &records, &options)
-        .map_err(|e| BrokerError::CorruptMessage(format!("cannot encode record batch: {e:#}")))?;
-    Ok(out)
+    encode_batch(&records, Compression::None)
+        .map_err(|e| BrokerError::CorruptMessage(format!("cannot encode record batch: {e}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::channel::READ_BYTES_MAX;
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{
+        RecordBatchEncoder, RecordEncodeOptions, TimestampType, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH,
+        NO_PRODUCER_ID, NO_SEQUENCE,
+    };
 
     #[test]
     fn bodies_round_trip_with_defer_header() {
