@@ -1,5 +1,6 @@
 //! The broker core: the registry of topics, the entry point every listener calls.
 
+use crate::clients::Clients;
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, BrokerResult};
 use crate::group::GroupCoordinator;
@@ -25,6 +26,8 @@ pub struct Broker {
     /// Readers that need records kept past retention (NSQ channels); weak, so a holder
     /// that owns the broker does not keep itself alive through it.
     retention_holders: RwLock<Vec<Weak<dyn RetentionHolder>>>,
+    /// Connected clients of every listener, admitted under `config.client_limits`.
+    clients: Arc<Clients>,
 }
 
 /// Something that still needs a partition's records: retention keeps what it needs.
@@ -55,13 +58,14 @@ impl Broker {
         }
         let groups = Arc::new(GroupCoordinator::open(&config.data_dir, config.groups.clone())?);
         Ok(Arc::new(Broker {
-            config,
             cluster_id,
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
             producer_ids,
             groups,
             retention_holders: RwLock::new(Vec::new()),
+            clients: Arc::new(Clients::new(config.client_limits)),
+            config,
         }))
     }
 
@@ -214,6 +218,11 @@ impl Broker {
     }
 
     /// The group coordinator (this node coordinates every group).
+    /// Connected clients of every protocol.
+    pub fn clients(&self) -> &Arc<Clients> {
+        &self.clients
+    }
+
     pub fn groups(&self) -> &Arc<GroupCoordinator> {
         &self.groups
     }

@@ -1,5 +1,6 @@
 //! Broker-wide settings: where data lives, what this node tells clients, topic defaults.
 
+use crate::clients::ClientLimits;
 use crate::group::GroupConfig;
 use sluice_log::LogConfig;
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ pub struct BrokerConfig {
     /// the partition is at most this large; beyond it retention deletes as usual, so a
     /// stalled channel cannot fill the disk.
     pub retention_hold_bytes_max: u64,
+    /// Connections admitted at once, across the Kafka and NSQ listeners.
+    pub client_limits: ClientLimits,
 }
 
 /// 10 GiB per partition: room for a channel that falls behind for hours at a typical rate,
@@ -48,6 +51,7 @@ impl BrokerConfig {
             log_defaults: LogConfig::default(),
             groups: GroupConfig::default(),
             retention_hold_bytes_max: RETENTION_HOLD_BYTES_MAX_DEFAULT,
+            client_limits: ClientLimits::default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod broker;
 pub mod channel;
+pub mod clients;
 pub mod config;
 pub mod error;
 pub mod group;
@@ -18,7 +19,7 @@ pub mod topic_config;
 pub use broker::{Broker, RetentionHolder};
 pub use config::BrokerConfig;
 pub use error::{BrokerError, BrokerResult};
-pub use partition::{AppendOutcome, Durability, Partition};
+pub use partition::{AppendOutcome, Durability, Partition, Traffic};
 /// Re-exported so listeners need not depend on the storage crate.
 pub use sluice_log::{batch, BatchHeader, FlushPolicy, LogConfig, ReadResult, TimestampHit};
 pub use topic::Topic;

@@ -6,6 +6,7 @@ use crate::producer_state::{ProducerState, SequenceCheck};
 use sluice_log::batch::{self, BatchHeader};
 use sluice_log::{AppendError, FlushPolicy, LogConfig, PartitionLog, ReadError, ReadResult, TimestampHit};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -40,6 +41,31 @@ pub struct Partition {
     producers: Mutex<ProducerState>,
     /// Log end offset, published after every append.
     end_offset: watch::Sender<i64>,
+    /// Messages and bytes in (counted here) and out (counted by the listeners that serve them).
+    pub traffic: Traffic,
+}
+
+/// Cumulative traffic through one partition since the process started (Prometheus
+/// counters; the admin API and console derive rates from them).
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub messages_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub messages_out: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+impl Traffic {
+    /// Records served to a consumer (Kafka fetch, NSQ delivery).
+    pub fn count_out(&self, messages: u64, bytes: u64) {
+        self.messages_out.fetch_add(messages, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn count_in(&self, messages: u64, bytes: u64) {
+        self.messages_in.fetch_add(messages, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+    }
 }
 
 impl Partition {
@@ -52,7 +78,15 @@ impl Partition {
             producers.record(header);
         }
         let (end_offset, _) = watch::channel(log.log_end_offset());
-        Ok(Partition { topic, index, leader_epoch: 0, log, producers: Mutex::new(producers), end_offset })
+        Ok(Partition {
+            topic,
+            index,
+            leader_epoch: 0,
+            log,
+            producers: Mutex::new(producers),
+            end_offset,
+            traffic: Traffic::default(),
+        })
     }
 
     /// Appends one or more v2 batches and waits for the durability asked for.
@@ -108,6 +142,7 @@ impl Partition {
             offset = stored.last_offset() + 1;
         }
         drop(producers);
+        self.traffic.count_in((info.last_offset - info.first_offset + 1) as u64, records.len() as u64);
         self.end_offset.send_replace(info.last_offset + 1);
         Ok(AppendOutcome {
             base_offset: info.first_offset,

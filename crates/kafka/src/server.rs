@@ -2,6 +2,7 @@
 //! shutdown signal.
 
 use crate::connection;
+use sluice_broker::clients::Protocol;
 use sluice_broker::Broker;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,12 +62,23 @@ fn spawn_connection(
     peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
 ) {
+    // Over a connection limit the connection is closed at once, as Kafka does for
+    // `max.connections` and `max.connections.per.ip`: the client backs off and retries.
+    let guard = match context.broker.clients().admit(Protocol::Kafka, peer) {
+        Ok(guard) => guard,
+        Err(refused) => {
+            tracing::warn!(%peer, reason = %refused, "kafka connection refused");
+            return;
+        }
+    };
     let _ = stream.set_nodelay(true);
     tokio::spawn(async move {
-        tracing::debug!(%peer, "kafka client connected");
+        let client = guard.client().id;
+        tracing::info!(%peer, client, "kafka client connected");
         match connection::run(context, stream, shutdown).await {
-            Ok(()) => tracing::debug!(%peer, "kafka client disconnected"),
-            Err(e) => tracing::info!(%peer, error = %e, "kafka connection closed"),
+            Ok(()) => tracing::info!(%peer, client, "kafka client disconnected"),
+            Err(e) => tracing::info!(%peer, client, error = %e, "kafka client disconnected"),
         }
+        drop(guard);
     });
 }

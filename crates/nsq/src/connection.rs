@@ -9,8 +9,9 @@ use crate::error::NsqError;
 use crate::NsqConfig;
 use bytes::BytesMut;
 use sluice_broker::channel::{Channel, Channels, ClientInfo, Delivery};
+use sluice_broker::clients::ClientGuard;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,8 +22,6 @@ use tokio::time::Instant;
 
 /// Bytes read from the socket per read call.
 const READ_CHUNK: usize = 64 * 1024;
-
-static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnState {
@@ -72,11 +71,14 @@ pub struct Conn {
     deflater: Deflater,
     inflater: Inflater,
     rng: u64,
+    /// This connection's entry in the broker's client registry (listed by the admin API).
+    pub client: ClientGuard,
 }
 
 impl Conn {
-    pub fn new(channels: Arc<Channels>, config: Arc<NsqConfig>, remote: SocketAddr) -> Conn {
-        let id = NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
+    pub fn new(channels: Arc<Channels>, config: Arc<NsqConfig>, remote: SocketAddr, client: ClientGuard) -> Conn {
+        // One id space for every protocol: the admin API lists clients by it.
+        let id = client.client().id;
         let identity = Identity {
             client_id: remote.ip().to_string(),
             hostname: remote.ip().to_string(),
@@ -102,6 +104,7 @@ impl Conn {
             deflater: Deflater::Plain,
             inflater: Inflater::Plain,
             rng: id.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+            client,
         }
     }
 

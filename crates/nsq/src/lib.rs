@@ -43,8 +43,6 @@ pub struct NsqConfig {
     /// Longest a write to a client may block before it is disconnected (a client that never
     /// reads must not hold its connection, or memory, forever).
     pub write_timeout: Duration,
-    /// Concurrent connections; more are refused (each holds bounded buffers).
-    pub connections_max: usize,
 }
 
 impl Default for NsqConfig {
@@ -64,7 +62,6 @@ impl Default for NsqConfig {
             max_output_buffer_timeout: Duration::from_secs(30),
             max_deflate_level: 6,
             write_timeout: Duration::from_secs(10),
-            connections_max: 10_000,
         }
     }
 }

@@ -4,11 +4,12 @@ use crate::codec::MAGIC_V2;
 use crate::connection::Conn;
 use crate::NsqConfig;
 use sluice_broker::channel::Channels;
+use sluice_broker::clients::Protocol;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 /// How long a new client has to send the magic (nsqd's client timeout).
 const MAGIC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -21,7 +22,6 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let config = Arc::new(config);
-    let permits = Arc::new(Semaphore::new(config.connections_max));
     loop {
         let (socket, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -34,17 +34,19 @@ pub async fn serve(
             },
             _ = stop.changed() => return Ok(()),
         };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            tracing::warn!(%remote, "nsq connection refused: too many connections");
-            continue;
+        let guard = match channels.broker().clients().admit(Protocol::Nsq, remote) {
+            Ok(guard) => guard,
+            Err(refused) => {
+                tracing::warn!(%remote, reason = %refused, "nsq connection refused");
+                continue;
+            }
         };
         let _ = socket.set_nodelay(true);
         let (channels, config, stop) = (Arc::clone(&channels), Arc::clone(&config), stop.clone());
         tokio::spawn(async move {
             if let Some(socket) = read_magic(socket).await {
-                Conn::new(channels, config, remote).run(socket, stop).await;
+                Conn::new(channels, config, remote, guard).run(socket, stop).await;
             }
-            drop(permit);
         });
     }
 }

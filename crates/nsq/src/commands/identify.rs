@@ -120,6 +120,13 @@ fn apply(conn: &mut Conn, data: &IdentifyData) -> Result<(), String> {
         id.hostname = hostname;
     }
     id.user_agent = data.user_agent.clone().unwrap_or_default();
+    let (client_id, hostname, user_agent) = (id.client_id.clone(), id.hostname.clone(), id.user_agent.clone());
+    conn.client.client().update(|details| {
+        details.client_id = client_id;
+        details.hostname = hostname;
+        details.user_agent = user_agent;
+    });
+    let id = &mut conn.identity;
     id.heartbeat_interval = match data.heartbeat_interval.unwrap_or(0) {
         -1 => None,
         0 => Some(cfg.heartbeat_interval),

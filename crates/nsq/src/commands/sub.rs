@@ -46,6 +46,10 @@ pub fn run(conn: &mut Conn, command: &Command) -> NsqResult<()> {
     if !channel.add_client(Arc::clone(&client)) {
         return Err(NsqError::fatal("E_SUB_FAILED", "SUB failed channel consumers for this channel exceed limit"));
     }
+    conn.client.client().update(|details| {
+        details.topic = channel.topic.to_string();
+        details.channel = channel.name.to_string();
+    });
     conn.sub = Some(Subscription { channel, client });
     conn.state = ConnState::Subscribed;
     conn.respond(b"OK");
