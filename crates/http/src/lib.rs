@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
+mod console;
 mod lookup;
 mod publish;
 mod reply;
@@ -63,6 +64,8 @@ pub fn router(channels: Arc<Channels>, config: HttpConfig) -> Router {
         .route("/topics", get(lookup::topics))
         .route("/channels", get(lookup::channels))
         .route("/nodes", get(lookup::nodes))
+        .route("/", get(console::index))
+        .route("/console/:asset", get(console::asset))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
