@@ -5,6 +5,9 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::stats;
 
 #[derive(Debug, Default)]
 pub struct Disk {
@@ -22,7 +25,10 @@ impl Disk {
         if self.fail_next_sync.swap(false, Ordering::Relaxed) {
             return Err(io::Error::other("injected fsync failure"));
         }
-        file.sync_data()
+        let started = Instant::now();
+        let result = file.sync_data();
+        stats::record_fsync(started.elapsed());
+        result
     }
 
     /// Makes a new directory entry durable (a created segment file).
@@ -32,7 +38,10 @@ impl Disk {
         if self.fail_next_sync.swap(false, Ordering::Relaxed) {
             return Err(io::Error::other("injected fsync failure"));
         }
-        handle.sync_all()
+        let started = Instant::now();
+        let result = handle.sync_all();
+        stats::record_fsync(started.elapsed());
+        result
     }
 
     /// Writes all of `bytes` at `at`, possibly in several system calls.

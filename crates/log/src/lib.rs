@@ -23,6 +23,7 @@ mod recovery;
 mod retention;
 mod scan;
 mod segment;
+pub mod stats;
 #[cfg(test)]
 mod test_batch;
 mod time_index;
