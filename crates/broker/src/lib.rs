@@ -3,6 +3,7 @@
 //! map `BrokerError` to their own error codes; neither touches storage directly.
 
 mod broker;
+pub mod browse;
 pub mod channel;
 pub mod clients;
 pub mod config;

@@ -232,6 +232,11 @@ impl PartitionLog {
         self.state().segments.iter().map(|s| s.base_offset).collect()
     }
 
+    /// Base offset and `.log` size in bytes of every segment, oldest first (admin API).
+    pub fn segment_sizes(&self) -> Vec<(i64, u64)> {
+        self.state().segments.iter().map(|s| (s.base_offset, s.len())).collect()
+    }
+
     pub fn config(&self) -> LogConfig {
         self.state().config.clone()
     }

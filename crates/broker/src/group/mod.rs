@@ -3,8 +3,10 @@
 //! one deadline heap swept by one task for session and rebalance timeouts, and committed
 //! offsets persisted in an append-only log under `<data_dir>/groups/`.
 
+pub mod assignment;
 mod coordinator;
 pub mod offsets;
+pub mod reset;
 mod state;
 mod timeouts;
 
