@@ -4,6 +4,8 @@
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const HEIGHT = 200;
 const PAD = { top: 12, right: 16, bottom: 26, left: 56 };
+/** The shortest time span a chart shows. */
+const MIN_SPAN_MS = 60_000;
 
 function s(tag, attrs = {}, text) {
   const el = document.createElementNS(SVG_NS, tag);
@@ -12,11 +14,18 @@ function s(tag, attrs = {}, text) {
   return el;
 }
 
-/** The smallest "nice" number (1, 2, 2.5, 5 × 10^n) at or above `x`. */
-function niceCeil(x) {
+/**
+ * The smallest "nice" step (1, 2, 5 × 10^n) at or above `x`; with `binary`, nice in units of
+ * 1024^k so byte axes read 256 KiB, 512 KiB rather than 293 KiB.
+ */
+function niceStep(x, binary = false) {
   if (x <= 0) return 1;
+  if (binary && x >= 1024) {
+    const unit = 1024 ** Math.floor(Math.log(x) / Math.log(1024));
+    return niceStep(x / unit) * unit;
+  }
   const exp = 10 ** Math.floor(Math.log10(x));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * exp >= x) return m * exp;
+  for (const m of [1, 2, 5, 10]) if (m * exp >= x) return m * exp;
   return 10 * exp;
 }
 
@@ -27,36 +36,45 @@ function clock(ms) {
 
 /**
  * Renders into `host` (replacing its content).
- * series: [{name, color, points: [[t_ms, value], ...]}]; windowMs: the time span shown, ending
- * at `now`; format: value → label for axis and legend.
+ * series: [{name, color, points: [[t_ms, value], ...]}]; windowMs: the longest time span shown,
+ * ending at `now`; format: value → label for axis and legend; binary: the values are bytes.
  */
-export function lineChart(host, { series, windowMs, now, format, testid }) {
+export function lineChart(host, { series, windowMs, now, format, testid, binary = false }) {
   const width = Math.max(host.clientWidth || 0, 320);
   const plotW = width - PAD.left - PAD.right;
   const plotH = HEIGHT - PAD.top - PAD.bottom;
-  const start = now - windowMs;
+  // Show at most `windowMs`, but no more than the history there is (at least a minute), so a
+  // fresh page does not squeeze its first samples against the right edge.
+  const oldest = Math.min(now, ...series.flatMap((ser) => (ser.points.length ? [ser.points[0][0]] : [])));
+  const span = Math.min(windowMs, Math.max(MIN_SPAN_MS, now - oldest));
+  const start = now - span;
   const visible = series.map((ser) => ({ ...ser, points: ser.points.filter(([t]) => t >= start - 5000) }));
   const maxValue = Math.max(0, ...visible.flatMap((ser) => ser.points.map(([, v]) => v)));
-  const top = niceCeil(maxValue);
-  const x = (t) => PAD.left + ((t - start) / windowMs) * plotW;
+  // At most four grid steps of a nice size, and no empty steps above the highest value.
+  const step = niceStep(maxValue / 4, binary);
+  const steps = Math.max(1, Math.ceil(maxValue / step));
+  const top = step * steps;
+  const x = (t) => PAD.left + ((t - start) / span) * plotW;
   const y = (v) => PAD.top + plotH - (v / top) * plotH;
 
   const svg = s('svg', { viewBox: `0 0 ${width} ${HEIGHT}`, width, height: HEIGHT, class: 'chart', role: 'img' });
   if (testid) svg.dataset.testid = testid;
+  // How many samples the longest series has: lets a test wait for a drawn line.
+  svg.dataset.points = String(Math.max(0, ...series.map((ser) => ser.points.length)));
   const defs = s('defs');
   const clipId = `clip-${Math.random().toString(36).slice(2)}`;
   defs.append(s('clipPath', { id: clipId }));
   defs.firstChild.append(s('rect', { x: PAD.left, y: PAD.top - 2, width: plotW, height: plotH + 4 }));
   svg.append(defs);
 
-  for (let i = 0; i <= 4; i += 1) {
-    const v = (top / 4) * i;
+  for (let i = 0; i <= steps; i += 1) {
+    const v = step * i;
     svg.append(s('line', { x1: PAD.left, x2: width - PAD.right, y1: y(v), y2: y(v), class: i ? 'grid' : 'axis' }));
     svg.append(s('text', { x: PAD.left - 8, y: y(v) + 4, 'text-anchor': 'end', class: 'tick' }, format(v)));
   }
   const ticks = 4;
   for (let i = 0; i <= ticks; i += 1) {
-    const t = start + (windowMs / ticks) * i;
+    const t = start + (span / ticks) * i;
     const anchor = i === 0 ? 'start' : i === ticks ? 'end' : 'middle';
     svg.append(s('text', { x: x(t), y: HEIGHT - 6, 'text-anchor': anchor, class: 'tick' }, clock(t)));
   }

@@ -105,12 +105,16 @@ export async function busy(button, action) {
   }
 }
 
+/** Toasts on screen at once; older ones give way. */
+const TOASTS_MAX = 3;
+
 /** A transient message at the bottom right; errors stay longer. */
 export function toast(message, kind = 'ok') {
   const host = document.getElementById('toasts');
   if (!host) return;
   const el = h('div', { class: `toast ${kind}`, role: kind === 'error' ? 'alert' : 'status', testid: 'toast' }, message);
   host.append(el);
+  while (host.children.length > TOASTS_MAX) host.firstElementChild.remove();
   setTimeout(() => el.remove(), kind === 'error' ? 8000 : 4000);
 }
 

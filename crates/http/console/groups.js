@@ -11,6 +11,8 @@ const LAG_WINDOW_MS = 5 * 60_000;
 const LAG_SAMPLES_MAX = 400;
 /** Groups whose history is kept, so moving between pages keeps each chart. */
 const GROUPS_TRACKED_MAX = 50;
+/** Shortest time between two lag samples of one group. */
+const LAG_SAMPLE_SPAN_MIN_MS = 1500;
 
 /** group id → [[t_ms, total lag]]. */
 const lagHistory = new Map();
@@ -22,6 +24,11 @@ function recordLag(group, lag) {
   }
   const points = lagHistory.get(group);
   const now = Date.now();
+  // The list and the detail page both sample; keep one sample per poll period.
+  if (points.length && now - points[points.length - 1][0] < LAG_SAMPLE_SPAN_MIN_MS) {
+    points[points.length - 1][1] = lag;
+    return;
+  }
   points.push([now, lag]);
   while (points.length > LAG_SAMPLES_MAX || points[0][0] < now - LAG_WINDOW_MS - 10_000) points.shift();
 }

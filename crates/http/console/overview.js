@@ -10,6 +10,8 @@ import { card, fill, fmtBytes, fmtNum, fmtShort, h, link, stat, table } from './
 const HISTORY_MS = 5 * 60_000;
 /** Samples kept: the window at one per 2 s poll, with slack for faster manual refreshes. */
 const SAMPLES_MAX = 400;
+/** Shortest span between two samples a rate is computed over. */
+const RATE_SPAN_MIN_MS = 1500;
 
 const COUNTERS = ['messages_in', 'messages_out', 'bytes_in', 'bytes_out'];
 const samples = [];
@@ -21,7 +23,9 @@ let latest = null;
 export function record(sample) {
   latest = sample;
   const previous = samples[samples.length - 1];
-  if (previous && sample.now_ms <= previous.now_ms) return;
+  // Refreshes right after an action come faster than the poll; rates over such short spans
+  // are mostly noise, so those samples only update the numbers, not the charts.
+  if (previous && sample.now_ms - previous.now_ms < RATE_SPAN_MIN_MS) return;
   if (previous && COUNTERS.some((c) => sample[c] < previous[c])) {
     // The broker restarted (counters start again at zero): old history is not comparable.
     samples.length = 0;
@@ -83,6 +87,7 @@ export function mount(root) {
       now,
       format: (v) => fmtBytes(Math.round(v)),
       testid: 'throughput-bytes',
+      binary: true,
     });
     fill(
       totals,
