@@ -4,6 +4,7 @@ use crate::clients::Clients;
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, BrokerResult};
 use crate::group::GroupCoordinator;
+use crate::metrics::Metrics;
 use crate::names::validate_topic_name;
 use crate::partition::Partition;
 use crate::producer_ids::ProducerIds;
@@ -28,6 +29,8 @@ pub struct Broker {
     retention_holders: RwLock<Vec<Weak<dyn RetentionHolder>>>,
     /// Connected clients of every listener, admitted under `config.client_limits`.
     clients: Arc<Clients>,
+    /// Request latency histograms for `/metrics` (the rest is read from state at scrape time).
+    metrics: Arc<Metrics>,
 }
 
 /// Something that still needs a partition's records: retention keeps what it needs.
@@ -65,6 +68,7 @@ impl Broker {
             groups,
             retention_holders: RwLock::new(Vec::new()),
             clients: Arc::new(Clients::new(config.client_limits)),
+            metrics: Arc::new(Metrics::new()),
             config,
         }))
     }
@@ -215,6 +219,11 @@ impl Broker {
             return Ok(());
         }
         topic.set_config(config, &self.config.log_defaults)
+    }
+
+    /// What `/metrics` renders, and where listeners record request latency.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The group coordinator (this node coordinates every group).

@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod group;
 pub mod maintenance;
+pub mod metrics;
 pub mod names;
 pub mod partition;
 pub mod producer_ids;

@@ -71,6 +71,13 @@ impl Traffic {
 impl Partition {
     pub fn open(dir: &Path, topic: Arc<str>, index: i32, config: LogConfig) -> BrokerResult<Partition> {
         let log = PartitionLog::open(dir, config).map_err(|e| BrokerError::Storage(e.to_string()))?;
+        // The log names only the segment file; operators search by topic and partition
+        // (`sluice_log_recovery_truncated_bytes_total` counts the same bytes).
+        let recovered = log.recovery_report();
+        if recovered.truncated_bytes > 0 {
+            tracing::warn!(topic = %topic, partition = index, dropped_bytes = recovered.truncated_bytes,
+                log_end_offset = log.log_end_offset(), "recovery truncated a torn or corrupt log tail");
+        }
         let mut producers = ProducerState::default();
         let headers =
             log.recent_batch_headers(PRODUCER_STATE_SEGMENTS).map_err(|e| BrokerError::Storage(e.to_string()))?;

@@ -69,6 +69,8 @@ pub struct ChannelStats {
     pub message_count: u64,
     pub requeue_count: u64,
     pub timeout_count: u64,
+    /// Messages finished (FIN) on this channel since the process started.
+    pub finish_count: u64,
     pub paused: bool,
     pub clients: Vec<Arc<ClientInfo>>,
 }
@@ -163,6 +165,8 @@ pub struct Channel {
     message_count: AtomicU64,
     requeue_count: AtomicU64,
     timeout_count: AtomicU64,
+    /// FINs, kept here because a client's own count leaves with the client (`/metrics`).
+    finish_count: AtomicU64,
     /// Partitions whose appends already wake this channel.
     watched: Mutex<usize>,
     /// Dropped with the channel: ends its partition watchers.
@@ -236,6 +240,7 @@ impl Channel {
             message_count: AtomicU64::new(0),
             requeue_count: AtomicU64::new(0),
             timeout_count: AtomicU64::new(0),
+            finish_count: AtomicU64::new(0),
             watched: Mutex::new(0),
             closed: watch::channel(()).0,
         });
@@ -369,6 +374,10 @@ impl Channel {
         self.dirty.store(true, Ordering::Relaxed);
         client.in_flight_count.fetch_add(1, Ordering::Relaxed);
         client.message_count.fetch_add(1, Ordering::Relaxed);
+        // Every delivery is served traffic, redeliveries included (as Kafka re-fetches are).
+        if let Some(partition) = self.log_topic.partition(delivery.id.partition) {
+            partition.traffic.count_out(1, delivery.body.len() as u64);
+        }
         Some(delivery)
     }
 
@@ -467,6 +476,7 @@ impl Channel {
             cursor.finish(id.offset);
         }
         client.finish_count.fetch_add(1, Ordering::Relaxed);
+        self.finish_count.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -601,6 +611,7 @@ impl Channel {
             message_count: self.message_count.load(Ordering::Relaxed),
             requeue_count: self.requeue_count.load(Ordering::Relaxed),
             timeout_count: self.timeout_count.load(Ordering::Relaxed),
+            finish_count: self.finish_count.load(Ordering::Relaxed),
             paused: self.paused.load(Ordering::Relaxed),
             clients,
         }

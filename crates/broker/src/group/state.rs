@@ -553,6 +553,7 @@ impl Group {
             self.protocol_type = None;
             self.leader = None;
             self.empty_since_ms = Some(super::coordinator::now_ms());
+            tracing::info!(group = %self.id, generation = self.generation, "group rebalanced: no members left");
             return;
         }
         self.protocol = self.select_protocol();
@@ -561,6 +562,9 @@ impl Group {
         }
         self.state = GroupState::CompletingRebalance;
         let ids: Vec<String> = self.members.keys().cloned().collect();
+        tracing::info!(group = %self.id, generation = self.generation, members = ?ids,
+            leader = self.leader.as_deref().unwrap_or(""), protocol = self.protocol.as_deref().unwrap_or(""),
+            "group rebalanced");
         for id in ids {
             let result = self.join_result(&id);
             if let Some(m) = self.members.get_mut(&id) {
