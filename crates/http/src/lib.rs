@@ -8,6 +8,7 @@
 mod admin;
 mod console;
 mod lookup;
+mod metrics;
 mod publish;
 mod reply;
 mod stats;
@@ -48,6 +49,7 @@ pub fn router(channels: Arc<Channels>, config: HttpConfig) -> Router {
         .route("/ping", get(reply::ping).head(reply::ping))
         .route("/info", get(stats::info))
         .route("/stats", get(stats::stats))
+        .route("/metrics", get(metrics::metrics))
         .route("/pub", post(publish::publish))
         .route("/mpub", post(publish::mpub))
         .route("/topic/create", post(admin::topic_create))
