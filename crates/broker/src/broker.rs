@@ -4,6 +4,7 @@ use crate::clients::Clients;
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, BrokerResult};
 use crate::group::GroupCoordinator;
+use crate::health::StorageHealth;
 use crate::metrics::Metrics;
 use crate::names::validate_topic_name;
 use crate::partition::Partition;
@@ -31,6 +32,8 @@ pub struct Broker {
     clients: Arc<Clients>,
     /// Request latency histograms for `/metrics` (the rest is read from state at scrape time).
     metrics: Arc<Metrics>,
+    /// Whether storage takes writes; every partition reports to it.
+    health: Arc<StorageHealth>,
 }
 
 /// Something that still needs a partition's records: retention keeps what it needs.
@@ -47,6 +50,7 @@ impl Broker {
         remove_deleted_leftovers(&config.data_dir)?;
         let cluster_id = load_or_create_cluster_id(&config.data_dir)?;
         let producer_ids = ProducerIds::open(&config.data_dir)?;
+        let health = Arc::new(StorageHealth::default());
         let mut topics = HashMap::new();
         for entry in fs::read_dir(&topics_dir).map_err(|e| storage(&topics_dir, e))? {
             let entry = entry.map_err(|e| storage(&topics_dir, e))?;
@@ -55,7 +59,7 @@ impl Broker {
                 tracing::warn!(path = %entry.path().display(), "ignoring unexpected entry in topics directory");
                 continue;
             }
-            let topic = Topic::open(entry.path(), &name, &config.log_defaults)?;
+            let topic = Topic::open(entry.path(), &name, &config.log_defaults, Arc::clone(&health))?;
             tracing::info!(topic = %name, partitions = topic.partition_count(), "topic loaded");
             topics.insert(name, Arc::new(topic));
         }
@@ -69,6 +73,7 @@ impl Broker {
             retention_holders: RwLock::new(Vec::new()),
             clients: Arc::new(Clients::new(config.client_limits)),
             metrics: Arc::new(Metrics::new()),
+            health,
             config,
         }))
     }
@@ -144,6 +149,10 @@ impl Broker {
         if self.topic(name).is_some() {
             return Err(BrokerError::TopicAlreadyExists);
         }
+        let topics_max = self.config.topics_max;
+        if topics_max > 0 && self.topics.read().map(|t| t.len()).unwrap_or(0) >= topics_max {
+            return Err(BrokerError::TopicLimitReached { max: topics_max });
+        }
         let count = partitions.unwrap_or(self.config.default_partitions);
         if count == 0 || count > self.config.partitions_per_topic_max {
             return Err(BrokerError::InvalidPartitions(format!(
@@ -166,7 +175,8 @@ impl Broker {
         let config = self.validate_new_topic(name, partitions, &overrides)?;
         let count = partitions.unwrap_or(self.config.default_partitions);
         let dir = self.topic_dir(name);
-        let topic = Arc::new(Topic::create(dir, name, count, config, &self.config.log_defaults)?);
+        let health = Arc::clone(&self.health);
+        let topic = Arc::new(Topic::create(dir, name, count, config, &self.config.log_defaults, health)?);
         self.topics.write().map_err(|_| lock_poisoned())?.insert(name.to_string(), Arc::clone(&topic));
         tracing::info!(topic = name, partitions = count, "topic created");
         Ok(topic)
@@ -230,6 +240,24 @@ impl Broker {
     /// Connected clients of every protocol.
     pub fn clients(&self) -> &Arc<Clients> {
         &self.clients
+    }
+
+    /// Whether storage takes writes (see `storage_problem`).
+    pub fn storage_health(&self) -> &Arc<StorageHealth> {
+        &self.health
+    }
+
+    /// Why storage does not take writes now, or None: the latest write failure until a
+    /// write or probe succeeds, or a partition poisoned by a failed fsync (until restart).
+    pub fn storage_problem(&self) -> Option<String> {
+        if let Some(problem) = self.health.problem() {
+            return Some(problem);
+        }
+        let poisoned = self.topics().into_iter().flat_map(|t| t.partitions()).find(|p| p.log().is_poisoned())?;
+        Some(format!(
+            "partition {}-{} refuses writes after a failed fsync; restart the broker to recover it",
+            poisoned.topic, poisoned.index
+        ))
     }
 
     pub fn groups(&self) -> &Arc<GroupCoordinator> {

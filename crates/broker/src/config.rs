@@ -22,6 +22,9 @@ pub struct BrokerConfig {
     pub default_partitions: u32,
     /// Upper bound on partitions per topic: bounds memory and file handles per topic.
     pub partitions_per_topic_max: u32,
+    /// Upper bound on topics (0 = none): each partition holds open files and memory, so a
+    /// client auto-creating topics in a loop must hit a clear error, not the fd limit.
+    pub topics_max: usize,
     /// Log settings topics start from; per-topic configs override them.
     pub log_defaults: LogConfig,
     /// Consumer-group settings (session timeout bounds, offsets retention).
@@ -38,6 +41,10 @@ pub struct BrokerConfig {
 /// small enough that one stalled channel cannot take a whole disk.
 pub const RETENTION_HOLD_BYTES_MAX_DEFAULT: u64 = 10 << 30;
 
+/// Ten thousand single-partition topics hold 30,000 files (log and two indexes each),
+/// within a typical 65,536 open-file limit with room for connections.
+pub const TOPICS_MAX_DEFAULT: usize = 10_000;
+
 impl BrokerConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> BrokerConfig {
         BrokerConfig {
@@ -48,6 +55,7 @@ impl BrokerConfig {
             auto_create_topics: true,
             default_partitions: 1,
             partitions_per_topic_max: 10_000,
+            topics_max: TOPICS_MAX_DEFAULT,
             log_defaults: LogConfig::default(),
             groups: GroupConfig::default(),
             retention_hold_bytes_max: RETENTION_HOLD_BYTES_MAX_DEFAULT,

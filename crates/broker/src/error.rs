@@ -29,6 +29,9 @@ pub enum BrokerError {
     TransactionsUnsupported,
     #[error("storage error: {0}")]
     Storage(String),
+    /// Creating the topic would exceed the broker's topic limit (Kafka `POLICY_VIOLATION`).
+    #[error("the broker holds {max} topics, its limit; delete a topic or raise --max-topics")]
+    TopicLimitReached { max: usize },
 }
 
 pub type BrokerResult<T> = Result<T, BrokerError>;

@@ -9,6 +9,7 @@ pub mod clients;
 pub mod config;
 pub mod error;
 pub mod group;
+pub mod health;
 pub mod maintenance;
 pub mod metrics;
 pub mod names;

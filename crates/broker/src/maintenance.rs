@@ -13,6 +13,9 @@ const TICK: Duration = Duration::from_millis(50);
 /// How often retention is checked (Kafka's `log.retention.check.interval.ms` is 5 minutes;
 /// a shorter period keeps disk use closer to the limit at negligible cost).
 const RETENTION_CHECK_PERIOD: Duration = Duration::from_secs(30);
+/// While storage writes fail, how often a probe write checks whether space came back, so
+/// `/ping` recovers without waiting for a client to write.
+const STORAGE_PROBE_PERIOD: Duration = Duration::from_secs(1);
 
 /// Runs until `shutdown` turns true.
 pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
@@ -20,6 +23,7 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_flush: HashMap<(String, i32), Instant> = HashMap::new();
     let mut last_retention = Instant::now();
+    let mut last_probe = Instant::now();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -33,7 +37,17 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
         if check_retention {
             last_retention = Instant::now();
         }
-        let flushed = tokio::task::spawn_blocking(move || upkeep(&broker, last_flush, check_retention)).await;
+        let probe_storage = broker.storage_health().is_failing() && last_probe.elapsed() >= STORAGE_PROBE_PERIOD;
+        if probe_storage {
+            last_probe = Instant::now();
+        }
+        let flushed = tokio::task::spawn_blocking(move || {
+            if probe_storage {
+                broker.storage_health().probe(&broker.config().data_dir);
+            }
+            upkeep(&broker, last_flush, check_retention)
+        })
+        .await;
         last_flush = flushed.unwrap_or_default();
     }
 }

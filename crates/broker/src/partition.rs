@@ -2,6 +2,7 @@
 //! waiting readers (long-poll fetch, NSQ dispatch) when its end offset moves.
 
 use crate::error::{BrokerError, BrokerResult};
+use crate::health::StorageHealth;
 use crate::producer_state::{ProducerState, SequenceCheck};
 use sluice_log::batch::{self, BatchHeader};
 use sluice_log::{AppendError, FlushPolicy, LogConfig, PartitionLog, ReadError, ReadResult, TimestampHit};
@@ -43,6 +44,8 @@ pub struct Partition {
     end_offset: watch::Sender<i64>,
     /// Messages and bytes in (counted here) and out (counted by the listeners that serve them).
     pub traffic: Traffic,
+    /// Told of every failed and successful write, so the broker knows when storage fails.
+    health: Arc<StorageHealth>,
 }
 
 /// Cumulative traffic through one partition since the process started (Prometheus
@@ -70,6 +73,17 @@ impl Traffic {
 
 impl Partition {
     pub fn open(dir: &Path, topic: Arc<str>, index: i32, config: LogConfig) -> BrokerResult<Partition> {
+        Partition::open_reporting(dir, topic, index, config, Arc::default())
+    }
+
+    /// `open`, reporting write failures and successes to the broker's `health`.
+    pub fn open_reporting(
+        dir: &Path,
+        topic: Arc<str>,
+        index: i32,
+        config: LogConfig,
+        health: Arc<StorageHealth>,
+    ) -> BrokerResult<Partition> {
         let log = PartitionLog::open(dir, config).map_err(|e| BrokerError::Storage(e.to_string()))?;
         // The log names only the segment file; operators search by topic and partition
         // (`sluice_log_recovery_truncated_bytes_total` counts the same bytes).
@@ -93,6 +107,7 @@ impl Partition {
             producers: Mutex::new(producers),
             end_offset,
             traffic: Traffic::default(),
+            health,
         })
     }
 
@@ -117,7 +132,10 @@ impl Partition {
         tokio::task::spawn_blocking(move || partition.log.sync_through(through))
             .await
             .map_err(|e| BrokerError::Storage(format!("sync task failed: {e}")))?
-            .map_err(|e| BrokerError::Storage(e.to_string()))
+            .map_err(|e| {
+                self.health.write_failed(&format!("{}-{}: {e}", self.topic, self.index));
+                BrokerError::Storage(e.to_string())
+            })
     }
 
     /// Appends one or more v2 batches to the log (page cache) and wakes readers. The
@@ -140,7 +158,11 @@ impl Partition {
         } else if headers.iter().any(|h| h.producer_id >= 0 && h.base_sequence >= 0) {
             return Err(BrokerError::CorruptMessage("an idempotent produce must carry exactly one batch".into()));
         }
-        let info = self.log.append(records).map_err(append_error)?;
+        let info = match self.log.append(records) {
+            Ok(info) => info,
+            Err(e) => return Err(self.append_failed(e)),
+        };
+        self.health.write_succeeded();
         let mut offset = info.first_offset;
         for header in &headers {
             let mut stored = *header;
@@ -156,6 +178,14 @@ impl Partition {
             last_offset: info.last_offset,
             log_start_offset: info.log_start_offset,
         })
+    }
+
+    /// Maps a failed append; storage failures (not bad input) are reported to `health`.
+    fn append_failed(&self, e: AppendError) -> BrokerError {
+        if matches!(e, AppendError::Io(_) | AppendError::Poisoned) {
+            self.health.write_failed(&format!("{}-{}: {e}", self.topic, self.index));
+        }
+        append_error(e)
     }
 
     /// Reads each batch header and writes the leader epoch (outside the CRC). The log

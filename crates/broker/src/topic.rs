@@ -2,6 +2,7 @@
 //! one directory per partition (`topics/<name>/<index>/`).
 
 use crate::error::{BrokerError, BrokerResult};
+use crate::health::StorageHealth;
 use crate::partition::Partition;
 use crate::topic_config::TopicConfig;
 use sluice_log::LogConfig;
@@ -28,6 +29,8 @@ pub struct Topic {
     dir: PathBuf,
     partitions: RwLock<Vec<Arc<Partition>>>,
     config: RwLock<TopicConfig>,
+    /// The broker's storage health, handed to every partition (also ones added later).
+    health: Arc<StorageHealth>,
 }
 
 impl Topic {
@@ -38,6 +41,7 @@ impl Topic {
         partitions: u32,
         config: TopicConfig,
         defaults: &LogConfig,
+        health: Arc<StorageHealth>,
     ) -> BrokerResult<Topic> {
         let log_config = config.log_config(defaults)?;
         fs::create_dir_all(&dir).map_err(|e| storage(&dir, e))?;
@@ -45,13 +49,14 @@ impl Topic {
         let meta = TopicMeta { id: id.to_string(), partitions, config: config.clone() };
         write_meta(&dir, &meta)?;
         let name: Arc<str> = Arc::from(name);
-        let parts =
-            (0..partitions).map(|i| open_partition(&dir, &name, i, &log_config)).collect::<BrokerResult<Vec<_>>>()?;
-        Ok(Topic { name, id, dir, partitions: RwLock::new(parts), config: RwLock::new(config) })
+        let parts = (0..partitions)
+            .map(|i| open_partition(&dir, &name, i, &log_config, &health))
+            .collect::<BrokerResult<Vec<_>>>()?;
+        Ok(Topic { name, id, dir, partitions: RwLock::new(parts), config: RwLock::new(config), health })
     }
 
     /// Opens a topic from its directory, recovering every partition.
-    pub fn open(dir: PathBuf, name: &str, defaults: &LogConfig) -> BrokerResult<Topic> {
+    pub fn open(dir: PathBuf, name: &str, defaults: &LogConfig, health: Arc<StorageHealth>) -> BrokerResult<Topic> {
         let path = dir.join(META_FILE);
         let text = fs::read_to_string(&path).map_err(|e| storage(&path, e))?;
         let meta: TopicMeta =
@@ -61,9 +66,9 @@ impl Topic {
         let log_config = meta.config.log_config(defaults)?;
         let name: Arc<str> = Arc::from(name);
         let parts = (0..meta.partitions)
-            .map(|i| open_partition(&dir, &name, i, &log_config))
+            .map(|i| open_partition(&dir, &name, i, &log_config, &health))
             .collect::<BrokerResult<Vec<_>>>()?;
-        Ok(Topic { name, id, dir, partitions: RwLock::new(parts), config: RwLock::new(meta.config) })
+        Ok(Topic { name, id, dir, partitions: RwLock::new(parts), config: RwLock::new(meta.config), health })
     }
 
     pub fn dir(&self) -> &Path {
@@ -98,7 +103,7 @@ impl Topic {
         }
         let mut added = Vec::new();
         for i in current..total {
-            added.push(open_partition(&self.dir, &self.name, i, &log_config)?);
+            added.push(open_partition(&self.dir, &self.name, i, &log_config, &self.health)?);
         }
         write_meta(&self.dir, &TopicMeta { id: self.id.to_string(), partitions: total, config })?;
         parts.extend(added);
@@ -130,8 +135,16 @@ impl Topic {
     }
 }
 
-fn open_partition(dir: &Path, topic: &Arc<str>, index: u32, config: &LogConfig) -> BrokerResult<Arc<Partition>> {
-    let partition = Partition::open(&dir.join(index.to_string()), Arc::clone(topic), index as i32, config.clone())?;
+fn open_partition(
+    dir: &Path,
+    topic: &Arc<str>,
+    index: u32,
+    config: &LogConfig,
+    health: &Arc<StorageHealth>,
+) -> BrokerResult<Arc<Partition>> {
+    let dir = dir.join(index.to_string());
+    let partition =
+        Partition::open_reporting(&dir, Arc::clone(topic), index as i32, config.clone(), Arc::clone(health))?;
     Ok(Arc::new(partition))
 }
 

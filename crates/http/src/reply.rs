@@ -1,13 +1,21 @@
 //! nsqd's `RespondV1`: 200 with text or JSON, errors as `{"message": "CODE"}`.
 
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 const NSQ_CONTENT_TYPE: &str = "nsq; version=1.0";
 
-pub async fn ping() -> Response {
-    text("OK")
+/// nsqd's health check: `OK`, or 500 with `NOK - <reason>` in plain text while storage
+/// refuses writes (a full disk); it turns `OK` again by itself once a write succeeds.
+pub async fn ping(State(state): State<crate::AppState>) -> Response {
+    match state.channels.broker().storage_problem() {
+        None => text("OK"),
+        Some(problem) => {
+            with_nsq_header((StatusCode::INTERNAL_SERVER_ERROR, format!("NOK - {problem}")).into_response())
+        }
+    }
 }
 
 pub fn text(body: &'static str) -> Response {

@@ -2,16 +2,21 @@
 //! (an fsync for acks=all, a long-poll fetch) runs in its own task, and a writer sends
 //! the responses strictly in request order. So a producer's pipelined requests are
 //! appended in order yet share group-commit fsyncs.
+//!
+//! Bounds: at most `inflight_requests_max` replies and `inflight_bytes_max` request bytes
+//! wait for the writer; a client that stops reading stalls the writer, which gives up after
+//! `write_timeout` without progress; a client silent for `idle_timeout` is closed.
 
 use crate::codec::{read_frame, FrameError};
 use crate::dispatch::{dispatch, DispatchError, Reply};
 use crate::server::Context;
 use bytes::Bytes;
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 #[derive(Debug, Error)]
 pub enum ConnectionError {
@@ -21,6 +26,10 @@ pub enum ConnectionError {
     Dispatch(#[from] DispatchError),
     #[error("write failed: {0}")]
     Write(std::io::Error),
+    #[error("client read nothing for {0:?} while replies waited (a client that never reads)")]
+    WriteStalled(Duration),
+    #[error("idle for {0:?} (connections.max.idle.ms)")]
+    Idle(Duration),
 }
 
 pub async fn run(
@@ -29,9 +38,14 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ConnectionError> {
     let (mut reader, mut writer) = stream.into_split();
-    let (replies, mut pending) = mpsc::channel::<Reply>(context.config.inflight_requests_max);
+    let (replies, mut pending) = mpsc::channel::<(Reply, OwnedSemaphorePermit)>(context.config.inflight_requests_max);
+    // Request bytes whose replies are not written yet; a permit per request is released
+    // when its reply has been written.
+    let inflight_bytes_max = context.config.inflight_bytes_max.clamp(1, u32::MAX as usize);
+    let inflight_bytes = Arc::new(Semaphore::new(inflight_bytes_max));
+    let write_timeout = context.config.write_timeout;
     let write_loop = async move {
-        while let Some(reply) = pending.recv().await {
+        while let Some((reply, _request_bytes)) = pending.recv().await {
             let frame: Option<Bytes> = match reply {
                 Reply::Now(frame) => Some(frame),
                 Reply::Later(task) => match task.await {
@@ -42,7 +56,7 @@ pub async fn run(
                 Reply::Nothing => None,
             };
             if let Some(frame) = frame {
-                writer.write_all(&frame).await.map_err(ConnectionError::Write)?;
+                write_frame(&mut writer, &frame, write_timeout).await?;
             }
         }
         let _ = writer.shutdown().await;
@@ -50,17 +64,49 @@ pub async fn run(
     };
     let read_loop = async move {
         loop {
+            let idle_timeout = context.config.idle_timeout;
             let frame = tokio::select! {
-                frame = read_frame(&mut reader, context.config.request_bytes_max) => frame?,
+                frame = tokio::time::timeout(idle_timeout, read_frame(&mut reader, context.config.request_bytes_max)) => {
+                    frame.map_err(|_| ConnectionError::Idle(idle_timeout))??
+                }
                 _ = shutdown.changed() => None,
+                // The writer gave up (a stalled client): stop reading too.
+                _ = replies.closed() => None,
             };
             let Some(frame) = frame else { return Ok::<(), ConnectionError>(()) };
+            let wanted = frame.len().clamp(1, inflight_bytes_max) as u32;
+            let request_bytes = tokio::select! {
+                permit = Arc::clone(&inflight_bytes).acquire_many_owned(wanted) => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return Ok(()),
+                },
+                _ = replies.closed() => return Ok(()),
+            };
             let reply = dispatch(&context, frame)?;
-            if replies.send(reply).await.is_err() {
+            if replies.send((reply, request_bytes)).await.is_err() {
                 return Ok(());
             }
         }
     };
     let (read, write) = tokio::join!(read_loop, write_loop);
     read.and(write)
+}
+
+/// Writes a whole frame, failing when the client accepts no byte for `stall_max`: a client
+/// that never reads cannot hold the connection and its queued replies forever.
+async fn write_frame<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    frame: &[u8],
+    stall_max: Duration,
+) -> Result<(), ConnectionError> {
+    let mut rest = frame;
+    while !rest.is_empty() {
+        match tokio::time::timeout(stall_max, writer.write(rest)).await {
+            Ok(Ok(0)) => return Err(ConnectionError::Write(std::io::ErrorKind::WriteZero.into())),
+            Ok(Ok(written)) => rest = &rest[written..],
+            Ok(Err(e)) => return Err(ConnectionError::Write(e)),
+            Err(_) => return Err(ConnectionError::WriteStalled(stall_max)),
+        }
+    }
+    Ok(())
 }

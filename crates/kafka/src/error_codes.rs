@@ -16,6 +16,7 @@ pub const INVALID_PARTITIONS: i16 = 37;
 pub const INVALID_REPLICATION_FACTOR: i16 = 38;
 pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 pub const INVALID_REQUEST: i16 = 42;
+pub const POLICY_VIOLATION: i16 = 44;
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub const INVALID_CONFIG: i16 = 40;
@@ -79,6 +80,7 @@ pub fn code_of(error: &BrokerError) -> i16 {
         BrokerError::InvalidProducerEpoch { .. } => INVALID_PRODUCER_EPOCH,
         BrokerError::TransactionsUnsupported => TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
         BrokerError::Storage(_) => KAFKA_STORAGE_ERROR,
+        BrokerError::TopicLimitReached { .. } => POLICY_VIOLATION,
         _ => UNKNOWN_SERVER_ERROR,
     }
 }

@@ -6,6 +6,7 @@ use sluice_broker::clients::Protocol;
 use sluice_broker::Broker;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -16,11 +17,37 @@ pub struct KafkaListenerConfig {
     pub request_bytes_max: usize,
     /// Requests one connection may have in flight (pipelined) before reading pauses.
     pub inflight_requests_max: usize,
+    /// Request bytes one connection may have in flight (read, reply not yet written) before
+    /// reading pauses; at least `request_bytes_max` so any accepted request can proceed.
+    pub inflight_bytes_max: usize,
+    /// A connection with no request for this long is closed (Kafka `connections.max.idle.ms`).
+    pub idle_timeout: Duration,
+    /// A reply write that makes no progress for this long closes the connection: the
+    /// client stopped reading, and its queued replies must not pin memory.
+    pub write_timeout: Duration,
 }
+
+/// Kafka's `socket.request.max.bytes`.
+pub const REQUEST_BYTES_MAX_DEFAULT: usize = 100 * 1024 * 1024;
+/// Two maximal requests (Kafka bounds this broker-wide with `queued.max.request.bytes`,
+/// unbounded by default; here it is per connection).
+pub const INFLIGHT_BYTES_MAX_DEFAULT: usize = 2 * REQUEST_BYTES_MAX_DEFAULT;
+/// Kafka's `connections.max.idle.ms` default: 10 minutes.
+pub const IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(600);
+/// Far longer than any healthy client takes to drain a reply, short enough that a stuck
+/// client frees its memory within a minute.
+pub const WRITE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+const _: () = assert!(INFLIGHT_BYTES_MAX_DEFAULT >= REQUEST_BYTES_MAX_DEFAULT);
 
 impl Default for KafkaListenerConfig {
     fn default() -> Self {
-        KafkaListenerConfig { request_bytes_max: 100 * 1024 * 1024, inflight_requests_max: 32 }
+        KafkaListenerConfig {
+            request_bytes_max: REQUEST_BYTES_MAX_DEFAULT,
+            inflight_requests_max: 32,
+            inflight_bytes_max: INFLIGHT_BYTES_MAX_DEFAULT,
+            idle_timeout: IDLE_TIMEOUT_DEFAULT,
+            write_timeout: WRITE_TIMEOUT_DEFAULT,
+        }
     }
 }
 

@@ -4,7 +4,6 @@
 use crate::settings::Settings;
 use anyhow::Context as _;
 use sluice_broker::{maintenance, Broker};
-use sluice_kafka::KafkaListenerConfig;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -27,7 +26,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let upkeep = tokio::spawn(maintenance::run(broker.clone(), stopped.clone()));
     let group_sweeper = tokio::spawn(broker.groups().clone().run(stopped.clone()));
     let kafka =
-        tokio::spawn(sluice_kafka::serve(listener, broker.clone(), KafkaListenerConfig::default(), stopped.clone()));
+        tokio::spawn(sluice_kafka::serve(listener, broker.clone(), settings.kafka.clone(), stopped.clone()));
     let nsq_tasks = nsq_listeners.start(&settings.nsq, broker.clone(), stopped.clone())?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod limits;
+
 /// Flags of `sluice serve`. Every one is optional: an absent flag falls back to its
 /// environment variable (clap), then to the TOML file, then to the default.
 #[derive(Debug, Args, Default, Clone)]
@@ -83,6 +85,8 @@ pub struct ServeArgs {
     /// Largest NSQ RDY count [default: 2500].
     #[arg(long, env = "SLUICE_MAX_RDY_COUNT", value_name = "N")]
     pub max_rdy_count: Option<i64>,
+    #[command(flatten)]
+    pub limits: limits::LimitArgs,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -111,6 +115,30 @@ struct FileSettings {
     max_body_size: Option<u32>,
     msg_timeout: Option<String>,
     max_rdy_count: Option<i64>,
+    // Resource limits (`limits.rs`); serde cannot flatten under `deny_unknown_fields`.
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    socket_request_max_bytes: Option<usize>,
+    max_inflight_request_bytes: Option<usize>,
+    connections_max_idle_ms: Option<u64>,
+    socket_write_timeout_ms: Option<u64>,
+    max_topics: Option<usize>,
+    max_partitions_per_topic: Option<u32>,
+}
+
+impl FileSettings {
+    fn limits(&self) -> limits::LimitArgs {
+        limits::LimitArgs {
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            socket_request_max_bytes: self.socket_request_max_bytes,
+            max_inflight_request_bytes: self.max_inflight_request_bytes,
+            connections_max_idle_ms: self.connections_max_idle_ms,
+            socket_write_timeout_ms: self.socket_write_timeout_ms,
+            max_topics: self.max_topics,
+            max_partitions_per_topic: self.max_partitions_per_topic,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +155,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub log_level: String,
     pub nsq: NsqSettings,
+    /// Limits of the Kafka listener (request size, in-flight bytes, idle and write timeouts).
+    pub kafka: sluice_kafka::KafkaListenerConfig,
 }
 
 /// The NSQ side: TCP and HTTP listeners and nsqd's limits.
@@ -217,6 +247,7 @@ impl Settings {
             None => FileSettings::default(),
         };
         let nsq = NsqSettings::resolve(args, &file)?;
+        let file_limits = file.limits();
         let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
         let kafka_addr_text = args.kafka_addr.clone().or(file.kafka_addr).unwrap_or_else(|| "127.0.0.1:9092".into());
         let kafka_addr = resolve_addr(&kafka_addr_text)?;
@@ -259,12 +290,14 @@ impl Settings {
         }
         broker.advertised_port = kafka_addr.port();
         broker.advertised_host = advertised_host.unwrap_or_else(|| default_advertised_host(&kafka_addr));
+        let kafka = limits::resolve(&args.limits, &file_limits, &mut broker)?;
         Ok(Settings {
             broker,
             kafka_addr,
             log_format,
             log_level: args.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
             nsq,
+            kafka,
         })
     }
 }
