@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures_util::future::select_all;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
-use sluice_broker::{BrokerError, Partition};
+use sluice_broker::{BatchHeader, BrokerError, Partition};
 use sluice_records::convert;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,28 +59,68 @@ pub async fn handle(
     loop {
         let (partitions, bytes, any_error) = read_all(&wanted, response_bytes_max, meta.version);
         if bytes >= min_bytes || any_error || signals.is_empty() || Instant::now() >= deadline {
+            count_served(&wanted, &partitions);
             return meta.respond(&build(&topics, &request, partitions, meta.version)).map(Some);
         }
         let changed = select_all(signals.iter_mut().map(|s| Box::pin(s.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             let (partitions, _, _) = read_all(&wanted, response_bytes_max, meta.version);
+            count_served(&wanted, &partitions);
             return meta.respond(&build(&topics, &request, partitions, meta.version)).map(Some);
         }
     }
 }
 
+/// Records and bytes one partition's answer carries.
+#[derive(Debug, Clone, Copy, Default)]
+struct Served {
+    messages: u64,
+    bytes: u64,
+}
+
+/// Counts what is sent as the partitions' traffic out: only the read that is answered,
+/// since a long-poll may read several times before it answers.
+fn count_served(wanted: &[Wanted], partitions: &[(usize, PartitionData, Served)]) {
+    for (w, (_, _, served)) in wanted.iter().zip(partitions) {
+        if let (Ok(partition), true) = (&w.partition, served.messages > 0) {
+            partition.traffic.count_out(served.messages, served.bytes);
+        }
+    }
+}
+
+/// Records at or past `from` in whole v2 batches: a client skips those of the first batch
+/// below its fetch offset, so they are not served to it.
+fn records_from(batches: &[u8], from: i64) -> u64 {
+    let mut records = 0u64;
+    let mut at = 0usize;
+    while let Ok(header) = BatchHeader::parse(&batches[at..]) {
+        let wanted = header.last_offset() - header.base_offset.max(from) + 1;
+        records += wanted.clamp(0, i64::from(header.records_count.max(0))) as u64;
+        at += header.total_len();
+        if at >= batches.len() {
+            break;
+        }
+    }
+    records
+}
+
 /// Reads every wanted partition. The first partition with data gets at least one whole
 /// batch even past `response_bytes_max`, as Kafka does (KIP-74).
-fn read_all(wanted: &[Wanted], response_bytes_max: usize, version: i16) -> (Vec<(usize, PartitionData)>, usize, bool) {
+fn read_all(
+    wanted: &[Wanted],
+    response_bytes_max: usize,
+    version: i16,
+) -> (Vec<(usize, PartitionData, Served)>, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
     let mut out = Vec::with_capacity(wanted.len());
     for w in wanted {
         let mut data = PartitionData::default();
+        let mut served = Served::default();
         data.partition_index = w.index;
         let budget = if total == 0 { w.max_bytes } else { w.max_bytes.min(response_bytes_max.saturating_sub(total)) };
         match w.partition.as_ref().map_err(clone_error).and_then(|p| read_one(p, w.offset, budget, version)) {
-            Ok((records, start, end)) => {
+            Ok((records, messages, start, end)) => {
                 data.error_code = NONE;
                 data.high_watermark = end;
                 if version >= 4 {
@@ -90,6 +130,7 @@ fn read_all(wanted: &[Wanted], response_bytes_max: usize, version: i16) -> (Vec<
                     data.log_start_offset = start;
                 }
                 total += records.len();
+                served = Served { messages, bytes: records.len() as u64 };
                 data.records = Some(records);
             }
             Err(e) => {
@@ -105,30 +146,37 @@ fn read_all(wanted: &[Wanted], response_bytes_max: usize, version: i16) -> (Vec<
                 data.records = Some(Bytes::new());
             }
         }
-        out.push((w.topic, data));
+        out.push((w.topic, data, served));
     }
     (out, total, any_error)
 }
 
-/// Returns (records, log start, log end) with records in the format `version` expects.
-fn read_one(partition: &Partition, offset: i64, budget: usize, version: i16) -> Result<(Bytes, i64, i64), BrokerError> {
+/// Returns (records in the format `version` expects, how many records from `offset` they
+/// hold, log start, log end).
+fn read_one(
+    partition: &Partition,
+    offset: i64,
+    budget: usize,
+    version: i16,
+) -> Result<(Bytes, u64, i64, i64), BrokerError> {
     if budget == 0 {
-        return Ok((Bytes::new(), partition.log_start_offset(), partition.log_end_offset()));
+        return Ok((Bytes::new(), 0, partition.log_start_offset(), partition.log_end_offset()));
     }
     let read = partition.read(offset, budget)?;
+    let messages = records_from(&read.bytes, offset);
     let records = match version {
         0..=1 => convert::downconvert_batches(&read.bytes, 0, offset),
         2..=3 => convert::downconvert_batches(&read.bytes, 1, offset),
         _ => Ok(read.bytes),
     }
     .map_err(|e| BrokerError::Storage(format!("down-conversion failed: {e}")))?;
-    Ok((Bytes::from(records), read.log_start_offset, read.log_end_offset))
+    Ok((Bytes::from(records), messages, read.log_start_offset, read.log_end_offset))
 }
 
 fn build(
     topics: &[String],
     request: &FetchRequest,
-    partitions: Vec<(usize, PartitionData)>,
+    partitions: Vec<(usize, PartitionData, Served)>,
     version: i16,
 ) -> FetchResponse {
     let mut response = FetchResponse::default();
@@ -144,7 +192,7 @@ fn build(
             topic
         })
         .collect();
-    for (t, data) in partitions {
+    for (t, data, _) in partitions {
         if let Some(topic) = by_topic.get_mut(t) {
             topic.partitions.push(data);
         }
