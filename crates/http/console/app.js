@@ -29,14 +29,22 @@ const ROUTES = [
 
 const state = { view: null, route: null, generation: 0, polling: false };
 
+/** decodeURIComponent that keeps a malformed escape as typed instead of throwing. */
+function decode(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 function currentRoute() {
-  const hash = decodeURI(location.hash.replace(/^#/, '')) || '/';
   const raw = location.hash.replace(/^#/, '') || '/';
   for (const route of ROUTES) {
     const match = raw.match(route.pattern);
-    if (match) return { route, params: match.slice(1).map(decodeURIComponent) };
+    if (match) return { route, params: match.slice(1).map(decode) };
   }
-  return { route: null, params: [hash] };
+  return { route: null, params: [decode(raw)] };
 }
 
 async function navigate() {
@@ -98,18 +106,27 @@ async function poll() {
   }
 }
 
-async function showNode() {
+/** The node as last fetched, and when: the sidebar's uptime counts on from there. */
+let node = null;
+let nodeFetchedAt = 0;
+
+async function fetchNode() {
   try {
-    const node = await get(path('node'));
-    const footer = document.getElementById('node');
-    fill(
-      footer,
-      h('div', {}, `Sluice ${node.version || ''}`),
-      h('div', { class: 'muted' }, `node ${node.node_id ?? '–'} · up ${fmtDuration(node.uptime_ms)}`),
-    );
+    node = await get(path('node'));
+    nodeFetchedAt = Date.now();
   } catch {
     // The footer is decoration; the status light already reports an unreachable API.
   }
+  showNode();
+}
+
+function showNode() {
+  if (!node) return;
+  fill(
+    document.getElementById('node'),
+    h('div', {}, `Sluice ${node.version || ''}`),
+    h('div', { class: 'muted' }, `node ${node.node_id ?? '–'} · up ${fmtDuration(node.uptime_ms + Date.now() - nodeFetchedAt)}`),
+  );
 }
 
 window.addEventListener('hashchange', () => navigate());
@@ -120,7 +137,9 @@ document.addEventListener('visibilitychange', () => {
 setInterval(() => {
   if (!document.hidden) poll();
 }, POLL_MS);
-setInterval(showNode, 30_000);
-showNode();
+setInterval(showNode, POLL_MS);
+// Again now and then: a restarted broker has a new start time (and maybe version).
+setInterval(fetchNode, 60_000);
+fetchNode();
 poll();
 navigate();

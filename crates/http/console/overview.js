@@ -4,7 +4,7 @@
 
 import { get, path } from './api.js';
 import { lineChart } from './chart.js';
-import { card, fill, fmtBytes, fmtNum, fmtShort, h, link, stat, table } from './dom.js';
+import { card, fill, fmtBytes, fmtDuration, fmtNum, fmtShort, h, link, stat, table } from './dom.js';
 
 /** How much throughput history the charts show. */
 const HISTORY_MS = 5 * 60_000;
@@ -17,11 +17,8 @@ const COUNTERS = ['messages_in', 'messages_out', 'bytes_in', 'bytes_out'];
 const samples = [];
 /** Rates per second between consecutive samples: {t, messages_in, ...}. */
 const rates = [];
-let latest = null;
-
 /** Adds one `/api/overview` answer to the history. */
 export function record(sample) {
-  latest = sample;
   const previous = samples[samples.length - 1];
   // Refreshes right after an action come faster than the poll; rates over such short spans
   // are mostly noise, so those samples only update the numbers, not the charts.
@@ -52,17 +49,23 @@ export function mount(root) {
   const byteChart = h('div', { class: 'chart-host', testid: 'chart-bytes' });
   const totals = h('div', { class: 'totals' });
   const topTopics = h('div');
+  const nodeBox = h('div', { testid: 'node-info' });
   root.append(
     h('div', { class: 'page-head' }, h('h1', {}, 'Overview'), h('p', { class: 'muted' }, 'Live throughput of this node over the last five minutes.')),
     stats,
     h('div', { class: 'grid-2' }, card('Messages / s', null, msgChart), card('Bytes / s', null, byteChart)),
     card('Since start', null, totals),
     card('Busiest topics', link(['topics'], 'All topics →'), topTopics),
+    card('Node', null, nodeBox),
   );
 
   async function refresh() {
-    const [sample, topicList] = await Promise.all([latest ? Promise.resolve(latest) : get(path('overview')), get(path('topics'))]);
-    if (!latest) record(sample);
+    // A fresh sample, not the shell's last one: right after an action the counts must be current.
+    const [sample, topicList, node] = await Promise.all([get(path('overview')), get(path('topics')), get(path('node'))]);
+    record(sample);
+    // Re-rendering must not fold the settings list the user opened.
+    const open = Boolean(nodeBox.querySelector('details')?.open);
+    fill(nodeBox, nodeInfo(node, open));
     const conn = sample.connections || {};
     fill(
       stats,
@@ -117,4 +120,31 @@ export function mount(root) {
     );
   }
   return { refresh };
+}
+
+/** Identity, listeners and effective settings of the node, as `/api/node` reports them. */
+function nodeInfo(node, settingsOpen) {
+  const listeners = node.listeners || {};
+  const rows = [
+    ['Version', node.version],
+    ['Node id', node.node_id],
+    ['Cluster id', node.cluster_id],
+    ['Up for', fmtDuration(node.uptime_ms)],
+    ['Kafka listener', listeners.kafka],
+    ['NSQ TCP listener', listeners.nsq_tcp],
+    ['HTTP listener', listeners.http],
+    ['Data directory', node.data_dir],
+  ];
+  const settings = Object.entries(node.config || {});
+  return [
+    h('dl', { class: 'kv' }, rows.map(([k, v]) => [h('dt', {}, k), h('dd', { class: 'mono' }, v ?? '–')])),
+    settings.length
+      ? h(
+          'details',
+          { class: 'settings', open: settingsOpen },
+          h('summary', {}, `Effective settings (${settings.length})`),
+          h('dl', { class: 'kv' }, settings.map(([k, v]) => [h('dt', { class: 'mono' }, k), h('dd', { class: 'mono' }, String(v))])),
+        )
+      : null,
+  ];
 }
