@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
+mod api;
 mod console;
 mod lookup;
 mod metrics;
@@ -20,6 +21,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use api::NodeInfo;
+
 /// What `/info` and lookupd's producer entries say about this node.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -31,6 +34,8 @@ pub struct HttpConfig {
     pub max_msg_size: u32,
     pub max_body_size: u32,
     pub max_req_timeout: std::time::Duration,
+    /// Listeners and effective settings, for the admin API's `/api/node`.
+    pub node: NodeInfo,
 }
 
 #[derive(Clone)]
@@ -68,6 +73,7 @@ pub fn router(channels: Arc<Channels>, config: HttpConfig) -> Router {
         .route("/nodes", get(lookup::nodes))
         .route("/", get(console::index))
         .route("/console/:asset", get(console::asset))
+        .merge(api::routes())
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }

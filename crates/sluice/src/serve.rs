@@ -27,7 +27,16 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let group_sweeper = tokio::spawn(broker.groups().clone().run(stopped.clone()));
     let kafka =
         tokio::spawn(sluice_kafka::serve(listener, broker.clone(), settings.kafka.clone(), stopped.clone()));
-    let nsq_tasks = nsq_listeners.start(&settings.nsq, broker.clone(), stopped.clone())?;
+    let node = sluice_http::NodeInfo {
+        kafka_addr: local.to_string(),
+        nsq_tcp_addr: nsq_listeners.tcp.local_addr()?.to_string(),
+        http_addr: nsq_listeners.http.local_addr()?.to_string(),
+        started_at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+        settings: settings.effective(),
+    };
+    let nsq_tasks = nsq_listeners.start(&settings.nsq, node, broker.clone(), stopped.clone())?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         kafka = %local,
@@ -91,6 +100,7 @@ impl NsqListeners {
     fn start(
         self,
         nsq: &crate::settings::NsqSettings,
+        node: sluice_http::NodeInfo,
         broker: std::sync::Arc<Broker>,
         stopped: watch::Receiver<bool>,
     ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
@@ -119,6 +129,7 @@ impl NsqListeners {
             max_msg_size: nsq_config.max_msg_size,
             max_body_size: nsq_config.max_body_size,
             max_req_timeout: nsq_config.max_req_timeout,
+            node,
         };
         let router = sluice_http::router(channels.clone(), http_config);
         let mut tasks = vec![tokio::spawn(channels.clone().run(stopped.clone()))];

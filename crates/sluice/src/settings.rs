@@ -302,6 +302,49 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// Every effective setting by its flag name (underscores), as text: what `/api/node`
+    /// shows, so an operator sees what the flags, environment, file and defaults added up to.
+    pub fn effective(&self) -> std::collections::BTreeMap<String, String> {
+        let (b, log, nsq) = (&self.broker, &self.broker.log_defaults, &self.nsq);
+        let or_unlimited = |v: Option<u64>| v.map_or_else(|| "-1".to_string(), |v| v.to_string());
+        let flush = match log.flush {
+            FlushPolicy::Always => "always".to_string(),
+            FlushPolicy::Os => "os".to_string(),
+            FlushPolicy::Interval(d) => format!("interval:{}", d.as_millis()),
+        };
+        let pairs: Vec<(&str, String)> = vec![
+            ("data_dir", b.data_dir.display().to_string()),
+            ("kafka_addr", self.kafka_addr.to_string()),
+            ("advertised_host", b.advertised_host.clone()),
+            ("auto_create_topics", b.auto_create_topics.to_string()),
+            ("default_partitions", b.default_partitions.to_string()),
+            ("partitions_per_topic_max", b.partitions_per_topic_max.to_string()),
+            ("topics_max", b.topics_max.to_string()),
+            ("connections_max", b.client_limits.connections_max.to_string()),
+            ("connections_per_ip_max", b.client_limits.connections_per_ip_max.to_string()),
+            ("flush", flush),
+            ("message_max_bytes", log.batch_bytes_max.to_string()),
+            ("segment_bytes", log.segment_bytes_max.to_string()),
+            ("retention_ms", or_unlimited(log.retention_age_max.map(|d| d.as_millis() as u64))),
+            ("retention_bytes", or_unlimited(log.retention_bytes_max)),
+            ("offsets_retention_ms", b.groups.offsets_retention.as_millis().to_string()),
+            ("retention_hold_bytes", b.retention_hold_bytes_max.to_string()),
+            ("log_format", format!("{:?}", self.log_format).to_lowercase()),
+            ("log_level", self.log_level.clone()),
+            ("nsq_tcp_addr", nsq.tcp_addr.to_string()),
+            ("http_addr", nsq.http_addr.to_string()),
+            ("lookupd_http_addr", nsq.lookupd_http_addr.map_or_else(String::new, |a| a.to_string())),
+            ("broadcast_address", nsq.broadcast_address.clone()),
+            ("max_msg_size", nsq.max_msg_size.to_string()),
+            ("max_body_size", nsq.max_body_size.to_string()),
+            ("msg_timeout", format!("{}ms", nsq.msg_timeout.as_millis())),
+            ("max_rdy_count", nsq.max_rdy_count.to_string()),
+        ];
+        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+}
+
 /// `always`, `os`, or `interval:MS`.
 pub fn parse_flush(text: &str) -> anyhow::Result<FlushPolicy> {
     match text {
