@@ -1,10 +1,12 @@
-//! `sluice`: one binary that is a Kafka-compatible broker over a durable log.
+//! `sluice`: one binary that is a Kafka-compatible broker over a durable log, and the
+//! operator command line for it (`sluice topic|group|channel|produce|consume|bench`).
 
+mod cli;
 mod logging;
 mod serve;
 mod settings;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use settings::{ServeArgs, Settings};
 use std::process::ExitCode;
 
@@ -25,16 +27,49 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the broker (the default).
-    Serve(ServeArgs),
+    /// Run the broker (the default). Boxed: its flags dwarf the other variants.
+    Serve(Box<ServeArgs>),
+    /// Manage topics (admin API at --http).
+    #[command(subcommand)]
+    Topic(cli::TopicCommand),
+    /// Inspect and manage Kafka consumer groups (admin API at --http).
+    #[command(subcommand)]
+    Group(cli::GroupCommand),
+    /// Inspect and manage NSQ channels (admin API at --http).
+    #[command(subcommand)]
+    Channel(cli::ChannelCommand),
+    /// Send messages, one per line, from stdin or a file (Kafka protocol at --bootstrap).
+    Produce(cli::ProduceArgs),
+    /// Print messages of a topic (Kafka protocol at --bootstrap).
+    Consume(cli::ConsumeArgs),
+    /// Measure produce or consume throughput and latency (Kafka protocol at --bootstrap).
+    #[command(subcommand)]
+    Bench(cli::BenchCommand),
+    /// Print a shell completion script: sluice completions bash > /etc/bash_completion.d/sluice
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Serve(args)) => args,
-        None => cli.serve,
+    let client = match cli.command {
+        None => return serve(cli.serve),
+        Some(Command::Serve(args)) => return serve(*args),
+        Some(Command::Completions { shell }) => return cli::print_completions(shell, &mut Cli::command()),
+        Some(Command::Topic(c)) => cli::ClientCommand::Topic(c),
+        Some(Command::Group(c)) => cli::ClientCommand::Group(c),
+        Some(Command::Channel(c)) => cli::ClientCommand::Channel(c),
+        Some(Command::Produce(a)) => cli::ClientCommand::Produce(a),
+        Some(Command::Consume(a)) => cli::ClientCommand::Consume(a),
+        Some(Command::Bench(c)) => cli::ClientCommand::Bench(c),
     };
+    cli::run(client)
+}
+
+/// Runs the broker until it is told to stop.
+fn serve(args: ServeArgs) -> ExitCode {
     let settings = match Settings::resolve(&args) {
         Ok(settings) => settings,
         Err(e) => {

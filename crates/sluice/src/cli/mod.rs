@@ -1,0 +1,59 @@
+//! The operator command line: `sluice topic|group|channel` talk to the admin JSON API over
+//! HTTP (docs/admin-api.md), `sluice produce|consume|bench` speak the Kafka protocol like any
+//! Kafka client. Every failure becomes one line `sluice: <message>` and exit status 1.
+
+mod args;
+mod bench;
+mod channel;
+mod consume;
+mod group;
+mod http_client;
+mod kafka_client;
+mod net;
+mod produce;
+mod progress;
+mod record_json;
+mod table;
+mod topic;
+
+pub use args::{BenchCommand, ChannelCommand, ConsumeArgs, GroupCommand, ProduceArgs, TopicCommand};
+
+use clap_complete::Shell;
+use std::process::ExitCode;
+
+/// A client subcommand, parsed; `main` keeps `serve` and completions to itself.
+pub enum ClientCommand {
+    Topic(TopicCommand),
+    Group(GroupCommand),
+    Channel(ChannelCommand),
+    Produce(ProduceArgs),
+    Consume(ConsumeArgs),
+    Bench(BenchCommand),
+}
+
+/// Runs one client subcommand and turns its outcome into the process exit status.
+pub fn run(command: ClientCommand) -> ExitCode {
+    let outcome = match command {
+        ClientCommand::Topic(c) => topic::run(c),
+        ClientCommand::Group(c) => group::run(c),
+        ClientCommand::Channel(c) => channel::run(c),
+        ClientCommand::Produce(a) => produce::run(a),
+        ClientCommand::Consume(a) => consume::run(a),
+        ClientCommand::Bench(c) => bench::run(c),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` joins the context chain on one line: "cannot reach …: connection refused".
+            eprintln!("sluice: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes the completion script for `shell` to stdout.
+pub fn print_completions(shell: Shell, command: &mut clap::Command) -> ExitCode {
+    let name = command.get_name().to_string();
+    clap_complete::generate(shell, command, name, &mut std::io::stdout());
+    ExitCode::SUCCESS
+}
