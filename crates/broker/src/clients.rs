@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Which listener a client came through.
@@ -74,6 +74,9 @@ pub struct Client {
     /// Requests (Kafka) or commands (NSQ) handled.
     pub requests: AtomicU64,
     details: Mutex<ClientDetails>,
+    /// Set once the protocol named the client (Kafka sends `client_id` in every request
+    /// header; only the first is recorded, so later requests take no lock).
+    named: AtomicBool,
 }
 
 impl Client {
@@ -90,6 +93,13 @@ impl Client {
 
     pub fn count_request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the client's id the first time it is told; later calls are one atomic load.
+    pub fn set_client_id_once(&self, client_id: &str) {
+        if !self.named.load(Ordering::Relaxed) && !self.named.swap(true, Ordering::Relaxed) {
+            self.update(|details| details.client_id = client_id.to_string());
+        }
     }
 }
 
@@ -163,6 +173,7 @@ impl Clients {
             connected_at_ms: now_ms(),
             requests: AtomicU64::new(0),
             details: Mutex::new(ClientDetails::default()),
+            named: AtomicBool::new(false),
         });
         registry.clients.insert(client.id, Arc::clone(&client));
         *registry.per_ip.entry(peer.ip()).or_insert(0) += 1;

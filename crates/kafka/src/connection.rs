@@ -8,9 +8,10 @@
 //! `write_timeout` without progress; a client silent for `idle_timeout` is closed.
 
 use crate::codec::{read_frame, FrameError};
-use crate::dispatch::{dispatch, DispatchError, Reply};
+use crate::dispatch::{dispatch, DispatchError, Reply, RequestTimer};
 use crate::server::Context;
 use bytes::Bytes;
+use sluice_broker::clients::Client;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -36,16 +37,19 @@ pub async fn run(
     context: Arc<Context>,
     stream: TcpStream,
     mut shutdown: watch::Receiver<bool>,
+    client: Arc<Client>,
 ) -> Result<(), ConnectionError> {
     let (mut reader, mut writer) = stream.into_split();
-    let (replies, mut pending) = mpsc::channel::<(Reply, OwnedSemaphorePermit)>(context.config.inflight_requests_max);
+    let (replies, mut pending) =
+        mpsc::channel::<(Reply, OwnedSemaphorePermit, RequestTimer)>(context.config.inflight_requests_max);
+    let timing = Arc::clone(&context);
     // Request bytes whose replies are not written yet; a permit per request is released
     // when its reply has been written.
     let inflight_bytes_max = context.config.inflight_bytes_max.clamp(1, u32::MAX as usize);
     let inflight_bytes = Arc::new(Semaphore::new(inflight_bytes_max));
     let write_timeout = context.config.write_timeout;
     let write_loop = async move {
-        while let Some((reply, _request_bytes)) = pending.recv().await {
+        while let Some((reply, _request_bytes, timer)) = pending.recv().await {
             let frame: Option<Bytes> = match reply {
                 Reply::Now(frame) => Some(frame),
                 Reply::Later(task) => match task.await {
@@ -58,6 +62,7 @@ pub async fn run(
             if let Some(frame) = frame {
                 write_frame(&mut writer, &frame, write_timeout).await?;
             }
+            timer.finish(&timing.requests);
         }
         let _ = writer.shutdown().await;
         Ok(())
@@ -82,8 +87,9 @@ pub async fn run(
                 },
                 _ = replies.closed() => return Ok(()),
             };
-            let reply = dispatch(&context, frame)?;
-            if replies.send((reply, request_bytes)).await.is_err() {
+            let timer = RequestTimer::start(&frame);
+            let reply = dispatch(&context, &client, frame)?;
+            if replies.send((reply, request_bytes, timer)).await.is_err() {
                 return Ok(());
             }
         }

@@ -8,8 +8,11 @@ use crate::versions::is_served;
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
+use sluice_broker::clients::Client;
+use sluice_broker::metrics::RequestMetrics;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 use thiserror::Error;
 use tokio::task::JoinHandle;
 
@@ -57,10 +60,11 @@ impl RequestMeta {
     }
 }
 
-pub fn dispatch(context: &Arc<Context>, mut frame: Bytes) -> Result<Reply, DispatchError> {
+pub fn dispatch(context: &Arc<Context>, client: &Client, mut frame: Bytes) -> Result<Reply, DispatchError> {
     if frame.len() < 8 {
         return Err(DispatchError::ShortHeader);
     }
+    client.count_request();
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let api = ApiKey::try_from(key).map_err(|_| DispatchError::UnknownApiKey(key))?;
@@ -75,6 +79,9 @@ pub fn dispatch(context: &Arc<Context>, mut frame: Bytes) -> Result<Reply, Dispa
     }
     let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
         .map_err(|e| DispatchError::Malformed(api, version, e.to_string()))?;
+    if let Some(client_id) = header.client_id.as_deref() {
+        client.set_client_id_once(client_id);
+    }
     let meta = RequestMeta { api, version, correlation_id: header.correlation_id };
     let ctx = context.as_ref();
     match api {
@@ -109,6 +116,28 @@ pub fn dispatch(context: &Arc<Context>, mut frame: Bytes) -> Result<Reply, Dispa
         ApiKey::DeleteGroups => now(meta, api::delete_groups::handle(ctx, decode(meta, &mut frame)?)),
         ApiKey::OffsetDelete => now(meta, api::offset_delete::handle(ctx, decode(meta, &mut frame)?)),
         other => Err(DispatchError::UnsupportedVersion(other, version)),
+    }
+}
+
+/// Times one request from when its frame is read to when its response is written (or,
+/// for acks=0, dropped): the latency a client sees, less the network.
+pub struct RequestTimer {
+    /// The request's API key as a table index; a frame too short for one counts as `other`.
+    api_key: usize,
+    started: Instant,
+}
+
+impl RequestTimer {
+    pub fn start(frame: &[u8]) -> RequestTimer {
+        let api_key = match frame {
+            [high, low, ..] => u16::from_be_bytes([*high, *low]) as usize,
+            _ => usize::MAX,
+        };
+        RequestTimer { api_key, started: Instant::now() }
+    }
+
+    pub fn finish(self, requests: &RequestMetrics) {
+        requests.observe(self.api_key, self.started.elapsed());
     }
 }
 

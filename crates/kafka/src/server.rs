@@ -2,7 +2,9 @@
 //! shutdown signal.
 
 use crate::connection;
+use crate::versions::SUPPORTED_APIS;
 use sluice_broker::clients::Protocol;
+use sluice_broker::metrics::RequestMetrics;
 use sluice_broker::Broker;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,6 +57,8 @@ impl Default for KafkaListenerConfig {
 pub struct Context {
     pub broker: Arc<Broker>,
     pub config: KafkaListenerConfig,
+    /// Latency per served API, indexed by API key (`sluice_request_duration_seconds`).
+    pub requests: RequestMetrics,
 }
 
 /// Accepts connections on `listener` until `shutdown` turns true.
@@ -64,7 +68,11 @@ pub async fn serve(
     config: KafkaListenerConfig,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let context = Arc::new(Context { broker, config });
+    let kinds: Vec<(usize, String)> =
+        SUPPORTED_APIS.iter().map(|(api, _, _)| (*api as i16 as usize, format!("{api:?}"))).collect();
+    let kinds: Vec<(usize, &str)> = kinds.iter().map(|(key, name)| (*key, name.as_str())).collect();
+    let requests = RequestMetrics::new(broker.metrics(), Protocol::Kafka.as_str(), &kinds);
+    let context = Arc::new(Context { broker, config, requests });
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -102,9 +110,11 @@ fn spawn_connection(
     tokio::spawn(async move {
         let client = guard.client().id;
         tracing::info!(%peer, client, "kafka client connected");
-        match connection::run(context, stream, shutdown).await {
-            Ok(()) => tracing::info!(%peer, client, "kafka client disconnected"),
-            Err(e) => tracing::info!(%peer, client, error = %e, "kafka client disconnected"),
+        match connection::run(context, stream, shutdown, Arc::clone(guard.client())).await {
+            Ok(()) => tracing::info!(%peer, client, client_id = %guard.client().details().client_id,
+                "kafka client disconnected"),
+            Err(e) => tracing::info!(%peer, client, client_id = %guard.client().details().client_id, error = %e,
+                "kafka client disconnected"),
         }
         drop(guard);
     });

@@ -81,7 +81,7 @@ mod tests {
     fn reads_this_process() {
         let mut out = Vec::new();
         collect(1.0, &mut out);
-        let names: Vec<&str> = out.iter().map(|f| f.get_name()).collect();
+        let names: Vec<&str> = out.iter().map(|f| f.name()).collect();
         assert!(names.contains(&"process_start_time_seconds"));
         if cfg!(target_os = "linux") {
             assert!(names.contains(&"process_resident_memory_bytes"), "{names:?}");
