@@ -9,6 +9,7 @@
 //   CONSOLE_GROUP            a consumer group with committed offsets behind the end (optional)
 //   CONSOLE_GROUP_TOPIC      that group's topic
 //   CONSOLE_GROUP_LAG        its total lag the page must show
+//   CONSOLE_EXPECT_KAFKA_CLIENT  "1" when a Kafka client stays connected for the clients page
 //   CHROMIUM                 browser binary (default /usr/bin/chromium)
 //
 // Exit status 0 when every step passed; otherwise the failing step is printed, with a screenshot
@@ -27,6 +28,8 @@ const SHOTS = resolve(process.env.CONSOLE_SCREENSHOTS || 'target/console-screens
 const GROUP = process.env.CONSOLE_GROUP || '';
 const GROUP_TOPIC = process.env.CONSOLE_GROUP_TOPIC || '';
 const GROUP_LAG = Number(process.env.CONSOLE_GROUP_LAG || 'NaN');
+/** Set when the driver keeps a Kafka client connected, which the clients page must list. */
+const EXPECT_KAFKA_CLIENT = process.env.CONSOLE_EXPECT_KAFKA_CLIENT === '1';
 /** Longest wait for any one thing to appear; the page polls every 2 s. */
 const STEP_TIMEOUT_MS = 20_000;
 
@@ -75,7 +78,8 @@ function check(condition, message) {
 
 /** A call to the broker's HTTP API outside the browser, for setup and cross-checks. */
 async function http(method, url, body) {
-  const response = await fetch(`${BASE}${url}`, { method, body });
+  const headers = body && body.startsWith('{') ? { 'content-type': 'application/json' } : {};
+  const response = await fetch(`${BASE}${url}`, { method, body, headers });
   const text = await response.text();
   check(response.ok, `${method} ${url} → ${response.status} ${text}`);
   return (response.headers.get('content-type') || '').includes('json') ? JSON.parse(text) : text;
@@ -127,12 +131,23 @@ async function run(page) {
     await screenshot(page, 'message-browser');
   });
 
-  await step(page, 'the topic is listed with its message', async () => {
+  await step(page, 'the page updates live without reloading', async () => {
+    const marker = await page.evaluate(() => {
+      window.__notReloaded = true;
+      return window.__notReloaded;
+    });
+    check(marker, 'could not mark the page');
+    await http('POST', `/api/topics/${encodeURIComponent(TOPIC)}/messages`, JSON.stringify({ partition: 1, value: `${MESSAGE} (live)` }));
+    await byTestId(page, 'message-row', { partition: '1', offset: '1' }).getByTestId('message-value').filter({ hasText: '(live)' }).waitFor();
+    check(await page.evaluate(() => window.__notReloaded === true), 'the page reloaded');
+  });
+
+  await step(page, 'the topic is listed with its two messages', async () => {
     await page.getByTestId('nav-topics').click();
     const row = byTestId(page, 'topic-row', { topic: TOPIC });
     await row.waitFor();
     await page.waitForFunction(
-      (t) => document.querySelector(`[data-testid="topic-row"][data-topic="${t}"] td:nth-child(3)`)?.textContent === '1',
+      (t) => document.querySelector(`[data-testid="topic-row"][data-topic="${t}"] td:nth-child(3)`)?.textContent === '2',
       TOPIC,
     );
     await screenshot(page, 'topics');
@@ -182,6 +197,7 @@ async function run(page) {
   await step(page, 'clients page lists connections', async () => {
     await page.getByTestId('nav-clients').click();
     await page.locator('[data-testid="clients-table"], [data-testid="clients-table-empty"]').first().waitFor();
+    if (EXPECT_KAFKA_CLIENT) await byTestId(page, 'client-row', { protocol: 'kafka' }).first().waitFor();
     await screenshot(page, 'clients');
   });
 

@@ -70,6 +70,7 @@ export function mountList(root) {
 
 export function mountDetail(root, [groupId]) {
   const head = h('div', { class: 'stats' });
+  const content = h('div', { class: 'view' });
   const chart = h('div', { class: 'chart-host', testid: 'lag-chart' });
   const members = h('div');
   const offsets = h('div');
@@ -86,14 +87,18 @@ export function mountDetail(root, [groupId]) {
     h('div', { class: 'page-head' },
       h('div', { class: 'crumbs' }, h('a', { href: '#/groups' }, 'Consumer groups'), ' / '),
       h('div', { class: 'title-row' }, h('h1', { testid: 'group-name' }, groupId), deleteButton)),
-    head,
-    card('Total lag', null, chart),
-    card('Lag per partition', null, offsets),
-    card('Members', null, members),
+    content,
   );
+  // Hidden until the group loads, and again if it is gone: an unknown group shows only the error.
+  content.hidden = true;
+  content.append(head, card('Total lag', null, chart), card('Lag per partition', null, offsets), card('Members', null, members));
 
   async function refresh() {
-    const group = await get(path('groups', groupId));
+    const group = await get(path('groups', groupId)).catch((err) => {
+      if (err.status === 404) content.hidden = true;
+      throw err;
+    });
+    content.hidden = false;
     const rows = (group.offsets || []).slice().sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
     const total = rows.reduce((n, o) => n + Math.max(0, o.lag || 0), 0);
     recordLag(groupId, total);

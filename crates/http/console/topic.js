@@ -8,6 +8,7 @@ const PAGE = 20;
 
 export function mount(root, [name]) {
   const head = h('div', { class: 'stats' });
+  const content = h('div', { class: 'view' });
   const partitionsBox = h('div');
   const configBox = h('div');
   const browser = messageBrowser(name);
@@ -25,6 +26,11 @@ export function mount(root, [name]) {
     h('div', { class: 'page-head' },
       h('div', { class: 'crumbs' }, h('a', { href: '#/topics' }, 'Topics'), ' / '),
       h('div', { class: 'title-row' }, h('h1', { testid: 'topic-name' }, name), deleteButton)),
+    content,
+  );
+  // Hidden until the topic loads, and again if it is gone: an unknown topic shows only the error.
+  content.hidden = true;
+  content.append(
     head,
     card('Partitions', null, partitionsBox),
     h('div', { class: 'grid-side' }, publisher.element, browser.element),
@@ -32,7 +38,11 @@ export function mount(root, [name]) {
   );
 
   async function refresh() {
-    const topic = await get(path('topics', name));
+    const topic = await get(path('topics', name)).catch((err) => {
+      if (err.status === 404) content.hidden = true;
+      throw err;
+    });
+    content.hidden = false;
     const parts = topic.partitions || [];
     const sum = (key) => parts.reduce((n, p) => n + (p[key] || 0), 0);
     fill(

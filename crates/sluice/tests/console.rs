@@ -94,8 +94,9 @@ fn console_assets_are_embedded_and_revalidated() {
 }
 
 /// Creates `group` with committed offsets GROUP_COMMITTED on a one-partition topic holding
-/// GROUP_MESSAGES records, so its lag is the difference.
-fn make_lagging_group(broker: &Broker, topic: &str, group: &str) {
+/// GROUP_MESSAGES records, so its lag is the difference. Returns the consumer, still connected,
+/// for the clients page to list.
+fn make_lagging_group(broker: &Broker, topic: &str, group: &str) -> BaseConsumer {
     let rt = runtime();
     let producer = acks_all_producer(&broker.bootstrap(), &[]);
     for i in 0..GROUP_MESSAGES {
@@ -109,6 +110,7 @@ fn make_lagging_group(broker: &Broker, topic: &str, group: &str) {
     let mut offsets = TopicPartitionList::new();
     offsets.add_partition_offset(topic, 0, Offset::Offset(GROUP_COMMITTED)).expect("add offset");
     consumer.commit(&offsets, CommitMode::Sync).expect("commit the group's offsets");
+    consumer
 }
 
 #[test]
@@ -117,7 +119,7 @@ fn console_scenario_in_headless_chromium() {
     let broker = Broker::start(&["--default-partitions", "1"]);
     let topic = unique_topic("console-invoices");
     let group = unique_topic("console-billing");
-    make_lagging_group(&broker, &topic, &group);
+    let _connected = make_lagging_group(&broker, &topic, &group);
 
     let shots = screenshot_dir();
     let mut cmd = Command::new("node");
@@ -128,6 +130,7 @@ fn console_scenario_in_headless_chromium() {
         .env("CONSOLE_GROUP", &group)
         .env("CONSOLE_GROUP_TOPIC", &topic)
         .env("CONSOLE_GROUP_LAG", (GROUP_MESSAGES - GROUP_COMMITTED).to_string())
+        .env("CONSOLE_EXPECT_KAFKA_CLIENT", "1")
         .env("CHROMIUM", chromium());
     let out = run_bounded(&mut cmd, SCENARIO_TIMEOUT);
     let stdout = String::from_utf8_lossy(&out.stdout);
