@@ -10,6 +10,7 @@ use crate::NsqConfig;
 use bytes::BytesMut;
 use sluice_broker::channel::{Channel, Channels, ClientInfo, Delivery};
 use sluice_broker::clients::ClientGuard;
+use sluice_broker::metrics::RequestMetrics;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -73,10 +74,18 @@ pub struct Conn {
     rng: u64,
     /// This connection's entry in the broker's client registry (listed by the admin API).
     pub client: ClientGuard,
+    /// Latency per verb, indexed by `commands::verb_index` (`sluice_request_duration_seconds`).
+    requests: Arc<RequestMetrics>,
 }
 
 impl Conn {
-    pub fn new(channels: Arc<Channels>, config: Arc<NsqConfig>, remote: SocketAddr, client: ClientGuard) -> Conn {
+    pub fn new(
+        channels: Arc<Channels>,
+        config: Arc<NsqConfig>,
+        remote: SocketAddr,
+        client: ClientGuard,
+        requests: Arc<RequestMetrics>,
+    ) -> Conn {
         // One id space for every protocol: the admin API lists clients by it.
         let id = client.client().id;
         let identity = Identity {
@@ -105,6 +114,7 @@ impl Conn {
             inflater: Inflater::Plain,
             rng: id.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
             client,
+            requests,
         }
     }
 
@@ -117,6 +127,7 @@ impl Conn {
     }
 
     pub async fn run(mut self, socket: TcpStream, mut stop: watch::Receiver<bool>) {
+        tracing::info!(client = self.id, remote = %self.remote, "nsq client connected");
         let (mut rd, mut wr) = socket.into_split();
         let mut raw = BytesMut::with_capacity(READ_CHUNK);
         let mut plain = BytesMut::new();
@@ -170,6 +181,9 @@ impl Conn {
             }
         }
         let _ = self.flush(&mut wr).await;
+        let (topic, channel) = self.sub.as_ref().map_or(("", ""), |s| (&*s.channel.topic, &*s.channel.name));
+        tracing::info!(client = self.id, remote = %self.remote, client_id = %self.identity.client_id, topic, channel,
+            "nsq client disconnected");
         if let Some(sub) = self.sub.take() {
             self.channels.client_left(&sub.channel, sub.client.id);
         }
@@ -188,7 +202,12 @@ impl Conn {
                 Ok(None) => return Ok(()),
                 Err(codec::DecodeError::LineTooLong) => return Err("command line too long"),
             };
-            if let Err(e) = commands::exec(self, command).await {
+            let verb = commands::verb_index(command.verb());
+            let started = std::time::Instant::now();
+            let result = commands::exec(self, command).await;
+            self.requests.observe(verb, started.elapsed());
+            self.client.client().count_request();
+            if let Err(e) = result {
                 self.send_error(&e);
                 if e.fatal {
                     let _ = self.flush(wr).await;

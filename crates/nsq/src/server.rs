@@ -1,10 +1,12 @@
 //! Accept loop: reads the protocol magic and hands each client to its own task.
 
 use crate::codec::MAGIC_V2;
+use crate::commands;
 use crate::connection::Conn;
 use crate::NsqConfig;
 use sluice_broker::channel::Channels;
 use sluice_broker::clients::Protocol;
+use sluice_broker::metrics::RequestMetrics;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,6 +24,8 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let config = Arc::new(config);
+    let kinds: Vec<(usize, &str)> = commands::VERBS.iter().copied().enumerate().collect();
+    let requests = Arc::new(RequestMetrics::new(channels.broker().metrics(), Protocol::Nsq.as_str(), &kinds));
     loop {
         let (socket, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -43,9 +47,10 @@ pub async fn serve(
         };
         let _ = socket.set_nodelay(true);
         let (channels, config, stop) = (Arc::clone(&channels), Arc::clone(&config), stop.clone());
+        let requests = Arc::clone(&requests);
         tokio::spawn(async move {
             if let Some(socket) = read_magic(socket).await {
-                Conn::new(channels, config, remote, guard).run(socket, stop).await;
+                Conn::new(channels, config, remote, guard, requests).run(socket, stop).await;
             }
         });
     }

@@ -15,6 +15,15 @@ use crate::connection::{Conn, ConnState, Subscription};
 use crate::error::{NsqError, NsqResult};
 use sluice_broker::channel::MessageId;
 
+/// Every verb `exec` knows, in one list so `/metrics` can time each by its index.
+pub const VERBS: [&str; 12] =
+    ["IDENTIFY", "FIN", "RDY", "REQ", "PUB", "MPUB", "DPUB", "NOP", "TOUCH", "SUB", "CLS", "AUTH"];
+
+/// The index of `verb` in `VERBS`, or `VERBS.len()` for an unknown one.
+pub fn verb_index(verb: &[u8]) -> usize {
+    VERBS.iter().position(|known| known.as_bytes() == verb).unwrap_or(VERBS.len())
+}
+
 pub async fn exec(conn: &mut Conn, command: Command) -> NsqResult<()> {
     match command.verb() {
         b"IDENTIFY" => identify::run(conn, &command),
