@@ -72,6 +72,8 @@ export function mount(root) {
   );
   async function refresh() {
     const topics = await get(path('nsq', 'topics'));
+    // A re-render would disarm a half-confirmed Empty/Delete; wait until it is used or lapses.
+    if (list.querySelector('.armed')) return;
     topics.sort((a, b) => a.topic.localeCompare(b.topic));
     if (!topics.length) {
       fill(list, card('Topics', null, h('div', { class: 'empty', testid: 'nsq-empty' }, 'No NSQ topics yet. Publish with PUB or POST /pub to create one.')));

@@ -11,6 +11,7 @@ export function mount(root, [name]) {
   const content = h('div', { class: 'view' });
   const partitionsBox = h('div');
   const configBox = h('div');
+  const grow = addPartitionsForm(name);
   const browser = messageBrowser(name);
   const publisher = publishForm(name, (result) => browser.follow(result.partition));
   const deleteButton = confirmButton('Delete topic', 'Click again to delete', async () => {
@@ -32,7 +33,7 @@ export function mount(root, [name]) {
   content.hidden = true;
   content.append(
     head,
-    card('Partitions', null, partitionsBox),
+    card('Partitions', null, partitionsBox, grow.element),
     h('div', { class: 'grid-side' }, publisher.element, browser.element),
     card('Configuration', null, configBox, configForm(name)),
   );
@@ -54,7 +55,8 @@ export function mount(root, [name]) {
       stat('Messages in', fmtNum(sum('messages_in'))),
       stat('Messages out', fmtNum(sum('messages_out'))),
     );
-    fill(partitionsBox, partitionTable(parts), addPartitionsForm(name, parts.length));
+    fill(partitionsBox, partitionTable(parts));
+    grow.setCurrent(parts.length);
     fill(configBox, configTable(name, topic.config || []));
     publisher.setPartitions(parts.length);
     await browser.refresh(parts);
@@ -80,8 +82,9 @@ function partitionTable(parts) {
   });
 }
 
-function addPartitionsForm(name, current) {
-  const count = h('input', { type: 'number', min: current + 1, value: String(current + 1), testid: 'partition-count' });
+/** Built once, so a count being typed survives the live refresh. */
+function addPartitionsForm(name) {
+  const count = h('input', { type: 'number', min: 1, testid: 'partition-count' });
   const submit = h('button', { type: 'submit', class: 'btn' }, 'Grow');
   const form = h('form', { class: 'inline-form compact' }, h('label', { class: 'narrow' }, 'Total partitions', count), submit);
   form.addEventListener('submit', async (event) => {
@@ -89,10 +92,17 @@ function addPartitionsForm(name, current) {
     const done = await busy(submit, () => post(path('topics', name, 'partitions'), { count: Number(count.value) }));
     if (done) {
       toast(`${name} now has ${count.value} partitions`);
+      count.value = '';
       refreshNow();
     }
   });
-  return form;
+  return {
+    element: form,
+    setCurrent(current) {
+      count.min = String(current + 1);
+      count.placeholder = String(current + 1);
+    },
+  };
 }
 
 function configTable(name, config) {
