@@ -241,6 +241,8 @@ fn produce_then_consume_round_trip_with_keys_and_headers() {
     // Positions and bounds.
     assert_eq!(ok(&["consume", &topic, "--from", "offset:2", "--bootstrap", &bootstrap]), "a:b\nfourth\n");
     assert_eq!(ok(&["consume", &topic, "--from", "end", "--bootstrap", &bootstrap]), "");
+    // Past the log end: starts at the end, as a Kafka consumer's offset reset would.
+    assert_eq!(ok(&["consume", &topic, "--from", "offset:99", "--bootstrap", &bootstrap]), "");
     assert_eq!(ok(&["consume", &topic, "--max-messages", "2", "--bootstrap", &bootstrap]), "hello\nwörld\n");
     let ts = records[2]["timestamp"].as_i64().unwrap_or_default();
     let from_ts = ok(&["consume", &topic, "--from", &format!("timestamp:{ts}"), "--bootstrap", &bootstrap]);

@@ -191,8 +191,9 @@ pub struct ConsumeArgs {
     /// Only this partition [default: all].
     #[arg(long)]
     pub partition: Option<i32>,
-    /// beginning | end | offset:N | timestamp:MS (first record at or after). With --group this
-    /// applies only to partitions where the group has no committed offset.
+    /// beginning | end | offset:N | timestamp:MS (first record at or after). An offset outside
+    /// the log starts at its nearest end. With --group this applies only to partitions where
+    /// the group has no committed offset.
     #[arg(long, value_name = "POSITION", default_value = "beginning")]
     pub from: String,
     /// Keep waiting for new messages (until Ctrl-C, --max-messages or --timeout).

@@ -88,17 +88,22 @@ fn start_cursors(
         Some(group) => client.committed(group, &args.topic, partitions)?,
         None => BTreeMap::new(),
     };
+    let log_starts = client.list_offsets(&args.topic, partitions, EARLIEST)?;
+    let log_ends = client.list_offsets(&args.topic, partitions, LATEST)?;
     let starts = match from {
-        Position::Beginning => client.list_offsets(&args.topic, partitions, EARLIEST)?,
-        Position::End => client.list_offsets(&args.topic, partitions, LATEST)?,
+        Position::Beginning => log_starts.clone(),
+        Position::End => log_ends.clone(),
         Position::Offset(n) => vec![n; partitions.len()],
         Position::Timestamp(ms) => client.list_offsets(&args.topic, partitions, ms)?,
     };
-    let ends = if args.follow { None } else { Some(client.list_offsets(&args.topic, partitions, LATEST)?) };
     let mut cursors = BTreeMap::new();
     for (i, &p) in partitions.iter().enumerate() {
-        let next_offset = committed.get(&p).copied().unwrap_or(starts[i]);
-        cursors.insert(p, Cursor { next_offset, stop_at: ends.as_ref().map(|e| e[i]) });
+        let wanted = committed.get(&p).copied().unwrap_or(starts[i]);
+        // An offset outside the log (past its end, or removed by retention) starts at the
+        // nearest end of the log, as a Kafka consumer's offset reset would.
+        let next_offset = wanted.clamp(log_starts[i], log_ends[i].max(log_starts[i]));
+        let stop_at = (!args.follow).then_some(log_ends[i]);
+        cursors.insert(p, Cursor { next_offset, stop_at });
     }
     Ok(cursors)
 }

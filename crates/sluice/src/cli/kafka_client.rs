@@ -221,7 +221,12 @@ impl KafkaClient {
                     .collect(),
             )]);
         let response = self.request(OFFSET_COMMIT_VERSION, &request)?;
+        let member_errors =
+            [ResponseError::UnknownMemberId, ResponseError::IllegalGeneration, ResponseError::RebalanceInProgress];
         for p in response.topics.iter().flat_map(|t| t.partitions.iter()) {
+            if member_errors.iter().any(|e| e.code() == p.error_code) {
+                bail!("group {group} has active members: a standalone consumer cannot commit for it");
+            }
             check(p.error_code, || format!("commit offset of group {group} for {topic}/{}", p.partition_index))?;
         }
         Ok(())
