@@ -333,6 +333,39 @@ fn group_commit_describe_lag_reset_and_delete() {
     fails_with_one_line(&["group", "describe", &group, "--http", &http]);
 }
 
+#[test]
+fn standalone_commit_is_refused_while_the_group_has_members() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let broker = start_broker();
+    let (http, bootstrap) = (broker.http_addr(), broker.bootstrap());
+    let topic = unique_topic("cli-busy");
+    let group = unique_topic("cli-busy-g");
+    ok(&["topic", "create", &topic, "--partitions", "1", "--http", &http]);
+    let input = broker.temp_dir().join("one.txt");
+    std::fs::write(&input, "only\n").expect("write input");
+    ok(&["produce", &topic, "--file", input.to_str().unwrap_or_default(), "--bootstrap", &bootstrap]);
+
+    // A real group member (librdkafka): once it has received the message it holds the group.
+    let member: BaseConsumer = common::client_config(&bootstrap)
+        .set("group.id", &group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("create rdkafka consumer");
+    member.subscribe(&[&topic]).expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(member.poll(Duration::from_millis(200)), Some(Ok(_))) {
+        assert!(Instant::now() < deadline, "the group member never received the message");
+    }
+    let args = ["consume", topic.as_str(), "--group", group.as_str(), "--bootstrap", bootstrap.as_str()];
+    let line = fails_with_one_line(&args);
+    assert_eq!(line, format!("sluice: group {group} has active members: a standalone consumer cannot commit for it"));
+    assert!(sluice(&args).stdout.is_empty(), "refused before printing anything");
+    fails_with_one_line(&["group", "delete", &group, "--http", &http]);
+    let detail = ok_json(&["group", "describe", &group, "--http", &http]);
+    assert_eq!(detail["members"].as_array().map(Vec::len), Some(1), "{detail}");
+}
+
 /// POSTs `body` to the NSQ HTTP API and returns the status code.
 fn nsq_http_post(addr: &str, path_and_query: &str, body: &str) -> u16 {
     let mut stream = TcpStream::connect(addr).expect("connect to the HTTP listener");

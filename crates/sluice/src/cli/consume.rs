@@ -44,6 +44,11 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         None => all,
     };
     let mut cursors = start_cursors(&mut client, &args, &partitions, from)?;
+    if let Some(group) = &args.group {
+        // Committing the start first fails before anything is printed if the group has
+        // members (and records where a reader that prints nothing stopped).
+        commit(&mut client, group, &args.topic, &cursors)?;
+    }
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut printed = 0u64;
@@ -68,8 +73,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             Round::OutputClosed => return Ok(()),
         }
         if let Some(group) = &args.group {
-            let positions: Vec<(i32, i64)> = cursors.iter().map(|(p, c)| (*p, c.next_offset)).collect();
-            client.commit(group, &args.topic, &positions)?;
+            commit(&mut client, group, &args.topic, &cursors)?;
         }
     }
     flush(&mut out);
@@ -161,6 +165,11 @@ fn fetch_round(
         return Ok(Round::OutputClosed);
     }
     Ok(Round::Printed(*printed - before))
+}
+
+fn commit(client: &mut KafkaClient, group: &str, topic: &str, cursors: &BTreeMap<i32, Cursor>) -> anyhow::Result<()> {
+    let positions: Vec<(i32, i64)> = cursors.iter().map(|(p, c)| (*p, c.next_offset)).collect();
+    client.commit(group, topic, &positions)
 }
 
 fn flush(out: &mut impl Write) {
