@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::table::human_bytes;
-
 const REDRAW_EVERY: Duration = Duration::from_millis(200);
 const BAR_WIDTH: usize = 30;
 
@@ -60,11 +58,12 @@ fn draw(label: &str, total: u64, counters: &Counters, elapsed: Duration) {
     let filled = (fraction * BAR_WIDTH as f64) as usize;
     let seconds = elapsed.as_secs_f64().max(1e-3);
     let line = format!(
-        "\r\x1b[2K{label} [{}{}] {done}/{total} msgs  {:.0} msg/s  {}/s",
+        "\r\x1b[2K{label} [{}{}] {done}/{total} msgs  {:.0} msg/s  {:.2} MB/s",
         "#".repeat(filled),
         ".".repeat(BAR_WIDTH - filled),
         done as f64 / seconds,
-        human_bytes(bytes as f64 / seconds)
+        // MB = 10^6 bytes, as in the summary.
+        bytes as f64 / 1e6 / seconds
     );
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(line.as_bytes());
