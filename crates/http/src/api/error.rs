@@ -38,6 +38,7 @@ impl ApiError {
         let status = match e {
             BrokerError::UnknownTopicOrPartition => return ApiError::not_found(format!("unknown {what}")),
             BrokerError::TopicAlreadyExists => return ApiError::conflict(format!("{what} already exists")),
+            BrokerError::TopicLimitReached { .. } => StatusCode::CONFLICT,
             BrokerError::InvalidTopic(_)
             | BrokerError::InvalidPartitions(_)
             | BrokerError::InvalidConfig(_)
