@@ -7,6 +7,8 @@ mod codec;
 mod connection;
 mod dispatch;
 mod error_codes;
+#[doc(hidden)]
+pub mod fuzz_entry;
 mod server;
 mod versions;
 

@@ -13,6 +13,9 @@ mod server;
 
 pub use server::serve;
 
+#[doc(hidden)]
+pub use commands::fuzz_entry;
+
 use std::time::Duration;
 
 /// The nsqd version this listener reports in IDENTIFY and `/info`.

@@ -13,7 +13,7 @@ use std::time::Duration;
 /// absent (as Go's json does: tokio-nsq sends `"sample_rate": null`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct IdentifyData {
+pub(super) struct IdentifyData {
     client_id: Option<String>,
     short_id: Option<String>,
     hostname: Option<String>,

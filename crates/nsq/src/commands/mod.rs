@@ -3,6 +3,8 @@
 
 mod cls;
 mod fin;
+#[doc(hidden)]
+pub mod fuzz_entry;
 mod identify;
 mod publish;
 mod rdy;

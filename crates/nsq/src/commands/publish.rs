@@ -10,7 +10,7 @@ use std::time::Duration;
 /// MPUB messages accepted in one command (bounds the batch it becomes).
 pub const MPUB_MESSAGES_MAX: usize = sluice_broker::channel::records::MESSAGES_PER_BATCH_MAX;
 
-fn topic<'a>(command: &'a Command, verb: &str) -> NsqResult<&'a str> {
+pub(super) fn topic<'a>(command: &'a Command, verb: &str) -> NsqResult<&'a str> {
     let Some(topic) = command.params.get(1) else {
         return Err(NsqError::fatal("E_INVALID", format!("{verb} insufficient number of parameters")));
     };
@@ -88,7 +88,7 @@ pub async fn mpub(conn: &mut Conn, command: &Command) -> NsqResult<()> {
 }
 
 /// `[count][size][body][size][body]...`, every size checked before the body is taken.
-fn split_mpub(mut body: Bytes, max_msg_size: u32) -> NsqResult<Vec<Bytes>> {
+pub(super) fn split_mpub(mut body: Bytes, max_msg_size: u32) -> NsqResult<Vec<Bytes>> {
     if body.len() < 4 {
         return Err(NsqError::fatal("E_BAD_BODY", "MPUB failed to read message count"));
     }

@@ -1,0 +1,23 @@
+//! Bytes claimed to be stored v2 batches (or a legacy message set) through every reader of
+//! batches: the log's validator, record decoding for NSQ delivery, down- and up-conversion.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sluice_broker::channel::records;
+use sluice_records::convert;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(header) = sluice_log::batch::validate(data, usize::MAX) {
+        assert!(header.total_len() <= data.len(), "validated batch longer than its bytes");
+        assert_eq!(header.magic, 2);
+    }
+    for batch in convert::read_v2_records(data, 0).take(1000) {
+        let _ = batch.map(|b| b.records.map(|r| r.len()));
+    }
+    let decoded = records::decode(data, 0);
+    assert!(decoded.next_offset >= 0);
+    let _ = convert::downconvert_batches(data, 0, 0);
+    let _ = convert::downconvert_batches(data, 1, 0);
+    let _ = convert::first_record_at_or_after(data, 0);
+    let _ = convert::upconvert_message_set(data, 0);
+});
