@@ -38,7 +38,7 @@ impl Metrics {
             HistogramOpts::new(
                 "sluice_request_duration_seconds",
                 "Time from reading a request to writing its response, per protocol and request type \
-                 (Kafka API, NSQ command, HTTP route); its _count is the number of requests.",
+                 (Kafka API, NSQ command); its _count is the number of requests.",
             )
             .buckets(REQUEST_BUCKETS_SECONDS.to_vec()),
             &["protocol", "request"],
