@@ -18,6 +18,9 @@ fi
 
 bash scripts/install-test-deps.sh
 bash scripts/install-nsq-test-deps.sh
+bash scripts/install-api-test-deps.sh
+bash scripts/install-ops-test-deps.sh
+bash scripts/install-console-test-deps.sh
 
 echo "==> cargo build --workspace --all-targets"
 cargo build --workspace --all-targets
