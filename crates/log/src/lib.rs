@@ -31,5 +31,5 @@ mod time_index;
 pub use batch::{BatchHeader, BATCH_HEADER_LEN};
 pub use config::{FlushPolicy, LogConfig};
 pub use error::{AppendError, FlushError, OpenError, ReadError};
-pub use partition::{AppendInfo, PartitionLog, ReadResult, RecoveryReport, RetentionReport, TimestampHit};
+pub use partition::{AppendInfo, PartitionLog, ReadResult, RecoveryReport, RetentionReport, TimestampHit, Truncation};
 pub use retention::RetentionHold;

@@ -56,6 +56,18 @@ pub struct RecoveryReport {
     pub truncated_bytes: u64,
     /// Index files rebuilt because they were missing or damaged.
     pub indexes_rebuilt: usize,
+    /// Where the cut was made, when `truncated_bytes > 0`.
+    pub truncation: Option<Truncation>,
+}
+
+/// The torn or corrupt tail recovery cut off the last segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Truncation {
+    pub segment: PathBuf,
+    /// Byte position of the cut: everything from here to the old end was dropped.
+    pub position: u64,
+    /// The first offset that was not kept (the log end after recovery).
+    pub first_dropped_offset: i64,
 }
 
 /// What a retention pass deleted.

@@ -15,7 +15,7 @@ use crate::index_file::{file_matches, Entry, IndexFile, LoadError};
 use crate::layout::{
     self, classify, file_path, FileKind, INDEX_SUFFIX, LOG_SUFFIX, SCAN_CHUNK_BYTES, TIME_INDEX_SUFFIX,
 };
-use crate::partition::RecoveryReport;
+use crate::partition::{RecoveryReport, Truncation};
 use crate::scan::{ScanError, Scanner};
 use crate::segment::{Segment, SegmentParts};
 use crate::time_index::{self, TimeEntry};
@@ -188,8 +188,13 @@ fn open_active(dir: &Path, base: i64, interval: u32, report: &mut RecoveryReport
     let mut walk = Walk::new(base, interval);
     let valid_len = scan_active(&log, file_len, &mut walk).map_err(io_at(&file_path(dir, base, LOG_SUFFIX)))?;
     if valid_len < file_len {
-        truncate_tail(&log, dir, base, valid_len, file_len)?;
+        truncate_tail(&log, dir, base, valid_len, file_len, walk.next_offset)?;
         report.truncated_bytes += file_len - valid_len;
+        report.truncation = Some(Truncation {
+            segment: file_path(dir, base, LOG_SUFFIX),
+            position: valid_len,
+            first_dropped_offset: walk.next_offset,
+        });
     }
     let offsets = write_if_changed(file_path(dir, base, INDEX_SUFFIX), walk.offsets, report)?;
     let times = write_if_changed(file_path(dir, base, TIME_INDEX_SUFFIX), walk.times, report)?;
@@ -231,12 +236,20 @@ fn scan_active(log: &File, file_len: u64, walk: &mut Walk) -> io::Result<u64> {
     }
 }
 
-fn truncate_tail(log: &File, dir: &Path, base: i64, valid_len: u64, file_len: u64) -> Result<(), OpenError> {
+fn truncate_tail(
+    log: &File,
+    dir: &Path,
+    base: i64,
+    valid_len: u64,
+    file_len: u64,
+    first_dropped_offset: i64,
+) -> Result<(), OpenError> {
     let path = file_path(dir, base, LOG_SUFFIX);
     tracing::warn!(
         segment = %path.display(),
         position = valid_len,
         dropped_bytes = file_len - valid_len,
+        first_dropped_offset,
         "truncating torn or corrupt tail of the last segment"
     );
     log.set_len(valid_len).map_err(io_at(&path))?;
