@@ -1,0 +1,241 @@
+//! Crash torture: Kafka `acks=all` producers (idempotent and not), an NSQ publisher, a Kafka
+//! group consumer committing and an NSQ channel consumer finishing run while the broker is
+//! `kill -9`ed and restarted at random moments (20 times by default). The checker then proves:
+//! no acknowledged message is missing; the idempotent producer left no duplicate; committed
+//! group offsets never went backwards (nor below a commit the broker acknowledged); every NSQ
+//! message published got finished (so whatever a crash left unfinished was delivered again);
+//! and after a clean restart no finished NSQ message is delivered.
+//!
+//! `SLUICE_TORTURE_RESTARTS` (default 20) and `SLUICE_TORTURE_SECS` (default 100, the time the
+//! restarts are spread over) make longer runs by hand; `SLUICE_TORTURE_SEED` replays a run's
+//! kill moments.
+
+mod common;
+mod nsq_common;
+mod torture_support;
+
+use common::{consume_range, partition_count, watermarks, Rng};
+use nsq_common::NsqBroker;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::Offset;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use torture_support::{kafka, nsq, wait_until, Stop};
+
+const KAFKA_TOPIC: &str = "torture-kafka";
+const KAFKA_PARTITIONS: i32 = 3;
+const NSQ_TOPIC: &str = "torture-nsq";
+const NSQ_CHANNEL: &str = "torture";
+const GROUP: &str = "torture-group";
+/// Shortest time the broker runs between two kills.
+const UPTIME_MIN: Duration = Duration::from_millis(300);
+/// Bound on each wait of the final phase (consumers catching up, the broker answering).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Bound on reading one partition back.
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[test]
+fn crash_torture() {
+    let restarts = env_u64("SLUICE_TORTURE_RESTARTS", 20).max(1);
+    let spread = Duration::from_secs(env_u64("SLUICE_TORTURE_SECS", 100));
+    let seed = env_u64("SLUICE_TORTURE_SEED", std::process::id() as u64);
+    println!("crash torture: {restarts} kill -9 restarts over about {spread:?}, seed {seed}");
+    let mut nsq = NsqBroker::start(&[]);
+    let bootstrap = nsq.broker.bootstrap();
+    create_kafka_topic(&bootstrap);
+
+    let producers = Stop::default();
+    let consumers = Stop::default();
+    let acked_commits = kafka::AckedCommits::default();
+    let nsq_seen = Arc::new(Mutex::new(nsq::Consumed::default()));
+    let idempotent = spawn_producer(&bootstrap, "ki", true, &producers);
+    let plain = spawn_producer(&bootstrap, "kp", false, &producers);
+    let publisher = {
+        let (port, stop) = (nsq.tcp, producers.clone());
+        std::thread::spawn(move || nsq::publish(port, NSQ_TOPIC.into(), "n", stop))
+    };
+    let group = {
+        let (b, acked, stop) = (bootstrap.clone(), Arc::clone(&acked_commits), consumers.clone());
+        std::thread::spawn(move || kafka::consume_and_commit(b, KAFKA_TOPIC.into(), GROUP.into(), acked, stop))
+    };
+    let channel = {
+        let (port, stop, seen) = (nsq.tcp, consumers.clone(), Arc::clone(&nsq_seen));
+        std::thread::spawn(move || nsq::consume(port, NSQ_TOPIC.into(), NSQ_CHANNEL.into(), stop, seen))
+    };
+
+    let mut rng = Rng::new(seed);
+    let mut commits = CommitWatch::default();
+    let uptime_max = (spread / restarts as u32).max(UPTIME_MIN * 2);
+    for round in 0..restarts {
+        let uptime = UPTIME_MIN + Duration::from_millis(rng.below((uptime_max - UPTIME_MIN).as_millis() as u64));
+        std::thread::sleep(uptime);
+        let acked_before_kill = acked_commits.lock().expect("acked commits").clone();
+        nsq.broker.kill9();
+        nsq.restart();
+        commits.check(&bootstrap, &acked_before_kill, &format!("after kill -9 #{}", round + 1));
+    }
+
+    producers.set();
+    let idempotent = idempotent.join().expect("idempotent producer");
+    let plain = plain.join().expect("plain producer");
+    let published = publisher.join().expect("nsq publisher");
+
+    let kafka_log = read_topic(&bootstrap, KAFKA_TOPIC);
+    let nsq_log = read_topic(&bootstrap, NSQ_TOPIC);
+    let idem_check = check_acked("kafka idempotent", "ki", &idempotent.acked, &kafka_log);
+    let plain_check = check_acked("kafka plain", "kp", &plain.acked, &kafka_log);
+    let nsq_check = check_acked("nsq", "n", &published.acked, &nsq_log);
+    assert_eq!(idem_check.duplicates, 0, "the idempotent producer's messages are duplicated in the log");
+
+    // Every NSQ message in the log gets finished: what a crash left unfinished came again.
+    let in_log: BTreeSet<String> = nsq_log.keys().cloned().collect();
+    let all_finished = wait_until(SETTLE_TIMEOUT, || nsq_seen.lock().expect("seen").confirmed.is_superset(&in_log));
+    let unfinished: Vec<String> = {
+        let seen = nsq_seen.lock().expect("seen");
+        in_log.difference(&seen.confirmed).take(10).cloned().collect()
+    };
+    assert!(all_finished, "NSQ messages never delivered and finished, e.g. {unfinished:?}");
+    let ends: BTreeMap<i32, i64> =
+        (0..KAFKA_PARTITIONS).map(|p| (p, watermarks(&bootstrap, KAFKA_TOPIC, p).1)).collect();
+    let caught_up = wait_until(SETTLE_TIMEOUT, || {
+        let acked = acked_commits.lock().expect("acked commits");
+        ends.iter().all(|(p, end)| *end == 0 || acked.get(p) == Some(end))
+    });
+    assert!(caught_up, "the group consumer did not commit up to the log end: {:?} vs {ends:?}", acked_commits);
+    consumers.set();
+    let group = group.join().expect("group consumer");
+    channel.join().expect("channel consumer");
+
+    // A clean restart: committed offsets intact, and no finished NSQ message comes back.
+    let acked_final = acked_commits.lock().expect("acked commits").clone();
+    nsq.broker.stop();
+    nsq.restart();
+    commits.check(&bootstrap, &acked_final, "after the clean restart");
+    let late = nsq::deliveries_before_sentinel(nsq.tcp, NSQ_TOPIC, NSQ_CHANNEL, "sentinel").expect("sentinel");
+    assert!(
+        late.is_empty(),
+        "{} finished messages delivered after a clean restart, e.g. {:?}",
+        late.len(),
+        &late[..late.len().min(5)]
+    );
+
+    let seen = nsq_seen.lock().expect("seen");
+    let redelivered = seen.deliveries.values().filter(|&&n| n > 1).count();
+    println!("crash torture results (seed {seed}):");
+    println!("  restarts survived: {restarts} kill -9 + 1 clean");
+    for c in [&idem_check, &plain_check, &nsq_check] {
+        println!(
+            "  {}: acknowledged {}, found {}, duplicates {}, in log {}",
+            c.name, c.acked, c.found, c.duplicates, c.in_log
+        );
+    }
+    println!(
+        "  send failures (not acknowledged): kafka idempotent {}, kafka plain {}, nsq {}",
+        idempotent.failed, plain.failed, published.failed
+    );
+    println!(
+        "  nsq: delivered {} distinct, redelivered {redelivered} (attempts > 1: {}), finished and confirmed {}",
+        seen.deliveries.len(),
+        seen.redelivered_attempts,
+        seen.confirmed.len()
+    );
+    println!(
+        "  group: consumed {}, commits acknowledged {}, failed {}, committed offsets checked {} times",
+        group.messages, group.commits_acked, group.commits_failed, commits.checks
+    );
+}
+
+fn create_kafka_topic(bootstrap: &str) {
+    let rt = common::runtime();
+    let admin: AdminClient<DefaultClientContext> = common::client_config(bootstrap).create().expect("admin");
+    let topic = NewTopic::new(KAFKA_TOPIC, KAFKA_PARTITIONS, TopicReplication::Fixed(1));
+    let created = rt
+        .block_on(admin.create_topics(&[topic], &AdminOptions::new().request_timeout(Some(Duration::from_secs(15)))))
+        .expect("create_topics");
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+}
+
+fn spawn_producer(
+    bootstrap: &str,
+    tag: &'static str,
+    idempotent: bool,
+    stop: &Stop,
+) -> std::thread::JoinHandle<kafka::Produced> {
+    let (b, stop) = (bootstrap.to_string(), stop.clone());
+    std::thread::spawn(move || kafka::produce(b, KAFKA_TOPIC.into(), tag, idempotent, stop))
+}
+
+/// Every value in `topic` with how many times it is stored.
+fn read_topic(bootstrap: &str, topic: &str) -> HashMap<String, u32> {
+    let partitions = partition_count(bootstrap, topic).expect("topic exists");
+    let mut values = HashMap::new();
+    for p in 0..partitions as i32 {
+        let (low, high) = watermarks(bootstrap, topic, p);
+        assert_eq!(low, 0, "{topic}/{p} lost its start");
+        for rec in consume_range(bootstrap, topic, p, Offset::Beginning, high as usize, READ_TIMEOUT) {
+            let value = String::from_utf8_lossy(&rec.value.unwrap_or_default()).to_string();
+            *values.entry(value).or_insert(0) += 1;
+        }
+    }
+    values
+}
+
+struct AckCheck {
+    name: &'static str,
+    acked: usize,
+    found: usize,
+    duplicates: usize,
+    in_log: usize,
+}
+
+/// Every acknowledged id of `tag` is in `log`; counts duplicates among all of `tag`'s values.
+fn check_acked(name: &'static str, tag: &str, acked: &BTreeSet<u64>, log: &HashMap<String, u32>) -> AckCheck {
+    let missing: Vec<u64> = acked.iter().copied().filter(|id| !log.contains_key(&kafka::value(tag, *id))).collect();
+    let prefix = format!("{tag}-");
+    let mine = log.iter().filter(|(v, _)| v.starts_with(&prefix));
+    let (in_log, duplicates) = mine.fold((0, 0), |(n, d), (_, &c)| (n + 1, d + (c as usize - 1)));
+    assert!(!acked.is_empty(), "{name}: nothing was acknowledged in the whole run");
+    assert!(
+        missing.is_empty(),
+        "{name}: {} acknowledged messages missing, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    AckCheck { name, acked: acked.len(), found: acked.len() - missing.len(), duplicates, in_log }
+}
+
+/// The group's committed offsets over the run: never below an acknowledged commit, never
+/// lower than seen before.
+#[derive(Default)]
+struct CommitWatch {
+    seen: BTreeMap<i32, i64>,
+    checks: u64,
+}
+
+impl CommitWatch {
+    fn check(&mut self, bootstrap: &str, acked: &BTreeMap<i32, i64>, when: &str) {
+        let mut now = None;
+        let answered = wait_until(SETTLE_TIMEOUT, || {
+            now = kafka::committed_offsets(bootstrap, KAFKA_TOPIC, GROUP, KAFKA_PARTITIONS);
+            now.is_some()
+        });
+        assert!(answered, "{when}: committed offsets not readable");
+        let now = now.unwrap_or_default();
+        for (p, &offset) in acked {
+            let stored = now.get(p).copied().unwrap_or(-1);
+            assert!(stored >= offset, "{when}: partition {p} committed {stored}, but {offset} was acknowledged");
+        }
+        for (p, &before) in &self.seen {
+            let stored = now.get(p).copied().unwrap_or(-1);
+            assert!(stored >= before, "{when}: partition {p} committed offset went back from {before} to {stored}");
+        }
+        self.seen = now;
+        self.checks += 1;
+    }
+}
