@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 
 /// Sends awaiting their acknowledgement at once per producer.
 const IN_FLIGHT_MAX: usize = 200;
+/// Each producer pauses `PACE_PAUSE` after every `PACE_EVERY` sends (about 5,000 messages a
+/// second at most), so a long run stays a size the final read-back handles quickly.
+const PACE_EVERY: u64 = 100;
+const PACE_PAUSE: Duration = Duration::from_millis(20);
 /// Upper bound on messages one producer sends in a run.
 pub const SENT_MAX: u64 = 2_000_000;
 /// How often the group consumer commits.
@@ -60,6 +64,9 @@ pub fn produce(bootstrap: String, topic: String, tag: &'static str, idempotent: 
                 Ok(delivery) => {
                     in_flight.push_back((next, delivery));
                     next += 1;
+                    if next % PACE_EVERY == 0 {
+                        tokio::time::sleep(PACE_PAUSE).await;
+                    }
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }

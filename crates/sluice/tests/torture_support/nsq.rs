@@ -21,6 +21,9 @@ const FRAME_BYTES_MAX: usize = 1 << 20;
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read timeout of the consumer's socket, so it checks the stop flag and sends barriers.
 const POLL: Duration = Duration::from_millis(100);
+/// One message in this many is left unfinished on its first delivery, so redelivery of
+/// unfinished messages (after a crash or the message timeout) is exercised on purpose.
+const WITHHOLD_EVERY: u64 = 50;
 /// Upper bound on messages published in a run.
 pub const SENT_MAX: u64 = 2_000_000;
 
@@ -141,6 +144,11 @@ pub struct Consumed {
     pub deliveries: BTreeMap<String, u32>,
     /// Bodies whose FIN the broker is known to have processed.
     pub confirmed: BTreeSet<String>,
+    /// Bodies whose FIN was sent on a connection that died before confirming it: the broker
+    /// may have processed it (then it never comes again) or not (then it must come again).
+    pub in_doubt: BTreeSet<String>,
+    /// Bodies deliberately left unfinished on their first delivery: each must come again.
+    pub withheld: BTreeSet<String>,
     /// Deliveries with `attempts > 1` as the broker counted them.
     pub redelivered_attempts: u64,
 }
@@ -149,7 +157,9 @@ pub struct Consumed {
 /// waits for the confirmation of the FINs already sent (unless the broker is gone).
 pub fn consume(port: u16, topic: String, channel: String, stop: Stop, out: std::sync::Arc<std::sync::Mutex<Consumed>>) {
     while let Some(mut conn) = connect(port, &stop) {
-        let _ = session(&mut conn, &topic, &channel, &stop, &out);
+        let mut unconfirmed = Vec::new();
+        let _ = session(&mut conn, &topic, &channel, &stop, &out, &mut unconfirmed);
+        out.lock().expect("consumed").in_doubt.extend(unconfirmed);
         if stop.is_set() {
             break;
         }
@@ -163,12 +173,13 @@ fn session(
     channel: &str,
     stop: &Stop,
     out: &std::sync::Mutex<Consumed>,
+    unconfirmed: &mut Vec<String>,
 ) -> io::Result<()> {
     conn.line(&format!("SUB {topic} {channel}"))?;
     conn.expect_ok()?;
     conn.line("RDY 100")?;
-    // FINs sent and not yet confirmed, and how many of them each barrier in flight covers.
-    let mut unconfirmed: Vec<String> = Vec::new();
+    // `unconfirmed`: FINs sent and not yet confirmed; `barriers`: how many of them each
+    // barrier in flight covers.
     let mut barriers: Vec<usize> = Vec::new();
     let mut last_barrier = Instant::now();
     let mut stopping_since: Option<Instant> = None;
@@ -191,12 +202,16 @@ fn session(
                 let attempts = u16::from_be_bytes([data[8], data[9]]);
                 let id = String::from_utf8_lossy(&data[10..26]).to_string();
                 let body = String::from_utf8_lossy(&data[26..]).to_string();
-                conn.line(&format!("FIN {id}"))?;
                 let mut seen = out.lock().expect("consumed");
                 *seen.deliveries.entry(body.clone()).or_insert(0) += 1;
                 if attempts > 1 {
                     seen.redelivered_attempts += 1;
                 }
+                if withhold(&body) && seen.withheld.insert(body.clone()) {
+                    continue;
+                }
+                drop(seen);
+                conn.line(&format!("FIN {id}"))?;
                 unconfirmed.push(body);
             }
             FRAME_ERROR if String::from_utf8_lossy(&data).contains(BARRIER_ID) => {
@@ -236,4 +251,9 @@ pub fn deliveries_before_sentinel(port: u16, topic: &str, channel: &str, sentine
         }
         others.push(body);
     }
+}
+
+/// Whether `body` (`<tag>-<n>`) is one of those left unfinished on first delivery.
+fn withhold(body: &str) -> bool {
+    body.rsplit('-').next().and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n % WITHHOLD_EVERY == 7)
 }
