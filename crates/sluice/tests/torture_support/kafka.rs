@@ -55,6 +55,7 @@ pub fn produce(bootstrap: String, topic: String, tag: &'static str, idempotent: 
     let mut producer = producer(&bootstrap, idempotent);
     let mut in_flight = VecDeque::new();
     let mut next = 0u64;
+    let mut since_pause = 0u64;
     rt.block_on(async {
         while !stop.is_set() && next < SENT_MAX {
             let key = next.to_string();
@@ -64,7 +65,9 @@ pub fn produce(bootstrap: String, topic: String, tag: &'static str, idempotent: 
                 Ok(delivery) => {
                     in_flight.push_back((next, delivery));
                     next += 1;
-                    if next % PACE_EVERY == 0 {
+                    since_pause += 1;
+                    if since_pause == PACE_EVERY {
+                        since_pause = 0;
                         tokio::time::sleep(PACE_PAUSE).await;
                     }
                 }
