@@ -25,8 +25,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let upkeep = tokio::spawn(maintenance::run(broker.clone(), stopped.clone()));
     let group_sweeper = tokio::spawn(broker.groups().clone().run(stopped.clone()));
-    let kafka =
-        tokio::spawn(sluice_kafka::serve(listener, broker.clone(), settings.kafka.clone(), stopped.clone()));
+    let kafka = tokio::spawn(sluice_kafka::serve(listener, broker.clone(), settings.kafka.clone(), stopped.clone()));
     let node = sluice_http::NodeInfo {
         kafka_addr: local.to_string(),
         nsq_tcp_addr: nsq_listeners.tcp.local_addr()?.to_string(),
