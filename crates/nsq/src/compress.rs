@@ -5,7 +5,7 @@ use bytes::{Buf, BytesMut};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 /// Largest snappy chunk (the framing format's limit on uncompressed data per chunk).
-const SNAPPY_CHUNK_MAX: usize = 65_536;
+pub(crate) const SNAPPY_CHUNK_MAX: usize = 65_536;
 /// Largest compressed chunk a peer may send (snappy's worst-case expansion of a full chunk).
 const SNAPPY_FRAME_MAX: usize = 76_490 + 4;
 const SNAPPY_STREAM_ID: &[u8] = b"\xff\x06\x00\x00sNaPpY";
@@ -28,16 +28,19 @@ pub enum Deflater {
 pub struct CorruptStream(pub String);
 
 impl Inflater {
-    /// Moves what can be decoded from `raw` into `plain`; partial input stays in `raw`.
-    pub fn feed(&mut self, raw: &mut BytesMut, plain: &mut BytesMut) -> Result<(), CorruptStream> {
+    /// Moves what can be decoded from `raw` into `plain`, stopping once `plain` holds
+    /// `limit` bytes; undecoded input stays in `raw`. The limit keeps a compression bomb
+    /// (deflate expands up to ~1000x) from growing `plain` past one command's worth: the
+    /// caller runs the commands in `plain` and feeds again.
+    pub fn feed(&mut self, raw: &mut BytesMut, plain: &mut BytesMut, limit: usize) -> Result<(), CorruptStream> {
         match self {
             Inflater::Plain => {
                 plain.extend_from_slice(raw);
                 raw.clear();
                 Ok(())
             }
-            Inflater::Snappy(decoder) => snappy_decode(decoder, raw, plain),
-            Inflater::Deflate(d) => deflate_decode(d, raw, plain),
+            Inflater::Snappy(decoder) => snappy_decode(decoder, raw, plain, limit),
+            Inflater::Deflate(d) => deflate_decode(d, raw, plain, limit),
         }
     }
 }
@@ -46,8 +49,9 @@ fn snappy_decode(
     decoder: &mut snap::raw::Decoder,
     raw: &mut BytesMut,
     plain: &mut BytesMut,
+    limit: usize,
 ) -> Result<(), CorruptStream> {
-    while raw.len() >= 4 {
+    while raw.len() >= 4 && plain.len() < limit {
         let kind = raw[0];
         let len = usize::from(raw[1]) | usize::from(raw[2]) << 8 | usize::from(raw[3]) << 16;
         if len > SNAPPY_FRAME_MAX {
@@ -88,9 +92,14 @@ fn snappy_decode(
     Ok(())
 }
 
-fn deflate_decode(d: &mut Decompress, raw: &mut BytesMut, plain: &mut BytesMut) -> Result<(), CorruptStream> {
-    while !raw.is_empty() {
-        let mut out = Vec::with_capacity(DEFLATE_STEP);
+fn deflate_decode(
+    d: &mut Decompress,
+    raw: &mut BytesMut,
+    plain: &mut BytesMut,
+    limit: usize,
+) -> Result<(), CorruptStream> {
+    while !raw.is_empty() && plain.len() < limit {
+        let mut out = Vec::with_capacity(DEFLATE_STEP.min(limit - plain.len()));
         let before_in = d.total_in();
         let status =
             d.decompress_vec(raw, &mut out, FlushDecompress::None).map_err(|e| CorruptStream(e.to_string()))?;
@@ -168,10 +177,28 @@ mod tests {
         let mut plain = BytesMut::new();
         for piece in wire.chunks(777) {
             raw.extend_from_slice(piece);
-            inflater.feed(&mut raw, &mut plain).expect("feed");
+            inflater.feed(&mut raw, &mut plain, usize::MAX).expect("feed");
         }
         assert_eq!(plain.len(), message.len() + 4);
         assert_eq!(&plain[..message.len()], &message[..]);
+    }
+
+    #[test]
+    fn deflate_bomb_expands_only_up_to_the_limit_per_feed() {
+        let zeros = vec![0u8; 8 << 20];
+        let mut wire = Vec::new();
+        Deflater::deflate(9).encode(&zeros, &mut wire).expect("encode");
+        assert!(wire.len() < 64 * 1024, "8 MiB of zeros compress to {} bytes", wire.len());
+        let mut inflater = Inflater::Deflate(Box::new(Decompress::new(false)));
+        let (mut raw, mut plain) = (BytesMut::from(&wire[..]), BytesMut::new());
+        let mut total = 0;
+        while !raw.is_empty() {
+            inflater.feed(&mut raw, &mut plain, 100_000).expect("feed");
+            assert!(plain.len() <= 100_000, "plain grew to {}", plain.len());
+            total += plain.len();
+            plain.clear();
+        }
+        assert_eq!(total, zeros.len());
     }
 
     #[test]

@@ -126,6 +126,12 @@ impl Conn {
         BodyLimits { msg: self.config.max_msg_size, body: self.config.max_body_size }
     }
 
+    /// Decompressed bytes held at once: the largest complete command (line, size, body).
+    /// Decoding stops there until commands are run, so a compression bomb can't grow memory.
+    fn plain_limit(&self) -> usize {
+        codec::LINE_LEN_MAX + 5 + self.config.max_msg_size.max(self.config.max_body_size) as usize
+    }
+
     pub async fn run(mut self, socket: TcpStream, mut stop: watch::Receiver<bool>) {
         tracing::info!(client = self.id, remote = %self.remote, "nsq client connected");
         let (mut rd, mut wr) = socket.into_split();
@@ -160,7 +166,7 @@ impl Conn {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
                         last_read = Instant::now();
-                        if let Err(e) = self.inflater.feed(&mut raw, &mut plain) {
+                        if let Err(e) = self.inflater.feed(&mut raw, &mut plain, self.plain_limit()) {
                             tracing::debug!(client = self.id, error = e.0, "corrupt compressed stream");
                             break;
                         }
@@ -199,7 +205,16 @@ impl Conn {
         loop {
             let command = match codec::decode(plain, self.limits()) {
                 Ok(Some(command)) => command,
-                Ok(None) => return Ok(()),
+                Ok(None) if raw.is_empty() || plain.len() >= self.plain_limit() => return Ok(()),
+                Ok(None) => {
+                    // Compressed input left over from a bounded feed: decode the next part.
+                    let before = plain.len();
+                    self.inflater.feed(raw, plain, self.plain_limit()).map_err(|_| "corrupt compressed stream")?;
+                    if plain.len() == before {
+                        return Ok(());
+                    }
+                    continue;
+                }
                 Err(codec::DecodeError::LineTooLong) => return Err("command line too long"),
             };
             let verb = commands::verb_index(command.verb());
@@ -223,7 +238,7 @@ impl Conn {
                 let mut rest = plain.split();
                 rest.extend_from_slice(raw);
                 *raw = rest;
-                self.inflater.feed(raw, plain).map_err(|_| "corrupt compressed stream")?;
+                self.inflater.feed(raw, plain, self.plain_limit()).map_err(|_| "corrupt compressed stream")?;
                 self.respond(b"OK");
             }
         }
