@@ -129,6 +129,9 @@ pub struct Clients {
     accepted: [AtomicU64; 2],
     refused: [AtomicU64; 2],
     registry: Mutex<Registry>,
+    /// Second (since the epoch) a refusal was last logged, and refusals since: a flood
+    /// of refused connections logs one line per second, not one per connection.
+    refusal_log: Mutex<(i64, u64)>,
 }
 
 impl Clients {
@@ -139,6 +142,22 @@ impl Clients {
             accepted: Default::default(),
             refused: Default::default(),
             registry: Mutex::new(Registry::default()),
+            refusal_log: Mutex::new((i64::MIN, 0)),
+        }
+    }
+
+    /// Call on each refusal: `Some(n)` when this one should be logged, `n` being the
+    /// refusals not logged since the last line; at most one line per second.
+    pub fn refusal_log_due(&self) -> Option<u64> {
+        let mut log = self.refusal_log.lock().ok()?;
+        let second = now_ms() / 1000;
+        if second > log.0 {
+            let suppressed = log.1;
+            *log = (second, 0);
+            Some(suppressed)
+        } else {
+            log.1 += 1;
+            None
         }
     }
 
@@ -286,5 +305,14 @@ mod tests {
         assert!(clients.admit(Protocol::Kafka, peer([127, 0, 0, 1], 6)).is_ok());
         assert_eq!(clients.accepted_total(Protocol::Kafka), 3);
         assert_eq!(clients.open_count(Protocol::Nsq), 1);
+    }
+
+    #[test]
+    fn refusals_log_once_per_second() {
+        let clients = Clients::new(ClientLimits::default());
+        assert_eq!(clients.refusal_log_due(), Some(0));
+        // Within the same second (unless the clock ticks over, then it logs once more).
+        let logged = (0..100).filter_map(|_| clients.refusal_log_due()).count();
+        assert!(logged <= 1, "{logged} lines for 100 refusals");
     }
 }

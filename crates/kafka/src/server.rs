@@ -102,7 +102,9 @@ fn spawn_connection(
     let guard = match context.broker.clients().admit(Protocol::Kafka, peer) {
         Ok(guard) => guard,
         Err(refused) => {
-            tracing::warn!(%peer, reason = %refused, "kafka connection refused");
+            if let Some(suppressed) = context.broker.clients().refusal_log_due() {
+                tracing::warn!(%peer, reason = %refused, refused_unlogged = suppressed, "kafka connection refused");
+            }
             return;
         }
     };

@@ -41,7 +41,9 @@ pub async fn serve(
         let guard = match channels.broker().clients().admit(Protocol::Nsq, remote) {
             Ok(guard) => guard,
             Err(refused) => {
-                tracing::warn!(%remote, reason = %refused, "nsq connection refused");
+                if let Some(suppressed) = channels.broker().clients().refusal_log_due() {
+                    tracing::warn!(%remote, reason = %refused, refused_unlogged = suppressed, "nsq connection refused");
+                }
                 continue;
             }
         };
