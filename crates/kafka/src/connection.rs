@@ -4,13 +4,14 @@
 //! appended in order yet share group-commit fsyncs.
 //!
 //! Bounds: at most `inflight_requests_max` replies and `inflight_bytes_max` request bytes
-//! wait for the writer; a client that stops reading stalls the writer, which gives up after
+//! (a Fetch counts its largest reply too) wait for the writer; a client that stops reading stalls the writer, which gives up after
 //! `write_timeout` without progress; a client silent for `idle_timeout` is closed.
 
 use crate::codec::{read_frame, FrameError};
 use crate::dispatch::{dispatch, DispatchError, Reply, RequestTimer};
 use crate::server::Context;
 use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
 use sluice_broker::clients::Client;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,7 +80,7 @@ pub async fn run(
                 _ = replies.closed() => None,
             };
             let Some(frame) = frame else { return Ok::<(), ConnectionError>(()) };
-            let wanted = frame.len().clamp(1, inflight_bytes_max) as u32;
+            let wanted = (frame.len() + reply_reserve(&frame)).clamp(1, inflight_bytes_max) as u32;
             let request_bytes = tokio::select! {
                 permit = Arc::clone(&inflight_bytes).acquire_many_owned(wanted) => match permit {
                     Ok(permit) => permit,
@@ -96,6 +97,16 @@ pub async fn run(
     };
     let (read, write) = tokio::join!(read_loop, write_loop);
     read.and(write)
+}
+
+/// Bytes a request's reply may hold beyond its own size, charged to the in-flight budget
+/// with it: a Fetch reply can be up to `fetch::RESPONSE_BYTES_MAX`, so a client that
+/// pipelines fetches and never reads holds at most the budget in replies, not 32 of them.
+fn reply_reserve(frame: &[u8]) -> usize {
+    match frame {
+        [hi, lo, ..] if i16::from_be_bytes([*hi, *lo]) == ApiKey::Fetch as i16 => crate::api::fetch::RESPONSE_BYTES_MAX,
+        _ => 0,
+    }
 }
 
 /// Writes a whole frame, failing when the client accepts no byte for `stall_max`: a client

@@ -21,6 +21,12 @@ use tokio::time::Instant;
 /// in-order replies from stalling behind one fetch for too long.
 const WAIT_MAX: Duration = Duration::from_secs(30);
 
+/// Largest Fetch response the broker builds, whatever the client asks (Kafka's broker
+/// `fetch.max.bytes`, 55 MiB): without it a v0–v2 Fetch, which has no response limit,
+/// could make the broker read a whole log into memory. The first batch still goes out
+/// whole when it is larger, so a consumer always makes progress.
+pub const RESPONSE_BYTES_MAX: usize = 55 * 1024 * 1024;
+
 /// One requested partition, resolved once per request.
 struct Wanted {
     topic: usize,
@@ -51,8 +57,11 @@ pub async fn handle(
     // Subscribe before reading so an append between the read and the wait still wakes us.
     let mut signals: Vec<watch::Receiver<i64>> =
         wanted.iter().filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe())).collect();
-    let response_bytes_max =
-        if meta.version >= 3 { usize::try_from(request.max_bytes).unwrap_or(0) } else { usize::MAX };
+    let response_bytes_max = if meta.version >= 3 {
+        usize::try_from(request.max_bytes).unwrap_or(0).min(RESPONSE_BYTES_MAX)
+    } else {
+        RESPONSE_BYTES_MAX
+    };
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(WAIT_MAX);
     let deadline = Instant::now() + wait;
@@ -118,7 +127,11 @@ fn read_all(
         let mut data = PartitionData::default();
         let mut served = Served::default();
         data.partition_index = w.index;
-        let budget = if total == 0 { w.max_bytes } else { w.max_bytes.min(response_bytes_max.saturating_sub(total)) };
+        let budget = if total == 0 {
+            w.max_bytes.min(response_bytes_max.max(1))
+        } else {
+            w.max_bytes.min(response_bytes_max.saturating_sub(total))
+        };
         match w.partition.as_ref().map_err(clone_error).and_then(|p| read_one(p, w.offset, budget, version)) {
             Ok((records, messages, start, end)) => {
                 data.error_code = NONE;
