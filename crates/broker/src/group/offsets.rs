@@ -58,7 +58,8 @@ pub struct OffsetStore {
     live: usize,
     /// Written since the last fsync.
     dirty: bool,
-    /// A failed write poisons the store: later commits fail instead of half-writing.
+    /// A failed write that could not be cut back poisons the store: later commits fail
+    /// instead of appending behind a partial record.
     poisoned: bool,
 }
 
@@ -211,9 +212,21 @@ impl OffsetStore {
         if self.poisoned {
             return Err(std::io::Error::other("offsets log poisoned by an earlier write failure"));
         }
+        let before = self.file.stream_position()?;
         if let Err(e) = self.file.write_all(buf) {
-            self.poisoned = true;
-            tracing::error!(path = %self.path.display(), error = %e, "offsets log write failed; refusing further commits");
+            // A full disk leaves part of the records written. Cut them off so the file ends
+            // on a whole record again and later commits can go through once space is freed;
+            // a partial record left in place would hide every record appended after it.
+            let cut = self.file.set_len(before).and_then(|()| self.file.seek(SeekFrom::Start(before)));
+            match cut {
+                Ok(_) => {
+                    tracing::warn!(path = %self.path.display(), error = %e, "offsets log write failed; commit refused, nothing partial kept")
+                }
+                Err(cut_error) => {
+                    self.poisoned = true;
+                    tracing::error!(path = %self.path.display(), error = %e, %cut_error, "offsets log write failed and could not be cut back; refusing further commits");
+                }
+            }
             return Err(e);
         }
         self.dirty = true;
