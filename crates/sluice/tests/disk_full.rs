@@ -81,6 +81,17 @@ fn ping(broker: &Broker) -> (u16, String) {
     http(port, "GET", "/ping", b"")
 }
 
+/// The value of one unlabelled series in a `/metrics` scrape.
+fn metric(broker: &Broker, name: &str) -> f64 {
+    let port = broker.http_addr().rsplit(':').next().and_then(|p| p.parse().ok()).expect("http port");
+    let (status, text) = http(port, "GET", "/metrics", b"");
+    assert_eq!(status, 200, "/metrics");
+    text.lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
 fn nsq_port(broker: &Broker) -> u16 {
     broker.nsq_tcp_addr().rsplit(':').next().and_then(|p| p.parse().ok()).expect("nsq port")
 }
@@ -131,6 +142,8 @@ fn full_disk_refuses_writes_keeps_reads_and_recovers_when_space_is_freed() {
     let (status, text) = ping(&broker);
     assert_eq!(status, 500, "/ping while the disk is full: {text}");
     assert!(text.starts_with("NOK"), "/ping body: {text}");
+    assert_eq!(metric(&broker, "sluice_storage_failing"), 1.0, "the metric agrees with /ping");
+    assert!(metric(&broker, "sluice_storage_write_failures_total") >= 2.0, "the Kafka and NSQ writes failed");
 
     // Reads keep working: Kafka fetch of everything acknowledged, NSQ delivery.
     let records = consume_exact(&broker.bootstrap(), topic, 0, Offset::Beginning, acked.len(), Duration::from_secs(30));
@@ -149,6 +162,7 @@ fn full_disk_refuses_writes_keeps_reads_and_recovers_when_space_is_freed() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(ping(&broker), (200, "OK".to_string()));
+    assert_eq!(metric(&broker, "sluice_storage_failing"), 0.0);
     let (code, offset) = produce(&mut raw, topic, &value(RECORDS_BEFORE));
     assert_eq!((code, offset), (0, RECORDS_BEFORE as i64), "produce after space was freed: no gap, no leftovers");
     acked.push(value(RECORDS_BEFORE));

@@ -235,7 +235,23 @@ fn recovery_truncation_is_counted_and_logged() {
         produce_one(&rt, &producer, topic, 0, b"k", format!("value {i}").as_bytes());
     }
     drop(producer);
+    let port: u16 = broker.http_addr().rsplit(':').next().and_then(|p| p.parse().ok()).expect("http port");
+    let (status, _) = http(port, "POST", &format!("/channel/create?topic={topic}&channel=audit"), b"");
+    assert_eq!(status, 200, "channel create");
+    let checkpoint = broker.data_dir().join("channels").join(topic).join("audit.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !checkpoint.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     broker.kill9();
+    // Damage the other state files too: a half-written checkpoint and a torn offsets log tail.
+    std::fs::write(&checkpoint, b"{\"floor\": 1").expect("garble the channel checkpoint");
+    let offsets_garbage = [0x5Au8; 19];
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(broker.data_dir().join("groups").join("offsets.log"))
+        .and_then(|mut f| f.write_all(&offsets_garbage))
+        .expect("append a torn tail to the offsets log");
     let garbage = [0xA5u8; 37];
     let segment = segment_file(&broker, topic);
     let good_len = file_len(&segment);
@@ -252,6 +268,10 @@ fn recovery_truncation_is_counted_and_logged() {
     assert_eq!(scrape.get(&partition_series("sluice_partition_size_bytes", topic)), good_len);
     // Counters start again with the process.
     assert_eq!(scrape.get(&partition_series("sluice_partition_messages_in_total", topic)), 0.0);
+    assert_eq!(scrape.get("sluice_offsets_recovery_truncated_bytes_total"), offsets_garbage.len() as f64);
+    assert_eq!(scrape.get("sluice_nsq_checkpoints_damaged_total"), 1.0);
+    assert_eq!(scrape.get("sluice_storage_failing"), 0.0);
+    assert_eq!(scrape.get("sluice_storage_write_failures_total"), 0.0);
     let log = broker.log_contents();
     assert!(
         log.contains("recovery truncated a torn or corrupt log tail") && log.contains(topic),

@@ -93,6 +93,8 @@ pub struct Channels {
     dir: PathBuf,
     config: ChannelsConfig,
     topics: RwLock<HashMap<String, Arc<NsqTopic>>>,
+    /// Checkpoints found damaged at start-up (their channels restarted from the log start).
+    damaged_checkpoints: AtomicU64,
 }
 
 impl Channels {
@@ -108,7 +110,13 @@ impl Channels {
                 }
             }
         }
-        let channels = Arc::new(Channels { broker, dir: dir.clone(), config, topics: RwLock::new(HashMap::new()) });
+        let channels = Arc::new(Channels {
+            broker,
+            dir: dir.clone(),
+            config,
+            topics: RwLock::new(HashMap::new()),
+            damaged_checkpoints: AtomicU64::new(0),
+        });
         let entries = std::fs::read_dir(&dir).map_err(|e| BrokerError::Storage(format!("{}: {e}", dir.display())))?;
         for entry in entries.flatten() {
             let Some(topic_name) = entry.file_name().to_str().map(str::to_owned) else { continue };
@@ -131,6 +139,7 @@ impl Channels {
                     Ok(None) => continue,
                     Err(e) => {
                         // Redeliver everything rather than lose anything.
+                        channels.damaged_checkpoints.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(path = %path.display(), error = %e, "damaged channel checkpoint; restarting channel from log start");
                         Channel::create(spec, false)
                     }
@@ -295,6 +304,13 @@ impl Channels {
     pub fn retention_floor(&self, log_topic: &str, partition: i32) -> Option<i64> {
         let topic = self.topic(&nsq_topic_name(log_topic))?;
         topic.channels().iter().filter(|c| !c.ephemeral).filter_map(|c| c.floor(partition)).min()
+    }
+}
+
+impl Channels {
+    /// Checkpoints found damaged at start-up.
+    pub fn damaged_checkpoints(&self) -> u64 {
+        self.damaged_checkpoints.load(Ordering::Relaxed)
     }
 }
 

@@ -359,6 +359,11 @@ impl GroupCoordinator {
     }
 
     /// OffsetFetch: `None` partitions means every committed offset of the group.
+    /// Bytes the offsets log cut from a torn or corrupt tail at start-up.
+    pub fn offsets_truncated_at_open(&self) -> u64 {
+        self.store.lock().map(|store| store.truncated_at_open()).unwrap_or(0)
+    }
+
     pub fn fetch_offsets(
         &self,
         group_id: &str,

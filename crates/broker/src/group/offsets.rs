@@ -58,6 +58,8 @@ pub struct OffsetStore {
     live: usize,
     /// Written since the last fsync.
     dirty: bool,
+    /// Bytes of a torn or corrupt tail cut off when the store was opened (for `/metrics`).
+    truncated_at_open: u64,
     /// A failed write that could not be cut back poisons the store: later commits fail
     /// instead of appending behind a partial record.
     poisoned: bool,
@@ -70,6 +72,7 @@ impl OffsetStore {
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
         let (offsets, records, good_len) = replay(&mut file)?;
         let file_len = file.metadata()?.len();
+        let truncated_at_open = file_len.saturating_sub(good_len);
         if good_len < file_len {
             tracing::warn!(path = %path.display(), dropped_bytes = file_len - good_len, "truncating torn or corrupt tail of offsets log");
             file.set_len(good_len)?;
@@ -77,9 +80,15 @@ impl OffsetStore {
         }
         file.seek(SeekFrom::End(0))?;
         let live = offsets.values().map(HashMap::len).sum();
-        let mut store = OffsetStore { path, file, offsets, records, live, dirty: false, poisoned: false };
+        let mut store =
+            OffsetStore { path, file, offsets, records, live, dirty: false, truncated_at_open, poisoned: false };
         store.compact_if_needed()?;
         Ok(store)
+    }
+
+    /// Bytes cut from a torn or corrupt tail when the store was opened.
+    pub fn truncated_at_open(&self) -> u64 {
+        self.truncated_at_open
     }
 
     pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<&Committed> {

@@ -17,6 +17,44 @@ pub fn collect(channels: &Channels, out: &mut Vec<MetricFamily>) {
     nsq_channels(channels, out);
     connections(broker, out);
     fsyncs(out);
+    storage(channels, out);
+}
+
+/// Storage health and what start-up recovery of the non-log state files dropped.
+fn storage(channels: &Channels, out: &mut Vec<MetricFamily>) {
+    let broker = channels.broker();
+    let health = broker.storage_health();
+    let figures = [
+        (
+            Family::gauge(
+                "sluice_storage_failing",
+                "1 while storage refuses writes (a full disk): /ping is unhealthy.",
+            ),
+            if health.is_failing() { 1.0 } else { 0.0 },
+        ),
+        (
+            Family::counter("sluice_storage_write_failures_total", "Partition writes or fsyncs that failed."),
+            health.failures_total() as f64,
+        ),
+        (
+            Family::counter(
+                "sluice_offsets_recovery_truncated_bytes_total",
+                "Bytes cut from a torn or corrupt tail of the committed-offsets log at start-up.",
+            ),
+            broker.groups().offsets_truncated_at_open() as f64,
+        ),
+        (
+            Family::counter(
+                "sluice_nsq_checkpoints_damaged_total",
+                "NSQ channel checkpoints found damaged at start-up (those channels redeliver from the log start).",
+            ),
+            channels.damaged_checkpoints() as f64,
+        ),
+    ];
+    for (mut family, value) in figures {
+        family.add(&[], value);
+        family.finish(out);
+    }
 }
 
 fn partitions(broker: &Broker, out: &mut Vec<MetricFamily>) {
