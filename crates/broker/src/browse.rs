@@ -10,6 +10,7 @@ use bytes::Bytes;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use sluice_records::convert::{encode_batch, first_record_at_or_after, new_record, read_v2_records, StoredRecord};
+use sluice_records::partitioner::partition_for_key;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -137,7 +138,7 @@ pub fn choose_partition(topic: &Topic, asked: Option<i32>, key: Option<&[u8]>) -
     }
     let index = match (asked, key) {
         (Some(index), _) => index,
-        (None, Some(key)) => ((murmur2(key) & 0x7fff_ffff) % count) as i32,
+        (None, Some(key)) => partition_for_key(key, count) as i32,
         (None, None) => (NEXT_KEYLESS_PARTITION.fetch_add(1, Ordering::Relaxed) % count) as i32,
     };
     topic.partition(index).ok_or(BrokerError::UnknownTopicOrPartition)
@@ -156,39 +157,6 @@ pub async fn produce(partition: &Arc<Partition>, message: NewMessage) -> BrokerR
     partition.append(batch, Durability::Committed).await
 }
 
-/// Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`), so a key lands on the
-/// partition Kafka clients would pick for it.
-fn murmur2(data: &[u8]) -> u32 {
-    const SEED: u32 = 0x9747_b28c;
-    const M: u32 = 0x5bd1_e995;
-    const R: u32 = 24;
-    let mut h = SEED ^ data.len() as u32;
-    let mut chunks = data.chunks_exact(4);
-    for chunk in &mut chunks {
-        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> R;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    let rest = chunks.remainder();
-    if rest.len() >= 3 {
-        h ^= (rest[2] as u32) << 16;
-    }
-    if rest.len() >= 2 {
-        h ^= (rest[1] as u32) << 8;
-    }
-    if !rest.is_empty() {
-        h ^= rest[0] as u32;
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,17 +168,6 @@ mod tests {
 
     fn message(value: &str, timestamp_ms: i64) -> NewMessage {
         NewMessage { value: Some(Bytes::from(value.to_string())), timestamp_ms, ..NewMessage::default() }
-    }
-
-    #[test]
-    fn murmur2_matches_kafka() {
-        // Values from Kafka's UtilsTest.testMurmur2.
-        assert_eq!(murmur2(b"21") as i32, -973932308);
-        assert_eq!(murmur2(b"foobar") as i32, -790332482);
-        assert_eq!(murmur2(b"a-little-bit-long-string") as i32, -985981536);
-        assert_eq!(murmur2(b"a-little-bit-longer-string") as i32, -1486304829);
-        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32, -58897971);
-        assert_eq!(murmur2(b"abc") as i32, 479470107);
     }
 
     #[tokio::test]

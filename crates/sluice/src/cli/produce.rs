@@ -7,6 +7,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use serde_json::json;
 use sluice_records::convert::{encode_batch, new_record};
+use sluice_records::partitioner::partition_for_key;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, IsTerminal as _, Read as _};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -69,7 +70,8 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
         let message = split_message(line, &args, index + 1)?;
         let partition = match (args.partition, &message.key) {
             (Some(p), _) => p,
-            (None, Some(key)) => partitions[kafka_partition(key, partitions.len())],
+            // Kafka's default partitioner; Metadata lists at most i32::MAX partitions.
+            (None, Some(key)) => partitions[partition_for_key(key, partitions.len() as u32) as usize],
             // Unkeyed: one partition per batch, rotating, like Kafka's sticky partitioner.
             (None, None) => partitions[round_robin % partitions.len()],
         };
@@ -182,42 +184,6 @@ fn split_message(line: Vec<u8>, args: &ProduceArgs, number: usize) -> anyhow::Re
     Ok(Message { key: args.key.as_ref().map(|k| Bytes::from(k.clone())), value: Bytes::from(line) })
 }
 
-/// Index into the partition list for `key`, as Kafka's default partitioner picks it.
-pub fn kafka_partition(key: &[u8], partitions: usize) -> usize {
-    (murmur2(key) & 0x7fff_ffff) as usize % partitions.max(1)
-}
-
-/// Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`), seed 0x9747b28c.
-fn murmur2(data: &[u8]) -> i32 {
-    const M: i32 = 0x5bd1_e995;
-    const R: u32 = 24;
-    let mut h: i32 = (0x9747_b28c_u32 as i32) ^ (data.len() as i32);
-    let mut chunks = data.chunks_exact(4);
-    for chunk in &mut chunks {
-        let mut k = i32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        k = k.wrapping_mul(M);
-        k ^= ((k as u32) >> R) as i32;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    let tail = chunks.remainder();
-    if tail.len() >= 3 {
-        h ^= i32::from(tail[2]) << 16;
-    }
-    if tail.len() >= 2 {
-        h ^= i32::from(tail[1]) << 8;
-    }
-    if !tail.is_empty() {
-        h ^= i32::from(tail[0]);
-        h = h.wrapping_mul(M);
-    }
-    h ^= ((h as u32) >> 13) as i32;
-    h = h.wrapping_mul(M);
-    h ^= ((h as u32) >> 15) as i32;
-    h
-}
-
 fn report(topic: &str, written: &BTreeMap<i32, Written>, as_json: bool) {
     let total: u64 = written.values().map(|w| w.messages).sum();
     if as_json {
@@ -248,17 +214,6 @@ fn report(topic: &str, written: &BTreeMap<i32, Written>, as_json: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn murmur2_matches_kafka() {
-        // Kafka's UtilsTest.testMurmur2 vectors.
-        assert_eq!(murmur2(b"21"), -973932308);
-        assert_eq!(murmur2(b"foobar"), -790332482);
-        assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
-        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
-        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"), -58897971);
-        assert_eq!(murmur2(b"abc"), 479470107);
-    }
 
     #[test]
     fn acks_parse() {
