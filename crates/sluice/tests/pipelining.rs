@@ -5,9 +5,8 @@
 mod common;
 
 use bytes::{Bytes, BytesMut};
-use common::raw::{Raw, Reply};
+use common::raw::{one_record_batch, Raw, Reply};
 use common::{unique_topic, Broker};
-use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -16,7 +15,6 @@ use kafka_protocol::messages::{
     RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, HeaderVersion, Request, StrBytes};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use std::time::{Duration, Instant};
 
 const FETCH_VERSION: i16 = 11;
@@ -56,31 +54,6 @@ fn create_topic(raw: &mut Raw, topic: &str) {
         .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(topic)))]));
     let resp: MetadataResponse = raw.request(METADATA_VERSION, &req);
     assert_eq!(resp.topics[0].error_code, 0, "auto-created");
-}
-
-fn one_record_batch(value: &str) -> Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: None,
-        value: Some(Bytes::from(value.to_string())),
-        headers: IndexMap::new(),
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        [&record],
-        &RecordEncodeOptions { version: 2, compression: Compression::None },
-    )
-    .expect("encode batch");
-    buf.freeze()
 }
 
 #[test]
@@ -127,7 +100,7 @@ fn pipelined_acks_all_produces_are_appended_and_answered_in_order() {
                 TopicProduceData::default().with_name(name(&topic)).with_partition_data(vec![
                     PartitionProduceData::default()
                         .with_index(0)
-                        .with_records(Some(one_record_batch(&format!("m{i}")))),
+                        .with_records(Some(one_record_batch(format!("m{i}").as_bytes()))),
                 ]),
             ]);
             send(&mut raw, PRODUCE_VERSION, &req)

@@ -2,14 +2,11 @@
 //! produce/create-topics with their error codes, and the broker's RSS and open fds from /proc.
 #![allow(dead_code)]
 
-use crate::common::raw::Raw;
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
+use crate::common::raw::{one_record_batch, Raw};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 pub const PRODUCE_VERSION: i16 = 7;
 pub const CREATE_TOPICS_VERSION: i16 = 4;
@@ -19,28 +16,6 @@ pub const POLICY_VIOLATION: i16 = 44;
 
 pub fn topic_name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
-}
-
-/// One v2 batch holding one record with `value`.
-pub fn one_record_batch(value: &[u8]) -> Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: None,
-        value: Some(Bytes::copy_from_slice(value)),
-        headers: IndexMap::new(),
-    };
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, [&record], &options).expect("encode batch");
-    buf.freeze()
 }
 
 /// Produces one record with acks=all to partition 0; returns (error code, base offset).
