@@ -164,13 +164,8 @@ impl Conn {
                 _ = stop.changed() => break,
                 read = rd.read_buf(&mut raw) => match read {
                     Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        last_read = Instant::now();
-                        if let Err(e) = self.inflater.feed(&mut raw, &mut plain, self.plain_limit()) {
-                            tracing::debug!(client = self.id, error = e.0, "corrupt compressed stream");
-                            break;
-                        }
-                    }
+                    // `process` decodes it (through the negotiated compression) next turn.
+                    Ok(_) => last_read = Instant::now(),
                 },
                 delivery = next_delivery(pump.clone(), msg_timeout) => match delivery {
                     Some(d) => self.send_messages(d),
@@ -207,9 +202,13 @@ impl Conn {
                 Ok(Some(command)) => command,
                 Ok(None) if raw.is_empty() || plain.len() >= self.plain_limit() => return Ok(()),
                 Ok(None) => {
-                    // Compressed input left over from a bounded feed: decode the next part.
+                    // Decode more of what was read: bounded, so compressed input is expanded
+                    // one command's worth at a time.
                     let before = plain.len();
-                    self.inflater.feed(raw, plain, self.plain_limit()).map_err(|_| "corrupt compressed stream")?;
+                    self.inflater.feed(raw, plain, self.plain_limit()).map_err(|e| {
+                        tracing::debug!(client = self.id, error = e.0, "corrupt compressed stream");
+                        "corrupt compressed stream"
+                    })?;
                     if plain.len() == before {
                         return Ok(());
                     }
@@ -238,7 +237,6 @@ impl Conn {
                 let mut rest = plain.split();
                 rest.extend_from_slice(raw);
                 *raw = rest;
-                self.inflater.feed(raw, plain, self.plain_limit()).map_err(|_| "corrupt compressed stream")?;
                 self.respond(b"OK");
             }
         }
