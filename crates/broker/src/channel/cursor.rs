@@ -3,7 +3,7 @@
 use super::checkpoint::{self, Checkpoint, CursorState, PendingState, CHECKPOINT_VERSION};
 use super::id::MessageId;
 use super::records::{self, StoredMessage};
-use super::{now_ms, CLIENTS_PER_CHANNEL_MAX, READY_TARGET, READ_BYTES_MAX, WINDOW_OFFSETS_MAX};
+use super::{due_after, now_ms, CLIENTS_PER_CHANNEL_MAX, READY_TARGET, READ_BYTES_MAX, WINDOW_OFFSETS_MAX};
 use crate::error::BrokerError;
 use crate::topic::Topic;
 use bytes::Bytes;
@@ -492,7 +492,7 @@ impl Channel {
             drop(st);
             self.notify.notify_waiters();
         } else {
-            let due = now_ms().saturating_add(delay.as_millis() as i64);
+            let due = due_after(delay);
             msg.defer_until_ms = Some(due);
             st.due.push(Reverse((due, id)));
             st.deferred.insert(id, msg);

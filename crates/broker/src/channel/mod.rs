@@ -83,6 +83,13 @@ pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// The wall-clock millisecond from which something `delay` from now is due, rounded up:
+/// `now_ms` truncates, so a truncated start would release a deferral up to 1 ms early.
+pub(crate) fn due_after(delay: std::time::Duration) -> i64 {
+    let due = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default() + delay;
+    due.as_nanos().div_ceil(1_000_000) as i64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

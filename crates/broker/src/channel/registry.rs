@@ -4,8 +4,8 @@
 use super::checkpoint;
 use super::cursor::{Channel, ChannelSpec};
 use super::{
-    is_ephemeral, now_ms, nsq_topic_name, records, storage_topic_name, CHANNELS_PER_TOPIC_MAX, CHECKPOINT_INTERVAL,
-    SWEEP_INTERVAL,
+    due_after, is_ephemeral, now_ms, nsq_topic_name, records, storage_topic_name, CHANNELS_PER_TOPIC_MAX,
+    CHECKPOINT_INTERVAL, SWEEP_INTERVAL,
 };
 use crate::error::{BrokerError, BrokerResult};
 use crate::partition::Durability;
@@ -241,7 +241,7 @@ impl Channels {
             return Err(BrokerError::UnknownTopicOrPartition);
         }
         let now = now_ms();
-        let due = defer.map(|d| now.saturating_add(d.as_millis() as i64));
+        let due = defer.map(due_after);
         let batch = records::encode(bodies, now, due)?;
         let index = topic.next_partition.fetch_add(1, Ordering::Relaxed) % partitions.len();
         partitions[index].append(batch, Durability::Committed).await?;
