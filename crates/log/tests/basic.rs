@@ -125,25 +125,39 @@ fn retention() {
 /// retention pass; an empty one is not.
 #[test]
 fn roll_by_age() {
+    // The age is the time under test, so the sleeps are part of the scenario. A loaded
+    // machine may stall longer than the age between two appends; then the scenario's
+    // premise ("no roll yet") did not hold, and it runs again with a longer age.
+    for age_ms in [20, 200, 2000] {
+        if roll_by_age_with(std::time::Duration::from_millis(age_ms)) {
+            return;
+        }
+    }
+    panic!("two appends never ran within 2 s of each other");
+}
+
+/// The roll-by-age scenario; false if the machine was too slow for its premise.
+fn roll_by_age_with(age: std::time::Duration) -> bool {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        segment_age_max: std::time::Duration::from_millis(20),
-        retention_age_max: None,
-        ..LogConfig::default()
-    };
+    let config = LogConfig { segment_age_max: age, retention_age_max: None, ..LogConfig::default() };
+    let opened = std::time::Instant::now();
     let log = PartitionLog::open(dir.path(), config).unwrap();
     log.enforce_retention(0).unwrap();
     assert_eq!(log.segment_count(), 1);
     log.append(&mut batch(1, 0, b"a")).unwrap();
     log.append(&mut batch(1, 0, b"b")).unwrap();
+    if opened.elapsed() >= age {
+        return false;
+    }
     assert_eq!(log.segment_count(), 1);
-    std::thread::sleep(std::time::Duration::from_millis(30));
+    std::thread::sleep(age + age / 2);
     log.append(&mut batch(1, 0, b"c")).unwrap();
     assert_eq!(log.segment_base_offsets(), vec![0, 2]);
-    std::thread::sleep(std::time::Duration::from_millis(30));
+    std::thread::sleep(age + age / 2);
     log.enforce_retention(0).unwrap();
     assert_eq!(log.segment_base_offsets(), vec![0, 2, 3]);
     assert_eq!(split(&log.read(0, usize::MAX).unwrap().bytes).len(), 3);
+    true
 }
 
 /// A read that starts in one segment continues into the next while room remains, and

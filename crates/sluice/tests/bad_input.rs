@@ -29,6 +29,23 @@ const CORRUPT_MESSAGE: i16 = 2;
 const MESSAGE_TOO_LARGE: i16 = 10;
 
 /// The broker still answers a fresh client: ApiVersions v0 on a new connection succeeds.
+/// The broker's exit status if the last request killed it. A process that exits closes its
+/// listener before the client sees its connection close, so a new connection that is
+/// accepted proves it alive; a refused one means it is gone, and its status is collected.
+fn died(broker: &mut Broker) -> Option<std::process::ExitStatus> {
+    if std::net::TcpStream::connect(broker.addr()).is_ok() {
+        return None;
+    }
+    let deadline = std::time::Instant::now() + common::STOP_TIMEOUT;
+    loop {
+        if let Some(status) = broker.try_exit_status() {
+            return Some(status);
+        }
+        assert!(std::time::Instant::now() < deadline, "the broker refuses connections but has not exited");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn assert_broker_healthy(broker: &mut Broker) {
     broker.assert_running();
     let (min, max) = supported_versions(broker, ApiKey::ApiVersions);
@@ -444,8 +461,7 @@ fn random_and_mutated_requests_never_harm_the_broker() {
             }
             Reply::Closed => {
                 closed += 1;
-                std::thread::sleep(Duration::from_millis(20));
-                if let Some(status) = broker.try_exit_status() {
+                if let Some(status) = died(&mut broker) {
                     let head: Vec<String> = body.iter().take(24).map(|b| format!("{b:02x}")).collect();
                     killers.push(format!(
                         "request {n}: key {key} v{version}, {}-byte body {}…: broker died with {status}",
@@ -512,8 +528,7 @@ fn huge_array_counts_in_tiny_requests_are_refused_without_allocating() {
         raw.send_request_bytes(&header, key.request_header_version(version), &body);
         // Closing the connection or answering with an error are both fine; dying is not.
         let _ = raw.read_reply();
-        std::thread::sleep(Duration::from_millis(100));
-        if let Some(status) = broker.try_exit_status() {
+        if let Some(status) = died(&mut broker) {
             // Note it, bring the broker back and try the remaining cases, so one run reports all.
             killers.push(format!("{what} ({}-byte body): broker died with {status}", body.len()));
             broker.restart();

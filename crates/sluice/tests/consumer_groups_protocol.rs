@@ -349,7 +349,9 @@ fn member_id_required_round_trip_and_static_fencing() {
     req.protocols = vec![p];
     // Sent without waiting: this join parks until the first member rejoins.
     let second_join = std::thread::spawn(move || second.request(1, &req));
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    common::wait_until(std::time::Duration::from_secs(10), "the second join to start a rebalance", || {
+        describe(&mut raw, &rgroup).group_state.as_str() == "PreparingRebalance"
+    });
     assert_eq!(heartbeat(&mut raw, 0, &rgroup, r.generation_id, r.member_id.as_str(), None), REBALANCE_IN_PROGRESS);
     let again = join(&mut raw, 1, &rgroup, r.member_id.as_str(), None, 10_000, &["range"]);
     let other = second_join.join().expect("second join");

@@ -9,9 +9,6 @@ use nsq_common::{Msg, NsqBroker, Wire};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// Longer than the channel checkpoint interval (500 ms), so what happened before is on disk.
-const SETTLE: Duration = Duration::from_millis(1500);
-
 fn body(m: &Msg) -> String {
     String::from_utf8_lossy(&m.body).to_string()
 }
@@ -57,7 +54,13 @@ fn kill9_redelivers_every_unfinished_message_and_clean_restart_none() {
     let requeued_at = Instant::now();
     c.line(&format!("REQ {} 4000", first["m6"].id));
     // m7..m9 stay in flight, m5 in flight again, m6 deferred, "deferred" not yet due.
-    std::thread::sleep(SETTLE);
+    nsq.wait_checkpoint("durable", "c", "m0..m4 finished and m6's REQ deferral on disk", |c| {
+        let floor = c["partitions"]["0"]["floor"].as_i64();
+        let m6_deferred = c["pending"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|e| e["offset"] == 6 && e["defer_until_ms"].as_i64().is_some_and(|d| d > 0)));
+        floor == Some(5) && m6_deferred
+    });
     nsq.broker.kill9();
     drop(c);
     nsq.restart();
@@ -72,7 +75,7 @@ fn kill9_redelivers_every_unfinished_message_and_clean_restart_none() {
     assert!(got["m5"].0.attempts >= 2 && got["m7"].0.attempts >= 2, "attempts not kept across the crash");
 
     // Everything is finished now: a clean restart delivers nothing.
-    std::thread::sleep(SETTLE);
+    nsq.wait_checkpoint("durable", "c", "all 11 messages finished on disk", |c| c["partitions"]["0"]["floor"] == 11);
     nsq.broker.stop();
     drop(c);
     nsq.restart();
@@ -99,8 +102,11 @@ fn clean_shutdown_checkpoints_the_last_fins() {
     }
     let got = collect(&mut c, 50, Duration::from_secs(10));
     assert_eq!(got.len(), 50);
-    c.line("NOP");
-    std::thread::sleep(Duration::from_millis(100));
+    // The FINs reached the broker (nothing in flight) but, stopped at once, it has had no
+    // time for a periodic checkpoint unless it writes one on shutdown.
+    common::wait_until(Duration::from_secs(10), "every FIN processed", || {
+        nsq.channel_stats("quick", "c")["in_flight"] == 0
+    });
     nsq.broker.stop();
     drop(c);
     nsq.restart();

@@ -146,7 +146,9 @@ fn a_client_that_never_reads_is_dropped() {
         p.publish("flood", &body);
     }
     // 20 MiB cannot fit in socket buffers: the server's write times out (10 s) and it closes.
-    std::thread::sleep(Duration::from_secs(13));
+    common::wait_until(Duration::from_secs(60), "the non-reading client to be dropped", || {
+        nsq.channel_stats("flood", "slow")["clients"] == 0
+    });
     let mut other = nsq.wire();
     other.subscribe("flood", "fast", 1);
     p.publish("flood", &body);
@@ -206,10 +208,9 @@ fn heartbeats_and_disconnect_after_two_missed() {
         assert!(started.elapsed() >= Duration::from_millis(800), "heartbeat too early");
         assert!(silent.closed(), "silent client not disconnected");
         let closed_after = started.elapsed();
-        assert!(
-            closed_after >= Duration::from_millis(1900) && closed_after < Duration::from_secs(5),
-            "disconnected after {closed_after:?}"
-        );
+        // Not before two intervals were missed; that it happens at all is bounded by the
+        // socket's read timeout in `closed`, not by this machine's speed.
+        assert!(closed_after >= Duration::from_millis(1900), "disconnected after only {closed_after:?}");
     });
     // The lively client answers heartbeats (Wire::frame sends NOP) and is still served.
     lively.stream.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
@@ -234,9 +235,9 @@ fn ephemeral_channel_vanishes_with_its_last_client() {
     let stats = nsq_common::http(nsq.http, "GET", "/stats?format=json&topic=eph", b"").1;
     assert!(stats.contains("tmp#ephemeral"), "{stats}");
     drop(c);
-    std::thread::sleep(Duration::from_millis(500));
-    let stats = nsq_common::http(nsq.http, "GET", "/stats?format=json&topic=eph", b"").1;
-    assert!(!stats.contains("tmp#ephemeral"), "ephemeral channel outlived its client: {stats}");
+    common::wait_until(Duration::from_secs(10), "the ephemeral channel to vanish with its client", || {
+        !nsq_common::http(nsq.http, "GET", "/stats?format=json&topic=eph", b"").1.contains("tmp#ephemeral")
+    });
     let files = common::files_with_suffix(&nsq.broker.data_dir(), ".json");
     assert!(files.iter().all(|f| !f.to_string_lossy().contains("ephemeral")), "state kept: {files:?}");
 }

@@ -72,7 +72,10 @@ fn tokio_nsq_publishes_and_consumes_on_two_channels() {
         for (i, ch) in ["a", "a", "b", "b"].into_iter().enumerate() {
             consume(addr.clone(), "tk", ch, i, NSQConfigShared::new(), None, tx.clone());
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Blocking here is fine: block_on's thread is not one of the runtime's workers.
+        for ch in ["a", "b"] {
+            nsq.wait_subscribed("tk", ch, 2);
+        }
         let topic = NSQTopic::new("tk").expect("topic");
         let mut p = producer(&addr).await;
         for i in 0..30 {
@@ -106,7 +109,7 @@ fn tokio_nsq_requeue_with_delay_and_snappy() {
         let (tx, mut rx) = mpsc::channel(64);
         let snappy = NSQConfigShared::new().set_compression(NSQConfigSharedCompression::Snappy);
         consume(addr.clone(), "tkr", "c", 0, snappy, Some(Duration::from_millis(1200)), tx);
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        nsq.wait_subscribed("tkr", "c", 1);
         let mut p = producer(&addr).await;
         let big = "x".repeat(100_000);
         p.publish(&NSQTopic::new("tkr").expect("topic"), big.clone().into_bytes()).await.expect("publish");

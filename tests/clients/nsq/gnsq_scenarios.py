@@ -10,6 +10,8 @@ monkey.patch_all()
 
 import sys  # noqa: E402
 import time  # noqa: E402
+import json  # noqa: E402
+import urllib.error  # noqa: E402
 import urllib.request  # noqa: E402
 
 import gevent  # noqa: E402
@@ -32,6 +34,16 @@ def wait_for(cond, what):
         gevent.sleep(0.05)
 
 
+def channel_clients(http_addr, topic, channel):
+    """Clients subscribed to a channel, as the broker's admin API counts them (0 if none yet)."""
+    url = "http://%s/api/nsq/topics/%s/channels/%s" % (http_addr, topic, channel)
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return json.loads(resp.read()).get("clients", 0)
+    except urllib.error.HTTPError:
+        return 0
+
+
 class Run:
     def __init__(self, tcp, http, lookupd, topic):
         self.tcp, self.http, self.lookupd, self.topic = tcp, http, lookupd, topic
@@ -46,6 +58,10 @@ class Run:
         c.start(block=False)
         self.consumers.append(c)
         return c
+
+    def wait_subscribed(self, channel, count):
+        wait_for(lambda: channel_clients(self.http, self.topic, channel) == count,
+                 "%d clients on channel %s" % (count, channel))
 
     def producer(self, **kw):
         p = gnsq.Producer([self.tcp], **kw)
@@ -67,7 +83,8 @@ def fanout(r):
             key = "%s%d" % (ch, i)
             got[key] = []
             r.consumer(ch, lambda c, message, key=key: got[key].append(message.body.decode()), max_in_flight=3)
-    gevent.sleep(1.0)
+    for ch in ("a", "b"):
+        r.wait_subscribed(ch, 2)
     bodies = [("g%03d" % i).encode() for i in range(n)]
     p = r.producer()
     for b in bodies[:20]:
@@ -76,6 +93,7 @@ def fanout(r):
         p.publish(r.topic, b)
     p.multipublish(r.topic, bodies[40:])
     wait_for(lambda: all(len(got[c + "0"]) + len(got[c + "1"]) >= n for c in "ab"), "both channels")
+    # Not synchronisation: a short window in which a wrongly redelivered copy would show up.
     gevent.sleep(0.3)
     want = sorted(b.decode() for b in bodies)
     for ch in "ab":
@@ -136,6 +154,7 @@ def touch(r):
 
     r.consumer("touch", handle)
     r.producer().publish(r.topic, b"long job")
+    # The time under test: longer than two message timeouts, while the job keeps touching.
     gevent.sleep(7.0)
     assert seen == [1], "deliveries %r" % seen
     return "held past two timeouts"
@@ -144,7 +163,7 @@ def touch(r):
 def dpub(r):
     got = []
     r.consumer("dpub", lambda c, message: got.append(time.monotonic()))
-    gevent.sleep(0.5)
+    r.wait_subscribed("dpub", 1)
     sent = time.monotonic()
     r.producer().publish(r.topic, b"later", defer=2000)
     wait_for(lambda: got, "deferred message")

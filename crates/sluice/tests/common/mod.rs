@@ -6,7 +6,7 @@ pub mod go;
 pub mod raw;
 
 use std::fs::{File, OpenOptions};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -244,6 +244,69 @@ impl Drop for Broker {
         // Only ever the child this harness spawned, by its own handle (PID).
         self.kill9();
     }
+}
+
+/// Longest a test HTTP request waits for its answer.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A minimal HTTP/1.1 request; returns (status, body).
+pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
+    stream.set_read_timeout(Some(HTTP_TIMEOUT)).expect("timeout");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("write");
+    stream.write_all(body).expect("write");
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, dechunk(&text, body))
+}
+
+fn dechunk(head: &str, body: String) -> String {
+    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return body;
+    }
+    let mut out = String::new();
+    let mut rest = body.as_str();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Polls `condition` every 20 ms until it holds; fails the test naming `what` after `timeout`.
+/// Tests wait for an observable state with this, never with a bare sleep.
+pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The clients the broker lists (`GET /api/clients`), each as JSON.
+pub fn listed_clients(broker: &Broker) -> Vec<serde_json::Value> {
+    let (status, body) = http(broker.http_port, "GET", "/api/clients", b"");
+    assert_eq!(status, 200, "GET /api/clients: {body}");
+    let value: serde_json::Value = serde_json::from_str(&body).expect("clients JSON");
+    value.as_array().cloned().unwrap_or_default()
+}
+
+/// How many requests the broker has counted for the client connected from `peer`
+/// (the client's local address), or None while it is not listed.
+pub fn requests_from(broker: &Broker, peer: SocketAddr) -> Option<u64> {
+    let peer = peer.to_string();
+    listed_clients(broker).iter().find(|c| c["peer"] == peer.as_str()).and_then(|c| c["requests"].as_u64())
 }
 
 /// Whether `sluice --help` lists `flag` (checked once per test binary).

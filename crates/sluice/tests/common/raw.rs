@@ -45,6 +45,11 @@ impl Raw {
         Raw { stream, correlation_id: 1000 }
     }
 
+    /// This end's address: the peer the broker lists for this connection.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.stream.local_addr().expect("local address")
+    }
+
     pub fn next_correlation_id(&mut self) -> i32 {
         self.correlation_id += 1;
         self.correlation_id

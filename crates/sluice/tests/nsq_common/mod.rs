@@ -63,7 +63,42 @@ impl NsqBroker {
         self.broker.restart();
         self.wait_ready();
     }
+
+    /// The channel's checkpoint as last written (`docs/format.md`), or None before the first.
+    pub fn checkpoint(&self, topic: &str, channel: &str) -> Option<serde_json::Value> {
+        let path = self.broker.data_dir().join("channels").join(topic).join(format!("{channel}.json"));
+        // Written by rename, so a file that exists is whole.
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+
+    /// Waits until the channel's checkpoint on disk satisfies `holds`, so that a `kill -9`
+    /// from then on keeps what it describes.
+    pub fn wait_checkpoint(&self, topic: &str, channel: &str, what: &str, holds: impl Fn(&serde_json::Value) -> bool) {
+        crate::common::wait_until(CHECKPOINT_TIMEOUT, what, || {
+            self.checkpoint(topic, channel).is_some_and(|c| holds(&c))
+        });
+    }
+
+    /// The channel as the admin API reports it (depth, in_flight, deferred, finished, clients).
+    pub fn channel_stats(&self, topic: &str, channel: &str) -> serde_json::Value {
+        let (status, body) = http(self.http, "GET", &format!("/api/nsq/topics/{topic}/channels/{channel}"), b"");
+        assert_eq!(status, 200, "channel {topic}/{channel}: {body}");
+        serde_json::from_str(&body).expect("channel JSON")
+    }
+
+    /// Waits until `count` clients are subscribed to the channel (it may not exist yet).
+    pub fn wait_subscribed(&self, topic: &str, channel: &str, count: u64) {
+        let path = format!("/api/nsq/topics/{topic}/channels/{channel}");
+        crate::common::wait_until(Duration::from_secs(20), &format!("{count} clients on {topic}/{channel}"), || {
+            let (status, body) = http(self.http, "GET", &path, b"");
+            let clients = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["clients"].as_u64());
+            status == 200 && clients == Some(count)
+        });
+    }
 }
+
+/// How long a channel checkpoint may take to reach the disk (written every 500 ms; a busy machine).
+pub const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A raw NSQ protocol-V2 client.
 pub struct Wire {
@@ -173,40 +208,7 @@ impl Msg {
     }
 }
 
-/// A minimal HTTP/1.1 request; returns (status, body).
-pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
-    stream.set_read_timeout(Some(FRAME_TIMEOUT)).expect("timeout");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).expect("write");
-    stream.write_all(body).expect("write");
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).to_string();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, dechunk(&text, body))
-}
-
-fn dechunk(head: &str, body: String) -> String {
-    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        return body;
-    }
-    let mut out = String::new();
-    let mut rest = body.as_str();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
-        if n == 0 || after.len() < n {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = after[n..].trim_start_matches("\r\n");
-    }
-    out
-}
+pub use crate::common::http;
 
 /// Path of a Python client program under tests/clients/nsq/.
 pub fn client_script(name: &str) -> PathBuf {
