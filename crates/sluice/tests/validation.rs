@@ -192,6 +192,33 @@ fn inconsistent_record_batches_are_refused_and_nothing_is_appended() {
     assert_eq!(message.body, b"valid");
 }
 
+// As in Kafka (ReplicaManager appends each partition on its own), a bad batch for one partition
+// refuses that partition only: another partition of the same request is appended.
+#[test]
+fn a_bad_partition_does_not_refuse_the_others() {
+    let broker = Broker::start(&["--default-partitions", "2"]);
+    let topic = unique_topic("per-partition");
+    let bad = with_count(one_record_batch(b"bad").to_vec(), 1000, 999);
+    let good = one_record_batch(b"good").to_vec();
+    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+        TopicProduceData::default().with_name(TopicName(StrBytes::from_string(topic.clone()))).with_partition_data(
+            vec![
+                PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(bad))),
+                PartitionProduceData::default().with_index(1).with_records(Some(Bytes::from(good))),
+            ],
+        ),
+    ]);
+    let mut raw = Raw::connect(&broker);
+    let resp: ProduceResponse = raw.request(produce_version(&broker), &req);
+    let codes: Vec<(i32, i16, i64)> =
+        resp.responses[0].partition_responses.iter().map(|p| (p.index, p.error_code, p.base_offset)).collect();
+    assert_eq!(codes, vec![(0, INVALID_RECORD, -1), (1, 0, 0)]);
+    let got = consume_exact(&broker.bootstrap(), &topic, 1, Offset::Beginning, 1, READ_TIMEOUT);
+    assert_eq!(got[0].value.as_deref(), Some(&b"good"[..]));
+    let (code, base) = raw_produce(&broker, &topic, vec![one_record_batch(b"after").to_vec()]);
+    assert_eq!((code, base), (0, 0), "partition 0's log end did not move");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Item 3: NSQ message size against message_max_bytes
 // ---------------------------------------------------------------------------------------------
