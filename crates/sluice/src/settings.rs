@@ -67,7 +67,8 @@ pub struct ServeArgs {
     /// When appended data is fsynced: always | interval:MS | os [default: always].
     #[arg(long, env = "SLUICE_FLUSH", value_name = "POLICY")]
     pub flush: Option<String>,
-    /// Largest record batch accepted, bytes (Kafka message.max.bytes) [default: 1048588].
+    /// Largest record batch accepted, bytes (Kafka message.max.bytes); at least 113 bytes more
+    /// than --max-msg-size, so one NSQ message fits [default: 1048588 or --max-msg-size + 113].
     #[arg(long, env = "SLUICE_MESSAGE_MAX_BYTES", value_name = "BYTES")]
     pub message_max_bytes: Option<u32>,
     /// Segment size before rolling, bytes [default: 1073741824].
