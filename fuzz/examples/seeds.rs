@@ -272,11 +272,27 @@ fn record_seeds(batches: &[(&str, Vec<u8>)]) -> anyhow::Result<Seeds> {
     let mut seeds: Seeds = batches.iter().map(|(name, b)| (format!("v2-{name}"), b.clone())).collect();
     let all: Vec<u8> = batches.iter().flat_map(|(_, b)| b.clone()).collect();
     seeds.push(("v2-all-codecs".into(), all));
+    // Counts that lie about the records (produce refuses them with INVALID_RECORD).
+    for (name, count, last_delta) in [("count-1000", 1000, 999), ("count-0", 0, 0)] {
+        for (codec, batch) in &batches[..2] {
+            seeds.push((format!("v2-{codec}-{name}"), with_count(batch, count, last_delta)));
+        }
+    }
     for magic in [0, 1] {
         seeds.push((format!("magic{magic}"), convert::downconvert_batches(&batches[0].1, magic, 0)?));
         seeds.push((format!("magic{magic}-gzip"), convert::downconvert_batches(&batches[1].1, magic, 0)?));
     }
     Ok(seeds)
+}
+
+/// `batch` with its record count and last offset delta rewritten and its CRC-32C resealed.
+fn with_count(batch: &[u8], count: i32, last_delta: i32) -> Vec<u8> {
+    let mut b = batch.to_vec();
+    b[57..61].copy_from_slice(&count.to_be_bytes());
+    b[23..27].copy_from_slice(&last_delta.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
 }
 
 /// Real logs with small segments, laid out as the target's input (see segment_recovery.rs).

@@ -1,5 +1,5 @@
 //! Bytes claimed to be stored v2 batches (or a legacy message set) through every reader of
-//! batches: the log's validator, record decoding for NSQ delivery, down- and up-conversion.
+//! batches: the log's validator, produce validation, record decoding for NSQ delivery, down- and up-conversion.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,6 +10,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(header) = sluice_log::batch::validate(data, usize::MAX) {
         assert!(header.total_len() <= data.len(), "validated batch longer than its bytes");
         assert_eq!(header.magic, 2);
+    }
+    if convert::validate_produced(data).is_ok() {
+        // What produce accepts, the log's own checks accept too.
+        let header = sluice_log::batch::validate(data, usize::MAX).expect("the log refuses a batch produce accepts");
+        assert!(sluice_log::batch::check_record_count(&header).is_ok(), "the log refuses a count produce accepts");
     }
     for batch in convert::read_v2_records(data, 0).take(1000) {
         let _ = batch.map(|b| b.records.map(|r| r.len()));

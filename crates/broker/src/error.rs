@@ -19,6 +19,9 @@ pub enum BrokerError {
     MessageTooLarge { size: usize, max: u32 },
     #[error("corrupt records: {0}")]
     CorruptMessage(String),
+    /// A batch whose record count, offset range or records are inconsistent (Kafka `INVALID_RECORD`).
+    #[error("invalid records: {0}")]
+    InvalidRecord(String),
     #[error("offset {offset} out of range [{log_start}, {log_end}]")]
     OffsetOutOfRange { offset: i64, log_start: i64, log_end: i64 },
     #[error("out of order sequence: expected {expected}, got {got}")]

@@ -37,6 +37,7 @@ pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+pub const INVALID_RECORD: i16 = 87;
 
 /// Kafka's code for a refused group operation.
 pub fn group_code(error: &GroupError) -> i16 {
@@ -75,6 +76,7 @@ pub fn code_of(error: &BrokerError) -> i16 {
         BrokerError::InvalidConfig(_) => INVALID_CONFIG,
         BrokerError::MessageTooLarge { .. } => MESSAGE_TOO_LARGE,
         BrokerError::CorruptMessage(_) => CORRUPT_MESSAGE,
+        BrokerError::InvalidRecord(_) => INVALID_RECORD,
         BrokerError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
         BrokerError::OutOfOrderSequence { .. } => OUT_OF_ORDER_SEQUENCE_NUMBER,
         BrokerError::InvalidProducerEpoch { .. } => INVALID_PRODUCER_EPOCH,

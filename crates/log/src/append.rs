@@ -7,8 +7,8 @@ use crate::layout::RELATIVE_OFFSET_LIMIT;
 /// Start position in the buffer and header of each batch of an append.
 pub type Batches = Vec<(usize, BatchHeader)>;
 
-/// Validates every batch of `bytes` (length against `batch_bytes_max` first, then magic
-/// and CRC-32C). Trailing bytes that are not a whole valid batch fail the whole append.
+/// Validates every batch of `bytes` (length against `batch_bytes_max` first, then magic,
+/// CRC-32C and the record count against the offset range). Trailing bytes that are not a whole valid batch fail the whole append.
 pub fn validate_all(bytes: &[u8], batch_bytes_max: u32) -> Result<Batches, AppendError> {
     if bytes.is_empty() {
         return Err(AppendError::Empty);
@@ -20,6 +20,7 @@ pub fn validate_all(bytes: &[u8], batch_bytes_max: u32) -> Result<Batches, Appen
         check_declared_length(rest, batch_bytes_max)?;
         let header =
             batch::validate(rest, batch_bytes_max as usize).map_err(|reason| AppendError::Corrupt { at, reason })?;
+        batch::check_record_count(&header).map_err(|reason| AppendError::Corrupt { at, reason })?;
         batches.push((at, header));
         at += header.total_len();
     }

@@ -65,6 +65,10 @@ pub enum BatchError {
     BadCrc { stored: u32, computed: u32 },
     #[error("last offset delta {0} is negative")]
     BadOffsetDelta(i32),
+    /// Kafka's `LogValidator`: a batch holds at least one record and its offsets span exactly
+    /// its records. Checked on append only; recovery trusts what was appended.
+    #[error("records count {count} does not match last offset delta {last_offset_delta} (count must be delta + 1, at least 1)")]
+    BadRecordCount { count: i32, last_offset_delta: i32 },
 }
 
 /// The decoded fixed header of one v2 batch.
@@ -162,6 +166,17 @@ pub fn validate(bytes: &[u8], batch_bytes_max: usize) -> Result<BatchHeader, Bat
         return Err(BatchError::BadCrc { stored: header.crc, computed });
     }
     Ok(header)
+}
+
+/// Kafka's header-level count checks for an appended batch: `records_count` >= 1 and
+/// `last_offset_delta` = `records_count` - 1. Without them a batch of one record could take a
+/// thousand offsets, or an empty batch take one, and readers would disagree about both.
+pub fn check_record_count(header: &BatchHeader) -> Result<(), BatchError> {
+    let count = header.records_count;
+    if count < 1 || i64::from(header.last_offset_delta) + 1 != i64::from(count) {
+        return Err(BatchError::BadRecordCount { count, last_offset_delta: header.last_offset_delta });
+    }
+    Ok(())
 }
 
 /// Writes the broker-assigned base offset into a batch (outside the CRC).

@@ -67,6 +67,42 @@ fn append_refuses_bad_input() {
     assert_eq!(got.iter().map(|(o, _)| *o).collect::<Vec<_>>(), vec![0, 2]);
 }
 
+/// A batch whose record count disagrees with its offset range, or is 0, is refused before
+/// anything is written, alone or among valid batches; the log end does not move.
+#[test]
+fn append_refuses_bad_record_count() {
+    use sluice_log::batch::BatchError;
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+    let with_count = |count: i32, last_delta: i32| {
+        let mut b = batch(1, 0, b"a");
+        b[23..27].copy_from_slice(&last_delta.to_be_bytes());
+        b[57..61].copy_from_slice(&count.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    };
+    for (count, delta) in [(0, 0), (0, -1), (1000, 0), (1, 999), (-5, 0)] {
+        let mut b = with_count(count, delta);
+        let refused = log.append(&mut b);
+        assert!(
+            matches!(
+                refused,
+                Err(AppendError::Corrupt {
+                    at: 0,
+                    reason: BatchError::BadRecordCount { .. } | BatchError::BadOffsetDelta(_)
+                })
+            ),
+            "count {count} delta {delta}: {refused:?}"
+        );
+        let mut mixed = [batch(1, 0, b"ok"), with_count(count, delta)].concat();
+        assert!(matches!(log.append(&mut mixed), Err(AppendError::Corrupt { .. })));
+    }
+    assert_eq!(log.log_end_offset(), 0);
+    assert_eq!(log.size_bytes(), 0);
+    assert_eq!(log.append(&mut batch(1, 0, b"x")).unwrap().first_offset, 0);
+}
+
 /// The time lookup finds the first batch whose max timestamp reaches the target.
 #[test]
 fn find_by_timestamp() {

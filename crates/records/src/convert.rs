@@ -64,6 +64,9 @@ pub const UPCONVERT_RECORDS_MAX: usize = 1 << 20;
 
 const _: () = assert!(DOWNCONVERT_BYTES_MAX > DECOMPRESSED_BYTES_MAX + legacy::ENTRY_OVERHEAD_MAX);
 
+mod validate;
+pub use validate::{validate_produced, Refusal};
+
 /// Why records could not be converted.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -2,6 +2,7 @@
 //! operator command line for it (`sluice topic|group|channel|produce|consume|bench`).
 
 mod cli;
+mod data_lock;
 mod logging;
 mod serve;
 mod settings;
@@ -52,8 +53,15 @@ enum Command {
     },
 }
 
+/// Exit status of a usage error (unknown flag, missing or malformed argument), as clap and
+/// most Unix tools use; other failures exit 1.
+const EXIT_USAGE: u8 = 2;
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     let client = match cli.command {
         None => return serve(cli.serve),
         Some(Command::Serve(args)) => return serve(*args),
@@ -68,16 +76,52 @@ fn main() -> ExitCode {
     cli::run(client)
 }
 
+/// `--help` and `--version` print as clap prints them (exit 0); any other parse error is one
+/// line `sluice: <clap's first line> (see --help)`, exit status 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = e.render().to_string();
+    let message = match e.kind() {
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let usage = rendered.lines().find_map(|l| l.trim().strip_prefix("Usage: ")).unwrap_or("sluice <COMMAND>");
+            format!("a subcommand is required: {usage}")
+        }
+        // clap's first paragraph is the error itself, sometimes over several lines
+        // ("the following required arguments were not provided:" then each argument).
+        _ => {
+            let paragraph: Vec<&str> =
+                rendered.lines().map(str::trim).skip_while(|l| l.is_empty()).take_while(|l| !l.is_empty()).collect();
+            let text = paragraph.join(" ");
+            text.strip_prefix("error: ").unwrap_or(&text).to_string()
+        }
+    };
+    eprintln!("sluice: {message} (see --help)");
+    ExitCode::from(EXIT_USAGE)
+}
+
 /// Runs the broker until it is told to stop.
 fn serve(args: ServeArgs) -> ExitCode {
     let settings = match Settings::resolve(&args) {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("sluice: {e:#}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     logging::init(settings.log_format, &settings.log_level);
+    // Before anything reads or recovers the data directory; held until the process exits.
+    let lock = match data_lock::DataDirLock::acquire(&settings.broker.data_dir) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::debug!(lock = %lock.path().display(), "data directory locked");
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -85,7 +129,11 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve::run(settings)) {
+    let outcome = runtime.block_on(serve::run(settings));
+    // The lock goes last, once nothing of this process can touch the data directory.
+    drop(runtime);
+    drop(lock);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

@@ -1,7 +1,7 @@
 //! Settings of `sluice serve`, resolved in rising priority from embedded defaults, a
 //! TOML file (`--config`), `SLUICE_*` environment variables, and flags.
 
-use anyhow::{bail, Context as _};
+use anyhow::{anyhow, bail, Context as _};
 use clap::Args;
 use serde::Deserialize;
 use sluice_broker::{BrokerConfig, FlushPolicy, LogConfig};
@@ -10,6 +10,37 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod limits;
+
+/// Most bytes the batch of one NSQ message adds around its body: the v2 batch header (61),
+/// the record's length varint (5), attributes, timestamp delta and offset delta (1 each, one
+/// record), a null key (1), the value length varint (5), the header count (1), and DPUB's
+/// `nsq-defer-until` header: key length (1), the key (15), value length (1) and the due time
+/// as decimal text (at most 20 for an i64). A body of `max_msg_size` therefore needs a
+/// `message_max_bytes` of at least `max_msg_size + NSQ_BATCH_OVERHEAD_MAX` (PUB, DPUB, and
+/// MPUB of one body all become one such record).
+pub const NSQ_BATCH_OVERHEAD_MAX: u32 = 61 + 5 + 3 + 1 + 5 + 1 + (1 + 15 + 1 + 20);
+/// Smallest useful `message_max_bytes`: a batch header and one empty record.
+const MESSAGE_MAX_BYTES_MIN: u32 = 61 + 7;
+/// Kafka's `message.max.bytes`: the default unless the NSQ limit needs more.
+const KAFKA_MESSAGE_MAX_BYTES: u32 = 1_048_588;
+/// Largest value a Kafka size field (i32) can carry; segment positions are u32 in the index.
+const I32_MAX: u64 = i32::MAX as u64;
+
+/// `<key> = <value> is out of range (--flag, SLUICE_ENV): must be <range>`: one line naming
+/// the setting as each source spells it.
+pub fn out_of_range(key: &str, value: impl std::fmt::Display, range: &str) -> anyhow::Error {
+    let flag = key.replace('_', "-");
+    let env = key.to_uppercase();
+    anyhow!("{key} = {value} is out of range (--{flag}, SLUICE_{env}): must be {range}")
+}
+
+/// Refuses `value` outside `min..=max`.
+fn check_range(key: &str, value: i128, min: i128, max: i128) -> anyhow::Result<()> {
+    if value < min || value > max {
+        return Err(out_of_range(key, value, &format!("{min} to {max}")));
+    }
+    Ok(())
+}
 
 /// Flags of `sluice serve`. Every one is optional: an absent flag falls back to its
 /// environment variable (clap), then to the TOML file, then to the default.
@@ -36,7 +67,8 @@ pub struct ServeArgs {
     /// When appended data is fsynced: always | interval:MS | os [default: always].
     #[arg(long, env = "SLUICE_FLUSH", value_name = "POLICY")]
     pub flush: Option<String>,
-    /// Largest record batch accepted, bytes (Kafka message.max.bytes) [default: 1048588].
+    /// Largest record batch accepted, bytes (Kafka message.max.bytes); at least 113 bytes more
+    /// than --max-msg-size, so one NSQ message fits [default: 1048588 or --max-msg-size + 113].
     #[arg(long, env = "SLUICE_MESSAGE_MAX_BYTES", value_name = "BYTES")]
     pub message_max_bytes: Option<u32>,
     /// Segment size before rolling, bytes [default: 1073741824].
@@ -188,23 +220,27 @@ impl NsqSettings {
             None => defaults.msg_timeout,
         };
         if msg_timeout < Duration::from_millis(1) || msg_timeout > defaults.max_msg_timeout {
-            bail!("--msg-timeout must be between 1ms and {:?}", defaults.max_msg_timeout);
+            let range = format!("1ms to {}ms", defaults.max_msg_timeout.as_millis());
+            return Err(out_of_range("msg_timeout", format!("{}ms", msg_timeout.as_millis()), &range));
         }
         let max_rdy_count = args.max_rdy_count.or(file.max_rdy_count).unwrap_or(defaults.max_rdy_count);
-        if max_rdy_count < 1 {
-            bail!("--max-rdy-count must be at least 1");
-        }
+        check_range("max_rdy_count", max_rdy_count.into(), 1, i64::MAX.into())?;
         let max_msg_size = args.max_msg_size.or(file.max_msg_size).unwrap_or(defaults.max_msg_size);
         let max_body_size = args.max_body_size.or(file.max_body_size).unwrap_or(defaults.max_body_size);
-        if max_msg_size == 0 || max_body_size < max_msg_size {
-            bail!("--max-msg-size must be at least 1 and at most --max-body-size");
+        // NSQ frames carry sizes as i32; the batch of one message must still fit an i32 size.
+        check_range("max_body_size", max_body_size.into(), 1, (I32_MAX - u64::from(NSQ_BATCH_OVERHEAD_MAX)).into())?;
+        check_range("max_msg_size", max_msg_size.into(), 1, max_body_size.into())
+            .map_err(|e| anyhow!("{e:#} (max_body_size)"))?;
+        let broadcast_address = args
+            .broadcast_address
+            .clone()
+            .or(file.broadcast_address.clone())
+            .unwrap_or_else(|| default_advertised_host(&tcp_addr));
+        if broadcast_address.trim().is_empty() {
+            return Err(out_of_range("broadcast_address", "\"\"", "a host name or address"));
         }
         Ok(NsqSettings {
-            broadcast_address: args
-                .broadcast_address
-                .clone()
-                .or(file.broadcast_address.clone())
-                .unwrap_or_else(|| default_advertised_host(&tcp_addr)),
+            broadcast_address,
             tcp_addr,
             http_addr: resolve_addr(&http_text)?,
             lookupd_http_addr,
@@ -249,35 +285,43 @@ impl Settings {
         let nsq = NsqSettings::resolve(args, &file)?;
         let file_limits = file.limits();
         let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
+        if data_dir.as_os_str().is_empty() {
+            return Err(out_of_range("data_dir", "\"\"", "a directory path"));
+        }
         let kafka_addr_text = args.kafka_addr.clone().or(file.kafka_addr).unwrap_or_else(|| "127.0.0.1:9092".into());
         let kafka_addr = resolve_addr(&kafka_addr_text)?;
         let advertised_host = args.advertised_host.clone().or(file.advertised_host);
-        let default_partitions = args.default_partitions.or(file.default_partitions).unwrap_or(1);
-        if default_partitions == 0 {
-            bail!("--default-partitions must be at least 1");
+        if advertised_host.as_deref().is_some_and(|h| h.trim().is_empty()) {
+            return Err(out_of_range("advertised_host", "\"\"", "a host name or address"));
         }
+        let default_partitions = args.default_partitions.or(file.default_partitions).unwrap_or(1);
+        check_range("default_partitions", default_partitions.into(), 1, i32::MAX.into())?;
         let flush = parse_flush(&args.flush.clone().or(file.flush).unwrap_or_else(|| "always".into()))?;
         let mut log = LogConfig { flush, ..LogConfig::default() };
-        if let Some(max) = args.message_max_bytes.or(file.message_max_bytes) {
-            log.batch_bytes_max = max;
-        }
+        log.batch_bytes_max = message_max_bytes(args.message_max_bytes.or(file.message_max_bytes), nsq.max_msg_size)?;
         if let Some(bytes) = args.segment_bytes.or(file.segment_bytes) {
-            if bytes < 1024 {
-                bail!("--segment-bytes must be at least 1024");
-            }
+            // Index positions are u32 and Kafka's segment.bytes is an int.
+            check_range("segment_bytes", bytes.into(), 1024, I32_MAX.into())?;
             log.segment_bytes_max = bytes;
         }
         if let Some(ms) = args.retention_ms.or(file.retention_ms) {
+            // Kafka's convention: -1 keeps forever; 0 deletes every closed segment at once.
+            check_range("retention_ms", ms.into(), -1, i64::MAX.into())?;
             log.retention_age_max = u64::try_from(ms).ok().map(Duration::from_millis);
         }
         if let Some(bytes) = args.retention_bytes.or(file.retention_bytes) {
+            check_range("retention_bytes", bytes.into(), -1, i64::MAX.into())?;
             log.retention_bytes_max = u64::try_from(bytes).ok();
         }
         let log_format = match args.log_format.clone().or(file.log_format).as_deref().unwrap_or("human") {
             "human" => LogFormat::Human,
             "json" => LogFormat::Json,
-            other => bail!("--log-format must be human or json, not '{other}'"),
+            other => return Err(out_of_range("log_format", other, "human or json")),
         };
+        let log_level = args.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into());
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            return Err(out_of_range("log_level", &log_level, "a log filter such as info or sluice_kafka=debug"));
+        }
         let mut broker = BrokerConfig::new(data_dir);
         broker.auto_create_topics = args.auto_create_topics.or(file.auto_create_topics).unwrap_or(true);
         broker.default_partitions = default_partitions;
@@ -286,19 +330,14 @@ impl Settings {
             broker.retention_hold_bytes_max = bytes;
         }
         if let Some(ms) = args.offsets_retention_ms.or(file.offsets_retention_ms) {
+            // Kafka's offsets.retention.minutes is at least 1; 0 would drop commits at once.
+            check_range("offsets_retention_ms", ms.into(), 1, i64::MAX.into())?;
             broker.groups.offsets_retention = Duration::from_millis(ms);
         }
         broker.advertised_port = kafka_addr.port();
         broker.advertised_host = advertised_host.unwrap_or_else(|| default_advertised_host(&kafka_addr));
         let kafka = limits::resolve(&args.limits, &file_limits, &mut broker)?;
-        Ok(Settings {
-            broker,
-            kafka_addr,
-            log_format,
-            log_level: args.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
-            nsq,
-            kafka,
-        })
+        Ok(Settings { broker, kafka_addr, log_format, log_level, nsq, kafka })
     }
 }
 
@@ -349,6 +388,26 @@ impl Settings {
     }
 }
 
+/// The largest batch: as configured, or by default Kafka's 1048588 raised to what one NSQ
+/// message of `max_msg_size` needs. A configured value too small for that is refused, so a
+/// body of `--max-msg-size` is never refused as a batch too large.
+fn message_max_bytes(configured: Option<u32>, max_msg_size: u32) -> anyhow::Result<u32> {
+    let needed = u64::from(max_msg_size) + u64::from(NSQ_BATCH_OVERHEAD_MAX);
+    let Some(value) = configured else {
+        // `needed` fits: max_msg_size <= max_body_size <= i32::MAX - overhead.
+        return Ok(u32::try_from(needed).unwrap_or(u32::MAX).max(KAFKA_MESSAGE_MAX_BYTES));
+    };
+    check_range("message_max_bytes", value.into(), MESSAGE_MAX_BYTES_MIN.into(), I32_MAX.into())?;
+    if u64::from(value) < needed {
+        bail!(
+            "message_max_bytes = {value} is too small for max_msg_size = {max_msg_size} \
+             (--message-max-bytes, SLUICE_MESSAGE_MAX_BYTES): one NSQ message of that size needs a batch of \
+             up to {needed} bytes; raise message_max_bytes to at least {needed} or lower max_msg_size"
+        );
+    }
+    Ok(value)
+}
+
 /// `always`, `os`, or `interval:MS`.
 pub fn parse_flush(text: &str) -> anyhow::Result<FlushPolicy> {
     match text {
@@ -356,7 +415,7 @@ pub fn parse_flush(text: &str) -> anyhow::Result<FlushPolicy> {
         "os" => Ok(FlushPolicy::Os),
         other => match other.strip_prefix("interval:").map(str::parse::<u64>) {
             Some(Ok(ms)) if ms > 0 => Ok(FlushPolicy::Interval(Duration::from_millis(ms))),
-            _ => bail!("--flush must be always, os or interval:MS (MS > 0), not '{other}'"),
+            _ => Err(out_of_range("flush", other, "always, os or interval:MS with MS at least 1")),
         },
     }
 }
@@ -389,6 +448,37 @@ mod tests {
         assert_eq!(parse_flush("interval:250").ok(), Some(FlushPolicy::Interval(Duration::from_millis(250))));
         assert!(parse_flush("interval:0").is_err());
         assert!(parse_flush("sometimes").is_err());
+    }
+
+    // The overhead bound holds for real NSQ batches (PUB and DPUB) at varint size boundaries.
+    #[test]
+    fn nsq_batch_overhead_bounds_real_batches() {
+        use bytes::Bytes;
+        use sluice_records::convert::{encode_batch, new_record};
+        for size in [0usize, 1, 63, 64, 8191, 8192, 1_048_575, 1_048_576, 2_097_152] {
+            for defer in [None, Some(i64::MIN), Some(i64::MAX)] {
+                let header = defer.map(|due| ("nsq-defer-until", Some(Bytes::from(due.to_string()))));
+                let record =
+                    new_record(0, i64::MAX, None, Some(Bytes::from(vec![7u8; size])), header.into_iter().collect());
+                let batch = encode_batch(&[record], kafka_protocol::records::Compression::None).expect("encode");
+                assert!(
+                    batch.len() <= size + NSQ_BATCH_OVERHEAD_MAX as usize,
+                    "body {size} defer {defer:?}: batch {} > {size} + {NSQ_BATCH_OVERHEAD_MAX}",
+                    batch.len()
+                );
+            }
+        }
+    }
+
+    // By default a max-size NSQ message fits; a configured limit too small for it is refused.
+    #[test]
+    fn message_max_bytes_fits_the_nsq_limit() {
+        let default = message_max_bytes(None, 1_048_576).expect("default");
+        assert_eq!(default, 1_048_576 + NSQ_BATCH_OVERHEAD_MAX);
+        assert_eq!(message_max_bytes(None, 100).expect("small"), KAFKA_MESSAGE_MAX_BYTES);
+        assert!(message_max_bytes(Some(1_048_588), 1_048_576).is_err());
+        assert!(message_max_bytes(Some(0), 100).is_err());
+        assert_eq!(message_max_bytes(Some(5000), 100).expect("fits"), 5000);
     }
 
     #[test]

@@ -261,7 +261,7 @@ fn corrupt_crc_is_rejected_and_not_stored() {
 
 #[test]
 fn message_larger_than_limit_gets_error_10() {
-    let mut broker = Broker::start(&["--message-max-bytes", "10000"]);
+    let mut broker = Broker::start(&["--message-max-bytes", "10000", "--max-msg-size", "9000"]);
     let topic = unique_topic("bad-size");
     seed(&broker, &topic);
 
@@ -293,7 +293,7 @@ fn message_larger_than_limit_gets_error_10() {
 
 #[test]
 fn everything_bad_in_sequence_leaves_data_intact() {
-    let mut broker = Broker::start(&["--message-max-bytes", "10000"]);
+    let mut broker = Broker::start(&["--message-max-bytes", "10000", "--max-msg-size", "9000"]);
     let topic = unique_topic("bad-all");
     seed(&broker, &topic);
 

@@ -115,7 +115,9 @@ fn toml_sets_other_keys_too() {
     // from the file must apply: a 3,000-byte message is refused with a 2,000-byte limit.
     let config_dir = tempfile::tempdir().unwrap();
     let path = config_dir.path().join("sluice.toml");
-    std::fs::write(&path, "message_max_bytes = 2000\nauto_create_topics = true\nflush = \"always\"\n").unwrap();
+    // max_msg_size must leave room for one NSQ message's batch inside message_max_bytes.
+    let toml = "message_max_bytes = 2000\nmax_msg_size = 1000\nauto_create_topics = true\nflush = \"always\"\n";
+    std::fs::write(&path, toml).unwrap();
     let broker = Broker::start(&["--config", path.to_str().unwrap()]);
     let topic = unique_topic("cli-toml");
     let rt = runtime();

@@ -126,14 +126,45 @@ fn unreachable_broker_is_one_line_and_exit_1() {
     fails_with_one_line(&["group", "list", "--http", &addr]);
 }
 
+// A usage error is one line `sluice: … (see --help)` with exit status 2, as the README says.
 #[test]
 fn usage_errors_exit_2() {
-    for args in [&["topic"][..], &["consume"], &["topic", "list", "--no-such-flag"], &["consume", "t", "--from"]] {
+    let cases: [(&[&str], &str); 6] = [
+        (&["topic"], "sluice topic <COMMAND>"),
+        (&["consume"], "<TOPIC>"),
+        (&["topic", "list", "--no-such-flag"], "--no-such-flag"),
+        (&["consume", "t", "--from"], "--from"),
+        (&["--no-such-flag-xyz"], "--no-such-flag-xyz"),
+        (&["serve", "--message-max-bytes", "lots"], "lots"),
+    ];
+    for (args, named) in cases {
         let out = sluice(args);
-        assert_eq!(out.status.code(), Some(2), "sluice {args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "sluice {args:?}: {err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "sluice {args:?}: one line expected, got {err:?}");
+        assert!(lines[0].starts_with("sluice: ") && lines[0].ends_with("(see --help)"), "sluice {args:?}: {err:?}");
+        assert!(lines[0].contains(named), "sluice {args:?}: the line must name {named}: {err:?}");
     }
     // Bad values the command itself checks are plain errors (exit 1), still one line.
     fails_with_one_line(&["consume", "t", "--from", "middle", "--bootstrap", "127.0.0.1:1"]);
+}
+
+// `consume --from offset:N` past the log end says so (one line, exit 1) instead of printing
+// nothing; offset:N at the end itself is an empty read, and one inside the log reads from N.
+#[test]
+fn consume_from_offset_past_the_end_is_an_error() {
+    let broker = start_broker();
+    let (http, bootstrap) = (broker.http_addr(), broker.bootstrap());
+    let topic = unique_topic("cli-past-end");
+    ok(&["topic", "create", &topic, "--partitions", "1", "--http", &http]);
+    let input = broker.temp_dir().join("three.txt");
+    std::fs::write(&input, "a\nb\nc\n").expect("write input");
+    ok(&["produce", &topic, "--file", input.to_str().unwrap_or_default(), "--bootstrap", &bootstrap]);
+    let line = fails_with_one_line(&["consume", &topic, "--from", "offset:7", "--bootstrap", &bootstrap]);
+    assert_eq!(line, format!("sluice: offset 7 is past the end of {topic}/0 (log end 3)"));
+    assert_eq!(ok(&["consume", &topic, "--from", "offset:3", "--bootstrap", &bootstrap]), "");
+    assert_eq!(ok(&["consume", &topic, "--from", "offset:1", "--bootstrap", &bootstrap]), "b\nc\n");
 }
 
 #[test]
@@ -241,8 +272,9 @@ fn produce_then_consume_round_trip_with_keys_and_headers() {
     // Positions and bounds.
     assert_eq!(ok(&["consume", &topic, "--from", "offset:2", "--bootstrap", &bootstrap]), "a:b\nfourth\n");
     assert_eq!(ok(&["consume", &topic, "--from", "end", "--bootstrap", &bootstrap]), "");
-    // Past the log end: starts at the end, as a Kafka consumer's offset reset would.
-    assert_eq!(ok(&["consume", &topic, "--from", "offset:99", "--bootstrap", &bootstrap]), "");
+    // Past the log end: said plainly (consume_from_offset_past_the_end_is_an_error).
+    let past = fails_with_one_line(&["consume", &topic, "--from", "offset:99", "--bootstrap", &bootstrap]);
+    assert!(past.contains("offset 99 is past the end"), "{past}");
     assert_eq!(ok(&["consume", &topic, "--max-messages", "2", "--bootstrap", &bootstrap]), "hello\nwörld\n");
     let ts = records[2]["timestamp"].as_i64().unwrap_or_default();
     let from_ts = ok(&["consume", &topic, "--from", &format!("timestamp:{ts}"), "--bootstrap", &bootstrap]);

@@ -44,6 +44,7 @@ impl ApiError {
             | BrokerError::InvalidConfig(_)
             | BrokerError::MessageTooLarge { .. }
             | BrokerError::CorruptMessage(_)
+            | BrokerError::InvalidRecord(_)
             | BrokerError::OffsetOutOfRange { .. } => StatusCode::BAD_REQUEST,
             BrokerError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -4,7 +4,7 @@
 
 use super::{now_ms, topic_name};
 use crate::dispatch::{later, DispatchError, Reply, RequestMeta};
-use crate::error_codes::{code_of, CORRUPT_MESSAGE, INVALID_REQUIRED_ACKS, NONE};
+use crate::error_codes::{code_of, CORRUPT_MESSAGE, INVALID_RECORD, INVALID_REQUIRED_ACKS, NONE};
 use crate::server::Context;
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -70,7 +70,11 @@ fn append(
         ctx.broker.topic_or_auto_create(topic)?.partition(index).ok_or(BrokerError::UnknownTopicOrPartition)?;
     let records = records.filter(|r| !r.is_empty()).ok_or_else(|| BrokerError::CorruptMessage("no records".into()))?;
     let mut batches = match convert::records_magic(&records) {
-        Some(2) => records.to_vec(),
+        Some(2) => {
+            // Kafka's LogValidator checks, before anything of this partition is written.
+            convert::validate_produced(&records).map_err(refusal_error)?;
+            records.to_vec()
+        }
         Some(0 | 1) => convert::upconvert_message_set(&records, now_ms()).map_err(upconvert_error)?,
         Some(magic) => return Err(BrokerError::CorruptMessage(format!("unknown magic {magic}"))),
         None => return Err(BrokerError::CorruptMessage("records too short".into())),
@@ -84,6 +88,18 @@ fn append(
 fn upconvert_error(e: convert::ConvertError) -> BrokerError {
     match e {
         convert::ConvertError::TooLarge(_) => BrokerError::MessageTooLarge { size: 0, max: 0 },
+        other => BrokerError::CorruptMessage(other.to_string()),
+    }
+}
+
+/// A bad count, offset range or record structure is Kafka's INVALID_RECORD; a CRC mismatch or
+/// undecodable compression stays CORRUPT_MESSAGE, and a decompression bomb MESSAGE_TOO_LARGE.
+fn refusal_error(e: convert::Refusal) -> BrokerError {
+    match e {
+        convert::Refusal::InvalidRecord { .. } => BrokerError::InvalidRecord(e.to_string()),
+        convert::Refusal::Records { source: convert::ConvertError::TooLarge(_), .. } => {
+            BrokerError::MessageTooLarge { size: 0, max: 0 }
+        }
         other => BrokerError::CorruptMessage(other.to_string()),
     }
 }
@@ -111,7 +127,7 @@ fn partition_response(
             } else {
                 code_of(&e)
             };
-            if response.error_code == CORRUPT_MESSAGE || matches!(e, BrokerError::Storage(_)) {
+            if matches!(response.error_code, CORRUPT_MESSAGE | INVALID_RECORD) || matches!(e, BrokerError::Storage(_)) {
                 tracing::warn!(partition = index, error = %e, "produce refused");
             }
             response.base_offset = -1;

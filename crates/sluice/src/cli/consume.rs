@@ -103,6 +103,12 @@ fn start_cursors(
     let mut cursors = BTreeMap::new();
     for (i, &p) in partitions.iter().enumerate() {
         let wanted = committed.get(&p).copied().unwrap_or(starts[i]);
+        // An explicit offset past the end has nothing to print yet: say so rather than print nothing.
+        if let (Position::Offset(n), None) = (from, committed.get(&p)) {
+            if n > log_ends[i] {
+                bail!("offset {n} is past the end of {}/{p} (log end {})", args.topic, log_ends[i]);
+            }
+        }
         // An offset outside the log (past its end, or removed by retention) starts at the
         // nearest end of the log, as a Kafka consumer's offset reset would.
         let next_offset = wanted.clamp(log_starts[i], log_ends[i].max(log_starts[i]));

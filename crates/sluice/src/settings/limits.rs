@@ -3,7 +3,7 @@
 //! write timeouts, topics and partitions. Each flag also reads `SLUICE_<NAME>` and the
 //! TOML key of the same name with underscores.
 
-use anyhow::bail;
+use super::out_of_range;
 use clap::Args;
 use sluice_broker::BrokerConfig;
 use sluice_kafka::KafkaListenerConfig;
@@ -56,32 +56,35 @@ pub fn resolve(args: &LimitArgs, file: &LimitArgs, broker: &mut BrokerConfig) ->
     let partitions_max = args.max_partitions_per_topic.or(file.max_partitions_per_topic);
     broker.partitions_per_topic_max = partitions_max.unwrap_or(broker.partitions_per_topic_max);
     if broker.partitions_per_topic_max == 0 || broker.default_partitions > broker.partitions_per_topic_max {
-        bail!("--max-partitions-per-topic must be at least 1 and at least --default-partitions");
+        let range = format!("at least 1 and at least default_partitions ({})", broker.default_partitions);
+        return Err(out_of_range("max_partitions_per_topic", broker.partitions_per_topic_max, &range));
     }
     let mut kafka = KafkaListenerConfig::default();
     kafka.request_bytes_max =
         args.socket_request_max_bytes.or(file.socket_request_max_bytes).unwrap_or(kafka.request_bytes_max);
     // Below a request header no request fits; above i32::MAX the length prefix cannot say it.
     if kafka.request_bytes_max < 64 || kafka.request_bytes_max > i32::MAX as usize {
-        bail!("--socket-request-max-bytes must be between 64 and {}", i32::MAX);
+        let range = format!("64 to {}", i32::MAX);
+        return Err(out_of_range("socket_request_max_bytes", kafka.request_bytes_max, &range));
     }
     let inflight = args.max_inflight_request_bytes.or(file.max_inflight_request_bytes);
     kafka.inflight_bytes_max = inflight.unwrap_or(kafka.inflight_bytes_max.max(kafka.request_bytes_max));
     if kafka.inflight_bytes_max < kafka.request_bytes_max || kafka.inflight_bytes_max > u32::MAX as usize {
-        bail!("--max-inflight-request-bytes must be at least --socket-request-max-bytes and at most {}", u32::MAX);
+        let range = format!("socket_request_max_bytes ({}) to {}", kafka.request_bytes_max, u32::MAX);
+        return Err(out_of_range("max_inflight_request_bytes", kafka.inflight_bytes_max, &range));
     }
     if let Some(ms) = args.connections_max_idle_ms.or(file.connections_max_idle_ms) {
-        kafka.idle_timeout = positive_ms(ms, "--connections-max-idle-ms")?;
+        kafka.idle_timeout = positive_ms(ms, "connections_max_idle_ms")?;
     }
     if let Some(ms) = args.socket_write_timeout_ms.or(file.socket_write_timeout_ms) {
-        kafka.write_timeout = positive_ms(ms, "--socket-write-timeout-ms")?;
+        kafka.write_timeout = positive_ms(ms, "socket_write_timeout_ms")?;
     }
     Ok(kafka)
 }
 
-fn positive_ms(ms: u64, flag: &str) -> anyhow::Result<Duration> {
-    if ms == 0 {
-        bail!("{flag} must be at least 1");
+fn positive_ms(ms: u64, key: &str) -> anyhow::Result<Duration> {
+    if ms == 0 || ms > i64::MAX as u64 {
+        return Err(out_of_range(key, ms, &format!("1 to {}", i64::MAX)));
     }
     Ok(Duration::from_millis(ms))
 }
