@@ -171,6 +171,9 @@ pub struct Channel {
     watched: Mutex<usize>,
     /// Dropped with the channel: ends its partition watchers.
     closed: watch::Sender<()>,
+    /// Held while the checkpoint file is written or removed, so a delete never races a
+    /// write that would bring the file back.
+    checkpoint_io: Mutex<()>,
 }
 
 pub(super) struct ChannelSpec {
@@ -243,6 +246,7 @@ impl Channel {
             finish_count: AtomicU64::new(0),
             watched: Mutex::new(0),
             closed: watch::channel(()).0,
+            checkpoint_io: Mutex::new(()),
         });
         channel.watch_partitions();
         channel
@@ -285,10 +289,6 @@ impl Channel {
 
     pub fn log_topic(&self) -> &Arc<Topic> {
         &self.log_topic
-    }
-
-    pub(super) fn checkpoint_path(&self) -> Option<&PathBuf> {
-        self.path.as_ref()
     }
 
     /// Registers a subscribed client; false when the channel already has too many.
@@ -658,9 +658,27 @@ impl Channel {
         })
     }
 
-    pub(super) fn write_checkpoint(path: &std::path::Path, checkpoint: &Checkpoint) {
+    /// Writes the checkpoint file (blocking: call off the async runtime), unless the
+    /// channel was deleted meanwhile. The one place a checkpoint is written.
+    pub(super) fn write_checkpoint(&self, checkpoint: &Checkpoint) {
+        let Some(path) = &self.path else { return };
+        let _io = self.checkpoint_io.lock().unwrap_or_else(|p| p.into_inner());
+        if self.is_deleted() {
+            return;
+        }
         if let Err(e) = checkpoint::write(path, checkpoint) {
             tracing::error!(path = %path.display(), error = %e, "channel checkpoint failed");
+        }
+    }
+
+    /// Removes the checkpoint file of a deleted channel, after any write in progress.
+    pub(super) fn remove_checkpoint(&self) {
+        let Some(path) = &self.path else { return };
+        let _io = self.checkpoint_io.lock().unwrap_or_else(|p| p.into_inner());
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::error!(path = %path.display(), error = %e, "cannot remove channel checkpoint"),
         }
     }
 }
