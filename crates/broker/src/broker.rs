@@ -40,6 +40,8 @@ pub struct Broker {
 pub trait RetentionHolder: Send + Sync {
     /// The lowest offset of `topic`/`partition` still needed, or None.
     fn retention_floor(&self, topic: &str, partition: i32) -> Option<i64>;
+    /// `topic` was deleted: drop what is kept of it (called before a re-create can start).
+    fn topic_deleted(&self, _topic: &str) {}
 }
 
 impl Broker {
@@ -63,7 +65,12 @@ impl Broker {
             tracing::info!(topic = %name, partitions = topic.partition_count(), "topic loaded");
             topics.insert(name, Arc::new(topic));
         }
-        let groups = Arc::new(GroupCoordinator::open(&config.data_dir, config.groups.clone())?);
+        // Commits are as durable as the default flush policy makes produced records.
+        let group_config = crate::group::GroupConfig {
+            sync_commits: config.log_defaults.flush == sluice_log::FlushPolicy::Always,
+            ..config.groups.clone()
+        };
+        let groups = Arc::new(GroupCoordinator::open(&config.data_dir, group_config)?);
         Ok(Arc::new(Broker {
             cluster_id,
             topics: RwLock::new(topics),
@@ -198,6 +205,12 @@ impl Broker {
         fs::rename(topic.dir(), &target).map_err(|e| storage(topic.dir(), e))?;
         fs::remove_dir_all(&target).map_err(|e| storage(&target, e))?;
         tracing::info!(topic = name, "topic deleted");
+        // Its readers' state goes with it (committed offsets, NSQ channels), still under
+        // the admin lock so a re-created topic never sees it.
+        let _ = self.groups.topic_deleted(name);
+        if let Ok(holders) = self.retention_holders.read() {
+            holders.iter().filter_map(Weak::upgrade).for_each(|h| h.topic_deleted(name));
+        }
         Ok(())
     }
 

@@ -109,7 +109,7 @@ pub fn dispatch(context: &Arc<Context>, client: &Client, mut frame: Bytes) -> Re
         ApiKey::SyncGroup => api::sync_group::handle(context, decode(meta, &mut frame)?, meta),
         ApiKey::Heartbeat => now(meta, api::heartbeat::handle(ctx, decode(meta, &mut frame)?)),
         ApiKey::LeaveGroup => now(meta, api::leave_group::handle(ctx, decode(meta, &mut frame)?, meta)),
-        ApiKey::OffsetCommit => now(meta, api::offset_commit::handle(ctx, decode(meta, &mut frame)?, meta)),
+        ApiKey::OffsetCommit => Ok(api::offset_commit::handle(context, decode(meta, &mut frame)?, meta)),
         ApiKey::OffsetFetch => now(meta, api::offset_fetch::handle(ctx, decode(meta, &mut frame)?, meta)),
         ApiKey::DescribeGroups => now(meta, api::describe_groups::handle(ctx, decode(meta, &mut frame)?, meta)),
         ApiKey::ListGroups => now(meta, api::list_groups::handle(ctx, decode(meta, &mut frame)?, meta)),

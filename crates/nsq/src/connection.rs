@@ -263,7 +263,8 @@ impl Conn {
             }
             let has_room = client.in_flight_count.load(Ordering::Relaxed) < client.ready_count.load(Ordering::Relaxed);
             if has_room && self.out.len() < self.identity.output_buffer_size {
-                next = channel.try_pop(&client, self.identity.msg_timeout);
+                // Only what is already read ahead: the log is read off the runtime, in `next`.
+                next = channel.pop_ready(&client, self.identity.msg_timeout);
             }
         }
     }

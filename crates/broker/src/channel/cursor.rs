@@ -3,8 +3,11 @@
 use super::checkpoint::{self, Checkpoint, CursorState, PendingState, CHECKPOINT_VERSION};
 use super::id::MessageId;
 use super::records::{self, StoredMessage};
-use super::{due_after, now_ms, CLIENTS_PER_CHANNEL_MAX, READY_TARGET, READ_BYTES_MAX, WINDOW_OFFSETS_MAX};
+use super::{
+    due_after, now_ms, CLIENTS_PER_CHANNEL_MAX, READY_BYTES_MAX, READY_TARGET, READ_BYTES_MAX, WINDOW_OFFSETS_MAX,
+};
 use crate::error::BrokerError;
+use crate::partition::Partition;
 use crate::topic::Topic;
 use bytes::Bytes;
 use std::cmp::Reverse;
@@ -130,18 +133,66 @@ struct Restored {
     defer_until_ms: Option<i64>,
 }
 
+/// Stale entries (finished or touched messages) the deadline heap may hold beyond twice
+/// the in-flight count before it is rebuilt from the in-flight set: keeps it bounded by
+/// in-flight under a TOUCH loop or a fast FIN consumer, at amortised O(1) per entry.
+pub(super) const DEADLINE_STALE_MAX: usize = 1024;
+
 #[derive(Debug, Default)]
 struct State {
     cursors: BTreeMap<i32, Cursor>,
     /// Read and due, waiting for a client with RDY.
     ready: VecDeque<Pending>,
+    /// Body bytes in `ready` (bounded by `READY_BYTES_MAX` for read-ahead).
+    ready_bytes: usize,
+    /// Bumped when the cursors are reset (`empty`): a read made outside the lock before
+    /// that is dropped instead of queued.
+    epoch: u64,
     in_flight: HashMap<MessageId, InFlight>,
-    /// In-flight deadlines; stale entries (finished or touched) are skipped when popped.
+    /// In-flight deadlines; stale entries (finished or touched) are skipped when popped,
+    /// and the heap is rebuilt when they pile up (`DEADLINE_STALE_MAX`).
     deadlines: BinaryHeap<Reverse<(Instant, MessageId)>>,
     /// REQ-with-delay and DPUB messages not yet due.
     deferred: HashMap<MessageId, Pending>,
     due: BinaryHeap<Reverse<(i64, MessageId)>>,
     restored: HashMap<MessageId, Restored>,
+}
+
+impl State {
+    fn push_ready(&mut self, msg: Pending) {
+        self.ready_bytes += msg.body.len();
+        self.ready.push_back(msg);
+    }
+
+    fn push_ready_front(&mut self, msg: Pending) {
+        self.ready_bytes += msg.body.len();
+        self.ready.push_front(msg);
+    }
+
+    fn pop_ready(&mut self) -> Option<Pending> {
+        let msg = self.ready.pop_front()?;
+        self.ready_bytes -= msg.body.len();
+        Some(msg)
+    }
+
+    fn push_deadline(&mut self, deadline: Instant, id: MessageId) {
+        self.deadlines.push(Reverse((deadline, id)));
+        if self.deadlines.len() > 2 * self.in_flight.len() + DEADLINE_STALE_MAX {
+            self.deadlines = self.in_flight.iter().map(|(id, f)| Reverse((f.deadline, *id))).collect();
+        }
+    }
+
+    /// Read-ahead may add more: neither the count nor the byte bound is reached.
+    fn wants_read_ahead(&self) -> bool {
+        self.ready.len() < READY_TARGET && self.ready_bytes < READY_BYTES_MAX
+    }
+}
+
+/// One read for the ready queue, made outside the channel's lock.
+struct ReadAhead {
+    partition: i32,
+    from: i64,
+    outcome: Result<records::Decoded, BrokerError>,
 }
 
 pub struct Channel {
@@ -171,6 +222,11 @@ pub struct Channel {
     watched: Mutex<usize>,
     /// Dropped with the channel: ends its partition watchers.
     closed: watch::Sender<()>,
+    /// Held while the checkpoint file is written or removed, so a delete never races a
+    /// write that would bring the file back.
+    checkpoint_io: Mutex<()>,
+    /// Held by the one refill reading the log (outside `state`); others do not wait.
+    refilling: Mutex<()>,
 }
 
 pub(super) struct ChannelSpec {
@@ -243,6 +299,8 @@ impl Channel {
             finish_count: AtomicU64::new(0),
             watched: Mutex::new(0),
             closed: watch::channel(()).0,
+            checkpoint_io: Mutex::new(()),
+            refilling: Mutex::new(()),
         });
         channel.watch_partitions();
         channel
@@ -287,10 +345,6 @@ impl Channel {
         &self.log_topic
     }
 
-    pub(super) fn checkpoint_path(&self) -> Option<&PathBuf> {
-        self.path.as_ref()
-    }
-
     /// Registers a subscribed client; false when the channel already has too many.
     pub fn add_client(&self, client: Arc<ClientInfo>) -> bool {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
@@ -313,7 +367,7 @@ impl Channel {
         let ids: Vec<MessageId> = st.in_flight.iter().filter(|(_, f)| f.client == client).map(|(id, _)| *id).collect();
         for id in ids {
             if let Some(flight) = st.in_flight.remove(&id) {
-                st.ready.push_front(flight.msg);
+                st.push_ready_front(flight.msg);
             }
         }
         drop(st);
@@ -326,8 +380,9 @@ impl Channel {
     }
 
     /// Waits for the next message this client may receive (its in-flight count below its
-    /// RDY count). `None` when the channel is deleted.
-    pub async fn next(&self, client: &ClientInfo, msg_timeout: Duration) -> Option<Delivery> {
+    /// RDY count). `None` when the channel is deleted. Reading ahead from the log runs on
+    /// the blocking pool, never on the async runtime.
+    pub async fn next(self: &Arc<Self>, client: &ClientInfo, msg_timeout: Duration) -> Option<Delivery> {
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
@@ -336,8 +391,14 @@ impl Channel {
                 return None;
             }
             if client.in_flight_count.load(Ordering::Relaxed) < client.ready_count.load(Ordering::Relaxed) {
-                if let Some(delivery) = self.try_pop(client, msg_timeout) {
+                if let Some(delivery) = self.pop_ready(client, msg_timeout) {
                     return Some(delivery);
+                }
+                if !self.is_paused() && self.needs_refill() {
+                    let me = Arc::clone(self);
+                    if tokio::task::spawn_blocking(move || me.refill()).await.unwrap_or(false) {
+                        continue;
+                    }
                 }
             }
             notified.await;
@@ -349,27 +410,38 @@ impl Channel {
         self.notify.notify_waiters();
     }
 
-    /// Takes the next ready message, if any, and puts it in flight for `client`.
+    /// Takes the next ready message, reading ahead from the log first if none is ready.
+    /// Blocking (it may read the log): for callers off the async runtime.
     pub fn try_pop(&self, client: &ClientInfo, msg_timeout: Duration) -> Option<Delivery> {
         if self.is_paused() || self.is_deleted() {
             return None;
         }
-        let mut st = self.lock();
-        if st.ready.is_empty() {
-            self.refill(&mut st);
+        if self.lock().ready.is_empty() {
+            self.refill();
         }
-        let mut msg = st.ready.pop_front()?;
+        self.pop_ready(client, msg_timeout)
+    }
+
+    /// Takes the next ready message, if any, and puts it in flight for `client`. Never
+    /// reads the log.
+    pub fn pop_ready(&self, client: &ClientInfo, msg_timeout: Duration) -> Option<Delivery> {
+        if self.is_paused() || self.is_deleted() {
+            return None;
+        }
+        let mut st = self.lock();
+        let mut msg = st.pop_ready()?;
         msg.attempts = msg.attempts.saturating_add(1);
         let now = Instant::now();
         let deadline = now + msg_timeout.min(self.max_msg_timeout);
-        st.deadlines.push(Reverse((deadline, msg.id)));
         let delivery = Delivery {
             id: msg.id,
             timestamp_ns: msg.timestamp_ms.saturating_mul(1_000_000),
             attempts: msg.attempts,
             body: msg.body.clone(),
         };
-        st.in_flight.insert(msg.id, InFlight { msg, client: client.id, deadline, delivered_at: now });
+        let id = msg.id;
+        st.in_flight.insert(id, InFlight { msg, client: client.id, deadline, delivered_at: now });
+        st.push_deadline(deadline, id);
         drop(st);
         self.dirty.store(true, Ordering::Relaxed);
         client.in_flight_count.fetch_add(1, Ordering::Relaxed);
@@ -381,44 +453,104 @@ impl Channel {
         Some(delivery)
     }
 
-    /// Reads ahead from the log into the ready queue, round-robin over partitions.
-    fn refill(&self, st: &mut State) {
+    /// Nothing is ready but some partition has unread messages within the window.
+    fn needs_refill(&self) -> bool {
+        let st = self.lock();
+        if !st.ready.is_empty() {
+            return false;
+        }
         let partitions = self.log_topic.partitions();
-        if partitions.len() > st.cursors.len() {
+        partitions.len() > st.cursors.len()
+            || partitions.iter().any(|p| {
+                st.cursors
+                    .get(&p.index)
+                    .is_some_and(|c| c.next < p.log_end_offset() && c.next - c.floor < WINDOW_OFFSETS_MAX)
+            })
+    }
+
+    /// Reads ahead from the log into the ready queue, round-robin over partitions, up to
+    /// the count and byte bounds. The reads and decompression run outside the state lock;
+    /// a read is queued only if its cursor did not move meanwhile. Blocking. True when the
+    /// ready queue or a cursor changed (waiting clients are woken).
+    pub(super) fn refill(&self) -> bool {
+        let Ok(_only) = self.refilling.try_lock() else { return false };
+        let partitions = self.log_topic.partitions();
+        let added_partitions = {
+            let mut st = self.lock();
+            let before = st.cursors.len();
             for p in &partitions {
                 st.cursors.entry(p.index).or_insert_with(|| Cursor::at(p.log_start_offset()));
             }
+            st.cursors.len() > before
+        };
+        if added_partitions {
             self.watch_partitions();
         }
-        let mut progress = true;
-        while progress && st.ready.len() < READY_TARGET {
-            progress = false;
-            for p in &partitions {
-                let Some(cursor) = st.cursors.get(&p.index) else { continue };
+        let mut changed = false;
+        // Each round reads every partition once and moves a cursor or stops: bounded.
+        for _ in 0..READY_TARGET {
+            let (epoch, wanted) = self.plan_reads(&partitions);
+            if wanted.is_empty() {
+                break;
+            }
+            let reads: Vec<ReadAhead> = wanted.into_iter().map(read_ahead).collect();
+            if !self.apply_reads(epoch, reads) {
+                break;
+            }
+            changed = true;
+        }
+        if changed {
+            self.dirty.store(true, Ordering::Relaxed);
+            self.notify.notify_waiters();
+        }
+        changed
+    }
+
+    /// The partitions to read next and from where, unless the ready queue is full.
+    fn plan_reads(&self, partitions: &[Arc<Partition>]) -> (u64, Vec<(Arc<Partition>, i64)>) {
+        let st = self.lock();
+        if !st.wants_read_ahead() {
+            return (st.epoch, Vec::new());
+        }
+        let wanted = partitions
+            .iter()
+            .filter_map(|p| {
+                let cursor = st.cursors.get(&p.index)?;
                 let from = cursor.next;
-                if from >= p.log_end_offset() || from - cursor.floor >= WINDOW_OFFSETS_MAX {
-                    continue;
+                (from < p.log_end_offset() && from - cursor.floor < WINDOW_OFFSETS_MAX).then(|| (Arc::clone(p), from))
+            })
+            .collect();
+        (st.epoch, wanted)
+    }
+
+    /// Queues reads whose cursor is still where the read started. True when any moved.
+    fn apply_reads(&self, epoch: u64, reads: Vec<ReadAhead>) -> bool {
+        let mut st = self.lock();
+        if st.epoch != epoch {
+            return false;
+        }
+        let mut progress = false;
+        for read in reads {
+            if st.cursors.get(&read.partition).map(|c| c.next) != Some(read.from) {
+                continue;
+            }
+            match read.outcome {
+                Ok(decoded) => progress |= self.accept(&mut st, read.partition, read.from, decoded),
+                Err(BrokerError::OffsetOutOfRange { log_start, .. }) if read.from < log_start => {
+                    // Retention removed what this channel had not read: skip to the start.
+                    tracing::warn!(topic = %self.topic, channel = %self.name, partition = read.partition,
+                        from = read.from, log_start, "unread messages removed by retention");
+                    if let Some(c) = st.cursors.get_mut(&read.partition) {
+                        *c = Cursor::at(log_start);
+                    }
+                    progress = true;
                 }
-                match p.read(from, READ_BYTES_MAX) {
-                    Ok(read) => {
-                        let decoded = records::decode(&read.bytes, from);
-                        progress |= self.accept(st, p.index, from, decoded);
-                    }
-                    Err(BrokerError::OffsetOutOfRange { log_start, .. }) if from < log_start => {
-                        // Retention removed what this channel had not read: skip to the start.
-                        tracing::warn!(topic = %self.topic, channel = %self.name, partition = p.index,
-                            from, log_start, "unread messages removed by retention");
-                        if let Some(c) = st.cursors.get_mut(&p.index) {
-                            *c = Cursor::at(log_start);
-                        }
-                        progress = true;
-                    }
-                    Err(e) => {
-                        tracing::warn!(topic = %self.topic, partition = p.index, error = %e, "channel read failed")
-                    }
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic, partition = read.partition, error = %e, "channel read failed")
                 }
             }
         }
+        progress
     }
 
     /// Queues what a read returned; offsets that carry no message (control records, gaps)
@@ -428,7 +560,15 @@ impl Channel {
         let mut expected = from;
         let mut skipped = Vec::new();
         let mut queued = 0u64;
+        // Where the cursor ends: the read's end, or the first message left for a later
+        // refill because the ready queue reached its byte bound.
+        let mut next = decoded.next_offset;
         for m in decoded.messages {
+            let full = st.ready_bytes.saturating_add(m.body.len()) > READY_BYTES_MAX;
+            if full && !st.ready.is_empty() {
+                next = m.offset;
+                break;
+            }
             skipped.extend(expected..m.offset);
             expected = m.offset + 1;
             let id = MessageId::new(partition, m.offset);
@@ -443,17 +583,17 @@ impl Channel {
                     st.due.push(Reverse((due, id)));
                     st.deferred.insert(id, pending);
                 }
-                _ => st.ready.push_back(pending),
+                _ => st.push_ready(pending),
             }
         }
-        skipped.extend(expected..decoded.next_offset);
+        skipped.extend(expected..next);
         self.message_count.fetch_add(queued, Ordering::Relaxed);
         let Some(cursor) = st.cursors.get_mut(&partition) else { return false };
         for offset in skipped {
             cursor.finish(offset);
         }
-        let moved = decoded.next_offset > cursor.next;
-        cursor.next = cursor.next.max(decoded.next_offset);
+        let moved = next > cursor.next;
+        cursor.next = cursor.next.max(next);
         moved
     }
 
@@ -488,7 +628,7 @@ impl Channel {
         client.requeue_count.fetch_add(1, Ordering::Relaxed);
         if delay.is_zero() {
             msg.defer_until_ms = None;
-            st.ready.push_back(msg);
+            st.push_ready(msg);
             drop(st);
             self.notify.notify_waiters();
         } else {
@@ -511,7 +651,7 @@ impl Channel {
         };
         let deadline = (Instant::now() + msg_timeout).min(flight.delivered_at + self.max_msg_timeout);
         flight.deadline = deadline;
-        st.deadlines.push(Reverse((deadline, id)));
+        st.push_deadline(deadline, id);
         Ok(())
     }
 
@@ -529,7 +669,7 @@ impl Channel {
             if st.in_flight.get(&id).is_some_and(|f| f.deadline == deadline) {
                 if let Some(flight) = st.in_flight.remove(&id) {
                     timed_out.push(flight.client);
-                    st.ready.push_back(flight.msg);
+                    st.push_ready(flight.msg);
                     moved = true;
                 }
             }
@@ -541,7 +681,7 @@ impl Channel {
             st.due.pop();
             if let Some(mut msg) = st.deferred.remove(&id) {
                 msg.defer_until_ms = None;
-                st.ready.push_back(msg);
+                st.push_ready(msg);
                 moved = true;
             }
         }
@@ -579,6 +719,7 @@ impl Channel {
         let mut st = self.lock();
         let restart = State {
             cursors: self.log_topic.partitions().iter().map(|p| (p.index, Cursor::at(p.log_end_offset()))).collect(),
+            epoch: st.epoch + 1,
             ..State::default()
         };
         *st = restart;
@@ -593,6 +734,16 @@ impl Channel {
     pub(super) fn mark_deleted(&self) {
         self.deleted.store(true, Ordering::Relaxed);
         self.notify.notify_waiters();
+    }
+
+    /// Entries in the deadline heap, live and stale (for tests of its bound and `/metrics`).
+    pub fn deadline_entries(&self) -> usize {
+        self.lock().deadlines.len()
+    }
+
+    /// Body bytes waiting in the ready queue.
+    pub fn ready_bytes(&self) -> usize {
+        self.lock().ready_bytes
     }
 
     pub fn stats(&self) -> ChannelStats {
@@ -658,11 +809,35 @@ impl Channel {
         })
     }
 
-    pub(super) fn write_checkpoint(path: &std::path::Path, checkpoint: &Checkpoint) {
+    /// Writes the checkpoint file (blocking: call off the async runtime), unless the
+    /// channel was deleted meanwhile. The one place a checkpoint is written.
+    pub(super) fn write_checkpoint(&self, checkpoint: &Checkpoint) {
+        let Some(path) = &self.path else { return };
+        let _io = self.checkpoint_io.lock().unwrap_or_else(|p| p.into_inner());
+        if self.is_deleted() {
+            return;
+        }
         if let Err(e) = checkpoint::write(path, checkpoint) {
             tracing::error!(path = %path.display(), error = %e, "channel checkpoint failed");
         }
     }
+
+    /// Removes the checkpoint file of a deleted channel, after any write in progress.
+    pub(super) fn remove_checkpoint(&self) {
+        let Some(path) = &self.path else { return };
+        let _io = self.checkpoint_io.lock().unwrap_or_else(|p| p.into_inner());
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::error!(path = %path.display(), error = %e, "cannot remove channel checkpoint"),
+        }
+    }
+}
+
+/// Reads and decodes one partition from `from` (blocking; no channel lock held).
+fn read_ahead((partition, from): (Arc<Partition>, i64)) -> ReadAhead {
+    let outcome = partition.read(from, READ_BYTES_MAX).map(|read| records::decode(&read.bytes, from));
+    ReadAhead { partition: partition.index, from, outcome }
 }
 
 fn to_pending(id: MessageId, m: StoredMessage, restored: Option<Restored>) -> Pending {

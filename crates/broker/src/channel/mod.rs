@@ -30,6 +30,10 @@ pub const WINDOW_OFFSETS_MAX: i64 = 100_000;
 pub const READ_BYTES_MAX: usize = 1 << 20;
 /// Ready messages a refill aims for: enough to keep a few RDY-2500 clients busy between refills.
 pub const READY_TARGET: usize = 4096;
+/// Body bytes the ready queue may hold from read-ahead: with large messages the count
+/// alone would let it hold gigabytes. Requeued messages (timeouts, REQ) may pass it: they
+/// were in flight, which RDY and the window already bound.
+pub const READY_BYTES_MAX: usize = 8 << 20;
 /// How often the sweeper expires in-flight deadlines and releases due deferred messages
 /// (nsqd's queue scan interval).
 pub const SWEEP_INTERVAL: Duration = Duration::from_millis(50);
@@ -43,6 +47,8 @@ pub const CHANNELS_PER_TOPIC_MAX: usize = 1024;
 pub const CLIENTS_PER_CHANNEL_MAX: usize = 4096;
 
 const _: () = assert!(READY_TARGET as i64 <= WINDOW_OFFSETS_MAX);
+// One refill read must fit in the ready queue's byte bound.
+const _: () = assert!(READ_BYTES_MAX <= READY_BYTES_MAX);
 
 /// The suffix nsqd uses for topics and channels that keep no state.
 pub const EPHEMERAL_SUFFIX: &str = "#ephemeral";

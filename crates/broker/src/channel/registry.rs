@@ -224,10 +224,12 @@ impl Channels {
             return Err(BrokerError::InvalidConfig(format!("at most {CHANNELS_PER_TOPIC_MAX} channels per topic")));
         }
         let created = Channel::create(self.spec(&topic, channel), !map.is_empty());
-        if let Some((path, cp)) = created.checkpoint_path().cloned().zip(created.take_checkpoint(true)) {
-            Channel::write_checkpoint(&path, &cp);
-        }
         map.insert(channel.to_string(), Arc::clone(&created));
+        drop(map);
+        // Written (and fsynced) with no lock held that other SUBs or the sweeper wait on.
+        if let Some(cp) = created.take_checkpoint(true) {
+            created.write_checkpoint(&cp);
+        }
         tracing::info!(topic = %topic.name, channel, "channel created");
         Ok(created)
     }
@@ -258,24 +260,35 @@ impl Channels {
             .map_err(|_| BrokerError::Storage("channel lock poisoned".into()))?
             .remove(channel)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        // Its clients see the channel deleted and are disconnected (as nsqd closes them).
         removed.mark_deleted();
-        if let Some(path) = removed.checkpoint_path() {
-            let _ = std::fs::remove_file(path);
-        }
+        removed.remove_checkpoint();
         tracing::info!(topic = %topic.name, channel, "channel deleted");
         Ok(())
     }
 
+    /// Deletes the log topic; the broker then calls `topic_deleted`, which drops the
+    /// channels (a Kafka DeleteTopics takes the same path).
     pub fn delete_topic(&self, name: &str) -> BrokerResult<()> {
-        let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
-        for channel in topic.channels() {
-            channel.mark_deleted();
-        }
-        if let Ok(mut topics) = self.topics.write() {
-            topics.remove(name);
-        }
-        let _ = std::fs::remove_dir_all(self.dir.join(name));
+        self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
         self.broker.delete_topic(&storage_topic_name(name))
+    }
+
+    /// The NSQ topic's log topic is gone: its channels are marked deleted, which
+    /// disconnects their clients (they reconnect, as with nsqd), and their checkpoints are
+    /// removed so a re-created topic's channels start fresh.
+    fn forget_topic(&self, name: &str) {
+        let removed = self.topics.write().ok().and_then(|mut topics| topics.remove(name));
+        for channel in removed.iter().flat_map(|t| t.channels()) {
+            channel.mark_deleted();
+            channel.remove_checkpoint();
+        }
+        let dir = self.dir.join(name);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => tracing::info!(topic = name, "channels of deleted topic removed"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::error!(path = %dir.display(), error = %e, "cannot remove channel checkpoints"),
+        }
     }
 
     pub fn pause_topic(&self, name: &str, paused: bool) -> BrokerResult<()> {
@@ -317,6 +330,10 @@ impl Channels {
 impl crate::RetentionHolder for Channels {
     fn retention_floor(&self, topic: &str, partition: i32) -> Option<i64> {
         Channels::retention_floor(self, topic, partition)
+    }
+
+    fn topic_deleted(&self, topic: &str) {
+        self.forget_topic(&nsq_topic_name(topic));
     }
 }
 
@@ -368,8 +385,8 @@ impl Channels {
     /// Writes the checkpoint of every changed (or, with `force`, every) durable channel.
     pub fn checkpoint(&self, force: bool) {
         for channel in self.all_channels() {
-            if let Some((path, cp)) = channel.checkpoint_path().cloned().zip(channel.take_checkpoint(force)) {
-                Channel::write_checkpoint(&path, &cp);
+            if let Some(cp) = channel.take_checkpoint(force) {
+                channel.write_checkpoint(&cp);
             }
         }
     }

@@ -103,3 +103,65 @@ async fn recreated_topic_and_ephemeral_topic_after_restart() {
     let got = channel.try_pop(&client(2, 10), Duration::from_secs(60)).expect("new message");
     assert_eq!(got.body, Bytes::from_static(b"new"));
 }
+
+#[tokio::test]
+async fn touch_loop_and_fast_fin_keep_the_deadline_heap_bounded_by_in_flight() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let channels = open(dir.path()).await;
+    let bodies: Vec<Bytes> = (0..10).map(|i| Bytes::from(format!("b{i}"))).collect();
+    for _ in 0..500 {
+        channels.publish("t", &bodies, None).await.expect("publish");
+    }
+    let channel = channels.channel_or_create("t", "c").expect("channel");
+    let me = client(1, 10);
+    let bound = |in_flight: usize| 2 * in_flight + super::cursor::DEADLINE_STALE_MAX;
+
+    // A TOUCH loop on ten in-flight messages.
+    let held: Vec<_> = (0..10).filter_map(|_| channel.try_pop(&me, Duration::from_secs(60))).collect();
+    let mut peak = 0;
+    for _ in 0..2_000 {
+        for d in &held {
+            channel.touch(d.id, &me, Duration::from_secs(60)).expect("touch");
+        }
+        peak = peak.max(channel.deadline_entries());
+    }
+    assert!(peak <= bound(10), "heap reached {peak} entries for 10 in flight");
+    for d in &held {
+        channel.fin(d.id, &me).expect("fin");
+    }
+
+    // A consumer that finishes each message at once.
+    let mut peak = 0;
+    let mut finished = 0;
+    while let Some(d) = channel.try_pop(&me, Duration::from_secs(60)) {
+        channel.fin(d.id, &me).expect("fin");
+        finished += 1;
+        peak = peak.max(channel.deadline_entries());
+    }
+    assert_eq!(finished, 4_990);
+    assert!(peak <= bound(1), "heap reached {peak} entries for 1 in flight");
+}
+
+#[tokio::test]
+async fn the_ready_queue_is_bounded_in_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let channels = open(dir.path()).await;
+    let body = Bytes::from(vec![b'x'; 64 * 1024]);
+    for _ in 0..200 {
+        channels.publish("t", std::slice::from_ref(&body), None).await.expect("publish");
+    }
+    let channel = channels.channel_or_create("t", "c").expect("channel");
+    let me = client(1, 1000);
+    let first = channel.try_pop(&me, Duration::from_secs(60)).expect("a message");
+    let ready_bytes = channel.ready_bytes();
+    assert!(ready_bytes <= super::READY_BYTES_MAX, "ready queue holds {ready_bytes} bytes");
+    assert!(ready_bytes > 0, "nothing read ahead");
+    channel.fin(first.id, &me).expect("fin");
+    let mut delivered = 1;
+    while let Some(d) = channel.try_pop(&me, Duration::from_secs(60)) {
+        assert!(channel.ready_bytes() <= super::READY_BYTES_MAX);
+        channel.fin(d.id, &me).expect("fin");
+        delivered += 1;
+    }
+    assert_eq!(delivered, 200, "a bound on bytes must not lose messages");
+}

@@ -11,6 +11,7 @@ use crate::error::{BrokerError, BrokerResult};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Condvar;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, watch, Notify};
@@ -18,7 +19,8 @@ use tokio::sync::{oneshot, watch, Notify};
 /// Groups held by one coordinator: bounds memory (each group holds members and offsets).
 pub const GROUPS_MAX: usize = 10_000;
 /// How often the sweeper fsyncs offsets written since the last sync: the window of
-/// commits a power loss (not a process crash) can lose.
+/// commits a power loss (not a process crash) can lose when commits are not synced
+/// before their acknowledgement (`GroupConfig::sync_commits` off), and of expiry tombstones.
 const SYNC_PERIOD: Duration = Duration::from_secs(1);
 /// Longest the sweeper sleeps with nothing due, so housekeeping (fsync, retention,
 /// compaction) still runs.
@@ -34,6 +36,10 @@ pub struct GroupConfig {
     /// `offsets.retention.minutes`: offsets of an empty group expire this long after
     /// the later of the commit and the group becoming empty.
     pub offsets_retention: Duration,
+    /// An OffsetCommit is acknowledged only once fsynced (group commit). On when the
+    /// broker's default flush policy syncs every write; off, the sweeper fsyncs every
+    /// `SYNC_PERIOD` after the acknowledgement.
+    pub sync_commits: bool,
 }
 
 impl Default for GroupConfig {
@@ -42,6 +48,7 @@ impl Default for GroupConfig {
             session_timeout_min: Duration::from_millis(6_000),
             session_timeout_max: Duration::from_millis(1_800_000),
             offsets_retention: Duration::from_secs(7 * 24 * 3600),
+            sync_commits: true,
         }
     }
 }
@@ -197,9 +204,16 @@ struct Inner {
 pub struct GroupCoordinator {
     config: GroupConfig,
     inner: Mutex<Inner>,
-    store: Mutex<OffsetStore>,
+    pub(super) store: Mutex<OffsetStore>,
+    /// Group commit of the offsets log: true while one caller fsyncs outside the store's
+    /// lock; the others wait on `synced` and are usually covered by that fsync.
+    syncing: Mutex<bool>,
+    synced: Condvar,
     /// Wakes the sweeper when an earlier deadline may have been pushed.
     wake: Notify,
+    /// Tests: the next fsync of the offsets log fails.
+    #[cfg(test)]
+    pub(super) fail_next_sync: std::sync::atomic::AtomicBool,
 }
 
 pub fn now_ms() -> i64 {
@@ -218,7 +232,11 @@ impl GroupCoordinator {
             config,
             inner: Mutex::new(Inner { groups, deadlines: Deadlines::default() }),
             store: Mutex::new(store),
+            syncing: Mutex::new(false),
+            synced: Condvar::new(),
             wake: Notify::new(),
+            #[cfg(test)]
+            fail_next_sync: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -307,6 +325,8 @@ impl GroupCoordinator {
 
     /// OffsetCommit. The listener has already checked each partition exists; the outer
     /// error refuses the whole request (membership), the inner ones single offsets.
+    /// Blocking: it writes, and with `sync_commits` waits for the fsync (group commit), so
+    /// listeners call it off the async runtime.
     pub fn commit_offsets(
         &self,
         req: &CommitRequest,
@@ -349,13 +369,85 @@ impl GroupCoordinator {
             entries.push((o.topic.clone(), o.partition, committed));
         }
         if !entries.is_empty() {
-            let mut store = self.store.lock().map_err(|_| GroupError::Storage)?;
-            if let Err(e) = store.commit(&req.group_id, &entries) {
+            let written = self.store.lock().map_err(|_| GroupError::Storage)?.commit(&req.group_id, &entries);
+            let durable = match written {
+                Ok(seq) if self.config.sync_commits => self.sync_through(seq),
+                other => other.map(|_| ()),
+            };
+            if let Err(e) = durable {
                 tracing::warn!(group = %req.group_id, error = %e, "offset commit failed");
                 return Ok(results.into_iter().map(|r| r.and(Err(GroupError::Storage))).collect());
             }
         }
         Ok(results)
+    }
+
+    /// The topic was deleted: every group's committed offsets of it go, durably (Kafka
+    /// does the same), so a re-created topic is read from its start.
+    pub fn topic_deleted(&self, topic: &str) -> Result<usize, GroupError> {
+        let deleted = {
+            let mut store = self.store.lock().map_err(|_| GroupError::Storage)?;
+            store.delete_topic(topic).map(|n| (n, store.written_seq()))
+        };
+        let (removed, seq) = deleted.map_err(|e| {
+            tracing::error!(topic, error = %e, "cannot delete committed offsets of a deleted topic");
+            GroupError::Storage
+        })?;
+        if removed > 0 {
+            self.sync_through(seq).map_err(|_| GroupError::Storage)?;
+            tracing::info!(topic, offsets = removed, "committed offsets of deleted topic removed");
+        }
+        Ok(removed)
+    }
+
+    /// Waits until every offsets-log write through `seq` is fsynced. The first caller
+    /// fsyncs (outside the store's lock); callers arriving meanwhile wait and are usually
+    /// covered by it. Fails once a fsync has failed: the store is then poisoned.
+    fn sync_through(&self, seq: u64) -> std::io::Result<()> {
+        let lock_error = || std::io::Error::other("offsets log lock poisoned");
+        loop {
+            if self.store.lock().map_err(|_| lock_error())?.is_synced_through(seq)? {
+                return Ok(());
+            }
+            let mut syncing = self.syncing.lock().map_err(|_| lock_error())?;
+            if *syncing {
+                drop(self.synced.wait(syncing).map_err(|_| lock_error())?);
+                continue;
+            }
+            *syncing = true;
+            drop(syncing);
+            let result = self.sync_once();
+            *self.syncing.lock().map_err(|_| lock_error())? = false;
+            self.synced.notify_all();
+            result?;
+        }
+    }
+
+    /// One fsync of everything written so far, outside the store's lock; a failure
+    /// poisons the store (an fsync is never retried).
+    fn sync_once(&self) -> std::io::Result<()> {
+        let lock_error = || std::io::Error::other("offsets log lock poisoned");
+        let Some(target) = self.store.lock().map_err(|_| lock_error())?.sync_target()? else { return Ok(()) };
+        let result = self.fsync(&target.file);
+        let mut store = self.store.lock().map_err(|_| lock_error())?;
+        match result {
+            Ok(()) => {
+                store.synced(target.through_seq);
+                Ok(())
+            }
+            Err(e) => {
+                store.sync_failed(&e);
+                Err(e)
+            }
+        }
+    }
+
+    fn fsync(&self, file: &std::fs::File) -> std::io::Result<()> {
+        #[cfg(test)]
+        if self.fail_next_sync.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            return Err(std::io::Error::other("injected fsync failure"));
+        }
+        file.sync_data()
     }
 
     /// OffsetFetch: `None` partitions means every committed offset of the group.
@@ -492,13 +584,11 @@ impl GroupCoordinator {
             .collect()
     }
 
-    /// fsyncs offsets written since the last sync (also run on shutdown).
+    /// fsyncs offsets written since the last sync (also run on shutdown). Blocking.
     pub fn flush(&self) {
-        let file = self.store.lock().ok().and_then(|mut s| s.take_dirty());
-        if let Some(file) = file {
-            if let Err(e) = file.sync_data() {
-                tracing::error!(error = %e, "offsets log fsync failed");
-            }
+        let Some(seq) = self.store.lock().ok().map(|s| s.written_seq()) else { return };
+        if let Err(e) = self.sync_through(seq) {
+            tracing::debug!(error = %e, "offsets log not synced");
         }
     }
 
@@ -562,8 +652,14 @@ impl GroupCoordinator {
     }
 
     /// Expires offsets of groups empty for longer than the retention, drops empty groups
-    /// without offsets, and compacts the offsets log when it is mostly garbage.
+    /// without offsets, and compacts the offsets log when it is mostly garbage. Blocking;
+    /// the compaction's copy runs with no lock held, so heartbeats and commits go on.
     pub fn housekeeping(&self, now_ms: i64) {
+        self.expire_offsets(now_ms);
+        self.compact();
+    }
+
+    fn expire_offsets(&self, now_ms: i64) {
         let retention_ms = self.config.offsets_retention.as_millis() as i64;
         let Ok(mut inner) = self.lock() else { return };
         let Ok(mut store) = self.store.lock() else { return };
@@ -581,6 +677,7 @@ impl GroupCoordinator {
                 .collect();
             if !expired.is_empty() {
                 tracing::info!(group = %id, partitions = expired.len(), "committed offsets expired");
+                // Tombstones only reach the page cache here; the sweeper's fsync follows.
                 if let Err(e) = store.delete(id, &expired) {
                     tracing::error!(group = %id, error = %e, "offset expiry failed");
                 }
@@ -589,10 +686,27 @@ impl GroupCoordinator {
                 remove_groups.push(id.clone());
             }
         }
+        drop(store);
         for id in remove_groups {
             inner.groups.remove(&id);
         }
-        if let Err(e) = store.compact_if_needed() {
+    }
+
+    /// Compaction in three steps: snapshot under the store's lock, write and fsync the new
+    /// file with no lock, swap under the store's lock (carrying over what was appended
+    /// meanwhile). The coordinator's own lock is never taken.
+    fn compact(&self) {
+        let Some(plan) = self.store.lock().ok().and_then(|mut s| s.plan_compaction()) else { return };
+        let written = plan.write();
+        let Ok(mut store) = self.store.lock() else { return };
+        let result = match written {
+            Ok(()) => store.finish_compaction(plan),
+            Err(e) => {
+                store.abandon_compaction(&plan);
+                Err(e)
+            }
+        };
+        if let Err(e) = result {
             tracing::error!(error = %e, "offsets log compaction failed");
         }
     }

@@ -1,8 +1,11 @@
 //! Committed offsets: an in-memory map backed by an append-only log,
-//! `<data_dir>/groups/offsets.log`. Every commit is written (page cache) before it is
-//! acknowledged, so it survives `kill -9`; the sweeper fsyncs the file every
-//! `SYNC_PERIOD`. On open the log is replayed, a torn or corrupt tail is truncated, and
-//! the file is compacted when most of its records are superseded.
+//! `<data_dir>/groups/offsets.log`. Every write gets a sequence number; the coordinator
+//! fsyncs through it (group commit, outside this store's lock) before acknowledging, and
+//! a failed fsync poisons the store, as it poisons a partition log. A failed write is cut
+//! back and does not poison (a full disk). On open the log is replayed, a torn or corrupt
+//! tail is truncated, and the file is compacted when most of its records are superseded;
+//! a compaction while running copies a snapshot outside the lock (`CompactionPlan`) and
+//! swaps the file under it, carrying over what was appended meanwhile.
 //!
 //! Record layout (big-endian):
 //! ```text
@@ -56,13 +59,34 @@ pub struct OffsetStore {
     /// Records in the file, live or superseded: drives compaction.
     records: u64,
     live: usize,
-    /// Written since the last fsync.
-    dirty: bool,
+    /// Sequence number of the last write (one per `write` call).
+    written_seq: u64,
+    /// Every write up to this sequence number is fsynced.
+    synced_seq: u64,
     /// Bytes of a torn or corrupt tail cut off when the store was opened (for `/metrics`).
     truncated_at_open: u64,
-    /// A failed write that could not be cut back poisons the store: later commits fail
-    /// instead of appending behind a partial record.
+    /// A failed write that could not be cut back, or a failed fsync, poisons the store:
+    /// later writes fail instead of appending behind a partial or lost record (an fsync is
+    /// never retried: the kernel may have dropped the dirty pages it failed to write).
     poisoned: bool,
+    /// A compaction is copying a snapshot outside the lock: no second one starts.
+    compacting: bool,
+}
+
+/// A compaction in progress: the live offsets as of `snapshot_len` bytes of the file,
+/// written to a new file outside the store's lock, then swapped in by `finish_compaction`.
+pub struct CompactionPlan {
+    tmp: PathBuf,
+    snapshot: Vec<u8>,
+    snapshot_len: u64,
+    live: usize,
+    dead: u64,
+}
+
+/// A handle to fsync outside the store's lock, and the sequence number it covers.
+pub struct SyncTarget {
+    pub file: File,
+    pub through_seq: u64,
 }
 
 impl OffsetStore {
@@ -80,8 +104,18 @@ impl OffsetStore {
         }
         file.seek(SeekFrom::End(0))?;
         let live = offsets.values().map(HashMap::len).sum();
-        let mut store =
-            OffsetStore { path, file, offsets, records, live, dirty: false, truncated_at_open, poisoned: false };
+        let mut store = OffsetStore {
+            path,
+            file,
+            offsets,
+            records,
+            live,
+            written_seq: 0,
+            synced_seq: 0,
+            truncated_at_open,
+            poisoned: false,
+            compacting: false,
+        };
         store.compact_if_needed()?;
         Ok(store)
     }
@@ -123,7 +157,8 @@ impl OffsetStore {
     }
 
     /// Writes the commits and then applies them; nothing is applied if the write fails.
-    pub fn commit(&mut self, group: &str, entries: &[(String, i32, Committed)]) -> std::io::Result<()> {
+    /// Returns the write's sequence number, for `is_synced_through`.
+    pub fn commit(&mut self, group: &str, entries: &[(String, i32, Committed)]) -> std::io::Result<u64> {
         let new = entries.iter().filter(|(t, p, _)| self.get(group, t, *p).is_none()).count();
         if self.live + new > OFFSETS_MAX {
             return Err(std::io::Error::other("too many committed offsets"));
@@ -139,7 +174,7 @@ impl OffsetStore {
         }
         self.records += entries.len() as u64;
         self.live += new;
-        Ok(())
+        Ok(self.written_seq)
     }
 
     /// Deletes some offsets of a group; returns how many existed.
@@ -176,50 +211,160 @@ impl OffsetStore {
         Ok(())
     }
 
-    /// A handle to fsync outside the store's lock, if anything was written since the last one.
-    pub fn take_dirty(&mut self) -> Option<File> {
-        if !std::mem::take(&mut self.dirty) {
-            return None;
+    /// Deletes every group's offsets of `topic` (the topic was deleted, as Kafka does);
+    /// returns how many existed. One tombstone per offset, so a replay drops them too.
+    pub fn delete_topic(&mut self, topic: &str) -> std::io::Result<usize> {
+        let doomed: Vec<(String, i32)> = self
+            .offsets
+            .iter()
+            .flat_map(|(group, map)| {
+                map.keys().filter(|(t, _)| t == topic).map(move |(_, partition)| (group.clone(), *partition))
+            })
+            .collect();
+        if doomed.is_empty() {
+            return Ok(0);
         }
-        self.file.try_clone().ok()
+        let mut buf = Vec::new();
+        let blank = Committed { offset: -1, leader_epoch: -1, metadata: None, commit_ts_ms: 0 };
+        for (group, partition) in &doomed {
+            encode(&mut buf, KIND_DELETE, group, topic, *partition, &blank);
+        }
+        self.write(&buf)?;
+        self.records += doomed.len() as u64;
+        for (group, partition) in &doomed {
+            let record = Record {
+                kind: KIND_DELETE,
+                group: group.clone(),
+                topic: topic.to_string(),
+                partition: *partition,
+                committed: blank.clone(),
+            };
+            apply(&mut self.offsets, record);
+        }
+        self.live -= doomed.len();
+        Ok(doomed.len())
     }
 
-    /// Rewrites the file with only live offsets when superseded records dominate.
-    pub fn compact_if_needed(&mut self) -> std::io::Result<()> {
-        let dead = self.records.saturating_sub(self.live as u64);
-        if dead <= COMPACT_SLACK_RECORDS || dead <= self.live as u64 {
-            return Ok(());
+    /// Sequence number of the last write: what an fsync must cover to make it durable.
+    pub fn written_seq(&self) -> u64 {
+        self.written_seq
+    }
+
+    /// Whether every write through `seq` is fsynced; an error once the store is poisoned.
+    pub fn is_synced_through(&self, seq: u64) -> std::io::Result<bool> {
+        if self.poisoned {
+            return Err(poisoned_error());
         }
-        let tmp = self.path.with_extension("log.compacting");
-        let mut out = File::create(&tmp)?;
-        let mut buf = Vec::new();
+        Ok(self.synced_seq >= seq)
+    }
+
+    /// A handle to fsync outside the store's lock, if anything was written since the last
+    /// fsync; report the outcome with `synced` or `sync_failed`.
+    pub fn sync_target(&self) -> std::io::Result<Option<SyncTarget>> {
+        if self.poisoned {
+            return Err(poisoned_error());
+        }
+        if self.synced_seq >= self.written_seq {
+            return Ok(None);
+        }
+        Ok(Some(SyncTarget { file: self.file.try_clone()?, through_seq: self.written_seq }))
+    }
+
+    pub fn synced(&mut self, through_seq: u64) {
+        self.synced_seq = self.synced_seq.max(through_seq);
+    }
+
+    /// An fsync failed: the pages it covered may be lost, so nothing more is accepted.
+    pub fn sync_failed(&mut self, error: &std::io::Error) {
+        self.poisoned = true;
+        tracing::error!(path = %self.path.display(), %error, "offsets log fsync failed; refusing further commits");
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// Rewrites the file with only live offsets when superseded records dominate, all
+    /// under the caller's lock (at open, and in tests).
+    pub fn compact_if_needed(&mut self) -> std::io::Result<()> {
+        let Some(plan) = self.plan_compaction() else { return Ok(()) };
+        if let Err(e) = plan.write() {
+            self.abandon_compaction(&plan);
+            return Err(e);
+        }
+        self.finish_compaction(plan)
+    }
+
+    /// Starts a compaction if superseded records dominate: the snapshot to write outside
+    /// the lock. `None` when not needed, poisoned, or one is already running.
+    pub fn plan_compaction(&mut self) -> Option<CompactionPlan> {
+        let dead = self.records.saturating_sub(self.live as u64);
+        if self.poisoned || self.compacting || dead <= COMPACT_SLACK_RECORDS || dead <= self.live as u64 {
+            return None;
+        }
+        let snapshot_len = self.file.stream_position().ok()?;
+        let mut snapshot = Vec::with_capacity(self.live * 64);
         for (group, map) in &self.offsets {
             for ((topic, partition), c) in map {
-                encode(&mut buf, KIND_COMMIT, group, topic, *partition, c);
-                if buf.len() > 1 << 20 {
-                    out.write_all(&buf)?;
-                    buf.clear();
-                }
+                encode(&mut snapshot, KIND_COMMIT, group, topic, *partition, c);
             }
         }
-        out.write_all(&buf)?;
+        self.compacting = true;
+        Some(CompactionPlan {
+            tmp: self.path.with_extension("log.compacting"),
+            snapshot,
+            snapshot_len,
+            live: self.live,
+            dead,
+        })
+    }
+
+    /// Swaps the compacted file in: appends what was written to the old file after the
+    /// snapshot, fsyncs, renames over the old file. On error the old file stays in use.
+    pub fn finish_compaction(&mut self, plan: CompactionPlan) -> std::io::Result<()> {
+        self.compacting = false;
+        let swapped = self.swap_compacted(&plan);
+        if swapped.is_err() {
+            let _ = fs::remove_file(&plan.tmp);
+        }
+        swapped
+    }
+
+    /// Abandons a compaction whose file could not be written.
+    pub fn abandon_compaction(&mut self, plan: &CompactionPlan) {
+        self.compacting = false;
+        let _ = fs::remove_file(&plan.tmp);
+    }
+
+    fn swap_compacted(&mut self, plan: &CompactionPlan) -> std::io::Result<()> {
+        if self.poisoned {
+            return Err(poisoned_error());
+        }
+        let end = self.file.stream_position()?;
+        let mut tail = vec![0u8; end.saturating_sub(plan.snapshot_len) as usize];
+        read_exact_at(&self.file, &mut tail, plan.snapshot_len)?;
+        let tail_records = count_records(&tail);
+        let mut out = OpenOptions::new().append(true).open(&plan.tmp)?;
+        out.write_all(&tail)?;
         out.sync_all()?;
-        fs::rename(&tmp, &self.path)?;
+        fs::rename(&plan.tmp, &self.path)?;
         if let Some(dir) = self.path.parent() {
             File::open(dir)?.sync_all()?;
         }
         let mut file = OpenOptions::new().read(true).write(true).open(&self.path)?;
         file.seek(SeekFrom::End(0))?;
-        tracing::info!(path = %self.path.display(), live = self.live, dropped = dead, "offsets log compacted");
+        tracing::info!(path = %self.path.display(), live = plan.live, dropped = plan.dead, carried = tail_records,
+            "offsets log compacted");
         self.file = file;
-        self.records = self.live as u64;
-        self.dirty = false;
+        self.records = plan.live as u64 + tail_records;
+        // Everything in the new file was fsynced above.
+        self.synced_seq = self.written_seq;
         Ok(())
     }
 
     fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
         if self.poisoned {
-            return Err(std::io::Error::other("offsets log poisoned by an earlier write failure"));
+            return Err(poisoned_error());
         }
         let before = self.file.stream_position()?;
         if let Err(e) = self.file.write_all(buf) {
@@ -238,9 +383,43 @@ impl OffsetStore {
             }
             return Err(e);
         }
-        self.dirty = true;
+        self.written_seq += 1;
         Ok(())
     }
+}
+
+impl CompactionPlan {
+    /// Writes the snapshot to the temporary file and fsyncs it (no lock held).
+    pub fn write(&self) -> std::io::Result<()> {
+        let mut out = File::create(&self.tmp)?;
+        out.write_all(&self.snapshot)?;
+        out.sync_all()
+    }
+
+    pub fn tmp_path(&self) -> &Path {
+        &self.tmp
+    }
+}
+
+fn poisoned_error() -> std::io::Error {
+    std::io::Error::other("offsets log poisoned by an earlier write or fsync failure")
+}
+
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(buf, offset)
+}
+
+/// Records in a run of whole records written by this store.
+fn count_records(mut bytes: &[u8]) -> u64 {
+    let mut n = 0;
+    while bytes.len() >= HEADER_BYTES {
+        let len = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        let Some(rest) = bytes.get(HEADER_BYTES + len..) else { break };
+        bytes = rest;
+        n += 1;
+    }
+    n
 }
 
 fn encode(buf: &mut Vec<u8>, kind: u8, group: &str, topic: &str, partition: i32, c: &Committed) {
@@ -463,6 +642,35 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         let s = OffsetStore::open(dir.path()).unwrap();
         assert_eq!(s.get("g", "t", 0), Some(&c(5)));
+    }
+
+    #[test]
+    fn compaction_carries_over_what_was_written_while_it_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = OffsetStore::open(dir.path()).unwrap();
+            for i in 0..(COMPACT_SLACK_RECORDS as i64 + 10) {
+                s.commit("g", &[("t".into(), 0, c(i))]).unwrap();
+            }
+            let plan = s.plan_compaction().expect("compaction due");
+            assert!(s.plan_compaction().is_none(), "one compaction at a time");
+            // Written after the snapshot, before the swap: must not be lost.
+            s.commit("g", &[("t".into(), 0, c(-5))]).unwrap();
+            s.commit("h", &[("u".into(), 2, c(8))]).unwrap();
+            s.delete("g", &[("t".into(), 0)]).unwrap();
+            s.commit("g", &[("t".into(), 1, c(9))]).unwrap();
+            plan.write().unwrap();
+            s.finish_compaction(plan).unwrap();
+            assert_eq!(s.records, 1 + 4);
+            assert!(s.is_synced_through(s.written_seq()).unwrap());
+            s.commit("g", &[("t".into(), 3, c(3))]).unwrap();
+        }
+        let s = OffsetStore::open(dir.path()).unwrap();
+        assert_eq!(s.get("g", "t", 0), None);
+        assert_eq!(s.get("g", "t", 1), Some(&c(9)));
+        assert_eq!(s.get("g", "t", 3), Some(&c(3)));
+        assert_eq!(s.get("h", "u", 2), Some(&c(8)));
+        assert!(!dir.path().join("offsets.log.compacting").exists());
     }
 
     #[test]

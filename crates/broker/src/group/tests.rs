@@ -333,3 +333,67 @@ fn oversized_names_never_reach_the_offsets_log() {
     let reopened = GroupCoordinator::open(dir.path(), GroupConfig::default()).unwrap();
     assert_eq!(reopened.fetch_offsets("g", None).unwrap().len(), 1, "the log replays cleanly");
 }
+
+fn standalone(group: &str) -> CommitRequest {
+    CommitRequest { group_id: group.into(), generation: -1, member_id: String::new(), instance_id: None }
+}
+
+fn offset_on(topic: &str, partition: i32, offset: i64) -> OffsetToCommit {
+    OffsetToCommit { topic: topic.into(), partition, offset, leader_epoch: -1, metadata: None }
+}
+
+#[test]
+fn a_failed_offsets_fsync_poisons_the_log_and_refuses_later_commits() {
+    let (_d, c) = coordinator(Duration::from_secs(60));
+    c.commit_offsets(&standalone("g"), &[offset_on("t", 0, 1)]).unwrap();
+    c.fail_next_sync.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(c.commit_offsets(&standalone("g"), &[offset_on("t", 0, 2)]), Ok(vec![Err(GroupError::Storage)]));
+    // Not retried: a later commit fails too, although the next fsync would succeed.
+    assert_eq!(c.commit_offsets(&standalone("g"), &[offset_on("t", 0, 3)]), Ok(vec![Err(GroupError::Storage)]));
+    assert!(c.store.lock().unwrap().is_poisoned());
+}
+
+#[test]
+fn an_acknowledged_commit_is_already_fsynced() {
+    let (_d, c) = coordinator(Duration::from_secs(60));
+    c.commit_offsets(&standalone("g"), &[offset_on("t", 0, 1)]).unwrap();
+    let store = c.store.lock().unwrap();
+    assert!(store.written_seq() > 0);
+    assert!(store.is_synced_through(store.written_seq()).unwrap(), "acknowledged before its fsync");
+}
+
+#[test]
+fn concurrent_commits_all_end_durable() {
+    let (_d, c) = coordinator(Duration::from_secs(60));
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let c = &c;
+            s.spawn(move || {
+                for i in 0..50 {
+                    let group = format!("g{t}");
+                    assert_eq!(c.commit_offsets(&standalone(&group), &[offset_on("t", 0, i)]), Ok(vec![Ok(())]));
+                }
+            });
+        }
+    });
+    let store = c.store.lock().unwrap();
+    assert!(store.is_synced_through(store.written_seq()).unwrap());
+    assert_eq!(store.len(), 8);
+}
+
+#[test]
+fn a_deleted_topic_loses_its_offsets_in_every_group_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = GroupCoordinator::open(dir.path(), GroupConfig::default()).unwrap();
+        c.commit_offsets(&standalone("a"), &[offset_on("t", 0, 10), offset_on("t", 1, 4), offset_on("u", 0, 7)])
+            .unwrap();
+        c.commit_offsets(&standalone("b"), &[offset_on("t", 0, 3)]).unwrap();
+        assert_eq!(c.topic_deleted("t"), Ok(3));
+        assert_eq!(c.topic_deleted("t"), Ok(0));
+    }
+    let c = GroupCoordinator::open(dir.path(), GroupConfig::default()).unwrap();
+    let left: Vec<(String, i32)> = c.fetch_offsets("a", None).unwrap().into_iter().map(|(t, p, _)| (t, p)).collect();
+    assert_eq!(left, vec![("u".to_string(), 0)]);
+    assert!(c.fetch_offsets("b", None).unwrap().is_empty());
+}

@@ -1,14 +1,27 @@
 //! OffsetCommit (v0–8; v0–1 is what sarama sends by default): checks membership and
 //! generation through the coordinator, and that each partition exists.
 
-use crate::dispatch::RequestMeta;
+use crate::dispatch::{later, DispatchError, Reply, RequestMeta};
 use crate::error_codes::{group_code, NONE, UNKNOWN_TOPIC_OR_PARTITION};
 use crate::server::Context;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use sluice_broker::group::{CommitRequest, OffsetToCommit};
+use std::sync::Arc;
 
-pub fn handle(ctx: &Context, request: OffsetCommitRequest, meta: RequestMeta) -> OffsetCommitResponse {
+/// A commit writes the offsets log and waits for its fsync (shared with concurrent
+/// commits): blocking work, so it runs on the blocking pool and answers when durable.
+pub fn handle(ctx: &Arc<Context>, request: OffsetCommitRequest, meta: RequestMeta) -> Reply {
+    let ctx = Arc::clone(ctx);
+    later(async move {
+        let response = tokio::task::spawn_blocking(move || commit(&ctx, request, meta))
+            .await
+            .map_err(|e| DispatchError::Task(e.to_string()))?;
+        meta.respond(&response).map(Some)
+    })
+}
+
+fn commit(ctx: &Context, request: OffsetCommitRequest, meta: RequestMeta) -> OffsetCommitResponse {
     let broker = &ctx.broker;
     let commit = CommitRequest {
         group_id: request.group_id.0.to_string(),

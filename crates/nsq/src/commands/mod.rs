@@ -37,7 +37,7 @@ pub async fn exec(conn: &mut Conn, command: Command) -> NsqResult<()> {
         b"DPUB" => publish::dpub(conn, &command).await,
         b"NOP" => Ok(()),
         b"TOUCH" => touch::run(conn, &command),
-        b"SUB" => sub::run(conn, &command),
+        b"SUB" => sub::run(conn, &command).await,
         b"CLS" => cls::run(conn),
         b"AUTH" => Err(NsqError::fatal("E_AUTH_DISABLED", "AUTH disabled")),
         other => Err(NsqError::fatal("E_INVALID", format!("invalid command {}", String::from_utf8_lossy(other)))),

@@ -6,7 +6,7 @@ use crate::error::{quoted, NsqError, NsqResult};
 use sluice_broker::channel::{is_valid_nsq_name, ClientInfo};
 use std::sync::Arc;
 
-pub fn run(conn: &mut Conn, command: &Command) -> NsqResult<()> {
+pub async fn run(conn: &mut Conn, command: &Command) -> NsqResult<()> {
     if conn.state != ConnState::Init {
         return Err(NsqError::fatal("E_INVALID", "cannot SUB in current state"));
     }
@@ -24,9 +24,12 @@ pub fn run(conn: &mut Conn, command: &Command) -> NsqResult<()> {
     let Some(channel_name) = channel_name else {
         return Err(NsqError::fatal("E_BAD_CHANNEL", format!("SUB channel name {} is not valid", quoted(channel))));
     };
-    let channel = conn
-        .channels
-        .channel_or_create(topic_name, channel_name)
+    // Creating a topic or channel writes and fsyncs files: off the async runtime.
+    let channels = Arc::clone(&conn.channels);
+    let (topic_name, channel_name) = (topic_name.to_string(), channel_name.to_string());
+    let channel = tokio::task::spawn_blocking(move || channels.channel_or_create(&topic_name, &channel_name))
+        .await
+        .map_err(|e| NsqError::fatal("E_SUB_FAILED", format!("SUB failed {e}")))?
         .map_err(|e| NsqError::fatal("E_SUB_FAILED", format!("SUB failed {e}")))?;
     let client = Arc::new(ClientInfo {
         id: conn.id,
