@@ -9,6 +9,10 @@
 //!   counted from the end of its previous response (or from accept), is closed: this ends
 //!   both idle keep-alive connections and slow-header ones (hyper's header read timeout).
 //! - Out of file descriptors, the acceptor closes pending connections and backs off.
+//! - After a burst (at least `TRIM_AFTER_CONNECTIONS` open at once, then back to a quarter
+//!   of that peak) the allocator is asked to return freed memory (`malloc_trim`): glibc
+//!   otherwise keeps the per-connection buffers of a burst as resident memory for good
+//!   (RELIABILITY.md, "HTTP connections").
 
 use axum::Router;
 use hyper::body::Incoming;
@@ -18,9 +22,14 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
+
+/// A burst this large is worth a `malloc_trim`: below it the retained memory is a few MB.
+const TRIM_AFTER_CONNECTIONS: usize = 256;
+/// `malloc_trim` walks every arena under its lock; at most once per this interval.
+const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Limits of the HTTP listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +78,11 @@ pub async fn serve(
             (router.clone(), stop.clone(), open.clone(), Arc::clone(&connections));
         tokio::spawn(async move {
             serve_connection(stream, router, limits, &slot, conn_stop).await;
-            connections.remove(&slot);
+            if let Some(wait) = connections.remove(&slot) {
+                tokio::time::sleep(wait).await;
+                // Off the runtime: trimming a large heap takes milliseconds.
+                let _ = tokio::task::spawn_blocking(trim_allocator).await;
+            }
             drop(open);
         });
         if *stop.borrow() {
@@ -126,6 +139,8 @@ struct Connections {
     connections_max: usize,
     next_id: AtomicU64,
     open: Mutex<BTreeMap<u64, Arc<Slot>>>,
+    /// Most connections open at once since the last trim, and when that trim was.
+    burst: Mutex<(usize, Option<Instant>)>,
 }
 
 /// One open connection, as the limit sees it.
@@ -145,6 +160,7 @@ impl Connections {
             connections_max: connections_max.max(1),
             next_id: AtomicU64::new(0),
             open: Mutex::new(BTreeMap::new()),
+            burst: Mutex::new((0, None)),
         }
     }
 
@@ -165,11 +181,39 @@ impl Connections {
         let slot =
             Arc::new(Slot { id, busy: AtomicUsize::new(0), evicted: AtomicBool::new(false), evict: Notify::new() });
         open.insert(id, Arc::clone(&slot));
+        let count = open.len();
+        drop(open);
+        let mut burst = self.burst.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        burst.0 = burst.0.max(count);
         Some(slot)
     }
 
-    fn remove(&self, slot: &Slot) {
-        self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&slot.id);
+    /// Forgets a closed connection; when a burst has just ended, says how long to wait
+    /// before trimming the allocator (trims are at least `TRIM_INTERVAL` apart).
+    fn remove(&self, slot: &Slot) -> Option<Duration> {
+        let count = {
+            let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            open.remove(&slot.id);
+            open.len()
+        };
+        let mut burst = self.burst.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (peak, trimmed_at) = *burst;
+        if peak < TRIM_AFTER_CONNECTIONS || count > peak / 4 {
+            return None;
+        }
+        let now = Instant::now();
+        let at = trimmed_at.map_or(now, |at| (at + TRIM_INTERVAL).max(now));
+        *burst = (count, Some(at));
+        Some(at - now)
+    }
+}
+
+/// Returns memory glibc's malloc holds free to the system.
+fn trim_allocator() {
+    // SAFETY: malloc_trim has no preconditions; it only releases free memory.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
