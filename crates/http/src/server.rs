@@ -31,6 +31,9 @@ const TRIM_AFTER_CONNECTIONS: usize = 256;
 /// `malloc_trim` walks every arena under its lock; at most once per this interval.
 const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long after a burst ends the trim waits, for the burst's last connections to close.
+const TRIM_SETTLE: Duration = Duration::from_millis(500);
+
 /// Limits of the HTTP listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
@@ -201,8 +204,9 @@ impl Connections {
         if peak < TRIM_AFTER_CONNECTIONS || count > peak / 4 {
             return None;
         }
+        // A moment after the burst ends, so its last connections have closed too.
         let now = Instant::now();
-        let at = trimmed_at.map_or(now, |at| (at + TRIM_INTERVAL).max(now));
+        let at = trimmed_at.map_or(now, |at| at + TRIM_INTERVAL).max(now + TRIM_SETTLE);
         *burst = (count, Some(at));
         Some(at - now)
     }

@@ -2,15 +2,15 @@
 //! `--http-idle-timeout-ms`; at `--http-max-connections` the oldest idle connection makes
 //! room and a full house of busy ones refuses the next; `/pub` and `/mpub` bodies, chunked
 //! ones too, are answered 413 as nsqd does once past the limit, without reading the rest;
-//! and under a low descriptor limit idle HTTP connections and a connection flood neither
-//! stop a Kafka client nor `/ping`.
+//! under a low descriptor limit idle HTTP connections and a connection flood neither stop a
+//! Kafka client nor `/ping`; and the memory of a burst of 2,000 connections is given back.
 
 mod common;
 mod limits_support;
 mod nsq_common;
 
 use common::{acks_all_producer, produce_one, runtime, unique_topic, Broker};
-use limits_support::raise_nofile;
+use limits_support::{raise_nofile, rss_kib};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -248,4 +248,57 @@ fn ping_once(port: u16) -> Option<u16> {
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
     String::from_utf8_lossy(&response).split_whitespace().nth(1).and_then(|s| s.parse().ok())
+}
+
+/// Concurrent connections per burst, and bursts.
+const BURST_CONNECTIONS: usize = 2_000;
+const BURSTS: usize = 3;
+/// RSS above the pre-burst baseline tolerated once a burst is over: glibc keeps a burst's
+/// freed buffers (30-40 MiB here) unless trimmed; trimmed, about 10 MiB stays.
+const RSS_RETAINED_MAX_KIB: u64 = 24 * 1024;
+
+/// Opens `BURST_CONNECTIONS` connections, then sends a request on each, then reads each
+/// response: every connection is open at once.
+fn burst(port: u16) {
+    let mut streams: Vec<TcpStream> = (0..BURST_CONNECTIONS).map(|_| connect(port)).collect();
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let request = if i % 2 == 0 {
+            "GET /stats?format=json HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".to_string()
+        } else {
+            let body = "x".repeat(1024);
+            format!("POST /pub?topic=burst HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 1024\r\n\r\n{body}")
+        };
+        stream.write_all(request.as_bytes()).expect("write request");
+    }
+    for stream in &mut streams {
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        assert!(response.starts_with(b"HTTP/1.1 200"), "burst request failed");
+    }
+}
+
+#[test]
+fn the_memory_of_connection_bursts_is_given_back() {
+    assert!(raise_nofile(8192) >= 4096, "this test needs 4096 open files for its own connections");
+    let broker = Broker::start(&["--http-max-connections", "4000"]);
+    let pid = broker.pid().expect("pid");
+    let port = http_port(&broker);
+    assert_eq!(ping(port), 200);
+    let baseline_kib = rss_kib(pid);
+    let mut peak_kib = 0;
+    for _ in 0..BURSTS {
+        burst(port);
+        peak_kib = peak_kib.max(rss_kib(pid));
+    }
+    let deadline = Instant::now() + WAIT_MAX;
+    let mut after_kib = rss_kib(pid);
+    while after_kib > baseline_kib + RSS_RETAINED_MAX_KIB && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        after_kib = rss_kib(pid);
+    }
+    eprintln!("rss: baseline {baseline_kib} KiB, after bursts {peak_kib} KiB, settled {after_kib} KiB");
+    assert!(
+        after_kib <= baseline_kib + RSS_RETAINED_MAX_KIB,
+        "RSS stayed at {after_kib} KiB after the bursts (baseline {baseline_kib} KiB)"
+    );
 }
