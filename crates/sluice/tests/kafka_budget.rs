@@ -38,6 +38,8 @@ fn many_connections_sending_large_frames_hold_at_most_the_budget() {
         &FRAME_BYTES.to_string(),
         "--max-inflight-request-bytes",
         &FRAME_BYTES.to_string(),
+        "--queued-max-request-bytes",
+        &BUDGET_BYTES.to_string(),
     ]);
     let pid = broker.pid().expect("pid");
     let baseline_kib = rss_kib(pid);
