@@ -2,6 +2,7 @@
 //! upkeep. Protocol-agnostic: the Kafka and NSQ listeners both call these functions and
 //! map `BrokerError` to their own error codes; neither touches storage directly.
 
+pub mod accept;
 mod broker;
 pub mod browse;
 pub mod channel;

@@ -92,11 +92,11 @@ impl Partition {
             tracing::warn!(topic = %topic, partition = index, dropped_bytes = recovered.truncated_bytes,
                 log_end_offset = log.log_end_offset(), "recovery truncated a torn or corrupt log tail");
         }
-        let mut producers = ProducerState::default();
+        let mut producers = ProducerState::new(crate::producer_state::ProducerLimits::default());
         let headers =
             log.recent_batch_headers(PRODUCER_STATE_SEGMENTS).map_err(|e| BrokerError::Storage(e.to_string()))?;
         for header in &headers {
-            producers.record(header);
+            producers.restore(header);
         }
         let (end_offset, _) = watch::channel(log.log_end_offset());
         Ok(Partition {

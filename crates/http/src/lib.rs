@@ -12,16 +12,16 @@ mod lookup;
 mod metrics;
 mod publish;
 mod reply;
+mod server;
 mod stats;
 
 use axum::routing::{get, post};
 use axum::Router;
 use sluice_broker::channel::Channels;
 use std::sync::Arc;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 pub use api::NodeInfo;
+pub use server::{serve, HttpLimits};
 
 /// What `/info` and lookupd's producer entries say about this node.
 #[derive(Debug, Clone)]
@@ -76,13 +76,4 @@ pub fn router(channels: Arc<Channels>, config: HttpConfig) -> Router {
         .merge(api::routes())
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
-}
-
-/// Serves `router` on `listener` until `stop` turns true.
-pub async fn serve(listener: TcpListener, router: Router, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = stop.changed().await;
-        })
-        .await
 }

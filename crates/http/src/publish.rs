@@ -2,18 +2,22 @@
 
 use crate::reply::{self, error, HttpResult};
 use crate::AppState;
+use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use bytes::{Buf, Bytes};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::collections::HashMap;
 use std::time::Duration;
 
 pub async fn publish(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> HttpResult {
     let topic = pub_topic(&params)?;
+    let body = read_body(&headers, body, state.config.max_msg_size, "MSG_TOO_BIG").await?;
     if body.len() > state.config.max_msg_size as usize {
         return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "MSG_TOO_BIG"));
     }
@@ -41,9 +45,11 @@ pub async fn publish(
 pub async fn mpub(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> HttpResult {
     let topic = pub_topic(&params)?;
+    let body = read_body(&headers, body, state.config.max_body_size, "BODY_TOO_BIG").await?;
     if body.len() > state.config.max_body_size as usize {
         return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_BIG"));
     }
@@ -59,6 +65,27 @@ pub async fn mpub(
         .await
         .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, &format!("MPUB_FAILED {e}")))?;
     Ok(reply::text("OK"))
+}
+
+/// Reads a request body of at most `limit` bytes, as nsqd does: a larger Content-Length,
+/// or a body (chunked too) that grows past the limit while read, is 413 `too_big`, and
+/// no more than `limit` bytes are ever buffered.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: u32,
+    too_big: &str,
+) -> Result<Bytes, axum::response::Response> {
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > u64::from(limit)) {
+        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, too_big));
+    }
+    match Limited::new(body, limit as usize).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(error(StatusCode::PAYLOAD_TOO_LARGE, too_big)),
+        Err(_) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR")),
+    }
 }
 
 /// Newline-separated messages; empty lines are skipped (a trailing newline is common).

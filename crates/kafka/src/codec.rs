@@ -17,11 +17,13 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
-/// Reads one frame's payload. `Ok(None)` is a clean end of stream between frames.
-pub async fn read_frame<R: AsyncRead + Unpin>(
+/// Reads a frame's length prefix and checks it against `frame_bytes_max`, allocating
+/// nothing, so the caller can reserve memory for the payload before it reads it.
+/// `Ok(None)` is a clean end of stream between frames.
+pub async fn read_length<R: AsyncRead + Unpin>(
     reader: &mut R,
     frame_bytes_max: usize,
-) -> Result<Option<Bytes>, FrameError> {
+) -> Result<Option<usize>, FrameError> {
     let mut len = [0u8; 4];
     match reader.read_exact(&mut len).await {
         Ok(_) => {}
@@ -32,12 +34,17 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     if len < 0 || len as usize > frame_bytes_max {
         return Err(FrameError::BadLength(len, frame_bytes_max));
     }
-    let mut payload = BytesMut::zeroed(len as usize);
+    Ok(Some(len as usize))
+}
+
+/// Reads the `len` payload bytes that follow a length prefix `read_length` accepted.
+pub async fn read_payload<R: AsyncRead + Unpin>(reader: &mut R, len: usize) -> Result<Bytes, FrameError> {
+    let mut payload = BytesMut::zeroed(len);
     reader.read_exact(&mut payload).await.map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => FrameError::Truncated,
         _ => FrameError::Io(e),
     })?;
-    Ok(Some(payload.freeze()))
+    Ok(payload.freeze())
 }
 
 /// Encodes a complete response frame: length, response header, body.

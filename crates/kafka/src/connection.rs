@@ -6,8 +6,12 @@
 //! Bounds: at most `inflight_requests_max` replies and `inflight_bytes_max` request bytes
 //! (a Fetch counts its largest reply too) wait for the writer; a client that stops reading stalls the writer, which gives up after
 //! `write_timeout` without progress; a client silent for `idle_timeout` is closed.
+//! Broker-wide, a request's bytes are taken from `Context::queued_request_bytes` (Kafka's
+//! `queued.max.request.bytes`) after its length prefix is read and before its buffer is
+//! allocated, and given back when its reply is written: a connection waits for budget, so
+//! N connections sending maximal frames hold at most the budget, not N frames.
 
-use crate::codec::{read_frame, FrameError};
+use crate::codec::{read_length, read_payload, FrameError};
 use crate::dispatch::{dispatch, DispatchError, Reply, RequestTimer};
 use crate::server::Context;
 use bytes::Bytes;
@@ -42,7 +46,7 @@ pub async fn run(
 ) -> Result<(), ConnectionError> {
     let (mut reader, mut writer) = stream.into_split();
     let (replies, mut pending) =
-        mpsc::channel::<(Reply, OwnedSemaphorePermit, RequestTimer)>(context.config.inflight_requests_max);
+        mpsc::channel::<(Reply, [OwnedSemaphorePermit; 2], RequestTimer)>(context.config.inflight_requests_max);
     let timing = Arc::clone(&context);
     // Request bytes whose replies are not written yet; a permit per request is released
     // when its reply has been written.
@@ -71,15 +75,32 @@ pub async fn run(
     let read_loop = async move {
         loop {
             let idle_timeout = context.config.idle_timeout;
-            let frame = tokio::select! {
-                frame = tokio::time::timeout(idle_timeout, read_frame(&mut reader, context.config.request_bytes_max)) => {
-                    frame.map_err(|_| ConnectionError::Idle(idle_timeout))??
+            let len = tokio::select! {
+                len = tokio::time::timeout(idle_timeout, read_length(&mut reader, context.config.request_bytes_max)) => {
+                    len.map_err(|_| ConnectionError::Idle(idle_timeout))??
                 }
                 _ = shutdown.changed() => None,
                 // The writer gave up (a stalled client): stop reading too.
                 _ = replies.closed() => None,
             };
-            let Some(frame) = frame else { return Ok::<(), ConnectionError>(()) };
+            let Some(len) = len else { return Ok::<(), ConnectionError>(()) };
+            // Settings keep `request_bytes_max` within the budget, so this always fits.
+            let queued = len.clamp(1, context.queued_request_bytes_max) as u32;
+            let queued = tokio::select! {
+                permit = Arc::clone(&context.queued_request_bytes).acquire_many_owned(queued) => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return Ok(()),
+                },
+                _ = shutdown.changed() => return Ok(()),
+                _ = replies.closed() => return Ok(()),
+            };
+            let frame = tokio::select! {
+                frame = tokio::time::timeout(idle_timeout, read_payload(&mut reader, len)) => {
+                    frame.map_err(|_| ConnectionError::Idle(idle_timeout))??
+                }
+                _ = shutdown.changed() => return Ok(()),
+                _ = replies.closed() => return Ok(()),
+            };
             let wanted = (frame.len() + reply_reserve(&frame)).clamp(1, inflight_bytes_max) as u32;
             let request_bytes = tokio::select! {
                 permit = Arc::clone(&inflight_bytes).acquire_many_owned(wanted) => match permit {
@@ -90,7 +111,7 @@ pub async fn run(
             };
             let timer = RequestTimer::start(&frame);
             let reply = dispatch(&context, &client, frame)?;
-            if replies.send((reply, request_bytes, timer)).await.is_err() {
+            if replies.send((reply, [request_bytes, queued], timer)).await.is_err() {
                 return Ok(());
             }
         }

@@ -3,6 +3,7 @@
 
 use crate::connection;
 use crate::versions::SUPPORTED_APIS;
+use sluice_broker::accept::Acceptor;
 use sluice_broker::clients::Protocol;
 use sluice_broker::metrics::RequestMetrics;
 use sluice_broker::Broker;
@@ -10,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 /// Limits of the Kafka listener.
 #[derive(Debug, Clone)]
@@ -27,6 +28,10 @@ pub struct KafkaListenerConfig {
     /// A reply write that makes no progress for this long closes the connection: the
     /// client stopped reading, and its queued replies must not pin memory.
     pub write_timeout: Duration,
+    /// Request bytes read (or being read) and not yet answered, all connections together
+    /// (Kafka `queued.max.request.bytes`); at least `request_bytes_max`, so a frame the
+    /// listener accepts can always get its budget.
+    pub queued_request_bytes_max: usize,
 }
 
 /// Kafka's `socket.request.max.bytes`.
@@ -34,12 +39,18 @@ pub const REQUEST_BYTES_MAX_DEFAULT: usize = 100 * 1024 * 1024;
 /// Two maximal requests (Kafka bounds this broker-wide with `queued.max.request.bytes`,
 /// unbounded by default; here it is per connection).
 pub const INFLIGHT_BYTES_MAX_DEFAULT: usize = 2 * REQUEST_BYTES_MAX_DEFAULT;
+/// Five maximal requests broker-wide: enough for several producers' large batches at once,
+/// small enough that request buffers cannot take the machine's memory (Kafka's
+/// `queued.max.request.bytes` is unbounded by default).
+pub const QUEUED_REQUEST_BYTES_MAX_DEFAULT: usize = 5 * REQUEST_BYTES_MAX_DEFAULT;
 /// Kafka's `connections.max.idle.ms` default: 10 minutes.
 pub const IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(600);
 /// Far longer than any healthy client takes to drain a reply, short enough that a stuck
 /// client frees its memory within a minute.
 pub const WRITE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 const _: () = assert!(INFLIGHT_BYTES_MAX_DEFAULT >= REQUEST_BYTES_MAX_DEFAULT);
+const _: () = assert!(QUEUED_REQUEST_BYTES_MAX_DEFAULT >= REQUEST_BYTES_MAX_DEFAULT);
+const _: () = assert!(QUEUED_REQUEST_BYTES_MAX_DEFAULT <= u32::MAX as usize);
 
 impl Default for KafkaListenerConfig {
     fn default() -> Self {
@@ -49,6 +60,7 @@ impl Default for KafkaListenerConfig {
             inflight_bytes_max: INFLIGHT_BYTES_MAX_DEFAULT,
             idle_timeout: IDLE_TIMEOUT_DEFAULT,
             write_timeout: WRITE_TIMEOUT_DEFAULT,
+            queued_request_bytes_max: QUEUED_REQUEST_BYTES_MAX_DEFAULT,
         }
     }
 }
@@ -59,6 +71,10 @@ pub struct Context {
     pub config: KafkaListenerConfig,
     /// Latency per served API, indexed by API key (`sluice_request_duration_seconds`).
     pub requests: RequestMetrics,
+    /// The broker-wide request-byte budget (`queued_request_bytes_max` permits).
+    pub queued_request_bytes: Arc<Semaphore>,
+    /// `config.queued_request_bytes_max`, clamped to what a semaphore acquire can ask for.
+    pub queued_request_bytes_max: usize,
 }
 
 /// Accepts connections on `listener` until `shutdown` turns true.
@@ -72,17 +88,14 @@ pub async fn serve(
         SUPPORTED_APIS.iter().map(|(api, _, _)| (*api as i16 as usize, format!("{api:?}"))).collect();
     let kinds: Vec<(usize, &str)> = kinds.iter().map(|(key, name)| (*key, name.as_str())).collect();
     let requests = RequestMetrics::new(broker.metrics(), Protocol::Kafka.as_str(), &kinds);
-    let context = Arc::new(Context { broker, config, requests });
+    let queued_request_bytes_max = config.queued_request_bytes_max.clamp(1, u32::MAX as usize);
+    let queued_request_bytes = Arc::new(Semaphore::new(queued_request_bytes_max));
+    let context = Arc::new(Context { broker, config, requests, queued_request_bytes, queued_request_bytes_max });
+    // Out of file descriptors, the acceptor closes pending connections and backs off.
+    let mut acceptor = Acceptor::new(listener, Protocol::Kafka.as_str());
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => spawn_connection(Arc::clone(&context), stream, peer, shutdown.clone()),
-                Err(e) => {
-                    // Out of file descriptors or similar: back off instead of spinning.
-                    tracing::warn!(error = %e, "kafka accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
+            (stream, peer) = acceptor.accept() => spawn_connection(Arc::clone(&context), stream, peer, shutdown.clone()),
             _ = shutdown.changed() => break,
         }
         if *shutdown.borrow() {

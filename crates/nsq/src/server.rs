@@ -4,6 +4,7 @@ use crate::codec::MAGIC_V2;
 use crate::commands;
 use crate::connection::Conn;
 use crate::NsqConfig;
+use sluice_broker::accept::Acceptor;
 use sluice_broker::channel::Channels;
 use sluice_broker::clients::Protocol;
 use sluice_broker::metrics::RequestMetrics;
@@ -26,16 +27,11 @@ pub async fn serve(
     let config = Arc::new(config);
     let kinds: Vec<(usize, &str)> = commands::VERBS.iter().copied().enumerate().collect();
     let requests = Arc::new(RequestMetrics::new(channels.broker().metrics(), Protocol::Nsq.as_str(), &kinds));
+    // Out of file descriptors, the acceptor closes pending connections and backs off.
+    let mut acceptor = Acceptor::new(listener, Protocol::Nsq.as_str());
     loop {
         let (socket, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "nsq accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            pair = acceptor.accept() => pair,
             _ = stop.changed() => return Ok(()),
         };
         let guard = match channels.broker().clients().admit(Protocol::Nsq, remote) {

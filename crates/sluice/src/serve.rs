@@ -18,6 +18,8 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let nsq_listeners = NsqListeners::bind(&settings.nsq).await?;
     settings.broker.advertised_port = local.port();
+    // Before the broker opens: partitions rebuild producer state with it.
+    sluice_broker::producer_state::set_expiration(settings.producer_id_expiration);
     let config = settings.broker.clone();
     let broker = tokio::task::spawn_blocking(move || Broker::open(config))
         .await?
@@ -35,7 +37,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
             .map_or(0, |d| d.as_millis() as i64),
         settings: settings.effective(),
     };
-    let nsq_tasks = nsq_listeners.start(&settings.nsq, node, broker.clone(), stopped.clone())?;
+    let nsq_tasks = nsq_listeners.start(&settings.nsq, settings.http, node, broker.clone(), stopped.clone())?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         kafka = %local,
@@ -99,6 +101,7 @@ impl NsqListeners {
     fn start(
         self,
         nsq: &crate::settings::NsqSettings,
+        http_limits: sluice_http::HttpLimits,
         node: sluice_http::NodeInfo,
         broker: std::sync::Arc<Broker>,
         stopped: watch::Receiver<bool>,
@@ -143,7 +146,7 @@ impl NsqListeners {
         for listener in http_listeners {
             let (router, stop) = (router.clone(), stopped.clone());
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = sluice_http::serve(listener, router, stop).await {
+                if let Err(e) = sluice_http::serve(listener, router, http_limits, stop).await {
                     tracing::error!(error = %e, "http listener failed");
                 }
             }));

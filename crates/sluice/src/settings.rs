@@ -156,6 +156,10 @@ struct FileSettings {
     socket_write_timeout_ms: Option<u64>,
     max_topics: Option<usize>,
     max_partitions_per_topic: Option<u32>,
+    queued_max_request_bytes: Option<usize>,
+    producer_id_expiration_ms: Option<u64>,
+    http_max_connections: Option<usize>,
+    http_idle_timeout_ms: Option<u64>,
 }
 
 impl FileSettings {
@@ -169,6 +173,10 @@ impl FileSettings {
             socket_write_timeout_ms: self.socket_write_timeout_ms,
             max_topics: self.max_topics,
             max_partitions_per_topic: self.max_partitions_per_topic,
+            queued_max_request_bytes: self.queued_max_request_bytes,
+            producer_id_expiration_ms: self.producer_id_expiration_ms,
+            http_max_connections: self.http_max_connections,
+            http_idle_timeout_ms: self.http_idle_timeout_ms,
         }
     }
 }
@@ -189,6 +197,10 @@ pub struct Settings {
     pub nsq: NsqSettings,
     /// Limits of the Kafka listener (request size, in-flight bytes, idle and write timeouts).
     pub kafka: sluice_kafka::KafkaListenerConfig,
+    /// Limits of the HTTP listeners (connections, idle timeout).
+    pub http: sluice_http::HttpLimits,
+    /// Idempotent producer ids unseen for this long are forgotten.
+    pub producer_id_expiration: Duration,
 }
 
 /// The NSQ side: TCP and HTTP listeners and nsqd's limits.
@@ -337,7 +349,8 @@ impl Settings {
         broker.advertised_port = kafka_addr.port();
         broker.advertised_host = advertised_host.unwrap_or_else(|| default_advertised_host(&kafka_addr));
         let kafka = limits::resolve(&args.limits, &file_limits, &mut broker)?;
-        Ok(Settings { broker, kafka_addr, log_format, log_level, nsq, kafka })
+        let (http, producer_id_expiration) = limits::resolve_network(&args.limits, &file_limits)?;
+        Ok(Settings { http, producer_id_expiration, broker, kafka_addr, log_format, log_level, nsq, kafka })
     }
 }
 
@@ -366,6 +379,10 @@ impl Settings {
             ("max_inflight_request_bytes", self.kafka.inflight_bytes_max.to_string()),
             ("connections_max_idle_ms", self.kafka.idle_timeout.as_millis().to_string()),
             ("socket_write_timeout_ms", self.kafka.write_timeout.as_millis().to_string()),
+            ("queued_max_request_bytes", self.kafka.queued_request_bytes_max.to_string()),
+            ("producer_id_expiration_ms", self.producer_id_expiration.as_millis().to_string()),
+            ("http_max_connections", self.http.connections_max.to_string()),
+            ("http_idle_timeout_ms", self.http.idle_timeout.as_millis().to_string()),
             ("flush", flush),
             ("message_max_bytes", log.batch_bytes_max.to_string()),
             ("segment_bytes", log.segment_bytes_max.to_string()),

@@ -35,6 +35,23 @@ pub struct LimitArgs {
     /// (a client that never reads) [default: 30000].
     #[arg(long, env = "SLUICE_SOCKET_WRITE_TIMEOUT_MS", value_name = "MS")]
     pub socket_write_timeout_ms: Option<u64>,
+    /// Request bytes read and not yet answered, all Kafka connections together (Kafka
+    /// queued.max.request.bytes); a connection waits for budget before it reads a frame;
+    /// at least --socket-request-max-bytes [default: 524288000].
+    #[arg(long, env = "SLUICE_QUEUED_MAX_REQUEST_BYTES", value_name = "BYTES")]
+    pub queued_max_request_bytes: Option<usize>,
+    /// Forget an idempotent producer id unseen for this long, ms (producer.id.expiration.ms)
+    /// [default: 86400000].
+    #[arg(long, env = "SLUICE_PRODUCER_ID_EXPIRATION_MS", value_name = "MS")]
+    pub producer_id_expiration_ms: Option<u64>,
+    /// HTTP connections open at once per HTTP listener, apart from --max-connections; at the
+    /// limit a new one closes the oldest idle one [default: 1024].
+    #[arg(long, env = "SLUICE_HTTP_MAX_CONNECTIONS", value_name = "N")]
+    pub http_max_connections: Option<usize>,
+    /// Close an HTTP connection that sends no complete request header for this long after
+    /// connecting or after its last response, ms [default: 60000].
+    #[arg(long, env = "SLUICE_HTTP_IDLE_TIMEOUT_MS", value_name = "MS")]
+    pub http_idle_timeout_ms: Option<u64>,
     /// Most topics the broker holds; creating one more fails with POLICY_VIOLATION (Kafka)
     /// or E_PUB_FAILED (NSQ); 0 = no limit [default: 10000].
     #[arg(long, env = "SLUICE_MAX_TOPICS", value_name = "N")]
@@ -79,7 +96,31 @@ pub fn resolve(args: &LimitArgs, file: &LimitArgs, broker: &mut BrokerConfig) ->
     if let Some(ms) = args.socket_write_timeout_ms.or(file.socket_write_timeout_ms) {
         kafka.write_timeout = positive_ms(ms, "socket_write_timeout_ms")?;
     }
+    let queued = args.queued_max_request_bytes.or(file.queued_max_request_bytes);
+    kafka.queued_request_bytes_max = queued.unwrap_or(kafka.queued_request_bytes_max.max(kafka.request_bytes_max));
+    // A frame larger than the whole budget could never get it: the connection would wait forever.
+    if kafka.queued_request_bytes_max < kafka.request_bytes_max || kafka.queued_request_bytes_max > u32::MAX as usize {
+        let range = format!("socket_request_max_bytes ({}) to {}", kafka.request_bytes_max, u32::MAX);
+        return Err(out_of_range("queued_max_request_bytes", kafka.queued_request_bytes_max, &range));
+    }
     Ok(kafka)
+}
+
+/// The HTTP listener's limits and the idempotent producer expiry.
+pub fn resolve_network(args: &LimitArgs, file: &LimitArgs) -> anyhow::Result<(sluice_http::HttpLimits, Duration)> {
+    let mut http = sluice_http::HttpLimits::default();
+    http.connections_max = args.http_max_connections.or(file.http_max_connections).unwrap_or(http.connections_max);
+    if http.connections_max == 0 {
+        return Err(out_of_range("http_max_connections", 0, "at least 1"));
+    }
+    if let Some(ms) = args.http_idle_timeout_ms.or(file.http_idle_timeout_ms) {
+        http.idle_timeout = positive_ms(ms, "http_idle_timeout_ms")?;
+    }
+    let expiration = match args.producer_id_expiration_ms.or(file.producer_id_expiration_ms) {
+        Some(ms) => positive_ms(ms, "producer_id_expiration_ms")?,
+        None => sluice_broker::producer_state::EXPIRATION_DEFAULT,
+    };
+    Ok((http, expiration))
 }
 
 fn positive_ms(ms: u64, key: &str) -> anyhow::Result<Duration> {
@@ -111,5 +152,13 @@ mod tests {
             ..LimitArgs::default()
         };
         assert!(resolve(&bad, &LimitArgs::default(), &mut broker).is_err());
+        let over_budget = LimitArgs {
+            socket_request_max_bytes: Some(1000),
+            queued_max_request_bytes: Some(999),
+            ..LimitArgs::default()
+        };
+        assert!(resolve(&over_budget, &LimitArgs::default(), &mut broker).is_err(), "a frame must fit the budget");
+        let kafka = resolve(&small, &LimitArgs::default(), &mut broker).expect("resolve");
+        assert!(kafka.queued_request_bytes_max >= kafka.request_bytes_max);
     }
 }
