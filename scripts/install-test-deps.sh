@@ -17,6 +17,8 @@ PACKAGES=(
   build-essential
   zlib1g-dev
   libzstd-dev
+  # fusermount3 for the power-cut test filesystem (crates/powercut).
+  fuse3
 )
 
 export DEBIAN_FRONTEND=noninteractive
@@ -58,4 +60,6 @@ command -v go >/dev/null || { echo "install-test-deps: go not on PATH" >&2; exit
   || { echo "install-test-deps: /usr/bin/python3 cannot import kafka / confluent_kafka" >&2; exit 1; }
 test -d /usr/share/gocode/src/github.com/Shopify/sarama \
   || { echo "install-test-deps: sarama source missing under /usr/share/gocode" >&2; exit 1; }
+command -v fusermount3 >/dev/null || { echo "install-test-deps: fusermount3 (fuse3) not on PATH" >&2; exit 1; }
+test -c /dev/fuse || { echo "install-test-deps: /dev/fuse missing (the power-cut tests need FUSE)" >&2; exit 1; }
 echo "install-test-deps: ok"

@@ -14,14 +14,14 @@ mod common;
 mod nsq_common;
 mod torture_support;
 
-use common::{consume_range, partition_count, watermarks, Rng};
+use common::{watermarks, Rng};
 use nsq_common::NsqBroker;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::Offset;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use torture_support::check::{check_acked, not_finished, CommitWatch};
 use torture_support::{kafka, nsq, wait_until, Stop};
 
 const KAFKA_TOPIC: &str = "torture-kafka";
@@ -71,7 +71,7 @@ fn crash_torture() {
     };
 
     let mut rng = Rng::new(seed);
-    let mut commits = CommitWatch::default();
+    let mut commits = CommitWatch::new(KAFKA_TOPIC, GROUP, KAFKA_PARTITIONS);
     let uptime_max = (spread / restarts as u32).max(UPTIME_MIN * 2);
     for round in 0..restarts {
         let uptime = UPTIME_MIN + Duration::from_millis(rng.below((uptime_max - UPTIME_MIN).as_millis() as u64));
@@ -97,7 +97,8 @@ fn crash_torture() {
     // Every NSQ message in the log gets finished: what a crash left unfinished came again.
     let in_log: BTreeSet<String> = nsq_log.keys().cloned().collect();
     let all_finished = wait_until(SETTLE_TIMEOUT, || {
-        not_finished(&nsq_seen.lock().expect("seen"), &in_log).is_empty() && channel_is_empty(nsq.http)
+        not_finished(&nsq_seen.lock().expect("seen"), &in_log).is_empty()
+            && torture_support::check::channel_is_empty(nsq.http, NSQ_TOPIC)
     });
     let unfinished = not_finished(&nsq_seen.lock().expect("seen"), &in_log);
     if !all_finished {
@@ -163,23 +164,6 @@ fn crash_torture() {
     );
 }
 
-/// Messages of the log not known to be finished: neither confirmed nor FINed on a connection
-/// that died (in doubt), and those withheld on first delivery that never came again.
-fn not_finished(seen: &nsq::Consumed, in_log: &BTreeSet<String>) -> Vec<String> {
-    let settled = |b: &String| seen.confirmed.contains(b) || seen.in_doubt.contains(b);
-    let open = in_log.iter().filter(|b| !settled(b));
-    let withheld = seen.withheld.iter().filter(|b| !seen.confirmed.contains(*b));
-    open.chain(withheld).take(10).cloned().collect()
-}
-
-/// Whether the broker's channel holds nothing ready, in flight or deferred.
-fn channel_is_empty(http_port: u16) -> bool {
-    let (status, body) = nsq_common::http(http_port, "GET", &format!("/stats?format=json&topic={NSQ_TOPIC}"), b"");
-    let Ok(stats) = serde_json::from_str::<serde_json::Value>(&body) else { return false };
-    let channel = &stats["topics"][0]["channels"][0];
-    status == 200 && ["depth", "in_flight_count", "deferred_count"].iter().all(|k| channel[*k].as_i64() == Some(0))
-}
-
 fn create_kafka_topic(bootstrap: &str) {
     let rt = common::runtime();
     let admin: AdminClient<DefaultClientContext> = common::client_config(bootstrap).create().expect("admin");
@@ -202,69 +186,5 @@ fn spawn_producer(
 
 /// Every value in `topic` with how many times it is stored.
 fn read_topic(bootstrap: &str, topic: &str) -> HashMap<String, u32> {
-    let partitions = partition_count(bootstrap, topic).expect("topic exists");
-    let mut values = HashMap::new();
-    for p in 0..partitions as i32 {
-        let (low, high) = watermarks(bootstrap, topic, p);
-        assert_eq!(low, 0, "{topic}/{p} lost its start");
-        for rec in consume_range(bootstrap, topic, p, Offset::Beginning, high as usize, READ_TIMEOUT) {
-            let value = String::from_utf8_lossy(&rec.value.unwrap_or_default()).to_string();
-            *values.entry(value).or_insert(0) += 1;
-        }
-    }
-    values
-}
-
-struct AckCheck {
-    name: &'static str,
-    acked: usize,
-    found: usize,
-    duplicates: usize,
-    in_log: usize,
-}
-
-/// Every acknowledged id of `tag` is in `log`; counts duplicates among all of `tag`'s values.
-fn check_acked(name: &'static str, tag: &str, acked: &BTreeSet<u64>, log: &HashMap<String, u32>) -> AckCheck {
-    let missing: Vec<u64> = acked.iter().copied().filter(|id| !log.contains_key(&kafka::value(tag, *id))).collect();
-    let prefix = format!("{tag}-");
-    let mine = log.iter().filter(|(v, _)| v.starts_with(&prefix));
-    let (in_log, duplicates) = mine.fold((0, 0), |(n, d), (_, &c)| (n + 1, d + (c as usize - 1)));
-    assert!(!acked.is_empty(), "{name}: nothing was acknowledged in the whole run");
-    assert!(
-        missing.is_empty(),
-        "{name}: {} acknowledged messages missing, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(10)]
-    );
-    AckCheck { name, acked: acked.len(), found: acked.len() - missing.len(), duplicates, in_log }
-}
-
-/// The group's committed offsets over the run: never below an acknowledged commit, never
-/// lower than seen before.
-#[derive(Default)]
-struct CommitWatch {
-    seen: BTreeMap<i32, i64>,
-    checks: u64,
-}
-
-impl CommitWatch {
-    fn check(&mut self, bootstrap: &str, acked: &BTreeMap<i32, i64>, when: &str) {
-        let mut now = None;
-        let answered = wait_until(SETTLE_TIMEOUT, || {
-            now = kafka::committed_offsets(bootstrap, KAFKA_TOPIC, GROUP, KAFKA_PARTITIONS);
-            now.is_some()
-        });
-        assert!(answered, "{when}: committed offsets not readable");
-        let now = now.unwrap_or_default();
-        for (p, &offset) in acked {
-            let stored = now.get(p).copied().unwrap_or(-1);
-            assert!(stored >= offset, "{when}: partition {p} committed {stored}, but {offset} was acknowledged");
-        }
-        for (p, &before) in &self.seen {
-            let stored = now.get(p).copied().unwrap_or(-1);
-            assert!(stored >= before, "{when}: partition {p} committed offset went back from {before} to {stored}");
-        }
-        self.seen = now;
-        self.checks += 1;
-    }
+    torture_support::check::read_topic(bootstrap, topic, READ_TIMEOUT)
 }

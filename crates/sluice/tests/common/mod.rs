@@ -37,6 +37,9 @@ pub struct BrokerOpts {
     pub args: Vec<String>,
     /// Extra environment variables for the child (all inherited `SLUICE_*` are removed).
     pub env: Vec<(String, String)>,
+    /// The data dir to use instead of `<temp dir>/data` (e.g. on a test filesystem). It is
+    /// not created by the harness.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// A running (or stopped) `sluice` child process owned by one test.
@@ -66,7 +69,9 @@ impl Broker {
         let log_path = dir.path().join("broker.log");
         let mut broker =
             Broker { child: None, port, nsq_tcp_port: free_port(), http_port: free_port(), dir, opts, log_path };
-        std::fs::create_dir_all(broker.data_dir()).expect("create data dir");
+        if broker.opts.data_dir.is_none() {
+            std::fs::create_dir_all(broker.data_dir()).expect("create data dir");
+        }
         broker.spawn_and_wait();
         broker
     }
@@ -95,7 +100,7 @@ impl Broker {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.opts.data_dir.clone().unwrap_or_else(|| self.dir.path().join("data"))
     }
 
     /// The temp dir of this broker (data dir and log live inside); handy for scratch files.

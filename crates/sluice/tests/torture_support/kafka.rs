@@ -24,6 +24,8 @@ const COMMIT_EVERY: Duration = Duration::from_millis(200);
 #[derive(Default)]
 pub struct Produced {
     pub acked: BTreeSet<u64>,
+    /// Where the broker said each acknowledged id is stored: (partition, offset).
+    pub at: BTreeMap<u64, (i32, i64)>,
     pub failed: u64,
 }
 
@@ -91,10 +93,15 @@ pub fn produce(bootstrap: String, topic: String, tag: &'static str, idempotent: 
     out
 }
 
-fn settle<T, E, C>(out: &mut Produced, id: u64, result: Result<Result<T, E>, C>) {
+fn settle<E, C>(
+    out: &mut Produced,
+    id: u64,
+    result: Result<Result<rdkafka::producer::future_producer::Delivery, E>, C>,
+) {
     match result {
-        Ok(Ok(_)) => {
+        Ok(Ok(delivery)) => {
             out.acked.insert(id);
+            out.at.insert(id, (delivery.partition, delivery.offset));
         }
         _ => out.failed += 1,
     }

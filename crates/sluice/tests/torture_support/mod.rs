@@ -2,6 +2,7 @@
 //! reconnects by itself when the broker is killed, and records only what the broker confirmed.
 #![allow(dead_code)]
 
+pub mod check;
 pub mod kafka;
 pub mod nsq;
 
