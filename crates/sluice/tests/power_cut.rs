@@ -40,13 +40,6 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// Bound on one marker send.
 const MARKER_TIMEOUT: Duration = Duration::from_secs(20);
-/// Known failure, owned by the groupsnsq branch (which is fixing it): an OffsetCommit is
-/// acknowledged before the offsets log is fsynced (crates/broker/src/group: the sweeper
-/// fsyncs it about once a second), so a power cut can lose acknowledged commits. While this
-/// is `true`, a committed offset behind an acknowledged commit is reported, not failed on.
-/// Set it to `false` once that fix is merged.
-const KNOWN_FAILURE_GROUP_COMMITS_UNSYNCED: bool = true;
-
 /// Known failure, storage's area (crates/broker/src/broker.rs, topic.rs, crates/log/src/
 /// recovery.rs): new directories are not made durable in their parent. `data/topics`,
 /// each topic's directory and each partition's directory are created with `create_dir_all`
@@ -179,21 +172,11 @@ impl Outcome {
             self.nsq_undelivered
         );
         assert!(self.commits_acked > 0, "group: no commit acknowledged in the whole run");
-        if KNOWN_FAILURE_GROUP_COMMITS_UNSYNCED {
-            if !self.commit_regressions.is_empty() {
-                println!(
-                    "  KNOWN FAILURE (groupsnsq is fixing it): {} committed offsets fell behind an acknowledged \
-                     commit or an earlier reading; the offsets log is fsynced after the commit is acknowledged",
-                    self.commit_regressions.len()
-                );
-            }
-        } else {
-            assert!(
-                self.commit_regressions.is_empty(),
-                "group: committed offsets went behind what was acknowledged: {:?}",
-                self.commit_regressions
-            );
-        }
+        assert!(
+            self.commit_regressions.is_empty(),
+            "group: committed offsets went behind what was acknowledged: {:?}",
+            self.commit_regressions
+        );
     }
 }
 
