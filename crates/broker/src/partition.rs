@@ -1,11 +1,11 @@
 //! One partition: its log, its idempotent-producer state, and a signal that wakes
 //! waiting readers (long-poll fetch, NSQ dispatch) when its end offset moves.
 
-use crate::error::{BrokerError, BrokerResult};
+use crate::error::{BrokerError, BrokerResult, LogError};
 use crate::health::StorageHealth;
 use crate::producer_state::{ProducerState, SequenceCheck};
 use sluice_log::batch::{self, BatchHeader};
-use sluice_log::{AppendError, FlushPolicy, LogConfig, PartitionLog, ReadError, ReadResult, TimestampHit};
+use sluice_log::{AppendError, Durable, FlushPolicy, LogConfig, PartitionLog, ReadError, ReadResult, TimestampHit};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,7 +37,8 @@ pub struct Partition {
     pub index: i32,
     /// Bumped when leadership changes; fixed at 0 until clustering exists.
     pub leader_epoch: i32,
-    log: PartitionLog,
+    /// Shared with the flusher that runs on a blocking thread.
+    log: Arc<PartitionLog>,
     /// Serialises sequence check + append so a retry can't race its original.
     producers: Mutex<ProducerState>,
     /// Log end offset, published after every append.
@@ -84,7 +85,7 @@ impl Partition {
         config: LogConfig,
         health: Arc<StorageHealth>,
     ) -> BrokerResult<Partition> {
-        let log = PartitionLog::open(dir, config).map_err(|e| BrokerError::Storage(e.to_string()))?;
+        let log = PartitionLog::open(dir, config).map_err(|e| log_error(&topic, index, e))?;
         // The log names only the segment file; operators search by topic and partition
         // (`sluice_log_recovery_truncated_bytes_total` counts the same bytes).
         let recovered = log.recovery_report();
@@ -93,8 +94,7 @@ impl Partition {
                 log_end_offset = log.log_end_offset(), "recovery truncated a torn or corrupt log tail");
         }
         let mut producers = ProducerState::default();
-        let headers =
-            log.recent_batch_headers(PRODUCER_STATE_SEGMENTS).map_err(|e| BrokerError::Storage(e.to_string()))?;
+        let headers = log.recent_batch_headers(PRODUCER_STATE_SEGMENTS).map_err(|e| log_error(&topic, index, e))?;
         for header in &headers {
             producers.record(header);
         }
@@ -103,7 +103,7 @@ impl Partition {
             topic,
             index,
             leader_epoch: 0,
-            log,
+            log: Arc::new(log),
             producers: Mutex::new(producers),
             end_offset,
             traffic: Traffic::default(),
@@ -123,19 +123,30 @@ impl Partition {
     /// Waits until an appended range is as durable as the topic's flush policy promises
     /// for acks=all: fsynced under `always` (sharing fsyncs with concurrent appends),
     /// at once otherwise.
-    pub async fn wait_committed(self: &Arc<Self>, outcome: AppendOutcome) -> BrokerResult<()> {
-        if self.log.config().flush != FlushPolicy::Always || self.log.durable_offset() > outcome.last_offset {
+    pub async fn wait_committed(&self, outcome: AppendOutcome) -> BrokerResult<()> {
+        if self.log.config().flush != FlushPolicy::Always {
             return Ok(());
         }
-        let partition = Arc::clone(self);
-        let through = outcome.last_offset + 1;
-        tokio::task::spawn_blocking(move || partition.log.sync_through(through))
-            .await
-            .map_err(|e| BrokerError::Storage(format!("sync task failed: {e}")))?
-            .map_err(|e| {
-                self.health.write_failed(&format!("{}-{}: {e}", self.topic, self.index));
-                BrokerError::Storage(e.to_string())
-            })
+        self.wait_durable(outcome.last_offset + 1).await
+    }
+
+    /// Waits, without blocking a runtime thread, until every record below `offset` is
+    /// fsynced, whatever the flush policy. Fails once the log is poisoned.
+    pub async fn wait_durable(&self, offset: i64) -> BrokerResult<()> {
+        self.log.wait_durable(offset).await.map_err(|e| {
+            self.health.write_failed(&format!("{}-{}: {e}", self.topic, self.index));
+            self.log_error(e)
+        })
+    }
+
+    /// Offset below which every record is fsynced (the commit point).
+    pub fn durable_offset(&self) -> i64 {
+        self.log.durable_offset()
+    }
+
+    /// A receiver of the durable watermark; `changed()` resolves when it moves or poisons.
+    pub fn subscribe_durable(&self) -> watch::Receiver<Durable> {
+        self.log.durable_watch()
     }
 
     /// Appends one or more v2 batches to the log (page cache) and wakes readers. The
@@ -162,6 +173,11 @@ impl Partition {
             Ok(info) => info,
             Err(e) => return Err(self.append_failed(e)),
         };
+        if info.rolled {
+            // The sealed segment is synced by the flusher, off this lock; start it now so
+            // the segment does not wait for the next acks=all produce.
+            self.log.start_sync(info.first_offset);
+        }
         self.health.write_succeeded();
         let mut offset = info.first_offset;
         for header in &headers {
@@ -185,7 +201,29 @@ impl Partition {
         if matches!(e, AppendError::Io(_) | AppendError::Poisoned) {
             self.health.write_failed(&format!("{}-{}: {e}", self.topic, self.index));
         }
-        append_error(e)
+        self.append_error(e)
+    }
+
+    fn log_error(&self, e: impl Into<LogError>) -> BrokerError {
+        log_error(&self.topic, self.index, e)
+    }
+
+    fn append_error(&self, e: AppendError) -> BrokerError {
+        match e {
+            AppendError::Corrupt { at, reason } => BrokerError::CorruptMessage(format!("at byte {at}: {reason}")),
+            AppendError::TooLarge { size, max } => BrokerError::MessageTooLarge { size, max },
+            AppendError::Empty => BrokerError::CorruptMessage("no record batch".into()),
+            other => self.log_error(other),
+        }
+    }
+
+    fn read_error(&self, e: ReadError) -> BrokerError {
+        match e {
+            ReadError::OffsetOutOfRange { offset, log_start, log_end } => {
+                BrokerError::OffsetOutOfRange { offset, log_start, log_end }
+            }
+            other => self.log_error(other),
+        }
     }
 
     /// Reads each batch header and writes the leader epoch (outside the CRC). The log
@@ -213,11 +251,11 @@ impl Partition {
     }
 
     pub fn read(&self, offset: i64, max_bytes: usize) -> BrokerResult<ReadResult> {
-        self.log.read(offset, max_bytes).map_err(read_error)
+        self.log.read(offset, max_bytes).map_err(|e| self.read_error(e))
     }
 
     pub fn find_by_timestamp(&self, timestamp_ms: i64) -> BrokerResult<Option<TimestampHit>> {
-        self.log.find_by_timestamp(timestamp_ms).map_err(read_error)
+        self.log.find_by_timestamp(timestamp_ms).map_err(|e| self.read_error(e))
     }
 
     /// A receiver of the log end offset; `changed()` resolves after the next append.
@@ -242,20 +280,6 @@ impl Partition {
     }
 }
 
-fn append_error(e: AppendError) -> BrokerError {
-    match e {
-        AppendError::Corrupt { at, reason } => BrokerError::CorruptMessage(format!("at byte {at}: {reason}")),
-        AppendError::TooLarge { size, max } => BrokerError::MessageTooLarge { size, max },
-        AppendError::Empty => BrokerError::CorruptMessage("no record batch".into()),
-        other => BrokerError::Storage(other.to_string()),
-    }
-}
-
-fn read_error(e: ReadError) -> BrokerError {
-    match e {
-        ReadError::OffsetOutOfRange { offset, log_start, log_end } => {
-            BrokerError::OffsetOutOfRange { offset, log_start, log_end }
-        }
-        other => BrokerError::Storage(other.to_string()),
-    }
+fn log_error(topic: &str, index: i32, e: impl Into<LogError>) -> BrokerError {
+    BrokerError::Log { partition: format!("{topic}-{index}"), source: e.into() }
 }

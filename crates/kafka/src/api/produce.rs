@@ -111,7 +111,7 @@ fn partition_response(
             } else {
                 code_of(&e)
             };
-            if response.error_code == CORRUPT_MESSAGE || matches!(e, BrokerError::Storage(_)) {
+            if response.error_code == CORRUPT_MESSAGE || e.is_storage() {
                 tracing::warn!(partition = index, error = %e, "produce refused");
             }
             response.base_offset = -1;
