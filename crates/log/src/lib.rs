@@ -8,6 +8,7 @@
 //! watermark while a flusher fsyncs on tokio's blocking pool. The file formats are described in `docs/format.md`.
 
 mod append;
+pub mod atomic_file;
 pub mod batch;
 mod cadence;
 mod config;

@@ -190,24 +190,20 @@ impl OffsetStore {
         if dead <= COMPACT_SLACK_RECORDS || dead <= self.live as u64 {
             return Ok(());
         }
-        let tmp = self.path.with_extension("log.compacting");
-        let mut out = File::create(&tmp)?;
-        let mut buf = Vec::new();
-        for (group, map) in &self.offsets {
-            for ((topic, partition), c) in map {
-                encode(&mut buf, KIND_COMMIT, group, topic, *partition, c);
-                if buf.len() > 1 << 20 {
-                    out.write_all(&buf)?;
-                    buf.clear();
+        let offsets = &self.offsets;
+        sluice_log::atomic_file::replace_with(&self.path, |out| {
+            let mut buf = Vec::new();
+            for (group, map) in offsets {
+                for ((topic, partition), c) in map {
+                    encode(&mut buf, KIND_COMMIT, group, topic, *partition, c);
+                    if buf.len() > 1 << 20 {
+                        out.write_all(&buf)?;
+                        buf.clear();
+                    }
                 }
             }
-        }
-        out.write_all(&buf)?;
-        out.sync_all()?;
-        fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
+            out.write_all(&buf)
+        })?;
         let mut file = OpenOptions::new().read(true).write(true).open(&self.path)?;
         file.seek(SeekFrom::End(0))?;
         tracing::info!(path = %self.path.display(), live = self.live, dropped = dead, "offsets log compacted");
