@@ -1,5 +1,9 @@
 //! One partition: its log, its idempotent-producer state, and a signal that wakes
-//! waiting readers (long-poll fetch, NSQ dispatch) when its end offset moves.
+//! waiting readers (long-poll fetch, NSQ dispatch) when its visible end moves.
+//!
+//! Visibility is its own watermark: under the `always` flush policy readers see only
+//! records below the durable watermark (fsynced), so no consumer reads a record that a
+//! power loss could take back; under `interval` and `os` they see everything written.
 
 use crate::error::{BrokerError, BrokerResult, LogError};
 use crate::health::StorageHealth;
@@ -41,8 +45,9 @@ pub struct Partition {
     log: Arc<PartitionLog>,
     /// Serialises sequence check + append so a retry can't race its original.
     producers: Mutex<ProducerState>,
-    /// Log end offset, published after every append.
-    end_offset: watch::Sender<i64>,
+    /// The visible end (`log_end_offset`), published whenever it moves: after an append
+    /// (`interval`, `os`) or a flusher round (`always`).
+    end_offset: Arc<watch::Sender<i64>>,
     /// Messages and bytes in (counted here) and out (counted by the listeners that serve them).
     pub traffic: Traffic,
     /// Told of every failed and successful write, so the broker knows when storage fails.
@@ -98,7 +103,17 @@ impl Partition {
         for header in &headers {
             producers.record(header);
         }
-        let (end_offset, _) = watch::channel(log.log_end_offset());
+        let end_offset = Arc::new(watch::channel(log.log_end_offset()).0);
+        let visible = Arc::clone(&end_offset);
+        // Under `os`/`interval` the visible end is the written end, past any durable offset,
+        // so this only ever moves it under `always`.
+        log.on_durable(move |durable| {
+            visible.send_if_modified(|end| {
+                let moved = durable.offset > *end;
+                *end = (*end).max(durable.offset);
+                moved
+            });
+        });
         Ok(Partition {
             topic,
             index,
@@ -173,10 +188,11 @@ impl Partition {
             Ok(info) => info,
             Err(e) => return Err(self.append_failed(e)),
         };
-        if info.rolled {
-            // The sealed segment is synced by the flusher, off this lock; start it now so
-            // the segment does not wait for the next acks=all produce.
-            self.log.start_sync(info.first_offset);
+        let follows_durable = self.follows_durable();
+        if info.rolled || follows_durable {
+            // The flusher syncs off this lock: a sealed segment, and under `always` every
+            // append (readers wait for it), whether or not the producer waits.
+            self.log.start_sync(info.last_offset + 1);
         }
         self.health.write_succeeded();
         let mut offset = info.first_offset;
@@ -188,7 +204,9 @@ impl Partition {
         }
         drop(producers);
         self.traffic.count_in((info.last_offset - info.first_offset + 1) as u64, records.len() as u64);
-        self.end_offset.send_replace(info.last_offset + 1);
+        if !follows_durable {
+            self.end_offset.send_replace(info.last_offset + 1);
+        }
         Ok(AppendOutcome {
             base_offset: info.first_offset,
             last_offset: info.last_offset,
@@ -250,8 +268,25 @@ impl Partition {
         Ok(headers)
     }
 
+    /// Whole batches from the one holding `offset`, up to the visible end; the result's
+    /// `log_end_offset` is the visible end (the high watermark).
     pub fn read(&self, offset: i64, max_bytes: usize) -> BrokerResult<ReadResult> {
-        self.log.read(offset, max_bytes).map_err(|e| self.read_error(e))
+        let visible = self.log_end_offset();
+        let mut read = match offset >= visible {
+            // Written but not yet visible: as at the end, nothing to serve yet.
+            true if offset <= self.log.log_end_offset() && offset >= self.log.log_start_offset() => {
+                ReadResult { bytes: Vec::new(), log_start_offset: self.log.log_start_offset(), log_end_offset: visible }
+            }
+            _ => self.log.read(offset, max_bytes).map_err(|e| self.read_error(e))?,
+        };
+        read.bytes.truncate(visible_len(&read.bytes, visible));
+        read.log_end_offset = read.log_end_offset.min(visible);
+        Ok(read)
+    }
+
+    /// Whether readers follow the durable watermark rather than the written end.
+    fn follows_durable(&self) -> bool {
+        self.log.config().flush == FlushPolicy::Always
     }
 
     pub fn find_by_timestamp(&self, timestamp_ms: i64) -> BrokerResult<Option<TimestampHit>> {
@@ -267,7 +302,18 @@ impl Partition {
         self.log.log_start_offset()
     }
 
+    /// The visible end, Kafka's high watermark: the durable offset under `always`, the
+    /// written end otherwise. Consumers of both protocols, lag and ListOffsets use it.
     pub fn log_end_offset(&self) -> i64 {
+        let written = self.log.log_end_offset();
+        match self.follows_durable() {
+            true => self.log.durable_offset().min(written),
+            false => written,
+        }
+    }
+
+    /// The next offset the log will assign, visible or not.
+    pub fn written_end_offset(&self) -> i64 {
         self.log.log_end_offset()
     }
 
@@ -282,4 +328,17 @@ impl Partition {
 
 fn log_error(topic: &str, index: i32, e: impl Into<LogError>) -> BrokerError {
     BrokerError::Log { partition: format!("{topic}-{index}"), source: e.into() }
+}
+
+/// Bytes of the whole batches in `bytes` that lie below `visible`. The durable watermark
+/// always falls between two appends, so no batch straddles it.
+fn visible_len(bytes: &[u8], visible: i64) -> usize {
+    let mut at = 0;
+    while let Some(rest) = bytes.get(at..).filter(|r| !r.is_empty()) {
+        match BatchHeader::parse(rest) {
+            Ok(header) if header.base_offset < visible => at += header.total_len(),
+            _ => break,
+        }
+    }
+    at.min(bytes.len())
 }

@@ -18,13 +18,13 @@ pub struct Disk {
     /// Test seam: the next log write stops half way and fails, as on a full disk.
     fail_next_write: AtomicBool,
     /// Test seam: while closed, syncs wait at it (to prove no lock is held across one).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-seams"))]
     gate: gate::Gate,
 }
 
 impl Disk {
     pub fn sync_data(&self, file: &File) -> io::Result<()> {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "test-seams"))]
         self.gate.pass();
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         if self.fail_next_sync.swap(false, Ordering::Relaxed) {
@@ -39,7 +39,7 @@ impl Disk {
     /// Makes a new directory entry durable (a created segment file).
     pub fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let handle = File::open(dir)?;
-        #[cfg(test)]
+        #[cfg(any(test, feature = "test-seams"))]
         self.gate.pass();
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         if self.fail_next_sync.swap(false, Ordering::Relaxed) {
@@ -74,13 +74,13 @@ impl Disk {
         self.fail_next_write.store(true, Ordering::Relaxed);
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-seams"))]
     pub fn gate(&self) -> &gate::Gate {
         &self.gate
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-seams"))]
 pub mod gate {
     use std::sync::{Condvar, Mutex};
 

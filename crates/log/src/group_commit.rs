@@ -8,7 +8,7 @@
 //! concurrent producers share fsyncs (group commit). A failed fsync poisons the
 //! watermark for good: it never moves again and later appends fail.
 
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use tokio::sync::watch;
 
 /// What the watermark says.
@@ -48,7 +48,11 @@ pub struct Watermark {
     requests: Mutex<Requests>,
     /// Signalled when the watermark moves or a flusher stops, for blocking waiters.
     moved: Condvar,
+    /// Told of every move (the broker's visible end follows it under `always`).
+    listener: OnceLock<Listener>,
 }
+
+pub type Listener = Box<dyn Fn(Durable) + Send + Sync>;
 
 struct Requests {
     /// Highest offset asked to be durable.
@@ -66,6 +70,7 @@ impl Watermark {
             published,
             requests: Mutex::new(Requests { wanted: durable, indexes: false, running: false }),
             moved: Condvar::new(),
+            listener: OnceLock::new(),
         }
     }
 
@@ -118,12 +123,19 @@ impl Watermark {
 
     /// A round made everything below `end` durable.
     pub fn publish(&self, end: i64) {
-        self.published.send_if_modified(|d| {
+        let moved = self.published.send_if_modified(|d| {
             let moved = end > d.offset;
             d.offset = d.offset.max(end);
             moved
         });
         self.notify();
+        if let (true, Some(listener)) = (moved, self.listener.get()) {
+            listener(self.current());
+        }
+    }
+
+    pub fn set_listener(&self, listener: Listener) {
+        let _ = self.listener.set(listener);
     }
 
     pub fn poison(&self) {

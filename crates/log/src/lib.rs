@@ -31,6 +31,8 @@ mod time_index;
 
 pub use batch::{BatchHeader, BATCH_HEADER_LEN};
 pub use config::{FlushPolicy, LogConfig};
+#[cfg(feature = "test-seams")]
+pub use disk::gate::Gate as SyncGate;
 pub use error::{AppendError, FlushError, OpenError, ReadError};
 pub use group_commit::Durable;
 pub use partition::{AppendInfo, PartitionLog, ReadResult, RecoveryReport, RetentionReport, TimestampHit, Truncation};

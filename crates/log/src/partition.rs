@@ -366,6 +366,13 @@ impl PartitionLog {
         self.watermark.subscribe()
     }
 
+    /// Calls `listener` with the new watermark each time it moves (from the flusher's
+    /// thread, so it must be quick): how the broker wakes readers that follow it. Only the
+    /// first listener is kept.
+    pub fn on_durable(&self, listener: impl Fn(Durable) + Send + Sync + 'static) {
+        self.watermark.set_listener(Box::new(listener));
+    }
+
     /// Offset below which every record is known to be fsynced.
     pub fn durable_offset(&self) -> i64 {
         self.watermark.current().offset
@@ -500,6 +507,12 @@ impl PartitionLog {
     #[cfg(test)]
     pub(crate) fn disk(&self) -> &Disk {
         &self.disk
+    }
+
+    /// Test seam: while closed, this log's fsyncs wait at the gate.
+    #[cfg(feature = "test-seams")]
+    pub fn sync_gate(&self) -> &crate::disk::gate::Gate {
+        self.disk.gate()
     }
 }
 
