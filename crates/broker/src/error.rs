@@ -67,3 +67,26 @@ impl BrokerError {
 }
 
 pub type BrokerResult<T> = Result<T, BrokerError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// A log failure keeps its type and its I/O source all the way up, and counts as a
+    /// storage error for the listeners' code mappings.
+    #[test]
+    fn log_errors_keep_type_and_source() {
+        let io = std::io::Error::other("injected fsync failure");
+        let error = BrokerError::Log { partition: "t-0".into(), source: LogError::Flush(FlushError::Io(io)) };
+        assert!(error.is_storage());
+        let Some(LogError::Flush(FlushError::Io(_))) = error.source().and_then(|s| s.downcast_ref::<LogError>()) else {
+            panic!("source is not the log's flush error: {error:?}");
+        };
+        let root = error.source().and_then(|s| s.source()).expect("the io error underneath");
+        assert_eq!(root.to_string(), "injected fsync failure");
+        assert!(error.to_string().contains("t-0"));
+        assert!(BrokerError::Storage("x".into()).is_storage());
+        assert!(!BrokerError::CorruptMessage("x".into()).is_storage());
+    }
+}

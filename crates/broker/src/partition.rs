@@ -188,12 +188,6 @@ impl Partition {
             Ok(info) => info,
             Err(e) => return Err(self.append_failed(e)),
         };
-        let follows_durable = self.follows_durable();
-        if info.rolled || follows_durable {
-            // The flusher syncs off this lock: a sealed segment, and under `always` every
-            // append (readers wait for it), whether or not the producer waits.
-            self.log.start_sync(info.last_offset + 1);
-        }
         self.health.write_succeeded();
         let mut offset = info.first_offset;
         for header in &headers {
@@ -203,9 +197,17 @@ impl Partition {
             offset = stored.last_offset() + 1;
         }
         drop(producers);
+        let follows_durable = self.follows_durable();
+        if info.rolled || follows_durable {
+            // The flusher syncs off every lock: a sealed segment, and under `always` every
+            // append (readers wait for it), whether or not the producer waits.
+            self.log.start_sync(info.last_offset + 1);
+        }
         self.traffic.count_in((info.last_offset - info.first_offset + 1) as u64, records.len() as u64);
         if !follows_durable {
-            self.end_offset.send_replace(info.last_offset + 1);
+            // Concurrent appends publish in any order; the end only moves forward.
+            let end = info.last_offset + 1;
+            self.end_offset.send_if_modified(|e| std::mem::replace(e, (*e).max(end)) < end);
         }
         Ok(AppendOutcome {
             base_offset: info.first_offset,
