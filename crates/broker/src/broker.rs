@@ -301,16 +301,26 @@ fn remove_deleted_leftovers(data_dir: &Path) -> BrokerResult<()> {
     Ok(())
 }
 
-/// The cluster id clients see in Metadata: random on first start, then stable.
+/// The cluster id clients see in Metadata: random on first start, then stable. Only a
+/// missing file makes a new one: any other failure (unreadable, not text, empty) fails
+/// start-up, since a silently new id would make the node a different cluster.
 fn load_or_create_cluster_id(data_dir: &Path) -> BrokerResult<String> {
     let path = data_dir.join("cluster_id");
     match fs::read_to_string(&path) {
         Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
-        Ok(_) | Err(_) => {
+        Ok(_) => Err(BrokerError::Storage(format!(
+            "{} is empty; restore it, or delete it to give this node a new cluster id",
+            path.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let id = uuid::Uuid::new_v4().simple().to_string();
-            fs::write(&path, &id).map_err(|e| storage(&path, e))?;
+            sluice_log::atomic_file::replace(&path, id.as_bytes()).map_err(|e| storage(&path, e))?;
             Ok(id)
         }
+        Err(e) => Err(BrokerError::Storage(format!(
+            "cannot read the cluster id from {}: {e}; restore it, or delete it to give this node a new cluster id",
+            path.display()
+        ))),
     }
 }
 

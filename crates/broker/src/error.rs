@@ -1,5 +1,6 @@
 //! Errors of the broker core. Each listener maps them to its protocol's own codes.
 
+use sluice_log::{AppendError, FlushError, OpenError, ReadError};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -30,11 +31,65 @@ pub enum BrokerError {
     InvalidProducerEpoch { got: i16, current: i16 },
     #[error("transactions are not supported")]
     TransactionsUnsupported,
+    /// Broker-level storage trouble (state files, directories, locks), as text.
     #[error("storage error: {0}")]
     Storage(String),
+    /// A partition log failed: the log's own error, and its I/O source, kept whole.
+    #[error("storage error on {partition}: {source}")]
+    Log {
+        /// `<topic>-<index>`.
+        partition: String,
+        #[source]
+        source: LogError,
+    },
     /// Creating the topic would exceed the broker's topic limit (Kafka `POLICY_VIOLATION`).
     #[error("the broker holds {max} topics, its limit; delete a topic or raise --max-topics")]
     TopicLimitReached { max: usize },
 }
 
+/// The error of one partition-log operation, as the log typed it.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum LogError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Flush(#[from] FlushError),
+}
+
+impl BrokerError {
+    /// Whether the storage failed (Kafka `KAFKA_STORAGE_ERROR`, NSQ `E_PUB_FAILED`), as
+    /// opposed to the request being refused.
+    pub fn is_storage(&self) -> bool {
+        matches!(self, BrokerError::Storage(_) | BrokerError::Log { .. })
+    }
+}
+
 pub type BrokerResult<T> = Result<T, BrokerError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// A log failure keeps its type and its I/O source all the way up, and counts as a
+    /// storage error for the listeners' code mappings.
+    #[test]
+    fn log_errors_keep_type_and_source() {
+        let io = std::io::Error::other("injected fsync failure");
+        let error = BrokerError::Log { partition: "t-0".into(), source: LogError::Flush(FlushError::Io(io)) };
+        assert!(error.is_storage());
+        let Some(LogError::Flush(FlushError::Io(_))) = error.source().and_then(|s| s.downcast_ref::<LogError>()) else {
+            panic!("source is not the log's flush error: {error:?}");
+        };
+        let root = error.source().and_then(|s| s.source()).expect("the io error underneath");
+        assert_eq!(root.to_string(), "injected fsync failure");
+        assert!(error.to_string().contains("t-0"));
+        assert!(BrokerError::Storage("x".into()).is_storage());
+        assert!(!BrokerError::CorruptMessage("x".into()).is_storage());
+    }
+}

@@ -1,11 +1,15 @@
 //! One partition: its log, its idempotent-producer state, and a signal that wakes
-//! waiting readers (long-poll fetch, NSQ dispatch) when its end offset moves.
+//! waiting readers (long-poll fetch, NSQ dispatch) when its visible end moves.
+//!
+//! Visibility is its own watermark: under the `always` flush policy readers see only
+//! records below the durable watermark (fsynced), so no consumer reads a record that a
+//! power loss could take back; under `interval` and `os` they see everything written.
 
-use crate::error::{BrokerError, BrokerResult};
+use crate::error::{BrokerError, BrokerResult, LogError};
 use crate::health::StorageHealth;
 use crate::producer_state::{ProducerState, SequenceCheck};
 use sluice_log::batch::{self, BatchHeader};
-use sluice_log::{AppendError, FlushPolicy, LogConfig, PartitionLog, ReadError, ReadResult, TimestampHit};
+use sluice_log::{AppendError, Durable, FlushPolicy, LogConfig, PartitionLog, ReadError, ReadResult, TimestampHit};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,11 +41,13 @@ pub struct Partition {
     pub index: i32,
     /// Bumped when leadership changes; fixed at 0 until clustering exists.
     pub leader_epoch: i32,
-    log: PartitionLog,
+    /// Shared with the flusher that runs on a blocking thread.
+    log: Arc<PartitionLog>,
     /// Serialises sequence check + append so a retry can't race its original.
     producers: Mutex<ProducerState>,
-    /// Log end offset, published after every append.
-    end_offset: watch::Sender<i64>,
+    /// The visible end (`log_end_offset`), published whenever it moves: after an append
+    /// (`interval`, `os`) or a flusher round (`always`).
+    end_offset: Arc<watch::Sender<i64>>,
     /// Messages and bytes in (counted here) and out (counted by the listeners that serve them).
     pub traffic: Traffic,
     /// Told of every failed and successful write, so the broker knows when storage fails.
@@ -84,7 +90,7 @@ impl Partition {
         config: LogConfig,
         health: Arc<StorageHealth>,
     ) -> BrokerResult<Partition> {
-        let log = PartitionLog::open(dir, config).map_err(|e| BrokerError::Storage(e.to_string()))?;
+        let log = PartitionLog::open(dir, config).map_err(|e| log_error(&topic, index, e))?;
         // The log names only the segment file; operators search by topic and partition
         // (`sluice_log_recovery_truncated_bytes_total` counts the same bytes).
         let recovered = log.recovery_report();
@@ -93,17 +99,26 @@ impl Partition {
                 log_end_offset = log.log_end_offset(), "recovery truncated a torn or corrupt log tail");
         }
         let mut producers = ProducerState::new(crate::producer_state::ProducerLimits::default());
-        let headers =
-            log.recent_batch_headers(PRODUCER_STATE_SEGMENTS).map_err(|e| BrokerError::Storage(e.to_string()))?;
+        let headers = log.recent_batch_headers(PRODUCER_STATE_SEGMENTS).map_err(|e| log_error(&topic, index, e))?;
         for header in &headers {
             producers.restore(header);
         }
-        let (end_offset, _) = watch::channel(log.log_end_offset());
+        let end_offset = Arc::new(watch::channel(log.log_end_offset()).0);
+        let visible = Arc::clone(&end_offset);
+        // Under `os`/`interval` the visible end is the written end, past any durable offset,
+        // so this only ever moves it under `always`.
+        log.on_durable(move |durable| {
+            visible.send_if_modified(|end| {
+                let moved = durable.offset > *end;
+                *end = (*end).max(durable.offset);
+                moved
+            });
+        });
         Ok(Partition {
             topic,
             index,
             leader_epoch: 0,
-            log,
+            log: Arc::new(log),
             producers: Mutex::new(producers),
             end_offset,
             traffic: Traffic::default(),
@@ -123,19 +138,30 @@ impl Partition {
     /// Waits until an appended range is as durable as the topic's flush policy promises
     /// for acks=all: fsynced under `always` (sharing fsyncs with concurrent appends),
     /// at once otherwise.
-    pub async fn wait_committed(self: &Arc<Self>, outcome: AppendOutcome) -> BrokerResult<()> {
-        if self.log.config().flush != FlushPolicy::Always || self.log.durable_offset() > outcome.last_offset {
+    pub async fn wait_committed(&self, outcome: AppendOutcome) -> BrokerResult<()> {
+        if self.log.config().flush != FlushPolicy::Always {
             return Ok(());
         }
-        let partition = Arc::clone(self);
-        let through = outcome.last_offset + 1;
-        tokio::task::spawn_blocking(move || partition.log.sync_through(through))
-            .await
-            .map_err(|e| BrokerError::Storage(format!("sync task failed: {e}")))?
-            .map_err(|e| {
-                self.health.write_failed(&format!("{}-{}: {e}", self.topic, self.index));
-                BrokerError::Storage(e.to_string())
-            })
+        self.wait_durable(outcome.last_offset + 1).await
+    }
+
+    /// Waits, without blocking a runtime thread, until every record below `offset` is
+    /// fsynced, whatever the flush policy. Fails once the log is poisoned.
+    pub async fn wait_durable(&self, offset: i64) -> BrokerResult<()> {
+        self.log.wait_durable(offset).await.map_err(|e| {
+            self.health.write_failed(&format!("{}-{}: {e}", self.topic, self.index));
+            self.log_error(e)
+        })
+    }
+
+    /// Offset below which every record is fsynced (the commit point).
+    pub fn durable_offset(&self) -> i64 {
+        self.log.durable_offset()
+    }
+
+    /// A receiver of the durable watermark; `changed()` resolves when it moves or poisons.
+    pub fn subscribe_durable(&self) -> watch::Receiver<Durable> {
+        self.log.durable_watch()
     }
 
     /// Appends one or more v2 batches to the log (page cache) and wakes readers. The
@@ -171,8 +197,18 @@ impl Partition {
             offset = stored.last_offset() + 1;
         }
         drop(producers);
+        let follows_durable = self.follows_durable();
+        if info.rolled || follows_durable {
+            // The flusher syncs off every lock: a sealed segment, and under `always` every
+            // append (readers wait for it), whether or not the producer waits.
+            self.log.start_sync(info.last_offset + 1);
+        }
         self.traffic.count_in((info.last_offset - info.first_offset + 1) as u64, records.len() as u64);
-        self.end_offset.send_replace(info.last_offset + 1);
+        if !follows_durable {
+            // Concurrent appends publish in any order; the end only moves forward.
+            let end = info.last_offset + 1;
+            self.end_offset.send_if_modified(|e| std::mem::replace(e, (*e).max(end)) < end);
+        }
         Ok(AppendOutcome {
             base_offset: info.first_offset,
             last_offset: info.last_offset,
@@ -185,7 +221,29 @@ impl Partition {
         if matches!(e, AppendError::Io(_) | AppendError::Poisoned) {
             self.health.write_failed(&format!("{}-{}: {e}", self.topic, self.index));
         }
-        append_error(e)
+        self.append_error(e)
+    }
+
+    fn log_error(&self, e: impl Into<LogError>) -> BrokerError {
+        log_error(&self.topic, self.index, e)
+    }
+
+    fn append_error(&self, e: AppendError) -> BrokerError {
+        match e {
+            AppendError::Corrupt { at, reason } => BrokerError::CorruptMessage(format!("at byte {at}: {reason}")),
+            AppendError::TooLarge { size, max } => BrokerError::MessageTooLarge { size, max },
+            AppendError::Empty => BrokerError::CorruptMessage("no record batch".into()),
+            other => self.log_error(other),
+        }
+    }
+
+    fn read_error(&self, e: ReadError) -> BrokerError {
+        match e {
+            ReadError::OffsetOutOfRange { offset, log_start, log_end } => {
+                BrokerError::OffsetOutOfRange { offset, log_start, log_end }
+            }
+            other => self.log_error(other),
+        }
     }
 
     /// Reads each batch header and writes the leader epoch (outside the CRC). The log
@@ -212,12 +270,29 @@ impl Partition {
         Ok(headers)
     }
 
+    /// Whole batches from the one holding `offset`, up to the visible end; the result's
+    /// `log_end_offset` is the visible end (the high watermark).
     pub fn read(&self, offset: i64, max_bytes: usize) -> BrokerResult<ReadResult> {
-        self.log.read(offset, max_bytes).map_err(read_error)
+        let visible = self.log_end_offset();
+        let mut read = match offset >= visible {
+            // Written but not yet visible: as at the end, nothing to serve yet.
+            true if offset <= self.log.log_end_offset() && offset >= self.log.log_start_offset() => {
+                ReadResult { bytes: Vec::new(), log_start_offset: self.log.log_start_offset(), log_end_offset: visible }
+            }
+            _ => self.log.read(offset, max_bytes).map_err(|e| self.read_error(e))?,
+        };
+        read.bytes.truncate(visible_len(&read.bytes, visible));
+        read.log_end_offset = read.log_end_offset.min(visible);
+        Ok(read)
+    }
+
+    /// Whether readers follow the durable watermark rather than the written end.
+    fn follows_durable(&self) -> bool {
+        self.log.config().flush == FlushPolicy::Always
     }
 
     pub fn find_by_timestamp(&self, timestamp_ms: i64) -> BrokerResult<Option<TimestampHit>> {
-        self.log.find_by_timestamp(timestamp_ms).map_err(read_error)
+        self.log.find_by_timestamp(timestamp_ms).map_err(|e| self.read_error(e))
     }
 
     /// A receiver of the log end offset; `changed()` resolves after the next append.
@@ -229,7 +304,18 @@ impl Partition {
         self.log.log_start_offset()
     }
 
+    /// The visible end, Kafka's high watermark: the durable offset under `always`, the
+    /// written end otherwise. Consumers of both protocols, lag and ListOffsets use it.
     pub fn log_end_offset(&self) -> i64 {
+        let written = self.log.log_end_offset();
+        match self.follows_durable() {
+            true => self.log.durable_offset().min(written),
+            false => written,
+        }
+    }
+
+    /// The next offset the log will assign, visible or not.
+    pub fn written_end_offset(&self) -> i64 {
         self.log.log_end_offset()
     }
 
@@ -242,20 +328,19 @@ impl Partition {
     }
 }
 
-fn append_error(e: AppendError) -> BrokerError {
-    match e {
-        AppendError::Corrupt { at, reason } => BrokerError::CorruptMessage(format!("at byte {at}: {reason}")),
-        AppendError::TooLarge { size, max } => BrokerError::MessageTooLarge { size, max },
-        AppendError::Empty => BrokerError::CorruptMessage("no record batch".into()),
-        other => BrokerError::Storage(other.to_string()),
-    }
+fn log_error(topic: &str, index: i32, e: impl Into<LogError>) -> BrokerError {
+    BrokerError::Log { partition: format!("{topic}-{index}"), source: e.into() }
 }
 
-fn read_error(e: ReadError) -> BrokerError {
-    match e {
-        ReadError::OffsetOutOfRange { offset, log_start, log_end } => {
-            BrokerError::OffsetOutOfRange { offset, log_start, log_end }
+/// Bytes of the whole batches in `bytes` that lie below `visible`. The durable watermark
+/// always falls between two appends, so no batch straddles it.
+fn visible_len(bytes: &[u8], visible: i64) -> usize {
+    let mut at = 0;
+    while let Some(rest) = bytes.get(at..).filter(|r| !r.is_empty()) {
+        match BatchHeader::parse(rest) {
+            Ok(header) if header.base_offset < visible => at += header.total_len(),
+            _ => break,
         }
-        other => BrokerError::Storage(other.to_string()),
     }
+    at.min(bytes.len())
 }

@@ -6,7 +6,6 @@
 
 use crate::error::BrokerError;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -52,18 +51,8 @@ impl ProducerIds {
 }
 
 fn persist(path: &Path, value: i64) -> Result<(), BrokerError> {
-    let tmp = path.with_extension("tmp");
-    let write = || -> std::io::Result<()> {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(value.to_string().as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    };
-    write().map_err(|e| BrokerError::Storage(format!("{}: {e}", path.display())))
+    sluice_log::atomic_file::replace(path, value.to_string().as_bytes())
+        .map_err(|e| BrokerError::Storage(format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]

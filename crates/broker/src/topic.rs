@@ -7,7 +7,6 @@ use crate::partition::Partition;
 use crate::topic_config::TopicConfig;
 use sluice_log::LogConfig;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -151,16 +150,8 @@ fn open_partition(
 /// Writes `topic.json` atomically: temp file, fsync, rename, fsync directory.
 fn write_meta(dir: &Path, meta: &TopicMeta) -> BrokerResult<()> {
     let path = dir.join(META_FILE);
-    let tmp = dir.join("topic.json.tmp");
     let text = serde_json::to_string_pretty(meta).map_err(|e| BrokerError::Storage(e.to_string()))?;
-    let write = || -> std::io::Result<()> {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        fs::File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| storage(&path, e))
+    sluice_log::atomic_file::replace(&path, text.as_bytes()).map_err(|e| storage(&path, e))
 }
 
 fn storage(path: &Path, e: std::io::Error) -> BrokerError {

@@ -81,7 +81,7 @@ pub fn code_of(error: &BrokerError) -> i16 {
         BrokerError::OutOfOrderSequence { .. } => OUT_OF_ORDER_SEQUENCE_NUMBER,
         BrokerError::InvalidProducerEpoch { .. } => INVALID_PRODUCER_EPOCH,
         BrokerError::TransactionsUnsupported => TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-        BrokerError::Storage(_) => KAFKA_STORAGE_ERROR,
+        BrokerError::Storage(_) | BrokerError::Log { .. } => KAFKA_STORAGE_ERROR,
         BrokerError::TopicLimitReached { .. } => POLICY_VIOLATION,
         _ => UNKNOWN_SERVER_ERROR,
     }

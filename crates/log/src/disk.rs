@@ -17,10 +17,15 @@ pub struct Disk {
     fail_next_sync: AtomicBool,
     /// Test seam: the next log write stops half way and fails, as on a full disk.
     fail_next_write: AtomicBool,
+    /// Test seam: while closed, syncs wait at it (to prove no lock is held across one).
+    #[cfg(any(test, feature = "test-seams"))]
+    gate: gate::Gate,
 }
 
 impl Disk {
     pub fn sync_data(&self, file: &File) -> io::Result<()> {
+        #[cfg(any(test, feature = "test-seams"))]
+        self.gate.pass();
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         if self.fail_next_sync.swap(false, Ordering::Relaxed) {
             return Err(io::Error::other("injected fsync failure"));
@@ -34,6 +39,8 @@ impl Disk {
     /// Makes a new directory entry durable (a created segment file).
     pub fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let handle = File::open(dir)?;
+        #[cfg(any(test, feature = "test-seams"))]
+        self.gate.pass();
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         if self.fail_next_sync.swap(false, Ordering::Relaxed) {
             return Err(io::Error::other("injected fsync failure"));
@@ -65,5 +72,53 @@ impl Disk {
     #[cfg(test)]
     pub fn fail_next_write(&self) {
         self.fail_next_write.store(true, Ordering::Relaxed);
+    }
+
+    #[cfg(any(test, feature = "test-seams"))]
+    pub fn gate(&self) -> &gate::Gate {
+        &self.gate
+    }
+}
+
+#[cfg(any(test, feature = "test-seams"))]
+pub mod gate {
+    use std::sync::{Condvar, Mutex};
+
+    /// Holds syncs back while closed and counts the ones waiting.
+    #[derive(Debug, Default)]
+    pub struct Gate {
+        state: Mutex<GateState>,
+        changed: Condvar,
+    }
+
+    #[derive(Debug, Default)]
+    struct GateState {
+        closed: bool,
+        waiting: usize,
+    }
+
+    impl Gate {
+        pub fn close(&self) {
+            self.state.lock().unwrap().closed = true;
+        }
+
+        pub fn open(&self) {
+            self.state.lock().unwrap().closed = false;
+            self.changed.notify_all();
+        }
+
+        /// Syncs currently held at the gate.
+        pub fn waiting(&self) -> usize {
+            self.state.lock().unwrap().waiting
+        }
+
+        pub(super) fn pass(&self) {
+            let mut state = self.state.lock().unwrap();
+            state.waiting += 1;
+            while state.closed {
+                state = self.changed.wait(state).unwrap();
+            }
+            state.waiting -= 1;
+        }
     }
 }

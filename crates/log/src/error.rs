@@ -27,7 +27,7 @@ pub enum AppendError {
     Empty,
     /// Writing failed; the log was rolled back to its previous end and stays usable.
     #[error("write failed: {0}")]
-    Io(std::io::Error),
+    Io(#[source] std::io::Error),
     /// An earlier fsync failed; the log refuses writes until reopened.
     #[error("log is poisoned by an earlier failed fsync")]
     Poisoned,
@@ -40,7 +40,7 @@ pub enum ReadError {
     #[error("offset {offset} is outside [{log_start}, {log_end}]")]
     OffsetOutOfRange { offset: i64, log_start: i64, log_end: i64 },
     #[error("read failed: {0}")]
-    Io(std::io::Error),
+    Io(#[source] std::io::Error),
     /// Stored bytes failed validation: never served.
     #[error("corrupt data at offset {offset}: {reason}")]
     Corrupt { offset: i64, reason: BatchError },
@@ -54,7 +54,7 @@ pub enum ReadError {
 #[non_exhaustive]
 pub enum FlushError {
     #[error("fsync failed: {0}")]
-    Io(std::io::Error),
+    Io(#[source] std::io::Error),
     #[error("log is poisoned by an earlier failed fsync")]
     Poisoned,
 }

@@ -1,94 +1,169 @@
-//! Group commit: callers that need their records durable share fsyncs. One caller at a
-//! time syncs (without the append lock); callers arriving meanwhile wait for it and then
-//! either find their offset covered or become the next syncer.
+//! The durability watermark: "every record below offset N is on stable storage",
+//! published on a `tokio::sync::watch` so acknowledgements can `await` it, plus the
+//! flush requests that move it.
+//!
+//! At most one flusher runs per log. It runs rounds (note the log end, fsync everything
+//! written so far without the append lock, publish the end) for as long as requests are
+//! outstanding. A request made during a round is covered by the next round, so
+//! concurrent producers share fsyncs (group commit). A failed fsync poisons the
+//! watermark for good: it never moves again and later appends fail.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use tokio::sync::watch;
 
-pub struct GroupCommit {
-    state: Mutex<CommitState>,
-    /// Signalled whenever a sync finishes, successfully or not.
-    synced: Condvar,
-    /// Set by the first failed fsync and never cleared: the page cache may have dropped
-    /// the dirty pages, so a retried fsync could claim durability for lost data.
-    poisoned: AtomicBool,
-}
-
-struct CommitState {
+/// What the watermark says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durable {
     /// Every record below this offset is on stable storage.
-    durable: i64,
-    /// A caller is syncing right now.
-    syncing: bool,
+    pub offset: i64,
+    /// An fsync failed; `offset` never moves again and the log refuses writes until reopened.
+    /// A failed fsync is never retried: the page cache may have dropped the dirty pages, so
+    /// a retry could claim durability for lost data.
+    pub poisoned: bool,
 }
 
-/// What a caller of `wait_or_lead` must do next.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Turn {
+impl Durable {
+    /// Whether a waiter for `offset` is done: covered, or never to be covered.
+    pub fn settles(&self, offset: i64) -> bool {
+        self.offset >= offset || self.poisoned
+    }
+}
+
+/// What a caller of `Watermark::request` must do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
     /// The offset is durable already.
-    Done,
-    /// This caller syncs and then reports with `finish`.
+    Covered,
+    /// The log is poisoned and the offset is not durable: it never will be.
+    Poisoned,
+    /// A flusher is running and will cover the offset; wait for the watermark.
+    Queued,
+    /// No flusher runs: the caller must run one (`PartitionLog::run_flusher`), on a thread
+    /// that may block, and then wait for the watermark.
     Lead,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub struct Poisoned;
+pub struct Watermark {
+    published: watch::Sender<Durable>,
+    requests: Mutex<Requests>,
+    /// Signalled when the watermark moves or a flusher stops, for blocking waiters.
+    moved: Condvar,
+    /// Told of every move (the broker's visible end follows it under `always`).
+    listener: OnceLock<Listener>,
+}
 
-impl GroupCommit {
+pub type Listener = Box<dyn Fn(Durable) + Send + Sync>;
+
+struct Requests {
+    /// Highest offset asked to be durable.
+    wanted: i64,
+    /// Someone asked for the active segment's indexes to be synced too (`flush`).
+    indexes: bool,
+    /// A flusher is running rounds.
+    running: bool,
+}
+
+impl Watermark {
     pub fn new(durable: i64) -> Self {
-        GroupCommit {
-            state: Mutex::new(CommitState { durable, syncing: false }),
-            synced: Condvar::new(),
-            poisoned: AtomicBool::new(false),
+        let (published, _) = watch::channel(Durable { offset: durable, poisoned: false });
+        Watermark {
+            published,
+            requests: Mutex::new(Requests { wanted: durable, indexes: false, running: false }),
+            moved: Condvar::new(),
+            listener: OnceLock::new(),
         }
     }
 
-    pub fn durable(&self) -> i64 {
-        self.lock().durable
+    pub fn current(&self) -> Durable {
+        *self.published.borrow()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Durable> {
+        self.published.subscribe()
     }
 
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Ordering::Acquire)
+        self.current().poisoned
+    }
+
+    /// Asks for every record below `offset` to be durable (and, with `indexes`, the active
+    /// segment's indexes synced). Durable records stay durable after a later failure, so a
+    /// covered offset is answered before poisoning is.
+    pub fn request(&self, offset: i64, indexes: bool) -> Request {
+        let mut requests = self.lock();
+        let durable = self.current();
+        if durable.offset >= offset && !indexes {
+            return Request::Covered;
+        }
+        if durable.poisoned {
+            return Request::Poisoned;
+        }
+        requests.wanted = requests.wanted.max(offset);
+        requests.indexes |= indexes;
+        if requests.running {
+            return Request::Queued;
+        }
+        requests.running = true;
+        Request::Lead
+    }
+
+    /// Called by the flusher before each round: `Some(indexes)` if work is outstanding,
+    /// `None` once there is none (or the log is poisoned), which ends the flusher.
+    pub fn next_round(&self) -> Option<bool> {
+        let mut requests = self.lock();
+        let durable = self.current();
+        if durable.poisoned || (requests.wanted <= durable.offset && !requests.indexes) {
+            requests.running = false;
+            drop(requests);
+            self.moved.notify_all();
+            return None;
+        }
+        Some(std::mem::take(&mut requests.indexes))
+    }
+
+    /// A round made everything below `end` durable.
+    pub fn publish(&self, end: i64) {
+        let moved = self.published.send_if_modified(|d| {
+            let moved = end > d.offset;
+            d.offset = d.offset.max(end);
+            moved
+        });
+        self.notify();
+        if let (true, Some(listener)) = (moved, self.listener.get()) {
+            listener(self.current());
+        }
+    }
+
+    pub fn set_listener(&self, listener: Listener) {
+        let _ = self.listener.set(listener);
     }
 
     pub fn poison(&self) {
-        self.poisoned.store(true, Ordering::Release);
+        self.published.send_if_modified(|d| !std::mem::replace(&mut d.poisoned, true));
+        self.notify();
     }
 
-    /// Waits until every record below `offset` is durable (`Done`) or no sync is running
-    /// and this caller must run one (`Lead`). `None` always leads, once no sync runs.
-    pub fn wait_or_lead(&self, offset: Option<i64>) -> Result<Turn, Poisoned> {
-        let mut state = self.lock();
+    /// Blocks until the watermark settles `offset` or no flusher is running.
+    pub fn wait_blocking(&self, offset: i64) -> Durable {
+        let mut requests = self.lock();
         loop {
-            // Durable records stay durable after a later failure, so a covered offset is
-            // answered before poisoning is.
-            if offset.is_some_and(|o| state.durable >= o) {
-                return Ok(Turn::Done);
+            let durable = self.current();
+            if durable.settles(offset) || !requests.running {
+                return durable;
             }
-            if self.is_poisoned() {
-                return Err(Poisoned);
-            }
-            if !state.syncing {
-                state.syncing = true;
-                return Ok(Turn::Lead);
-            }
-            state = self.synced.wait(state).unwrap_or_else(|e| e.into_inner());
+            requests = self.moved.wait(requests).unwrap_or_else(|e| e.into_inner());
         }
     }
 
-    /// Ends the leader's sync: `Some(end)` if everything below `end` is now durable,
-    /// `None` if the sync failed (the caller has poisoned the log).
-    pub fn finish(&self, durable: Option<i64>) {
-        let mut state = self.lock();
-        state.syncing = false;
-        if let Some(end) = durable {
-            state.durable = state.durable.max(end);
-        }
-        drop(state);
-        self.synced.notify_all();
+    /// Wakes blocking waiters. Taking the lock orders this after a waiter's check, so a
+    /// waiter that saw the old value is already waiting and gets the signal.
+    fn notify(&self) {
+        let _requests = self.lock();
+        self.moved.notify_all();
     }
 
-    fn lock(&self) -> MutexGuard<'_, CommitState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Requests> {
+        self.requests.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -96,19 +171,62 @@ impl GroupCommit {
 mod tests {
     use super::*;
 
-    /// The first caller leads, a covered offset is done at once (even after poisoning), and
-    /// poison stops everyone else.
+    /// The first request leads, later ones queue behind it, a covered offset is done at once
+    /// (even after poisoning), and poison settles every other waiter.
     #[test]
-    fn lead_done_poisoned() {
-        let commit = GroupCommit::new(5);
-        assert_eq!(commit.wait_or_lead(Some(5)), Ok(Turn::Done));
-        assert_eq!(commit.wait_or_lead(Some(9)), Ok(Turn::Lead));
-        commit.finish(Some(9));
-        assert_eq!(commit.durable(), 9);
-        assert_eq!(commit.wait_or_lead(Some(9)), Ok(Turn::Done));
-        commit.poison();
-        assert_eq!(commit.wait_or_lead(Some(9)), Ok(Turn::Done));
-        assert_eq!(commit.wait_or_lead(Some(10)), Err(Poisoned));
-        assert_eq!(commit.wait_or_lead(None), Err(Poisoned));
+    fn lead_queue_cover_poison() {
+        let mark = Watermark::new(5);
+        assert_eq!(mark.request(5, false), Request::Covered);
+        assert_eq!(mark.request(9, false), Request::Lead);
+        assert_eq!(mark.request(12, false), Request::Queued);
+        assert_eq!(mark.next_round(), Some(false));
+        mark.publish(9);
+        assert_eq!(mark.current().offset, 9);
+        // 12 was asked for during the round: the flusher must run another.
+        assert_eq!(mark.next_round(), Some(false));
+        mark.publish(12);
+        assert_eq!(mark.next_round(), None);
+        assert_eq!(mark.request(12, false), Request::Covered);
+        assert_eq!(mark.request(13, false), Request::Lead);
+        mark.poison();
+        assert_eq!(mark.next_round(), None);
+        assert_eq!(mark.request(12, false), Request::Covered);
+        assert_eq!(mark.request(13, false), Request::Poisoned);
+        assert_eq!(mark.current(), Durable { offset: 12, poisoned: true });
+    }
+
+    /// Async waiters on the watch are woken by a publish that covers them, and not by one
+    /// that does not; poison wakes the rest.
+    #[test]
+    fn async_waiters_woken() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mark = std::sync::Arc::new(Watermark::new(0));
+        let mut near = mark.subscribe();
+        let mut far = mark.subscribe();
+        runtime.block_on(async {
+            let near = tokio::spawn(async move { *near.wait_for(|d| d.settles(3)).await.unwrap() });
+            let far = tokio::spawn(async move { *far.wait_for(|d| d.settles(10)).await.unwrap() });
+            tokio::task::yield_now().await;
+            mark.publish(5);
+            assert_eq!(near.await.unwrap(), Durable { offset: 5, poisoned: false });
+            assert!(!far.is_finished());
+            mark.poison();
+            assert_eq!(far.await.unwrap(), Durable { offset: 5, poisoned: true });
+        });
+    }
+
+    /// A blocking waiter returns once a publish covers it.
+    #[test]
+    fn blocking_waiter_woken() {
+        let mark = std::sync::Arc::new(Watermark::new(0));
+        assert_eq!(mark.request(4, false), Request::Lead);
+        let waiter = {
+            let mark = std::sync::Arc::clone(&mark);
+            std::thread::spawn(move || mark.wait_blocking(4))
+        };
+        assert_eq!(mark.next_round(), Some(false));
+        mark.publish(4);
+        assert_eq!(waiter.join().unwrap().offset, 4);
+        assert_eq!(mark.next_round(), None);
     }
 }

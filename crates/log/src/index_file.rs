@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::layout::TMP_SUFFIX;
+use crate::atomic_file;
 
 /// One fixed-size record of an index file.
 pub trait Entry: Copy + PartialEq + Debug {
@@ -65,13 +65,9 @@ impl<E: Entry> IndexFile<E> {
         Ok(IndexFile { path, file: Arc::new(file), entries })
     }
 
-    /// Writes `entries` as the whole file (through a synced temp file and a rename).
+    /// Writes `entries` as the whole file (atomically, see `atomic_file`).
     pub fn create(path: PathBuf, entries: Vec<E>) -> io::Result<Self> {
-        let tmp = tmp_path(&path);
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp)?;
-        file.write_all_at(&encode_all(&entries), 0)?;
-        file.sync_data()?;
-        std::fs::rename(&tmp, &path)?;
+        let file = atomic_file::replace_with(&path, |f| f.write_all_at(&encode_all(&entries), 0))?;
         Ok(IndexFile { path, file: Arc::new(file), entries })
     }
 
@@ -132,11 +128,4 @@ fn encode_all<E: Entry>(entries: &[E]) -> Vec<u8> {
         e.encode(&mut out);
     }
     out
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".");
-    name.push(TMP_SUFFIX);
-    path.with_file_name(name)
 }

@@ -4,10 +4,11 @@
 //! This crate knows files, offsets, batch headers, CRCs, recovery, retention and
 //! flushing. It knows nothing of protocols or networking. Every method takes
 //! `&self`: a `PartitionLog` is internally synchronised and can be shared in an `Arc`.
-//! Calls do blocking file I/O; async callers should run `sync_through` (fsync) on a
-//! blocking thread. The file formats are described in `docs/format.md`.
+//! Calls do blocking file I/O, except `wait_durable`, which awaits the durability
+//! watermark while a flusher fsyncs on tokio's blocking pool. The file formats are described in `docs/format.md`.
 
 mod append;
+pub mod atomic_file;
 pub mod batch;
 mod cadence;
 mod config;
@@ -30,6 +31,9 @@ mod time_index;
 
 pub use batch::{BatchHeader, BATCH_HEADER_LEN};
 pub use config::{FlushPolicy, LogConfig};
+#[cfg(feature = "test-seams")]
+pub use disk::gate::Gate as SyncGate;
 pub use error::{AppendError, FlushError, OpenError, ReadError};
+pub use group_commit::Durable;
 pub use partition::{AppendInfo, PartitionLog, ReadResult, RecoveryReport, RetentionReport, TimestampHit, Truncation};
 pub use retention::RetentionHold;

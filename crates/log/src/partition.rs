@@ -10,7 +10,7 @@ use crate::batch::{BatchHeader, BATCH_HEADER_LEN};
 use crate::config::{FlushPolicy, LogConfig};
 use crate::disk::Disk;
 use crate::error::{AppendError, FlushError, OpenError, ReadError};
-use crate::group_commit::{GroupCommit, Turn};
+use crate::group_commit::{Durable, Request, Watermark};
 use crate::layout::{RELATIVE_OFFSET_LIMIT, SCAN_CHUNK_BYTES, SEGMENT_BYTES_LIMIT};
 use crate::read::{self, Located};
 use crate::recovery;
@@ -28,6 +28,9 @@ pub struct AppendInfo {
     pub max_timestamp: i64,
     /// Log start offset after the append.
     pub log_start_offset: i64,
+    /// The append rolled to a new segment under a syncing policy: the old segment waits for
+    /// the flusher (`start_sync`), which the caller should start if no one waits on it.
+    pub rolled: bool,
 }
 
 /// Whole batches read from the log.
@@ -80,15 +83,17 @@ pub struct RetentionReport {
 
 /// Segments rolled under `FlushPolicy::Os` whose files a later `flush` still syncs. Older
 /// ones are forgotten: the OS has long written them back, and the list must not pin file
-/// handles of deleted segments without bound.
+/// handles of deleted segments without bound. Under a syncing policy none is forgotten:
+/// the watermark may not pass a sealed segment's end before it is synced, and each roll
+/// starts the flusher, so the list stays short.
 const UNSYNCED_SEGMENTS_MAX: usize = 8;
 
 pub struct PartitionLog {
     dir: PathBuf,
     /// Segments and offsets; held only for short bookkeeping and the append write itself.
     state: Mutex<State>,
-    /// Durable offset, the running sync and poisoning.
-    commit: GroupCommit,
+    /// The durable offset ("every record below N is fsynced"), flush requests, poisoning.
+    watermark: Watermark,
     /// fsyncs go through here to be counted (and failed on purpose in tests).
     disk: Disk,
     report: RecoveryReport,
@@ -100,14 +105,19 @@ struct State {
     segments: Vec<Segment>,
     /// Next offset to assign.
     log_end: i64,
-    /// Files of segments rolled without an fsync (policy `Os`), for the next `flush`.
-    unsynced: Vec<[Arc<File>; 3]>,
+    /// Files of segments sealed by a roll and not yet synced, for the flusher's next round.
+    sealed: Vec<[Arc<File>; 3]>,
+    /// A roll created a segment file whose directory entry is not yet synced.
+    dir_unsynced: bool,
 }
 
-/// Why a roll failed: a failed fsync poisons the log, other I/O errors do not.
-enum RollError {
-    Sync(io::Error),
-    Io(io::Error),
+/// What one flusher round makes durable: everything below `end`, once every file is synced.
+struct Round {
+    end: i64,
+    /// Sealed segments first, then the directory (new segments' entries), then the active one.
+    sealed: Vec<Arc<File>>,
+    dir: bool,
+    active: Vec<Arc<File>>,
 }
 
 impl PartitionLog {
@@ -116,11 +126,17 @@ impl PartitionLog {
         let dir = dir.into();
         let disk = Disk::default();
         let recovered = recovery::recover(&dir, &disk, config.index_interval_bytes)?;
-        let state = State { config, segments: recovered.segments, log_end: recovered.log_end, unsynced: Vec::new() };
+        let state = State {
+            config,
+            segments: recovered.segments,
+            log_end: recovered.log_end,
+            sealed: Vec::new(),
+            dir_unsynced: false,
+        };
         Ok(PartitionLog {
             dir,
             state: Mutex::new(state),
-            commit: GroupCommit::new(recovered.log_end),
+            watermark: Watermark::new(recovered.log_end),
             disk,
             report: recovered.report,
         })
@@ -138,7 +154,7 @@ impl PartitionLog {
     /// offsets from the log end by rewriting each `base_offset`, and writes them.
     /// Nothing is written unless every batch is valid. Does not fsync: see `sync_through`.
     pub fn append(&self, batches: &mut [u8]) -> Result<AppendInfo, AppendError> {
-        if self.commit.is_poisoned() {
+        if self.watermark.is_poisoned() {
             return Err(AppendError::Poisoned);
         }
         let batch_bytes_max = self.state().config.batch_bytes_max;
@@ -150,7 +166,7 @@ impl PartitionLog {
         let mut state = self.state();
         let first = state.log_end;
         let last = append::last_offset(&headers, first)?;
-        self.roll_if_due(&mut state, batches.len() as u64, last)?;
+        let rolled = self.roll_if_due(&mut state, batches.len() as u64, last)?;
         append::assign_offsets(batches, &mut headers, first);
         let interval = state.config.index_interval_bytes;
         state.active_mut().append(&self.disk, batches, &headers, interval).map_err(AppendError::Io)?;
@@ -160,6 +176,7 @@ impl PartitionLog {
             last_offset: last,
             max_timestamp: headers.iter().map(|(_, h)| h.max_timestamp).max().unwrap_or(-1),
             log_start_offset: state.log_start(),
+            rolled: rolled && state.config.flush != FlushPolicy::Os,
         })
     }
 
@@ -270,9 +287,9 @@ impl PartitionLog {
         now_ms: i64,
         hold: Option<RetentionHold>,
     ) -> Result<RetentionReport, FlushError> {
-        let doomed = {
+        let (doomed, sync_roll) = {
             let mut state = self.state();
-            self.roll_if_aged(&mut state)?;
+            let rolled = self.roll_if_aged(&mut state)?;
             let facts: Vec<SegmentFacts> = state.segments.iter().map(facts).collect();
             let config = &state.config;
             let count =
@@ -280,8 +297,13 @@ impl PartitionLog {
             let bases: Vec<i64> = state.segments.iter().map(|s| s.base_offset).collect();
             let total: u64 = facts.iter().map(|f| f.size_bytes).sum();
             let count = retention::apply_hold(count, &bases, total, hold);
-            state.segments.drain(..count).collect::<Vec<_>>()
+            (state.segments.drain(..count).collect::<Vec<_>>(), rolled && state.config.flush != FlushPolicy::Os)
         };
+        if sync_roll {
+            // Retention runs on the upkeep thread, which may block: sync the sealed segment
+            // now (outside the lock) rather than leave it for the next acknowledgement.
+            self.sync_through(self.log_end_offset())?;
+        }
         let report = RetentionReport {
             segments_deleted: doomed.len(),
             bytes_deleted: doomed.iter().map(Segment::len).sum(),
@@ -302,26 +324,107 @@ impl PartitionLog {
     }
 
     /// Blocks until every record below `offset` is fsynced. Concurrent callers share fsyncs
-    /// (group commit): one caller syncs while the others wait for its result.
+    /// (group commit): one caller runs the flusher while the others wait for its rounds.
     pub fn sync_through(&self, offset: i64) -> Result<(), FlushError> {
-        match self.commit.wait_or_lead(Some(offset)) {
-            Err(_) => Err(FlushError::Poisoned),
-            Ok(Turn::Done) => Ok(()),
-            Ok(Turn::Lead) => self.lead_sync(false),
+        self.sync_blocking(offset, false)
+    }
+
+    /// fsyncs everything appended so far, the active segment's indexes included.
+    pub fn flush(&self) -> Result<(), FlushError> {
+        let end = self.log_end_offset();
+        self.sync_blocking(end, true)
+    }
+
+    /// Waits, without blocking a thread, until every record below `offset` is fsynced. When
+    /// no flusher runs, one is started on the current tokio runtime's blocking pool.
+    pub async fn wait_durable(self: &Arc<Self>, offset: i64) -> Result<(), FlushError> {
+        match self.watermark.request(offset, false) {
+            Request::Covered => return Ok(()),
+            Request::Poisoned => return Err(FlushError::Poisoned),
+            Request::Lead => self.spawn_flusher(),
+            Request::Queued => {}
+        }
+        let mut durable = self.watermark.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let settled = *durable.wait_for(|d| d.settles(offset)).await.map_err(|_| FlushError::Poisoned)?;
+        match settled.offset >= offset {
+            true => Ok(()),
+            false => Err(FlushError::Poisoned),
         }
     }
 
-    /// fsyncs everything appended so far.
-    pub fn flush(&self) -> Result<(), FlushError> {
-        match self.commit.wait_or_lead(None) {
-            Err(_) => Err(FlushError::Poisoned),
-            Ok(_) => self.lead_sync(true),
+    /// Asks for every record below `offset` to become durable without waiting for it
+    /// (after a roll, so the sealed segment is synced soon even if nobody waits).
+    pub fn start_sync(self: &Arc<Self>, offset: i64) {
+        if self.watermark.request(offset, false) == Request::Lead {
+            self.spawn_flusher();
         }
+    }
+
+    /// The durable watermark as a watch: `changed()` resolves when it moves or poisons.
+    pub fn durable_watch(&self) -> tokio::sync::watch::Receiver<Durable> {
+        self.watermark.subscribe()
+    }
+
+    /// Calls `listener` with the new watermark each time it moves (from the flusher's
+    /// thread, so it must be quick): how the broker wakes readers that follow it. Only the
+    /// first listener is kept.
+    pub fn on_durable(&self, listener: impl Fn(Durable) + Send + Sync + 'static) {
+        self.watermark.set_listener(Box::new(listener));
     }
 
     /// Offset below which every record is known to be fsynced.
     pub fn durable_offset(&self) -> i64 {
-        self.commit.durable()
+        self.watermark.current().offset
+    }
+
+    /// Runs flusher rounds until no request is outstanding: each notes the log end, syncs
+    /// without the append lock, then publishes the end (or poisons the log). Call it only
+    /// after `Request::Lead`; it blocks on fsyncs.
+    fn run_flusher(&self) -> Result<(), FlushError> {
+        let mut result = Ok(());
+        while let Some(indexes) = self.watermark.next_round() {
+            let round = self.state().take_round(indexes);
+            match self.sync_round(&round) {
+                Ok(()) => self.watermark.publish(round.end),
+                Err(e) => {
+                    self.poison(&e);
+                    result = Err(FlushError::Io(e));
+                }
+            }
+        }
+        result
+    }
+
+    fn sync_round(&self, round: &Round) -> io::Result<()> {
+        round.sealed.iter().try_for_each(|f| self.disk.sync_data(f))?;
+        if round.dir {
+            self.disk.sync_dir(&self.dir)?;
+        }
+        round.active.iter().try_for_each(|f| self.disk.sync_data(f))
+    }
+
+    fn spawn_flusher(self: &Arc<Self>) {
+        let log = Arc::clone(self);
+        // The flusher reports its own failure by poisoning (logged); waiters see the poison.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || log.run_flusher())),
+            Err(_) => drop(log.run_flusher()),
+        }
+    }
+
+    fn sync_blocking(&self, offset: i64, indexes: bool) -> Result<(), FlushError> {
+        let mut indexes = indexes;
+        loop {
+            match self.watermark.request(offset, indexes) {
+                Request::Covered => return Ok(()),
+                Request::Poisoned => return Err(FlushError::Poisoned),
+                Request::Lead => self.run_flusher()?,
+                // A flush of the indexes is done only when the running flusher stops.
+                Request::Queued => drop(self.watermark.wait_blocking(if indexes { i64::MAX } else { offset })),
+            }
+            indexes = false;
+        }
     }
 
     /// fsync calls made since open (group commit keeps this well below the append count).
@@ -331,7 +434,7 @@ impl PartitionLog {
 
     /// Whether an earlier fsync failed; the log then refuses writes until reopened.
     pub fn is_poisoned(&self) -> bool {
-        self.commit.is_poisoned()
+        self.watermark.is_poisoned()
     }
 
     /// Flushes and closes the log.
@@ -346,87 +449,53 @@ impl PartitionLog {
         std::fs::remove_dir_all(dir)
     }
 
-    /// The leader's part of group commit: note the end, sync without the append lock,
-    /// publish the new durable offset (or poison the log) and wake the waiters.
-    fn lead_sync(&self, with_indexes: bool) -> Result<(), FlushError> {
-        let (end, files) = {
-            let mut state = self.state();
-            (state.log_end, state.take_sync_files(with_indexes))
-        };
-        match files.iter().try_for_each(|f| self.disk.sync_data(f)) {
-            Ok(()) => {
-                self.commit.finish(Some(end));
-                Ok(())
-            }
-            Err(e) => {
-                self.poison(&e);
-                self.commit.finish(None);
-                Err(FlushError::Io(e))
-            }
-        }
-    }
-
-    fn roll_if_due(&self, state: &mut State, incoming_bytes: u64, last_offset: i64) -> Result<(), AppendError> {
+    /// Rolls if the active segment is full, too old, or the append's offsets would not fit
+    /// it; says whether it rolled.
+    fn roll_if_due(&self, state: &mut State, incoming_bytes: u64, last_offset: i64) -> Result<bool, AppendError> {
         let active = state.active();
         if active.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let size_max = state.config.segment_bytes_max.min(SEGMENT_BYTES_LIMIT);
         let due = active.len() + incoming_bytes > size_max
             || active.age().is_some_and(|age| age >= state.config.segment_age_max)
             || last_offset - active.base_offset > RELATIVE_OFFSET_LIMIT;
         if !due {
-            return Ok(());
+            return Ok(false);
         }
-        self.roll(state).map_err(|e| match e {
-            RollError::Sync(_) => AppendError::Poisoned,
-            RollError::Io(e) => AppendError::Io(e),
-        })
+        self.roll(state).map_err(AppendError::Io)?;
+        Ok(true)
     }
 
-    fn roll_if_aged(&self, state: &mut State) -> Result<(), FlushError> {
+    fn roll_if_aged(&self, state: &mut State) -> Result<bool, FlushError> {
         let active = state.active();
         let aged = active.age().is_some_and(|age| age >= state.config.segment_age_max);
         if active.is_empty() || !aged {
-            return Ok(());
+            return Ok(false);
         }
-        if self.commit.is_poisoned() {
+        if self.watermark.is_poisoned() {
             return Err(FlushError::Poisoned);
         }
-        self.roll(state).map_err(|e| match e {
-            RollError::Sync(e) | RollError::Io(e) => FlushError::Io(e),
-        })
+        self.roll(state).map_err(FlushError::Io)?;
+        Ok(true)
     }
 
-    /// Starts a new segment at the log end. Unless the policy is `Os`, the old segment and
-    /// the directory entry of the new one are synced before the new one takes writes.
-    fn roll(&self, state: &mut State) -> Result<(), RollError> {
-        let sync = state.config.flush != FlushPolicy::Os;
-        state.active_mut().seal().map_err(RollError::Io)?;
+    /// Seals the active segment and starts a new one at the log end, without an fsync: the
+    /// sealed segment's files and the new directory entry are synced by the flusher's next
+    /// round, before the watermark passes anything written after this point.
+    fn roll(&self, state: &mut State) -> io::Result<()> {
+        state.active_mut().seal()?;
         let files = state.active().files();
-        if sync {
-            for file in &files {
-                self.disk.sync_data(file).map_err(|e| self.sync_failed(e))?;
-            }
-        } else {
-            state.remember_unsynced(files);
-        }
-        let segment = Segment::create(&self.dir, state.log_end).map_err(RollError::Io)?;
-        if sync {
-            self.disk.sync_dir(&self.dir).map_err(|e| self.sync_failed(e))?;
-        }
+        let segment = Segment::create(&self.dir, state.log_end)?;
+        state.remember_sealed(files);
+        state.dir_unsynced = true;
         state.segments.push(segment);
         Ok(())
     }
 
-    fn sync_failed(&self, e: io::Error) -> RollError {
-        self.poison(&e);
-        RollError::Sync(e)
-    }
-
     fn poison(&self, e: &io::Error) {
         tracing::error!(dir = %self.dir.display(), error = %e, "fsync failed; the log refuses writes until reopened");
-        self.commit.poison();
+        self.watermark.poison();
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -438,6 +507,12 @@ impl PartitionLog {
     #[cfg(test)]
     pub(crate) fn disk(&self) -> &Disk {
         &self.disk
+    }
+
+    /// Test seam: while closed, this log's fsyncs wait at the gate.
+    #[cfg(feature = "test-seams")]
+    pub fn sync_gate(&self) -> &crate::disk::gate::Gate {
+        self.disk.gate()
     }
 }
 
@@ -485,20 +560,25 @@ impl State {
         Some((self.locate_in(index, start), start))
     }
 
-    fn take_sync_files(&mut self, with_indexes: bool) -> Vec<Arc<File>> {
-        let mut files: Vec<Arc<File>> = self.unsynced.drain(..).flatten().collect();
-        match with_indexes {
-            true => files.extend(self.active().files()),
-            false => files.push(self.active().log_file()),
+    /// The next flusher round: everything written so far, and the files it lies in.
+    fn take_round(&mut self, indexes: bool) -> Round {
+        let active = match indexes {
+            true => self.active().files().to_vec(),
+            false => vec![self.active().log_file()],
+        };
+        Round {
+            end: self.log_end,
+            sealed: self.sealed.drain(..).flatten().collect(),
+            dir: std::mem::take(&mut self.dir_unsynced),
+            active,
         }
-        files
     }
 
-    fn remember_unsynced(&mut self, files: [Arc<File>; 3]) {
-        if self.unsynced.len() >= UNSYNCED_SEGMENTS_MAX {
-            self.unsynced.remove(0);
+    fn remember_sealed(&mut self, files: [Arc<File>; 3]) {
+        if self.config.flush == FlushPolicy::Os && self.sealed.len() >= UNSYNCED_SEGMENTS_MAX {
+            self.sealed.remove(0);
         }
-        self.unsynced.push(files);
+        self.sealed.push(files);
     }
 }
 
@@ -574,16 +654,111 @@ mod tests {
         assert_eq!(log.read(1, 1).unwrap().bytes, b);
     }
 
-    /// A roll under a syncing policy syncs the old segment; a failure there poisons.
+    /// A roll no longer fsyncs: a failed sync of the sealed segment poisons the log at the
+    /// next sync, and the watermark stays below the sealed segment's end.
     #[test]
-    fn failed_roll_sync_poisons() {
+    fn failed_sealed_segment_sync_poisons() {
         let dir = tempfile::tempdir().unwrap();
         let config = LogConfig { segment_bytes_max: 100, ..LogConfig::default() };
         let log = PartitionLog::open(dir.path(), config).unwrap();
         log.append(&mut batch(1, 0, b"a")).unwrap();
+        let fsyncs = log.fsync_count();
+        assert!(log.append(&mut batch(1, 0, b"b")).unwrap().rolled);
+        assert_eq!(log.fsync_count(), fsyncs, "a roll must not fsync");
         log.disk().fail_next_sync();
-        assert!(matches!(log.append(&mut batch(1, 0, b"b")), Err(AppendError::Poisoned)));
+        assert!(matches!(log.sync_through(2), Err(FlushError::Io(_))));
         assert!(log.is_poisoned());
-        assert_eq!(log.log_end_offset(), 1);
+        assert_eq!(log.durable_offset(), 0);
+        assert!(matches!(log.append(&mut batch(1, 0, b"c")), Err(AppendError::Poisoned)));
+    }
+
+    /// While the sealed segment's fsync is held, appends (and a further roll) proceed, and
+    /// the watermark does not move until that sync and the rest of its round are done.
+    #[test]
+    fn roll_sync_does_not_hold_the_append_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig { segment_bytes_max: 100, ..LogConfig::default() };
+        let log = Arc::new(PartitionLog::open(dir.path(), config).unwrap());
+        log.append(&mut batch(1, 0, b"a")).unwrap();
+        assert!(log.append(&mut batch(1, 0, b"b")).unwrap().rolled);
+        log.disk().gate().close();
+        let syncer = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || log.sync_through(2))
+        };
+        wait_until(|| log.disk().gate().waiting() == 1);
+        // The flusher is blocked inside the sealed segment's fsync: the append lock is free.
+        let appended = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || log.append(&mut batch(1, 0, b"c")).map(|info| info.rolled))
+        };
+        wait_until(|| appended.is_finished());
+        assert!(appended.join().unwrap().unwrap(), "the third append rolls again");
+        assert_eq!(log.log_end_offset(), 3);
+        assert_eq!(log.durable_offset(), 0);
+        log.disk().gate().open();
+        syncer.join().unwrap().unwrap();
+        assert!(log.durable_offset() >= 2);
+        log.sync_through(3).unwrap();
+        assert_eq!(log.durable_offset(), 3);
+    }
+
+    /// Syncs requested while a round runs wait for the next one and share it.
+    #[test]
+    fn waiters_during_a_round_share_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(open(dir.path()));
+        log.append(&mut batch(1, 0, b"a")).unwrap();
+        log.disk().gate().close();
+        let first = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || log.sync_through(1))
+        };
+        wait_until(|| log.disk().gate().waiting() == 1);
+        let before = log.fsync_count();
+        let waiters: Vec<_> = (0..4)
+            .map(|i| {
+                let info = log.append(&mut batch(1, i, b"b")).unwrap();
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || log.sync_through(info.last_offset + 1))
+            })
+            .collect();
+        log.disk().gate().open();
+        first.join().unwrap().unwrap();
+        for waiter in waiters {
+            waiter.join().unwrap().unwrap();
+        }
+        assert_eq!(log.durable_offset(), 5);
+        // The held round's fsync (counted after the gate) plus at most one more round.
+        assert!(log.fsync_count() - before <= 2, "{} fsyncs", log.fsync_count() - before);
+    }
+
+    /// `wait_durable` starts a flusher on the runtime's blocking pool and resolves when the
+    /// watermark covers the offset; after a failed fsync it reports poisoning.
+    #[test]
+    fn wait_durable_async() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(open(dir.path()));
+        log.append(&mut batch(2, 0, b"a")).unwrap();
+        let mut watch = log.durable_watch();
+        runtime.block_on(log.wait_durable(2)).unwrap();
+        assert_eq!(log.durable_offset(), 2);
+        assert!(watch.has_changed().unwrap());
+        assert_eq!(watch.borrow_and_update().offset, 2);
+        log.append(&mut batch(1, 0, b"b")).unwrap();
+        log.disk().fail_next_sync();
+        assert!(matches!(runtime.block_on(log.wait_durable(3)), Err(FlushError::Poisoned)));
+        assert!(watch.borrow().poisoned);
+        assert_eq!(log.durable_offset(), 2);
+    }
+
+    /// Polls `condition` until it holds, failing the test after a generous bound.
+    fn wait_until(condition: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !condition() {
+            assert!(std::time::Instant::now() < deadline, "condition not reached");
+            std::thread::yield_now();
+        }
     }
 }

@@ -39,6 +39,47 @@ fn concurrent_producers_share_fsyncs() {
     eprintln!("{fsyncs} fsyncs for {appends} appends");
 }
 
+/// Many async producers awaiting the durable watermark: every acknowledged offset is
+/// durable, and they share fsyncs (the flusher runs on the blocking pool).
+#[test]
+fn async_producers_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(PartitionLog::open(dir.path(), LogConfig::default()).unwrap());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let tasks = 16;
+    let appends_each = 40;
+    let before = log.fsync_count();
+    let offsets = runtime.block_on(async {
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| {
+                let log = Arc::clone(&log);
+                tokio::spawn(async move {
+                    let mut offsets = Vec::new();
+                    for i in 0..appends_each {
+                        let info = log.append(&mut batch(1, i, &[t as u8; 64])).unwrap();
+                        log.wait_durable(info.last_offset + 1).await.unwrap();
+                        assert!(log.durable_offset() > info.last_offset);
+                        offsets.push(info.first_offset);
+                    }
+                    offsets
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for handle in handles {
+            all.extend(handle.await.unwrap());
+        }
+        all
+    });
+    let mut offsets = offsets;
+    offsets.sort();
+    let appends = tasks * appends_each;
+    assert_eq!(offsets, (0..appends).collect::<Vec<_>>());
+    let fsyncs = log.fsync_count() - before;
+    assert!(fsyncs < appends as u64, "{fsyncs} fsyncs for {appends} appends");
+    eprintln!("{fsyncs} fsyncs for {appends} async appends");
+}
+
 /// Readers running beside appends and rolls only ever see whole, valid, dense batches.
 #[test]
 fn reads_during_appends_see_whole_batches() {

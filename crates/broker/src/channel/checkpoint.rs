@@ -9,7 +9,6 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 pub const CHECKPOINT_VERSION: u32 = 1;
@@ -49,12 +48,7 @@ pub fn write(path: &Path, checkpoint: &Checkpoint) -> std::io::Result<()> {
     let dir = path.parent().ok_or_else(|| std::io::Error::other("checkpoint path has no parent"))?;
     fs::create_dir_all(dir)?;
     let text = serde_json::to_vec(checkpoint).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("json.tmp");
-    let mut file = fs::File::create(&tmp)?;
-    file.write_all(&text)?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)?;
-    fs::File::open(dir)?.sync_all()
+    sluice_log::atomic_file::replace(path, &text)
 }
 
 /// `Ok(None)` when there is no file; an error when it is unreadable or damaged.

@@ -46,7 +46,7 @@ impl ApiError {
             | BrokerError::CorruptMessage(_)
             | BrokerError::InvalidRecord(_)
             | BrokerError::OffsetOutOfRange { .. } => StatusCode::BAD_REQUEST,
-            BrokerError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            BrokerError::Storage(_) | BrokerError::Log { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

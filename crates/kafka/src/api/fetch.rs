@@ -1,6 +1,8 @@
 //! Fetch: reads whole batches from each requested partition; when fewer than
 //! `min_bytes` are available it long-polls, woken by the partitions' appends (never by
 //! a polling loop), until `max_wait_ms`. Old versions (v0–v3) get legacy message sets.
+//! Large reads and every down-conversion run on tokio's blocking pool, so one big Fetch
+//! never holds a runtime thread that other connections need.
 
 use super::topic_name;
 use crate::dispatch::{DispatchError, RequestMeta};
@@ -26,6 +28,17 @@ const WAIT_MAX: Duration = Duration::from_secs(30);
 /// could make the broker read a whole log into memory. The first batch still goes out
 /// whole when it is larger, so a consumer always makes progress.
 pub const RESPONSE_BYTES_MAX: usize = 55 * 1024 * 1024;
+
+/// A Fetch whose partitions may ask for at most this many bytes in total is read on the
+/// runtime thread: a positional read of 64 KiB from the page cache costs microseconds,
+/// about what handing it to the blocking pool costs. Anything larger, and every read that
+/// needs down-conversion (which decompresses and re-encodes), goes to the blocking pool.
+/// (The first batch is served whole even past the budget, so an inline read is bounded by
+/// the topic's `max.message.bytes` at worst.)
+const INLINE_READ_BYTES_MAX: usize = 64 * 1024;
+
+/// Fetch v4 is the first that serves stored v2 batches as they are (no down-conversion).
+const FIRST_V2_VERSION: i16 = 4;
 
 /// One requested partition, resolved once per request.
 struct Wanted {
@@ -54,6 +67,7 @@ pub async fn handle(
             });
         }
     }
+    let wanted = Arc::new(wanted);
     // Subscribe before reading so an append between the read and the wait still wakes us.
     let mut signals: Vec<watch::Receiver<i64>> =
         wanted.iter().filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe())).collect();
@@ -66,18 +80,43 @@ pub async fn handle(
     let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(WAIT_MAX);
     let deadline = Instant::now() + wait;
     loop {
-        let (partitions, bytes, any_error) = read_all(&wanted, response_bytes_max, meta.version);
+        let (partitions, bytes, any_error) = read_off_runtime(&wanted, response_bytes_max, meta.version).await?;
         if bytes >= min_bytes || any_error || signals.is_empty() || Instant::now() >= deadline {
             count_served(&wanted, &partitions);
             return meta.respond(&build(&topics, &request, partitions, meta.version)).map(Some);
         }
         let changed = select_all(signals.iter_mut().map(|s| Box::pin(s.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            let (partitions, _, _) = read_all(&wanted, response_bytes_max, meta.version);
+            let (partitions, _, _) = read_off_runtime(&wanted, response_bytes_max, meta.version).await?;
             count_served(&wanted, &partitions);
             return meta.respond(&build(&topics, &request, partitions, meta.version)).map(Some);
         }
     }
+}
+
+/// What `read_all` returns: each partition's answer, the bytes read, whether any failed.
+type ReadAll = (Vec<(usize, PartitionData, Served)>, usize, bool);
+
+/// `read_all`, on the blocking pool unless the read is small and needs no conversion.
+async fn read_off_runtime(
+    wanted: &Arc<Vec<Wanted>>,
+    response_bytes_max: usize,
+    version: i16,
+) -> Result<ReadAll, DispatchError> {
+    if reads_inline(wanted, response_bytes_max, version) {
+        return Ok(read_all(wanted, response_bytes_max, version));
+    }
+    let wanted = Arc::clone(wanted);
+    tokio::task::spawn_blocking(move || read_all(&wanted, response_bytes_max, version))
+        .await
+        .map_err(|e| DispatchError::Task(format!("fetch read failed: {e}")))
+}
+
+/// Whether a Fetch is small enough, and needs no down-conversion, to read on the runtime.
+fn reads_inline(wanted: &[Wanted], response_bytes_max: usize, version: i16) -> bool {
+    // The most bytes the partitions may ask for together (past the first batch).
+    let budget = wanted.iter().fold(0usize, |sum, w| sum.saturating_add(w.max_bytes)).min(response_bytes_max);
+    version >= FIRST_V2_VERSION && budget <= INLINE_READ_BYTES_MAX
 }
 
 /// Records and bytes one partition's answer carries.
@@ -115,11 +154,7 @@ fn records_from(batches: &[u8], from: i64) -> u64 {
 
 /// Reads every wanted partition. The first partition with data gets at least one whole
 /// batch even past `response_bytes_max`, as Kafka does (KIP-74).
-fn read_all(
-    wanted: &[Wanted],
-    response_bytes_max: usize,
-    version: i16,
-) -> (Vec<(usize, PartitionData, Served)>, usize, bool) {
+fn read_all(wanted: &[Wanted], response_bytes_max: usize, version: i16) -> ReadAll {
     let mut total = 0usize;
     let mut any_error = false;
     let mut out = Vec::with_capacity(wanted.len());
@@ -218,5 +253,35 @@ fn clone_error(e: &BrokerError) -> BrokerError {
     match e {
         BrokerError::UnknownTopicOrPartition => BrokerError::UnknownTopicOrPartition,
         other => BrokerError::Storage(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wanting(max_bytes: &[usize]) -> Vec<Wanted> {
+        max_bytes
+            .iter()
+            .map(|&max_bytes| Wanted {
+                topic: 0,
+                index: 0,
+                offset: 0,
+                max_bytes,
+                partition: Err(BrokerError::UnknownTopicOrPartition),
+            })
+            .collect()
+    }
+
+    /// Only small reads of stored v2 batches stay on the runtime; large ones (counted over
+    /// all partitions, capped by the response limit) and all down-conversions do not.
+    #[test]
+    fn large_reads_and_conversions_leave_the_runtime() {
+        assert!(reads_inline(&wanting(&[32 * 1024, 32 * 1024]), RESPONSE_BYTES_MAX, 11));
+        assert!(!reads_inline(&wanting(&[32 * 1024, 32 * 1024 + 1]), RESPONSE_BYTES_MAX, 11));
+        assert!(!reads_inline(&wanting(&[1 << 20]), RESPONSE_BYTES_MAX, 4));
+        assert!(reads_inline(&wanting(&[1 << 20, usize::MAX]), 1024, 4));
+        assert!(!reads_inline(&wanting(&[1024]), RESPONSE_BYTES_MAX, 3));
+        assert!(!reads_inline(&wanting(&[1024]), RESPONSE_BYTES_MAX, 0));
     }
 }

@@ -127,7 +127,7 @@ fn partition_response(
             } else {
                 code_of(&e)
             };
-            if matches!(response.error_code, CORRUPT_MESSAGE | INVALID_RECORD) || matches!(e, BrokerError::Storage(_)) {
+            if matches!(response.error_code, CORRUPT_MESSAGE | INVALID_RECORD) || e.is_storage() {
                 tracing::warn!(partition = index, error = %e, "produce refused");
             }
             response.base_offset = -1;
