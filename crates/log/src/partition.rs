@@ -13,7 +13,8 @@ use crate::error::{AppendError, FlushError, OpenError, ReadError};
 use crate::group_commit::{GroupCommit, Turn};
 use crate::layout::{RELATIVE_OFFSET_LIMIT, SCAN_CHUNK_BYTES, SEGMENT_BYTES_LIMIT};
 use crate::read::{self, Located};
-use crate::recovery;
+use crate::recovery::{self, Damage};
+use crate::recovery_point;
 use crate::retention::{self, RetentionHold, SegmentFacts};
 use crate::segment::{Segment, SegmentView};
 
@@ -92,6 +93,8 @@ pub struct PartitionLog {
     /// fsyncs go through here to be counted (and failed on purpose in tests).
     disk: Disk,
     report: RecoveryReport,
+    /// The recovery point last stored; the lock serialises stores of this partition only.
+    recovery_point: Mutex<recovery_point::Stored>,
 }
 
 struct State {
@@ -102,6 +105,9 @@ struct State {
     log_end: i64,
     /// Files of segments rolled without an fsync (policy `Os`), for the next `flush`.
     unsynced: Vec<[Arc<File>; 3]>,
+    /// Set when recovery found acknowledged data missing: appends and reads are refused
+    /// until `accept_data_loss`.
+    damage: Option<Damage>,
 }
 
 /// Why a roll failed: a failed fsync poisons the log, other I/O errors do not.
@@ -116,14 +122,66 @@ impl PartitionLog {
         let dir = dir.into();
         let disk = Disk::default();
         let recovered = recovery::recover(&dir, &disk, config.index_interval_bytes)?;
-        let state = State { config, segments: recovered.segments, log_end: recovered.log_end, unsynced: Vec::new() };
+        let state = State {
+            config,
+            segments: recovered.segments,
+            log_end: recovered.log_end,
+            unsynced: Vec::new(),
+            damage: recovered.damage,
+        };
+        let stored_point = recovery_point::load(&dir).ok().flatten().unwrap_or_default();
         Ok(PartitionLog {
             dir,
             state: Mutex::new(state),
             commit: GroupCommit::new(recovered.log_end),
             disk,
             report: recovered.report,
+            recovery_point: Mutex::new(stored_point),
         })
+    }
+
+    /// Why the partition is refused (acknowledged data is missing), or None.
+    pub fn damage(&self) -> Option<String> {
+        self.state().damage.as_ref().map(Damage::to_string)
+    }
+
+    /// The operator's decision to take a damaged log as it is: everything on disk is
+    /// synced, the recovery point is reset to the log end, and the partition serves again
+    /// (reads of offsets in a hole go on at the next segment).
+    pub fn accept_data_loss(&self) -> Result<(), FlushError> {
+        let Some(damage) = self.state().damage.clone() else { return Ok(()) };
+        self.flush()?;
+        let end = self.log_end_offset();
+        let mut stored = self.recovery_point.lock().unwrap_or_else(|e| e.into_inner());
+        let accepted = recovery_point::Stored { offset: end, holes_accepted_through: end };
+        recovery_point::store(&self.dir, &self.disk, accepted).map_err(FlushError::Io)?;
+        *stored = accepted;
+        self.state().damage = None;
+        tracing::warn!(dir = %self.dir.display(), %damage, recovery_point = end, "data loss accepted by the operator");
+        Ok(())
+    }
+
+    /// The stored recovery point (the offset below which every record was fsynced when it
+    /// was last stored).
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point.lock().unwrap_or_else(|e| e.into_inner()).offset
+    }
+
+    /// Stores the durable offset as the recovery point if it moved forward (never for a
+    /// refused log, whose recovery point must stay until the operator accepts the loss).
+    fn advance_recovery_point(&self) -> Result<(), FlushError> {
+        if self.state().damage.is_some() {
+            return Ok(());
+        }
+        let durable = self.durable_offset();
+        let mut stored = self.recovery_point.lock().unwrap_or_else(|e| e.into_inner());
+        if durable <= stored.offset {
+            return Ok(());
+        }
+        let advanced = recovery_point::Stored { offset: durable, ..*stored };
+        recovery_point::store(&self.dir, &self.disk, advanced).map_err(FlushError::Io)?;
+        *stored = advanced;
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -148,6 +206,9 @@ impl PartitionLog {
             return Err(AppendError::TooLarge { size: batches.len(), max: u32::MAX });
         }
         let mut state = self.state();
+        if let Some(damage) = &state.damage {
+            return Err(AppendError::Damaged(damage.to_string()));
+        }
         let first = state.log_end;
         let last = append::last_offset(&headers, first)?;
         self.roll_if_due(&mut state, batches.len() as u64, last)?;
@@ -168,13 +229,14 @@ impl PartitionLog {
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
         let (mut located, mut result) = {
             let state = self.state();
+            state.check_served()?;
             let result =
                 ReadResult { bytes: Vec::new(), log_start_offset: state.log_start(), log_end_offset: state.log_end };
             check_range(offset, &result)?;
             if offset == state.log_end {
                 return Ok(result);
             }
-            (state.locate(offset), result)
+            (state.locate(offset).map_err(ReadError::Io)?, result)
         };
         let mut cursor = offset;
         loop {
@@ -189,7 +251,7 @@ impl PartitionLog {
             if cursor >= state.log_end || cursor < state.log_start() {
                 return Ok(result);
             }
-            located = state.locate(cursor);
+            located = state.locate(cursor).map_err(ReadError::Io)?;
         }
     }
 
@@ -206,7 +268,12 @@ impl PartitionLog {
     pub fn find_by_timestamp(&self, timestamp_ms: i64) -> Result<Option<TimestampHit>, ReadError> {
         let mut searched: Option<i64> = None;
         loop {
-            let Some((located, start)) = self.state().timestamp_candidate(timestamp_ms, searched) else {
+            let candidate = {
+                let state = self.state();
+                state.check_served()?;
+                state.timestamp_candidate(timestamp_ms, searched).map_err(ReadError::Io)?
+            };
+            let Some((located, start)) = candidate else {
                 return Ok(None);
             };
             if let Some(hit) = read::find_timestamp(&located, start, timestamp_ms)? {
@@ -222,7 +289,7 @@ impl PartitionLog {
         let views: Vec<SegmentView> = {
             let state = self.state();
             let skip = state.segments.len().saturating_sub(segments);
-            state.segments[skip..].iter().map(Segment::view).collect()
+            state.segments[skip..].iter().map(Segment::view).collect::<io::Result<_>>().map_err(ReadError::Io)?
         };
         let mut headers = Vec::new();
         for view in &views {
@@ -311,12 +378,13 @@ impl PartitionLog {
         }
     }
 
-    /// fsyncs everything appended so far.
+    /// fsyncs everything appended so far, then moves the recovery point up to it.
     pub fn flush(&self) -> Result<(), FlushError> {
         match self.commit.wait_or_lead(None) {
             Err(_) => Err(FlushError::Poisoned),
             Ok(_) => self.lead_sync(true),
-        }
+        }?;
+        self.advance_recovery_point()
     }
 
     /// Offset below which every record is known to be fsynced.
@@ -353,7 +421,7 @@ impl PartitionLog {
             let mut state = self.state();
             (state.log_end, state.take_sync_files(with_indexes))
         };
-        match files.iter().try_for_each(|f| self.disk.sync_data(f)) {
+        match files.and_then(|files| files.iter().try_for_each(|f| self.disk.sync_data(f))) {
             Ok(()) => {
                 self.commit.finish(Some(end));
                 Ok(())
@@ -403,7 +471,7 @@ impl PartitionLog {
     fn roll(&self, state: &mut State) -> Result<(), RollError> {
         let sync = state.config.flush != FlushPolicy::Os;
         state.active_mut().seal().map_err(RollError::Io)?;
-        let files = state.active().files();
+        let files = state.active().files().map_err(RollError::Io)?;
         if sync {
             for file in &files {
                 self.disk.sync_data(file).map_err(|e| self.sync_failed(e))?;
@@ -455,43 +523,56 @@ impl State {
         self.segments[0].base_offset
     }
 
+    fn check_served(&self) -> Result<(), ReadError> {
+        match &self.damage {
+            Some(damage) => Err(ReadError::Damaged(damage.to_string())),
+            None => Ok(()),
+        }
+    }
+
     /// The segment holding `offset` (which is within the log) and where to start walking it.
-    fn locate(&self, offset: i64) -> Located {
-        let index = self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
+    fn locate(&self, offset: i64) -> io::Result<Located> {
+        let mut index = self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
+        // An accepted hole: offsets between a segment's end and the next base are gone, so
+        // the read goes on at the next segment (as Kafka serves a batch past the offset asked).
+        if offset >= self.segments[index].end_offset() && index + 1 < self.segments.len() {
+            index += 1;
+        }
         self.locate_in(index, offset)
     }
 
-    fn locate_in(&self, index: usize, offset: i64) -> Located {
+    fn locate_in(&self, index: usize, offset: i64) -> io::Result<Located> {
         let segment = &self.segments[index];
         let (position, position_offset) = segment.lookup(offset);
         let interval = self.config.index_interval_bytes as usize;
-        Located {
-            view: segment.view(),
+        Ok(Located {
+            view: segment.view()?,
             position,
             position_offset,
             walk_chunk_bytes: (interval + BATCH_HEADER_LEN).min(SCAN_CHUNK_BYTES),
-        }
+        })
     }
 
     /// The first segment after `searched` whose largest timestamp reaches `timestamp`, and
     /// the offset from which its time index says to look.
-    fn timestamp_candidate(&self, timestamp: i64, searched: Option<i64>) -> Option<(Located, i64)> {
+    fn timestamp_candidate(&self, timestamp: i64, searched: Option<i64>) -> io::Result<Option<(Located, i64)>> {
         let index = self.segments.iter().position(|s| {
             // `None < Some(_)`: with nothing searched yet every segment qualifies.
             let after_searched = searched < Some(s.base_offset);
             after_searched && s.max_timestamp().is_some_and(|m| m >= timestamp)
-        })?;
+        });
+        let Some(index) = index else { return Ok(None) };
         let start = self.segments[index].time_search_start(timestamp);
-        Some((self.locate_in(index, start), start))
+        Ok(Some((self.locate_in(index, start)?, start)))
     }
 
-    fn take_sync_files(&mut self, with_indexes: bool) -> Vec<Arc<File>> {
+    fn take_sync_files(&mut self, with_indexes: bool) -> io::Result<Vec<Arc<File>>> {
         let mut files: Vec<Arc<File>> = self.unsynced.drain(..).flatten().collect();
         match with_indexes {
-            true => files.extend(self.active().files()),
-            false => files.push(self.active().log_file()),
+            true => files.extend(self.active().files()?),
+            false => files.push(self.active().log_file()?),
         }
-        files
+        Ok(files)
     }
 
     fn remember_unsynced(&mut self, files: [Arc<File>; 3]) {

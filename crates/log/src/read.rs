@@ -89,7 +89,7 @@ fn find_batch(loc: &Located, target: i64) -> Result<(u64, BatchHeader), ReadErro
     loop {
         let position = scanner.position();
         let Some(header) = scanner.next_header().map_err(|e| scan_error(e, expected))? else {
-            return Err(ReadError::OffsetMismatch { expected: target, found: expected });
+            return Err(ReadError::Missing { offset: target, segment_end: expected });
         };
         check_offset(expected, &header)?;
         if header.last_offset() >= target {
