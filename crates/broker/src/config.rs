@@ -35,6 +35,10 @@ pub struct BrokerConfig {
     pub retention_hold_bytes_max: u64,
     /// Connections admitted at once, across the Kafka and NSQ listeners.
     pub client_limits: ClientLimits,
+    /// Partitions (`topic-N`, or `topic` for all of its partitions) whose lost data the
+    /// operator accepts at this start: refused partitions among them serve again and
+    /// their recovery point is reset to their log end.
+    pub accept_data_loss_partitions: Vec<String>,
 }
 
 /// 10 GiB per partition: room for a channel that falls behind for hours at a typical rate,
@@ -60,6 +64,7 @@ impl BrokerConfig {
             groups: GroupConfig::default(),
             retention_hold_bytes_max: RETENTION_HOLD_BYTES_MAX_DEFAULT,
             client_limits: ClientLimits::default(),
+            accept_data_loss_partitions: Vec::new(),
         }
     }
 }

@@ -34,6 +34,30 @@ pub struct Topic {
 }
 
 impl Topic {
+    /// Creates the topic all or nothing: it is built in `staging` (on the same file system),
+    /// renamed to `dir` and opened from there. On failure the staging directory is removed
+    /// and nothing is left in `dir`.
+    pub fn create_staged(
+        staging: &Path,
+        dir: PathBuf,
+        name: &str,
+        partitions: u32,
+        config: TopicConfig,
+        defaults: &LogConfig,
+        health: Arc<StorageHealth>,
+    ) -> BrokerResult<Topic> {
+        let built = Topic::create(staging.to_path_buf(), name, partitions, config, defaults, Arc::clone(&health))
+            .map(drop)
+            .and_then(|()| move_into_place(staging, &dir));
+        if let Err(e) = built {
+            if let Err(cleanup) = fs::remove_dir_all(staging) {
+                tracing::warn!(path = %staging.display(), error = %cleanup, "could not remove a failed topic creation");
+            }
+            return Err(e);
+        }
+        Topic::open(dir, name, defaults, health)
+    }
+
     /// Creates the topic's directory, metadata and partitions.
     pub fn create(
         dir: PathBuf,
@@ -102,10 +126,20 @@ impl Topic {
             return Err(BrokerError::InvalidPartitions(format!("topic has {current} partitions; can only grow")));
         }
         let mut added = Vec::new();
-        for i in current..total {
+        let opened = (current..total).try_for_each(|i| {
             added.push(open_partition(&self.dir, &self.name, i, &log_config, &self.health)?);
+            Ok(())
+        });
+        let result = opened
+            .and_then(|()| write_meta(&self.dir, &TopicMeta { id: self.id.to_string(), partitions: total, config }));
+        if let Err(e) = result {
+            // Nothing refers to the new partitions yet: remove them, so a retry starts clean.
+            drop(added);
+            for i in current..total {
+                let _ = fs::remove_dir_all(self.dir.join(i.to_string()));
+            }
+            return Err(e);
         }
-        write_meta(&self.dir, &TopicMeta { id: self.id.to_string(), partitions: total, config })?;
         parts.extend(added);
         Ok(())
     }
@@ -146,6 +180,18 @@ fn open_partition(
     let partition =
         Partition::open_reporting(&dir, Arc::clone(topic), index as i32, config.clone(), Arc::clone(health))?;
     Ok(Arc::new(partition))
+}
+
+/// Renames a built topic directory to its place and makes the rename durable. Fails if
+/// `dir` exists (a directory there, even a damaged one, is never replaced).
+fn move_into_place(staging: &Path, dir: &Path) -> BrokerResult<()> {
+    fs::File::open(staging).and_then(|d| d.sync_all()).map_err(|e| storage(staging, e))?;
+    if dir.exists() {
+        return Err(BrokerError::Storage(format!("{} exists already", dir.display())));
+    }
+    fs::rename(staging, dir).map_err(|e| storage(dir, e))?;
+    let parent = dir.parent().unwrap_or(dir);
+    fs::File::open(parent).and_then(|d| d.sync_all()).map_err(|e| storage(parent, e))
 }
 
 /// Writes `topic.json` atomically: temp file, fsync, rename, fsync directory.

@@ -37,6 +37,8 @@ pub struct BrokerOpts {
     pub args: Vec<String>,
     /// Extra environment variables for the child (all inherited `SLUICE_*` are removed).
     pub env: Vec<(String, String)>,
+    /// Soft and hard `RLIMIT_NOFILE` of the child (set with `prlimit`), or inherited.
+    pub open_files_max: Option<u64>,
 }
 
 /// A running (or stopped) `sluice` child process owned by one test.
@@ -195,7 +197,15 @@ impl Broker {
 
     fn spawn_and_wait(&mut self) {
         let log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("open broker log");
-        let mut cmd = Command::new(SLUICE_BIN);
+        let mut cmd = match self.opts.open_files_max {
+            // prlimit sets the limit on itself and execs the binary: the PID stays the broker's.
+            Some(max) => {
+                let mut cmd = Command::new("prlimit");
+                cmd.arg(format!("--nofile={max}:{max}")).arg("--").arg(SLUICE_BIN);
+                cmd
+            }
+            None => Command::new(SLUICE_BIN),
+        };
         cmd.args(&self.opts.prefix).arg("--kafka-addr").arg(self.bootstrap()).arg("--data-dir").arg(self.data_dir());
         // Listener flags the binary may or may not have yet; a test's own args come after and win.
         if binary_has_flag("--nsq-tcp-addr") {
