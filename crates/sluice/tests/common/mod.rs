@@ -161,6 +161,11 @@ impl Broker {
         elapsed
     }
 
+    /// Replaces the test's own extra flags for the next starts (e.g. an operator's one-off flag).
+    pub fn set_args(&mut self, args: &[&str]) {
+        self.opts.args = args.iter().map(|s| s.to_string()).collect();
+    }
+
     /// Starts the broker again on the same port with the same data dir and arguments.
     pub fn restart(&mut self) {
         if self.try_exit_status().is_some() {
