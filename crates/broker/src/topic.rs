@@ -216,3 +216,30 @@ fn storage(path: &Path, e: std::io::Error) -> BrokerError {
 fn lock_poisoned() -> BrokerError {
     BrokerError::Storage("topic lock poisoned".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A creation that fails half way (partition 5 cannot be made) leaves neither the topic
+    /// directory nor the staging directory, and the same creation then succeeds.
+    #[test]
+    fn failed_creation_half_way_leaves_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let staging = root.path().join("staging").join("t.1");
+        let dir = root.path().join("topics").join("t");
+        fs::create_dir_all(&staging).unwrap();
+        fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        fs::write(staging.join("5"), b"not a directory").unwrap();
+        let create = |staging: &Path| {
+            let health = Arc::new(StorageHealth::default());
+            Topic::create_staged(staging, dir.clone(), "t", 10, TopicConfig::default(), &LogConfig::default(), health)
+        };
+        assert!(create(&staging).is_err());
+        assert!(!staging.exists(), "staging removed");
+        assert!(!dir.exists(), "no topic directory");
+        let topic = create(&root.path().join("staging").join("t.2")).unwrap();
+        assert_eq!(topic.partition_count(), 10);
+        assert!(dir.join("9").exists());
+    }
+}
