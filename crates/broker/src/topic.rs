@@ -55,7 +55,12 @@ impl Topic {
             }
             return Err(e);
         }
-        Topic::open(dir, name, defaults, health)
+        Topic::open(dir.clone(), name, defaults, health).inspect_err(|_| {
+            // Not registered yet, so nothing refers to it: a start must not find it either.
+            if let Err(cleanup) = fs::remove_dir_all(&dir) {
+                tracing::warn!(path = %dir.display(), error = %cleanup, "could not remove a failed topic creation");
+            }
+        })
     }
 
     /// Creates the topic's directory, metadata and partitions.
