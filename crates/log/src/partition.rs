@@ -169,7 +169,9 @@ impl PartitionLog {
 
     /// Stores the durable offset as the recovery point if it moved forward (never for a
     /// refused log, whose recovery point must stay until the operator accepts the loss).
-    fn advance_recovery_point(&self) -> Result<(), FlushError> {
+    /// `flush` calls it; the upkeep task calls it periodically for logs synced by group
+    /// commit, as Kafka checkpoints recovery points every minute.
+    pub fn checkpoint_recovery_point(&self) -> Result<(), FlushError> {
         if self.state().damage.is_some() {
             return Ok(());
         }
@@ -384,7 +386,7 @@ impl PartitionLog {
             Err(_) => Err(FlushError::Poisoned),
             Ok(_) => self.lead_sync(true),
         }?;
-        self.advance_recovery_point()
+        self.checkpoint_recovery_point()
     }
 
     /// Offset below which every record is known to be fsynced.

@@ -122,3 +122,23 @@ fn many_partitions_share_a_bounded_file_cache() {
     }
     assert!(sluice_log::reopens() > 0);
 }
+
+/// A periodic checkpoint stores what group commit made durable (without a flush), so a
+/// crash followed by a lost newest segment is still caught.
+#[test]
+fn checkpoint_covers_group_committed_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    for i in 0..20 {
+        log.append(&mut batch(2, 100 + i, &[i as u8; 70])).unwrap();
+    }
+    log.sync_through(log.log_end_offset()).unwrap();
+    assert_eq!(log.recovery_point(), 0, "group commit alone does not store it");
+    log.checkpoint_recovery_point().unwrap();
+    assert_eq!(log.recovery_point(), 40);
+    drop(log);
+    let newest = logs(dir.path()).pop().unwrap();
+    std::fs::remove_file(newest).unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_refused(&log, &["40"]);
+}
