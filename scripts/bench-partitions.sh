@@ -21,7 +21,8 @@ trap cleanup EXIT
 
 now() { date +%s.%N; }
 
-# Starts the broker and waits (at most 120 s) for "sluice ready"; prints seconds taken.
+# Starts the broker (sets PID) and waits (at most 120 s) for "sluice ready"; prints
+# "<name>=<seconds taken>". Not called in a subshell, so PID stays set.
 start() {
   local log="$WORK/broker.log" started
   : >"$log"
@@ -30,7 +31,7 @@ start() {
     --nsq-tcp-addr "$NSQ" --http-addr "$HTTP" >"$log" 2>&1 &
   PID=$!
   for _ in $(seq 1200); do
-    grep -q "sluice ready" "$log" && { echo "$(now) - $started" | bc; return; }
+    grep -q "sluice ready" "$log" && { echo "$1=$(echo "$(now) - $started" | bc)"; return; }
     sleep 0.1
   done
   echo "broker not ready" >&2; cat "$log" >&2; exit 1
@@ -48,7 +49,7 @@ report() {
   echo "$1 rss_kib=$(awk '/VmRSS/ {print $2}' /proc/"$PID"/status) fds=$(ls /proc/"$PID"/fd | wc -l)"
 }
 
-echo "first_start_s=$(start)"
+start first_start_s
 started=$(now)
 "$BIN" topic create many --partitions "$PARTITIONS" --http "$HTTP" --json >/dev/null
 echo "create_${PARTITIONS}_s=$(echo "$(now) - $started" | bc)"
@@ -67,7 +68,7 @@ EOF
 report "after_produce"
 stop
 for run in $(seq "$RUNS"); do
-  echo "restart_${run}_ready_s=$(start)"
+  start "restart_${run}_ready_s"
   report "restart_${run}_idle"
   stop
 done
