@@ -186,6 +186,9 @@ impl Topic {
 /// holds a few descriptors while it opens.
 const PARALLEL_OPENS: u32 = 8;
 
+/// A partition with its index, as a worker of `open_partitions` returns it.
+type Indexed = (u32, Arc<Partition>);
+
 /// Opens the partitions `indexes` of the topic in `dir`, in index order, `PARALLEL_OPENS`
 /// at a time; the first error wins (the partitions opened are dropped).
 fn open_partitions(
@@ -197,7 +200,7 @@ fn open_partitions(
 ) -> BrokerResult<Vec<Arc<Partition>>> {
     let workers = PARALLEL_OPENS.min(indexes.len() as u32).max(1);
     let start = indexes.start;
-    let opened: Vec<BrokerResult<Vec<(u32, Arc<Partition>)>>> = std::thread::scope(|scope| {
+    let opened: Vec<BrokerResult<Vec<Indexed>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|worker| {
                 let indexes = indexes.clone();
