@@ -45,8 +45,9 @@ pub struct BrokerConfig {
 /// small enough that one stalled channel cannot take a whole disk.
 pub const RETENTION_HOLD_BYTES_MAX_DEFAULT: u64 = 10 << 30;
 
-/// Ten thousand single-partition topics hold 30,000 files (log and two indexes each),
-/// within a typical 65,536 open-file limit with room for connections.
+/// Ten thousand single-partition topics are 30,000 files (log and two indexes each); the
+/// shared file cache keeps only some open, so this bounds memory and start-up time, not
+/// descriptors.
 pub const TOPICS_MAX_DEFAULT: usize = 10_000;
 
 impl BrokerConfig {
