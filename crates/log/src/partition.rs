@@ -95,6 +95,10 @@ pub struct PartitionLog {
     report: RecoveryReport,
     /// The recovery point last stored; the lock serialises stores of this partition only.
     recovery_point: Mutex<recovery_point::Stored>,
+    /// The log end at open. Recovery counts what it found as durable, but a tail written
+    /// before a `kill -9` may still be only in the page cache: a periodic checkpoint must
+    /// wait until an fsync in this process moved the durable offset past it.
+    opened_end: i64,
 }
 
 struct State {
@@ -137,6 +141,7 @@ impl PartitionLog {
             disk,
             report: recovered.report,
             recovery_point: Mutex::new(stored_point),
+            opened_end: recovered.log_end,
         })
     }
 
@@ -172,6 +177,14 @@ impl PartitionLog {
     /// `flush` calls it; the upkeep task calls it periodically for logs synced by group
     /// commit, as Kafka checkpoints recovery points every minute.
     pub fn checkpoint_recovery_point(&self) -> Result<(), FlushError> {
+        if self.durable_offset() <= self.opened_end {
+            return Ok(());
+        }
+        self.store_recovery_point()
+    }
+
+    /// `checkpoint_recovery_point` once the durable offset is known to be fsynced.
+    fn store_recovery_point(&self) -> Result<(), FlushError> {
         if self.state().damage.is_some() {
             return Ok(());
         }
@@ -386,7 +399,8 @@ impl PartitionLog {
             Err(_) => Err(FlushError::Poisoned),
             Ok(_) => self.lead_sync(true),
         }?;
-        self.checkpoint_recovery_point()
+        // The flush synced the whole active segment, the tail found at open included.
+        self.store_recovery_point()
     }
 
     /// Offset below which every record is known to be fsynced.

@@ -142,3 +142,21 @@ fn checkpoint_covers_group_committed_records() {
     let log = PartitionLog::open(dir.path(), small_config()).unwrap();
     assert_refused(&log, &["40"]);
 }
+
+/// What recovery found after a crash may be only in the page cache: a periodic checkpoint
+/// stores nothing until an fsync in this process moved the durable offset past it.
+#[test]
+fn checkpoint_waits_for_an_fsync_after_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    log.append(&mut batch(2, 0, b"unsynced")).unwrap();
+    drop(log);
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.durable_offset(), 2, "recovery counts the tail as durable");
+    log.checkpoint_recovery_point().unwrap();
+    assert_eq!(log.recovery_point(), 0, "but does not checkpoint it unsynced");
+    log.append(&mut batch(1, 0, b"synced")).unwrap();
+    log.sync_through(3).unwrap();
+    log.checkpoint_recovery_point().unwrap();
+    assert_eq!(log.recovery_point(), 3);
+}
