@@ -49,22 +49,13 @@ impl Broker {
     pub fn open(config: BrokerConfig) -> BrokerResult<Arc<Broker>> {
         let topics_dir = config.data_dir.join("topics");
         fs::create_dir_all(&topics_dir).map_err(|e| storage(&topics_dir, e))?;
-        remove_deleted_leftovers(&config.data_dir)?;
+        remove_leftovers(&config.data_dir.join(DELETED_DIR))?;
+        remove_leftovers(&config.data_dir.join(STAGING_DIR))?;
         let cluster_id = load_or_create_cluster_id(&config.data_dir)?;
         let producer_ids = ProducerIds::open(&config.data_dir)?;
         let health = Arc::new(StorageHealth::default());
-        let mut topics = HashMap::new();
-        for entry in fs::read_dir(&topics_dir).map_err(|e| storage(&topics_dir, e))? {
-            let entry = entry.map_err(|e| storage(&topics_dir, e))?;
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-            if validate_topic_name(&name).is_err() || !entry.path().join("topic.json").exists() {
-                tracing::warn!(path = %entry.path().display(), "ignoring unexpected entry in topics directory");
-                continue;
-            }
-            let topic = Topic::open(entry.path(), &name, &config.log_defaults, Arc::clone(&health))?;
-            tracing::info!(topic = %name, partitions = topic.partition_count(), "topic loaded");
-            topics.insert(name, Arc::new(topic));
-        }
+        let topics = load_topics(&topics_dir, &config, &health)?;
+        accept_data_loss(&topics, &config.accept_data_loss_partitions);
         // Commits are as durable as the default flush policy makes produced records.
         let group_config = crate::group::GroupConfig {
             sync_commits: config.log_defaults.flush == sluice_log::FlushPolicy::Always,
@@ -182,8 +173,10 @@ impl Broker {
         let config = self.validate_new_topic(name, partitions, &overrides)?;
         let count = partitions.unwrap_or(self.config.default_partitions);
         let dir = self.topic_dir(name);
+        let staging = self.config.data_dir.join(STAGING_DIR).join(format!("{name}.{}", uuid::Uuid::new_v4().simple()));
         let health = Arc::clone(&self.health);
-        let topic = Arc::new(Topic::create(dir, name, count, config, &self.config.log_defaults, health)?);
+        let defaults = &self.config.log_defaults;
+        let topic = Arc::new(Topic::create_staged(&staging, dir, name, count, config, defaults, health)?);
         self.topics.write().map_err(|_| lock_poisoned())?.insert(name.to_string(), Arc::clone(&topic));
         tracing::info!(topic = name, partitions = count, "topic created");
         Ok(topic)
@@ -199,7 +192,7 @@ impl Broker {
             .map_err(|_| lock_poisoned())?
             .remove(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        let graveyard = self.config.data_dir.join("deleted");
+        let graveyard = self.config.data_dir.join(DELETED_DIR);
         fs::create_dir_all(&graveyard).map_err(|e| storage(&graveyard, e))?;
         let target = graveyard.join(format!("{}.{}", name, topic.id.simple()));
         fs::rename(topic.dir(), &target).map_err(|e| storage(topic.dir(), e))?;
@@ -266,7 +259,14 @@ impl Broker {
         if let Some(problem) = self.health.problem() {
             return Some(problem);
         }
-        let poisoned = self.topics().into_iter().flat_map(|t| t.partitions()).find(|p| p.log().is_poisoned())?;
+        let partitions: Vec<_> = self.topics().into_iter().flat_map(|t| t.partitions()).collect();
+        if let Some((p, damage)) = partitions.iter().find_map(|p| Some((p, p.log().damage()?))) {
+            return Some(format!(
+                "partition {}-{} is refused: {damage}; start with --accept-data-loss-partitions {}-{} to accept it",
+                p.topic, p.index, p.topic, p.index
+            ));
+        }
+        let poisoned = partitions.into_iter().find(|p| p.log().is_poisoned())?;
         Some(format!(
             "partition {}-{} refuses writes after a failed fsync; restart the broker to recover it",
             poisoned.topic, poisoned.index
@@ -293,12 +293,77 @@ impl Broker {
     }
 }
 
-fn remove_deleted_leftovers(data_dir: &Path) -> BrokerResult<()> {
-    let graveyard = data_dir.join("deleted");
-    if graveyard.exists() {
-        fs::remove_dir_all(&graveyard).map_err(|e| storage(&graveyard, e))?;
+/// Where deleted topics go before their files are removed (emptied on start).
+const DELETED_DIR: &str = "deleted";
+/// Where a topic is built before it is renamed into `topics/` (emptied on start), so a
+/// creation that fails half way leaves nothing a start could trip on.
+const STAGING_DIR: &str = "staging";
+
+/// Every topic in `topics/`. A topic that cannot be opened is reported and left out, so one
+/// damaged topic does not keep the broker (and every other topic) down.
+fn load_topics(
+    topics_dir: &Path,
+    config: &BrokerConfig,
+    health: &Arc<StorageHealth>,
+) -> BrokerResult<HashMap<String, Arc<Topic>>> {
+    let mut topics = HashMap::new();
+    for entry in fs::read_dir(topics_dir).map_err(|e| storage(topics_dir, e))? {
+        let entry = entry.map_err(|e| storage(topics_dir, e))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        if validate_topic_name(&name).is_err() || !entry.path().join("topic.json").exists() {
+            tracing::warn!(path = %entry.path().display(), "ignoring unexpected entry in topics directory");
+            continue;
+        }
+        match Topic::open(entry.path(), &name, &config.log_defaults, Arc::clone(health)) {
+            Ok(topic) => {
+                tracing::info!(topic = %name, partitions = topic.partition_count(), "topic loaded");
+                topics.insert(name, Arc::new(topic));
+            }
+            Err(e) => tracing::error!(
+                topic = %name, path = %entry.path().display(), error = %e,
+                "topic cannot be opened; it is not served until repaired, the other topics are"
+            ),
+        }
     }
-    Ok(())
+    Ok(topics)
+}
+
+/// The operator's `accept_data_loss_partitions`: `topic-N` names one partition, `topic`
+/// every partition of the topic.
+fn accept_data_loss(topics: &HashMap<String, Arc<Topic>>, accepted: &[String]) {
+    for entry in accepted {
+        let (topic, partitions) = match topics.get(entry.as_str()) {
+            Some(topic) => (topic, topic.partitions()),
+            None => {
+                let found = entry.rsplit_once('-').and_then(|(name, index)| {
+                    let topic = topics.get(name)?;
+                    Some((topic, vec![topic.partition(index.parse().ok()?)?]))
+                });
+                let Some(found) = found else {
+                    tracing::warn!(partition = %entry, "no such topic or partition to accept data loss for");
+                    continue;
+                };
+                found
+            }
+        };
+        for partition in partitions {
+            if partition.log().damage().is_none() {
+                continue;
+            }
+            if let Err(e) = partition.log().accept_data_loss() {
+                tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "could not accept data loss");
+            }
+        }
+    }
+}
+
+/// Empties `deleted/` or `staging/` (removing a stray file of that name too).
+fn remove_leftovers(dir: &Path) -> BrokerResult<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(dir).map_err(|e| storage(dir, e)),
+        Ok(_) => fs::remove_file(dir).map_err(|e| storage(dir, e)),
+        Err(_) => Ok(()),
+    }
 }
 
 /// The cluster id clients see in Metadata: random on first start, then stable. Only a

@@ -35,14 +35,19 @@ pub struct BrokerConfig {
     pub retention_hold_bytes_max: u64,
     /// Connections admitted at once, across the Kafka and NSQ listeners.
     pub client_limits: ClientLimits,
+    /// Partitions (`topic-N`, or `topic` for all of its partitions) whose lost data the
+    /// operator accepts at this start: refused partitions among them serve again and
+    /// their recovery point is reset to their log end.
+    pub accept_data_loss_partitions: Vec<String>,
 }
 
 /// 10 GiB per partition: room for a channel that falls behind for hours at a typical rate,
 /// small enough that one stalled channel cannot take a whole disk.
 pub const RETENTION_HOLD_BYTES_MAX_DEFAULT: u64 = 10 << 30;
 
-/// Ten thousand single-partition topics hold 30,000 files (log and two indexes each),
-/// within a typical 65,536 open-file limit with room for connections.
+/// Ten thousand single-partition topics are 30,000 files (log and two indexes each); the
+/// shared file cache keeps only some open, so this bounds memory and start-up time, not
+/// descriptors.
 pub const TOPICS_MAX_DEFAULT: usize = 10_000;
 
 impl BrokerConfig {
@@ -60,6 +65,7 @@ impl BrokerConfig {
             groups: GroupConfig::default(),
             retention_hold_bytes_max: RETENTION_HOLD_BYTES_MAX_DEFAULT,
             client_limits: ClientLimits::default(),
+            accept_data_loss_partitions: Vec::new(),
         }
     }
 }

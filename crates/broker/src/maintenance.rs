@@ -72,6 +72,9 @@ fn upkeep(
                 }
             }
             if check_retention {
+                if let Err(e) = log.checkpoint_recovery_point() {
+                    tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "recovery point not stored");
+                }
                 match log.enforce_retention_holding(now_ms, broker.retention_hold(&topic.name, partition.index)) {
                     Ok(report) if report.segments_deleted > 0 => tracing::info!(
                         topic = %topic.name, partition = partition.index, segments = report.segments_deleted,

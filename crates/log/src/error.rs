@@ -31,6 +31,9 @@ pub enum AppendError {
     /// An earlier fsync failed; the log refuses writes until reopened.
     #[error("log is poisoned by an earlier failed fsync")]
     Poisoned,
+    /// Recovery found acknowledged data missing; refused until the operator accepts it.
+    #[error("partition refused: {0}")]
+    Damaged(String),
 }
 
 #[derive(Debug, Error)]
@@ -46,8 +49,14 @@ pub enum ReadError {
     Corrupt { offset: i64, reason: BatchError },
     /// Stored batches are valid but not where their offsets say (a damaged index or
     /// segment): never served.
-    #[error("stored offsets out of order: expected offset {expected}, found {found}")]
+    #[error("stored offsets out of order: expected a batch at offset {expected}, found one at {found}")]
     OffsetMismatch { expected: i64, found: i64 },
+    /// The segment that should hold `offset` ends before it (a hole in the log).
+    #[error("offset {offset} is missing: its segment ends at offset {segment_end}")]
+    Missing { offset: i64, segment_end: i64 },
+    /// Recovery found acknowledged data missing; refused until the operator accepts it.
+    #[error("partition refused: {0}")]
+    Damaged(String),
 }
 
 #[derive(Debug, Error)]

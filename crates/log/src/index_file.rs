@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::atomic_file;
+use crate::file_cache::CachedFile;
 
 /// One fixed-size record of an index file.
 pub trait Entry: Copy + PartialEq + Debug {
@@ -30,9 +31,9 @@ pub enum LoadError {
 }
 
 pub struct IndexFile<E> {
-    path: PathBuf,
-    /// Shared so a sync can run without holding the partition lock.
-    file: Arc<File>,
+    /// Opened through the shared cache: a closed segment's index is not read again (its
+    /// entries are in memory), so it holds no descriptor while idle.
+    file: CachedFile,
     /// The whole index, for lookups without reading the file.
     entries: Vec<E>,
 }
@@ -59,22 +60,22 @@ impl<E: Entry> IndexFile<E> {
         Ok(bytes.chunks_exact(E::LEN).map(E::decode).collect())
     }
 
-    /// Opens an existing file whose entries were read and checked already.
+    /// An existing file whose entries were read and checked already; it is opened only
+    /// when first written or synced.
     pub fn open(path: PathBuf, entries: Vec<E>) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).open(&path)?;
-        Ok(IndexFile { path, file: Arc::new(file), entries })
+        Ok(IndexFile { file: CachedFile::lazy(path), entries })
     }
 
     /// Writes `entries` as the whole file (atomically, see `atomic_file`).
     pub fn create(path: PathBuf, entries: Vec<E>) -> io::Result<Self> {
         let file = atomic_file::replace_with(&path, |f| f.write_all_at(&encode_all(&entries), 0))?;
-        Ok(IndexFile { path, file: Arc::new(file), entries })
+        Ok(IndexFile { file: CachedFile::new(path, file), entries })
     }
 
     /// A new, empty index for a new segment; fails if the file exists.
     pub fn create_empty(path: PathBuf) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
-        Ok(IndexFile { path, file: Arc::new(file), entries: Vec::new() })
+        Ok(IndexFile { file: CachedFile::new(path, file), entries: Vec::new() })
     }
 
     pub fn entries(&self) -> &[E] {
@@ -85,12 +86,13 @@ impl<E: Entry> IndexFile<E> {
         self.entries.last()
     }
 
-    pub fn file(&self) -> &Arc<File> {
-        &self.file
+    /// A descriptor for syncing, held without the partition lock.
+    pub fn file(&self) -> io::Result<Arc<File>> {
+        self.file.get()
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
     /// Appends with one write; on failure the file is cut back and memory is unchanged.
@@ -99,8 +101,9 @@ impl<E: Entry> IndexFile<E> {
             return Ok(());
         }
         let at = (self.entries.len() * E::LEN) as u64;
-        if let Err(e) = self.file.write_all_at(&encode_all(new), at) {
-            let _ = self.file.set_len(at);
+        let file = self.file.get()?;
+        if let Err(e) = file.write_all_at(&encode_all(new), at) {
+            let _ = file.set_len(at);
             return Err(e);
         }
         self.entries.extend_from_slice(new);
@@ -110,7 +113,7 @@ impl<E: Entry> IndexFile<E> {
     /// Drops the entries appended last, undoing an `append` whose log write was undone.
     pub fn truncate(&mut self, count: usize) -> io::Result<()> {
         self.entries.truncate(count);
-        self.file.set_len((count * E::LEN) as u64)
+        self.file.get()?.set_len((count * E::LEN) as u64)
     }
 }
 

@@ -10,6 +10,8 @@ pub const INDEX_SUFFIX: &str = "index";
 pub const TIME_INDEX_SUFFIX: &str = "timeindex";
 /// Suffix of an index being rebuilt; such files are incomplete and deleted on open.
 pub const TMP_SUFFIX: &str = "tmp";
+/// The partition's recovery point (see `recovery_point.rs`).
+pub const RECOVERY_POINT_FILE: &str = "recovery-point";
 
 /// Offset index entry: relative offset (u32) then position (u32).
 pub const OFFSET_ENTRY_LEN: usize = 4 + 4;
@@ -35,6 +37,7 @@ pub enum FileKind {
     Index(i64),
     TimeIndex(i64),
     Temp,
+    RecoveryPoint,
     Unknown,
 }
 
@@ -49,6 +52,9 @@ pub fn file_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
 pub fn classify(name: &str) -> FileKind {
     if name.ends_with(&format!(".{TMP_SUFFIX}")) {
         return FileKind::Temp;
+    }
+    if name == RECOVERY_POINT_FILE {
+        return FileKind::RecoveryPoint;
     }
     let Some((stem, suffix)) = name.split_once('.') else {
         return FileKind::Unknown;
@@ -83,6 +89,8 @@ mod tests {
         assert_eq!(classify("00000000000000000042.index"), FileKind::Index(42));
         assert_eq!(classify("00000000000000000042.timeindex"), FileKind::TimeIndex(42));
         assert_eq!(classify("00000000000000000042.index.tmp"), FileKind::Temp);
+        assert_eq!(classify("recovery-point"), FileKind::RecoveryPoint);
+        assert_eq!(classify("recovery-point.tmp"), FileKind::Temp);
         assert_eq!(classify("42.log"), FileKind::Unknown);
         assert_eq!(classify("0000000000000000004x.log"), FileKind::Unknown);
         assert_eq!(classify("00000000000000000042.txt"), FileKind::Unknown);

@@ -13,7 +13,8 @@ use crate::error::{AppendError, FlushError, OpenError, ReadError};
 use crate::group_commit::{Durable, Request, Watermark};
 use crate::layout::{RELATIVE_OFFSET_LIMIT, SCAN_CHUNK_BYTES, SEGMENT_BYTES_LIMIT};
 use crate::read::{self, Located};
-use crate::recovery;
+use crate::recovery::{self, Damage};
+use crate::recovery_point;
 use crate::retention::{self, RetentionHold, SegmentFacts};
 use crate::segment::{Segment, SegmentView};
 
@@ -97,6 +98,12 @@ pub struct PartitionLog {
     /// fsyncs go through here to be counted (and failed on purpose in tests).
     disk: Disk,
     report: RecoveryReport,
+    /// The recovery point last stored; the lock serialises stores of this partition only.
+    recovery_point: Mutex<recovery_point::Stored>,
+    /// The log end at open. Recovery counts what it found as durable, but a tail written
+    /// before a `kill -9` may still be only in the page cache: a periodic checkpoint must
+    /// wait until an fsync in this process moved the durable offset past it.
+    opened_end: i64,
 }
 
 struct State {
@@ -109,6 +116,9 @@ struct State {
     sealed: Vec<[Arc<File>; 3]>,
     /// A roll created a segment file whose directory entry is not yet synced.
     dir_unsynced: bool,
+    /// Set when recovery found acknowledged data missing: appends and reads are refused
+    /// until `accept_data_loss`.
+    damage: Option<Damage>,
 }
 
 /// What one flusher round makes durable: everything below `end`, once every file is synced.
@@ -132,14 +142,72 @@ impl PartitionLog {
             log_end: recovered.log_end,
             sealed: Vec::new(),
             dir_unsynced: false,
+            damage: recovered.damage,
         };
+        let stored_point = recovery_point::load(&dir).ok().flatten().unwrap_or_default();
         Ok(PartitionLog {
             dir,
             state: Mutex::new(state),
             watermark: Watermark::new(recovered.log_end),
             disk,
             report: recovered.report,
+            recovery_point: Mutex::new(stored_point),
+            opened_end: recovered.log_end,
         })
+    }
+
+    /// Why the partition is refused (acknowledged data is missing), or None.
+    pub fn damage(&self) -> Option<String> {
+        self.state().damage.as_ref().map(Damage::to_string)
+    }
+
+    /// The operator's decision to take a damaged log as it is: everything on disk is
+    /// synced, the recovery point is reset to the log end, and the partition serves again
+    /// (reads of offsets in a hole go on at the next segment).
+    pub fn accept_data_loss(&self) -> Result<(), FlushError> {
+        let Some(damage) = self.state().damage.clone() else { return Ok(()) };
+        self.flush()?;
+        let end = self.log_end_offset();
+        let mut stored = self.recovery_point.lock().unwrap_or_else(|e| e.into_inner());
+        let accepted = recovery_point::Stored { offset: end, holes_accepted_through: end };
+        recovery_point::store(&self.dir, &self.disk, accepted).map_err(FlushError::Io)?;
+        *stored = accepted;
+        self.state().damage = None;
+        tracing::warn!(dir = %self.dir.display(), %damage, recovery_point = end, "data loss accepted by the operator");
+        Ok(())
+    }
+
+    /// The stored recovery point (the offset below which every record was fsynced when it
+    /// was last stored).
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point.lock().unwrap_or_else(|e| e.into_inner()).offset
+    }
+
+    /// Stores the durable offset as the recovery point if it moved forward (never for a
+    /// refused log, whose recovery point must stay until the operator accepts the loss).
+    /// `flush` calls it; the upkeep task calls it periodically for logs synced by group
+    /// commit, as Kafka checkpoints recovery points every minute.
+    pub fn checkpoint_recovery_point(&self) -> Result<(), FlushError> {
+        if self.durable_offset() <= self.opened_end {
+            return Ok(());
+        }
+        self.store_recovery_point()
+    }
+
+    /// `checkpoint_recovery_point` once the durable offset is known to be fsynced.
+    fn store_recovery_point(&self) -> Result<(), FlushError> {
+        if self.state().damage.is_some() {
+            return Ok(());
+        }
+        let durable = self.durable_offset();
+        let mut stored = self.recovery_point.lock().unwrap_or_else(|e| e.into_inner());
+        if durable <= stored.offset {
+            return Ok(());
+        }
+        let advanced = recovery_point::Stored { offset: durable, ..*stored };
+        recovery_point::store(&self.dir, &self.disk, advanced).map_err(FlushError::Io)?;
+        *stored = advanced;
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -164,6 +232,9 @@ impl PartitionLog {
             return Err(AppendError::TooLarge { size: batches.len(), max: u32::MAX });
         }
         let mut state = self.state();
+        if let Some(damage) = &state.damage {
+            return Err(AppendError::Damaged(damage.to_string()));
+        }
         let first = state.log_end;
         let last = append::last_offset(&headers, first)?;
         let rolled = self.roll_if_due(&mut state, batches.len() as u64, last)?;
@@ -185,13 +256,14 @@ impl PartitionLog {
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
         let (mut located, mut result) = {
             let state = self.state();
+            state.check_served()?;
             let result =
                 ReadResult { bytes: Vec::new(), log_start_offset: state.log_start(), log_end_offset: state.log_end };
             check_range(offset, &result)?;
             if offset == state.log_end {
                 return Ok(result);
             }
-            (state.locate(offset), result)
+            (state.locate(offset).map_err(ReadError::Io)?, result)
         };
         let mut cursor = offset;
         loop {
@@ -206,7 +278,7 @@ impl PartitionLog {
             if cursor >= state.log_end || cursor < state.log_start() {
                 return Ok(result);
             }
-            located = state.locate(cursor);
+            located = state.locate(cursor).map_err(ReadError::Io)?;
         }
     }
 
@@ -223,7 +295,12 @@ impl PartitionLog {
     pub fn find_by_timestamp(&self, timestamp_ms: i64) -> Result<Option<TimestampHit>, ReadError> {
         let mut searched: Option<i64> = None;
         loop {
-            let Some((located, start)) = self.state().timestamp_candidate(timestamp_ms, searched) else {
+            let candidate = {
+                let state = self.state();
+                state.check_served()?;
+                state.timestamp_candidate(timestamp_ms, searched).map_err(ReadError::Io)?
+            };
+            let Some((located, start)) = candidate else {
                 return Ok(None);
             };
             if let Some(hit) = read::find_timestamp(&located, start, timestamp_ms)? {
@@ -239,7 +316,7 @@ impl PartitionLog {
         let views: Vec<SegmentView> = {
             let state = self.state();
             let skip = state.segments.len().saturating_sub(segments);
-            state.segments[skip..].iter().map(Segment::view).collect()
+            state.segments[skip..].iter().map(Segment::view).collect::<io::Result<_>>().map_err(ReadError::Io)?
         };
         let mut headers = Vec::new();
         for view in &views {
@@ -332,7 +409,9 @@ impl PartitionLog {
     /// fsyncs everything appended so far, the active segment's indexes included.
     pub fn flush(&self) -> Result<(), FlushError> {
         let end = self.log_end_offset();
-        self.sync_blocking(end, true)
+        self.sync_blocking(end, true)?;
+        // The flush synced the whole active segment, the tail found at open included.
+        self.store_recovery_point()
     }
 
     /// Waits, without blocking a thread, until every record below `offset` is fsynced. When
@@ -384,9 +463,11 @@ impl PartitionLog {
     fn run_flusher(&self) -> Result<(), FlushError> {
         let mut result = Ok(());
         while let Some(indexes) = self.watermark.next_round() {
+            // A file that cannot be reopened cannot be synced: what it holds is not durable,
+            // so the log is poisoned as for a failed fsync (waiters must not hang).
             let round = self.state().take_round(indexes);
-            match self.sync_round(&round) {
-                Ok(()) => self.watermark.publish(round.end),
+            match round.and_then(|round| self.sync_round(&round).map(|()| round.end)) {
+                Ok(end) => self.watermark.publish(end),
                 Err(e) => {
                     self.poison(&e);
                     result = Err(FlushError::Io(e));
@@ -485,7 +566,7 @@ impl PartitionLog {
     /// round, before the watermark passes anything written after this point.
     fn roll(&self, state: &mut State) -> io::Result<()> {
         state.active_mut().seal()?;
-        let files = state.active().files();
+        let files = state.active().files()?;
         let segment = Segment::create(&self.dir, state.log_end)?;
         state.remember_sealed(files);
         state.dir_unsynced = true;
@@ -530,48 +611,61 @@ impl State {
         self.segments[0].base_offset
     }
 
+    fn check_served(&self) -> Result<(), ReadError> {
+        match &self.damage {
+            Some(damage) => Err(ReadError::Damaged(damage.to_string())),
+            None => Ok(()),
+        }
+    }
+
     /// The segment holding `offset` (which is within the log) and where to start walking it.
-    fn locate(&self, offset: i64) -> Located {
-        let index = self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
+    fn locate(&self, offset: i64) -> io::Result<Located> {
+        let mut index = self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
+        // An accepted hole: offsets between a segment's end and the next base are gone, so
+        // the read goes on at the next segment (as Kafka serves a batch past the offset asked).
+        if offset >= self.segments[index].end_offset() && index + 1 < self.segments.len() {
+            index += 1;
+        }
         self.locate_in(index, offset)
     }
 
-    fn locate_in(&self, index: usize, offset: i64) -> Located {
+    fn locate_in(&self, index: usize, offset: i64) -> io::Result<Located> {
         let segment = &self.segments[index];
         let (position, position_offset) = segment.lookup(offset);
         let interval = self.config.index_interval_bytes as usize;
-        Located {
-            view: segment.view(),
+        Ok(Located {
+            view: segment.view()?,
             position,
             position_offset,
             walk_chunk_bytes: (interval + BATCH_HEADER_LEN).min(SCAN_CHUNK_BYTES),
-        }
+        })
     }
 
     /// The first segment after `searched` whose largest timestamp reaches `timestamp`, and
     /// the offset from which its time index says to look.
-    fn timestamp_candidate(&self, timestamp: i64, searched: Option<i64>) -> Option<(Located, i64)> {
+    fn timestamp_candidate(&self, timestamp: i64, searched: Option<i64>) -> io::Result<Option<(Located, i64)>> {
         let index = self.segments.iter().position(|s| {
             // `None < Some(_)`: with nothing searched yet every segment qualifies.
             let after_searched = searched < Some(s.base_offset);
             after_searched && s.max_timestamp().is_some_and(|m| m >= timestamp)
-        })?;
+        });
+        let Some(index) = index else { return Ok(None) };
         let start = self.segments[index].time_search_start(timestamp);
-        Some((self.locate_in(index, start), start))
+        Ok(Some((self.locate_in(index, start)?, start)))
     }
 
     /// The next flusher round: everything written so far, and the files it lies in.
-    fn take_round(&mut self, indexes: bool) -> Round {
+    fn take_round(&mut self, indexes: bool) -> io::Result<Round> {
         let active = match indexes {
-            true => self.active().files().to_vec(),
-            false => vec![self.active().log_file()],
+            true => self.active().files()?.to_vec(),
+            false => vec![self.active().log_file()?],
         };
-        Round {
+        Ok(Round {
             end: self.log_end,
             sealed: self.sealed.drain(..).flatten().collect(),
             dir: std::mem::take(&mut self.dir_unsynced),
             active,
-        }
+        })
     }
 
     fn remember_sealed(&mut self, files: [Arc<File>; 3]) {

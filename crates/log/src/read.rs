@@ -89,7 +89,7 @@ fn find_batch(loc: &Located, target: i64) -> Result<(u64, BatchHeader), ReadErro
     loop {
         let position = scanner.position();
         let Some(header) = scanner.next_header().map_err(|e| scan_error(e, expected))? else {
-            return Err(ReadError::OffsetMismatch { expected: target, found: expected });
+            return Err(ReadError::Missing { offset: target, segment_end: expected });
         };
         check_offset(expected, &header)?;
         if header.last_offset() >= target {
@@ -139,5 +139,28 @@ fn scan_error(e: ScanError, offset: i64) -> ReadError {
     match e {
         ScanError::Io(e) => ReadError::Io(e),
         ScanError::Corrupt { reason, .. } => ReadError::Corrupt { offset, reason },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::SegmentView;
+    use crate::test_batch::batch;
+    use std::sync::Arc;
+
+    /// A read past the end of the segment that should hold the offset (a hole) names the
+    /// offset asked for and where the segment ends, not the same offset twice.
+    #[test]
+    fn read_past_segment_end_names_both_offsets() {
+        let file = tempfile::tempfile().unwrap();
+        let mut bytes = batch(3, 0, b"abc");
+        bytes[..8].copy_from_slice(&1966i64.to_be_bytes());
+        file.write_all_at(&bytes, 0).unwrap();
+        let view = SegmentView { base_offset: 1966, file: Arc::new(file), len: bytes.len() as u64 };
+        let loc = Located { view, position: 0, position_offset: 1966, walk_chunk_bytes: 4096 };
+        let err = find_batch(&loc, 1975).unwrap_err();
+        assert!(matches!(err, ReadError::Missing { offset: 1975, segment_end: 1969 }), "{err:?}");
+        assert_eq!(err.to_string(), "offset 1975 is missing: its segment ends at offset 1969");
     }
 }

@@ -16,6 +16,7 @@ use crate::layout::{
     self, classify, file_path, FileKind, INDEX_SUFFIX, LOG_SUFFIX, SCAN_CHUNK_BYTES, TIME_INDEX_SUFFIX,
 };
 use crate::partition::{RecoveryReport, Truncation};
+use crate::recovery_point;
 use crate::scan::{ScanError, Scanner};
 use crate::segment::{Segment, SegmentParts};
 use crate::time_index::{self, TimeEntry};
@@ -25,6 +26,37 @@ pub struct Recovered {
     pub segments: Vec<Segment>,
     pub log_end: i64,
     pub report: RecoveryReport,
+    /// Acknowledged data is missing: the partition is refused until an operator accepts it.
+    pub damage: Option<Damage>,
+}
+
+/// Why a recovered log cannot be trusted as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Damage {
+    /// The log ends below the offset known to have been fsynced.
+    BelowRecoveryPoint { log_end: i64, recovery_point: i64 },
+    /// A segment's offsets end at `expected` but the next segment starts at `found`.
+    Hole { expected: i64, found: i64 },
+    /// The recovery point file cannot be read, so the log cannot be checked against it.
+    RecoveryPointUnreadable(String),
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Damage::BelowRecoveryPoint { log_end, recovery_point } => write!(
+                f,
+                "log ends at offset {log_end}, below its recovery point {recovery_point}: offsets \
+                 {log_end}..{recovery_point} were fsynced and are gone"
+            ),
+            Damage::Hole { expected, found } => write!(
+                f,
+                "segments do not join up: one ends at offset {expected}, the next starts at {found}; \
+                 offsets {expected}..{found} are gone"
+            ),
+            Damage::RecoveryPointUnreadable(why) => write!(f, "recovery point unreadable: {why}"),
+        }
+    }
 }
 
 pub fn recover(dir: &Path, disk: &Disk, interval_bytes: u32) -> Result<Recovered, OpenError> {
@@ -43,7 +75,26 @@ pub fn recover(dir: &Path, disk: &Disk, interval_bytes: u32) -> Result<Recovered
     let last_base = bases[bases.len() - 1];
     let (last, log_end) = open_active(dir, last_base, interval_bytes, &mut report)?;
     segments.push(last);
-    Ok(Recovered { segments, log_end, report })
+    let damage = find_damage(dir, &segments, log_end);
+    if let Some(damage) = &damage {
+        tracing::error!(dir = %dir.display(), %damage, "partition has lost acknowledged data; refusing it until accepted");
+    }
+    Ok(Recovered { segments, log_end, report, damage })
+}
+
+/// A hole between segments, or a log end below the stored recovery point.
+fn find_damage(dir: &Path, segments: &[Segment], log_end: i64) -> Option<Damage> {
+    let stored = match recovery_point::load(dir) {
+        Ok(stored) => stored.unwrap_or_default(),
+        Err(why) => return Some(Damage::RecoveryPointUnreadable(why)),
+    };
+    for pair in segments.windows(2) {
+        let (expected, found) = (pair[0].end_offset(), pair[1].base_offset);
+        if expected != found && found > stored.holes_accepted_through {
+            return Some(Damage::Hole { expected, found });
+        }
+    }
+    (log_end < stored.offset).then_some(Damage::BelowRecoveryPoint { log_end, recovery_point: stored.offset })
 }
 
 /// Base offsets of the `.log` files, ascending. Removes leftovers of interrupted
@@ -61,6 +112,7 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, OpenError> {
             }
             FileKind::Index(base) | FileKind::TimeIndex(base) => indexes.push((base, path)),
             FileKind::Temp => remove_leftover(&path)?,
+            FileKind::RecoveryPoint => {}
             FileKind::Unknown => {
                 tracing::warn!(file = %path.display(), "ignoring unexpected file in log directory")
             }
@@ -110,12 +162,14 @@ fn open_closed(
     let offsets = settle(offsets_path, offsets, rebuilt.as_ref().map(|r| r.0.clone()), report)?;
     let times = settle(times_path, times, rebuilt.map(|r| r.1), report)?;
     let max_timestamp = times.last().map(|e| e.max_timestamp);
+    let end_offset = closed_end_offset(&log, base, log_len, offsets.last());
     Ok(Segment::from_parts(
         dir,
         SegmentParts {
             base_offset: base,
             log,
             log_len,
+            end_offset,
             index: offsets,
             time_index: times,
             cadence: Cadence::new(),
@@ -162,6 +216,21 @@ fn check_last_entry(log: &File, base: i64, log_len: u64, last: Option<&OffsetEnt
     }
 }
 
+/// The offset after a closed segment's last batch: a walk of the headers from the last
+/// index entry (at most about one index interval). Damage ends the walk, so the segment
+/// ends where its good batches do and the next segment does not join up.
+fn closed_end_offset(log: &File, base: i64, log_len: u64, last: Option<&OffsetEntry>) -> i64 {
+    let (position, mut end) = last.map_or((0, base), |e| (e.position as u64, base + e.relative_offset as i64));
+    let mut scanner = Scanner::new(log, position, log_len, SCAN_CHUNK_BYTES);
+    while let Ok(Some(header)) = scanner.next_header() {
+        if header.base_offset != end {
+            break;
+        }
+        end = header.last_offset() + 1;
+    }
+    end
+}
+
 /// Index entries of a closed segment from its batch headers (CRCs are not checked:
 /// the segment was complete when the log rolled past it).
 fn rebuild_closed(log: &File, base: i64, log_len: u64, interval: u32) -> (Vec<OffsetEntry>, Vec<TimeEntry>) {
@@ -202,6 +271,7 @@ fn open_active(dir: &Path, base: i64, interval: u32, report: &mut RecoveryReport
         base_offset: base,
         log,
         log_len: valid_len,
+        end_offset: walk.next_offset,
         index: offsets,
         time_index: times,
         max_timestamp: walk.cadence.max_timestamp(),

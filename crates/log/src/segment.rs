@@ -2,13 +2,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Instant, UNIX_EPOCH};
 
 use crate::batch::BatchHeader;
 use crate::cadence::Cadence;
 use crate::disk::Disk;
+use crate::file_cache::CachedFile;
 use crate::index::{self, OffsetEntry};
 use crate::index_file::IndexFile;
 use crate::layout::{file_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
@@ -16,9 +17,11 @@ use crate::time_index::{self, TimeEntry};
 
 pub struct Segment {
     pub base_offset: i64,
-    log_path: PathBuf,
-    /// Shared with readers and syncers, who use it without the partition lock.
-    log: Arc<File>,
+    /// Opened through the shared cache; readers and syncers take an `Arc<File>` under the
+    /// partition lock and use it without the lock.
+    log: CachedFile,
+    /// Offset after the last batch: the next segment's base when the offsets join up.
+    end_offset: i64,
     /// Committed bytes: readers never look past them; a failed write is cut back to them.
     log_len: u64,
     index: IndexFile<OffsetEntry>,
@@ -46,6 +49,7 @@ pub struct SegmentParts {
     pub base_offset: i64,
     pub log: File,
     pub log_len: u64,
+    pub end_offset: i64,
     pub index: IndexFile<OffsetEntry>,
     pub time_index: IndexFile<TimeEntry>,
     pub cadence: Cadence,
@@ -56,8 +60,8 @@ impl Segment {
     pub fn from_parts(dir: &Path, parts: SegmentParts) -> Segment {
         Segment {
             base_offset: parts.base_offset,
-            log_path: file_path(dir, parts.base_offset, LOG_SUFFIX),
-            log: Arc::new(parts.log),
+            log: CachedFile::new(file_path(dir, parts.base_offset, LOG_SUFFIX), parts.log),
+            end_offset: parts.end_offset,
             log_len: parts.log_len,
             index: parts.index,
             time_index: parts.time_index,
@@ -86,8 +90,8 @@ impl Segment {
         };
         Ok(Segment {
             base_offset,
-            log_path,
-            log: Arc::new(log),
+            log: CachedFile::new(log_path, log),
+            end_offset: base_offset,
             log_len: 0,
             index,
             time_index,
@@ -113,8 +117,14 @@ impl Segment {
         self.max_timestamp
     }
 
-    pub fn view(&self) -> SegmentView {
-        SegmentView { base_offset: self.base_offset, file: Arc::clone(&self.log), len: self.log_len }
+    /// Offset after the segment's last batch.
+    pub fn end_offset(&self) -> i64 {
+        self.end_offset
+    }
+
+    /// Taken under the partition lock, so retention cannot unlink the file first.
+    pub fn view(&self) -> io::Result<SegmentView> {
+        Ok(SegmentView { base_offset: self.base_offset, file: self.log.get()?, len: self.log_len })
     }
 
     /// Position of the batch with the largest indexed base offset at or below `offset`,
@@ -147,12 +157,14 @@ impl Segment {
             offsets.extend(due.offset);
             times.extend(due.time);
         }
-        if let Err(e) = disk.write_at(&self.log, bytes, self.log_len) {
-            self.cut_log_back();
+        let log = self.log.get()?;
+        if let Err(e) = disk.write_at(&log, bytes, self.log_len) {
+            self.cut_log_back(&log);
             return Err(e);
         }
-        self.append_indexes(&offsets, &times)?;
+        self.append_indexes(&log, &offsets, &times)?;
         self.log_len += bytes.len() as u64;
+        self.end_offset = batches.last().map_or(self.end_offset, |(_, h)| h.last_offset() + 1);
         self.cadence = cadence;
         let batch_max = batches.iter().map(|(_, h)| h.max_timestamp).max();
         self.max_timestamp = self.max_timestamp.max(batch_max);
@@ -160,21 +172,21 @@ impl Segment {
         Ok(())
     }
 
-    fn append_indexes(&mut self, offsets: &[OffsetEntry], times: &[TimeEntry]) -> io::Result<()> {
+    fn append_indexes(&mut self, log: &File, offsets: &[OffsetEntry], times: &[TimeEntry]) -> io::Result<()> {
         let index_count = self.index.entries().len();
         let result = self.index.append(offsets).and_then(|()| self.time_index.append(times));
         if result.is_err() {
             let _ = self.index.truncate(index_count);
-            self.cut_log_back();
+            self.cut_log_back(log);
         }
         result
     }
 
-    fn cut_log_back(&self) {
-        if let Err(e) = self.log.set_len(self.log_len) {
+    fn cut_log_back(&self, log: &File) {
+        if let Err(e) = log.set_len(self.log_len) {
             // The bytes past `log_len` are never read and the next append overwrites them;
             // recovery would cut them too.
-            tracing::warn!(segment = %self.log_path.display(), error = %e, "could not cut back a failed write");
+            tracing::warn!(segment = %self.log_path().display(), error = %e, "could not cut back a failed write");
         }
     }
 
@@ -189,18 +201,19 @@ impl Segment {
         Ok(())
     }
 
-    pub fn log_file(&self) -> Arc<File> {
-        Arc::clone(&self.log)
+    pub fn log_file(&self) -> io::Result<Arc<File>> {
+        self.log.get()
     }
 
     /// The log and both index files.
-    pub fn files(&self) -> [Arc<File>; 3] {
-        [Arc::clone(&self.log), Arc::clone(self.index.file()), Arc::clone(self.time_index.file())]
+    pub fn files(&self) -> io::Result<[Arc<File>; 3]> {
+        Ok([self.log.get()?, self.index.file()?, self.time_index.file()?])
     }
 
-    /// Wall-clock time of the last write to the `.log`, for segments without timestamps.
+    /// Wall-clock time of the last write to the `.log`, for segments without timestamps
+    /// (from the name: the descriptor may be closed).
     pub fn modified_ms(&self) -> Option<i64> {
-        let modified = self.log.metadata().and_then(|m| m.modified()).ok()?;
+        let modified = std::fs::metadata(self.log_path()).and_then(|m| m.modified()).ok()?;
         let ms = modified.duration_since(UNIX_EPOCH).ok()?.as_millis();
         i64::try_from(ms).ok()
     }
@@ -208,13 +221,13 @@ impl Segment {
     /// Removes the files, the `.log` first: a crash half way leaves only orphan indexes,
     /// which the next open deletes.
     pub fn delete_files(&self) -> io::Result<()> {
-        std::fs::remove_file(&self.log_path)?;
+        std::fs::remove_file(self.log_path())?;
         remove_if_present(self.index.path())?;
         remove_if_present(self.time_index.path())
     }
 
     pub fn log_path(&self) -> &Path {
-        &self.log_path
+        self.log.path()
     }
 }
 

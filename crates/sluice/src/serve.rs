@@ -12,6 +12,16 @@ use tokio::sync::watch;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
+    match sluice_log::raise_open_files_limit() {
+        Ok(l) => tracing::info!(
+            soft_before = l.soft_before,
+            soft = l.soft,
+            hard = l.hard,
+            file_cache = sluice_log::open_files_max(),
+            "open-file limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
+    }
     let listener = TcpListener::bind(settings.kafka_addr)
         .await
         .with_context(|| format!("cannot listen on {}", settings.kafka_addr))?;

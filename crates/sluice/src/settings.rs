@@ -117,6 +117,11 @@ pub struct ServeArgs {
     /// Largest NSQ RDY count [default: 2500].
     #[arg(long, env = "SLUICE_MAX_RDY_COUNT", value_name = "N")]
     pub max_rdy_count: Option<i64>,
+    /// Partitions refused for lost data (a hole, or a log below its recovery point) to
+    /// accept as they are at this start, e.g. orders-3,payments (a topic alone: all of its
+    /// partitions). Flag only: it is a one-off decision, not a standing setting.
+    #[arg(long, value_name = "TOPIC-N,...", value_delimiter = ',')]
+    pub accept_data_loss_partitions: Vec<String>,
     #[command(flatten)]
     pub limits: limits::LimitArgs,
 }
@@ -337,6 +342,7 @@ impl Settings {
         let mut broker = BrokerConfig::new(data_dir);
         broker.auto_create_topics = args.auto_create_topics.or(file.auto_create_topics).unwrap_or(true);
         broker.default_partitions = default_partitions;
+        broker.accept_data_loss_partitions = args.accept_data_loss_partitions.clone();
         broker.log_defaults = log;
         if let Some(bytes) = args.retention_hold_bytes.or(file.retention_hold_bytes) {
             broker.retention_hold_bytes_max = bytes;

@@ -40,6 +40,8 @@ pub struct BrokerOpts {
     /// The data dir to use instead of `<temp dir>/data` (e.g. on a test filesystem). It is
     /// not created by the harness.
     pub data_dir: Option<PathBuf>,
+    /// Soft and hard `RLIMIT_NOFILE` of the child (set with `prlimit`), or inherited.
+    pub open_files_max: Option<u64>,
 }
 
 /// A running (or stopped) `sluice` child process owned by one test.
@@ -164,6 +166,11 @@ impl Broker {
         elapsed
     }
 
+    /// Replaces the test's own extra flags for the next starts (e.g. an operator's one-off flag).
+    pub fn set_args(&mut self, args: &[&str]) {
+        self.opts.args = args.iter().map(|s| s.to_string()).collect();
+    }
+
     /// Starts the broker again on the same port with the same data dir and arguments.
     pub fn restart(&mut self) {
         if self.try_exit_status().is_some() {
@@ -200,7 +207,15 @@ impl Broker {
 
     fn spawn_and_wait(&mut self) {
         let log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("open broker log");
-        let mut cmd = Command::new(SLUICE_BIN);
+        let mut cmd = match self.opts.open_files_max {
+            // prlimit sets the limit on itself and execs the binary: the PID stays the broker's.
+            Some(max) => {
+                let mut cmd = Command::new("prlimit");
+                cmd.arg(format!("--nofile={max}:{max}")).arg("--").arg(SLUICE_BIN);
+                cmd
+            }
+            None => Command::new(SLUICE_BIN),
+        };
         cmd.args(&self.opts.prefix).arg("--kafka-addr").arg(self.bootstrap()).arg("--data-dir").arg(self.data_dir());
         // Listener flags the binary may or may not have yet; a test's own args come after and win.
         if binary_has_flag("--nsq-tcp-addr") {
