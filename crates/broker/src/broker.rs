@@ -48,7 +48,7 @@ impl Broker {
     /// Opens the data directory, recovering every topic found in it.
     pub fn open(config: BrokerConfig) -> BrokerResult<Arc<Broker>> {
         let topics_dir = config.data_dir.join("topics");
-        fs::create_dir_all(&topics_dir).map_err(|e| storage(&topics_dir, e))?;
+        sluice_log::durable_dir::create_dir_all(&topics_dir).map_err(|e| storage(&topics_dir, e))?;
         remove_leftovers(&config.data_dir.join(DELETED_DIR))?;
         remove_leftovers(&config.data_dir.join(STAGING_DIR))?;
         let cluster_id = load_or_create_cluster_id(&config.data_dir)?;
@@ -193,7 +193,7 @@ impl Broker {
             .remove(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
         let graveyard = self.config.data_dir.join(DELETED_DIR);
-        fs::create_dir_all(&graveyard).map_err(|e| storage(&graveyard, e))?;
+        sluice_log::durable_dir::create_dir_all(&graveyard).map_err(|e| storage(&graveyard, e))?;
         let target = graveyard.join(format!("{}.{}", name, topic.id.simple()));
         fs::rename(topic.dir(), &target).map_err(|e| storage(topic.dir(), e))?;
         fs::remove_dir_all(&target).map_err(|e| storage(&target, e))?;

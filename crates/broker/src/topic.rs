@@ -72,7 +72,7 @@ impl Topic {
         health: Arc<StorageHealth>,
     ) -> BrokerResult<Topic> {
         let log_config = config.log_config(defaults)?;
-        fs::create_dir_all(&dir).map_err(|e| storage(&dir, e))?;
+        sluice_log::durable_dir::create_dir_all(&dir).map_err(|e| storage(&dir, e))?;
         let id = uuid::Uuid::new_v4();
         let meta = TopicMeta { id: id.to_string(), partitions, config: config.clone() };
         write_meta(&dir, &meta)?;

@@ -8,6 +8,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::durable_dir::sync_parent;
+
 /// Suffix of the temp file, `<name>.tmp` beside the target; a leftover one is the
 /// remains of a crash before the rename and can be deleted (recovery does so in a
 /// partition directory).
@@ -36,15 +38,6 @@ pub fn tmp_path(path: &Path) -> PathBuf {
     name.push(".");
     name.push(TMP_SUFFIX);
     path.with_file_name(name)
-}
-
-/// Makes the rename durable: the directory entry lives in the parent directory.
-fn sync_parent(path: &Path) -> io::Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    File::open(parent)?.sync_all()
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod batch;
 mod cadence;
 mod config;
 mod disk;
+pub mod durable_dir;
 mod error;
 mod fd_limit;
 mod file_cache;

@@ -60,7 +60,7 @@ impl std::fmt::Display for Damage {
 }
 
 pub fn recover(dir: &Path, disk: &Disk, interval_bytes: u32) -> Result<Recovered, OpenError> {
-    std::fs::create_dir_all(dir).map_err(io_at(dir))?;
+    crate::durable_dir::create_dir_all(dir).map_err(io_at(dir))?;
     let mut bases = list_segments(dir)?;
     if bases.is_empty() {
         Segment::create(dir, 0).map_err(io_at(dir))?;

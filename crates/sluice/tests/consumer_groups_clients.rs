@@ -30,12 +30,17 @@ fn kcat_member(broker: &Broker, group: &str, topic: &str) -> Streaming {
 }
 
 fn produce(broker: &Broker, topic: &str, from: usize, n: usize) {
-    let input: String = (from..from + n).map(|i| format!("msg-{i:06}\n")).collect();
+    // Keyed, so the partitioner spreads them over every partition (keyless messages stick
+    // to one partition per batch in librdkafka, and a fast producer may fill only one).
+    let input: String = (from..from + n).map(|i| format!("key-{i}:msg-{i:06}\n")).collect();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("in.txt");
     std::fs::write(&path, input).unwrap();
     run_ok(
-        Command::new("kcat").args(["-P", "-b", &broker.bootstrap(), "-t", topic, "-l"]).arg(&path).stdin(Stdio::null()),
+        Command::new("kcat")
+            .args(["-P", "-b", &broker.bootstrap(), "-t", topic, "-K:", "-l"])
+            .arg(&path)
+            .stdin(Stdio::null()),
         Duration::from_secs(60),
     );
 }

@@ -40,17 +40,6 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// Bound on one marker send.
 const MARKER_TIMEOUT: Duration = Duration::from_secs(20);
-/// Known failure, storage's area (crates/broker/src/broker.rs, topic.rs, crates/log/src/
-/// recovery.rs): new directories are not made durable in their parent. `data/topics`,
-/// each topic's directory and each partition's directory are created with `create_dir_all`
-/// and no fsync of the parent directory, so a power cut after creating a topic loses the
-/// whole topic and everything acknowledged in it. The same holds for the group offsets log
-/// (crates/broker/src/group/offsets.rs opens `offsets.log` with create and never fsyncs its
-/// directory; groupsnsq's area). While this is `true` the test fsyncs every directory of the
-/// data dir itself once the topics exist and after each restart, and reports that it did;
-/// set it to `false` once the directory fsyncs are merged.
-const KNOWN_FAILURE_NEW_DIRS_UNSYNCED: bool = true;
-
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -188,10 +177,6 @@ fn run(flush: &str) -> Outcome {
     let bootstrap = b.bootstrap();
     create_kafka_topic(&bootstrap);
     create_nsq_topic(b.http);
-    if KNOWN_FAILURE_NEW_DIRS_UNSYNCED {
-        println!("  KNOWN FAILURE worked around: the test fsyncs the data dir's directories after creating the topics");
-        b.sync_all_dirs();
-    }
 
     let producers = Stop::default();
     let consumers = Stop::default();
@@ -230,9 +215,6 @@ fn run(flush: &str) -> Outcome {
         // fsynced yet, so that run always has acknowledged data at risk.
         send_marker(&rt, &marker_producer, round, &mut markers);
         let report = b.power_cut();
-        if KNOWN_FAILURE_NEW_DIRS_UNSYNCED {
-            b.sync_all_dirs();
-        }
         files_reverted += report.files_reverted;
         dirs_reverted += report.dirs_reverted;
         // Every commit acknowledged by now was acknowledged before the broker died.

@@ -46,7 +46,7 @@ pub struct PendingState {
 
 pub fn write(path: &Path, checkpoint: &Checkpoint) -> std::io::Result<()> {
     let dir = path.parent().ok_or_else(|| std::io::Error::other("checkpoint path has no parent"))?;
-    fs::create_dir_all(dir)?;
+    sluice_log::durable_dir::create_dir_all(dir)?;
     let text = serde_json::to_vec(checkpoint).map_err(std::io::Error::other)?;
     sluice_log::atomic_file::replace(path, &text)
 }

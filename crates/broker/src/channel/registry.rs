@@ -101,7 +101,8 @@ impl Channels {
     /// Loads every checkpointed channel whose topic still exists.
     pub fn open(broker: Arc<Broker>, config: ChannelsConfig) -> BrokerResult<Arc<Channels>> {
         let dir = broker.config().data_dir.join("channels");
-        std::fs::create_dir_all(&dir).map_err(|e| BrokerError::Storage(format!("{}: {e}", dir.display())))?;
+        sluice_log::durable_dir::create_dir_all(&dir)
+            .map_err(|e| BrokerError::Storage(format!("{}: {e}", dir.display())))?;
         // Ephemeral topics keep nothing across a restart (as nsqd): drop their logs.
         for topic in broker.topics() {
             if is_ephemeral(&nsq_topic_name(&topic.name)) {

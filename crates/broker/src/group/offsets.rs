@@ -91,8 +91,10 @@ pub struct SyncTarget {
 
 impl OffsetStore {
     pub fn open(dir: &Path) -> std::io::Result<OffsetStore> {
-        fs::create_dir_all(dir)?;
+        sluice_log::durable_dir::create_dir_all(dir)?;
         let path = dir.join("offsets.log");
+        // A commit acknowledged into a file whose name a power cut drops would be lost.
+        sluice_log::durable_dir::create_file(&path)?;
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
         let (offsets, records, good_len) = replay(&mut file)?;
         let file_len = file.metadata()?.len();

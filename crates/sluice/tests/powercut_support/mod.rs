@@ -7,7 +7,6 @@ use crate::common::{Broker, BrokerOpts};
 use sluice_powercut::{CutReport, PowerCutFs};
 use std::fs::File;
 use std::net::TcpStream;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Bound on the NSQ listener coming up after the Kafka one.
@@ -77,23 +76,6 @@ impl PowerCutBroker {
         self.broker.restart();
         self.wait_nsq();
         report
-    }
-
-    /// Fsyncs every directory under the data dir from outside the broker, making every name
-    /// the broker created so far durable. Only for working around a known missing directory
-    /// fsync (see the callers), so the rest of the run still checks the append paths.
-    pub fn sync_all_dirs(&self) {
-        fn walk(dir: &Path) -> std::io::Result<()> {
-            for entry in std::fs::read_dir(dir)? {
-                let entry = entry?;
-                if entry.file_type()?.is_dir() {
-                    walk(&entry.path())?;
-                }
-            }
-            File::open(dir)?.sync_all()
-        }
-        walk(&self.broker.data_dir()).expect("fsync the data dir's directories");
-        File::open(self._mount_dir.path()).and_then(|d| d.sync_all()).expect("fsync the mount root");
     }
 
     pub fn fsyncs(&self) -> u64 {
