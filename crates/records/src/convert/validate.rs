@@ -26,6 +26,10 @@ pub enum Refusal {
 
 /// Checks every v2 batch of one partition's produce; `Ok` only if all of them pass.
 pub fn validate_produced(batches: &[u8]) -> Result<(), Refusal> {
+    // A produce must carry at least one batch (the fuzzer found the empty set accepted).
+    if batches.is_empty() {
+        return Err(Refusal::Records { at: 0, source: super::corrupt("no record batch".to_string()) });
+    }
     let mut rest = batches;
     while !rest.is_empty() {
         let at = batches.len() - rest.len();
@@ -133,6 +137,12 @@ mod tests {
         {
             validate_produced(&batch(&[b"a", b"bb", b"ccc"], compression)).unwrap();
         }
+    }
+
+    // A produce with no batch at all is refused, not accepted as nothing (found by the fuzzer).
+    #[test]
+    fn no_batch_is_refused() {
+        assert!(matches!(validate_produced(&[]), Err(Refusal::Records { at: 0, .. })));
     }
 
     // A count that claims more records than the batch holds is INVALID_RECORD, plain or compressed.
