@@ -78,7 +78,8 @@ async fn read_body(
 ) -> Result<Bytes, axum::response::Response> {
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > u64::from(limit)) {
+    if let Some(len) = declared.filter(|&len| len > u64::from(limit)) {
+        drain(body, len).await;
         return Err(error(StatusCode::PAYLOAD_TOO_LARGE, too_big));
     }
     match Limited::new(body, limit as usize).collect().await {
@@ -86,6 +87,31 @@ async fn read_body(
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(error(StatusCode::PAYLOAD_TOO_LARGE, too_big)),
         Err(_) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR")),
     }
+}
+
+/// How much of a refused body is read and thrown away before the 413, and for how long:
+/// a client still writing when the connection closes gets a broken pipe or a reset instead of
+/// the answer (Go's net/http, behind nsqd, discards up to 256 KiB the same way). Bodies up to a
+/// few times the default 1 MiB limit are drained whole; larger ones are cut off.
+const REFUSED_BODY_DRAIN_BYTES_MAX: u64 = 4 << 20;
+const REFUSED_BODY_DRAIN_TIME_MAX: Duration = Duration::from_secs(1);
+
+/// Reads and discards at most `REFUSED_BODY_DRAIN_BYTES_MAX` of a refused body of `declared`
+/// bytes, for at most `REFUSED_BODY_DRAIN_TIME_MAX`; nothing is kept.
+async fn drain(mut body: Body, declared: u64) {
+    if declared > REFUSED_BODY_DRAIN_BYTES_MAX {
+        return;
+    }
+    let discard = async {
+        let mut read = 0u64;
+        while read < declared {
+            match body.frame().await {
+                Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len() as u64),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REFUSED_BODY_DRAIN_TIME_MAX, discard).await;
 }
 
 /// Newline-separated messages; empty lines are skipped (a trailing newline is common).
