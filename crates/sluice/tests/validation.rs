@@ -252,12 +252,12 @@ fn nsq_body_of_max_msg_size_is_accepted_by_default() {
     let (status, _) = http(nsq.http, "POST", &format!("/pub?topic={topic}&defer=1000"), &max);
     assert_eq!(status, 200);
 
-    wire.with_body(&format!("PUB {topic}"), &over);
+    wire.with_refused_body(&format!("PUB {topic}"), &over);
     let (kind, data) = wire.frame().expect("an error frame");
     assert_eq!(kind, FRAME_ERROR);
     assert!(String::from_utf8_lossy(&data).starts_with("E_BAD_MESSAGE"), "{}", String::from_utf8_lossy(&data));
     let mut wire = nsq.wire();
-    wire.with_body(&format!("DPUB {topic} 1000"), &over);
+    wire.with_refused_body(&format!("DPUB {topic} 1000"), &over);
     let (kind, data) = wire.frame().expect("an error frame");
     assert_eq!(kind, FRAME_ERROR);
     assert!(String::from_utf8_lossy(&data).starts_with("E_BAD_MESSAGE"), "{}", String::from_utf8_lossy(&data));

@@ -128,6 +128,16 @@ impl Wire {
         self.send(&out);
     }
 
+    /// `with_body` for a body the server refuses from its size alone: it answers
+    /// `E_BAD_MESSAGE` and closes without reading the body (as nsqd does), so the write may
+    /// fail with a broken pipe; the error frame is read afterwards all the same.
+    pub fn with_refused_body(&mut self, line: &str, body: &[u8]) {
+        let mut out = format!("{line}\n").into_bytes();
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(body);
+        let _ = self.stream.write_all(&out);
+    }
+
     /// Reads the next frame that is not a heartbeat; `None` on EOF or timeout.
     pub fn frame(&mut self) -> Option<(i32, Vec<u8>)> {
         loop {
