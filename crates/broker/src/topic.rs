@@ -240,13 +240,13 @@ fn open_partition(
 /// Renames a built topic directory to its place and makes the rename durable. Fails if
 /// `dir` exists (a directory there, even a damaged one, is never replaced).
 fn move_into_place(staging: &Path, dir: &Path) -> BrokerResult<()> {
+    // The staging directory's entries (metadata, partitions), then its new name in `topics/`.
     fs::File::open(staging).and_then(|d| d.sync_all()).map_err(|e| storage(staging, e))?;
     if dir.exists() {
         return Err(BrokerError::Storage(format!("{} exists already", dir.display())));
     }
     fs::rename(staging, dir).map_err(|e| storage(dir, e))?;
-    let parent = dir.parent().unwrap_or(dir);
-    fs::File::open(parent).and_then(|d| d.sync_all()).map_err(|e| storage(parent, e))
+    sluice_log::durable_dir::sync_parent(dir).map_err(|e| storage(dir, e))
 }
 
 /// Writes `topic.json` atomically: temp file, fsync, rename, fsync directory.

@@ -19,16 +19,17 @@ use nsq_common::NsqBroker;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use torture_support::check::{check_acked, not_finished, CommitWatch};
-use torture_support::{kafka, nsq, wait_until, Stop};
+use torture_support::workload::{Names, Workload};
+use torture_support::{nsq, wait_until};
 
 const KAFKA_TOPIC: &str = "torture-kafka";
 const KAFKA_PARTITIONS: i32 = 3;
 const NSQ_TOPIC: &str = "torture-nsq";
 const NSQ_CHANNEL: &str = "torture";
 const GROUP: &str = "torture-group";
+const NAMES: Names = Names { kafka_topic: KAFKA_TOPIC, nsq_topic: NSQ_TOPIC, nsq_channel: NSQ_CHANNEL, group: GROUP };
 /// Shortest time the broker runs between two kills.
 const UPTIME_MIN: Duration = Duration::from_millis(300);
 /// Bound on each wait of the final phase (consumers catching up, the broker answering).
@@ -51,24 +52,9 @@ fn crash_torture() {
     let bootstrap = nsq.broker.bootstrap();
     create_kafka_topic(&bootstrap);
 
-    let producers = Stop::default();
-    let consumers = Stop::default();
-    let acked_commits = kafka::AckedCommits::default();
-    let nsq_seen = Arc::new(Mutex::new(nsq::Consumed::default()));
-    let idempotent = spawn_producer(&bootstrap, "ki", true, &producers);
-    let plain = spawn_producer(&bootstrap, "kp", false, &producers);
-    let publisher = {
-        let (port, stop) = (nsq.tcp, producers.clone());
-        std::thread::spawn(move || nsq::publish(port, NSQ_TOPIC.into(), "n", stop))
-    };
-    let group = {
-        let (b, acked, stop) = (bootstrap.clone(), Arc::clone(&acked_commits), consumers.clone());
-        std::thread::spawn(move || kafka::consume_and_commit(b, KAFKA_TOPIC.into(), GROUP.into(), acked, stop))
-    };
-    let channel = {
-        let (port, stop, seen) = (nsq.tcp, consumers.clone(), Arc::clone(&nsq_seen));
-        std::thread::spawn(move || nsq::consume(port, NSQ_TOPIC.into(), NSQ_CHANNEL.into(), stop, seen))
-    };
+    let w = Workload::start(&bootstrap, nsq.tcp, NAMES);
+    let acked_commits = &w.acked_commits;
+    let nsq_seen = &w.nsq_seen;
 
     let mut rng = Rng::new(seed);
     let mut commits = CommitWatch::new(KAFKA_TOPIC, GROUP, KAFKA_PARTITIONS);
@@ -82,10 +68,10 @@ fn crash_torture() {
         commits.check(&bootstrap, &acked_before_kill, &format!("after kill -9 #{}", round + 1));
     }
 
-    producers.set();
-    let idempotent = idempotent.join().expect("idempotent producer");
-    let plain = plain.join().expect("plain producer");
-    let published = publisher.join().expect("nsq publisher");
+    w.producers.set();
+    let idempotent = w.idempotent.join().expect("idempotent producer");
+    let plain = w.plain.join().expect("plain producer");
+    let published = w.publisher.join().expect("nsq publisher");
 
     let kafka_log = read_topic(&bootstrap, KAFKA_TOPIC);
     let nsq_log = read_topic(&bootstrap, NSQ_TOPIC);
@@ -118,9 +104,9 @@ fn crash_torture() {
         ends.iter().all(|(p, end)| *end == 0 || acked.get(p) == Some(end))
     });
     assert!(caught_up, "the group consumer did not commit up to the log end: {:?} vs {ends:?}", acked_commits);
-    consumers.set();
-    let group = group.join().expect("group consumer");
-    channel.join().expect("channel consumer");
+    w.consumers.set();
+    let group = w.group.join().expect("group consumer");
+    w.channel.join().expect("channel consumer");
 
     // A clean restart: committed offsets intact, and no finished NSQ message comes back.
     let acked_final = acked_commits.lock().expect("acked commits").clone();
@@ -172,16 +158,6 @@ fn create_kafka_topic(bootstrap: &str) {
         .block_on(admin.create_topics(&[topic], &AdminOptions::new().request_timeout(Some(Duration::from_secs(15)))))
         .expect("create_topics");
     assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
-}
-
-fn spawn_producer(
-    bootstrap: &str,
-    tag: &'static str,
-    idempotent: bool,
-    stop: &Stop,
-) -> std::thread::JoinHandle<kafka::Produced> {
-    let (b, stop) = (bootstrap.to_string(), stop.clone());
-    std::thread::spawn(move || kafka::produce(b, KAFKA_TOPIC.into(), tag, idempotent, stop))
 }
 
 /// Every value in `topic` with how many times it is stored.

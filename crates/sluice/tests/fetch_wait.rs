@@ -5,29 +5,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
 
-use common::raw::{supported_versions, Raw, IO_TIMEOUT};
+use common::raw::{self as raw, supported_versions, Raw, IO_TIMEOUT};
 use common::{acks_all_producer, produce_one, requests_from, runtime, unique_topic, wait_until, Broker};
 
 fn fetch_request(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
-    FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(1)
-        .with_max_bytes(1024 * 1024)
-        .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_current_leader_epoch(-1)
-                .with_fetch_offset(offset)
-                .with_last_fetched_epoch(-1)
-                .with_log_start_offset(-1)
-                .with_partition_max_bytes(1024 * 1024)])])
+    raw::fetch_request(topic, 0, offset, max_wait_ms, 1024 * 1024, 1024 * 1024)
 }
 
 fn records_of(resp: &FetchResponse) -> (i16, i64, Bytes) {

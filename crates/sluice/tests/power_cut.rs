@@ -21,16 +21,18 @@ use powercut_support::PowerCutBroker;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 use torture_support::check::{self, CommitRegression, CommitWatch};
-use torture_support::{kafka, nsq, wait_until, Stop};
+use torture_support::workload::{Names, Workload};
+use torture_support::{kafka, nsq, wait_until};
 
 const KAFKA_TOPIC: &str = "powercut-kafka";
 const KAFKA_PARTITIONS: i32 = 3;
 const NSQ_TOPIC: &str = "powercut-nsq";
 const NSQ_CHANNEL: &str = "powercut";
 const GROUP: &str = "powercut-group";
+const NAMES: Names = Names { kafka_topic: KAFKA_TOPIC, nsq_topic: NSQ_TOPIC, nsq_channel: NSQ_CHANNEL, group: GROUP };
 /// The broker runs between `UPTIME_MIN` and `UPTIME_MAX` before each cut.
 const UPTIME_MIN: Duration = Duration::from_millis(1500);
 const UPTIME_MAX: Duration = Duration::from_millis(4000);
@@ -178,28 +180,9 @@ fn run(flush: &str) -> Outcome {
     create_kafka_topic(&bootstrap);
     create_nsq_topic(b.http);
 
-    let producers = Stop::default();
-    let consumers = Stop::default();
-    let acked_commits = kafka::AckedCommits::default();
-    let nsq_seen = Arc::new(Mutex::new(nsq::Consumed::default()));
-    let spawn_producer = |tag: &'static str, idempotent: bool| {
-        let (bs, stop) = (bootstrap.clone(), producers.clone());
-        std::thread::spawn(move || kafka::produce(bs, KAFKA_TOPIC.into(), tag, idempotent, stop))
-    };
-    let idempotent = spawn_producer("ki", true);
-    let plain = spawn_producer("kp", false);
-    let publisher = {
-        let (port, stop) = (b.nsq_tcp, producers.clone());
-        std::thread::spawn(move || nsq::publish(port, NSQ_TOPIC.into(), "n", stop))
-    };
-    let group = {
-        let (bs, acked, stop) = (bootstrap.clone(), Arc::clone(&acked_commits), consumers.clone());
-        std::thread::spawn(move || kafka::consume_and_commit(bs, KAFKA_TOPIC.into(), GROUP.into(), acked, stop))
-    };
-    let channel = {
-        let (port, stop, seen) = (b.nsq_tcp, consumers.clone(), Arc::clone(&nsq_seen));
-        std::thread::spawn(move || nsq::consume(port, NSQ_TOPIC.into(), NSQ_CHANNEL.into(), stop, seen))
-    };
+    let w = Workload::start(&bootstrap, b.nsq_tcp, NAMES);
+    let acked_commits = &w.acked_commits;
+    let nsq_seen = &w.nsq_seen;
 
     let rt = common::runtime();
     let marker_producer = common::acks_all_producer(&bootstrap, &[("message.timeout.ms", "20000")]);
@@ -226,10 +209,10 @@ fn run(flush: &str) -> Outcome {
         ));
     }
 
-    producers.set();
-    let idempotent = idempotent.join().expect("idempotent producer");
-    let plain = plain.join().expect("plain producer");
-    let published = publisher.join().expect("nsq publisher");
+    w.producers.set();
+    let idempotent = w.idempotent.join().expect("idempotent producer");
+    let plain = w.plain.join().expect("plain producer");
+    let published = w.publisher.join().expect("nsq publisher");
 
     // With --flush os a partition may have lost everything, its start included.
     let lossy = flush != "always";
@@ -262,9 +245,9 @@ fn run(flush: &str) -> Outcome {
         wait_until(SETTLE_TIMEOUT, || undelivered(&nsq_seen.lock().expect("seen")).is_empty());
     }
     let nsq_undelivered = if lossy { Vec::new() } else { undelivered(&nsq_seen.lock().expect("seen")) };
-    consumers.set();
-    let group = group.join().expect("group consumer");
-    channel.join().expect("channel consumer");
+    w.consumers.set();
+    let group = w.group.join().expect("group consumer");
+    w.channel.join().expect("channel consumer");
 
     Outcome {
         seed,

@@ -10,14 +10,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, TopicName,
-};
+use kafka_protocol::messages::{ApiKey, FetchResponse, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use common::raw::{one_record_batch, supported_versions, Raw};
+use common::raw::{fetch_request, one_record_batch, supported_versions, Raw};
 use common::{clear_sluice_env, files_with_suffix, run_bounded, Broker, SLUICE_BIN};
 use nsq_common::{Wire, FRAME_ERROR};
 
@@ -59,21 +56,7 @@ fn produce(broker: &Broker, value: &[u8]) -> (i16, i64) {
 /// One raw Fetch of partition 0 from `offset`; returns (error_code, record bytes).
 fn fetch(broker: &Broker, offset: i64) -> (i16, Bytes) {
     let (_, max) = supported_versions(broker, ApiKey::Fetch);
-    let req = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(100)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_string(TOPIC.to_string())))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_current_leader_epoch(-1)
-                .with_fetch_offset(offset)
-                .with_last_fetched_epoch(-1)
-                .with_log_start_offset(-1)
-                .with_partition_max_bytes(1 << 20)])]);
+    let req = fetch_request(TOPIC, 0, offset, 100, 1 << 20, 1 << 20);
     let resp: FetchResponse = Raw::connect(broker).request(max.min(11), &req);
     let p = &resp.responses[0].partitions[0];
     (p.error_code, p.records.clone().unwrap_or_default())

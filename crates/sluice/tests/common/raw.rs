@@ -151,19 +151,20 @@ pub fn supported_versions(broker: &Broker, key: ApiKey) -> (i16, i16) {
     (entry.min_version, entry.max_version)
 }
 
-/// Fetches partition `partition` of `topic` from `offset` with a raw Fetch (v4..=11) and returns
-/// the raw record bytes the broker sent (stored batches, verbatim per the design).
-pub fn fetch_raw_records(broker: &Broker, topic: &str, partition: i32, offset: i64) -> Bytes {
-    let (_, max) = supported_versions(broker, ApiKey::Fetch);
-    assert!(max >= 4, "broker supports Fetch only up to v{max}");
-    let version = max.min(11);
-    let req = FetchRequest::default()
+/// A consumer's Fetch (replica -1, no session) of one partition from `offset`.
+pub fn fetch_request(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+    max_bytes: i32,
+    partition_max_bytes: i32,
+) -> FetchRequest {
+    FetchRequest::default()
         .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(500)
+        .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(1)
-        .with_max_bytes(8 * 1024 * 1024)
-        .with_isolation_level(0)
-        .with_session_id(0)
+        .with_max_bytes(max_bytes)
         .with_session_epoch(-1)
         .with_topics(vec![FetchTopic::default()
             .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
@@ -173,7 +174,16 @@ pub fn fetch_raw_records(broker: &Broker, topic: &str, partition: i32, offset: i
                 .with_fetch_offset(offset)
                 .with_last_fetched_epoch(-1)
                 .with_log_start_offset(-1)
-                .with_partition_max_bytes(4 * 1024 * 1024)])]);
+                .with_partition_max_bytes(partition_max_bytes)])])
+}
+
+/// Fetches partition `partition` of `topic` from `offset` with a raw Fetch (v4..=11) and returns
+/// the raw record bytes the broker sent (stored batches, verbatim per the design).
+pub fn fetch_raw_records(broker: &Broker, topic: &str, partition: i32, offset: i64) -> Bytes {
+    let (_, max) = supported_versions(broker, ApiKey::Fetch);
+    assert!(max >= 4, "broker supports Fetch only up to v{max}");
+    let version = max.min(11);
+    let req = fetch_request(topic, partition, offset, 500, 8 * 1024 * 1024, 4 * 1024 * 1024);
     let mut raw = Raw::connect(broker);
     let resp: FetchResponse = raw.request(version, &req);
     assert_eq!(resp.error_code, 0, "fetch top-level error");

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod kafka;
 pub mod nsq;
+pub mod workload;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
