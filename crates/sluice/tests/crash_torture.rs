@@ -16,12 +16,10 @@ mod torture_support;
 
 use common::{watermarks, Rng};
 use nsq_common::NsqBroker;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 use torture_support::check::{check_acked, not_finished, CommitWatch};
-use torture_support::workload::{Names, Workload};
+use torture_support::workload::{self, Names, Workload};
 use torture_support::{nsq, wait_until};
 
 const KAFKA_TOPIC: &str = "torture-kafka";
@@ -50,7 +48,7 @@ fn crash_torture() {
     // A short message timeout brings withheld messages back soon after the last restart too.
     let mut nsq = NsqBroker::start(&["--msg-timeout", "5s"]);
     let bootstrap = nsq.broker.bootstrap();
-    create_kafka_topic(&bootstrap);
+    workload::create_topic(&bootstrap, KAFKA_TOPIC, KAFKA_PARTITIONS);
 
     let w = Workload::start(&bootstrap, nsq.tcp, NAMES);
     let acked_commits = &w.acked_commits;
@@ -148,16 +146,6 @@ fn crash_torture() {
         "  group: consumed {}, commits acknowledged {}, failed {}, committed offsets checked {} times",
         group.messages, group.commits_acked, group.commits_failed, commits.checks
     );
-}
-
-fn create_kafka_topic(bootstrap: &str) {
-    let rt = common::runtime();
-    let admin: AdminClient<DefaultClientContext> = common::client_config(bootstrap).create().expect("admin");
-    let topic = NewTopic::new(KAFKA_TOPIC, KAFKA_PARTITIONS, TopicReplication::Fixed(1));
-    let created = rt
-        .block_on(admin.create_topics(&[topic], &AdminOptions::new().request_timeout(Some(Duration::from_secs(15)))))
-        .expect("create_topics");
-    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
 }
 
 /// Every value in `topic` with how many times it is stored.

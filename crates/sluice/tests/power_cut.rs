@@ -18,13 +18,11 @@ mod torture_support;
 
 use common::Rng;
 use powercut_support::PowerCutBroker;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::sync::Mutex;
 use std::time::Duration;
 use torture_support::check::{self, CommitRegression, CommitWatch};
-use torture_support::workload::{Names, Workload};
+use torture_support::workload::{self, Names, Workload};
 use torture_support::{kafka, nsq, wait_until};
 
 const KAFKA_TOPIC: &str = "powercut-kafka";
@@ -177,7 +175,7 @@ fn run(flush: &str) -> Outcome {
     println!("power cuts --flush {flush}: {cuts} cuts, seed {seed}");
     let mut b = PowerCutBroker::start(&["--flush", flush, "--msg-timeout", "5s"]);
     let bootstrap = b.bootstrap();
-    create_kafka_topic(&bootstrap);
+    workload::create_topic(&bootstrap, KAFKA_TOPIC, KAFKA_PARTITIONS);
     create_nsq_topic(b.http);
 
     let w = Workload::start(&bootstrap, b.nsq_tcp, NAMES);
@@ -285,14 +283,4 @@ fn create_nsq_topic(http: u16) {
         let (status, body) = nsq_common::http(http, "POST", &path, b"");
         assert_eq!(status, 200, "POST {path}: {body}");
     }
-}
-
-fn create_kafka_topic(bootstrap: &str) {
-    let rt = common::runtime();
-    let admin: AdminClient<DefaultClientContext> = common::client_config(bootstrap).create().expect("admin");
-    let topic = NewTopic::new(KAFKA_TOPIC, KAFKA_PARTITIONS, TopicReplication::Fixed(1));
-    let created = rt
-        .block_on(admin.create_topics(&[topic], &AdminOptions::new().request_timeout(Some(Duration::from_secs(15)))))
-        .expect("create_topics");
-    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
 }

@@ -3,8 +3,11 @@
 //! committing and an NSQ channel consumer, each on its own thread.
 
 use super::{kafka, nsq, Stop};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Where the workload writes and reads.
 #[derive(Clone, Copy)]
@@ -60,4 +63,15 @@ impl Workload {
         };
         Workload { producers, consumers, acked_commits, nsq_seen, idempotent, plain, publisher, group, channel }
     }
+}
+
+/// Creates the workload's Kafka topic with `partitions` through the admin API (librdkafka).
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let rt = crate::common::runtime();
+    let admin: AdminClient<DefaultClientContext> = crate::common::client_config(bootstrap).create().expect("admin");
+    let topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let created = rt
+        .block_on(admin.create_topics(&[topic], &AdminOptions::new().request_timeout(Some(Duration::from_secs(15)))))
+        .expect("create_topics");
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
 }
