@@ -6,6 +6,8 @@
 //! partition, as KRaft's `__cluster_metadata`).
 
 use std::fmt;
+// declare_raft_types! names `Cursor` unqualified for its default SnapshotData (Cursor<Vec<u8>>).
+use std::io::Cursor;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
