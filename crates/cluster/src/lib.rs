@@ -2,5 +2,7 @@
 //! and Kafka's log semantics (DESIGN.md, "The cluster").
 //!
 //! - `types`: the one openraft type configuration every group uses, and group ids.
+//! - `meta`: the metadata group's state machine (nodes, topics, assignments, producer ids).
 
+pub mod meta;
 pub mod types;
