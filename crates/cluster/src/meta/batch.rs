@@ -191,4 +191,36 @@ mod tests {
         assert!(matches!(unframe(&two), Err(UnframeError::NotOneBatch(_))));
         assert!(unframe(&[0xff; 100]).is_err());
     }
+
+    /// xorshift64: a fixed pseudo-random sequence, so the fuzz test below is reproducible.
+    fn next_random(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    #[test]
+    fn random_bytes_and_random_damage_never_panic() {
+        // Proves unframe returns (Ok or Err) on 20,000 random inputs: garbage of random length,
+        // and valid frames with random bytes overwritten, truncated or extended.
+        let mut seed = 0x9E37_79B9_7F4A_7C15;
+        let good = frame(b"{\"AllocateProducerIds\":{\"count\":5}}", 3).unwrap().to_vec();
+        for _ in 0..10_000 {
+            let len = (next_random(&mut seed) % 200) as usize;
+            let garbage: Vec<u8> = (0..len).map(|_| next_random(&mut seed) as u8).collect();
+            let _ = unframe(&garbage);
+            let mut damaged = good.clone();
+            for _ in 0..=(next_random(&mut seed) % 4) {
+                let at = (next_random(&mut seed) as usize) % damaged.len();
+                damaged[at] = next_random(&mut seed) as u8;
+            }
+            match next_random(&mut seed) % 3 {
+                0 => damaged.truncate((next_random(&mut seed) as usize) % damaged.len()),
+                1 => damaged.push(next_random(&mut seed) as u8),
+                _ => {}
+            }
+            let _ = unframe(&damaged);
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::batch::{frame, unframe, FrameError, UnframeError};
-use crate::types::{Batches, NodeId};
+use crate::types::{Applied, Batches, NodeId};
 
 /// One change to the cluster's metadata. Validation happens in `ClusterState::apply`, so a
 /// bad command is refused the same way on every node.
@@ -111,8 +111,10 @@ pub enum EncodeError {
 pub enum DecodeError {
     #[error(transparent)]
     Frame(#[from] UnframeError),
-    #[error("not a metadata command: {0}")]
+    #[error("not a metadata command or reply: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("the applied entry carries no metadata reply")]
+    NoReply,
 }
 
 /// A command read from an entry, with the log offsets its batch took.
@@ -147,6 +149,12 @@ impl MetaReply {
     /// Reads `Applied::reply` back (the proposer's side of `client_write`).
     pub fn decode(bytes: &[u8]) -> Result<MetaReply, serde_json::Error> {
         serde_json::from_slice(bytes)
+    }
+
+    /// The reply of a committed metadata command, from what `Raft::client_write` returned.
+    pub fn from_applied(applied: &Applied) -> Result<MetaReply, DecodeError> {
+        let bytes = applied.reply.as_deref().ok_or(DecodeError::NoReply)?;
+        Ok(Self::decode(bytes)?)
     }
 }
 
@@ -217,5 +225,6 @@ mod tests {
         }
         assert!(matches!(MetaCommand::decode(b"short"), Err(DecodeError::Frame(_))));
         assert!(MetaReply::decode(b"\"Nope\"").is_err());
+        assert!(matches!(MetaReply::from_applied(&Applied::default()), Err(DecodeError::NoReply)));
     }
 }

@@ -34,7 +34,7 @@ fn voters(ids: &[NodeId]) -> Membership<NodeId, openraft::BasicNode> {
 }
 
 fn reply(applied: &Applied) -> MetaReply {
-    MetaReply::decode(applied.reply.as_deref().expect("a command has a reply")).unwrap()
+    MetaReply::from_applied(applied).expect("a command has a reply")
 }
 
 /// Blank, membership, three registrations, a topic, and a producer-id block.
@@ -154,6 +154,27 @@ async fn snapshots_that_do_not_match_their_meta_are_refused() {
         assert_eq!(target.applied_state().await.unwrap().0, None);
         assert!(target.state().topics.is_empty());
         assert!(target.get_current_snapshot().await.unwrap().is_none());
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_snapshot_built_from_an_older_state_does_not_replace_a_newer_install() {
+    // Proves a builder taken before an install, finishing after it, leaves the installed
+    // (newer) snapshot as the current one, as openraft expects after install_snapshot.
+    bounded(async {
+        let mut leader = MetaStateMachine::new();
+        leader.apply(opening_entries()).await.unwrap();
+        let newer = leader.get_snapshot_builder().await.build_snapshot().await.unwrap();
+
+        let mut follower = MetaStateMachine::new();
+        follower.apply(opening_entries().into_iter().take(3)).await.unwrap();
+        let mut stale_builder = follower.get_snapshot_builder().await;
+        follower.install_snapshot(&newer.meta, newer.snapshot).await.unwrap();
+        let stale = stale_builder.build_snapshot().await.unwrap();
+        assert_eq!(stale.meta.last_log_id, Some(log_id(1, 3)));
+        let current = follower.get_current_snapshot().await.unwrap().expect("a current snapshot");
+        assert_eq!(current.meta, newer.meta);
     })
     .await
 }

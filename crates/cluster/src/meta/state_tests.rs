@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::command::{MetaCommand, MetaReply};
 use super::limits::{PARTITIONS_PER_TOPIC_MAX, PRODUCER_ID_BLOCK_COUNT_MAX};
+use super::placement::assign_replicas;
 use super::state::{ClusterState, NO_EPOCH};
 use crate::types::NodeId;
 
@@ -228,4 +229,19 @@ fn the_same_commands_give_the_same_state() {
     let replies_two: Vec<_> = commands.into_iter().map(|c| two.apply(c)).collect();
     assert_eq!(replies_one, replies_two);
     assert_eq!(serde_json::to_vec(&one).unwrap(), serde_json::to_vec(&two).unwrap());
+}
+
+#[test]
+fn placed_replicas_are_accepted_and_keep_rotating() {
+    // Proves the proposer's flow: assign_replicas over the registered nodes gives a CreateTopic
+    // (and CreatePartitions) that apply accepts, continuing the leader rotation.
+    let mut state = three_nodes_one_topic();
+    let nodes: Vec<NodeId> = state.nodes.keys().copied().collect();
+    let partitions = assign_replicas(&nodes, &state, 4, 2).unwrap();
+    assert_eq!(state.apply(create("placed", partitions)), MetaReply::TopicCreated);
+    let leaders: Vec<_> = state.topics["placed"].partitions.iter().map(|p| p.replicas[0]).collect();
+    assert_eq!(leaders, vec![3, 1, 2, 3], "topic t already holds 2 partitions, so placement starts at the third node");
+    let more = assign_replicas(&nodes, &state, 2, 2).unwrap();
+    assert_eq!(state.apply(MetaCommand::CreatePartitions { name: "placed".into(), new: more }), MetaReply::Ok);
+    assert_eq!(state.topics["placed"].partitions.len(), 6);
 }
