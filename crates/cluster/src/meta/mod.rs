@@ -17,6 +17,8 @@ pub mod state_machine;
 mod validate;
 
 #[cfg(test)]
+mod raft_tests;
+#[cfg(test)]
 mod state_machine_tests;
 #[cfg(test)]
 mod state_tests;
