@@ -64,7 +64,9 @@ impl MetaStateMachine {
     }
 
     /// Every applied state, latest first: a receiver sees the state after each `apply` call
-    /// and after a snapshot install.
+    /// and after a snapshot install. It is published before `apply` returns, so once
+    /// `client_write` answers, the watch already holds a state that includes the command.
+    /// Subscribe before handing the machine to `Raft::new` (clone the receiver for more).
     pub fn state_watch(&self) -> watch::Receiver<Arc<ClusterState>> {
         self.published.subscribe()
     }
