@@ -73,6 +73,13 @@ pub enum MetaCommand {
         partition: i32,
         replicas: Vec<NodeId>,
     },
+    /// The partition group's membership now is `replicas`, the recorded target: they become
+    /// the replicas. Refused unless they equal the target, so a superseded move cannot finish.
+    FinishReassignment {
+        topic: String,
+        partition: i32,
+        replicas: Vec<NodeId>,
+    },
 }
 
 /// What applying a command answered.
@@ -187,6 +194,7 @@ mod tests {
             MetaCommand::ReportIsr { topic: "t".into(), partition: 1, isr: vec![2, 1], epoch: 7 },
             MetaCommand::AllocateProducerIds { count: 1000 },
             MetaCommand::ReassignPartition { topic: "t".into(), partition: 0, replicas: vec![3, 1] },
+            MetaCommand::FinishReassignment { topic: "t".into(), partition: 0, replicas: vec![3, 1] },
         ]
     }
 

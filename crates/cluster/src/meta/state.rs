@@ -129,6 +129,9 @@ impl ClusterState {
             MetaCommand::ReassignPartition { topic, partition, replicas } => {
                 self.reassign_partition(&topic, partition, replicas)
             }
+            MetaCommand::FinishReassignment { topic, partition, replicas } => {
+                self.finish_reassignment(&topic, partition, replicas)
+            }
         };
         outcome.unwrap_or_else(|refusal| refusal)
     }
@@ -279,6 +282,24 @@ impl ClusterState {
         validate::replicas(&replicas, &self.nodes).map_err(invalid)?;
         let state = self.partition_mut(topic, partition)?;
         state.target_replicas = (replicas != state.replicas).then_some(replicas);
+        Ok(MetaReply::Ok)
+    }
+
+    fn finish_reassignment(&mut self, topic: &str, partition: i32, replicas: Vec<NodeId>) -> Outcome {
+        let state = self.partition_mut(topic, partition)?;
+        if state.target_replicas.as_ref() != Some(&replicas) {
+            return Err(invalid(format!(
+                "{topic}-{partition} is moving to {:?}, not {replicas:?}",
+                state.target_replicas
+            )));
+        }
+        // The old replicas that left are no longer in sync; the new ones are, as the group's
+        // membership change only completes once they caught up.
+        state.isr.retain(|node| replicas.contains(node));
+        let joined: Vec<NodeId> = replicas.iter().filter(|node| !state.isr.contains(node)).copied().collect();
+        state.isr.extend(joined);
+        state.replicas = replicas;
+        state.target_replicas = None;
         Ok(MetaReply::Ok)
     }
 }

@@ -164,6 +164,22 @@ fn a_reassignment_target_may_lead_and_clears_when_equal() {
 }
 
 #[test]
+fn only_the_recorded_target_finishes_a_reassignment() {
+    // Proves finishing makes the target the replicas (ISR without the nodes that left, with
+    // the ones that came), and a finish naming another set, or with no move under way, is refused.
+    let mut state = three_nodes_one_topic();
+    state.apply(register(4, 100));
+    let finish = |replicas| MetaCommand::FinishReassignment { topic: "t".into(), partition: 0, replicas };
+    assert!(matches!(refused(&mut state, finish(vec![1, 2, 3])), MetaReply::Invalid(_)));
+    let reassign = MetaCommand::ReassignPartition { topic: "t".into(), partition: 0, replicas: vec![4, 2, 3] };
+    assert_eq!(state.apply(reassign), MetaReply::Ok);
+    assert!(matches!(refused(&mut state, finish(vec![4, 2])), MetaReply::Invalid(_)));
+    assert_eq!(state.apply(finish(vec![4, 2, 3])), MetaReply::Ok);
+    let p = state.partition("t", 0).unwrap();
+    assert_eq!((p.replicas.clone(), p.target_replicas.clone(), p.isr.clone()), (vec![4, 2, 3], None, vec![2, 3, 4]));
+}
+
+#[test]
 fn producer_id_blocks_never_overlap() {
     // Proves consecutive blocks are disjoint and contiguous, and bad counts or an exhausted id
     // space are refused without moving the next id.
