@@ -6,6 +6,9 @@
 //! partition, as KRaft's `__cluster_metadata`).
 
 use std::fmt;
+// `declare_raft_types!` names `Cursor` for its default `SnapshotData`.
+#[allow(unused_imports)]
+use std::io::Cursor;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
