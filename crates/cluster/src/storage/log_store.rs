@@ -203,7 +203,13 @@ fn write_batches(log: &PartitionLog, log_id: LogId<NodeId>, bytes: &Bytes) -> Re
     })?;
     let len = u32::try_from(bytes.len()).map_err(|e| fail(&e))?;
     let mut owned = bytes.to_vec();
+    let proposed_base = BatchHeader::parse(&owned).map(|h| h.base_offset).ok();
     let info = log.append_with_epoch(&mut owned, epoch).map_err(|e| fail(&e))?;
+    // A replicated entry carries the offsets the leader's log gave it; a proposal carries the
+    // producer's 0. Anything else means this replica's offsets left the leader's.
+    if let Some(base) = proposed_base.filter(|&b| b != 0 && b != info.first_offset) {
+        tracing::error!(%log_id, leader_base = base, local_base = info.first_offset, "replica offsets diverge from the leader's");
+    }
     Ok(EntryKind::Batches { base_offset: info.first_offset, last_offset: info.last_offset, bytes: len })
 }
 

@@ -53,8 +53,8 @@ pub enum StorageOpenError {
     StateMachine(#[source] std::io::Error),
 }
 
-/// Opens a partition group's Raft storage: the side index, vote and snapshot in `dir` over
-/// `log`. A new side index adopts the records already in `log` as the prefix before Raft.
+/// Opens a partition group's Raft storage: the side index, vote and snapshot in `dir` (the
+/// partition directory's `sluice_log::RAFT_DIR`, which the log's recovery ignores) over `log`. A new side index adopts the records already in `log` as the prefix before Raft.
 /// The segments and the side index are reconciled first (see `reconcile`).
 pub fn open_group_storage(
     dir: &Path,

@@ -261,3 +261,41 @@ async fn install_snapshot_ahead_resets_log() {
     assert_eq!(follower.high_watermark(), 15);
     assert_eq!(store.partition_log().log_end_offset(), 16);
 }
+
+/// A snapshot this replica already holds the log for keeps the log, and the observer is shown
+/// the batches it had not seen applied.
+#[tokio::test]
+async fn install_snapshot_held_locally_keeps_log_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let (mut store, mut machine) = open_observed(dir.path(), recorder.clone());
+    append(&mut store, vec![normal(1, 1, batch(2, b"a")), normal(1, 2, batch(3, b"b")), normal(1, 3, batch(1, b"c"))])
+        .await;
+    let read = entries(&mut store).await;
+    machine.apply(read[..1].to_vec()).await.unwrap();
+    // The leader's snapshot covers entries 1..=2 (offsets 0..5).
+    let other_dir = tempfile::tempdir().unwrap();
+    let (mut other_store, mut other) = open(other_dir.path());
+    append(&mut other_store, vec![normal(1, 1, batch(2, b"a")), normal(1, 2, batch(3, b"b"))]).await;
+    other.apply(entries(&mut other_store).await).await.unwrap();
+    let snapshot = other.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    machine.install_snapshot(&snapshot.meta, snapshot.snapshot).await.unwrap();
+    assert!(recorder.resets.lock().unwrap().is_empty());
+    assert_eq!(*recorder.applied.lock().unwrap(), vec![(0, 1), (2, 4)]);
+    assert_eq!(machine.high_watermark(), 5);
+    assert_eq!(store.partition_log().log_end_offset(), 6);
+    assert_eq!(entries(&mut store).await.len(), 3);
+}
+
+/// Under `FlushPolicy::Os` an append is reported without an fsync (losable, as documented).
+#[tokio::test]
+async fn os_policy_reports_without_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { flush: sluice_log::FlushPolicy::Os, ..LogConfig::default() };
+    let log = Arc::new(PartitionLog::open(dir.path().join("log"), config).unwrap());
+    let (mut store, _machine) = open_group_storage(&dir.path().join("raft"), log, Arc::new(NoObserver)).unwrap();
+    let fsyncs = store.partition_log().fsync_count();
+    append(&mut store, vec![normal(1, 1, batch(2, b"a"))]).await;
+    assert_eq!(store.partition_log().fsync_count(), fsyncs);
+    assert_eq!(store.partition_log().log_end_offset(), 2);
+}
