@@ -6,7 +6,8 @@
 //! readable); a second blocking task makes both durable (the log's group commit, then an
 //! fsync of the side index) and only then reports the entries flushed. Under
 //! `FlushPolicy::Os` nothing is fsynced and the report follows the write: such entries can
-//! be lost by a power cut, as everything else under that policy.
+//! be lost by a power cut, as everything else under that policy. `FlushPolicy::Interval` is
+//! treated as `Always` here: a Raft append is reported only once fsynced.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
