@@ -3,6 +3,8 @@
 //!
 //! - `types`: the one openraft type configuration every group uses, and group ids.
 //! - `meta`: the metadata group's state machine (nodes, topics, assignments, producer ids).
+//! - `storage`: a group's Raft log storage and a partition's state machine over its partition log.
 
 pub mod meta;
+pub mod storage;
 pub mod types;

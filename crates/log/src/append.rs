@@ -63,3 +63,11 @@ pub fn assign_offsets(bytes: &mut [u8], batches: &mut Batches, first: i64) {
         next = header.last_offset() + 1;
     }
 }
+
+/// Rewrites each batch's partition leader epoch.
+pub fn assign_leader_epoch(bytes: &mut [u8], batches: &mut Batches, epoch: i32) {
+    for (at, header) in batches.iter_mut() {
+        batch::set_leader_epoch(&mut bytes[*at..], epoch);
+        header.partition_leader_epoch = epoch;
+    }
+}

@@ -67,3 +67,21 @@ pub enum FlushError {
     #[error("log is poisoned by an earlier failed fsync")]
     Poisoned,
 }
+
+/// Why `truncate_suffix` or `reset_to` did nothing (or, for `Io`, failed part way: the log is
+/// then poisoned and refused until reopened, and recovery settles it from the files).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum TruncateError {
+    #[error("offset {offset} is below the log start {log_start}")]
+    BelowLogStart { offset: i64, log_start: i64 },
+    /// The cut would split the batch starting at `batch_base`: the log holds whole batches.
+    #[error("offset {offset} is inside the batch at {batch_base}, not at a batch boundary")]
+    NotBatchBoundary { offset: i64, batch_base: i64 },
+    #[error("truncation i/o failed: {0}")]
+    Io(#[source] std::io::Error),
+    #[error("reopening the cut segment failed: {0}")]
+    Open(#[source] OpenError),
+    #[error("log is poisoned by an earlier failed fsync")]
+    Poisoned,
+}

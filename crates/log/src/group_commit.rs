@@ -61,6 +61,9 @@ struct Requests {
     indexes: bool,
     /// A flusher is running rounds.
     running: bool,
+    /// Bumped by every truncation: a round that noted the log end before it must not
+    /// publish that end, which may now count records that are gone (or rewritten).
+    generation: u64,
 }
 
 impl Watermark {
@@ -68,7 +71,7 @@ impl Watermark {
         let (published, _) = watch::channel(Durable { offset: durable, poisoned: false });
         Watermark {
             published,
-            requests: Mutex::new(Requests { wanted: durable, indexes: false, running: false }),
+            requests: Mutex::new(Requests { wanted: durable, indexes: false, running: false, generation: 0 }),
             moved: Condvar::new(),
             listener: OnceLock::new(),
         }
@@ -122,16 +125,60 @@ impl Watermark {
     }
 
     /// A round made everything below `end` durable.
+    #[cfg(test)]
     pub fn publish(&self, end: i64) {
-        let moved = self.published.send_if_modified(|d| {
-            let moved = end > d.offset;
-            d.offset = d.offset.max(end);
-            moved
-        });
+        let generation = self.generation();
+        self.publish_round(end, generation);
+    }
+
+    /// The truncation generation, noted with a round's end (under the partition lock).
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// A round that noted the log end at `generation` made everything below `end`
+    /// durable; ignored if the log was truncated since (the next round covers what is left).
+    pub fn publish_round(&self, end: i64, generation: u64) {
+        let moved = {
+            let requests = self.lock();
+            requests.generation == generation
+                && self.published.send_if_modified(|d| {
+                    let moved = end > d.offset;
+                    d.offset = d.offset.max(end);
+                    moved
+                })
+        };
         self.notify();
         if let (true, Some(listener)) = (moved, self.listener.get()) {
             listener(self.current());
         }
+    }
+
+    /// The log was cut back to end at `end` (or reset to start there): the watermark must not
+    /// stay above it, a round in flight must not publish, and no request may outlive it.
+    /// `durable_at` is the new watermark: `end` after a reset (nothing lies below it), the
+    /// lower of the old one and `end` after a truncation.
+    pub fn truncate(&self, end: i64, durable_at: impl FnOnce(i64) -> i64) {
+        let moved = {
+            let mut requests = self.lock();
+            requests.generation += 1;
+            requests.wanted = requests.wanted.min(end);
+            self.published.send_if_modified(|d| {
+                let offset = durable_at(d.offset);
+                std::mem::replace(&mut d.offset, offset) != offset
+            })
+        };
+        self.notify();
+        if let (true, Some(listener)) = (moved, self.listener.get()) {
+            listener(self.current());
+        }
+    }
+
+    /// Requests above the log end are for records a truncation dropped: forgotten, so the
+    /// flusher does not run rounds for them forever. Called under the partition lock.
+    pub fn forget_beyond(&self, log_end: i64) {
+        let mut requests = self.lock();
+        requests.wanted = requests.wanted.min(log_end);
     }
 
     pub fn set_listener(&self, listener: Listener) {

@@ -12,6 +12,9 @@ pub const TIME_INDEX_SUFFIX: &str = "timeindex";
 pub const TMP_SUFFIX: &str = "tmp";
 /// The partition's recovery point (see `recovery_point.rs`).
 pub const RECOVERY_POINT_FILE: &str = "recovery-point";
+/// The subdirectory where a clustered partition keeps its Raft state (side index, vote,
+/// snapshot; see `docs/format.md`); recovery leaves it alone.
+pub const RAFT_DIR: &str = "raft";
 
 /// Offset index entry: relative offset (u32) then position (u32).
 pub const OFFSET_ENTRY_LEN: usize = 4 + 4;
@@ -38,6 +41,7 @@ pub enum FileKind {
     TimeIndex(i64),
     Temp,
     RecoveryPoint,
+    RaftDir,
     Unknown,
 }
 
@@ -55,6 +59,9 @@ pub fn classify(name: &str) -> FileKind {
     }
     if name == RECOVERY_POINT_FILE {
         return FileKind::RecoveryPoint;
+    }
+    if name == RAFT_DIR {
+        return FileKind::RaftDir;
     }
     let Some((stem, suffix)) = name.split_once('.') else {
         return FileKind::Unknown;
@@ -91,6 +98,7 @@ mod tests {
         assert_eq!(classify("00000000000000000042.index.tmp"), FileKind::Temp);
         assert_eq!(classify("recovery-point"), FileKind::RecoveryPoint);
         assert_eq!(classify("recovery-point.tmp"), FileKind::Temp);
+        assert_eq!(classify("raft"), FileKind::RaftDir);
         assert_eq!(classify("42.log"), FileKind::Unknown);
         assert_eq!(classify("0000000000000000004x.log"), FileKind::Unknown);
         assert_eq!(classify("00000000000000000042.txt"), FileKind::Unknown);

@@ -37,9 +37,10 @@ pub use batch::{BatchHeader, BATCH_HEADER_LEN};
 pub use config::{FlushPolicy, LogConfig};
 #[cfg(feature = "test-seams")]
 pub use disk::gate::Gate as SyncGate;
-pub use error::{AppendError, FlushError, OpenError, ReadError};
+pub use error::{AppendError, FlushError, OpenError, ReadError, TruncateError};
 pub use fd_limit::{raise_open_files_limit, OpenFilesLimit};
 pub use file_cache::{open_files, open_files_max, reopens, set_open_files_max, OPEN_FILES_MAX_DEFAULT};
 pub use group_commit::Durable;
+pub use layout::RAFT_DIR;
 pub use partition::{AppendInfo, PartitionLog, ReadResult, RecoveryReport, RetentionReport, TimestampHit, Truncation};
 pub use retention::RetentionHold;

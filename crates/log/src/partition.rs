@@ -18,6 +18,8 @@ use crate::recovery_point;
 use crate::retention::{self, RetentionHold, SegmentFacts};
 use crate::segment::{Segment, SegmentView};
 
+mod truncate;
+
 /// What an append assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -222,6 +224,17 @@ impl PartitionLog {
     /// offsets from the log end by rewriting each `base_offset`, and writes them.
     /// Nothing is written unless every batch is valid. Does not fsync: see `sync_through`.
     pub fn append(&self, batches: &mut [u8]) -> Result<AppendInfo, AppendError> {
+        self.append_stamped(batches, None)
+    }
+
+    /// `append`, and also writes `leader_epoch` into each batch's `partitionLeaderEpoch`
+    /// (outside the CRC). Offsets are assigned from the log end, so a Raft follower that
+    /// holds the same prefix of entries assigns the same offsets as the leader did.
+    pub fn append_with_epoch(&self, batches: &mut [u8], leader_epoch: i32) -> Result<AppendInfo, AppendError> {
+        self.append_stamped(batches, Some(leader_epoch))
+    }
+
+    fn append_stamped(&self, batches: &mut [u8], leader_epoch: Option<i32>) -> Result<AppendInfo, AppendError> {
         if self.watermark.is_poisoned() {
             return Err(AppendError::Poisoned);
         }
@@ -239,6 +252,9 @@ impl PartitionLog {
         let last = append::last_offset(&headers, first)?;
         let rolled = self.roll_if_due(&mut state, batches.len() as u64, last)?;
         append::assign_offsets(batches, &mut headers, first);
+        if let Some(epoch) = leader_epoch {
+            append::assign_leader_epoch(batches, &mut headers, epoch);
+        }
         let interval = state.config.index_interval_bytes;
         state.active_mut().append(&self.disk, batches, &headers, interval).map_err(AppendError::Io)?;
         state.log_end = last + 1;
@@ -402,6 +418,7 @@ impl PartitionLog {
 
     /// Blocks until every record below `offset` is fsynced. Concurrent callers share fsyncs
     /// (group commit): one caller runs the flusher while the others wait for its rounds.
+    /// An offset past the log end (records a `truncate_suffix` dropped) waits for the end.
     pub fn sync_through(&self, offset: i64) -> Result<(), FlushError> {
         self.sync_blocking(offset, false)
     }
@@ -465,9 +482,16 @@ impl PartitionLog {
         while let Some(indexes) = self.watermark.next_round() {
             // A file that cannot be reopened cannot be synced: what it holds is not durable,
             // so the log is poisoned as for a failed fsync (waiters must not hang).
-            let round = self.state().take_round(indexes);
-            match round.and_then(|round| self.sync_round(&round).map(|()| round.end)) {
-                Ok(end) => self.watermark.publish(end),
+            let round = {
+                let mut state = self.state();
+                let generation = self.watermark.generation();
+                state.take_round(indexes).map(|round| (round, generation))
+            };
+            match round.and_then(|(round, generation)| self.sync_round(&round).map(|()| (round.end, generation))) {
+                Ok((end, generation)) => {
+                    self.watermark.publish_round(end, generation);
+                    self.watermark.forget_beyond(self.state().log_end);
+                }
                 Err(e) => {
                     self.poison(&e);
                     result = Err(FlushError::Io(e));
@@ -497,6 +521,8 @@ impl PartitionLog {
     fn sync_blocking(&self, offset: i64, indexes: bool) -> Result<(), FlushError> {
         let mut indexes = indexes;
         loop {
+            // Records a truncation dropped are not waited for: only what is left can be synced.
+            let offset = offset.min(self.log_end_offset());
             match self.watermark.request(offset, indexes) {
                 Request::Covered => return Ok(()),
                 Request::Poisoned => return Err(FlushError::Poisoned),

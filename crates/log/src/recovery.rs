@@ -39,6 +39,8 @@ pub enum Damage {
     Hole { expected: i64, found: i64 },
     /// The recovery point file cannot be read, so the log cannot be checked against it.
     RecoveryPointUnreadable(String),
+    /// A truncation failed part way (files and memory disagree): refused until reopened.
+    TruncationFailed(String),
 }
 
 impl std::fmt::Display for Damage {
@@ -55,6 +57,7 @@ impl std::fmt::Display for Damage {
                  offsets {expected}..{found} are gone"
             ),
             Damage::RecoveryPointUnreadable(why) => write!(f, "recovery point unreadable: {why}"),
+            Damage::TruncationFailed(why) => write!(f, "truncation failed, reopen the log: {why}"),
         }
     }
 }
@@ -112,7 +115,7 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, OpenError> {
             }
             FileKind::Index(base) | FileKind::TimeIndex(base) => indexes.push((base, path)),
             FileKind::Temp => remove_leftover(&path)?,
-            FileKind::RecoveryPoint => {}
+            FileKind::RecoveryPoint | FileKind::RaftDir => {}
             FileKind::Unknown => {
                 tracing::warn!(file = %path.display(), "ignoring unexpected file in log directory")
             }
@@ -249,6 +252,12 @@ fn rebuild_closed(log: &File, base: i64, log_len: u64, interval: u32) -> (Vec<Of
     }
     walk.times.extend(walk.cadence.final_time_entry());
     (walk.offsets, walk.times)
+}
+
+/// Reopens a segment that a truncation cut back, as the active one (its batches checked,
+/// its indexes rebuilt to match the shorter file).
+pub fn reopen_cut(dir: &Path, base: i64, interval: u32) -> Result<(Segment, i64), OpenError> {
+    open_active(dir, base, interval, &mut RecoveryReport::default())
 }
 
 /// The last segment: every batch is checked and a bad tail is cut off.

@@ -1,0 +1,344 @@
+//! `LogStore`: openraft's log storage over one partition's log (batches, at their Kafka
+//! offsets, in the segments) plus the side index (every entry's log id and kind) and the vote.
+//!
+//! Blocking file I/O runs on tokio's blocking pool, never on the runtime's core threads.
+//! An append writes the batches, then the side records, and returns (the entries are then
+//! readable); a second blocking task makes both durable (the log's group commit, then an
+//! fsync of the side index) and only then reports the entries flushed. Under
+//! `FlushPolicy::Os` nothing is fsynced and the report follows the write: such entries can
+//! be lost by a power cut, as everything else under that policy. `FlushPolicy::Interval` is
+//! treated as `Always` here: a Raft append is reported only once fsynced.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{
+    AnyError, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, StorageError, StorageIOError, Vote,
+};
+use sluice_log::{BatchHeader, FlushPolicy, PartitionLog};
+
+use super::side_index::{EntryKind, SideIndex, SideRecord};
+use super::vote::VoteFiles;
+use crate::types::{Batches, NodeId, TypeConfig};
+
+/// The most batch bytes one read of the segments asks for when serving entries: bounds one
+/// read buffer, not the answer (openraft bounds how many entries it asks for).
+const READ_RUN_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// What the log store and the state machine of one group share.
+pub(crate) struct GroupLog {
+    /// The group's directory: side index, vote, committed log id, snapshot.
+    pub dir: PathBuf,
+    pub log: Arc<PartitionLog>,
+    pub side: Mutex<SideIndex>,
+    pub votes: VoteFiles,
+}
+
+impl GroupLog {
+    pub fn side(&self) -> MutexGuard<'_, SideIndex> {
+        // Every side index change completes or leaves memory as it was before a panic.
+        self.side.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// openraft's `RaftLogStorage` (and its reader) for one partition group. Clones share state.
+#[derive(Clone)]
+pub struct LogStore {
+    group: Arc<GroupLog>,
+}
+
+impl LogStore {
+    pub(crate) fn new(group: Arc<GroupLog>) -> LogStore {
+        LogStore { group }
+    }
+
+    /// The partition log under this store.
+    pub fn partition_log(&self) -> &Arc<PartitionLog> {
+        &self.group.log
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+        let (start, end) = bounds(&range);
+        let records = self.group.side().range(start, end);
+        let group = Arc::clone(&self.group);
+        blocking(move || read_entries(&group.log, records)).await
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
+        let side = self.group.side();
+        let last_purged_log_id = side.last_purged();
+        let last_log_id = side.last().map(|r| r.log_id).or(last_purged_log_id);
+        Ok(LogState { last_purged_log_id, last_log_id })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
+        let (group, vote) = (Arc::clone(&self.group), *vote);
+        blocking(move || group.votes.save_vote(&vote).map_err(|e| io_error(ErrorSubject::Vote, ErrorVerb::Write, e)))
+            .await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
+        self.group.votes.read_vote().map_err(|e| io_error(ErrorSubject::Vote, ErrorVerb::Read, e))
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
+        let group = Arc::clone(&self.group);
+        blocking(move || {
+            group.votes.save_committed(committed).map_err(|e| io_error(ErrorSubject::Store, ErrorVerb::Write, e))
+        })
+        .await
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
+        self.group.votes.read_committed().map_err(|e| io_error(ErrorSubject::Store, ErrorVerb::Read, e))
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let pending = self.write(entries.into_iter().collect()).await?;
+        // Not awaited: openraft goes on while the group commit makes the entries durable.
+        drop(tokio::task::spawn_blocking(move || callback.log_io_completed(pending.make_durable())));
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        let group = Arc::clone(&self.group);
+        blocking(move || truncate_since(&group, log_id.index)).await
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        let group = Arc::clone(&self.group);
+        blocking(move || {
+            let purged = group.side().purge_to(log_id);
+            purged.map_err(|e| StorageIOError::write_logs(AnyError::new(&e)).into())
+        })
+        .await
+    }
+}
+
+/// What an append left to make durable: the log up to its end after the append, and the
+/// side index.
+pub(crate) struct Pending {
+    group: Arc<GroupLog>,
+    log_end: i64,
+}
+
+impl Pending {
+    /// Both halves durable: the segments through the append's end (group commit), then the
+    /// side index. Blocks on fsyncs. Under `FlushPolicy::Os` nothing is synced.
+    pub(crate) fn make_durable(self) -> Result<(), std::io::Error> {
+        if self.group.log.config().flush == FlushPolicy::Os {
+            return Ok(());
+        }
+        self.group.log.sync_through(self.log_end).map_err(std::io::Error::other)?;
+        let file = self.group.side().sync_handle();
+        file.sync_data()
+    }
+}
+
+impl LogStore {
+    /// Writes `entries` (readable once this returns) and gives back what makes them durable.
+    pub(crate) async fn write(&self, entries: Vec<Entry<TypeConfig>>) -> Result<Pending, StorageError<NodeId>> {
+        let group = Arc::clone(&self.group);
+        let log_end = blocking(move || write_entries(&group, entries)).await?;
+        Ok(Pending { group: Arc::clone(&self.group), log_end })
+    }
+}
+
+/// Writes every entry's batches (offsets from the log end, epoch = the entry's term), then
+/// all their side records with one write.
+fn write_entries(group: &GroupLog, entries: Vec<Entry<TypeConfig>>) -> Result<i64, StorageError<NodeId>> {
+    let mut records = Vec::with_capacity(entries.len());
+    let mut failed = None;
+    for entry in entries {
+        let log_id = entry.log_id;
+        let kind = match entry.payload {
+            EntryPayload::Blank => EntryKind::Blank,
+            EntryPayload::Membership(membership) => EntryKind::Membership(membership),
+            EntryPayload::Normal(Batches(bytes)) if bytes.is_empty() => EntryKind::NoRecords,
+            EntryPayload::Normal(Batches(bytes)) => match write_batches(&group.log, log_id, &bytes) {
+                Ok(kind) => kind,
+                Err(e) => {
+                    // The entries before it are in the segments: their side records go too,
+                    // so memory and files stay one log (openraft stops on the error anyway).
+                    failed = Some(e);
+                    break;
+                }
+            },
+        };
+        records.push(SideRecord { log_id, kind });
+    }
+    let mut side = group.side();
+    side.append(&records).map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(group.log.log_end_offset()),
+    }
+}
+
+fn write_batches(log: &PartitionLog, log_id: LogId<NodeId>, bytes: &Bytes) -> Result<EntryKind, StorageError<NodeId>> {
+    let fail =
+        |e: &(dyn std::error::Error + 'static)| StorageIOError::write_log_entry(log_id, AnyError::from_dyn(e, None));
+    let epoch = i32::try_from(log_id.leader_id.term).map_err(|_| {
+        fail(&std::io::Error::other(format!("term {} does not fit a leader epoch", log_id.leader_id.term)))
+    })?;
+    let len = u32::try_from(bytes.len()).map_err(|e| fail(&e))?;
+    let mut owned = bytes.to_vec();
+    let proposed_base = BatchHeader::parse(&owned).map(|h| h.base_offset).ok();
+    let info = log.append_with_epoch(&mut owned, epoch).map_err(|e| fail(&e))?;
+    // A replicated entry carries the offsets the leader's log gave it; a proposal carries the
+    // producer's 0. Anything else means this replica's offsets left the leader's.
+    if let Some(base) = proposed_base.filter(|&b| b != 0 && b != info.first_offset) {
+        tracing::error!(%log_id, leader_base = base, local_base = info.first_offset, "replica offsets diverge from the leader's");
+    }
+    Ok(EntryKind::Batches { base_offset: info.first_offset, last_offset: info.last_offset, bytes: len })
+}
+
+/// Drops the entries from `index` on: the side index first (so a crash between the two
+/// leaves segments ahead of it, which the next open cuts), then the segments from the first
+/// dropped batch.
+fn truncate_since(group: &GroupLog, index: u64) -> Result<(), StorageError<NodeId>> {
+    let dropped = group.side().truncate_from(index).map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
+    let cut = dropped.iter().find_map(|r| match r.kind {
+        EntryKind::Batches { base_offset, .. } => Some(base_offset),
+        _ => None,
+    });
+    if let Some(offset) = cut {
+        group.log.truncate_suffix(offset).map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
+    }
+    Ok(())
+}
+
+/// Builds the entries for `records`, reading their batches back from the segments (they
+/// carry the offsets and epoch assigned on append, so followers store them verbatim).
+fn read_entries(log: &PartitionLog, records: Vec<SideRecord>) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+    let mut entries = Vec::with_capacity(records.len());
+    let mut run: Vec<SideRecord> = Vec::new();
+    let mut run_bytes = 0usize;
+    for record in records {
+        match &record.kind {
+            EntryKind::Batches { bytes, .. } => {
+                if run_bytes + *bytes as usize > READ_RUN_BYTES_MAX && !run.is_empty() {
+                    read_run(log, std::mem::take(&mut run), &mut entries)?;
+                    run_bytes = 0;
+                }
+                run_bytes += *bytes as usize;
+                run.push(record);
+            }
+            _ => {
+                read_run(log, std::mem::take(&mut run), &mut entries)?;
+                run_bytes = 0;
+                entries.push(Entry { log_id: record.log_id, payload: raft_only_payload(record.kind) });
+            }
+        }
+    }
+    read_run(log, run, &mut entries)?;
+    Ok(entries)
+}
+
+fn raft_only_payload(kind: EntryKind) -> EntryPayload<TypeConfig> {
+    match kind {
+        EntryKind::Blank => EntryPayload::Blank,
+        EntryKind::Membership(membership) => EntryPayload::Membership(membership),
+        EntryKind::NoRecords | EntryKind::Batches { .. } => EntryPayload::Normal(Batches(Bytes::new())),
+    }
+}
+
+/// Reads consecutive batch entries with one read of the segments and splits it by entry,
+/// checking each entry's bytes start with its first batch and end with its last.
+fn read_run(
+    log: &PartitionLog,
+    run: Vec<SideRecord>,
+    out: &mut Vec<Entry<TypeConfig>>,
+) -> Result<(), StorageError<NodeId>> {
+    let Some(first) = run.first() else { return Ok(()) };
+    let EntryKind::Batches { base_offset, .. } = first.kind else { return Ok(()) };
+    let total: usize =
+        run.iter().map(|r| if let EntryKind::Batches { bytes, .. } = r.kind { bytes as usize } else { 0 }).sum();
+    let read = log
+        .read(base_offset, total)
+        .map_err(|e| StorageIOError::read_log_at_index(first.log_id.index, AnyError::new(&e)))?;
+    let bytes = Bytes::from(read.bytes);
+    let mut at = 0usize;
+    for record in run {
+        let EntryKind::Batches { base_offset, last_offset, bytes: len } = record.kind else { continue };
+        let slice = bytes.get(at..at + len as usize).map(|_| bytes.slice(at..at + len as usize));
+        let entry_bytes = slice
+            .filter(|s| offsets_of(s) == Some((base_offset, last_offset)))
+            .ok_or_else(|| missing(record.log_id, base_offset, last_offset))?;
+        at += len as usize;
+        out.push(Entry { log_id: record.log_id, payload: EntryPayload::Normal(Batches(entry_bytes)) });
+    }
+    Ok(())
+}
+
+/// First and last offsets of whole batches that exactly fill `bytes`, or None.
+pub(crate) fn offsets_of(bytes: &[u8]) -> Option<(i64, i64)> {
+    let mut at = 0usize;
+    let mut first = None;
+    let mut last = None;
+    while at < bytes.len() {
+        let header = BatchHeader::parse(&bytes[at..]).ok()?;
+        let len = header.total_len();
+        if len < sluice_log::BATCH_HEADER_LEN || at + len > bytes.len() {
+            return None;
+        }
+        first.get_or_insert(header.base_offset);
+        last = Some(header.last_offset());
+        at += len;
+    }
+    Some((first?, last?))
+}
+
+fn missing(log_id: LogId<NodeId>, base: i64, last: i64) -> StorageError<NodeId> {
+    let why = std::io::Error::other(format!("batches {base}..={last} of entry {log_id} are not in the segments"));
+    StorageIOError::read_log_entry(log_id, AnyError::new(&why)).into()
+}
+
+fn bounds<RB: RangeBounds<u64>>(range: &RB) -> (u64, u64) {
+    let start = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&e) => e.saturating_add(1),
+        Bound::Excluded(&e) => e,
+        Bound::Unbounded => u64::MAX,
+    };
+    (start, end)
+}
+
+pub(crate) fn io_error(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: std::io::Error) -> StorageError<NodeId> {
+    StorageError::from_io_error(subject, verb, e)
+}
+
+/// Runs blocking storage work on tokio's blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StorageError<NodeId>> + Send + 'static,
+) -> Result<T, StorageError<NodeId>> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) => Err(StorageIOError::write(AnyError::new(&e)).into()),
+    }
+}
