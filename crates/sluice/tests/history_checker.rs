@@ -284,3 +284,22 @@ fn the_recorder_keeps_every_event_from_every_thread_in_order_per_thread() {
     assert_eq!(anomalies(&report), [0; 7], "{}", report.details());
     assert_eq!((report.acknowledged, report.final_reads), (1000, 1000));
 }
+
+#[test]
+fn the_first_acknowledgement_after_a_moment_counts_only_sends_made_after_it() {
+    let recorder = Recorder::new();
+    recorder.send("before", Some(0), true);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let moment = recorder.started().elapsed();
+    recorder.send("after-other-partition", Some(1), true);
+    recorder.send("after", Some(0), true);
+    // The send made before the moment is acknowledged after it: it does not count.
+    recorder.send_ok("before", 0, 0);
+    assert_eq!(recorder.first_ack_after(0, moment), None);
+    recorder.send_ok("after-other-partition", 1, 0);
+    assert_eq!(recorder.first_ack_after(0, moment), None);
+    recorder.send_ok("after", 0, 1);
+    let acked = recorder.first_ack_after(0, moment).expect("acknowledged after the moment");
+    assert!(acked >= moment);
+    assert_eq!(recorder.stamped().last().map(|s| s.at), Some(acked));
+}

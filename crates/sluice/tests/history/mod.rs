@@ -110,6 +110,25 @@ impl Recorder {
         self.lock().iter().map(|s| s.op.clone()).collect()
     }
 
+    /// When (since the recorder started) the first send made at or after `since` was
+    /// acknowledged on `partition`: how long a failover at `since` kept producers waiting.
+    pub fn first_ack_after(&self, partition: i32, since: Duration) -> Option<Duration> {
+        let entries = self.lock();
+        let mut sent_after = std::collections::HashSet::new();
+        for s in entries.iter() {
+            match &s.op {
+                Op::Send { value, .. } if s.at >= since => {
+                    sent_after.insert(value.as_str());
+                }
+                Op::SendOk { value, partition: p, .. } if *p == partition && sent_after.contains(value.as_str()) => {
+                    return Some(s.at);
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
     fn lock(&self) -> MutexGuard<'_, Vec<Stamped>> {
         // A worker that panicked mid-push leaves a whole Vec; the history stays usable.
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
