@@ -10,12 +10,12 @@ pub mod node;
 pub mod ports;
 pub mod produce;
 
-use crate::common::{plain_consumer, wait_until};
+use crate::common::plain_consumer;
 use node::{Membership, Node, Ports};
 use rdkafka::consumer::Consumer;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Node i listens on 127.0.0.(LOOPBACK_OCTET_BASE + i).
 const LOOPBACK_OCTET_BASE: u8 = 10;
@@ -24,6 +24,8 @@ pub const NODES_MAX: usize = 200;
 /// How long a started cluster may take until every node is listed in Kafka metadata: process
 /// start (debug build) plus the metadata group's first election and every node's registration.
 pub const CLUSTER_READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Pause between two metadata requests while waiting for the cluster.
+const READY_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Bound on one metadata request while waiting.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
 /// Ports of every node in a network namespace: each namespace is a fresh network stack, so
@@ -193,13 +195,24 @@ impl Cluster {
         }
         let expected: BTreeSet<i32> = self.nodes.iter().map(|n| n.id as i32).collect();
         let client = plain_consumer(&self.kafka_addr(1), &[("allow.auto.create.topics", "false")]);
-        let mut listed = BTreeSet::new();
-        wait_until(CLUSTER_READY_TIMEOUT, &format!("metadata from node 1 to list brokers {expected:?}"), || {
-            if let Ok(md) = client.fetch_metadata(None, METADATA_TIMEOUT) {
-                listed = md.brokers().iter().map(|b| b.id()).collect();
-            }
-            listed == expected
-        });
+        let deadline = Instant::now() + CLUSTER_READY_TIMEOUT;
+        loop {
+            let last = match client.fetch_metadata(None, METADATA_TIMEOUT) {
+                Ok(md) => {
+                    let listed: BTreeSet<i32> = md.brokers().iter().map(|b| b.id()).collect();
+                    if listed == expected {
+                        return;
+                    }
+                    format!("brokers {listed:?}")
+                }
+                Err(e) => format!("error {e}"),
+            };
+            assert!(
+                Instant::now() < deadline,
+                "metadata from node 1 did not list brokers {expected:?} within {CLUSTER_READY_TIMEOUT:?}; last: {last}"
+            );
+            std::thread::sleep(READY_POLL_INTERVAL);
+        }
     }
 
     /// Prints the end of every node's log to stderr.
