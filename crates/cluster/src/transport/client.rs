@@ -165,7 +165,9 @@ fn unreachable(addr: &str, reason: String) -> TransportError {
     TransportError::Unreachable { addr: addr.to_owned(), reason }
 }
 
-fn unexpected(addr: &str, reply: &Reply) -> TransportError {
+/// The error for a reply of another kind than the request's, named briefly (never the
+/// reply's contents, which may be large).
+pub(super) fn unexpected(addr: &str, reply: &Reply) -> TransportError {
     let what = match reply {
         Reply::AppendEntries(_) => "an AppendEntries reply",
         Reply::Vote(_) => "a Vote reply",

@@ -14,7 +14,7 @@ use openraft::raft::{
 };
 use openraft::{BasicNode, RPCTypes};
 
-use super::client::Transport;
+use super::client::{unexpected, Transport};
 use super::error::TransportError;
 use super::message::{Reply, Rpc};
 use crate::types::{GroupId, NodeId, TypeConfig};
@@ -48,6 +48,7 @@ pub struct GroupPeer {
     node: BasicNode,
 }
 
+/// openraft's error of a Raft RPC whose remote API error is `E`.
 type RpcError<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
 
 impl GroupPeer {
@@ -58,7 +59,7 @@ impl GroupPeer {
         rpc: Rpc,
         action: RPCTypes,
         option: &RPCOption,
-    ) -> Result<Reply, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>> {
+    ) -> Result<Reply, RpcError<E>> {
         self.transport
             .call(&self.node.addr, rpc, option.soft_ttl())
             .await
@@ -67,12 +68,7 @@ impl GroupPeer {
 
     /// Maps a transport failure to the openraft error that makes it retry: a peer that cannot
     /// be reached (or does not run the group yet) is `Unreachable`, so openraft backs off.
-    fn failed<E: std::error::Error>(
-        &self,
-        error: TransportError,
-        action: RPCTypes,
-        timeout: Duration,
-    ) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+    fn failed<E: std::error::Error>(&self, error: TransportError, action: RPCTypes, timeout: Duration) -> RpcError<E> {
         match error {
             TransportError::Timeout { .. } => {
                 RPCError::Timeout(Timeout { action, id: self.transport.local(), target: self.target, timeout })
@@ -84,26 +80,20 @@ impl GroupPeer {
         }
     }
 
-    fn remote<E: std::error::Error>(
-        &self,
-        error: RaftError<NodeId, E>,
-    ) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+    fn remote<E: std::error::Error>(&self, error: RaftError<NodeId, E>) -> RpcError<E> {
         RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), error))
     }
 
-    /// The failure for a reply that is not the one asked for.
-    fn other_reply<E: std::error::Error>(&self, reply: Reply) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
-        let error = match reply {
+    /// The failure for a reply that is not the one asked for. A peer that does not run the
+    /// group (not yet created there, or removed) is as good as down for it: openraft backs
+    /// off and retries.
+    fn other_reply<E: std::error::Error>(&self, reply: Reply) -> RpcError<E> {
+        match reply {
             Reply::NoSuchGroup => {
-                TransportError::NoSuchGroup { addr: self.node.addr.clone(), group: self.group.to_string() }
+                let error = TransportError::NoSuchGroup { addr: self.node.addr.clone(), group: self.group.to_string() };
+                RPCError::Unreachable(Unreachable::new(&error))
             }
-            other => TransportError::UnexpectedReply { addr: self.node.addr.clone(), what: format!("{other:?}") },
-        };
-        match error {
-            // A peer that does not run the group yet (it is being created there) is as good
-            // as down for it: back off and retry.
-            TransportError::NoSuchGroup { .. } => RPCError::Unreachable(Unreachable::new(&error)),
-            _ => RPCError::Network(NetworkError::new(&error)),
+            other => RPCError::Network(NetworkError::new(&unexpected(&self.node.addr, &other))),
         }
     }
 }

@@ -25,10 +25,8 @@ pub async fn bounded<F: Future<Output = ()>>(body: F) {
 }
 
 /// The Raft timing the task asks of the tests: heartbeat 50 ms, election 150-300 ms.
-pub fn raft_config() -> Arc<Config> {
-    let config =
-        Config { heartbeat_interval: 50, election_timeout_min: 150, election_timeout_max: 300, ..Config::default() };
-    Arc::new(config.validate().unwrap())
+pub fn raft_config() -> Config {
+    Config { heartbeat_interval: 50, election_timeout_min: 150, election_timeout_max: 300, ..Config::default() }
 }
 
 /// The node side the server calls: its groups' Rafts, and node-level requests that echo,
@@ -90,10 +88,11 @@ impl TestNode {
     }
 
     /// Creates this node's Raft for `group` (not yet initialized).
-    pub async fn add_group(&self, group: &GroupId) -> Raft {
+    pub async fn add_group(&self, group: &GroupId, config: Config) -> Raft {
         let machine = MemMachine::default();
         let network = self.transport.network(group.clone());
-        let raft = Raft::new(self.id, raft_config(), network, MemLog::default(), machine.clone()).await.unwrap();
+        let config = Arc::new(config.validate().unwrap());
+        let raft = Raft::new(self.id, config, network, MemLog::default(), machine.clone()).await.unwrap();
         self.handler.rafts.lock().unwrap().insert(group.clone(), raft.clone());
         self.machines.lock().unwrap().insert(group.clone(), machine);
         raft
@@ -129,16 +128,21 @@ impl TestNode {
     }
 }
 
-/// Three nodes, ids 1..=3, each running `groups`, each group initialized on node 1 with all
-/// three as voters.
+/// Three nodes, ids 1..=3, each running `groups` under [`raft_config`], each group
+/// initialized on node 1 with all three as voters.
 pub async fn three_nodes(groups: &[GroupId]) -> Vec<TestNode> {
+    three_nodes_with(groups, raft_config()).await
+}
+
+/// [`three_nodes`] with another Raft configuration.
+pub async fn three_nodes_with(groups: &[GroupId], config: Config) -> Vec<TestNode> {
     let mut nodes = Vec::new();
     for id in 1..=3 {
         nodes.push(TestNode::start(id).await);
     }
     for group in groups {
         for node in &nodes {
-            node.add_group(group).await;
+            node.add_group(group, config.clone()).await;
         }
         nodes[0].raft(group).initialize(members(&nodes)).await.unwrap();
     }

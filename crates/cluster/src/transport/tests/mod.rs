@@ -3,5 +3,6 @@
 
 mod harness;
 mod mem_store;
+mod payload;
 mod raft_groups;
 mod wire_behaviour;

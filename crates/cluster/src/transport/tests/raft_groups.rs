@@ -2,8 +2,9 @@
 //! several groups over one connection per peer.
 
 use bytes::Bytes;
+use openraft::{BasicNode, Config, SnapshotPolicy};
 
-use super::harness::{agreed_leader, all_applied, bounded, three_nodes, TestNode};
+use super::harness::{agreed_leader, all_applied, bounded, raft_config, three_nodes, three_nodes_with, TestNode};
 use crate::transport::ClientWriteReply;
 use crate::types::{Batches, GroupId};
 
@@ -91,6 +92,43 @@ async fn two_groups_share_one_connection_per_peer() {
         // Every leader replicates to both peers, so it dialled both, once.
         let meta_leader = node(&nodes, agreed_leader(&all, &GroupId::Meta, None).await);
         assert_eq!(meta_leader.transport.connections_opened(), 2);
+    })
+    .await;
+}
+
+/// A learner that joins after the leader purged its log catches up by a snapshot sent in many
+/// small chunks through `install_snapshot` over the transport.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_learner_catches_up_by_chunked_snapshot() {
+    bounded(async {
+        let group = partition();
+        let config = Config {
+            snapshot_policy: SnapshotPolicy::Never,
+            max_in_snapshot_log_to_keep: 0,
+            purge_batch_size: 1,
+            // Far below the snapshot's size, so it takes many InstallSnapshot calls.
+            snapshot_max_chunk_size: 64,
+            ..raft_config()
+        };
+        let nodes = three_nodes_with(std::slice::from_ref(&group), config.clone()).await;
+        let all: Vec<&TestNode> = nodes.iter().collect();
+        let leader = node(&nodes, agreed_leader(&all, &group, None).await);
+        let raft = leader.raft(&group);
+        for bytes in [b"a".as_slice(), b"b", b"c"] {
+            raft.client_write(Batches(Bytes::copy_from_slice(bytes))).await.unwrap();
+        }
+        all_applied(&all, &group, &[b"a", b"b", b"c"]).await;
+        let last = raft.metrics().borrow().last_applied.unwrap();
+        raft.trigger().snapshot().await.unwrap();
+        raft.wait(None).snapshot(last, "snapshot built").await.unwrap();
+        raft.wait(None).purged(Some(last), "log purged").await.unwrap();
+
+        let learner = TestNode::start(4).await;
+        learner.add_group(&group, config).await;
+        raft.add_learner(4, BasicNode { addr: learner.addr.clone() }, true).await.unwrap();
+        all_applied(&[&learner], &group, &[b"a", b"b", b"c"]).await;
+        let installed = learner.raft(&group).metrics().borrow().snapshot;
+        assert_eq!(installed, Some(last), "the learner's state came from the snapshot");
     })
     .await;
 }
