@@ -4,7 +4,9 @@
 //! - `types`: the one openraft type configuration every group uses, and group ids.
 //! - `meta`: the metadata group's state machine (nodes, topics, assignments, producer ids).
 //! - `storage`: a group's Raft log storage and a partition's state machine over its partition log.
+//! - `transport`: node-to-node RPC, one multiplexed TCP connection per peer for every group.
 
 pub mod meta;
 pub mod storage;
+pub mod transport;
 pub mod types;
