@@ -19,6 +19,8 @@ PACKAGES=(
   libzstd-dev
   # fusermount3 for the power-cut test filesystem (crates/powercut).
   fuse3
+  # `ip netns` and veth pairs for the cluster's network-partition tests.
+  iproute2
 )
 
 export DEBIAN_FRONTEND=noninteractive
@@ -56,6 +58,7 @@ fi
 # Sanity checks: fail here with a clear message rather than deep inside a test.
 command -v kcat >/dev/null || { echo "install-test-deps: kcat not on PATH" >&2; exit 1; }
 command -v go >/dev/null || { echo "install-test-deps: go not on PATH" >&2; exit 1; }
+command -v ip >/dev/null || { echo "install-test-deps: ip (iproute2) not on PATH" >&2; exit 1; }
 /usr/bin/python3 -c 'import kafka, confluent_kafka' \
   || { echo "install-test-deps: /usr/bin/python3 cannot import kafka / confluent_kafka" >&2; exit 1; }
 test -d /usr/share/gocode/src/github.com/Shopify/sarama \

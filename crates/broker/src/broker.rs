@@ -1,6 +1,7 @@
 //! The broker core: the registry of topics, the entry point every listener calls.
 
 use crate::clients::Clients;
+use crate::cluster_view::{ClusterView, NewTopic};
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, BrokerResult};
 use crate::group::GroupCoordinator;
@@ -34,6 +35,8 @@ pub struct Broker {
     metrics: Arc<Metrics>,
     /// Whether storage takes writes; every partition reports to it.
     health: Arc<StorageHealth>,
+    /// The cluster this node is part of (set once at start); None on a single node.
+    cluster: std::sync::OnceLock<Arc<dyn ClusterView>>,
 }
 
 /// Something that still needs a partition's records: retention keeps what it needs.
@@ -73,6 +76,7 @@ impl Broker {
             metrics: Arc::new(Metrics::new()),
             health,
             config,
+            cluster: std::sync::OnceLock::new(),
         }))
     }
 
@@ -120,7 +124,19 @@ impl Broker {
         self.topic(topic).and_then(|t| t.partition(index)).ok_or(BrokerError::UnknownTopicOrPartition)
     }
 
+    /// Makes this broker part of a cluster: topics are then created through `cluster`.
+    pub fn set_cluster(&self, cluster: Arc<dyn ClusterView>) -> BrokerResult<()> {
+        self.cluster.set(cluster).map_err(|_| BrokerError::Storage("the broker is already part of a cluster".into()))
+    }
+
+    /// The cluster this node is part of, if any.
+    pub fn cluster(&self) -> Option<&Arc<dyn ClusterView>> {
+        self.cluster.get()
+    }
+
     /// The topic, created with the default partition count if unknown and auto-creation is on.
+    /// In a cluster the creation goes through the metadata group and this answers
+    /// `LeaderNotAvailable` meanwhile, as Kafka does; clients retry.
     pub fn topic_or_auto_create(&self, name: &str) -> BrokerResult<Arc<Topic>> {
         if let Some(topic) = self.topic(name) {
             return Ok(topic);
@@ -129,11 +145,48 @@ impl Broker {
         if !self.config.auto_create_topics {
             return Err(BrokerError::UnknownTopicOrPartition);
         }
+        if let Some(cluster) = self.cluster.get() {
+            let creating = cluster.create_topic(NewTopic {
+                name: name.to_string(),
+                partitions: None,
+                replication_factor: None,
+                configs: BTreeMap::new(),
+            });
+            let topic = name.to_string();
+            tokio::spawn(async move {
+                match creating.await {
+                    Ok(()) | Err(BrokerError::TopicAlreadyExists) => {}
+                    Err(e) => tracing::warn!(topic, error = %e, "auto-creating a topic failed"),
+                }
+            });
+            return Err(BrokerError::LeaderNotAvailable);
+        }
         match self.create_topic(name, None, BTreeMap::new()) {
             Ok(topic) => Ok(topic),
             Err(BrokerError::TopicAlreadyExists) => self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition),
             Err(e) => Err(e),
         }
+    }
+
+    /// Creates a topic where this broker's topics are made: locally on a single node, through
+    /// the metadata group in a cluster (blocking this thread until this node has it, so call
+    /// it from a blocking context or a multi-threaded runtime's worker).
+    pub fn create_topic_anywhere(
+        &self,
+        name: &str,
+        partitions: Option<u32>,
+        configs: BTreeMap<String, String>,
+    ) -> BrokerResult<Arc<Topic>> {
+        let Some(cluster) = self.cluster.get() else {
+            return self.create_topic(name, partitions, configs);
+        };
+        self.validate_new_topic(name, partitions, &configs)?;
+        let creating =
+            cluster.create_topic(NewTopic { name: name.to_string(), partitions, replication_factor: None, configs });
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| BrokerError::Storage("topic creation needs the runtime".into()))?;
+        tokio::task::block_in_place(|| handle.block_on(creating))?;
+        self.topic(name).ok_or(BrokerError::LeaderNotAvailable)
     }
 
     /// Checks what `create_topic` would check, without creating anything.

@@ -42,6 +42,21 @@ pub enum BrokerError {
         #[source]
         source: LogError,
     },
+    /// This node does not lead the partition (Kafka `NOT_LEADER_OR_FOLLOWER`); the leader,
+    /// when known.
+    #[error("this node does not lead the partition (leader: {leader:?})")]
+    NotLeader { leader: Option<i32> },
+    /// The partition's Raft group could not commit the write (Kafka `NOT_ENOUGH_REPLICAS`,
+    /// retriable).
+    #[error("replication failed: {0}")]
+    ReplicationFailed(String),
+    /// The topic is being created (or its partition has no leader yet): Kafka
+    /// `LEADER_NOT_AVAILABLE`, which clients retry.
+    #[error("leader not available")]
+    LeaderNotAvailable,
+    /// More replicas asked than the cluster has nodes (Kafka `INVALID_REPLICATION_FACTOR`).
+    #[error("invalid replication factor: {0}")]
+    InvalidReplicationFactor(String),
     /// Creating the topic would exceed the broker's topic limit (Kafka `POLICY_VIOLATION`).
     #[error("the broker holds {max} topics, its limit; delete a topic or raise --max-topics")]
     TopicLimitReached { max: usize },

@@ -7,6 +7,7 @@ mod broker;
 pub mod browse;
 pub mod channel;
 pub mod clients;
+pub mod cluster_view;
 pub mod config;
 pub mod error;
 pub mod group;
@@ -17,13 +18,14 @@ pub mod names;
 pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;
+pub mod replication;
 pub mod topic;
 pub mod topic_config;
 
 pub use broker::{Broker, RetentionHolder};
 pub use config::BrokerConfig;
 pub use error::{BrokerError, BrokerResult, LogError};
-pub use partition::{AppendOutcome, Durability, Partition, Traffic};
+pub use partition::{AppendOutcome, Durability, Partition, Submitted, Traffic};
 /// Re-exported so listeners need not depend on the storage crate.
 pub use sluice_log::{batch, BatchHeader, Durable, FlushPolicy, LogConfig, ReadResult, TimestampHit};
 pub use topic::Topic;

@@ -75,6 +75,11 @@ fn upkeep(
                 if let Err(e) = log.checkpoint_recovery_point() {
                     tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "recovery point not stored");
                 }
+                if partition.replica().is_some() {
+                    // A replicated log is also its Raft log: deleting segments under the group
+                    // would leave entries it may still send to a follower. Not applied yet.
+                    continue;
+                }
                 match log.enforce_retention_holding(now_ms, broker.retention_hold(&topic.name, partition.index)) {
                     Ok(report) if report.segments_deleted > 0 => tracing::info!(
                         topic = %topic.name, partition = partition.index, segments = report.segments_deleted,

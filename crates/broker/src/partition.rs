@@ -8,12 +8,13 @@
 use crate::error::{BrokerError, BrokerResult, LogError};
 use crate::health::StorageHealth;
 use crate::producer_state::{ProducerState, SequenceCheck};
+use crate::replication::{Proposal, Proposer, Replica, Role};
 use sluice_log::batch::{self, BatchHeader};
 use sluice_log::{AppendError, Durable, FlushPolicy, LogConfig, PartitionLog, ReadError, ReadResult, TimestampHit};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use tokio::sync::watch;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::sync::{oneshot, watch};
 
 /// Segments scanned on open to rebuild idempotent producer state: the newest two cover
 /// every producer that wrote recently enough to still be retrying.
@@ -52,6 +53,27 @@ pub struct Partition {
     pub traffic: Traffic,
     /// Told of every failed and successful write, so the broker knows when storage fails.
     health: Arc<StorageHealth>,
+    /// Set once when the partition joins its Raft group (cluster mode): appends then go
+    /// through the proposer and the visible end is the committed offset.
+    replication: OnceLock<Replication>,
+    /// Whether `replication` is set, shared with the durable-watermark listener so a
+    /// replicated partition never shows what is fsynced here but not yet committed.
+    replicated: Arc<AtomicBool>,
+    /// Replicated: the offset after the last committed and applied record (Kafka's high
+    /// watermark).
+    committed_end: AtomicI64,
+}
+
+/// A partition's replication: its group, and the task that feeds proposals to it in order.
+struct Replication {
+    replica: Arc<dyn Replica>,
+    proposer: Proposer,
+}
+
+/// What `submit` did with a produce: appended here (single node), or handed to replication.
+pub enum Submitted {
+    Written(AppendOutcome),
+    Replicating(oneshot::Receiver<BrokerResult<AppendOutcome>>),
 }
 
 /// Cumulative traffic through one partition since the process started (Prometheus
@@ -105,9 +127,14 @@ impl Partition {
         }
         let end_offset = Arc::new(watch::channel(log.log_end_offset()).0);
         let visible = Arc::clone(&end_offset);
+        let replicated = Arc::new(AtomicBool::new(false));
+        let follows_commit = Arc::clone(&replicated);
         // Under `os`/`interval` the visible end is the written end, past any durable offset,
         // so this only ever moves it under `always`.
         log.on_durable(move |durable| {
+            if follows_commit.load(Ordering::Acquire) {
+                return;
+            }
             visible.send_if_modified(|end| {
                 let moved = durable.offset > *end;
                 *end = (*end).max(durable.offset);
@@ -123,16 +150,106 @@ impl Partition {
             end_offset,
             traffic: Traffic::default(),
             health,
+            replication: OnceLock::new(),
+            replicated,
+            committed_end: AtomicI64::new(0),
         })
     }
 
     /// Appends one or more v2 batches and waits for the durability asked for.
-    pub async fn append(self: &Arc<Self>, mut records: Vec<u8>, durability: Durability) -> BrokerResult<AppendOutcome> {
-        let outcome = self.append_written(&mut records)?;
-        if durability == Durability::Committed {
-            self.wait_committed(outcome).await?;
+    pub async fn append(self: &Arc<Self>, records: Vec<u8>, durability: Durability) -> BrokerResult<AppendOutcome> {
+        self.submit(records)?.wait(self, durability).await
+    }
+
+    /// Starts an append: written at once on a single node, proposed to the partition's Raft
+    /// group when replicated (refused at once when this node does not lead it).
+    pub fn submit(&self, mut records: Vec<u8>) -> BrokerResult<Submitted> {
+        let Some(replication) = self.replication.get() else {
+            return self.append_written(&mut records).map(Submitted::Written);
+        };
+        let role = replication.replica.role();
+        if !role.is_leader {
+            return Err(BrokerError::NotLeader { leader: role.leader });
         }
-        Ok(outcome)
+        let headers = self.stamp_batches(&mut records)?;
+        if headers.iter().any(|h| h.is_transactional()) {
+            return Err(BrokerError::TransactionsUnsupported);
+        }
+        let (reply, replied) = oneshot::channel();
+        replication.proposer.submit(Proposal { batches: records, headers, reply })?;
+        Ok(Submitted::Replicating(replied))
+    }
+
+    /// Joins the partition to its Raft group: from now on appends are proposed through
+    /// `replica` and readers see only what is committed. Call once, inside the runtime.
+    pub fn attach_replica(self: &Arc<Self>, replica: Arc<dyn Replica>) -> BrokerResult<()> {
+        let proposer = Proposer::start(Arc::downgrade(self), Arc::clone(&replica));
+        self.committed_end.store(self.log.log_start_offset(), Ordering::Release);
+        self.replication
+            .set(Replication { replica, proposer })
+            .map_err(|_| BrokerError::Storage(format!("{}-{} is already replicated", self.topic, self.index)))?;
+        self.replicated.store(true, Ordering::Release);
+        let start = self.log.log_start_offset();
+        self.end_offset.send_replace(start);
+        Ok(())
+    }
+
+    /// The partition's replication, when it is part of a cluster.
+    pub fn replica(&self) -> Option<&Arc<dyn Replica>> {
+        self.replication.get().map(|r| &r.replica)
+    }
+
+    /// This node's view of the partition's leadership: always the leader on a single node.
+    pub fn role(&self, node_id: i32) -> Role {
+        match self.replica() {
+            Some(replica) => replica.role(),
+            None => Role { leader: Some(node_id), epoch: self.leader_epoch, is_leader: true },
+        }
+    }
+
+    /// Refuses a read or offset lookup on a node that does not lead the partition, as
+    /// Kafka does (`NOT_LEADER_OR_FOLLOWER`): followers serve no clients yet.
+    pub fn check_leader(&self) -> BrokerResult<()> {
+        match self.replica().map(|r| r.role()) {
+            Some(role) if !role.is_leader => Err(BrokerError::NotLeader { leader: role.leader }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Replicated: batches committed and applied on this replica. Their producers' state is
+    /// recorded (so the next leader answers retries with the original offsets).
+    pub fn on_applied(&self, batches: &[u8]) {
+        let Ok(mut producers) = self.producers.lock() else { return };
+        let mut at = 0;
+        while let Some(rest) = batches.get(at..).filter(|r| !r.is_empty()) {
+            let Ok(header) = BatchHeader::parse(rest) else { break };
+            producers.record(&header);
+            at += header.total_len().max(batch::BATCH_HEADER_LEN);
+        }
+    }
+
+    /// Replicated: the committed end moved (or, after a snapshot, was reset); readers wake.
+    pub fn set_committed(&self, next_offset: i64) {
+        self.committed_end.store(next_offset, Ordering::Release);
+        self.end_offset.send_if_modified(|end| std::mem::replace(end, next_offset) != next_offset);
+    }
+
+    /// Checks an idempotent batch against the producer state of what is committed.
+    pub(crate) fn check_sequence(&self, header: &BatchHeader) -> BrokerResult<SequenceCheck> {
+        let producers =
+            self.producers.lock().map_err(|_| BrokerError::Storage("producer state lock poisoned".into()))?;
+        producers.check(header)
+    }
+
+    /// The outcome of a committed proposal, counted as traffic in.
+    pub(crate) fn outcome(&self, (first, last): (i64, i64)) -> AppendOutcome {
+        self.traffic.count_in((last - first + 1).max(0) as u64, 0);
+        AppendOutcome { base_offset: first, last_offset: last, log_start_offset: self.log.log_start_offset() }
+    }
+
+    /// The shared log, for the partition's Raft storage.
+    pub fn log_handle(&self) -> Arc<PartitionLog> {
+        Arc::clone(&self.log)
     }
 
     /// Waits until an appended range is as durable as the topic's flush policy promises
@@ -165,8 +282,12 @@ impl Partition {
     }
 
     /// Appends one or more v2 batches to the log (page cache) and wakes readers. The
-    /// caller decides whether to `wait_committed` before acknowledging.
+    /// caller decides whether to `wait_committed` before acknowledging. Single node only:
+    /// a replicated partition appends through `submit`.
     pub fn append_written(&self, records: &mut [u8]) -> BrokerResult<AppendOutcome> {
+        if self.replicated.load(Ordering::Acquire) {
+            return Err(BrokerError::ReplicationFailed("a replicated partition appends through its Raft group".into()));
+        }
         let headers = self.stamp_batches(records)?;
         let mut producers =
             self.producers.lock().map_err(|_| BrokerError::Storage("producer state lock poisoned".into()))?;
@@ -307,6 +428,9 @@ impl Partition {
     /// The visible end, Kafka's high watermark: the durable offset under `always`, the
     /// written end otherwise. Consumers of both protocols, lag and ListOffsets use it.
     pub fn log_end_offset(&self) -> i64 {
+        if self.replicated.load(Ordering::Acquire) {
+            return self.committed_end.load(Ordering::Acquire);
+        }
         let written = self.log.log_end_offset();
         match self.follows_durable() {
             true => self.log.durable_offset().min(written),
@@ -343,4 +467,22 @@ fn visible_len(bytes: &[u8], visible: i64) -> usize {
         }
     }
     at.min(bytes.len())
+}
+
+impl Submitted {
+    /// Waits for the durability asked for: on a single node, the fsync under `always` for
+    /// acks=all; replicated, the commit by a majority whatever was asked.
+    pub async fn wait(self, partition: &Partition, durability: Durability) -> BrokerResult<AppendOutcome> {
+        match self {
+            Submitted::Written(outcome) => {
+                if durability == Durability::Committed {
+                    partition.wait_committed(outcome).await?;
+                }
+                Ok(outcome)
+            }
+            Submitted::Replicating(replied) => replied
+                .await
+                .map_err(|_| BrokerError::ReplicationFailed("the partition's proposer stopped".into()))?,
+        }
+    }
 }

@@ -159,6 +159,11 @@ impl ProducerState {
             entry.epoch = header.producer_epoch;
             entry.batches.clear();
         }
+        let first_offset = header.base_offset;
+        if entry.batches.iter().any(|b| b.first_sequence == header.base_sequence && b.first_offset == first_offset) {
+            // Applied again after a restart (replication re-applies from its last checkpoint).
+            return;
+        }
         entry.batches.push_back(BatchMeta {
             first_sequence: header.base_sequence,
             last_sequence: header.last_sequence(),

@@ -91,6 +91,9 @@ pub fn dispatch(context: &Arc<Context>, client: &Client, mut frame: Bytes) -> Re
         ApiKey::Fetch => Ok(later(api::fetch::handle(Arc::clone(context), decode(meta, &mut frame)?, meta))),
         ApiKey::ListOffsets => now(meta, api::list_offsets::handle(ctx, decode(meta, &mut frame)?, meta)),
         ApiKey::OffsetForLeaderEpoch => now(meta, api::offset_for_leader_epoch::handle(ctx, decode(meta, &mut frame)?)),
+        ApiKey::CreateTopics if ctx.broker.cluster().is_some() => {
+            Ok(later(api::create_topics::handle_cluster(Arc::clone(context), decode(meta, &mut frame)?, meta)))
+        }
         ApiKey::CreateTopics => now(meta, api::create_topics::handle(ctx, decode(meta, &mut frame)?, meta)),
         ApiKey::DeleteTopics => now(meta, api::delete_topics::handle(ctx, decode(meta, &mut frame)?, meta)),
         ApiKey::CreatePartitions => now(meta, api::create_partitions::handle(ctx, decode(meta, &mut frame)?)),

@@ -7,7 +7,13 @@ pub const NONE: i16 = 0;
 pub const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub const CORRUPT_MESSAGE: i16 = 2;
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+pub const LEADER_NOT_AVAILABLE: i16 = 5;
+pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 pub const MESSAGE_TOO_LARGE: i16 = 10;
+pub const NOT_ENOUGH_REPLICAS: i16 = 19;
+pub const NOT_CONTROLLER: i16 = 41;
+pub const FENCED_LEADER_EPOCH: i16 = 74;
+pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
 pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
 pub const INVALID_REQUIRED_ACKS: i16 = 21;
 pub const UNSUPPORTED_VERSION: i16 = 35;
@@ -83,6 +89,10 @@ pub fn code_of(error: &BrokerError) -> i16 {
         BrokerError::TransactionsUnsupported => TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
         BrokerError::Storage(_) | BrokerError::Log { .. } => KAFKA_STORAGE_ERROR,
         BrokerError::TopicLimitReached { .. } => POLICY_VIOLATION,
+        BrokerError::NotLeader { .. } => NOT_LEADER_OR_FOLLOWER,
+        BrokerError::ReplicationFailed(_) => NOT_ENOUGH_REPLICAS,
+        BrokerError::LeaderNotAvailable => LEADER_NOT_AVAILABLE,
+        BrokerError::InvalidReplicationFactor(_) => INVALID_REPLICATION_FACTOR,
         _ => UNKNOWN_SERVER_ERROR,
     }
 }

@@ -2,6 +2,7 @@
 //! operator command line for it (`sluice topic|group|channel|produce|consume|bench`).
 
 mod cli;
+mod cluster;
 mod data_lock;
 mod logging;
 mod serve;

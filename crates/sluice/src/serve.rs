@@ -35,6 +35,21 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("cannot open data directory {}", settings.broker.data_dir.display()))?;
     let (stop, stopped) = watch::channel(false);
+    // In a cluster, the broker is wired to its Raft groups before any listener takes a client.
+    let cluster = match settings.cluster.clone() {
+        Some(cluster_settings) => {
+            let listeners = crate::cluster::Listeners {
+                kafka: format!("{}:{}", settings.broker.advertised_host, settings.broker.advertised_port),
+                nsq_tcp: nsq_listeners.tcp.local_addr()?.to_string(),
+                http: nsq_listeners.http.local_addr()?.to_string(),
+            };
+            let node =
+                crate::cluster::ClusterNode::start(cluster_settings, broker.clone(), listeners, stopped.clone()).await?;
+            crate::cluster::attach(&node).context("cannot join the broker to the cluster")?;
+            Some(node)
+        }
+        None => None,
+    };
     let upkeep = tokio::spawn(maintenance::run(broker.clone(), stopped.clone()));
     let group_sweeper = tokio::spawn(broker.groups().clone().run(stopped.clone()));
     let kafka = tokio::spawn(sluice_kafka::serve(listener, broker.clone(), settings.kafka.clone(), stopped.clone()));
@@ -70,6 +85,9 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     .is_err()
     {
         tracing::warn!("listeners did not stop within {DRAIN_TIMEOUT:?}; flushing anyway");
+    }
+    if let Some(node) = &cluster {
+        node.shutdown().await;
     }
     tokio::task::spawn_blocking(move || broker.flush_all()).await?;
     tracing::info!("stopped");

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod cluster;
 pub mod limits;
 
 /// Most bytes the batch of one NSQ message adds around its body: the v2 batch header (61),
@@ -124,6 +125,8 @@ pub struct ServeArgs {
     pub accept_data_loss_partitions: Vec<String>,
     #[command(flatten)]
     pub limits: limits::LimitArgs,
+    #[command(flatten)]
+    pub cluster: cluster::ClusterArgs,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -165,9 +168,29 @@ struct FileSettings {
     producer_id_expiration_ms: Option<u64>,
     http_max_connections: Option<usize>,
     http_idle_timeout_ms: Option<u64>,
+    // Cluster settings (`cluster.rs`).
+    node_id: Option<u32>,
+    cluster_addr: Option<String>,
+    cluster_peers: Option<String>,
+    join: Option<String>,
+    default_replication_factor: Option<u16>,
+    raft_heartbeat_ms: Option<u64>,
+    raft_election_timeout_ms: Option<u64>,
 }
 
 impl FileSettings {
+    fn cluster(&self) -> cluster::ClusterFileArgs {
+        cluster::ClusterFileArgs {
+            node_id: self.node_id,
+            cluster_addr: self.cluster_addr.clone(),
+            cluster_peers: self.cluster_peers.clone(),
+            join: self.join.clone(),
+            default_replication_factor: self.default_replication_factor,
+            raft_heartbeat_ms: self.raft_heartbeat_ms,
+            raft_election_timeout_ms: self.raft_election_timeout_ms,
+        }
+    }
+
     fn limits(&self) -> limits::LimitArgs {
         limits::LimitArgs {
             max_connections: self.max_connections,
@@ -196,6 +219,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub broker: BrokerConfig,
+    /// None on a single node.
+    pub cluster: Option<cluster::ClusterSettings>,
     pub kafka_addr: SocketAddr,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -301,6 +326,7 @@ impl Settings {
         };
         let nsq = NsqSettings::resolve(args, &file)?;
         let file_limits = file.limits();
+        let file_cluster = file.cluster();
         let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
         if data_dir.as_os_str().is_empty() {
             return Err(out_of_range("data_dir", "\"\"", "a directory path"));
@@ -356,7 +382,11 @@ impl Settings {
         broker.advertised_host = advertised_host.unwrap_or_else(|| default_advertised_host(&kafka_addr));
         let kafka = limits::resolve(&args.limits, &file_limits, &mut broker)?;
         let (http, producer_id_expiration) = limits::resolve_network(&args.limits, &file_limits)?;
-        Ok(Settings { http, producer_id_expiration, broker, kafka_addr, log_format, log_level, nsq, kafka })
+        let cluster = cluster::resolve(&args.cluster, &file_cluster)?;
+        if let Some(c) = &cluster {
+            broker.node_id = i32::try_from(c.node_id).map_err(|_| out_of_range("node_id", c.node_id, "0 to 2147483647"))?;
+        }
+        Ok(Settings { http, producer_id_expiration, broker, kafka_addr, log_format, log_level, nsq, kafka, cluster })
     }
 }
 
@@ -389,6 +419,30 @@ impl Settings {
             ("producer_id_expiration_ms", self.producer_id_expiration.as_millis().to_string()),
             ("http_max_connections", self.http.connections_max.to_string()),
             ("http_idle_timeout_ms", self.http.idle_timeout.as_millis().to_string()),
+            ("node_id", self.cluster.as_ref().map_or_else(|| "-".into(), |c| c.node_id.to_string())),
+            ("cluster_addr", self.cluster.as_ref().map_or_else(|| "-".into(), |c| c.cluster_addr_text.clone())),
+            (
+                "cluster_peers",
+                self.cluster.as_ref().map_or_else(
+                    || "-".into(),
+                    |c| c.peers.iter().map(|p| format!("{}@{}", p.node_id, p.addr)).collect::<Vec<_>>().join(","),
+                ),
+            ),
+            (
+                "default_replication_factor",
+                self.cluster.as_ref().and_then(|c| c.default_replication_factor).map_or_else(|| "auto".into(), |n| n.to_string()),
+            ),
+            (
+                "raft_heartbeat_ms",
+                self.cluster.as_ref().map_or(cluster::RAFT_HEARTBEAT_MS_DEFAULT, |c| c.heartbeat.as_millis() as u64).to_string(),
+            ),
+            (
+                "raft_election_timeout_ms",
+                self.cluster
+                    .as_ref()
+                    .map_or(cluster::RAFT_ELECTION_TIMEOUT_MS_DEFAULT, |c| c.election_timeout.as_millis() as u64)
+                    .to_string(),
+            ),
             ("flush", flush),
             ("message_max_bytes", log.batch_bytes_max.to_string()),
             ("segment_bytes", log.segment_bytes_max.to_string()),

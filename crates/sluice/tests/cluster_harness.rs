@@ -87,10 +87,8 @@ fn command_output(program: &str, args: &[&str]) -> String {
 
 #[test]
 fn namespaces_talk_over_the_bridge_until_cut_and_again_once_healed() {
-    if !netns::available() {
-        eprintln!("SKIPPED: network namespaces need root and the `ip` tool (iproute2)");
-        return;
-    }
+    // Root and iproute2 are what `scripts/install-test-deps.sh` guarantees: no silent skip.
+    assert!(netns::available(), "network namespaces need root and the `ip` tool (iproute2)");
     let network = Network::create(2);
     let (ns1, ns2) = (network.namespace(1).to_string(), network.namespace(2).to_string());
     let server = SocketAddr::from((network.addr(1), ECHO_PORT));
@@ -123,10 +121,8 @@ fn namespaces_talk_over_the_bridge_until_cut_and_again_once_healed() {
 
 #[test]
 fn a_program_started_in_a_namespace_keeps_its_pid_and_lives_there() {
-    if !netns::available() {
-        eprintln!("SKIPPED: network namespaces need root and the `ip` tool (iproute2)");
-        return;
-    }
+    // Root and iproute2 are what `scripts/install-test-deps.sh` guarantees: no silent skip.
+    assert!(netns::available(), "network namespaces need root and the `ip` tool (iproute2)");
     let network = Network::create(1);
     let mut child = network.command(1, "sleep").arg("30").spawn().expect("spawn sleep in namespace");
     let pid = child.id();

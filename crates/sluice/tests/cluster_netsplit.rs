@@ -31,10 +31,8 @@ const PROGRESS_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[test]
 fn a_leader_cut_off_the_network_is_replaced_and_loses_nothing_acknowledged() {
-    if !netns::available() {
-        eprintln!("SKIPPED: network namespaces need root and the `ip` tool (iproute2)");
-        return;
-    }
+    // Root and iproute2 are what `scripts/install-test-deps.sh` guarantees: no silent skip.
+    assert!(netns::available(), "network namespaces need root and the `ip` tool (iproute2)");
     let mut cluster = Cluster::start_with(NODES, ClusterOpts { namespaces: true, ..ClusterOpts::default() });
     let bootstrap = cluster.bootstrap_servers();
     let topic = unique_topic("cluster-netsplit");

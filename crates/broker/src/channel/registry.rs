@@ -198,7 +198,7 @@ impl Channels {
         if let Some(t) = self.topic(name) {
             return Ok(t);
         }
-        match self.broker.create_topic(&storage_topic_name(name), Some(1), BTreeMap::new()) {
+        match self.broker.create_topic_anywhere(&storage_topic_name(name), Some(1), BTreeMap::new()) {
             Ok(_) | Err(BrokerError::TopicAlreadyExists) => {}
             Err(e) => return Err(e),
         }
@@ -246,7 +246,14 @@ impl Channels {
         let now = now_ms();
         let due = defer.map(due_after);
         let batch = records::encode(bodies, now, due)?;
-        let index = topic.next_partition.fetch_add(1, Ordering::Relaxed) % partitions.len();
+        // NSQ publishes locally: in a cluster, to a partition this node leads (round-robin
+        // among them); on a single node every partition qualifies.
+        let start = topic.next_partition.fetch_add(1, Ordering::Relaxed);
+        let node = self.broker.node_id();
+        let index = (0..partitions.len())
+            .map(|i| (start + i) % partitions.len())
+            .find(|i| partitions[*i].role(node).is_leader)
+            .ok_or(BrokerError::NotLeader { leader: None })?;
         partitions[index].append(batch, Durability::Committed).await?;
         topic.message_count.fetch_add(bodies.len() as u64, Ordering::Relaxed);
         topic.message_bytes.fetch_add(bodies.iter().map(|b| b.len() as u64).sum(), Ordering::Relaxed);

@@ -133,7 +133,8 @@ pub async fn create(State(s): State<AppState>, raw: Result<Bytes, BytesRejection
     let new: NewTopic = body(&raw?)?;
     let broker = s.channels.broker();
     let what = format!("topic '{}'", new.name);
-    let topic = broker.create_topic(&new.name, new.partitions, new.config).map_err(|e| ApiError::broker(e, &what))?;
+    let topic =
+        broker.create_topic_anywhere(&new.name, new.partitions, new.config).map_err(|e| ApiError::broker(e, &what))?;
     Ok(super::json(StatusCode::CREATED, &detail(broker, &topic)))
 }
 

@@ -207,6 +207,7 @@ fn read_one(
     budget: usize,
     version: i16,
 ) -> Result<(Bytes, u64, i64, i64), BrokerError> {
+    partition.check_leader()?;
     if budget == 0 {
         return Ok((Bytes::new(), 0, partition.log_start_offset(), partition.log_end_offset()));
     }

@@ -52,7 +52,8 @@ pub fn handle(ctx: &Context, request: ListOffsetsRequest, meta: RequestMeta) -> 
 
 /// (offset, timestamp, leader epoch); offset -1 when no record is at or after the timestamp.
 fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64, i32), BrokerError> {
-    let epoch = partition.leader_epoch;
+    partition.check_leader()?;
+    let epoch = partition.role(-1).epoch;
     match timestamp {
         LATEST => Ok((partition.log_end_offset(), -1, epoch)),
         EARLIEST => Ok((partition.log_start_offset(), -1, epoch)),

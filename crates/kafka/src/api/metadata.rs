@@ -1,31 +1,50 @@
-//! Metadata: this node as the only broker and leader of every partition; unknown
+//! Metadata: on a single node, this node as the only broker and leader of every partition;
+//! in a cluster, every registered node, the metadata group's leader as the controller, and
+//! per partition its Raft leader, term (leader epoch), replicas and in-sync replicas. Unknown
 //! topics are auto-created when the broker and the request allow it.
 
 use super::{str_bytes, topic_name};
 use crate::dispatch::RequestMeta;
-use crate::error_codes::{code_of, NONE};
+use crate::error_codes::{code_of, LEADER_NOT_AVAILABLE, NONE};
 use crate::server::Context;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
-use sluice_broker::{BrokerError, Topic};
+use sluice_broker::cluster_view::{BrokerAddress, Placement};
+use sluice_broker::{BrokerError, Partition, Topic};
 use std::sync::Arc;
 
 pub fn handle(ctx: &Context, request: MetadataRequest, meta: RequestMeta) -> MetadataResponse {
     let broker = &ctx.broker;
     let config = broker.config();
     let mut response = MetadataResponse::default();
-    let mut node = MetadataResponseBroker::default();
-    node.node_id = BrokerId(broker.node_id());
-    node.host = str_bytes(&config.advertised_host);
-    node.port = i32::from(config.advertised_port);
-    response.brokers = vec![node];
+    let brokers = match broker.cluster() {
+        Some(cluster) => cluster.brokers(),
+        None => vec![BrokerAddress {
+            node_id: broker.node_id(),
+            host: config.advertised_host.clone(),
+            port: config.advertised_port,
+            rack: None,
+        }],
+    };
+    response.brokers = brokers
+        .into_iter()
+        .map(|b| {
+            let mut node = MetadataResponseBroker::default();
+            node.node_id = BrokerId(b.node_id);
+            node.host = str_bytes(&b.host);
+            node.port = i32::from(b.port);
+            node.rack = b.rack.as_deref().map(str_bytes);
+            node
+        })
+        .collect();
     if meta.version >= 2 {
         response.cluster_id = Some(str_bytes(broker.cluster_id()));
     }
     if meta.version >= 1 {
-        response.controller_id = BrokerId(broker.node_id());
+        let controller = broker.cluster().map_or(Some(broker.node_id()), |c| c.controller());
+        response.controller_id = BrokerId(controller.unwrap_or(-1));
     }
     // v0: an empty list means every topic; v1+: null means every topic.
     let requested = match request.topics {
@@ -63,27 +82,46 @@ pub fn handle(ctx: &Context, request: MetadataRequest, meta: RequestMeta) -> Met
 }
 
 fn describe(ctx: &Context, topic: &Arc<Topic>, meta: RequestMeta) -> MetadataResponseTopic {
-    let node = BrokerId(ctx.broker.node_id());
     let mut entry = MetadataResponseTopic::default();
     entry.error_code = NONE;
     entry.name = Some(topic_name(&topic.name));
     if meta.version >= 10 {
         entry.topic_id = topic.id;
     }
-    entry.partitions = topic
-        .partitions()
-        .iter()
-        .map(|p| {
-            let mut partition = MetadataResponsePartition::default();
-            partition.partition_index = p.index;
-            partition.leader_id = node;
-            if meta.version >= 7 {
-                partition.leader_epoch = p.leader_epoch;
-            }
-            partition.replica_nodes = vec![node];
-            partition.isr_nodes = vec![node];
-            partition
-        })
-        .collect();
+    entry.partitions = topic.partitions().iter().map(|p| describe_partition(ctx, topic, p, meta)).collect();
     entry
+}
+
+/// One partition: this node alone on a single node; in a cluster, what its local replica
+/// knows (leader, term, ISR), or else what the metadata group recorded.
+fn describe_partition(
+    ctx: &Context,
+    topic: &Topic,
+    p: &Arc<Partition>,
+    meta: RequestMeta,
+) -> MetadataResponsePartition {
+    let node = ctx.broker.node_id();
+    let placement = match (p.replica(), ctx.broker.cluster()) {
+        (Some(replica), _) => {
+            let role = replica.role();
+            Placement {
+                leader: role.leader,
+                epoch: role.epoch,
+                replicas: replica.replicas(),
+                isr: replica.in_sync_replicas(),
+            }
+        }
+        (None, Some(cluster)) => cluster.placement(&topic.name, p.index).unwrap_or_default(),
+        (None, None) => Placement { leader: Some(node), epoch: p.leader_epoch, replicas: vec![node], isr: vec![node] },
+    };
+    let mut partition = MetadataResponsePartition::default();
+    partition.partition_index = p.index;
+    partition.error_code = if placement.leader.is_some() { NONE } else { LEADER_NOT_AVAILABLE };
+    partition.leader_id = BrokerId(placement.leader.unwrap_or(-1));
+    if meta.version >= 7 {
+        partition.leader_epoch = placement.epoch;
+    }
+    partition.replica_nodes = placement.replicas.into_iter().map(BrokerId).collect();
+    partition.isr_nodes = placement.isr.into_iter().map(BrokerId).collect();
+    partition
 }

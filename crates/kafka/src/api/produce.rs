@@ -9,14 +9,14 @@ use crate::server::Context;
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-use sluice_broker::{AppendOutcome, BrokerError, Partition};
+use sluice_broker::{AppendOutcome, BrokerError, Durability, Partition, Submitted};
 use sluice_records::convert;
 use std::sync::Arc;
 
 /// The outcome of one partition's append, before any durability wait.
 struct Appended {
     index: i32,
-    result: Result<(Arc<Partition>, AppendOutcome), BrokerError>,
+    result: Result<(Arc<Partition>, Submitted), BrokerError>,
 }
 
 pub fn handle(ctx: &Arc<Context>, request: ProduceRequest, meta: RequestMeta) -> Result<Reply, DispatchError> {
@@ -47,9 +47,9 @@ pub fn handle(ctx: &Arc<Context>, request: ProduceRequest, meta: RequestMeta) ->
             let mut topic = TopicProduceResponse::default();
             topic.name = topic_name(&name);
             for a in appended {
+                let durability = if acks == -1 { Durability::Committed } else { Durability::Written };
                 let result = match a.result {
-                    Ok((partition, outcome)) if acks == -1 => partition.wait_committed(outcome).await.map(|_| outcome),
-                    Ok((_, outcome)) => Ok(outcome),
+                    Ok((partition, submitted)) => submitted.wait(&partition, durability).await,
                     Err(e) => Err(e),
                 };
                 topic.partition_responses.push(partition_response(a.index, result, acks, meta.version));
@@ -65,11 +65,11 @@ fn append(
     topic: &str,
     index: i32,
     records: Option<Bytes>,
-) -> Result<(Arc<Partition>, AppendOutcome), BrokerError> {
+) -> Result<(Arc<Partition>, Submitted), BrokerError> {
     let partition =
         ctx.broker.topic_or_auto_create(topic)?.partition(index).ok_or(BrokerError::UnknownTopicOrPartition)?;
     let records = records.filter(|r| !r.is_empty()).ok_or_else(|| BrokerError::CorruptMessage("no records".into()))?;
-    let mut batches = match convert::records_magic(&records) {
+    let batches = match convert::records_magic(&records) {
         Some(2) => {
             // Kafka's LogValidator checks, before anything of this partition is written.
             convert::validate_produced(&records).map_err(refusal_error)?;
@@ -79,8 +79,8 @@ fn append(
         Some(magic) => return Err(BrokerError::CorruptMessage(format!("unknown magic {magic}"))),
         None => return Err(BrokerError::CorruptMessage("records too short".into())),
     };
-    let outcome = partition.append_written(&mut batches)?;
-    Ok((partition, outcome))
+    let submitted = partition.submit(batches)?;
+    Ok((partition, submitted))
 }
 
 /// A legacy set too large once converted is Kafka's MESSAGE_TOO_LARGE; anything else

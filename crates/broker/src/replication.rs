@@ -1,0 +1,142 @@
+//! The seam between a partition and its replication. `crates/cluster` (through the binary)
+//! implements `Replica` for a partition's Raft group; a partition without one is a single
+//! node's log, appended directly.
+//!
+//! A replicated partition appends only through its `Proposer`: one task per partition that
+//! hands proposals to the Raft log in arrival order (so pipelined produce requests keep their
+//! order) and checks idempotent batches against the producer state of what is committed. An
+//! idempotent batch is proposed only once the one before it has been applied, so its sequence
+//! check always sees the committed state, on this leader or on the next (the state is rebuilt
+//! on every replica from the batches it applies).
+
+use crate::error::{BrokerError, BrokerResult};
+use crate::partition::{AppendOutcome, Partition};
+use crate::producer_state::SequenceCheck;
+use sluice_log::batch::BatchHeader;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use tokio::sync::{mpsc, oneshot};
+
+/// Proposals waiting for a partition's proposer; a full queue refuses the produce with a
+/// retriable error rather than buffering without bound (each holds a whole request's batches).
+pub const PROPOSALS_QUEUED_MAX: usize = 1024;
+
+/// How this node sees a partition's leadership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Role {
+    /// The leader's node id, if one is known.
+    pub leader: Option<i32>,
+    /// Kafka's leader epoch: the Raft term of the current leader.
+    pub epoch: i32,
+    /// This node leads and its term's first entry is applied, so its producer state is whole.
+    pub is_leader: bool,
+}
+
+/// The future a proposal resolves with: the offsets its batches took, once committed by a
+/// majority of the replicas (each durable under its flush policy).
+pub type Commit = Pin<Box<dyn Future<Output = Result<(i64, i64), ReplicaError>> + Send>>;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("not the leader of this partition")]
+    NotLeader { leader: Option<i32> },
+    #[error("replication failed: {0}")]
+    Failed(String),
+}
+
+/// One partition's replication, as the broker uses it.
+pub trait Replica: Send + Sync + 'static {
+    fn role(&self) -> Role;
+    /// Hands batches to the replicated log. Proposals enter the log in the order their first
+    /// futures complete; the `Commit` then waits for the majority.
+    fn propose(&self, batches: Vec<u8>) -> Pin<Box<dyn Future<Output = Result<Commit, ReplicaError>> + Send + '_>>;
+    /// Node ids of the replicas, preferred leader first.
+    fn replicas(&self) -> Vec<i32>;
+    /// Replicas caught up with the leader (Kafka's ISR), as the leader sees them; on a
+    /// follower, the replicas.
+    fn in_sync_replicas(&self) -> Vec<i32>;
+}
+
+impl From<ReplicaError> for BrokerError {
+    fn from(e: ReplicaError) -> BrokerError {
+        match e {
+            ReplicaError::NotLeader { leader } => BrokerError::NotLeader { leader },
+            ReplicaError::Failed(reason) => BrokerError::ReplicationFailed(reason),
+        }
+    }
+}
+
+/// A produce or publish waiting for its partition's proposer.
+pub(crate) struct Proposal {
+    pub batches: Vec<u8>,
+    pub headers: Vec<BatchHeader>,
+    pub reply: oneshot::Sender<BrokerResult<AppendOutcome>>,
+}
+
+/// The proposer's queue, owned by the partition.
+pub(crate) struct Proposer {
+    queue: mpsc::Sender<Proposal>,
+}
+
+impl Proposer {
+    /// Starts the proposer task; it ends when the partition is dropped.
+    pub(crate) fn start(partition: Weak<Partition>, replica: Arc<dyn Replica>) -> Proposer {
+        let (queue, proposals) = mpsc::channel(PROPOSALS_QUEUED_MAX);
+        tokio::spawn(run(partition, replica, proposals));
+        Proposer { queue }
+    }
+
+    pub(crate) fn submit(&self, proposal: Proposal) -> BrokerResult<()> {
+        self.queue.try_send(proposal).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                BrokerError::ReplicationFailed("too many produce requests waiting for replication".into())
+            }
+            mpsc::error::TrySendError::Closed(_) => BrokerError::ReplicationFailed("partition closed".into()),
+        })
+    }
+}
+
+async fn run(partition: Weak<Partition>, replica: Arc<dyn Replica>, mut proposals: mpsc::Receiver<Proposal>) {
+    while let Some(proposal) = proposals.recv().await {
+        let Some(partition) = partition.upgrade() else { return };
+        let idempotent = proposal.headers.iter().any(|h| h.producer_id >= 0 && h.base_sequence >= 0);
+        if idempotent {
+            // Checked against the committed state; waits for its commit before the next one.
+            let outcome = propose_idempotent(&partition, replica.as_ref(), proposal.batches, &proposal.headers).await;
+            let _ = proposal.reply.send(outcome);
+            continue;
+        }
+        match replica.propose(proposal.batches).await {
+            Ok(commit) => {
+                let partition = Arc::clone(&partition);
+                tokio::spawn(async move {
+                    let outcome = commit.await.map_err(BrokerError::from).map(|r| partition.outcome(r));
+                    let _ = proposal.reply.send(outcome);
+                });
+            }
+            Err(e) => {
+                let _ = proposal.reply.send(Err(e.into()));
+            }
+        }
+    }
+}
+
+async fn propose_idempotent(
+    partition: &Arc<Partition>,
+    replica: &dyn Replica,
+    batches: Vec<u8>,
+    headers: &[BatchHeader],
+) -> BrokerResult<AppendOutcome> {
+    let [header] = headers else {
+        return Err(BrokerError::CorruptMessage("an idempotent produce must carry exactly one batch".into()));
+    };
+    if !replica.role().is_leader {
+        return Err(BrokerError::NotLeader { leader: replica.role().leader });
+    }
+    if let SequenceCheck::Duplicate { first_offset, last_offset } = partition.check_sequence(header)? {
+        return Ok(partition.outcome((first_offset, last_offset)));
+    }
+    let commit = replica.propose(batches).await?;
+    Ok(partition.outcome(commit.await?))
+}

@@ -1,0 +1,261 @@
+//! The cluster runtime of `sluice serve --node-id ...`: the node-to-node transport, the
+//! metadata Raft group, and one Raft group per local partition replica, wired to the broker.
+//!
+//! - `meta_client`: proposing metadata commands from any node (forwarded to the leader).
+//! - `reconcile`: makes the local broker follow the metadata state (topics, partition groups).
+//! - `replica`: a partition's Raft group as the broker's `Replica`.
+//! - `view`: the broker's `ClusterView` (brokers, controller, placement, topic creation).
+//! - `node_rpc`: node-level requests between nodes (join).
+
+mod meta_client;
+mod node_rpc;
+mod reconcile;
+mod replica;
+mod view;
+
+pub use view::attach;
+
+use crate::settings::cluster::ClusterSettings;
+use anyhow::Context as _;
+use openraft::BasicNode;
+use sluice_broker::Broker;
+use sluice_cluster::meta::{ClusterState, MetaCommand, MetaReply, MetaStateMachine};
+use sluice_cluster::transport::{self, RpcHandler, Transport};
+use sluice_cluster::types::{GroupId, NodeId, Raft};
+use sluice_log::{FlushPolicy, LogConfig, PartitionLog};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Where this node's client listeners are, as it registers them in the metadata group.
+#[derive(Debug, Clone)]
+pub struct Listeners {
+    /// Advertised Kafka address (HOST:PORT), what Metadata tells clients.
+    pub kafka: String,
+    pub nsq_tcp: String,
+    pub http: String,
+}
+
+/// How often a node that could not register yet (no metadata leader) tries again.
+const REGISTER_RETRY: Duration = Duration::from_millis(500);
+
+pub struct ClusterNode {
+    pub node_id: NodeId,
+    settings: ClusterSettings,
+    listeners: Listeners,
+    broker: Arc<Broker>,
+    transport: Arc<Transport>,
+    raft_config: Arc<openraft::Config>,
+    /// The metadata group.
+    meta: Raft,
+    /// The metadata state as last applied here.
+    state: watch::Receiver<Arc<ClusterState>>,
+    /// Every Raft group this node runs, by group, for the transport's server.
+    groups: RwLock<HashMap<GroupId, Raft>>,
+
+}
+
+impl ClusterNode {
+    /// Opens the metadata group from `<data_dir>/cluster/metadata`, listens for other nodes,
+    /// forms or joins the cluster, registers this node and starts following the metadata.
+    pub async fn start(
+        settings: ClusterSettings,
+        broker: Arc<Broker>,
+        listeners: Listeners,
+        stopped: watch::Receiver<bool>,
+    ) -> anyhow::Result<Arc<ClusterNode>> {
+        let node_id = settings.node_id;
+        let raft_config = Arc::new(raft_config(&settings)?);
+        let listener = TcpListener::bind(settings.cluster_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.cluster_addr))?;
+        let data_dir = broker.config().data_dir.clone();
+        let meta_dir = data_dir.join("cluster").join("metadata");
+        let store = tokio::task::spawn_blocking(move || open_meta_store(meta_dir)).await??;
+        let machine = MetaStateMachine::new();
+        let state = machine.state_watch();
+        let transport = Transport::new(node_id);
+        let meta = Raft::new(node_id, Arc::clone(&raft_config), transport.network(GroupId::Meta), store, machine)
+            .await
+            .context("cannot start the metadata group")?;
+        let node = Arc::new(ClusterNode {
+            node_id,
+            settings,
+            listeners,
+            broker,
+            transport,
+            raft_config,
+            meta: meta.clone(),
+            state,
+            groups: RwLock::new(HashMap::from([(GroupId::Meta, meta)])),
+
+        });
+        let handler: Arc<dyn RpcHandler> = node.clone();
+        tokio::spawn(transport::serve(listener, handler, stopped.clone()));
+        node.form_or_join().await?;
+        tokio::spawn(Arc::clone(&node).register());
+        tokio::spawn(Arc::clone(&node).follow_metadata(stopped));
+        tracing::info!(node_id, cluster_addr = %node.settings.cluster_addr, "cluster node started");
+        Ok(node)
+    }
+
+    /// A new node with `--cluster-peers` initializes the metadata group with them (every
+    /// first node does the same, so they agree); with `--join` it asks a member to add it;
+    /// with neither it forms a cluster of one. A restarted node has its log and does nothing.
+    async fn form_or_join(self: &Arc<Self>) -> anyhow::Result<()> {
+        if self.meta.is_initialized().await? {
+            return Ok(());
+        }
+        if let Some(through) = self.settings.join.clone() {
+            let node = Arc::clone(self);
+            tokio::spawn(async move { node.join(&through).await });
+            return Ok(());
+        }
+        let mut voters = BTreeMap::new();
+        for peer in &self.settings.peers {
+            voters.insert(peer.node_id, BasicNode { addr: peer.addr.clone() });
+        }
+        if voters.is_empty() {
+            voters.insert(self.node_id, BasicNode { addr: self.settings.cluster_addr_text.clone() });
+        }
+        match self.meta.initialize(voters).await {
+            Ok(()) => tracing::info!("metadata group formed"),
+            // Another first node's entries arrived first: the group exists already.
+            Err(e) => tracing::info!(reason = %e, "metadata group not initialized here"),
+        }
+        Ok(())
+    }
+
+    /// Registers (or re-registers) this node's listeners, retrying until a leader takes it;
+    /// the first registration also names the cluster with this node's cluster id.
+    async fn register(self: Arc<Self>) {
+        let cluster_id = self.broker.cluster_id().to_string();
+        let commands = [
+            MetaCommand::InitCluster { cluster_id },
+            MetaCommand::RegisterNode {
+                node_id: self.node_id,
+                cluster_addr: self.settings.cluster_addr_text.clone(),
+                kafka_addr: self.listeners.kafka.clone(),
+                nsq_tcp_addr: self.listeners.nsq_tcp.clone(),
+                http_addr: self.listeners.http.clone(),
+                rack: None,
+                at_ms: meta_client::now_ms(),
+            },
+        ];
+        for command in commands {
+            if matches!(command, MetaCommand::InitCluster { .. }) && self.state().cluster_id.is_some() {
+                continue;
+            }
+            loop {
+                match self.propose_meta(&command).await {
+                    Ok(MetaReply::Invalid(why)) => {
+                        tracing::debug!(reason = %why, "metadata registration refused");
+                        break;
+                    }
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot register with the metadata group yet");
+                        tokio::time::sleep(REGISTER_RETRY).await;
+                    }
+                }
+            }
+        }
+        tracing::info!(node_id = self.node_id, "registered with the metadata group");
+    }
+
+    /// The metadata state as last applied on this node.
+    pub fn state(&self) -> Arc<ClusterState> {
+        self.state.borrow().clone()
+    }
+
+    /// The metadata group's leader (Kafka's controller), if known.
+    pub fn meta_leader(&self) -> Option<NodeId> {
+        self.meta.metrics().borrow().current_leader
+    }
+
+    /// Voters of the metadata group.
+    pub fn voters(&self) -> Vec<NodeId> {
+        self.meta.metrics().borrow().membership_config.membership().voter_ids().collect()
+    }
+
+    fn group(&self, group: &GroupId) -> Option<Raft> {
+        self.groups.read().ok()?.get(group).cloned()
+    }
+
+    /// Stops every Raft group (clean shutdown; a kill is as safe, only slower to resume).
+    pub async fn shutdown(&self) {
+        let groups: Vec<Raft> = self.groups.read().map(|g| g.values().cloned().collect()).unwrap_or_default();
+        for raft in groups {
+            let _ = raft.shutdown().await;
+        }
+    }
+}
+
+impl RpcHandler for ClusterNode {
+    fn raft(&self, group: &GroupId) -> Option<Raft> {
+        self.group(group)
+    }
+
+    fn node_request(
+        &self,
+        body: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, String>> + Send + 'static>> {
+        let meta = self.meta.clone();
+        let transport = Arc::clone(&self.transport);
+        Box::pin(async move { node_rpc::handle(meta, transport, body).await })
+    }
+}
+
+fn raft_config(settings: &ClusterSettings) -> anyhow::Result<openraft::Config> {
+    let election_ms = settings.election_timeout.as_millis() as u64;
+    let config = openraft::Config {
+        cluster_name: "sluice".into(),
+        heartbeat_interval: settings.heartbeat.as_millis() as u64,
+        election_timeout_min: election_ms,
+        election_timeout_max: election_ms * 2,
+        // Entries are whole produce requests: cap what one AppendEntries carries.
+        max_payload_entries: 64,
+        // Snapshots are metadata only (the data is the log); never purge by count here.
+        snapshot_policy: openraft::SnapshotPolicy::Never,
+        ..openraft::Config::default()
+    };
+    config.validate().context("invalid Raft settings")
+}
+
+/// The metadata group's log: an internal partition log (fsync always), its side index in the
+/// log's `raft/` directory, as a partition group's.
+fn open_meta_store(dir: PathBuf) -> anyhow::Result<sluice_cluster::storage::LogStore> {
+    sluice_log::durable_dir::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let config = LogConfig { flush: FlushPolicy::Always, ..LogConfig::default() };
+    let log = PartitionLog::open(&dir, config).with_context(|| format!("cannot open {}", dir.display()))?;
+    let raft_dir = dir.join(sluice_log::RAFT_DIR);
+    sluice_log::durable_dir::create_dir_all(&raft_dir).with_context(|| format!("cannot create {}", raft_dir.display()))?;
+    let observer = Arc::new(sluice_cluster::storage::NoObserver);
+    // The partition state machine opened beside it is not used: the metadata group has its own.
+    let (store, _) = sluice_cluster::storage::open_group_storage(&raft_dir, Arc::new(log), observer)
+        .context("cannot open the metadata group's log")?;
+    Ok(store)
+}
+
+impl ClusterNode {
+    /// Asks `through` to add this node, until it has (a learner first, then a voter while the
+    /// metadata group has fewer than five).
+    async fn join(self: Arc<Self>, through: &str) {
+        loop {
+            match node_rpc::request_join(&self.transport, through, self.node_id, &self.settings.cluster_addr_text).await
+            {
+                Ok(voter) => {
+                    tracing::info!(through, voter, "joined the cluster");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(through, error = %e, "cannot join the cluster yet");
+                    tokio::time::sleep(REGISTER_RETRY).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Makes the local broker follow the metadata state: every topic the metadata group holds
+//! exists here, and every partition replica assigned to this node runs its Raft group over
+//! the partition's log. Each partition group's new leader reports itself to the metadata
+//! group, so nodes that do not replicate the partition can name its leader.
+
+use super::replica::PartitionReplica;
+use super::ClusterNode;
+use anyhow::Context as _;
+use openraft::{BasicNode, ServerState};
+use sluice_broker::{BrokerError, Partition};
+use sluice_cluster::meta::{ClusterState, MetaCommand};
+use sluice_cluster::storage::{self, ApplyObserver};
+use sluice_cluster::types::{GroupId, NodeId, Raft};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
+use tokio::sync::watch;
+
+impl ClusterNode {
+    /// Reconciles after every applied metadata change until shutdown.
+    pub(super) async fn follow_metadata(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+        let mut state = self.state.clone();
+        loop {
+            let current = state.borrow_and_update().clone();
+            if let Err(e) = self.reconcile(&current).await {
+                tracing::warn!(error = %e, "cannot follow the metadata yet");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                continue;
+            }
+            tokio::select! {
+                changed = state.changed() => if changed.is_err() { return },
+                _ = stopped.changed() => return,
+            }
+        }
+    }
+
+    async fn reconcile(self: &Arc<Self>, state: &ClusterState) -> anyhow::Result<()> {
+        for (name, topic) in &state.topics {
+            let count = topic.partitions.len() as u32;
+            if self.broker.topic(name).is_none() {
+                let (broker, topic_name, configs) = (Arc::clone(&self.broker), name.clone(), topic.configs.clone());
+                tokio::task::spawn_blocking(move || match broker.create_topic(&topic_name, Some(count), configs) {
+                    Ok(_) | Err(BrokerError::TopicAlreadyExists) => Ok(()),
+                    Err(e) => Err(e),
+                })
+                .await?
+                .with_context(|| format!("cannot create topic {name} here"))?;
+            }
+            for (index, partition) in topic.partitions.iter().enumerate() {
+                let group = GroupId::Partition { topic: name.clone(), partition: index as i32 };
+                if partition.replicas.contains(&self.node_id) && self.group(&group).is_none() {
+                    self.start_partition(name, index as i32, &partition.replicas, state)
+                        .await
+                        .with_context(|| format!("cannot start the Raft group of {name}-{index}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the partition's Raft storage over its log and starts its group; a new group is
+    /// initialized by every replica with the same voters (so they agree), and its preferred
+    /// leader (the first replica) calls the first election, which keeps leaders balanced.
+    async fn start_partition(
+        self: &Arc<Self>,
+        topic: &str,
+        index: i32,
+        replicas: &[NodeId],
+        state: &ClusterState,
+    ) -> anyhow::Result<()> {
+        let partition = self.broker.partition(topic, index)?;
+        let group = GroupId::Partition { topic: topic.to_string(), partition: index };
+        let dir = partition.log().dir().join(sluice_log::RAFT_DIR);
+        sluice_log::durable_dir::create_dir_all(&dir)?;
+        let log = partition.log_handle();
+        let observer: Arc<dyn ApplyObserver> = Arc::new(Applied(Arc::downgrade(&partition)));
+        let (store, machine) = tokio::task::spawn_blocking(move || storage::open_group_storage(&dir, log, observer))
+            .await?
+            .context("cannot open the partition's Raft storage")?;
+        let committed = machine.committed_watch();
+        let network = self.transport.network(group.clone());
+        let raft = Raft::new(self.node_id, Arc::clone(&self.raft_config), network, store, machine).await?;
+        self.groups.write().map_err(|_| anyhow::anyhow!("group registry poisoned"))?.insert(group, raft.clone());
+        partition.attach_replica(Arc::new(PartitionReplica::new(raft.clone())))?;
+        tokio::spawn(follow_committed(Arc::downgrade(&partition), committed));
+        if !raft.is_initialized().await? {
+            let voters: BTreeMap<NodeId, BasicNode> = replicas
+                .iter()
+                .filter_map(|id| state.nodes.get(id).map(|n| (*id, BasicNode { addr: n.cluster_addr.clone() })))
+                .collect();
+            if voters.len() == replicas.len() && raft.initialize(voters).await.is_ok() && replicas.first() == Some(&self.node_id) {
+                let _ = raft.trigger().elect().await;
+            }
+        }
+        tokio::spawn(Arc::clone(self).report_leadership(topic.to_string(), index, raft));
+        Ok(())
+    }
+
+    /// Publishes this node as the partition's leader in the metadata group once per term, when
+    /// its term's first entry is applied (Kafka's leader epoch becomes visible then).
+    async fn report_leadership(self: Arc<Self>, topic: String, partition: i32, raft: Raft) {
+        let mut metrics = raft.metrics();
+        let mut reported_term = 0;
+        loop {
+            let won = {
+                let m = metrics.borrow_and_update();
+                let own_term_applied = m.last_applied.is_some_and(|a| a.leader_id.term == m.current_term);
+                (m.state == ServerState::Leader && own_term_applied && m.current_term != reported_term)
+                    .then_some(m.current_term)
+            };
+            if let Some(term) = won {
+                let epoch = i32::try_from(term).unwrap_or(i32::MAX);
+                let report = MetaCommand::ReportLeader { topic: topic.clone(), partition, leader: self.node_id, epoch };
+                match self.propose_meta(&report).await {
+                    Ok(_) => reported_term = term,
+                    Err(e) => tracing::warn!(topic, partition, error = %e, "cannot report partition leadership"),
+                }
+                tracing::info!(topic, partition, epoch, "leads the partition");
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Feeds the group's committed offset to the partition (its visible end).
+async fn follow_committed(partition: Weak<Partition>, mut committed: watch::Receiver<i64>) {
+    loop {
+        let next = *committed.borrow_and_update();
+        let Some(p) = partition.upgrade() else { return };
+        p.set_committed(next);
+        drop(p);
+        if committed.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// What the partition's state machine tells the broker about applied batches.
+struct Applied(Weak<Partition>);
+
+impl ApplyObserver for Applied {
+    fn applied(&self, batches: &[u8], _first_offset: i64, _last_offset: i64) {
+        if let Some(p) = self.0.upgrade() {
+            p.on_applied(batches);
+        }
+    }
+
+    fn reset(&self, next_offset: i64) {
+        if let Some(p) = self.0.upgrade() {
+            p.set_committed(next_offset);
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! A partition's Raft group as the broker sees it (`sluice_broker::replication::Replica`):
+//! leadership from openraft's metrics, proposals through `client_write_ff` so they enter the
+//! log in the order the partition's proposer hands them over.
+
+use openraft::error::ClientWriteError;
+use openraft::ServerState;
+use sluice_broker::replication::{Commit, Replica, ReplicaError, Role};
+use sluice_cluster::types::{Batches, NodeId, Raft};
+use std::future::Future;
+use std::pin::Pin;
+
+pub struct PartitionReplica {
+    raft: Raft,
+}
+
+impl PartitionReplica {
+    pub fn new(raft: Raft) -> PartitionReplica {
+        PartitionReplica { raft }
+    }
+}
+
+/// Kafka broker ids are i32; node ids are checked to fit when the settings are read.
+pub fn broker_id(node: NodeId) -> i32 {
+    i32::try_from(node).unwrap_or(i32::MAX)
+}
+
+/// Kafka's leader epoch is the Raft term (one leader per term).
+fn epoch_of(term: u64) -> i32 {
+    i32::try_from(term).unwrap_or(i32::MAX)
+}
+
+impl Replica for PartitionReplica {
+    fn role(&self) -> Role {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        // A new leader serves only once an entry of its own term is applied: until then its
+        // producer state may miss batches the previous leader committed.
+        let own_term_applied = m.last_applied.is_some_and(|applied| applied.leader_id.term == m.current_term);
+        Role {
+            leader: m.current_leader.map(broker_id),
+            epoch: epoch_of(m.current_term),
+            is_leader: m.state == ServerState::Leader && own_term_applied,
+        }
+    }
+
+    fn propose(&self, batches: Vec<u8>) -> Pin<Box<dyn Future<Output = Result<Commit, ReplicaError>> + Send + '_>> {
+        Box::pin(async move {
+            let replied = self
+                .raft
+                .client_write_ff(Batches(batches.into()))
+                .await
+                .map_err(|e| ReplicaError::Failed(e.to_string()))?;
+            let commit: Commit = Box::pin(async move {
+                let response = replied
+                    .await
+                    .map_err(|_| ReplicaError::Failed("the partition's Raft group stopped".into()))?
+                    .map_err(|e| match e {
+                        ClientWriteError::ForwardToLeader(f) => {
+                            ReplicaError::NotLeader { leader: f.leader_id.map(broker_id) }
+                        }
+                        other => ReplicaError::Failed(other.to_string()),
+                    })?;
+                response.data.offsets.ok_or_else(|| ReplicaError::Failed("the entry held no records".into()))
+            });
+            Ok(commit)
+        })
+    }
+
+    fn replicas(&self) -> Vec<i32> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        m.membership_config.membership().voter_ids().map(broker_id).collect()
+    }
+
+    fn in_sync_replicas(&self) -> Vec<i32> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let voters = m.membership_config.membership().voter_ids();
+        let Some(replication) = m.replication.as_ref().filter(|_| m.state == ServerState::Leader) else {
+            // A follower does not know its peers' progress; the metadata group's ISR is what
+            // clients see on non-leaders.
+            return voters.map(broker_id).collect();
+        };
+        // Caught up: a follower that has matched everything the leader has committed.
+        let committed = m.last_applied.map(|l| l.index);
+        voters
+            .filter(|id| *id == m.id || replication.get(id).is_some_and(|matched| matched.map(|l| l.index) >= committed))
+            .map(broker_id)
+            .collect()
+    }
+}

@@ -1,0 +1,144 @@
+//! The broker's view of the cluster (`sluice_broker::cluster_view::ClusterView`), read from
+//! the metadata state as applied on this node; topic creation is a metadata command.
+
+use super::replica::broker_id;
+use super::ClusterNode;
+use sluice_broker::cluster_view::{BrokerAddress, ClusterFuture, ClusterView, NewTopic, Placement};
+use sluice_broker::{BrokerError, BrokerResult};
+use sluice_cluster::meta::{assign_replicas, MetaCommand, MetaReply, PlacementError};
+use sluice_cluster::types::{GroupId, NodeId};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// How long CreateTopics waits for the new topic's partitions to get leaders here, after
+/// the metadata group committed it: a first election or two.
+const CREATED_WAIT: Duration = Duration::from_secs(10);
+
+/// Held by the broker; weak, as the cluster node holds the broker.
+pub struct View(pub Weak<ClusterNode>);
+
+impl ClusterNode {
+    /// The replication factor a topic gets when the request names none: the smaller of 3
+    /// and the number of voters, unless `--default-replication-factor` says otherwise.
+    pub fn default_replication_factor(&self) -> u16 {
+        let voters = self.voters().len().max(1) as u16;
+        self.settings.default_replication_factor.unwrap_or(super::super::settings::cluster::REPLICATION_FACTOR_DEFAULT_MAX.min(voters))
+    }
+
+    /// Registered nodes, the candidates for replicas.
+    fn nodes(&self) -> Vec<NodeId> {
+        self.state().nodes.keys().copied().collect()
+    }
+
+    async fn create_topic(self: Arc<Self>, topic: NewTopic) -> BrokerResult<()> {
+        let state = self.state();
+        if state.topics.contains_key(&topic.name) {
+            return Err(BrokerError::TopicAlreadyExists);
+        }
+        let partitions = topic.partitions.unwrap_or(self.broker.config().default_partitions);
+        let factor = topic.replication_factor.unwrap_or_else(|| self.default_replication_factor());
+        let replicas = assign_replicas(&self.nodes(), &state, partitions as i32, factor as i16).map_err(placement_error)?;
+        let command = MetaCommand::CreateTopic { name: topic.name.clone(), partitions: replicas, configs: topic.configs };
+        match self.propose_meta(&command).await? {
+            MetaReply::TopicCreated | MetaReply::Ok => {}
+            MetaReply::TopicExists => return Err(BrokerError::TopicAlreadyExists),
+            MetaReply::Invalid(why) => return Err(BrokerError::InvalidConfig(why)),
+            other => return Err(BrokerError::Storage(format!("unexpected metadata reply {other:?}"))),
+        }
+        self.wait_until_served(&topic.name).await;
+        Ok(())
+    }
+
+    /// Waits (bounded) until the topic exists here and each of its partitions has a leader,
+    /// so the client's next Metadata finds it ready.
+    async fn wait_until_served(&self, name: &str) {
+        let deadline = tokio::time::Instant::now() + CREATED_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            let ready = self.broker.topic(name).is_some_and(|t| {
+                t.partitions().iter().all(|p| match p.replica() {
+                    Some(r) => r.role().leader.is_some(),
+                    None => self.placement_of(name, p.index).is_some_and(|pl| pl.leader.is_some()),
+                })
+            });
+            if ready {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn placement_of(&self, topic: &str, partition: i32) -> Option<Placement> {
+        let state = self.state();
+        let p = state.partition(topic, partition)?;
+        // A leader this node hosts a replica of knows better than the last report.
+        let local = self.group(&GroupId::Partition { topic: topic.to_string(), partition });
+        let leader = local.and_then(|raft| raft.metrics().borrow().current_leader).or(p.leader);
+        Some(Placement {
+            leader: leader.map(broker_id),
+            epoch: p.leader_epoch.max(0),
+            replicas: p.replicas.iter().copied().map(broker_id).collect(),
+            isr: p.isr.iter().copied().map(broker_id).collect(),
+        })
+    }
+}
+
+fn placement_error(e: PlacementError) -> BrokerError {
+    match e {
+        PlacementError::ReplicationFactorTooLarge => BrokerError::InvalidReplicationFactor(
+            "replication factor is larger than the number of nodes in the cluster".into(),
+        ),
+        PlacementError::InvalidReplicationFactor(n) => BrokerError::InvalidReplicationFactor(format!("{n}")),
+        other => BrokerError::InvalidPartitions(other.to_string()),
+    }
+}
+
+impl ClusterView for View {
+    fn brokers(&self) -> Vec<BrokerAddress> {
+        let Some(node) = self.0.upgrade() else { return Vec::new() };
+        node.state()
+            .nodes
+            .iter()
+            .filter_map(|(id, info)| {
+                let (host, port) = info.kafka_addr.rsplit_once(':')?;
+                Some(BrokerAddress {
+                    node_id: broker_id(*id),
+                    host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+                    port: port.parse().ok()?,
+                    rack: info.rack.clone(),
+                })
+            })
+            .collect()
+    }
+
+    fn controller(&self) -> Option<i32> {
+        self.0.upgrade()?.meta_leader().map(broker_id)
+    }
+
+    fn placement(&self, topic: &str, partition: i32) -> Option<Placement> {
+        self.0.upgrade()?.placement_of(topic, partition)
+    }
+
+    fn create_topic(&self, topic: NewTopic) -> ClusterFuture<()> {
+        let node = self.0.upgrade();
+        Box::pin(async move {
+            let node = node.ok_or_else(|| BrokerError::Storage("the cluster node stopped".into()))?;
+            node.create_topic(topic).await
+        })
+    }
+
+    fn validate_topic(&self, topic: &NewTopic) -> BrokerResult<()> {
+        let node = self.0.upgrade().ok_or_else(|| BrokerError::Storage("the cluster node stopped".into()))?;
+        let state = node.state();
+        if state.topics.contains_key(&topic.name) {
+            return Err(BrokerError::TopicAlreadyExists);
+        }
+        let partitions = topic.partitions.unwrap_or(node.broker.config().default_partitions);
+        let factor = topic.replication_factor.unwrap_or_else(|| node.default_replication_factor());
+        assign_replicas(&node.nodes(), &state, partitions as i32, factor as i16).map(|_| ()).map_err(placement_error)
+    }
+}
+
+/// Makes the broker part of the cluster.
+pub fn attach(node: &Arc<ClusterNode>) -> BrokerResult<()> {
+    node.broker.set_cluster(Arc::new(View(Arc::downgrade(node))))
+}

@@ -1,0 +1,176 @@
+//! Cluster settings of `sluice serve`: the node's id and node-to-node address, the voters a
+//! new cluster is formed from (or a node to join through), the default replication factor and
+//! the Raft timers. Without `--node-id` the broker is a single node. Each flag also reads
+//! `SLUICE_<NAME>` and the TOML key of the same name with underscores.
+
+use super::{check_range, out_of_range, resolve_addr};
+use clap::Args;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Raft heartbeat interval by default: a follower hears from its leader five times a second,
+/// a small cost per partition group, and elections start a few beats after a leader dies.
+pub const RAFT_HEARTBEAT_MS_DEFAULT: u64 = 200;
+/// Election timeout by default (the lower bound; openraft picks up to twice it): well above a
+/// few heartbeats on a busy 2-core machine, low enough that producers see a new leader within
+/// about a second of a kill.
+pub const RAFT_ELECTION_TIMEOUT_MS_DEFAULT: u64 = 1000;
+/// Kafka's default replication factor when the cluster is large enough.
+pub const REPLICATION_FACTOR_DEFAULT_MAX: u16 = 3;
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct ClusterArgs {
+    /// This node's id in a cluster, also its Kafka broker id [default: none: a single node].
+    #[arg(long, env = "SLUICE_NODE_ID", value_name = "ID")]
+    pub node_id: Option<u32>,
+    /// Node-to-node (Raft) listener address, e.g. 127.0.0.11:9093.
+    #[arg(long, env = "SLUICE_CLUSTER_ADDR", value_name = "HOST:PORT")]
+    pub cluster_addr: Option<String>,
+    /// The voters of a new cluster, the same on every first node: 1@host:port,2@host:port,...
+    /// Used only to form the cluster; a restarted node rejoins from its data directory.
+    #[arg(long, env = "SLUICE_CLUSTER_PEERS", value_name = "ID@HOST:PORT,...")]
+    pub cluster_peers: Option<String>,
+    /// Join an existing cluster through this node's cluster address.
+    #[arg(long, env = "SLUICE_JOIN", value_name = "HOST:PORT")]
+    pub join: Option<String>,
+    /// Replicas of a new topic when the request does not say [default: the smaller of 3 and
+    /// the number of voters].
+    #[arg(long, env = "SLUICE_DEFAULT_REPLICATION_FACTOR", value_name = "N")]
+    pub default_replication_factor: Option<u16>,
+    /// Raft heartbeat interval, ms; also the deadline of one AppendEntries (openraft) [default: 200].
+    #[arg(long, env = "SLUICE_RAFT_HEARTBEAT_MS", value_name = "MS")]
+    pub raft_heartbeat_ms: Option<u64>,
+    /// Raft election timeout (lower bound; the upper is twice it), ms [default: 1000].
+    #[arg(long, env = "SLUICE_RAFT_ELECTION_TIMEOUT_MS", value_name = "MS")]
+    pub raft_election_timeout_ms: Option<u64>,
+}
+
+/// The same keys in the TOML file.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct ClusterFileArgs {
+    pub node_id: Option<u32>,
+    pub cluster_addr: Option<String>,
+    pub cluster_peers: Option<String>,
+    pub join: Option<String>,
+    pub default_replication_factor: Option<u16>,
+    pub raft_heartbeat_ms: Option<u64>,
+    pub raft_election_timeout_ms: Option<u64>,
+}
+
+/// A voter of the cluster being formed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub node_id: u64,
+    pub addr: String,
+}
+
+/// Resolved cluster settings; `None` from `resolve` on a single node.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub node_id: u64,
+    pub cluster_addr: SocketAddr,
+    /// The address other nodes reach this one at (as given, so a host name stays a name).
+    pub cluster_addr_text: String,
+    pub peers: Vec<Peer>,
+    pub join: Option<String>,
+    /// None: the smaller of 3 and the number of voters.
+    pub default_replication_factor: Option<u16>,
+    pub heartbeat: Duration,
+    pub election_timeout: Duration,
+}
+
+pub fn resolve(args: &ClusterArgs, file: &ClusterFileArgs) -> anyhow::Result<Option<ClusterSettings>> {
+    let node_id = args.node_id.or(file.node_id);
+    let peers_text = args.cluster_peers.clone().or(file.cluster_peers.clone());
+    let join = args.join.clone().or(file.join.clone());
+    let cluster_addr_text = args.cluster_addr.clone().or(file.cluster_addr.clone());
+    let Some(node_id) = node_id else {
+        if peers_text.is_some() || join.is_some() || cluster_addr_text.is_some() {
+            return Err(out_of_range("node_id", "(none)", "a node id (--node-id) for a cluster"));
+        }
+        return Ok(None);
+    };
+    let cluster_addr_text =
+        cluster_addr_text.ok_or_else(|| out_of_range("cluster_addr", "(none)", "HOST:PORT for node-to-node traffic"))?;
+    let cluster_addr = resolve_addr(&cluster_addr_text)?;
+    let peers = match &peers_text {
+        Some(text) => parse_peers(text)?,
+        None => Vec::new(),
+    };
+    if !peers.is_empty() && !peers.iter().any(|p| p.node_id == u64::from(node_id)) {
+        return Err(out_of_range("cluster_peers", peers_text.as_deref().unwrap_or(""), "a list that names this node"));
+    }
+    if peers.is_empty() && join.is_none() {
+        // A cluster of one that others may join later.
+        tracing::debug!("no --cluster-peers or --join: forming a cluster of this node alone");
+    }
+    let heartbeat_ms = args.raft_heartbeat_ms.or(file.raft_heartbeat_ms).unwrap_or(RAFT_HEARTBEAT_MS_DEFAULT);
+    check_range("raft_heartbeat_ms", heartbeat_ms.into(), 10, 60_000)?;
+    let election_ms =
+        args.raft_election_timeout_ms.or(file.raft_election_timeout_ms).unwrap_or(RAFT_ELECTION_TIMEOUT_MS_DEFAULT);
+    // A follower must miss a few heartbeats before it calls an election.
+    check_range("raft_election_timeout_ms", election_ms.into(), (heartbeat_ms * 3).into(), 600_000)?;
+    let default_replication_factor = args.default_replication_factor.or(file.default_replication_factor);
+    if let Some(rf) = default_replication_factor {
+        check_range("default_replication_factor", rf.into(), 1, 16)?;
+    }
+    Ok(Some(ClusterSettings {
+        node_id: u64::from(node_id),
+        cluster_addr,
+        cluster_addr_text,
+        peers,
+        join,
+        default_replication_factor,
+        heartbeat: Duration::from_millis(heartbeat_ms),
+        election_timeout: Duration::from_millis(election_ms),
+    }))
+}
+
+/// `1@127.0.0.11:9093,2@127.0.0.12:9093`: ids unique, addresses HOST:PORT.
+fn parse_peers(text: &str) -> anyhow::Result<Vec<Peer>> {
+    let mut peers: Vec<Peer> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addr) = item.split_once('@').ok_or_else(|| out_of_range("cluster_peers", item, "ID@HOST:PORT"))?;
+        let node_id: u64 = id.parse().map_err(|_| out_of_range("cluster_peers", item, "a numeric node id before @"))?;
+        resolve_addr(addr)?;
+        if peers.iter().any(|p| p.node_id == node_id) {
+            return Err(out_of_range("cluster_peers", item, "each node id once"));
+        }
+        peers.push(Peer { node_id, addr: addr.to_string() });
+    }
+    if peers.is_empty() {
+        return Err(out_of_range("cluster_peers", text, "at least one ID@HOST:PORT"));
+    }
+    Ok(peers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse_and_refuse_duplicates() {
+        let peers = parse_peers("1@127.0.0.11:9093, 2@127.0.0.12:9093").unwrap();
+        assert_eq!(peers, vec![
+            Peer { node_id: 1, addr: "127.0.0.11:9093".into() },
+            Peer { node_id: 2, addr: "127.0.0.12:9093".into() }
+        ]);
+        assert!(parse_peers("1@127.0.0.11:9093,1@127.0.0.12:9093").is_err());
+        assert!(parse_peers("x@127.0.0.11:9093").is_err());
+        assert!(parse_peers("127.0.0.11:9093").is_err());
+    }
+
+    #[test]
+    fn no_node_id_is_a_single_node_and_peers_must_name_this_node() {
+        assert!(resolve(&ClusterArgs::default(), &ClusterFileArgs::default()).unwrap().is_none());
+        let args = ClusterArgs {
+            node_id: Some(3),
+            cluster_addr: Some("127.0.0.13:9093".into()),
+            cluster_peers: Some("1@127.0.0.11:9093,2@127.0.0.12:9093".into()),
+            ..ClusterArgs::default()
+        };
+        assert!(resolve(&args, &ClusterFileArgs::default()).is_err());
+        let peers_only = ClusterArgs { cluster_peers: Some("1@127.0.0.11:9093".into()), ..ClusterArgs::default() };
+        assert!(resolve(&peers_only, &ClusterFileArgs::default()).is_err());
+    }
+}
