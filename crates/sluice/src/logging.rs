@@ -5,7 +5,10 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 pub fn init(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // openraft logs every vote and election at info; its warnings are what an operator needs.
+    // A later directive for the same target wins, so `--log-level openraft=info` still works.
+    let directives = format!("openraft=warn,{level}");
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

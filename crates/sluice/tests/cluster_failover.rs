@@ -75,6 +75,10 @@ fn acknowledged_writes_survive_killing_the_leader_five_times() {
         wait_until(FAILOVER_TIMEOUT, &format!("round {round}: a new leader after killing node {leader}"), || {
             leader_of(&client, &topic, VICTIM_PARTITION).is_some_and(|l| l != leader)
         });
+        let elected = recorder.started().elapsed().saturating_sub(killed_at);
+        eprintln!("round {round}: metadata names a new leader {elected:?} after the kill");
+        let elected = recorder.started().elapsed().saturating_sub(killed_at);
+        eprintln!("round {round}: metadata names a new leader {elected:?} after the kill");
         let mut acked_at = None;
         wait_until(FAILOVER_TIMEOUT, &format!("round {round}: an acknowledgement after killing node {leader}"), || {
             acked_at = recorder.first_ack_after(VICTIM_PARTITION, killed_at);

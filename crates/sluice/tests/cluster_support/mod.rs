@@ -31,9 +31,6 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
 /// Ports of every node in a network namespace: each namespace is a fresh network stack, so
 /// fixed ports are free there (the usual defaults, cluster on the next one after Kafka).
 const NAMESPACE_PORTS: Ports = Ports { cluster: 9093, kafka: 9092, nsq_tcp: 4150, http: 4151 };
-/// Raft timings for tests: quick failover, yet slow enough not to flap on a loaded 2-core box.
-pub const RAFT_HEARTBEAT_MS: u64 = 100;
-pub const RAFT_ELECTION_TIMEOUT_MS: u64 = 1000;
 
 /// How a cluster is started.
 #[derive(Debug, Clone)]
@@ -51,8 +48,9 @@ impl Default for ClusterOpts {
     fn default() -> ClusterOpts {
         ClusterOpts {
             namespaces: false,
-            raft_heartbeat_ms: Some(RAFT_HEARTBEAT_MS),
-            raft_election_timeout_ms: Some(RAFT_ELECTION_TIMEOUT_MS),
+            // The binary's defaults: what the tests measure is what users get.
+            raft_heartbeat_ms: None,
+            raft_election_timeout_ms: None,
             default_replication_factor: None,
             args: Vec::new(),
         }
