@@ -46,6 +46,14 @@ pub enum BrokerError {
     /// when known.
     #[error("this node does not lead the partition (leader: {leader:?})")]
     NotLeader { leader: Option<i32> },
+    /// The request names an older leader epoch than the partition's (Kafka
+    /// `FENCED_LEADER_EPOCH`: the client's metadata is stale, it refreshes).
+    #[error("leader epoch {requested} is older than the current {current}")]
+    FencedLeaderEpoch { requested: i32, current: i32 },
+    /// The request names a newer leader epoch than this node knows (Kafka
+    /// `UNKNOWN_LEADER_EPOCH`: this node is behind, the client retries).
+    #[error("leader epoch {requested} is newer than the current {current}")]
+    UnknownLeaderEpoch { requested: i32, current: i32 },
     /// The partition's Raft group could not commit the write (Kafka `NOT_ENOUGH_REPLICAS`,
     /// retriable).
     #[error("replication failed: {0}")]

@@ -216,6 +216,17 @@ impl Partition {
         }
     }
 
+    /// Checks a request's `current_leader_epoch` (KIP-320; -1: the client does not say)
+    /// against this node's view of the partition's leader epoch.
+    pub fn check_leader_epoch(&self, requested: i32) -> BrokerResult<()> {
+        let current = self.role(-1).epoch;
+        match requested {
+            r if r < 0 || r == current => Ok(()),
+            r if r < current => Err(BrokerError::FencedLeaderEpoch { requested: r, current }),
+            r => Err(BrokerError::UnknownLeaderEpoch { requested: r, current }),
+        }
+    }
+
     /// Replicated: batches committed and applied on this replica. Their producers' state is
     /// recorded (so the next leader answers retries with the original offsets).
     pub fn on_applied(&self, batches: &[u8]) {
@@ -480,9 +491,9 @@ impl Submitted {
                 }
                 Ok(outcome)
             }
-            Submitted::Replicating(replied) => replied
-                .await
-                .map_err(|_| BrokerError::ReplicationFailed("the partition's proposer stopped".into()))?,
+            Submitted::Replicating(replied) => {
+                replied.await.map_err(|_| BrokerError::ReplicationFailed("the partition's proposer stopped".into()))?
+            }
         }
     }
 }

@@ -53,6 +53,9 @@ pub trait Replica: Send + Sync + 'static {
     fn propose(&self, batches: Vec<u8>) -> Pin<Box<dyn Future<Output = Result<Commit, ReplicaError>> + Send + '_>>;
     /// Node ids of the replicas, preferred leader first.
     fn replicas(&self) -> Vec<i32>;
+    /// The largest leader epoch at or below `epoch` in this replica's log and the offset
+    /// where it ended (Kafka's OffsetForLeaderEpoch), None when the log holds no such epoch.
+    fn epoch_end_offset(&self, epoch: i32) -> Option<(i32, i64)>;
     /// Replicas caught up with the leader (Kafka's ISR), as the leader sees them; on a
     /// follower, the replicas.
     fn in_sync_replicas(&self) -> Vec<i32>;

@@ -11,7 +11,6 @@ pub const LEADER_NOT_AVAILABLE: i16 = 5;
 pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 pub const MESSAGE_TOO_LARGE: i16 = 10;
 pub const NOT_ENOUGH_REPLICAS: i16 = 19;
-pub const NOT_CONTROLLER: i16 = 41;
 pub const FENCED_LEADER_EPOCH: i16 = 74;
 pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
 pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
@@ -90,6 +89,8 @@ pub fn code_of(error: &BrokerError) -> i16 {
         BrokerError::Storage(_) | BrokerError::Log { .. } => KAFKA_STORAGE_ERROR,
         BrokerError::TopicLimitReached { .. } => POLICY_VIOLATION,
         BrokerError::NotLeader { .. } => NOT_LEADER_OR_FOLLOWER,
+        BrokerError::FencedLeaderEpoch { .. } => FENCED_LEADER_EPOCH,
+        BrokerError::UnknownLeaderEpoch { .. } => UNKNOWN_LEADER_EPOCH,
         BrokerError::ReplicationFailed(_) => NOT_ENOUGH_REPLICAS,
         BrokerError::LeaderNotAvailable => LEADER_NOT_AVAILABLE,
         BrokerError::InvalidReplicationFactor(_) => INVALID_REPLICATION_FACTOR,

@@ -43,8 +43,8 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
                 nsq_tcp: nsq_listeners.tcp.local_addr()?.to_string(),
                 http: nsq_listeners.http.local_addr()?.to_string(),
             };
-            let node =
-                crate::cluster::ClusterNode::start(cluster_settings, broker.clone(), listeners, stopped.clone()).await?;
+            let node = crate::cluster::ClusterNode::start(cluster_settings, broker.clone(), listeners, stopped.clone())
+                .await?;
             crate::cluster::attach(&node).context("cannot join the broker to the cluster")?;
             Some(node)
         }

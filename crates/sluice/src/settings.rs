@@ -384,7 +384,8 @@ impl Settings {
         let (http, producer_id_expiration) = limits::resolve_network(&args.limits, &file_limits)?;
         let cluster = cluster::resolve(&args.cluster, &file_cluster)?;
         if let Some(c) = &cluster {
-            broker.node_id = i32::try_from(c.node_id).map_err(|_| out_of_range("node_id", c.node_id, "0 to 2147483647"))?;
+            broker.node_id =
+                i32::try_from(c.node_id).map_err(|_| out_of_range("node_id", c.node_id, "0 to 2147483647"))?;
         }
         Ok(Settings { http, producer_id_expiration, broker, kafka_addr, log_format, log_level, nsq, kafka, cluster })
     }
@@ -430,11 +431,17 @@ impl Settings {
             ),
             (
                 "default_replication_factor",
-                self.cluster.as_ref().and_then(|c| c.default_replication_factor).map_or_else(|| "auto".into(), |n| n.to_string()),
+                self.cluster
+                    .as_ref()
+                    .and_then(|c| c.default_replication_factor)
+                    .map_or_else(|| "auto".into(), |n| n.to_string()),
             ),
             (
                 "raft_heartbeat_ms",
-                self.cluster.as_ref().map_or(cluster::RAFT_HEARTBEAT_MS_DEFAULT, |c| c.heartbeat.as_millis() as u64).to_string(),
+                self.cluster
+                    .as_ref()
+                    .map_or(cluster::RAFT_HEARTBEAT_MS_DEFAULT, |c| c.heartbeat.as_millis() as u64)
+                    .to_string(),
             ),
             (
                 "raft_election_timeout_ms",

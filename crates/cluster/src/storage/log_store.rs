@@ -56,6 +56,12 @@ impl LogStore {
         LogStore { group }
     }
 
+    /// OffsetForLeaderEpoch from the side index: the largest leader epoch (Raft term) at or
+    /// below `epoch` and the offset where it ended.
+    pub fn epoch_end_offset(&self, epoch: u64) -> Option<(u64, i64)> {
+        self.group.side().epoch_end_offset(epoch)
+    }
+
     /// The partition log under this store.
     pub fn partition_log(&self) -> &Arc<PartitionLog> {
         &self.group.log

@@ -162,6 +162,24 @@ impl SideIndex {
         self.slots.iter().skip(from).take_while(|s| s.record.log_id.index < end).map(|s| s.record.clone()).collect()
     }
 
+    /// Kafka's OffsetForLeaderEpoch over the kept entries (terms are leader epochs): the
+    /// largest term at or below `epoch` and the offset where it ended (the first offset of a
+    /// later term, or the log end). None when every kept entry has a later term.
+    pub fn epoch_end_offset(&self, epoch: u64) -> Option<(u64, i64)> {
+        let after = self.slots.partition_point(|s| s.record.log_id.leader_id.term <= epoch);
+        let found = self.slots.get(after.checked_sub(1)?)?.record.log_id.leader_id.term;
+        let end = self
+            .slots
+            .iter()
+            .skip(after)
+            .find_map(|s| match s.record.kind {
+                EntryKind::Batches { base_offset, .. } => Some(base_offset),
+                _ => None,
+            })
+            .unwrap_or_else(|| self.next_offset());
+        Some((found, end))
+    }
+
     /// The Kafka offset after the last kept batch entry (or the base's when none is kept).
     pub fn next_offset(&self) -> i64 {
         self.slots

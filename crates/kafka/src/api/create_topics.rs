@@ -6,8 +6,8 @@ use super::str_bytes;
 use crate::dispatch::RequestMeta;
 use crate::error_codes::{code_of, INVALID_REPLICATION_FACTOR, INVALID_REQUEST, NONE};
 use crate::server::Context;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use sluice_broker::cluster_view::NewTopic;
 use sluice_broker::BrokerError;
@@ -150,11 +150,7 @@ async fn create_in_cluster(
     Ok((count, replicas))
 }
 
-fn create(
-    ctx: &Context,
-    topic: &CreatableTopic,
-    validate_only: bool,
-) -> Result<u32, (i16, String)> {
+fn create(ctx: &Context, topic: &CreatableTopic, validate_only: bool) -> Result<u32, (i16, String)> {
     let fail = |e: BrokerError| (code_of(&e), e.to_string());
     if topic.replication_factor > 1 {
         return Err((INVALID_REPLICATION_FACTOR, "replication factor cannot exceed the 1 available broker".into()));

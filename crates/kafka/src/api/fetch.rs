@@ -63,7 +63,10 @@ pub async fn handle(
                 index: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
-                partition: ctx.broker.partition(&topics[t], p.partition),
+                partition: ctx
+                    .broker
+                    .partition(&topics[t], p.partition)
+                    .and_then(|part| part.check_leader_epoch(p.current_leader_epoch).map(|_| part)),
             });
         }
     }
@@ -253,6 +256,13 @@ fn build(
 fn clone_error(e: &BrokerError) -> BrokerError {
     match e {
         BrokerError::UnknownTopicOrPartition => BrokerError::UnknownTopicOrPartition,
+        BrokerError::FencedLeaderEpoch { requested, current } => {
+            BrokerError::FencedLeaderEpoch { requested: *requested, current: *current }
+        }
+        BrokerError::UnknownLeaderEpoch { requested, current } => {
+            BrokerError::UnknownLeaderEpoch { requested: *requested, current: *current }
+        }
+        BrokerError::NotLeader { leader } => BrokerError::NotLeader { leader: *leader },
         other => BrokerError::Storage(other.to_string()),
     }
 }

@@ -21,7 +21,12 @@ pub fn handle(ctx: &Context, request: ListOffsetsRequest, meta: RequestMeta) -> 
         for p in topic.partitions {
             let mut out = ListOffsetsPartitionResponse::default();
             out.partition_index = p.partition_index;
-            match ctx.broker.partition(&topic.name, p.partition_index).and_then(|part| lookup(&part, p.timestamp)) {
+            match ctx
+                .broker
+                .partition(&topic.name, p.partition_index)
+                .and_then(|part| part.check_leader_epoch(p.current_leader_epoch).map(|_| part))
+                .and_then(|part| lookup(&part, p.timestamp))
+            {
                 Ok((offset, timestamp, epoch)) => {
                     out.error_code = NONE;
                     if meta.version == 0 {

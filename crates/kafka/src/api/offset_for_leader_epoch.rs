@@ -1,5 +1,6 @@
 //! OffsetForLeaderEpoch: clients use it to detect log truncation after a leader change.
-//! A single node has only epoch 0, which ends at the log end.
+//! A single node has only epoch 0, which ends at the log end; a replicated partition answers
+//! from the terms (leader epochs) of the entries in its Raft log, on its leader only.
 
 use crate::error_codes::{code_of, NONE};
 use crate::server::Context;
@@ -14,7 +15,22 @@ pub fn handle(ctx: &Context, request: OffsetForLeaderEpochRequest) -> OffsetForL
         for p in topic.partitions {
             let mut out = EpochEndOffset::default();
             out.partition = p.partition;
-            match ctx.broker.partition(&topic.topic, p.partition) {
+            let found = ctx.broker.partition(&topic.topic, p.partition).and_then(|part| {
+                part.check_leader()?;
+                part.check_leader_epoch(p.current_leader_epoch)?;
+                Ok(part)
+            });
+            match found {
+                Ok(partition) if partition.replica().is_some() => {
+                    let end = partition.replica().and_then(|r| r.epoch_end_offset(p.leader_epoch));
+                    out.error_code = NONE;
+                    // An epoch older than every one kept: Kafka answers UNDEFINED (-1, -1).
+                    let (epoch, offset) = end.unwrap_or((-1, -1));
+                    out.leader_epoch = epoch;
+                    // The current epoch ends at the high watermark for consumers.
+                    out.end_offset =
+                        if epoch == partition.role(-1).epoch { partition.log_end_offset() } else { offset };
+                }
                 Ok(partition) if p.leader_epoch <= partition.leader_epoch => {
                     out.error_code = NONE;
                     out.leader_epoch = partition.leader_epoch;

@@ -55,7 +55,6 @@ pub struct ClusterNode {
     state: watch::Receiver<Arc<ClusterState>>,
     /// Every Raft group this node runs, by group, for the transport's server.
     groups: RwLock<HashMap<GroupId, Raft>>,
-
 }
 
 impl ClusterNode {
@@ -91,7 +90,6 @@ impl ClusterNode {
             meta: meta.clone(),
             state,
             groups: RwLock::new(HashMap::from([(GroupId::Meta, meta)])),
-
         });
         let handler: Arc<dyn RpcHandler> = node.clone();
         tokio::spawn(transport::serve(listener, handler, stopped.clone()));
@@ -232,7 +230,8 @@ fn open_meta_store(dir: PathBuf) -> anyhow::Result<sluice_cluster::storage::LogS
     let config = LogConfig { flush: FlushPolicy::Always, ..LogConfig::default() };
     let log = PartitionLog::open(&dir, config).with_context(|| format!("cannot open {}", dir.display()))?;
     let raft_dir = dir.join(sluice_log::RAFT_DIR);
-    sluice_log::durable_dir::create_dir_all(&raft_dir).with_context(|| format!("cannot create {}", raft_dir.display()))?;
+    sluice_log::durable_dir::create_dir_all(&raft_dir)
+        .with_context(|| format!("cannot create {}", raft_dir.display()))?;
     let observer = Arc::new(sluice_cluster::storage::NoObserver);
     // The partition state machine opened beside it is not used: the metadata group has its own.
     let (store, _) = sluice_cluster::storage::open_group_storage(&raft_dir, Arc::new(log), observer)

@@ -55,7 +55,12 @@ async fn join(meta: &Raft, node_id: NodeId, cluster_addr: String) -> NodeReply {
 }
 
 /// The joining side: asks `through` until the cluster has taken this node.
-pub async fn request_join(transport: &Transport, through: &str, node_id: NodeId, cluster_addr: &str) -> Result<bool, String> {
+pub async fn request_join(
+    transport: &Transport,
+    through: &str,
+    node_id: NodeId,
+    cluster_addr: &str,
+) -> Result<bool, String> {
     let body = bincode::serialize(&NodeRequest::Join { node_id, cluster_addr: cluster_addr.to_string() })
         .map_err(|e| e.to_string())?;
     let reply = transport.node_request(through, body, JOIN_TIMEOUT).await.map_err(|e| e.to_string())?;

@@ -78,16 +78,19 @@ impl ClusterNode {
             .context("cannot open the partition's Raft storage")?;
         let committed = machine.committed_watch();
         let network = self.transport.network(group.clone());
-        let raft = Raft::new(self.node_id, Arc::clone(&self.raft_config), network, store, machine).await?;
+        let raft = Raft::new(self.node_id, Arc::clone(&self.raft_config), network, store.clone(), machine).await?;
         self.groups.write().map_err(|_| anyhow::anyhow!("group registry poisoned"))?.insert(group, raft.clone());
-        partition.attach_replica(Arc::new(PartitionReplica::new(raft.clone())))?;
+        partition.attach_replica(Arc::new(PartitionReplica::new(raft.clone(), store)))?;
         tokio::spawn(follow_committed(Arc::downgrade(&partition), committed));
         if !raft.is_initialized().await? {
             let voters: BTreeMap<NodeId, BasicNode> = replicas
                 .iter()
                 .filter_map(|id| state.nodes.get(id).map(|n| (*id, BasicNode { addr: n.cluster_addr.clone() })))
                 .collect();
-            if voters.len() == replicas.len() && raft.initialize(voters).await.is_ok() && replicas.first() == Some(&self.node_id) {
+            if voters.len() == replicas.len()
+                && raft.initialize(voters).await.is_ok()
+                && replicas.first() == Some(&self.node_id)
+            {
                 let _ = raft.trigger().elect().await;
             }
         }

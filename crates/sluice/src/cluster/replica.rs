@@ -5,17 +5,20 @@
 use openraft::error::ClientWriteError;
 use openraft::ServerState;
 use sluice_broker::replication::{Commit, Replica, ReplicaError, Role};
+use sluice_cluster::storage::LogStore;
 use sluice_cluster::types::{Batches, NodeId, Raft};
 use std::future::Future;
 use std::pin::Pin;
 
 pub struct PartitionReplica {
     raft: Raft,
+    /// Shares the group's log store with Raft, for the epochs in its side index.
+    store: LogStore,
 }
 
 impl PartitionReplica {
-    pub fn new(raft: Raft) -> PartitionReplica {
-        PartitionReplica { raft }
+    pub fn new(raft: Raft, store: LogStore) -> PartitionReplica {
+        PartitionReplica { raft, store }
     }
 }
 
@@ -66,6 +69,11 @@ impl Replica for PartitionReplica {
         })
     }
 
+    fn epoch_end_offset(&self, epoch: i32) -> Option<(i32, i64)> {
+        let (found, end) = self.store.epoch_end_offset(u64::try_from(epoch).ok()?)?;
+        Some((epoch_of(found), end))
+    }
+
     fn replicas(&self) -> Vec<i32> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
@@ -84,7 +92,9 @@ impl Replica for PartitionReplica {
         // Caught up: a follower that has matched everything the leader has committed.
         let committed = m.last_applied.map(|l| l.index);
         voters
-            .filter(|id| *id == m.id || replication.get(id).is_some_and(|matched| matched.map(|l| l.index) >= committed))
+            .filter(|id| {
+                *id == m.id || replication.get(id).is_some_and(|matched| matched.map(|l| l.index) >= committed)
+            })
             .map(broker_id)
             .collect()
     }

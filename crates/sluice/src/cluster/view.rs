@@ -22,7 +22,9 @@ impl ClusterNode {
     /// and the number of voters, unless `--default-replication-factor` says otherwise.
     pub fn default_replication_factor(&self) -> u16 {
         let voters = self.voters().len().max(1) as u16;
-        self.settings.default_replication_factor.unwrap_or(super::super::settings::cluster::REPLICATION_FACTOR_DEFAULT_MAX.min(voters))
+        self.settings
+            .default_replication_factor
+            .unwrap_or(super::super::settings::cluster::REPLICATION_FACTOR_DEFAULT_MAX.min(voters))
     }
 
     /// Registered nodes, the candidates for replicas.
@@ -37,8 +39,10 @@ impl ClusterNode {
         }
         let partitions = topic.partitions.unwrap_or(self.broker.config().default_partitions);
         let factor = topic.replication_factor.unwrap_or_else(|| self.default_replication_factor());
-        let replicas = assign_replicas(&self.nodes(), &state, partitions as i32, factor as i16).map_err(placement_error)?;
-        let command = MetaCommand::CreateTopic { name: topic.name.clone(), partitions: replicas, configs: topic.configs };
+        let replicas =
+            assign_replicas(&self.nodes(), &state, partitions as i32, factor as i16).map_err(placement_error)?;
+        let command =
+            MetaCommand::CreateTopic { name: topic.name.clone(), partitions: replicas, configs: topic.configs };
         match self.propose_meta(&command).await? {
             MetaReply::TopicCreated | MetaReply::Ok => {}
             MetaReply::TopicExists => return Err(BrokerError::TopicAlreadyExists),

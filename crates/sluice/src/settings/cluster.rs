@@ -92,8 +92,8 @@ pub fn resolve(args: &ClusterArgs, file: &ClusterFileArgs) -> anyhow::Result<Opt
         }
         return Ok(None);
     };
-    let cluster_addr_text =
-        cluster_addr_text.ok_or_else(|| out_of_range("cluster_addr", "(none)", "HOST:PORT for node-to-node traffic"))?;
+    let cluster_addr_text = cluster_addr_text
+        .ok_or_else(|| out_of_range("cluster_addr", "(none)", "HOST:PORT for node-to-node traffic"))?;
     let cluster_addr = resolve_addr(&cluster_addr_text)?;
     let peers = match &peers_text {
         Some(text) => parse_peers(text)?,
@@ -153,10 +153,13 @@ mod tests {
     #[test]
     fn peers_parse_and_refuse_duplicates() {
         let peers = parse_peers("1@127.0.0.11:9093, 2@127.0.0.12:9093").unwrap();
-        assert_eq!(peers, vec![
-            Peer { node_id: 1, addr: "127.0.0.11:9093".into() },
-            Peer { node_id: 2, addr: "127.0.0.12:9093".into() }
-        ]);
+        assert_eq!(
+            peers,
+            vec![
+                Peer { node_id: 1, addr: "127.0.0.11:9093".into() },
+                Peer { node_id: 2, addr: "127.0.0.12:9093".into() }
+            ]
+        );
         assert!(parse_peers("1@127.0.0.11:9093,1@127.0.0.12:9093").is_err());
         assert!(parse_peers("x@127.0.0.11:9093").is_err());
         assert!(parse_peers("127.0.0.11:9093").is_err());

@@ -32,8 +32,9 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
 /// fixed ports are free there (the usual defaults, cluster on the next one after Kafka).
 const NAMESPACE_PORTS: Ports = Ports { cluster: 9093, kafka: 9092, nsq_tcp: 4150, http: 4151 };
 
-/// How a cluster is started.
-#[derive(Debug, Clone)]
+/// How a cluster is started (default: no namespaces, the binary's Raft timings, which are
+/// what users get).
+#[derive(Debug, Clone, Default)]
 pub struct ClusterOpts {
     /// Put each node in its own network namespace (root and `ip` needed; see `netns`).
     pub namespaces: bool,
@@ -42,19 +43,6 @@ pub struct ClusterOpts {
     pub default_replication_factor: Option<u32>,
     /// More flags for every node.
     pub args: Vec<String>,
-}
-
-impl Default for ClusterOpts {
-    fn default() -> ClusterOpts {
-        ClusterOpts {
-            namespaces: false,
-            // The binary's defaults: what the tests measure is what users get.
-            raft_heartbeat_ms: None,
-            raft_election_timeout_ms: None,
-            default_replication_factor: None,
-            args: Vec::new(),
-        }
-    }
 }
 
 impl ClusterOpts {
