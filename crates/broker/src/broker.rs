@@ -37,7 +37,13 @@ pub struct Broker {
     health: Arc<StorageHealth>,
     /// The cluster this node is part of (set once at start); None on a single node.
     cluster: std::sync::OnceLock<Arc<dyn ClusterView>>,
+    /// In a cluster: the rest of the producer-id block this node got from the metadata
+    /// group, as (next, end).
+    cluster_producer_ids: Mutex<(i64, i64)>,
 }
+
+/// Producer ids a node reserves from the metadata group at a time, as Kafka's brokers do.
+pub const CLUSTER_PRODUCER_ID_BLOCK: i64 = 1000;
 
 /// Something that still needs a partition's records: retention keeps what it needs.
 pub trait RetentionHolder: Send + Sync {
@@ -77,6 +83,7 @@ impl Broker {
             health,
             config,
             cluster: std::sync::OnceLock::new(),
+            cluster_producer_ids: Mutex::new((0, 0)),
         }))
     }
 
@@ -127,6 +134,15 @@ impl Broker {
     /// Makes this broker part of a cluster: topics are then created through `cluster`.
     pub fn set_cluster(&self, cluster: Arc<dyn ClusterView>) -> BrokerResult<()> {
         self.cluster.set(cluster).map_err(|_| BrokerError::Storage("the broker is already part of a cluster".into()))
+    }
+
+    /// Changes that only this node would make (the metadata group does not carry them yet)
+    /// are refused in a cluster rather than letting the nodes disagree.
+    fn refuse_in_cluster(&self, what: &str) -> BrokerResult<()> {
+        match self.cluster.get() {
+            Some(_) => Err(BrokerError::NotInCluster(format!("{what} is not supported in a cluster yet"))),
+            None => Ok(()),
+        }
     }
 
     /// The cluster this node is part of, if any.
@@ -238,6 +254,7 @@ impl Broker {
     /// Deletes the topic and its data from disk. Crash-safe: the directory is first
     /// renamed into `deleted/`, whose contents are removed again on start.
     pub fn delete_topic(&self, name: &str) -> BrokerResult<()> {
+        self.refuse_in_cluster("deleting a topic")?;
         let _admin = self.admin.lock().map_err(|_| lock_poisoned())?;
         let topic = self
             .topics
@@ -261,6 +278,7 @@ impl Broker {
     }
 
     pub fn create_partitions(&self, name: &str, total: u32) -> BrokerResult<()> {
+        self.refuse_in_cluster("adding partitions")?;
         let _admin = self.admin.lock().map_err(|_| lock_poisoned())?;
         let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
         if total > self.config.partitions_per_topic_max {
@@ -287,6 +305,7 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
+        self.refuse_in_cluster("changing a topic's configs")?;
         topic.set_config(config, &self.config.log_defaults)
     }
 
@@ -332,6 +351,29 @@ impl Broker {
 
     pub fn allocate_producer_id(&self) -> BrokerResult<i64> {
         self.producer_ids.allocate()
+    }
+
+    /// A producer id unique where this broker is: from its own file on a single node, from a
+    /// block of the metadata group in a cluster (so two nodes never hand out the same id).
+    pub async fn allocate_producer_id_anywhere(&self) -> BrokerResult<i64> {
+        let Some(cluster) = self.cluster.get() else {
+            return self.allocate_producer_id();
+        };
+        loop {
+            {
+                let mut block = self.cluster_producer_ids.lock().map_err(|_| lock_poisoned())?;
+                if block.0 < block.1 {
+                    block.0 += 1;
+                    return Ok(block.0 - 1);
+                }
+            }
+            let first = cluster.allocate_producer_ids(CLUSTER_PRODUCER_ID_BLOCK).await?;
+            let mut block = self.cluster_producer_ids.lock().map_err(|_| lock_poisoned())?;
+            // Another request may have refilled meanwhile: the spare block is never reused.
+            if block.0 >= block.1 {
+                *block = (first, first + CLUSTER_PRODUCER_ID_BLOCK);
+            }
+        }
     }
 
     /// fsyncs every partition: the last step of a clean shutdown.

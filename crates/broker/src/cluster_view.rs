@@ -48,6 +48,9 @@ pub trait ClusterView: Send + Sync + 'static {
     fn placement(&self, topic: &str, partition: i32) -> Option<Placement>;
     /// Creates a topic through the metadata group; resolves once this node has it.
     fn create_topic(&self, topic: NewTopic) -> ClusterFuture<()>;
+    /// Reserves `count` producer ids never handed out before anywhere in the cluster (a block
+    /// from the metadata group); resolves with the first.
+    fn allocate_producer_ids(&self, count: i64) -> ClusterFuture<i64>;
     /// Checks what `create_topic` would refuse (replication factor, name), creating nothing.
     fn validate_topic(&self, topic: &NewTopic) -> BrokerResult<()>;
 }

@@ -46,6 +46,9 @@ pub enum BrokerError {
     /// when known.
     #[error("this node does not lead the partition (leader: {leader:?})")]
     NotLeader { leader: Option<i32> },
+    /// An admin change a cluster does not carry yet (Kafka `INVALID_REQUEST`).
+    #[error("{0}")]
+    NotInCluster(String),
     /// The request names an older leader epoch than the partition's (Kafka
     /// `FENCED_LEADER_EPOCH`: the client's metadata is stale, it refreshes).
     #[error("leader epoch {requested} is older than the current {current}")]

@@ -97,7 +97,10 @@ pub fn dispatch(context: &Arc<Context>, client: &Client, mut frame: Bytes) -> Re
         ApiKey::CreateTopics => now(meta, api::create_topics::handle(ctx, decode(meta, &mut frame)?, meta)),
         ApiKey::DeleteTopics => now(meta, api::delete_topics::handle(ctx, decode(meta, &mut frame)?, meta)),
         ApiKey::CreatePartitions => now(meta, api::create_partitions::handle(ctx, decode(meta, &mut frame)?)),
-        ApiKey::InitProducerId => now(meta, api::init_producer_id::handle(ctx, decode(meta, &mut frame)?)),
+        ApiKey::InitProducerId => {
+            let (context, request) = (Arc::clone(context), decode(meta, &mut frame)?);
+            Ok(later(async move { meta.respond(&api::init_producer_id::handle(&context, request).await).map(Some) }))
+        }
         ApiKey::DescribeConfigs => now(meta, api::describe_configs::handle(ctx, decode(meta, &mut frame)?, meta)),
         ApiKey::AlterConfigs => now(meta, api::alter_configs::handle(ctx, decode(meta, &mut frame)?)),
         ApiKey::IncrementalAlterConfigs => {

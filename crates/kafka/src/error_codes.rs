@@ -89,6 +89,7 @@ pub fn code_of(error: &BrokerError) -> i16 {
         BrokerError::Storage(_) | BrokerError::Log { .. } => KAFKA_STORAGE_ERROR,
         BrokerError::TopicLimitReached { .. } => POLICY_VIOLATION,
         BrokerError::NotLeader { .. } => NOT_LEADER_OR_FOLLOWER,
+        BrokerError::NotInCluster(_) => INVALID_REQUEST,
         BrokerError::FencedLeaderEpoch { .. } => FENCED_LEADER_EPOCH,
         BrokerError::UnknownLeaderEpoch { .. } => UNKNOWN_LEADER_EPOCH,
         BrokerError::ReplicationFailed(_) => NOT_ENOUGH_REPLICAS,

@@ -6,7 +6,7 @@ use crate::error_codes::{code_of, NONE, TRANSACTIONAL_ID_AUTHORIZATION_FAILED};
 use crate::server::Context;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-pub fn handle(ctx: &Context, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(ctx: &Context, request: InitProducerIdRequest) -> InitProducerIdResponse {
     let mut response = InitProducerIdResponse::default();
     if request.transactional_id.is_some() {
         response.error_code = TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
@@ -20,7 +20,7 @@ pub fn handle(ctx: &Context, request: InitProducerIdRequest) -> InitProducerIdRe
         response.producer_epoch = request.producer_epoch + 1;
         return response;
     }
-    match ctx.broker.allocate_producer_id() {
+    match ctx.broker.allocate_producer_id_anywhere().await {
         Ok(id) => {
             response.error_code = NONE;
             response.producer_id = ProducerId(id);

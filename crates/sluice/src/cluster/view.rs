@@ -130,6 +130,17 @@ impl ClusterView for View {
         })
     }
 
+    fn allocate_producer_ids(&self, count: i64) -> ClusterFuture<i64> {
+        let node = self.0.upgrade();
+        Box::pin(async move {
+            let node = node.ok_or_else(|| BrokerError::Storage("the cluster node stopped".into()))?;
+            match node.propose_meta(&MetaCommand::AllocateProducerIds { count }).await? {
+                MetaReply::ProducerIds { first, .. } => Ok(first),
+                other => Err(BrokerError::Storage(format!("producer ids refused: {other:?}"))),
+            }
+        })
+    }
+
     fn validate_topic(&self, topic: &NewTopic) -> BrokerResult<()> {
         let node = self.0.upgrade().ok_or_else(|| BrokerError::Storage("the cluster node stopped".into()))?;
         let state = node.state();
