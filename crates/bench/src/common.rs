@@ -54,6 +54,9 @@ pub struct CommonArgs {
     /// Hard upper bound on the whole run, in seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout_s: u64,
+    /// Replication factor of topics the run creates (-1: the cluster's default).
+    #[arg(long, default_value_t = 1, allow_hyphen_values = true)]
+    pub replication_factor: i32,
     /// Extra librdkafka property for every client, `key=value` (repeatable).
     #[arg(long = "set", value_parser = parse_kv)]
     pub extra: Vec<(String, String)>,
@@ -83,7 +86,7 @@ impl CommonArgs {
     }
 }
 
-/// Creates `topic` with `partitions` partitions (replication 1) if it does not
+/// Creates `topic` with `partitions` partitions (`--replication-factor`) if it does not
 /// exist, then waits until metadata shows it with a leader for every
 /// partition. Returns the partition count the broker reports.
 pub fn ensure_topic(common: &CommonArgs, topic: &str, partitions: i32, deadline: Instant) -> Result<i32> {
@@ -93,7 +96,7 @@ pub fn ensure_topic(common: &CommonArgs, topic: &str, partitions: i32, deadline:
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().context("building tokio runtime")?;
     let admin: AdminClient<LogContext> =
         common.client_config().create_with_context(LogContext).context("creating admin client")?;
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(common.replication_factor));
     let opts = AdminOptions::new()
         .request_timeout(Some(Duration::from_secs(10)))
         .operation_timeout(Some(Duration::from_secs(10)));

@@ -132,8 +132,13 @@ impl Broker {
     }
 
     /// Makes this broker part of a cluster: topics are then created through `cluster`.
+    /// Every partition, those there now and those created later, is marked clustered under
+    /// the topics lock, so none can take an unreplicated append in between.
     pub fn set_cluster(&self, cluster: Arc<dyn ClusterView>) -> BrokerResult<()> {
-        self.cluster.set(cluster).map_err(|_| BrokerError::Storage("the broker is already part of a cluster".into()))
+        let topics = self.topics.write().map_err(|_| lock_poisoned())?;
+        self.cluster.set(cluster).map_err(|_| BrokerError::Storage("the broker is already part of a cluster".into()))?;
+        topics.values().flat_map(|t| t.partitions()).for_each(|p| p.mark_clustered());
+        Ok(())
     }
 
     /// Changes that only this node would make (the metadata group does not carry them yet)
@@ -246,7 +251,12 @@ impl Broker {
         let health = Arc::clone(&self.health);
         let defaults = &self.config.log_defaults;
         let topic = Arc::new(Topic::create_staged(&staging, dir, name, count, config, defaults, health)?);
-        self.topics.write().map_err(|_| lock_poisoned())?.insert(name.to_string(), Arc::clone(&topic));
+        let mut topics = self.topics.write().map_err(|_| lock_poisoned())?;
+        if self.cluster.get().is_some() {
+            topic.partitions().iter().for_each(|p| p.mark_clustered());
+        }
+        topics.insert(name.to_string(), Arc::clone(&topic));
+        drop(topics);
         tracing::info!(topic = name, partitions = count, "topic created");
         Ok(topic)
     }

@@ -62,6 +62,9 @@ pub struct Partition {
     /// Replicated: the offset after the last committed and applied record (Kafka's high
     /// watermark).
     committed_end: AtomicI64,
+    /// Part of a cluster: without its Raft group (not started yet, or this node is not a
+    /// replica) the partition takes no append, so nothing is ever written here unreplicated.
+    clustered: AtomicBool,
 }
 
 /// A partition's replication: its group, and the task that feeds proposals to it in order.
@@ -153,6 +156,7 @@ impl Partition {
             replication: OnceLock::new(),
             replicated,
             committed_end: AtomicI64::new(0),
+            clustered: AtomicBool::new(false),
         })
     }
 
@@ -165,6 +169,9 @@ impl Partition {
     /// group when replicated (refused at once when this node does not lead it).
     pub fn submit(&self, mut records: Vec<u8>) -> BrokerResult<Submitted> {
         let Some(replication) = self.replication.get() else {
+            if self.clustered.load(Ordering::Acquire) {
+                return Err(BrokerError::NotLeader { leader: None });
+            }
             return self.append_written(&mut records).map(Submitted::Written);
         };
         let role = replication.replica.role();
@@ -194,6 +201,12 @@ impl Partition {
         Ok(())
     }
 
+    /// Marks the partition as part of a cluster: from now on it appends only through its Raft
+    /// group (`attach_replica`), refusing appends until then.
+    pub fn mark_clustered(&self) {
+        self.clustered.store(true, Ordering::Release);
+    }
+
     /// The partition's replication, when it is part of a cluster.
     pub fn replica(&self) -> Option<&Arc<dyn Replica>> {
         self.replication.get().map(|r| &r.replica)
@@ -203,6 +216,7 @@ impl Partition {
     pub fn role(&self, node_id: i32) -> Role {
         match self.replica() {
             Some(replica) => replica.role(),
+            None if self.clustered.load(Ordering::Acquire) => Role { leader: None, epoch: 0, is_leader: false },
             None => Role { leader: Some(node_id), epoch: self.leader_epoch, is_leader: true },
         }
     }
@@ -210,8 +224,8 @@ impl Partition {
     /// Refuses a read or offset lookup on a node that does not lead the partition, as
     /// Kafka does (`NOT_LEADER_OR_FOLLOWER`): followers serve no clients yet.
     pub fn check_leader(&self) -> BrokerResult<()> {
-        match self.replica().map(|r| r.role()) {
-            Some(role) if !role.is_leader => Err(BrokerError::NotLeader { leader: role.leader }),
+        match self.role(-1) {
+            role if !role.is_leader => Err(BrokerError::NotLeader { leader: role.leader }),
             _ => Ok(()),
         }
     }

@@ -22,7 +22,11 @@ const REPLICATION: i32 = 3;
 /// The partition whose leader is killed.
 const VICTIM_PARTITION: i32 = 0;
 /// Kills of the leader (a few only: CI time).
-const KILLS: usize = 5;
+/// Kills per run: 5 in CI; `SLUICE_FAILOVER_KILLS` raises it for the failover benchmark
+/// (`scripts/bench-cluster.sh`).
+fn kills() -> usize {
+    std::env::var("SLUICE_FAILOVER_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(5)
+}
 /// The producer's bound: it stops at this many sends even if the kills take longer.
 const SENDS_MAX: u64 = 200_000;
 /// The producer sleeps 10 ms after every 20 sends: about 2000 a second at most, so the final
@@ -63,7 +67,7 @@ fn acknowledged_writes_survive_killing_the_leader_five_times() {
     });
 
     let mut failovers = Vec::new();
-    for round in 1..=KILLS {
+    for round in 1..=kills() {
         let mut leader = None;
         wait_until(FAILOVER_TIMEOUT, &format!("round {round}: a leader of partition {VICTIM_PARTITION}"), || {
             leader = leader_of(&client, &topic, VICTIM_PARTITION);

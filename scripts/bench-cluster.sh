@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Cluster benchmark (issue 11): in the same run, RUNS times each, alternating,
+#   single  produce 1 KiB acks=all to a 1-partition topic on one node (no --node-id)
+#   rf3     the same to a replication-factor-3 topic on a 3-node loopback cluster
+#           (127.0.0.11-13, every node on this machine's 2 cores)
+# and prints the medians and the ratio rf3 / single. Then, unless SKIP_FAILOVER=1,
+# the failover distribution: the cluster_failover test (debug build: election timers, not
+# code speed, set the figure) with
+# SLUICE_FAILOVER_KILLS kills (default 20), kill -9 of the leader -> first
+# acknowledged produce, p50 / p99 / max.
+#
+# Environment: RUNS (default 3), MSGS (default 200000), SLUICE, SLUICE_BASE, SKIP_BUILD=1,
+# SKIP_FAILOVER=1, KILLS (default 20). Raw output in target/bench/cluster-<timestamp>/.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+RUNS=${RUNS:-3}
+MSGS=${MSGS:-200000}
+KILLS=${KILLS:-20}
+SLUICE=${SLUICE:-$ROOT/target/release/sluice}
+# SLUICE_BASE: another sluice binary (e.g. the commit before the cluster) measured as a
+# single node in the same runs, so the single-node cost of the cluster code is a ratio.
+SLUICE_BASE=${SLUICE_BASE:-}
+BENCH=$ROOT/target/release/sluice-bench
+RES=$ROOT/target/bench/cluster-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$RES"
+echo "bench-cluster: commit $(git rev-parse --short HEAD); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg); RUNS=$RUNS MSGS=$MSGS"
+
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+    cargo build --release -p sluice -p sluice-bench
+fi
+
+pids=()
+dirs=()
+stop_all() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    for d in "${dirs[@]}"; do rm -rf "$d"; done
+    pids=()
+    dirs=()
+}
+trap stop_all EXIT
+
+free_port() {
+    python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$1"
+}
+
+# wait_brokers BOOTSTRAP N: until Metadata lists N brokers (60 s).
+wait_brokers() {
+    for _ in $(seq 1 120); do
+        if [[ $(timeout 5 kcat -L -b "$1" -m 2 2>/dev/null | grep -c '^  broker ') -ge $2 ]]; then
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "bench-cluster: $2 brokers did not show up at $1" >&2
+    return 1
+}
+
+# start_node NAME IP [cluster flags...]: sets $kafka_addr to the node's Kafka address.
+kafka_addr=""
+start_node() {
+    local name=$1 ip=$2
+    shift 2
+    local dir
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-cluster.XXXXXX")
+    dirs+=("$dir")
+    kafka_addr="$ip:$(free_port "$ip")"
+    "${BINARY:-$SLUICE}" serve --data-dir "$dir" --kafka-addr "$kafka_addr" \
+        --nsq-tcp-addr "$ip:$(free_port "$ip")" --http-addr "$ip:$(free_port "$ip")" "$@" \
+        >"$RES/$name.log" 2>&1 &
+    pids+=($!)
+}
+
+# produce NAME BOOTSTRAP RF: one sluice-bench run, its JSON line appended to NAME.jsonl.
+produce() {
+    local name=$1 bootstrap=$2 rf=$3 topic="bench-$1-$RANDOM"
+    sync
+    if [[ -w /proc/sys/vm/drop_caches ]]; then echo 3 >/proc/sys/vm/drop_caches; fi
+    timeout 300 "$BENCH" produce --brokers "$bootstrap" --topic "$topic" --messages "$MSGS" --size 1024 \
+        --acks all --replication-factor "$rf" --timeout-s 240 >"$RES/last.out" 2>"$RES/last.err" || true
+    cat "$RES/last.out" "$RES/last.err" >>"$RES/$name.runs.log"
+    local json
+    json=$(grep '^{' "$RES/last.out" | tail -1 || true)
+    echo "${json:-{\"complete\":false\}}" >>"$RES/$name.jsonl"
+    echo "    $name: $(grep -E '^delivered' "$RES/last.out" | head -1 || echo FAILED)"
+}
+
+for r in $(seq 1 "$RUNS"); do
+    echo "==> run $r: single node"
+    start_node single 127.0.0.1
+    bootstrap=$kafka_addr
+    wait_brokers "$bootstrap" 1
+    produce single "$bootstrap" 1
+    stop_all
+
+    if [[ -n "$SLUICE_BASE" ]]; then
+        echo "==> run $r: single node, base binary $SLUICE_BASE"
+        BINARY=$SLUICE_BASE start_node single-base 127.0.0.1
+        bootstrap=$kafka_addr
+        wait_brokers "$bootstrap" 1
+        produce single-base "$bootstrap" 1
+        stop_all
+    fi
+
+    echo "==> run $r: 3-node cluster, replication factor 3"
+    peers=""
+    declare -A caddr
+    for i in 1 2 3; do
+        caddr[$i]="127.0.0.1$i:$(free_port "127.0.0.1$i")"
+        peers+="${peers:+,}$i@${caddr[$i]}"
+    done
+    bootstrap=""
+    for i in 1 2 3; do
+        start_node "node$i" "127.0.0.1$i" --node-id "$i" --cluster-addr "${caddr[$i]}" --cluster-peers "$peers"
+        bootstrap+="${bootstrap:+,}$kafka_addr"
+    done
+    wait_brokers "${bootstrap%%,*}" 3
+    produce rf3 "$bootstrap" 3
+    stop_all
+done
+
+python3 - "$RES" <<'EOF'
+import json, statistics, sys, pathlib
+res = pathlib.Path(sys.argv[1])
+def load(name):
+    rows = [json.loads(l) for l in (res / f"{name}.jsonl").read_text().splitlines() if l.strip()]
+    return [r for r in rows if r.get("complete")]
+single, rf3 = load("single"), load("rf3")
+base = load("single-base") if (res / "single-base.jsonl").exists() else []
+def med(rows, key):
+    return statistics.median(r[key] for r in rows) if rows else float("nan")
+print("| produce 1 KiB acks=all | msgs/s (median) | MB/s | p99 ms | runs |")
+print("|---|---|---|---|---|")
+for name, rows in (("single node, base binary", base), ("single node", single), ("3 nodes, RF 3", rf3)):
+    if not rows:
+        continue
+    print(f"| {name} | {med(rows, 'msgs_per_s'):,.0f} | {med(rows, 'mb_per_s'):.1f} | {med(rows, 'p99_ms'):.1f} | {len(rows)} |")
+if single and rf3:
+    print(f"\nratio RF 3 / single node: {med(rf3, 'msgs_per_s') / med(single, 'msgs_per_s'):.2f}")
+if single and base:
+    print(f"ratio single node / base binary: {med(single, 'msgs_per_s') / med(base, 'msgs_per_s'):.2f}")
+EOF
+
+if [[ -z "${SKIP_FAILOVER:-}" ]]; then
+    echo "==> failover: $KILLS kills (cluster_failover test)"
+    SLUICE_FAILOVER_KILLS=$KILLS cargo test -p sluice --test cluster_failover -- --nocapture \
+        >"$RES/failover.log" 2>&1 || { echo "failover test failed; see $RES/failover.log"; exit 1; }
+    python3 - "$RES/failover.log" <<'EOF'
+import re, statistics, sys
+ms = sorted(int(m) for m in re.findall(r"-> first successful produce (\d+) ms", open(sys.argv[1]).read()))
+if not ms:
+    sys.exit("no failover figures found")
+p99 = ms[min(len(ms) - 1, int(round(0.99 * (len(ms) - 1))))]
+print(f"failover over {len(ms)} kills (kill -9 -> first acknowledged produce): p50 {statistics.median(ms):.0f} ms, p99 {p99} ms, max {ms[-1]} ms")
+EOF
+fi
+echo "raw output: $RES"
