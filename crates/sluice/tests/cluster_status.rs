@@ -160,6 +160,7 @@ fn cluster_status_names_nodes_leaders_and_under_replication() {
     assert!(table.contains("NODE") && table.contains("REPLICAS") && table.contains("ISR"), "{table}");
     assert!(table.contains(&topic), "{table}");
     assert!(table.contains("no under-replicated partitions"), "{table}");
+    eprintln!("sluice cluster status on the leader:\n{table}");
     let json: Value = serde_json::from_str(&cli(&["cluster", "status", "--json", "--http", &http])).expect("--json");
     assert_eq!(json["node_id"], leader);
 
@@ -187,6 +188,7 @@ fn cluster_status_names_nodes_leaders_and_under_replication() {
             assert!(!ids(&replica["isr"]).contains(&follower), "{status:#}");
             let table = cli(&["cluster", "status", "--http", &http]);
             assert!(table.contains("UNDER-REPLICATED"), "{table}");
+            eprintln!("after killing node {follower} ({sent} records sent):\n{table}");
             break;
         }
         assert!(Instant::now() < deadline, "not under-replicated within {REPLICATION_CHANGE_TIMEOUT:?}: {status:#}");
