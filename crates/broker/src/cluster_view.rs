@@ -4,6 +4,7 @@
 //! none and answers as the only broker.
 
 use crate::error::BrokerResult;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -53,4 +54,106 @@ pub trait ClusterView: Send + Sync + 'static {
     fn allocate_producer_ids(&self, count: i64) -> ClusterFuture<i64>;
     /// Checks what `create_topic` would refuse (replication factor, name), creating nothing.
     fn validate_topic(&self, topic: &NewTopic) -> BrokerResult<()>;
+    /// What an operator wants to see: the metadata group, the nodes, this node's partition
+    /// replicas with their Raft figures, under-replicated partitions, leaders per node. None
+    /// once the cluster node has stopped (the broker outlives it briefly at shutdown).
+    fn status(&self) -> Option<ClusterStatus>;
+}
+
+/// A Raft group member's role, as openraft's server state (a follower that is no voter is
+/// a learner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RaftRole {
+    Leader,
+    Follower,
+    Candidate,
+    Learner,
+    Shutdown,
+}
+
+/// One follower's progress, as the group's leader sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FollowerStatus {
+    pub node_id: u64,
+    /// The last log index the follower is known to hold; None: nothing yet.
+    pub matched_index: Option<u64>,
+    /// The leader's last log index minus `matched_index`, in entries.
+    pub lag: u64,
+}
+
+/// One Raft group as this node's member of it sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupStatus {
+    pub role: RaftRole,
+    pub term: u64,
+    pub leader: Option<u64>,
+    /// The last applied (so committed) log index; None: nothing applied yet.
+    pub commit_index: Option<u64>,
+    pub last_log_index: Option<u64>,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    /// On the leader: every other member's progress; empty elsewhere.
+    pub followers: Vec<FollowerStatus>,
+}
+
+/// A registered node and its listeners.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeStatus {
+    pub node_id: u64,
+    pub cluster_addr: String,
+    pub kafka_addr: String,
+    pub nsq_tcp_addr: String,
+    pub http_addr: String,
+    pub rack: Option<String>,
+    /// "voter", "learner" or "none": its place in the metadata group.
+    pub metadata_member: &'static str,
+    /// When it last registered, ms since the epoch (its clock).
+    pub last_seen_ms: i64,
+}
+
+/// One partition replica this node hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionStatus {
+    pub topic: String,
+    pub partition: i32,
+    #[serde(flatten)]
+    pub raft: GroupStatus,
+    pub replicas: Vec<u64>,
+    /// On the leader: the replicas caught up with the commit index; elsewhere the metadata's.
+    pub isr: Vec<u64>,
+    pub under_replicated: bool,
+}
+
+/// A partition of the cluster named by topic and index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionRef {
+    pub topic: String,
+    pub partition: i32,
+    pub leader: Option<u64>,
+    pub replicas: Vec<u64>,
+    pub isr: Vec<u64>,
+}
+
+/// How many partitions a node leads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Leadership {
+    pub node_id: u64,
+    pub partitions: usize,
+}
+
+/// The cluster as this node sees it (`GET /api/cluster`, `sluice cluster status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterStatus {
+    pub node_id: u64,
+    pub cluster_id: Option<String>,
+    pub metadata: GroupStatus,
+    pub nodes: Vec<NodeStatus>,
+    /// This node's partition replicas.
+    pub partitions: Vec<PartitionStatus>,
+    /// Every partition of the cluster whose ISR is smaller than its replicas (this node's
+    /// Raft figures where it leads, the metadata's elsewhere).
+    pub under_replicated: Vec<PartitionRef>,
+    /// Partitions led per registered node (0 included).
+    pub leaders: Vec<Leadership>,
 }

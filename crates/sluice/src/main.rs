@@ -40,6 +40,9 @@ enum Command {
     /// Inspect and manage NSQ channels (admin API at --http).
     #[command(subcommand)]
     Channel(cli::ChannelCommand),
+    /// Show the cluster's nodes, partition replicas and their replication (admin API at --http).
+    #[command(subcommand)]
+    Cluster(cli::ClusterCommand),
     /// Send messages, one per line, from stdin or a file (Kafka protocol at --bootstrap).
     Produce(cli::ProduceArgs),
     /// Print messages of a topic (Kafka protocol at --bootstrap).
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Some(Command::Topic(c)) => cli::ClientCommand::Topic(c),
         Some(Command::Group(c)) => cli::ClientCommand::Group(c),
         Some(Command::Channel(c)) => cli::ClientCommand::Channel(c),
+        Some(Command::Cluster(c)) => cli::ClientCommand::Cluster(c),
         Some(Command::Produce(a)) => cli::ClientCommand::Produce(a),
         Some(Command::Consume(a)) => cli::ClientCommand::Consume(a),
         Some(Command::Bench(c)) => cli::ClientCommand::Bench(c),

@@ -4,13 +4,15 @@
 //!   protocol and request type (`RequestMetrics`, resolved once per listener), partition
 //!   traffic (`Partition::traffic`), fsync latency (`sluice_log::stats`);
 //! - read at scrape time from state the broker keeps anyway: offsets, sizes, lag, channel
-//!   counts, connections, the process (`state`, `process`).
+//!   counts, connections, the process (`state`, `process`), the Raft groups of a cluster
+//!   node (`raft`).
 //!
 //! `render` writes both in the classic Prometheus text format (`promtool check metrics`
 //! clean). Every name is listed in `docs/metrics.md`.
 
 mod families;
 mod process;
+mod raft;
 mod requests;
 mod state;
 
@@ -54,6 +56,7 @@ impl Metrics {
     pub fn render(&self, channels: &Channels) -> Result<String, String> {
         let mut families = self.registry.gather();
         state::collect(channels, &mut families);
+        raft::collect(channels.broker(), &mut families);
         process::collect(self.started_at_seconds, &mut families);
         let mut text = Vec::with_capacity(64 * 1024);
         TextEncoder::new().encode(&families, &mut text).map_err(|e| format!("encoding metrics: {e}"))?;

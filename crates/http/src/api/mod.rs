@@ -1,10 +1,11 @@
 //! The admin JSON API under `/api`: topics and partitions, the message browser, consumer
-//! groups, NSQ channels, connected clients and the node. The contract is docs/admin-api.md;
+//! groups, NSQ channels, connected clients, the node and its cluster. The contract is docs/admin-api.md;
 //! its machine-readable form, `openapi.json` beside this file, is served at
 //! `/api/openapi.json` and checked against live answers by `tests/admin_openapi.rs`.
 //! Handlers only translate: the work is done by the broker core.
 
 mod clients;
+mod cluster;
 mod error;
 mod groups;
 mod messages;
@@ -39,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/node", only(get(node::node)))
         .route("/overview", only(get(node::overview)))
         .route("/clients", only(get(clients::list)))
+        .route("/cluster", only(get(cluster::status)))
         .route("/topics", only(get(topics::list).post(topics::create)))
         .route("/topics/:topic", only(get(topics::describe).delete(topics::delete)))
         .route("/topics/:topic/config", only(axum::routing::patch(topics::alter_config)))

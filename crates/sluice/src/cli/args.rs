@@ -85,6 +85,18 @@ pub enum TopicCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Show the nodes, this node's partition replicas (leader, replicas, ISR, follower lag)
+    /// and the under-replicated partitions.
+    Status {
+        #[command(flatten)]
+        http: HttpTarget,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum GroupCommand {
     /// List consumer groups with state, members and total lag.
     List {

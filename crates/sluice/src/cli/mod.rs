@@ -1,10 +1,11 @@
-//! The operator command line: `sluice topic|group|channel` talk to the admin JSON API over
+//! The operator command line: `sluice topic|group|channel|cluster` talk to the admin JSON API over
 //! HTTP (docs/admin-api.md), `sluice produce|consume|bench` speak the Kafka protocol like any
 //! Kafka client. Every failure becomes one line `sluice: <message>` and exit status 1.
 
 mod args;
 mod bench;
 mod channel;
+mod cluster;
 mod consume;
 mod group;
 mod http_client;
@@ -16,7 +17,7 @@ mod record_json;
 mod table;
 mod topic;
 
-pub use args::{BenchCommand, ChannelCommand, ConsumeArgs, GroupCommand, ProduceArgs, TopicCommand};
+pub use args::{BenchCommand, ChannelCommand, ClusterCommand, ConsumeArgs, GroupCommand, ProduceArgs, TopicCommand};
 
 use clap_complete::Shell;
 use std::process::ExitCode;
@@ -26,6 +27,7 @@ pub enum ClientCommand {
     Topic(TopicCommand),
     Group(GroupCommand),
     Channel(ChannelCommand),
+    Cluster(ClusterCommand),
     Produce(ProduceArgs),
     Consume(ConsumeArgs),
     Bench(BenchCommand),
@@ -37,6 +39,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Topic(c) => topic::run(c),
         ClientCommand::Group(c) => group::run(c),
         ClientCommand::Channel(c) => channel::run(c),
+        ClientCommand::Cluster(c) => cluster::run(c),
         ClientCommand::Produce(a) => produce::run(a),
         ClientCommand::Consume(a) => consume::run(a),
         ClientCommand::Bench(c) => bench::run(c),

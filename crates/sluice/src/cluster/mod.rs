@@ -6,11 +6,13 @@
 //! - `replica`: a partition's Raft group as the broker's `Replica`.
 //! - `view`: the broker's `ClusterView` (brokers, controller, placement, topic creation).
 //! - `node_rpc`: node-level requests between nodes (join).
+//! - `status`: the cluster's status for operators (`/api/cluster`, Raft metrics).
 
 mod meta_client;
 mod node_rpc;
 mod reconcile;
 mod replica;
+mod status;
 mod view;
 
 pub use view::attach;

@@ -3,7 +3,7 @@
 
 use super::replica::broker_id;
 use super::ClusterNode;
-use sluice_broker::cluster_view::{BrokerAddress, ClusterFuture, ClusterView, NewTopic, Placement};
+use sluice_broker::cluster_view::{BrokerAddress, ClusterFuture, ClusterStatus, ClusterView, NewTopic, Placement};
 use sluice_broker::{BrokerError, BrokerResult};
 use sluice_cluster::meta::{assign_replicas, MetaCommand, MetaReply, PlacementError};
 use sluice_cluster::types::{GroupId, NodeId};
@@ -150,6 +150,10 @@ impl ClusterView for View {
         let partitions = topic.partitions.unwrap_or(node.broker.config().default_partitions);
         let factor = topic.replication_factor.unwrap_or_else(|| node.default_replication_factor());
         assign_replicas(&node.nodes(), &state, partitions as i32, factor as i16).map(|_| ()).map_err(placement_error)
+    }
+
+    fn status(&self) -> Option<ClusterStatus> {
+        Some(self.0.upgrade()?.status())
     }
 }
 

@@ -1,0 +1,161 @@
+//! The cluster's status for operators (`ClusterView::status`): each local Raft group's figures
+//! from openraft's metrics, the nodes and the other partitions from the metadata state.
+
+use super::ClusterNode;
+use openraft::{RaftMetrics, ServerState};
+use sluice_broker::cluster_view::{
+    ClusterStatus, FollowerStatus, GroupStatus, Leadership, NodeStatus, PartitionRef, PartitionStatus, RaftRole,
+};
+use sluice_cluster::meta::ClusterState;
+use sluice_cluster::types::{GroupId, NodeId, Raft};
+use std::collections::BTreeMap;
+
+type Metrics = RaftMetrics<NodeId, openraft::BasicNode>;
+
+impl ClusterNode {
+    pub fn status(&self) -> ClusterStatus {
+        let state = self.state();
+        let metadata = group_status(&self.meta.metrics().borrow());
+        let mut partitions = Vec::new();
+        let mut all = Vec::new();
+        for (topic, t) in &state.topics {
+            for (index, p) in t.partitions.iter().enumerate() {
+                let partition = index as i32;
+                let group = GroupId::Partition { topic: topic.clone(), partition };
+                let local = self.group(&group).map(|raft| local_partition(&raft, topic, partition, &p.isr));
+                let (leader, isr) = match &local {
+                    Some(l) => (l.raft.leader.or(p.leader), l.isr.clone()),
+                    None => (p.leader, p.isr.clone()),
+                };
+                all.push(PartitionRef { topic: topic.clone(), partition, leader, replicas: p.replicas.clone(), isr });
+                partitions.extend(local);
+            }
+        }
+        let leaders = leaders_per_node(&state, &all);
+        let under_replicated = all.into_iter().filter(|p| p.isr.len() < p.replicas.len()).collect();
+        ClusterStatus {
+            node_id: self.node_id,
+            cluster_id: state.cluster_id.clone(),
+            nodes: nodes(&state, &metadata),
+            metadata,
+            partitions,
+            under_replicated,
+            leaders,
+        }
+    }
+}
+
+fn local_partition(raft: &Raft, topic: &str, partition: i32, metadata_isr: &[NodeId]) -> PartitionStatus {
+    let metrics = raft.metrics();
+    let m = metrics.borrow();
+    let status = group_status(&m);
+    // The leader knows each follower's progress; a follower has only the metadata's ISR.
+    let isr = if status.role == RaftRole::Leader { in_sync(&m, &status.voters) } else { metadata_isr.to_vec() };
+    let replicas = status.voters.clone();
+    PartitionStatus {
+        topic: topic.to_string(),
+        partition,
+        under_replicated: isr.len() < replicas.len(),
+        raft: status,
+        replicas,
+        isr,
+    }
+}
+
+/// Voters caught up with the leader's commit index (the leader itself included).
+fn in_sync(m: &Metrics, voters: &[NodeId]) -> Vec<NodeId> {
+    let committed = m.last_applied.map(|l| l.index);
+    let Some(replication) = m.replication.as_ref() else { return voters.to_vec() };
+    voters
+        .iter()
+        .copied()
+        .filter(|id| *id == m.id || replication.get(id).is_some_and(|matched| matched.map(|l| l.index) >= committed))
+        .collect()
+}
+
+pub fn group_status(m: &Metrics) -> GroupStatus {
+    let membership = m.membership_config.membership();
+    let voters: Vec<NodeId> = membership.voter_ids().collect();
+    let learners: Vec<NodeId> = membership.learner_ids().collect();
+    let role = match m.state {
+        ServerState::Leader => RaftRole::Leader,
+        ServerState::Candidate => RaftRole::Candidate,
+        ServerState::Learner => RaftRole::Learner,
+        ServerState::Shutdown => RaftRole::Shutdown,
+        ServerState::Follower if !voters.contains(&m.id) => RaftRole::Learner,
+        ServerState::Follower => RaftRole::Follower,
+    };
+    let followers = match (&m.replication, role) {
+        (Some(replication), RaftRole::Leader) => replication
+            .iter()
+            .filter(|(id, _)| **id != m.id)
+            .map(|(id, matched)| {
+                let matched_index = matched.map(|l| l.index);
+                FollowerStatus { node_id: *id, matched_index, lag: lag(m.last_log_index, matched_index) }
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    GroupStatus {
+        role,
+        term: m.current_term,
+        leader: m.current_leader,
+        commit_index: m.last_applied.map(|l| l.index),
+        last_log_index: m.last_log_index,
+        voters,
+        learners,
+        followers,
+    }
+}
+
+/// Entries the follower lacks: indexes start at 0, so None counts as one before the first.
+fn lag(last: Option<u64>, matched: Option<u64>) -> u64 {
+    let count = |index: Option<u64>| index.map_or(0, |i| i.saturating_add(1));
+    count(last).saturating_sub(count(matched))
+}
+
+fn nodes(state: &ClusterState, metadata: &GroupStatus) -> Vec<NodeStatus> {
+    state
+        .nodes
+        .iter()
+        .map(|(id, info)| NodeStatus {
+            node_id: *id,
+            cluster_addr: info.cluster_addr.clone(),
+            kafka_addr: info.kafka_addr.clone(),
+            nsq_tcp_addr: info.nsq_tcp_addr.clone(),
+            http_addr: info.http_addr.clone(),
+            rack: info.rack.clone(),
+            metadata_member: if metadata.voters.contains(id) {
+                "voter"
+            } else if metadata.learners.contains(id) {
+                "learner"
+            } else {
+                "none"
+            },
+            last_seen_ms: info.last_seen_ms,
+        })
+        .collect()
+}
+
+fn leaders_per_node(state: &ClusterState, partitions: &[PartitionRef]) -> Vec<Leadership> {
+    let mut led: BTreeMap<NodeId, usize> = state.nodes.keys().map(|id| (*id, 0)).collect();
+    for leader in partitions.iter().filter_map(|p| p.leader) {
+        *led.entry(leader).or_default() += 1;
+    }
+    led.into_iter().map(|(node_id, partitions)| Leadership { node_id, partitions }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lag;
+
+    #[test]
+    fn lag_counts_the_entries_a_follower_lacks() {
+        assert_eq!(lag(Some(10), Some(10)), 0);
+        assert_eq!(lag(Some(10), Some(7)), 3);
+        assert_eq!(lag(Some(10), None), 11);
+        assert_eq!(lag(None, None), 0);
+        // A follower reported past the leader's log (a stale read of two metrics) lags by 0.
+        assert_eq!(lag(Some(3), Some(5)), 0);
+    }
+}
