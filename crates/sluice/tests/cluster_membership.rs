@@ -109,8 +109,10 @@ fn a_wiped_follower_becomes_a_full_replica_again() {
     eprintln!("cluster_membership: leaders {leaders:?}; wiping node {wiped}");
     cluster.node(wiped).wipe_and_restart();
     wait_local_caught_up(&cluster, wiped, &topic, REPLACEMENT_PARTITIONS, &[0, 1]);
-    wait_fully_replicated(&client, &topic, REPLACEMENT_PARTITIONS, REPLICATION as usize, CATCH_UP_TIMEOUT);
+    // Checked first: a leader's Raft group that panicked on the wiped follower never fills
+    // its ISR again, and the panic is the cause to report.
     cluster.assert_no_panics(&format!("node {wiped} back with an empty disk"));
+    wait_fully_replicated(&client, &topic, REPLACEMENT_PARTITIONS, REPLICATION as usize, CATCH_UP_TIMEOUT);
 
     // The wiped node's own log, read from it alone, is the read judged.
     let own = Recorder::new();
