@@ -1,7 +1,8 @@
 //! Proves what sarama (the Go client) is told survives leader failover: a sarama `WaitForAll`
 //! SyncProducer (Debian's sarama 1.22, Kafka 2.1.0 protocol, `tests/clients/sarama_cluster`)
 //! writes round-robin to a 2-partition topic replicated on 3 nodes while the leader of
-//! partition 0 is `kill -9`ed and restarted, twice. Every message sarama acknowledged must be
+//! partition 0 is `kill -9`ed and restarted, twice (100 acknowledgements before each kill and
+//! after the last restart). Every message sarama acknowledged must be
 //! in the final read at the offset sarama was told (history checker: nothing lost, nothing
 //! misplaced, no offset holding two values). Prints the counts and each failover's time.
 
@@ -31,6 +32,11 @@ const FAILOVER_TIMEOUT: Duration = Duration::from_secs(40);
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on the first acknowledgement and on reading one partition back.
 const PROGRESS_TIMEOUT: Duration = Duration::from_secs(30);
+/// Acknowledgements sarama must get before each kill and after the last restart, so each
+/// phase of the run has its share of the history (a sync producer sends one at a time).
+const ACKS_PER_PHASE: usize = 100;
+/// Bound on one phase's acknowledgements.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on the program finishing its send in flight and exiting once its stdin is closed
 /// (a send retries for at most about 40 × 250 ms plus its timeouts).
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -38,6 +44,21 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Builds the Go program once; its path.
 fn program() -> std::path::PathBuf {
     common::go::build_programs("sarama_cluster", "sluiceclustertest", &["./clusterproducer"]).join("clusterproducer")
+}
+
+/// Acknowledgements recorded so far.
+fn acknowledged(recorder: &Recorder) -> usize {
+    recorder.ops().iter().filter(|op| matches!(op, history::Op::SendOk { .. })).count()
+}
+
+/// Waits (bounded) until sarama got `ACKS_PER_PHASE` more acknowledgements than `since`.
+fn wait_for_acks(recorder: &Recorder, since: usize, phase: &str) -> usize {
+    let mut now = since;
+    wait_until(PHASE_TIMEOUT, &format!("{ACKS_PER_PHASE} acknowledgements to sarama {phase}"), || {
+        now = acknowledged(recorder);
+        now >= since + ACKS_PER_PHASE
+    });
+    now
 }
 
 /// Records one line of the program's output; returns false on `done`.
@@ -99,7 +120,9 @@ fn every_message_sarama_was_told_is_stored_across_leader_kills() {
     });
 
     let mut failovers = Vec::new();
+    let mut acks = 0;
     for round in 1..=KILLS {
+        acks = wait_for_acks(&recorder, acks, &format!("before kill {round}"));
         let mut leader = None;
         wait_until(FAILOVER_TIMEOUT, &format!("round {round}: a leader of partition {VICTIM_PARTITION}"), || {
             leader = leader_of(&client, &topic, VICTIM_PARTITION);
@@ -129,6 +152,7 @@ fn every_message_sarama_was_told_is_stored_across_leader_kills() {
         cluster.node(leader as u64).restart();
         wait_fully_replicated(&client, &topic, PARTITIONS, REPLICATION as usize, CATCH_UP_TIMEOUT);
     }
+    wait_for_acks(&recorder, acks, "after the last restart");
     // Closing its stdin stops the program after the send in flight.
     drop(stdin);
     let status = wait_timeout(&mut child, EXIT_TIMEOUT);
