@@ -74,6 +74,7 @@ fn a_paused_leader_is_replaced_steps_down_when_thawed_and_loses_nothing() {
             successor.is_some()
         });
         let successor = successor.unwrap_or_default();
+        let elected = recorder.started().elapsed().saturating_sub(paused_at);
         let mut acked_at = None;
         wait_until(FAILOVER_TIMEOUT, &format!("round {round}: an acknowledgement after pausing node {leader}"), || {
             acked_at = recorder.first_ack_after(VICTIM_PARTITION, paused_at);
@@ -81,7 +82,8 @@ fn a_paused_leader_is_replaced_steps_down_when_thawed_and_loses_nothing() {
         });
         let took = acked_at.unwrap_or_default().saturating_sub(paused_at);
         eprintln!(
-            "cluster_pause: pause {round} (node {leader}) -> node {successor} leads; first successful produce {} ms",
+            "cluster_pause: pause {round} (node {leader}) -> the test's metadata client saw node {successor} lead after {} ms (its requests to the frozen node time out); first successful produce {} ms",
+            elected.as_millis(),
             took.as_millis()
         );
 
