@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod local;
 pub mod netns;
 pub mod node;
 pub mod ports;
@@ -198,6 +199,21 @@ impl Cluster {
                 "metadata from node 1 did not list brokers {expected:?} within {CLUSTER_READY_TIMEOUT:?}; last: {last}"
             );
             std::thread::sleep(READY_POLL_INTERVAL);
+        }
+    }
+
+    /// Fails the test if any node's log shows a panic (a Raft group's core panicking leaves
+    /// the process running with that group dead on it), naming the node and the panic.
+    pub fn assert_no_panics(&self, when: &str) {
+        for node in &self.nodes {
+            let log = node.log_contents();
+            let mut lines = log.lines();
+            while let Some(line) = lines.next() {
+                if line.contains("panicked at") {
+                    let message = lines.next().unwrap_or_default();
+                    panic!("{when}: node {} panicked: {line} {message}", node.id);
+                }
+            }
         }
     }
 

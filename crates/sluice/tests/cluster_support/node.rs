@@ -16,6 +16,8 @@ const PING_ANSWER_BYTES_MAX: u64 = 4096;
 /// How much of a node's log is printed when a test fails: the end tells what went wrong,
 /// and a debug build logs a lot.
 const LOG_TAIL_BYTES: usize = 64 * 1024;
+/// Lines printed after each panic found before the tail (its message and first frames).
+const PANIC_CONTEXT_LINES: usize = 4;
 
 /// The listeners of one node.
 #[derive(Debug, Clone, Copy)]
@@ -232,6 +234,14 @@ impl Node {
             start += 1;
         }
         let cut = if start > 0 { format!(" (last {LOG_TAIL_BYTES} bytes)") } else { String::new() };
+        if start > 0 {
+            // A panic is the cause; it may be long before the tail.
+            for (n, line) in log[..start].lines().enumerate().filter(|(_, l)| l.contains("panicked at")) {
+                let next: String =
+                    log[..start].lines().skip(n + 1).take(PANIC_CONTEXT_LINES).collect::<Vec<_>>().join("\n");
+                eprintln!("----- node {} log, before the tail: {line}\n{next}", self.id);
+            }
+        }
         eprintln!("----- node {} log{cut}: {} -----\n{}", self.id, self.log_path().display(), &log[start..]);
         eprintln!("----- end of node {} log -----", self.id);
     }
