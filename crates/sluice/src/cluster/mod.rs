@@ -41,6 +41,9 @@ pub struct Listeners {
     pub http: String,
 }
 
+/// Entries one AppendEntries carries at most (see `raft_config`).
+const MAX_PAYLOAD_ENTRIES: u64 = 4;
+
 /// How often a node that could not register yet (no metadata leader) tries again.
 const REGISTER_RETRY: Duration = Duration::from_millis(500);
 
@@ -216,8 +219,10 @@ fn raft_config(settings: &ClusterSettings) -> anyhow::Result<openraft::Config> {
         heartbeat_interval: settings.heartbeat.as_millis() as u64,
         election_timeout_min: election_ms,
         election_timeout_max: election_ms * 2,
-        // Entries are whole produce requests: cap what one AppendEntries carries.
-        max_payload_entries: 64,
+        // Entries are whole produce requests (up to a MiB each from librdkafka), and openraft
+        // gives one AppendEntries only the heartbeat interval to come back, the follower's
+        // write and fsync included: 64 entries timed out again and again under load.
+        max_payload_entries: MAX_PAYLOAD_ENTRIES,
         // Snapshots are metadata only (the data is the log); never purge by count here.
         snapshot_policy: openraft::SnapshotPolicy::Never,
         ..openraft::Config::default()
