@@ -129,10 +129,13 @@ python3 - "$RES" <<'EOF'
 import json, statistics, sys, pathlib
 res = pathlib.Path(sys.argv[1])
 def load(name):
-    rows = [json.loads(l) for l in (res / f"{name}.jsonl").read_text().splitlines() if l.strip()]
+    path = res / f"{name}.jsonl"
+    if not path.exists():
+        return []
+    rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
     return [r for r in rows if r.get("complete")]
 single, rf3 = load("single"), load("rf3")
-base = load("single-base") if (res / "single-base.jsonl").exists() else []
+base = load("single-base")
 def med(rows, key):
     return statistics.median(r[key] for r in rows) if rows else float("nan")
 print("| produce 1 KiB acks=all | msgs/s (median) | MB/s | p99 ms | runs |")

@@ -136,7 +136,9 @@ impl Broker {
     /// the topics lock, so none can take an unreplicated append in between.
     pub fn set_cluster(&self, cluster: Arc<dyn ClusterView>) -> BrokerResult<()> {
         let topics = self.topics.write().map_err(|_| lock_poisoned())?;
-        self.cluster.set(cluster).map_err(|_| BrokerError::Storage("the broker is already part of a cluster".into()))?;
+        self.cluster
+            .set(cluster)
+            .map_err(|_| BrokerError::Storage("the broker is already part of a cluster".into()))?;
         topics.values().flat_map(|t| t.partitions()).for_each(|p| p.mark_clustered());
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The cluster runtime of `sluice serve --node-id ...`: the node-to-node transport, the
 //! metadata Raft group, and one Raft group per local partition replica, wired to the broker.
 //!
+//! - `catch_up`: a restarted replica stands for election only once caught up.
 //! - `meta_client`: proposing metadata commands from any node (forwarded to the leader).
 //! - `reconcile`: makes the local broker follow the metadata state (topics, partition groups).
 //! - `replica`: a partition's Raft group as the broker's `Replica`.
@@ -8,6 +9,7 @@
 //! - `node_rpc`: node-level requests between nodes (join).
 //! - `status`: the cluster's status for operators (`/api/cluster`, Raft metrics).
 
+mod catch_up;
 mod meta_client;
 mod node_rpc;
 mod reconcile;
@@ -110,6 +112,7 @@ impl ClusterNode {
     /// with neither it forms a cluster of one. A restarted node has its log and does nothing.
     async fn form_or_join(self: &Arc<Self>) -> anyhow::Result<()> {
         if self.meta.is_initialized().await? {
+            catch_up::hold_elections_until_caught_up(self.meta.clone());
             return Ok(());
         }
         if let Some(through) = self.settings.join.clone() {

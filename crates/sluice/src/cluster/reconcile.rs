@@ -82,7 +82,9 @@ impl ClusterNode {
         self.groups.write().map_err(|_| anyhow::anyhow!("group registry poisoned"))?.insert(group, raft.clone());
         partition.attach_replica(Arc::new(PartitionReplica::new(raft.clone(), store)))?;
         tokio::spawn(follow_committed(Arc::downgrade(&partition), committed));
-        if !raft.is_initialized().await? {
+        if raft.is_initialized().await? {
+            super::catch_up::hold_elections_until_caught_up(raft.clone());
+        } else {
             let voters: BTreeMap<NodeId, BasicNode> = replicas
                 .iter()
                 .filter_map(|id| state.nodes.get(id).map(|n| (*id, BasicNode { addr: n.cluster_addr.clone() })))
