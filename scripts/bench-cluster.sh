@@ -9,6 +9,7 @@
 # SLUICE_FAILOVER_KILLS kills (default 20), kill -9 of the leader -> first
 # acknowledged produce, p50 / p99 / max.
 #
+# IDLE_PARTITIONS="100 500" adds the idle cost of that many RF 3 partitions (IDLE_SECS).
 # Environment: RUNS (default 3), MSGS (default 200000), SLUICE, SLUICE_BASE, SKIP_BUILD=1,
 # SKIP_FAILOVER=1, KILLS (default 20). Raw output in target/bench/cluster-<timestamp>/.
 set -euo pipefail
@@ -149,6 +150,36 @@ if single and rf3:
 if single and base:
     print(f"ratio single node / base binary: {med(single, 'msgs_per_s') / med(base, 'msgs_per_s'):.2f}")
 EOF
+
+# Idle cost: a 3-node cluster holding N partitions of replication factor 3 (N replicas per
+# node, N + 1 Raft groups), no traffic: CPU of node 1 over IDLE_SECS and its RSS.
+for n in ${IDLE_PARTITIONS:-}; do
+    echo "==> idle: $n partitions, replication factor 3"
+    peers=""
+    declare -A caddr
+    for i in 1 2 3; do
+        caddr[$i]="127.0.0.1$i:$(free_port "127.0.0.1$i")"
+        peers+="${peers:+,}$i@${caddr[$i]}"
+    done
+    bootstrap=""
+    for i in 1 2 3; do
+        start_node "idle$n-node$i" "127.0.0.1$i" --node-id "$i" --cluster-addr "${caddr[$i]}" --cluster-peers "$peers"
+        bootstrap+="${bootstrap:+,}$kafka_addr"
+    done
+    wait_brokers "${bootstrap%%,*}" 3
+    timeout 300 "$BENCH" produce --brokers "$bootstrap" --topic "idle-$n" --partitions "$n" --messages "$n" --size 100 \
+        --acks all --replication-factor 3 --timeout-s 240 >"$RES/idle-$n.out" 2>&1 || true
+    sleep 10
+    pid=${pids[0]}
+    hz=$(getconf CLK_TCK)
+    t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    sleep "${IDLE_SECS:-30}"
+    t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+    awk -v a="$t0" -v b="$t1" -v hz="$hz" -v s="${IDLE_SECS:-30}" -v n="$n" -v rss="$rss" \
+        'BEGIN {printf "idle %d partition replicas per node: node 1 CPU %.1f%% of a core, RSS %.1f MiB\n", n, 100 * (b - a) / hz / s, rss / 1024}'
+    stop_all
+done
 
 if [[ -z "${SKIP_FAILOVER:-}" ]]; then
     echo "==> failover: $KILLS kills (cluster_failover test)"
