@@ -43,6 +43,8 @@ pub type ClusterFuture<T> = Pin<Box<dyn Future<Output = BrokerResult<T>> + Send>
 pub trait ClusterView: Send + Sync + 'static {
     /// Every registered node with its Kafka listener.
     fn brokers(&self) -> Vec<BrokerAddress>;
+    /// The cluster's id as the metadata group agreed it (the first node's), once known.
+    fn cluster_id(&self) -> Option<String>;
     /// The node that leads the metadata group (Kafka's controller), if known.
     fn controller(&self) -> Option<i32>;
     /// Where a partition's replicas are; None for an unknown partition.

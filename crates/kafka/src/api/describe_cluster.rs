@@ -1,4 +1,5 @@
-//! DescribeCluster: this node, which is also the controller.
+//! DescribeCluster: the same brokers, controller and cluster id as Metadata (every node of a
+//! cluster; this node alone otherwise).
 
 use super::str_bytes;
 use crate::error_codes::NONE;
@@ -7,15 +8,20 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
 pub fn handle(ctx: &Context, _request: DescribeClusterRequest) -> DescribeClusterResponse {
-    let config = ctx.broker.config();
     let mut response = DescribeClusterResponse::default();
     response.error_code = NONE;
-    response.cluster_id = str_bytes(ctx.broker.cluster_id());
-    response.controller_id = BrokerId(ctx.broker.node_id());
-    let mut node = DescribeClusterBroker::default();
-    node.broker_id = BrokerId(ctx.broker.node_id());
-    node.host = str_bytes(&config.advertised_host);
-    node.port = i32::from(config.advertised_port);
-    response.brokers = vec![node];
+    response.cluster_id = str_bytes(&super::cluster_id(ctx));
+    response.controller_id = BrokerId(super::controller_id(ctx));
+    response.brokers = super::brokers(ctx)
+        .into_iter()
+        .map(|b| {
+            let mut node = DescribeClusterBroker::default();
+            node.broker_id = BrokerId(b.node_id);
+            node.host = str_bytes(&b.host);
+            node.port = i32::from(b.port);
+            node.rack = b.rack.as_deref().map(str_bytes);
+            node
+        })
+        .collect();
     response
 }

@@ -11,24 +11,14 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
-use sluice_broker::cluster_view::{BrokerAddress, Placement};
+use sluice_broker::cluster_view::Placement;
 use sluice_broker::{BrokerError, Partition, Topic};
 use std::sync::Arc;
 
 pub fn handle(ctx: &Context, request: MetadataRequest, meta: RequestMeta) -> MetadataResponse {
     let broker = &ctx.broker;
-    let config = broker.config();
     let mut response = MetadataResponse::default();
-    let brokers = match broker.cluster() {
-        Some(cluster) => cluster.brokers(),
-        None => vec![BrokerAddress {
-            node_id: broker.node_id(),
-            host: config.advertised_host.clone(),
-            port: config.advertised_port,
-            rack: None,
-        }],
-    };
-    response.brokers = brokers
+    response.brokers = super::brokers(ctx)
         .into_iter()
         .map(|b| {
             let mut node = MetadataResponseBroker::default();
@@ -40,11 +30,10 @@ pub fn handle(ctx: &Context, request: MetadataRequest, meta: RequestMeta) -> Met
         })
         .collect();
     if meta.version >= 2 {
-        response.cluster_id = Some(str_bytes(broker.cluster_id()));
+        response.cluster_id = Some(str_bytes(&super::cluster_id(ctx)));
     }
     if meta.version >= 1 {
-        let controller = broker.cluster().map_or(Some(broker.node_id()), |c| c.controller());
-        response.controller_id = BrokerId(controller.unwrap_or(-1));
+        response.controller_id = BrokerId(super::controller_id(ctx));
     }
     // v0: an empty list means every topic; v1+: null means every topic.
     let requested = match request.topics {

@@ -41,3 +41,31 @@ pub fn topic_name(s: &str) -> TopicName {
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
+
+/// The brokers Metadata and DescribeCluster list: every registered node in a cluster, this
+/// node alone otherwise.
+pub fn brokers(ctx: &crate::server::Context) -> Vec<sluice_broker::cluster_view::BrokerAddress> {
+    let broker = &ctx.broker;
+    match broker.cluster() {
+        Some(cluster) => cluster.brokers(),
+        None => vec![sluice_broker::cluster_view::BrokerAddress {
+            node_id: broker.node_id(),
+            host: broker.config().advertised_host.clone(),
+            port: broker.config().advertised_port,
+            rack: None,
+        }],
+    }
+}
+
+/// Kafka's controller: the metadata group's leader in a cluster (-1 while none), this node
+/// otherwise.
+pub fn controller_id(ctx: &crate::server::Context) -> i32 {
+    let broker = &ctx.broker;
+    broker.cluster().map_or(Some(broker.node_id()), |c| c.controller()).unwrap_or(-1)
+}
+
+/// The cluster id clients see: the metadata group's in a cluster (the same on every node),
+/// this node's own otherwise.
+pub fn cluster_id(ctx: &crate::server::Context) -> String {
+    ctx.broker.cluster().and_then(|c| c.cluster_id()).unwrap_or_else(|| ctx.broker.cluster_id().to_string())
+}

@@ -114,6 +114,10 @@ impl ClusterView for View {
             .collect()
     }
 
+    fn cluster_id(&self) -> Option<String> {
+        self.0.upgrade()?.state().cluster_id.clone()
+    }
+
     fn controller(&self) -> Option<i32> {
         self.0.upgrade()?.meta_leader().map(broker_id)
     }
