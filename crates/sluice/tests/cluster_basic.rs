@@ -95,3 +95,38 @@ fn a_replication_factor_above_the_node_count_is_refused() {
     let md = cluster_support::kafka::metadata(&metadata_client(&bootstrap), None).expect("metadata");
     assert!(md.topic(&topic).is_none(), "refused topic listed: {:?}", md.topic(&topic));
 }
+
+// Every node answers DescribeCluster and Metadata alike: 3 brokers, one controller, and the
+// one cluster id the metadata group agreed (Kafka's tools compare it across brokers). A node
+// applies the metadata a moment after the leader, so agreement is awaited (bounded).
+#[test]
+fn every_node_names_the_same_brokers_controller_and_cluster_id() {
+    let cluster = Cluster::start(NODES);
+    let mut answers = Vec::new();
+    common::wait_until(REPLICATED_TIMEOUT, "every node naming the same cluster id and controller", || {
+        answers = (1..=NODES as u64).map(|id| describe(&cluster, id)).collect();
+        answers.windows(2).all(|w| (&w[0].0, w[0].1, w[0].2) == (&w[1].0, w[1].1, w[1].2))
+    });
+    for (id, (cluster_id, controller, metadata_controller, brokers, metadata_id)) in answers.iter().enumerate() {
+        let node = id + 1;
+        assert_eq!(brokers, &(1..=NODES as i32).collect::<Vec<_>>(), "node {node} lists {brokers:?}");
+        assert!((1..=NODES as i32).contains(controller), "node {node}: controller {controller}");
+        assert_eq!(metadata_controller, controller, "node {node}: Metadata and DescribeCluster controllers");
+        assert_eq!(metadata_id.as_deref(), Some(cluster_id.as_str()), "node {node}: Metadata and DescribeCluster ids");
+    }
+}
+
+/// DescribeCluster and Metadata from one node: (cluster id, controller, Metadata's controller,
+/// sorted broker ids, Metadata's cluster id).
+fn describe(cluster: &Cluster, id: u64) -> (String, i32, i32, Vec<i32>, Option<String>) {
+    use kafka_protocol::messages::{DescribeClusterRequest, MetadataRequest};
+    let addr: std::net::SocketAddr = cluster.kafka_addr(id).parse().expect("a Kafka address");
+    let mut raw = common::raw::Raw::connect_addr(addr);
+    let described = raw.request(0, &DescribeClusterRequest::default());
+    assert_eq!(described.error_code, 0, "node {id}: {described:?}");
+    let mut brokers: Vec<i32> = described.brokers.iter().map(|b| b.broker_id.0).collect();
+    brokers.sort_unstable();
+    let metadata = raw.request(9, &MetadataRequest::default());
+    let metadata_id = metadata.cluster_id.as_ref().map(|s| s.to_string());
+    (described.cluster_id.to_string(), described.controller_id.0, metadata.controller_id.0, brokers, metadata_id)
+}
