@@ -59,7 +59,7 @@ fn a_clean_history_has_no_anomaly() {
     assert_eq!((report.sent, report.acknowledged, report.failed, report.unknown), (3, 3, 0, 0));
     assert_eq!((report.consumer_reads, report.final_reads), (3, 3));
     let text = report.to_string();
-    assert!(text.contains("acknowledged 3, "), "{text}");
+    assert!(text.contains("acknowledged 3 (0 without an offset), "), "{text}");
     assert!(text.contains("lost 0, "), "{text}");
     assert!(text.contains("duplicates 0 (idempotent 0)"), "{text}");
 }
@@ -302,4 +302,27 @@ fn the_first_acknowledgement_after_a_moment_counts_only_sends_made_after_it() {
     let acked = recorder.first_ack_after(0, moment).expect("acknowledged after the moment");
     assert!(acked >= moment);
     assert_eq!(recorder.stamped().last().map(|s| s.at), Some(acked));
+}
+
+// librdkafka acknowledges a message it knows is stored without saying where with offset -1001:
+// that is no claim of a position (not misplaced, no offset with two values), but it must
+// still be in the final read, and once.
+#[test]
+fn an_acknowledgement_without_an_offset_is_checked_for_loss_and_duplicates_only() {
+    let mut ops = Vec::new();
+    for (i, value) in ["a", "b", "c"].iter().enumerate() {
+        ops.push(Op::Send { value: value.to_string(), partition: Some(0), idempotent: true });
+        ops.push(Op::SendOk { value: value.to_string(), partition: 0, offset: -1001 });
+        ops.push(Op::Poll { consumer: FINAL_READ.into(), partition: 0, offset: i as i64, value: value.to_string() });
+    }
+    let report = check(&ops, &CheckOptions::default());
+    assert!(report.is_valid(), "{}", report.details());
+    assert_eq!(report.acknowledged_without_offset, 3);
+
+    ops.push(Op::Poll { consumer: FINAL_READ.into(), partition: 0, offset: 3, value: "a".into() });
+    ops.push(Op::Send { value: "d".into(), partition: Some(0), idempotent: true });
+    ops.push(Op::SendOk { value: "d".into(), partition: 0, offset: -1001 });
+    let report = check(&ops, &CheckOptions::default());
+    assert_eq!(report.idempotent_duplicates.count, 1, "{}", report.details());
+    assert_eq!(report.lost.count, 1, "{}", report.details());
 }

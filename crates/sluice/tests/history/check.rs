@@ -64,7 +64,10 @@ fn gather(history: &[Op]) -> Gathered {
             Op::SendOk { value, partition, offset } => {
                 let fate = g.fates.entry(value.clone()).or_default();
                 fate.acknowledged.get_or_insert((*partition, *offset));
-                g.held.entry((*partition, *offset)).or_default().insert(value.clone());
+                // An offset below 0 is the client's "stored, offset unknown": no position claim.
+                if *offset >= 0 {
+                    g.held.entry((*partition, *offset)).or_default().insert(value.clone());
+                }
             }
             Op::SendFail { value } => g.fates.entry(value.clone()).or_default().failed = true,
             Op::SendUnknown { value } => {
@@ -124,7 +127,9 @@ fn judge_values(g: &Gathered, report: &mut Report) {
                 if !g.in_final_read.contains(value) {
                     report.lost.push(Lost { value: value.clone(), partition, offset });
                 }
-                if let Some(read_at) = read_at.filter(|at| !at.contains(&(partition, offset))) {
+                if offset < 0 {
+                    report.acknowledged_without_offset += 1;
+                } else if let Some(read_at) = read_at.filter(|at| !at.contains(&(partition, offset))) {
                     let read_at = read_at.iter().copied().collect();
                     report.misplaced.push(Misplaced {
                         value: value.clone(),

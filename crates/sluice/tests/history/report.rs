@@ -82,6 +82,10 @@ pub struct Report {
     /// Distinct values handed to a producer.
     pub sent: usize,
     pub acknowledged: usize,
+    /// Acknowledged without an offset (librdkafka's -1001, `RD_KAFKA_OFFSET_INVALID`: it knows
+    /// the message is stored but was not told where, e.g. an idempotent retry answered as a
+    /// duplicate): checked for loss and duplicates, not for its position.
+    pub acknowledged_without_offset: usize,
     /// Sends that definitely failed / whose outcome is unknown (and never acknowledged).
     pub failed: usize,
     pub unknown: usize,
@@ -106,6 +110,7 @@ impl Report {
         Report {
             sent: 0,
             acknowledged: 0,
+            acknowledged_without_offset: 0,
             failed: 0,
             unknown: 0,
             unacknowledged_but_read: 0,
@@ -159,11 +164,13 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "sent {}, acknowledged {}, failed {}, unknown {} (read anyway {}), consumer reads {}, final read {}; \
+            "sent {}, acknowledged {} ({} without an offset), failed {}, unknown {} (read anyway {}), consumer reads {}, \
+             final read {}; \
              lost {}, misplaced {}, inconsistent offsets {}, duplicates {} (idempotent {}), non-monotonic polls {}, \
              unexpected {}",
             self.sent,
             self.acknowledged,
+            self.acknowledged_without_offset,
             self.failed,
             self.unknown,
             self.unacknowledged_but_read,
