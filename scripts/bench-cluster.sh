@@ -78,6 +78,24 @@ start_node() {
     pids+=($!)
 }
 
+# start_cluster LOG_PREFIX: three nodes on 127.0.0.11-13 forming a new cluster; sets
+# $bootstrap to their Kafka addresses once Metadata lists all three.
+bootstrap=""
+start_cluster() {
+    local prefix=$1 peers="" i
+    local -A caddr
+    for i in 1 2 3; do
+        caddr[$i]="127.0.0.1$i:$(free_port "127.0.0.1$i")"
+        peers+="${peers:+,}$i@${caddr[$i]}"
+    done
+    bootstrap=""
+    for i in 1 2 3; do
+        start_node "$prefix$i" "127.0.0.1$i" --node-id "$i" --cluster-addr "${caddr[$i]}" --cluster-peers "$peers"
+        bootstrap+="${bootstrap:+,}$kafka_addr"
+    done
+    wait_brokers "${bootstrap%%,*}" 3
+}
+
 # produce NAME BOOTSTRAP RF: one sluice-bench run, its JSON line appended to NAME.jsonl.
 produce() {
     local name=$1 bootstrap=$2 rf=$3 topic="bench-$1-$RANDOM"
@@ -110,18 +128,7 @@ for r in $(seq 1 "$RUNS"); do
     fi
 
     echo "==> run $r: 3-node cluster, replication factor 3"
-    peers=""
-    declare -A caddr
-    for i in 1 2 3; do
-        caddr[$i]="127.0.0.1$i:$(free_port "127.0.0.1$i")"
-        peers+="${peers:+,}$i@${caddr[$i]}"
-    done
-    bootstrap=""
-    for i in 1 2 3; do
-        start_node "node$i" "127.0.0.1$i" --node-id "$i" --cluster-addr "${caddr[$i]}" --cluster-peers "$peers"
-        bootstrap+="${bootstrap:+,}$kafka_addr"
-    done
-    wait_brokers "${bootstrap%%,*}" 3
+    start_cluster node
     produce rf3 "$bootstrap" 3
     stop_all
 done
@@ -155,18 +162,7 @@ EOF
 # node, N + 1 Raft groups), no traffic: CPU of node 1 over IDLE_SECS and its RSS.
 for n in ${IDLE_PARTITIONS:-}; do
     echo "==> idle: $n partitions, replication factor 3"
-    peers=""
-    declare -A caddr
-    for i in 1 2 3; do
-        caddr[$i]="127.0.0.1$i:$(free_port "127.0.0.1$i")"
-        peers+="${peers:+,}$i@${caddr[$i]}"
-    done
-    bootstrap=""
-    for i in 1 2 3; do
-        start_node "idle$n-node$i" "127.0.0.1$i" --node-id "$i" --cluster-addr "${caddr[$i]}" --cluster-peers "$peers"
-        bootstrap+="${bootstrap:+,}$kafka_addr"
-    done
-    wait_brokers "${bootstrap%%,*}" 3
+    start_cluster "idle$n-node"
     timeout 300 "$BENCH" produce --brokers "$bootstrap" --topic "idle-$n" --partitions "$n" --messages "$n" --size 100 \
         --acks all --replication-factor 3 --timeout-s 240 >"$RES/idle-$n.out" 2>&1 || true
     sleep 10

@@ -7,8 +7,10 @@ mod cluster_support;
 mod common;
 mod history;
 
-use cluster_support::kafka::{create_topic, final_read, leader_of, metadata_client, wait_fully_replicated};
-use cluster_support::produce::{produce, ProduceSpec, Stop};
+use cluster_support::kafka::{
+    create_topic, final_read, leader_of, metadata_client, wait_for_leader, wait_fully_replicated,
+};
+use cluster_support::produce::{produce_in_background, ProduceSpec, Stop};
 use cluster_support::{netns, Cluster, ClusterOpts};
 use common::{unique_topic, wait_until};
 use history::{check, CheckOptions, Recorder};
@@ -42,29 +44,27 @@ fn a_leader_cut_off_the_network_is_replaced_and_loses_nothing_acknowledged() {
 
     let recorder = Recorder::new();
     let stop = Stop::default();
-    let producer = {
-        let spec = ProduceSpec {
-            topic: topic.clone(),
-            prefix: "n".into(),
-            count_max: SENDS_MAX,
-            idempotent: true,
-            round_robin: Some(PARTITIONS),
-            pace: Some(PACE),
-        };
-        let (bootstrap, recorder, stop) = (bootstrap.clone(), recorder.clone(), stop.clone());
-        std::thread::spawn(move || produce(&bootstrap, &spec, &recorder, &stop))
+    let spec = ProduceSpec {
+        topic: topic.clone(),
+        prefix: "n".into(),
+        count_max: SENDS_MAX,
+        idempotent: true,
+        round_robin: Some(PARTITIONS),
+        pace: Some(PACE),
     };
+    let producer = produce_in_background(&bootstrap, spec, &recorder, &stop);
     wait_until(PROGRESS_TIMEOUT, "the producer's first acknowledgement", || {
         recorder.first_ack_after(VICTIM_PARTITION, Duration::ZERO).is_some()
     });
 
     for round in 1..=CUTS {
-        let mut leader = None;
-        wait_until(FAILOVER_TIMEOUT, &format!("round {round}: a leader of partition {VICTIM_PARTITION}"), || {
-            leader = leader_of(&client, &topic, VICTIM_PARTITION);
-            leader.is_some()
-        });
-        let leader = leader.unwrap_or_default();
+        let leader = wait_for_leader(
+            &client,
+            &topic,
+            VICTIM_PARTITION,
+            FAILOVER_TIMEOUT,
+            &format!("round {round}: a leader of partition {VICTIM_PARTITION}"),
+        );
         let cut_at = recorder.started().elapsed();
         cluster.cut(leader as u64);
         // Only the majority answers metadata now, so a new leader is the majority's choice.

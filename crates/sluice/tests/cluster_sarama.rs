@@ -10,7 +10,9 @@ mod cluster_support;
 mod common;
 mod history;
 
-use cluster_support::kafka::{create_topic, final_read, leader_of, metadata_client, wait_fully_replicated};
+use cluster_support::kafka::{
+    create_topic, final_read, leader_of, metadata_client, wait_for_leader, wait_fully_replicated,
+};
 use cluster_support::Cluster;
 use common::{unique_topic, wait_timeout, wait_until};
 use history::{check, CheckOptions, Recorder};
@@ -123,12 +125,13 @@ fn every_message_sarama_was_told_is_stored_across_leader_kills() {
     let mut acks = 0;
     for round in 1..=KILLS {
         acks = wait_for_acks(&recorder, acks, &format!("before kill {round}"));
-        let mut leader = None;
-        wait_until(FAILOVER_TIMEOUT, &format!("round {round}: a leader of partition {VICTIM_PARTITION}"), || {
-            leader = leader_of(&client, &topic, VICTIM_PARTITION);
-            leader.is_some()
-        });
-        let leader = leader.unwrap_or_default();
+        let leader = wait_for_leader(
+            &client,
+            &topic,
+            VICTIM_PARTITION,
+            FAILOVER_TIMEOUT,
+            &format!("round {round}: a leader of partition {VICTIM_PARTITION}"),
+        );
         let killed_at = recorder.started().elapsed();
         cluster.node(leader as u64).kill9();
         wait_until(FAILOVER_TIMEOUT, &format!("round {round}: a new leader after killing node {leader}"), || {

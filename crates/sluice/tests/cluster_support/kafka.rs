@@ -178,3 +178,13 @@ pub fn final_read(bootstrap: &str, topic: &str, partitions: i32, recorder: &Reco
     }
     read
 }
+
+/// Waits (bounded by `timeout`) until metadata names a leader of `topic`/`partition`.
+pub fn wait_for_leader(client: &BaseConsumer, topic: &str, partition: i32, timeout: Duration, what: &str) -> i32 {
+    let mut leader = None;
+    wait_until(timeout, what, || {
+        leader = leader_of(client, topic, partition);
+        leader.is_some()
+    });
+    leader.unwrap_or_default()
+}

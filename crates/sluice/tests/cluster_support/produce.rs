@@ -140,3 +140,14 @@ fn settle<E, C>(
         _ => recorder.send_unknown(value),
     }
 }
+
+/// `produce` on its own thread (join it after `stop.set()`).
+pub fn produce_in_background(
+    bootstrap: &str,
+    spec: ProduceSpec,
+    recorder: &Recorder,
+    stop: &Stop,
+) -> std::thread::JoinHandle<Produced> {
+    let (bootstrap, recorder, stop) = (bootstrap.to_string(), recorder.clone(), stop.clone());
+    std::thread::spawn(move || produce(&bootstrap, &spec, &recorder, &stop))
+}
