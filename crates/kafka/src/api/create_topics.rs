@@ -75,30 +75,28 @@ fn result_of(
     let name = topic.name.to_string();
     let mut result = CreatableTopicResult::default();
     result.name = topic.name.clone();
-    {
-        match outcome {
-            Ok((partitions, replication_factor)) => {
-                result.error_code = NONE;
-                if meta.version >= 5 {
-                    result.num_partitions = partitions as i32;
-                    result.replication_factor = replication_factor;
-                    result.configs = Some(configs_of(ctx, &name));
-                }
-                if meta.version >= 7 {
-                    if let Some(t) = ctx.broker.topic(&name) {
-                        result.topic_id = t.id;
-                    }
+    match outcome {
+        Ok((partitions, replication_factor)) => {
+            result.error_code = NONE;
+            if meta.version >= 5 {
+                result.num_partitions = partitions as i32;
+                result.replication_factor = replication_factor;
+                result.configs = Some(configs_of(ctx, &name));
+            }
+            if meta.version >= 7 {
+                if let Some(t) = ctx.broker.topic(&name) {
+                    result.topic_id = t.id;
                 }
             }
-            Err((code, message)) => {
-                result.error_code = code;
-                if meta.version >= 1 {
-                    result.error_message = Some(str_bytes(&message));
-                }
-                if meta.version >= 5 {
-                    result.num_partitions = -1;
-                    result.replication_factor = -1;
-                }
+        }
+        Err((code, message)) => {
+            result.error_code = code;
+            if meta.version >= 1 {
+                result.error_message = Some(str_bytes(&message));
+            }
+            if meta.version >= 5 {
+                result.num_partitions = -1;
+                result.replication_factor = -1;
             }
         }
     }
