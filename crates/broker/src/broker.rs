@@ -245,6 +245,28 @@ impl Broker {
         partitions: Option<u32>,
         overrides: BTreeMap<String, String>,
     ) -> BrokerResult<Arc<Topic>> {
+        self.create_topic_as(name, partitions, overrides, None)
+    }
+
+    /// Creates this node's copy of a cluster topic, recording the metadata group's id of it
+    /// (`incarnation`) with the topic. In a cluster only the reconciler calls this.
+    pub fn create_local_cluster_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        overrides: BTreeMap<String, String>,
+        incarnation: u64,
+    ) -> BrokerResult<Arc<Topic>> {
+        self.create_topic_as(name, Some(partitions), overrides, Some(incarnation))
+    }
+
+    fn create_topic_as(
+        &self,
+        name: &str,
+        partitions: Option<u32>,
+        overrides: BTreeMap<String, String>,
+        incarnation: Option<u64>,
+    ) -> BrokerResult<Arc<Topic>> {
         let _admin = self.admin.lock().map_err(|_| lock_poisoned())?;
         let config = self.validate_new_topic(name, partitions, &overrides)?;
         let count = partitions.unwrap_or(self.config.default_partitions);
@@ -252,7 +274,7 @@ impl Broker {
         let staging = self.config.data_dir.join(STAGING_DIR).join(format!("{name}.{}", uuid::Uuid::new_v4().simple()));
         let health = Arc::clone(&self.health);
         let defaults = &self.config.log_defaults;
-        let topic = Arc::new(Topic::create_staged(&staging, dir, name, count, config, defaults, health)?);
+        let topic = Arc::new(Topic::create_staged(&staging, dir, name, count, config, incarnation, defaults, health)?);
         let mut topics = self.topics.write().map_err(|_| lock_poisoned())?;
         if self.cluster.get().is_some() {
             topic.partitions().iter().for_each(|p| p.mark_clustered());
@@ -265,8 +287,15 @@ impl Broker {
 
     /// Deletes the topic and its data from disk. Crash-safe: the directory is first
     /// renamed into `deleted/`, whose contents are removed again on start.
+    /// In a cluster, deletion goes through the metadata group (`delete_topic_anywhere`).
     pub fn delete_topic(&self, name: &str) -> BrokerResult<()> {
         self.refuse_in_cluster("deleting a topic")?;
+        self.delete_local_topic(name)
+    }
+
+    /// `delete_topic` on this node only: in a cluster, the reconciler's, once the metadata
+    /// group has deleted the topic (its Raft groups stopped first).
+    pub fn delete_local_topic(&self, name: &str) -> BrokerResult<()> {
         let _admin = self.admin.lock().map_err(|_| lock_poisoned())?;
         let topic = self
             .topics
@@ -291,6 +320,11 @@ impl Broker {
 
     pub fn create_partitions(&self, name: &str, total: u32) -> BrokerResult<()> {
         self.refuse_in_cluster("adding partitions")?;
+        self.add_local_partitions(name, total)
+    }
+
+    /// `create_partitions` on this node only: in a cluster, the reconciler's.
+    pub fn add_local_partitions(&self, name: &str, total: u32) -> BrokerResult<()> {
         let _admin = self.admin.lock().map_err(|_| lock_poisoned())?;
         let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
         if total > self.config.partitions_per_topic_max {
@@ -312,13 +346,19 @@ impl Broker {
         validate_only: bool,
     ) -> BrokerResult<()> {
         let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
-        let config = TopicConfig::from_overrides(overrides)?;
-        config.log_config(&self.config.log_defaults)?;
+        let config = self.check_topic_config(overrides)?;
         if validate_only {
             return Ok(());
         }
         self.refuse_in_cluster("changing a topic's configs")?;
         topic.set_config(config, &self.config.log_defaults)
+    }
+
+    /// A topic's config overrides as they would be set, or why not (`InvalidConfig`).
+    pub fn check_topic_config(&self, overrides: BTreeMap<String, String>) -> BrokerResult<TopicConfig> {
+        let config = TopicConfig::from_overrides(overrides)?;
+        config.log_config(&self.config.log_defaults)?;
+        Ok(config)
     }
 
     /// What `/metrics` renders, and where listeners record request latency.

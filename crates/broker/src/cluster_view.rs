@@ -1,7 +1,7 @@
 //! What the broker needs to know about the cluster it is part of: the other brokers, where a
-//! partition's replicas and leader are, and the way to create a topic cluster-wide (through
-//! the metadata Raft group). Implemented by the binary's cluster runtime; a single node has
-//! none and answers as the only broker.
+//! partition's replicas and leader are, and the way to create, grow, reconfigure and delete
+//! a topic cluster-wide (through the metadata Raft group). Implemented by the binary's
+//! cluster runtime; a single node has none and answers as the only broker.
 
 use crate::error::BrokerResult;
 use serde::Serialize;
@@ -51,6 +51,19 @@ pub trait ClusterView: Send + Sync + 'static {
     fn placement(&self, topic: &str, partition: i32) -> Option<Placement>;
     /// Creates a topic through the metadata group; resolves once this node has it.
     fn create_topic(&self, topic: NewTopic) -> ClusterFuture<()>;
+    /// Deletes a topic through the metadata group; resolves once this node has removed it.
+    fn delete_topic(&self, name: &str) -> ClusterFuture<()>;
+    /// Grows a topic to `total` partitions through the metadata group (replicas placed as a
+    /// new topic's); with `validate_only` only checks. Resolves once this node serves them.
+    fn create_partitions(&self, name: &str, total: u32, validate_only: bool) -> ClusterFuture<()>;
+    /// Replaces a topic's config overrides (checked by the broker) through the metadata
+    /// group; with `validate_only` only checks. Resolves once this node applied them.
+    fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> ClusterFuture<()>;
     /// Reserves `count` producer ids never handed out before anywhere in the cluster (a block
     /// from the metadata group); resolves with the first.
     fn allocate_producer_ids(&self, count: i64) -> ClusterFuture<i64>;

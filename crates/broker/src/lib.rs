@@ -20,6 +20,7 @@ pub mod producer_ids;
 pub mod producer_state;
 pub mod replication;
 pub mod topic;
+mod topic_admin;
 pub mod topic_config;
 
 pub use broker::{Broker, RetentionHolder};

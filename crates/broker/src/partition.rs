@@ -207,6 +207,11 @@ impl Partition {
         self.clustered.store(true, Ordering::Release);
     }
 
+    /// Whether the partition is part of a cluster (`mark_clustered`).
+    pub fn is_clustered(&self) -> bool {
+        self.clustered.load(Ordering::Acquire)
+    }
+
     /// The partition's replication, when it is part of a cluster.
     pub fn replica(&self) -> Option<&Arc<dyn Replica>> {
         self.replication.get().map(|r| &r.replica)

@@ -8,7 +8,7 @@ use crate::topic_config::TopicConfig;
 use sluice_log::LogConfig;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 const META_FILE: &str = "topic.json";
 
@@ -20,11 +20,18 @@ struct TopicMeta {
     partitions: u32,
     #[serde(default)]
     config: TopicConfig,
+    /// In a cluster, the metadata group's id of the topic this directory holds (never
+    /// reused), so a node tells a re-created topic's data from its predecessor's. None on a
+    /// single node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    incarnation: Option<u64>,
 }
 
 pub struct Topic {
     pub name: Arc<str>,
     pub id: uuid::Uuid,
+    /// The cluster's id of this topic (see `TopicMeta::incarnation`), set once.
+    incarnation: OnceLock<u64>,
     dir: PathBuf,
     partitions: RwLock<Vec<Arc<Partition>>>,
     config: RwLock<TopicConfig>,
@@ -35,18 +42,21 @@ pub struct Topic {
 impl Topic {
     /// Creates the topic all or nothing: it is built in `staging` (on the same file system),
     /// renamed to `dir` and opened from there. On failure the staging directory is removed
-    /// and nothing is left in `dir`.
+    /// and nothing is left in `dir`. `incarnation`: the cluster's id of the topic, if any.
+    #[allow(clippy::too_many_arguments)]
     pub fn create_staged(
         staging: &Path,
         dir: PathBuf,
         name: &str,
         partitions: u32,
         config: TopicConfig,
+        incarnation: Option<u64>,
         defaults: &LogConfig,
         health: Arc<StorageHealth>,
     ) -> BrokerResult<Topic> {
-        let built = Topic::create(staging.to_path_buf(), name, partitions, config, defaults, Arc::clone(&health))
-            .map(drop)
+        let staged = Topic::create(staging.to_path_buf(), name, partitions, config, defaults, Arc::clone(&health));
+        let built = staged
+            .and_then(|topic| incarnation.map_or(Ok(()), |id| topic.record_incarnation(id)))
             .and_then(|()| move_into_place(staging, &dir));
         if let Err(e) = built {
             if let Err(cleanup) = fs::remove_dir_all(staging) {
@@ -74,11 +84,13 @@ impl Topic {
         let log_config = config.log_config(defaults)?;
         sluice_log::durable_dir::create_dir_all(&dir).map_err(|e| storage(&dir, e))?;
         let id = uuid::Uuid::new_v4();
-        let meta = TopicMeta { id: id.to_string(), partitions, config: config.clone() };
+        let meta = TopicMeta { id: id.to_string(), partitions, config: config.clone(), incarnation: None };
         write_meta(&dir, &meta)?;
         let name: Arc<str> = Arc::from(name);
         let parts = open_partitions(&dir, &name, 0..partitions, &log_config, &health)?;
-        Ok(Topic { name, id, dir, partitions: RwLock::new(parts), config: RwLock::new(config), health })
+        let config = RwLock::new(config);
+        let incarnation = OnceLock::new();
+        Ok(Topic { name, id, incarnation, dir, partitions: RwLock::new(parts), config, health })
     }
 
     /// Opens a topic from its directory, recovering every partition.
@@ -92,7 +104,30 @@ impl Topic {
         let log_config = meta.config.log_config(defaults)?;
         let name: Arc<str> = Arc::from(name);
         let parts = open_partitions(&dir, &name, 0..meta.partitions, &log_config, &health)?;
-        Ok(Topic { name, id, dir, partitions: RwLock::new(parts), config: RwLock::new(meta.config), health })
+        let incarnation = meta.incarnation.map(OnceLock::from).unwrap_or_default();
+        let config = RwLock::new(meta.config);
+        Ok(Topic { name, id, incarnation, dir, partitions: RwLock::new(parts), config, health })
+    }
+
+    /// Records the cluster's id of the topic in `topic.json` (atomically). A topic created
+    /// for a cluster gets it before it is moved into place; one made before incarnations
+    /// were recorded gets it once, when the reconciler first finds it in the metadata.
+    pub fn record_incarnation(&self, id: u64) -> BrokerResult<()> {
+        if self.incarnation.get().is_some_and(|known| *known != id) {
+            return Err(BrokerError::Storage(format!("topic {} already belongs to another incarnation", self.name)));
+        }
+        let _ = self.incarnation.set(id);
+        write_meta(&self.dir, &self.meta(self.partition_count(), self.config()))
+    }
+
+    /// The cluster's id of the topic this directory holds; None on a single node, or for a
+    /// topic made before incarnations were recorded.
+    pub fn incarnation(&self) -> Option<u64> {
+        self.incarnation.get().copied()
+    }
+
+    fn meta(&self, partitions: u32, config: TopicConfig) -> TopicMeta {
+        TopicMeta { id: self.id.to_string(), partitions, config, incarnation: self.incarnation() }
     }
 
     pub fn dir(&self) -> &Path {
@@ -130,8 +165,7 @@ impl Topic {
             added.push(open_partition(&self.dir, &self.name, i, &log_config, &self.health)?);
             Ok(())
         });
-        let result = opened
-            .and_then(|()| write_meta(&self.dir, &TopicMeta { id: self.id.to_string(), partitions: total, config }));
+        let result = opened.and_then(|()| write_meta(&self.dir, &self.meta(total, config)));
         if let Err(e) = result {
             // Nothing refers to the new partitions yet: remove them, so a retry starts clean.
             drop(added);
@@ -139,6 +173,10 @@ impl Topic {
                 let _ = fs::remove_dir_all(self.dir.join(i.to_string()));
             }
             return Err(e);
+        }
+        // A cluster's partition appends only through its Raft group, from its first moment.
+        if parts.first().is_some_and(|p| p.is_clustered()) {
+            added.iter().for_each(|p| p.mark_clustered());
         }
         parts.extend(added);
         Ok(())
@@ -148,10 +186,7 @@ impl Topic {
     pub fn set_config(&self, config: TopicConfig, defaults: &LogConfig) -> BrokerResult<()> {
         let log_config = config.log_config(defaults)?;
         let mut current = self.config.write().map_err(|_| lock_poisoned())?;
-        write_meta(
-            &self.dir,
-            &TopicMeta { id: self.id.to_string(), partitions: self.partition_count(), config: config.clone() },
-        )?;
+        write_meta(&self.dir, &self.meta(self.partition_count(), config.clone()))?;
         for partition in self.partitions() {
             partition.log().set_config(log_config.clone());
         }
@@ -280,7 +315,8 @@ mod tests {
         fs::write(staging.join("5"), b"not a directory").unwrap();
         let create = |staging: &Path| {
             let health = Arc::new(StorageHealth::default());
-            Topic::create_staged(staging, dir.clone(), "t", 10, TopicConfig::default(), &LogConfig::default(), health)
+            let config = TopicConfig::default();
+            Topic::create_staged(staging, dir.clone(), "t", 10, config, None, &LogConfig::default(), health)
         };
         assert!(create(&staging).is_err());
         assert!(!staging.exists(), "staging removed");

@@ -60,15 +60,18 @@ pub type Raft = openraft::Raft<TypeConfig>;
 pub enum GroupId {
     /// The metadata group: nodes, topics, assignments, configs, producer-id blocks.
     Meta,
-    /// One partition's group over its replicas.
-    Partition { topic: String, partition: i32 },
+    /// One partition's group over its replicas. `topic_id` is the metadata group's id of the
+    /// topic (never reused): a re-created topic's partitions are other groups, so a node still
+    /// running the deleted topic's group (behind on the metadata, or just restarted) can never
+    /// lead, vote in or write to the new one.
+    Partition { topic: String, partition: i32, topic_id: u64 },
 }
 
 impl fmt::Display for GroupId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GroupId::Meta => write!(f, "metadata"),
-            GroupId::Partition { topic, partition } => write!(f, "{topic}-{partition}"),
+            GroupId::Partition { topic, partition, .. } => write!(f, "{topic}-{partition}"),
         }
     }
 }

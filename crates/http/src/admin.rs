@@ -22,9 +22,12 @@ pub async fn topic_create(State(s): State<AppState>, Query(p): Params) -> HttpRe
     Ok(reply::empty())
 }
 
+/// Deletes the topic (on every node in a cluster); the broker tells the NSQ registry, which
+/// drops the topic's channels.
 pub async fn topic_delete(State(s): State<AppState>, Query(p): Params) -> HttpResult {
     let topic = topic_param(&p)?;
-    s.channels.delete_topic(&topic).map_err(|e| failed(e, "TOPIC_NOT_FOUND"))?;
+    let log_topic = sluice_broker::channel::storage_topic_name(&topic);
+    s.channels.broker().delete_topic_anywhere(&log_topic).await.map_err(|e| failed(e, "TOPIC_NOT_FOUND"))?;
     Ok(reply::empty())
 }
 

@@ -95,16 +95,22 @@ pub fn dispatch(context: &Arc<Context>, client: &Client, mut frame: Bytes) -> Re
             Ok(later(api::create_topics::handle_cluster(Arc::clone(context), decode(meta, &mut frame)?, meta)))
         }
         ApiKey::CreateTopics => now(meta, api::create_topics::handle(ctx, decode(meta, &mut frame)?, meta)),
-        ApiKey::DeleteTopics => now(meta, api::delete_topics::handle(ctx, decode(meta, &mut frame)?, meta)),
-        ApiKey::CreatePartitions => now(meta, api::create_partitions::handle(ctx, decode(meta, &mut frame)?)),
+        ApiKey::DeleteTopics => {
+            Ok(later(api::delete_topics::handle(Arc::clone(context), decode(meta, &mut frame)?, meta)))
+        }
+        ApiKey::CreatePartitions => {
+            Ok(later(api::create_partitions::handle(Arc::clone(context), decode(meta, &mut frame)?, meta)))
+        }
         ApiKey::InitProducerId => {
             let (context, request) = (Arc::clone(context), decode(meta, &mut frame)?);
             Ok(later(async move { meta.respond(&api::init_producer_id::handle(&context, request).await).map(Some) }))
         }
         ApiKey::DescribeConfigs => now(meta, api::describe_configs::handle(ctx, decode(meta, &mut frame)?, meta)),
-        ApiKey::AlterConfigs => now(meta, api::alter_configs::handle(ctx, decode(meta, &mut frame)?)),
+        ApiKey::AlterConfigs => {
+            Ok(later(api::alter_configs::handle(Arc::clone(context), decode(meta, &mut frame)?, meta)))
+        }
         ApiKey::IncrementalAlterConfigs => {
-            now(meta, api::alter_configs::handle_incremental(ctx, decode(meta, &mut frame)?))
+            Ok(later(api::alter_configs::handle_incremental(Arc::clone(context), decode(meta, &mut frame)?, meta)))
         }
         ApiKey::DescribeCluster => now(meta, api::describe_cluster::handle(ctx, decode(meta, &mut frame)?)),
         ApiKey::FindCoordinator => now(meta, api::find_coordinator::handle(ctx, decode(meta, &mut frame)?, meta)),

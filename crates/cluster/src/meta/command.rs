@@ -45,6 +45,10 @@ pub enum MetaCommand {
     CreatePartitions {
         name: String,
         new: Vec<Vec<NodeId>>,
+        /// The partition count the proposer saw: refused when the topic has another, so a
+        /// retried or concurrent request never adds partitions twice. None: not checked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count_before: Option<u32>,
     },
     /// A partition's new leader publishes itself once its term's first entry commits;
     /// ignored unless `epoch` (the Raft term) is newer than the recorded one.
@@ -53,6 +57,10 @@ pub enum MetaCommand {
         partition: i32,
         leader: NodeId,
         epoch: i32,
+        /// The topic's id the reporting group belongs to: a report from a deleted topic's
+        /// group never lands on a re-created one. None: not checked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic_id: Option<u64>,
     },
     /// A partition leader's view of the replicas caught up with it; ignored when `epoch` is
     /// older than the recorded leader epoch or ISR epoch.
@@ -189,8 +197,8 @@ mod tests {
             },
             MetaCommand::DeleteTopic { name: "t".into() },
             MetaCommand::SetTopicConfigs { name: "t".into(), configs },
-            MetaCommand::CreatePartitions { name: "t".into(), new: vec![vec![3]] },
-            MetaCommand::ReportLeader { topic: "t".into(), partition: 1, leader: 2, epoch: 7 },
+            MetaCommand::CreatePartitions { name: "t".into(), new: vec![vec![3]], count_before: Some(2) },
+            MetaCommand::ReportLeader { topic: "t".into(), partition: 1, leader: 2, epoch: 7, topic_id: Some(0) },
             MetaCommand::ReportIsr { topic: "t".into(), partition: 1, isr: vec![2, 1], epoch: 7 },
             MetaCommand::AllocateProducerIds { count: 1000 },
             MetaCommand::ReassignPartition { topic: "t".into(), partition: 0, replicas: vec![3, 1] },

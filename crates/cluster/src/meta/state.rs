@@ -120,9 +120,11 @@ impl ClusterState {
                 self.topics.remove(&name).map(|_| MetaReply::Ok).ok_or(MetaReply::UnknownTopic)
             }
             MetaCommand::SetTopicConfigs { name, configs } => self.set_topic_configs(&name, configs),
-            MetaCommand::CreatePartitions { name, new } => self.create_partitions(&name, new),
-            MetaCommand::ReportLeader { topic, partition, leader, epoch } => {
-                self.report_leader(&topic, partition, leader, epoch)
+            MetaCommand::CreatePartitions { name, new, count_before } => {
+                self.create_partitions(&name, new, count_before)
+            }
+            MetaCommand::ReportLeader { topic, partition, leader, epoch, topic_id } => {
+                self.report_leader(&topic, topic_id, partition, leader, epoch)
             }
             MetaCommand::ReportIsr { topic, partition, isr, epoch } => self.report_isr(&topic, partition, isr, epoch),
             MetaCommand::AllocateProducerIds { count } => self.allocate_producer_ids(count),
@@ -222,8 +224,11 @@ impl ClusterState {
         Ok(MetaReply::Ok)
     }
 
-    fn create_partitions(&mut self, name: &str, new: Vec<Vec<NodeId>>) -> Outcome {
+    fn create_partitions(&mut self, name: &str, new: Vec<Vec<NodeId>>, count_before: Option<u32>) -> Outcome {
         let topic = self.topics.get(name).ok_or(MetaReply::UnknownTopic)?;
+        if let Some(seen) = count_before.filter(|seen| *seen as usize != topic.partitions.len()) {
+            return Err(invalid(format!("topic {name} has {} partitions, not {seen}", topic.partitions.len())));
+        }
         let replication_factor = topic.partitions.first().map_or(0, |p| p.replicas.len());
         self.check_new_partitions(topic.partitions.len(), &new, replication_factor)?;
         let topic = self.topics.get_mut(name).ok_or(MetaReply::UnknownTopic)?;
@@ -240,7 +245,18 @@ impl ClusterState {
             .ok_or_else(|| invalid(format!("topic {topic} has no partition {partition} (it has {count})")))
     }
 
-    fn report_leader(&mut self, topic: &str, partition: i32, leader: NodeId, epoch: i32) -> Outcome {
+    fn report_leader(
+        &mut self,
+        topic: &str,
+        topic_id: Option<u64>,
+        partition: i32,
+        leader: NodeId,
+        epoch: i32,
+    ) -> Outcome {
+        let current_id = self.topics.get(topic).map(|t| t.id);
+        if let Some(stale) = topic_id.filter(|id| current_id.is_some_and(|current| current != *id)) {
+            return Err(invalid(format!("topic {topic} was re-created; the report is for its id {stale}")));
+        }
         let state = self.partition_mut(topic, partition)?;
         if !state.may_hold(leader) {
             return Err(invalid(format!("node {leader} is not a replica of {topic}-{partition}")));

@@ -26,7 +26,7 @@ pub(super) fn create(name: &str, partitions: Vec<Vec<NodeId>>) -> MetaCommand {
 }
 
 fn leader(topic: &str, partition: i32, leader: NodeId, epoch: i32) -> MetaCommand {
-    MetaCommand::ReportLeader { topic: topic.into(), partition, leader, epoch }
+    MetaCommand::ReportLeader { topic: topic.into(), partition, leader, epoch, topic_id: None }
 }
 
 /// A state with nodes 1, 2, 3 and topic "t" of two partitions on them.
@@ -100,14 +100,40 @@ fn bad_topics_are_refused_without_change() {
 fn partitions_are_added_with_the_topics_replication_factor() {
     // Proves CreatePartitions appends and keeps every partition at the same replication factor.
     let mut state = three_nodes_one_topic();
-    let add = |new| MetaCommand::CreatePartitions { name: "t".into(), new };
+    let add = |new| MetaCommand::CreatePartitions { name: "t".into(), new, count_before: None };
     assert_eq!(state.apply(add(vec![vec![3, 1, 2]])), MetaReply::Ok);
     assert_eq!(state.topics["t"].partitions.len(), 3);
     assert_eq!(state.partition("t", 2).map(|p| p.replicas.clone()), Some(vec![3, 1, 2]));
     assert!(matches!(refused(&mut state, add(vec![vec![1]])), MetaReply::Invalid(_)));
     assert!(matches!(refused(&mut state, add(vec![])), MetaReply::Invalid(_)));
-    let unknown = MetaCommand::CreatePartitions { name: "nope".into(), new: vec![vec![1]] };
+    let unknown = MetaCommand::CreatePartitions { name: "nope".into(), new: vec![vec![1]], count_before: None };
     assert_eq!(refused(&mut state, unknown), MetaReply::UnknownTopic);
+}
+
+#[test]
+fn a_deleted_topics_leader_report_never_lands_on_its_successor() {
+    // Proves a report naming the topic id of a deleted topic is refused once the name is
+    // re-created, so its old group's leader and epoch do not show for the new topic.
+    let mut state = three_nodes_one_topic();
+    let old_id = state.topics["t"].id;
+    let report = |topic_id| MetaCommand::ReportLeader { topic: "t".into(), partition: 0, leader: 1, epoch: 9, topic_id };
+    assert_eq!(state.apply(MetaCommand::DeleteTopic { name: "t".into() }), MetaReply::Ok);
+    assert_eq!(state.apply(create("t", vec![vec![1, 2, 3]])), MetaReply::TopicCreated);
+    assert!(matches!(refused(&mut state, report(Some(old_id))), MetaReply::Invalid(_)));
+    assert_eq!(state.apply(report(Some(state.topics["t"].id))), MetaReply::Ok);
+}
+
+#[test]
+fn a_retried_create_partitions_adds_nothing_twice() {
+    // Proves a CreatePartitions made for another partition count (a retry after the first
+    // was applied, or a concurrent one) is refused, so partitions are never added twice.
+    let mut state = three_nodes_one_topic();
+    let grow = |seen| MetaCommand::CreatePartitions { name: "t".into(), new: vec![vec![3, 1, 2]], count_before: seen };
+    assert_eq!(state.apply(grow(Some(2))), MetaReply::Ok);
+    assert!(matches!(refused(&mut state, grow(Some(2))), MetaReply::Invalid(_)));
+    assert_eq!(state.topics["t"].partitions.len(), 3);
+    assert_eq!(state.apply(grow(Some(3))), MetaReply::Ok);
+    assert_eq!(state.topics["t"].partitions.len(), 4);
 }
 
 #[test]
@@ -258,6 +284,6 @@ fn placed_replicas_are_accepted_and_keep_rotating() {
     let leaders: Vec<_> = state.topics["placed"].partitions.iter().map(|p| p.replicas[0]).collect();
     assert_eq!(leaders, vec![3, 1, 2, 3], "topic t already holds 2 partitions, so placement starts at the third node");
     let more = assign_replicas(&nodes, &state, 2, 2).unwrap();
-    assert_eq!(state.apply(MetaCommand::CreatePartitions { name: "placed".into(), new: more }), MetaReply::Ok);
+    assert_eq!(state.apply(MetaCommand::CreatePartitions { name: "placed".into(), new: more, count_before: Some(4) }), MetaReply::Ok);
     assert_eq!(state.topics["placed"].partitions.len(), 6);
 }

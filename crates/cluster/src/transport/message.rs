@@ -109,7 +109,7 @@ mod tests {
     }
 
     fn group() -> GroupId {
-        GroupId::Partition { topic: "orders".into(), partition: 3 }
+        GroupId::Partition { topic: "orders".into(), partition: 3, topic_id: 7 }
     }
 
     /// An AppendEntries with a batch survives the round trip with group and payload intact.

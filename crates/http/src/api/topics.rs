@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sluice_broker::browse::segments;
-use sluice_broker::channel::nsq_topic_name;
 use sluice_broker::{Broker, Partition, Topic};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -161,8 +160,11 @@ pub async fn alter_config(
             None => overrides.remove(&key),
         };
     }
-    broker.set_topic_config(&name, overrides, false).map_err(|e| ApiError::broker(e, &format!("topic '{name}'")))?;
-    Ok(ok(&config_values(broker, &topic)))
+    broker
+        .set_topic_config_anywhere(&name, overrides, false)
+        .await
+        .map_err(|e| ApiError::broker(e, &format!("topic '{name}'")))?;
+    Ok(ok(&config_values(broker, &*existing(broker, &name)?)))
 }
 
 #[derive(Deserialize)]
@@ -180,15 +182,20 @@ pub async fn add_partitions(
     let wanted: PartitionCount = body(&raw?)?;
     let broker = s.channels.broker();
     existing(broker, &name)?;
-    broker.create_partitions(&name, wanted.count).map_err(|e| ApiError::broker(e, &format!("topic '{name}'")))?;
+    broker
+        .create_partitions_anywhere(&name, wanted.count, false)
+        .await
+        .map_err(|e| ApiError::broker(e, &format!("topic '{name}'")))?;
     Ok(ok(&detail(broker, &*existing(broker, &name)?)))
 }
 
-/// Deletes through the NSQ registry so the topic's channels and their state go with it.
+/// Deletes the topic (on every node in a cluster); its channels and their state go with it
+/// (the broker tells the NSQ registry).
 pub async fn delete(State(s): State<AppState>, path: Result<Path<String>, PathRejection>) -> ApiResult {
     let Path(name) = path?;
-    existing(s.channels.broker(), &name)?;
-    s.channels.delete_topic(&nsq_topic_name(&name)).map_err(|e| ApiError::broker(e, &format!("topic '{name}'")))?;
+    let broker = s.channels.broker();
+    existing(broker, &name)?;
+    broker.delete_topic_anywhere(&name).await.map_err(|e| ApiError::broker(e, &format!("topic '{name}'")))?;
     Ok(no_content())
 }
 

@@ -1,8 +1,10 @@
 //! AlterConfigs (replace every override of a topic) and IncrementalAlterConfigs (set,
 //! delete, append, subtract individual keys). Both validate first: nothing changes on error.
+//! In a cluster the new overrides go through the metadata group to every node.
 
 use super::describe_configs::RESOURCE_TOPIC;
 use super::str_bytes;
+use crate::dispatch::{DispatchError, RequestMeta};
 use crate::error_codes::{code_of, INVALID_CONFIG, INVALID_REQUEST, NONE};
 use crate::server::Context;
 use kafka_protocol::messages::{
@@ -10,6 +12,7 @@ use kafka_protocol::messages::{
 };
 use sluice_broker::BrokerError;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// IncrementalAlterConfigs operation ids.
 const OP_SET: i8 = 0;
@@ -19,34 +22,62 @@ const OP_SUBTRACT: i8 = 3;
 
 type Outcome = Result<(), (i16, String)>;
 
-pub fn handle(ctx: &Context, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn handle(
+    ctx: Arc<Context>,
+    request: AlterConfigsRequest,
+    meta: RequestMeta,
+) -> Result<Option<bytes::Bytes>, DispatchError> {
     let mut response = AlterConfigsResponse::default();
     for resource in request.resources {
-        let outcome = check_topic(resource.resource_type).and_then(|_| {
-            let overrides: BTreeMap<String, String> = resource
-                .configs
-                .iter()
-                .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
-                .collect();
-            apply(ctx, &resource.resource_name, overrides, request.validate_only)
-        });
+        let outcome = match check_topic(resource.resource_type) {
+            Ok(()) => {
+                let overrides: BTreeMap<String, String> = resource
+                    .configs
+                    .iter()
+                    .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+                    .collect();
+                apply(&ctx, &resource.resource_name, overrides, request.validate_only).await
+            }
+            Err(e) => Err(e),
+        };
         let mut out = kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default();
         out.resource_type = resource.resource_type;
         out.resource_name = resource.resource_name;
         (out.error_code, out.error_message) = codes(outcome);
         response.responses.push(out);
     }
-    response
+    meta.respond(&response).map(Some)
 }
 
-pub fn handle_incremental(ctx: &Context, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+pub async fn handle_incremental(
+    ctx: Arc<Context>,
+    request: IncrementalAlterConfigsRequest,
+    meta: RequestMeta,
+) -> Result<Option<bytes::Bytes>, DispatchError> {
     let mut response = IncrementalAlterConfigsResponse::default();
     for resource in request.resources {
-        let outcome = check_topic(resource.resource_type).and_then(|_| {
-            let topic =
-                ctx.broker.topic(&resource.resource_name).ok_or_else(|| fail(BrokerError::UnknownTopicOrPartition))?;
-            let mut overrides = topic.config().overrides;
-            for change in &resource.configs {
+        let outcome = match check_topic(resource.resource_type).and_then(|()| changed(&ctx, &resource)) {
+            Ok(overrides) => apply(&ctx, &resource.resource_name, overrides, request.validate_only).await,
+            Err(e) => Err(e),
+        };
+        let mut out =
+            kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default();
+        out.resource_type = resource.resource_type;
+        out.resource_name = resource.resource_name;
+        (out.error_code, out.error_message) = codes(outcome);
+        response.responses.push(out);
+    }
+    meta.respond(&response).map(Some)
+}
+
+/// The topic's overrides after the resource's incremental changes.
+fn changed(
+    ctx: &Context,
+    resource: &kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource,
+) -> Result<BTreeMap<String, String>, (i16, String)> {
+    let topic = ctx.broker.topic(&resource.resource_name).ok_or_else(|| fail(BrokerError::UnknownTopicOrPartition))?;
+    let mut overrides = topic.config().overrides;
+    for change in &resource.configs {
                 let name = change.name.to_string();
                 let value = change.value.as_ref().map(|v| v.to_string());
                 match (change.config_operation, value) {
@@ -67,16 +98,7 @@ pub fn handle_incremental(ctx: &Context, request: IncrementalAlterConfigsRequest
                     }
                 }
             }
-            apply(ctx, &resource.resource_name, overrides, request.validate_only)
-        });
-        let mut out =
-            kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default();
-        out.resource_type = resource.resource_type;
-        out.resource_name = resource.resource_name;
-        (out.error_code, out.error_message) = codes(outcome);
-        response.responses.push(out);
-    }
-    response
+    Ok(overrides)
 }
 
 fn check_topic(resource_type: i8) -> Outcome {
@@ -87,8 +109,8 @@ fn check_topic(resource_type: i8) -> Outcome {
     }
 }
 
-fn apply(ctx: &Context, topic: &str, overrides: BTreeMap<String, String>, validate_only: bool) -> Outcome {
-    ctx.broker.set_topic_config(topic, overrides, validate_only).map_err(fail)
+async fn apply(ctx: &Context, topic: &str, overrides: BTreeMap<String, String>, validate_only: bool) -> Outcome {
+    ctx.broker.set_topic_config_anywhere(topic, overrides, validate_only).await.map_err(fail)
 }
 
 fn fail(e: BrokerError) -> (i16, String) {

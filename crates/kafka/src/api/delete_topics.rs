@@ -1,4 +1,5 @@
-//! DeleteTopics: deletes exactly the named (or, v6+, identified) topics, data included.
+//! DeleteTopics: deletes exactly the named (or, v6+, identified) topics, data included; in a
+//! cluster on every node, through the metadata group.
 
 use super::{str_bytes, topic_name};
 use crate::dispatch::RequestMeta;
@@ -7,11 +8,16 @@ use crate::server::Context;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 use sluice_broker::BrokerError;
+use std::sync::Arc;
 
 /// Kafka's UNKNOWN_TOPIC_ID, for a v6 deletion by id that matches nothing.
 const UNKNOWN_TOPIC_ID: i16 = 100;
 
-pub fn handle(ctx: &Context, request: DeleteTopicsRequest, meta: RequestMeta) -> DeleteTopicsResponse {
+pub async fn handle(
+    ctx: Arc<Context>,
+    request: DeleteTopicsRequest,
+    meta: RequestMeta,
+) -> Result<Option<bytes::Bytes>, crate::dispatch::DispatchError> {
     let mut response = DeleteTopicsResponse::default();
     let targets: Vec<(Option<String>, uuid::Uuid)> = if meta.version >= 6 {
         request.topics.iter().map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id)).collect()
@@ -25,7 +31,7 @@ pub fn handle(ctx: &Context, request: DeleteTopicsRequest, meta: RequestMeta) ->
             None => ctx.broker.topics().into_iter().find(|t| t.id == id).map(|t| t.name.to_string()),
         };
         let outcome = match &resolved {
-            Some(name) => ctx.broker.delete_topic(name),
+            Some(name) => ctx.broker.delete_topic_anywhere(name).await,
             None => Err(BrokerError::UnknownTopicOrPartition),
         };
         result.name = resolved.as_deref().map(topic_name);
@@ -43,5 +49,5 @@ pub fn handle(ctx: &Context, request: DeleteTopicsRequest, meta: RequestMeta) ->
         }
         response.responses.push(result);
     }
-    response
+    meta.respond(&response).map(Some)
 }

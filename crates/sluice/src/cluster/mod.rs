@@ -4,6 +4,8 @@
 //! - `catch_up`: a restarted replica stands for election only once caught up.
 //! - `meta_client`: proposing metadata commands from any node (forwarded to the leader).
 //! - `reconcile`: makes the local broker follow the metadata state (topics, partition groups).
+//! - `topic_sync`: deleted, re-created, grown and reconfigured topics on every node.
+//! - `topic_admin`: DeleteTopics, CreatePartitions and config changes as metadata commands.
 //! - `replica`: a partition's Raft group as the broker's `Replica`.
 //! - `view`: the broker's `ClusterView` (brokers, controller, placement, topic creation).
 //! - `node_rpc`: node-level requests between nodes (join).
@@ -15,6 +17,8 @@ mod node_rpc;
 mod reconcile;
 mod replica;
 mod status;
+mod topic_admin;
+mod topic_sync;
 mod view;
 
 pub use view::attach;

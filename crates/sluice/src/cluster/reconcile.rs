@@ -7,7 +7,7 @@ use super::replica::PartitionReplica;
 use super::ClusterNode;
 use anyhow::Context as _;
 use openraft::{BasicNode, ServerState};
-use sluice_broker::{BrokerError, Partition};
+use sluice_broker::Partition;
 use sluice_cluster::meta::{ClusterState, MetaCommand};
 use sluice_cluster::storage::{self, ApplyObserver};
 use sluice_cluster::types::{GroupId, NodeId, Raft};
@@ -34,21 +34,15 @@ impl ClusterNode {
     }
 
     async fn reconcile(self: &Arc<Self>, state: &ClusterState) -> anyhow::Result<()> {
+        self.remove_stale_topics(state).await?;
         for (name, topic) in &state.topics {
-            let count = topic.partitions.len() as u32;
-            if self.broker.topic(name).is_none() {
-                let (broker, topic_name, configs) = (Arc::clone(&self.broker), name.clone(), topic.configs.clone());
-                tokio::task::spawn_blocking(move || match broker.create_topic(&topic_name, Some(count), configs) {
-                    Ok(_) | Err(BrokerError::TopicAlreadyExists) => Ok(()),
-                    Err(e) => Err(e),
-                })
-                .await?
-                .with_context(|| format!("cannot create topic {name} here"))?;
+            if !self.sync_local_topic(name, topic).await? {
+                continue;
             }
             for (index, partition) in topic.partitions.iter().enumerate() {
-                let group = GroupId::Partition { topic: name.clone(), partition: index as i32 };
+                let group = GroupId::Partition { topic: name.clone(), partition: index as i32, topic_id: topic.id };
                 if partition.replicas.contains(&self.node_id) && self.group(&group).is_none() {
-                    self.start_partition(name, index as i32, &partition.replicas, state)
+                    self.start_partition(&group, &partition.replicas, state)
                         .await
                         .with_context(|| format!("cannot start the Raft group of {name}-{index}"))?;
                 }
@@ -62,13 +56,16 @@ impl ClusterNode {
     /// leader (the first replica) calls the first election, which keeps leaders balanced.
     async fn start_partition(
         self: &Arc<Self>,
-        topic: &str,
-        index: i32,
+        group: &GroupId,
         replicas: &[NodeId],
         state: &ClusterState,
     ) -> anyhow::Result<()> {
+        let GroupId::Partition { topic, partition: index, topic_id } = group else {
+            anyhow::bail!("{group} is not a partition group");
+        };
+        let (topic, index, topic_id) = (topic.as_str(), *index, *topic_id);
         let partition = self.broker.partition(topic, index)?;
-        let group = GroupId::Partition { topic: topic.to_string(), partition: index };
+        let group = group.clone();
         let dir = partition.log().dir().join(sluice_log::RAFT_DIR);
         sluice_log::durable_dir::create_dir_all(&dir)?;
         let log = partition.log_handle();
@@ -96,13 +93,13 @@ impl ClusterNode {
                 let _ = raft.trigger().elect().await;
             }
         }
-        tokio::spawn(Arc::clone(self).report_leadership(topic.to_string(), index, raft));
+        tokio::spawn(Arc::clone(self).report_leadership(topic.to_string(), index, topic_id, raft));
         Ok(())
     }
 
     /// Publishes this node as the partition's leader in the metadata group once per term, when
     /// its term's first entry is applied (Kafka's leader epoch becomes visible then).
-    async fn report_leadership(self: Arc<Self>, topic: String, partition: i32, raft: Raft) {
+    async fn report_leadership(self: Arc<Self>, topic: String, partition: i32, topic_id: u64, raft: Raft) {
         let mut metrics = raft.metrics();
         let mut reported_term = 0;
         loop {
@@ -114,7 +111,8 @@ impl ClusterNode {
             };
             if let Some(term) = won {
                 let epoch = i32::try_from(term).unwrap_or(i32::MAX);
-                let report = MetaCommand::ReportLeader { topic: topic.clone(), partition, leader: self.node_id, epoch };
+                let (leader, topic_id) = (self.node_id, Some(topic_id));
+                let report = MetaCommand::ReportLeader { topic: topic.clone(), partition, leader, epoch, topic_id };
                 match self.propose_meta(&report).await {
                     Ok(_) => reported_term = term,
                     Err(e) => tracing::warn!(topic, partition, error = %e, "cannot report partition leadership"),

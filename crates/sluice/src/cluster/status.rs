@@ -21,7 +21,7 @@ impl ClusterNode {
         for (topic, t) in &state.topics {
             for (index, p) in t.partitions.iter().enumerate() {
                 let partition = index as i32;
-                let group = GroupId::Partition { topic: topic.clone(), partition };
+                let group = GroupId::Partition { topic: topic.clone(), partition, topic_id: t.id };
                 let local = self.group(&group).map(|raft| local_partition(&raft, topic, partition, &p.isr));
                 let (leader, isr) = match &local {
                     Some(l) => (l.raft.leader.or(p.leader), l.isr.clone()),

@@ -2,11 +2,13 @@
 //! the metadata state as applied on this node; topic creation is a metadata command.
 
 use super::replica::broker_id;
+use super::topic_admin::stopped_or;
 use super::ClusterNode;
 use sluice_broker::cluster_view::{BrokerAddress, ClusterFuture, ClusterStatus, ClusterView, NewTopic, Placement};
 use sluice_broker::{BrokerError, BrokerResult};
 use sluice_cluster::meta::{assign_replicas, MetaCommand, MetaReply, PlacementError};
 use sluice_cluster::types::{GroupId, NodeId};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -28,7 +30,7 @@ impl ClusterNode {
     }
 
     /// Registered nodes, the candidates for replicas.
-    fn nodes(&self) -> Vec<NodeId> {
+    pub(super) fn nodes(&self) -> Vec<NodeId> {
         self.state().nodes.keys().copied().collect()
     }
 
@@ -55,7 +57,7 @@ impl ClusterNode {
 
     /// Waits (bounded) until the topic exists here and each of its partitions has a leader,
     /// so the client's next Metadata finds it ready.
-    async fn wait_until_served(&self, name: &str) {
+    pub(super) async fn wait_until_served(&self, name: &str) {
         let deadline = tokio::time::Instant::now() + CREATED_WAIT;
         while tokio::time::Instant::now() < deadline {
             let ready = self.broker.topic(name).is_some_and(|t| {
@@ -75,7 +77,8 @@ impl ClusterNode {
         let state = self.state();
         let p = state.partition(topic, partition)?;
         // A leader this node hosts a replica of knows better than the last report.
-        let local = self.group(&GroupId::Partition { topic: topic.to_string(), partition });
+        let topic_id = state.topics.get(topic)?.id;
+        let local = self.group(&GroupId::Partition { topic: topic.to_string(), partition, topic_id });
         let leader = local.and_then(|raft| raft.metrics().borrow().current_leader).or(p.leader);
         Some(Placement {
             leader: leader.map(broker_id),
@@ -86,7 +89,7 @@ impl ClusterNode {
     }
 }
 
-fn placement_error(e: PlacementError) -> BrokerError {
+pub(super) fn placement_error(e: PlacementError) -> BrokerError {
     match e {
         PlacementError::ReplicationFactorTooLarge => BrokerError::InvalidReplicationFactor(
             "replication factor is larger than the number of nodes in the cluster".into(),
@@ -132,6 +135,26 @@ impl ClusterView for View {
             let node = node.ok_or_else(|| BrokerError::Storage("the cluster node stopped".into()))?;
             node.create_topic(topic).await
         })
+    }
+
+    fn delete_topic(&self, name: &str) -> ClusterFuture<()> {
+        let (node, name) = (self.0.upgrade(), name.to_string());
+        Box::pin(async move { stopped_or(node)?.delete_topic(&name).await })
+    }
+
+    fn create_partitions(&self, name: &str, total: u32, validate_only: bool) -> ClusterFuture<()> {
+        let (node, name) = (self.0.upgrade(), name.to_string());
+        Box::pin(async move { stopped_or(node)?.create_partitions(&name, total, validate_only).await })
+    }
+
+    fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> ClusterFuture<()> {
+        let (node, name) = (self.0.upgrade(), name.to_string());
+        Box::pin(async move { stopped_or(node)?.set_topic_configs(&name, configs, validate_only).await })
     }
 
     fn allocate_producer_ids(&self, count: i64) -> ClusterFuture<i64> {

@@ -9,7 +9,7 @@ use crate::transport::ClientWriteReply;
 use crate::types::{Batches, GroupId};
 
 fn partition() -> GroupId {
-    GroupId::Partition { topic: "orders".into(), partition: 0 }
+    GroupId::Partition { topic: "orders".into(), partition: 0, topic_id: 0 }
 }
 
 fn batch(bytes: &'static [u8]) -> Batches {
