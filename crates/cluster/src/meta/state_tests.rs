@@ -116,7 +116,8 @@ fn a_deleted_topics_leader_report_never_lands_on_its_successor() {
     // re-created, so its old group's leader and epoch do not show for the new topic.
     let mut state = three_nodes_one_topic();
     let old_id = state.topics["t"].id;
-    let report = |topic_id| MetaCommand::ReportLeader { topic: "t".into(), partition: 0, leader: 1, epoch: 9, topic_id };
+    let report =
+        |topic_id| MetaCommand::ReportLeader { topic: "t".into(), partition: 0, leader: 1, epoch: 9, topic_id };
     assert_eq!(state.apply(MetaCommand::DeleteTopic { name: "t".into() }), MetaReply::Ok);
     assert_eq!(state.apply(create("t", vec![vec![1, 2, 3]])), MetaReply::TopicCreated);
     assert!(matches!(refused(&mut state, report(Some(old_id))), MetaReply::Invalid(_)));
@@ -284,6 +285,9 @@ fn placed_replicas_are_accepted_and_keep_rotating() {
     let leaders: Vec<_> = state.topics["placed"].partitions.iter().map(|p| p.replicas[0]).collect();
     assert_eq!(leaders, vec![3, 1, 2, 3], "topic t already holds 2 partitions, so placement starts at the third node");
     let more = assign_replicas(&nodes, &state, 2, 2).unwrap();
-    assert_eq!(state.apply(MetaCommand::CreatePartitions { name: "placed".into(), new: more, count_before: Some(4) }), MetaReply::Ok);
+    assert_eq!(
+        state.apply(MetaCommand::CreatePartitions { name: "placed".into(), new: more, count_before: Some(4) }),
+        MetaReply::Ok
+    );
     assert_eq!(state.topics["placed"].partitions.len(), 6);
 }

@@ -78,26 +78,21 @@ fn changed(
     let topic = ctx.broker.topic(&resource.resource_name).ok_or_else(|| fail(BrokerError::UnknownTopicOrPartition))?;
     let mut overrides = topic.config().overrides;
     for change in &resource.configs {
-                let name = change.name.to_string();
-                let value = change.value.as_ref().map(|v| v.to_string());
-                match (change.config_operation, value) {
-                    (OP_DELETE, _) => {
-                        overrides.remove(&name);
-                    }
-                    (OP_SET | OP_APPEND, Some(v)) => {
-                        overrides.insert(name, v);
-                    }
-                    (OP_SUBTRACT, Some(_)) => {
-                        return Err((
-                            INVALID_CONFIG,
-                            format!("{name}: subtract is not supported; its only value is fixed"),
-                        ));
-                    }
-                    (op, _) => {
-                        return Err((INVALID_REQUEST, format!("{name}: operation {op} needs a value or is unknown")))
-                    }
-                }
+        let name = change.name.to_string();
+        let value = change.value.as_ref().map(|v| v.to_string());
+        match (change.config_operation, value) {
+            (OP_DELETE, _) => {
+                overrides.remove(&name);
             }
+            (OP_SET | OP_APPEND, Some(v)) => {
+                overrides.insert(name, v);
+            }
+            (OP_SUBTRACT, Some(_)) => {
+                return Err((INVALID_CONFIG, format!("{name}: subtract is not supported; its only value is fixed")));
+            }
+            (op, _) => return Err((INVALID_REQUEST, format!("{name}: operation {op} needs a value or is unknown"))),
+        }
+    }
     Ok(overrides)
 }
 

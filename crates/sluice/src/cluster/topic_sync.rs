@@ -58,7 +58,9 @@ impl ClusterNode {
         let mut groups = self.groups.write().map_err(|_| anyhow::anyhow!("group registry poisoned"))?;
         let stale: Vec<GroupId> = groups
             .keys()
-            .filter(|g| matches!(g, GroupId::Partition { topic, topic_id, .. } if topic == name && Some(*topic_id) != keep))
+            .filter(
+                |g| matches!(g, GroupId::Partition { topic, topic_id, .. } if topic == name && Some(*topic_id) != keep),
+            )
             .cloned()
             .collect();
         Ok(stale.iter().filter_map(|g| groups.remove(g)).collect())
@@ -71,7 +73,8 @@ impl ClusterNode {
     pub(super) async fn sync_local_topic(&self, name: &str, topic: &TopicState) -> anyhow::Result<bool> {
         let count = topic.partitions.len() as u32;
         let Some(local) = self.broker.topic(name) else {
-            let (broker, name, configs, id) = (Arc::clone(&self.broker), name.to_string(), topic.configs.clone(), topic.id);
+            let (broker, name, configs, id) =
+                (Arc::clone(&self.broker), name.to_string(), topic.configs.clone(), topic.id);
             return tokio::task::spawn_blocking(move || {
                 match broker.create_local_cluster_topic(&name, count, configs, id) {
                     Ok(_) | Err(BrokerError::TopicAlreadyExists) => Ok(()),
