@@ -10,7 +10,7 @@ use crate::metrics::Metrics;
 use crate::names::validate_topic_name;
 use crate::partition::Partition;
 use crate::producer_ids::ProducerIds;
-use crate::topic::Topic;
+use crate::topic::{Incarnation, Topic};
 use crate::topic_config::TopicConfig;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -248,14 +248,15 @@ impl Broker {
         self.create_topic_as(name, partitions, overrides, None)
     }
 
-    /// Creates this node's copy of a cluster topic, recording the metadata group's id of it
-    /// (`incarnation`) with the topic. In a cluster only the reconciler calls this.
+    /// Creates this node's copy of a cluster topic, recording its identity (the metadata
+    /// group's id of it, the Kafka id every node gives it) with the topic. In a cluster only
+    /// the reconciler calls this.
     pub fn create_local_cluster_topic(
         &self,
         name: &str,
         partitions: u32,
         overrides: BTreeMap<String, String>,
-        incarnation: u64,
+        incarnation: Incarnation,
     ) -> BrokerResult<Arc<Topic>> {
         self.create_topic_as(name, Some(partitions), overrides, Some(incarnation))
     }
@@ -265,7 +266,7 @@ impl Broker {
         name: &str,
         partitions: Option<u32>,
         overrides: BTreeMap<String, String>,
-        incarnation: Option<u64>,
+        incarnation: Option<Incarnation>,
     ) -> BrokerResult<Arc<Topic>> {
         let _admin = self.admin.lock().map_err(|_| lock_poisoned())?;
         let config = self.validate_new_topic(name, partitions, &overrides)?;

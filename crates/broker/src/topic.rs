@@ -39,10 +39,29 @@ pub struct Topic {
     health: Arc<StorageHealth>,
 }
 
+/// A cluster topic's identity on every node: the metadata group's id of it (never reused)
+/// and the Kafka topic id derived from that id and the cluster's, so every node names the
+/// topic alike (Metadata, DeleteTopics by id) and a re-created topic gets another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Incarnation {
+    pub id: u64,
+    pub kafka_id: uuid::Uuid,
+}
+
+impl Incarnation {
+    pub fn new(cluster_id: &str, id: u64) -> Incarnation {
+        // FNV-1a of the cluster id, then the incarnation (+1: never Kafka's reserved ids).
+        let cluster = cluster_id
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3));
+        Incarnation { id, kafka_id: uuid::Uuid::from_u64_pair(cluster, id.wrapping_add(1)) }
+    }
+}
+
 impl Topic {
     /// Creates the topic all or nothing: it is built in `staging` (on the same file system),
     /// renamed to `dir` and opened from there. On failure the staging directory is removed
-    /// and nothing is left in `dir`. `incarnation`: the cluster's id of the topic, if any.
+    /// and nothing is left in `dir`. `incarnation`: the cluster topic's identity, if any.
     #[allow(clippy::too_many_arguments)]
     pub fn create_staged(
         staging: &Path,
@@ -50,13 +69,13 @@ impl Topic {
         name: &str,
         partitions: u32,
         config: TopicConfig,
-        incarnation: Option<u64>,
+        incarnation: Option<Incarnation>,
         defaults: &LogConfig,
         health: Arc<StorageHealth>,
     ) -> BrokerResult<Topic> {
-        let staged = Topic::create(staging.to_path_buf(), name, partitions, config, defaults, Arc::clone(&health));
-        let built = staged
-            .and_then(|topic| incarnation.map_or(Ok(()), |id| topic.record_incarnation(id)))
+        let staged = staging.to_path_buf();
+        let built = Topic::create(staged, name, partitions, config, incarnation, defaults, Arc::clone(&health))
+            .map(drop)
             .and_then(|()| move_into_place(staging, &dir));
         if let Err(e) = built {
             if let Err(cleanup) = fs::remove_dir_all(staging) {
@@ -72,24 +91,28 @@ impl Topic {
         })
     }
 
-    /// Creates the topic's directory, metadata and partitions.
+    /// Creates the topic's directory, metadata and partitions (a cluster topic's with its
+    /// identity, a single node's with a random Kafka id).
+    #[allow(clippy::too_many_arguments)]
     pub fn create(
         dir: PathBuf,
         name: &str,
         partitions: u32,
         config: TopicConfig,
+        cluster: Option<Incarnation>,
         defaults: &LogConfig,
         health: Arc<StorageHealth>,
     ) -> BrokerResult<Topic> {
         let log_config = config.log_config(defaults)?;
         sluice_log::durable_dir::create_dir_all(&dir).map_err(|e| storage(&dir, e))?;
-        let id = uuid::Uuid::new_v4();
-        let meta = TopicMeta { id: id.to_string(), partitions, config: config.clone(), incarnation: None };
+        let id = cluster.map_or_else(uuid::Uuid::new_v4, |c| c.kafka_id);
+        let incarnation = cluster.map(|c| c.id);
+        let meta = TopicMeta { id: id.to_string(), partitions, config: config.clone(), incarnation };
         write_meta(&dir, &meta)?;
         let name: Arc<str> = Arc::from(name);
         let parts = open_partitions(&dir, &name, 0..partitions, &log_config, &health)?;
         let config = RwLock::new(config);
-        let incarnation = OnceLock::new();
+        let incarnation = incarnation.map(OnceLock::from).unwrap_or_default();
         Ok(Topic { name, id, incarnation, dir, partitions: RwLock::new(parts), config, health })
     }
 
@@ -109,9 +132,9 @@ impl Topic {
         Ok(Topic { name, id, incarnation, dir, partitions: RwLock::new(parts), config, health })
     }
 
-    /// Records the cluster's id of the topic in `topic.json` (atomically). A topic created
-    /// for a cluster gets it before it is moved into place; one made before incarnations
-    /// were recorded gets it once, when the reconciler first finds it in the metadata.
+    /// Records the cluster's id of the topic in `topic.json` (atomically): for a topic made
+    /// before incarnations were recorded, once, when the reconciler first finds it in the
+    /// metadata (its Kafka id stays). A cluster topic is created with it.
     pub fn record_incarnation(&self, id: u64) -> BrokerResult<()> {
         if self.incarnation.get().is_some_and(|known| *known != id) {
             return Err(BrokerError::Storage(format!("topic {} already belongs to another incarnation", self.name)));
@@ -302,6 +325,37 @@ fn lock_poisoned() -> BrokerError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cluster topic is created with its identity (the Kafka id the same on every node,
+    /// another for each incarnation), which survives a reopen; an older copy adopts one.
+    #[test]
+    fn a_cluster_topic_keeps_its_incarnation() {
+        let root = tempfile::tempdir().unwrap();
+        let identity = Incarnation::new("cluster-a", 7);
+        assert_eq!(identity, Incarnation::new("cluster-a", 7));
+        assert_ne!(identity.kafka_id, Incarnation::new("cluster-a", 8).kafka_id);
+        assert_ne!(identity.kafka_id, Incarnation::new("cluster-b", 7).kafka_id);
+        let (health, config, defaults) =
+            (Arc::new(StorageHealth::default()), TopicConfig::default(), LogConfig::default());
+        let dir = root.path().join("t");
+        let staging = root.path().join("staging");
+        let topic =
+            Topic::create_staged(&staging, dir.clone(), "t", 2, config, Some(identity), &defaults, health.clone())
+                .unwrap();
+        assert_eq!((topic.incarnation(), topic.id), (Some(7), identity.kafka_id));
+        topic.add_partitions(3, &defaults).unwrap();
+        drop(topic);
+        let reopened = Topic::open(dir, "t", &defaults, health.clone()).unwrap();
+        assert_eq!((reopened.incarnation(), reopened.id, reopened.partition_count()), (Some(7), identity.kafka_id, 3));
+        assert!(reopened.record_incarnation(8).is_err(), "an incarnation is set once");
+        let older =
+            Topic::create(root.path().join("u"), "u", 1, TopicConfig::default(), None, &defaults, health.clone())
+                .unwrap();
+        assert_eq!(older.incarnation(), None);
+        older.record_incarnation(3).unwrap();
+        let reopened = Topic::open(root.path().join("u"), "u", &defaults, health).unwrap();
+        assert_eq!((reopened.incarnation(), reopened.id), (Some(3), older.id));
+    }
 
     /// A creation that fails half way (partition 5 cannot be made) leaves neither the topic
     /// directory nor the staging directory, and the same creation then succeeds.

@@ -62,6 +62,10 @@ fn topic_changes_reach_every_node() {
     let client = metadata_client(&bootstrap);
     wait_fully_replicated(&client, &topic, 1, REPLICATION as usize, SETTLE_TIMEOUT);
     assert_eq!(produce_one(&rt, &producer, &topic, 0, b"k", b"before").1, 0);
+    let first_id = topic_id_named_by(&cluster, 1, &topic);
+    for id in 2..=NODES {
+        assert_eq!(topic_id_named_by(&cluster, id, &topic), first_id, "node {id} names the topic alike");
+    }
 
     // A config change is applied on every node.
     let alter = AlterConfig::new(ResourceSpecifier::Topic(&topic)).set("retention.ms", "3600000");
@@ -101,6 +105,7 @@ fn topic_changes_reach_every_node() {
     assert_eq!(produce_one(&rt, &producer, &topic, 0, b"k", b"again").1, 0, "re-created topic starts at 0");
     let read = consume_exact(&bootstrap, &topic, 0, Offset::Beginning, 1, READ_TIMEOUT);
     assert_eq!(read[0].value.as_deref(), Some(&b"again"[..]));
+    assert_ne!(topic_id_named_by(&cluster, 1, &topic), first_id, "the re-created topic has another id");
 
     // A node misses a delete and re-create: back, it drops the old data for the new topic's.
     // Not the controller, whose failover librdkafka's admin client would wait out.
@@ -169,6 +174,17 @@ fn listed_by(cluster: &Cluster, id: u64, topic: &str) -> bool {
         .with_allow_auto_topic_creation(false);
     let response: MetadataResponse = Raw::connect_addr(addr).request(4, &request);
     response.topics.iter().any(|t| t.error_code == 0 && t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+}
+
+/// The Kafka topic id of `topic` in node `id`'s own Metadata answer (v10).
+fn topic_id_named_by(cluster: &Cluster, id: u64, topic: &str) -> String {
+    let addr = cluster.kafka_addr(id).parse().expect("a Kafka address");
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic_name(topic)))]))
+        .with_allow_auto_topic_creation(false);
+    let response: MetadataResponse = Raw::connect_addr(addr).request(10, &request);
+    let found = response.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic));
+    found.unwrap_or_else(|| panic!("node {id} does not list {topic}")).topic_id.to_string()
 }
 
 /// The controller node `id`'s own Metadata answer names.

@@ -36,7 +36,7 @@ impl ClusterNode {
     async fn reconcile(self: &Arc<Self>, state: &ClusterState) -> anyhow::Result<()> {
         self.remove_stale_topics(state).await?;
         for (name, topic) in &state.topics {
-            if !self.sync_local_topic(name, topic).await? {
+            if !self.sync_local_topic(name, topic, state).await? {
                 continue;
             }
             for (index, partition) in topic.partitions.iter().enumerate() {

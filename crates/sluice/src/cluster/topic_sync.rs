@@ -12,6 +12,7 @@
 
 use super::ClusterNode;
 use anyhow::Context as _;
+use sluice_broker::topic::Incarnation;
 use sluice_broker::{BrokerError, Topic};
 use sluice_cluster::meta::{ClusterState, TopicState};
 use sluice_cluster::types::{GroupId, Raft};
@@ -70,11 +71,16 @@ impl ClusterNode {
     /// and configs. A copy from before incarnations were recorded takes the metadata's.
     /// False when the local copy is of a newer incarnation than this node's metadata knows
     /// (its metadata is behind): nothing is done, and no partition group may start over it.
-    pub(super) async fn sync_local_topic(&self, name: &str, topic: &TopicState) -> anyhow::Result<bool> {
+    pub(super) async fn sync_local_topic(
+        &self,
+        name: &str,
+        topic: &TopicState,
+        state: &ClusterState,
+    ) -> anyhow::Result<bool> {
         let count = topic.partitions.len() as u32;
         let Some(local) = self.broker.topic(name) else {
-            let (broker, name, configs, id) =
-                (Arc::clone(&self.broker), name.to_string(), topic.configs.clone(), topic.id);
+            let id = Incarnation::new(state.cluster_id.as_deref().unwrap_or_default(), topic.id);
+            let (broker, name, configs) = (Arc::clone(&self.broker), name.to_string(), topic.configs.clone());
             return tokio::task::spawn_blocking(move || {
                 match broker.create_local_cluster_topic(&name, count, configs, id) {
                     Ok(_) | Err(BrokerError::TopicAlreadyExists) => Ok(()),
