@@ -102,6 +102,9 @@ fn topic_changes_reach_every_node() {
     wait_gone_everywhere(&cluster, &topic, (1..=NODES).collect());
     create_topic(&bootstrap, &topic, 1, REPLICATION).expect("re-create the topic");
     wait_fully_replicated(&client, &topic, 1, REPLICATION as usize, SETTLE_TIMEOUT);
+    // A new producer: librdkafka 2.12 keeps a deleted topic's leader epochs across the new
+    // topic id (its own FIXME) and skips the new topic's lower ones as stale.
+    let producer = acks_all_producer(&bootstrap, &[]);
     assert_eq!(produce_one(&rt, &producer, &topic, 0, b"k", b"again").1, 0, "re-created topic starts at 0");
     let read = consume_exact(&bootstrap, &topic, 0, Offset::Beginning, 1, READ_TIMEOUT);
     assert_eq!(read[0].value.as_deref(), Some(&b"again"[..]));
@@ -119,6 +122,7 @@ fn topic_changes_reach_every_node() {
     assert!(deleted.iter().all(Result::is_ok), "delete_topics with node {down} down: {deleted:?}");
     wait_gone_everywhere(&cluster, &topic, up);
     create_topic(&bootstrap, &topic, 1, REPLICATION).expect("re-create the topic with a node down");
+    let producer = acks_all_producer(&bootstrap, &[]);
     let fresh = ["fresh-0", "fresh-1"];
     for (offset, value) in fresh.iter().enumerate() {
         assert_eq!(produce_one(&rt, &producer, &topic, 0, b"k", value.as_bytes()).1, offset as i64);
