@@ -3,7 +3,7 @@
 
 use super::str_bytes;
 use crate::dispatch::{DispatchError, RequestMeta};
-use crate::error_codes::{code_of, NONE};
+use crate::error_codes::{code_of, INVALID_REQUEST, NONE};
 use crate::server::Context;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
@@ -19,15 +19,27 @@ pub async fn handle(
     for topic in request.topics {
         let mut result = CreatePartitionsTopicResult::default();
         result.name = topic.name.clone();
+        let assigned = topic.assignments.as_ref().is_some_and(|a| !a.is_empty());
         let outcome = match u32::try_from(topic.count) {
-            Ok(count) => ctx.broker.create_partitions_anywhere(&topic.name, count, request.validate_only).await,
-            Err(_) => Err(BrokerError::InvalidPartitions("partition count must be positive".into())),
+            // As CreateTopics: the cluster places replicas itself (`assign_replicas`).
+            Ok(_) if assigned && ctx.broker.cluster().is_some() => {
+                Err((INVALID_REQUEST, "explicit replica assignments are not supported yet".to_string()))
+            }
+            Ok(count) => ctx
+                .broker
+                .create_partitions_anywhere(&topic.name, count, request.validate_only)
+                .await
+                .map_err(|e| (code_of(&e), e.to_string())),
+            Err(_) => {
+                let e = BrokerError::InvalidPartitions("partition count must be positive".into());
+                Err((code_of(&e), e.to_string()))
+            }
         };
         match outcome {
             Ok(()) => result.error_code = NONE,
-            Err(e) => {
-                result.error_code = code_of(&e);
-                result.error_message = Some(str_bytes(&e.to_string()));
+            Err((code, message)) => {
+                result.error_code = code;
+                result.error_message = Some(str_bytes(&message));
             }
         }
         response.results.push(result);
