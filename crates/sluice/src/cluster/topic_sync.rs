@@ -113,7 +113,8 @@ impl ClusterNode {
     }
 
     /// Applies the metadata's config overrides to the local topic and its logs. A config
-    /// this node cannot take is reported, not retried in a loop: the proposer checked it.
+    /// this node cannot take (the proposer checked it against its own defaults) is reported
+    /// at each metadata change, without holding up the other topics.
     async fn apply_configs(&self, local: &Arc<Topic>, topic: &TopicState) {
         let defaults = self.broker.config().log_defaults.clone();
         let overrides = topic.configs.clone();
