@@ -4,8 +4,8 @@
 //! that take and serve records; refusals carry Kafka's codes (fewer partitions, unknown topic,
 //! bad config); DeleteTopics removes the topic from every node's Metadata and disk; the
 //! re-created topic starts empty at offset 0; a node stopped while the topic is deleted and
-//! re-created comes back holding only the new topic's data; and the CLI alters and deletes
-//! through any node.
+//! re-created comes back holding only the new topic's data; the CLI alters and deletes
+//! through any node; and kafka-python's admin client creates, alters, grows and deletes.
 
 mod cluster_support;
 mod common;
@@ -15,7 +15,10 @@ use cluster_support::kafka::{create_topic, metadata_client, wait_fully_replicate
 use cluster_support::local::{end_offsets, read_partition};
 use cluster_support::Cluster;
 use common::raw::Raw;
-use common::{acks_all_producer, client_config, consume_exact, produce_one, run_ok, runtime, unique_topic, wait_until};
+use common::{
+    acks_all_producer, client_config, consume_exact, produce_one, run_bounded, run_ok, runtime, unique_topic,
+    wait_until,
+};
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -30,7 +33,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Offset;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const NODES: u64 = 3;
@@ -46,8 +49,13 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 /// Kafka's resource type for a topic (DescribeConfigs, AlterConfigs).
 const RESOURCE_TOPIC: i8 = 2;
-/// Kafka's INVALID_CONFIG error code.
+/// Kafka's INVALID_CONFIG and INVALID_PARTITIONS error codes.
 const INVALID_CONFIG: i16 = 40;
+const INVALID_PARTITIONS: i16 = 37;
+/// Debian's interpreter, the one python3-kafka (kafka-python) is installed for.
+const PYTHON: &str = "/usr/bin/python3";
+/// Bound on the kafka-python script (each of its waits is bounded by 30 s).
+const PYTHON_TIMEOUT: Duration = Duration::from_secs(180);
 
 #[test]
 fn topic_changes_reach_every_node() {
@@ -158,7 +166,33 @@ fn topic_changes_reach_every_node() {
     cli.args(["topic", "delete", &topic, "--http", &cluster.http_addr(1)]);
     run_ok(&mut cli, CLI_TIMEOUT);
     wait_gone_everywhere(&cluster, &topic, (1..=NODES).collect());
+
+    // kafka-python's admin client: create, alter and describe, grow (a shrink refused), delete.
+    let py_topic = unique_topic("cluster-admin-py");
+    let summary = kafka_python_admin(&bootstrap, &py_topic);
+    assert_eq!(summary["create"], serde_json::json!([0]), "{summary}");
+    assert_eq!(summary["alter"], serde_json::json!([0]), "{summary}");
+    assert_eq!(summary["retention_ms"], "1234567", "{summary}");
+    assert_eq!(summary["grow"], serde_json::json!([0]), "{summary}");
+    assert_eq!(summary["partitions"], 2, "{summary}");
+    assert_eq!(summary["shrink"], INVALID_PARTITIONS, "{summary}");
+    assert_eq!(summary["delete"], serde_json::json!([0]), "{summary}");
+    wait_gone_everywhere(&cluster, &py_topic, (1..=NODES).collect());
     cluster.assert_no_panics("after the admin changes");
+}
+
+/// Runs `tests/clients/python/cluster_admin.py` (kafka-python's KafkaAdminClient) on
+/// `topic`; its JSON summary.
+fn kafka_python_admin(bootstrap: &str, topic: &str) -> serde_json::Value {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients/python/cluster_admin.py");
+    let mut cmd = Command::new(PYTHON);
+    cmd.arg(script).args(["--bootstrap", bootstrap, "--topic", topic, "--timeout", "30"]).stdin(Stdio::null());
+    let out = run_bounded(&mut cmd, PYTHON_TIMEOUT);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = common::tail(&out.stderr, 6000);
+    let line = stdout.lines().last().unwrap_or_default();
+    assert!(out.status.success(), "kafka-python admin failed ({}): {stdout}\nstderr: {stderr}", out.status);
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("no JSON summary ({e}): {stdout}\nstderr: {stderr}"))
 }
 
 /// Waits until `topic` is in none of `nodes`' own Metadata answers and data directories.
