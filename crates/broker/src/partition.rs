@@ -241,6 +241,18 @@ impl Partition {
         }
     }
 
+    /// Replicated: forgets the producer state read back from the local log on open, before the
+    /// partition's Raft group starts applying. That log may end in a suffix that was never
+    /// committed and that the group will truncate; a batch remembered from it would answer a
+    /// retry as a duplicate at offsets that end up holding other records. The group re-applies
+    /// every committed entry (`on_applied`), which rebuilds the state from what is committed.
+    pub fn forget_restored_producers(&self) -> BrokerResult<()> {
+        let mut producers =
+            self.producers.lock().map_err(|_| BrokerError::Storage("producer state lock poisoned".into()))?;
+        *producers = ProducerState::new(crate::producer_state::ProducerLimits::default());
+        Ok(())
+    }
+
     /// Replicated: batches committed and applied on this replica. Their producers' state is
     /// recorded (so the next leader answers retries with the original offsets).
     pub fn on_applied(&self, batches: &[u8]) {

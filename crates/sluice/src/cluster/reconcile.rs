@@ -68,6 +68,7 @@ impl ClusterNode {
         state: &ClusterState,
     ) -> anyhow::Result<()> {
         let partition = self.broker.partition(topic, index)?;
+        partition.forget_restored_producers()?;
         let group = GroupId::Partition { topic: topic.to_string(), partition: index };
         let dir = partition.log().dir().join(sluice_log::RAFT_DIR);
         sluice_log::durable_dir::create_dir_all(&dir)?;

@@ -3,22 +3,46 @@
 //! log in the order the partition's proposer hands them over.
 
 use openraft::error::ClientWriteError;
-use openraft::ServerState;
+use openraft::{BasicNode, RaftMetrics, ServerState};
 use sluice_broker::replication::{Commit, Replica, ReplicaError, Role};
 use sluice_cluster::storage::LogStore;
 use sluice_cluster::types::{Batches, NodeId, Raft};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Mutex;
 
 pub struct PartitionReplica {
     raft: Raft,
     /// Shares the group's log store with Raft, for the epochs in its side index.
     store: LogStore,
+    /// Where this node's current leadership began, to know when it may serve (`role`).
+    leading: Mutex<LeadershipStart>,
+}
+
+/// The term this node was last seen leading in and its last log index when first seen so.
+#[derive(Debug, Default, Clone, Copy)]
+struct LeadershipStart {
+    term: u64,
+    last_log_index: Option<u64>,
 }
 
 impl PartitionReplica {
     pub fn new(raft: Raft, store: LogStore) -> PartitionReplica {
-        PartitionReplica { raft, store }
+        PartitionReplica { raft, store, leading: Mutex::new(LeadershipStart::default()) }
+    }
+
+    /// Whether this leader has applied everything its log held when its leadership was first
+    /// seen, so its producer state covers every committed batch. An entry of its own term
+    /// applied is not enough: openraft restores a restarted leader whose vote was committed
+    /// as leader of the same term at once, while it is still re-applying its log (whose later
+    /// entries are of that term too).
+    fn caught_up_as_leader(&self, m: &RaftMetrics<NodeId, BasicNode>) -> bool {
+        let Ok(mut start) = self.leading.lock() else { return false };
+        if start.term != m.current_term {
+            *start = LeadershipStart { term: m.current_term, last_log_index: m.last_log_index };
+        }
+        let applied = m.last_applied.filter(|a| a.leader_id.term == m.current_term);
+        applied.is_some_and(|a| Some(a.index) >= start.last_log_index)
     }
 }
 
@@ -36,14 +60,10 @@ impl Replica for PartitionReplica {
     fn role(&self) -> Role {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
-        // A new leader serves only once an entry of its own term is applied: until then its
-        // producer state may miss batches the previous leader committed.
-        let own_term_applied = m.last_applied.is_some_and(|applied| applied.leader_id.term == m.current_term);
-        Role {
-            leader: m.current_leader.map(broker_id),
-            epoch: epoch_of(m.current_term),
-            is_leader: m.state == ServerState::Leader && own_term_applied,
-        }
+        // A leader serves only once it has applied everything committed before its term (and
+        // an entry of its own term): until then its producer state may miss batches.
+        let is_leader = m.state == ServerState::Leader && self.caught_up_as_leader(&m);
+        Role { leader: m.current_leader.map(broker_id), epoch: epoch_of(m.current_term), is_leader }
     }
 
     fn propose(&self, batches: Vec<u8>) -> Pin<Box<dyn Future<Output = Result<Commit, ReplicaError>> + Send + '_>> {
