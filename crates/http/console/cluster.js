@@ -62,7 +62,8 @@ export function mount(root) {
       series: [elections.series('var(--lag)')],
       windowMs: elections.HISTORY_MS,
       now,
-      format: fmtShort,
+      // Counts: no ticks between whole numbers.
+      format: (v) => (Number.isInteger(v) ? fmtShort(v) : ''),
       testid: 'elections-svg',
     });
     renderChanges(changes);
