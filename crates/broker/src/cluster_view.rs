@@ -114,7 +114,8 @@ pub struct NodeStatus {
     pub last_seen_ms: i64,
     /// Whether it answered the reporting node's ping within the last few seconds (always true
     /// for the reporting node itself): reachability from there, not a cluster-wide verdict.
-    pub up: bool,
+    /// None: not known yet (the reporting node has pinged it only briefly, with no answer).
+    pub up: Option<bool>,
     /// Milliseconds since it last answered the reporting node's ping (0 for itself); None:
     /// never since the reporting node started.
     pub last_contact_ms: Option<u64>,
@@ -147,7 +148,7 @@ pub struct PartitionRef {
     pub leader: Option<u64>,
     pub replicas: Vec<u64>,
     pub isr: Vec<u64>,
-    /// Replicas on nodes that are down as the reporting node sees them (`NodeStatus::up`).
+    /// Replicas on nodes that are down as the reporting node sees them (`NodeStatus::up` false).
     pub offline_replicas: Vec<u64>,
 }
 

@@ -85,7 +85,7 @@ function singleNode() {
 }
 
 function renderStats(host, status) {
-  const up = status.nodes.filter((n) => n.up).length;
+  const up = status.nodes.filter((n) => n.up === true).length;
   const under = status.placement.filter(underReplicated).length;
   const meta = status.metadata;
   fill(
@@ -113,13 +113,13 @@ function renderNodes(host, status) {
       rows,
       testid: 'cluster-nodes',
       empty: 'No node has registered yet.',
-      rowAttrs: (n) => ({ testid: 'cluster-node-row', class: n.up ? '' : 'down', dataset: { node: String(n.node_id), up: String(n.up) } }),
+      rowAttrs: (n) => ({ testid: 'cluster-node-row', class: n.up === false ? 'down' : '', dataset: { node: String(n.node_id), up: String(n.up ?? 'unknown') } }),
       columns: [
         {
           title: 'Node',
           cell: (n) => [h('span', { class: 'strong' }, String(n.node_id)), n.node_id === status.node_id ? h('span', { class: 'muted' }, ' (this node)') : null],
         },
-        { title: 'Status', cell: (n) => (n.up ? badge('up', 'green') : badge('down', 'red')) },
+        { title: 'Status', cell: (n) => upBadge(n.up) },
         {
           title: 'Metadata',
           cell: (n) => [badge(n.metadata_member, n.metadata_member === 'voter' ? 'blue' : 'gray'), n.node_id === meta.leader ? badge('leader', 'violet') : null],
@@ -143,6 +143,13 @@ function renderNodes(host, status) {
       ],
     }),
   );
+}
+
+/** null: the node serving the page has pinged it only briefly, with no answer yet. */
+function upBadge(up) {
+  if (up === true) return badge('up', 'green');
+  if (up === false) return badge('down', 'red');
+  return h('span', { class: 'badge gray', title: 'no answer yet: asked for less than 3 s' }, 'unknown');
 }
 
 function lastContact(node, self) {

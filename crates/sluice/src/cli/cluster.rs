@@ -48,7 +48,7 @@ fn print_status(status: &Value) -> anyhow::Result<()> {
         let state = match n.get("up").and_then(Value::as_bool) {
             Some(true) => "up",
             Some(false) => "DOWN",
-            None => "-",
+            None => "unknown",
         };
         nodes.row(vec![
             id,

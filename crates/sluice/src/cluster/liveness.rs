@@ -1,7 +1,9 @@
 //! Whether the other nodes are up, as this node sees them: every PROBE_INTERVAL this node
 //! pings each registered node over the cluster transport (a node-level request, answered by
 //! the peer itself, never forwarded) and remembers when each last answered and the bytes its
-//! partition logs hold. A node is up while its last answer is younger than DOWN_AFTER.
+//! partition logs hold. A node is up while its last answer is younger than DOWN_AFTER, down
+//! after that (or when it has not answered at all within DOWN_AFTER of the first ping), and
+//! not known yet before.
 //!
 //! This is reachability from this node, not a cluster-wide verdict: a node cut off from this
 //! one alone is down here and may be up elsewhere. It is what an operator looking at one node's
@@ -38,16 +40,26 @@ struct Answer {
     stored_bytes: u64,
 }
 
+/// What this node knows of one peer.
+#[derive(Debug, Clone, Copy)]
+struct Probed {
+    /// When this node first pinged it: a peer that never answered is only called down once
+    /// it has had DOWN_AFTER to answer (a node just started knows nothing yet).
+    since: Instant,
+    last_answer: Option<Answer>,
+}
+
 /// What this node knows of the other nodes' liveness.
 #[derive(Debug, Default)]
 pub struct Liveness {
-    answers: Mutex<BTreeMap<NodeId, Answer>>,
+    peers: Mutex<BTreeMap<NodeId, Probed>>,
 }
 
 /// One peer as `Liveness::seen` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seen {
-    pub up: bool,
+    /// None: not known yet (pinged for less than DOWN_AFTER, no answer so far).
+    pub up: Option<bool>,
     /// Milliseconds since the node last answered; None: never answered this node.
     pub last_contact_ms: Option<u64>,
     /// Its partition logs' bytes on disk, as last reported; None: never answered.
@@ -55,18 +67,32 @@ pub struct Seen {
 }
 
 impl Liveness {
-    fn record(&self, node: NodeId, stored_bytes: u64) {
-        if let Ok(mut answers) = self.answers.lock() {
-            answers.insert(node, Answer { at: Instant::now(), stored_bytes });
+    fn pinging(&self, node: NodeId) {
+        if let Ok(mut peers) = self.peers.lock() {
+            peers.entry(node).or_insert(Probed { since: Instant::now(), last_answer: None });
+        }
+    }
+
+    fn answered(&self, node: NodeId, stored_bytes: u64) {
+        if let Ok(mut peers) = self.peers.lock() {
+            let now = Instant::now();
+            let probed = peers.entry(node).or_insert(Probed { since: now, last_answer: None });
+            probed.last_answer = Some(Answer { at: now, stored_bytes });
         }
     }
 
     /// How `node` looks from here now (for a peer; the caller reports itself).
     pub fn seen(&self, node: NodeId) -> Seen {
-        let answer = self.answers.lock().ok().and_then(|answers| answers.get(&node).copied());
+        let probed = self.peers.lock().ok().and_then(|peers| peers.get(&node).copied());
+        let answer = probed.and_then(|p| p.last_answer);
         let age = answer.map(|a| a.at.elapsed());
+        let up = match (age, probed) {
+            (Some(age), _) => Some(age < DOWN_AFTER),
+            (None, Some(p)) if p.since.elapsed() >= DOWN_AFTER => Some(false),
+            _ => None,
+        };
         Seen {
-            up: age.is_some_and(|age| age < DOWN_AFTER),
+            up,
             last_contact_ms: age.map(|age| age.as_millis().try_into().unwrap_or(u64::MAX)),
             stored_bytes: answer.map(|a| a.stored_bytes),
         }
@@ -93,9 +119,10 @@ pub(super) async fn probe(node: Arc<ClusterNode>, mut stopped: watch::Receiver<b
         let mut pings = JoinSet::new();
         for (id, addr) in peers {
             let node = Arc::clone(&node);
+            node.liveness.pinging(id);
             pings.spawn(async move {
                 if let Some(stored_bytes) = ping(&node, &addr).await {
-                    node.liveness.record(id, stored_bytes);
+                    node.liveness.answered(id, stored_bytes);
                 }
             });
         }

@@ -18,8 +18,12 @@ impl ClusterNode {
     pub fn status(&self) -> ClusterStatus {
         let state = self.state();
         let metadata = group_status(&self.meta.metrics().borrow());
-        let down: BTreeSet<NodeId> =
-            state.nodes.keys().copied().filter(|id| *id != self.node_id && !self.liveness.seen(*id).up).collect();
+        let down: BTreeSet<NodeId> = state
+            .nodes
+            .keys()
+            .copied()
+            .filter(|id| *id != self.node_id && self.liveness.seen(*id).up == Some(false))
+            .collect();
         let mut partitions = Vec::new();
         let mut all = Vec::new();
         for (topic, t) in &state.topics {
@@ -134,7 +138,7 @@ impl ClusterNode {
             .map(|(id, info)| {
                 let seen = if *id == self.node_id {
                     Seen {
-                        up: true,
+                        up: Some(true),
                         last_contact_ms: Some(0),
                         stored_bytes: Some(liveness::stored_bytes(&self.broker)),
                     }
