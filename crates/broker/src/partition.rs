@@ -10,7 +10,9 @@ use crate::health::StorageHealth;
 use crate::producer_state::{ProducerState, SequenceCheck};
 use crate::replication::{Proposal, Proposer, Replica, Role};
 use sluice_log::batch::{self, BatchHeader};
-use sluice_log::{AppendError, Durable, FlushPolicy, LogConfig, PartitionLog, ReadError, ReadResult, TimestampHit};
+use sluice_log::{
+    AppendError, Durable, FirstBatch, FlushPolicy, LogConfig, PartitionLog, ReadError, ReadResult, TimestampHit,
+};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -419,13 +421,19 @@ impl Partition {
     /// Whole batches from the one holding `offset`, up to the visible end; the result's
     /// `log_end_offset` is the visible end (the high watermark).
     pub fn read(&self, offset: i64, max_bytes: usize) -> BrokerResult<ReadResult> {
+        self.read_limited(offset, max_bytes, FirstBatch::Whole)
+    }
+
+    /// `read`, with the choice of whether the first batch may go past `max_bytes`
+    /// (`FirstBatch::WithinLimit` for a Fetch's partitions after the first with data).
+    pub fn read_limited(&self, offset: i64, max_bytes: usize, first_batch: FirstBatch) -> BrokerResult<ReadResult> {
         let visible = self.log_end_offset();
         let mut read = match offset >= visible {
             // Written but not yet visible: as at the end, nothing to serve yet.
             true if offset <= self.log.log_end_offset() && offset >= self.log.log_start_offset() => {
                 ReadResult { bytes: Vec::new(), log_start_offset: self.log.log_start_offset(), log_end_offset: visible }
             }
-            _ => self.log.read(offset, max_bytes).map_err(|e| self.read_error(e))?,
+            _ => self.log.read_limited(offset, max_bytes, first_batch).map_err(|e| self.read_error(e))?,
         };
         read.bytes.truncate(visible_len(&read.bytes, visible));
         read.log_end_offset = read.log_end_offset.min(visible);

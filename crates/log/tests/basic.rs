@@ -3,7 +3,7 @@
 mod common;
 
 use common::{batch, small_config, split};
-use sluice_log::{AppendError, LogConfig, PartitionLog, ReadError};
+use sluice_log::{AppendError, FirstBatch, LogConfig, PartitionLog, ReadError};
 
 /// Appended batches come back with their assigned offsets, across rolls and a reopen.
 #[test]
@@ -211,4 +211,21 @@ fn read_spans_segments_with_whole_batches() {
     assert_eq!(split(&r.bytes).iter().map(|(o, _)| *o).collect::<Vec<_>>(), vec![2, 3, 4, 5]);
     assert_eq!(log.read(2, 10).unwrap().bytes.len(), 150);
     assert_eq!(r.log_end_offset, 20);
+}
+
+/// A read that may not exceed its limit (a Fetch's later partitions, KIP-74) returns no
+/// bytes when the first batch does not fit, and whole batches within the limit otherwise,
+/// across segments.
+#[test]
+fn read_within_limit_never_exceeds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    for i in 0..20 {
+        log.append(&mut batch(1, i, &[0; 89])).unwrap(); // 150 bytes each
+    }
+    assert!(log.read_limited(2, 149, FirstBatch::WithinLimit).unwrap().bytes.is_empty());
+    assert!(log.read_limited(2, 0, FirstBatch::WithinLimit).unwrap().bytes.is_empty());
+    assert_eq!(log.read_limited(2, 150, FirstBatch::WithinLimit).unwrap().bytes.len(), 150);
+    assert_eq!(log.read_limited(2, 700, FirstBatch::WithinLimit).unwrap().bytes.len(), 600);
+    assert_eq!(log.read_limited(2, 0, FirstBatch::Whole).unwrap().bytes.len(), 150);
 }
