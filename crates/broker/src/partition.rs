@@ -449,6 +449,14 @@ impl Partition {
         self.log.find_by_timestamp(timestamp_ms).map_err(|e| self.read_error(e))
     }
 
+    /// The first batch holding the log's largest timestamp, when it is visible (ListOffsets
+    /// MAX_TIMESTAMP, KIP-734; Kafka too answers nothing past the high watermark).
+    pub fn find_max_timestamp(&self) -> BrokerResult<Option<TimestampHit>> {
+        let Some(max_timestamp) = self.log.max_timestamp() else { return Ok(None) };
+        let visible = self.log_end_offset();
+        Ok(self.find_by_timestamp(max_timestamp)?.filter(|hit| hit.header.base_offset < visible))
+    }
+
     /// A receiver of the log end offset; `changed()` resolves after the next append.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.end_offset.subscribe()

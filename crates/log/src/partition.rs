@@ -337,6 +337,11 @@ impl PartitionLog {
         }
     }
 
+    /// The largest batch `max_timestamp` in the log, None while it holds no batch.
+    pub fn max_timestamp(&self) -> Option<i64> {
+        self.state().segments.iter().filter_map(Segment::max_timestamp).max()
+    }
+
     /// Headers of every batch in the newest `segments` segments, oldest first
     /// (used to rebuild idempotent producer state after a restart).
     pub fn recent_batch_headers(&self, segments: usize) -> Result<Vec<BatchHeader>, ReadError> {

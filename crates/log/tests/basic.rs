@@ -121,6 +121,21 @@ fn find_by_timestamp() {
     assert!(log.find_by_timestamp(91).unwrap().is_none());
 }
 
+/// The log's largest timestamp is the largest over all its segments, whichever holds it
+/// (ListOffsets MAX_TIMESTAMP looks it up), and there is none in an empty log.
+#[test]
+fn max_timestamp_spans_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.max_timestamp(), None);
+    for ts in [10, 90, 20, 90, 40, 50, 60, 70] {
+        log.append(&mut batch(2, ts, &[1; 50])).unwrap();
+    }
+    assert!(log.segment_count() >= 2);
+    assert_eq!(log.max_timestamp(), Some(90));
+    assert_eq!(log.find_by_timestamp(90).unwrap().unwrap().header.base_offset, 2, "the first batch holding it");
+}
+
 /// Retention deletes whole old segments by size and by age and moves the log start.
 #[test]
 fn retention() {
