@@ -1,10 +1,16 @@
 //! Proves Sluice answers as Kafka where admin tools look closely: ListOffsets with
-//! MAX_TIMESTAMP (KIP-734) names the first record holding the largest timestamp.
+//! MAX_TIMESTAMP (KIP-734) names the first record holding the largest timestamp, and the
+//! authorized-operations fields (KIP-430) of Metadata, DescribeCluster and DescribeGroups
+//! carry Kafka's full sets when asked (no authorizer), Kafka's "not asked" value otherwise.
 
 mod common;
 
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, ListOffsetsResponse, TopicName};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, DescribeGroupsRequest, DescribeGroupsResponse, GroupId,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::producer::FutureRecord;
 
@@ -13,6 +19,12 @@ use common::{acks_all_producer, runtime, unique_topic, Broker, CLIENT_TIMEOUT};
 
 /// ListOffsets' MAX_TIMESTAMP query (KIP-734).
 const MAX_TIMESTAMP: i64 = -3;
+/// Kafka's value for authorized operations nobody asked for.
+const NOT_ASKED: i32 = i32::MIN;
+/// What a Kafka 3.x broker without an authorizer reports: every operation on the resource.
+const TOPIC_OPERATIONS: i32 = 3576;
+const GROUP_OPERATIONS: i32 = 328;
+const CLUSTER_OPERATIONS: i32 = 8096;
 
 fn name(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
@@ -75,6 +87,44 @@ fn list_offsets_max_timestamp_finds_the_first_record_with_the_largest_timestamp(
     assert_eq!(list_offsets(&mut raw, &topic, 0, -1).1, 5);
 }
 
+/// Metadata (v8, with the cluster's field, and v12), DescribeCluster and DescribeGroups
+/// report the full sets when asked and Kafka's "not asked" value otherwise.
+#[test]
+fn authorized_operations_are_the_full_sets_when_asked() {
+    let broker = Broker::start(&[]);
+    let topic = unique_topic("kip430");
+    let mut raw = Raw::connect(&broker);
+    for (version, asked) in [(8, true), (8, false), (12, true), (12, false)] {
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(TopicName(name(&topic))))]))
+            .with_allow_auto_topic_creation(true)
+            .with_include_cluster_authorized_operations(asked && version <= 10)
+            .with_include_topic_authorized_operations(asked);
+        let response: MetadataResponse = raw.request(version, &request);
+        let t = &response.topics[0];
+        assert_eq!(t.error_code, 0, "v{version}: topic error");
+        assert_eq!(t.topic_authorized_operations, if asked { TOPIC_OPERATIONS } else { NOT_ASKED }, "v{version}");
+        if version <= 10 {
+            let cluster = if asked { CLUSTER_OPERATIONS } else { NOT_ASKED };
+            assert_eq!(response.cluster_authorized_operations, cluster, "v{version}");
+        }
+    }
+    for asked in [true, false] {
+        let request = DescribeClusterRequest::default().with_include_cluster_authorized_operations(asked);
+        let response: DescribeClusterResponse = raw.request(0, &request);
+        assert_eq!(response.cluster_authorized_operations, if asked { CLUSTER_OPERATIONS } else { NOT_ASKED });
+
+        // An unknown group is described (Dead, no error), so its operations are reported too.
+        let request = DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(name("kip430-group"))])
+            .with_include_authorized_operations(asked);
+        let response: DescribeGroupsResponse = raw.request(5, &request);
+        let group = &response.groups[0];
+        assert_eq!(group.error_code, 0);
+        assert_eq!(group.authorized_operations, if asked { GROUP_OPERATIONS } else { NOT_ASKED });
+    }
+}
+
 /// librdkafka's admin API reads MAX_TIMESTAMP the way applications do (its ListOffsets with
 /// `RD_KAFKA_OFFSET_SPEC_MAX_TIMESTAMP`).
 #[test]
@@ -87,6 +137,18 @@ fn librdkafka_list_offsets_max_timestamp() {
         produce_batch(&rt, &producer, &topic, &[("v", ts)]);
     }
     assert_eq!(librdkafka_admin::list_offsets(&broker.bootstrap(), &topic, 0, MAX_TIMESTAMP), (0, 1, 7000));
+}
+
+/// librdkafka's DescribeCluster with `include_authorized_operations` lists the cluster's
+/// seven operations, as against Kafka without an authorizer.
+#[test]
+fn librdkafka_describe_cluster_shows_the_authorized_operations() {
+    let broker = Broker::start(&[]);
+    let mut operations = librdkafka_admin::cluster_authorized_operations(&broker.bootstrap());
+    operations.sort_unstable();
+    // CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
+    assert_eq!(operations, vec![5, 7, 8, 9, 10, 11, 12]);
+    assert_eq!(operations.iter().fold(0, |bits, op| bits | 1 << op), CLUSTER_OPERATIONS);
 }
 
 /// The librdkafka admin calls the rdkafka crate does not wrap, through its C API.
@@ -151,6 +213,29 @@ mod librdkafka_admin {
                 let info = *infos;
                 let tp = rd::rd_kafka_ListOffsetsResultInfo_topic_partition(info);
                 ((*tp).err as i32, (*tp).offset, rd::rd_kafka_ListOffsetsResultInfo_timestamp(info))
+            },
+        )
+    }
+
+    /// The cluster's authorized operations (AclOperation codes) DescribeCluster reports.
+    pub fn cluster_authorized_operations(bootstrap: &str) -> Vec<u32> {
+        let consumer = plain_consumer(bootstrap, &[]);
+        admin_call(
+            &consumer,
+            rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECLUSTER,
+            // SAFETY: `options` is valid (see `admin_call`); the returned error, if any, is ours.
+            |options| unsafe {
+                let error = rd::rd_kafka_AdminOptions_set_include_authorized_operations(options, 1);
+                assert!(error.is_null(), "include_authorized_operations refused");
+            },
+            |rk, options, queue| unsafe { rd::rd_kafka_DescribeCluster(rk, options, queue) },
+            |event| unsafe {
+                let result = rd::rd_kafka_event_DescribeCluster_result(event);
+                let mut count = 0usize;
+                let operations = rd::rd_kafka_DescribeCluster_result_authorized_operations(result, &mut count);
+                // Read as plain codes: an enum read of an unexpected value would be undefined.
+                let codes = operations.cast::<u32>();
+                (0..count).map(|i| *codes.add(i)).collect()
             },
         )
     }
