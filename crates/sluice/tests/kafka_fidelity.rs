@@ -240,3 +240,65 @@ mod librdkafka_admin {
         )
     }
 }
+
+/// librdkafka's AdminClient creates a topic with Kafka topic configs Sluice does not act on
+/// (and `cleanup.policy=compact`), describes every Kafka 3.x topic config with its source
+/// and sensitivity, alters one, and still gets INVALID_CONFIG for an unknown name.
+#[test]
+fn admin_client_sets_and_describes_kafka_topic_configs() {
+    use rdkafka::admin::{
+        AdminClient, AdminOptions, AlterConfig, ConfigSource, NewTopic, ResourceSpecifier, TopicReplication,
+    };
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    let broker = Broker::start(&[]);
+    let rt = runtime();
+    let admin: AdminClient<DefaultClientContext> = common::client_config(&broker.bootstrap()).create().expect("admin");
+    let options = AdminOptions::new().request_timeout(Some(CLIENT_TIMEOUT));
+    let topic = unique_topic("kafka-configs");
+    let set = [
+        ("cleanup.policy", "compact"),
+        ("compression.type", "zstd"),
+        ("min.insync.replicas", "2"),
+        ("message.format.version", "2.8"),
+        ("delete.retention.ms", "1000"),
+    ];
+    let mut new = NewTopic::new(&topic, 1, TopicReplication::Fixed(1));
+    for (k, v) in set {
+        new = new.set(k, v);
+    }
+    let created = rt.block_on(admin.create_topics(&[new], &options)).expect("create_topics");
+    assert_eq!(created, vec![Ok(topic.clone())]);
+
+    let altered = AlterConfig::new(ResourceSpecifier::Topic(&topic))
+        .set("cleanup.policy", "compact")
+        .set("compression.type", "zstd")
+        .set("min.insync.replicas", "2")
+        .set("message.format.version", "2.8")
+        .set("delete.retention.ms", "5000");
+    let result = rt.block_on(admin.alter_configs(&[altered], &options)).expect("alter_configs");
+    assert!(result[0].is_ok(), "alter_configs: {result:?}");
+
+    let described = rt.block_on(admin.describe_configs(&[ResourceSpecifier::Topic(&topic)], &options));
+    let described = described.expect("describe_configs");
+    let resource = described[0].as_ref().expect("described");
+    let entry = |name: &str| resource.get(name).unwrap_or_else(|| panic!("{name} not described"));
+    for (name, value) in set.iter().filter(|(k, _)| *k != "delete.retention.ms") {
+        let e = entry(name);
+        assert_eq!((e.value.as_deref(), &e.source), (Some(*value), &ConfigSource::DynamicTopic), "{name}");
+    }
+    assert_eq!(entry("delete.retention.ms").value.as_deref(), Some("5000"));
+    let jitter = entry("segment.jitter.ms");
+    assert_eq!((jitter.value.as_deref(), &jitter.source), (Some("0"), &ConfigSource::Default));
+    assert!(resource.entries.iter().all(|e| !e.is_sensitive), "no topic config is sensitive");
+    for name in ["unclean.leader.election.enable", "preallocate", "max.compaction.lag.ms", "retention.ms"] {
+        entry(name);
+    }
+
+    // (The rdkafka crate's alter_configs drops per-resource errors, so CreateTopics shows it.)
+    let other = unique_topic("kafka-configs-unknown");
+    let unknown = NewTopic::new(&other, 1, TopicReplication::Fixed(1)).set("no.such.config", "1");
+    let result = rt.block_on(admin.create_topics(&[unknown], &options)).expect("create_topics");
+    assert_eq!(result, vec![Err((other, RDKafkaErrorCode::InvalidConfig))], "unknown name");
+}
