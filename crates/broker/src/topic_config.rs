@@ -35,8 +35,8 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "message.timestamp.type",
 ];
 
-/// Keys reported but fixed: changing them is refused.
-const READ_ONLY_KEYS: &[(&str, &str)] = &[("message.timestamp.type", "CreateTime")];
+/// `message.timestamp.type`'s values: the producer's time, or the broker's at append.
+const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 
 /// How an accepted key's value is checked: Kafka's `ConfigDef` type and valid values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +129,12 @@ impl TopicConfig {
         Ok(config)
     }
 
+    /// Whether the broker stamps each produced batch with its append time
+    /// (`message.timestamp.type=LogAppendTime`).
+    pub fn log_append_time(&self) -> bool {
+        self.overrides.get("message.timestamp.type").is_some_and(|t| t == "LogAppendTime")
+    }
+
     /// Whether old segments are deleted by time and size (`cleanup.policy` holds `delete`).
     fn deletes(&self) -> bool {
         self.overrides.get("cleanup.policy").is_none_or(|policy| policy.split(',').any(|p| p.trim() == "delete"))
@@ -141,10 +147,11 @@ impl TopicConfig {
             name: key.to_string(),
             value: match *key {
                 "cleanup.policy" => self.overrides.get(*key).cloned().unwrap_or_else(|| "delete".into()),
+                "message.timestamp.type" => self.overrides.get(*key).cloned().unwrap_or_else(|| "CreateTime".into()),
                 _ => value_of(&effective, key),
             },
             is_default: !self.overrides.contains_key(*key),
-            read_only: READ_ONLY_KEYS.iter().any(|(k, _)| k == key),
+            read_only: false,
         });
         let accepted = ACCEPTED_KEYS.iter().map(|(key, _, default)| ConfigEntry {
             name: key.to_string(),
@@ -163,7 +170,7 @@ pub fn config_kind(key: &str) -> Option<ConfigKind> {
     match key {
         "cleanup.policy" => Some(ConfigKind::List),
         "segment.bytes" | "max.message.bytes" | "index.interval.bytes" => Some(ConfigKind::Int),
-        "message.timestamp.type" => Some(ConfigKind::OneOf(&["CreateTime", "LogAppendTime"])),
+        "message.timestamp.type" => Some(ConfigKind::OneOf(TIMESTAMP_TYPES)),
         _ if TOPIC_CONFIG_KEYS.contains(&key) => Some(ConfigKind::Long),
         _ => ACCEPTED_KEYS.iter().find(|(k, _, _)| *k == key).map(|(_, kind, _)| *kind),
     }
@@ -253,12 +260,9 @@ fn apply(config: &mut LogConfig, key: &str, value: &str) -> Result<(), BrokerErr
             }
             config.index_interval_bytes = v as u32;
         }
+        "message.timestamp.type" => check_kind(ConfigKind::OneOf(TIMESTAMP_TYPES), value).map_err(invalid)?,
         _ => {
-            if let Some((_, fixed)) = READ_ONLY_KEYS.iter().find(|(k, _)| *k == key) {
-                if value != *fixed {
-                    return Err(invalid(&format!("read-only, always {fixed}")));
-                }
-            } else if let Some((_, kind, _)) = ACCEPTED_KEYS.iter().find(|(k, _, _)| *k == key) {
+            if let Some((_, kind, _)) = ACCEPTED_KEYS.iter().find(|(k, _, _)| *k == key) {
                 check_kind(*kind, value).map_err(invalid)?;
             } else {
                 return Err(BrokerError::InvalidConfig(format!("unknown topic config '{key}'")));
@@ -286,7 +290,7 @@ fn value_of(config: &LogConfig, key: &str) -> String {
             FlushPolicy::Os => LONG_MAX.to_string(),
         },
         "index.interval.bytes" => config.index_interval_bytes.to_string(),
-        _ => READ_ONLY_KEYS.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string()).unwrap_or_default(),
+        _ => String::new(),
     }
 }
 
@@ -369,6 +373,19 @@ mod tests {
         }
         assert_eq!((get("segment.jitter.ms").value.as_str(), get("segment.jitter.ms").is_default), ("0", true));
         assert!(entries.iter().all(|e| config_kind(&e.name).is_some()), "every reported key has a kind");
+    }
+
+    /// LogAppendTime is taken (and reported) and is the only other timestamp type.
+    #[test]
+    fn timestamp_type_is_create_or_log_append_time() {
+        let config =
+            TopicConfig::from_overrides(overrides(&[("message.timestamp.type", "LogAppendTime")])).expect("ok");
+        assert!(config.log_append_time());
+        assert!(!TopicConfig::default().log_append_time());
+        let entries = config.entries(&LogConfig::default());
+        let entry = entries.iter().find(|e| e.name == "message.timestamp.type").expect("present");
+        assert_eq!((entry.value.as_str(), entry.is_default), ("LogAppendTime", false));
+        assert!(TopicConfig::from_overrides(overrides(&[("message.timestamp.type", "BrokerTime")])).is_err());
     }
 
     /// A compact-only topic keeps everything (no compaction yet); `compact,delete` and

@@ -302,3 +302,48 @@ fn admin_client_sets_and_describes_kafka_topic_configs() {
     let result = rt.block_on(admin.create_topics(&[unknown], &options)).expect("create_topics");
     assert_eq!(result, vec![Err((other, RDKafkaErrorCode::InvalidConfig))], "unknown name");
 }
+
+/// On a topic created with `message.timestamp.type=LogAppendTime` the broker stamps each
+/// batch with its own time, as Kafka does: librdkafka's delivery report and consumer see a
+/// LogAppendTime timestamp taken at append, not the producer's, and the stored batch carries
+/// the attribute bit.
+#[test]
+fn log_append_time_topic_stamps_the_broker_time() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::{Message, Offset, Timestamp};
+
+    let broker = Broker::start(&[]);
+    let rt = runtime();
+    let admin: AdminClient<DefaultClientContext> = common::client_config(&broker.bootstrap()).create().expect("admin");
+    let options = AdminOptions::new().request_timeout(Some(CLIENT_TIMEOUT));
+    let topic = unique_topic("log-append-time");
+    let new = NewTopic::new(&topic, 1, TopicReplication::Fixed(1)).set("message.timestamp.type", "LogAppendTime");
+    assert_eq!(rt.block_on(admin.create_topics(&[new], &options)).expect("create_topics"), vec![Ok(topic.clone())]);
+
+    let producer = acks_all_producer(&broker.bootstrap(), &[]);
+    let before_ms = now_ms();
+    let record = FutureRecord::to(&topic).partition(0).key("k").payload("v").timestamp(1000);
+    let delivery = rt.block_on(producer.send(record, CLIENT_TIMEOUT)).expect("produced");
+    let after_ms = now_ms();
+    let stamped = |ts: Timestamp| match ts {
+        Timestamp::LogAppendTime(ms) => (before_ms..=after_ms).contains(&ms),
+        _ => false,
+    };
+    assert!(stamped(delivery.timestamp), "delivery report: {:?}", delivery.timestamp);
+
+    let consumer = common::plain_consumer(&broker.bootstrap(), &[]);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Beginning).expect("tpl");
+    rdkafka::consumer::Consumer::assign(&consumer, &tpl).expect("assign");
+    let message = (0..100).find_map(|_| consumer.poll(std::time::Duration::from_millis(200))).expect("a message");
+    let message = message.expect("no consumer error");
+    assert!(stamped(message.timestamp()), "consumed: {:?}", message.timestamp());
+    let attributes = batch_attributes(&fetch_raw_records(&broker, &topic, 0, 0));
+    assert_eq!(attributes.iter().map(|a| a & 0x08).collect::<Vec<_>>(), vec![0x08], "the LogAppendTime bit");
+}
+
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
+    i64::try_from(since.as_millis()).expect("fits")
+}
