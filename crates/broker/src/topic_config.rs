@@ -205,7 +205,8 @@ fn apply(config: &mut LogConfig, key: &str, value: &str) -> Result<(), BrokerErr
     let int = || value.trim().parse::<i64>().map_err(|_| invalid("not an integer"));
     match key {
         "cleanup.policy" => {
-            let policies: Vec<&str> = value.split(',').map(str::trim).collect();
+            // An empty list is Kafka 3.x's "no cleanup": nothing deleted, nothing compacted.
+            let policies: Vec<&str> = value.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
             if policies.iter().any(|p| !CLEANUP_POLICIES.contains(p)) {
                 return Err(invalid("must be a list of 'delete' and 'compact'"));
             }
@@ -393,7 +394,7 @@ mod tests {
     #[test]
     fn compaction_without_delete_keeps_every_record() {
         let defaults = LogConfig { retention_age_max: Some(Duration::from_secs(60)), ..LogConfig::default() };
-        for (policy, retained) in [("compact", false), ("compact,delete", true), ("delete", true)] {
+        for (policy, retained) in [("compact", false), ("compact,delete", true), ("delete", true), ("", false)] {
             let config =
                 TopicConfig::from_overrides(overrides(&[("cleanup.policy", policy), ("retention.ms", "1000")]))
                     .expect("accepted");

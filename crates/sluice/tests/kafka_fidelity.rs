@@ -347,3 +347,55 @@ fn now_ms() -> i64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
     i64::try_from(since.as_millis()).expect("fits")
 }
+
+/// IncrementalAlterConfigs appends to and subtracts from a list config as Kafka does
+/// (append starts from the value in force, Kafka's default included) and refuses both on a
+/// config that is not a list with INVALID_CONFIG.
+#[test]
+fn incremental_alter_configs_appends_and_subtracts_lists() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use kafka_protocol::messages::{
+        DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
+        IncrementalAlterConfigsResponse,
+    };
+    const APPEND: i8 = 2;
+    const SUBTRACT: i8 = 3;
+    const TOPIC_RESOURCE: i8 = 2;
+    const INVALID_CONFIG: i16 = 40;
+
+    let broker = Broker::start(&[]);
+    let topic = unique_topic("incremental");
+    let mut raw = Raw::connect(&broker);
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(TopicName(name(&topic))))]))
+        .with_allow_auto_topic_creation(true);
+    let created: MetadataResponse = raw.request(4, &request);
+    assert_eq!(created.topics[0].error_code, 0);
+    let alter = |raw: &mut Raw, op: i8, key: &str, value: &str| -> i16 {
+        let change =
+            AlterableConfig::default().with_name(name(key)).with_config_operation(op).with_value(Some(name(value)));
+        let resource = AlterConfigsResource::default()
+            .with_resource_type(TOPIC_RESOURCE)
+            .with_resource_name(name(&topic))
+            .with_configs(vec![change]);
+        let response: IncrementalAlterConfigsResponse =
+            raw.request(0, &IncrementalAlterConfigsRequest::default().with_resources(vec![resource]));
+        response.responses[0].error_code
+    };
+    let policy = |raw: &mut Raw| -> String {
+        let resource = DescribeConfigsResource::default()
+            .with_resource_type(TOPIC_RESOURCE)
+            .with_resource_name(name(&topic))
+            .with_configuration_keys(Some(vec![name("cleanup.policy")]));
+        let response: DescribeConfigsResponse =
+            raw.request(1, &DescribeConfigsRequest::default().with_resources(vec![resource]));
+        response.results[0].configs[0].value.as_ref().map(|v| v.to_string()).unwrap_or_default()
+    };
+    assert_eq!(alter(&mut raw, APPEND, "cleanup.policy", "compact"), 0);
+    assert_eq!(policy(&mut raw), "delete,compact");
+    assert_eq!(alter(&mut raw, SUBTRACT, "cleanup.policy", "delete"), 0);
+    assert_eq!(policy(&mut raw), "compact");
+    assert_eq!(alter(&mut raw, APPEND, "retention.ms", "1"), INVALID_CONFIG);
+    assert_eq!(alter(&mut raw, SUBTRACT, "compression.type", "zstd"), INVALID_CONFIG);
+}
