@@ -10,7 +10,9 @@ use crate::health::StorageHealth;
 use crate::producer_state::{ProducerState, SequenceCheck};
 use crate::replication::{Proposal, Proposer, Replica, Role};
 use sluice_log::batch::{self, BatchHeader};
-use sluice_log::{AppendError, Durable, FlushPolicy, LogConfig, PartitionLog, ReadError, ReadResult, TimestampHit};
+use sluice_log::{
+    AppendError, Durable, FirstBatch, FlushPolicy, LogConfig, PartitionLog, ReadError, ReadResult, TimestampHit,
+};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -431,13 +433,19 @@ impl Partition {
     /// Whole batches from the one holding `offset`, up to the visible end; the result's
     /// `log_end_offset` is the visible end (the high watermark).
     pub fn read(&self, offset: i64, max_bytes: usize) -> BrokerResult<ReadResult> {
+        self.read_limited(offset, max_bytes, FirstBatch::Whole)
+    }
+
+    /// `read`, with the choice of whether the first batch may go past `max_bytes`
+    /// (`FirstBatch::WithinLimit` for a Fetch's partitions after the first with data).
+    pub fn read_limited(&self, offset: i64, max_bytes: usize, first_batch: FirstBatch) -> BrokerResult<ReadResult> {
         let visible = self.log_end_offset();
         let mut read = match offset >= visible {
             // Written but not yet visible: as at the end, nothing to serve yet.
             true if offset <= self.log.log_end_offset() && offset >= self.log.log_start_offset() => {
                 ReadResult { bytes: Vec::new(), log_start_offset: self.log.log_start_offset(), log_end_offset: visible }
             }
-            _ => self.log.read(offset, max_bytes).map_err(|e| self.read_error(e))?,
+            _ => self.log.read_limited(offset, max_bytes, first_batch).map_err(|e| self.read_error(e))?,
         };
         read.bytes.truncate(visible_len(&read.bytes, visible));
         read.log_end_offset = read.log_end_offset.min(visible);
@@ -451,6 +459,14 @@ impl Partition {
 
     pub fn find_by_timestamp(&self, timestamp_ms: i64) -> BrokerResult<Option<TimestampHit>> {
         self.log.find_by_timestamp(timestamp_ms).map_err(|e| self.read_error(e))
+    }
+
+    /// The first batch holding the log's largest timestamp, when it is visible (ListOffsets
+    /// MAX_TIMESTAMP, KIP-734; Kafka too answers nothing past the high watermark).
+    pub fn find_max_timestamp(&self) -> BrokerResult<Option<TimestampHit>> {
+        let Some(max_timestamp) = self.log.max_timestamp() else { return Ok(None) };
+        let visible = self.log_end_offset();
+        Ok(self.find_by_timestamp(max_timestamp)?.filter(|hit| hit.header.base_offset < visible))
     }
 
     /// A receiver of the log end offset; `changed()` resolves after the next append.
