@@ -4,9 +4,7 @@
 
 use super::*;
 use crate::partition::{Durability, Submitted};
-use sluice_log::batch::{
-    BASE_SEQUENCE_AT, BATCH_HEADER_LEN, BATCH_LENGTH_AT, LOG_OVERHEAD, MAGIC_AT, PRODUCER_ID_AT,
-};
+use sluice_log::batch::{BASE_SEQUENCE_AT, BATCH_HEADER_LEN, BATCH_LENGTH_AT, LOG_OVERHEAD, MAGIC_AT, PRODUCER_ID_AT};
 use sluice_log::LogConfig;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -15,6 +13,8 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(10);
 
 type Signal = oneshot::Receiver<(i64, i64)>;
+/// Fires a `Signal` with the offsets.
+type Fire = oneshot::Sender<(i64, i64)>;
 
 /// A leader whose one proposal is written and committed when the test says.
 struct Scripted {
@@ -32,9 +32,9 @@ impl Replica for Scripted {
             let (written, committed) = signals.ok_or_else(|| ReplicaError::Failed("one proposal only".into()))?;
             Ok(Proposed {
                 written: Box::pin(async move { written.await.ok() }),
-                committed: Box::pin(async move {
-                    committed.await.map_err(|_| ReplicaError::NotLeader { leader: Some(2) })
-                }),
+                committed: Box::pin(
+                    async move { committed.await.map_err(|_| ReplicaError::NotLeader { leader: Some(2) }) },
+                ),
             })
         })
     }
@@ -59,7 +59,7 @@ fn batch() -> Vec<u8> {
 }
 
 /// A replicated partition over a scripted replica, and the senders that script it.
-fn replicated(dir: &std::path::Path) -> (Arc<Partition>, oneshot::Sender<(i64, i64)>, oneshot::Sender<(i64, i64)>) {
+fn replicated(dir: &std::path::Path) -> (Arc<Partition>, Fire, Fire) {
     let partition = Arc::new(Partition::open(dir, "t".into(), 0, LogConfig::default()).unwrap());
     let (write, written) = oneshot::channel();
     let (commit, committed) = oneshot::channel();

@@ -84,7 +84,8 @@ fn a_node_without_a_replica_sees_the_isr_shrink_and_grow_back() {
     for n in 0..RECORDS_WHILE_DOWN {
         let value = format!("while-down-{n}");
         let record = FutureRecord::<str, str>::to(&topic).partition(PARTITION).payload(&value);
-        let delivery = rt.block_on(async { tokio::time::timeout(SETTLE_TIMEOUT, producer.send(record, Duration::ZERO)).await });
+        let delivery =
+            rt.block_on(async { tokio::time::timeout(SETTLE_TIMEOUT, producer.send(record, Duration::ZERO)).await });
         assert!(matches!(delivery, Ok(Ok(_))), "{value}: {delivery:?}");
     }
     assert_eq!(local::isr_named_by(&outsider_kafka, &topic, PARTITION), shrunk, "the dead follower stays out");

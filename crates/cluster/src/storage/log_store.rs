@@ -183,13 +183,13 @@ impl LogStore {
     }
 }
 
+/// What a write did: the log end after it, and the offsets each tagged proposal took
+/// (`written`), by tag.
+type Written = (i64, Vec<(i64, Offsets)>);
+
 /// Writes every entry's batches (offsets from the log end, epoch = the entry's term), then
-/// all their side records with one write. Returns the log end and the offsets each tagged
-/// proposal took (`written`).
-fn write_entries(
-    group: &GroupLog,
-    entries: Vec<Entry<TypeConfig>>,
-) -> Result<(i64, Vec<(i64, Offsets)>), StorageError<NodeId>> {
+/// all their side records with one write.
+fn write_entries(group: &GroupLog, entries: Vec<Entry<TypeConfig>>) -> Result<Written, StorageError<NodeId>> {
     let mut records = Vec::with_capacity(entries.len());
     let mut proposals = Vec::new();
     let mut failed = None;

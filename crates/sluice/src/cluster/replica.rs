@@ -48,7 +48,10 @@ impl Replica for PartitionReplica {
         }
     }
 
-    fn propose(&self, mut batches: Vec<u8>) -> Pin<Box<dyn Future<Output = Result<Proposed, ReplicaError>> + Send + '_>> {
+    fn propose(
+        &self,
+        mut batches: Vec<u8>,
+    ) -> Pin<Box<dyn Future<Output = Result<Proposed, ReplicaError>> + Send + '_>> {
         Box::pin(async move {
             // Registered before Raft sees the entry, so the append cannot come first.
             let (written, forget) = match self.store.written_waiters().register(&mut batches) {
