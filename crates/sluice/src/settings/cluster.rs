@@ -181,6 +181,24 @@ mod tests {
     }
 
     #[test]
+    fn replica_lag_time_max_defaults_to_kafkas_and_must_outlast_heartbeats() {
+        let args = |lag: Option<u64>| ClusterArgs {
+            node_id: Some(1),
+            cluster_addr: Some("127.0.0.11:9093".into()),
+            replica_lag_time_max_ms: lag,
+            ..ClusterArgs::default()
+        };
+        let file = ClusterFileArgs::default();
+        let default = resolve(&args(None), &file).unwrap().unwrap();
+        assert_eq!(default.replica_lag_time_max, Duration::from_millis(REPLICA_LAG_TIME_MAX_MS_DEFAULT));
+        let lowered = resolve(&args(Some(2000)), &file).unwrap().unwrap();
+        assert_eq!(lowered.replica_lag_time_max, Duration::from_secs(2));
+        let from_file = ClusterFileArgs { replica_lag_time_max_ms: Some(5000), ..ClusterFileArgs::default() };
+        assert_eq!(resolve(&args(None), &from_file).unwrap().unwrap().replica_lag_time_max, Duration::from_secs(5));
+        assert!(resolve(&args(Some(100)), &file).is_err(), "shorter than three heartbeats");
+    }
+
+    #[test]
     fn no_node_id_is_a_single_node_and_peers_must_name_this_node() {
         assert!(resolve(&ClusterArgs::default(), &ClusterFileArgs::default()).unwrap().is_none());
         let args = ClusterArgs {
