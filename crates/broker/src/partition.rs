@@ -78,7 +78,13 @@ struct Replication {
 /// What `submit` did with a produce: appended here (single node), or handed to replication.
 pub enum Submitted {
     Written(AppendOutcome),
-    Replicating(oneshot::Receiver<BrokerResult<AppendOutcome>>),
+    Replicating {
+        /// The outcome once the leader's log holds the batches (acks=1); closed unanswered if
+        /// they never get there.
+        written: oneshot::Receiver<AppendOutcome>,
+        /// The outcome once committed by a majority (acks=all), or the failure.
+        committed: oneshot::Receiver<BrokerResult<AppendOutcome>>,
+    },
 }
 
 /// Cumulative traffic through one partition since the process started (Prometheus
@@ -184,9 +190,10 @@ impl Partition {
         if headers.iter().any(|h| h.is_transactional()) {
             return Err(BrokerError::TransactionsUnsupported);
         }
-        let (reply, replied) = oneshot::channel();
-        replication.proposer.submit(Proposal { batches: records, headers, reply })?;
-        Ok(Submitted::Replicating(replied))
+        let (written, written_rx) = oneshot::channel();
+        let (reply, committed) = oneshot::channel();
+        replication.proposer.submit(Proposal { batches: records, headers, written, reply })?;
+        Ok(Submitted::Replicating { written: written_rx, committed })
     }
 
     /// Joins the partition to its Raft group: from now on appends are proposed through
@@ -280,7 +287,7 @@ impl Partition {
         producers.check(header)
     }
 
-    /// The outcome of a committed proposal, counted as traffic in.
+    /// The outcome of a written or committed proposal, counted as traffic in.
     pub(crate) fn outcome(&self, (first, last): (i64, i64)) -> AppendOutcome {
         self.traffic.count_in((last - first + 1).max(0) as u64, 0);
         AppendOutcome { base_offset: first, last_offset: last, log_start_offset: self.log.log_start_offset() }
@@ -524,8 +531,10 @@ fn visible_len(bytes: &[u8], visible: i64) -> usize {
 
 impl Submitted {
     /// Waits for the durability asked for: on a single node, the fsync under `always` for
-    /// acks=all; replicated, the commit by a majority whatever was asked.
+    /// acks=all; replicated, the leader's own write for acks=1 (Kafka's: lost if the leader
+    /// fails before a majority has it) and the commit by a majority for acks=all.
     pub async fn wait(self, partition: &Partition, durability: Durability) -> BrokerResult<AppendOutcome> {
+        let stopped = |_| BrokerError::ReplicationFailed("the partition's proposer stopped".into());
         match self {
             Submitted::Written(outcome) => {
                 if durability == Durability::Committed {
@@ -533,9 +542,14 @@ impl Submitted {
                 }
                 Ok(outcome)
             }
-            Submitted::Replicating(replied) => {
-                replied.await.map_err(|_| BrokerError::ReplicationFailed("the partition's proposer stopped".into()))?
-            }
+            Submitted::Replicating { written, committed } => match durability {
+                Durability::Written => tokio::select! {
+                    biased;
+                    Ok(outcome) = written => Ok(outcome),
+                    result = committed => result.map_err(stopped)?,
+                },
+                Durability::Committed => committed.await.map_err(stopped)?,
+            },
         }
     }
 }

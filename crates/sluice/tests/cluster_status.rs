@@ -2,8 +2,9 @@
 //! names the 3 nodes (all up) and the same metadata leader, and lists an RF 3 partition's replicas;
 //! `sluice cluster status` prints its table and `--json` parses; `/metrics` carries the Raft
 //! families (promtool accepts them); a killed follower makes the leader report the partition
-//! under-replicated (while records keep arriving) and the node down with its replica offline
-//! within a bounded wait, and once restarted it is up and in sync again.
+//! under-replicated (once the lag window, lowered to 2 s, passes; while records keep arriving)
+//! and the node down with its replica offline within a bounded wait, and once restarted it is
+//! up and in sync again.
 
 mod cluster_support;
 mod common;
@@ -11,7 +12,7 @@ mod history;
 
 use cluster_support::kafka::{create_topic, metadata_client, wait_fully_replicated};
 use cluster_support::produce::producer;
-use cluster_support::Cluster;
+use cluster_support::{Cluster, ClusterOpts};
 use common::{run_bounded, unique_topic, wait_until, SLUICE_BIN};
 use rdkafka::producer::FutureRecord;
 use serde_json::Value;
@@ -115,7 +116,9 @@ fn promtool_accepts(text: &str) {
 
 #[test]
 fn cluster_status_names_nodes_leaders_and_under_replication() {
-    let mut cluster = Cluster::start(NODES);
+    // A short lag window, so the dead follower leaves the ISR quickly (Kafka's default is 30 s).
+    let opts = ClusterOpts { args: vec!["--replica-lag-time-max-ms".into(), "2000".into()], ..ClusterOpts::default() };
+    let mut cluster = Cluster::start_with(NODES, opts);
     let bootstrap = cluster.bootstrap_servers();
     let topic = unique_topic("cluster-status");
     create_topic(&bootstrap, &topic, PARTITIONS, REPLICATION).expect("create a topic with replication factor 3");
@@ -184,7 +187,7 @@ fn cluster_status_names_nodes_leaders_and_under_replication() {
     assert!(metrics.contains("sluice_raft_follower_lag_entries{"), "{metrics}");
     promtool_accepts(&metrics);
 
-    // A dead follower falls out of the ISR once records pass it by.
+    // A dead follower falls out of the ISR once it has not caught up for the lag window.
     cluster.node(follower).kill9();
     let records = producer(&bootstrap, false);
     let mut sent = 0u64;

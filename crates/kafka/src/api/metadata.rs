@@ -88,7 +88,8 @@ fn describe(ctx: &Context, topic: &Arc<Topic>, meta: RequestMeta, operations: i3
 }
 
 /// One partition: this node alone on a single node; in a cluster, what its local replica
-/// knows (leader, term, ISR), or else what the metadata group recorded.
+/// knows (leader, term, replicas), or else what the metadata group recorded. The ISR is the
+/// metadata group's on every node (the leader reports it there), so all nodes agree.
 fn describe_partition(
     ctx: &Context,
     topic: &Topic,
@@ -97,13 +98,15 @@ fn describe_partition(
 ) -> MetadataResponsePartition {
     let node = ctx.broker.node_id();
     let placement = match (p.replica(), ctx.broker.cluster()) {
-        (Some(replica), _) => {
+        (Some(replica), cluster) => {
             let role = replica.role();
+            let replicas = replica.replicas();
+            let recorded = cluster.and_then(|c| c.placement(&topic.name, p.index));
             Placement {
                 leader: role.leader,
                 epoch: role.epoch,
-                replicas: replica.replicas(),
-                isr: replica.in_sync_replicas(),
+                isr: recorded.map_or_else(|| replicas.clone(), |r| r.isr),
+                replicas,
             }
         }
         (None, Some(cluster)) => cluster.placement(&topic.name, p.index).unwrap_or_default(),

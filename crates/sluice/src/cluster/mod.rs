@@ -2,6 +2,7 @@
 //! metadata Raft group, and one Raft group per local partition replica, wired to the broker.
 //!
 //! - `catch_up`: a restarted replica stands for election only once caught up.
+//! - `isr`: a partition leader keeps Kafka's ISR and reports it to the metadata group.
 //! - `meta_client`: proposing metadata commands from any node (forwarded to the leader).
 //! - `reconcile`: makes the local broker follow the metadata state (topics, partition groups).
 //! - `replica`: a partition's Raft group as the broker's `Replica`.
@@ -11,6 +12,7 @@
 //! - `status`: the cluster's status for operators (`/api/cluster`, Raft metrics).
 
 mod catch_up;
+mod isr;
 mod liveness;
 mod meta_client;
 mod node_rpc;

@@ -97,6 +97,7 @@ impl ClusterNode {
                 let _ = raft.trigger().elect().await;
             }
         }
+        tokio::spawn(Arc::clone(self).track_isr(topic.to_string(), index, raft.clone()));
         tokio::spawn(Arc::clone(self).report_leadership(topic.to_string(), index, raft));
         Ok(())
     }

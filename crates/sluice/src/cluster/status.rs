@@ -60,8 +60,8 @@ fn local_partition(raft: &Raft, topic: &str, partition: i32, metadata_isr: &[Nod
     let metrics = raft.metrics();
     let m = metrics.borrow();
     let status = group_status(&m);
-    // The leader knows each follower's progress; a follower has only the metadata's ISR.
-    let isr = if status.role == RaftRole::Leader { in_sync(&m, &status.voters) } else { metadata_isr.to_vec() };
+    // The ISR its leader reported to the metadata group (`isr.rs`), the same on every node.
+    let isr = metadata_isr.to_vec();
     let replicas = status.voters.clone();
     PartitionStatus {
         topic: topic.to_string(),
@@ -71,17 +71,6 @@ fn local_partition(raft: &Raft, topic: &str, partition: i32, metadata_isr: &[Nod
         replicas,
         isr,
     }
-}
-
-/// Voters caught up with the leader's commit index (the leader itself included).
-fn in_sync(m: &Metrics, voters: &[NodeId]) -> Vec<NodeId> {
-    let committed = m.last_applied.map(|l| l.index);
-    let Some(replication) = m.replication.as_ref() else { return voters.to_vec() };
-    voters
-        .iter()
-        .copied()
-        .filter(|id| *id == m.id || replication.get(id).is_some_and(|matched| matched.map(|l| l.index) >= committed))
-        .collect()
 }
 
 pub fn group_status(m: &Metrics) -> GroupStatus {
