@@ -3,6 +3,8 @@
 // says, plus NSQ's /pub and /channel/create. Traffic counters tick on their own so the charts move.
 //
 //   node tests/console/mock-server.mjs [port]     (default 4199), then open http://127.0.0.1:<port>/
+//   MOCK_CLUSTER=1 node tests/console/mock-server.mjs   also answers /api/cluster for a 3-node
+//     cluster whose node 3 goes down and up every 30 s (with an election each time)
 //   SLUICE_CONSOLE_URL=http://127.0.0.1:4199 CONSOLE_GROUP=billing CONSOLE_GROUP_TOPIC=orders \
 //     CONSOLE_GROUP_LAG=42 node tests/console/scenario.mjs
 //
@@ -81,12 +83,55 @@ function channel(topic, name) {
   return nsqChannels.get(key);
 }
 
+/** A 3-node cluster as `/api/cluster` reports it from node 1; node 3 is down every other 30 s. */
+function clusterStatus() {
+  const cycle = Math.floor((Date.now() - started) / 30_000);
+  const down = cycle % 2 === 1 ? [3] : [];
+  const term = 3 + cycle;
+  const node = (id) => ({
+    node_id: id,
+    cluster_addr: `127.0.0.1${id}:9093`,
+    kafka_addr: `127.0.0.1${id}:9092`,
+    nsq_tcp_addr: `127.0.0.1${id}:4150`,
+    http_addr: `127.0.0.1${id}:4151`,
+    rack: null,
+    metadata_member: 'voter',
+    last_seen_ms: started,
+    up: !down.includes(id),
+    last_contact_ms: id === 1 ? 0 : down.includes(id) ? 4000 + ((Date.now() - started) % 30_000) : 400,
+    stored_bytes: 123456789 * id,
+    partitions_led: 0,
+    replicas: 0,
+  });
+  const placement = [];
+  for (const t of topics.values()) {
+    t.partitions.forEach((_, p) => {
+      const replicas = [1, 2, 3].map((i) => ((p + i - 1) % 3) + 1);
+      const leader = down.includes(replicas[0]) ? replicas[1] : replicas[0];
+      const isr = p % 2 ? replicas : replicas.filter((r) => !down.includes(r));
+      placement.push({ topic: t.name, partition: p, leader, replicas, isr, offline_replicas: replicas.filter((r) => down.includes(r)) });
+    });
+  }
+  const nodes = [1, 2, 3].map(node);
+  for (const n of nodes) {
+    n.partitions_led = placement.filter((p) => p.leader === n.node_id).length;
+    n.replicas = placement.filter((p) => p.replicas.includes(n.node_id)).length;
+  }
+  const group = { role: 'leader', term, leader: 1, commit_index: 40 + cycle, last_log_index: 40 + cycle, voters: [1, 2, 3], learners: [], followers: [] };
+  const partitions = placement.map((p) => ({ ...p, ...group, leader: p.leader, under_replicated: p.isr.length < p.replicas.length }));
+  const under = placement.filter((p) => p.isr.length < p.replicas.length);
+  return { node_id: 1, cluster_id: 'mock-cluster', metadata: group, nodes, partitions, placement, under_replicated: under, leaders: nodes.map((n) => ({ node_id: n.node_id, partitions: n.partitions_led })) };
+}
+
 /** Routes one API call; returns [status, body] or null for an unknown path. */
 function api(method, parts, query, body) {
   const notFound = (what) => [404, { error: `unknown ${what}` }];
   const [a, b, c, d, e, f, g] = parts;
   if (method === 'GET' && a === 'overview') {
     return [200, { now_ms: Date.now(), topics: topics.size, partitions: [...topics.values()].reduce((n, t) => n + t.partitions.length, 0), groups: groups.size, nsq_channels: nsqChannels.size, connections: { kafka: 3, nsq: 2 }, size_bytes: 123456789, ...counters }];
+  }
+  if (method === 'GET' && a === 'cluster') {
+    return process.env.MOCK_CLUSTER === '1' ? [200, clusterStatus()] : [404, { error: 'this node is not part of a cluster (started without --node-id)' }];
   }
   if (method === 'GET' && a === 'node') return [200, { node_id: 1, version: '0.1.0-mock', uptime_ms: Date.now() - started }];
   if (method === 'GET' && a === 'clients') {

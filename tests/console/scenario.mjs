@@ -1,7 +1,8 @@
 // End-to-end scenario for Sluice's web console in headless Chromium (Debian's /usr/bin/chromium
 // driven by playwright-core). Proves that through the UI alone one can create a topic, publish a
-// message and see it in the message browser, pause and unpause an NSQ channel, and read a
-// consumer group's lag; saves a screenshot of each page.
+// message and see it in the message browser, pause and unpause an NSQ channel, read a consumer
+// group's lag, and see that the cluster page calls a single node one; saves a screenshot of each
+// page. The cluster view on a real cluster is `cluster.mjs`.
 //
 // Environment:
 //   SLUICE_CONSOLE_URL       base URL of the broker's HTTP listener (required), e.g. http://127.0.0.1:4151
@@ -15,66 +16,24 @@
 // Exit status 0 when every step passed; otherwise the failing step is printed, with a screenshot
 // of the page at that moment.
 
-import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
+import { byTestId, check, runScenario, screenshot, step } from './browser.mjs';
 
 const BASE = (process.env.SLUICE_CONSOLE_URL || '').replace(/\/$/, '');
 if (!BASE) {
   console.error('SLUICE_CONSOLE_URL is not set (e.g. http://127.0.0.1:4151)');
   process.exit(2);
 }
-const SHOTS = resolve(process.env.CONSOLE_SCREENSHOTS || 'target/console-screenshots');
 const GROUP = process.env.CONSOLE_GROUP || '';
 const GROUP_TOPIC = process.env.CONSOLE_GROUP_TOPIC || '';
 const GROUP_LAG = Number(process.env.CONSOLE_GROUP_LAG || 'NaN');
 /** Set when the driver keeps a Kafka client connected, which the clients page must list. */
 const EXPECT_KAFKA_CLIENT = process.env.CONSOLE_EXPECT_KAFKA_CLIENT === '1';
-/** Longest wait for any one thing to appear; the page polls every 2 s. */
-const STEP_TIMEOUT_MS = 20_000;
-
-// No network on the test machine: these flags keep Chromium from dialling out (and flooding the
-// log with refused connections) for updates, sync, QUIC probes and the like.
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 const suffix = `${Date.now().toString(36)}${process.pid}`;
 const TOPIC = `console-e2e-${suffix}`;
 const MESSAGE = `hello from the console ${suffix}`;
 const NSQ_TOPIC = `console-nsq-${suffix}`;
 const NSQ_CHANNEL = 'workers';
-
-let shot = 0;
-async function screenshot(page, name) {
-  shot += 1;
-  const file = join(SHOTS, `${String(shot).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  console.log(`screenshot ${file}`);
-}
-
-async function step(page, name, body) {
-  const started = Date.now();
-  try {
-    await body();
-    console.log(`ok   ${name} (${Date.now() - started} ms)`);
-  } catch (err) {
-    console.error(`FAIL ${name}: ${err.message}`);
-    await page.screenshot({ path: join(SHOTS, `failed-${name.replace(/\W+/g, '-')}.png`), fullPage: true }).catch(() => {});
-    throw err;
-  }
-}
-
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
 
 /** A call to the broker's HTTP API outside the browser, for setup and cross-checks. */
 async function http(method, url, body) {
@@ -84,9 +43,6 @@ async function http(method, url, body) {
   check(response.ok, `${method} ${url} → ${response.status} ${text}`);
   return (response.headers.get('content-type') || '').includes('json') ? JSON.parse(text) : text;
 }
-
-const byTestId = (page, id, attrs = {}) =>
-  page.locator(`[data-testid="${id}"]${Object.entries(attrs).map(([k, v]) => `[data-${k}="${v}"]`).join('')}`);
 
 async function goto(page, hash) {
   await page.evaluate((h) => {
@@ -201,6 +157,13 @@ async function run(page) {
     await screenshot(page, 'clients');
   });
 
+  await step(page, 'the cluster page says this is a single node', async () => {
+    await page.getByTestId('nav-cluster').click();
+    await page.getByTestId('cluster-single').waitFor();
+    check((await page.getByTestId('error').count()) === 0, 'a single node shows an error on the cluster page');
+    await screenshot(page, 'cluster-single-node');
+  });
+
   await step(page, 'an API error is shown', async () => {
     await goto(page, `#/topics/${encodeURIComponent(`${TOPIC}-missing`)}`);
     const error = page.getByTestId('error');
@@ -226,27 +189,4 @@ async function run(page) {
   });
 }
 
-async function main() {
-  mkdirSync(SHOTS, { recursive: true });
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: CHROMIUM_ARGS,
-    timeout: 60_000,
-  });
-  const pageErrors = [];
-  try {
-    const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
-    page.setDefaultTimeout(STEP_TIMEOUT_MS);
-    page.on('pageerror', (err) => pageErrors.push(err.message));
-    await run(page);
-  } finally {
-    await browser.close();
-  }
-  if (pageErrors.length) throw new Error(`uncaught errors in the page: ${pageErrors.join(' | ')}`);
-  console.log(`console scenario passed; screenshots in ${SHOTS}`);
-}
-
-main().catch((err) => {
-  console.error(err.stack || String(err));
-  process.exit(1);
-});
+runScenario('console scenario', run);

@@ -125,6 +125,19 @@ pub struct NodeStatus {
     pub metadata_member: &'static str,
     /// When it last registered, ms since the epoch (its clock).
     pub last_seen_ms: i64,
+    /// Whether it answered the reporting node's ping within the last few seconds (always true
+    /// for the reporting node itself): reachability from there, not a cluster-wide verdict.
+    /// None: not known yet (the reporting node has pinged it only briefly, with no answer).
+    pub up: Option<bool>,
+    /// Milliseconds since it last answered the reporting node's ping (0 for itself); None:
+    /// never since the reporting node started.
+    pub last_contact_ms: Option<u64>,
+    /// Bytes its partition logs hold on disk, as its last answer said; None: never answered.
+    pub stored_bytes: Option<u64>,
+    /// Partitions it leads, per the reporting node's view.
+    pub partitions_led: usize,
+    /// Partition replicas placed on it by the metadata.
+    pub replicas: usize,
 }
 
 /// One partition replica this node hosts.
@@ -148,6 +161,8 @@ pub struct PartitionRef {
     pub leader: Option<u64>,
     pub replicas: Vec<u64>,
     pub isr: Vec<u64>,
+    /// Replicas on nodes that are down as the reporting node sees them (`NodeStatus::up` false).
+    pub offline_replicas: Vec<u64>,
 }
 
 /// How many partitions a node leads.
@@ -166,6 +181,9 @@ pub struct ClusterStatus {
     pub nodes: Vec<NodeStatus>,
     /// This node's partition replicas.
     pub partitions: Vec<PartitionStatus>,
+    /// Every partition of the cluster, by topic and index: the metadata's replicas, the leader
+    /// and ISR (this node's Raft figures where it leads, the metadata's elsewhere).
+    pub placement: Vec<PartitionRef>,
     /// Every partition of the cluster whose ISR is smaller than its replicas (this node's
     /// Raft figures where it leads, the metadata's elsewhere).
     pub under_replicated: Vec<PartitionRef>,

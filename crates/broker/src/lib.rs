@@ -28,6 +28,6 @@ pub use config::BrokerConfig;
 pub use error::{BrokerError, BrokerResult, LogError};
 pub use partition::{AppendOutcome, Durability, Partition, Submitted, Traffic};
 /// Re-exported so listeners need not depend on the storage crate.
-pub use sluice_log::{batch, BatchHeader, Durable, FlushPolicy, LogConfig, ReadResult, TimestampHit};
+pub use sluice_log::{batch, BatchHeader, Durable, FirstBatch, FlushPolicy, LogConfig, ReadResult, TimestampHit};
 pub use topic::Topic;
-pub use topic_config::{ConfigEntry, TopicConfig, TOPIC_CONFIG_KEYS};
+pub use topic_config::{config_kind, ConfigEntry, ConfigKind, TopicConfig, ACCEPTED_KEYS, TOPIC_CONFIG_KEYS};

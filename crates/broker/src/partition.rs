@@ -10,7 +10,9 @@ use crate::health::StorageHealth;
 use crate::producer_state::{ProducerState, SequenceCheck};
 use crate::replication::{Proposal, Proposer, Replica, Role};
 use sluice_log::batch::{self, BatchHeader};
-use sluice_log::{AppendError, Durable, FlushPolicy, LogConfig, PartitionLog, ReadError, ReadResult, TimestampHit};
+use sluice_log::{
+    AppendError, Durable, FirstBatch, FlushPolicy, LogConfig, PartitionLog, ReadError, ReadResult, TimestampHit,
+};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -76,7 +78,13 @@ struct Replication {
 /// What `submit` did with a produce: appended here (single node), or handed to replication.
 pub enum Submitted {
     Written(AppendOutcome),
-    Replicating(oneshot::Receiver<BrokerResult<AppendOutcome>>),
+    Replicating {
+        /// The outcome once the leader's log holds the batches (acks=1); closed unanswered if
+        /// they never get there.
+        written: oneshot::Receiver<AppendOutcome>,
+        /// The outcome once committed by a majority (acks=all), or the failure.
+        committed: oneshot::Receiver<BrokerResult<AppendOutcome>>,
+    },
 }
 
 /// Cumulative traffic through one partition since the process started (Prometheus
@@ -182,9 +190,10 @@ impl Partition {
         if headers.iter().any(|h| h.is_transactional()) {
             return Err(BrokerError::TransactionsUnsupported);
         }
-        let (reply, replied) = oneshot::channel();
-        replication.proposer.submit(Proposal { batches: records, headers, reply })?;
-        Ok(Submitted::Replicating(replied))
+        let (written, written_rx) = oneshot::channel();
+        let (reply, committed) = oneshot::channel();
+        replication.proposer.submit(Proposal { batches: records, headers, written, reply })?;
+        Ok(Submitted::Replicating { written: written_rx, committed })
     }
 
     /// Joins the partition to its Raft group: from now on appends are proposed through
@@ -246,6 +255,18 @@ impl Partition {
         }
     }
 
+    /// Replicated: forgets the producer state read back from the local log on open, before the
+    /// partition's Raft group starts applying. That log may end in a suffix that was never
+    /// committed and that the group will truncate; a batch remembered from it would answer a
+    /// retry as a duplicate at offsets that end up holding other records. The group re-applies
+    /// every committed entry (`on_applied`), which rebuilds the state from what is committed.
+    pub fn forget_restored_producers(&self) -> BrokerResult<()> {
+        let mut producers =
+            self.producers.lock().map_err(|_| BrokerError::Storage("producer state lock poisoned".into()))?;
+        *producers = ProducerState::new(crate::producer_state::ProducerLimits::default());
+        Ok(())
+    }
+
     /// Replicated: batches committed and applied on this replica. Their producers' state is
     /// recorded (so the next leader answers retries with the original offsets).
     pub fn on_applied(&self, batches: &[u8]) {
@@ -271,7 +292,7 @@ impl Partition {
         producers.check(header)
     }
 
-    /// The outcome of a committed proposal, counted as traffic in.
+    /// The outcome of a written or committed proposal, counted as traffic in.
     pub(crate) fn outcome(&self, (first, last): (i64, i64)) -> AppendOutcome {
         self.traffic.count_in((last - first + 1).max(0) as u64, 0);
         AppendOutcome { base_offset: first, last_offset: last, log_start_offset: self.log.log_start_offset() }
@@ -424,13 +445,19 @@ impl Partition {
     /// Whole batches from the one holding `offset`, up to the visible end; the result's
     /// `log_end_offset` is the visible end (the high watermark).
     pub fn read(&self, offset: i64, max_bytes: usize) -> BrokerResult<ReadResult> {
+        self.read_limited(offset, max_bytes, FirstBatch::Whole)
+    }
+
+    /// `read`, with the choice of whether the first batch may go past `max_bytes`
+    /// (`FirstBatch::WithinLimit` for a Fetch's partitions after the first with data).
+    pub fn read_limited(&self, offset: i64, max_bytes: usize, first_batch: FirstBatch) -> BrokerResult<ReadResult> {
         let visible = self.log_end_offset();
         let mut read = match offset >= visible {
             // Written but not yet visible: as at the end, nothing to serve yet.
             true if offset <= self.log.log_end_offset() && offset >= self.log.log_start_offset() => {
                 ReadResult { bytes: Vec::new(), log_start_offset: self.log.log_start_offset(), log_end_offset: visible }
             }
-            _ => self.log.read(offset, max_bytes).map_err(|e| self.read_error(e))?,
+            _ => self.log.read_limited(offset, max_bytes, first_batch).map_err(|e| self.read_error(e))?,
         };
         read.bytes.truncate(visible_len(&read.bytes, visible));
         read.log_end_offset = read.log_end_offset.min(visible);
@@ -444,6 +471,14 @@ impl Partition {
 
     pub fn find_by_timestamp(&self, timestamp_ms: i64) -> BrokerResult<Option<TimestampHit>> {
         self.log.find_by_timestamp(timestamp_ms).map_err(|e| self.read_error(e))
+    }
+
+    /// The first batch holding the log's largest timestamp, when it is visible (ListOffsets
+    /// MAX_TIMESTAMP, KIP-734; Kafka too answers nothing past the high watermark).
+    pub fn find_max_timestamp(&self) -> BrokerResult<Option<TimestampHit>> {
+        let Some(max_timestamp) = self.log.max_timestamp() else { return Ok(None) };
+        let visible = self.log_end_offset();
+        Ok(self.find_by_timestamp(max_timestamp)?.filter(|hit| hit.header.base_offset < visible))
     }
 
     /// A receiver of the log end offset; `changed()` resolves after the next append.
@@ -501,8 +536,10 @@ fn visible_len(bytes: &[u8], visible: i64) -> usize {
 
 impl Submitted {
     /// Waits for the durability asked for: on a single node, the fsync under `always` for
-    /// acks=all; replicated, the commit by a majority whatever was asked.
+    /// acks=all; replicated, the leader's own write for acks=1 (Kafka's: lost if the leader
+    /// fails before a majority has it) and the commit by a majority for acks=all.
     pub async fn wait(self, partition: &Partition, durability: Durability) -> BrokerResult<AppendOutcome> {
+        let stopped = |_| BrokerError::ReplicationFailed("the partition's proposer stopped".into());
         match self {
             Submitted::Written(outcome) => {
                 if durability == Durability::Committed {
@@ -510,9 +547,14 @@ impl Submitted {
                 }
                 Ok(outcome)
             }
-            Submitted::Replicating(replied) => {
-                replied.await.map_err(|_| BrokerError::ReplicationFailed("the partition's proposer stopped".into()))?
-            }
+            Submitted::Replicating { written, committed } => match durability {
+                Durability::Written => tokio::select! {
+                    biased;
+                    Ok(outcome) = written => Ok(outcome),
+                    result = committed => result.map_err(stopped)?,
+                },
+                Durability::Committed => committed.await.map_err(stopped)?,
+            },
         }
     }
 }

@@ -8,6 +8,10 @@
 //! idempotent batch is proposed only once the one before it has been applied, so its sequence
 //! check always sees the committed state, on this leader or on the next (the state is rebuilt
 //! on every replica from the batches it applies).
+//!
+//! Each proposal is answered twice: once the leader's own log holds it (Kafka's acks=1, lost
+//! if this leader fails before a majority has it) and once it is committed (acks=all). Readers
+//! see it only from the commit on.
 
 use crate::error::{BrokerError, BrokerResult};
 use crate::partition::{AppendOutcome, Partition};
@@ -37,6 +41,16 @@ pub struct Role {
 /// majority of the replicas (each durable under its flush policy).
 pub type Commit = Pin<Box<dyn Future<Output = Result<(i64, i64), ReplicaError>> + Send>>;
 
+/// Resolves with the offsets a proposal took once the leader's own log holds it; None when
+/// that is not known (then only its `Commit` tells).
+pub type Written = Pin<Box<dyn Future<Output = Option<(i64, i64)>> + Send>>;
+
+/// A proposal handed to the replicated log.
+pub struct Proposed {
+    pub written: Written,
+    pub committed: Commit,
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ReplicaError {
     #[error("not the leader of this partition")]
@@ -49,16 +63,14 @@ pub enum ReplicaError {
 pub trait Replica: Send + Sync + 'static {
     fn role(&self) -> Role;
     /// Hands batches to the replicated log. Proposals enter the log in the order their first
-    /// futures complete; the `Commit` then waits for the majority.
-    fn propose(&self, batches: Vec<u8>) -> Pin<Box<dyn Future<Output = Result<Commit, ReplicaError>> + Send + '_>>;
+    /// futures complete; `Proposed` then tells when the leader's log holds them and when a
+    /// majority does.
+    fn propose(&self, batches: Vec<u8>) -> Pin<Box<dyn Future<Output = Result<Proposed, ReplicaError>> + Send + '_>>;
     /// Node ids of the replicas, preferred leader first.
     fn replicas(&self) -> Vec<i32>;
     /// The largest leader epoch at or below `epoch` in this replica's log and the offset
     /// where it ended (Kafka's OffsetForLeaderEpoch), None when the log holds no such epoch.
     fn epoch_end_offset(&self, epoch: i32) -> Option<(i32, i64)>;
-    /// Replicas caught up with the leader (Kafka's ISR), as the leader sees them; on a
-    /// follower, the replicas.
-    fn in_sync_replicas(&self) -> Vec<i32>;
 }
 
 impl From<ReplicaError> for BrokerError {
@@ -74,6 +86,10 @@ impl From<ReplicaError> for BrokerError {
 pub(crate) struct Proposal {
     pub batches: Vec<u8>,
     pub headers: Vec<BatchHeader>,
+    /// Told once the leader's log holds the batches (acks=1); dropped unanswered if they never
+    /// get there, so a waiter also watches `reply`.
+    pub written: oneshot::Sender<AppendOutcome>,
+    /// Told the outcome once committed (acks=all), or the failure.
     pub reply: oneshot::Sender<BrokerResult<AppendOutcome>>,
 }
 
@@ -103,26 +119,48 @@ impl Proposer {
 async fn run(partition: Weak<Partition>, replica: Arc<dyn Replica>, mut proposals: mpsc::Receiver<Proposal>) {
     while let Some(proposal) = proposals.recv().await {
         let Some(partition) = partition.upgrade() else { return };
-        let idempotent = proposal.headers.iter().any(|h| h.producer_id >= 0 && h.base_sequence >= 0);
+        let Proposal { batches, headers, written, reply } = proposal;
+        let idempotent = headers.iter().any(|h| h.producer_id >= 0 && h.base_sequence >= 0);
         if idempotent {
             // Checked against the committed state; waits for its commit before the next one.
-            let outcome = propose_idempotent(&partition, replica.as_ref(), proposal.batches, &proposal.headers).await;
-            let _ = proposal.reply.send(outcome);
+            let outcome = propose_idempotent(&partition, replica.as_ref(), batches, &headers, written).await;
+            let _ = reply.send(outcome);
             continue;
         }
-        match replica.propose(proposal.batches).await {
-            Ok(commit) => {
+        match replica.propose(batches).await {
+            Ok(proposed) => {
                 let partition = Arc::clone(&partition);
                 tokio::spawn(async move {
-                    let outcome = commit.await.map_err(BrokerError::from).map(|r| partition.outcome(r));
-                    let _ = proposal.reply.send(outcome);
+                    let _ = reply.send(answer(&partition, proposed, written).await);
                 });
             }
             Err(e) => {
-                let _ = proposal.reply.send(Err(e.into()));
+                let _ = reply.send(Err(e.into()));
             }
         }
     }
+}
+
+/// Tells `written` the outcome once the leader's log holds the proposal, then returns it once
+/// committed. A proposal that fails before its append leaves `written` unanswered.
+async fn answer(
+    partition: &Partition,
+    proposed: Proposed,
+    written: oneshot::Sender<AppendOutcome>,
+) -> BrokerResult<AppendOutcome> {
+    let Proposed { written: appended, mut committed } = proposed;
+    let early = tokio::select! {
+        biased;
+        Some(offsets) = appended => partition.outcome(offsets),
+        result = &mut committed => return Ok(partition.outcome(result?)),
+    };
+    let _ = written.send(early);
+    let offsets = committed.await?;
+    // Counted as traffic once, when written; the commit confirms the same offsets.
+    Ok(match (early.base_offset, early.last_offset) == offsets {
+        true => early,
+        false => partition.outcome(offsets),
+    })
 }
 
 async fn propose_idempotent(
@@ -130,6 +168,7 @@ async fn propose_idempotent(
     replica: &dyn Replica,
     batches: Vec<u8>,
     headers: &[BatchHeader],
+    written: oneshot::Sender<AppendOutcome>,
 ) -> BrokerResult<AppendOutcome> {
     let [header] = headers else {
         return Err(BrokerError::CorruptMessage("an idempotent produce must carry exactly one batch".into()));
@@ -140,6 +179,10 @@ async fn propose_idempotent(
     if let SequenceCheck::Duplicate { first_offset, last_offset } = partition.check_sequence(header)? {
         return Ok(partition.outcome((first_offset, last_offset)));
     }
-    let commit = replica.propose(batches).await?;
-    Ok(partition.outcome(commit.await?))
+    let proposed = replica.propose(batches).await?;
+    answer(partition, proposed, written).await
 }
+
+#[cfg(test)]
+#[path = "replication_tests.rs"]
+mod tests;

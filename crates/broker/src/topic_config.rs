@@ -1,9 +1,15 @@
 //! Per-topic settings, under Kafka's own config names, layered over the broker defaults.
 //!
-//! Only settings Sluice really honours are accepted; each is reported truthfully by
-//! DescribeConfigs. The flush policy is expressed with Kafka's `flush.messages` and
-//! `flush.ms`: `flush.messages=1` is `always` (fsync before acks=all answers, with group
-//! commit), a finite `flush.ms` is `interval`, and neither is `os`.
+//! Every topic config Kafka 3.x defines is accepted, so admin tools and frameworks that set
+//! them work; unknown names are refused. Those Sluice honours (`TOPIC_CONFIG_KEYS`) change
+//! the log and are reported with their effective value; the others (`ACCEPTED_KEYS`) are
+//! checked as Kafka checks their type, kept, and reported as set (Kafka's default
+//! otherwise), with no effect here. The flush policy is expressed with Kafka's
+//! `flush.messages` and `flush.ms`: `flush.messages=1` is `always` (fsync before acks=all
+//! answers, with group commit), a finite `flush.ms` is `interval`, and neither is `os`.
+//! `cleanup.policy=compact` is accepted while compaction does not exist yet: a topic whose
+//! policy does not include `delete` then keeps every record (no time or size retention),
+//! so a "latest value per key" reader still finds every key's latest value.
 
 use crate::error::BrokerError;
 use sluice_log::{FlushPolicy, LogConfig};
@@ -15,7 +21,7 @@ const LONG_MAX: i64 = i64::MAX;
 /// Smallest segment we accept: a segment must hold at least one batch header and some records.
 const SEGMENT_BYTES_MIN: i64 = 1024;
 
-/// Every topic config key Sluice accepts and reports.
+/// Every topic config key Sluice honours.
 pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "cleanup.policy",
     "retention.ms",
@@ -29,8 +35,61 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "message.timestamp.type",
 ];
 
-/// Keys reported but fixed: changing them is refused.
-const READ_ONLY_KEYS: &[(&str, &str)] = &[("message.timestamp.type", "CreateTime")];
+/// `message.timestamp.type`'s values: the producer's time, or the broker's at append.
+const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
+
+/// How an accepted key's value is checked: Kafka's `ConfigDef` type and valid values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigKind {
+    Long,
+    Int,
+    Double,
+    Boolean,
+    /// Comma-separated values (replica lists: any text).
+    List,
+    /// Free text (Kafka checks `message.format.version` against its versions; it is ignored
+    /// since 3.0, so any version is taken).
+    Text,
+    /// One of these values.
+    OneOf(&'static [&'static str]),
+}
+
+/// Topic configs Kafka 3.x defines that Sluice accepts and reports without effect, with
+/// Kafka's defaults. Why none of them changes anything here: compression is whatever the
+/// producer sent (the log stores batches verbatim), there is no tiered storage, no
+/// replication throttle, no compaction yet, and replication is Raft (a majority commits,
+/// whatever `min.insync.replicas` says; there is no unclean election).
+pub const ACCEPTED_KEYS: &[(&str, ConfigKind, &str)] = &[
+    ("compression.gzip.level", ConfigKind::Int, "-1"),
+    ("compression.lz4.level", ConfigKind::Int, "9"),
+    ("compression.type", ConfigKind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), "producer"),
+    ("compression.zstd.level", ConfigKind::Int, "3"),
+    ("delete.retention.ms", ConfigKind::Long, "86400000"),
+    ("file.delete.delay.ms", ConfigKind::Long, "60000"),
+    ("follower.replication.throttled.replicas", ConfigKind::List, ""),
+    ("leader.replication.throttled.replicas", ConfigKind::List, ""),
+    ("local.retention.bytes", ConfigKind::Long, "-2"),
+    ("local.retention.ms", ConfigKind::Long, "-2"),
+    ("max.compaction.lag.ms", ConfigKind::Long, "9223372036854775807"),
+    ("message.downconversion.enable", ConfigKind::Boolean, "true"),
+    ("message.format.version", ConfigKind::Text, "3.0-IV1"),
+    ("message.timestamp.after.max.ms", ConfigKind::Long, "9223372036854775807"),
+    ("message.timestamp.before.max.ms", ConfigKind::Long, "9223372036854775807"),
+    ("message.timestamp.difference.max.ms", ConfigKind::Long, "9223372036854775807"),
+    ("min.cleanable.dirty.ratio", ConfigKind::Double, "0.5"),
+    ("min.compaction.lag.ms", ConfigKind::Long, "0"),
+    ("min.insync.replicas", ConfigKind::Int, "1"),
+    ("preallocate", ConfigKind::Boolean, "false"),
+    ("remote.log.copy.disable", ConfigKind::Boolean, "false"),
+    ("remote.log.delete.on.disable", ConfigKind::Boolean, "false"),
+    ("remote.storage.enable", ConfigKind::Boolean, "false"),
+    ("segment.index.bytes", ConfigKind::Int, "10485760"),
+    ("segment.jitter.ms", ConfigKind::Long, "0"),
+    ("unclean.leader.election.enable", ConfigKind::Boolean, "false"),
+];
+
+/// `cleanup.policy`'s values.
+const CLEANUP_POLICIES: &[&str] = &["delete", "compact"];
 
 /// One config as DescribeConfigs reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,22 +121,82 @@ impl TopicConfig {
         for (key, value) in &self.overrides {
             apply(&mut config, key, value)?;
         }
+        if !self.deletes() {
+            // Compaction only (not yet done): keep every record rather than lose keys.
+            config.retention_age_max = None;
+            config.retention_bytes_max = None;
+        }
         Ok(config)
     }
 
-    /// Every supported key with its effective value.
+    /// Whether the broker stamps each produced batch with its append time
+    /// (`message.timestamp.type=LogAppendTime`).
+    pub fn log_append_time(&self) -> bool {
+        self.overrides.get("message.timestamp.type").is_some_and(|t| t == "LogAppendTime")
+    }
+
+    /// Whether old segments are deleted by time and size (`cleanup.policy` holds `delete`).
+    fn deletes(&self) -> bool {
+        self.overrides.get("cleanup.policy").is_none_or(|policy| policy.split(',').any(|p| p.trim() == "delete"))
+    }
+
+    /// Every key, honoured or accepted, with its effective value, in name order.
     pub fn entries(&self, defaults: &LogConfig) -> Vec<ConfigEntry> {
         let effective = self.log_config(defaults).unwrap_or_else(|_| defaults.clone());
-        TOPIC_CONFIG_KEYS
-            .iter()
-            .map(|key| ConfigEntry {
-                name: key.to_string(),
-                value: value_of(&effective, key),
-                is_default: !self.overrides.contains_key(*key),
-                read_only: READ_ONLY_KEYS.iter().any(|(k, _)| k == key),
-            })
-            .collect()
+        let honoured = TOPIC_CONFIG_KEYS.iter().map(|key| ConfigEntry {
+            name: key.to_string(),
+            value: match *key {
+                "cleanup.policy" => self.overrides.get(*key).cloned().unwrap_or_else(|| "delete".into()),
+                "message.timestamp.type" => self.overrides.get(*key).cloned().unwrap_or_else(|| "CreateTime".into()),
+                _ => value_of(&effective, key),
+            },
+            is_default: !self.overrides.contains_key(*key),
+            read_only: false,
+        });
+        let accepted = ACCEPTED_KEYS.iter().map(|(key, _, default)| ConfigEntry {
+            name: key.to_string(),
+            value: self.overrides.get(*key).cloned().unwrap_or_else(|| default.to_string()),
+            is_default: !self.overrides.contains_key(*key),
+            read_only: false,
+        });
+        let mut entries: Vec<ConfigEntry> = honoured.chain(accepted).collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries
     }
+}
+
+/// The kind of value `key` takes, for any key Sluice accepts (None: unknown to Kafka 3.x).
+pub fn config_kind(key: &str) -> Option<ConfigKind> {
+    match key {
+        "cleanup.policy" => Some(ConfigKind::List),
+        "segment.bytes" | "max.message.bytes" | "index.interval.bytes" => Some(ConfigKind::Int),
+        "message.timestamp.type" => Some(ConfigKind::OneOf(TIMESTAMP_TYPES)),
+        _ if TOPIC_CONFIG_KEYS.contains(&key) => Some(ConfigKind::Long),
+        _ => ACCEPTED_KEYS.iter().find(|(k, _, _)| *k == key).map(|(_, kind, _)| *kind),
+    }
+}
+
+/// Checks `value` as Kafka checks a value of `kind`.
+fn check_kind(kind: ConfigKind, value: &str) -> Result<(), &'static str> {
+    let v = value.trim();
+    let ok = match kind {
+        ConfigKind::Long => v.parse::<i64>().is_ok(),
+        ConfigKind::Int => v.parse::<i32>().is_ok(),
+        ConfigKind::Double => v.parse::<f64>().is_ok_and(f64::is_finite),
+        ConfigKind::Boolean => v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"),
+        ConfigKind::List | ConfigKind::Text => true,
+        ConfigKind::OneOf(values) => values.contains(&v),
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(match kind {
+        ConfigKind::Long => "not a long",
+        ConfigKind::Int => "not an int",
+        ConfigKind::Double => "not a number",
+        ConfigKind::Boolean => "not true or false",
+        _ => "not one of the valid values",
+    })
 }
 
 /// Validates `key=value` and applies it to `config`.
@@ -85,10 +204,13 @@ fn apply(config: &mut LogConfig, key: &str, value: &str) -> Result<(), BrokerErr
     let invalid = |why: &str| BrokerError::InvalidConfig(format!("{key}={value}: {why}"));
     let int = || value.trim().parse::<i64>().map_err(|_| invalid("not an integer"));
     match key {
-        "cleanup.policy" => match value {
-            "delete" => {}
-            _ => return Err(invalid("only 'delete' is supported (no compaction)")),
-        },
+        "cleanup.policy" => {
+            // An empty list is Kafka 3.x's "no cleanup": nothing deleted, nothing compacted.
+            let policies: Vec<&str> = value.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+            if policies.iter().any(|p| !CLEANUP_POLICIES.contains(p)) {
+                return Err(invalid("must be a list of 'delete' and 'compact'"));
+            }
+        }
         "retention.ms" => config.retention_age_max = non_negative_or_unlimited(int()?).map(duration_ms),
         "retention.bytes" => config.retention_bytes_max = non_negative_or_unlimited(int()?),
         "segment.bytes" => {
@@ -139,11 +261,10 @@ fn apply(config: &mut LogConfig, key: &str, value: &str) -> Result<(), BrokerErr
             }
             config.index_interval_bytes = v as u32;
         }
+        "message.timestamp.type" => check_kind(ConfigKind::OneOf(TIMESTAMP_TYPES), value).map_err(invalid)?,
         _ => {
-            if let Some((_, fixed)) = READ_ONLY_KEYS.iter().find(|(k, _)| *k == key) {
-                if value != *fixed {
-                    return Err(invalid(&format!("read-only, always {fixed}")));
-                }
+            if let Some((_, kind, _)) = ACCEPTED_KEYS.iter().find(|(k, _, _)| *k == key) {
+                check_kind(*kind, value).map_err(invalid)?;
             } else {
                 return Err(BrokerError::InvalidConfig(format!("unknown topic config '{key}'")));
             }
@@ -170,7 +291,7 @@ fn value_of(config: &LogConfig, key: &str) -> String {
             FlushPolicy::Os => LONG_MAX.to_string(),
         },
         "index.interval.bytes" => config.index_interval_bytes.to_string(),
-        _ => READ_ONLY_KEYS.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string()).unwrap_or_default(),
+        _ => String::new(),
     }
 }
 
@@ -214,9 +335,73 @@ mod tests {
     }
 
     #[test]
-    fn rejects_unknown_keys_bad_values_and_compaction() {
-        for (k, v) in [("cleanup.policy", "compact"), ("retention.ms", "abc"), ("segment.bytes", "10"), ("nope", "1")] {
+    fn rejects_unknown_keys_and_bad_values() {
+        for (k, v) in [
+            ("cleanup.policy", "compress"),
+            ("retention.ms", "abc"),
+            ("segment.bytes", "10"),
+            ("nope", "1"),
+            ("compression.type", "brotli"),
+            ("min.insync.replicas", "two"),
+            ("preallocate", "yes"),
+            ("min.cleanable.dirty.ratio", "NaN"),
+        ] {
             assert!(TopicConfig::from_overrides(overrides(&[(k, v)])).is_err(), "{k}={v}");
+        }
+    }
+
+    /// Every Kafka 3.x topic config is accepted and reported as set, or with Kafka's
+    /// default; those without effect leave the log settings as they were.
+    #[test]
+    fn accepts_and_reports_every_kafka_topic_config() {
+        let set = [
+            ("compression.type", "zstd"),
+            ("min.insync.replicas", "2"),
+            ("message.format.version", "2.8"),
+            ("delete.retention.ms", "1000"),
+            ("preallocate", "TRUE"),
+            ("min.cleanable.dirty.ratio", "0.1"),
+        ];
+        let config = TopicConfig::from_overrides(overrides(&set)).expect("accepted");
+        let defaults = LogConfig::default();
+        assert_eq!(config.log_config(&defaults).expect("valid"), defaults);
+        let entries = config.entries(&defaults);
+        assert_eq!(entries.len(), TOPIC_CONFIG_KEYS.len() + ACCEPTED_KEYS.len());
+        assert!(entries.windows(2).all(|w| w[0].name < w[1].name), "in name order");
+        let get = |k: &str| entries.iter().find(|e| e.name == k).expect("present").clone();
+        for (k, v) in set {
+            assert_eq!((get(k).value.as_str(), get(k).is_default), (v, false), "{k}");
+        }
+        assert_eq!((get("segment.jitter.ms").value.as_str(), get("segment.jitter.ms").is_default), ("0", true));
+        assert!(entries.iter().all(|e| config_kind(&e.name).is_some()), "every reported key has a kind");
+    }
+
+    /// LogAppendTime is taken (and reported) and is the only other timestamp type.
+    #[test]
+    fn timestamp_type_is_create_or_log_append_time() {
+        let config =
+            TopicConfig::from_overrides(overrides(&[("message.timestamp.type", "LogAppendTime")])).expect("ok");
+        assert!(config.log_append_time());
+        assert!(!TopicConfig::default().log_append_time());
+        let entries = config.entries(&LogConfig::default());
+        let entry = entries.iter().find(|e| e.name == "message.timestamp.type").expect("present");
+        assert_eq!((entry.value.as_str(), entry.is_default), ("LogAppendTime", false));
+        assert!(TopicConfig::from_overrides(overrides(&[("message.timestamp.type", "BrokerTime")])).is_err());
+    }
+
+    /// A compact-only topic keeps everything (no compaction yet); `compact,delete` and
+    /// `delete` keep retention.
+    #[test]
+    fn compaction_without_delete_keeps_every_record() {
+        let defaults = LogConfig { retention_age_max: Some(Duration::from_secs(60)), ..LogConfig::default() };
+        for (policy, retained) in [("compact", false), ("compact,delete", true), ("delete", true), ("", false)] {
+            let config =
+                TopicConfig::from_overrides(overrides(&[("cleanup.policy", policy), ("retention.ms", "1000")]))
+                    .expect("accepted");
+            let log = config.log_config(&defaults).expect("valid");
+            assert_eq!(log.retention_age_max.is_some(), retained, "{policy}");
+            let entries = config.entries(&defaults);
+            assert_eq!(entries.iter().find(|e| e.name == "cleanup.policy").expect("present").value, policy);
         }
     }
 }

@@ -13,6 +13,7 @@ import * as topic from './topic.js';
 import * as groups from './groups.js';
 import * as nsq from './nsq.js';
 import * as clients from './clients.js';
+import * as cluster from './cluster.js';
 
 /** Live-update period: often enough to feel live, rare enough to cost the broker nothing. */
 const POLL_MS = 2000;
@@ -25,6 +26,7 @@ const ROUTES = [
   { pattern: /^\/groups\/([^/]+)\/?$/, mount: groups.mountDetail, nav: 'groups', title: 'Consumer group' },
   { pattern: /^\/nsq\/?$/, mount: nsq.mount, nav: 'nsq', title: 'NSQ' },
   { pattern: /^\/clients\/?$/, mount: clients.mount, nav: 'clients', title: 'Clients' },
+  { pattern: /^\/cluster\/?$/, mount: cluster.mount, nav: 'cluster', title: 'Cluster' },
 ];
 
 const state = { view: null, route: null, generation: 0, polling: false };

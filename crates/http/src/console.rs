@@ -40,6 +40,8 @@ const ASSETS: &[Asset] = &[
     Asset { name: "groups.js", content_type: JS, body: include_bytes!("../console/groups.js") },
     Asset { name: "nsq.js", content_type: JS, body: include_bytes!("../console/nsq.js") },
     Asset { name: "clients.js", content_type: JS, body: include_bytes!("../console/clients.js") },
+    Asset { name: "cluster.js", content_type: JS, body: include_bytes!("../console/cluster.js") },
+    Asset { name: "elections.js", content_type: JS, body: include_bytes!("../console/elections.js") },
 ];
 
 /// `GET /`: the console page.

@@ -184,6 +184,18 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
+/// Stamps one whole, checked batch with the broker's append time, as Kafka does for a topic
+/// with `message.timestamp.type=LogAppendTime`: the timestamp-type attribute bit and the max
+/// timestamp, both inside the CRC, which is recomputed. Readers then give every record of the
+/// batch this timestamp.
+pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
+    let attributes = i16::from_be_bytes([batch[ATTRIBUTES_AT], batch[ATTRIBUTES_AT + 1]]) | ATTR_TIMESTAMP_TYPE;
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Writes the partition leader epoch into a batch (outside the CRC).
 pub fn set_leader_epoch(batch: &mut [u8], epoch: i32) {
     batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&epoch.to_be_bytes());
@@ -203,4 +215,26 @@ fn i32_at(b: &[u8], at: usize) -> i32 {
 
 fn i16_at(b: &[u8], at: usize) -> i16 {
     i16::from_be_bytes([b[at], b[at + 1]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stamping sets the LogAppendTime bit and the max timestamp and keeps the CRC valid,
+    /// leaving the compression bits and the base timestamp as they were.
+    #[test]
+    fn log_append_time_stamp_keeps_the_batch_valid() {
+        let mut b = crate::test_batch::batch(3, 1000, &[1; 20]);
+        b[ATTRIBUTES_AT + 1] |= 0x01; // gzip bits (the payload is not looked at)
+        let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+        b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        let before = validate(&b, usize::MAX).expect("valid before");
+        set_log_append_time(&mut b, 5000);
+        let after = validate(&b, usize::MAX).expect("CRC recomputed");
+        assert_eq!(after.max_timestamp, 5000);
+        assert_eq!(after.attributes, before.attributes | ATTR_TIMESTAMP_TYPE);
+        assert_eq!(after.compression(), 1);
+        assert_eq!(after.base_timestamp, before.base_timestamp);
+    }
 }

@@ -43,4 +43,5 @@ pub use file_cache::{open_files, open_files_max, reopens, set_open_files_max, OP
 pub use group_commit::Durable;
 pub use layout::RAFT_DIR;
 pub use partition::{AppendInfo, PartitionLog, ReadResult, RecoveryReport, RetentionReport, TimestampHit, Truncation};
+pub use read::FirstBatch;
 pub use retention::RetentionHold;

@@ -12,7 +12,7 @@ use crate::disk::Disk;
 use crate::error::{AppendError, FlushError, OpenError, ReadError};
 use crate::group_commit::{Durable, Request, Watermark};
 use crate::layout::{RELATIVE_OFFSET_LIMIT, SCAN_CHUNK_BYTES, SEGMENT_BYTES_LIMIT};
-use crate::read::{self, Located};
+use crate::read::{self, FirstBatch, Located};
 use crate::recovery::{self, Damage};
 use crate::recovery_point;
 use crate::retention::{self, RetentionHold, SegmentFacts};
@@ -270,6 +270,17 @@ impl PartitionLog {
     /// Whole batches from the one containing `offset`, at most `max_bytes` in total except
     /// that the first batch is always returned whole. `offset == log_end` gives no bytes.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
+        self.read_limited(offset, max_bytes, FirstBatch::Whole)
+    }
+
+    /// `read`, with the choice of whether the first batch may go past `max_bytes`: a Kafka
+    /// Fetch lets only its first non-empty partition's first batch do so (KIP-74).
+    pub fn read_limited(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        first_batch: FirstBatch,
+    ) -> Result<ReadResult, ReadError> {
         let (mut located, mut result) = {
             let state = self.state();
             state.check_served()?;
@@ -283,7 +294,7 @@ impl PartitionLog {
         };
         let mut cursor = offset;
         loop {
-            let collected = read::collect(&located, cursor, max_bytes, &mut result.bytes)?;
+            let collected = read::collect(&located, cursor, max_bytes, first_batch, &mut result.bytes)?;
             cursor = collected.next_offset;
             if !collected.segment_done || result.bytes.len() >= max_bytes {
                 return Ok(result);
@@ -324,6 +335,11 @@ impl PartitionLog {
             }
             searched = Some(located.view.base_offset);
         }
+    }
+
+    /// The largest batch `max_timestamp` in the log, None while it holds no batch.
+    pub fn max_timestamp(&self) -> Option<i64> {
+        self.state().segments.iter().filter_map(Segment::max_timestamp).max()
     }
 
     /// Headers of every batch in the newest `segments` segments, oldest first

@@ -28,12 +28,27 @@ pub struct Collected {
     pub segment_done: bool,
 }
 
+/// Whether a read's first batch may go past the read's byte limit (Kafka's `minOneMessage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstBatch {
+    /// Taken whole even when larger than the limit, so a reader always makes progress.
+    Whole,
+    /// Taken only when it fits the limit, like every later batch: nothing is read otherwise.
+    WithinLimit,
+}
+
 /// Appends to `out` whole batches from the one containing `target`, keeping `out` within
-/// `max_bytes` except that a first batch is always taken whole.
-pub fn collect(loc: &Located, target: i64, max_bytes: usize, out: &mut Vec<u8>) -> Result<Collected, ReadError> {
+/// `max_bytes`, except that the read's first batch is taken whole under `FirstBatch::Whole`.
+pub fn collect(
+    loc: &Located,
+    target: i64,
+    max_bytes: usize,
+    first_batch: FirstBatch,
+    out: &mut Vec<u8>,
+) -> Result<Collected, ReadError> {
     let (position, first) = find_batch(loc, target)?;
     let first_len = first.total_len();
-    let room = match out.is_empty() {
+    let room = match out.is_empty() && first_batch == FirstBatch::Whole {
         true => max_bytes.max(first_len),
         false => max_bytes.saturating_sub(out.len()),
     };

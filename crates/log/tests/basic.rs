@@ -3,7 +3,7 @@
 mod common;
 
 use common::{batch, small_config, split};
-use sluice_log::{AppendError, LogConfig, PartitionLog, ReadError};
+use sluice_log::{AppendError, FirstBatch, LogConfig, PartitionLog, ReadError};
 
 /// Appended batches come back with their assigned offsets, across rolls and a reopen.
 #[test]
@@ -121,6 +121,21 @@ fn find_by_timestamp() {
     assert!(log.find_by_timestamp(91).unwrap().is_none());
 }
 
+/// The log's largest timestamp is the largest over all its segments, whichever holds it
+/// (ListOffsets MAX_TIMESTAMP looks it up), and there is none in an empty log.
+#[test]
+fn max_timestamp_spans_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.max_timestamp(), None);
+    for ts in [10, 90, 20, 90, 40, 50, 60, 70] {
+        log.append(&mut batch(2, ts, &[1; 50])).unwrap();
+    }
+    assert!(log.segment_count() >= 2);
+    assert_eq!(log.max_timestamp(), Some(90));
+    assert_eq!(log.find_by_timestamp(90).unwrap().unwrap().header.base_offset, 2, "the first batch holding it");
+}
+
 /// Retention deletes whole old segments by size and by age and moves the log start.
 #[test]
 fn retention() {
@@ -211,4 +226,21 @@ fn read_spans_segments_with_whole_batches() {
     assert_eq!(split(&r.bytes).iter().map(|(o, _)| *o).collect::<Vec<_>>(), vec![2, 3, 4, 5]);
     assert_eq!(log.read(2, 10).unwrap().bytes.len(), 150);
     assert_eq!(r.log_end_offset, 20);
+}
+
+/// A read that may not exceed its limit (a Fetch's later partitions, KIP-74) returns no
+/// bytes when the first batch does not fit, and whole batches within the limit otherwise,
+/// across segments.
+#[test]
+fn read_within_limit_never_exceeds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    for i in 0..20 {
+        log.append(&mut batch(1, i, &[0; 89])).unwrap(); // 150 bytes each
+    }
+    assert!(log.read_limited(2, 149, FirstBatch::WithinLimit).unwrap().bytes.is_empty());
+    assert!(log.read_limited(2, 0, FirstBatch::WithinLimit).unwrap().bytes.is_empty());
+    assert_eq!(log.read_limited(2, 150, FirstBatch::WithinLimit).unwrap().bytes.len(), 150);
+    assert_eq!(log.read_limited(2, 700, FirstBatch::WithinLimit).unwrap().bytes.len(), 600);
+    assert_eq!(log.read_limited(2, 0, FirstBatch::Whole).unwrap().bytes.len(), 150);
 }

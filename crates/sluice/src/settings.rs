@@ -176,6 +176,7 @@ struct FileSettings {
     default_replication_factor: Option<u16>,
     raft_heartbeat_ms: Option<u64>,
     raft_election_timeout_ms: Option<u64>,
+    replica_lag_time_max_ms: Option<u64>,
 }
 
 impl FileSettings {
@@ -188,6 +189,7 @@ impl FileSettings {
             default_replication_factor: self.default_replication_factor,
             raft_heartbeat_ms: self.raft_heartbeat_ms,
             raft_election_timeout_ms: self.raft_election_timeout_ms,
+            replica_lag_time_max_ms: self.replica_lag_time_max_ms,
         }
     }
 
@@ -448,6 +450,13 @@ impl Settings {
                 self.cluster
                     .as_ref()
                     .map_or(cluster::RAFT_ELECTION_TIMEOUT_MS_DEFAULT, |c| c.election_timeout.as_millis() as u64)
+                    .to_string(),
+            ),
+            (
+                "replica_lag_time_max_ms",
+                self.cluster
+                    .as_ref()
+                    .map_or(cluster::REPLICA_LAG_TIME_MAX_MS_DEFAULT, |c| c.replica_lag_time_max.as_millis() as u64)
                     .to_string(),
             ),
             ("flush", flush),

@@ -1,9 +1,10 @@
 //! Proves the operator's view of a 3-node cluster: `GET /api/cluster` answers on every node,
-//! names the 3 nodes and the same metadata leader, and lists an RF 3 partition's replicas;
+//! names the 3 nodes (all up) and the same metadata leader, and lists an RF 3 partition's replicas;
 //! `sluice cluster status` prints its table and `--json` parses; `/metrics` carries the Raft
 //! families (promtool accepts them); a killed follower makes the leader report the partition
-//! under-replicated (while records keep arriving) within a bounded wait, and once restarted
-//! it is in sync again.
+//! under-replicated (once the lag window, lowered to 2 s, passes; while records keep arriving)
+//! and the node down with its replica offline within a bounded wait, and once restarted it is
+//! up and in sync again.
 
 mod cluster_support;
 mod common;
@@ -11,7 +12,7 @@ mod history;
 
 use cluster_support::kafka::{create_topic, metadata_client, wait_fully_replicated};
 use cluster_support::produce::producer;
-use cluster_support::Cluster;
+use cluster_support::{Cluster, ClusterOpts};
 use common::{run_bounded, unique_topic, wait_until, SLUICE_BIN};
 use rdkafka::producer::FutureRecord;
 use serde_json::Value;
@@ -64,6 +65,16 @@ fn local_partition<'a>(status: &'a Value, topic: &str, partition: i32) -> Option
     status["partitions"].as_array()?.iter().find(|p| p["topic"] == topic && p["partition"] == partition)
 }
 
+/// Whether `node` answers the reporting node, as its status says (None: not known yet).
+fn node_up(status: &Value, node: u64) -> Option<bool> {
+    status["nodes"].as_array()?.iter().find(|n| n["node_id"] == node)?["up"].as_bool()
+}
+
+/// `topic`-`partition` in the status's placement of every partition of the cluster.
+fn placement<'a>(status: &'a Value, topic: &str, partition: i32) -> Option<&'a Value> {
+    status["placement"].as_array()?.iter().find(|p| p["topic"] == topic && p["partition"] == partition)
+}
+
 fn is_under_replicated(status: &Value, topic: &str, partition: i32) -> bool {
     let listed = status["under_replicated"]
         .as_array()
@@ -105,7 +116,9 @@ fn promtool_accepts(text: &str) {
 
 #[test]
 fn cluster_status_names_nodes_leaders_and_under_replication() {
-    let mut cluster = Cluster::start(NODES);
+    // A short lag window, so the dead follower leaves the ISR quickly (Kafka's default is 30 s).
+    let opts = ClusterOpts { args: vec!["--replica-lag-time-max-ms".into(), "2000".into()], ..ClusterOpts::default() };
+    let mut cluster = Cluster::start_with(NODES, opts);
     let bootstrap = cluster.bootstrap_servers();
     let topic = unique_topic("cluster-status");
     create_topic(&bootstrap, &topic, PARTITIONS, REPLICATION).expect("create a topic with replication factor 3");
@@ -120,6 +133,7 @@ fn cluster_status_names_nodes_leaders_and_under_replication() {
         let nodes_ok = last.iter().all(|s| {
             s["nodes"].as_array().map(|n| n.iter().filter_map(|n| n["node_id"].as_u64()).collect::<Vec<_>>())
                 == Some(all.clone())
+                && all.iter().all(|id| node_up(s, *id) == Some(true))
         });
         let partition_leaders: Vec<Option<u64>> =
             last.iter().map(|s| local_partition(s, &topic, WATCHED).and_then(|p| p["leader"].as_u64())).collect();
@@ -173,7 +187,7 @@ fn cluster_status_names_nodes_leaders_and_under_replication() {
     assert!(metrics.contains("sluice_raft_follower_lag_entries{"), "{metrics}");
     promtool_accepts(&metrics);
 
-    // A dead follower falls out of the ISR once records pass it by.
+    // A dead follower falls out of the ISR once it has not caught up for the lag window.
     cluster.node(follower).kill9();
     let records = producer(&bootstrap, false);
     let mut sent = 0u64;
@@ -195,10 +209,18 @@ fn cluster_status_names_nodes_leaders_and_under_replication() {
         std::thread::sleep(POLL_INTERVAL);
     }
 
+    // Its pings go unanswered: the leader reports it down and its replica offline.
+    wait_until(REPLICATION_CHANGE_TIMEOUT, "the killed follower reported down", || {
+        let status = status_of(&cluster, leader);
+        let offline = placement(&status, &topic, WATCHED).map(|p| ids(&p["offline_replicas"]));
+        node_up(&status, follower) == Some(false) && offline == Some(vec![follower])
+    });
+
     // Restarted, it catches up and is in sync again.
     cluster.node(follower).restart();
-    wait_until(REPLICATION_CHANGE_TIMEOUT, "the restarted follower back in the ISR", || {
-        !is_under_replicated(&status_of(&cluster, leader), &topic, WATCHED)
+    wait_until(REPLICATION_CHANGE_TIMEOUT, "the restarted follower back in the ISR and up", || {
+        let status = status_of(&cluster, leader);
+        !is_under_replicated(&status, &topic, WATCHED) && node_up(&status, follower) == Some(true)
     });
 }
 

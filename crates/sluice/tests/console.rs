@@ -2,25 +2,46 @@
 //! `tests/console/scenario.mjs` (playwright-core), creates a topic, publishes a message and
 //! finds it in the message browser, pauses and unpauses an NSQ channel and reads a consumer
 //! group's lag — all through the console the binary serves — and saves screenshots.
-//! Also checks the embedded assets are served with their types and revalidation headers.
+//! Also checks the embedded assets are served with their types and revalidation headers, and,
+//! on a 3-node cluster (`tests/console/cluster.mjs`), that the cluster page opened on node 2
+//! shows the 3 nodes and a replicated topic's placement, then — live, once node 3 is killed —
+//! node 3 down and the topic's partitions under-replicated.
 //!
 //! Needs `scripts/install-console-test-deps.sh` (Debian `chromium`, `npm ci` in tests/console).
+mod cluster_support;
 mod common;
+mod history;
 
-use common::{acks_all_producer, client_config, produce_one, run_bounded, runtime, tail, unique_topic, Broker};
+use cluster_support::kafka::{create_topic, metadata_client, wait_fully_replicated};
+use cluster_support::Cluster;
+use common::{
+    acks_all_producer, client_config, produce_one, run_bounded, runtime, tail, unique_topic, use_system_libraries,
+    wait_timeout, Broker,
+};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// The whole browser scenario: a dozen steps, each waiting at most 20 s for the page.
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
 /// Messages produced for the lagging group, and how many of them it has committed.
 const GROUP_MESSAGES: i64 = 7;
 const GROUP_COMMITTED: i64 = 2;
+/// The cluster scenario: the page's checks before and after the kill, each step at most 20 s.
+const CLUSTER_SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
+/// The cluster the cluster page is checked on, the node serving the page and the node killed.
+const CLUSTER_NODES: usize = 3;
+const PAGE_NODE: u64 = 2;
+const KILLED_NODE: u64 = 3;
+/// The replicated topic shown: a replica of each partition on every node.
+const CLUSTER_PARTITIONS: i32 = 2;
+/// Bound on the topic's partitions electing leaders and filling their ISR.
+const REPLICATED_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -144,4 +165,119 @@ fn console_scenario_in_headless_chromium() {
     );
     assert!(stdout.contains("console scenario passed"), "the scenario did not finish: {stdout}");
     println!("console screenshots: {}", shots.display());
+}
+
+#[test]
+fn console_cluster_view_in_headless_chromium() {
+    assert_dependencies_installed();
+    let mut cluster = Cluster::start(CLUSTER_NODES);
+    let bootstrap = cluster.bootstrap_servers();
+    let topic = unique_topic("console-cluster");
+    create_topic(&bootstrap, &topic, CLUSTER_PARTITIONS, CLUSTER_NODES as i32).expect("create a replicated topic");
+    let client = metadata_client(&bootstrap);
+    wait_fully_replicated(&client, &topic, CLUSTER_PARTITIONS, CLUSTER_NODES, REPLICATED_TIMEOUT);
+
+    let shots = screenshot_dir();
+    let mut cmd = Command::new("node");
+    cmd.arg("cluster.mjs")
+        .current_dir(repo_root().join("tests/console"))
+        .env("SLUICE_CONSOLE_URL", format!("http://{}", cluster.http_addr(PAGE_NODE)))
+        .env("CONSOLE_SCREENSHOTS", &shots)
+        .env("CONSOLE_CLUSTER_NODES", CLUSTER_NODES.to_string())
+        .env("CONSOLE_CLUSTER_TOPIC", &topic)
+        .env("CONSOLE_CLUSTER_PARTITIONS", CLUSTER_PARTITIONS.to_string())
+        .env("CONSOLE_KILLED_NODE", KILLED_NODE.to_string())
+        .env("CHROMIUM", chromium());
+    let mut scenario = Scenario::spawn(&mut cmd);
+    let deadline = Instant::now() + CLUSTER_SCENARIO_TIMEOUT;
+    let kill_line = format!("KILL NODE {KILLED_NODE}");
+    if scenario.wait_for_line(&kill_line, deadline) {
+        cluster.node(KILLED_NODE).kill9();
+        scenario.say("killed");
+    }
+    let (success, stdout, stderr) = scenario.finish(deadline);
+    println!("{stdout}");
+    assert!(
+        success,
+        "cluster scenario failed\nstdout: {stdout}\nstderr (tail): {}\nscreenshots: {}",
+        tail(stderr.as_bytes(), 4000),
+        shots.display()
+    );
+    assert!(stdout.contains("cluster scenario passed"), "the scenario did not finish: {stdout}");
+}
+
+/// A browser scenario that talks with the test while it runs: its stdout lines arrive through
+/// a reader thread (so every wait is bounded), the test answers on its stdin.
+struct Scenario {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    /// Every stdout line read so far.
+    seen: Vec<String>,
+    stderr: PathBuf,
+    _scratch: tempfile::TempDir,
+}
+
+impl Scenario {
+    fn spawn(cmd: &mut Command) -> Scenario {
+        use_system_libraries(cmd);
+        let scratch = tempfile::tempdir().expect("scratch dir");
+        let stderr = scratch.path().join("stderr");
+        let err = std::fs::File::create(&stderr).expect("stderr file");
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Scenario { child, lines, seen: Vec::new(), stderr, _scratch: scratch }
+    }
+
+    /// Whether the scenario printed `wanted` before `deadline` (false: it ended or timed out).
+    fn wait_for_line(&mut self, wanted: &str, deadline: Instant) -> bool {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line == wanted;
+                    self.seen.push(line);
+                    if found {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Sends `line` and closes stdin (the scenario reads one answer).
+    fn say(&mut self, line: &str) {
+        let mut stdin = self.child.stdin.take().expect("piped stdin");
+        writeln!(stdin, "{line}").expect("write to the scenario");
+    }
+
+    /// Waits for the end (killing it at `deadline`): (success, stdout, stderr).
+    fn finish(mut self, deadline: Instant) -> (bool, String, String) {
+        let status = wait_timeout(&mut self.child, deadline.saturating_duration_since(Instant::now()));
+        if status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // The reader thread ends with the child's stdout, so this ends at once after the exit.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        let seen = self.seen;
+        let stderr = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let success = status.is_some_and(|s| s.success());
+        (success, seen.join("\n"), if status.is_none() { format!("timed out\n{stderr}") } else { stderr })
+    }
 }

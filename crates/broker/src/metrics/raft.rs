@@ -116,6 +116,7 @@ mod tests {
                 isr: vec![1, 2],
                 under_replicated: true,
             }],
+            placement: vec![],
             under_replicated: vec![],
             leaders: vec![],
         };

@@ -23,6 +23,7 @@ use sluice_log::{BatchHeader, FlushPolicy, PartitionLog};
 
 use super::side_index::{EntryKind, SideIndex, SideRecord};
 use super::vote::VoteFiles;
+use super::written::{Offsets, WrittenWaiters};
 use crate::types::{Batches, NodeId, TypeConfig};
 
 /// The most batch bytes one read of the segments asks for when serving entries: bounds one
@@ -36,6 +37,8 @@ pub(crate) struct GroupLog {
     pub log: Arc<PartitionLog>,
     pub side: Mutex<SideIndex>,
     pub votes: VoteFiles,
+    /// Proposals waiting for this (leader's) log to hold them: Kafka's acks=1.
+    pub written: Arc<WrittenWaiters>,
 }
 
 impl GroupLog {
@@ -65,6 +68,11 @@ impl LogStore {
     /// The partition log under this store.
     pub fn partition_log(&self) -> &Arc<PartitionLog> {
         &self.group.log
+    }
+
+    /// The group's proposals waiting for their append (acks=1).
+    pub fn written_waiters(&self) -> &Arc<WrittenWaiters> {
+        &self.group.written
     }
 }
 
@@ -163,18 +171,27 @@ impl Pending {
 }
 
 impl LogStore {
-    /// Writes `entries` (readable once this returns) and gives back what makes them durable.
+    /// Writes `entries` (readable once this returns), answers the proposals among them that
+    /// wait for their append, and gives back what makes them durable.
     pub(crate) async fn write(&self, entries: Vec<Entry<TypeConfig>>) -> Result<Pending, StorageError<NodeId>> {
         let group = Arc::clone(&self.group);
-        let log_end = blocking(move || write_entries(&group, entries)).await?;
+        let (log_end, proposals) = blocking(move || write_entries(&group, entries)).await?;
+        for (tag, offsets) in proposals {
+            self.group.written.written(tag, offsets);
+        }
         Ok(Pending { group: Arc::clone(&self.group), log_end })
     }
 }
 
+/// What a write did: the log end after it, and the offsets each tagged proposal took
+/// (`written`), by tag.
+type Written = (i64, Vec<(i64, Offsets)>);
+
 /// Writes every entry's batches (offsets from the log end, epoch = the entry's term), then
 /// all their side records with one write.
-fn write_entries(group: &GroupLog, entries: Vec<Entry<TypeConfig>>) -> Result<i64, StorageError<NodeId>> {
+fn write_entries(group: &GroupLog, entries: Vec<Entry<TypeConfig>>) -> Result<Written, StorageError<NodeId>> {
     let mut records = Vec::with_capacity(entries.len());
+    let mut proposals = Vec::new();
     let mut failed = None;
     for entry in entries {
         let log_id = entry.log_id;
@@ -183,7 +200,12 @@ fn write_entries(group: &GroupLog, entries: Vec<Entry<TypeConfig>>) -> Result<i6
             EntryPayload::Membership(membership) => EntryKind::Membership(membership),
             EntryPayload::Normal(Batches(bytes)) if bytes.is_empty() => EntryKind::NoRecords,
             EntryPayload::Normal(Batches(bytes)) => match write_batches(&group.log, log_id, &bytes) {
-                Ok(kind) => kind,
+                Ok((kind, tag)) => {
+                    if let (Some(tag), EntryKind::Batches { base_offset, last_offset, .. }) = (tag, &kind) {
+                        proposals.push((tag, (*base_offset, *last_offset)));
+                    }
+                    kind
+                }
                 Err(e) => {
                     // The entries before it are in the segments: their side records go too,
                     // so memory and files stay one log (openraft stops on the error anyway).
@@ -198,11 +220,17 @@ fn write_entries(group: &GroupLog, entries: Vec<Entry<TypeConfig>>) -> Result<i6
     side.append(&records).map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
     match failed {
         Some(e) => Err(e),
-        None => Ok(group.log.log_end_offset()),
+        None => Ok((group.log.log_end_offset(), proposals)),
     }
 }
 
-fn write_batches(log: &PartitionLog, log_id: LogId<NodeId>, bytes: &Bytes) -> Result<EntryKind, StorageError<NodeId>> {
+/// Appends one entry's batches; also returns the proposal's tag its first batch carried, if
+/// any (`written`).
+fn write_batches(
+    log: &PartitionLog,
+    log_id: LogId<NodeId>,
+    bytes: &Bytes,
+) -> Result<(EntryKind, Option<i64>), StorageError<NodeId>> {
     let fail =
         |e: &(dyn std::error::Error + 'static)| StorageIOError::write_log_entry(log_id, AnyError::from_dyn(e, None));
     let epoch = i32::try_from(log_id.leader_id.term).map_err(|_| {
@@ -213,11 +241,13 @@ fn write_batches(log: &PartitionLog, log_id: LogId<NodeId>, bytes: &Bytes) -> Re
     let proposed_base = BatchHeader::parse(&owned).map(|h| h.base_offset).ok();
     let info = log.append_with_epoch(&mut owned, epoch).map_err(|e| fail(&e))?;
     // A replicated entry carries the offsets the leader's log gave it; a proposal carries the
-    // producer's 0. Anything else means this replica's offsets left the leader's.
-    if let Some(base) = proposed_base.filter(|&b| b != 0 && b != info.first_offset) {
+    // producer's 0 or a waiter's tag (negative). Anything else means this replica's offsets
+    // left the leader's.
+    if let Some(base) = proposed_base.filter(|&b| b > 0 && b != info.first_offset) {
         tracing::error!(%log_id, leader_base = base, local_base = info.first_offset, "replica offsets diverge from the leader's");
     }
-    Ok(EntryKind::Batches { base_offset: info.first_offset, last_offset: info.last_offset, bytes: len })
+    let kind = EntryKind::Batches { base_offset: info.first_offset, last_offset: info.last_offset, bytes: len };
+    Ok((kind, proposed_base.and_then(WrittenWaiters::tag_of)))
 }
 
 /// Drops the entries from `index` on: the side index first (so a crash between the two

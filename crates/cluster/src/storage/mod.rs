@@ -8,6 +8,7 @@
 //! - `state_machine`: openraft's `RaftStateMachine`: the high watermark and an observer of
 //!   committed batches.
 //! - `snapshot`: the metadata-only snapshot.
+//! - `written`: proposals waiting for the leader's own append (Kafka's acks=1).
 //!
 //! Files of a group's directory (`dir` of `open_group_storage`, e.g. the partition
 //! directory's `raft/`): `side-index`, `side-index.base`, `vote`, `committed`, `snapshot`
@@ -22,6 +23,7 @@ pub mod side_index;
 mod snapshot;
 pub mod state_machine;
 pub mod vote;
+pub mod written;
 
 #[cfg(test)]
 mod tests;
@@ -35,6 +37,7 @@ pub use log_store::LogStore;
 pub use side_index::SideIndexError;
 pub use snapshot::SnapshotData;
 pub use state_machine::{ApplyObserver, NoObserver, PartitionSnapshotBuilder, PartitionStateMachine};
+pub use written::{Registration, WrittenWaiters};
 
 use log_store::GroupLog;
 use side_index::SideIndex;
@@ -63,7 +66,13 @@ pub fn open_group_storage(
 ) -> Result<(LogStore, PartitionStateMachine), StorageOpenError> {
     let mut side = SideIndex::open(dir, log.log_end_offset())?;
     reconcile(&mut side, &log)?;
-    let group = Arc::new(GroupLog { dir: dir.to_path_buf(), log, side: Mutex::new(side), votes: VoteFiles::new(dir) });
+    let group = Arc::new(GroupLog {
+        dir: dir.to_path_buf(),
+        log,
+        side: Mutex::new(side),
+        votes: VoteFiles::new(dir),
+        written: Arc::default(),
+    });
     let machine = PartitionStateMachine::open(Arc::clone(&group), observer).map_err(StorageOpenError::StateMachine)?;
     Ok((LogStore::new(group), machine))
 }

@@ -299,3 +299,32 @@ async fn os_policy_reports_without_fsync() {
     assert_eq!(store.partition_log().fsync_count(), fsyncs);
     assert_eq!(store.partition_log().log_end_offset(), 2);
 }
+
+/// A proposal tagged by `WrittenWaiters::register` is answered with the offsets it took as
+/// soon as the append has written it (before anything is durable or applied); the log holds
+/// the real offsets, never the tag; a registration dropped unanswered leaves no waiter.
+#[tokio::test]
+async fn a_tagged_proposal_learns_its_offsets_from_the_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _machine) = open(dir.path());
+    let waiters = Arc::clone(store.written_waiters());
+    let mut first = batch(2, b"ab");
+    let registration = waiters.register(&mut first).expect("a batch to tag");
+    assert!(BatchHeader::parse(&first).unwrap().base_offset < 0, "tagged with a negative base offset");
+    let forgotten = waiters.register(&mut batch(1, b"x")).expect("a batch to tag");
+    drop(forgotten);
+    assert_eq!(waiters.waiting(), 1);
+
+    let pending =
+        tokio::time::timeout(CALL_TIMEOUT, store.write(vec![normal(1, 1, batch(3, b"c")), normal(1, 2, first)]))
+            .await
+            .unwrap()
+            .unwrap();
+    let written = tokio::time::timeout(CALL_TIMEOUT, registration.written).await.unwrap().unwrap();
+    assert_eq!(written, (3, 4));
+    assert_eq!(waiters.waiting(), 0);
+    drop(pending);
+    let mut reader = store.clone();
+    let read = entries(&mut reader).await;
+    assert_eq!(headers(&read[1]), vec![(3, 1)]);
+}

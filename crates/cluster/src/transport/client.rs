@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::connection::Connection;
+use super::contact::{Contacts, GroupContacts};
 use super::error::TransportError;
 use super::frame::{self, FrameKind};
 use super::limits::{CONNECT_TIMEOUT, REDIAL_BACKOFF_FIRST, REDIAL_BACKOFF_MAX, REQUEST_TIMEOUT};
@@ -29,6 +30,8 @@ pub struct Transport {
     /// Connections dialled successfully so far (for tests and metrics: with sharing, it stays
     /// at one per peer while connections stay up).
     connections_opened: AtomicU64,
+    /// When each group's followers last answered this node (as their leader).
+    contacts: Contacts,
 }
 
 /// One peer address and its connection state; the async lock makes concurrent callers share
@@ -53,6 +56,7 @@ impl Transport {
             peers: Mutex::new(HashMap::new()),
             next_request_id: AtomicU64::new(1),
             connections_opened: AtomicU64::new(0),
+            contacts: Contacts::default(),
         })
     }
 
@@ -110,7 +114,12 @@ impl Transport {
 
     /// openraft network factory for one group (cheap; one per Raft instance).
     pub fn network(self: &Arc<Self>, group: GroupId) -> GroupNetwork {
-        GroupNetwork::new(self.clone(), group)
+        GroupNetwork::new(self.clone(), self.contacts(&group), group)
+    }
+
+    /// When `group`'s followers last answered this node's AppendEntries.
+    pub fn contacts(&self, group: &GroupId) -> Arc<GroupContacts> {
+        self.contacts.of(group)
     }
 
     /// The live connection to `addr`, dialling one if there is none and the backoff allows.

@@ -7,10 +7,12 @@
 //! - `server`: [`serve`] accepts peers and answers through an [`RpcHandler`] (`dispatch`).
 //! - `client` / `connection`: [`Transport`], the pool of multiplexed connections.
 //! - `network`: [`GroupNetwork`], openraft's network factory for one group.
+//! - `contact`: when each group's followers last answered (the ISR's liveness).
 //! - `limits`: every size, count and time bound, with its reason.
 
 mod client;
 mod connection;
+mod contact;
 mod dispatch;
 mod error;
 pub mod frame;
@@ -24,6 +26,7 @@ mod wire;
 mod tests;
 
 pub use client::Transport;
+pub use contact::GroupContacts;
 pub use dispatch::RpcHandler;
 pub use error::TransportError;
 pub use message::{ClientWriteReply, Reply, Rpc};

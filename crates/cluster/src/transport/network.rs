@@ -15,6 +15,7 @@ use openraft::raft::{
 use openraft::{BasicNode, RPCTypes};
 
 use super::client::{unexpected, Transport};
+use super::contact::GroupContacts;
 use super::error::TransportError;
 use super::message::{Reply, Rpc};
 use crate::types::{GroupId, NodeId, TypeConfig};
@@ -22,12 +23,13 @@ use crate::types::{GroupId, NodeId, TypeConfig};
 /// The network factory of one group's Raft.
 pub struct GroupNetwork {
     transport: Arc<Transport>,
+    contacts: Arc<GroupContacts>,
     group: GroupId,
 }
 
 impl GroupNetwork {
-    pub(super) fn new(transport: Arc<Transport>, group: GroupId) -> GroupNetwork {
-        GroupNetwork { transport, group }
+    pub(super) fn new(transport: Arc<Transport>, contacts: Arc<GroupContacts>, group: GroupId) -> GroupNetwork {
+        GroupNetwork { transport, contacts, group }
     }
 }
 
@@ -35,7 +37,13 @@ impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
     type Network = GroupPeer;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> GroupPeer {
-        GroupPeer { transport: self.transport.clone(), group: self.group.clone(), target, node: node.clone() }
+        GroupPeer {
+            transport: self.transport.clone(),
+            contacts: self.contacts.clone(),
+            group: self.group.clone(),
+            target,
+            node: node.clone(),
+        }
     }
 }
 
@@ -43,6 +51,8 @@ impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
 /// has the one connection per peer every group shares.
 pub struct GroupPeer {
     transport: Arc<Transport>,
+    /// Told of every AppendEntries the target answers (the ISR's liveness).
+    contacts: Arc<GroupContacts>,
     group: GroupId,
     target: NodeId,
     node: BasicNode,
@@ -108,7 +118,10 @@ impl RaftNetwork<TypeConfig> for GroupPeer {
         let rpc = Rpc::AppendEntries { group: self.group.clone(), req };
         let timeout = option.soft_ttl();
         match self.transport.call(&self.node.addr, rpc, timeout).await {
-            Ok(Reply::AppendEntries(Ok(response))) => Ok(response),
+            Ok(Reply::AppendEntries(Ok(response))) => {
+                self.contacts.answered(self.target);
+                Ok(response)
+            }
             Ok(Reply::AppendEntries(Err(error))) => Err(self.remote(error)),
             Ok(other) => Err(self.other_reply(other)),
             // Too many entries for one frame: ask openraft to send half as many. A single

@@ -1,6 +1,7 @@
 //! AlterConfigs (replace every override of a topic) and IncrementalAlterConfigs (set,
-//! delete, append, subtract individual keys). Both validate first: nothing changes on error.
-//! In a cluster the new overrides go through the metadata group to every node.
+//! delete, append, subtract individual keys; append and subtract only on list configs, as
+//! Kafka). Both validate first: nothing changes on error. In a cluster the new overrides go
+//! through the metadata group to every node.
 
 use super::describe_configs::RESOURCE_TOPIC;
 use super::str_bytes;
@@ -10,7 +11,7 @@ use crate::server::Context;
 use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
-use sluice_broker::BrokerError;
+use sluice_broker::{config_kind, BrokerError, ConfigKind};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -76,7 +77,9 @@ fn changed(
     resource: &kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource,
 ) -> Result<BTreeMap<String, String>, (i16, String)> {
     let topic = ctx.broker.topic(&resource.resource_name).ok_or_else(|| fail(BrokerError::UnknownTopicOrPartition))?;
-    let mut overrides = topic.config().overrides;
+    let config = topic.config();
+    let current = config.entries(&ctx.broker.config().log_defaults);
+    let mut overrides = config.overrides;
     for change in &resource.configs {
         let name = change.name.to_string();
         let value = change.value.as_ref().map(|v| v.to_string());
@@ -84,16 +87,50 @@ fn changed(
             (OP_DELETE, _) => {
                 overrides.remove(&name);
             }
-            (OP_SET | OP_APPEND, Some(v)) => {
+            (OP_SET, Some(v)) => {
                 overrides.insert(name, v);
             }
-            (OP_SUBTRACT, Some(_)) => {
-                return Err((INVALID_CONFIG, format!("{name}: subtract is not supported; its only value is fixed")));
+            (op @ (OP_APPEND | OP_SUBTRACT), Some(v)) => {
+                if config_kind(&name) != Some(ConfigKind::List) {
+                    return Err((INVALID_CONFIG, format!("{name}: append and subtract need a list config")));
+                }
+                // Append starts from the value in force (Kafka's default included);
+                // subtract only from what the topic sets.
+                let base = match (overrides.get(&name), op) {
+                    (Some(set), _) => Some(set.clone()),
+                    (None, OP_APPEND) => current.iter().find(|e| e.name == name).map(|e| e.value.clone()),
+                    (None, _) => None,
+                }
+                .unwrap_or_default();
+                let list = if op == OP_APPEND { appended(&base, &v) } else { subtracted(&base, &v) };
+                overrides.insert(name, list);
             }
             (op, _) => return Err((INVALID_REQUEST, format!("{name}: operation {op} needs a value or is unknown"))),
         }
     }
     Ok(overrides)
+}
+
+/// Items of a comma-separated list, without empty ones.
+fn items(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|item| !item.is_empty())
+}
+
+/// `list` with the items of `more` it lacks added at the end.
+fn appended(list: &str, more: &str) -> String {
+    let mut out: Vec<&str> = items(list).collect();
+    for item in items(more) {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out.join(",")
+}
+
+/// `list` without the items of `less`.
+fn subtracted(list: &str, less: &str) -> String {
+    let less: Vec<&str> = items(less).collect();
+    items(list).filter(|item| !less.contains(item)).collect::<Vec<_>>().join(",")
 }
 
 fn check_topic(resource_type: i8) -> Outcome {
@@ -116,5 +153,21 @@ fn codes(outcome: Outcome) -> (i16, Option<kafka_protocol::protocol::StrBytes>) 
     match outcome {
         Ok(()) => (NONE, None),
         Err((code, message)) => (code, Some(str_bytes(&message))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Append adds only missing items, in order; subtract removes every given item.
+    #[test]
+    fn list_append_and_subtract() {
+        assert_eq!(appended("delete", "compact"), "delete,compact");
+        assert_eq!(appended("delete,compact", "compact, delete"), "delete,compact");
+        assert_eq!(appended("", "compact"), "compact");
+        assert_eq!(subtracted("delete,compact", "delete"), "compact");
+        assert_eq!(subtracted("compact", "compact"), "");
+        assert_eq!(subtracted("", "delete"), "");
     }
 }

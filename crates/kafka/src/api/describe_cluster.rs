@@ -1,15 +1,19 @@
 //! DescribeCluster: the same brokers, controller and cluster id as Metadata (every node of a
-//! cluster; this node alone otherwise).
+//! cluster; this node alone otherwise), and when asked the cluster's authorized operations
+//! (KIP-430: all of them, as Kafka without an authorizer).
 
+use super::authorized_operations::{self as operations, if_asked};
 use super::str_bytes;
 use crate::error_codes::NONE;
 use crate::server::Context;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-pub fn handle(ctx: &Context, _request: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn handle(ctx: &Context, request: DescribeClusterRequest) -> DescribeClusterResponse {
     let mut response = DescribeClusterResponse::default();
     response.error_code = NONE;
+    response.cluster_authorized_operations =
+        if_asked(request.include_cluster_authorized_operations, operations::CLUSTER);
     response.cluster_id = str_bytes(&super::cluster_id(ctx));
     response.controller_id = BrokerId(super::controller_id(ctx));
     response.brokers = super::brokers(ctx)

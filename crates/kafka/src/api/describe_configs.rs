@@ -1,5 +1,6 @@
-//! DescribeConfigs: every topic setting Sluice honours with its effective value and
-//! source, and the broker's own settings.
+//! DescribeConfigs: every topic config Kafka 3.x defines (those Sluice honours with their
+//! effective value, the others as set or at Kafka's default) with its source, type and
+//! sensitivity (no topic config is sensitive), and the broker's own settings.
 
 use super::create_topics::{SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC};
 use super::str_bytes;
@@ -8,7 +9,7 @@ use crate::error_codes::{code_of, INVALID_REQUEST, NONE};
 use crate::server::Context;
 use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
-use sluice_broker::{BrokerError, ConfigEntry, FlushPolicy};
+use sluice_broker::{config_kind, BrokerError, ConfigEntry, ConfigKind, FlushPolicy};
 
 /// Kafka `ConfigResource.Type`.
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -70,14 +71,21 @@ fn describe(entry: ConfigEntry, broker_level: bool, version: i16) -> DescribeCon
     out
 }
 
-/// Kafka `ConfigType` ids (v3+): 2 string, 3 int, 5 long, 7 list, 1 boolean.
+/// Kafka `ConfigType` ids (v3+): 1 boolean, 2 string, 3 int, 5 long, 6 double, 7 list.
 fn config_type(name: &str) -> i8 {
-    match name {
-        "cleanup.policy" => 7,
-        "segment.bytes" | "max.message.bytes" | "index.interval.bytes" | "num.partitions" | "message.max.bytes" => 3,
-        "message.timestamp.type" => 2,
-        "auto.create.topics.enable" => 1,
-        _ => 5,
+    match config_kind(name) {
+        Some(ConfigKind::Boolean) => 1,
+        Some(ConfigKind::Text | ConfigKind::OneOf(_)) => 2,
+        Some(ConfigKind::Int) => 3,
+        Some(ConfigKind::Long) => 5,
+        Some(ConfigKind::Double) => 6,
+        Some(ConfigKind::List) => 7,
+        // The broker's own settings.
+        None => match name {
+            "num.partitions" | "message.max.bytes" => 3,
+            "auto.create.topics.enable" => 1,
+            _ => 5,
+        },
     }
 }
 

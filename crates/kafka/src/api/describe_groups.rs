@@ -1,6 +1,9 @@
 //! DescribeGroups: state, chosen protocol, and every member's metadata and assignment.
-//! An unknown group is described as Dead with no error, as Kafka does.
+//! An unknown group is described as Dead with no error, as Kafka does. Authorized
+//! operations (v3+, KIP-430), when asked, are all of a group's, as Kafka without an
+//! authorizer.
 
+use super::authorized_operations::{self as operations, if_asked};
 use super::str_bytes;
 use crate::dispatch::RequestMeta;
 use crate::error_codes::{group_code, NONE};
@@ -36,6 +39,9 @@ pub fn handle(ctx: &Context, request: DescribeGroupsRequest, meta: RequestMeta) 
                     .collect();
             }
             Err(e) => out.error_code = group_code(&e),
+        }
+        if out.error_code == NONE {
+            out.authorized_operations = if_asked(request.include_authorized_operations, operations::GROUP);
         }
         out.group_id = id;
         response.groups.push(out);

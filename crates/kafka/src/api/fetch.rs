@@ -1,4 +1,6 @@
-//! Fetch: reads whole batches from each requested partition; when fewer than
+//! Fetch: reads whole batches from each requested partition, within the partition's
+//! `partition_max_bytes` and the response's `max_bytes` as Kafka does (KIP-74: only the first
+//! batch of the first partition with data may go past them); when fewer than
 //! `min_bytes` are available it long-polls, woken by the partitions' appends (never by
 //! a polling loop), until `max_wait_ms`. Old versions (v0–v3) get legacy message sets.
 //! Large reads and every down-conversion run on tokio's blocking pool, so one big Fetch
@@ -12,7 +14,7 @@ use bytes::Bytes;
 use futures_util::future::select_all;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
-use sluice_broker::{BatchHeader, BrokerError, Partition};
+use sluice_broker::{BatchHeader, BrokerError, FirstBatch, Partition};
 use sluice_records::convert;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +41,12 @@ const INLINE_READ_BYTES_MAX: usize = 64 * 1024;
 
 /// Fetch v4 is the first that serves stored v2 batches as they are (no down-conversion).
 const FIRST_V2_VERSION: i16 = 4;
+
+/// Fetch v3 is the first with a response `max_bytes` (KIP-74). Before it Kafka treats each
+/// partition's limit as hard and sends a truncated last message, which old clients answer by
+/// growing their fetch size; Sluice sends each partition's first batch whole instead, so
+/// those clients make progress without that dance.
+const FIRST_RESPONSE_LIMIT_VERSION: i16 = 3;
 
 /// One requested partition, resolved once per request.
 struct Wanted {
@@ -155,8 +163,19 @@ fn records_from(batches: &[u8], from: i64) -> u64 {
     records
 }
 
-/// Reads every wanted partition. The first partition with data gets at least one whole
-/// batch even past `response_bytes_max`, as Kafka does (KIP-74).
+/// How much the next partition may read, after `served` bytes from earlier partitions:
+/// within its own limit and what is left of the response's, in whole batches. Only the
+/// first partition with data (nothing served yet) takes its first batch whole whatever its
+/// size, so a consumer always makes progress and a response never exceeds `max_bytes`
+/// otherwise, as Kafka's `minOneMessage` (KIP-74).
+fn partition_limit(partition_max: usize, response_max: usize, served: usize, version: i16) -> (usize, FirstBatch) {
+    let room = response_max.saturating_sub(served);
+    let whole = served == 0 || (version < FIRST_RESPONSE_LIMIT_VERSION && room > 0);
+    let first_batch = if whole { FirstBatch::Whole } else { FirstBatch::WithinLimit };
+    (partition_max.min(room), first_batch)
+}
+
+/// Reads every wanted partition, each under `partition_limit`.
 fn read_all(wanted: &[Wanted], response_bytes_max: usize, version: i16) -> ReadAll {
     let mut total = 0usize;
     let mut any_error = false;
@@ -165,12 +184,9 @@ fn read_all(wanted: &[Wanted], response_bytes_max: usize, version: i16) -> ReadA
         let mut data = PartitionData::default();
         let mut served = Served::default();
         data.partition_index = w.index;
-        let budget = if total == 0 {
-            w.max_bytes.min(response_bytes_max.max(1))
-        } else {
-            w.max_bytes.min(response_bytes_max.saturating_sub(total))
-        };
-        match w.partition.as_ref().map_err(clone_error).and_then(|p| read_one(p, w.offset, budget, version)) {
+        let (budget, first_batch) = partition_limit(w.max_bytes, response_bytes_max, total, version);
+        let read = |p: &Arc<Partition>| read_one(p, w.offset, (budget, first_batch), version);
+        match w.partition.as_ref().map_err(clone_error).and_then(read) {
             Ok((records, messages, start, end)) => {
                 data.error_code = NONE;
                 data.high_watermark = end;
@@ -207,14 +223,14 @@ fn read_all(wanted: &[Wanted], response_bytes_max: usize, version: i16) -> ReadA
 fn read_one(
     partition: &Partition,
     offset: i64,
-    budget: usize,
+    (budget, first_batch): (usize, FirstBatch),
     version: i16,
 ) -> Result<(Bytes, u64, i64, i64), BrokerError> {
     partition.check_leader()?;
-    if budget == 0 {
+    if budget == 0 && first_batch == FirstBatch::WithinLimit {
         return Ok((Bytes::new(), 0, partition.log_start_offset(), partition.log_end_offset()));
     }
-    let read = partition.read(offset, budget)?;
+    let read = partition.read_limited(offset, budget, first_batch)?;
     let messages = records_from(&read.bytes, offset);
     let records = match version {
         0..=1 => convert::downconvert_batches(&read.bytes, 0, offset),
@@ -294,5 +310,20 @@ mod tests {
         assert!(reads_inline(&wanting(&[1 << 20, usize::MAX]), 1024, 4));
         assert!(!reads_inline(&wanting(&[1024]), RESPONSE_BYTES_MAX, 3));
         assert!(!reads_inline(&wanting(&[1024]), RESPONSE_BYTES_MAX, 0));
+    }
+
+    /// KIP-74: the first partition with data may take its first batch whole; every later
+    /// one stays within its own limit and what is left of the response's, and gets nothing
+    /// once the response is full. Before v3 (no response limit) every partition's first
+    /// batch is whole until the broker's own cap.
+    #[test]
+    fn only_the_first_partition_with_data_may_exceed_the_limits() {
+        assert_eq!(partition_limit(1000, 5000, 0, 12), (1000, FirstBatch::Whole));
+        assert_eq!(partition_limit(1000, 500, 0, 12), (500, FirstBatch::Whole));
+        assert_eq!(partition_limit(1000, 5000, 4500, 12), (500, FirstBatch::WithinLimit));
+        assert_eq!(partition_limit(1000, 5000, 100, 3), (1000, FirstBatch::WithinLimit));
+        assert_eq!(partition_limit(1000, 5000, 6000, 12), (0, FirstBatch::WithinLimit));
+        assert_eq!(partition_limit(1000, RESPONSE_BYTES_MAX, 100, 2), (1000, FirstBatch::Whole));
+        assert_eq!(partition_limit(1000, RESPONSE_BYTES_MAX, RESPONSE_BYTES_MAX, 2), (0, FirstBatch::WithinLimit));
     }
 }

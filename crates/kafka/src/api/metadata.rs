@@ -1,8 +1,10 @@
 //! Metadata: on a single node, this node as the only broker and leader of every partition;
 //! in a cluster, every registered node, the metadata group's leader as the controller, and
 //! per partition its Raft leader, term (leader epoch), replicas and in-sync replicas. Unknown
-//! topics are auto-created when the broker and the request allow it.
+//! topics are auto-created when the broker and the request allow it. Authorized operations
+//! (KIP-430), when asked, are Kafka's full sets: Sluice has no authorizer.
 
+use super::authorized_operations::{self as operations, if_asked};
 use super::{str_bytes, topic_name};
 use crate::dispatch::RequestMeta;
 use crate::error_codes::{code_of, LEADER_NOT_AVAILABLE, NONE};
@@ -35,11 +37,14 @@ pub fn handle(ctx: &Context, request: MetadataRequest, meta: RequestMeta) -> Met
     if meta.version >= 1 {
         response.controller_id = BrokerId(super::controller_id(ctx));
     }
+    response.cluster_authorized_operations =
+        if_asked(request.include_cluster_authorized_operations, operations::CLUSTER);
+    let topic_operations = if_asked(request.include_topic_authorized_operations, operations::TOPIC);
     // v0: an empty list means every topic; v1+: null means every topic.
     let requested = match request.topics {
         Some(topics) if !(meta.version == 0 && topics.is_empty()) => topics,
         _ => {
-            response.topics = broker.topics().iter().map(|t| describe(ctx, t, meta)).collect();
+            response.topics = broker.topics().iter().map(|t| describe(ctx, t, meta, topic_operations)).collect();
             return response;
         }
     };
@@ -57,7 +62,7 @@ pub fn handle(ctx: &Context, request: MetadataRequest, meta: RequestMeta) -> Met
                 .ok_or(BrokerError::UnknownTopicOrPartition),
         };
         response.topics.push(match found {
-            Ok(topic) => describe(ctx, &topic, meta),
+            Ok(topic) => describe(ctx, &topic, meta, topic_operations),
             Err(e) => {
                 let mut entry = MetadataResponseTopic::default();
                 entry.error_code = code_of(&e);
@@ -70,9 +75,10 @@ pub fn handle(ctx: &Context, request: MetadataRequest, meta: RequestMeta) -> Met
     response
 }
 
-fn describe(ctx: &Context, topic: &Arc<Topic>, meta: RequestMeta) -> MetadataResponseTopic {
+fn describe(ctx: &Context, topic: &Arc<Topic>, meta: RequestMeta, operations: i32) -> MetadataResponseTopic {
     let mut entry = MetadataResponseTopic::default();
     entry.error_code = NONE;
+    entry.topic_authorized_operations = operations;
     entry.name = Some(topic_name(&topic.name));
     if meta.version >= 10 {
         entry.topic_id = topic.id;
@@ -82,7 +88,8 @@ fn describe(ctx: &Context, topic: &Arc<Topic>, meta: RequestMeta) -> MetadataRes
 }
 
 /// One partition: this node alone on a single node; in a cluster, what its local replica
-/// knows (leader, term, ISR), or else what the metadata group recorded.
+/// knows (leader, term, replicas), or else what the metadata group recorded. The ISR is the
+/// metadata group's on every node (the leader reports it there), so all nodes agree.
 fn describe_partition(
     ctx: &Context,
     topic: &Topic,
@@ -91,13 +98,15 @@ fn describe_partition(
 ) -> MetadataResponsePartition {
     let node = ctx.broker.node_id();
     let placement = match (p.replica(), ctx.broker.cluster()) {
-        (Some(replica), _) => {
+        (Some(replica), cluster) => {
             let role = replica.role();
+            let replicas = replica.replicas();
+            let recorded = cluster.and_then(|c| c.placement(&topic.name, p.index));
             Placement {
                 leader: role.leader,
                 epoch: role.epoch,
-                replicas: replica.replicas(),
-                isr: replica.in_sync_replicas(),
+                isr: recorded.map_or_else(|| replicas.clone(), |r| r.isr),
+                replicas,
             }
         }
         (None, Some(cluster)) => cluster.placement(&topic.name, p.index).unwrap_or_default(),

@@ -1,6 +1,8 @@
 //! Produce: appends each partition's batches in request order, then (for acks=all)
 //! waits in a task for the fsync so pipelined requests share group commits.
-//! Legacy message sets (magic 0/1) are up-converted to one v2 batch first.
+//! Legacy message sets (magic 0/1) are up-converted to one v2 batch first. On a topic with
+//! `message.timestamp.type=LogAppendTime` every batch is stamped with the broker's time
+//! before it is appended (so replicas store the stamped batch), as Kafka does.
 
 use super::{now_ms, topic_name};
 use crate::dispatch::{later, DispatchError, Reply, RequestMeta};
@@ -9,6 +11,7 @@ use crate::server::Context;
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use sluice_broker::batch::{self, BatchHeader, BATCH_HEADER_LEN};
 use sluice_broker::{AppendOutcome, BrokerError, Durability, Partition, Submitted};
 use sluice_records::convert;
 use std::sync::Arc;
@@ -16,7 +19,15 @@ use std::sync::Arc;
 /// The outcome of one partition's append, before any durability wait.
 struct Appended {
     index: i32,
-    result: Result<(Arc<Partition>, Submitted), BrokerError>,
+    result: Result<Submission, BrokerError>,
+}
+
+/// An accepted append.
+struct Submission {
+    partition: Arc<Partition>,
+    submitted: Submitted,
+    /// The time the batches were stamped with on a LogAppendTime topic, else -1.
+    log_append_time_ms: i64,
 }
 
 pub fn handle(ctx: &Arc<Context>, request: ProduceRequest, meta: RequestMeta) -> Result<Reply, DispatchError> {
@@ -48,11 +59,15 @@ pub fn handle(ctx: &Arc<Context>, request: ProduceRequest, meta: RequestMeta) ->
             topic.name = topic_name(&name);
             for a in appended {
                 let durability = if acks == -1 { Durability::Committed } else { Durability::Written };
-                let result = match a.result {
-                    Ok((partition, submitted)) => submitted.wait(&partition, durability).await,
-                    Err(e) => Err(e),
+                let (result, log_append_time_ms) = match a.result {
+                    Ok(s) => (s.submitted.wait(&s.partition, durability).await, s.log_append_time_ms),
+                    Err(e) => (Err(e), -1),
                 };
-                topic.partition_responses.push(partition_response(a.index, result, acks, meta.version));
+                let mut out = partition_response(a.index, result, acks, meta.version);
+                if out.error_code == NONE && meta.version >= 2 {
+                    out.log_append_time_ms = log_append_time_ms;
+                }
+                topic.partition_responses.push(out);
             }
             response.responses.push(topic);
         }
@@ -60,16 +75,11 @@ pub fn handle(ctx: &Arc<Context>, request: ProduceRequest, meta: RequestMeta) ->
     }))
 }
 
-fn append(
-    ctx: &Context,
-    topic: &str,
-    index: i32,
-    records: Option<Bytes>,
-) -> Result<(Arc<Partition>, Submitted), BrokerError> {
-    let partition =
-        ctx.broker.topic_or_auto_create(topic)?.partition(index).ok_or(BrokerError::UnknownTopicOrPartition)?;
+fn append(ctx: &Context, topic: &str, index: i32, records: Option<Bytes>) -> Result<Submission, BrokerError> {
+    let topic = ctx.broker.topic_or_auto_create(topic)?;
+    let partition = topic.partition(index).ok_or(BrokerError::UnknownTopicOrPartition)?;
     let records = records.filter(|r| !r.is_empty()).ok_or_else(|| BrokerError::CorruptMessage("no records".into()))?;
-    let batches = match convert::records_magic(&records) {
+    let mut batches = match convert::records_magic(&records) {
         Some(2) => {
             // Kafka's LogValidator checks, before anything of this partition is written.
             convert::validate_produced(&records).map_err(refusal_error)?;
@@ -79,8 +89,27 @@ fn append(
         Some(magic) => return Err(BrokerError::CorruptMessage(format!("unknown magic {magic}"))),
         None => return Err(BrokerError::CorruptMessage("records too short".into())),
     };
+    let log_append_time_ms = match topic.config().log_append_time() {
+        true => stamp_log_append_time(&mut batches, now_ms()),
+        false => -1,
+    };
     let submitted = partition.submit(batches)?;
-    Ok((partition, submitted))
+    Ok(Submission { partition, submitted, log_append_time_ms })
+}
+
+/// Stamps every whole batch of `batches` (checked or built just before) with `now`;
+/// returns `now`.
+fn stamp_log_append_time(batches: &mut [u8], now: i64) -> i64 {
+    let mut at = 0;
+    while let Some(header) = batches.get(at..).and_then(|rest| BatchHeader::parse(rest).ok()) {
+        let end = at + header.total_len();
+        if header.total_len() < BATCH_HEADER_LEN || end > batches.len() {
+            break;
+        }
+        batch::set_log_append_time(&mut batches[at..end], now);
+        at = end;
+    }
+    now
 }
 
 /// A legacy set too large once converted is Kafka's MESSAGE_TOO_LARGE; anything else

@@ -1,4 +1,5 @@
-//! `sluice cluster status` over the admin API (`GET /api/cluster`): the nodes, this node's
+//! `sluice cluster status` over the admin API (`GET /api/cluster`): the nodes (up or down as
+//! the node asked sees them), this node's
 //! partition replicas with leader, replicas, ISR and follower lag, under-replicated ones marked.
 
 use serde_json::Value;
@@ -35,7 +36,7 @@ fn print_status(status: &Value) -> anyhow::Result<()> {
         cell(metadata, "commit_index"),
     );
     let led = leaders_by_node(status)?;
-    let mut nodes = Table::new(&["NODE", "KAFKA", "HTTP", "CLUSTER", "METADATA", "LEADS"]);
+    let mut nodes = Table::new(&["NODE", "STATE", "KAFKA", "HTTP", "CLUSTER", "METADATA", "LEADS"]);
     for n in array(status.get("nodes").unwrap_or(&Value::Null), "nodes")? {
         let id = cell(n, "node_id");
         let member = if n.get("node_id") == metadata.get("leader") {
@@ -44,7 +45,20 @@ fn print_status(status: &Value) -> anyhow::Result<()> {
             cell(n, "metadata_member")
         };
         let leads = led.iter().find(|(node, _)| *node == id).map(|(_, count)| count.clone()).unwrap_or_default();
-        nodes.row(vec![id, cell(n, "kafka_addr"), cell(n, "http_addr"), cell(n, "cluster_addr"), member, leads]);
+        let state = match n.get("up").and_then(Value::as_bool) {
+            Some(true) => "up",
+            Some(false) => "DOWN",
+            None => "unknown",
+        };
+        nodes.row(vec![
+            id,
+            state.to_string(),
+            cell(n, "kafka_addr"),
+            cell(n, "http_addr"),
+            cell(n, "cluster_addr"),
+            member,
+            leads,
+        ]);
     }
     println!();
     nodes.print();

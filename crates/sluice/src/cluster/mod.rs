@@ -2,16 +2,20 @@
 //! metadata Raft group, and one Raft group per local partition replica, wired to the broker.
 //!
 //! - `catch_up`: a restarted replica stands for election only once caught up.
+//! - `isr`: a partition leader keeps Kafka's ISR and reports it to the metadata group.
 //! - `meta_client`: proposing metadata commands from any node (forwarded to the leader).
 //! - `reconcile`: makes the local broker follow the metadata state (topics, partition groups).
 //! - `topic_sync`: deleted, re-created, grown and reconfigured topics on every node.
 //! - `topic_admin`: DeleteTopics, CreatePartitions and config changes as metadata commands.
 //! - `replica`: a partition's Raft group as the broker's `Replica`.
 //! - `view`: the broker's `ClusterView` (brokers, controller, placement, topic creation).
-//! - `node_rpc`: node-level requests between nodes (join).
+//! - `node_rpc`: node-level requests between nodes (join, ping).
+//! - `liveness`: which nodes answer this node's pings (up/down in the status).
 //! - `status`: the cluster's status for operators (`/api/cluster`, Raft metrics).
 
 mod catch_up;
+mod isr;
+mod liveness;
 mod meta_client;
 mod node_rpc;
 mod reconcile;
@@ -66,6 +70,8 @@ pub struct ClusterNode {
     state: watch::Receiver<Arc<ClusterState>>,
     /// Every Raft group this node runs, by group, for the transport's server.
     groups: RwLock<HashMap<GroupId, Raft>>,
+    /// When each other node last answered this one's ping.
+    liveness: liveness::Liveness,
 }
 
 impl ClusterNode {
@@ -101,11 +107,13 @@ impl ClusterNode {
             meta: meta.clone(),
             state,
             groups: RwLock::new(HashMap::from([(GroupId::Meta, meta)])),
+            liveness: liveness::Liveness::default(),
         });
         let handler: Arc<dyn RpcHandler> = node.clone();
         tokio::spawn(transport::serve(listener, handler, stopped.clone()));
         node.form_or_join().await?;
         tokio::spawn(Arc::clone(&node).register());
+        tokio::spawn(liveness::probe(Arc::clone(&node), stopped.clone()));
         tokio::spawn(Arc::clone(&node).follow_metadata(stopped));
         tracing::info!(node_id, cluster_addr = %node.settings.cluster_addr, "cluster node started");
         Ok(node)
@@ -215,7 +223,8 @@ impl RpcHandler for ClusterNode {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, String>> + Send + 'static>> {
         let meta = self.meta.clone();
         let transport = Arc::clone(&self.transport);
-        Box::pin(async move { node_rpc::handle(meta, transport, body).await })
+        let broker = Arc::clone(&self.broker);
+        Box::pin(async move { node_rpc::handle(meta, transport, broker, body).await })
     }
 }
 

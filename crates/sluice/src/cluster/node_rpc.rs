@@ -1,8 +1,10 @@
 //! Node-level requests between nodes, carried opaquely by the transport: a new node asking to
-//! join the metadata group. A node that does not lead the group forwards to the one that does.
+//! join the metadata group (a node that does not lead the group forwards it to the one that
+//! does), and the liveness ping (answered by the node asked, never forwarded).
 
 use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
+use sluice_broker::Broker;
 use sluice_cluster::transport::Transport;
 use sluice_cluster::types::{NodeId, Raft};
 use std::collections::BTreeSet;
@@ -17,25 +19,45 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum NodeRequest {
-    Join { node_id: NodeId, cluster_addr: String },
+    Join {
+        node_id: NodeId,
+        cluster_addr: String,
+    },
+    /// Are you there? (`liveness`)
+    Ping,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum NodeReply {
-    Joined { voter: bool },
+    Joined {
+        voter: bool,
+    },
     Refused(String),
+    /// The answer to a ping, with the bytes the node's partition logs hold.
+    Pong {
+        stored_bytes: u64,
+    },
 }
 
-pub async fn handle(meta: Raft, transport: Arc<Transport>, body: Vec<u8>) -> Result<Vec<u8>, String> {
+pub async fn handle(
+    meta: Raft,
+    transport: Arc<Transport>,
+    broker: Arc<Broker>,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, String> {
     let request: NodeRequest = bincode::deserialize(&body).map_err(|e| format!("bad node request: {e}"))?;
-    let metrics = meta.metrics().borrow().clone();
-    if metrics.current_leader != Some(metrics.id) {
-        let leader = metrics.current_leader.ok_or("no metadata leader yet")?;
-        let node = metrics.membership_config.membership().get_node(&leader).cloned().ok_or("leader address unknown")?;
-        return transport.node_request(&node.addr, body, JOIN_TIMEOUT).await.map_err(|e| e.to_string());
-    }
     let reply = match request {
-        NodeRequest::Join { node_id, cluster_addr } => join(&meta, node_id, cluster_addr).await,
+        NodeRequest::Ping => NodeReply::Pong { stored_bytes: super::liveness::stored_bytes(&broker) },
+        NodeRequest::Join { node_id, cluster_addr } => {
+            let metrics = meta.metrics().borrow().clone();
+            if metrics.current_leader != Some(metrics.id) {
+                let leader = metrics.current_leader.ok_or("no metadata leader yet")?;
+                let membership = metrics.membership_config.membership();
+                let node = membership.get_node(&leader).cloned().ok_or("leader address unknown")?;
+                return transport.node_request(&node.addr, body, JOIN_TIMEOUT).await.map_err(|e| e.to_string());
+            }
+            join(&meta, node_id, cluster_addr).await
+        }
     };
     bincode::serialize(&reply).map_err(|e| e.to_string())
 }
@@ -67,5 +89,6 @@ pub async fn request_join(
     match bincode::deserialize(&reply).map_err(|e| e.to_string())? {
         NodeReply::Joined { voter } => Ok(voter),
         NodeReply::Refused(why) => Err(why),
+        NodeReply::Pong { .. } => Err("a ping's answer to a join".to_string()),
     }
 }

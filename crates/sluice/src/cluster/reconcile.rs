@@ -65,6 +65,7 @@ impl ClusterNode {
         };
         let (topic, index, topic_id) = (topic.as_str(), *index, *topic_id);
         let partition = self.broker.partition(topic, index)?;
+        partition.forget_restored_producers()?;
         let group = group.clone();
         let dir = partition.log().dir().join(sluice_log::RAFT_DIR);
         sluice_log::durable_dir::create_dir_all(&dir)?;
@@ -93,6 +94,7 @@ impl ClusterNode {
                 let _ = raft.trigger().elect().await;
             }
         }
+        tokio::spawn(Arc::clone(self).track_isr(topic.to_string(), index, topic_id, raft.clone()));
         tokio::spawn(Arc::clone(self).report_leadership(topic.to_string(), index, topic_id, raft));
         Ok(())
     }

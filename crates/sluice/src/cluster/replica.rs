@@ -1,24 +1,50 @@
 //! A partition's Raft group as the broker sees it (`sluice_broker::replication::Replica`):
 //! leadership from openraft's metrics, proposals through `client_write_ff` so they enter the
-//! log in the order the partition's proposer hands them over.
+//! log in the order the partition's proposer hands them over. Each proposal is tagged for the
+//! log store's append, which tells it its offsets once the leader's log holds it (acks=1,
+//! `sluice_cluster::storage::written`).
 
 use openraft::error::ClientWriteError;
-use openraft::ServerState;
-use sluice_broker::replication::{Commit, Replica, ReplicaError, Role};
+use openraft::{BasicNode, RaftMetrics, ServerState};
+use sluice_broker::replication::{Commit, Proposed, Replica, ReplicaError, Role, Written};
 use sluice_cluster::storage::LogStore;
 use sluice_cluster::types::{Batches, NodeId, Raft};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Mutex;
 
 pub struct PartitionReplica {
     raft: Raft,
     /// Shares the group's log store with Raft, for the epochs in its side index.
     store: LogStore,
+    /// Where this node's current leadership began, to know when it may serve (`role`).
+    leading: Mutex<LeadershipStart>,
+}
+
+/// The term this node was last seen leading in and its last log index when first seen so.
+#[derive(Debug, Default, Clone, Copy)]
+struct LeadershipStart {
+    term: u64,
+    last_log_index: Option<u64>,
 }
 
 impl PartitionReplica {
     pub fn new(raft: Raft, store: LogStore) -> PartitionReplica {
-        PartitionReplica { raft, store }
+        PartitionReplica { raft, store, leading: Mutex::new(LeadershipStart::default()) }
+    }
+
+    /// Whether this leader has applied everything its log held when its leadership was first
+    /// seen, so its producer state covers every committed batch. An entry of its own term
+    /// applied is not enough: openraft restores a restarted leader whose vote was committed
+    /// as leader of the same term at once, while it is still re-applying its log (whose later
+    /// entries are of that term too).
+    fn caught_up_as_leader(&self, m: &RaftMetrics<NodeId, BasicNode>) -> bool {
+        let Ok(mut start) = self.leading.lock() else { return false };
+        if start.term != m.current_term {
+            *start = LeadershipStart { term: m.current_term, last_log_index: m.last_log_index };
+        }
+        let applied = m.last_applied.filter(|a| a.leader_id.term == m.current_term);
+        applied.is_some_and(|a| Some(a.index) >= start.last_log_index)
     }
 }
 
@@ -36,24 +62,37 @@ impl Replica for PartitionReplica {
     fn role(&self) -> Role {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
-        // A new leader serves only once an entry of its own term is applied: until then its
-        // producer state may miss batches the previous leader committed.
-        let own_term_applied = m.last_applied.is_some_and(|applied| applied.leader_id.term == m.current_term);
-        Role {
-            leader: m.current_leader.map(broker_id),
-            epoch: epoch_of(m.current_term),
-            is_leader: m.state == ServerState::Leader && own_term_applied,
-        }
+        // A leader serves only once it has applied everything committed before its term (and
+        // an entry of its own term): until then its producer state may miss batches.
+        let is_leader = m.state == ServerState::Leader && self.caught_up_as_leader(&m);
+        Role { leader: m.current_leader.map(broker_id), epoch: epoch_of(m.current_term), is_leader }
     }
 
-    fn propose(&self, batches: Vec<u8>) -> Pin<Box<dyn Future<Output = Result<Commit, ReplicaError>> + Send + '_>> {
+    fn propose(
+        &self,
+        mut batches: Vec<u8>,
+    ) -> Pin<Box<dyn Future<Output = Result<Proposed, ReplicaError>> + Send + '_>> {
         Box::pin(async move {
+            // Registered before Raft sees the entry, so the append cannot come first.
+            let (written, forget) = match self.store.written_waiters().register(&mut batches) {
+                Some(r) => (Some(r.written), Some(r.forget)),
+                None => (None, None),
+            };
             let replied = self
                 .raft
                 .client_write_ff(Batches(batches.into()))
                 .await
                 .map_err(|e| ReplicaError::Failed(e.to_string()))?;
+            let written: Written = Box::pin(async move {
+                match written {
+                    Some(appended) => appended.await.ok(),
+                    None => None,
+                }
+            });
             let commit: Commit = Box::pin(async move {
+                // Held until the outcome is known: an entry that never reached the log must
+                // not leave its waiter behind.
+                let _forget = forget;
                 let response = replied
                     .await
                     .map_err(|_| ReplicaError::Failed("the partition's Raft group stopped".into()))?
@@ -65,7 +104,7 @@ impl Replica for PartitionReplica {
                     })?;
                 response.data.offsets.ok_or_else(|| ReplicaError::Failed("the entry held no records".into()))
             });
-            Ok(commit)
+            Ok(Proposed { written, committed: commit })
         })
     }
 
@@ -78,24 +117,5 @@ impl Replica for PartitionReplica {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
         m.membership_config.membership().voter_ids().map(broker_id).collect()
-    }
-
-    fn in_sync_replicas(&self) -> Vec<i32> {
-        let metrics = self.raft.metrics();
-        let m = metrics.borrow();
-        let voters = m.membership_config.membership().voter_ids();
-        let Some(replication) = m.replication.as_ref().filter(|_| m.state == ServerState::Leader) else {
-            // A follower does not know its peers' progress; the metadata group's ISR is what
-            // clients see on non-leaders.
-            return voters.map(broker_id).collect();
-        };
-        // Caught up: a follower that has matched everything the leader has committed.
-        let committed = m.last_applied.map(|l| l.index);
-        voters
-            .filter(|id| {
-                *id == m.id || replication.get(id).is_some_and(|matched| matched.map(|l| l.index) >= committed)
-            })
-            .map(broker_id)
-            .collect()
     }
 }

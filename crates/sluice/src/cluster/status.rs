@@ -1,6 +1,8 @@
 //! The cluster's status for operators (`ClusterView::status`): each local Raft group's figures
-//! from openraft's metrics, the nodes and the other partitions from the metadata state.
+//! from openraft's metrics, the nodes and the other partitions from the metadata state, and
+//! whether each node answers this one's pings (`liveness`).
 
+use super::liveness::{self, Seen};
 use super::ClusterNode;
 use openraft::{RaftMetrics, ServerState};
 use sluice_broker::cluster_view::{
@@ -8,7 +10,7 @@ use sluice_broker::cluster_view::{
 };
 use sluice_cluster::meta::ClusterState;
 use sluice_cluster::types::{GroupId, NodeId, Raft};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 type Metrics = RaftMetrics<NodeId, openraft::BasicNode>;
 
@@ -16,6 +18,12 @@ impl ClusterNode {
     pub fn status(&self) -> ClusterStatus {
         let state = self.state();
         let metadata = group_status(&self.meta.metrics().borrow());
+        let down: BTreeSet<NodeId> = state
+            .nodes
+            .keys()
+            .copied()
+            .filter(|id| *id != self.node_id && self.liveness.seen(*id).up == Some(false))
+            .collect();
         let mut partitions = Vec::new();
         let mut all = Vec::new();
         for (topic, t) in &state.topics {
@@ -27,18 +35,21 @@ impl ClusterNode {
                     Some(l) => (l.raft.leader.or(p.leader), l.isr.clone()),
                     None => (p.leader, p.isr.clone()),
                 };
-                all.push(PartitionRef { topic: topic.clone(), partition, leader, replicas: p.replicas.clone(), isr });
+                let offline_replicas = p.replicas.iter().copied().filter(|id| down.contains(id)).collect();
+                let replicas = p.replicas.clone();
+                all.push(PartitionRef { topic: topic.clone(), partition, leader, replicas, isr, offline_replicas });
                 partitions.extend(local);
             }
         }
         let leaders = leaders_per_node(&state, &all);
-        let under_replicated = all.into_iter().filter(|p| p.isr.len() < p.replicas.len()).collect();
+        let under_replicated = all.iter().filter(|p| p.isr.len() < p.replicas.len()).cloned().collect();
         ClusterStatus {
             node_id: self.node_id,
             cluster_id: state.cluster_id.clone(),
-            nodes: nodes(&state, &metadata),
+            nodes: self.node_statuses(&state, &metadata, &all),
             metadata,
             partitions,
+            placement: all,
             under_replicated,
             leaders,
         }
@@ -49,8 +60,8 @@ fn local_partition(raft: &Raft, topic: &str, partition: i32, metadata_isr: &[Nod
     let metrics = raft.metrics();
     let m = metrics.borrow();
     let status = group_status(&m);
-    // The leader knows each follower's progress; a follower has only the metadata's ISR.
-    let isr = if status.role == RaftRole::Leader { in_sync(&m, &status.voters) } else { metadata_isr.to_vec() };
+    // The ISR its leader reported to the metadata group (`isr.rs`), the same on every node.
+    let isr = metadata_isr.to_vec();
     let replicas = status.voters.clone();
     PartitionStatus {
         topic: topic.to_string(),
@@ -60,17 +71,6 @@ fn local_partition(raft: &Raft, topic: &str, partition: i32, metadata_isr: &[Nod
         replicas,
         isr,
     }
-}
-
-/// Voters caught up with the leader's commit index (the leader itself included).
-fn in_sync(m: &Metrics, voters: &[NodeId]) -> Vec<NodeId> {
-    let committed = m.last_applied.map(|l| l.index);
-    let Some(replication) = m.replication.as_ref() else { return voters.to_vec() };
-    voters
-        .iter()
-        .copied()
-        .filter(|id| *id == m.id || replication.get(id).is_some_and(|matched| matched.map(|l| l.index) >= committed))
-        .collect()
 }
 
 pub fn group_status(m: &Metrics) -> GroupStatus {
@@ -114,27 +114,54 @@ fn lag(last: Option<u64>, matched: Option<u64>) -> u64 {
     count(last).saturating_sub(count(matched))
 }
 
-fn nodes(state: &ClusterState, metadata: &GroupStatus) -> Vec<NodeStatus> {
-    state
-        .nodes
-        .iter()
-        .map(|(id, info)| NodeStatus {
-            node_id: *id,
-            cluster_addr: info.cluster_addr.clone(),
-            kafka_addr: info.kafka_addr.clone(),
-            nsq_tcp_addr: info.nsq_tcp_addr.clone(),
-            http_addr: info.http_addr.clone(),
-            rack: info.rack.clone(),
-            metadata_member: if metadata.voters.contains(id) {
-                "voter"
-            } else if metadata.learners.contains(id) {
-                "learner"
-            } else {
-                "none"
-            },
-            last_seen_ms: info.last_seen_ms,
-        })
-        .collect()
+impl ClusterNode {
+    fn node_statuses(
+        &self,
+        state: &ClusterState,
+        metadata: &GroupStatus,
+        placement: &[PartitionRef],
+    ) -> Vec<NodeStatus> {
+        state
+            .nodes
+            .iter()
+            .map(|(id, info)| {
+                let seen = if *id == self.node_id {
+                    Seen {
+                        up: Some(true),
+                        last_contact_ms: Some(0),
+                        stored_bytes: Some(liveness::stored_bytes(&self.broker)),
+                    }
+                } else {
+                    self.liveness.seen(*id)
+                };
+                NodeStatus {
+                    node_id: *id,
+                    cluster_addr: info.cluster_addr.clone(),
+                    kafka_addr: info.kafka_addr.clone(),
+                    nsq_tcp_addr: info.nsq_tcp_addr.clone(),
+                    http_addr: info.http_addr.clone(),
+                    rack: info.rack.clone(),
+                    metadata_member: metadata_member(metadata, *id),
+                    last_seen_ms: info.last_seen_ms,
+                    up: seen.up,
+                    last_contact_ms: seen.last_contact_ms,
+                    stored_bytes: seen.stored_bytes,
+                    partitions_led: placement.iter().filter(|p| p.leader == Some(*id)).count(),
+                    replicas: placement.iter().filter(|p| p.replicas.contains(id)).count(),
+                }
+            })
+            .collect()
+    }
+}
+
+fn metadata_member(metadata: &GroupStatus, id: NodeId) -> &'static str {
+    if metadata.voters.contains(&id) {
+        "voter"
+    } else if metadata.learners.contains(&id) {
+        "learner"
+    } else {
+        "none"
+    }
 }
 
 fn leaders_per_node(state: &ClusterState, partitions: &[PartitionRef]) -> Vec<Leadership> {

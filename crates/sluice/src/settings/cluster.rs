@@ -17,6 +17,9 @@ pub const RAFT_HEARTBEAT_MS_DEFAULT: u64 = 100;
 /// a leader's death is followed by a new one after 0.9–1.2 s (three heartbeats missed at least),
 /// or up to twice that when the first candidate's log is behind and it is refused.
 pub const RAFT_ELECTION_TIMEOUT_MS_DEFAULT: u64 = 300;
+/// Kafka's `replica.lag.time.max.ms` default: a follower that has not caught up with its
+/// leader's log end for this long leaves the ISR.
+pub const REPLICA_LAG_TIME_MAX_MS_DEFAULT: u64 = 30_000;
 /// Kafka's default replication factor when the cluster is large enough.
 pub const REPLICATION_FACTOR_DEFAULT_MAX: u16 = 3;
 
@@ -45,6 +48,10 @@ pub struct ClusterArgs {
     /// Raft election timeout (lower bound; the upper is twice it), ms [default: 300].
     #[arg(long, env = "SLUICE_RAFT_ELECTION_TIMEOUT_MS", value_name = "MS")]
     pub raft_election_timeout_ms: Option<u64>,
+    /// A follower leaves the ISR when it has not caught up with its leader's log end for this
+    /// long, ms (Kafka's `replica.lag.time.max.ms`) [default: 30000].
+    #[arg(long, env = "SLUICE_REPLICA_LAG_TIME_MAX_MS", value_name = "MS")]
+    pub replica_lag_time_max_ms: Option<u64>,
 }
 
 /// The same keys in the TOML file.
@@ -57,6 +64,7 @@ pub struct ClusterFileArgs {
     pub default_replication_factor: Option<u16>,
     pub raft_heartbeat_ms: Option<u64>,
     pub raft_election_timeout_ms: Option<u64>,
+    pub replica_lag_time_max_ms: Option<u64>,
 }
 
 /// A voter of the cluster being formed.
@@ -79,6 +87,8 @@ pub struct ClusterSettings {
     pub default_replication_factor: Option<u16>,
     pub heartbeat: Duration,
     pub election_timeout: Duration,
+    /// Kafka's `replica.lag.time.max.ms`: how long a follower may lag before it leaves the ISR.
+    pub replica_lag_time_max: Duration,
 }
 
 pub fn resolve(args: &ClusterArgs, file: &ClusterFileArgs) -> anyhow::Result<Option<ClusterSettings>> {
@@ -112,6 +122,10 @@ pub fn resolve(args: &ClusterArgs, file: &ClusterFileArgs) -> anyhow::Result<Opt
         args.raft_election_timeout_ms.or(file.raft_election_timeout_ms).unwrap_or(RAFT_ELECTION_TIMEOUT_MS_DEFAULT);
     // A follower must miss a few heartbeats before it calls an election.
     check_range("raft_election_timeout_ms", election_ms.into(), (heartbeat_ms * 3).into(), 600_000)?;
+    let lag_ms =
+        args.replica_lag_time_max_ms.or(file.replica_lag_time_max_ms).unwrap_or(REPLICA_LAG_TIME_MAX_MS_DEFAULT);
+    // A follower answers a heartbeat per interval: a shorter window would drop live ones.
+    check_range("replica_lag_time_max_ms", lag_ms.into(), (heartbeat_ms * 3).into(), 86_400_000)?;
     let default_replication_factor = args.default_replication_factor.or(file.default_replication_factor);
     if let Some(rf) = default_replication_factor {
         check_range("default_replication_factor", rf.into(), 1, 16)?;
@@ -125,6 +139,7 @@ pub fn resolve(args: &ClusterArgs, file: &ClusterFileArgs) -> anyhow::Result<Opt
         default_replication_factor,
         heartbeat: Duration::from_millis(heartbeat_ms),
         election_timeout: Duration::from_millis(election_ms),
+        replica_lag_time_max: Duration::from_millis(lag_ms),
     }))
 }
 
@@ -163,6 +178,24 @@ mod tests {
         assert!(parse_peers("1@127.0.0.11:9093,1@127.0.0.12:9093").is_err());
         assert!(parse_peers("x@127.0.0.11:9093").is_err());
         assert!(parse_peers("127.0.0.11:9093").is_err());
+    }
+
+    #[test]
+    fn replica_lag_time_max_defaults_to_kafkas_and_must_outlast_heartbeats() {
+        let args = |lag: Option<u64>| ClusterArgs {
+            node_id: Some(1),
+            cluster_addr: Some("127.0.0.11:9093".into()),
+            replica_lag_time_max_ms: lag,
+            ..ClusterArgs::default()
+        };
+        let file = ClusterFileArgs::default();
+        let default = resolve(&args(None), &file).unwrap().unwrap();
+        assert_eq!(default.replica_lag_time_max, Duration::from_millis(REPLICA_LAG_TIME_MAX_MS_DEFAULT));
+        let lowered = resolve(&args(Some(2000)), &file).unwrap().unwrap();
+        assert_eq!(lowered.replica_lag_time_max, Duration::from_secs(2));
+        let from_file = ClusterFileArgs { replica_lag_time_max_ms: Some(5000), ..ClusterFileArgs::default() };
+        assert_eq!(resolve(&args(None), &from_file).unwrap().unwrap().replica_lag_time_max, Duration::from_secs(5));
+        assert!(resolve(&args(Some(100)), &file).is_err(), "shorter than three heartbeats");
     }
 
     #[test]

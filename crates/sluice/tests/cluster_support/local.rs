@@ -125,3 +125,23 @@ pub fn leader_named_by(kafka_addr: &str, topic: &str, partition: i32) -> i32 {
         .find(|p| p.partition_index == partition)
         .map_or(-1, |p| p.leader_id.0)
 }
+
+/// The in-sync replicas of `topic`/`partition` named by the node's own Metadata answer, sorted
+/// (empty when it names none). Panics if the node does not answer within the raw client's bound.
+pub fn isr_named_by(kafka_addr: &str, topic: &str, partition: i32) -> Vec<i32> {
+    let addr: SocketAddr = kafka_addr.parse().unwrap_or_else(|e| panic!("{kafka_addr}: {e}"));
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))
+    ]));
+    let response: MetadataResponse = Raw::connect_addr(addr).request(METADATA_VERSION, &request);
+    let mut isr: Vec<i32> = response
+        .topics
+        .iter()
+        .filter(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+        .flat_map(|t| t.partitions.iter())
+        .find(|p| p.partition_index == partition)
+        .map(|p| p.isr_nodes.iter().map(|id| id.0).collect())
+        .unwrap_or_default();
+    isr.sort_unstable();
+    isr
+}

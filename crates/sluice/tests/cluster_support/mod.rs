@@ -14,8 +14,9 @@ pub mod produce;
 use crate::common::plain_consumer;
 use node::{Membership, Node, Ports};
 use rdkafka::consumer::Consumer;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Node i listens on 127.0.0.(LOOPBACK_OCTET_BASE + i).
@@ -44,6 +45,9 @@ pub struct ClusterOpts {
     pub default_replication_factor: Option<u32>,
     /// More flags for every node.
     pub args: Vec<String>,
+    /// Data directories of nodes (by id) that must not live in the cluster's temp dir, e.g.
+    /// on a power-cut filesystem; the others get `<cluster dir>/node-<id>/data`.
+    pub data_dirs: BTreeMap<u64, PathBuf>,
 }
 
 impl ClusterOpts {
@@ -99,7 +103,10 @@ impl Cluster {
         let membership = Membership::Peers(peers.join(","));
         for (i, (ip, ports, namespace)) in places.into_iter().enumerate() {
             let args = cluster.opts.node_args();
-            let node = Node::new(i as u64 + 1, ip, ports, namespace, membership.clone(), args, cluster.dir.path());
+            let mut node = Node::new(i as u64 + 1, ip, ports, namespace, membership.clone(), args, cluster.dir.path());
+            if let Some(data_dir) = cluster.opts.data_dirs.get(&node.id) {
+                node.set_data_dir(data_dir.clone());
+            }
             cluster.nodes.push(node);
         }
         for node in &mut cluster.nodes {

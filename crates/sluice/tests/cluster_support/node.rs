@@ -48,6 +48,8 @@ pub struct Node {
     args: Vec<String>,
     /// `<cluster dir>/node-<id>`: holds `data/` and `node.log`.
     dir: PathBuf,
+    /// A data directory elsewhere (a power-cut filesystem), instead of `dir/data`.
+    data_dir: Option<PathBuf>,
     child: Option<Child>,
     /// Starts so far, written into the log before each so restarts can be told apart.
     starts: u32,
@@ -65,7 +67,7 @@ impl Node {
     ) -> Node {
         let dir = cluster_dir.join(format!("node-{id}"));
         std::fs::create_dir_all(dir.join("data")).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        Node { id, ip, ports, namespace, membership, args, dir, child: None, starts: 0 }
+        Node { id, ip, ports, namespace, membership, args, dir, data_dir: None, child: None, starts: 0 }
     }
 
     pub fn kafka_addr(&self) -> String {
@@ -85,7 +87,13 @@ impl Node {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
+        self.data_dir.clone().unwrap_or_else(|| self.dir.join("data"))
+    }
+
+    /// Puts the node's data elsewhere (before it is first spawned).
+    pub fn set_data_dir(&mut self, data_dir: PathBuf) {
+        assert!(self.child.is_none(), "node {}: the data dir is set before the first start", self.id);
+        self.data_dir = Some(data_dir);
     }
 
     pub fn log_path(&self) -> PathBuf {

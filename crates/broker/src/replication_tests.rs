@@ -1,0 +1,95 @@
+//! The proposer's two answers, against a scripted `Replica`: acks=1 waiters get the outcome
+//! when the leader's log holds the batches, acks=all waiters only at the commit, and a
+//! proposal that fails before its write fails both.
+
+use super::*;
+use crate::partition::{Durability, Submitted};
+use sluice_log::batch::{BASE_SEQUENCE_AT, BATCH_HEADER_LEN, BATCH_LENGTH_AT, LOG_OVERHEAD, MAGIC_AT, PRODUCER_ID_AT};
+use sluice_log::LogConfig;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Bound on every wait, so a hang fails instead of blocking the suite.
+const WAIT: Duration = Duration::from_secs(10);
+
+type Signal = oneshot::Receiver<(i64, i64)>;
+/// Fires a `Signal` with the offsets.
+type Fire = oneshot::Sender<(i64, i64)>;
+
+/// A leader whose one proposal is written and committed when the test says.
+struct Scripted {
+    signals: Mutex<Option<(Signal, Signal)>>,
+}
+
+impl Replica for Scripted {
+    fn role(&self) -> Role {
+        Role { leader: Some(1), epoch: 1, is_leader: true }
+    }
+
+    fn propose(&self, _: Vec<u8>) -> Pin<Box<dyn Future<Output = Result<Proposed, ReplicaError>> + Send + '_>> {
+        let signals = self.signals.lock().unwrap().take();
+        Box::pin(async move {
+            let (written, committed) = signals.ok_or_else(|| ReplicaError::Failed("one proposal only".into()))?;
+            Ok(Proposed {
+                written: Box::pin(async move { written.await.ok() }),
+                committed: Box::pin(
+                    async move { committed.await.map_err(|_| ReplicaError::NotLeader { leader: Some(2) }) },
+                ),
+            })
+        })
+    }
+
+    fn replicas(&self) -> Vec<i32> {
+        vec![1, 2, 3]
+    }
+
+    fn epoch_end_offset(&self, _: i32) -> Option<(i32, i64)> {
+        None
+    }
+}
+
+/// A header-only, non-idempotent v2 batch (what `submit` parses).
+fn batch() -> Vec<u8> {
+    let mut b = vec![0u8; BATCH_HEADER_LEN];
+    b[BATCH_LENGTH_AT..][..4].copy_from_slice(&((BATCH_HEADER_LEN - LOG_OVERHEAD) as i32).to_be_bytes());
+    b[MAGIC_AT] = 2;
+    b[PRODUCER_ID_AT..][..8].copy_from_slice(&(-1i64).to_be_bytes());
+    b[BASE_SEQUENCE_AT..][..4].copy_from_slice(&(-1i32).to_be_bytes());
+    b
+}
+
+/// A replicated partition over a scripted replica, and the senders that script it.
+fn replicated(dir: &std::path::Path) -> (Arc<Partition>, Fire, Fire) {
+    let partition = Arc::new(Partition::open(dir, "t".into(), 0, LogConfig::default()).unwrap());
+    let (write, written) = oneshot::channel();
+    let (commit, committed) = oneshot::channel();
+    partition.attach_replica(Arc::new(Scripted { signals: Mutex::new(Some((written, committed))) })).unwrap();
+    (partition, write, commit)
+}
+
+#[tokio::test]
+async fn acks_one_is_answered_at_the_write_and_acks_all_at_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (partition, write, commit) = replicated(dir.path());
+    let Ok(Submitted::Replicating { written, mut committed }) = partition.submit(batch()) else {
+        panic!("a replicated partition proposes");
+    };
+    write.send((5, 7)).unwrap();
+    let early = tokio::time::timeout(WAIT, written).await.unwrap().unwrap();
+    assert_eq!((early.base_offset, early.last_offset), (5, 7));
+    assert!(committed.try_recv().is_err(), "acks=all is not answered before the commit");
+    commit.send((5, 7)).unwrap();
+    let late = tokio::time::timeout(WAIT, committed).await.unwrap().unwrap().unwrap();
+    assert_eq!(late, early);
+    assert_eq!(partition.log_end_offset(), 0, "visibility is the state machine's, not the proposer's");
+}
+
+#[tokio::test]
+async fn a_proposal_lost_before_its_write_fails_acks_one_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (partition, write, commit) = replicated(dir.path());
+    let submitted = partition.submit(batch()).unwrap();
+    drop((write, commit));
+    let outcome = tokio::time::timeout(WAIT, submitted.wait(&partition, Durability::Written)).await.unwrap();
+    assert!(matches!(outcome, Err(BrokerError::NotLeader { leader: Some(2) })), "{outcome:?}");
+}
