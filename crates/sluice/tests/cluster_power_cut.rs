@@ -93,6 +93,9 @@ fn acknowledged(recorder: &Recorder) -> usize {
     recorder.ops().iter().filter(|op| matches!(op, Op::SendOk { .. })).count()
 }
 
+/// One power-cut round: what is cut, and which nodes given partition 0's leader.
+type Round = (&'static str, fn(i32) -> Vec<u64>);
+
 #[test]
 fn acknowledged_writes_survive_power_cuts_of_a_minority_and_of_the_whole_cluster() {
     // Declared in this order so they drop in the reverse one: the nodes die before their
@@ -124,7 +127,7 @@ fn acknowledged_writes_survive_power_cuts_of_a_minority_and_of_the_whole_cluster
         recorder.first_ack_after(VICTIM_PARTITION, Duration::ZERO).is_some()
     });
 
-    let rounds: [(&str, fn(i32) -> Vec<u64>); 3] = [
+    let rounds: [Round; 3] = [
         ("a follower", |leader| vec![(1..=NODES as u64).find(|id| *id != leader as u64).unwrap_or(1)]),
         ("the leader", |leader| vec![leader as u64]),
         ("the whole cluster", |_| (1..=NODES as u64).collect()),
