@@ -69,6 +69,9 @@ pub enum MetaCommand {
         partition: i32,
         isr: Vec<NodeId>,
         epoch: i32,
+        /// As `ReportLeader`'s: a deleted topic's report never lands on a re-created one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic_id: Option<u64>,
     },
     /// Reserves `count` producer ids; the reply names the first of a block never handed out before.
     AllocateProducerIds {
@@ -199,7 +202,7 @@ mod tests {
             MetaCommand::SetTopicConfigs { name: "t".into(), configs },
             MetaCommand::CreatePartitions { name: "t".into(), new: vec![vec![3]], count_before: Some(2) },
             MetaCommand::ReportLeader { topic: "t".into(), partition: 1, leader: 2, epoch: 7, topic_id: Some(0) },
-            MetaCommand::ReportIsr { topic: "t".into(), partition: 1, isr: vec![2, 1], epoch: 7 },
+            MetaCommand::ReportIsr { topic: "t".into(), partition: 1, isr: vec![2, 1], epoch: 7, topic_id: Some(0) },
             MetaCommand::AllocateProducerIds { count: 1000 },
             MetaCommand::ReassignPartition { topic: "t".into(), partition: 0, replicas: vec![3, 1] },
             MetaCommand::FinishReassignment { topic: "t".into(), partition: 0, replicas: vec![3, 1] },

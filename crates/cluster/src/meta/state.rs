@@ -126,7 +126,9 @@ impl ClusterState {
             MetaCommand::ReportLeader { topic, partition, leader, epoch, topic_id } => {
                 self.report_leader(&topic, topic_id, partition, leader, epoch)
             }
-            MetaCommand::ReportIsr { topic, partition, isr, epoch } => self.report_isr(&topic, partition, isr, epoch),
+            MetaCommand::ReportIsr { topic, partition, isr, epoch, topic_id } => {
+                self.current_topic_id(&topic, topic_id).and_then(|_| self.report_isr(&topic, partition, isr, epoch))
+            }
             MetaCommand::AllocateProducerIds { count } => self.allocate_producer_ids(count),
             MetaCommand::ReassignPartition { topic, partition, replicas } => {
                 self.reassign_partition(&topic, partition, replicas)
@@ -253,10 +255,7 @@ impl ClusterState {
         leader: NodeId,
         epoch: i32,
     ) -> Outcome {
-        let current_id = self.topics.get(topic).map(|t| t.id);
-        if let Some(stale) = topic_id.filter(|id| current_id.is_some_and(|current| current != *id)) {
-            return Err(invalid(format!("topic {topic} was re-created; the report is for its id {stale}")));
-        }
+        self.current_topic_id(topic, topic_id)?;
         let state = self.partition_mut(topic, partition)?;
         if !state.may_hold(leader) {
             return Err(invalid(format!("node {leader} is not a replica of {topic}-{partition}")));
@@ -267,6 +266,17 @@ impl ClusterState {
         state.leader = Some(leader);
         state.leader_epoch = epoch;
         Ok(MetaReply::Ok)
+    }
+
+    /// Refuses a report made for another incarnation of `topic` (None: not checked).
+    fn current_topic_id(&self, topic: &str, topic_id: Option<u64>) -> Outcome {
+        let current = self.topics.get(topic).map(|t| t.id);
+        match topic_id {
+            Some(stale) if current.is_some_and(|id| id != stale) => {
+                Err(invalid(format!("topic {topic} was re-created; the report is for its id {stale}")))
+            }
+            _ => Ok(MetaReply::Ok),
+        }
     }
 
     fn report_isr(&mut self, topic: &str, partition: i32, isr: Vec<NodeId>, epoch: i32) -> Outcome {

@@ -111,9 +111,10 @@ fn partitions_are_added_with_the_topics_replication_factor() {
 }
 
 #[test]
-fn a_deleted_topics_leader_report_never_lands_on_its_successor() {
-    // Proves a report naming the topic id of a deleted topic is refused once the name is
-    // re-created, so its old group's leader and epoch do not show for the new topic.
+fn a_deleted_topics_reports_never_land_on_its_successor() {
+    // Proves leader and ISR reports naming the topic id of a deleted topic are refused once
+    // the name is re-created, so its old group's leader, epoch and ISR do not show for the new
+    // topic.
     let mut state = three_nodes_one_topic();
     let old_id = state.topics["t"].id;
     let report =
@@ -122,6 +123,9 @@ fn a_deleted_topics_leader_report_never_lands_on_its_successor() {
     assert_eq!(state.apply(create("t", vec![vec![1, 2, 3]])), MetaReply::TopicCreated);
     assert!(matches!(refused(&mut state, report(Some(old_id))), MetaReply::Invalid(_)));
     assert_eq!(state.apply(report(Some(state.topics["t"].id))), MetaReply::Ok);
+    let isr = |topic_id| MetaCommand::ReportIsr { topic: "t".into(), partition: 0, isr: vec![1], epoch: 9, topic_id };
+    assert!(matches!(refused(&mut state, isr(Some(old_id))), MetaReply::Invalid(_)));
+    assert_eq!(state.apply(isr(Some(state.topics["t"].id))), MetaReply::Ok);
 }
 
 #[test]
@@ -162,7 +166,13 @@ fn isr_reports_follow_the_epoch_rule() {
     // Proves an ISR report of the current epoch applies (several per term), an older one is
     // ignored, and an ISR with strangers or duplicates is refused.
     let mut state = three_nodes_one_topic();
-    let isr = |isr: Vec<NodeId>, epoch| MetaCommand::ReportIsr { topic: "t".into(), partition: 0, isr, epoch };
+    let isr = |isr: Vec<NodeId>, epoch| MetaCommand::ReportIsr {
+        topic: "t".into(),
+        partition: 0,
+        isr,
+        epoch,
+        topic_id: None,
+    };
     state.apply(leader("t", 0, 1, 3));
     assert_eq!(state.apply(isr(vec![1, 2], 3)), MetaReply::Ok);
     assert_eq!(state.apply(isr(vec![1], 3)), MetaReply::Ok);

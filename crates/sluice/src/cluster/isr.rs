@@ -151,7 +151,8 @@ impl ClusterNode {
             };
             current.tracker.observe(now, &view, |node| contacts.last_answer(node));
             let isr = current.tracker.isr(now, &view);
-            if current.reported.as_ref() != Some(&isr) && self.report_isr(&topic, partition, &isr, view.term).await {
+            let reporting = current.reported.as_ref() != Some(&isr);
+            if reporting && self.report_isr(&topic, partition, topic_id, &isr, view.term).await {
                 current.reported = Some(isr);
             }
             leading = Some(current);
@@ -170,9 +171,10 @@ impl ClusterNode {
 
     /// Proposes the ISR; true once the metadata group has answered it (accepted, or refused
     /// as stale or invalid: asking again would not change that), false to retry later.
-    async fn report_isr(&self, topic: &str, partition: i32, isr: &[NodeId], term: u64) -> bool {
-        let epoch = i32::try_from(term).unwrap_or(i32::MAX);
-        let command = MetaCommand::ReportIsr { topic: topic.to_string(), partition, isr: isr.to_vec(), epoch };
+    async fn report_isr(&self, topic: &str, partition: i32, topic_id: u64, isr: &[NodeId], term: u64) -> bool {
+        let (epoch, topic_id) = (i32::try_from(term).unwrap_or(i32::MAX), Some(topic_id));
+        let (name, isr_nodes) = (topic.to_string(), isr.to_vec());
+        let command = MetaCommand::ReportIsr { topic: name, partition, isr: isr_nodes, epoch, topic_id };
         match self.propose_meta(&command).await {
             Ok(MetaReply::Ok) => {
                 tracing::info!(topic, partition, ?isr, epoch, "in-sync replicas reported");
