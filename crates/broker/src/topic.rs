@@ -144,6 +144,32 @@ impl Topic {
         Ok(())
     }
 
+    /// Replaces partition `index` with an empty one: a cluster node that is no longer one of
+    /// its replicas drops its copy (log and Raft state), so a later move back starts clean.
+    /// The old directory is renamed aside first, so a crash leaves either the whole old copy
+    /// or none (a leftover `.N.dropped` is removed by the next drop). The new partition is
+    /// clustered: it takes no append until a Raft group is attached.
+    pub fn reset_partition(&self, index: i32, defaults: &LogConfig) -> BrokerResult<Arc<Partition>> {
+        let log_config = self.config().log_config(defaults)?;
+        let slot = usize::try_from(index).map_err(|_| BrokerError::UnknownTopicOrPartition)?;
+        let mut parts = self.partitions.write().map_err(|_| lock_poisoned())?;
+        if slot >= parts.len() {
+            return Err(BrokerError::UnknownTopicOrPartition);
+        }
+        let live = self.dir.join(index.to_string());
+        let aside = self.dir.join(format!(".{index}.dropped"));
+        if aside.exists() {
+            fs::remove_dir_all(&aside).map_err(|e| storage(&aside, e))?;
+        }
+        fs::rename(&live, &aside).map_err(|e| storage(&live, e))?;
+        sluice_log::durable_dir::sync_parent(&live).map_err(|e| storage(&live, e))?;
+        fs::remove_dir_all(&aside).map_err(|e| storage(&aside, e))?;
+        let fresh = open_partition(&self.dir, &self.name, index as u32, &log_config, &self.health)?;
+        fresh.mark_clustered();
+        parts[slot] = Arc::clone(&fresh);
+        Ok(fresh)
+    }
+
     /// Replaces the topic's overrides and applies them to every partition's log.
     pub fn set_config(&self, config: TopicConfig, defaults: &LogConfig) -> BrokerResult<()> {
         let log_config = config.log_config(defaults)?;

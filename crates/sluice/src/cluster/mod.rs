@@ -1,17 +1,21 @@
 //! The cluster runtime of `sluice serve --node-id ...`: the node-to-node transport, the
 //! metadata Raft group, and one Raft group per local partition replica, wired to the broker.
 //!
+//! - `admin`: operators' moves (reassign, cancel, list) and node removal.
 //! - `catch_up`: a restarted replica stands for election only once caught up.
 //! - `meta_client`: proposing metadata commands from any node (forwarded to the leader).
+//! - `reassign`: moving a partition's replicas (membership changes driven by its leader).
 //! - `reconcile`: makes the local broker follow the metadata state (topics, partition groups).
 //! - `replica`: a partition's Raft group as the broker's `Replica`.
 //! - `view`: the broker's `ClusterView` (brokers, controller, placement, topic creation).
 //! - `node_rpc`: node-level requests between nodes (join).
 //! - `status`: the cluster's status for operators (`/api/cluster`, Raft metrics).
 
+mod admin;
 mod catch_up;
 mod meta_client;
 mod node_rpc;
+mod reassign;
 mod reconcile;
 mod replica;
 mod status;
@@ -62,6 +66,8 @@ pub struct ClusterNode {
     state: watch::Receiver<Arc<ClusterState>>,
     /// Every Raft group this node runs, by group, for the transport's server.
     groups: RwLock<HashMap<GroupId, Raft>>,
+    /// Partitions with a mover task here (`reassign`).
+    moves: reassign::Moves,
 }
 
 impl ClusterNode {
@@ -97,6 +103,7 @@ impl ClusterNode {
             meta: meta.clone(),
             state,
             groups: RwLock::new(HashMap::from([(GroupId::Meta, meta)])),
+            moves: reassign::Moves::default(),
         });
         let handler: Arc<dyn RpcHandler> = node.clone();
         tokio::spawn(transport::serve(listener, handler, stopped.clone()));

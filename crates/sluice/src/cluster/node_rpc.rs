@@ -12,17 +12,28 @@ use std::time::Duration;
 /// The metadata group keeps at most this many voters (Kafka's KRaft advice: 3 or 5); later
 /// nodes are learners: they follow the metadata and host partitions, but do not vote on it.
 pub const META_VOTERS_MAX: usize = 5;
+/// Voters the metadata group keeps when a node leaves and learners can replace it: three
+/// tolerate one failure.
+const META_VOTERS_MIN: usize = 3;
 /// How long a join may take, membership change included.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum NodeRequest {
-    Join { node_id: NodeId, cluster_addr: String },
+    Join {
+        node_id: NodeId,
+        cluster_addr: String,
+    },
+    /// `sluice cluster remove-node`: the node leaves the metadata group (its replicas moved).
+    Leave {
+        node_id: NodeId,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum NodeReply {
     Joined { voter: bool },
+    Left,
     Refused(String),
 }
 
@@ -36,6 +47,7 @@ pub async fn handle(meta: Raft, transport: Arc<Transport>, body: Vec<u8>) -> Res
     }
     let reply = match request {
         NodeRequest::Join { node_id, cluster_addr } => join(&meta, node_id, cluster_addr).await,
+        NodeRequest::Leave { node_id } => leave(&meta, node_id).await,
     };
     bincode::serialize(&reply).map_err(|e| e.to_string())
 }
@@ -54,6 +66,48 @@ async fn join(meta: &Raft, node_id: NodeId, cluster_addr: String) -> NodeReply {
     }
 }
 
+/// Removes a node from the metadata group. A voter that leaves is replaced by a learner
+/// while the group would have fewer than three voters, so it keeps tolerating a failure.
+async fn leave(meta: &Raft, node_id: NodeId) -> NodeReply {
+    let (voters, learners): (BTreeSet<NodeId>, BTreeSet<NodeId>) = {
+        let metrics = meta.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        (membership.voter_ids().collect(), membership.learner_ids().collect())
+    };
+    let change = if voters.contains(&node_id) {
+        let mut remaining: BTreeSet<NodeId> = voters.iter().copied().filter(|id| *id != node_id).collect();
+        if remaining.is_empty() {
+            return NodeReply::Refused("the last voter of the metadata group cannot leave".into());
+        }
+        if remaining.len() < META_VOTERS_MIN {
+            remaining
+                .extend(learners.iter().copied().filter(|id| *id != node_id).take(META_VOTERS_MIN - remaining.len()));
+        }
+        ChangeMembers::ReplaceAllVoters(remaining)
+    } else if learners.contains(&node_id) {
+        ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))
+    } else {
+        return NodeReply::Left;
+    };
+    match meta.change_membership(change, false).await {
+        Ok(_) => NodeReply::Left,
+        Err(e) => NodeReply::Refused(format!("cannot remove the node from the metadata group: {e}")),
+    }
+}
+
+/// Asks the metadata group's leader (through `meta`'s node, forwarded when it does not lead)
+/// to remove `node_id` from the group.
+pub async fn request_leave(meta: Raft, transport: Arc<Transport>, node_id: NodeId) -> Result<(), String> {
+    let body = bincode::serialize(&NodeRequest::Leave { node_id }).map_err(|e| e.to_string())?;
+    let reply = handle(meta, transport, body).await?;
+    match bincode::deserialize(&reply).map_err(|e| e.to_string())? {
+        NodeReply::Left => Ok(()),
+        NodeReply::Refused(why) => Err(why),
+        NodeReply::Joined { .. } => Err("unexpected reply to a leave".into()),
+    }
+}
+
 /// The joining side: asks `through` until the cluster has taken this node.
 pub async fn request_join(
     transport: &Transport,
@@ -67,5 +121,6 @@ pub async fn request_join(
     match bincode::deserialize(&reply).map_err(|e| e.to_string())? {
         NodeReply::Joined { voter } => Ok(voter),
         NodeReply::Refused(why) => Err(why),
+        NodeReply::Left => Err("unexpected reply to a join".into()),
     }
 }

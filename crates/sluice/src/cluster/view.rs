@@ -3,7 +3,9 @@
 
 use super::replica::broker_id;
 use super::ClusterNode;
+use sluice_broker::cluster_view::AdminFuture;
 use sluice_broker::cluster_view::{BrokerAddress, ClusterFuture, ClusterStatus, ClusterView, NewTopic, Placement};
+use sluice_broker::reassignment::{AdminError, Reassignment};
 use sluice_broker::{BrokerError, BrokerResult};
 use sluice_cluster::meta::{assign_replicas, MetaCommand, MetaReply, PlacementError};
 use sluice_cluster::types::{GroupId, NodeId};
@@ -159,6 +161,24 @@ impl ClusterView for View {
     fn status(&self) -> Option<ClusterStatus> {
         Some(self.0.upgrade()?.status())
     }
+
+    fn reassign(&self, topic: &str, partition: i32, replicas: Option<Vec<i32>>) -> AdminFuture<()> {
+        let (node, topic) = (self.0.upgrade(), topic.to_string());
+        Box::pin(async move { stopped(node)?.reassign(&topic, partition, replicas).await })
+    }
+
+    fn reassignments(&self) -> Vec<Reassignment> {
+        self.0.upgrade().map(|node| node.reassignments()).unwrap_or_default()
+    }
+
+    fn remove_node(&self, node_id: i32) -> AdminFuture<()> {
+        let node = self.0.upgrade();
+        Box::pin(async move { stopped(node)?.remove_node(node_id).await })
+    }
+}
+
+fn stopped(node: Option<Arc<ClusterNode>>) -> Result<Arc<ClusterNode>, AdminError> {
+    node.ok_or_else(|| AdminError::Unavailable("the cluster node stopped".into()))
 }
 
 /// Makes the broker part of the cluster.

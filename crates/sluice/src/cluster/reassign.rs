@@ -1,0 +1,244 @@
+//! Moving a partition's replicas (the reassignment engine). The metadata group records where
+//! a partition should go (`ReassignPartition` sets `target_replicas`); the move itself is the
+//! partition group's Raft membership change, driven by that group's leader:
+//!
+//! 1. every target node starts the partition's group uninitialized (`reconcile`), so it only
+//!    learns the log from the leader;
+//! 2. the leader adds the new nodes as learners and waits (bounded) until they caught up;
+//! 3. it changes the voters to the target (openraft's joint consensus), dropping the others;
+//! 4. it proposes `FinishReassignment`: the target becomes the replicas;
+//! 5. every node no longer a replica shuts its group down and drops its copy (`drop_replicas`).
+//!
+//! A new replica applies the same log as the others, so its offsets and idempotent producer
+//! state are theirs. Each node hosting a moving partition runs one mover task for it, which
+//! acts only while its node leads the group: after a leader change or a restart the new
+//! leader's mover resumes from the target in the metadata and the group's membership.
+//! A cancel (the target cleared) drives the membership back to the replicas the same way.
+
+use super::ClusterNode;
+use openraft::{BasicNode, ChangeMembers, ServerState};
+use sluice_cluster::meta::{ClusterState, MetaCommand, MetaReply, PartitionState};
+use sluice_cluster::types::{GroupId, NodeId, Raft};
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long the leader waits for a new learner to catch up before making it a voter anyway
+/// (the old voters that stay still form both majorities, so this is about availability, not
+/// safety).
+const CATCH_UP_WAIT_MAX: Duration = Duration::from_secs(30);
+/// A learner this close to the leader's last entry counts as caught up: a few AppendEntries.
+const CAUGHT_UP_ENTRIES: u64 = 16;
+/// A mover with nothing to react to looks again after this long (a failed step is retried).
+const MOVER_PAUSE: Duration = Duration::from_millis(500);
+
+/// Partitions with a mover task on this node.
+#[derive(Default)]
+pub struct Moves(Mutex<HashSet<GroupId>>);
+
+impl Moves {
+    /// Claims `group` for a new mover; false when one runs already.
+    fn claim(&self, group: &GroupId) -> bool {
+        self.0.lock().is_ok_and(|mut moving| moving.insert(group.clone()))
+    }
+
+    fn release(&self, group: &GroupId) {
+        if let Ok(mut moving) = self.0.lock() {
+            moving.remove(group);
+        }
+    }
+}
+
+/// Whether `node` runs the partition's group: a replica now, or the target of its move.
+pub fn hosts(partition: &PartitionState, node: NodeId) -> bool {
+    partition.replicas.contains(&node) || partition.target_replicas.as_ref().is_some_and(|t| t.contains(&node))
+}
+
+/// The voters the partition's group should have.
+fn desired(partition: &PartitionState) -> BTreeSet<NodeId> {
+    partition.target_replicas.as_ref().unwrap_or(&partition.replicas).iter().copied().collect()
+}
+
+/// The group's membership as this node last applied it.
+struct Members {
+    voters: BTreeSet<NodeId>,
+    learners: BTreeSet<NodeId>,
+    joint: bool,
+}
+
+fn members(raft: &Raft) -> Members {
+    let metrics = raft.metrics();
+    let m = metrics.borrow();
+    let membership = m.membership_config.membership();
+    Members {
+        voters: membership.voter_ids().collect(),
+        learners: membership.learner_ids().collect(),
+        joint: membership.get_joint_config().len() > 1,
+    }
+}
+
+impl ClusterNode {
+    /// Starts a mover for every moving partition whose group runs here (called after every
+    /// reconcile).
+    pub(super) fn follow_moves(self: &Arc<Self>, state: &ClusterState) {
+        for (name, topic) in &state.topics {
+            for (index, partition) in topic.partitions.iter().enumerate() {
+                if partition.target_replicas.is_none() {
+                    continue;
+                }
+                let group = GroupId::Partition { topic: name.clone(), partition: index as i32 };
+                let Some(raft) = self.group(&group) else { continue };
+                if self.moves.claim(&group) {
+                    tokio::spawn(Arc::clone(self).drive_move(name.clone(), index as i32, group, raft));
+                }
+            }
+        }
+    }
+
+    /// Drives one partition's move while this node leads its group, until the membership is
+    /// what the metadata wants and the metadata says so, or the group stops here.
+    async fn drive_move(self: Arc<Self>, topic: String, partition: i32, group: GroupId, raft: Raft) {
+        let mut state_changes = self.state.clone();
+        let mut metrics = raft.metrics();
+        loop {
+            let state = self.state();
+            let Some(wanted) = state.partition(&topic, partition) else { break };
+            if !hosts(wanted, self.node_id) {
+                break;
+            }
+            let goal = desired(wanted);
+            let now = members(&raft);
+            let settled = !now.joint && now.voters == goal && now.learners.is_empty();
+            let leads = raft.metrics().borrow().state == ServerState::Leader;
+            if settled && wanted.target_replicas.is_none() {
+                break;
+            }
+            if leads {
+                let step = if settled {
+                    self.finish_move(&topic, partition, wanted).await
+                } else {
+                    self.move_step(&raft, &state, &goal, &now).await
+                };
+                if let Err(e) = step {
+                    tracing::warn!(topic, partition, error = %e, "partition move step failed; retrying");
+                }
+            }
+            tokio::select! {
+                changed = state_changes.changed() => if changed.is_err() { break },
+                changed = metrics.changed() => if changed.is_err() { break },
+                _ = tokio::time::sleep(MOVER_PAUSE) => {}
+            }
+        }
+        self.moves.release(&group);
+    }
+
+    /// One step towards `goal`: new nodes become learners, then (once caught up) the voters
+    /// become `goal`; learners outside it are removed.
+    async fn move_step(
+        &self,
+        raft: &Raft,
+        state: &ClusterState,
+        goal: &BTreeSet<NodeId>,
+        now: &Members,
+    ) -> Result<(), String> {
+        for id in goal.iter().filter(|id| !now.voters.contains(id) && !now.learners.contains(id)) {
+            let addr = state.nodes.get(id).map(|n| n.cluster_addr.clone()).ok_or(format!("node {id} is unknown"))?;
+            raft.add_learner(*id, BasicNode { addr }, false).await.map_err(|e| e.to_string())?;
+            tracing::info!(node = id, "partition move: learner added");
+        }
+        if now.joint || now.voters != *goal {
+            wait_caught_up(raft, goal).await;
+            raft.change_membership(ChangeMembers::ReplaceAllVoters(goal.clone()), false)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(voters = ?goal, "partition move: voters changed");
+        }
+        let stray: BTreeSet<NodeId> = members(raft).learners.difference(goal).copied().collect();
+        if !stray.is_empty() {
+            raft.change_membership(ChangeMembers::RemoveNodes(stray), false).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The group's voters are the target: the target becomes the partition's replicas.
+    async fn finish_move(&self, topic: &str, partition: i32, wanted: &PartitionState) -> Result<(), String> {
+        let Some(target) = wanted.target_replicas.clone() else { return Ok(()) };
+        let finish = MetaCommand::FinishReassignment { topic: topic.to_string(), partition, replicas: target };
+        match self.propose_meta(&finish).await.map_err(|e| e.to_string())? {
+            MetaReply::Ok => {
+                tracing::info!(topic, partition, replicas = ?wanted.target_replicas, "partition move finished");
+                Ok(())
+            }
+            // The target changed meanwhile (a new move or a cancel): the next round follows it.
+            other => Err(format!("finish refused: {other:?}")),
+        }
+    }
+
+    /// Shuts down and drops the local copy of every partition this node no longer hosts
+    /// (called after every reconcile). The topic's directory stays, as on every node: the
+    /// partition is replaced by an empty one that takes no append.
+    pub(super) async fn drop_replicas(self: &Arc<Self>, state: &ClusterState) -> anyhow::Result<()> {
+        let local: Vec<(String, i32, Raft)> = match self.groups.read() {
+            Ok(groups) => groups
+                .iter()
+                .filter_map(|(group, raft)| match group {
+                    GroupId::Partition { topic, partition } => Some((topic.clone(), *partition, raft.clone())),
+                    GroupId::Meta => None,
+                })
+                .collect(),
+            Err(_) => anyhow::bail!("group registry poisoned"),
+        };
+        for (topic, partition, raft) in local {
+            // Only partitions the metadata still has: a deleted topic is not this step's.
+            let Some(p) = state.partition(&topic, partition) else { continue };
+            if hosts(p, self.node_id) {
+                continue;
+            }
+            let group = GroupId::Partition { topic: topic.clone(), partition };
+            if let Ok(mut groups) = self.groups.write() {
+                groups.remove(&group);
+            }
+            let _ = raft.shutdown().await;
+            if let Some(local_topic) = self.broker.topic(&topic) {
+                let defaults = self.broker.config().log_defaults.clone();
+                tokio::task::spawn_blocking(move || local_topic.reset_partition(partition, &defaults)).await??;
+            }
+            tracing::info!(topic, partition, "no longer a replica: group stopped, local copy dropped");
+        }
+        Ok(())
+    }
+}
+
+/// Waits until every node of `goal` that is not a voter yet is within `CAUGHT_UP_ENTRIES` of
+/// the leader's log, for at most `CATCH_UP_WAIT_MAX`.
+async fn wait_caught_up(raft: &Raft, goal: &BTreeSet<NodeId>) {
+    let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT_MAX;
+    let mut metrics = raft.metrics();
+    loop {
+        let caught_up = {
+            let m = metrics.borrow_and_update();
+            let last = m.last_log_index.unwrap_or(0);
+            let voters: BTreeSet<NodeId> = m.membership_config.membership().voter_ids().collect();
+            m.replication.as_ref().is_some_and(|progress| {
+                goal.iter().filter(|id| !voters.contains(id)).all(|id| {
+                    progress
+                        .get(id)
+                        .and_then(|matched| matched.as_ref())
+                        .is_some_and(|matched| matched.index + CAUGHT_UP_ENTRIES >= last)
+                })
+            })
+        };
+        if caught_up || m_stopped(&metrics) {
+            return;
+        }
+        match tokio::time::timeout_at(deadline, metrics.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return,
+        }
+    }
+}
+
+/// Whether this node stopped leading (then the next leader's mover carries on).
+fn m_stopped(metrics: &tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, BasicNode>>) -> bool {
+    metrics.borrow().state != ServerState::Leader
+}
