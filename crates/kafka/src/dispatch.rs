@@ -113,6 +113,10 @@ pub fn dispatch(context: &Arc<Context>, client: &Client, mut frame: Bytes) -> Re
                 meta.respond(&api::alter_partition_reassignments::handle(context, request).await).map(Some)
             }))
         }
+        ApiKey::ElectLeaders => {
+            let (context, request) = (Arc::clone(context), decode(meta, &mut frame)?);
+            Ok(later(async move { meta.respond(&api::elect_leaders::handle(context, request).await).map(Some) }))
+        }
         ApiKey::ListPartitionReassignments => {
             now(meta, api::list_partition_reassignments::handle(ctx, decode(meta, &mut frame)?))
         }

@@ -25,11 +25,12 @@ use common::raw::Raw;
 use common::{run_ok, unique_topic, wait_until};
 use history::{check, CheckOptions, Op, Recorder, Report, FINAL_READ};
 use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::list_partition_reassignments_response::OngoingTopicReassignment;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
-    ListPartitionReassignmentsRequest, MetadataRequest, MetadataResponse, TopicName,
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId, ElectLeadersRequest,
+    ElectLeadersResponse, ListPartitionReassignmentsRequest, MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::Consumer;
@@ -62,6 +63,7 @@ const NONE: i16 = 0;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
+const ELECTION_NOT_NEEDED: i16 = 84;
 
 fn raw(kafka_addr: &str) -> Raw {
     let addr: SocketAddr = kafka_addr.parse().unwrap_or_else(|e| panic!("{kafka_addr}: {e}"));
@@ -83,6 +85,27 @@ fn alter(kafka_addr: &str, topic: &str, partition: i32, replicas: Option<Vec<i32
     assert_eq!(response.error_code, NONE, "top-level error: {:?}", response.error_message);
     let code = response.responses.first().and_then(|t| t.partitions.first()).map(|p| p.error_code);
     code.unwrap_or_else(|| panic!("no partition in the answer: {response:?}"))
+}
+
+/// ElectLeaders v2 (preferred) of one partition; its partition error code.
+fn elect(kafka_addr: &str, topic: &str, partition: i32) -> i16 {
+    let request =
+        ElectLeadersRequest::default().with_election_type(0).with_timeout_ms(30_000).with_topic_partitions(Some(vec![
+            TopicPartitions::default().with_topic(name(topic)).with_partitions(vec![partition]),
+        ]));
+    let response: ElectLeadersResponse = raw(kafka_addr).request(2, &request);
+    assert_eq!(response.error_code, NONE, "top-level error: {response:?}");
+    let code = response.replica_election_results.first().and_then(|t| t.partition_result.first());
+    code.map(|p| p.error_code).unwrap_or_else(|| panic!("no partition in the answer: {response:?}"))
+}
+
+/// The leader of `topic`/`partition` named by the node's own Metadata answer (-1: none).
+fn leader_named_by(kafka_addr: &str, topic: &str, partition: i32) -> i32 {
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(topic)))]));
+    let response: MetadataResponse = raw(kafka_addr).request(4, &request);
+    let found = response.topics.iter().flat_map(|t| t.partitions.iter()).find(|p| p.partition_index == partition);
+    found.map_or(-1, |p| p.leader_id.0)
 }
 
 /// ListPartitionReassignments v0 of every partition.
@@ -230,6 +253,18 @@ fn a_partition_moves_to_a_new_node_under_load_and_a_node_is_removed() {
     assert!(missing.is_empty(), "node {joined}'s own log lacks acknowledged records (first ones): {missing:?}");
     let node1_ends = local::end_offsets(&cluster.http_addr(1), &topic).unwrap_or_default();
     assert_eq!(node1_ends.get(MOVED as usize), Some(&0), "node 1 dropped its copy of {topic}-{MOVED}");
+
+    // The preferred replica (the first of the target, node 2) is made leader on request.
+    let before = leader_named_by(&via, &topic, MOVED);
+    let code = elect(&via, &topic, MOVED);
+    eprintln!("cluster_reassign: ElectLeaders with node {before} leading answered {code}");
+    assert!([NONE, ELECTION_NOT_NEEDED].contains(&code), "ElectLeaders answered {code}");
+    wait_until(PROGRESS_TIMEOUT, "node 2 leading the moved partition in every node's Metadata", || {
+        (2..=joined).all(|id| leader_named_by(&cluster.kafka_addr(id), &topic, MOVED) == 2)
+    });
+    assert_eq!(elect(&via, &topic, MOVED), ELECTION_NOT_NEEDED);
+    let listed = sluice(&["cluster", "reassignments", "--http", &cluster.http_addr(3)]);
+    assert!(listed.contains("no partition moves under way"), "{listed}");
 
     // Node 1 still holds partition 1: removing it moves that replica to node 4 first.
     let said = sluice(&["cluster", "remove-node", "1", "--http", &cluster.http_addr(2)]);

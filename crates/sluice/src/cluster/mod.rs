@@ -3,6 +3,7 @@
 //!
 //! - `admin`: operators' moves (reassign, cancel, list) and node removal.
 //! - `catch_up`: a restarted replica stands for election only once caught up.
+//! - `elect`: Kafka's preferred leader election, called by the first replica.
 //! - `meta_client`: proposing metadata commands from any node (forwarded to the leader).
 //! - `reassign`: moving a partition's replicas (membership changes driven by its leader).
 //! - `reconcile`: makes the local broker follow the metadata state (topics, partition groups).
@@ -13,6 +14,7 @@
 
 mod admin;
 mod catch_up;
+mod elect;
 mod meta_client;
 mod node_rpc;
 mod reassign;
@@ -216,6 +218,9 @@ impl RpcHandler for ClusterNode {
         &self,
         body: Vec<u8>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, String>> + Send + 'static>> {
+        if let Some((topic, partition)) = node_rpc::election_asked(&body) {
+            return Box::pin(node_rpc::elect(self.group(&GroupId::Partition { topic, partition })));
+        }
         let meta = self.meta.clone();
         let transport = Arc::clone(&self.transport);
         Box::pin(async move { node_rpc::handle(meta, transport, body).await })

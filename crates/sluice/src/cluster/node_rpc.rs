@@ -17,6 +17,8 @@ pub const META_VOTERS_MAX: usize = 5;
 const META_VOTERS_MIN: usize = 3;
 /// How long a join may take, membership change included.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long asking a replica to call an election may take (it only starts it).
+const ELECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum NodeRequest {
@@ -28,12 +30,18 @@ pub enum NodeRequest {
     Leave {
         node_id: NodeId,
     },
+    /// ElectLeaders: the receiving node, a partition's preferred replica, calls an election.
+    Elect {
+        topic: String,
+        partition: i32,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum NodeReply {
     Joined { voter: bool },
     Left,
+    Electing,
     Refused(String),
 }
 
@@ -48,6 +56,8 @@ pub async fn handle(meta: Raft, transport: Arc<Transport>, body: Vec<u8>) -> Res
     let reply = match request {
         NodeRequest::Join { node_id, cluster_addr } => join(&meta, node_id, cluster_addr).await,
         NodeRequest::Leave { node_id } => leave(&meta, node_id).await,
+        // Answered where it arrives (`ClusterNode::node_request`), never forwarded.
+        NodeRequest::Elect { .. } => NodeReply::Refused("an election is called by the partition's replica".into()),
     };
     bincode::serialize(&reply).map_err(|e| e.to_string())
 }
@@ -104,7 +114,40 @@ pub async fn request_leave(meta: Raft, transport: Arc<Transport>, node_id: NodeI
     match bincode::deserialize(&reply).map_err(|e| e.to_string())? {
         NodeReply::Left => Ok(()),
         NodeReply::Refused(why) => Err(why),
-        NodeReply::Joined { .. } => Err("unexpected reply to a leave".into()),
+        other => Err(format!("unexpected reply to a leave: {other:?}")),
+    }
+}
+
+/// Whether `body` asks this node itself to call a partition's election: (topic, partition).
+pub fn election_asked(body: &[u8]) -> Option<(String, i32)> {
+    match bincode::deserialize(body) {
+        Ok(NodeRequest::Elect { topic, partition }) => Some((topic, partition)),
+        _ => None,
+    }
+}
+
+/// Calls an election in `raft`, this node's replica of the partition (None: it has none).
+/// Raft's vote rule makes it win only with every committed entry.
+pub async fn elect(raft: Option<Raft>) -> Result<Vec<u8>, String> {
+    let reply = match raft {
+        None => NodeReply::Refused("this node runs no replica of the partition".into()),
+        Some(raft) => match raft.trigger().elect().await {
+            Ok(()) => NodeReply::Electing,
+            Err(e) => NodeReply::Refused(format!("cannot call an election: {e}")),
+        },
+    };
+    bincode::serialize(&reply).map_err(|e| e.to_string())
+}
+
+/// Asks the node at `addr` to call an election of `topic`/`partition`.
+pub async fn request_election(transport: &Transport, addr: &str, topic: &str, partition: i32) -> Result<(), String> {
+    let body =
+        bincode::serialize(&NodeRequest::Elect { topic: topic.to_string(), partition }).map_err(|e| e.to_string())?;
+    let reply = transport.node_request(addr, body, ELECT_TIMEOUT).await.map_err(|e| e.to_string())?;
+    match bincode::deserialize(&reply).map_err(|e| e.to_string())? {
+        NodeReply::Electing => Ok(()),
+        NodeReply::Refused(why) => Err(why),
+        other => Err(format!("unexpected reply to an election: {other:?}")),
     }
 }
 
@@ -121,6 +164,6 @@ pub async fn request_join(
     match bincode::deserialize(&reply).map_err(|e| e.to_string())? {
         NodeReply::Joined { voter } => Ok(voter),
         NodeReply::Refused(why) => Err(why),
-        NodeReply::Left => Err("unexpected reply to a join".into()),
+        other => Err(format!("unexpected reply to a join: {other:?}")),
     }
 }

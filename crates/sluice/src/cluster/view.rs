@@ -73,7 +73,7 @@ impl ClusterNode {
         }
     }
 
-    fn placement_of(&self, topic: &str, partition: i32) -> Option<Placement> {
+    pub(super) fn placement_of(&self, topic: &str, partition: i32) -> Option<Placement> {
         let state = self.state();
         let p = state.partition(topic, partition)?;
         // A leader this node hosts a replica of knows better than the last report.
@@ -169,6 +169,11 @@ impl ClusterView for View {
 
     fn reassignments(&self) -> Vec<Reassignment> {
         self.0.upgrade().map(|node| node.reassignments()).unwrap_or_default()
+    }
+
+    fn elect_preferred(&self, topic: &str, partition: i32) -> AdminFuture<()> {
+        let (node, topic) = (self.0.upgrade(), topic.to_string());
+        Box::pin(async move { stopped(node)?.elect_preferred(&topic, partition).await })
     }
 
     fn remove_node(&self, node_id: i32) -> AdminFuture<()> {
