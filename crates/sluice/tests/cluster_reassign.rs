@@ -6,7 +6,10 @@
 //!   and nothing after; every node's Metadata names the new replicas; node 4's own log holds
 //!   every acknowledged record of the partition and node 1 dropped its copy;
 //! - the APIs answer Kafka's errors: unknown topic, a duplicated replica
-//!   (INVALID_REPLICA_ASSIGNMENT), a cancel with no move (NO_REASSIGNMENT_IN_PROGRESS);
+//!   (INVALID_REPLICA_ASSIGNMENT), a cancel with no move (NO_REASSIGNMENT_IN_PROGRESS), and
+//!   `sluice topic reassign` says the same through the admin API;
+//! - ElectLeaders (preferred) makes the moved partition's first replica its leader, then
+//!   answers ELECTION_NOT_NEEDED;
 //! - `sluice cluster remove-node 1` moves node 1's last replica away and removes it: Metadata
 //!   lists brokers {2,3,4}, and with node 1 stopped the cluster still takes and serves writes.
 //!
@@ -22,7 +25,7 @@ use cluster_support::local;
 use cluster_support::produce::{produce, produce_in_background, ProduceSpec, Stop};
 use cluster_support::Cluster;
 use common::raw::Raw;
-use common::{run_ok, unique_topic, wait_until};
+use common::{run_bounded, run_ok, unique_topic, wait_until};
 use history::{check, CheckOptions, Op, Recorder, Report, FINAL_READ};
 use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
@@ -158,6 +161,13 @@ fn sluice(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs a CLI command that must fail; its stderr.
+fn sluice_fails(args: &[&str]) -> String {
+    let out = run_bounded(Command::new(env!("CARGO_BIN_EXE_sluice")).args(args), CLI_TIMEOUT);
+    assert!(!out.status.success(), "sluice {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn a_partition_moves_to_a_new_node_under_load_and_a_node_is_removed() {
     let mut cluster = Cluster::start(NODES);
@@ -189,6 +199,14 @@ fn a_partition_moves_to_a_new_node_under_load_and_a_node_is_removed() {
     assert_eq!(alter(&via, &topic, MOVED, Some(vec![2, 2, 4])), INVALID_REPLICA_ASSIGNMENT);
     assert_eq!(alter(&via, &topic, MOVED, Some(vec![2, 3, 9])), INVALID_REPLICA_ASSIGNMENT);
     assert_eq!(alter(&via, &topic, 1, None), NO_REASSIGNMENT_IN_PROGRESS);
+
+    // The CLI says why it refuses, through the admin API.
+    let http = cluster.http_addr(3);
+    let refused =
+        sluice_fails(&["topic", "reassign", &topic, "--partition", "0", "--replicas", "2,2,4", "--http", &http]);
+    assert!(refused.contains("twice"), "{refused}");
+    let refused = sluice_fails(&["topic", "reassign", &topic, "--partition", "1", "--cancel", "--http", &http]);
+    assert!(refused.contains("no reassignment in progress"), "{refused}");
 
     let target: BTreeSet<i32> = [2, 3, joined as i32].into();
     assert_eq!(alter(&via, &topic, MOVED, Some(target.iter().copied().collect())), NONE);
