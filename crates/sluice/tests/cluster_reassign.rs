@@ -316,3 +316,56 @@ fn a_partition_moves_to_a_new_node_under_load_and_a_node_is_removed() {
     assert_eq!(after_acks, RECORDS_AFTER_REMOVAL as usize, "every write after the removal acknowledged");
     cluster.assert_no_panics("the end");
 }
+
+/// Proves a move survives its driver's death: the partition's leader, itself moved off, is
+/// `kill -9`ed as soon as the move is recorded; the next leader finishes it. Restarted, the
+/// old leader drops its stale copy, and every acknowledged record is still read.
+#[test]
+fn a_move_whose_leader_dies_is_finished_by_the_next_leader() {
+    let mut cluster = Cluster::start(NODES);
+    let joined = cluster.add_node();
+    let bootstrap = cluster.bootstrap_servers();
+    let topic = unique_topic("cluster-reassign-kill");
+    create_topic(&bootstrap, &topic, 1, REPLICATION).expect("create topic");
+    let client = metadata_client(&bootstrap);
+    let md = wait_fully_replicated(&client, &topic, 1, REPLICATION as usize, MOVE_TIMEOUT);
+    let part = md.partition(&topic, MOVED).expect("partition listed").clone();
+    let sends = Recorder::new();
+    let spec = ProduceSpec {
+        topic: topic.clone(),
+        prefix: "k".into(),
+        count_max: ACKS_PER_PHASE as u64,
+        idempotent: true,
+        round_robin: Some(1),
+        pace: None,
+    };
+    produce(&bootstrap, &spec, &sends, &Stop::default());
+
+    // The leader is replaced by node 4: it drives its own removal, and dies doing so.
+    let leader = part.leader;
+    let target: Vec<i32> = part.replicas.iter().map(|r| if *r == leader { joined as i32 } else { *r }).collect();
+    let survivor = (1..=joined).find(|id| *id as i32 != leader).unwrap_or(joined);
+    assert_eq!(alter(&cluster.kafka_addr(survivor), &topic, MOVED, Some(target.clone())), NONE);
+    cluster.node(leader as u64).kill9();
+    let in_flight = !list(&cluster.kafka_addr(survivor)).is_empty();
+    eprintln!("cluster_reassign: node {leader} killed with the move still listed: {in_flight}");
+    let wanted: BTreeSet<i32> = target.iter().copied().collect();
+    let live: Vec<u64> = (1..=joined).filter(|id| *id as i32 != leader).collect();
+    wait_until(MOVE_TIMEOUT, &format!("{topic}-{MOVED} on {wanted:?} with node {leader} dead, no move listed"), || {
+        list(&cluster.kafka_addr(survivor)).is_empty()
+            && live.iter().all(|id| replicas_named_by(&cluster.kafka_addr(*id), &topic, MOVED) == wanted)
+    });
+
+    cluster.node(leader as u64).restart();
+    let http = cluster.http_addr(leader as u64);
+    wait_until(PROGRESS_TIMEOUT, &format!("node {leader} dropping its stale copy"), || {
+        local::end_offsets(&http, &topic).is_ok_and(|ends| ends.first() == Some(&0))
+    });
+    let kafka_read = Recorder::new();
+    let read = final_read(&bootstrap, &topic, 1, &kafka_read, PROGRESS_TIMEOUT);
+    let report = judge(&sends, &kafka_read);
+    eprintln!("cluster_reassign: node {leader} (leader, moved off) killed mid-move; Kafka read {read} records");
+    assert_eq!(report.acknowledged, ACKS_PER_PHASE, "{}", report.details());
+    assert_nothing_broken("Kafka read after the leader died mid-move", &report);
+    cluster.assert_no_panics("the end");
+}

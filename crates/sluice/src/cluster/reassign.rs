@@ -20,6 +20,7 @@ use openraft::{BasicNode, ChangeMembers, ServerState};
 use sluice_cluster::meta::{ClusterState, MetaCommand, MetaReply, PartitionState};
 use sluice_cluster::types::{GroupId, NodeId, Raft};
 use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,18 +33,22 @@ const CAUGHT_UP_ENTRIES: u64 = 16;
 /// A mover with nothing to react to looks again after this long (a failed step is retried).
 const MOVER_PAUSE: Duration = Duration::from_millis(500);
 
-/// Partitions with a mover task on this node.
+/// Partitions with a mover task on this node, and whether copies left from before a restart
+/// were looked for.
 #[derive(Default)]
-pub struct Moves(Mutex<HashSet<GroupId>>);
+pub struct Moves {
+    moving: Mutex<HashSet<GroupId>>,
+    swept: AtomicBool,
+}
 
 impl Moves {
     /// Claims `group` for a new mover; false when one runs already.
     fn claim(&self, group: &GroupId) -> bool {
-        self.0.lock().is_ok_and(|mut moving| moving.insert(group.clone()))
+        self.moving.lock().is_ok_and(|mut moving| moving.insert(group.clone()))
     }
 
     fn release(&self, group: &GroupId) {
-        if let Ok(mut moving) = self.0.lock() {
+        if let Ok(mut moving) = self.moving.lock() {
             moving.remove(group);
         }
     }
@@ -204,6 +209,31 @@ impl ClusterNode {
                 tokio::task::spawn_blocking(move || local_topic.reset_partition(partition, &defaults)).await??;
             }
             tracing::info!(topic, partition, "no longer a replica: group stopped, local copy dropped");
+        }
+        if !self.moves.swept.load(Ordering::Acquire) {
+            self.drop_stale_copies(state).await?;
+            self.moves.swept.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Once after start: drops the copies of partitions that moved off this node while it was
+    /// down (their Raft state is still here, but no group runs for them), so a later move back
+    /// starts clean instead of from a stale membership and vote.
+    async fn drop_stale_copies(&self, state: &ClusterState) -> anyhow::Result<()> {
+        for (name, topic) in &state.topics {
+            let Some(local_topic) = self.broker.topic(name) else { continue };
+            for (index, p) in topic.partitions.iter().enumerate() {
+                let stale = local_topic
+                    .partition(index as i32)
+                    .is_some_and(|local| local.log().dir().join(sluice_log::RAFT_DIR).exists());
+                if hosts(p, self.node_id) || !stale {
+                    continue;
+                }
+                let (local_topic, defaults) = (Arc::clone(&local_topic), self.broker.config().log_defaults.clone());
+                tokio::task::spawn_blocking(move || local_topic.reset_partition(index as i32, &defaults)).await??;
+                tracing::info!(topic = name, partition = index, "moved off while down: local copy dropped");
+            }
         }
         Ok(())
     }
