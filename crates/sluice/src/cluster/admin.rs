@@ -158,3 +158,56 @@ fn moves_off(state: &ClusterState, node: NodeId) -> Result<Vec<Move>, AdminError
     }
     Ok(moves)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_cluster::meta::MetaCommand;
+
+    fn cluster(nodes: u64, partitions: Vec<Vec<NodeId>>) -> ClusterState {
+        let mut state = ClusterState::default();
+        for id in 1..=nodes {
+            state.apply(MetaCommand::RegisterNode {
+                node_id: id,
+                cluster_addr: format!("127.0.0.{id}:9093"),
+                kafka_addr: format!("127.0.0.{id}:9092"),
+                nsq_tcp_addr: format!("127.0.0.{id}:4150"),
+                http_addr: format!("127.0.0.{id}:4151"),
+                rack: None,
+                at_ms: 1,
+            });
+        }
+        let created =
+            state.apply(MetaCommand::CreateTopic { name: "t".into(), partitions, configs: Default::default() });
+        assert_eq!(created, MetaReply::TopicCreated);
+        state
+    }
+
+    #[test]
+    fn a_removed_nodes_replicas_go_to_the_least_loaded_nodes_in_place() {
+        // Proves each replica on the node is replaced where it stood (the preferred leader
+        // keeps its rank) by the node with the fewest replicas, and the load is counted as
+        // the plan goes.
+        let state = cluster(5, vec![vec![1, 2, 3], vec![2, 1, 3], vec![3, 4, 2]]);
+        let plan = moves_off(&state, 1).unwrap();
+        assert_eq!(plan, vec![(("t".into(), 0), vec![5, 2, 3]), (("t".into(), 1), vec![2, 4, 3])]);
+    }
+
+    #[test]
+    fn removing_a_node_no_other_can_stand_in_for_is_refused() {
+        // Proves an RF 3 partition on a 3-node cluster cannot lose a node: nothing is planned.
+        let state = cluster(3, vec![vec![1, 2, 3]]);
+        assert!(matches!(moves_off(&state, 2), Err(AdminError::Refused(_))));
+        assert_eq!(moves_off(&cluster(4, vec![vec![1, 2, 3]]), 4).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn replica_lists_are_checked_before_anything_is_proposed() {
+        // Proves Kafka's INVALID_REPLICA_ASSIGNMENT cases: empty, negative, unknown, twice.
+        let state = cluster(3, vec![vec![1, 2, 3]]);
+        for bad in [vec![], vec![-1], vec![1, 7], vec![2, 2]] {
+            assert!(matches!(checked_replicas(&bad, &state), Err(AdminError::InvalidReplicaAssignment(_))), "{bad:?}");
+        }
+        assert_eq!(checked_replicas(&[3, 1], &state).unwrap(), vec![3, 1]);
+    }
+}
