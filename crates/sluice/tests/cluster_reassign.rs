@@ -10,8 +10,9 @@
 //!   `sluice topic reassign` says the same through the admin API;
 //! - ElectLeaders (preferred) makes the moved partition's first replica its leader, then
 //!   answers ELECTION_NOT_NEEDED;
-//! - `sluice cluster remove-node 1` moves node 1's last replica away and removes it: Metadata
-//!   lists brokers {2,3,4}, and with node 1 stopped the cluster still takes and serves writes.
+//! - node 1 dies holding a replica of partition 1; `sluice cluster remove-node 1` moves that
+//!   replica to node 4 and removes node 1: Metadata lists brokers {2,3,4}, no partition names
+//!   node 1, and the cluster still takes and serves writes.
 //!
 //! The history checker judges the Kafka read: nothing acknowledged lost or misplaced, no offset
 //! holding two values, no duplicate from the idempotent producer.
@@ -284,10 +285,11 @@ fn a_partition_moves_to_a_new_node_under_load_and_a_node_is_removed() {
     let listed = sluice(&["cluster", "reassignments", "--http", &cluster.http_addr(3)]);
     assert!(listed.contains("no partition moves under way"), "{listed}");
 
-    // Node 1 still holds partition 1: removing it moves that replica to node 4 first.
+    // Node 1 dies (a lost disk) while it still holds partition 1: removing it moves that
+    // replica to node 4 (the two live replicas carry the move), then takes it out.
+    cluster.node(1).kill9();
     let said = sluice(&["cluster", "remove-node", "1", "--http", &cluster.http_addr(2)]);
     eprintln!("cluster_reassign: remove-node said: {}", said.trim());
-    cluster.node(1).kill9();
     let everyone_else: BTreeSet<i32> = (2..=joined as i32).collect();
     for id in 2..=joined {
         let addr = cluster.kafka_addr(id);
