@@ -105,7 +105,7 @@ impl ClusterNode {
             meta: meta.clone(),
             state,
             groups: RwLock::new(HashMap::from([(GroupId::Meta, meta)])),
-            moves: reassign::Moves::default(),
+            moves: reassign::Moves::new(),
         });
         let handler: Arc<dyn RpcHandler> = node.clone();
         tokio::spawn(transport::serve(listener, handler, stopped.clone()));

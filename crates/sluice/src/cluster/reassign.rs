@@ -35,13 +35,19 @@ const MOVER_PAUSE: Duration = Duration::from_millis(500);
 
 /// Partitions with a mover task on this node, and whether copies left from before a restart
 /// were looked for.
-#[derive(Default)]
 pub struct Moves {
     moving: Mutex<HashSet<GroupId>>,
     swept: AtomicBool,
+    /// When this process started (ms, its clock): its registration stamped at or after it
+    /// marks the metadata as caught up with everything committed before this start.
+    started_ms: i64,
 }
 
 impl Moves {
+    pub fn new() -> Moves {
+        Moves { moving: Mutex::default(), swept: AtomicBool::new(false), started_ms: super::meta_client::now_ms() }
+    }
+
     /// Claims `group` for a new mover; false when one runs already.
     fn claim(&self, group: &GroupId) -> bool {
         self.moving.lock().is_ok_and(|mut moving| moving.insert(group.clone()))
@@ -210,7 +216,11 @@ impl ClusterNode {
             }
             tracing::info!(topic, partition, "no longer a replica: group stopped, local copy dropped");
         }
-        if !self.moves.swept.load(Ordering::Acquire) {
+        // Only once this node's own registration (proposed after it started) is applied here:
+        // before that the state may be older than what was committed while it was down, and
+        // a partition moved onto it since would look like one moved off.
+        let caught_up = state.nodes.get(&self.node_id).is_some_and(|n| n.last_seen_ms >= self.moves.started_ms);
+        if caught_up && !self.moves.swept.load(Ordering::Acquire) {
             self.drop_stale_copies(state).await?;
             self.moves.swept.store(true, Ordering::Release);
         }
@@ -258,7 +268,7 @@ async fn wait_caught_up(raft: &Raft, goal: &BTreeSet<NodeId>) {
                 })
             })
         };
-        if caught_up || m_stopped(&metrics) {
+        if caught_up || stopped_leading(&metrics) {
             return;
         }
         match tokio::time::timeout_at(deadline, metrics.changed()).await {
@@ -269,6 +279,6 @@ async fn wait_caught_up(raft: &Raft, goal: &BTreeSet<NodeId>) {
 }
 
 /// Whether this node stopped leading (then the next leader's mover carries on).
-fn m_stopped(metrics: &tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, BasicNode>>) -> bool {
+fn stopped_leading(metrics: &tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, BasicNode>>) -> bool {
     metrics.borrow().state != ServerState::Leader
 }
