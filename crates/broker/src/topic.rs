@@ -315,4 +315,35 @@ mod tests {
         assert_eq!(topic.partition_count(), 10);
         assert!(dir.join("9").exists());
     }
+
+    /// A dropped copy is gone from disk and from the topic, the other partitions untouched,
+    /// the new one empty and refusing appends (clustered), and the topic reopens as it is.
+    #[test]
+    fn a_reset_partition_is_empty_and_the_others_are_kept() {
+        use kafka_protocol::records::Compression;
+        use sluice_records::convert::{encode_batch, new_record};
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("t");
+        let health = Arc::new(StorageHealth::default());
+        let topic = Topic::create(dir.clone(), "t", 2, TopicConfig::default(), &LogConfig::default(), health).unwrap();
+        let record = || new_record(0, 1, None, Some(bytes::Bytes::from_static(b"v")), Vec::new());
+        for index in 0..2 {
+            let mut batch = encode_batch(&[record()], Compression::None).unwrap();
+            topic.partition(index).unwrap().append_written(&mut batch).unwrap();
+        }
+        fs::create_dir_all(dir.join("0").join("raft")).unwrap();
+        let fresh = topic.reset_partition(0, &LogConfig::default()).unwrap();
+        assert_eq!(fresh.written_end_offset(), 0);
+        assert!(Arc::ptr_eq(&fresh, &topic.partition(0).unwrap()));
+        assert!(!dir.join("0").join("raft").exists() && !dir.join(".0.dropped").exists());
+        let mut batch = encode_batch(&[record()], Compression::None).unwrap();
+        assert!(fresh.submit(std::mem::take(&mut batch)).is_err(), "a dropped copy takes no append");
+        assert_eq!(topic.partition(1).unwrap().written_end_offset(), 1);
+        assert!(topic.reset_partition(2, &LogConfig::default()).is_err());
+        drop(topic);
+        let health = Arc::new(StorageHealth::default());
+        let reopened = Topic::open(dir, "t", &LogConfig::default(), health).unwrap();
+        let ends: Vec<i64> = reopened.partitions().iter().map(|p| p.written_end_offset()).collect();
+        assert_eq!(ends, vec![0, 1]);
+    }
 }
