@@ -4,7 +4,8 @@
 //!
 //! 1. every target node starts the partition's group uninitialized (`reconcile`), so it only
 //!    learns the log from the leader;
-//! 2. the leader adds the new nodes as learners and waits (bounded) until they caught up;
+//! 2. the leader adds the new nodes as learners and waits until they caught up (a move to a
+//!    node that never does stays under way until cancelled, as Kafka's does);
 //! 3. it changes the voters to the target (openraft's joint consensus), dropping the others;
 //! 4. it proposes `FinishReassignment`: the target becomes the replicas;
 //! 5. every node no longer a replica shuts its group down and drops its copy (`drop_replicas`).
@@ -24,10 +25,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// How long the leader waits for a new learner to catch up before making it a voter anyway
-/// (the old voters that stay still form both majorities, so this is about availability, not
-/// safety).
-const CATCH_UP_WAIT_MAX: Duration = Duration::from_secs(30);
+/// How long one round of the mover waits for new learners to catch up. A learner that has
+/// not is never made a voter (as Kafka waits for new replicas to join the ISR): a move to a
+/// dead or lagging node stays under way, retried round after round, until it catches up or
+/// the move is cancelled (noticed between rounds).
+const CATCH_UP_ROUND: Duration = Duration::from_secs(5);
 /// A learner this close to the leader's last entry counts as caught up: a few AppendEntries.
 const CAUGHT_UP_ENTRIES: u64 = 16;
 /// A mover with nothing to react to looks again after this long (a failed step is retried).
@@ -158,7 +160,9 @@ impl ClusterNode {
             tracing::info!(node = id, "partition move: learner added");
         }
         if now.joint || now.voters != *goal {
-            wait_caught_up(raft, goal).await;
+            if !wait_caught_up(raft, goal).await {
+                return Err(format!("new replicas of {goal:?} not caught up yet"));
+            }
             raft.change_membership(ChangeMembers::ReplaceAllVoters(goal.clone()), false)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -250,9 +254,9 @@ impl ClusterNode {
 }
 
 /// Waits until every node of `goal` that is not a voter yet is within `CAUGHT_UP_ENTRIES` of
-/// the leader's log, for at most `CATCH_UP_WAIT_MAX`.
-async fn wait_caught_up(raft: &Raft, goal: &BTreeSet<NodeId>) {
-    let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT_MAX;
+/// the leader's log, for at most `CATCH_UP_ROUND`; whether they are.
+async fn wait_caught_up(raft: &Raft, goal: &BTreeSet<NodeId>) -> bool {
+    let deadline = tokio::time::Instant::now() + CATCH_UP_ROUND;
     let mut metrics = raft.metrics();
     loop {
         let caught_up = {
@@ -269,11 +273,11 @@ async fn wait_caught_up(raft: &Raft, goal: &BTreeSet<NodeId>) {
             })
         };
         if caught_up || stopped_leading(&metrics) {
-            return;
+            return caught_up;
         }
         match tokio::time::timeout_at(deadline, metrics.changed()).await {
             Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => return,
+            Ok(Err(_)) | Err(_) => return false,
         }
     }
 }
