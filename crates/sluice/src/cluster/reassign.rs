@@ -134,6 +134,8 @@ impl ClusterNode {
                 };
                 if let Err(e) = step {
                     tracing::warn!(topic, partition, error = %e, "partition move step failed; retrying");
+                    // Metrics change with every commit under load: never retry faster than this.
+                    tokio::time::sleep(MOVER_PAUSE).await;
                 }
             }
             tokio::select! {
