@@ -4,6 +4,7 @@
 //! cluster runtime; a single node has none and answers as the only broker.
 
 use crate::error::BrokerResult;
+use crate::reassignment::{AdminError, Reassignment};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -73,7 +74,28 @@ pub trait ClusterView: Send + Sync + 'static {
     /// replicas with their Raft figures, under-replicated partitions, leaders per node. None
     /// once the cluster node has stopped (the broker outlives it briefly at shutdown).
     fn status(&self) -> Option<ClusterStatus>;
+    /// Moves a partition to `replicas` (None: cancels its move); resolves once recorded.
+    fn reassign(&self, topic: &str, partition: i32, replicas: Option<Vec<i32>>) -> AdminFuture<()> {
+        let _ = (topic, partition, replicas);
+        Box::pin(async { Err(AdminError::Refused("reassignment is not supported here".into())) })
+    }
+    /// Every partition move under way.
+    fn reassignments(&self) -> Vec<Reassignment> {
+        Vec::new()
+    }
+    /// Makes the partition's first replica its leader (Kafka's preferred election).
+    fn elect_preferred(&self, topic: &str, partition: i32) -> AdminFuture<()> {
+        let _ = (topic, partition);
+        Box::pin(async { Err(AdminError::Refused("elections are not supported here".into())) })
+    }
+    /// Moves every replica off a node, then removes it from the cluster.
+    fn remove_node(&self, node_id: i32) -> AdminFuture<()> {
+        let _ = node_id;
+        Box::pin(async { Err(AdminError::Refused("node removal is not supported here".into())) })
+    }
 }
+
+pub type AdminFuture<T> = Pin<Box<dyn Future<Output = Result<T, AdminError>> + Send>>;
 
 /// A Raft group member's role, as openraft's server state (a follower that is no voter is
 /// a learner).

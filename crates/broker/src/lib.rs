@@ -18,6 +18,7 @@ pub mod names;
 pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;
+pub mod reassignment;
 pub mod replication;
 pub mod topic;
 mod topic_admin;

@@ -205,6 +205,32 @@ impl Topic {
         Ok(())
     }
 
+    /// Replaces partition `index` with an empty one: a cluster node that is no longer one of
+    /// its replicas drops its copy (log and Raft state), so a later move back starts clean.
+    /// The old directory is renamed aside first, so a crash leaves either the whole old copy
+    /// or none (a leftover `.N.dropped` is removed by the next drop). The new partition is
+    /// clustered: it takes no append until a Raft group is attached.
+    pub fn reset_partition(&self, index: i32, defaults: &LogConfig) -> BrokerResult<Arc<Partition>> {
+        let log_config = self.config().log_config(defaults)?;
+        let slot = usize::try_from(index).map_err(|_| BrokerError::UnknownTopicOrPartition)?;
+        let mut parts = self.partitions.write().map_err(|_| lock_poisoned())?;
+        if slot >= parts.len() {
+            return Err(BrokerError::UnknownTopicOrPartition);
+        }
+        let live = self.dir.join(index.to_string());
+        let aside = self.dir.join(format!(".{index}.dropped"));
+        if aside.exists() {
+            fs::remove_dir_all(&aside).map_err(|e| storage(&aside, e))?;
+        }
+        fs::rename(&live, &aside).map_err(|e| storage(&live, e))?;
+        sluice_log::durable_dir::sync_parent(&live).map_err(|e| storage(&live, e))?;
+        fs::remove_dir_all(&aside).map_err(|e| storage(&aside, e))?;
+        let fresh = open_partition(&self.dir, &self.name, index as u32, &log_config, &self.health)?;
+        fresh.mark_clustered();
+        parts[slot] = Arc::clone(&fresh);
+        Ok(fresh)
+    }
+
     /// Replaces the topic's overrides and applies them to every partition's log.
     pub fn set_config(&self, config: TopicConfig, defaults: &LogConfig) -> BrokerResult<()> {
         let log_config = config.log_config(defaults)?;
@@ -378,5 +404,37 @@ mod tests {
         let topic = create(&root.path().join("staging").join("t.2")).unwrap();
         assert_eq!(topic.partition_count(), 10);
         assert!(dir.join("9").exists());
+    }
+
+    /// A dropped copy is gone from disk and from the topic, the other partitions untouched,
+    /// the new one empty and refusing appends (clustered), and the topic reopens as it is.
+    #[test]
+    fn a_reset_partition_is_empty_and_the_others_are_kept() {
+        use kafka_protocol::records::Compression;
+        use sluice_records::convert::{encode_batch, new_record};
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("t");
+        let health = Arc::new(StorageHealth::default());
+        let topic =
+            Topic::create(dir.clone(), "t", 2, TopicConfig::default(), None, &LogConfig::default(), health).unwrap();
+        let record = || new_record(0, 1, None, Some(bytes::Bytes::from_static(b"v")), Vec::new());
+        for index in 0..2 {
+            let mut batch = encode_batch(&[record()], Compression::None).unwrap();
+            topic.partition(index).unwrap().append_written(&mut batch).unwrap();
+        }
+        fs::create_dir_all(dir.join("0").join("raft")).unwrap();
+        let fresh = topic.reset_partition(0, &LogConfig::default()).unwrap();
+        assert_eq!(fresh.written_end_offset(), 0);
+        assert!(Arc::ptr_eq(&fresh, &topic.partition(0).unwrap()));
+        assert!(!dir.join("0").join("raft").exists() && !dir.join(".0.dropped").exists());
+        let mut batch = encode_batch(&[record()], Compression::None).unwrap();
+        assert!(fresh.submit(std::mem::take(&mut batch)).is_err(), "a dropped copy takes no append");
+        assert_eq!(topic.partition(1).unwrap().written_end_offset(), 1);
+        assert!(topic.reset_partition(2, &LogConfig::default()).is_err());
+        drop(topic);
+        let health = Arc::new(StorageHealth::default());
+        let reopened = Topic::open(dir, "t", &LogConfig::default(), health).unwrap();
+        let ends: Vec<i64> = reopened.partitions().iter().map(|p| p.written_end_offset()).collect();
+        assert_eq!(ends, vec![0, 1]);
     }
 }

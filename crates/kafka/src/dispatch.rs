@@ -113,6 +113,19 @@ pub fn dispatch(context: &Arc<Context>, client: &Client, mut frame: Bytes) -> Re
             Ok(later(api::alter_configs::handle_incremental(Arc::clone(context), decode(meta, &mut frame)?, meta)))
         }
         ApiKey::DescribeCluster => now(meta, api::describe_cluster::handle(ctx, decode(meta, &mut frame)?)),
+        ApiKey::AlterPartitionReassignments => {
+            let (context, request) = (Arc::clone(context), decode(meta, &mut frame)?);
+            Ok(later(async move {
+                meta.respond(&api::alter_partition_reassignments::handle(context, request).await).map(Some)
+            }))
+        }
+        ApiKey::ElectLeaders => {
+            let (context, request) = (Arc::clone(context), decode(meta, &mut frame)?);
+            Ok(later(async move { meta.respond(&api::elect_leaders::handle(context, request).await).map(Some) }))
+        }
+        ApiKey::ListPartitionReassignments => {
+            now(meta, api::list_partition_reassignments::handle(ctx, decode(meta, &mut frame)?))
+        }
         ApiKey::FindCoordinator => now(meta, api::find_coordinator::handle(ctx, decode(meta, &mut frame)?, meta)),
         ApiKey::JoinGroup => {
             let client_id = header.client_id.as_deref().unwrap_or("").to_string();

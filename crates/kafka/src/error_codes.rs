@@ -43,6 +43,25 @@ pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 pub const INVALID_RECORD: i16 = 87;
+pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
+pub const ELECTION_NOT_NEEDED: i16 = 84;
+pub const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
+pub const REQUEST_TIMED_OUT: i16 = 7;
+
+/// Kafka's code for a refused reassignment, election or node removal.
+pub fn admin_code(error: &sluice_broker::reassignment::AdminError) -> i16 {
+    use sluice_broker::reassignment::AdminError;
+    match error {
+        AdminError::UnknownTopicOrPartition => UNKNOWN_TOPIC_OR_PARTITION,
+        AdminError::InvalidReplicaAssignment(_) => INVALID_REPLICA_ASSIGNMENT,
+        AdminError::NoReassignmentInProgress => NO_REASSIGNMENT_IN_PROGRESS,
+        AdminError::ElectionNotNeeded => ELECTION_NOT_NEEDED,
+        AdminError::PreferredLeaderNotAvailable(_) => PREFERRED_LEADER_NOT_AVAILABLE,
+        AdminError::Refused(_) => INVALID_REQUEST,
+        AdminError::Unavailable(_) => REQUEST_TIMED_OUT,
+        _ => UNKNOWN_SERVER_ERROR,
+    }
+}
 
 /// Kafka's code for a refused group operation.
 pub fn group_code(error: &GroupError) -> i16 {

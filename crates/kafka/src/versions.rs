@@ -20,6 +20,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    // Partition moves and preferred elections in a cluster (a single node has none).
+    (ApiKey::AlterPartitionReassignments, 0, 0),
+    (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::ElectLeaders, 0, 2),
     // Consumer groups. JoinGroup v9 has skip_assignment; OffsetCommit/OffsetFetch v9 and
     // FindCoordinator v5+ belong to the KIP-848 protocol and transactions, not served.
     (ApiKey::FindCoordinator, 0, 4),

@@ -91,6 +91,11 @@ pub enum MetaCommand {
         partition: i32,
         replicas: Vec<NodeId>,
     },
+    /// Forgets a node (`sluice cluster remove-node`); refused while it holds a replica or is
+    /// the target of a move, so no partition is left naming it.
+    RemoveNode {
+        node_id: NodeId,
+    },
 }
 
 /// What applying a command answered.
@@ -206,6 +211,7 @@ mod tests {
             MetaCommand::AllocateProducerIds { count: 1000 },
             MetaCommand::ReassignPartition { topic: "t".into(), partition: 0, replicas: vec![3, 1] },
             MetaCommand::FinishReassignment { topic: "t".into(), partition: 0, replicas: vec![3, 1] },
+            MetaCommand::RemoveNode { node_id: 3 },
         ]
     }
 

@@ -136,6 +136,7 @@ impl ClusterState {
             MetaCommand::FinishReassignment { topic, partition, replicas } => {
                 self.finish_reassignment(&topic, partition, replicas)
             }
+            MetaCommand::RemoveNode { node_id } => self.remove_node(node_id),
         };
         outcome.unwrap_or_else(|refusal| refusal)
     }
@@ -326,6 +327,19 @@ impl ClusterState {
         state.isr.extend(joined);
         state.replicas = replicas;
         state.target_replicas = None;
+        Ok(MetaReply::Ok)
+    }
+
+    fn remove_node(&mut self, node_id: NodeId) -> Outcome {
+        if !self.nodes.contains_key(&node_id) {
+            return Err(invalid(format!("node {node_id} is not registered")));
+        }
+        for (name, topic) in &self.topics {
+            if let Some(index) = topic.partitions.iter().position(|p| p.may_hold(node_id)) {
+                return Err(invalid(format!("node {node_id} still holds a replica of {name}-{index}")));
+            }
+        }
+        self.nodes.remove(&node_id);
         Ok(MetaReply::Ok)
     }
 }

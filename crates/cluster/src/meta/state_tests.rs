@@ -217,6 +217,28 @@ fn only_the_recorded_target_finishes_a_reassignment() {
 }
 
 #[test]
+fn a_node_is_removed_only_once_it_holds_no_replica() {
+    // Proves RemoveNode refuses a node that is a replica or a move's target, and forgets it
+    // once the partitions moved off it.
+    let mut state = three_nodes_one_topic();
+    state.apply(register(4, 100));
+    let remove = MetaCommand::RemoveNode { node_id: 1 };
+    assert!(matches!(refused(&mut state, remove.clone()), MetaReply::Invalid(_)));
+    for (partition, replicas) in [(0, vec![4, 2, 3]), (1, vec![2, 3, 4])] {
+        let reassign = MetaCommand::ReassignPartition { topic: "t".into(), partition, replicas: replicas.clone() };
+        assert_eq!(state.apply(reassign), MetaReply::Ok);
+        assert!(matches!(refused(&mut state, remove.clone()), MetaReply::Invalid(_)));
+        assert_eq!(
+            state.apply(MetaCommand::FinishReassignment { topic: "t".into(), partition, replicas }),
+            MetaReply::Ok
+        );
+    }
+    assert_eq!(state.apply(remove.clone()), MetaReply::Ok);
+    assert!(!state.nodes.contains_key(&1));
+    assert!(matches!(refused(&mut state, remove), MetaReply::Invalid(_)));
+}
+
+#[test]
 fn producer_id_blocks_never_overlap() {
     // Proves consecutive blocks are disjoint and contiguous, and bad counts or an exhausted id
     // space are refused without moving the next id.

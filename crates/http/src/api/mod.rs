@@ -11,6 +11,7 @@ mod groups;
 mod messages;
 mod node;
 mod nsq;
+mod reassign;
 mod topics;
 
 pub use node::NodeInfo;
@@ -41,11 +42,14 @@ pub fn routes() -> Router<AppState> {
         .route("/overview", only(get(node::overview)))
         .route("/clients", only(get(clients::list)))
         .route("/cluster", only(get(cluster::status)))
+        .route("/cluster/nodes/:node", only(axum::routing::delete(reassign::remove_node)))
+        .route("/reassignments", only(get(reassign::list)))
         .route("/topics", only(get(topics::list).post(topics::create)))
         .route("/topics/:topic", only(get(topics::describe).delete(topics::delete)))
         .route("/topics/:topic/config", only(axum::routing::patch(topics::alter_config)))
         .route("/topics/:topic/partitions", only(post(topics::add_partitions)))
         .route("/topics/:topic/partitions/:partition", only(get(topics::partition)))
+        .route("/topics/:topic/partitions/:partition/reassign", only(post(reassign::reassign)))
         .route("/topics/:topic/partitions/:partition/messages", only(get(messages::browse)))
         .route("/topics/:topic/messages", only(post(messages::produce)))
         .route("/groups", only(get(groups::list)))

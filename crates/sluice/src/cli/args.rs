@@ -82,6 +82,20 @@ pub enum TopicCommand {
         #[command(flatten)]
         http: HttpTarget,
     },
+    /// Move a partition to other nodes (a cluster; the data moves in the background).
+    Reassign {
+        name: String,
+        #[arg(long, value_name = "N")]
+        partition: i32,
+        /// The new replicas, the preferred leader first, e.g. 2,3,4.
+        #[arg(long, value_name = "IDS", value_delimiter = ',', required_unless_present = "cancel")]
+        replicas: Vec<i32>,
+        /// Cancel the partition's move under way instead.
+        #[arg(long, conflicts_with = "replicas")]
+        cancel: bool,
+        #[command(flatten)]
+        http: HttpTarget,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +107,20 @@ pub enum ClusterCommand {
         http: HttpTarget,
         #[command(flatten)]
         out: Output,
+    },
+    /// List the partition moves under way.
+    Reassignments {
+        #[command(flatten)]
+        http: HttpTarget,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Move every replica off a node, then remove it from the cluster (stop it afterwards).
+    RemoveNode {
+        #[arg(value_name = "ID")]
+        node: i32,
+        #[command(flatten)]
+        http: HttpTarget,
     },
 }
 

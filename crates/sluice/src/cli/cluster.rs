@@ -21,6 +21,8 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
                 print_status(&status)?;
             }
         }
+        ClusterCommand::Reassignments { http, out } => super::reassign::list(&http.addr, out.json)?,
+        ClusterCommand::RemoveNode { node, http } => super::reassign::remove_node(&http.addr, node)?,
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ mod kafka_client;
 mod net;
 mod produce;
 mod progress;
+mod reassign;
 mod record_json;
 mod table;
 mod topic;

@@ -53,6 +53,10 @@ pub fn run(command: TopicCommand) -> anyhow::Result<()> {
             HttpClient::new(&http.addr).delete(&format!("/api/topics/{}", segment(&name)))?;
             println!("deleted topic {name}");
         }
+        TopicCommand::Reassign { name, partition, replicas, cancel, http } => {
+            let replicas = (!cancel).then_some(replicas);
+            super::reassign::reassign(&http.addr, &name, partition, replicas)?;
+        }
     }
     Ok(())
 }

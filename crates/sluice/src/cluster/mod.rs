@@ -1,9 +1,12 @@
 //! The cluster runtime of `sluice serve --node-id ...`: the node-to-node transport, the
 //! metadata Raft group, and one Raft group per local partition replica, wired to the broker.
 //!
+//! - `admin`: operators' moves (reassign, cancel, list) and node removal.
 //! - `catch_up`: a restarted replica stands for election only once caught up.
 //! - `isr`: a partition leader keeps Kafka's ISR and reports it to the metadata group.
+//! - `elect`: Kafka's preferred leader election, called by the first replica.
 //! - `meta_client`: proposing metadata commands from any node (forwarded to the leader).
+//! - `reassign`: moving a partition's replicas (membership changes driven by its leader).
 //! - `reconcile`: makes the local broker follow the metadata state (topics, partition groups).
 //! - `topic_sync`: deleted, re-created, grown and reconfigured topics on every node.
 //! - `topic_admin`: DeleteTopics, CreatePartitions and config changes as metadata commands.
@@ -13,11 +16,14 @@
 //! - `liveness`: which nodes answer this node's pings (up/down in the status).
 //! - `status`: the cluster's status for operators (`/api/cluster`, Raft metrics).
 
+mod admin;
 mod catch_up;
+mod elect;
 mod isr;
 mod liveness;
 mod meta_client;
 mod node_rpc;
+mod reassign;
 mod reconcile;
 mod replica;
 mod status;
@@ -72,6 +78,8 @@ pub struct ClusterNode {
     groups: RwLock<HashMap<GroupId, Raft>>,
     /// When each other node last answered this one's ping.
     liveness: liveness::Liveness,
+    /// Partitions with a mover task here (`reassign`).
+    moves: reassign::Moves,
 }
 
 impl ClusterNode {
@@ -108,6 +116,7 @@ impl ClusterNode {
             state,
             groups: RwLock::new(HashMap::from([(GroupId::Meta, meta)])),
             liveness: liveness::Liveness::default(),
+            moves: reassign::Moves::new(),
         });
         let handler: Arc<dyn RpcHandler> = node.clone();
         tokio::spawn(transport::serve(listener, handler, stopped.clone()));
@@ -221,6 +230,11 @@ impl RpcHandler for ClusterNode {
         &self,
         body: Vec<u8>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, String>> + Send + 'static>> {
+        if let Some((topic, partition)) = node_rpc::election_asked(&body) {
+            let topic_id = self.state().topics.get(&topic).map(|t| t.id);
+            let raft = topic_id.and_then(|topic_id| self.group(&GroupId::Partition { topic, partition, topic_id }));
+            return Box::pin(node_rpc::elect(raft));
+        }
         let meta = self.meta.clone();
         let transport = Arc::clone(&self.transport);
         let broker = Arc::clone(&self.broker);

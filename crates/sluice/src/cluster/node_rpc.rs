@@ -1,6 +1,7 @@
 //! Node-level requests between nodes, carried opaquely by the transport: a new node asking to
-//! join the metadata group (a node that does not lead the group forwards it to the one that
-//! does), and the liveness ping (answered by the node asked, never forwarded).
+//! join the metadata group and `remove-node` asking one to leave it (a node that does not lead
+//! the group forwards them to the one that does), the liveness ping (answered by the node
+//! asked, never forwarded), and ElectLeaders asking a preferred replica to stand.
 
 use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
@@ -14,8 +15,13 @@ use std::time::Duration;
 /// The metadata group keeps at most this many voters (Kafka's KRaft advice: 3 or 5); later
 /// nodes are learners: they follow the metadata and host partitions, but do not vote on it.
 pub const META_VOTERS_MAX: usize = 5;
+/// Voters the metadata group keeps when a node leaves and learners can replace it: three
+/// tolerate one failure.
+const META_VOTERS_MIN: usize = 3;
 /// How long a join may take, membership change included.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long asking a replica to call an election may take (it only starts it).
+const ELECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum NodeRequest {
@@ -25,6 +31,15 @@ pub enum NodeRequest {
     },
     /// Are you there? (`liveness`)
     Ping,
+    /// `sluice cluster remove-node`: the node leaves the metadata group (its replicas moved).
+    Leave {
+        node_id: NodeId,
+    },
+    /// ElectLeaders: the receiving node, a partition's preferred replica, calls an election.
+    Elect {
+        topic: String,
+        partition: i32,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -32,6 +47,8 @@ pub enum NodeReply {
     Joined {
         voter: bool,
     },
+    Left,
+    Electing,
     Refused(String),
     /// The answer to a ping, with the bytes the node's partition logs hold.
     Pong {
@@ -48,18 +65,49 @@ pub async fn handle(
     let request: NodeRequest = bincode::deserialize(&body).map_err(|e| format!("bad node request: {e}"))?;
     let reply = match request {
         NodeRequest::Ping => NodeReply::Pong { stored_bytes: super::liveness::stored_bytes(&broker) },
-        NodeRequest::Join { node_id, cluster_addr } => {
-            let metrics = meta.metrics().borrow().clone();
-            if metrics.current_leader != Some(metrics.id) {
-                let leader = metrics.current_leader.ok_or("no metadata leader yet")?;
-                let membership = metrics.membership_config.membership();
-                let node = membership.get_node(&leader).cloned().ok_or("leader address unknown")?;
-                return transport.node_request(&node.addr, body, JOIN_TIMEOUT).await.map_err(|e| e.to_string());
-            }
-            join(&meta, node_id, cluster_addr).await
+        // Answered where it arrives (`ClusterNode::node_request`), never forwarded.
+        NodeRequest::Elect { .. } => NodeReply::Refused("an election is called by the partition's replica".into()),
+        NodeRequest::Join { .. } | NodeRequest::Leave { .. } => {
+            return membership(&meta, &transport, request, body).await;
         }
     };
     bincode::serialize(&reply).map_err(|e| e.to_string())
+}
+
+/// A join or a leave: made by the metadata group's leader, forwarded there from other nodes.
+async fn membership(
+    meta: &Raft,
+    transport: &Transport,
+    request: NodeRequest,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    if !leads(meta) {
+        return forward_to_leader(meta, transport, body).await;
+    }
+    let reply = match request {
+        NodeRequest::Join { node_id, cluster_addr } => join(meta, node_id, cluster_addr).await,
+        NodeRequest::Leave { node_id } => leave(meta, node_id).await,
+        NodeRequest::Ping | NodeRequest::Elect { .. } => NodeReply::Refused("not a membership request".into()),
+    };
+    bincode::serialize(&reply).map_err(|e| e.to_string())
+}
+
+fn leads(meta: &Raft) -> bool {
+    let metrics = meta.metrics();
+    let m = metrics.borrow();
+    m.current_leader == Some(m.id)
+}
+
+/// Sends a membership request on to the metadata group's leader and returns its answer.
+async fn forward_to_leader(meta: &Raft, transport: &Transport, body: Vec<u8>) -> Result<Vec<u8>, String> {
+    let addr = {
+        let metrics = meta.metrics();
+        let m = metrics.borrow();
+        let leader = m.current_leader.ok_or("no metadata leader yet")?;
+        let node = m.membership_config.membership().get_node(&leader).cloned().ok_or("leader address unknown")?;
+        node.addr
+    };
+    transport.node_request(&addr, body, JOIN_TIMEOUT).await.map_err(|e| e.to_string())
 }
 
 async fn join(meta: &Raft, node_id: NodeId, cluster_addr: String) -> NodeReply {
@@ -76,6 +124,82 @@ async fn join(meta: &Raft, node_id: NodeId, cluster_addr: String) -> NodeReply {
     }
 }
 
+/// Removes a node from the metadata group. A voter that leaves is replaced by a learner
+/// while the group would have fewer than three voters, so it keeps tolerating a failure.
+async fn leave(meta: &Raft, node_id: NodeId) -> NodeReply {
+    let (voters, learners): (BTreeSet<NodeId>, BTreeSet<NodeId>) = {
+        let metrics = meta.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        (membership.voter_ids().collect(), membership.learner_ids().collect())
+    };
+    let change = if voters.contains(&node_id) {
+        let mut remaining: BTreeSet<NodeId> = voters.iter().copied().filter(|id| *id != node_id).collect();
+        if remaining.is_empty() {
+            return NodeReply::Refused("the last voter of the metadata group cannot leave".into());
+        }
+        if remaining.len() < META_VOTERS_MIN {
+            remaining
+                .extend(learners.iter().copied().filter(|id| *id != node_id).take(META_VOTERS_MIN - remaining.len()));
+        }
+        ChangeMembers::ReplaceAllVoters(remaining)
+    } else if learners.contains(&node_id) {
+        ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))
+    } else {
+        return NodeReply::Left;
+    };
+    match meta.change_membership(change, false).await {
+        Ok(_) => NodeReply::Left,
+        Err(e) => NodeReply::Refused(format!("cannot remove the node from the metadata group: {e}")),
+    }
+}
+
+/// Asks the metadata group's leader (through `meta`'s node, forwarded when it does not lead)
+/// to remove `node_id` from the group.
+pub async fn request_leave(meta: Raft, transport: Arc<Transport>, node_id: NodeId) -> Result<(), String> {
+    let request = NodeRequest::Leave { node_id };
+    let body = bincode::serialize(&request).map_err(|e| e.to_string())?;
+    let reply = membership(&meta, &transport, request, body).await?;
+    match bincode::deserialize(&reply).map_err(|e| e.to_string())? {
+        NodeReply::Left => Ok(()),
+        NodeReply::Refused(why) => Err(why),
+        other => Err(format!("unexpected reply to a leave: {other:?}")),
+    }
+}
+
+/// Whether `body` asks this node itself to call a partition's election: (topic, partition).
+pub fn election_asked(body: &[u8]) -> Option<(String, i32)> {
+    match bincode::deserialize(body) {
+        Ok(NodeRequest::Elect { topic, partition }) => Some((topic, partition)),
+        _ => None,
+    }
+}
+
+/// Calls an election in `raft`, this node's replica of the partition (None: it has none).
+/// Raft's vote rule makes it win only with every committed entry.
+pub async fn elect(raft: Option<Raft>) -> Result<Vec<u8>, String> {
+    let reply = match raft {
+        None => NodeReply::Refused("this node runs no replica of the partition".into()),
+        Some(raft) => match raft.trigger().elect().await {
+            Ok(()) => NodeReply::Electing,
+            Err(e) => NodeReply::Refused(format!("cannot call an election: {e}")),
+        },
+    };
+    bincode::serialize(&reply).map_err(|e| e.to_string())
+}
+
+/// Asks the node at `addr` to call an election of `topic`/`partition`.
+pub async fn request_election(transport: &Transport, addr: &str, topic: &str, partition: i32) -> Result<(), String> {
+    let body =
+        bincode::serialize(&NodeRequest::Elect { topic: topic.to_string(), partition }).map_err(|e| e.to_string())?;
+    let reply = transport.node_request(addr, body, ELECT_TIMEOUT).await.map_err(|e| e.to_string())?;
+    match bincode::deserialize(&reply).map_err(|e| e.to_string())? {
+        NodeReply::Electing => Ok(()),
+        NodeReply::Refused(why) => Err(why),
+        other => Err(format!("unexpected reply to an election: {other:?}")),
+    }
+}
+
 /// The joining side: asks `through` until the cluster has taken this node.
 pub async fn request_join(
     transport: &Transport,
@@ -89,6 +213,6 @@ pub async fn request_join(
     match bincode::deserialize(&reply).map_err(|e| e.to_string())? {
         NodeReply::Joined { voter } => Ok(voter),
         NodeReply::Refused(why) => Err(why),
-        NodeReply::Pong { .. } => Err("a ping's answer to a join".to_string()),
+        other => Err(format!("unexpected reply to a join: {other:?}")),
     }
 }

@@ -41,14 +41,15 @@ impl ClusterNode {
             }
             for (index, partition) in topic.partitions.iter().enumerate() {
                 let group = GroupId::Partition { topic: name.clone(), partition: index as i32, topic_id: topic.id };
-                if partition.replicas.contains(&self.node_id) && self.group(&group).is_none() {
+                if super::reassign::hosts(partition, self.node_id) && self.group(&group).is_none() {
                     self.start_partition(&group, &partition.replicas, state)
                         .await
                         .with_context(|| format!("cannot start the Raft group of {name}-{index}"))?;
                 }
             }
         }
-        Ok(())
+        self.follow_moves(state);
+        self.drop_replicas(state).await
     }
 
     /// Opens the partition's Raft storage over its log and starts its group; a new group is
@@ -82,7 +83,8 @@ impl ClusterNode {
         tokio::spawn(follow_committed(Arc::downgrade(&partition), committed));
         if raft.is_initialized().await? {
             super::catch_up::hold_elections_until_caught_up(raft.clone());
-        } else {
+        } else if replicas.contains(&self.node_id) {
+            // A move's new replica is not initialized: it learns the group from its leader.
             let voters: BTreeMap<NodeId, BasicNode> = replicas
                 .iter()
                 .filter_map(|id| state.nodes.get(id).map(|n| (*id, BasicNode { addr: n.cluster_addr.clone() })))

@@ -4,7 +4,9 @@
 use super::replica::broker_id;
 use super::topic_admin::stopped_or;
 use super::ClusterNode;
+use sluice_broker::cluster_view::AdminFuture;
 use sluice_broker::cluster_view::{BrokerAddress, ClusterFuture, ClusterStatus, ClusterView, NewTopic, Placement};
+use sluice_broker::reassignment::{AdminError, Reassignment};
 use sluice_broker::{BrokerError, BrokerResult};
 use sluice_cluster::meta::{assign_replicas, MetaCommand, MetaReply, PlacementError};
 use sluice_cluster::types::{GroupId, NodeId};
@@ -73,7 +75,7 @@ impl ClusterNode {
         }
     }
 
-    fn placement_of(&self, topic: &str, partition: i32) -> Option<Placement> {
+    pub(super) fn placement_of(&self, topic: &str, partition: i32) -> Option<Placement> {
         let state = self.state();
         let p = state.partition(topic, partition)?;
         // A leader this node hosts a replica of knows better than the last report.
@@ -182,6 +184,29 @@ impl ClusterView for View {
     fn status(&self) -> Option<ClusterStatus> {
         Some(self.0.upgrade()?.status())
     }
+
+    fn reassign(&self, topic: &str, partition: i32, replicas: Option<Vec<i32>>) -> AdminFuture<()> {
+        let (node, topic) = (self.0.upgrade(), topic.to_string());
+        Box::pin(async move { stopped(node)?.reassign(&topic, partition, replicas).await })
+    }
+
+    fn reassignments(&self) -> Vec<Reassignment> {
+        self.0.upgrade().map(|node| node.reassignments()).unwrap_or_default()
+    }
+
+    fn elect_preferred(&self, topic: &str, partition: i32) -> AdminFuture<()> {
+        let (node, topic) = (self.0.upgrade(), topic.to_string());
+        Box::pin(async move { stopped(node)?.elect_preferred(&topic, partition).await })
+    }
+
+    fn remove_node(&self, node_id: i32) -> AdminFuture<()> {
+        let node = self.0.upgrade();
+        Box::pin(async move { stopped(node)?.remove_node(node_id).await })
+    }
+}
+
+fn stopped(node: Option<Arc<ClusterNode>>) -> Result<Arc<ClusterNode>, AdminError> {
+    node.ok_or_else(|| AdminError::Unavailable("the cluster node stopped".into()))
 }
 
 /// Makes the broker part of the cluster.

@@ -40,7 +40,7 @@ pub fn get(addr: &str, path: &str) -> Result<(u16, String), String> {
 }
 
 /// A GET answered 200 with JSON.
-fn get_json(addr: &str, path: &str) -> Result<serde_json::Value, String> {
+pub fn get_json(addr: &str, path: &str) -> Result<serde_json::Value, String> {
     let (status, body) = get(addr, path)?;
     if status != 200 {
         return Err(format!("GET {path} on {addr}: status {status}: {body}"));
