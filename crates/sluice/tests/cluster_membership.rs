@@ -20,7 +20,7 @@ use cluster_support::local;
 use cluster_support::produce::{produce, ProduceSpec, Stop};
 use cluster_support::Cluster;
 use common::{unique_topic, wait_until};
-use history::{check, CheckOptions, Op, Recorder, Report, FINAL_READ};
+use history::{check, CheckOptions, Recorder, Report, FINAL_READ};
 use rdkafka::consumer::Consumer;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -209,33 +209,17 @@ fn a_joined_node_is_listed_and_holds_replicas_of_a_new_topic() {
 
     // The joined node's own log holds every acknowledged record of its partitions.
     wait_local_caught_up(&cluster, joined, &topic, JOINED_PARTITIONS, &on_joined);
-    let own = Recorder::new();
-    let read = local::read_all(&cluster.http_addr(joined), &topic, on_joined.iter().copied(), &own, FINAL_READ)
+    let copy = local::copy_against_acknowledged(&cluster.http_addr(joined), &topic, &on_joined, &sends)
         .unwrap_or_else(|e| panic!("read node {joined}'s own log: {e}"));
-    let held: BTreeMap<(i32, i64), String> = own
-        .ops()
-        .into_iter()
-        .filter_map(|op| match op {
-            Op::Poll { partition, offset, value, .. } => Some(((partition, offset), value)),
-            _ => None,
-        })
-        .collect();
-    let acknowledged: Vec<((i32, i64), String)> = sends
-        .ops()
-        .into_iter()
-        .filter_map(|op| match op {
-            Op::SendOk { value, partition, offset } if on_joined.contains(&partition) => {
-                Some(((partition, offset), value))
-            }
-            _ => None,
-        })
-        .collect();
-    let missing: Vec<_> = acknowledged.iter().filter(|(at, value)| held.get(at) != Some(value)).take(10).collect();
     eprintln!(
-        "cluster_membership: node {joined}'s own log of partitions {on_joined:?}: {read} records, {} acknowledged there",
-        acknowledged.len()
+        "cluster_membership: node {joined}'s own log of partitions {on_joined:?}: {} records, {} acknowledged there",
+        copy.held, copy.acknowledged
     );
-    assert!(!acknowledged.is_empty(), "nothing acknowledged on node {joined}'s partitions {on_joined:?}");
-    assert!(missing.is_empty(), "node {joined}'s own log lacks acknowledged records (first ones): {missing:?}");
+    assert!(copy.acknowledged > 0, "nothing acknowledged on node {joined}'s partitions {on_joined:?}");
+    assert!(
+        copy.missing.is_empty(),
+        "node {joined}'s own log lacks acknowledged records (first ones): {:?}",
+        copy.missing
+    );
     cluster.assert_no_panics("the end");
 }

@@ -17,7 +17,7 @@ use cluster_support::kafka::{create_topic, final_read, metadata_client, wait_for
 use cluster_support::produce::{produce_in_background, ProduceSpec, Stop};
 use cluster_support::{Cluster, ClusterOpts};
 use common::{unique_topic, wait_until};
-use history::{check, CheckOptions, Op, Recorder};
+use history::{check, CheckOptions, Recorder};
 use sluice_powercut::{CutReport, PowerCutFs};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -88,11 +88,6 @@ fn power_cut(cluster: &mut Cluster, disks: &mut [Disk], victims: &[u64]) -> Vec<
     reports
 }
 
-/// Sends acknowledged so far.
-fn acknowledged(recorder: &Recorder) -> usize {
-    recorder.ops().iter().filter(|op| matches!(op, Op::SendOk { .. })).count()
-}
-
 /// One power-cut round: what is cut, and which nodes given partition 0's leader.
 type Round = (&'static str, fn(i32) -> Vec<u64>);
 
@@ -141,9 +136,9 @@ fn acknowledged_writes_survive_power_cuts_of_a_minority_and_of_the_whole_cluster
             PROGRESS_TIMEOUT,
             &format!("round {round}: a leader of partition {VICTIM_PARTITION}"),
         );
-        let acked = acknowledged(&recorder) + ACKS_PER_ROUND;
+        let acked = recorder.acknowledged() + ACKS_PER_ROUND;
         wait_until(PROGRESS_TIMEOUT, &format!("round {round}: {acked} acknowledgements before the cut"), || {
-            acknowledged(&recorder) >= acked
+            recorder.acknowledged() >= acked
         });
         let victims = victims_of(leader);
         let cut_at = recorder.started().elapsed();

@@ -27,7 +27,7 @@ use cluster_support::produce::{produce, produce_in_background, ProduceSpec, Stop
 use cluster_support::Cluster;
 use common::raw::Raw;
 use common::{run_bounded, run_ok, unique_topic, wait_until};
-use history::{check, CheckOptions, Op, Recorder, Report, FINAL_READ};
+use history::{check, CheckOptions, Op, Recorder, Report};
 use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::list_partition_reassignments_response::OngoingTopicReassignment;
@@ -38,7 +38,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::Consumer;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::Mutex;
@@ -148,13 +148,9 @@ fn wait_listed(cluster: &Cluster, joined: u64) {
     });
 }
 
-fn acknowledged(sends: &Recorder) -> usize {
-    sends.ops().iter().filter(|op| matches!(op, Op::SendOk { .. })).count()
-}
-
 fn wait_for_acks(sends: &Recorder, more: usize, phase: &str) {
-    let target = acknowledged(sends) + more;
-    wait_until(PROGRESS_TIMEOUT, &format!("{more} more acknowledgements {phase}"), || acknowledged(sends) >= target);
+    let target = sends.acknowledged() + more;
+    wait_until(PROGRESS_TIMEOUT, &format!("{more} more acknowledgements {phase}"), || sends.acknowledged() >= target);
 }
 
 fn judge(sends: &Recorder, reads: &Recorder) -> Report {
@@ -252,40 +248,22 @@ fn a_partition_moves_to_a_new_node_under_load_and_a_node_is_removed() {
     assert_nothing_broken("Kafka read after the move", &report);
 
     // Node 4's own log of the moved partition holds every acknowledged record there.
-    let own = Recorder::new();
     let marks = client.fetch_watermarks(&topic, MOVED, Duration::from_secs(10)).expect("watermarks");
     wait_until(PROGRESS_TIMEOUT, &format!("node {joined}'s own log of {topic}-{MOVED} to reach {}", marks.1), || {
         local::end_offsets(&cluster.http_addr(joined), &topic)
             .is_ok_and(|ends| ends.get(MOVED as usize).is_some_and(|end| *end >= marks.1))
     });
-    local::read_all(&cluster.http_addr(joined), &topic, [MOVED], &own, FINAL_READ)
+    let copy = local::copy_against_acknowledged(&cluster.http_addr(joined), &topic, &[MOVED], &sends)
         .unwrap_or_else(|e| panic!("read node {joined}'s own log: {e}"));
-    let held: BTreeMap<(i32, i64), String> = own
-        .ops()
-        .into_iter()
-        .filter_map(|op| match op {
-            Op::Poll { partition, offset, value, .. } => Some(((partition, offset), value)),
-            _ => None,
-        })
-        .collect();
-    let on_moved: Vec<((i32, i64), String)> = sends
-        .ops()
-        .into_iter()
-        .filter_map(|op| match op {
-            Op::SendOk { value, partition, offset } if partition == MOVED && offset >= 0 => {
-                Some(((partition, offset), value))
-            }
-            _ => None,
-        })
-        .collect();
-    let missing: Vec<_> = on_moved.iter().filter(|(at, value)| held.get(at) != Some(value)).take(10).collect();
     eprintln!(
         "cluster_reassign: node {joined}'s own log holds {} records of {}, {} acknowledged",
-        held.len(),
-        MOVED,
-        on_moved.len()
+        copy.held, MOVED, copy.acknowledged
     );
-    assert!(missing.is_empty(), "node {joined}'s own log lacks acknowledged records (first ones): {missing:?}");
+    assert!(
+        copy.missing.is_empty(),
+        "node {joined}'s own log lacks acknowledged records (first ones): {:?}",
+        copy.missing
+    );
     let node1_ends = local::end_offsets(&cluster.http_addr(1), &topic).unwrap_or_default();
     assert_eq!(node1_ends.get(MOVED as usize), Some(&0), "node 1 dropped its copy of {topic}-{MOVED}");
 

@@ -4,10 +4,11 @@
 //! answer names. A follower serves both, so a test can prove what a replica holds.
 
 use crate::common::raw::Raw;
-use crate::history::Recorder;
+use crate::history::{Op, Recorder, FINAL_READ};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -107,6 +108,49 @@ pub fn read_all(
     consumer: &str,
 ) -> Result<usize, String> {
     partitions.into_iter().map(|p| read_partition(http_addr, topic, p, recorder, consumer)).sum()
+}
+
+/// A node's own copy of partitions, held against what producers had acknowledged there.
+#[derive(Debug)]
+pub struct LocalCopy {
+    /// Records the node's log holds on those partitions.
+    pub held: usize,
+    /// Acknowledgements with an offset on those partitions.
+    pub acknowledged: usize,
+    /// The first acknowledged (partition, offset) whose value the node's log lacks.
+    pub missing: Vec<((i32, i64), String)>,
+}
+
+/// Reads `partitions` of the node's own log and compares every record `sends` saw
+/// acknowledged there (at an offset) with what the log holds at that offset.
+pub fn copy_against_acknowledged(
+    http_addr: &str,
+    topic: &str,
+    partitions: &[i32],
+    sends: &Recorder,
+) -> Result<LocalCopy, String> {
+    let own = Recorder::new();
+    read_all(http_addr, topic, partitions.iter().copied(), &own, FINAL_READ)?;
+    let held: BTreeMap<(i32, i64), String> = own
+        .ops()
+        .into_iter()
+        .filter_map(|op| match op {
+            Op::Poll { partition, offset, value, .. } => Some(((partition, offset), value)),
+            _ => None,
+        })
+        .collect();
+    let acknowledged: Vec<((i32, i64), String)> = sends
+        .ops()
+        .into_iter()
+        .filter_map(|op| match op {
+            Op::SendOk { value, partition, offset } if partitions.contains(&partition) && offset >= 0 => {
+                Some(((partition, offset), value))
+            }
+            _ => None,
+        })
+        .collect();
+    let missing = acknowledged.iter().filter(|(at, value)| held.get(at) != Some(value)).take(10).cloned().collect();
+    Ok(LocalCopy { held: held.len(), acknowledged: acknowledged.len(), missing })
 }
 
 /// The leader of `topic`/`partition` named by the node's own Metadata answer (-1: none).

@@ -110,6 +110,11 @@ impl Recorder {
         self.lock().iter().map(|s| s.op.clone()).collect()
     }
 
+    /// Sends acknowledged so far (with or without an offset).
+    pub fn acknowledged(&self) -> usize {
+        self.lock().iter().filter(|s| matches!(s.op, Op::SendOk { .. })).count()
+    }
+
     /// When (since the recorder started) the first send made at or after `since` was
     /// acknowledged on `partition`: how long a failover at `since` kept producers waiting.
     pub fn first_ack_after(&self, partition: i32, since: Duration) -> Option<Duration> {
