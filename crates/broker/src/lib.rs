@@ -18,6 +18,7 @@ pub mod names;
 pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;
+mod replicated_retention;
 pub mod replication;
 pub mod topic;
 pub mod topic_config;
