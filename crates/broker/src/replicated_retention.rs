@@ -48,8 +48,12 @@ async fn enforce(broker: &Broker, topic: &str, partition: &Arc<Partition>, now_m
     let deleted = tokio::task::spawn_blocking(move || log.enforce_retention_below(now_ms, hold, released)).await;
     match deleted {
         Ok(Ok(report)) if report.segments_deleted > 0 => tracing::info!(
-            topic, partition = index, segments = report.segments_deleted, bytes = report.bytes_deleted,
-            log_start_offset = report.log_start_offset, "retention deleted segments of a replicated log"
+            topic,
+            partition = index,
+            segments = report.segments_deleted,
+            bytes = report.bytes_deleted,
+            log_start_offset = report.log_start_offset,
+            "retention deleted segments of a replicated log"
         ),
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::error!(topic, partition = index, error = %e, "retention failed"),

@@ -71,9 +71,11 @@ fn retention_trims_every_replica_and_survives_a_failover() {
 
     let leader = wait_for_leader(&client, &topic, 0, TIMEOUT, "a leader") as u64;
     cluster.node(leader).kill9();
-    wait_until(TIMEOUT, "a new leader", || {
-        matches!(cluster_support::kafka::leader_of(&client, &topic, 0), Some(l) if l as u64 != leader)
-    });
+    wait_until(
+        TIMEOUT,
+        "a new leader",
+        || matches!(cluster_support::kafka::leader_of(&client, &topic, 0), Some(l) if l as u64 != leader),
+    );
     let produced = produce(&bootstrap, &spec(&topic, "s", RECORDS_AFTER_FAILOVER), &recorder, &Stop::default());
     assert_eq!(produced.sent, RECORDS_AFTER_FAILOVER);
     let acked = acknowledged(&recorder);
@@ -84,7 +86,9 @@ fn retention_trims_every_replica_and_survives_a_failover() {
     wait_fully_replicated(&client, &topic, 1, NODES, TIMEOUT);
     for id in 1..=NODES as u64 {
         let http = cluster.http_addr(id);
-        wait_until(TIMEOUT, &format!("node {id} to catch up to {end}"), || span(&http, &topic).is_some_and(|s| s.1 >= end));
+        wait_until(TIMEOUT, &format!("node {id} to catch up to {end}"), || {
+            span(&http, &topic).is_some_and(|s| s.1 >= end)
+        });
         let (start, read) = read_own_log(&http, &topic, end, &acked);
         eprintln!("cluster_retention: node {id} holds {start}..{end} ({read} records)");
     }
