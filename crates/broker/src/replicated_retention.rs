@@ -8,6 +8,7 @@ use crate::broker::Broker;
 use crate::partition::Partition;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Partitions with a retention pass under way, so a slow purge is not started twice.
 #[derive(Default)]
@@ -22,7 +23,15 @@ impl InFlight {
         }
         let (me, broker) = (Arc::clone(self), Arc::clone(broker));
         tokio::spawn(async move {
-            enforce(&broker, &key.0, &partition, now_ms).await;
+            // The Raft log may release less than retention wants (entries not applied yet, a
+            // purge delayed by a replication reading them): try again shortly, a few times,
+            // rather than leave the rest to the next periodic check.
+            for _ in 0..RETRIES_MAX {
+                if enforce(&broker, &key.0, &partition, now_ms).await {
+                    break;
+                }
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
             if let Ok(mut set) = me.0.lock() {
                 set.remove(&key);
             }
@@ -30,19 +39,24 @@ impl InFlight {
     }
 }
 
+/// Attempts of one retention pass while the Raft log releases less than retention wants.
+const RETRIES_MAX: usize = 10;
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// One retention pass over a replicated partition: what retention would delete, released by
-/// the Raft log first, then deleted up to what was released.
-async fn enforce(broker: &Broker, topic: &str, partition: &Arc<Partition>, now_ms: i64) {
-    let Some(replica) = partition.replica() else { return };
+/// the Raft log first, then deleted up to what was released. False when the Raft log
+/// released less than retention wanted.
+async fn enforce(broker: &Broker, topic: &str, partition: &Arc<Partition>, now_ms: i64) -> bool {
+    let Some(replica) = partition.replica() else { return true };
     let log = partition.log_handle();
     let hold = broker.retention_hold(topic, partition.index);
     let target = log.retention_target(now_ms, hold);
     if target <= log.log_start_offset() {
-        return;
+        return true;
     }
     let released = replica.release_below(target).await;
     if released <= log.log_start_offset() {
-        return;
+        return false;
     }
     let index = partition.index;
     let deleted = tokio::task::spawn_blocking(move || log.enforce_retention_below(now_ms, hold, released)).await;
@@ -59,4 +73,5 @@ async fn enforce(broker: &Broker, topic: &str, partition: &Arc<Partition>, now_m
         Ok(Err(e)) => tracing::error!(topic, partition = index, error = %e, "retention failed"),
         Err(e) => tracing::error!(topic, partition = index, error = %e, "retention task failed"),
     }
+    released >= target
 }

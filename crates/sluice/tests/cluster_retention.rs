@@ -16,8 +16,10 @@ use cluster_support::kafka::{metadata_client, wait_for_leader, wait_fully_replic
 use cluster_support::local::get;
 use cluster_support::produce::{produce, ProduceSpec, Stop};
 use cluster_support::Cluster;
+use common::raw::{fetch_request, Raw};
 use common::{client_config, consume_range, runtime, unique_topic, wait_until};
 use history::{Op, Recorder};
+use kafka_protocol::messages::FetchResponse;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::Consumer;
@@ -35,6 +37,8 @@ const SEGMENTS_MAX: usize = (RETENTION_BYTES / SEGMENT_BYTES) as usize + 3;
 const RECORDS: u64 = 4000;
 const RECORDS_AFTER_FAILOVER: u64 = 1000;
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// Kafka's error code for a fetch outside the log.
+const OFFSET_OUT_OF_RANGE: i16 = 1;
 
 #[test]
 fn retention_trims_every_replica_and_survives_a_failover() {
@@ -70,6 +74,7 @@ fn retention_trims_every_replica_and_survives_a_failover() {
     }
 
     let leader = wait_for_leader(&client, &topic, 0, TIMEOUT, "a leader") as u64;
+    assert_eq!(fetch_error(&cluster.kafka_addr(leader), &topic, 0), OFFSET_OUT_OF_RANGE, "Fetch below the log start");
     cluster.node(leader).kill9();
     wait_until(
         TIMEOUT,
@@ -96,6 +101,16 @@ fn retention_trims_every_replica_and_survives_a_failover() {
         (1..=NODES as u64).all(|id| segments(&partition_dir(&cluster, id, &topic)) <= SEGMENTS_MAX)
     });
     cluster.assert_no_panics("after retention and a failover");
+}
+
+/// The error code of a raw Fetch (v11) of partition 0 from `offset` at `kafka_addr`.
+fn fetch_error(kafka_addr: &str, topic: &str, offset: i64) -> i16 {
+    let addr = kafka_addr.parse().expect("kafka address");
+    let mut raw = Raw::connect_addr(addr);
+    let req = fetch_request(topic, 0, offset, 100, 1024 * 1024, 1024 * 1024);
+    let resp: FetchResponse = raw.request(11, &req);
+    let partition = resp.responses.first().and_then(|t| t.partitions.first()).expect("a partition in the answer");
+    partition.error_code
 }
 
 fn spec(topic: &str, prefix: &str, count: u64) -> ProduceSpec {
