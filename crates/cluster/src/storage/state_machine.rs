@@ -42,7 +42,7 @@ impl ApplyObserver for NoObserver {
 
 /// Bytes read per step when replaying the log to the observer after a snapshot install.
 const REPLAY_READ_BYTES: usize = 1024 * 1024;
-/// Opening from a snapshot, the observer is shown the records of this many newest segments
+/// Opening from a snapshot, the observer is shown the records of the last this many segments
 /// below it: as many as a single node restores its producer state from.
 const REPLAY_SEGMENTS_ON_OPEN: usize = 2;
 
@@ -86,8 +86,9 @@ impl PartitionStateMachine {
                 // shown the recent records below it, so a leader's producer state still
                 // answers retries of batches committed shortly before the snapshot.
                 let bases = group.log.segment_base_offsets();
-                let from = bases.len().checked_sub(REPLAY_SEGMENTS_ON_OPEN).and_then(|i| bases.get(i)).copied();
-                let from = from.unwrap_or_else(|| group.log.log_start_offset());
+                let holding_last = bases.partition_point(|&b| b < s.data.next_offset);
+                let first = holding_last.saturating_sub(REPLAY_SEGMENTS_ON_OPEN);
+                let from = bases.get(first).copied().unwrap_or_else(|| group.log.log_start_offset());
                 replay(&group, observer.as_ref(), from, s.data.next_offset).map_err(std::io::Error::other)?;
             }
         }
