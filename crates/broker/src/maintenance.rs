@@ -61,11 +61,13 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Per partition: when it was last flushed, and how many segments it had at the last tick.
+/// Per partition: when it was last flushed, and how many segments it had at the last tick
+/// (keyed by the partition's address: no allocation per partition and tick; rebuilt every
+/// tick, so partitions gone are forgotten).
 #[derive(Default)]
 struct Seen {
     flushed: HashMap<(String, i32), Instant>,
-    segments: HashMap<(String, i32), usize>,
+    segments: HashMap<usize, usize>,
 }
 
 /// Replicated partitions whose retention is due (run asynchronously: their Raft log releases
@@ -79,23 +81,26 @@ fn now_ms() -> i64 {
 fn upkeep(broker: &Broker, mut seen: Seen, check_retention: bool) -> (Seen, Due) {
     let now_ms = now_ms();
     let mut due = Vec::new();
+    let mut segments_before = std::mem::take(&mut seen.segments);
     for topic in broker.topics() {
         for partition in topic.partitions() {
             let log = partition.log();
-            let key = (topic.name.to_string(), partition.index);
             if let FlushPolicy::Interval(every) = log.config().flush {
+                let key = (topic.name.to_string(), partition.index);
                 let flush_due = seen.flushed.get(&key).is_none_or(|t| t.elapsed() >= every);
                 if flush_due {
                     if let Err(e) = log.flush() {
                         tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "interval flush failed");
                     }
-                    seen.flushed.insert(key.clone(), Instant::now());
+                    seen.flushed.insert(key, Instant::now());
                 }
             }
             // A log that rolled a segment is checked at once, so `retention.bytes` holds
             // within about a segment of its limit however fast it is written.
             let segments = log.segment_count();
-            let rolled = seen.segments.insert(key, segments).is_some_and(|before| segments > before);
+            let address = Arc::as_ptr(&partition) as usize;
+            let rolled = segments_before.remove(&address).is_some_and(|before| segments > before);
+            seen.segments.insert(address, segments);
             if check_retention {
                 if let Err(e) = log.checkpoint_recovery_point() {
                     tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "recovery point not stored");
