@@ -19,6 +19,7 @@ pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;
 pub mod reassignment;
+mod replicated_retention;
 pub mod replication;
 pub mod topic;
 mod topic_admin;

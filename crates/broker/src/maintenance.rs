@@ -1,7 +1,11 @@
 //! Background upkeep of every partition log: interval flushes and retention.
-//! One task for the whole broker, stopped by the shutdown signal.
+//! One task for the whole broker, stopped by the shutdown signal. Retention runs every
+//! `RETENTION_CHECK_PERIOD` and on a partition whose log just rolled a segment; a replicated
+//! partition's runs on its own task (`replicated_retention`).
 
 use crate::broker::Broker;
+use crate::partition::Partition;
+use crate::replicated_retention::InFlight;
 use sluice_log::FlushPolicy;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,9 +25,10 @@ const STORAGE_PROBE_PERIOD: Duration = Duration::from_secs(1);
 pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_flush: HashMap<(String, i32), Instant> = HashMap::new();
+    let mut seen = Seen::default();
     let mut last_retention = Instant::now();
     let mut last_probe = Instant::now();
+    let replicated = Arc::new(InFlight::default());
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -32,7 +37,7 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             return;
         }
-        let broker = Arc::clone(&broker);
+        let worker = Arc::clone(&broker);
         let check_retention = last_retention.elapsed() >= RETENTION_CHECK_PERIOD;
         if check_retention {
             last_retention = Instant::now();
@@ -41,57 +46,84 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
         if probe_storage {
             last_probe = Instant::now();
         }
-        let flushed = tokio::task::spawn_blocking(move || {
+        let done = tokio::task::spawn_blocking(move || {
             if probe_storage {
-                broker.storage_health().probe(&broker.config().data_dir);
+                worker.storage_health().probe(&worker.config().data_dir);
             }
-            upkeep(&broker, last_flush, check_retention)
+            upkeep(&worker, seen, check_retention)
         })
         .await;
-        last_flush = flushed.unwrap_or_default();
+        let (next, due) = done.unwrap_or_default();
+        seen = next;
+        for (topic, partition) in due {
+            replicated.start(&broker, &topic, partition, now_ms());
+        }
     }
 }
 
-fn upkeep(
-    broker: &Broker,
-    mut last_flush: HashMap<(String, i32), Instant>,
-    check_retention: bool,
-) -> HashMap<(String, i32), Instant> {
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+/// Per partition: when it was last flushed, and how many segments it had at the last tick
+/// (keyed by the partition's address: no allocation per partition and tick; rebuilt every
+/// tick, so partitions gone are forgotten).
+#[derive(Default)]
+struct Seen {
+    flushed: HashMap<(String, i32), Instant>,
+    segments: HashMap<usize, usize>,
+}
+
+/// Replicated partitions whose retention is due (run asynchronously: their Raft log releases
+/// the segments first).
+type Due = Vec<(String, Arc<Partition>)>;
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn upkeep(broker: &Broker, mut seen: Seen, check_retention: bool) -> (Seen, Due) {
+    let now_ms = now_ms();
+    let mut due = Vec::new();
+    let mut segments_before = std::mem::take(&mut seen.segments);
     for topic in broker.topics() {
         for partition in topic.partitions() {
             let log = partition.log();
             if let FlushPolicy::Interval(every) = log.config().flush {
                 let key = (topic.name.to_string(), partition.index);
-                let due = last_flush.get(&key).is_none_or(|t| t.elapsed() >= every);
-                if due {
+                let flush_due = seen.flushed.get(&key).is_none_or(|t| t.elapsed() >= every);
+                if flush_due {
                     if let Err(e) = log.flush() {
                         tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "interval flush failed");
                     }
-                    last_flush.insert(key, Instant::now());
+                    seen.flushed.insert(key, Instant::now());
                 }
             }
+            // A log that rolled a segment is checked at once, so `retention.bytes` holds
+            // within about a segment of its limit however fast it is written.
+            let segments = log.segment_count();
+            let address = Arc::as_ptr(&partition) as usize;
+            let rolled = segments_before.remove(&address).is_some_and(|before| segments > before);
+            seen.segments.insert(address, segments);
             if check_retention {
                 if let Err(e) = log.checkpoint_recovery_point() {
                     tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "recovery point not stored");
                 }
-                if partition.replica().is_some() {
-                    // A replicated log is also its Raft log: deleting segments under the group
-                    // would leave entries it may still send to a follower. Not applied yet.
-                    continue;
-                }
-                match log.enforce_retention_holding(now_ms, broker.retention_hold(&topic.name, partition.index)) {
-                    Ok(report) if report.segments_deleted > 0 => tracing::info!(
-                        topic = %topic.name, partition = partition.index, segments = report.segments_deleted,
-                        bytes = report.bytes_deleted, log_start_offset = report.log_start_offset, "retention deleted segments"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "retention failed")
-                    }
+            }
+            if !check_retention && !rolled {
+                continue;
+            }
+            if partition.replica().is_some() {
+                due.push((topic.name.to_string(), Arc::clone(&partition)));
+                continue;
+            }
+            match log.enforce_retention_holding(now_ms, broker.retention_hold(&topic.name, partition.index)) {
+                Ok(report) if report.segments_deleted > 0 => tracing::info!(
+                    topic = %topic.name, partition = partition.index, segments = report.segments_deleted,
+                    bytes = report.bytes_deleted, log_start_offset = report.log_start_offset, "retention deleted segments"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "retention failed")
                 }
             }
         }
     }
-    last_flush
+    (seen, due)
 }

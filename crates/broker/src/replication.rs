@@ -71,6 +71,14 @@ pub trait Replica: Send + Sync + 'static {
     /// The largest leader epoch at or below `epoch` in this replica's log and the offset
     /// where it ended (Kafka's OffsetForLeaderEpoch), None when the log holds no such epoch.
     fn epoch_end_offset(&self, epoch: i32) -> Option<(i32, i64)>;
+    /// Retention wants this replica's records below `offset` gone: the replicated log drops
+    /// its entries holding only such records (once a snapshot covers them), and answers the
+    /// offset below which its segments may now be deleted (at most `offset`, never past what
+    /// this replica has applied). The default releases nothing.
+    fn release_below(&self, offset: i64) -> Pin<Box<dyn Future<Output = i64> + Send + '_>> {
+        let _ = offset;
+        Box::pin(async { i64::MIN })
+    }
 }
 
 impl From<ReplicaError> for BrokerError {

@@ -396,16 +396,33 @@ impl PartitionLog {
         now_ms: i64,
         hold: Option<RetentionHold>,
     ) -> Result<RetentionReport, FlushError> {
+        self.enforce_retention_below(now_ms, hold, i64::MAX)
+    }
+
+    /// The log start offset retention would leave now (the base offset of the first segment
+    /// it would keep), deleting nothing: a replicated log first releases its Raft entries
+    /// below it (`enforce_retention_below`).
+    pub fn retention_target(&self, now_ms: i64, hold: Option<RetentionHold>) -> i64 {
+        let state = self.state();
+        let count = retention_count(&state, now_ms, hold);
+        state.segments.get(count).map_or(state.log_end, |s| s.base_offset)
+    }
+
+    /// `enforce_retention_holding`, deleting only segments wholly below `below` (a replicated
+    /// log's records its Raft log no longer holds entries for).
+    pub fn enforce_retention_below(
+        &self,
+        now_ms: i64,
+        hold: Option<RetentionHold>,
+        below: i64,
+    ) -> Result<RetentionReport, FlushError> {
         let (doomed, sync_roll) = {
             let mut state = self.state();
             let rolled = self.roll_if_aged(&mut state)?;
-            let facts: Vec<SegmentFacts> = state.segments.iter().map(facts).collect();
-            let config = &state.config;
-            let count =
-                retention::segments_to_delete(&facts, config.retention_bytes_max, config.retention_age_max, now_ms);
+            let count = retention_count(&state, now_ms, hold);
             let bases: Vec<i64> = state.segments.iter().map(|s| s.base_offset).collect();
-            let total: u64 = facts.iter().map(|f| f.size_bytes).sum();
-            let count = retention::apply_hold(count, &bases, total, hold);
+            let floor = Some(RetentionHold { keep_from_offset: below, log_bytes_max: u64::MAX });
+            let count = retention::apply_hold(count, &bases, 0, floor);
             (state.segments.drain(..count).collect::<Vec<_>>(), rolled && state.config.flush != FlushPolicy::Os)
         };
         if sync_roll {
@@ -731,6 +748,16 @@ fn check_range(offset: i64, result: &ReadResult) -> Result<(), ReadError> {
 
 /// What retention weighs: size, and the newest timestamp (the file's modification time
 /// for segments whose batches carry no timestamps).
+/// How many of the oldest segments retention deletes now, given the hold.
+fn retention_count(state: &State, now_ms: i64, hold: Option<RetentionHold>) -> usize {
+    let facts: Vec<SegmentFacts> = state.segments.iter().map(facts).collect();
+    let config = &state.config;
+    let count = retention::segments_to_delete(&facts, config.retention_bytes_max, config.retention_age_max, now_ms);
+    let bases: Vec<i64> = state.segments.iter().map(|s| s.base_offset).collect();
+    let total: u64 = facts.iter().map(|f| f.size_bytes).sum();
+    retention::apply_hold(count, &bases, total, hold)
+}
+
 fn facts(segment: &Segment) -> SegmentFacts {
     let newest_ms = match segment.max_timestamp() {
         _ if segment.is_empty() => None,

@@ -172,6 +172,31 @@ fn retention() {
     assert_eq!(log.log_end_offset(), 30);
 }
 
+/// A replicated log asks where retention would start the log, then deletes only segments
+/// wholly below the offset its Raft log released.
+#[test]
+fn retention_target_and_deletion_below_an_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    for i in 0..30 {
+        log.append(&mut batch(1, 1000 + i, &[0; 100])).unwrap();
+    }
+    let mut config = small_config();
+    config.retention_bytes_max = Some(1000);
+    config.retention_age_max = None;
+    log.set_config(config);
+    let bases = log.segment_base_offsets();
+    let target = log.retention_target(0, None);
+    assert!(target > 0 && bases.contains(&target), "a segment boundary: {target} of {bases:?}");
+    assert_eq!(log.segment_base_offsets(), bases, "nothing deleted by asking");
+    let below = bases[1] + 1;
+    let report = log.enforce_retention_below(0, None, below).unwrap();
+    assert_eq!(report.segments_deleted, 1, "only the segment wholly below {below}");
+    assert_eq!(log.log_start_offset(), bases[1]);
+    log.enforce_retention_below(0, None, target).unwrap();
+    assert_eq!(log.log_start_offset(), target);
+}
+
 /// An active segment older than `segment_age_max` is rolled by the next append or by a
 /// retention pass; an empty one is not.
 #[test]

@@ -70,6 +70,20 @@ impl LogStore {
         &self.group.log
     }
 
+    /// Retention: the last Raft index such that it and every entry before it hold only
+    /// records below `offset` (Raft-only entries go with them), if that is past what is
+    /// already purged. Entries up to it may be purged before the segments below `offset` go.
+    pub fn purge_point_below(&self, offset: i64) -> Option<u64> {
+        self.group.side().purge_point_below(offset)
+    }
+
+    /// The first offset the kept Raft entries still hold (the first kept batch entry's base
+    /// offset, or the offset after the purged ones): segments wholly below it hold no record
+    /// the Raft log may still read.
+    pub fn first_needed_offset(&self) -> i64 {
+        self.group.side().first_needed_offset()
+    }
+
     /// The group's proposals waiting for their append (acks=1).
     pub fn written_waiters(&self) -> &Arc<WrittenWaiters> {
         &self.group.written

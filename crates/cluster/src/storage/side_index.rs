@@ -192,6 +192,30 @@ impl SideIndex {
             .unwrap_or(self.base.next_offset)
     }
 
+    /// The last index such that it and every record before it hold only records below
+    /// `offset`, when some kept record is so (retention's purge point).
+    pub fn purge_point_below(&self, offset: i64) -> Option<u64> {
+        let needed = self.slots.iter().position(|s| match s.record.kind {
+            EntryKind::Batches { last_offset, .. } => last_offset >= offset,
+            _ => false,
+        });
+        let purgeable = needed.unwrap_or(self.slots.len());
+        let last = self.slots.get(purgeable.checked_sub(1)?)?;
+        Some(last.record.log_id.index)
+    }
+
+    /// The first offset the kept records hold: the first kept batch record's base offset, or
+    /// the offset after the last batch record when none is kept.
+    pub fn first_needed_offset(&self) -> i64 {
+        self.slots
+            .iter()
+            .find_map(|s| match s.record.kind {
+                EntryKind::Batches { base_offset, .. } => Some(base_offset),
+                _ => None,
+            })
+            .unwrap_or_else(|| self.next_offset())
+    }
+
     /// The index of the first record whose batches end at or past `log_end` (not wholly in
     /// the segments).
     pub fn first_batches_ending_past(&self, log_end: i64) -> Option<u64> {
@@ -419,6 +443,27 @@ mod tests {
         let side = SideIndex::open(dir.path(), 0).unwrap();
         assert_eq!(side.range(0, 10), vec![batches(1, 0)]);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), second);
+    }
+
+    /// Retention's purge point stops before the first entry holding a record at or past the
+    /// offset (Raft-only entries before it go too); what stays needed starts at that entry.
+    #[test]
+    fn purge_point_below_an_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut side = SideIndex::open(dir.path(), 10).unwrap();
+        assert_eq!(side.purge_point_below(100), None);
+        assert_eq!(side.first_needed_offset(), 10);
+        let blank = SideRecord { log_id: log_id(1, 3), kind: EntryKind::Blank };
+        side.append(&[batches(1, 10), batches(2, 12), blank, batches(4, 14)]).unwrap();
+        assert_eq!(side.purge_point_below(10), None);
+        assert_eq!(side.purge_point_below(13), Some(1));
+        assert_eq!(side.purge_point_below(14), Some(3));
+        assert_eq!(side.purge_point_below(16), Some(4));
+        side.purge_to(log_id(1, 3)).unwrap();
+        assert_eq!(side.first_needed_offset(), 14);
+        side.purge_to(log_id(1, 4)).unwrap();
+        assert_eq!(side.first_needed_offset(), 16);
+        assert_eq!(side.purge_point_below(100), None);
     }
 
     /// Truncation drops the suffix on disk; purge drops the prefix and is remembered, with the

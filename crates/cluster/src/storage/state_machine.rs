@@ -5,7 +5,8 @@
 //!
 //! Applied state is not persisted on every apply: a restart starts from the last snapshot
 //! and openraft re-applies the committed entries after it (the committed log id is saved by
-//! the log store), so the observer sees those batches again.
+//! the log store), so the observer sees those batches again; the records of the newest
+//! segments below the snapshot are replayed to it on open.
 
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +42,9 @@ impl ApplyObserver for NoObserver {
 
 /// Bytes read per step when replaying the log to the observer after a snapshot install.
 const REPLAY_READ_BYTES: usize = 1024 * 1024;
+/// Opening from a snapshot, the observer is shown the records of the last this many segments
+/// below it: as many as a single node restores its producer state from.
+const REPLAY_SEGMENTS_ON_OPEN: usize = 2;
 
 /// What has been applied.
 #[derive(Debug, Clone, Default)]
@@ -77,6 +81,15 @@ impl PartitionStateMachine {
             if group.log.log_end_offset() < s.data.next_offset {
                 reset_log(&group, s.meta.last_log_id, s.data.next_offset).map_err(std::io::Error::other)?;
                 observer.reset(s.data.next_offset);
+            } else {
+                // openraft re-applies only the entries after the snapshot: the observer is
+                // shown the recent records below it, so a leader's producer state still
+                // answers retries of batches committed shortly before the snapshot.
+                let bases = group.log.segment_base_offsets();
+                let holding_last = bases.partition_point(|&b| b < s.data.next_offset);
+                let first = holding_last.saturating_sub(REPLAY_SEGMENTS_ON_OPEN);
+                let from = bases.get(first).copied().unwrap_or_else(|| group.log.log_start_offset());
+                replay(&group, observer.as_ref(), from, s.data.next_offset).map_err(std::io::Error::other)?;
             }
         }
         let (committed, _) = watch::channel(state.next_offset);

@@ -21,6 +21,7 @@ mod catch_up;
 mod elect;
 mod isr;
 mod liveness;
+mod log_release;
 mod meta_client;
 mod node_rpc;
 mod reassign;
@@ -253,8 +254,10 @@ fn raft_config(settings: &ClusterSettings) -> anyhow::Result<openraft::Config> {
         // gives one AppendEntries only the heartbeat interval to come back, the follower's
         // write and fsync included: 64 entries timed out again and again under load.
         max_payload_entries: MAX_PAYLOAD_ENTRIES,
-        // Snapshots are metadata only (the data is the log); never purge by count here.
+        // Snapshots are metadata only (the data is the log); never purge by count here:
+        // entries go only when retention deletes their segments (`log_release`).
         snapshot_policy: openraft::SnapshotPolicy::Never,
+        max_in_snapshot_log_to_keep: u64::MAX,
         ..openraft::Config::default()
     };
     config.validate().context("invalid Raft settings")

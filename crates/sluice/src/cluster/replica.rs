@@ -113,6 +113,10 @@ impl Replica for PartitionReplica {
         Some((epoch_of(found), end))
     }
 
+    fn release_below(&self, offset: i64) -> Pin<Box<dyn Future<Output = i64> + Send + '_>> {
+        Box::pin(super::log_release::release_below(&self.raft, &self.store, offset))
+    }
+
     fn replicas(&self) -> Vec<i32> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
