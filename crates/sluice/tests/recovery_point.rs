@@ -26,7 +26,9 @@ const RECORDS: usize = 80;
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn start() -> Broker {
-    let broker = Broker::start(&["--segment-bytes", "1024"]);
+    // The raw records carry a 2023 timestamp: retention stays off so that every segment stays
+    // until the test deletes one (retention also runs as soon as a segment rolls).
+    let broker = Broker::start(&["--segment-bytes", "1024", "--retention-ms", "-1"]);
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         let mut cmd = Command::new(SLUICE_BIN);
