@@ -7,7 +7,7 @@ mod common;
 mod history;
 
 use cluster_support::netns::{self, Network};
-use cluster_support::ports::free_port;
+use common::ports::free_port;
 use common::wait_until;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

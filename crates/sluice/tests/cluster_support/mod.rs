@@ -8,7 +8,6 @@ pub mod kafka;
 pub mod local;
 pub mod netns;
 pub mod node;
-pub mod ports;
 pub mod produce;
 
 use crate::common::plain_consumer;
@@ -242,7 +241,7 @@ impl Cluster {
             Some(network) => (network.addr(i), NAMESPACE_PORTS, Some(network.namespace(i).to_string())),
             None => {
                 let ip = Ipv4Addr::new(127, 0, 0, LOOPBACK_OCTET_BASE + i as u8);
-                let port = || ports::free_port(ip);
+                let port = || crate::common::ports::free_port(ip);
                 (ip, Ports { cluster: port(), kafka: port(), nsq_tcp: port(), http: port() }, None)
             }
         }

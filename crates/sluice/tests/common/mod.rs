@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod go;
+pub mod ports;
 pub mod raw;
 
 use std::fs::{File, OpenOptions};
@@ -73,6 +74,18 @@ impl Broker {
             Broker { child: None, port, nsq_tcp_port: free_port(), http_port: free_port(), dir, opts, log_path };
         if broker.opts.data_dir.is_none() {
             std::fs::create_dir_all(broker.data_dir()).expect("create data dir");
+        }
+        // A port free when picked can be taken by another process before the broker binds it;
+        // the first start then moves to fresh ports instead of failing the test.
+        for _ in 1..START_ATTEMPTS {
+            let log_start = broker.log_len();
+            match broker.try_spawn_and_wait() {
+                Ok(()) => return broker,
+                Err(StartFailure::Exited(_)) if broker.log_since(log_start).contains("Address already in use") => {
+                    (broker.port, broker.nsq_tcp_port, broker.http_port) = (free_port(), free_port(), free_port());
+                }
+                Err(failure) => broker.fail_start(failure),
+            }
         }
         broker.spawn_and_wait();
         broker
@@ -206,6 +219,22 @@ impl Broker {
     }
 
     fn spawn_and_wait(&mut self) {
+        if let Err(failure) = self.try_spawn_and_wait() {
+            self.fail_start(failure);
+        }
+    }
+
+    fn fail_start(&mut self, failure: StartFailure) -> ! {
+        self.dump_log();
+        match failure {
+            StartFailure::Exited(status) => panic!("broker exited during startup with {status}"),
+            StartFailure::NotReady => {
+                panic!("broker did not accept connections on {} within {READY_TIMEOUT:?}", self.bootstrap())
+            }
+        }
+    }
+
+    fn try_spawn_and_wait(&mut self) -> Result<(), StartFailure> {
         let log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("open broker log");
         let mut cmd = match self.opts.open_files_max {
             // prlimit sets the limit on itself and execs the binary: the PID stays the broker's.
@@ -233,27 +262,34 @@ impl Broker {
         cmd.envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let child = cmd.spawn().expect("spawn sluice binary");
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), StartFailure> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(status) = self.try_exit_status() {
                 self.child = None;
-                self.dump_log();
-                panic!("broker exited during startup with {status}");
+                return Err(StartFailure::Exited(status));
             }
             if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
-                return;
+                return Ok(());
             }
             if Instant::now() >= deadline {
-                self.dump_log();
-                panic!("broker did not accept connections on {} within {READY_TIMEOUT:?}", self.bootstrap());
+                return Err(StartFailure::NotReady);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// How many times a first start may move to fresh ports after losing one to another process.
+const START_ATTEMPTS: usize = 4;
+
+/// Why a broker did not come up.
+enum StartFailure {
+    Exited(ExitStatus),
+    NotReady,
 }
 
 impl Drop for Broker {
@@ -342,30 +378,10 @@ pub fn binary_has_flag(flag: &str) -> bool {
     help.split(|c: char| c.is_whitespace() || c == ',').any(|word| word == flag)
 }
 
-/// A port that was free a moment ago on 127.0.0.1. Preferably one below the kernel's ephemeral
-/// range: a broker restarted on the same port must not find it taken by some client's outgoing
-/// connection in the meantime (bind(0) ports come from the ephemeral range that connect() uses).
-/// Falls back to plain bind 127.0.0.1:0.
+/// A port free on 127.0.0.1 a moment ago and never handed out before by this process (see
+/// `ports::free_port`).
 pub fn free_port() -> u16 {
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
-        .unwrap_or(32768);
-    const LOW: u16 = 20000;
-    if ephemeral_low > LOW + 1000 {
-        let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
-            ^ ((std::process::id() as u64) << 32)
-            ^ UNIQUE.fetch_add(1, Ordering::Relaxed);
-        let mut rng = Rng::new(seed);
-        for _ in 0..100 {
-            let port = LOW + rng.below(u64::from(ephemeral_low - LOW)) as u16;
-            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-                return port;
-            }
-        }
-    }
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
+    ports::free_port(std::net::Ipv4Addr::LOCALHOST)
 }
 
 /// Removes every inherited `SLUICE_*` variable so the environment of the test runner cannot

@@ -1,6 +1,6 @@
-//! Free ports per IP address: each node is its own "host" (127.0.0.x), and parallel tests of one
-//! binary share those addresses, so a port handed out once is never handed out again in this
-//! process.
+//! Free ports per IP address: each cluster node is its own "host" (127.0.0.x), and parallel tests
+//! of one binary share those addresses, so a port handed out once is never handed out again in
+//! this process (a picked port is only bound later, by the broker).
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, TcpListener};
