@@ -88,6 +88,12 @@ pub trait ClusterView: Send + Sync + 'static {
         let _ = (topic, partition);
         Box::pin(async { Err(AdminError::Refused("elections are not supported here".into())) })
     }
+    /// Moves replicas onto a joined node until it holds its share; answers how many
+    /// partitions moved.
+    fn add_node(&self, node_id: i32) -> AdminFuture<usize> {
+        let _ = node_id;
+        Box::pin(async { Err(AdminError::Refused("adding nodes is not supported here".into())) })
+    }
     /// Moves every replica off a node, then removes it from the cluster.
     fn remove_node(&self, node_id: i32) -> AdminFuture<()> {
         let _ = node_id;

@@ -12,7 +12,9 @@
 //!   answers ELECTION_NOT_NEEDED;
 //! - node 1 dies holding a replica of partition 1; `sluice cluster remove-node 1` moves that
 //!   replica to node 4 and removes node 1: Metadata lists brokers {2,3,4}, no partition names
-//!   node 1, and the cluster still takes and serves writes.
+//!   node 1, and the cluster still takes and serves writes;
+//! - `sluice cluster add-node 4` gives a node that joined after a topic was created its share
+//!   of that topic's replicas (each node then holds 4 or 5 of 18), with the records intact.
 //!
 //! The history checker judges the Kafka read: nothing acknowledged lost or misplaced, no offset
 //! holding two values, no duplicate from the idempotent producer.
@@ -38,7 +40,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::Consumer;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::Mutex;
@@ -434,4 +436,72 @@ fn a_move_to_a_dead_node_waits_and_a_cancel_takes_it_back() {
     assert_eq!(report.acknowledged, RECORDS_AFTER_REMOVAL as usize, "{}", report.details());
     assert_nothing_broken("Kafka read after the cancel", &report);
     cluster.assert_no_panics("the end");
+}
+
+/// Proves `sluice cluster add-node` gives a joined node its share: 6 RF 3 partitions placed
+/// on nodes 1–3 (6 replicas each), node 4 joins and holds none; the command moves 4 replicas
+/// onto it (18 / 4), every node's Metadata then names 4 or 5 replicas per node, a second run
+/// moves nothing, an unknown node is refused, and every acknowledged record is read back.
+#[test]
+fn add_node_moves_a_share_of_the_replicas_onto_a_joined_node() {
+    const SPREAD: i32 = 6;
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cluster = Cluster::start(NODES);
+    let bootstrap = cluster.bootstrap_servers();
+    let topic = unique_topic("cluster-add-node");
+    create_topic(&bootstrap, &topic, SPREAD, REPLICATION).expect("create topic");
+    let client = metadata_client(&bootstrap);
+    wait_fully_replicated(&client, &topic, SPREAD, REPLICATION as usize, MOVE_TIMEOUT);
+    let sends = Recorder::new();
+    let spec = |prefix: &str| ProduceSpec {
+        topic: topic.clone(),
+        prefix: prefix.into(),
+        count_max: ACKS_PER_PHASE as u64,
+        idempotent: true,
+        round_robin: Some(SPREAD),
+        pace: None,
+    };
+    produce(&bootstrap, &spec("before"), &sends, &Stop::default());
+
+    let joined = cluster.add_node();
+    wait_listed(&cluster, joined);
+    let http = cluster.http_addr(2);
+    let refused = sluice_fails(&["cluster", "add-node", "9", "--http", &http]);
+    assert!(refused.contains("not registered"), "{refused}");
+    let said = sluice(&["cluster", "add-node", &joined.to_string(), "--http", &http]);
+    eprintln!("cluster_reassign: add-node said: {}", said.trim());
+    assert!(said.contains("4 partition replicas moved"), "{said}");
+
+    let mut per_node = BTreeMap::new();
+    for id in 1..=joined {
+        let addr = cluster.kafka_addr(id);
+        wait_until(MOVE_TIMEOUT, &format!("node {id}'s Metadata with node {joined} holding 4 replicas"), || {
+            per_node = replicas_per_node(&addr, &topic, SPREAD);
+            list(&addr).is_empty() && per_node.get(&(joined as i32)) == Some(&4)
+        });
+    }
+    eprintln!("cluster_reassign: replicas per node after add-node: {per_node:?}");
+    assert!(per_node.values().all(|count| (4..=5).contains(count)), "{per_node:?}");
+    let again = sluice(&["cluster", "add-node", &joined.to_string(), "--http", &http]);
+    assert!(again.contains(" 0 partition replicas moved"), "{again}");
+
+    produce(&bootstrap, &spec("after"), &sends, &Stop::default());
+    let kafka_read = Recorder::new();
+    let read = final_read(&bootstrap, &topic, SPREAD, &kafka_read, PROGRESS_TIMEOUT);
+    let report = judge(&sends, &kafka_read);
+    eprintln!("cluster_reassign: Kafka read {read} records after add-node");
+    assert_eq!(report.acknowledged, 2 * ACKS_PER_PHASE, "{}", report.details());
+    assert_nothing_broken("Kafka read after add-node", &report);
+    cluster.assert_no_panics("the end");
+}
+
+/// How many of `topic`'s replicas each node holds, as the node at `kafka_addr` names them.
+fn replicas_per_node(kafka_addr: &str, topic: &str, partitions: i32) -> BTreeMap<i32, usize> {
+    let mut counts = BTreeMap::new();
+    for p in 0..partitions {
+        for id in replicas_named_by(kafka_addr, topic, p) {
+            *counts.entry(id).or_default() += 1;
+        }
+    }
+    counts
 }

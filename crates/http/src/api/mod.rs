@@ -42,7 +42,7 @@ pub fn routes() -> Router<AppState> {
         .route("/overview", only(get(node::overview)))
         .route("/clients", only(get(clients::list)))
         .route("/cluster", only(get(cluster::status)))
-        .route("/cluster/nodes/:node", only(axum::routing::delete(reassign::remove_node)))
+        .route("/cluster/nodes/:node", only(post(reassign::add_node).delete(reassign::remove_node)))
         .route("/reassignments", only(get(reassign::list)))
         .route("/topics", only(get(topics::list).post(topics::create)))
         .route("/topics/:topic", only(get(topics::describe).delete(topics::delete)))

@@ -48,11 +48,21 @@ pub async fn list(State(s): State<AppState>) -> ApiResult {
     Ok(ok(&cluster(&s)?.reassignments()))
 }
 
+pub async fn add_node(State(s): State<AppState>, path: Result<Path<String>, PathRejection>) -> ApiResult {
+    let node = node_id(path)?;
+    let moved = cluster(&s)?.add_node(node).await.map_err(admin_error)?;
+    Ok(ok(&serde_json::json!({ "added": node, "partitions_moved": moved })))
+}
+
 pub async fn remove_node(State(s): State<AppState>, path: Result<Path<String>, PathRejection>) -> ApiResult {
-    let Path(id) = path?;
-    let node: i32 = id.parse().map_err(|_| ApiError::bad_request(format!("node id must be an integer, not '{id}'")))?;
+    let node = node_id(path)?;
     cluster(&s)?.remove_node(node).await.map_err(admin_error)?;
     Ok(ok(&serde_json::json!({ "removed": node })))
+}
+
+fn node_id(path: Result<Path<String>, PathRejection>) -> Result<i32, ApiError> {
+    let Path(id) = path?;
+    id.parse().map_err(|_| ApiError::bad_request(format!("node id must be an integer, not '{id}'")))
 }
 
 fn cluster(s: &AppState) -> Result<Arc<dyn ClusterView>, ApiError> {

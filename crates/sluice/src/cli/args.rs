@@ -115,6 +115,14 @@ pub enum ClusterCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Move replicas of existing partitions onto a node that joined (started with --join)
+    /// until it holds about as many as the others.
+    AddNode {
+        #[arg(value_name = "ID")]
+        node: i32,
+        #[command(flatten)]
+        http: HttpTarget,
+    },
     /// Move every replica off a node, then remove it from the cluster (stop it afterwards).
     RemoveNode {
         #[arg(value_name = "ID")]

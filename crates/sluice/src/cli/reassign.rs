@@ -1,4 +1,5 @@
-//! `sluice topic reassign`, `sluice cluster reassignments` and `sluice cluster remove-node`
+//! `sluice topic reassign`, `sluice cluster reassignments`, `sluice cluster add-node` and
+//! `sluice cluster remove-node`
 //! over the admin API: moving partitions between nodes and taking a node out.
 
 use serde_json::{json, Value};
@@ -43,6 +44,13 @@ pub fn list(addr: &str, as_json: bool) -> anyhow::Result<()> {
         ]);
     }
     table.print();
+    Ok(())
+}
+
+pub fn add_node(addr: &str, node: i32) -> anyhow::Result<()> {
+    let added = HttpClient::new(addr).post(&format!("/api/cluster/nodes/{node}"), &Value::Null)?;
+    let moved = added.get("partitions_moved").cloned().unwrap_or(Value::Null);
+    println!("node {node} holds its share now: {moved} partition replicas moved onto it");
     Ok(())
 }
 

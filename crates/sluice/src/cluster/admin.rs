@@ -1,7 +1,9 @@
 //! Operators' changes to where partitions live: recording a partition's move (Kafka's
 //! AlterPartitionReassignments, `sluice topic reassign`), listing moves, and removing a node
 //! (`sluice cluster remove-node`: its replicas move away, then it leaves the metadata group
-//! and the registered nodes). The moves themselves are `reassign`'s.
+//! and the registered nodes), and giving a joined node its share (`sluice cluster add-node`:
+//! replicas move onto it until it holds about as many as the others). The moves themselves
+//! are `reassign`'s.
 
 use super::{node_rpc, ClusterNode};
 use sluice_broker::reassignment::{AdminError, Reassignment};
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use super::replica::broker_id;
 
-/// How long `remove-node` waits for the node's replicas to move away before it gives up
+/// How long `remove-node` (and `add-node`) waits for the node's replicas to move before it gives up
 /// (the moves go on; running the command again resumes the wait). Under the CLI's 30 s
 /// request timeout, so the operator reads this answer rather than a timeout.
 const REMOVE_MOVES_WAIT: Duration = Duration::from_secs(25);
@@ -82,13 +84,45 @@ impl ClusterNode {
         Ok(())
     }
 
+    /// Moves replicas of existing partitions onto `node` (a node that joined with `--join`)
+    /// until it holds its fair share, and waits until they moved. Returns how many partitions
+    /// moved. Kafka leaves this to an operator's reassignment plan; here it is one command.
+    pub async fn add_node(self: &Arc<Self>, node: i32) -> Result<usize, AdminError> {
+        let node = NodeId::try_from(node).map_err(|_| AdminError::Refused(format!("no node {node}")))?;
+        let state = self.state();
+        if !state.nodes.contains_key(&node) {
+            return Err(AdminError::Refused(format!(
+                "node {node} is not registered: start it with --node-id {node} --join <a member's cluster address>"
+            )));
+        }
+        let plan = moves_onto(&state, node);
+        for ((topic, partition), replicas) in &plan {
+            self.reassign(topic, *partition, Some(replicas.iter().copied().map(broker_id).collect())).await?;
+        }
+        let moved: BTreeSet<(String, i32)> = plan.iter().map(|(at, _)| at.clone()).collect();
+        self.wait_until_moved(node, |state| {
+            moved.iter().all(|(topic, partition)| {
+                state.partition(topic, *partition).is_some_and(|p| p.target_replicas.is_none())
+            })
+        })
+        .await?;
+        tracing::info!(node, partitions = plan.len(), "replicas moved onto the added node");
+        Ok(plan.len())
+    }
+
     /// Waits (bounded) until no partition has `node` as a replica or move target.
     async fn wait_until_vacated(&self, node: NodeId) -> Result<(), AdminError> {
+        self.wait_until_moved(node, |state| {
+            !state.topics.values().flat_map(|t| &t.partitions).any(|p| super::reassign::hosts(p, node))
+        })
+        .await
+    }
+
+    /// Waits (bounded) until `done` holds of the metadata, the moves of `node`'s replicas over.
+    async fn wait_until_moved(&self, node: NodeId, done: impl Fn(&ClusterState) -> bool) -> Result<(), AdminError> {
         let deadline = tokio::time::Instant::now() + REMOVE_MOVES_WAIT;
         loop {
-            let state = self.state();
-            let holding = state.topics.values().flat_map(|t| &t.partitions).filter(|p| super::reassign::hosts(p, node));
-            if holding.count() == 0 {
+            if done(&self.state()) {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
@@ -159,6 +193,47 @@ fn moves_off(state: &ClusterState, node: NodeId) -> Result<Vec<Move>, AdminError
     Ok(moves)
 }
 
+/// Replicas moved onto `node` until it holds the fair share (all replicas over all nodes,
+/// rounded down): partition by partition, the replica on the busiest node is replaced in place
+/// by `node` while that narrows the gap by more than one, so the busiest give first and the
+/// plan never overshoots. A partition already moving, or on `node`, is left alone. Replacing
+/// a first replica makes `node` the preferred leader: leaders spread onto it too.
+fn moves_onto(state: &ClusterState, node: NodeId) -> Vec<Move> {
+    let mut load: BTreeMap<NodeId, usize> = state.nodes.keys().map(|id| (*id, 0)).collect();
+    for p in state.topics.values().flat_map(|t| &t.partitions) {
+        for id in p.target_replicas.as_ref().unwrap_or(&p.replicas) {
+            if let Some(count) = load.get_mut(id) {
+                *count += 1;
+            }
+        }
+    }
+    let fair = load.values().sum::<usize>() / load.len().max(1);
+    let mut moves = Vec::new();
+    for (name, topic) in &state.topics {
+        for (index, p) in topic.partitions.iter().enumerate() {
+            let held = load.get(&node).copied().unwrap_or(0);
+            if held >= fair {
+                return moves;
+            }
+            if p.target_replicas.is_some() || p.replicas.contains(&node) {
+                continue;
+            }
+            let count = |id: &NodeId| load.get(id).copied().unwrap_or(0);
+            let Some(&busiest) = p.replicas.iter().max_by_key(|id| (count(id), std::cmp::Reverse(**id))) else {
+                continue;
+            };
+            if count(&busiest) <= held + 1 {
+                continue;
+            }
+            load.entry(busiest).and_modify(|c| *c -= 1);
+            load.entry(node).and_modify(|c| *c += 1);
+            let replicas = p.replicas.iter().map(|id| if *id == busiest { node } else { *id }).collect();
+            moves.push(((name.clone(), index as i32), replicas));
+        }
+    }
+    moves
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +266,36 @@ mod tests {
         let state = cluster(5, vec![vec![1, 2, 3], vec![2, 1, 3], vec![3, 4, 2]]);
         let plan = moves_off(&state, 1).unwrap();
         assert_eq!(plan, vec![(("t".into(), 0), vec![5, 2, 3]), (("t".into(), 1), vec![2, 4, 3])]);
+    }
+
+    #[test]
+    fn an_added_node_takes_replicas_from_the_busiest_nodes_up_to_its_share() {
+        // Proves 6 RF 3 partitions on nodes 1-3 (18 replicas, 6 each) give node 4 its share
+        // of 4 (18 / 4 rounded down), taken in place from the busiest node each time, so the
+        // others end with 4 or 5 and the plan never goes past the share.
+        let three = vec![vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 2], vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 2]];
+        let state = cluster(4, three);
+        let plan = moves_onto(&state, 4);
+        assert_eq!(plan.len(), 4);
+        let mut load: BTreeMap<NodeId, usize> = BTreeMap::new();
+        let moved: BTreeMap<i32, &Vec<NodeId>> = plan.iter().map(|((_, p), r)| (*p, r)).collect();
+        for (index, p) in state.topics["t"].partitions.iter().enumerate() {
+            let replicas = moved.get(&(index as i32)).copied().unwrap_or(&p.replicas);
+            assert_eq!(replicas.len(), 3);
+            for id in replicas {
+                *load.entry(*id).or_default() += 1;
+            }
+        }
+        assert_eq!(load[&4], 4);
+        assert!(load.values().all(|c| (4..=5).contains(c)), "{load:?}");
+        assert_eq!(plan[0], (("t".into(), 0), vec![4, 2, 3]), "the first replica is replaced in place");
+    }
+
+    #[test]
+    fn a_node_already_holding_its_share_gets_nothing() {
+        // Proves an even cluster plans no move at all (adding twice changes nothing).
+        let state = cluster(3, vec![vec![1, 2, 3], vec![2, 3, 1]]);
+        assert!(moves_onto(&state, 3).is_empty());
     }
 
     #[test]

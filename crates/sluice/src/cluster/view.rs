@@ -199,6 +199,11 @@ impl ClusterView for View {
         Box::pin(async move { stopped(node)?.elect_preferred(&topic, partition).await })
     }
 
+    fn add_node(&self, node_id: i32) -> AdminFuture<usize> {
+        let node = self.0.upgrade();
+        Box::pin(async move { stopped(node)?.add_node(node_id).await })
+    }
+
     fn remove_node(&self, node_id: i32) -> AdminFuture<()> {
         let node = self.0.upgrade();
         Box::pin(async move { stopped(node)?.remove_node(node_id).await })
