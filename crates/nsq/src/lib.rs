@@ -3,14 +3,19 @@
 //! `server` accepts connections and reads the magic; `connection` runs one task per client
 //! (reading commands, pumping messages, heartbeats, bounded output); `codec` frames commands
 //! and responses; `commands` holds one handler per verb, dispatched by one flat `match`.
+//! `announce` registers the node with nsqlookupd instances over `lookup_peer`, the nsqd side
+//! of lookupd's TCP protocol.
 
+pub mod announce;
 mod codec;
 mod commands;
 mod compress;
 mod connection;
 mod error;
+mod lookup_peer;
 mod server;
 
+pub use lookup_peer::PeerInfo;
 pub use server::serve;
 
 #[doc(hidden)]

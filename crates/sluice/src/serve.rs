@@ -161,8 +161,20 @@ impl NsqListeners {
             max_req_timeout: nsq_config.max_req_timeout,
             node,
         };
+        let announce = sluice_nsq::announce::AnnounceConfig {
+            lookupd_tcp_addresses: nsq.lookupd_tcp_addresses.clone(),
+            info: sluice_nsq::PeerInfo {
+                broadcast_address: http_config.broadcast_address.clone(),
+                hostname: http_config.hostname.clone(),
+                tcp_port,
+                http_port,
+                version: sluice_nsq::NSQD_VERSION.to_string(),
+            },
+            answer_max: nsq_config.max_body_size as usize,
+        };
         let router = sluice_http::router(channels.clone(), http_config);
         let mut tasks = vec![tokio::spawn(channels.clone().run(stopped.clone()))];
+        tasks.extend(sluice_nsq::announce::spawn(channels.clone(), announce, stopped.clone()));
         let stop = stopped.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = sluice_nsq::serve(self.tcp, channels, nsq_config, stop).await {

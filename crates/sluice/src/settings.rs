@@ -103,6 +103,15 @@ pub struct ServeArgs {
     /// Also serve the nsqlookupd API on this address, e.g. 127.0.0.1:4161 [default: off].
     #[arg(long, env = "SLUICE_LOOKUPD_HTTP_ADDR", value_name = "HOST:PORT", overrides_with = "lookupd_http_addr")]
     pub lookupd_http_addr: Option<String>,
+    /// An nsqlookupd TCP address to register with, as nsqd's flag; repeat it or separate
+    /// addresses with commas [default: none].
+    #[arg(
+        long = "lookupd-tcp-address",
+        env = "SLUICE_LOOKUPD_TCP_ADDRESS",
+        value_name = "HOST:PORT",
+        value_delimiter = ','
+    )]
+    pub lookupd_tcp_address: Vec<String>,
     /// Host NSQ clients are told to connect to (lookupd) [default: the NSQ listener's host].
     #[arg(long, env = "SLUICE_BROADCAST_ADDRESS", value_name = "HOST")]
     pub broadcast_address: Option<String>,
@@ -150,6 +159,7 @@ struct FileSettings {
     nsq_tcp_addr: Option<String>,
     http_addr: Option<String>,
     lookupd_http_addr: Option<String>,
+    lookupd_tcp_addresses: Option<Vec<String>>,
     broadcast_address: Option<String>,
     max_msg_size: Option<u32>,
     max_body_size: Option<u32>,
@@ -241,6 +251,8 @@ pub struct NsqSettings {
     pub tcp_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub lookupd_http_addr: Option<SocketAddr>,
+    /// nsqlookupd TCP listeners this node registers with (`host:port`, resolved on connect).
+    pub lookupd_tcp_addresses: Vec<String>,
     pub broadcast_address: String,
     pub max_msg_size: u32,
     pub max_body_size: u32,
@@ -259,6 +271,16 @@ impl NsqSettings {
             Some(text) => Some(resolve_addr(&text)?),
             None => None,
         };
+        let lookupd_tcp_addresses = match args.lookupd_tcp_address.is_empty() {
+            true => file.lookupd_tcp_addresses.clone().unwrap_or_default(),
+            false => args.lookupd_tcp_address.clone(),
+        };
+        for addr in &lookupd_tcp_addresses {
+            let port = addr.rsplit_once(':').and_then(|(host, port)| (!host.is_empty()).then_some(port));
+            if port.and_then(|p| p.parse::<u16>().ok()).is_none_or(|p| p == 0) {
+                return Err(out_of_range("lookupd_tcp_addresses", format!("{addr:?}"), "HOST:PORT"));
+            }
+        }
         let msg_timeout = match args.msg_timeout.clone().or(file.msg_timeout.clone()) {
             Some(text) => parse_duration(&text)?,
             None => defaults.msg_timeout,
@@ -288,6 +310,7 @@ impl NsqSettings {
             tcp_addr,
             http_addr: resolve_addr(&http_text)?,
             lookupd_http_addr,
+            lookupd_tcp_addresses,
             max_msg_size,
             max_body_size,
             msg_timeout,
@@ -471,6 +494,7 @@ impl Settings {
             ("nsq_tcp_addr", nsq.tcp_addr.to_string()),
             ("http_addr", nsq.http_addr.to_string()),
             ("lookupd_http_addr", nsq.lookupd_http_addr.map_or_else(String::new, |a| a.to_string())),
+            ("lookupd_tcp_addresses", nsq.lookupd_tcp_addresses.join(",")),
             ("broadcast_address", nsq.broadcast_address.clone()),
             ("max_msg_size", nsq.max_msg_size.to_string()),
             ("max_body_size", nsq.max_body_size.to_string()),

@@ -2,6 +2,8 @@
 //! protocol-V2 client over std sockets, and a minimal HTTP/1.1 client.
 #![allow(dead_code)]
 
+pub mod fake_lookupd;
+
 use crate::common::{free_port, Broker};
 use std::io::{Read, Write};
 use std::net::TcpStream;
