@@ -278,7 +278,11 @@ impl NsqSettings {
         for addr in &lookupd_tcp_addresses {
             let port = addr.rsplit_once(':').and_then(|(host, port)| (!host.is_empty()).then_some(port));
             if port.and_then(|p| p.parse::<u16>().ok()).is_none_or(|p| p == 0) {
-                return Err(out_of_range("lookupd_tcp_addresses", format!("{addr:?}"), "HOST:PORT"));
+                // The flag and variable are singular (nsqd's flag), the file's array plural.
+                return Err(anyhow!(
+                    "lookupd_tcp_addresses = {addr:?} is out of range (--lookupd-tcp-address, \
+                     SLUICE_LOOKUPD_TCP_ADDRESS): must be HOST:PORT"
+                ));
             }
         }
         let msg_timeout = match args.msg_timeout.clone().or(file.msg_timeout.clone()) {
