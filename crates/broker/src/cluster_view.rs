@@ -46,6 +46,10 @@ pub trait ClusterView: Send + Sync + 'static {
     fn brokers(&self) -> Vec<BrokerAddress>;
     /// The cluster's id as the metadata group agreed it (the first node's), once known.
     fn cluster_id(&self) -> Option<String>;
+    /// Some(why) when this node is cut off from the cluster's majority (`/ping` says NOK).
+    fn cut_off(&self) -> Option<String> {
+        None
+    }
     /// The node that leads the metadata group (Kafka's controller), if known.
     fn controller(&self) -> Option<i32>;
     /// Where a partition's replicas are; None for an unknown partition.

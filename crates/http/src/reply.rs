@@ -8,9 +8,11 @@ use serde::Serialize;
 const NSQ_CONTENT_TYPE: &str = "nsq; version=1.0";
 
 /// nsqd's health check: `OK`, or 500 with `NOK - <reason>` in plain text while storage
-/// refuses writes (a full disk); it turns `OK` again by itself once a write succeeds.
+/// refuses writes (a full disk) or, in a cluster, while this node reaches no majority of
+/// the metadata voters; it turns `OK` again by itself once a write succeeds or the link heals.
 pub async fn ping(State(state): State<crate::AppState>) -> Response {
-    match state.channels.broker().storage_problem() {
+    let broker = state.channels.broker();
+    match broker.storage_problem().or_else(|| broker.cluster().and_then(|cluster| cluster.cut_off())) {
         None => text("OK"),
         Some(problem) => {
             with_nsq_header((StatusCode::INTERNAL_SERVER_ERROR, format!("NOK - {problem}")).into_response())

@@ -54,9 +54,15 @@ async fn keep_registered(
 ) {
     let mut backoff = RECONNECT_MIN;
     while !*stop.borrow() {
+        let started = tokio::time::Instant::now();
         match session(&addr, &channels, &config, &mut stop).await {
             Ok(()) => return,
             Err(e) => tracing::warn!(lookupd = %addr, error = %e, "nsqlookupd registration failed; reconnecting"),
+        }
+        // A session that lasted was a working connection: its loss (a lookupd restart) is
+        // retried quickly again, not after the backoff of earlier failures.
+        if started.elapsed() >= PING_INTERVAL {
+            backoff = RECONNECT_MIN;
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -126,11 +132,10 @@ impl Registrations {
             peer.register(topic, Some(channel)).await?;
             self.channels.insert((topic.clone(), channel.clone()));
         }
+        // Channels first, each on its own, also for a topic going away: lookupd forgets an
+        // `#ephemeral` channel only on its own UNREGISTER (nsqd sends one per channel too).
         for (topic, channel) in self.channels.clone().difference(&wanted.channels) {
-            // A whole topic going away is one UNREGISTER below (it takes its channels).
-            if wanted.topics.contains(topic) {
-                peer.unregister(topic, Some(channel)).await?;
-            }
+            peer.unregister(topic, Some(channel)).await?;
             self.channels.remove(&(topic.clone(), channel.clone()));
         }
         for topic in self.topics.clone().difference(&wanted.topics) {

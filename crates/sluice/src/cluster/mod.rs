@@ -14,11 +14,13 @@
 //! - `view`: the broker's `ClusterView` (brokers, controller, placement, topic creation).
 //! - `node_rpc`: node-level requests between nodes (join, ping).
 //! - `liveness`: which nodes answer this node's pings (up/down in the status).
+//! - `health`: whether this node reaches a majority of the metadata voters (`/ping`).
 //! - `status`: the cluster's status for operators (`/api/cluster`, Raft metrics).
 
 mod admin;
 mod catch_up;
 mod elect;
+mod health;
 mod isr;
 mod liveness;
 mod log_release;

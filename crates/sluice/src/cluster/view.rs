@@ -123,6 +123,10 @@ impl ClusterView for View {
         self.0.upgrade()?.state().cluster_id.clone()
     }
 
+    fn cut_off(&self) -> Option<String> {
+        self.0.upgrade()?.cut_off()
+    }
+
     fn controller(&self) -> Option<i32> {
         self.0.upgrade()?.meta_leader().map(broker_id)
     }
