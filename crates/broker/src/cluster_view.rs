@@ -4,7 +4,7 @@
 //! cluster runtime; a single node has none and answers as the only broker.
 
 use crate::error::BrokerResult;
-use crate::reassignment::{AdminError, Reassignment};
+use crate::reassignment::{AdminError, Drained, Reassignment};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -97,6 +97,11 @@ pub trait ClusterView: Send + Sync + 'static {
     fn add_node(&self, node_id: i32) -> AdminFuture<usize> {
         let _ = node_id;
         Box::pin(async { Err(AdminError::Refused("adding nodes is not supported here".into())) })
+    }
+    /// Elects other in-sync replicas for every partition a node leads.
+    fn drain(&self, node_id: i32) -> AdminFuture<Drained> {
+        let _ = node_id;
+        Box::pin(async { Err(AdminError::Refused("draining is not supported here".into())) })
     }
     /// Moves every replica off a node, then removes it from the cluster.
     fn remove_node(&self, node_id: i32) -> AdminFuture<()> {

@@ -1,9 +1,9 @@
 //! Moving partition replicas between nodes and the operator's cluster changes that build on
 //! it (Kafka's AlterPartitionReassignments, ListPartitionReassignments, ElectLeaders; Sluice's
-//! `topic reassign` and `cluster remove-node`). The binary's cluster runtime does the work;
+//! `topic reassign`, `cluster add-node`, `cluster remove-node` and `cluster drain`). The binary's cluster runtime does the work;
 //! these are the shapes the listeners translate to their protocols.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A partition move under way: `replicas` is the set it is moving to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -25,6 +25,15 @@ impl Reassignment {
         let removing = replicas.iter().filter(|n| !target.contains(n)).copied().collect();
         Reassignment { topic, partition, replicas, target, adding, removing }
     }
+}
+
+/// What draining a node of leadership did (`cluster drain`, and a clustered node's SIGTERM).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drained {
+    /// Partitions (`topic-index`) whose leadership moved off the node.
+    pub moved: Vec<String>,
+    /// Partitions it still leads: no other replica in sync, or no election won in time.
+    pub kept: Vec<String>,
 }
 
 /// Why a reassignment, election or node removal was refused.

@@ -10,6 +10,8 @@ use tokio::sync::watch;
 
 /// How long listeners get to finish in-flight requests after the shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a clustered node spends moving leadership off itself before it stops.
+const CONTROLLED_SHUTDOWN_MAX: Duration = Duration::from_secs(4);
 
 pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     match sluice_log::raise_open_files_limit() {
@@ -72,6 +74,14 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     );
     wait_for_signal().await?;
     tracing::info!("shutting down");
+    if let Some(node) = &cluster {
+        // Kafka's controlled shutdown: clients follow a leader change instead of waiting out
+        // an election timeout once this process is gone. Bounded: a shutdown never hangs.
+        let drained = tokio::time::timeout(CONTROLLED_SHUTDOWN_MAX, node.drain(node.node_id as i32)).await;
+        if drained.is_err() {
+            tracing::warn!("leadership not all moved off within {CONTROLLED_SHUTDOWN_MAX:?}; stopping anyway");
+        }
+    }
     let _ = stop.send(true);
     if tokio::time::timeout(DRAIN_TIMEOUT, async {
         let _ = kafka.await;

@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/clients", only(get(clients::list)))
         .route("/cluster", only(get(cluster::status)))
         .route("/cluster/nodes/:node", only(post(reassign::add_node).delete(reassign::remove_node)))
+        .route("/cluster/nodes/:node/drain", only(post(reassign::drain)))
         .route("/reassignments", only(get(reassign::list)))
         .route("/topics", only(get(topics::list).post(topics::create)))
         .route("/topics/:topic", only(get(topics::describe).delete(topics::delete)))

@@ -54,6 +54,11 @@ pub async fn add_node(State(s): State<AppState>, path: Result<Path<String>, Path
     Ok(ok(&serde_json::json!({ "added": node, "partitions_moved": moved })))
 }
 
+pub async fn drain(State(s): State<AppState>, path: Result<Path<String>, PathRejection>) -> ApiResult {
+    let node = node_id(path)?;
+    Ok(ok(&cluster(&s)?.drain(node).await.map_err(admin_error)?))
+}
+
 pub async fn remove_node(State(s): State<AppState>, path: Result<Path<String>, PathRejection>) -> ApiResult {
     let node = node_id(path)?;
     cluster(&s)?.remove_node(node).await.map_err(admin_error)?;

@@ -123,6 +123,14 @@ pub enum ClusterCommand {
         #[command(flatten)]
         http: HttpTarget,
     },
+    /// Move leadership off a node (other in-sync replicas are elected), e.g. before a
+    /// restart; a node stopped with SIGTERM does it by itself.
+    Drain {
+        #[arg(value_name = "ID")]
+        node: i32,
+        #[command(flatten)]
+        http: HttpTarget,
+    },
     /// Move every replica off a node, then remove it from the cluster (stop it afterwards).
     RemoveNode {
         #[arg(value_name = "ID")]

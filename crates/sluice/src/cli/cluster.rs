@@ -23,6 +23,7 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
         }
         ClusterCommand::Reassignments { http, out } => super::reassign::list(&http.addr, out.json)?,
         ClusterCommand::AddNode { node, http } => super::reassign::add_node(&http.addr, node)?,
+        ClusterCommand::Drain { node, http } => super::reassign::drain(&http.addr, node)?,
         ClusterCommand::RemoveNode { node, http } => super::reassign::remove_node(&http.addr, node)?,
     }
     Ok(())

@@ -1,5 +1,5 @@
-//! `sluice topic reassign`, `sluice cluster reassignments`, `sluice cluster add-node` and
-//! `sluice cluster remove-node`
+//! `sluice topic reassign`, `sluice cluster reassignments`, `sluice cluster add-node`,
+//! `sluice cluster drain` and `sluice cluster remove-node`
 //! over the admin API: moving partitions between nodes and taking a node out.
 
 use serde_json::{json, Value};
@@ -51,6 +51,23 @@ pub fn add_node(addr: &str, node: i32) -> anyhow::Result<()> {
     let added = HttpClient::new(addr).post(&format!("/api/cluster/nodes/{node}"), &Value::Null)?;
     let moved = added.get("partitions_moved").cloned().unwrap_or(Value::Null);
     println!("node {node} holds its share now: {moved} partition replicas moved onto it");
+    Ok(())
+}
+
+pub fn drain(addr: &str, node: i32) -> anyhow::Result<()> {
+    let drained = HttpClient::new(addr).post(&format!("/api/cluster/nodes/{node}/drain"), &Value::Null)?;
+    let names = |key: &str| -> Vec<String> {
+        drained
+            .get(key)
+            .and_then(Value::as_array)
+            .map_or_else(Vec::new, |a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+    };
+    let (moved, kept) = (names("moved"), names("kept"));
+    println!("node {node} drained: leadership of {} partitions moved off it", moved.len());
+    if !kept.is_empty() {
+        println!("still led by node {node} (no other replica in sync, or no election won): {}", kept.join(", "));
+        anyhow::bail!("node {node} still leads {} partitions", kept.len());
+    }
     Ok(())
 }
 

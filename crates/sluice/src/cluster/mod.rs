@@ -14,12 +14,16 @@
 //! - `view`: the broker's `ClusterView` (brokers, controller, placement, topic creation).
 //! - `node_rpc`: node-level requests between nodes (join, ping).
 //! - `liveness`: which nodes answer this node's pings (up/down in the status).
+//! - `drain`: moving leadership off a node (`cluster drain`, SIGTERM's controlled shutdown).
+//! - `hand_over`: a leader's writes paused while its successor catches up and is elected.
 //! - `health`: whether this node reaches a majority of the metadata voters (`/ping`).
 //! - `status`: the cluster's status for operators (`/api/cluster`, Raft metrics).
 
 mod admin;
 mod catch_up;
+mod drain;
 mod elect;
+mod hand_over;
 mod health;
 mod isr;
 mod liveness;
@@ -83,6 +87,10 @@ pub struct ClusterNode {
     liveness: liveness::Liveness,
     /// Partitions with a mover task here (`reassign`).
     moves: reassign::Moves,
+    /// Partition leaders here whose writes are paused while they hand over (`drain`).
+    hand_overs: hand_over::HandOvers,
+    /// This node itself, for work spawned from `&self` (a drain asked over the transport).
+    this: std::sync::Weak<ClusterNode>,
 }
 
 impl ClusterNode {
@@ -108,7 +116,7 @@ impl ClusterNode {
         let meta = Raft::new(node_id, Arc::clone(&raft_config), transport.network(GroupId::Meta), store, machine)
             .await
             .context("cannot start the metadata group")?;
-        let node = Arc::new(ClusterNode {
+        let node = Arc::new_cyclic(|this| ClusterNode {
             node_id,
             settings,
             listeners,
@@ -120,6 +128,8 @@ impl ClusterNode {
             groups: RwLock::new(HashMap::from([(GroupId::Meta, meta)])),
             liveness: liveness::Liveness::default(),
             moves: reassign::Moves::new(),
+            hand_overs: hand_over::HandOvers::default(),
+            this: this.clone(),
         });
         let handler: Arc<dyn RpcHandler> = node.clone();
         tokio::spawn(transport::serve(listener, handler, stopped.clone()));
@@ -233,6 +243,16 @@ impl RpcHandler for ClusterNode {
         &self,
         body: Vec<u8>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, String>> + Send + 'static>> {
+        if node_rpc::drain_asked(&body) {
+            let this = self.this.upgrade();
+            return Box::pin(async move {
+                let reply = match this {
+                    Some(node) => node_rpc::NodeReply::Drained(node.drain_self().await),
+                    None => node_rpc::NodeReply::Refused("the node is stopping".into()),
+                };
+                bincode::serialize(&reply).map_err(|e| e.to_string())
+            });
+        }
         if let Some((topic, partition)) = node_rpc::election_asked(&body) {
             let topic_id = self.state().topics.get(&topic).map(|t| t.id);
             let raft = topic_id.and_then(|topic_id| self.group(&GroupId::Partition { topic, partition, topic_id }));

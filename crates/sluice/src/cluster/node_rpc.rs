@@ -5,6 +5,7 @@
 
 use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
+use sluice_broker::reassignment::Drained;
 use sluice_broker::Broker;
 use sluice_cluster::transport::Transport;
 use sluice_cluster::types::{NodeId, Raft};
@@ -20,6 +21,9 @@ pub const META_VOTERS_MAX: usize = 5;
 const META_VOTERS_MIN: usize = 3;
 /// How long a join may take, membership change included.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a node may take to hand over its leadership (its elections run at once, each
+/// bounded in `elect`).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long asking a replica to call an election may take (it only starts it).
 const ELECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -40,6 +44,8 @@ pub enum NodeRequest {
         topic: String,
         partition: i32,
     },
+    /// `sluice cluster drain`: the receiving node hands over the leadership it holds.
+    Drain,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -54,6 +60,7 @@ pub enum NodeReply {
     Pong {
         stored_bytes: u64,
     },
+    Drained(Drained),
 }
 
 pub async fn handle(
@@ -65,7 +72,8 @@ pub async fn handle(
     let request: NodeRequest = bincode::deserialize(&body).map_err(|e| format!("bad node request: {e}"))?;
     let reply = match request {
         NodeRequest::Ping => NodeReply::Pong { stored_bytes: super::liveness::stored_bytes(&broker) },
-        // Answered where it arrives (`ClusterNode::node_request`), never forwarded.
+        // Answered where they arrive (`ClusterNode::node_request`), never forwarded.
+        NodeRequest::Drain => NodeReply::Refused("a drain is done by the node itself".into()),
         NodeRequest::Elect { .. } => NodeReply::Refused("an election is called by the partition's replica".into()),
         NodeRequest::Join { .. } | NodeRequest::Leave { .. } => {
             return membership(&meta, &transport, request, body).await;
@@ -87,7 +95,9 @@ async fn membership(
     let reply = match request {
         NodeRequest::Join { node_id, cluster_addr } => join(meta, node_id, cluster_addr).await,
         NodeRequest::Leave { node_id } => leave(meta, node_id).await,
-        NodeRequest::Ping | NodeRequest::Elect { .. } => NodeReply::Refused("not a membership request".into()),
+        NodeRequest::Ping | NodeRequest::Elect { .. } | NodeRequest::Drain => {
+            NodeReply::Refused("not a membership request".into())
+        }
     };
     bincode::serialize(&reply).map_err(|e| e.to_string())
 }
@@ -186,6 +196,22 @@ pub async fn elect(raft: Option<Raft>) -> Result<Vec<u8>, String> {
         },
     };
     bincode::serialize(&reply).map_err(|e| e.to_string())
+}
+
+/// Whether `body` asks this node to hand over its leadership.
+pub fn drain_asked(body: &[u8]) -> bool {
+    matches!(bincode::deserialize(body), Ok(NodeRequest::Drain))
+}
+
+/// Asks the node at `addr` to hand over the leadership it holds; what it did.
+pub async fn request_drain(transport: &Transport, addr: &str) -> Result<Drained, String> {
+    let body = bincode::serialize(&NodeRequest::Drain).map_err(|e| e.to_string())?;
+    let reply = transport.node_request(addr, body, DRAIN_TIMEOUT).await.map_err(|e| e.to_string())?;
+    match bincode::deserialize(&reply).map_err(|e| e.to_string())? {
+        NodeReply::Drained(drained) => Ok(drained),
+        NodeReply::Refused(why) => Err(why),
+        other => Err(format!("unexpected reply to a drain: {other:?}")),
+    }
 }
 
 /// Asks the node at `addr` to call an election of `topic`/`partition`.

@@ -78,8 +78,12 @@ impl ClusterNode {
         let committed = machine.committed_watch();
         let network = self.transport.network(group.clone());
         let raft = Raft::new(self.node_id, Arc::clone(&self.raft_config), network, store.clone(), machine).await?;
-        self.groups.write().map_err(|_| anyhow::anyhow!("group registry poisoned"))?.insert(group, raft.clone());
-        partition.attach_replica(Arc::new(PartitionReplica::new(raft.clone(), store)))?;
+        self.groups
+            .write()
+            .map_err(|_| anyhow::anyhow!("group registry poisoned"))?
+            .insert(group.clone(), raft.clone());
+        let handing_over = self.hand_overs.flag(&group);
+        partition.attach_replica(Arc::new(PartitionReplica::new(raft.clone(), store, handing_over)))?;
         tokio::spawn(follow_committed(Arc::downgrade(&partition), committed));
         if raft.is_initialized().await? {
             super::catch_up::hold_elections_until_caught_up(raft.clone());

@@ -11,7 +11,8 @@ use sluice_cluster::storage::LogStore;
 use sluice_cluster::types::{Batches, NodeId, Raft};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 pub struct PartitionReplica {
     raft: Raft,
@@ -19,6 +20,8 @@ pub struct PartitionReplica {
     store: LogStore,
     /// Where this node's current leadership began, to know when it may serve (`role`).
     leading: Mutex<LeadershipStart>,
+    /// Set while this leader hands its leadership over (`hand_over`): it serves no writes.
+    handing_over: Arc<AtomicBool>,
 }
 
 /// The term this node was last seen leading in and its last log index when first seen so.
@@ -29,8 +32,8 @@ struct LeadershipStart {
 }
 
 impl PartitionReplica {
-    pub fn new(raft: Raft, store: LogStore) -> PartitionReplica {
-        PartitionReplica { raft, store, leading: Mutex::new(LeadershipStart::default()) }
+    pub fn new(raft: Raft, store: LogStore, handing_over: Arc<AtomicBool>) -> PartitionReplica {
+        PartitionReplica { raft, store, leading: Mutex::new(LeadershipStart::default()), handing_over }
     }
 
     /// Whether this leader has applied everything its log held when its leadership was first
@@ -64,7 +67,9 @@ impl Replica for PartitionReplica {
         let m = metrics.borrow();
         // A leader serves only once it has applied everything committed before its term (and
         // an entry of its own term): until then its producer state may miss batches.
-        let is_leader = m.state == ServerState::Leader && self.caught_up_as_leader(&m);
+        let is_leader = m.state == ServerState::Leader
+            && self.caught_up_as_leader(&m)
+            && !super::hand_over::handing_over(&self.handing_over);
         Role { leader: m.current_leader.map(broker_id), epoch: epoch_of(m.current_term), is_leader }
     }
 

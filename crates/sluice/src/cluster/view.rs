@@ -6,7 +6,7 @@ use super::topic_admin::stopped_or;
 use super::ClusterNode;
 use sluice_broker::cluster_view::AdminFuture;
 use sluice_broker::cluster_view::{BrokerAddress, ClusterFuture, ClusterStatus, ClusterView, NewTopic, Placement};
-use sluice_broker::reassignment::{AdminError, Reassignment};
+use sluice_broker::reassignment::{AdminError, Drained, Reassignment};
 use sluice_broker::{BrokerError, BrokerResult};
 use sluice_cluster::meta::{assign_replicas, MetaCommand, MetaReply, PlacementError};
 use sluice_cluster::types::{GroupId, NodeId};
@@ -206,6 +206,11 @@ impl ClusterView for View {
     fn add_node(&self, node_id: i32) -> AdminFuture<usize> {
         let node = self.0.upgrade();
         Box::pin(async move { stopped(node)?.add_node(node_id).await })
+    }
+
+    fn drain(&self, node_id: i32) -> AdminFuture<Drained> {
+        let node = self.0.upgrade();
+        Box::pin(async move { stopped(node)?.drain(node_id).await })
     }
 
     fn remove_node(&self, node_id: i32) -> AdminFuture<()> {
