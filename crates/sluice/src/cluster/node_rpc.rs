@@ -1,13 +1,14 @@
 //! Node-level requests between nodes, carried opaquely by the transport: a new node asking to
 //! join the metadata group and `remove-node` asking one to leave it (a node that does not lead
 //! the group forwards them to the one that does), the liveness ping (answered by the node
-//! asked, never forwarded), and ElectLeaders asking a preferred replica to stand.
+//! asked, never forwarded), ElectLeaders asking a preferred replica to stand, and a follower
+//! whose leader died asking the other voters who should stand (`failover`).
 
 use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
 use sluice_broker::Broker;
 use sluice_cluster::transport::Transport;
-use sluice_cluster::types::{NodeId, Raft};
+use sluice_cluster::types::{GroupId, NodeId, Raft};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +41,11 @@ pub enum NodeRequest {
         topic: String,
         partition: i32,
     },
+    /// A follower whose leader died asks the group's other voters who should stand
+    /// (`failover`); answered by the node asked, never forwarded.
+    Standing {
+        group: GroupId,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -54,6 +60,11 @@ pub enum NodeReply {
     Pong {
         stored_bytes: u64,
     },
+    /// This node's last log index in the group asked and what is left of its leader lease.
+    Standing {
+        last_log_index: Option<u64>,
+        lease_left_ms: u64,
+    },
 }
 
 pub async fn handle(
@@ -67,6 +78,7 @@ pub async fn handle(
         NodeRequest::Ping => NodeReply::Pong { stored_bytes: super::liveness::stored_bytes(&broker) },
         // Answered where it arrives (`ClusterNode::node_request`), never forwarded.
         NodeRequest::Elect { .. } => NodeReply::Refused("an election is called by the partition's replica".into()),
+        NodeRequest::Standing { .. } => NodeReply::Refused("answered by the group's replica".into()),
         NodeRequest::Join { .. } | NodeRequest::Leave { .. } => {
             return membership(&meta, &transport, request, body).await;
         }
@@ -87,7 +99,9 @@ async fn membership(
     let reply = match request {
         NodeRequest::Join { node_id, cluster_addr } => join(meta, node_id, cluster_addr).await,
         NodeRequest::Leave { node_id } => leave(meta, node_id).await,
-        NodeRequest::Ping | NodeRequest::Elect { .. } => NodeReply::Refused("not a membership request".into()),
+        NodeRequest::Ping | NodeRequest::Elect { .. } | NodeRequest::Standing { .. } => {
+            NodeReply::Refused("not a membership request".into())
+        }
     };
     bincode::serialize(&reply).map_err(|e| e.to_string())
 }

@@ -79,7 +79,7 @@ impl ClusterNode {
         let network = self.transport.network(group.clone());
         let raft = Raft::new(self.node_id, Arc::clone(&self.raft_config), network, store.clone(), machine).await?;
         self.groups.write().map_err(|_| anyhow::anyhow!("group registry poisoned"))?.insert(group, raft.clone());
-        partition.attach_replica(Arc::new(PartitionReplica::new(raft.clone(), store)))?;
+        partition.attach_replica(Arc::new(PartitionReplica::new(raft.clone(), store, Arc::clone(&self.deaths))))?;
         tokio::spawn(follow_committed(Arc::downgrade(&partition), committed));
         if raft.is_initialized().await? {
             super::catch_up::hold_elections_until_caught_up(raft.clone());

@@ -4,6 +4,7 @@
 //! log store's append, which tells it its offsets once the leader's log holds it (acks=1,
 //! `sluice_cluster::storage::written`).
 
+use super::failover::PeerDeaths;
 use openraft::error::ClientWriteError;
 use openraft::{BasicNode, RaftMetrics, ServerState};
 use sluice_broker::replication::{Commit, Proposed, Replica, ReplicaError, Role, Written};
@@ -11,7 +12,7 @@ use sluice_cluster::storage::LogStore;
 use sluice_cluster::types::{Batches, NodeId, Raft};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 pub struct PartitionReplica {
     raft: Raft,
@@ -19,6 +20,8 @@ pub struct PartitionReplica {
     store: LogStore,
     /// Where this node's current leadership began, to know when it may serve (`role`).
     leading: Mutex<LeadershipStart>,
+    /// Peers known dead: never named as the leader (`failover`).
+    deaths: Arc<PeerDeaths>,
 }
 
 /// The term this node was last seen leading in and its last log index when first seen so.
@@ -29,8 +32,8 @@ struct LeadershipStart {
 }
 
 impl PartitionReplica {
-    pub fn new(raft: Raft, store: LogStore) -> PartitionReplica {
-        PartitionReplica { raft, store, leading: Mutex::new(LeadershipStart::default()) }
+    pub fn new(raft: Raft, store: LogStore, deaths: Arc<PeerDeaths>) -> PartitionReplica {
+        PartitionReplica { raft, store, leading: Mutex::new(LeadershipStart::default()), deaths }
     }
 
     /// Whether this leader has applied everything its log held when its leadership was first
@@ -65,7 +68,9 @@ impl Replica for PartitionReplica {
         // A leader serves only once it has applied everything committed before its term (and
         // an entry of its own term): until then its producer state may miss batches.
         let is_leader = m.state == ServerState::Leader && self.caught_up_as_leader(&m);
-        Role { leader: m.current_leader.map(broker_id), epoch: epoch_of(m.current_term), is_leader }
+        // A leader whose process is gone is not named: clients then ask again soon.
+        let leader = self.deaths.dead_filtered(m.current_leader);
+        Role { leader: leader.map(broker_id), epoch: epoch_of(m.current_term), is_leader }
     }
 
     fn propose(
