@@ -294,5 +294,5 @@ pub fn ping(addr: SocketAddr) -> bool {
 /// The binary every node runs: this build's, or `SLUICE_TEST_BINARY` (e.g. an older build,
 /// so `scripts/bench-cluster.sh` compares two builds with the same test in the same run).
 fn binary() -> std::ffi::OsString {
-    std::env::var_os("SLUICE_TEST_BINARY").unwrap_or_else(|| SLUICE_BIN.into())
+    std::env::var_os("SLUICE_TEST_BINARY").filter(|b| !b.is_empty()).unwrap_or_else(|| SLUICE_BIN.into())
 }
