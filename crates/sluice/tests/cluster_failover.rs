@@ -16,7 +16,9 @@
 //! consumer rejoins at another node that has no offsets for the group and starts again from
 //! the earliest offset: the documented reset. The checker accepts it because the consumer
 //! records every assignment as a reset of its partitions (`cluster_support::consume`), and
-//! judges its reads as monotonic from there.
+//! judges its reads as monotonic from there. A node that coordinated the group earlier keeps
+//! the consumer's old member until its session times out (6 s for this consumer), and a
+//! rejoin there waits for that.
 
 mod cluster_support;
 mod common;

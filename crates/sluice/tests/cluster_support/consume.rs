@@ -62,6 +62,11 @@ pub fn consume(bootstrap: &str, topic: &str, group: &str, name: &str, recorder: 
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "500")
+        // Groups are not replicated yet (issue 12): the coordinator is the node asked, so after
+        // a kill the consumer may rejoin at a node that coordinated it before and still holds
+        // its old member, which the join waits for until its session times out: keep it short.
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
         .set("socket.timeout.ms", "5000")
         .set("reconnect.backoff.ms", "50")
         .set("reconnect.backoff.max.ms", "500")
