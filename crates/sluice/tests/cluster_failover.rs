@@ -58,7 +58,7 @@ const SENDS_MAX: u64 = 200_000;
 const PACE: (u64, Duration) = (20, Duration::from_millis(10));
 /// Acknowledgements each producer gets, and records the consumer reads, after a restart (or
 /// the start) before the next kill: every client rode out the last failover.
-const PROGRESS_PER_ROUND: usize = 120;
+const PROGRESS_PER_ROUND: usize = 80;
 /// Bound on that progress.
 const ROUND_PROGRESS_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the progress is looked at.
