@@ -204,7 +204,7 @@ async fn stand_in(node: Arc<ClusterNode>, group: GroupId, raft: Raft, dead: Node
     }
     while let Some(Ok((other, answer))) = asks.join_next().await {
         let Some((last_log_index, lease)) = answer else { continue };
-        if (last_log_index, std::cmp::Reverse(other)) > (mine, std::cmp::Reverse(node.node_id)) {
+        if !stands_before(node.node_id, mine, other, last_log_index) {
             tracing::debug!(%group, candidate = other, "leader gone: another voter has the longer log");
             return;
         }
@@ -223,6 +223,12 @@ async fn stand_in(node: Arc<ClusterNode>, group: GroupId, raft: Raft, dead: Node
     if let Err(e) = raft.trigger().elect().await {
         tracing::debug!(%group, error = %e, "cannot call the election");
     }
+}
+
+/// Whether `me` (last log index `mine`) stands rather than `other` (`theirs`): the longer
+/// log, the lower node id among equals. Every follower judges alike, so one stands.
+fn stands_before(me: NodeId, mine: Option<u64>, other: NodeId, theirs: Option<u64>) -> bool {
+    (mine, std::cmp::Reverse(me)) > (theirs, std::cmp::Reverse(other))
 }
 
 /// Another voter's last log index and the rest of its leader lease in `group`; None when it
@@ -264,4 +270,34 @@ pub async fn standing(raft: Option<Raft>, lease: Duration) -> Result<Vec<u8>, St
         .map_err(|e| e.to_string())?;
     let lease_left_ms = u64::try_from(lease_left.as_millis()).unwrap_or(u64::MAX);
     bincode::serialize(&NodeReply::Standing { last_log_index, lease_left_ms }).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longer_log_stands_and_the_lower_id_among_equals() {
+        assert!(stands_before(3, Some(10), 2, Some(9)));
+        assert!(!stands_before(2, Some(9), 3, Some(10)));
+        assert!(stands_before(2, Some(10), 3, Some(10)));
+        assert!(!stands_before(3, Some(10), 2, Some(10)));
+        // An empty log never stands before one with entries.
+        assert!(!stands_before(1, None, 2, Some(0)));
+        assert!(stands_before(1, None, 2, None));
+    }
+
+    #[test]
+    fn deaths_are_recorded_once_until_the_peer_is_back() {
+        let deaths = PeerDeaths::default();
+        assert_eq!(deaths.dead_filtered(Some(2)), Some(2));
+        assert!(deaths.died(2));
+        assert!(!deaths.died(2), "a second refused dial is the same death");
+        assert!(deaths.is_dead(2));
+        assert_eq!(deaths.dead_filtered(Some(2)), None);
+        assert_eq!(deaths.dead_filtered(Some(3)), Some(3));
+        deaths.alive(2);
+        assert_eq!(deaths.dead_filtered(Some(2)), Some(2));
+        assert!(deaths.died(2));
+    }
 }
