@@ -11,7 +11,9 @@
 #
 # IDLE_PARTITIONS="100 500" adds the idle cost of that many RF 3 partitions (IDLE_SECS).
 # Environment: RUNS (default 3), MSGS (default 200000), SLUICE, SLUICE_BASE, SKIP_BUILD=1,
-# SKIP_FAILOVER=1, KILLS (default 20). Raw output in target/bench/cluster-<timestamp>/.
+# SKIP_FAILOVER=1, KILLS (default 20), FAILOVER_BASE (a sluice binary whose failover is
+# measured first by the same test, e.g. the build before a change). Raw output in
+# target/bench/cluster-<timestamp>/.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -177,17 +179,28 @@ for n in ${IDLE_PARTITIONS:-}; do
     stop_all
 done
 
-if [[ -z "${SKIP_FAILOVER:-}" ]]; then
-    echo "==> failover: $KILLS kills (cluster_failover test)"
-    SLUICE_FAILOVER_KILLS=$KILLS cargo test -p sluice --test cluster_failover -- --nocapture \
-        >"$RES/failover.log" 2>&1 || { echo "failover test failed; see $RES/failover.log"; exit 1; }
-    python3 - "$RES/failover.log" <<'EOF'
+# failover NAME [BINARY]: the cluster_failover test with KILLS kills, its nodes running BINARY
+# (default: this build); prints p50 / p99 / max.
+failover() {
+    local name=$1 binary=${2:-}
+    echo "==> failover: $KILLS kills (cluster_failover test)${binary:+, nodes running $binary}"
+    SLUICE_FAILOVER_KILLS=$KILLS SLUICE_TEST_BINARY=$binary cargo test -p sluice --test cluster_failover -- --nocapture \
+        >"$RES/$name.log" 2>&1 || { echo "failover test failed; see $RES/$name.log"; exit 1; }
+    python3 - "$RES/$name.log" "$name" <<'EOF2'
 import re, statistics, sys
 ms = sorted(int(m) for m in re.findall(r"-> first successful produce (\d+) ms", open(sys.argv[1]).read()))
 if not ms:
     sys.exit("no failover figures found")
 p99 = ms[min(len(ms) - 1, int(round(0.99 * (len(ms) - 1))))]
-print(f"failover over {len(ms)} kills (kill -9 -> first acknowledged produce): p50 {statistics.median(ms):.0f} ms, p99 {p99} ms, max {ms[-1]} ms")
-EOF
+print(f"{sys.argv[2]} over {len(ms)} kills (kill -9 -> first acknowledged produce): p50 {statistics.median(ms):.0f} ms, p99 {p99} ms, max {ms[-1]} ms")
+EOF2
+}
+
+if [[ -z "${SKIP_FAILOVER:-}" ]]; then
+    # FAILOVER_BASE: another sluice binary run by the same test first (before/after a change).
+    if [[ -n "${FAILOVER_BASE:-}" ]]; then
+        failover failover-base "$FAILOVER_BASE"
+    fi
+    failover failover
 fi
 echo "raw output: $RES"

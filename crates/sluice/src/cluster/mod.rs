@@ -5,6 +5,7 @@
 //! - `catch_up`: a restarted replica stands for election only once caught up.
 //! - `isr`: a partition leader keeps Kafka's ISR and reports it to the metadata group.
 //! - `elect`: Kafka's preferred leader election, called by the first replica.
+//! - `failover`: a leader's process gone, one follower calls the election at once.
 //! - `meta_client`: proposing metadata commands from any node (forwarded to the leader).
 //! - `reassign`: moving a partition's replicas (membership changes driven by its leader).
 //! - `reconcile`: makes the local broker follow the metadata state (topics, partition groups).
@@ -23,6 +24,7 @@ mod admin;
 mod catch_up;
 mod drain;
 mod elect;
+mod failover;
 mod hand_over;
 mod health;
 mod isr;
@@ -91,6 +93,8 @@ pub struct ClusterNode {
     hand_overs: hand_over::HandOvers,
     /// This node itself, for work spawned from `&self` (a drain asked over the transport).
     this: std::sync::Weak<ClusterNode>,
+    /// Peers whose process is known gone (`failover`).
+    deaths: Arc<failover::PeerDeaths>,
 }
 
 impl ClusterNode {
@@ -130,12 +134,14 @@ impl ClusterNode {
             moves: reassign::Moves::new(),
             hand_overs: hand_over::HandOvers::default(),
             this: this.clone(),
+            deaths: Arc::default(),
         });
         let handler: Arc<dyn RpcHandler> = node.clone();
         tokio::spawn(transport::serve(listener, handler, stopped.clone()));
         node.form_or_join().await?;
         tokio::spawn(Arc::clone(&node).register());
         tokio::spawn(liveness::probe(Arc::clone(&node), stopped.clone()));
+        tokio::spawn(failover::watch_peers(Arc::clone(&node), stopped.clone()));
         tokio::spawn(Arc::clone(&node).follow_metadata(stopped));
         tracing::info!(node_id, cluster_addr = %node.settings.cluster_addr, "cluster node started");
         Ok(node)
@@ -257,6 +263,10 @@ impl RpcHandler for ClusterNode {
             let topic_id = self.state().topics.get(&topic).map(|t| t.id);
             let raft = topic_id.and_then(|topic_id| self.group(&GroupId::Partition { topic, partition, topic_id }));
             return Box::pin(node_rpc::elect(raft));
+        }
+        if let Some(group) = failover::standing_asked(&body) {
+            let lease = Duration::from_millis(self.raft_config.election_timeout_max);
+            return Box::pin(failover::standing(self.group(&group), lease));
         }
         let meta = self.meta.clone();
         let transport = Arc::clone(&self.transport);

@@ -1,14 +1,15 @@
 //! Node-level requests between nodes, carried opaquely by the transport: a new node asking to
 //! join the metadata group and `remove-node` asking one to leave it (a node that does not lead
 //! the group forwards them to the one that does), the liveness ping (answered by the node
-//! asked, never forwarded), and ElectLeaders asking a preferred replica to stand.
+//! asked, never forwarded), ElectLeaders asking a preferred replica to stand, and a follower
+//! whose leader died asking the other voters who should stand (`failover`).
 
 use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
 use sluice_broker::reassignment::Drained;
 use sluice_broker::Broker;
 use sluice_cluster::transport::Transport;
-use sluice_cluster::types::{NodeId, Raft};
+use sluice_cluster::types::{GroupId, NodeId, Raft};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,11 @@ pub enum NodeRequest {
     },
     /// `sluice cluster drain`: the receiving node hands over the leadership it holds.
     Drain,
+    /// A follower whose leader died asks the group's other voters who should stand
+    /// (`failover`); answered by the node asked, never forwarded.
+    Standing {
+        group: GroupId,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -61,6 +67,11 @@ pub enum NodeReply {
         stored_bytes: u64,
     },
     Drained(Drained),
+    /// This node's last log index in the group asked and what is left of its leader lease.
+    Standing {
+        last_log_index: Option<u64>,
+        lease_left_ms: u64,
+    },
 }
 
 pub async fn handle(
@@ -75,6 +86,7 @@ pub async fn handle(
         // Answered where they arrive (`ClusterNode::node_request`), never forwarded.
         NodeRequest::Drain => NodeReply::Refused("a drain is done by the node itself".into()),
         NodeRequest::Elect { .. } => NodeReply::Refused("an election is called by the partition's replica".into()),
+        NodeRequest::Standing { .. } => NodeReply::Refused("answered by the group's replica".into()),
         NodeRequest::Join { .. } | NodeRequest::Leave { .. } => {
             return membership(&meta, &transport, request, body).await;
         }
@@ -95,7 +107,7 @@ async fn membership(
     let reply = match request {
         NodeRequest::Join { node_id, cluster_addr } => join(meta, node_id, cluster_addr).await,
         NodeRequest::Leave { node_id } => leave(meta, node_id).await,
-        NodeRequest::Ping | NodeRequest::Elect { .. } | NodeRequest::Drain => {
+        NodeRequest::Ping | NodeRequest::Elect { .. } | NodeRequest::Drain | NodeRequest::Standing { .. } => {
             NodeReply::Refused("not a membership request".into())
         }
     };

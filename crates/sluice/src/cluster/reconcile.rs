@@ -83,7 +83,8 @@ impl ClusterNode {
             .map_err(|_| anyhow::anyhow!("group registry poisoned"))?
             .insert(group.clone(), raft.clone());
         let handing_over = self.hand_overs.flag(&group);
-        partition.attach_replica(Arc::new(PartitionReplica::new(raft.clone(), store, handing_over)))?;
+        let replica = PartitionReplica::new(raft.clone(), store, handing_over, Arc::clone(&self.deaths));
+        partition.attach_replica(Arc::new(replica))?;
         tokio::spawn(follow_committed(Arc::downgrade(&partition), committed));
         if raft.is_initialized().await? {
             super::catch_up::hold_elections_until_caught_up(raft.clone());

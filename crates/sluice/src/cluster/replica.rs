@@ -4,6 +4,7 @@
 //! log store's append, which tells it its offsets once the leader's log holds it (acks=1,
 //! `sluice_cluster::storage::written`).
 
+use super::failover::PeerDeaths;
 use openraft::error::ClientWriteError;
 use openraft::{BasicNode, RaftMetrics, ServerState};
 use sluice_broker::replication::{Commit, Proposed, Replica, ReplicaError, Role, Written};
@@ -22,6 +23,8 @@ pub struct PartitionReplica {
     leading: Mutex<LeadershipStart>,
     /// Set while this leader hands its leadership over (`hand_over`): it serves no writes.
     handing_over: Arc<AtomicBool>,
+    /// Peers known dead: never named as the leader (`failover`).
+    deaths: Arc<PeerDeaths>,
 }
 
 /// The term this node was last seen leading in and its last log index when first seen so.
@@ -32,8 +35,13 @@ struct LeadershipStart {
 }
 
 impl PartitionReplica {
-    pub fn new(raft: Raft, store: LogStore, handing_over: Arc<AtomicBool>) -> PartitionReplica {
-        PartitionReplica { raft, store, leading: Mutex::new(LeadershipStart::default()), handing_over }
+    pub fn new(
+        raft: Raft,
+        store: LogStore,
+        handing_over: Arc<AtomicBool>,
+        deaths: Arc<PeerDeaths>,
+    ) -> PartitionReplica {
+        PartitionReplica { raft, store, leading: Mutex::new(LeadershipStart::default()), handing_over, deaths }
     }
 
     /// Whether this leader has applied everything its log held when its leadership was first
@@ -70,7 +78,9 @@ impl Replica for PartitionReplica {
         let is_leader = m.state == ServerState::Leader
             && self.caught_up_as_leader(&m)
             && !super::hand_over::handing_over(&self.handing_over);
-        Role { leader: m.current_leader.map(broker_id), epoch: epoch_of(m.current_term), is_leader }
+        // A leader whose process is gone is not named: clients then ask again soon.
+        let leader = self.deaths.dead_filtered(m.current_leader);
+        Role { leader: leader.map(broker_id), epoch: epoch_of(m.current_term), is_leader }
     }
 
     fn propose(

@@ -82,6 +82,8 @@ impl ClusterNode {
         let topic_id = state.topics.get(topic)?.id;
         let local = self.group(&GroupId::Partition { topic: topic.to_string(), partition, topic_id });
         let leader = local.and_then(|raft| raft.metrics().borrow().current_leader).or(p.leader);
+        // A leader known dead is no leader to send clients to (`failover`).
+        let leader = self.deaths.dead_filtered(leader);
         Some(Placement {
             leader: leader.map(broker_id),
             epoch: p.leader_epoch.max(0),

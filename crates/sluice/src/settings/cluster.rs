@@ -14,8 +14,9 @@ use std::time::Duration;
 pub const RAFT_HEARTBEAT_MS_DEFAULT: u64 = 100;
 /// Election timeout by default (the lower bound; openraft picks up to twice it). A follower
 /// that knew a leader waits its leader lease (the upper bound) plus this before it stands, so
-/// a leader's death is followed by a new one after 0.9–1.2 s (three heartbeats missed at least),
-/// or up to twice that when the first candidate's log is behind and it is refused.
+/// a silent leader is followed by a new one after 0.9–1.2 s (three heartbeats missed at least),
+/// or up to twice that when the first candidate's log is behind and it is refused. A leader
+/// whose process is gone is replaced once the lease alone has run out (`cluster::failover`).
 pub const RAFT_ELECTION_TIMEOUT_MS_DEFAULT: u64 = 300;
 /// Kafka's `replica.lag.time.max.ms` default: a follower that has not caught up with its
 /// leader's log end for this long leaves the ISR.

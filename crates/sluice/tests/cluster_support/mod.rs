@@ -4,11 +4,13 @@
 //! Kills only the PIDs it started.
 #![allow(dead_code)]
 
+pub mod consume;
 pub mod kafka;
 pub mod local;
 pub mod netns;
 pub mod node;
 pub mod produce;
+pub mod sarama;
 
 use crate::common::plain_consumer;
 use node::{Membership, Node, Ports};

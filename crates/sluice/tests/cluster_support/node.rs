@@ -121,10 +121,10 @@ impl Node {
         let mut cmd = match &self.namespace {
             Some(ns) => {
                 let mut cmd = Command::new("ip");
-                cmd.args(["netns", "exec", ns, SLUICE_BIN]);
+                cmd.args(["netns", "exec", ns]).arg(binary());
                 cmd
             }
-            None => Command::new(SLUICE_BIN),
+            None => Command::new(binary()),
         };
         cmd.arg("serve").arg("--node-id").arg(self.id.to_string());
         cmd.arg("--cluster-addr").arg(self.cluster_addr());
@@ -289,4 +289,10 @@ pub fn ping(addr: SocketAddr) -> bool {
     let mut answer = Vec::new();
     let _ = stream.take(PING_ANSWER_BYTES_MAX).read_to_end(&mut answer);
     String::from_utf8_lossy(&answer).split_whitespace().nth(1) == Some("200")
+}
+
+/// The binary every node runs: this build's, or `SLUICE_TEST_BINARY` (e.g. an older build,
+/// so `scripts/bench-cluster.sh` compares two builds with the same test in the same run).
+fn binary() -> std::ffi::OsString {
+    std::env::var_os("SLUICE_TEST_BINARY").filter(|b| !b.is_empty()).unwrap_or_else(|| SLUICE_BIN.into())
 }
