@@ -84,6 +84,10 @@ pub struct ServeArgs {
     /// Committed offsets of an empty consumer group expire after this, ms [default: 604800000].
     #[arg(long, env = "SLUICE_OFFSETS_RETENTION_MS", value_name = "MS")]
     pub offsets_retention_ms: Option<u64>,
+    /// A new consumer group's first rebalance waits this long, and again while members keep
+    /// joining, ms (Kafka group.initial.rebalance.delay.ms; 0 = none) [default: 3000].
+    #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS", value_name = "MS")]
+    pub group_initial_rebalance_delay_ms: Option<u64>,
     /// A durable NSQ channel holds back retention of what it has not finished while the
     /// partition is at most this large, bytes [default: 10737418240].
     #[arg(long, env = "SLUICE_RETENTION_HOLD_BYTES", value_name = "BYTES")]
@@ -144,6 +148,7 @@ struct FileSettings {
     retention_ms: Option<i64>,
     retention_bytes: Option<i64>,
     offsets_retention_ms: Option<u64>,
+    group_initial_rebalance_delay_ms: Option<u64>,
     retention_hold_bytes: Option<u64>,
     log_format: Option<String>,
     log_level: Option<String>,
@@ -380,6 +385,11 @@ impl Settings {
             check_range("offsets_retention_ms", ms.into(), 1, i64::MAX.into())?;
             broker.groups.offsets_retention = Duration::from_millis(ms);
         }
+        if let Some(ms) = args.group_initial_rebalance_delay_ms.or(file.group_initial_rebalance_delay_ms) {
+            // Kafka's setting is an int of ms, 0 and up.
+            check_range("group_initial_rebalance_delay_ms", ms.into(), 0, i32::MAX.into())?;
+            broker.groups.initial_rebalance_delay = Duration::from_millis(ms);
+        }
         broker.advertised_port = kafka_addr.port();
         broker.advertised_host = advertised_host.unwrap_or_else(|| default_advertised_host(&kafka_addr));
         let kafka = limits::resolve(&args.limits, &file_limits, &mut broker)?;
@@ -465,6 +475,7 @@ impl Settings {
             ("retention_ms", or_unlimited(log.retention_age_max.map(|d| d.as_millis() as u64))),
             ("retention_bytes", or_unlimited(log.retention_bytes_max)),
             ("offsets_retention_ms", b.groups.offsets_retention.as_millis().to_string()),
+            ("group_initial_rebalance_delay_ms", b.groups.initial_rebalance_delay.as_millis().to_string()),
             ("retention_hold_bytes", b.retention_hold_bytes_max.to_string()),
             ("log_format", format!("{:?}", self.log_format).to_lowercase()),
             ("log_level", self.log_level.clone()),
