@@ -1,7 +1,8 @@
 //! Proves KIP-134's initial rebalance delay and KIP-429's incremental protocol with a real
 //! cooperative-sticky librdkafka client: two consumers started together under the default
 //! 3 s delay share one rebalance (one assignment each, nothing revoked), and a third member
-//! joining later revokes only the one partition that moves to it.
+//! joining later revokes only the one partition that moves to it; two static members
+//! (group.instance.id, eager assignor) started together are assigned once each.
 
 mod common;
 
@@ -51,15 +52,21 @@ impl Recorder {
 }
 
 fn cooperative_member(broker: &Broker, group: &str, topic: &str) -> (BaseConsumer<Recorder>, Recorder) {
+    member(broker, group, topic, &[("partition.assignment.strategy", "cooperative-sticky")])
+}
+
+fn member(broker: &Broker, group: &str, topic: &str, extra: &[(&str, &str)]) -> (BaseConsumer<Recorder>, Recorder) {
     let recorder = Recorder::default();
-    let consumer: BaseConsumer<Recorder> = common::client_config(&broker.bootstrap())
+    let mut config = common::client_config(&broker.bootstrap());
+    config
         .set("group.id", group)
-        .set("partition.assignment.strategy", "cooperative-sticky")
         .set("enable.auto.commit", "false")
         .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "500")
-        .create_with_context(recorder.clone())
-        .expect("create consumer");
+        .set("heartbeat.interval.ms", "500");
+    for (key, value) in extra {
+        config.set(*key, *value);
+    }
+    let consumer: BaseConsumer<Recorder> = config.create_with_context(recorder.clone()).expect("create consumer");
     consumer.subscribe(&[topic]).expect("subscribe");
     (consumer, recorder)
 }
@@ -95,18 +102,33 @@ fn rebalances(broker: &Broker, group: &str) -> usize {
     broker.log_contents().lines().filter(|l| l.contains("group rebalanced") && l.contains(group)).count()
 }
 
-#[test]
-fn consumers_started_together_share_one_rebalance_and_a_newcomer_revokes_only_what_moves() {
+fn broker_with_topic(prefix: &str) -> (Broker, String) {
     // Kafka's default delay (the harness turns it off for other tests).
     let broker =
         Broker::start(&["--default-partitions", &PARTITIONS.to_string(), "--group-initial-rebalance-delay-ms", "3000"]);
-    let topic = unique_topic("delay");
-    let group = unique_topic("g-delay");
+    let topic = unique_topic(prefix);
     let producer: BaseProducer = common::client_config(&broker.bootstrap()).create().expect("producer");
     for p in 0..PARTITIONS {
         producer.send(BaseRecord::to(&topic).partition(p).key("k").payload("v")).expect("send");
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
+    (broker, topic)
+}
+
+/// Each recorder saw exactly one callback that moved partitions: an assignment of half.
+fn assert_assigned_once(recorders: &[(&str, &Recorder)]) {
+    for (name, rec) in recorders {
+        let moves = rec.moves();
+        assert_eq!(moves.len(), 1, "{name}: exactly one assignment, no revocation: {moves:?}");
+        assert_eq!(moves[0].0, "assign", "{name}: {moves:?}");
+        assert_eq!(moves[0].1.len(), 2, "{name}: half of the partitions: {moves:?}");
+    }
+}
+
+#[test]
+fn consumers_started_together_share_one_rebalance_and_a_newcomer_revokes_only_what_moves() {
+    let (broker, topic) = broker_with_topic("delay");
+    let group = unique_topic("g-delay");
 
     let started = Instant::now();
     let (a, rec_a) = cooperative_member(&broker, &group, &topic);
@@ -115,12 +137,7 @@ fn consumers_started_together_share_one_rebalance_and_a_newcomer_revokes_only_wh
     let first_assignment = started.elapsed();
     poll_for(&[&a, &b], QUIET);
     eprintln!("first assignment after {first_assignment:?}; A {:?}, B {:?}", rec_a.moves(), rec_b.moves());
-    for (name, rec) in [("A", &rec_a), ("B", &rec_b)] {
-        let moves = rec.moves();
-        assert_eq!(moves.len(), 1, "{name}: exactly one assignment, no revocation: {moves:?}");
-        assert_eq!(moves[0].0, "assign", "{name}: {moves:?}");
-        assert_eq!(moves[0].1.len(), 2, "{name}: half of the partitions: {moves:?}");
-    }
+    assert_assigned_once(&[("A", &rec_a), ("B", &rec_b)]);
     assert_eq!(rebalances(&broker, &group), 1, "one rebalance for both members");
     assert!(first_assignment >= Duration::from_secs(3), "the delay held the first rebalance");
 
@@ -141,4 +158,17 @@ fn consumers_started_together_share_one_rebalance_and_a_newcomer_revokes_only_wh
     );
     assert_eq!(rec_c.moves(), vec![("assign", revoked.clone())], "C got exactly the revoked partition");
     assert_eq!(rebalances(&broker, &group), 3, "C's join and the revocation's follow-up rebalance");
+}
+
+#[test]
+fn static_members_started_together_are_assigned_once() {
+    let (broker, topic) = broker_with_topic("delay-static");
+    let group = unique_topic("g-delay-static");
+    let (a, rec_a) = member(&broker, &group, &topic, &[("group.instance.id", "static-a")]);
+    let (b, rec_b) = member(&broker, &group, &topic, &[("group.instance.id", "static-b")]);
+    poll_until(&[&a, &b], SETTLE_TIMEOUT, "A and B to share the partitions", || covers_all(&[&a, &b]));
+    poll_for(&[&a, &b], QUIET);
+    eprintln!("static members: A {:?}, B {:?}", rec_a.moves(), rec_b.moves());
+    assert_assigned_once(&[("A", &rec_a), ("B", &rec_b)]);
+    assert_eq!(rebalances(&broker, &group), 1, "one rebalance for both members");
 }
