@@ -141,7 +141,7 @@ impl PartitionLog {
         let dir = dir.into();
         let disk = Disk::default();
         let recovered = recovery::recover(&dir, &disk, config.index_interval_bytes)?;
-        let state = State {
+        let mut state = State {
             config,
             segments: recovered.segments,
             log_end: recovered.log_end,
@@ -150,6 +150,8 @@ impl PartitionLog {
             damage: recovered.damage,
             start_floor: load_log_start(&dir),
         };
+        // Segments a DeleteRecords stored its start above but had not deleted before a crash.
+        delete_records::delete_segments(&state.take_segments_below_start());
         let stored_point = recovery_point::load(&dir).ok().flatten().unwrap_or_default();
         Ok(PartitionLog {
             dir,

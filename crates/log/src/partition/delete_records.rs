@@ -3,9 +3,9 @@
 //!
 //! Order against a crash: the new log start is stored (synced) first, then the in-memory
 //! state follows and whole segments below it go. A crash in between leaves segments below
-//! the stored start, which no read reaches.
+//! the stored start, which no read reaches and the next open deletes.
 
-use super::PartitionLog;
+use super::{PartitionLog, State};
 use crate::error::FlushError;
 use crate::log_start;
 use crate::segment::Segment;
@@ -29,18 +29,33 @@ impl PartitionLog {
             // is an admin call, rare enough for one fsync to hold appends back.
             log_start::store(&self.dir, target).map_err(FlushError::Io)?;
             state.start_floor = target;
-            let below = state.segments.iter().skip(1).take_while(|s| s.base_offset <= target).count();
-            state.segments.drain(..below).collect()
+            state.take_segments_below_start()
         };
         // Unlinking happens outside the lock; readers holding the files keep reading them.
-        for segment in &doomed {
-            if let Err(e) = segment.delete_files() {
-                tracing::warn!(segment = %segment.log_path().display(), error = %e, "could not delete segment");
-            }
-        }
+        delete_segments(&doomed);
         let start = self.log_start_offset();
         tracing::info!(dir = %self.dir.display(), log_start = start, segments_deleted = doomed.len(), "records deleted");
         Ok(start)
+    }
+}
+
+impl State {
+    /// Takes out of the log every segment wholly below the log start (a later segment begins
+    /// at or below it), never the active one.
+    pub(super) fn take_segments_below_start(&mut self) -> Vec<Segment> {
+        let start = self.log_start();
+        let below = self.segments.iter().skip(1).take_while(|s| s.base_offset <= start).count();
+        self.segments.drain(..below).collect()
+    }
+}
+
+/// Deletes the files of segments already taken out of the log; a failure is logged (the
+/// files are unreachable either way and only take space).
+pub(super) fn delete_segments(doomed: &[Segment]) {
+    for segment in doomed {
+        if let Err(e) = segment.delete_files() {
+            tracing::warn!(segment = %segment.log_path().display(), error = %e, "could not delete segment");
+        }
     }
 }
 
@@ -75,5 +90,29 @@ mod tests {
         let log = PartitionLog::open(dir.path(), config).unwrap();
         assert_eq!((log.log_start_offset(), log.log_end_offset()), (20, 20));
         assert_eq!(log.append(&mut batch(1, 0, b"x")).unwrap().first_offset, 20);
+    }
+
+    /// A crash after the new start was stored and before the segments below it went: the
+    /// next open deletes them.
+    #[test]
+    fn open_deletes_segments_left_below_the_stored_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig { segment_bytes_max: 150, ..LogConfig::default() };
+        let log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+        for _ in 0..10 {
+            log.append(&mut batch(2, 0, b"abc")).unwrap();
+        }
+        let bases = log.segment_base_offsets();
+        drop(log);
+        crate::log_start::store(dir.path(), 9).unwrap();
+        let log = PartitionLog::open(dir.path(), config).unwrap();
+        let kept = bases.iter().copied().filter(|b| *b <= 9).max().unwrap();
+        assert_eq!(log.segment_base_offsets()[0], kept);
+        assert_eq!(log.log_start_offset(), 9);
+        let files = std::fs::read_dir(dir.path()).unwrap().filter(|e| {
+            let name = e.as_ref().unwrap().file_name().into_string().unwrap();
+            name.ends_with(".log") && name[..20].parse::<i64>().unwrap() < kept
+        });
+        assert_eq!(files.count(), 0, "no segment file below {kept} left");
     }
 }
