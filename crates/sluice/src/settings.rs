@@ -585,6 +585,23 @@ mod tests {
         assert_eq!(message_max_bytes(Some(5000), 100).expect("fits"), 5000);
     }
 
+    // Kafka's 3000 ms by default; the TOML key and the flag set it, 0 turns it off.
+    #[test]
+    fn initial_rebalance_delay_defaults_to_kafkas_and_is_configurable() {
+        let resolve =
+            |args: &ServeArgs| Settings::resolve(args).expect("resolve").broker.groups.initial_rebalance_delay;
+        assert_eq!(resolve(&ServeArgs::default()), Duration::from_millis(3000));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, "group_initial_rebalance_delay_ms = 500\n").expect("write");
+        let mut args = ServeArgs { config: Some(path), ..ServeArgs::default() };
+        assert_eq!(resolve(&args), Duration::from_millis(500));
+        args.group_initial_rebalance_delay_ms = Some(0);
+        assert_eq!(resolve(&args), Duration::ZERO);
+        args.group_initial_rebalance_delay_ms = Some(u64::from(u32::MAX));
+        assert!(Settings::resolve(&args).is_err(), "above Kafka's int range");
+    }
+
     #[test]
     fn flags_override_file_which_overrides_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
