@@ -9,6 +9,7 @@ pub mod channel;
 pub mod clients;
 pub mod cluster_view;
 pub mod config;
+pub mod delete_records;
 pub mod error;
 pub mod group;
 pub mod health;

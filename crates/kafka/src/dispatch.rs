@@ -98,6 +98,9 @@ pub fn dispatch(context: &Arc<Context>, client: &Client, mut frame: Bytes) -> Re
         ApiKey::DeleteTopics => {
             Ok(later(api::delete_topics::handle(Arc::clone(context), decode(meta, &mut frame)?, meta)))
         }
+        ApiKey::DeleteRecords => {
+            Ok(later(api::delete_records::handle(Arc::clone(context), decode(meta, &mut frame)?, meta)))
+        }
         ApiKey::CreatePartitions => {
             Ok(later(api::create_partitions::handle(Arc::clone(context), decode(meta, &mut frame)?, meta)))
         }

@@ -68,6 +68,7 @@ fn decode_body(api: ApiKey, frame: &mut Bytes, version: i16) -> anyhow::Result<V
         ApiKey::DescribeGroups => body::<DescribeGroupsRequest>(frame, version),
         ApiKey::ListGroups => body::<ListGroupsRequest>(frame, version),
         ApiKey::DeleteGroups => body::<DeleteGroupsRequest>(frame, version),
+        ApiKey::DeleteRecords => body::<DeleteRecordsRequest>(frame, version),
         ApiKey::OffsetDelete => body::<OffsetDeleteRequest>(frame, version),
         other => Err(anyhow::anyhow!("{other:?} is not dispatched")),
     }

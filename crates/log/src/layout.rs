@@ -12,6 +12,8 @@ pub const TIME_INDEX_SUFFIX: &str = "timeindex";
 pub const TMP_SUFFIX: &str = "tmp";
 /// The partition's recovery point (see `recovery_point.rs`).
 pub const RECOVERY_POINT_FILE: &str = "recovery-point";
+/// The log start offset DeleteRecords set (see `log_start.rs`).
+pub const LOG_START_FILE: &str = "log-start-offset";
 /// The subdirectory where a clustered partition keeps its Raft state (side index, vote,
 /// snapshot; see `docs/format.md`); recovery leaves it alone.
 pub const RAFT_DIR: &str = "raft";
@@ -41,6 +43,7 @@ pub enum FileKind {
     TimeIndex(i64),
     Temp,
     RecoveryPoint,
+    LogStart,
     RaftDir,
     Unknown,
 }
@@ -59,6 +62,9 @@ pub fn classify(name: &str) -> FileKind {
     }
     if name == RECOVERY_POINT_FILE {
         return FileKind::RecoveryPoint;
+    }
+    if name == LOG_START_FILE {
+        return FileKind::LogStart;
     }
     if name == RAFT_DIR {
         return FileKind::RaftDir;

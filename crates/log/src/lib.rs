@@ -21,6 +21,7 @@ mod group_commit;
 mod index;
 mod index_file;
 mod layout;
+mod log_start;
 mod partition;
 mod read;
 mod recovery;

@@ -18,6 +18,7 @@ use crate::recovery_point;
 use crate::retention::{self, RetentionHold, SegmentFacts};
 use crate::segment::{Segment, SegmentView};
 
+mod delete_records;
 mod truncate;
 
 /// What an append assigned.
@@ -121,6 +122,8 @@ struct State {
     /// Set when recovery found acknowledged data missing: appends and reads are refused
     /// until `accept_data_loss`.
     damage: Option<Damage>,
+    /// The log start DeleteRecords set (0: never), which may lie inside the first segment.
+    start_floor: i64,
 }
 
 /// What one flusher round makes durable: everything below `end`, once every file is synced.
@@ -138,14 +141,17 @@ impl PartitionLog {
         let dir = dir.into();
         let disk = Disk::default();
         let recovered = recovery::recover(&dir, &disk, config.index_interval_bytes)?;
-        let state = State {
+        let mut state = State {
             config,
             segments: recovered.segments,
             log_end: recovered.log_end,
             sealed: Vec::new(),
             dir_unsynced: false,
             damage: recovered.damage,
+            start_floor: load_log_start(&dir),
         };
+        // Segments a DeleteRecords stored its start above but had not deleted before a crash.
+        delete_records::delete_segments(&state.take_segments_below_start());
         let stored_point = recovery_point::load(&dir).ok().flatten().unwrap_or_default();
         Ok(PartitionLog {
             dir,
@@ -667,7 +673,8 @@ impl State {
     }
 
     fn log_start(&self) -> i64 {
-        self.segments[0].base_offset
+        // Never past the log end, should a truncation have cut the log below the floor.
+        self.segments[0].base_offset.max(self.start_floor.min(self.log_end))
     }
 
     fn check_served(&self) -> Result<(), ReadError> {
@@ -733,6 +740,17 @@ impl State {
         }
         self.sealed.push(files);
     }
+}
+
+/// The stored DeleteRecords log start; an unreadable file is logged and ignored (the records
+/// it hid become readable again, nothing is lost).
+fn load_log_start(dir: &Path) -> i64 {
+    crate::log_start::load(dir)
+        .unwrap_or_else(|why| {
+            tracing::warn!(%why, "ignoring unreadable log start offset");
+            None
+        })
+        .unwrap_or(0)
 }
 
 fn check_range(offset: i64, result: &ReadResult) -> Result<(), ReadError> {

@@ -84,6 +84,10 @@ pub struct ServeArgs {
     /// Committed offsets of an empty consumer group expire after this, ms [default: 604800000].
     #[arg(long, env = "SLUICE_OFFSETS_RETENTION_MS", value_name = "MS")]
     pub offsets_retention_ms: Option<u64>,
+    /// A new consumer group's first rebalance waits this long, and again while members keep
+    /// joining, ms (Kafka group.initial.rebalance.delay.ms; 0 = none) [default: 3000].
+    #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS", value_name = "MS")]
+    pub group_initial_rebalance_delay_ms: Option<u64>,
     /// A durable NSQ channel holds back retention of what it has not finished while the
     /// partition is at most this large, bytes [default: 10737418240].
     #[arg(long, env = "SLUICE_RETENTION_HOLD_BYTES", value_name = "BYTES")]
@@ -153,6 +157,7 @@ struct FileSettings {
     retention_ms: Option<i64>,
     retention_bytes: Option<i64>,
     offsets_retention_ms: Option<u64>,
+    group_initial_rebalance_delay_ms: Option<u64>,
     retention_hold_bytes: Option<u64>,
     log_format: Option<String>,
     log_level: Option<String>,
@@ -407,6 +412,11 @@ impl Settings {
             check_range("offsets_retention_ms", ms.into(), 1, i64::MAX.into())?;
             broker.groups.offsets_retention = Duration::from_millis(ms);
         }
+        if let Some(ms) = args.group_initial_rebalance_delay_ms.or(file.group_initial_rebalance_delay_ms) {
+            // Kafka's setting is an int of ms, 0 and up.
+            check_range("group_initial_rebalance_delay_ms", ms.into(), 0, i32::MAX.into())?;
+            broker.groups.initial_rebalance_delay = Duration::from_millis(ms);
+        }
         broker.advertised_port = kafka_addr.port();
         broker.advertised_host = advertised_host.unwrap_or_else(|| default_advertised_host(&kafka_addr));
         let kafka = limits::resolve(&args.limits, &file_limits, &mut broker)?;
@@ -492,6 +502,7 @@ impl Settings {
             ("retention_ms", or_unlimited(log.retention_age_max.map(|d| d.as_millis() as u64))),
             ("retention_bytes", or_unlimited(log.retention_bytes_max)),
             ("offsets_retention_ms", b.groups.offsets_retention.as_millis().to_string()),
+            ("group_initial_rebalance_delay_ms", b.groups.initial_rebalance_delay.as_millis().to_string()),
             ("retention_hold_bytes", b.retention_hold_bytes_max.to_string()),
             ("log_format", format!("{:?}", self.log_format).to_lowercase()),
             ("log_level", self.log_level.clone()),
@@ -600,6 +611,23 @@ mod tests {
         assert!(message_max_bytes(Some(1_048_588), 1_048_576).is_err());
         assert!(message_max_bytes(Some(0), 100).is_err());
         assert_eq!(message_max_bytes(Some(5000), 100).expect("fits"), 5000);
+    }
+
+    // Kafka's 3000 ms by default; the TOML key and the flag set it, 0 turns it off.
+    #[test]
+    fn initial_rebalance_delay_defaults_to_kafkas_and_is_configurable() {
+        let resolve =
+            |args: &ServeArgs| Settings::resolve(args).expect("resolve").broker.groups.initial_rebalance_delay;
+        assert_eq!(resolve(&ServeArgs::default()), Duration::from_millis(3000));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, "group_initial_rebalance_delay_ms = 500\n").expect("write");
+        let mut args = ServeArgs { config: Some(path), ..ServeArgs::default() };
+        assert_eq!(resolve(&args), Duration::from_millis(500));
+        args.group_initial_rebalance_delay_ms = Some(0);
+        assert_eq!(resolve(&args), Duration::ZERO);
+        args.group_initial_rebalance_delay_ms = Some(u64::from(u32::MAX));
+        assert!(Settings::resolve(&args).is_err(), "above Kafka's int range");
     }
 
     #[test]

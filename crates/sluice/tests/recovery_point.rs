@@ -129,14 +129,21 @@ fn deleted_middle_segment_is_refused_until_accepted() {
     broker.restart();
     assert_refused(&broker, from, &[hole_start, hole_end]);
 
-    broker.set_args(&["--segment-bytes", "1024", "--accept-data-loss-partitions", &format!("{TOPIC}-0")]);
+    broker.set_args(&[
+        "--segment-bytes",
+        "1024",
+        "--retention-ms",
+        "-1",
+        "--accept-data-loss-partitions",
+        &format!("{TOPIC}-0"),
+    ]);
     broker.restart();
     let (code, records) = fetch(&broker, hole_start);
     assert_eq!(code, 0);
     assert_eq!(first_base_offset(&records), hole_end, "a fetch into the hole gets the next batch");
     assert_eq!(produce(&broker, b"after").1, end, "no acknowledged offset is reused");
     assert_eq!(nsq_pub_error(&broker), None);
-    broker.set_args(&["--segment-bytes", "1024"]);
+    broker.set_args(&["--segment-bytes", "1024", "--retention-ms", "-1"]);
     broker.restart();
     assert_eq!(produce(&broker, b"later").0, 0, "the acceptance lasts");
 }
@@ -160,7 +167,7 @@ fn deleted_newest_segments_are_refused_until_accepted() {
     broker.restart();
     assert_refused(&broker, from, &[kept_end, end]);
 
-    broker.set_args(&["--segment-bytes", "1024", "--accept-data-loss-partitions", TOPIC]);
+    broker.set_args(&["--segment-bytes", "1024", "--retention-ms", "-1", "--accept-data-loss-partitions", TOPIC]);
     broker.restart();
     assert_eq!(produce(&broker, b"after"), (0, kept_end));
     assert_eq!(fetch(&broker, 0).0, 0);

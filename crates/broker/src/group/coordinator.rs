@@ -40,6 +40,10 @@ pub struct GroupConfig {
     /// broker's default flush policy syncs every write; off, the sweeper fsyncs every
     /// `SYNC_PERIOD` after the acknowledgement.
     pub sync_commits: bool,
+    /// `group.initial.rebalance.delay.ms` (KIP-134): the first rebalance of an empty group
+    /// waits this long, and again each time a new member joins meanwhile (up to the
+    /// rebalance timeout), so consumers started together share one rebalance. Zero: none.
+    pub initial_rebalance_delay: Duration,
 }
 
 impl Default for GroupConfig {
@@ -49,6 +53,7 @@ impl Default for GroupConfig {
             session_timeout_max: Duration::from_millis(1_800_000),
             offsets_retention: Duration::from_secs(7 * 24 * 3600),
             sync_commits: true,
+            initial_rebalance_delay: Duration::from_millis(3_000),
         }
     }
 }
@@ -226,7 +231,8 @@ impl GroupCoordinator {
         let dir = data_dir.join("groups");
         let store = OffsetStore::open(&dir).map_err(|e| BrokerError::Storage(format!("{}: {e}", dir.display())))?;
         let now = now_ms();
-        let groups: HashMap<String, Group> = store.groups().map(|g| (g.clone(), Group::new(g, now))).collect();
+        let groups: HashMap<String, Group> =
+            store.groups().map(|g| (g.clone(), Group::new(g, now, config.initial_rebalance_delay))).collect();
         tracing::info!(groups = groups.len(), offsets = store.len(), "committed offsets loaded");
         Ok(GroupCoordinator {
             config,
@@ -265,7 +271,8 @@ impl GroupCoordinator {
             if groups.len() >= GROUPS_MAX {
                 return JoinReply::error(GroupError::CoordinatorNotAvailable, "");
             }
-            groups.insert(req.group_id.clone(), Group::new(&req.group_id, now_ms()));
+            groups
+                .insert(req.group_id.clone(), Group::new(&req.group_id, now_ms(), self.config.initial_rebalance_delay));
         }
         let Some(group) = groups.get_mut(&req.group_id) else {
             return JoinReply::error(GroupError::CoordinatorNotAvailable, "");
@@ -342,7 +349,10 @@ impl GroupCoordinator {
                 if inner.groups.len() >= GROUPS_MAX {
                     return Err(GroupError::CoordinatorNotAvailable);
                 }
-                inner.groups.insert(req.group_id.clone(), Group::new(&req.group_id, now_ms()));
+                inner.groups.insert(
+                    req.group_id.clone(),
+                    Group::new(&req.group_id, now_ms(), self.config.initial_rebalance_delay),
+                );
             }
             let group = inner.groups.get_mut(&req.group_id).ok_or(GroupError::CoordinatorNotAvailable)?;
             group.check_commit(&req.member_id, req.instance_id.as_deref(), req.generation, Instant::now())?;

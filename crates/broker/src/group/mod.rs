@@ -5,6 +5,7 @@
 
 pub mod assignment;
 mod coordinator;
+mod initial_delay;
 pub mod offsets;
 pub mod reset;
 mod state;

@@ -5,6 +5,7 @@
 //! are completed here, and every timeout is an entry in the coordinator's one heap.
 
 use super::coordinator::{JoinReply, JoinRequest, JoinResult, JoinedMember, SyncReply, SyncRequest, SyncResult};
+use super::initial_delay::InitialDelay;
 use super::timeouts::{Deadlines, Kind};
 use super::GroupError;
 use bytes::Bytes;
@@ -88,10 +89,14 @@ pub struct Group {
     /// End of the current join or sync phase; a heap entry fires only if it still matches,
     /// so the sync-phase deadline of a generation cannot cut short the next join phase.
     pub rebalance_deadline: Option<Instant>,
+    /// `group.initial.rebalance.delay.ms`, applied when a rebalance starts from Empty.
+    initial_rebalance_delay: Duration,
+    /// Set while the join phase of a rebalance that started from Empty is held back.
+    initial_delay: Option<InitialDelay>,
 }
 
 impl Group {
-    pub fn new(id: &str, now_ms: i64) -> Group {
+    pub fn new(id: &str, now_ms: i64, initial_rebalance_delay: Duration) -> Group {
         Group {
             id: Arc::from(id),
             state: GroupState::Empty,
@@ -104,6 +109,8 @@ impl Group {
             pending: HashMap::new(),
             empty_since_ms: Some(now_ms),
             rebalance_deadline: None,
+            initial_rebalance_delay,
+            initial_delay: None,
         }
     }
 
@@ -284,6 +291,10 @@ impl Group {
         }
         self.members.insert(member_id, member);
         self.empty_since_ms = None;
+        // As Kafka: only a new group's first rebalance is extended by newcomers.
+        if let Some(delay) = self.initial_delay.as_mut().filter(|_| self.generation == 0) {
+            delay.member_joined = true;
+        }
         if self.state == GroupState::PreparingRebalance {
             self.try_complete_join(now, deadlines);
         } else {
@@ -464,14 +475,24 @@ impl Group {
                 let _ = tx.send(SyncResult::failed(GroupError::RebalanceInProgress));
             }
         }
+        let from_empty = self.state == GroupState::Empty;
         self.state = GroupState::PreparingRebalance;
+        let rebalance_timeout = self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or_default();
+        self.initial_delay =
+            InitialDelay::start(self.initial_rebalance_delay, rebalance_timeout).filter(|_| from_empty);
+        if let Some(delay) = self.initial_delay {
+            self.arm_deadline(now + delay.current(), deadlines);
+            return;
+        }
         self.arm_rebalance_deadline(now, deadlines);
         self.try_complete_join(now, deadlines);
     }
 
     /// Completes the join phase once every member (and every pending member id) has joined.
+    /// Never during the initial delay: only its deadline ends that.
     pub fn try_complete_join(&mut self, now: Instant, deadlines: &mut Deadlines) {
         if self.state == GroupState::PreparingRebalance
+            && self.initial_delay.is_none()
             && self.pending.is_empty()
             && self.members.values().all(|m| m.join_waiter.is_some())
         {
@@ -486,6 +507,10 @@ impl Group {
             return;
         }
         self.rebalance_deadline = None;
+        if let Some(delay) = self.initial_delay.take() {
+            self.initial_delay_expired(delay, now, deadlines);
+            return;
+        }
         match self.state {
             GroupState::PreparingRebalance => {
                 self.pending.clear();
@@ -506,6 +531,26 @@ impl Group {
             }
             _ => {}
         }
+    }
+
+    /// A window of the initial delay ended: open the next one if a member joined during
+    /// it, else complete the join phase. Members that got `MEMBER_ID_REQUIRED` and have not
+    /// joined yet are kept (as Kafka keeps them): their join starts the next rebalance.
+    fn initial_delay_expired(&mut self, delay: InitialDelay, now: Instant, deadlines: &mut Deadlines) {
+        if self.state != GroupState::PreparingRebalance {
+            return;
+        }
+        if let Some(next) = delay.next() {
+            self.initial_delay = Some(next);
+            self.arm_deadline(now + next.current(), deadlines);
+            return;
+        }
+        let late: Vec<String> =
+            self.members.values().filter(|m| m.join_waiter.is_none()).map(|m| m.id.clone()).collect();
+        for id in late {
+            self.drop_member_quietly(&id);
+        }
+        self.complete_join(now, deadlines);
     }
 
     fn drop_member_quietly(&mut self, id: &str) {
@@ -580,7 +625,11 @@ impl Group {
     /// Bounds the phase that starts now by the longest rebalance timeout of the members.
     fn arm_rebalance_deadline(&mut self, now: Instant, deadlines: &mut Deadlines) {
         let timeout = self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or_default();
-        let at = now + timeout;
+        self.arm_deadline(now + timeout, deadlines);
+    }
+
+    /// Ends the current phase (or initial-delay window) at `at`, superseding earlier deadlines.
+    fn arm_deadline(&mut self, at: Instant, deadlines: &mut Deadlines) {
         self.rebalance_deadline = Some(at);
         deadlines.push(at, &self.id, Kind::Rebalance(self.generation));
     }

@@ -7,7 +7,16 @@ use tokio::sync::oneshot;
 
 fn coordinator(retention: Duration) -> (tempfile::TempDir, GroupCoordinator) {
     let dir = tempfile::tempdir().unwrap();
-    let config = GroupConfig { offsets_retention: retention, ..GroupConfig::default() };
+    // No initial rebalance delay, as Kafka's own coordinator tests: a first join completes at once.
+    let config =
+        GroupConfig { offsets_retention: retention, initial_rebalance_delay: Duration::ZERO, ..GroupConfig::default() };
+    let c = GroupCoordinator::open(dir.path(), config).unwrap();
+    (dir, c)
+}
+
+fn delayed_coordinator(delay: Duration) -> (tempfile::TempDir, GroupCoordinator) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = GroupConfig { initial_rebalance_delay: delay, ..GroupConfig::default() };
     let c = GroupCoordinator::open(dir.path(), config).unwrap();
     (dir, c)
 }
@@ -396,4 +405,51 @@ fn a_deleted_topic_loses_its_offsets_in_every_group_across_a_reopen() {
     let left: Vec<(String, i32)> = c.fetch_offsets("a", None).unwrap().into_iter().map(|(t, p, _)| (t, p)).collect();
     assert_eq!(left, vec![("u".to_string(), 0)]);
     assert!(c.fetch_offsets("b", None).unwrap().is_empty());
+}
+
+// KIP-134: a new group's first rebalance waits the delay, a newcomer in a window adds a
+// window, and both members then get generation 1 together.
+#[test]
+fn initial_delay_holds_the_first_rebalance_and_newcomers_extend_it() {
+    let (_d, c) = delayed_coordinator(Duration::from_secs(3));
+    let t0 = Instant::now();
+    let mut a_rx = pending(c.join(req("g", "", 10_000, &["range"])));
+    let mut b_rx = pending(c.join(req("g", "", 10_000, &["range"])));
+    c.fire_due(t0 + Duration::from_millis(2_000));
+    assert!(a_rx.try_recv().is_err(), "held although every member has joined");
+    assert_eq!(c.describe("g").unwrap().state, GroupState::PreparingRebalance);
+    c.fire_due(t0 + Duration::from_millis(3_500));
+    assert!(a_rx.try_recv().is_err(), "b joined in the first window: a second one runs");
+    c.fire_due(t0 + Duration::from_millis(7_000));
+    let (ra, rb) = (a_rx.try_recv().expect("a joined"), b_rx.try_recv().expect("b joined"));
+    assert_eq!((ra.generation, rb.generation), (1, 1));
+    assert_eq!(ra.members.len() + rb.members.len(), 2, "the leader sees both members");
+}
+
+// The delay ends after a window with no newcomer, is bounded by the rebalance timeout, and
+// applies only to a rebalance from Empty: a later join rebalances at once.
+#[test]
+fn initial_delay_ends_and_never_delays_a_running_group() {
+    let (_d, c) = delayed_coordinator(Duration::from_secs(3));
+    let t0 = Instant::now();
+    let mut a_rx = pending(c.join(req("g", "", 10_000, &["range"])));
+    c.fire_due(t0 + Duration::from_millis(3_500));
+    let ra = a_rx.try_recv().expect("one window with no newcomer");
+    assert_eq!(ra.generation, 1);
+    let _ = sync_now(c.sync(sync_req("g", 1, &ra.member_id, &[(&ra.member_id, "all")])));
+    let mut b_rx = pending(c.join(req("g", "", 10_000, &["range"])));
+    let ra2 = now(c.join(req("g", &ra.member_id, 10_000, &["range"])));
+    assert_eq!(ra2.generation, 2, "no delay once the group is running");
+    assert_eq!(b_rx.try_recv().expect("b joined").generation, 2);
+
+    let mut x_rx = pending(c.join(req("h", "", 10_000, &["range"])));
+    for (i, at_ms) in [2_000u64, 5_000, 8_000, 11_000, 14_000].into_iter().enumerate() {
+        drop(pending(c.join(req("h", "", 10_000, &["range"]))));
+        c.fire_due(t0 + Duration::from_millis(at_ms + 1_100));
+        if x_rx.try_recv().is_ok() {
+            assert!(i >= 2, "newcomers in every window keep extending up to the 10 s rebalance timeout");
+            return;
+        }
+    }
+    panic!("the initial delay outlasted the rebalance timeout");
 }

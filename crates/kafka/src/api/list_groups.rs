@@ -1,4 +1,7 @@
-//! ListGroups: every group of this coordinator, filtered by state from v4.
+//! ListGroups: every group of this coordinator, filtered by state from v4 (KIP-518) and by
+//! group type from v5 (KIP-848), as Kafka's `GroupMetadataManager.listGroups`: both filters
+//! ignore case, an empty filter matches everything, and both must match. Every group here
+//! is a classic one (JoinGroup/SyncGroup); an unknown type matches none.
 
 use super::str_bytes;
 use crate::dispatch::RequestMeta;
@@ -6,13 +9,18 @@ use crate::error_codes::NONE;
 use crate::server::Context;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+/// KIP-848's name for groups of the JoinGroup/SyncGroup protocol, the only kind served here.
+const CLASSIC: &str = "classic";
 
 pub fn handle(ctx: &Context, request: ListGroupsRequest, meta: RequestMeta) -> ListGroupsResponse {
     let mut response = ListGroupsResponse::default();
     response.error_code = NONE;
-    let states: Vec<String> = request.states_filter.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let states = lowercase(&request.states_filter);
+    let types = lowercase(&request.types_filter);
     for g in ctx.broker.groups().list() {
-        if !states.is_empty() && !states.contains(&g.state.name().to_ascii_lowercase()) {
+        if !matches(&states, g.state.name()) || !matches(&types, CLASSIC) {
             continue;
         }
         let mut listed = ListedGroup::default();
@@ -21,7 +29,33 @@ pub fn handle(ctx: &Context, request: ListGroupsRequest, meta: RequestMeta) -> L
         if meta.version >= 4 {
             listed.group_state = str_bytes(g.state.name());
         }
+        if meta.version >= 5 {
+            listed.group_type = str_bytes(CLASSIC);
+        }
         response.groups.push(listed);
     }
     response
+}
+
+fn lowercase(filter: &[StrBytes]) -> Vec<String> {
+    filter.iter().map(|s| s.trim().to_ascii_lowercase()).collect()
+}
+
+/// An empty filter matches everything; otherwise `value` must be in it, ignoring case.
+fn matches(filter: &[String], value: &str) -> bool {
+    filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_ignore_case_and_empty_matches_all() {
+        assert!(matches(&[], "Stable"));
+        assert!(matches(&lowercase(&[StrBytes::from_static_str(" STABLE ")]), "Stable"));
+        assert!(matches(&lowercase(&[StrBytes::from_static_str("Classic")]), CLASSIC));
+        assert!(!matches(&lowercase(&[StrBytes::from_static_str("consumer")]), CLASSIC));
+        assert!(!matches(&lowercase(&[StrBytes::from_static_str("Empty")]), "Stable"));
+    }
 }

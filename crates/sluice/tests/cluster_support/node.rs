@@ -1,7 +1,10 @@
 //! One node of a test cluster: a `sluice serve` child process with its own address, ports,
 //! data dir and log file, started, signalled, killed and restarted by the test.
 
-use crate::common::{clear_sluice_env, send_signal, wait_timeout, wait_until, READY_TIMEOUT, SLUICE_BIN, STOP_TIMEOUT};
+use crate::common::{
+    clear_sluice_env, no_initial_rebalance_delay, send_signal, wait_timeout, wait_until, READY_TIMEOUT, SLUICE_BIN,
+    STOP_TIMEOUT,
+};
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -154,6 +157,7 @@ impl Node {
         let stdout = log.try_clone().unwrap_or_else(|e| panic!("clone log handle: {e}"));
         cmd.current_dir(&self.dir).stdin(Stdio::null()).stdout(stdout).stderr(log);
         clear_sluice_env(&mut cmd);
+        no_initial_rebalance_delay(&mut cmd);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn node {}: {e}", self.id));
         self.child = Some(child);
     }

@@ -259,6 +259,7 @@ impl Broker {
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log);
         clear_sluice_env(&mut cmd);
+        no_initial_rebalance_delay(&mut cmd);
         cmd.envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let child = cmd.spawn().expect("spawn sluice binary");
         self.child = Some(child);
@@ -392,6 +393,12 @@ pub fn clear_sluice_env(cmd: &mut Command) {
             cmd.env_remove(key);
         }
     }
+}
+
+/// Tests run groups without Kafka's 3 s initial rebalance delay, as Kafka's own test configs
+/// do; a test of the delay overrides it with the flag or its own `SLUICE_*` variable.
+pub fn no_initial_rebalance_delay(cmd: &mut Command) {
+    cmd.env("SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS", "0");
 }
 
 /// Sends a signal with the `kill` utility to one PID we own.
