@@ -18,7 +18,10 @@ use crate::recovery_point;
 use crate::retention::{self, RetentionHold, SegmentFacts};
 use crate::segment::{Segment, SegmentView};
 
+mod compaction;
 mod truncate;
+
+pub use compaction::CompactionReport;
 
 /// What an append assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +109,8 @@ pub struct PartitionLog {
     /// before a `kill -9` may still be only in the page cache: a periodic checkpoint must
     /// wait until an fsync in this process moved the durable offset past it.
     opened_end: i64,
+    /// Compaction's progress; held for a whole pass, so passes of one log never overlap.
+    compaction: Mutex<compaction::Progress>,
 }
 
 struct State {
@@ -155,6 +160,7 @@ impl PartitionLog {
             report: recovered.report,
             recovery_point: Mutex::new(stored_point),
             opened_end: recovered.log_end,
+            compaction: Mutex::new(compaction::Progress::default()),
         })
     }
 

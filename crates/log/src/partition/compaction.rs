@@ -1,0 +1,399 @@
+//! One compaction pass over a partition's closed segments (`cleanup.policy=compact`): what it
+//! covers, and the swap of each cleaned segment into the log (the record work is in
+//! `compact.rs`).
+//!
+//! Crash safety: a cleaned segment and its indexes are written to `.tmp` files and fsynced
+//! first. The swap, under the partition lock, removes the old indexes, renames the cleaned
+//! `.log` over the old one (atomic), then renames the indexes in. A crash before the log's
+//! rename leaves the old log (missing indexes are rebuilt on open, `.tmp` files deleted); a
+//! crash after it leaves the new log. Either holds every record the cleaner must keep.
+//!
+//! Readers: a reader that took a segment's file before the swap keeps reading the old file
+//! (its descriptor outlives the rename); readers after it get the new one.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::time::Duration;
+
+use super::{facts, PartitionLog};
+use crate::cadence::Cadence;
+use crate::compact::{self, Cleaned, Outcome, Rules, KEY_MAP_BYTES_MAX};
+use crate::config::Compaction;
+use crate::error::CompactError;
+use crate::index_file::IndexFile;
+use crate::layout::{file_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::segment::{Segment, SegmentParts, SegmentView};
+
+/// What a pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// Whether a pass ran (something was dirty or a tombstone was due).
+    pub ran: bool,
+    pub segments_rewritten: usize,
+    pub records_removed: u64,
+    pub bytes_removed: u64,
+}
+
+/// Where compaction stands in this log (in memory: after a restart the first pass maps the
+/// whole log again).
+#[derive(Debug, Default)]
+pub(super) struct Progress {
+    /// Offsets below this were covered by a pass's key map: the dirty part starts here.
+    cleaned_through: i64,
+    /// When the earliest tombstone a pass kept may go: a pass runs then even if nothing is dirty.
+    tombstones_due_ms: Option<i64>,
+    /// When each segment (by base offset) was first compacted: its tombstones' retention
+    /// counts from then. Segments gone are forgotten at each pass.
+    compacted_at_ms: BTreeMap<i64, i64>,
+}
+
+/// One closed segment a pass may cover.
+struct Candidate {
+    view: SegmentView,
+    end_offset: i64,
+}
+
+/// What a pass covers, taken under the partition lock.
+struct Plan {
+    compaction: Compaction,
+    interval_bytes: u32,
+    /// Closed segments old enough to compact, oldest first (a prefix of the log).
+    candidates: Vec<Candidate>,
+    dirty_from: i64,
+}
+
+impl PartitionLog {
+    /// Runs one compaction pass if the log is compacted and something is due; blocking (file
+    /// I/O), for a background thread. One pass at a time per log: a call while one runs
+    /// returns at once. The active segment is never touched.
+    pub fn compact(&self, now_ms: i64) -> Result<CompactionReport, CompactError> {
+        let Ok(mut progress) = self.compaction.try_lock() else { return Ok(CompactionReport::default()) };
+        let Some(plan) = self.compaction_plan(&progress, now_ms) else { return Ok(CompactionReport::default()) };
+        let dirty: Vec<SegmentView> =
+            plan.candidates.iter().filter(|c| c.end_offset > plan.dirty_from).map(|c| c.view.clone()).collect();
+        let (map, map_end) = compact::build_key_map(&dirty, plan.dirty_from, KEY_MAP_BYTES_MAX)?;
+        let retention_ms = millis(plan.compaction.tombstone_retention);
+        let mut report = CompactionReport { ran: true, ..CompactionReport::default() };
+        let mut tombstones_due_ms: Option<i64> = None;
+        progress.compacted_at_ms.retain(|base, _| plan.candidates.iter().any(|c| c.view.base_offset == *base));
+        for candidate in plan.candidates.iter().filter(|c| c.view.base_offset < map_end) {
+            let base = candidate.view.base_offset;
+            // A segment compacted for the first time keeps its tombstones: their retention
+            // starts now (`delete.retention.ms` after the segment's compaction).
+            let first_time = candidate.end_offset > plan.dirty_from;
+            let compacted_at_ms = *progress.compacted_at_ms.entry(base).or_insert(now_ms);
+            let tombstones_go_ms = compacted_at_ms.saturating_add(retention_ms);
+            let drop_tombstones = !first_time && tombstones_go_ms <= now_ms;
+            let rules = Rules { map: &map, drop_tombstones, index_interval_bytes: plan.interval_bytes };
+            let tombstones_kept = match compact::clean_segment(&self.dir, &candidate.view, &rules)? {
+                Outcome::Unchanged { tombstones_kept } => tombstones_kept,
+                Outcome::Cleaned(cleaned) => {
+                    let (records_removed, tombstones_kept) = (cleaned.records_removed, cleaned.tombstones_kept);
+                    let bytes_removed = cleaned.source_len.saturating_sub(cleaned.len);
+                    if self.install(cleaned)? {
+                        report.segments_rewritten += 1;
+                        report.records_removed += records_removed;
+                        report.bytes_removed += bytes_removed;
+                    }
+                    tombstones_kept
+                }
+            };
+            if tombstones_kept {
+                let due = tombstones_go_ms.max(now_ms.saturating_add(1));
+                tombstones_due_ms = Some(tombstones_due_ms.map_or(due, |d: i64| d.min(due)));
+            }
+        }
+        if report.segments_rewritten > 0 {
+            self.disk.sync_dir(&self.dir)?;
+        }
+        progress.cleaned_through = progress.cleaned_through.max(map_end);
+        progress.tombstones_due_ms = tombstones_due_ms;
+        Ok(report)
+    }
+
+    fn compaction_plan(&self, progress: &Progress, now_ms: i64) -> Option<Plan> {
+        let state = self.state();
+        let compaction = state.config.compaction?;
+        if state.damage.is_some() {
+            return None;
+        }
+        let newest_allowed_ms = now_ms.saturating_sub(millis(compaction.lag_min));
+        let closed = &state.segments[..state.segments.len() - 1];
+        let candidates: Vec<Candidate> = closed
+            .iter()
+            .take_while(|s| facts(s).newest_ms.is_none_or(|newest| newest <= newest_allowed_ms))
+            .filter_map(|s| {
+                let view = s.view().ok()?;
+                Some(Candidate { view, end_offset: s.end_offset() })
+            })
+            .collect();
+        let dirty_from = progress.cleaned_through.max(state.log_start());
+        let dirty = candidates.iter().any(|c| c.end_offset > dirty_from);
+        let tombstones_due = progress.tombstones_due_ms.is_some_and(|due| due <= now_ms);
+        if !dirty && !tombstones_due {
+            return None;
+        }
+        let interval_bytes = state.config.index_interval_bytes;
+        Some(Plan { compaction, interval_bytes, candidates, dirty_from })
+    }
+
+    /// Swaps a cleaned segment in, unless the segment changed or went meanwhile (retention);
+    /// says whether it did.
+    fn install(&self, cleaned: Cleaned) -> Result<bool, CompactError> {
+        let mut state = self.state();
+        let closed = state.segments.len() - 1;
+        let found = state.segments[..closed].iter().position(|s| s.base_offset == cleaned.base_offset);
+        let Some(index) = found.filter(|&i| state.segments[i].len() == cleaned.source_len) else {
+            cleaned.discard(&self.dir);
+            return Ok(false);
+        };
+        let base = cleaned.base_offset;
+        let [log_tmp, index_tmp, time_tmp] = compact::temp_paths(&self.dir, base);
+        let [log_path, index_path, time_path] =
+            [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX].map(|suffix| file_path(&self.dir, base, suffix));
+        // The old indexes go first: from here a crash leaves a log without indexes, which
+        // recovery rebuilds from whichever log is in place.
+        for path in [&index_path, &time_path] {
+            if let Err(e) = std::fs::remove_file(path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    cleaned.discard(&self.dir);
+                    return Err(e.into());
+                }
+            }
+        }
+        if let Err(e) = std::fs::rename(&log_tmp, &log_path) {
+            cleaned.discard(&self.dir);
+            return Err(e.into());
+        }
+        // The new log is in place: the segment must follow it whatever happens to the
+        // indexes (their entries are kept in memory; recovery rebuilds missing files).
+        for (from, to) in [(&index_tmp, &index_path), (&time_tmp, &time_path)] {
+            if let Err(e) = std::fs::rename(from, to) {
+                tracing::warn!(index = %to.display(), error = %e, "compacted index not renamed; rebuilt on next open");
+            }
+        }
+        let old = &state.segments[index];
+        let (end_offset, max_timestamp) = (old.end_offset(), old.max_timestamp());
+        let log = match OpenOptions::new().read(true).write(true).open(&log_path) {
+            Ok(file) => file,
+            Err(_) => cleaned.log,
+        };
+        let segment = Segment::from_parts(
+            &self.dir,
+            SegmentParts {
+                base_offset: base,
+                log,
+                log_len: cleaned.len,
+                end_offset,
+                index: IndexFile::open(index_path, cleaned.offsets)?,
+                time_index: IndexFile::open(time_path, cleaned.times)?,
+                cadence: Cadence::new(),
+                max_timestamp,
+            },
+        );
+        state.segments[index] = segment;
+        Ok(true)
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LogConfig;
+    use bytes::Bytes;
+    use kafka_protocol::records::Compression;
+    use sluice_records::convert::{encode_batch, new_record, read_v2_records};
+    use std::path::Path;
+
+    const RETENTION: Duration = Duration::from_secs(60);
+    const ACTIVE: &str = "active active active active active active active active active active active active \
+                          active active active active active active active active active active active active \
+                          active active active active active active active active active active active active \
+                          active active active active active active active active active active active active";
+
+    fn config() -> LogConfig {
+        LogConfig {
+            segment_bytes_max: 400,
+            compaction: Some(Compaction { lag_min: Duration::ZERO, tombstone_retention: RETENTION }),
+            ..LogConfig::default()
+        }
+    }
+
+    /// One batch of (key, value) records; a None value is a tombstone.
+    fn batch(records: &[(&str, Option<&str>)], compression: Compression) -> Vec<u8> {
+        let records: Vec<_> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| {
+                let value = v.map(|v| Bytes::copy_from_slice(v.as_bytes()));
+                new_record(i as i64, 1000, Some(Bytes::copy_from_slice(k.as_bytes())), value, vec![])
+            })
+            .collect();
+        encode_batch(&records, compression).unwrap()
+    }
+
+    /// Every record from the log start: (offset, key, value).
+    fn contents(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
+        let read = log.read(log.log_start_offset(), usize::MAX).unwrap();
+        let text = |b: Option<Bytes>| b.map(|b| String::from_utf8(b.to_vec()).unwrap());
+        read_v2_records(&read.bytes, 0)
+            .flat_map(|b| b.unwrap().records.unwrap())
+            .map(|r| (r.offset, text(r.key).unwrap(), text(r.value)))
+            .collect()
+    }
+
+    /// Writes 40 updates of three keys (plain and gzip batches) and a tombstone for `b`, then
+    /// a last record in the active segment.
+    fn fill(log: &PartitionLog) {
+        for round in 0..20 {
+            let v = |k: &str| format!("{k}{round}");
+            let (a, b, c) = (v("a"), v("b"), v("c"));
+            log.append(&mut batch(&[("a", Some(&a)), ("b", Some(&b))], Compression::None)).unwrap();
+            log.append(&mut batch(&[("c", Some(&c))], Compression::Gzip)).unwrap();
+        }
+        log.append(&mut batch(&[("b", None)], Compression::None)).unwrap();
+        log.append(&mut batch(&[("c", Some("c-last"))], Compression::Lz4)).unwrap();
+        // Larger than what a segment has left: it rolls, so everything above is closed.
+        let segments = log.segment_count();
+        log.append(&mut batch(&[("d", Some(ACTIVE))], Compression::None)).unwrap();
+        assert_eq!(log.segment_count(), segments + 1);
+        assert!(log.segment_count() > 3);
+    }
+
+    fn latest(log: &PartitionLog) -> Vec<(String, Option<String>)> {
+        contents(log).into_iter().map(|(_, k, v)| (k, v)).collect()
+    }
+
+    fn open(dir: &Path) -> PartitionLog {
+        PartitionLog::open(dir, config()).unwrap()
+    }
+
+    /// A pass keeps the latest record per key (the tombstone too, within its retention) with
+    /// its original offset, leaves the log end alone, and survives a reopen; a later pass past
+    /// `delete.retention.ms` drops the tombstone.
+    #[test]
+    fn keeps_latest_per_key_and_then_drops_tombstones() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        fill(&log);
+        let before = contents(&log);
+        let end = log.log_end_offset();
+        let size_before = log.size_bytes();
+        let now = 1_000_000;
+        let report = log.compact(now).unwrap();
+        assert!(report.segments_rewritten > 0 && report.records_removed > 0, "{report:?}");
+        assert!(report.bytes_removed > 0);
+        let after = contents(&log);
+        let expected = |k: &str| before.iter().rev().find(|(_, key, _)| key == k).cloned().unwrap();
+        assert_eq!(after, vec![expected("b"), expected("a"), expected("c"), expected("d")].tap_sort());
+        assert_eq!(log.log_end_offset(), end);
+        let offsets: Vec<i64> = after.iter().map(|r| r.0).collect();
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(log.compact(now).unwrap(), CompactionReport::default(), "nothing dirty, no tombstone due");
+        drop(log);
+        let log = open(dir.path());
+        assert_eq!(contents(&log), after, "the compacted log reopens as it was");
+        // After a reopen the whole log is dirty again, so the tombstone's retention restarts.
+        log.compact(now).unwrap();
+        let later = now + RETENTION.as_millis() as i64;
+        let report = log.compact(later).unwrap();
+        assert_eq!(report.records_removed, 1, "{report:?}");
+        assert_eq!(
+            latest(&log),
+            [("a".into(), Some("a19".into())), ("c".into(), Some("c-last".into())), ("d".into(), Some(ACTIVE.into()))]
+        );
+        assert_eq!(log.log_end_offset(), end);
+        assert!(!log.read(end - 1, 1).unwrap().bytes.is_empty());
+        // Runs of emptied batches became single empty batches: far fewer bytes than before.
+        assert!(log.size_bytes() < size_before / 2, "{} of {size_before} bytes", log.size_bytes());
+    }
+
+    /// `min.compaction.lag.ms`: segments whose records are younger are left alone.
+    #[test]
+    fn young_segments_wait_for_the_lag() {
+        let dir = tempfile::tempdir().unwrap();
+        let lagged = LogConfig {
+            compaction: Some(Compaction { lag_min: Duration::from_secs(10), tombstone_retention: RETENTION }),
+            ..config()
+        };
+        let log = PartitionLog::open(dir.path(), lagged).unwrap();
+        fill(&log);
+        let before = contents(&log);
+        assert!(!log.compact(1000 + 9_999).unwrap().ran);
+        assert_eq!(contents(&log), before);
+        assert!(log.compact(1000 + 10_000).unwrap().segments_rewritten > 0);
+    }
+
+    /// A log without `compaction` is never compacted, and the active segment never is.
+    #[test]
+    fn only_compacted_logs_and_closed_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = PartitionLog::open(dir.path(), LogConfig { segment_bytes_max: 400, ..LogConfig::default() }).unwrap();
+        fill(&log);
+        assert!(!log.compact(i64::MAX / 2).unwrap().ran);
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        for i in 0..5 {
+            log.append(&mut batch(&[("k", Some(&i.to_string()))], Compression::None)).unwrap();
+        }
+        assert_eq!(log.segment_count(), 1);
+        log.compact(1_000_000).unwrap();
+        assert_eq!(contents(&log).len(), 5, "the active segment is never compacted");
+    }
+
+    /// A reader that took a segment before the swap keeps reading the old file whole.
+    #[test]
+    fn reader_of_the_old_segment_keeps_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        fill(&log);
+        let old = log.state().segments[0].view().unwrap();
+        log.compact(1_000_000).unwrap();
+        assert_ne!(log.state().segments[0].len(), old.len, "the first segment was rewritten");
+        let headers = crate::read::headers(&old, 4096).unwrap();
+        assert_eq!(headers.first().map(|h| h.base_offset), Some(0));
+        assert!(headers.iter().all(|h| h.records_count > 0));
+    }
+
+    /// Files a crash leaves mid-swap: temp files are removed on open, and a segment whose
+    /// indexes were removed (before or after the rename) is reopened with rebuilt indexes.
+    #[test]
+    fn recovery_after_a_crash_mid_swap() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        fill(&log);
+        log.compact(1_000_000).unwrap();
+        let compacted = contents(&log);
+        drop(log);
+        for path in temp_paths(dir.path(), 0) {
+            std::fs::write(path, b"half written").unwrap();
+        }
+        std::fs::remove_file(file_path(dir.path(), 0, INDEX_SUFFIX)).unwrap();
+        std::fs::remove_file(file_path(dir.path(), 0, TIME_INDEX_SUFFIX)).unwrap();
+        let log = open(dir.path());
+        assert!(log.recovery_report().indexes_rebuilt >= 2);
+        assert_eq!(contents(&log), compacted);
+        for path in temp_paths(dir.path(), 0) {
+            assert!(!path.exists(), "{} left behind", path.display());
+        }
+    }
+
+    fn temp_paths(dir: &Path, base: i64) -> [std::path::PathBuf; 3] {
+        compact::temp_paths(dir, base)
+    }
+
+    trait TapSort {
+        fn tap_sort(self) -> Self;
+    }
+
+    impl TapSort for Vec<(i64, String, Option<String>)> {
+        fn tap_sort(mut self) -> Self {
+            self.sort();
+            self
+        }
+    }
+}
