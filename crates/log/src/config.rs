@@ -45,6 +45,11 @@ pub struct Compaction {
     /// How long a tombstone (null value) stays after the segment holding it was compacted
     /// (Kafka `delete.retention.ms`), so a reader behind sees the deletion.
     pub tombstone_retention: Duration,
+    /// A pass runs only once the dirty (never compacted) closed segments are at least this
+    /// share of the compactable ones, in thousandths (Kafka `min.cleanable.dirty.ratio`,
+    /// 0.5 = 500): each pass rewrites the whole compacted part, so this bounds its I/O to
+    /// a multiple of what was written since the last pass.
+    pub dirty_per_mille_min: u16,
 }
 
 impl Default for LogConfig {

@@ -21,7 +21,7 @@ use crate::segment::{Segment, SegmentView};
 mod compaction;
 mod truncate;
 
-pub use compaction::CompactionReport;
+pub use compaction::{CompactionReport, CompactionTotals};
 
 /// What an append assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +111,7 @@ pub struct PartitionLog {
     opened_end: i64,
     /// Compaction's progress; held for a whole pass, so passes of one log never overlap.
     compaction: Mutex<compaction::Progress>,
+    compaction_totals: CompactionTotals,
 }
 
 struct State {
@@ -161,6 +162,7 @@ impl PartitionLog {
             recovery_point: Mutex::new(stored_point),
             opened_end: recovered.log_end,
             compaction: Mutex::new(compaction::Progress::default()),
+            compaction_totals: CompactionTotals::default(),
         })
     }
 

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::{facts, PartitionLog};
@@ -32,6 +33,15 @@ pub struct CompactionReport {
     pub segments_rewritten: usize,
     pub records_removed: u64,
     pub bytes_removed: u64,
+}
+
+/// What compaction did to this log since it was opened (metrics).
+#[derive(Debug, Default)]
+pub struct CompactionTotals {
+    /// Passes that ran (something was dirty or a tombstone was due).
+    pub passes: AtomicU64,
+    pub records_removed: AtomicU64,
+    pub bytes_removed: AtomicU64,
 }
 
 /// Where compaction stands in this log (in memory: after a restart the first pass maps the
@@ -108,7 +118,15 @@ impl PartitionLog {
         }
         progress.cleaned_through = progress.cleaned_through.max(map_end);
         progress.tombstones_due_ms = tombstones_due_ms;
+        self.compaction_totals.passes.fetch_add(1, Ordering::Relaxed);
+        self.compaction_totals.records_removed.fetch_add(report.records_removed, Ordering::Relaxed);
+        self.compaction_totals.bytes_removed.fetch_add(report.bytes_removed, Ordering::Relaxed);
         Ok(report)
+    }
+
+    /// What compaction removed from this log since it was opened.
+    pub fn compaction_totals(&self) -> &CompactionTotals {
+        &self.compaction_totals
     }
 
     fn compaction_plan(&self, progress: &Progress, now_ms: i64) -> Option<Plan> {
@@ -128,7 +146,11 @@ impl PartitionLog {
             })
             .collect();
         let dirty_from = progress.cleaned_through.max(state.log_start());
-        let dirty = candidates.iter().any(|c| c.end_offset > dirty_from);
+        let total_bytes: u64 = candidates.iter().map(|c| c.view.len).sum();
+        let dirty_bytes: u64 = candidates.iter().filter(|c| c.end_offset > dirty_from).map(|c| c.view.len).sum();
+        let dirty = candidates.iter().any(|c| c.end_offset > dirty_from)
+            && dirty_bytes.saturating_mul(1000)
+                >= total_bytes.saturating_mul(u64::from(compaction.dirty_per_mille_min));
         let tombstones_due = progress.tombstones_due_ms.is_some_and(|due| due <= now_ms);
         if !dirty && !tombstones_due {
             return None;
@@ -218,7 +240,11 @@ mod tests {
     fn config() -> LogConfig {
         LogConfig {
             segment_bytes_max: 400,
-            compaction: Some(Compaction { lag_min: Duration::ZERO, tombstone_retention: RETENTION }),
+            compaction: Some(Compaction {
+                lag_min: Duration::ZERO,
+                tombstone_retention: RETENTION,
+                dirty_per_mille_min: 0,
+            }),
             ..LogConfig::default()
         }
     }
@@ -317,7 +343,11 @@ mod tests {
     fn young_segments_wait_for_the_lag() {
         let dir = tempfile::tempdir().unwrap();
         let lagged = LogConfig {
-            compaction: Some(Compaction { lag_min: Duration::from_secs(10), tombstone_retention: RETENTION }),
+            compaction: Some(Compaction {
+                lag_min: Duration::from_secs(10),
+                tombstone_retention: RETENTION,
+                dirty_per_mille_min: 0,
+            }),
             ..config()
         };
         let log = PartitionLog::open(dir.path(), lagged).unwrap();
@@ -326,6 +356,29 @@ mod tests {
         assert!(!log.compact(1000 + 9_999).unwrap().ran);
         assert_eq!(contents(&log), before);
         assert!(log.compact(1000 + 10_000).unwrap().segments_rewritten > 0);
+    }
+
+    /// `min.cleanable.dirty.ratio`: a pass waits until enough was written since the last one.
+    #[test]
+    fn waits_for_the_dirty_ratio() {
+        let dir = tempfile::tempdir().unwrap();
+        let half = LogConfig {
+            compaction: Some(Compaction { dirty_per_mille_min: 500, ..config().compaction.unwrap() }),
+            ..config()
+        };
+        let log = PartitionLog::open(dir.path(), half).unwrap();
+        fill(&log);
+        assert!(log.compact(1_000_000).unwrap().ran, "everything is dirty after open");
+        let segments = log.segment_count();
+        while log.segment_count() < segments + 2 {
+            log.append(&mut batch(&[("a", Some("again"))], Compression::None)).unwrap();
+        }
+        assert!(!log.compact(1_000_000).unwrap().ran, "one new segment is under half the log");
+        while log.segment_count() < segments + 12 {
+            log.append(&mut batch(&[("a", Some("again"))], Compression::None)).unwrap();
+        }
+        assert!(log.compact(1_000_000).unwrap().ran);
+        assert_eq!(log.compaction_totals().passes.load(Ordering::Relaxed), 2);
     }
 
     /// A log without `compaction` is never compacted, and the active segment never is.
