@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod group;
 pub mod health;
+pub mod compactor;
 pub mod maintenance;
 pub mod metrics;
 pub mod names;
