@@ -63,7 +63,9 @@ fn compact_all(broker: &Broker, stopping: &AtomicBool) {
                     records_removed = report.records_removed, bytes_removed = report.bytes_removed, "compacted"
                 ),
                 Ok(_) => {}
-                Err(e) => tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "compaction failed"),
+                Err(e) => {
+                    tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "compaction failed")
+                }
             }
         }
     }

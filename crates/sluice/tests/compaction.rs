@@ -204,7 +204,8 @@ fn keyless_records_are_refused() {
     // rdkafka: the delivery fails with INVALID_RECORD.
     let producer = acks_all_producer(&broker.bootstrap(), &[]);
     let record = FutureRecord::<(), str>::to(&topic).partition(0).payload("no key");
-    let (error, _) = rt.block_on(producer.send(record, Duration::from_secs(30))).expect_err("a keyless record is refused");
+    let (error, _) =
+        rt.block_on(producer.send(record, Duration::from_secs(30))).expect_err("a keyless record is refused");
     assert!(error.to_string().contains("InvalidRecord"), "{error}");
 
     // Raw Produce v8: the partition error and one record error naming record 0.
