@@ -1,8 +1,9 @@
-//! Proves log compaction with real clients: an rdkafka producer writes many values for a few
-//! keys (lz4) plus tombstones to a `cleanup.policy=compact` topic with small segments; the
-//! background compactor leaves the latest value per key at its original offset (offsets
-//! strictly increasing, the log end unchanged), as rdkafka and kcat read it, across a restart,
-//! and drops tombstones after `delete.retention.ms`. A keyless record is refused with
+//! Proves log compaction with real clients: an idempotent rdkafka producer writes many values
+//! for a few keys (gzip) plus tombstones to a `cleanup.policy=compact` topic with small
+//! segments; the background compactor leaves the latest value per key at its original offset
+//! (offsets strictly increasing, the log end unchanged), as rdkafka, kcat and kafka-python read
+//! it, across a restart (after which the same producer goes on), and drops tombstones after
+//! `delete.retention.ms`. A keyless record is refused with
 //! INVALID_RECORD and per-record errors; an NSQ PUB into the topic with E_PUB_FAILED.
 
 mod common;
@@ -110,13 +111,35 @@ fn keyed(records: &[Rec]) -> Vec<&Rec> {
     records.iter().filter(|r| KEYS.contains(&key_of(r).as_str())).collect()
 }
 
+/// Every record of partition 0 as kafka-python reads it: `[offset, key, value]`.
+fn python_read_all(bootstrap: &str, topic: &str) -> Vec<serde_json::Value> {
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients/python/read_all.py");
+    let out = common::run_bounded(
+        Command::new("/usr/bin/python3")
+            .arg(script)
+            .args(["--bootstrap", bootstrap, "--topic", topic, "--timeout", "30"])
+            .stdin(Stdio::null()),
+        Duration::from_secs(90),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no JSON from read_all.py ({e}): {stdout} {}", common::tail(&out.stderr, 4000)));
+    assert_eq!(summary["ok"], true, "{summary}");
+    summary["records"].as_array().cloned().unwrap_or_default()
+}
+
 #[test]
 fn compaction_keeps_latest_value_per_key() {
     let mut broker = Broker::start(&[]);
     let rt = runtime();
     let topic = unique_topic("compacted");
     create_compacted(&rt, &broker.bootstrap(), &topic, "3000");
-    let producer = acks_all_producer(&broker.bootstrap(), &[("compression.type", "lz4"), ("linger.ms", "5")]);
+    // Idempotent: its producer state must survive compaction and the restart below (the
+    // fillers it sends afterwards continue its sequence).
+    let producer = acks_all_producer(
+        &broker.bootstrap(),
+        &[("compression.type", "gzip"), ("linger.ms", "5"), ("enable.idempotence", "true")],
+    );
     // Many values per key, pipelined in batches, then tombstones; `latest` is what Kafka keeps.
     let mut latest: BTreeMap<String, (i64, Option<String>)> = BTreeMap::new();
     for round in 0..ROUNDS {
@@ -172,6 +195,14 @@ fn compaction_keeps_latest_value_per_key() {
         })
         .collect();
     assert_eq!(kcat_keyed, expected, "kcat sees what rdkafka sees");
+    // kafka-python too: its position passes emptied batches and gaps up to the end offset.
+    let python = python_read_all(&broker.bootstrap(), &topic);
+    let python_keyed: Vec<String> = python
+        .iter()
+        .filter(|r| KEYS.iter().any(|k| r[1].as_str() == Some(k)))
+        .map(|r| format!("{} {} {}", r[0], r[1].as_str().unwrap_or_default(), r[2].as_str().unwrap_or("NULL")))
+        .collect();
+    assert_eq!(python_keyed, expected, "kafka-python sees what rdkafka sees");
 
     // A restart keeps the compacted log as it was.
     broker.restart();
