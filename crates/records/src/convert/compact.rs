@@ -2,7 +2,7 @@
 //! a cleaner keeps are copied verbatim into a new batch with the same base offset, last offset
 //! delta, timestamps, producer fields and attributes, so offsets, the next offset and
 //! idempotent producer state stay what they were. Only `batch_length`, `records_count` and the
-//! CRC change; a compressed batch is decompressed (bounded by [`super::DECOMPRESSED_BYTES_MAX`])
+//! CRC change (and the max timestamp, to the kept records' largest); a compressed batch is decompressed (bounded by [`super::DECOMPRESSED_BYTES_MAX`])
 //! and its kept records recompressed with the same codec.
 //!
 //! Control batches (transaction markers) and transactional batches are never rewritten: Sluice
@@ -32,6 +32,7 @@ pub enum Retained {
     Rewritten { batch: Vec<u8>, records: usize },
 }
 
+const MAX_TIMESTAMP_AT: usize = 35;
 const RECORDS_COUNT_AT: usize = 57;
 const BATCH_LENGTH_AT: usize = 8;
 const CRC_AT: usize = 17;
@@ -66,6 +67,7 @@ pub fn retain_records(batch: &[u8], keep: &mut dyn FnMut(KeyedRecord<'_>) -> boo
     let payload = v2::records_payload(batch, &header)?;
     let mut kept = Vec::with_capacity(payload.len());
     let (mut kept_count, mut total) = (0usize, 0usize);
+    let mut kept_max_timestamp = i64::MIN;
     let mut records = v2::records(&payload, &header)?;
     loop {
         let start = payload.len() - records.remaining_len();
@@ -76,6 +78,7 @@ pub fn retain_records(batch: &[u8], keep: &mut dyn FnMut(KeyedRecord<'_>) -> boo
         if keep(KeyedRecord { offset: record.offset, key: record.key, tombstone: record.value.is_none() }) {
             kept.extend_from_slice(&payload[start..end]);
             kept_count += 1;
+            kept_max_timestamp = kept_max_timestamp.max(record.timestamp);
         }
     }
     if kept_count == total {
@@ -87,13 +90,18 @@ pub fn retain_records(batch: &[u8], keep: &mut dyn FnMut(KeyedRecord<'_>) -> boo
         _ => codec::compress(header.compression()?, &kept, xerial)?,
     };
     let mut rewritten = rebuild(batch, &records_bytes, kept_count)?;
+    if kept_count > 0 && !header.is_log_append_time() {
+        // As Kafka's cleaner: the batch's max timestamp is its kept records' (ListOffsets by
+        // time and the time index then point at a record that is still there).
+        rewritten[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&kept_max_timestamp.to_be_bytes());
+    }
     if kept_count == 0 {
         // As Kafka's empty batch header: no codec, since there is nothing to decompress.
         let attributes = header.attributes & !ATTR_COMPRESSION_MASK;
         rewritten[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
-        let crc = crc32c::crc32c(&rewritten[ATTRIBUTES_AT..]);
-        rewritten[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
     }
+    let crc = crc32c::crc32c(&rewritten[ATTRIBUTES_AT..]);
+    rewritten[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
     Ok(Retained::Rewritten { batch: rewritten, records: kept_count })
 }
 
@@ -155,7 +163,9 @@ mod tests {
             };
             assert_eq!(records, 3);
             assert_eq!(&cleaned[..8], &original[..8], "base offset");
-            assert_eq!(&cleaned[21..57], &original[21..57], "attributes, deltas, timestamps, producer");
+            assert_eq!(&cleaned[21..35], &original[21..35], "attributes, delta, base timestamp");
+            assert_eq!(&cleaned[43..57], &original[43..57], "producer fields");
+            assert_eq!(i64::from_be_bytes(cleaned[35..43].try_into().unwrap()), 1005, "kept records' max timestamp");
             let read: Vec<_> = read_v2_records(&cleaned, 0).collect();
             let records = read[0].as_ref().unwrap().records.as_ref().unwrap();
             let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
