@@ -100,7 +100,14 @@ impl PartitionLog {
             let tombstones_go_ms = compacted_at_ms.saturating_add(retention_ms);
             let drop_tombstones = !first_time && tombstones_go_ms <= now_ms;
             let rules = Rules { map: &map, drop_tombstones, index_interval_bytes: plan.interval_bytes };
-            let tombstones_kept = match compact::clean_segment(&self.dir, &candidate.view, &rules)? {
+            let outcome = compact::clean_segment(&self.dir, &candidate.view, &rules).inspect_err(|_| {
+                // A full disk must not keep the half-written copy: recovery would only remove
+                // it at the next open.
+                for path in compact::temp_paths(&self.dir, base) {
+                    let _ = std::fs::remove_file(path);
+                }
+            })?;
+            let tombstones_kept = match outcome {
                 Outcome::Unchanged { tombstones_kept } => tombstones_kept,
                 Outcome::Cleaned(cleaned) => {
                     let (records_removed, tombstones_kept) = (cleaned.records_removed, cleaned.tombstones_kept);
@@ -137,7 +144,7 @@ impl PartitionLog {
     fn compaction_plan(&self, progress: &Progress, now_ms: i64) -> Option<Plan> {
         let state = self.state();
         let compaction = state.config.compaction?;
-        if state.damage.is_some() {
+        if state.damage.is_some() || self.watermark.is_poisoned() {
             return None;
         }
         let newest_allowed_ms = now_ms.saturating_sub(millis(compaction.lag_min));
@@ -470,20 +477,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = open(dir.path());
         fill(&log);
+        let original = contents(&log);
+        drop(log);
+        // A crash after the old indexes went, before the cleaned log was renamed in.
+        simulate_crash_mid_swap(dir.path());
+        let log = open(dir.path());
+        assert_eq!(contents(&log), original);
         log.compact(1_000_000).unwrap();
         let compacted = contents(&log);
         drop(log);
-        for path in temp_paths(dir.path(), 0) {
-            std::fs::write(path, b"half written").unwrap();
-        }
-        std::fs::remove_file(file_path(dir.path(), 0, INDEX_SUFFIX)).unwrap();
-        std::fs::remove_file(file_path(dir.path(), 0, TIME_INDEX_SUFFIX)).unwrap();
+        // A crash after the cleaned log was renamed in, before its indexes were.
+        simulate_crash_mid_swap(dir.path());
         let log = open(dir.path());
         assert!(log.recovery_report().indexes_rebuilt >= 2);
         assert_eq!(contents(&log), compacted);
         for path in temp_paths(dir.path(), 0) {
             assert!(!path.exists(), "{} left behind", path.display());
         }
+    }
+
+    /// What a crash in the middle of `install` leaves of segment 0: half-written temp files
+    /// and no indexes.
+    fn simulate_crash_mid_swap(dir: &Path) {
+        for path in temp_paths(dir, 0) {
+            std::fs::write(path, b"half written").unwrap();
+        }
+        std::fs::remove_file(file_path(dir, 0, INDEX_SUFFIX)).unwrap();
+        std::fs::remove_file(file_path(dir, 0, TIME_INDEX_SUFFIX)).unwrap();
     }
 
     fn temp_paths(dir: &Path, base: i64) -> [std::path::PathBuf; 3] {
