@@ -259,7 +259,7 @@ impl Rewrite {
     /// Writes the pending run of emptied batches as one empty batch.
     fn end_empty_run(&mut self, out: &mut impl Write) -> io::Result<()> {
         let Some((first, last_offset, max_timestamp)) = self.empty_run.take() else { return Ok(()) };
-        let bytes = batch::empty_batch(first.base_offset, last_offset, first.base_timestamp, max_timestamp);
+        let bytes = batch::empty_batch(&first, last_offset, max_timestamp);
         let header = BatchHeader::parse(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         self.write(out, &header, &bytes)
     }
