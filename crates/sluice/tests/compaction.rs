@@ -2,7 +2,7 @@
 //! for a few keys (gzip) plus tombstones to a `cleanup.policy=compact` topic with small
 //! segments; the background compactor leaves the latest value per key at its original offset
 //! (offsets strictly increasing, the log end unchanged), as rdkafka, kcat and kafka-python read
-//! it, across a restart (after which the same producer goes on), and drops tombstones after
+//! it, across a kill -9 and restart (after which the same producer goes on), and drops tombstones after
 //! `delete.retention.ms`. A keyless record is refused with
 //! INVALID_RECORD and per-record errors; an NSQ PUB into the topic with E_PUB_FAILED.
 
@@ -204,7 +204,8 @@ fn compaction_keeps_latest_value_per_key() {
         .collect();
     assert_eq!(python_keyed, expected, "kafka-python sees what rdkafka sees");
 
-    // A restart keeps the compacted log as it was.
+    // A crash (kill -9) and restart keeps the compacted log as it was.
+    broker.kill9();
     broker.restart();
     let restarted = read_all(&broker.bootstrap(), &topic);
     assert!(matches_latest(&restarted), "after restart: {:?}", keyed(&restarted));
@@ -223,6 +224,7 @@ fn compaction_keeps_latest_value_per_key() {
         .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .expect("compaction metric");
     assert!(removed > 0.0, "{removed}");
+    assert!(!broker.log_contents().contains("compaction failed"), "{}", broker.log_contents());
 }
 
 #[test]
