@@ -2,9 +2,9 @@
 //! for a few keys (gzip) plus tombstones to a `cleanup.policy=compact` topic with small
 //! segments; the background compactor leaves the latest value per key at its original offset
 //! (offsets strictly increasing, the log end unchanged), as rdkafka, kcat and kafka-python read
-//! it, across a kill -9 and restart (after which the same producer goes on), and drops tombstones after
-//! `delete.retention.ms`. A keyless record is refused with
-//! INVALID_RECORD and per-record errors; an NSQ PUB into the topic with E_PUB_FAILED.
+//! it, across a kill -9 and restart (after which the same producer goes on), and drops
+//! tombstones after `delete.retention.ms`. A keyless record is refused with INVALID_RECORD and
+//! per-record errors; an NSQ PUB into the topic with E_PUB_FAILED.
 
 mod common;
 
