@@ -12,6 +12,8 @@ pub const TIME_INDEX_SUFFIX: &str = "timeindex";
 pub const TMP_SUFFIX: &str = "tmp";
 /// The partition's recovery point (see `recovery_point.rs`).
 pub const RECOVERY_POINT_FILE: &str = "recovery-point";
+/// Where compaction stands (see `compaction_checkpoint.rs`).
+pub const COMPACTION_CHECKPOINT_FILE: &str = "compaction-checkpoint";
 /// The subdirectory where a clustered partition keeps its Raft state (side index, vote,
 /// snapshot; see `docs/format.md`); recovery leaves it alone.
 pub const RAFT_DIR: &str = "raft";
@@ -41,6 +43,7 @@ pub enum FileKind {
     TimeIndex(i64),
     Temp,
     RecoveryPoint,
+    CompactionCheckpoint,
     RaftDir,
     Unknown,
 }
@@ -59,6 +62,9 @@ pub fn classify(name: &str) -> FileKind {
     }
     if name == RECOVERY_POINT_FILE {
         return FileKind::RecoveryPoint;
+    }
+    if name == COMPACTION_CHECKPOINT_FILE {
+        return FileKind::CompactionCheckpoint;
     }
     if name == RAFT_DIR {
         return FileKind::RaftDir;
@@ -99,6 +105,7 @@ mod tests {
         assert_eq!(classify("recovery-point"), FileKind::RecoveryPoint);
         assert_eq!(classify("recovery-point.tmp"), FileKind::Temp);
         assert_eq!(classify("raft"), FileKind::RaftDir);
+        assert_eq!(classify("compaction-checkpoint"), FileKind::CompactionCheckpoint);
         assert_eq!(classify("42.log"), FileKind::Unknown);
         assert_eq!(classify("0000000000000000004x.log"), FileKind::Unknown);
         assert_eq!(classify("00000000000000000042.txt"), FileKind::Unknown);

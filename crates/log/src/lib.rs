@@ -12,6 +12,7 @@ pub mod atomic_file;
 pub mod batch;
 mod cadence;
 mod compact;
+mod compaction_checkpoint;
 mod config;
 mod disk;
 pub mod durable_dir;

@@ -153,6 +153,7 @@ impl PartitionLog {
             damage: recovered.damage,
         };
         let stored_point = recovery_point::load(&dir).ok().flatten().unwrap_or_default();
+        let progress = compaction::Progress::load(&dir);
         Ok(PartitionLog {
             dir,
             state: Mutex::new(state),
@@ -161,7 +162,7 @@ impl PartitionLog {
             report: recovered.report,
             recovery_point: Mutex::new(stored_point),
             opened_end: recovered.log_end,
-            compaction: Mutex::new(compaction::Progress::default()),
+            compaction: Mutex::new(progress),
             compaction_totals: CompactionTotals::default(),
         })
     }

@@ -11,14 +11,15 @@
 //! Readers: a reader that took a segment's file before the swap keeps reading the old file
 //! (its descriptor outlives the rename); readers after it get the new one.
 
-use std::collections::BTreeMap;
 use std::fs::OpenOptions;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::{facts, PartitionLog};
 use crate::cadence::Cadence;
 use crate::compact::{self, Cleaned, Outcome, Rules, KEY_MAP_BYTES_MAX};
+use crate::compaction_checkpoint::{self, Checkpoint};
 use crate::config::{Compaction, FlushPolicy};
 use crate::error::CompactError;
 use crate::index_file::IndexFile;
@@ -44,17 +45,23 @@ pub struct CompactionTotals {
     pub bytes_removed: AtomicU64,
 }
 
-/// Where compaction stands in this log (in memory: after a restart the first pass maps the
-/// whole log again).
+/// Where compaction stands in this log (stored in `compaction-checkpoint` after each pass).
 #[derive(Debug, Default)]
 pub(super) struct Progress {
-    /// Offsets below this were covered by a pass's key map: the dirty part starts here.
-    cleaned_through: i64,
-    /// When the earliest tombstone a pass kept may go: a pass runs then even if nothing is dirty.
+    /// Offsets below this were covered by a pass's key map, and when each segment was first
+    /// compacted: its tombstones' retention counts from then.
+    stored: Checkpoint,
+    /// When the earliest tombstone a pass kept may go: a pass runs then even if nothing is
+    /// dirty (not stored: the first pass after a start finds it again).
     tombstones_due_ms: Option<i64>,
-    /// When each segment (by base offset) was first compacted: its tombstones' retention
-    /// counts from then. Segments gone are forgotten at each pass.
-    compacted_at_ms: BTreeMap<i64, i64>,
+    /// Whether the first pass since open ran: it looks for due tombstones everywhere.
+    looked_since_open: bool,
+}
+
+impl Progress {
+    pub(super) fn load(dir: &Path) -> Progress {
+        Progress { stored: compaction_checkpoint::load(dir), ..Progress::default() }
+    }
 }
 
 /// One closed segment a pass may cover.
@@ -83,20 +90,20 @@ impl PartitionLog {
     /// `compact` with a key map of at most `key_map_bytes_max`.
     fn compact_within(&self, now_ms: i64, key_map_bytes_max: usize) -> Result<CompactionReport, CompactError> {
         let Ok(mut progress) = self.compaction.try_lock() else { return Ok(CompactionReport::default()) };
-        let Some(plan) = self.compaction_plan(&progress, now_ms) else { return Ok(CompactionReport::default()) };
+        let Some(plan) = self.compaction_plan(&mut progress, now_ms) else { return Ok(CompactionReport::default()) };
         let dirty: Vec<SegmentView> =
             plan.candidates.iter().filter(|c| c.end_offset > plan.dirty_from).map(|c| c.view.clone()).collect();
         let (map, map_end) = compact::build_key_map(&dirty, plan.dirty_from, key_map_bytes_max)?;
         let retention_ms = millis(plan.compaction.tombstone_retention);
         let mut report = CompactionReport { ran: true, ..CompactionReport::default() };
         let mut tombstones_due_ms: Option<i64> = None;
-        progress.compacted_at_ms.retain(|base, _| plan.candidates.iter().any(|c| c.view.base_offset == *base));
+        progress.stored.compacted_at_ms.retain(|base, _| plan.candidates.iter().any(|c| c.view.base_offset == *base));
         for candidate in plan.candidates.iter().filter(|c| c.view.base_offset < map_end) {
             let base = candidate.view.base_offset;
             // A segment compacted for the first time keeps its tombstones: their retention
             // starts now (`delete.retention.ms` after the segment's compaction).
             let first_time = candidate.end_offset > plan.dirty_from;
-            let compacted_at_ms = *progress.compacted_at_ms.entry(base).or_insert(now_ms);
+            let compacted_at_ms = *progress.stored.compacted_at_ms.entry(base).or_insert(now_ms);
             let tombstones_go_ms = compacted_at_ms.saturating_add(retention_ms);
             let drop_tombstones = !first_time && tombstones_go_ms <= now_ms;
             let rules = Rules { map: &map, drop_tombstones, index_interval_bytes: plan.interval_bytes };
@@ -128,8 +135,13 @@ impl PartitionLog {
         if report.segments_rewritten > 0 {
             self.disk.sync_dir(&self.dir)?;
         }
-        progress.cleaned_through = progress.cleaned_through.max(map_end);
+        progress.stored.cleaned_through = progress.stored.cleaned_through.max(map_end);
         progress.tombstones_due_ms = tombstones_due_ms;
+        progress.looked_since_open = true;
+        if let Err(e) = compaction_checkpoint::store(&self.dir, &progress.stored) {
+            // The next start compacts anew from the last stored point: more work, no loss.
+            tracing::warn!(dir = %self.dir.display(), error = %e, "compaction checkpoint not stored");
+        }
         self.compaction_totals.passes.fetch_add(1, Ordering::Relaxed);
         self.compaction_totals.records_removed.fetch_add(report.records_removed, Ordering::Relaxed);
         self.compaction_totals.bytes_removed.fetch_add(report.bytes_removed, Ordering::Relaxed);
@@ -141,7 +153,7 @@ impl PartitionLog {
         &self.compaction_totals
     }
 
-    fn compaction_plan(&self, progress: &Progress, now_ms: i64) -> Option<Plan> {
+    fn compaction_plan(&self, progress: &mut Progress, now_ms: i64) -> Option<Plan> {
         let state = self.state();
         let compaction = state.config.compaction?;
         if state.damage.is_some() || self.watermark.is_poisoned() {
@@ -164,13 +176,20 @@ impl PartitionLog {
                 Some(Candidate { view, end_offset: s.end_offset() })
             })
             .collect();
-        let dirty_from = progress.cleaned_through.max(state.log_start());
+        if progress.stored.cleaned_through > state.log_end {
+            // The log was cut back below what a pass covered (an accepted data loss): what is
+            // written from here on is new, so the whole log is compacted anew.
+            progress.stored = Checkpoint::default();
+        }
+        let dirty_from = progress.stored.cleaned_through.max(state.log_start());
         let total_bytes: u64 = candidates.iter().map(|c| c.view.len).sum();
         let dirty_bytes: u64 = candidates.iter().filter(|c| c.end_offset > dirty_from).map(|c| c.view.len).sum();
         let dirty = candidates.iter().any(|c| c.end_offset > dirty_from)
             && dirty_bytes.saturating_mul(1000)
                 >= total_bytes.saturating_mul(u64::from(compaction.dirty_per_mille_min));
-        let tombstones_due = progress.tombstones_due_ms.is_some_and(|due| due <= now_ms);
+        // After a start, one pass looks at every compacted segment for tombstones due.
+        let tombstones_due = progress.tombstones_due_ms.is_some_and(|due| due <= now_ms)
+            || (!progress.looked_since_open && !progress.stored.compacted_at_ms.is_empty());
         if !dirty && !tombstones_due {
             return None;
         }
@@ -348,9 +367,10 @@ mod tests {
         drop(log);
         let log = open(dir.path());
         assert_eq!(contents(&log), after, "the compacted log reopens as it was");
-        // After a reopen the whole log is dirty again, so the tombstone's retention restarts.
-        log.compact(now).unwrap();
+        // The checkpoint kept the segments' compaction time across the reopen: the tombstone
+        // stays until `delete.retention.ms` after it, then goes, with nothing new written.
         let later = now + RETENTION.as_millis() as i64;
+        assert_eq!(log.compact(later - 1).unwrap().records_removed, 0);
         let report = log.compact(later).unwrap();
         assert_eq!(report.records_removed, 1, "{report:?}");
         assert_eq!(
