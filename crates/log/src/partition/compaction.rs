@@ -171,7 +171,8 @@ impl PartitionLog {
             .iter()
             .take_while(|s| s.end_offset() <= durable)
             .take_while(|s| facts(s).newest_ms.is_none_or(|newest| newest <= newest_allowed_ms))
-            .filter_map(|s| {
+            // A prefix of the log, stopping at a file that cannot be opened.
+            .map_while(|s| {
                 let view = s.view().ok()?;
                 Some(Candidate { view, end_offset: s.end_offset() })
             })
