@@ -8,9 +8,10 @@
 //! that rewrote entries would disagree with its peers' snapshot and catch-up reads.
 
 use crate::broker::Broker;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 /// How often compacted logs are checked. A check with nothing dirty is a lock and a look at
@@ -21,6 +22,7 @@ const COMPACTION_CHECK_PERIOD: Duration = Duration::from_secs(1);
 /// Runs until `shutdown` turns true; a pass under way stops at the next partition.
 pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let stopping = Arc::new(AtomicBool::new(false));
+    let mut failures = Failures::new();
     let mut ticker = tokio::time::interval(COMPACTION_CHECK_PERIOD);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -33,9 +35,13 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
             return;
         }
         let (worker, stop) = (Arc::clone(&broker), Arc::clone(&stopping));
-        let pass = tokio::task::spawn_blocking(move || compact_all(&worker, &stop));
+        let mut failed = std::mem::take(&mut failures);
+        let pass = tokio::task::spawn_blocking(move || {
+            compact_all(&worker, &stop, &mut failed);
+            failed
+        });
         tokio::select! {
-            _ = pass => {}
+            done = pass => failures = done.unwrap_or_default(),
             _ = shutdown.changed() => {
                 stopping.store(true, Ordering::Relaxed);
                 return;
@@ -44,8 +50,15 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
+/// Partitions whose last pass failed, and when: they wait `RETRY_AFTER_FAILURE`.
+type Failures = HashMap<(String, i32), Instant>;
+
+/// A pass that failed (a damaged segment, a full disk) is not retried every second.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
+
 /// One pass over every compacted single-node partition.
-fn compact_all(broker: &Broker, stopping: &AtomicBool) {
+fn compact_all(broker: &Broker, stopping: &AtomicBool, failures: &mut Failures) {
+    failures.retain(|_, at| at.elapsed() < RETRY_AFTER_FAILURE);
     for topic in broker.topics() {
         if !topic.config().compacts() {
             continue;
@@ -54,7 +67,8 @@ fn compact_all(broker: &Broker, stopping: &AtomicBool) {
             if stopping.load(Ordering::Relaxed) {
                 return;
             }
-            if partition.replica().is_some() {
+            let key = (topic.name.to_string(), partition.index);
+            if partition.replica().is_some() || failures.contains_key(&key) {
                 continue;
             }
             match partition.log().compact(now_ms()) {
@@ -64,7 +78,8 @@ fn compact_all(broker: &Broker, stopping: &AtomicBool) {
                 ),
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "compaction failed")
+                    tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "compaction failed");
+                    failures.insert(key, Instant::now());
                 }
             }
         }

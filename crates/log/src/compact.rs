@@ -81,12 +81,16 @@ pub fn build_key_map(views: &[SegmentView], from: i64, bytes_max: usize) -> Resu
             if header.last_offset() < from {
                 continue;
             }
-            convert::visit_records(bytes, &mut |r| {
+            let visited = convert::visit_records(bytes, &mut |r| {
                 if let (Some(key), true) = (r.key, r.offset >= from) {
                     map.insert(key, r.offset);
                 }
-            })
-            .map_err(|e| corrupt(view, header.base_offset, e.to_string()))?;
+            });
+            if let Err(e) = visited {
+                // Its keys stay out of the map, so nothing older is dropped for them; the
+                // batch itself is kept whole (`clean_segment`).
+                tracing::warn!(segment = view.base_offset, batch = header.base_offset, error = %e, "batch not compacted");
+            }
             end = header.last_offset() + 1;
             if map.bytes >= bytes_max {
                 return Ok((map, end));
@@ -160,8 +164,9 @@ pub fn clean_segment(dir: &Path, view: &SegmentView, rules: &Rules<'_>) -> Resul
             tombstones |= kept && r.tombstone;
             kept
         };
-        let retained =
-            convert::retain_records(bytes, &mut keep).map_err(|e| corrupt(view, header.base_offset, e.to_string()))?;
+        // A batch whose records cannot be read (the CRC held: a decompression bomb, records
+        // the producer framed badly) is kept as it is rather than stopping every pass.
+        let retained = convert::retain_records(bytes, &mut keep).unwrap_or(Retained::Whole);
         rewrite.tombstones_kept |= tombstones;
         match retained {
             Retained::Whole => rewrite.write(&mut out, &header, bytes)?,

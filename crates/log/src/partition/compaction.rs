@@ -415,6 +415,19 @@ mod tests {
         assert!(log.compact(1_000_000).unwrap().ran);
     }
 
+    /// A batch whose records cannot be read (its CRC holds) is kept whole, and the pass goes on.
+    #[test]
+    fn unreadable_records_are_kept_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        let mut odd = crate::test_batch::batch(1, 1000, b"not a record");
+        log.append(&mut odd).unwrap();
+        fill(&log);
+        let report = log.compact(1_000_000).unwrap();
+        assert!(report.segments_rewritten > 0, "{report:?}");
+        assert_eq!(log.read(0, 1).unwrap().bytes, odd, "kept as it was");
+    }
+
     /// `min.compaction.lag.ms`: segments whose records are younger are left alone.
     #[test]
     fn young_segments_wait_for_the_lag() {
