@@ -2,7 +2,8 @@
 //! the broker, which every `COMPACTION_CHECK_PERIOD` runs one pass over each compacted
 //! single-node partition on tokio's blocking pool (`PartitionLog::compact`: file I/O, never
 //! on the async runtime). Passes run one partition at a time, so at most one key map
-//! (`sluice_log::KEY_MAP_BYTES_MAX`) is in memory.
+//! (`sluice_log::KEY_MAP_BYTES_MAX`) is in memory. A partition whose pass failed (a damaged
+//! segment, a full disk) waits `RETRY_AFTER_FAILURE` before its next try.
 //!
 //! Replicated partitions are not compacted: their log is also their Raft log, and a replica
 //! that rewrote entries would disagree with its peers' snapshot and catch-up reads.
