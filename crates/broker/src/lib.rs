@@ -8,6 +8,7 @@ pub mod browse;
 pub mod channel;
 pub mod clients;
 pub mod cluster_view;
+pub mod compactor;
 pub mod config;
 pub mod delete_records;
 pub mod error;

@@ -7,15 +7,17 @@
 //! otherwise), with no effect here. The flush policy is expressed with Kafka's
 //! `flush.messages` and `flush.ms`: `flush.messages=1` is `always` (fsync before acks=all
 //! answers, with group commit), a finite `flush.ms` is `interval`, and neither is `os`.
-//! `cleanup.policy=compact` is accepted while compaction does not exist yet: a topic whose
-//! policy does not include `delete` then keeps every record (no time or size retention),
-//! so a "latest value per key" reader still finds every key's latest value.
+//! `cleanup.policy` holding `compact` compacts the topic's closed segments in the background
+//! (`compactor.rs`), with `min.compaction.lag.ms`, `delete.retention.ms` and
+//! `min.cleanable.dirty.ratio`; without `delete` no segment is deleted by time or size.
 
 use crate::error::BrokerError;
-use sluice_log::{FlushPolicy, LogConfig};
+use sluice_log::{Compaction, FlushPolicy, LogConfig};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// Kafka's default `delete.retention.ms`: a day.
+const DELETE_RETENTION_MS_DEFAULT: i64 = 86_400_000;
 /// Kafka's "no limit" for `flush.*`.
 const LONG_MAX: i64 = i64::MAX;
 /// Smallest segment we accept: a segment must hold at least one batch header and some records.
@@ -57,7 +59,8 @@ pub enum ConfigKind {
 /// Topic configs Kafka 3.x defines that Sluice accepts and reports without effect, with
 /// Kafka's defaults. Why none of them changes anything here: compression is whatever the
 /// producer sent (the log stores batches verbatim), there is no tiered storage, no
-/// replication throttle, no compaction yet, and replication is Raft (a majority commits,
+/// replication throttle, compaction has no maximum lag (a pass runs as soon as the dirty ratio
+/// allows), and replication is Raft (a majority commits,
 /// whatever `min.insync.replicas` says; there is no unclean election).
 pub const ACCEPTED_KEYS: &[(&str, ConfigKind, &str)] = &[
     ("compression.gzip.level", ConfigKind::Int, "-1"),
@@ -122,11 +125,31 @@ impl TopicConfig {
             apply(&mut config, key, value)?;
         }
         if !self.deletes() {
-            // Compaction only (not yet done): keep every record rather than lose keys.
+            // Compaction only: no segment is deleted by time or size.
             config.retention_age_max = None;
             config.retention_bytes_max = None;
         }
+        config.compaction = self.compacts().then(|| self.compaction());
         Ok(config)
+    }
+
+    /// Whether closed segments are compacted (`cleanup.policy` holds `compact`), so every
+    /// produced record needs a key.
+    pub fn compacts(&self) -> bool {
+        self.overrides.get("cleanup.policy").is_some_and(|policy| policy.split(',').any(|p| p.trim() == "compact"))
+    }
+
+    /// The compaction settings, from the (already validated) overrides or Kafka's defaults.
+    fn compaction(&self) -> Compaction {
+        let long = |key: &str, default: i64| {
+            self.overrides.get(key).and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(default).max(0) as u64
+        };
+        let ratio = self.overrides.get("min.cleanable.dirty.ratio").and_then(|v| v.trim().parse::<f64>().ok());
+        Compaction {
+            lag_min: duration_ms(long("min.compaction.lag.ms", 0)),
+            tombstone_retention: duration_ms(long("delete.retention.ms", DELETE_RETENTION_MS_DEFAULT)),
+            dirty_per_mille_min: (ratio.unwrap_or(0.5).clamp(0.0, 1.0) * 1000.0).round() as u16,
+        }
     }
 
     /// Whether the broker stamps each produced batch with its append time

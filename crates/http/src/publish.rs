@@ -38,8 +38,17 @@ pub async fn publish(
         .channels
         .publish(&topic, &[body], defer)
         .await
-        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, &format!("PUB_FAILED {e}")))?;
+        .map_err(|e| error(publish_status(&e), &format!("PUB_FAILED {e}")))?;
     Ok(reply::text("OK"))
+}
+
+/// A publish the topic refuses for good (a compacted topic takes no keyless NSQ message) is
+/// the client's error; anything else may pass, so the client may retry.
+fn publish_status(e: &sluice_broker::BrokerError) -> StatusCode {
+    match e {
+        sluice_broker::BrokerError::InvalidRecord(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    }
 }
 
 pub async fn mpub(
@@ -63,7 +72,7 @@ pub async fn mpub(
         .channels
         .publish(&topic, &messages, None)
         .await
-        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, &format!("MPUB_FAILED {e}")))?;
+        .map_err(|e| error(publish_status(&e), &format!("MPUB_FAILED {e}")))?;
     Ok(reply::text("OK"))
 }
 

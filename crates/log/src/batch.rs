@@ -196,6 +196,31 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// A batch of no records spanning `base_offset..=last_offset` (Kafka's empty batch header, as
+/// its log cleaner writes): compaction puts one where it removed every record of a run of
+/// batches, so the segment's offsets stay dense and every reader skips to `last_offset + 1`.
+/// No codec, no producer, CreateTime, the first emptied batch's leader epoch;
+/// `last_offset - base_offset` must fit an `i32`.
+pub fn empty_batch(first: &BatchHeader, last_offset: i64, max_timestamp: i64) -> Vec<u8> {
+    let (base_offset, base_timestamp) = (first.base_offset, first.base_timestamp);
+    let mut b = vec![0u8; BATCH_HEADER_LEN];
+    b[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
+    let batch_length = (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32;
+    b[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&batch_length.to_be_bytes());
+    b[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&first.partition_leader_epoch.to_be_bytes());
+    b[MAGIC_AT] = 2;
+    let delta = (last_offset - base_offset).clamp(0, i32::MAX as i64) as i32;
+    b[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&delta.to_be_bytes());
+    b[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&base_timestamp.to_be_bytes());
+    b[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+    b[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&(-1i64).to_be_bytes());
+    b[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&(-1i16).to_be_bytes());
+    b[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
+    let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
 /// Writes the partition leader epoch into a batch (outside the CRC).
 pub fn set_leader_epoch(batch: &mut [u8], epoch: i32) {
     batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&epoch.to_be_bytes());

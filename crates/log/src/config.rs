@@ -32,6 +32,24 @@ pub struct LogConfig {
     pub batch_bytes_max: u32,
     /// When appended data is fsynced.
     pub flush: FlushPolicy,
+    /// Compact closed segments (Kafka `cleanup.policy` holding `compact`), or None.
+    pub compaction: Option<Compaction>,
+}
+
+/// How a compacted log is cleaned (see `compact.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compaction {
+    /// A segment whose newest record is younger than this is not compacted yet (Kafka
+    /// `min.compaction.lag.ms`), nor is any segment after it.
+    pub lag_min: Duration,
+    /// How long a tombstone (null value) stays after the segment holding it was compacted
+    /// (Kafka `delete.retention.ms`), so a reader behind sees the deletion.
+    pub tombstone_retention: Duration,
+    /// A pass runs only once the dirty (never compacted) closed segments are at least this
+    /// share of the compactable ones, in thousandths (Kafka `min.cleanable.dirty.ratio`,
+    /// 0.5 = 500): each pass rewrites the whole compacted part, so this bounds its I/O to
+    /// a multiple of what was written since the last pass.
+    pub dirty_per_mille_min: u16,
 }
 
 impl Default for LogConfig {
@@ -44,6 +62,7 @@ impl Default for LogConfig {
             retention_age_max: Some(Duration::from_secs(7 * 24 * 3600)),
             batch_bytes_max: 1024 * 1024 + 12,
             flush: FlushPolicy::Always,
+            compaction: None,
         }
     }
 }

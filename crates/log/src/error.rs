@@ -85,3 +85,15 @@ pub enum TruncateError {
     #[error("log is poisoned by an earlier failed fsync")]
     Poisoned,
 }
+
+/// Why a compaction pass stopped. The log itself is unchanged by a failed pass: only
+/// segments fully rewritten and fsynced are ever swapped in.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CompactError {
+    #[error("compaction i/o failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// A stored batch could not be read record by record: the segment is left as it is.
+    #[error("segment {segment} cannot be compacted: batch at offset {offset}: {reason}")]
+    Corrupt { segment: i64, offset: i64, reason: String },
+}

@@ -14,6 +14,8 @@ pub const TMP_SUFFIX: &str = "tmp";
 pub const RECOVERY_POINT_FILE: &str = "recovery-point";
 /// The log start offset DeleteRecords set (see `log_start.rs`).
 pub const LOG_START_FILE: &str = "log-start-offset";
+/// Where compaction stands (see `compaction_checkpoint.rs`).
+pub const COMPACTION_CHECKPOINT_FILE: &str = "compaction-checkpoint";
 /// The subdirectory where a clustered partition keeps its Raft state (side index, vote,
 /// snapshot; see `docs/format.md`); recovery leaves it alone.
 pub const RAFT_DIR: &str = "raft";
@@ -44,6 +46,7 @@ pub enum FileKind {
     Temp,
     RecoveryPoint,
     LogStart,
+    CompactionCheckpoint,
     RaftDir,
     Unknown,
 }
@@ -65,6 +68,9 @@ pub fn classify(name: &str) -> FileKind {
     }
     if name == LOG_START_FILE {
         return FileKind::LogStart;
+    }
+    if name == COMPACTION_CHECKPOINT_FILE {
+        return FileKind::CompactionCheckpoint;
     }
     if name == RAFT_DIR {
         return FileKind::RaftDir;
@@ -105,6 +111,7 @@ mod tests {
         assert_eq!(classify("recovery-point"), FileKind::RecoveryPoint);
         assert_eq!(classify("recovery-point.tmp"), FileKind::Temp);
         assert_eq!(classify("raft"), FileKind::RaftDir);
+        assert_eq!(classify("compaction-checkpoint"), FileKind::CompactionCheckpoint);
         assert_eq!(classify("42.log"), FileKind::Unknown);
         assert_eq!(classify("0000000000000000004x.log"), FileKind::Unknown);
         assert_eq!(classify("00000000000000000042.txt"), FileKind::Unknown);

@@ -11,6 +11,8 @@ mod append;
 pub mod atomic_file;
 pub mod batch;
 mod cadence;
+mod compact;
+mod compaction_checkpoint;
 mod config;
 mod disk;
 pub mod durable_dir;
@@ -35,14 +37,17 @@ mod test_batch;
 mod time_index;
 
 pub use batch::{BatchHeader, BATCH_HEADER_LEN};
-pub use config::{FlushPolicy, LogConfig};
+pub use compact::KEY_MAP_BYTES_MAX;
+pub use config::{Compaction, FlushPolicy, LogConfig};
 #[cfg(feature = "test-seams")]
 pub use disk::gate::Gate as SyncGate;
-pub use error::{AppendError, FlushError, OpenError, ReadError, TruncateError};
+pub use error::{AppendError, CompactError, FlushError, OpenError, ReadError, TruncateError};
 pub use fd_limit::{raise_open_files_limit, OpenFilesLimit};
 pub use file_cache::{open_files, open_files_max, reopens, set_open_files_max, OPEN_FILES_MAX_DEFAULT};
 pub use group_commit::Durable;
 pub use layout::RAFT_DIR;
-pub use partition::{AppendInfo, PartitionLog, ReadResult, RecoveryReport, RetentionReport, TimestampHit, Truncation};
+pub use partition::{
+    AppendInfo, CompactionReport, PartitionLog, ReadResult, RecoveryReport, RetentionReport, TimestampHit, Truncation,
+};
 pub use read::FirstBatch;
 pub use retention::RetentionHold;

@@ -18,8 +18,11 @@ use crate::recovery_point;
 use crate::retention::{self, RetentionHold, SegmentFacts};
 use crate::segment::{Segment, SegmentView};
 
+mod compaction;
 mod delete_records;
 mod truncate;
+
+pub use compaction::{CompactionReport, CompactionTotals};
 
 /// What an append assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +110,9 @@ pub struct PartitionLog {
     /// before a `kill -9` may still be only in the page cache: a periodic checkpoint must
     /// wait until an fsync in this process moved the durable offset past it.
     opened_end: i64,
+    /// Compaction's progress; held for a whole pass, so passes of one log never overlap.
+    compaction: Mutex<compaction::Progress>,
+    compaction_totals: CompactionTotals,
 }
 
 struct State {
@@ -153,6 +159,7 @@ impl PartitionLog {
         // Segments a DeleteRecords stored its start above but had not deleted before a crash.
         delete_records::delete_segments(&state.take_segments_below_start());
         let stored_point = recovery_point::load(&dir).ok().flatten().unwrap_or_default();
+        let progress = compaction::Progress::load(&dir);
         Ok(PartitionLog {
             dir,
             state: Mutex::new(state),
@@ -161,6 +168,8 @@ impl PartitionLog {
             report: recovered.report,
             recovery_point: Mutex::new(stored_point),
             opened_end: recovered.log_end,
+            compaction: Mutex::new(progress),
+            compaction_totals: CompactionTotals::default(),
         })
     }
 

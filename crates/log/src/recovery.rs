@@ -115,7 +115,7 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, OpenError> {
             }
             FileKind::Index(base) | FileKind::TimeIndex(base) => indexes.push((base, path)),
             FileKind::Temp => remove_leftover(&path)?,
-            FileKind::RecoveryPoint | FileKind::LogStart | FileKind::RaftDir => {}
+            FileKind::RecoveryPoint | FileKind::LogStart | FileKind::CompactionCheckpoint | FileKind::RaftDir => {}
             FileKind::Unknown => {
                 tracing::warn!(file = %path.display(), "ignoring unexpected file in log directory")
             }

@@ -64,8 +64,10 @@ pub const UPCONVERT_RECORDS_MAX: usize = 1 << 20;
 
 const _: () = assert!(DOWNCONVERT_BYTES_MAX > DECOMPRESSED_BYTES_MAX + legacy::ENTRY_OVERHEAD_MAX);
 
+mod compact;
 mod validate;
-pub use validate::{validate_produced, Refusal};
+pub use compact::{retain_records, visit_records, KeyedRecord, Retained};
+pub use validate::{keyless_records, validate_produced, Refusal};
 
 /// Why records could not be converted.
 #[derive(Debug, thiserror::Error)]
@@ -713,7 +715,7 @@ mod v2 {
             self.attributes & ATTR_TIMESTAMP_TYPE != 0
         }
 
-        fn compression(&self) -> Result<Compression, ConvertError> {
+        pub(super) fn compression(&self) -> Result<Compression, ConvertError> {
             match self.attributes & ATTR_COMPRESSION_MASK {
                 0 => Ok(Compression::None),
                 1 => Ok(Compression::Gzip),
@@ -797,6 +799,14 @@ mod v2 {
         header: &'h Header,
         /// Records still to parse; the loop is bounded by it and by the bytes left.
         left: usize,
+    }
+
+    impl Records<'_, '_> {
+        /// Bytes of the payload not parsed yet: a record's raw span is the difference
+        /// before and after it (compaction copies kept records verbatim).
+        pub(super) fn remaining_len(&self) -> usize {
+            self.cursor.bytes.len()
+        }
     }
 
     impl<'a> Iterator for Records<'a, '_> {
@@ -899,6 +909,48 @@ mod codec {
                     zstd::stream::read::Decoder::with_buffer(input).map_err(|e| corrupt(format!("zstd: {e}")))?;
                 bounded(decoder, limit, "zstd")
             }
+        }
+    }
+
+    /// Whether compressed records use snappy-java's framing (the Java client writes it;
+    /// librdkafka writes raw snappy): a rewrite keeps the framing it found.
+    pub(super) fn is_xerial_snappy(input: &[u8]) -> bool {
+        input.starts_with(XERIAL_MAGIC)
+    }
+
+    /// Block size of snappy-java's stream (its default), so Java consumers read it as their own.
+    const XERIAL_BLOCK_BYTES: usize = 32 * 1024;
+
+    /// Compresses `input` with `compression` (snappy as xerial frames when `xerial`), as a
+    /// compaction rewrite does with the codec the batch came with.
+    pub(super) fn compress(compression: Compression, input: &[u8], xerial: bool) -> Result<Vec<u8>, ConvertError> {
+        use std::io::Write;
+        let failed = |codec: &str, e: &dyn std::fmt::Display| corrupt(format!("{codec} compression: {e}"));
+        match compression {
+            Compression::None => Ok(input.to_vec()),
+            Compression::Gzip => {
+                let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                encoder.write_all(input).map_err(|e| failed("gzip", &e))?;
+                encoder.finish().map_err(|e| failed("gzip", &e))
+            }
+            Compression::Snappy if xerial => {
+                let mut out = XERIAL_MAGIC.to_vec();
+                out.extend_from_slice(&1i32.to_be_bytes());
+                out.extend_from_slice(&1i32.to_be_bytes());
+                for chunk in input.chunks(XERIAL_BLOCK_BYTES) {
+                    let block = snap::raw::Encoder::new().compress_vec(chunk).map_err(|e| failed("snappy", &e))?;
+                    out.extend_from_slice(&(block.len() as i32).to_be_bytes());
+                    out.extend_from_slice(&block);
+                }
+                Ok(out)
+            }
+            Compression::Snappy => snap::raw::Encoder::new().compress_vec(input).map_err(|e| failed("snappy", &e)),
+            Compression::Lz4 => {
+                let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                encoder.write_all(input).map_err(|e| failed("lz4", &e))?;
+                encoder.finish().map_err(|e| failed("lz4", &e))
+            }
+            Compression::Zstd => zstd::stream::encode_all(input, 3).map_err(|e| failed("zstd", &e)),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use crate::settings::Settings;
 use anyhow::Context as _;
-use sluice_broker::{maintenance, Broker};
+use sluice_broker::{compactor, maintenance, Broker};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -53,6 +53,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         None => None,
     };
     let upkeep = tokio::spawn(maintenance::run(broker.clone(), stopped.clone()));
+    let compaction = tokio::spawn(compactor::run(broker.clone(), stopped.clone()));
     let group_sweeper = tokio::spawn(broker.groups().clone().run(stopped.clone()));
     let kafka = tokio::spawn(sluice_kafka::serve(listener, broker.clone(), settings.kafka.clone(), stopped.clone()));
     let node = sluice_http::NodeInfo {
@@ -89,6 +90,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
             let _ = task.await;
         }
         let _ = upkeep.await;
+        let _ = compaction.await;
         let _ = group_sweeper.await;
     })
     .await

@@ -236,9 +236,17 @@ impl Channels {
     }
 
     /// Appends NSQ messages as one batch to the next partition (round-robin) and waits until
-    /// durable per the topic's flush policy.
+    /// durable per the topic's flush policy. A compacted topic (`cleanup.policy` holding
+    /// `compact`) refuses them: NSQ messages carry no key, and compaction keeps one record per
+    /// key, so Kafka would refuse them too (`INVALID_RECORD`).
     pub async fn publish(&self, topic: &str, bodies: &[Bytes], defer: Option<Duration>) -> BrokerResult<()> {
         let topic = self.topic_or_create(topic)?;
+        if topic.log_topic.config().compacts() {
+            return Err(BrokerError::InvalidRecord(format!(
+                "topic {} is compacted (cleanup.policy=compact) and NSQ messages have no key",
+                topic.log_topic.name
+            )));
+        }
         let partitions = topic.log_topic.partitions();
         if partitions.is_empty() {
             return Err(BrokerError::UnknownTopicOrPartition);

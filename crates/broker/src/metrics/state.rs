@@ -84,6 +84,16 @@ fn partitions(broker: &Broker, out: &mut Vec<MetricFamily>) {
         "sluice_log_recovery_indexes_rebuilt_total",
         "Index files rebuilt by recovery when the partition was opened (missing or damaged).",
     );
+    let mut compactions = Family::counter(
+        "sluice_log_compactions_total",
+        "Compaction passes run over the partition's closed segments (cleanup.policy=compact) since it was opened.",
+    );
+    let mut compacted_records = Family::counter(
+        "sluice_log_compaction_records_removed_total",
+        "Records compaction removed from the partition (superseded by a later record of their key, or expired tombstones).",
+    );
+    let mut compacted_bytes =
+        Family::counter("sluice_log_compaction_bytes_removed_total", "Bytes of segment files compaction reclaimed.");
     let mut partition_count = Family::gauge("sluice_topic_partitions", "Partitions of the topic.");
     for topic in broker.topics() {
         let parts = topic.partitions();
@@ -102,6 +112,10 @@ fn partitions(broker: &Broker, out: &mut Vec<MetricFamily>) {
             let report = p.log().recovery_report();
             truncated.add(&labels, report.truncated_bytes as f64);
             rebuilt.add(&labels, report.indexes_rebuilt as f64);
+            let compaction = p.log().compaction_totals();
+            compactions.add(&labels, compaction.passes.load(Ordering::Relaxed) as f64);
+            compacted_records.add(&labels, compaction.records_removed.load(Ordering::Relaxed) as f64);
+            compacted_bytes.add(&labels, compaction.bytes_removed.load(Ordering::Relaxed) as f64);
         }
     }
     for family in [
@@ -115,6 +129,9 @@ fn partitions(broker: &Broker, out: &mut Vec<MetricFamily>) {
         segments,
         truncated,
         rebuilt,
+        compactions,
+        compacted_records,
+        compacted_bytes,
         partition_count,
     ] {
         family.finish(out);

@@ -2,14 +2,19 @@
 //! waits in a task for the fsync so pipelined requests share group commits.
 //! Legacy message sets (magic 0/1) are up-converted to one v2 batch first. On a topic with
 //! `message.timestamp.type=LogAppendTime` every batch is stamped with the broker's time
-//! before it is appended (so replicas store the stamped batch), as Kafka does.
+//! before it is appended (so replicas store the stamped batch), as Kafka does. On a compacted
+//! topic (`cleanup.policy` holding `compact`) a record without a key is refused with
+//! `INVALID_RECORD`, naming each such record in `record_errors` (v8+), as Kafka does; nothing
+//! of that partition's request is written.
 
 use super::{now_ms, topic_name};
 use crate::dispatch::{later, DispatchError, Reply, RequestMeta};
 use crate::error_codes::{code_of, CORRUPT_MESSAGE, INVALID_RECORD, INVALID_REQUIRED_ACKS, NONE};
 use crate::server::Context;
 use bytes::Bytes;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use sluice_broker::batch::{self, BatchHeader, BATCH_HEADER_LEN};
 use sluice_broker::{AppendOutcome, BrokerError, Durability, Partition, Submitted};
@@ -20,6 +25,9 @@ use std::sync::Arc;
 struct Appended {
     index: i32,
     result: Result<Submission, BrokerError>,
+    /// Records refused one by one (index within their batch): keyless records on a
+    /// compacted topic.
+    record_errors: Vec<i32>,
 }
 
 /// An accepted append.
@@ -38,13 +46,14 @@ pub fn handle(ctx: &Arc<Context>, request: ProduceRequest, meta: RequestMeta) ->
         let appended: Vec<Appended> = topic
             .partition_data
             .into_iter()
-            .map(|p| Appended {
-                index: p.index,
-                result: if matches!(acks, -1..=1) {
-                    append(ctx, &name, p.index, p.records)
+            .map(|p| {
+                let mut record_errors = Vec::new();
+                let result = if matches!(acks, -1..=1) {
+                    append(ctx, &name, p.index, p.records, &mut record_errors)
                 } else {
                     Err(BrokerError::InvalidConfig(format!("acks={acks}")))
-                },
+                };
+                Appended { index: p.index, result, record_errors }
             })
             .collect();
         topics.push((name, appended));
@@ -64,6 +73,9 @@ pub fn handle(ctx: &Arc<Context>, request: ProduceRequest, meta: RequestMeta) ->
                     Err(e) => (Err(e), -1),
                 };
                 let mut out = partition_response(a.index, result, acks, meta.version);
+                if meta.version >= 8 {
+                    out.record_errors = record_errors(&name, a.index, &a.record_errors);
+                }
                 if out.error_code == NONE && meta.version >= 2 {
                     out.log_append_time_ms = log_append_time_ms;
                 }
@@ -75,7 +87,14 @@ pub fn handle(ctx: &Arc<Context>, request: ProduceRequest, meta: RequestMeta) ->
     }))
 }
 
-fn append(ctx: &Context, topic: &str, index: i32, records: Option<Bytes>) -> Result<Submission, BrokerError> {
+fn append(
+    ctx: &Context,
+    topic: &str,
+    index: i32,
+    records: Option<Bytes>,
+    record_errors: &mut Vec<i32>,
+) -> Result<Submission, BrokerError> {
+    let name = topic;
     let topic = ctx.broker.topic_or_auto_create(topic)?;
     let partition = topic.partition(index).ok_or(BrokerError::UnknownTopicOrPartition)?;
     let records = records.filter(|r| !r.is_empty()).ok_or_else(|| BrokerError::CorruptMessage("no records".into()))?;
@@ -89,12 +108,47 @@ fn append(ctx: &Context, topic: &str, index: i32, records: Option<Bytes>) -> Res
         Some(magic) => return Err(BrokerError::CorruptMessage(format!("unknown magic {magic}"))),
         None => return Err(BrokerError::CorruptMessage("records too short".into())),
     };
-    let log_append_time_ms = match topic.config().log_append_time() {
+    let config = topic.config();
+    if config.compacts() {
+        *record_errors = convert::keyless_records(&batches);
+        if !record_errors.is_empty() {
+            return Err(BrokerError::InvalidRecord(keyless_message(name, index, record_errors.len())));
+        }
+    }
+    let log_append_time_ms = match config.log_append_time() {
         true => stamp_log_append_time(&mut batches, now_ms()),
         false => -1,
     };
     let submitted = partition.submit(batches)?;
     Ok(Submission { partition, submitted, log_append_time_ms })
+}
+
+/// Kafka's words for a keyless record on a compacted topic.
+fn keyless_record(topic: &str, index: i32) -> String {
+    format!("Compacted topic cannot accept message without key in topic partition {topic}-{index}.")
+}
+
+/// Kafka's top-level message for a produce refused record by record.
+fn keyless_message(topic: &str, index: i32, count: usize) -> String {
+    let shown = count.min(3);
+    let errors = vec![keyless_record(topic, index); shown].join(", ");
+    format!(
+        "One or more records have been rejected due to {count} record errors in total, and only showing the \
+         first three errors at most: [{errors}]"
+    )
+}
+
+/// The Produce response's `record_errors` (v8+) for the records refused one by one.
+fn record_errors(topic: &str, index: i32, refused: &[i32]) -> Vec<BatchIndexAndErrorMessage> {
+    refused
+        .iter()
+        .map(|&batch_index| {
+            let mut error = BatchIndexAndErrorMessage::default();
+            error.batch_index = batch_index;
+            error.batch_index_error_message = Some(super::str_bytes(&keyless_record(topic, index)));
+            error
+        })
+        .collect()
 }
 
 /// Stamps every whole batch of `batches` (checked or built just before) with `now`;

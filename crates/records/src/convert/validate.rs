@@ -46,6 +46,26 @@ pub fn validate_produced(batches: &[u8]) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Kafka's check for a compacted topic: the index within its batch of every record without a
+/// key (Kafka's `RecordError.batchIndex`), in order, for the Produce response's
+/// `record_errors`. Call it after `validate_produced` accepted `batches`; a batch it cannot read
+/// is skipped (that one already refused it).
+pub fn keyless_records(batches: &[u8]) -> Vec<i32> {
+    let mut keyless = Vec::new();
+    let mut rest = batches;
+    while let Ok(Some(bytes)) = v2::next_complete_batch(&mut rest) {
+        let Ok(header) = v2::Header::parse_checked(bytes) else { continue };
+        let Ok(payload) = v2::records_payload(bytes, &header) else { continue };
+        let Ok(records) = v2::records(&payload, &header) else { continue };
+        for (index, record) in records.enumerate() {
+            if record.is_ok_and(|r| r.key.is_none()) {
+                keyless.push(index as i32);
+            }
+        }
+    }
+    keyless
+}
+
 /// A refusal before its position in the request is known.
 enum BatchFault {
     Invalid(String),
@@ -98,6 +118,18 @@ fn check_count(header: &v2::Header) -> Result<(), BatchFault> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records without a key are named by their index within their batch.
+    #[test]
+    fn keyless_records_are_found() {
+        use super::super::{encode_batch, new_record};
+        use bytes::Bytes;
+        let records: Vec<_> = (0..4)
+            .map(|i| new_record(i, 0, (i % 2 == 0).then(|| Bytes::from_static(b"k")), Some(Bytes::new()), vec![]))
+            .collect();
+        let batch = encode_batch(&records, kafka_protocol::records::Compression::Lz4).unwrap();
+        assert_eq!(keyless_records(&batch), [1, 3]);
+    }
     use crate::convert::{encode_batch, new_record};
     use bytes::Bytes;
     use kafka_protocol::records::Compression;
