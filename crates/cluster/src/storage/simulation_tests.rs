@@ -119,6 +119,16 @@ impl SimNode {
         running.raft.shutdown().await.unwrap_or_else(|e| panic!("node {} Raft panicked: {e}", self.id));
     }
 
+    /// Leaves what a crash between an append's two writes leaves: a batch in the segments
+    /// with no side record (never reported durable, so never acknowledged). The reopen must
+    /// cut it and the next entry take its offsets.
+    fn leave_orphan_batch(&self) {
+        let log = PartitionLog::open(self.dir.join("log"), log_config()).unwrap();
+        let epoch = log.recent_batch_headers(1).unwrap().last().map_or(0, |h| h.partition_leader_epoch);
+        log.append_with_epoch(&mut batch(2, b"orphan: written, never acknowledged"), epoch).unwrap();
+        log.flush().unwrap();
+    }
+
     fn raft(&self) -> Option<&Raft> {
         self.running.as_ref().map(|r| &r.raft)
     }
@@ -137,6 +147,8 @@ struct Acked {
 struct Summary {
     crashes: u32,
     leader_crashes: u32,
+    /// Crashes that left a batch in the segments without its side record.
+    orphans: u32,
     partitions: u32,
     leader_partitions: u32,
     snapshots: u32,
@@ -191,9 +203,9 @@ async fn client(net: Arc<SimNet>, acked: Arc<Mutex<Vec<Acked>>>, proposed: Arc<M
 }
 
 /// A snapshot on `raft`, then its log purged up to it, as `log_release` does, each waited
-/// for with a bound; then the segments wholly below what the Raft log still needs deleted
-/// by retention. Failures (no leader, timeouts) are fine: the next one retries.
-async fn snapshot_purge_retain(raft: &Raft, store: &LogStore, summary: &mut Summary) {
+/// for with a bound; then, if `retain`, the segments wholly below what the Raft log still
+/// needs deleted by retention. Failures (no leader, timeouts) are fine: the next one retries.
+async fn snapshot_purge_retain(raft: &Raft, store: &LogStore, retain: bool, summary: &mut Summary) {
     let before = raft.metrics().borrow().snapshot;
     if raft.trigger().snapshot().await.is_err() {
         return;
@@ -209,7 +221,7 @@ async fn snapshot_purge_retain(raft: &Raft, store: &LogStore, summary: &mut Summ
         .wait(Some(Duration::from_secs(2)))
         .metrics(|m| m.purged.map(|p| p.index) >= Some(snapshot.index), "purged")
         .await;
-    if purged.is_ok() {
+    if purged.is_ok() && retain {
         let (log, below) = (Arc::clone(store.partition_log()), store.first_needed_offset());
         let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let report = tokio::task::spawn_blocking(move || log.enforce_retention_below(now_ms as i64, None, below));
@@ -276,6 +288,10 @@ async fn run_seed(seed: u64) -> Summary {
                 }
                 nodes[index].crash(&net).await;
                 summary.crashes += 1;
+                if rng.percent(30) {
+                    nodes[index].leave_orphan_batch();
+                    summary.orphans += 1;
+                }
                 crashed = Some((index, step + 1 + rng.below(10) as u32));
             }
             3 if heal_at.is_none() => {
@@ -294,7 +310,8 @@ async fn run_seed(seed: u64) -> Summary {
                 let index = rng.below(3) as usize;
                 if let Some(running) = &nodes[index].running {
                     let (raft, store) = (running.raft.clone(), running.store.clone());
-                    snapshot_purge_retain(&raft, &store, &mut summary).await;
+                    let retain = rng.percent(30);
+                    snapshot_purge_retain(&raft, &store, retain, &mut summary).await;
                 }
             }
             _ => {}
@@ -503,11 +520,12 @@ async fn simulated_faults_lose_nothing_acknowledged() {
         eprintln!("sim seed {seed}: running (SIM_SEED={seed} replays it)");
         let s = run_seed(seed).await;
         eprintln!(
-            "sim seed {seed}: crashes {} (leader {}), partitions {} (leader {}), snapshots {}, purges {}, \
-             retentions {}, proposed {}, acked {}, leader changes {}, final term {}, copies checked {}, \
-             copies below a log start {}, messages delivered {} lost {} refused {}",
+            "sim seed {seed}: crashes {} (leader {}, orphan batch left {}), partitions {} (leader {}), snapshots {}, purges {}, \
+             retentions {}, proposed {}, acked {}, leader changes {}, elections (final term) {}, copies checked {}, \
+             copies below a log start {}, messages delivered {} lost {} refused {}, snapshot sends {}",
             s.crashes,
             s.leader_crashes,
+            s.orphans,
             s.partitions,
             s.leader_partitions,
             s.snapshots,
@@ -521,7 +539,8 @@ async fn simulated_faults_lose_nothing_acknowledged() {
             s.below_log_start,
             s.net.delivered,
             s.net.lost,
-            s.net.refused
+            s.net.refused,
+            s.net.snapshot_chunks
         );
         assert!(s.acked > 0, "seed {seed}: nothing was acknowledged");
     }

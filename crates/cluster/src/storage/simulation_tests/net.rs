@@ -55,6 +55,8 @@ pub struct NetStats {
     pub delivered: u64,
     pub lost: u64,
     pub refused: u64,
+    /// InstallSnapshot requests sent (a follower behind a purged log).
+    pub snapshot_chunks: u64,
 }
 
 struct NetState {
@@ -220,6 +222,7 @@ impl RaftNetwork<TypeConfig> for SimPeer {
         req: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RpcError<InstallSnapshotError>> {
+        self.net.state().stats.snapshot_chunks += 1;
         self.call(RPCTypes::InstallSnapshot, &option, |raft| async move { raft.install_snapshot(req).await }).await
     }
 
