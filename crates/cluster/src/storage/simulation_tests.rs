@@ -173,7 +173,7 @@ fn leader_of(net: &SimNet) -> Option<(NodeId, Raft)> {
 
 /// The client: proposes batches one at a time to whoever leads, records what commits.
 async fn client(net: Arc<SimNet>, acked: Arc<Mutex<Vec<Acked>>>, proposed: Arc<Mutex<u64>>, seed: u64) {
-    let mut rng = Rng::new(seed ^ 0xC11E_47);
+    let mut rng = Rng::new(seed ^ 0x00C1_1E47);
     loop {
         let Some((_, raft)) = leader_of(&net) else {
             tokio::time::sleep(Duration::from_millis(20)).await;
