@@ -68,6 +68,8 @@ struct NetState {
     loss_percent: u64,
     delay_ms_max: u64,
     stats: NetStats,
+    /// Requests that broke Raft's rules, as seen on the wire.
+    violations: Vec<String>,
 }
 
 /// What happens to one message.
@@ -91,6 +93,7 @@ impl SimNet {
                 loss_percent: 0,
                 delay_ms_max: 1,
                 stats: NetStats::default(),
+                violations: Vec::new(),
             }),
         })
     }
@@ -125,6 +128,10 @@ impl SimNet {
     pub fn heal(&self) {
         self.state().isolated.clear();
         self.set_weather(0, 5);
+    }
+
+    pub fn violations(&self) -> Vec<String> {
+        self.state().violations.clone()
     }
 
     pub fn stats(&self) -> NetStats {
@@ -214,6 +221,28 @@ impl RaftNetwork<TypeConfig> for SimPeer {
         req: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcError> {
+        // What the follower's openraft only debug-asserts: the entries the leader read from its
+        // store follow on from `prev_log_id`.
+        if let Some(first) = req.entries.first() {
+            let prev = req.prev_log_id;
+            let want = prev.map_or(0, |p| p.index + 1);
+            if first.log_id.index != want {
+                let metrics = self.net.raft(self.from).map(|r| r.metrics().borrow().clone());
+                let violation = format!(
+                    "node {} sent node {} entries {}..={} after prev_log_id {prev:?}; sender now (purged, \
+                     snapshot, last index, state): {:?}",
+                    self.from,
+                    self.target,
+                    first.log_id,
+                    req.entries.last().unwrap().log_id,
+                    metrics.map(|m| (m.purged, m.snapshot, m.last_log_index, m.state))
+                );
+                // Not delivered (the follower would debug-assert, or in a release build append
+                // with a hole): recorded, and the seed fails at its end.
+                self.net.state().violations.push(violation);
+                return Err(RPCError::Unreachable(Unreachable::new(&std::io::Error::other("bad request dropped"))));
+            }
+        }
         self.call(RPCTypes::AppendEntries, &option, |raft| async move { raft.append_entries(req).await }).await
     }
 
