@@ -10,9 +10,11 @@
 //! is the log end everywhere; offsets are contiguous; the Raft entries read back through the
 //! store map to exactly those offsets, the same on every node; no Raft stopped on an error.
 //!
-//! The faults are chosen by the seed; the interleaving of tasks with the blocking file I/O
-//! is not fully deterministic, so a seed replays the same fault schedule, not necessarily
-//! the same run. `SIM_SEED=<n>` runs one seed; `SIM_SEEDS=<n>` runs seeds 1..=n.
+//! The faults are drawn from the seed, but a run is not bit-for-bit repeatable: openraft
+//! draws its election timeouts from its own unseeded RNG, and blocking-pool file I/O
+//! interleaves with the runtime as the machine lets it, so a seed reruns the same kind of
+//! fault schedule and a failure shows up again only with some probability (rerun it a few
+//! times). `SIM_SEED=<n>` runs one seed; `SIM_SEEDS=<n>` runs seeds 1..=n.
 
 mod net;
 
@@ -355,7 +357,7 @@ async fn run_seed(seed: u64, faults: &Faults) -> Summary {
     if faults.fail_on_gapped_appends {
         assert!(violations.is_empty(), "seed {seed}: Raft rules broken on the wire: {violations:#?}");
     }
-    assert!(converged.is_ok(), "seed {seed}: the healed group did not converge (SIM_SEED={seed} replays it)");
+    assert!(converged.is_ok(), "seed {seed}: the healed group did not converge (SIM_SEED={seed} reruns it)");
     summary.proposed = *proposed.lock().unwrap();
     summary.net = net.stats();
     summary.final_term =
@@ -575,7 +577,7 @@ async fn follower_purge_races_a_stale_replication() {
 
 async fn run_seeds(seeds: Vec<u64>, faults: &Faults) {
     for seed in seeds {
-        eprintln!("sim seed {seed}: running (SIM_SEED={seed} replays it)");
+        eprintln!("sim seed {seed}: running (SIM_SEED={seed} reruns it)");
         let s = run_seed(seed, faults).await;
         eprintln!(
             "sim seed {seed}: crashes {} (leader {}, orphan batch left {}), partitions {} (leader {}), snapshots {}, purges {}, \
