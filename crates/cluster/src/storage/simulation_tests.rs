@@ -440,7 +440,7 @@ fn read_batches(seed: u64, id: NodeId, log: &PartitionLog) -> BTreeMap<i64, Stor
 /// The Raft entries a store holds, each with the offsets of its batches (None for an entry
 /// without records); asserts indexes are consecutive, every batch carries its entry's term
 /// as its epoch, and the batch entries cover the log contiguously from the first offset the
-/// store still needs to the log end.
+/// store still needs to the log end, and `epoch_end_offset` says where each term ends.
 async fn read_entries(seed: u64, id: NodeId, store: &LogStore) -> BTreeMap<u64, (LogId<NodeId>, Option<(i64, i64)>)> {
     let mut reader = store.clone();
     let state = reader.get_log_state().await.unwrap();
@@ -468,11 +468,16 @@ async fn read_entries(seed: u64, id: NodeId, store: &LogStore) -> BTreeMap<u64, 
         };
         out.insert(entry.log_id.index, (entry.log_id, offsets));
     }
-    assert_eq!(
-        next_offset,
-        store.partition_log().log_end_offset(),
-        "seed {seed} node {id}: entries end before the log"
-    );
+    let log_end = store.partition_log().log_end_offset();
+    assert_eq!(next_offset, log_end, "seed {seed} node {id}: entries end before the log");
+    // OffsetForLeaderEpoch from the store agrees with the entries: each kept term ends where
+    // the first batch of a later term begins, or at the log end.
+    let terms: BTreeSet<u64> = out.values().map(|(l, _)| l.leader_id.term).collect();
+    for term in terms {
+        let later = out.values().filter(|(l, _)| l.leader_id.term > term);
+        let end = later.filter_map(|(_, offsets)| offsets.map(|o| o.0)).next().unwrap_or(log_end);
+        assert_eq!(store.epoch_end_offset(term), Some((term, end)), "seed {seed} node {id}: epoch end of term {term}");
+    }
     out
 }
 
