@@ -26,6 +26,8 @@ pub mod vote;
 pub mod written;
 
 #[cfg(test)]
+mod simulation_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::Path;
