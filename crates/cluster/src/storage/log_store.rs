@@ -96,7 +96,16 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
         let (start, end) = bounds(&range);
-        let records = self.group.side().range(start, end);
+        let side = self.group.side();
+        // openraft 0.9 purges a non-leader's log at once, but a node that just stepped down
+        // may still run its old replication tasks: one asking from a purged index must get
+        // nothing (openraft sends that as a heartbeat), never the entries after the purge
+        // point, which it would send after the wrong prev_log_id (found by the simulation).
+        if side.last_purged().is_some_and(|purged| start <= purged.index) {
+            return Ok(Vec::new());
+        }
+        let records = side.range(start, end);
+        drop(side);
         let group = Arc::clone(&self.group);
         blocking(move || read_entries(&group.log, records)).await
     }
