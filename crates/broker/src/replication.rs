@@ -146,14 +146,26 @@ async fn run(partition: Weak<Partition>, replica: Arc<dyn Replica>, mut proposal
             continue;
         }
         // Group commit on the leader: openraft appends and fsyncs each entry before it takes
-        // the next, so every produce request as its own entry costs an fsync round each. While
-        // the previous group is being written, requests queue here and then go as one entry.
-        if let Some(previous) = previous_written.take() {
-            let _ = previous.await;
-        }
+        // the next, so every produce request as its own entry costs an fsync round each.
+        // Until the previous group is in the leader's log, requests join this one; a full
+        // group goes at once (so the bounded queue keeps moving), and so does one followed by
+        // an idempotent request.
+        let mut gate = previous_written.take();
         let mut group = vec![proposal];
         let mut bytes = group[0].batches.len();
-        while let Ok(next) = proposals.try_recv() {
+        while bytes < GROUP_BYTES_MAX && group.len() < GROUP_PROPOSALS_MAX {
+            let next = match gate.as_mut() {
+                Some(written) => tokio::select! {
+                    biased;
+                    _ = written => {
+                        gate = None;
+                        continue;
+                    }
+                    next = proposals.recv() => next,
+                },
+                None => proposals.try_recv().ok(),
+            };
+            let Some(next) = next else { break };
             if is_idempotent(&next) || bytes + next.batches.len() > GROUP_BYTES_MAX {
                 held = Some(next);
                 break;
@@ -183,6 +195,10 @@ async fn run(partition: Weak<Partition>, replica: Arc<dyn Replica>, mut proposal
 /// carries two entries.
 pub const GROUP_BYTES_MAX: usize = 2 * 1024 * 1024;
 
+/// Most produce requests proposed as one entry: half the queue, so small requests waiting
+/// for the previous group's write never fill the queue (which refuses produces when full).
+const GROUP_PROPOSALS_MAX: usize = PROPOSALS_QUEUED_MAX / 2;
+
 fn is_idempotent(proposal: &Proposal) -> bool {
     proposal.headers.iter().any(|h| h.producer_id >= 0 && h.base_sequence >= 0)
 }
@@ -199,9 +215,11 @@ struct Part {
 /// each proposal's part.
 fn split_group(group: Vec<Proposal>) -> (Vec<Part>, Vec<u8>) {
     let mut parts = Vec::with_capacity(group.len());
+    let total: usize = group.iter().map(|p| p.batches.len()).sum();
     let mut iter = group.into_iter();
     let Some(first) = iter.next() else { return (parts, Vec::new()) };
     let Proposal { mut batches, headers, written, reply } = first;
+    batches.reserve_exact(total - batches.len());
     parts.push(Part { records: records_in(&headers), written, reply });
     for Proposal { batches: more, headers, written, reply } in iter {
         batches.extend_from_slice(&more);
