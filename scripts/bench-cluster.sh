@@ -3,7 +3,10 @@
 #   single  produce 1 KiB acks=all to a 1-partition topic on one node (no --node-id)
 #   rf3     the same to a replication-factor-3 topic on a 3-node loopback cluster
 #           (127.0.0.11-13, every node on this machine's 2 cores)
-# and prints the medians and the ratio rf3 / single. Then, unless SKIP_FAILOVER=1,
+# and prints the medians and the ratio rf3 / single. After each produce the same node(s)
+# serve a consume of the topic just written (from offset 0, assign, no group) and, unless
+# SKIP_LATENCY=1, an end-to-end latency run at LAT_RATE 1 KiB messages/s (default 20000:
+# 20 MB/s) for LAT_SECS (default 10) with acks=all. Then, unless SKIP_FAILOVER=1,
 # the failover distribution: the cluster_failover test (debug build: election timers, not
 # code speed, set the figure) with
 # SLUICE_FAILOVER_KILLS kills (default 20), kill -9 of the leader -> first
@@ -99,8 +102,11 @@ start_cluster() {
 }
 
 # produce NAME BOOTSTRAP RF: one sluice-bench run, its JSON line appended to NAME.jsonl.
+# Sets $last_topic for the consume that follows.
+last_topic=""
 produce() {
     local name=$1 bootstrap=$2 rf=$3 topic="bench-$1-$RANDOM"
+    last_topic=$topic
     sync
     if [[ -w /proc/sys/vm/drop_caches ]]; then echo 3 >/proc/sys/vm/drop_caches; fi
     timeout 300 "$BENCH" produce --brokers "$bootstrap" --topic "$topic" --messages "$MSGS" --size 1024 \
@@ -112,12 +118,42 @@ produce() {
     echo "    $name: $(grep -E '^delivered' "$RES/last.out" | head -1 || echo FAILED)"
 }
 
+# record NAME: the last run's JSON line appended to NAME.jsonl, its output to NAME.runs.log.
+record() {
+    local name=$1 json
+    cat "$RES/last.out" "$RES/last.err" >>"$RES/$name.runs.log"
+    json=$(grep '^{' "$RES/last.out" | tail -1 || true)
+    echo "${json:-{\"complete\":false\}}" >>"$RES/$name.jsonl"
+}
+
+# consume NAME BOOTSTRAP: reads the topic the last produce wrote, all MSGS messages.
+consume() {
+    local name=$1-consume bootstrap=$2
+    timeout 300 "$BENCH" consume --brokers "$bootstrap" --topic "$last_topic" --messages "$MSGS" \
+        --timeout-s 120 >"$RES/last.out" 2>"$RES/last.err" || true
+    record "$name"
+    echo "    $name: $(grep -E 'msgs/s' "$RES/last.out" | head -1 || echo FAILED)"
+}
+
+# latency NAME BOOTSTRAP RF: produce at LAT_RATE while consuming; end-to-end latency.
+latency() {
+    local name=$1-latency bootstrap=$2 rf=$3
+    [[ -n "${SKIP_LATENCY:-}" ]] && return 0
+    timeout 300 "$BENCH" latency --brokers "$bootstrap" --topic "lat-$1-$RANDOM" --rate "${LAT_RATE:-20000}" \
+        --seconds "${LAT_SECS:-10}" --size 1024 --acks all --replication-factor "$rf" --timeout-s 120 \
+        >"$RES/last.out" 2>"$RES/last.err" || true
+    record "$name"
+    echo "    $name: $(grep -E '^\{' "$RES/last.out" | tail -1 | python3 -c "import json,sys; d=json.load(sys.stdin); print('p50', d['p50_ms'], 'ms, p99', d['p99_ms'], 'ms,', d['mb_per_s'], 'MB/s')" 2>/dev/null || echo FAILED)"
+}
+
 for r in $(seq 1 "$RUNS"); do
     echo "==> run $r: single node"
     start_node single 127.0.0.1
     bootstrap=$kafka_addr
     wait_brokers "$bootstrap" 1
     produce single "$bootstrap" 1
+    consume single "$bootstrap"
+    latency single "$bootstrap" 1
     stop_all
 
     if [[ -n "$SLUICE_BASE" ]]; then
@@ -132,6 +168,8 @@ for r in $(seq 1 "$RUNS"); do
     echo "==> run $r: 3-node cluster, replication factor 3"
     start_cluster node
     produce rf3 "$bootstrap" 3
+    consume rf3 "$bootstrap"
+    latency rf3 "$bootstrap" 3
     stop_all
 done
 
@@ -158,6 +196,21 @@ if single and rf3:
     print(f"\nratio RF 3 / single node: {med(rf3, 'msgs_per_s') / med(single, 'msgs_per_s'):.2f}")
 if single and base:
     print(f"ratio single node / base binary: {med(single, 'msgs_per_s') / med(base, 'msgs_per_s'):.2f}")
+consumed = [(n, load(f"{k}-consume")) for n, k in (("single node", "single"), ("3 nodes, RF 3", "rf3"))]
+if any(rows for _, rows in consumed):
+    print("\n| consume 1 KiB (from offset 0) | msgs/s (median) | MB/s | runs |")
+    print("|---|---|---|---|")
+    for name, rows in consumed:
+        if rows:
+            print(f"| {name} | {med(rows, 'msgs_per_s'):,.0f} | {med(rows, 'mb_per_s'):.1f} | {len(rows)} |")
+lat = [(n, load(f"{k}-latency")) for n, k in (("single node", "single"), ("3 nodes, RF 3", "rf3"))]
+if any(rows for _, rows in lat):
+    print("\n| end-to-end latency, 1 KiB acks=all | MB/s | p50 ms | p99 ms (median) | p99 range | p99.9 ms | runs |")
+    print("|---|---|---|---|---|---|---|")
+    for name, rows in lat:
+        if rows:
+            p99s = sorted(r["p99_ms"] for r in rows)
+            print(f"| {name} | {med(rows, 'mb_per_s'):.1f} | {med(rows, 'p50_ms'):.2f} | {med(rows, 'p99_ms'):.2f} | {p99s[0]:.2f}-{p99s[-1]:.2f} | {med(rows, 'p999_ms'):.2f} | {len(rows)} |")
 EOF
 
 # Idle cost: a 3-node cluster holding N partitions of replication factor 3 (N replicas per

@@ -125,27 +125,173 @@ impl Proposer {
 }
 
 async fn run(partition: Weak<Partition>, replica: Arc<dyn Replica>, mut proposals: mpsc::Receiver<Proposal>) {
-    while let Some(proposal) = proposals.recv().await {
+    // Opens once the leader's log holds the last group handed to Raft (or it failed).
+    let mut previous_written: Option<oneshot::Receiver<()>> = None;
+    // A proposal taken off the queue that could not join the group before it.
+    let mut held: Option<Proposal> = None;
+    loop {
+        let proposal = match held.take() {
+            Some(p) => p,
+            None => match proposals.recv().await {
+                Some(p) => p,
+                None => return,
+            },
+        };
         let Some(partition) = partition.upgrade() else { return };
-        let Proposal { batches, headers, written, reply } = proposal;
-        let idempotent = headers.iter().any(|h| h.producer_id >= 0 && h.base_sequence >= 0);
-        if idempotent {
+        if is_idempotent(&proposal) {
             // Checked against the committed state; waits for its commit before the next one.
+            let Proposal { batches, headers, written, reply } = proposal;
             let outcome = propose_idempotent(&partition, replica.as_ref(), batches, &headers, written).await;
             let _ = reply.send(outcome);
             continue;
         }
+        // Group commit on the leader: openraft appends and fsyncs each entry before it takes
+        // the next, so every produce request as its own entry costs an fsync round each.
+        // Until the previous group is in the leader's log, requests join this one; a full
+        // group goes at once (so the bounded queue keeps moving), and so does one followed by
+        // an idempotent request.
+        let mut gate = previous_written.take();
+        let mut group = vec![proposal];
+        let mut bytes = group[0].batches.len();
+        while bytes < GROUP_BYTES_MAX && group.len() < GROUP_PROPOSALS_MAX {
+            let next = match gate.as_mut() {
+                Some(written) => tokio::select! {
+                    biased;
+                    _ = written => {
+                        gate = None;
+                        continue;
+                    }
+                    next = proposals.recv() => next,
+                },
+                None => proposals.try_recv().ok(),
+            };
+            let Some(next) = next else { break };
+            if is_idempotent(&next) || bytes + next.batches.len() > GROUP_BYTES_MAX {
+                held = Some(next);
+                break;
+            }
+            bytes += next.batches.len();
+            group.push(next);
+        }
+        let (parts, batches) = split_group(group);
+        let (gate, gate_rx) = oneshot::channel();
+        previous_written = Some(gate_rx);
         match replica.propose(batches).await {
             Ok(proposed) => {
                 let partition = Arc::clone(&partition);
-                tokio::spawn(async move {
-                    let _ = reply.send(answer(&partition, proposed, written).await);
-                });
+                tokio::spawn(async move { answer_group(&partition, proposed, parts, gate).await });
             }
             Err(e) => {
-                let _ = reply.send(Err(e.into()));
+                for part in parts {
+                    let _ = part.reply.send(Err(e.clone().into()));
+                }
             }
         }
+    }
+}
+
+/// Most batch bytes of queued produce requests proposed as one Raft entry (one request may be
+/// larger): two of librdkafka's 1 MiB requests, so an AppendEntries (4 MiB at most) still
+/// carries two entries.
+pub const GROUP_BYTES_MAX: usize = 2 * 1024 * 1024;
+
+/// Most produce requests proposed as one entry: half the queue, so small requests waiting
+/// for the previous group's write never fill the queue (which refuses produces when full).
+const GROUP_PROPOSALS_MAX: usize = PROPOSALS_QUEUED_MAX / 2;
+
+fn is_idempotent(proposal: &Proposal) -> bool {
+    proposal.headers.iter().any(|h| h.producer_id >= 0 && h.base_sequence >= 0)
+}
+
+/// One proposal of a group proposed as one entry: how many offsets its batches take, and its
+/// two answers.
+struct Part {
+    records: i64,
+    written: oneshot::Sender<AppendOutcome>,
+    reply: oneshot::Sender<BrokerResult<AppendOutcome>>,
+}
+
+/// The group's batches, concatenated in order (the log gives them consecutive offsets), and
+/// each proposal's part.
+fn split_group(group: Vec<Proposal>) -> (Vec<Part>, Vec<u8>) {
+    let mut parts = Vec::with_capacity(group.len());
+    let total: usize = group.iter().map(|p| p.batches.len()).sum();
+    let mut iter = group.into_iter();
+    let Some(first) = iter.next() else { return (parts, Vec::new()) };
+    let Proposal { mut batches, headers, written, reply } = first;
+    batches.reserve_exact(total - batches.len());
+    parts.push(Part { records: records_in(&headers), written, reply });
+    for Proposal { batches: more, headers, written, reply } in iter {
+        batches.extend_from_slice(&more);
+        parts.push(Part { records: records_in(&headers), written, reply });
+    }
+    (parts, batches)
+}
+
+fn records_in(headers: &[BatchHeader]) -> i64 {
+    headers.iter().map(|h| i64::from(h.last_offset_delta) + 1).sum()
+}
+
+/// Each part's offsets within the group's `(first, last)`, in order; None when the group's
+/// offsets do not add up to its parts (never expected: the log assigns them consecutively).
+/// A group of one keeps the offsets as given.
+fn part_offsets(counts: &[i64], (first, last): (i64, i64)) -> Option<Vec<(i64, i64)>> {
+    if let [_] = counts {
+        return Some(vec![(first, last)]);
+    }
+    if last - first + 1 != counts.iter().sum::<i64>() {
+        return None;
+    }
+    let mut next = first;
+    let ranges = counts.iter().map(|&records| {
+        let range = (next, next + records - 1);
+        next += records;
+        range
+    });
+    Some(ranges.collect())
+}
+
+/// Answers every part of a group: acks=1 once the leader's log holds it (the `gate` then opens
+/// for the next group), acks=all once committed. A group that fails before its write fails
+/// both answers (acks=1 waiters see the reply) and opens the gate.
+async fn answer_group(partition: &Partition, proposed: Proposed, parts: Vec<Part>, gate: oneshot::Sender<()>) {
+    let Proposed { written: appended, mut committed } = proposed;
+    let counts: Vec<i64> = parts.iter().map(|p| p.records).collect();
+    let mut early: Option<Vec<AppendOutcome>> = None;
+    let mut result = None;
+    tokio::select! {
+        biased;
+        Some(offsets) = appended => {
+            let ranges = part_offsets(&counts, offsets);
+            early = ranges.map(|ranges| ranges.into_iter().map(|r| partition.outcome(r)).collect());
+        }
+        r = &mut committed => result = Some(r),
+    }
+    drop(gate);
+    let mut replies = Vec::with_capacity(parts.len());
+    for (i, part) in parts.into_iter().enumerate() {
+        let written = early.as_ref().map(|outcomes| outcomes[i]);
+        if let Some(outcome) = written {
+            let _ = part.written.send(outcome);
+        }
+        replies.push((written, part.reply));
+    }
+    let result = match result {
+        Some(r) => r,
+        None => committed.await,
+    };
+    let ranges = result.map(|offsets| part_offsets(&counts, offsets));
+    for (i, (written, reply)) in replies.into_iter().enumerate() {
+        let outcome = match &ranges {
+            Err(e) => Err(e.clone().into()),
+            Ok(None) => Err(BrokerError::ReplicationFailed("committed offsets do not match the batches".into())),
+            // Counted as traffic once, when written; the commit confirms the same offsets.
+            Ok(Some(ranges)) => Ok(match written {
+                Some(early) if (early.base_offset, early.last_offset) == ranges[i] => early,
+                _ => partition.outcome(ranges[i]),
+            }),
+        };
+        let _ = reply.send(outcome);
     }
 }
 

@@ -93,3 +93,88 @@ async fn a_proposal_lost_before_its_write_fails_acks_one_too() {
     let outcome = tokio::time::timeout(WAIT, submitted.wait(&partition, Durability::Written)).await.unwrap();
     assert!(matches!(outcome, Err(BrokerError::NotLeader { leader: Some(2) })), "{outcome:?}");
 }
+
+/// A leader that records every proposal and gives it the next offsets; the first proposal's
+/// write waits for the test's signal.
+struct Recording {
+    proposals: Mutex<Vec<usize>>,
+    next: Mutex<i64>,
+    hold_first: Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
+}
+
+impl Replica for Recording {
+    fn role(&self) -> Role {
+        Role { leader: Some(1), epoch: 1, is_leader: true }
+    }
+
+    fn propose(&self, batches: Vec<u8>) -> Pin<Box<dyn Future<Output = Result<Proposed, ReplicaError>> + Send + '_>> {
+        // The test's batches are header-only, of one record each.
+        let count = batches.len() / BATCH_HEADER_LEN;
+        let records = count as i64;
+        self.proposals.lock().unwrap().push(count);
+        let mut next = self.next.lock().unwrap();
+        let offsets = (*next, *next + records - 1);
+        *next += records;
+        let hold = self.hold_first.lock().unwrap().take();
+        let released = move |hold: Option<tokio::sync::watch::Receiver<bool>>| async move {
+            if let Some(mut hold) = hold {
+                let _ = hold.wait_for(|released| *released).await;
+            }
+        };
+        let (written, committed) = (released(hold.clone()), released(hold));
+        Box::pin(async move {
+            Ok(Proposed {
+                written: Box::pin(async move {
+                    written.await;
+                    Some(offsets)
+                }),
+                committed: Box::pin(async move {
+                    committed.await;
+                    Ok(offsets)
+                }),
+            })
+        })
+    }
+
+    fn replicas(&self) -> Vec<i32> {
+        vec![1, 2, 3]
+    }
+
+    fn epoch_end_offset(&self, _: i32) -> Option<(i32, i64)> {
+        None
+    }
+}
+
+/// Produce requests that queue while the previous entry is being written go to Raft as one
+/// entry (group commit), and each is still answered with its own offsets.
+#[tokio::test]
+async fn requests_queued_during_a_write_are_proposed_as_one_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let partition = Arc::new(Partition::open(dir.path(), "t".into(), 0, LogConfig::default()).unwrap());
+    let (release, hold) = tokio::sync::watch::channel(false);
+    let replica = Arc::new(Recording {
+        proposals: Mutex::new(Vec::new()),
+        next: Mutex::new(10),
+        hold_first: Mutex::new(Some(hold)),
+    });
+    partition.attach_replica(replica.clone()).unwrap();
+    let first = partition.submit(batch()).unwrap();
+    // The first is proposed alone; wait until it is, then queue two more behind its write.
+    for _ in 0..1000 {
+        if !replica.proposals.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let second = partition.submit(batch()).unwrap();
+    let third = partition.submit(batch()).unwrap();
+    release.send(true).unwrap();
+    let mut offsets = Vec::new();
+    for submitted in [first, second, third] {
+        let outcome = tokio::time::timeout(WAIT, submitted.wait(&partition, Durability::Committed)).await.unwrap();
+        let outcome = outcome.unwrap();
+        offsets.push((outcome.base_offset, outcome.last_offset));
+    }
+    assert_eq!(offsets, vec![(10, 10), (11, 11), (12, 12)]);
+    assert_eq!(*replica.proposals.lock().unwrap(), vec![1, 2], "one entry alone, then the two queued ones together");
+}

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::connection::Connection;
 use super::contact::{Contacts, GroupContacts};
 use super::error::TransportError;
-use super::frame::{self, FrameKind};
+use super::frame::FrameKind;
 use super::limits::{CONNECT_TIMEOUT, REDIAL_BACKOFF_FIRST, REDIAL_BACKOFF_MAX, REQUEST_TIMEOUT};
 use super::message::{self, ClientWriteReply, Reply, Rpc};
 use super::network::GroupNetwork;
@@ -73,11 +73,9 @@ impl Transport {
     /// Sends `rpc` to the node at `addr` and waits up to `timeout` for its reply (dialling
     /// included).
     pub async fn call(&self, addr: &str, rpc: Rpc, timeout: Duration) -> Result<Reply, TransportError> {
-        let body = message::encode(&rpc)?;
         let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        // The body limit leaves room for the header, so this only fails on a bug.
-        let frame = frame::encode_to_bytes(id, FrameKind::Request, &body).map_err(|_| TransportError::TooLarge)?;
-        drop(body);
+        let frame = message::encode_frame(id, FrameKind::Request, &rpc)?;
+        drop(rpc);
         let exchange = async {
             let connection = self.connection(addr).await?;
             let reply = connection.call(id, frame).await?;

@@ -66,8 +66,9 @@ pub struct Listeners {
     pub http: String,
 }
 
-/// Entries one AppendEntries carries at most (see `raft_config`).
-const MAX_PAYLOAD_ENTRIES: u64 = 4;
+/// Entries one AppendEntries carries at most (see `raft_config`); the log store bounds its
+/// bytes (`APPEND_ENTRIES_BYTES_MAX`).
+const MAX_PAYLOAD_ENTRIES: u64 = 64;
 
 /// How often a node that could not register yet (no metadata leader) tries again.
 const REGISTER_RETRY: Duration = Duration::from_millis(500);
@@ -282,9 +283,11 @@ fn raft_config(settings: &ClusterSettings) -> anyhow::Result<openraft::Config> {
         heartbeat_interval: settings.heartbeat.as_millis() as u64,
         election_timeout_min: election_ms,
         election_timeout_max: election_ms * 2,
-        // Entries are whole produce requests (up to a MiB each from librdkafka), and openraft
-        // gives one AppendEntries only the heartbeat interval to come back, the follower's
-        // write and fsync included: 64 entries timed out again and again under load.
+        // openraft gives one AppendEntries only the heartbeat interval to come back, the
+        // follower's write and fsync included. Entries are produce requests (a few MiB when
+        // the proposer groups them), so the log store caps an AppendEntries by bytes
+        // (`limited_get_log_entries`); 64 entries of up to a MiB each timed out under load
+        // when only this count bounded them.
         max_payload_entries: MAX_PAYLOAD_ENTRIES,
         // Snapshots are metadata only (the data is the log); never purge by count here:
         // entries go only when retention deletes their segments (`log_release`).
