@@ -98,22 +98,28 @@ impl LogStore {
     }
 }
 
+impl LogStore {
+    /// The side records of `[start, end)`, or None when `start` is at or below the last
+    /// purged index. openraft 0.9 purges a non-leader's log at once, but a node that just
+    /// stepped down may still run its old replication tasks: one asking from a purged index
+    /// must get nothing (openraft sends that as a heartbeat), never the entries after the
+    /// purge point, which it would send after the wrong prev_log_id (found by the simulation).
+    fn unpurged_records(&self, start: u64, end: u64) -> Option<Vec<SideRecord>> {
+        let side = self.group.side();
+        if side.last_purged().is_some_and(|purged| start <= purged.index) {
+            return None;
+        }
+        Some(side.range(start, end))
+    }
+}
+
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
         let (start, end) = bounds(&range);
-        let side = self.group.side();
-        // openraft 0.9 purges a non-leader's log at once, but a node that just stepped down
-        // may still run its old replication tasks: one asking from a purged index must get
-        // nothing (openraft sends that as a heartbeat), never the entries after the purge
-        // point, which it would send after the wrong prev_log_id (found by the simulation).
-        if side.last_purged().is_some_and(|purged| start <= purged.index) {
-            return Ok(Vec::new());
-        }
-        let records = side.range(start, end);
-        drop(side);
+        let Some(records) = self.unpurged_records(start, end) else { return Ok(Vec::new()) };
         let group = Arc::clone(&self.group);
         blocking(move || read_entries(&group.log, records)).await
     }
@@ -125,7 +131,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         start: u64,
         end: u64,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
-        let mut records = self.group.side().range(start, end);
+        let Some(mut records) = self.unpurged_records(start, end) else { return Ok(Vec::new()) };
         records.truncate(entries_within(&records, APPEND_ENTRIES_BYTES_MAX));
         let group = Arc::clone(&self.group);
         blocking(move || read_entries(&group.log, records)).await
