@@ -131,3 +131,39 @@ fn channel_and_topic_admin() {
     assert_eq!(http(nsq.http, "POST", "/topic/delete?topic=adm", b"").0, 200);
     assert_eq!(http(nsq.http, "GET", "/lookup?topic=adm", b"").0, 404);
 }
+
+/// Answers compared with nsqd 1.3's http.go and api_response.go: `/channel/create` needs an
+/// existing topic, an empty `/mpub` is OK, a truncated binary `/mpub` is 413 `BAD_MESSAGE`,
+/// `/topic/create` names a bad topic `INVALID_TOPIC`, and unknown paths and methods answer
+/// nsqd's JSON (while `/api` keeps its own error shape).
+#[test]
+fn http_answers_match_nsqd() {
+    let nsq = NsqBroker::start(&[]);
+    let message = |port: u16, method: &str, path: &str, body: &[u8]| {
+        let (status, text) = http(port, method, path, body);
+        (status, json(&text)["message"].as_str().unwrap_or_default().to_string())
+    };
+    let expect = |got: (u16, String), status: u16, text: &str| assert_eq!(got, (status, text.to_string()));
+    expect(message(nsq.http, "POST", "/channel/create?topic=absent&channel=c", b""), 404, "TOPIC_NOT_FOUND");
+    expect(message(nsq.http, "POST", "/topic/create?topic=bad!", b""), 400, "INVALID_TOPIC");
+    assert_eq!(http(nsq.http, "POST", "/mpub?topic=quiet", b""), (200, "OK".to_string()));
+    assert_eq!(http(nsq.http, "POST", "/channel/create?topic=quiet&channel=c", b"").0, 200);
+
+    let mut truncated = 2u32.to_be_bytes().to_vec();
+    truncated.extend_from_slice(&5u32.to_be_bytes());
+    truncated.extend_from_slice(b"hello");
+    truncated.extend_from_slice(&5u32.to_be_bytes());
+    truncated.extend_from_slice(b"wo");
+    expect(message(nsq.http, "POST", "/mpub?topic=quiet&binary=true", &truncated), 413, "BAD_MESSAGE");
+    expect(message(nsq.http, "POST", "/mpub?topic=quiet&binary=true", &[0, 0]), 413, "BAD_BODY");
+
+    expect(message(nsq.http, "GET", "/no/such/path", b""), 404, "NOT_FOUND");
+    expect(message(nsq.http, "GET", "/pub?topic=quiet", b""), 405, "METHOD_NOT_ALLOWED");
+    expect(message(nsq.http, "POST", "/stats", b""), 405, "METHOD_NOT_ALLOWED");
+    let (status, text) = http(nsq.http, "GET", "/api/no/such/path", b"");
+    assert_eq!(status, 404);
+    assert!(json(&text).get("message").is_none(), "/api keeps its own error shape: {text}");
+    // The messages published so far: none (the truncated batch was refused whole).
+    let stats = json(&http(nsq.http, "GET", "/stats?format=json&topic=quiet", b"").1);
+    assert_eq!(stats["topics"][0]["message_count"], 0, "{stats}");
+}
