@@ -7,6 +7,7 @@
 
 mod admin;
 mod api;
+mod config;
 mod console;
 mod lookup;
 mod metrics;
@@ -36,6 +37,11 @@ pub struct HttpConfig {
     pub max_req_timeout: std::time::Duration,
     /// Listeners and effective settings, for the admin API's `/api/node`.
     pub node: NodeInfo,
+    /// The NSQ protocol's limits, for `/info` and `/config/:opt` as nsqd reports them.
+    pub nsq: sluice_nsq::NsqConfig,
+    pub tcp_address: String,
+    pub http_address: String,
+    pub lookupd_tcp_addresses: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -54,6 +60,7 @@ pub fn router(channels: Arc<Channels>, config: HttpConfig) -> Router {
         .route("/ping", nsqd(get(reply::ping).head(reply::ping)))
         .route("/info", nsqd(get(stats::info)))
         .route("/stats", nsqd(get(stats::stats)))
+        .route("/config/:opt", nsqd(get(config::option)))
         .route("/metrics", nsqd(get(metrics::metrics)))
         .route("/pub", nsqd(post(publish::publish)))
         .route("/mpub", nsqd(post(publish::mpub)))

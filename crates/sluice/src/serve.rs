@@ -172,6 +172,10 @@ impl NsqListeners {
             max_body_size: nsq_config.max_body_size,
             max_req_timeout: nsq_config.max_req_timeout,
             node,
+            nsq: nsq_config.clone(),
+            tcp_address: self.tcp.local_addr()?.to_string(),
+            http_address: self.http.local_addr()?.to_string(),
+            lookupd_tcp_addresses: nsq.lookupd_tcp_addresses.clone(),
         };
         let announce = sluice_nsq::announce::AnnounceConfig {
             lookupd_tcp_addresses: nsq.lookupd_tcp_addresses.clone(),

@@ -167,3 +167,58 @@ fn http_answers_match_nsqd() {
     let stats = json(&http(nsq.http, "GET", "/stats?format=json&topic=quiet", b"").1);
     assert_eq!(stats["topics"][0]["message_count"], 0, "{stats}");
 }
+
+/// `/info`, `/stats` and `/config/:opt` in nsqd 1.3's shapes (its doInfo, doStats and
+/// doConfig): the `max_*` limits (Go durations in nanoseconds), the `memory` block, a
+/// publishing connection among `producers` with its `pub_counts`; and a paused topic stays
+/// paused across a restart, as a paused channel does.
+#[test]
+fn info_stats_config_and_topic_pause_as_nsqd() {
+    let mut nsq = NsqBroker::start(&["--max-rdy-count", "50"]);
+    let info = json(&http(nsq.http, "GET", "/info", b"").1);
+    assert_eq!(info["max_heartbeat_interval"], 60_000_000_000u64, "{info}");
+    assert_eq!(info["max_output_buffer_size"], 65536, "{info}");
+    assert_eq!(info["max_output_buffer_timeout"], 30_000_000_000u64, "{info}");
+    assert_eq!(info["max_deflate_level"], 6, "{info}");
+    assert_eq!((info["topology_zone"].as_str(), info["topology_region"].as_str()), (Some(""), Some("")));
+
+    let stats = json(&http(nsq.http, "GET", "/stats?format=json", b"").1);
+    assert!(stats["memory"]["heap_in_use_bytes"].as_u64().is_some_and(|b| b > 0), "{stats}");
+    assert!(stats["memory"]["gc_total_runs"].is_u64(), "{stats}");
+    assert!(stats["producers"].is_null(), "no producer yet: {stats}");
+    let mut producer = nsq.wire();
+    producer.publish("held", b"one");
+    producer.publish("held", b"two");
+    producer.publish("other", b"three");
+    let stats = json(&http(nsq.http, "GET", "/stats?format=json&topic=held", b"").1);
+    let listed = &stats["producers"][0];
+    assert_eq!(listed["pub_counts"], serde_json::json!([{"topic": "held", "count": 2}]), "{stats}");
+    assert_eq!((listed["version"].as_str(), listed["state"].as_i64()), (Some("V2"), Some(0)), "{listed}");
+    let lean = json(&http(nsq.http, "GET", "/stats?format=json&include_clients=false&include_mem=false", b"").1);
+    assert!(lean["producers"].is_null() && lean.get("memory").is_none(), "{lean}");
+
+    assert_eq!(http(nsq.http, "GET", "/config/max_rdy_count", b""), (200, "50".to_string()));
+    assert_eq!(json(&http(nsq.http, "GET", "/config/msg_timeout", b"").1), 60_000_000_000u64);
+    assert_eq!(json(&http(nsq.http, "GET", "/config/nsqlookupd_tcp_addresses", b"").1), serde_json::json!([]));
+    let (status, text) = http(nsq.http, "GET", "/config/no_such_option", b"");
+    assert_eq!((status, json(&text)["message"].clone()), (400, serde_json::json!("INVALID_OPTION")));
+    assert_eq!(http(nsq.http, "PUT", "/config/log_level", b"debug").0, 405);
+
+    assert_eq!(http(nsq.http, "POST", "/topic/pause?topic=held", b"").0, 200);
+    drop(producer);
+    nsq.restart();
+    let paused = |nsq: &NsqBroker| {
+        json(&http(nsq.http, "GET", "/stats?format=json&topic=held", b"").1)["topics"][0]["paused"].clone()
+    };
+    assert_eq!(paused(&nsq), true, "topic pause lost in the restart");
+    let mut c = nsq.wire();
+    c.subscribe("held", "c", 10);
+    c.stream.set_read_timeout(Some(Duration::from_millis(1500))).expect("timeout");
+    assert!(c.frame().is_none(), "a paused topic delivered after the restart");
+    assert_eq!(http(nsq.http, "POST", "/topic/unpause?topic=held", b"").0, 200);
+    c.stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    assert_eq!(c.message().expect("after unpause").body, b"one");
+    drop(c);
+    nsq.restart();
+    assert_eq!(paused(&nsq), false, "topic unpause lost in the restart");
+}

@@ -43,6 +43,7 @@ pub async fn publish(conn: &mut Conn, command: &Command) -> NsqResult<()> {
         .publish(topic, &[body], None)
         .await
         .map_err(|e| NsqError::fatal("E_PUB_FAILED", format!("PUB failed {e}")))?;
+    count_published(conn, topic, 1);
     conn.respond(b"OK");
     Ok(())
 }
@@ -64,6 +65,7 @@ pub async fn dpub(conn: &mut Conn, command: &Command) -> NsqResult<()> {
         .publish(topic, &[body], Some(Duration::from_millis(defer_ms as u64)))
         .await
         .map_err(|e| NsqError::fatal("E_DPUB_FAILED", format!("DPUB failed {e}")))?;
+    count_published(conn, topic, 1);
     conn.respond(b"OK");
     Ok(())
 }
@@ -84,8 +86,19 @@ pub async fn mpub(conn: &mut Conn, command: &Command) -> NsqResult<()> {
         .publish(topic, &messages, None)
         .await
         .map_err(|e| NsqError::fatal("E_MPUB_FAILED", format!("MPUB failed {e}")))?;
+    count_published(conn, topic, messages.len() as u64);
     conn.respond(b"OK");
     Ok(())
+}
+
+/// nsqd's per-connection `pub_counts`, shown in `/stats` under `producers`.
+fn count_published(conn: &Conn, topic: &str, messages: u64) {
+    conn.client.client().update(|details| match details.published.get_mut(topic) {
+        Some(count) => *count += messages,
+        None => {
+            details.published.insert(topic.to_string(), messages);
+        }
+    });
 }
 
 /// `[count][size][body][size][body]...`, every size checked before the body is taken.
