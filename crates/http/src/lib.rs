@@ -10,6 +10,7 @@ mod api;
 mod config;
 mod console;
 mod lookup;
+mod lookupd_admin;
 mod metrics;
 mod publish;
 mod reply;
@@ -52,10 +53,34 @@ struct AppState {
     start_time: i64,
 }
 
-pub fn router(channels: Arc<Channels>, config: HttpConfig) -> Router {
+fn app_state(channels: Arc<Channels>, config: HttpConfig) -> AppState {
     let start_time =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    let state = AppState { channels, config: Arc::new(config), start_time };
+    AppState { channels, config: Arc::new(config), start_time }
+}
+
+/// The `--lookupd-http-addr` listener: nsqlookupd's API alone, its writes answered as
+/// nsqlookupd answers them (`lookupd_admin.rs`), so nsqadmin's actions, which call every
+/// lookupd and then every nsqd, succeed on both.
+pub fn lookupd_router(channels: Arc<Channels>, config: HttpConfig) -> Router {
+    Router::new()
+        .route("/ping", nsqd(get(reply::ping)))
+        .route("/info", nsqd(get(stats::info)))
+        .route("/lookup", nsqd(get(lookup::lookup)))
+        .route("/topics", nsqd(get(lookup::topics)))
+        .route("/channels", nsqd(get(lookup::channels)))
+        .route("/nodes", nsqd(get(lookup::nodes)))
+        .route("/topic/create", nsqd(post(lookupd_admin::topic_create)))
+        .route("/topic/delete", nsqd(post(lookupd_admin::topic_delete)))
+        .route("/topic/tombstone", nsqd(post(lookupd_admin::topic_tombstone)))
+        .route("/channel/create", nsqd(post(lookupd_admin::channel_create)))
+        .route("/channel/delete", nsqd(post(lookupd_admin::channel_delete)))
+        .fallback(reply::not_found)
+        .with_state(app_state(channels, config))
+}
+
+pub fn router(channels: Arc<Channels>, config: HttpConfig) -> Router {
+    let state = app_state(channels, config);
     Router::new()
         .route("/ping", nsqd(get(reply::ping).head(reply::ping)))
         .route("/info", nsqd(get(stats::info)))

@@ -222,3 +222,90 @@ fn info_stats_config_and_topic_pause_as_nsqd() {
     nsq.restart();
     assert_eq!(paused(&nsq), false, "topic unpause lost in the restart");
 }
+
+/// nsqadmin 1.3 pointed at Sluice (`--lookupd-http-address` at the lookupd listener): the
+/// requests its clusterinfo package makes, in its order, with the query strings it sends,
+/// and the fields it reads from each answer; then its actions, which call every lookupd and
+/// then every nsqd the topic's `/lookup` names (pause, empty, create, delete, tombstone).
+#[test]
+fn nsqadmin_requests_are_answered() {
+    let nsq = NsqBroker::start(&[]);
+    let (lookupd, get) = (nsq.lookupd, |port: u16, path: &str| {
+        let (status, text) = http(port, "GET", path, b"");
+        assert_eq!(status, 200, "GET {path}: {text}");
+        json(&text)
+    });
+    let post = |port: u16, path: &str| {
+        let (status, text) = http(port, "POST", path, b"");
+        assert_eq!(status, 200, "POST {path}: {text}");
+    };
+    let mut c = nsq.wire();
+    c.with_body("IDENTIFY", br#"{"client_id": "worker", "hostname": "box", "user_agent": "test/1"}"#);
+    c.expect_ok();
+    c.subscribe("adm", "ch", 5);
+    nsq.wire().publish("adm", b"one");
+    let m = c.message().expect("delivery");
+
+    // GetLookupdTopics, GetLookupdProducers, GetLookupdTopicProducers, GetLookupdTopicChannels.
+    assert!(get(lookupd, "/topics")["topics"].as_array().is_some_and(|t| t.contains(&"adm".into())));
+    let node = &get(lookupd, "/nodes")["producers"][0];
+    for key in ["remote_address", "hostname", "broadcast_address", "version"] {
+        assert!(node[key].is_string(), "/nodes lacks {key}: {node}");
+    }
+    assert_eq!((node["tcp_port"].clone(), node["http_port"].clone()), (nsq.tcp.into(), nsq.http.into()));
+    let (topics, tombstones) = (node["topics"].as_array().expect("topics"), node["tombstones"].as_array().expect("t"));
+    assert_eq!(topics.len(), tombstones.len(), "one tombstone flag per topic: {node}");
+    let lookup = get(lookupd, "/lookup?topic=adm");
+    let producer = &lookup["producers"][0];
+    let nsqd: u16 = producer["http_port"].as_u64().expect("http_port") as u16;
+    assert_eq!((producer["broadcast_address"].as_str(), nsqd), (Some("127.0.0.1"), nsq.http), "{lookup}");
+    assert_eq!(lookup["channels"], serde_json::json!(["ch"]));
+    assert_eq!(get(lookupd, "/channels?topic=adm")["channels"], serde_json::json!(["ch"]));
+
+    // GetNSQDProducers, GetNSQDTopicProducers, GetNSQDStats (topic page, channel page).
+    let info = get(nsqd, "/info");
+    assert_eq!(info["version"], "1.3.0");
+    assert_eq!((info["http_port"].clone(), info["tcp_port"].clone()), (nsq.http.into(), nsq.tcp.into()));
+    let all = get(nsqd, "/stats?format=json&include_clients=false");
+    assert!(all["topics"].as_array().is_some_and(|t| t.iter().any(|t| t["topic_name"] == "adm")), "{all}");
+    let topic = &get(nsqd, "/stats?format=json&topic=adm&include_clients=false")["topics"][0];
+    for key in ["depth", "backend_depth", "message_count", "paused", "e2e_processing_latency"] {
+        assert!(topic.get(key).is_some(), "topic stats lack {key}: {topic}");
+    }
+    let channel = &get(nsqd, "/stats?format=json&topic=adm&channel=ch")["topics"][0]["channels"][0];
+    assert_eq!((channel["channel_name"].as_str(), channel["in_flight_count"].as_u64()), (Some("ch"), Some(1)));
+    assert_eq!(channel["client_count"], 1, "{channel}");
+    let client = &channel["clients"][0];
+    assert_eq!((client["client_id"].as_str(), client["hostname"].as_str()), (Some("worker"), Some("box")));
+    assert_eq!((client["user_agent"].as_str(), client["ready_count"].as_u64()), (Some("test/1"), Some(5)));
+    for key in ["remote_address", "version", "connect_ts", "finish_count", "requeue_count", "message_count"] {
+        assert!(client.get(key).is_some(), "client stats lack {key}: {client}");
+    }
+    c.line(&format!("FIN {}", m.id));
+
+    // Actions: pause/unpause/empty of the topic and the channel go to the nsqd.
+    let topic_paused =
+        || get(nsqd, "/stats?format=json&topic=adm&include_clients=false")["topics"][0]["paused"].clone();
+    post(nsqd, "/topic/pause?topic=adm");
+    assert_eq!(topic_paused(), true);
+    post(nsqd, "/topic/unpause?topic=adm");
+    assert_eq!(topic_paused(), false);
+    post(nsqd, "/channel/pause?topic=adm&channel=ch");
+    assert_eq!(get(nsqd, "/stats?format=json&topic=adm")["topics"][0]["channels"][0]["paused"], true);
+    post(nsqd, "/channel/unpause?topic=adm&channel=ch");
+    post(nsqd, "/topic/empty?topic=adm");
+    post(nsqd, "/channel/empty?topic=adm&channel=ch");
+    // CreateTopicChannel: every lookupd, then every nsqd the topic's lookup names.
+    post(lookupd, "/topic/create?topic=made");
+    post(lookupd, "/channel/create?topic=made&channel=new");
+    post(nsqd, "/channel/create?topic=made&channel=new");
+    // DeleteChannel and DeleteTopic: lookupds drop registrations, then the nsqd deletes.
+    post(lookupd, "/channel/delete?topic=adm&channel=ch");
+    post(nsqd, "/channel/delete?topic=adm&channel=ch");
+    assert!(c.closed(), "a deleted channel's client stays connected");
+    post(lookupd, &format!("/topic/tombstone?topic=made&node=127.0.0.1:{nsqd}"));
+    post(lookupd, "/topic/delete?topic=made");
+    post(nsqd, "/topic/delete?topic=made");
+    let (status, text) = http(lookupd, "GET", "/lookup?topic=made", b"");
+    assert_eq!((status, json(&text)["message"].clone()), (404, serde_json::json!("TOPIC_NOT_FOUND")));
+}
