@@ -217,6 +217,7 @@ createServer((req, res) => {
         return send(404, 'not found', 'text/plain');
       }
     }
+    if (url.pathname === '/topic/create') return send(200, '', 'text/plain');
     if (url.pathname === '/channel/create' || url.pathname === '/pub') {
       const topic = url.searchParams.get('topic');
       if (url.pathname === '/channel/create') channel(topic, url.searchParams.get('channel'));

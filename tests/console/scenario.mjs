@@ -111,6 +111,7 @@ async function run(page) {
 
   await step(page, 'pause and unpause an NSQ channel', async () => {
     const q = `topic=${encodeURIComponent(NSQ_TOPIC)}&channel=${NSQ_CHANNEL}`;
+    await http('POST', `/topic/create?topic=${encodeURIComponent(NSQ_TOPIC)}`);
     await http('POST', `/channel/create?${q}`);
     await http('POST', `/pub?topic=${encodeURIComponent(NSQ_TOPIC)}`, 'job 1');
     await http('POST', `/pub?topic=${encodeURIComponent(NSQ_TOPIC)}`, 'job 2');

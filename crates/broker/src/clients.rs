@@ -61,6 +61,10 @@ pub struct ClientDetails {
     /// NSQ subscription: topic and channel.
     pub topic: String,
     pub channel: String,
+    /// NSQ messages this connection published, per topic (nsqd's `pub_counts`; a client
+    /// that published is listed among `/stats`' producers). Not part of the admin API.
+    #[serde(skip)]
+    pub published: std::collections::BTreeMap<String, u64>,
 }
 
 /// One connected client.

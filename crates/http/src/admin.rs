@@ -17,7 +17,7 @@ fn failed(e: BrokerError, not_found: &str) -> axum::response::Response {
 }
 
 pub async fn topic_create(State(s): State<AppState>, Query(p): Params) -> HttpResult {
-    let topic = topic_param(&p)?;
+    let topic = reply::topic_to_use(&p)?;
     s.channels.topic_or_create(&topic).map_err(|e| failed(e, "TOPIC_NOT_FOUND"))?;
     Ok(reply::empty())
 }
@@ -51,6 +51,10 @@ pub async fn topic_unpause(State(s): State<AppState>, Query(p): Params) -> HttpR
 
 pub async fn channel_create(State(s): State<AppState>, Query(p): Params) -> HttpResult {
     let (topic, channel) = (topic_param(&p)?, channel_param(&p)?);
+    // As nsqd: the topic must exist already (a channel does not create its topic here).
+    if s.channels.topic(&topic).is_none() {
+        return Err(error(StatusCode::NOT_FOUND, "TOPIC_NOT_FOUND"));
+    }
     s.channels.channel_or_create(&topic, &channel).map_err(|e| failed(e, "TOPIC_NOT_FOUND"))?;
     Ok(reply::empty())
 }

@@ -1,6 +1,6 @@
 //! `/pub?topic=&defer=` and `/mpub?topic=[&binary=true]`.
 
-use crate::reply::{self, error, HttpResult};
+use crate::reply::{self, error, topic_to_use, HttpResult};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -16,7 +16,7 @@ pub async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> HttpResult {
-    let topic = pub_topic(&params)?;
+    let topic = topic_to_use(&params)?;
     let body = read_body(&headers, body, state.config.max_msg_size, "MSG_TOO_BIG").await?;
     if body.len() > state.config.max_msg_size as usize {
         return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "MSG_TOO_BIG"));
@@ -57,7 +57,7 @@ pub async fn mpub(
     headers: HeaderMap,
     body: Body,
 ) -> HttpResult {
-    let topic = pub_topic(&params)?;
+    let topic = topic_to_use(&params)?;
     let body = read_body(&headers, body, state.config.max_body_size, "BODY_TOO_BIG").await?;
     if body.len() > state.config.max_body_size as usize {
         return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_BIG"));
@@ -66,7 +66,9 @@ pub async fn mpub(
     let max = state.config.max_msg_size as usize;
     let messages = if binary { split_binary(body, max)? } else { split_lines(&body, max)? };
     if messages.is_empty() {
-        return Err(error(StatusCode::BAD_REQUEST, "MSG_EMPTY"));
+        // nsqd takes an empty text body as zero messages: the topic exists, 200 OK.
+        state.channels.topic_or_create(&topic).map_err(|e| error(publish_status(&e), &format!("MPUB_FAILED {e}")))?;
+        return Ok(reply::text("OK"));
     }
     state
         .channels
@@ -138,41 +140,28 @@ fn split_lines(body: &Bytes, max: usize) -> Result<Vec<Bytes>, axum::response::R
     Ok(out)
 }
 
-/// `[count][size][body]...` as TCP MPUB.
+/// `[count][size][body]...` as TCP MPUB; nsqd answers every fault in it with 413 and the TCP
+/// code without its `E_`: `BAD_BODY` for the count, `BAD_MESSAGE` for a message.
 fn split_binary(mut body: Bytes, max: usize) -> Result<Vec<Bytes>, axum::response::Response> {
-    let bad = || error(StatusCode::BAD_REQUEST, "BAD_BODY");
+    let bad_body = || error(StatusCode::PAYLOAD_TOO_LARGE, "BAD_BODY");
+    let bad_message = || error(StatusCode::PAYLOAD_TOO_LARGE, "BAD_MESSAGE");
     if body.len() < 4 {
-        return Err(bad());
+        return Err(bad_body());
     }
     let count = body.get_i32();
     if count <= 0 || count as usize > sluice_broker::channel::records::MESSAGES_PER_BATCH_MAX {
-        return Err(bad());
+        return Err(bad_body());
     }
     let mut out = Vec::with_capacity(count as usize);
     for _ in 0..count {
         if body.len() < 4 {
-            return Err(bad());
+            return Err(bad_message());
         }
         let size = body.get_i32();
-        if size <= 0 {
-            return Err(error(StatusCode::BAD_REQUEST, "MSG_EMPTY"));
-        }
-        if size as usize > max {
-            return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "MSG_TOO_BIG"));
-        }
-        if body.len() < size as usize {
-            return Err(bad());
+        if size <= 0 || size as usize > max || body.len() < size as usize {
+            return Err(bad_message());
         }
         out.push(body.split_to(size as usize));
     }
     Ok(out)
-}
-
-/// `/pub` and `/mpub` name a bad topic `INVALID_TOPIC` (the admin endpoints say `INVALID_ARG_TOPIC`).
-fn pub_topic(params: &HashMap<String, String>) -> Result<String, axum::response::Response> {
-    let topic = params.get("topic").ok_or_else(|| error(StatusCode::BAD_REQUEST, "MISSING_ARG_TOPIC"))?;
-    if !sluice_broker::channel::is_valid_nsq_name(topic) {
-        return Err(error(StatusCode::BAD_REQUEST, "INVALID_TOPIC"));
-    }
-    Ok(topic.clone())
 }

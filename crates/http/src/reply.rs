@@ -47,6 +47,16 @@ fn with_nsq_header(mut response: Response) -> Response {
     response
 }
 
+/// nsqd's answer for a path it has no route for (paths under `/api` answer in the API's shape).
+pub async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "NOT_FOUND")
+}
+
+/// nsqd's answer for a known path asked with another method.
+pub async fn method_not_allowed() -> Response {
+    error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED")
+}
+
 pub type HttpResult = Result<Response, Response>;
 
 /// `?topic=` checked as nsqd checks it.
@@ -54,6 +64,16 @@ pub fn topic_param(params: &std::collections::HashMap<String, String>) -> Result
     let topic = params.get("topic").ok_or_else(|| error(StatusCode::BAD_REQUEST, "MISSING_ARG_TOPIC"))?;
     if !sluice_broker::channel::is_valid_nsq_name(topic) {
         return Err(error(StatusCode::BAD_REQUEST, "INVALID_ARG_TOPIC"));
+    }
+    Ok(topic.clone())
+}
+
+/// `?topic=` for the endpoints that create the topic on use (`/pub`, `/mpub`,
+/// `/topic/create`): nsqd names a bad one `INVALID_TOPIC` there.
+pub fn topic_to_use(params: &std::collections::HashMap<String, String>) -> Result<String, Response> {
+    let topic = params.get("topic").ok_or_else(|| error(StatusCode::BAD_REQUEST, "MISSING_ARG_TOPIC"))?;
+    if !sluice_broker::channel::is_valid_nsq_name(topic) {
+        return Err(error(StatusCode::BAD_REQUEST, "INVALID_TOPIC"));
     }
     Ok(topic.clone())
 }

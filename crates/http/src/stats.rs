@@ -7,6 +7,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use serde::Serialize;
 use sluice_broker::channel::{Channel, ClientInfo, NsqTopic};
+use sluice_broker::clients::Protocol;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -20,6 +21,13 @@ struct Info<'a> {
     http_port: u16,
     tcp_port: u16,
     start_time: i64,
+    /// Go durations, in nanoseconds, as nsqd 1.3 reports them.
+    max_heartbeat_interval: u64,
+    max_output_buffer_size: usize,
+    max_output_buffer_timeout: u64,
+    max_deflate_level: u32,
+    topology_zone: &'static str,
+    topology_region: &'static str,
 }
 
 pub async fn info(State(s): State<AppState>) -> HttpResult {
@@ -30,6 +38,12 @@ pub async fn info(State(s): State<AppState>) -> HttpResult {
         http_port: s.config.http_port,
         tcp_port: s.config.tcp_port,
         start_time: s.start_time,
+        max_heartbeat_interval: s.config.nsq.max_heartbeat_interval.as_nanos() as u64,
+        max_output_buffer_size: s.config.nsq.max_output_buffer_size,
+        max_output_buffer_timeout: s.config.nsq.max_output_buffer_timeout.as_nanos() as u64,
+        max_deflate_level: s.config.nsq.max_deflate_level,
+        topology_zone: "",
+        topology_region: "",
     }))
 }
 
@@ -58,11 +72,21 @@ struct ClientStats {
     deflate: bool,
     snappy: bool,
     user_agent: String,
+    topology_zone: &'static str,
+    topology_region: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub_counts: Vec<PubCount>,
     tls: bool,
     tls_cipher_suite: &'static str,
     tls_version: &'static str,
     tls_negotiated_protocol: &'static str,
     tls_negotiated_protocol_is_mutual: bool,
+}
+
+#[derive(Serialize)]
+struct PubCount {
+    topic: String,
+    count: u64,
 }
 
 #[derive(Serialize)]
@@ -99,10 +123,93 @@ struct Stats {
     health: &'static str,
     start_time: i64,
     topics: Vec<TopicStats>,
-    producers: Vec<()>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory: Option<MemoryStats>,
+    /// `null` when there are none or clients are left out, as nsqd's nil slice.
+    producers: Option<Vec<ClientStats>>,
 }
 
-/// nsqd's client state number for a subscribed client.
+/// nsqd's `memory` block names Go runtime figures. Sluice has no garbage collector: the heap
+/// in use is the process's resident memory (`/proc/self/statm`), the GC figures are 0.
+#[derive(Serialize, Default)]
+struct MemoryStats {
+    heap_objects: u64,
+    heap_idle_bytes: u64,
+    heap_in_use_bytes: u64,
+    heap_released_bytes: u64,
+    gc_pause_usec_100: u64,
+    gc_pause_usec_99: u64,
+    gc_pause_usec_95: u64,
+    next_gc_bytes: u64,
+    gc_total_runs: u32,
+}
+
+/// Page size of the resident-set figure in `/proc/self/statm` (4 KiB on the platforms served).
+const STATM_PAGE_BYTES: u64 = 4096;
+
+fn memory_stats() -> MemoryStats {
+    let resident_pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1).and_then(|pages| pages.parse::<u64>().ok()))
+        .unwrap_or(0);
+    MemoryStats { heap_in_use_bytes: resident_pages * STATM_PAGE_BYTES, ..MemoryStats::default() }
+}
+
+/// nsqd's producers: NSQ TCP connections that published, with their `pub_counts` (only the
+/// asked-for topic's when `topic` is given).
+fn producer_stats(s: &AppState, topic: Option<&str>) -> Vec<ClientStats> {
+    let clients = s.channels.broker().clients().list();
+    clients
+        .into_iter()
+        .filter(|c| c.protocol == Protocol::Nsq && !c.details.published.is_empty())
+        .map(|c| {
+            let pub_counts = c
+                .details
+                .published
+                .iter()
+                .filter(|(name, _)| topic.is_none_or(|t| t == name.as_str()))
+                .map(|(name, count)| PubCount { topic: name.clone(), count: *count })
+                .collect();
+            ClientStats {
+                client_id: c.details.client_id.clone(),
+                hostname: c.details.hostname.clone(),
+                version: "V2",
+                remote_address: c.peer.clone(),
+                state: CLIENT_STATE_INIT,
+                ready_count: 0,
+                in_flight_count: 0,
+                message_count: 0,
+                finish_count: 0,
+                requeue_count: 0,
+                connect_ts: c.connected_at_ms / 1000,
+                sample_rate: 0,
+                deflate: false,
+                snappy: false,
+                user_agent: c.details.user_agent.clone(),
+                topology_zone: "",
+                topology_region: "",
+                pub_counts,
+                tls: false,
+                tls_cipher_suite: "",
+                tls_version: "",
+                tls_negotiated_protocol: "",
+                tls_negotiated_protocol_is_mutual: false,
+            }
+        })
+        .collect()
+}
+
+/// nsqd's boolean query values; anything else takes the default.
+fn bool_param(value: Option<&String>, default: bool) -> bool {
+    match value.map(String::as_str) {
+        Some("true" | "1") => true,
+        Some("false" | "0") => false,
+        _ => default,
+    }
+}
+
+/// nsqd's client state numbers: a producer never leaves Init, a consumer is Subscribed.
+const CLIENT_STATE_INIT: i32 = 0;
 const CLIENT_STATE_SUBSCRIBED: i32 = 3;
 
 fn client_stats(c: &ClientInfo) -> ClientStats {
@@ -122,6 +229,9 @@ fn client_stats(c: &ClientInfo) -> ClientStats {
         deflate: c.deflate,
         snappy: c.snappy,
         user_agent: c.user_agent.clone(),
+        topology_zone: "",
+        topology_region: "",
+        pub_counts: Vec::new(),
         tls: false,
         tls_cipher_suite: "",
         tls_version: "",
@@ -171,7 +281,8 @@ fn topic_stats(t: &NsqTopic, channel: Option<&str>, include_clients: bool) -> To
 pub async fn stats(State(s): State<AppState>, Query(p): Query<HashMap<String, String>>) -> HttpResult {
     let topic = p.get("topic").map(String::as_str);
     let channel = p.get("channel").map(String::as_str);
-    let include_clients = p.get("include_clients").is_none_or(|v| v != "false");
+    let include_clients = bool_param(p.get("include_clients"), true);
+    let include_mem = bool_param(p.get("include_mem"), true);
     let topics: Vec<Arc<NsqTopic>> =
         s.channels.topics().into_iter().filter(|t| topic.is_none_or(|name| &*t.name == name)).collect();
     let stats = Stats {
@@ -179,7 +290,8 @@ pub async fn stats(State(s): State<AppState>, Query(p): Query<HashMap<String, St
         health: "OK",
         start_time: s.start_time,
         topics: topics.iter().map(|t| topic_stats(t, channel, include_clients)).collect(),
-        producers: Vec::new(),
+        memory: include_mem.then(memory_stats),
+        producers: Some(producer_stats(&s, topic)).filter(|p| include_clients && !p.is_empty()),
     };
     if p.get("format").map(String::as_str) == Some("json") {
         return Ok(reply::json(&stats));

@@ -1,6 +1,6 @@
 //! Accept loop: reads the protocol magic and hands each client to its own task.
 
-use crate::codec::MAGIC_V2;
+use crate::codec::{self, MAGIC_V2};
 use crate::commands;
 use crate::connection::Conn;
 use crate::NsqConfig;
@@ -59,7 +59,10 @@ async fn read_magic(mut socket: TcpStream) -> Option<TcpStream> {
     match tokio::time::timeout(MAGIC_TIMEOUT, socket.read_exact(&mut magic)).await {
         Ok(Ok(_)) if &magic == MAGIC_V2 => Some(socket),
         Ok(Ok(_)) => {
-            let _ = socket.write_all(b"E_BAD_PROTOCOL").await;
+            // nsqd answers an unknown magic with an error frame, then closes.
+            let mut frame = Vec::new();
+            codec::put_frame(&mut frame, codec::FRAME_TYPE_ERROR, b"E_BAD_PROTOCOL");
+            let _ = tokio::time::timeout(MAGIC_TIMEOUT, socket.write_all(&frame)).await;
             None
         }
         _ => None,

@@ -172,6 +172,10 @@ impl NsqListeners {
             max_body_size: nsq_config.max_body_size,
             max_req_timeout: nsq_config.max_req_timeout,
             node,
+            nsq: nsq_config.clone(),
+            tcp_address: self.tcp.local_addr()?.to_string(),
+            http_address: self.http.local_addr()?.to_string(),
+            lookupd_tcp_addresses: nsq.lookupd_tcp_addresses.clone(),
         };
         let announce = sluice_nsq::announce::AnnounceConfig {
             lookupd_tcp_addresses: nsq.lookupd_tcp_addresses.clone(),
@@ -184,6 +188,7 @@ impl NsqListeners {
             },
             answer_max: nsq_config.max_body_size as usize,
         };
+        let lookupd_router = sluice_http::lookupd_router(channels.clone(), http_config.clone());
         let router = sluice_http::router(channels.clone(), http_config);
         let mut tasks = vec![tokio::spawn(channels.clone().run(stopped.clone()))];
         tasks.extend(sluice_nsq::announce::spawn(channels.clone(), announce, stopped.clone()));
@@ -193,10 +198,10 @@ impl NsqListeners {
                 tracing::error!(error = %e, "nsq listener failed");
             }
         }));
-        let mut http_listeners = vec![self.http];
-        http_listeners.extend(self.lookupd);
-        for listener in http_listeners {
-            let (router, stop) = (router.clone(), stopped.clone());
+        let mut http_listeners = vec![(self.http, router)];
+        http_listeners.extend(self.lookupd.map(|listener| (listener, lookupd_router)));
+        for (listener, router) in http_listeners {
+            let stop = stopped.clone();
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = sluice_http::serve(listener, router, http_limits, stop).await {
                     tracing::error!(error = %e, "http listener failed");

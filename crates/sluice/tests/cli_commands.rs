@@ -417,6 +417,7 @@ fn channel_list_pause_unpause_empty() {
     let broker = start_broker();
     let http = broker.http_addr();
     let topic = unique_topic("cli-nsq");
+    assert_eq!(nsq_http_post(&http, &format!("/topic/create?topic={topic}"), ""), 200);
     assert_eq!(nsq_http_post(&http, &format!("/channel/create?topic={topic}&channel=workers"), ""), 200);
     assert_eq!(nsq_http_post(&http, &format!("/pub?topic={topic}"), "job-1"), 200);
 

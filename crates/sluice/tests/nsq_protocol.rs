@@ -241,3 +241,61 @@ fn ephemeral_channel_vanishes_with_its_last_client() {
     let files = common::files_with_suffix(&nsq.broker.data_dir(), ".json");
     assert!(files.iter().all(|f| !f.to_string_lossy().contains("ephemeral")), "state kept: {files:?}");
 }
+
+/// Answers compared byte for byte with nsqd 1.3's protocol_v2.go and tcp.go: a repeated
+/// IDENTIFY before SUB is accepted, a wrong magic gets a framed `E_BAD_PROTOCOL`, and the
+/// RDY/REQ/DPUB/FIN/MPUB error texts (including MPUB's repeated `E_BAD_TOPIC`) are nsqd's.
+#[test]
+fn answers_match_nsqd_texts() {
+    use std::io::{Read, Write};
+    let nsq = NsqBroker::start(&["--max-rdy-count", "50"]);
+
+    let mut w = nsq.wire();
+    w.with_body("IDENTIFY", br#"{"client_id": "first"}"#);
+    w.expect_ok();
+    w.with_body("IDENTIFY", br#"{"client_id": "second"}"#);
+    w.expect_ok();
+    w.subscribe("texts", "c", 1);
+    w.with_body("IDENTIFY", br#"{"client_id": "third"}"#);
+    w.expect(FRAME_ERROR, b"E_INVALID cannot IDENTIFY in current state");
+    assert!(w.closed());
+
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", nsq.tcp)).expect("connect");
+    raw.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    raw.write_all(b"  V1").expect("magic");
+    let mut answer = Vec::new();
+    let _ = raw.read_to_end(&mut answer);
+    let mut expected = 18u32.to_be_bytes().to_vec();
+    expected.extend_from_slice(&1u32.to_be_bytes());
+    expected.extend_from_slice(b"E_BAD_PROTOCOL");
+    assert_eq!(answer, expected, "framed E_BAD_PROTOCOL, then EOF");
+
+    for (line, error) in [
+        ("RDY x", &b"E_INVALID RDY could not parse count x"[..]),
+        ("RDY -1", b"E_INVALID RDY could not parse count -1"),
+        ("FIN short", b"E_INVALID invalid message ID"),
+        ("REQ 0000000000000001 soon", b"E_INVALID REQ could not parse timeout soon"),
+    ] {
+        let mut w = nsq.wire();
+        w.subscribe("texts", "c", 0);
+        w.line(line);
+        w.expect(FRAME_ERROR, error);
+        assert!(w.closed(), "{line} is fatal");
+    }
+
+    let mut w = nsq.wire();
+    w.with_refused_body("DPUB texts -5", b"x");
+    w.expect(FRAME_ERROR, b"E_INVALID DPUB could not parse timeout -5");
+    let mut w = nsq.wire();
+    w.with_refused_body("MPUB bad!topic", b"x");
+    w.expect(FRAME_ERROR, b"E_BAD_TOPIC E_BAD_TOPIC MPUB topic name \"bad!topic\" is not valid");
+    for (body, error) in [
+        (vec![0, 0, 0, 2, 0, 0, 0, 1, b'a'], &b"E_BAD_MESSAGE MPUB failed to read message(1) body size"[..]),
+        (vec![0, 0, 0, 2, 0, 0, 0, 1, b'a', 0, 0, 0, 0], b"E_BAD_MESSAGE MPUB invalid message(1) body size 0"),
+    ] {
+        let mut w = nsq.wire();
+        w.with_refused_body("MPUB texts", &body);
+        w.expect(FRAME_ERROR, error);
+        assert!(w.closed());
+    }
+}

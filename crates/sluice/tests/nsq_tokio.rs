@@ -64,6 +64,8 @@ fn consume(
 fn tokio_nsq_publishes_and_consumes_on_two_channels() {
     let nsq = NsqBroker::start(&[]);
     let addr = format!("127.0.0.1:{}", nsq.tcp);
+    // As nsqd, a channel is created on an existing topic.
+    assert_eq!(http(nsq.http, "POST", "/topic/create?topic=tk", b"").0, 200);
     for ch in ["a", "b"] {
         assert_eq!(http(nsq.http, "POST", &format!("/channel/create?topic=tk&channel={ch}"), b"").0, 200);
     }

@@ -75,6 +75,7 @@ class Run:
 
 def fanout(r):
     n = 60
+    http_post(r.http, "/topic/create?topic=%s" % r.topic)
     for ch in ("a", "b"):
         http_post(r.http, "/channel/create?topic=%s&channel=%s" % (r.topic, ch))
     got = {}

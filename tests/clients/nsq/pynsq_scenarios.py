@@ -80,6 +80,7 @@ def publish_all(s, writer, bodies, mpub_from=None):
 def fanout(s):
     """Two channels each get every message; two readers per channel split them."""
     n = 60
+    http_post(s.http, "/topic/create?topic=%s" % s.topic)
     for ch in ("a", "b"):
         http_post(s.http, "/channel/create?topic=%s&channel=%s" % (s.topic, ch))
     got = {("a", 0): [], ("a", 1): [], ("b", 0): [], ("b", 1): []}

@@ -15,6 +15,7 @@ pub mod records;
 mod registry;
 #[cfg(test)]
 mod scenarios;
+mod topic_pause;
 
 pub use cursor::{Channel, ChannelOpError, ChannelStats, ClientInfo, Delivery};
 pub use id::MessageId;

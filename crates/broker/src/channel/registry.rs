@@ -125,6 +125,10 @@ impl Channels {
                 tracing::warn!(topic = %topic_name, "channel state for a topic that no longer exists; ignored");
                 continue;
             };
+            if super::topic_pause::read(&entry.path()) {
+                topic.paused.store(true, Ordering::Relaxed);
+                tracing::info!(topic = %topic_name, "topic paused (as before the restart)");
+            }
             let Ok(files) = std::fs::read_dir(entry.path()) else { continue };
             for file in files.flatten() {
                 let path = file.path();
@@ -309,6 +313,12 @@ impl Channels {
 
     pub fn pause_topic(&self, name: &str, paused: bool) -> BrokerResult<()> {
         let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        // Recorded before it takes effect, so an acknowledged pause holds after a restart.
+        // Ephemeral topics do not outlive a restart, so they record nothing.
+        if !is_ephemeral(name) {
+            super::topic_pause::write(&self.dir.join(name), paused)
+                .map_err(|e| BrokerError::Storage(format!("cannot record topic pause: {e}")))?;
+        }
         topic.paused.store(paused, Ordering::Relaxed);
         topic.channels().iter().for_each(|c| c.wake());
         Ok(())

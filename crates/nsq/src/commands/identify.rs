@@ -49,7 +49,8 @@ struct IdentifyResponse {
 }
 
 pub fn run(conn: &mut Conn, command: &Command) -> NsqResult<()> {
-    if conn.state != ConnState::Init || conn.identified {
+    // As nsqd: IDENTIFY may be repeated until SUB (the last one's settings hold).
+    if conn.state != ConnState::Init {
         return Err(NsqError::fatal("E_INVALID", "cannot IDENTIFY in current state"));
     }
     let size = command.body_size.ok_or_else(|| NsqError::fatal("E_BAD_BODY", "IDENTIFY failed to read body size"))?;
@@ -68,16 +69,26 @@ pub fn run(conn: &mut Conn, command: &Command) -> NsqResult<()> {
     if snappy && deflate {
         return Err(NsqError::fatal("E_IDENTIFY_FAILED", "cannot enable both deflate and snappy compression"));
     }
+    // The stream switches compression once: a later IDENTIFY keeps what is on the wire.
+    let compressed = conn.identity.deflate_level.is_some() || conn.identity.snappy;
+    if compressed && (snappy || deflate) {
+        return Err(NsqError::fatal("E_IDENTIFY_FAILED", "IDENTIFY failed compression already negotiated"));
+    }
     conn.identified = true;
     if !data.feature_negotiation.unwrap_or(false) {
         conn.respond(b"OK");
         return Ok(());
     }
-    let deflate_level = deflate.then(|| {
-        let requested = data.deflate_level.unwrap_or(0);
-        let level = if requested <= 0 { 6 } else { requested.min(i64::from(u32::MAX)) as u32 };
-        level.min(conn.config.max_deflate_level)
-    });
+    let deflate_level = if compressed {
+        conn.identity.deflate_level
+    } else {
+        deflate.then(|| {
+            let requested = data.deflate_level.unwrap_or(0);
+            let level = if requested <= 0 { 6 } else { requested.min(i64::from(u32::MAX)) as u32 };
+            level.min(conn.config.max_deflate_level)
+        })
+    };
+    let snappy = if compressed { conn.identity.snappy } else { snappy };
     conn.identity.deflate_level = deflate_level;
     conn.identity.snappy = snappy;
     let response = IdentifyResponse {
@@ -97,6 +108,9 @@ pub fn run(conn: &mut Conn, command: &Command) -> NsqResult<()> {
     };
     let json = serde_json::to_vec(&response).map_err(|e| NsqError::fatal("E_IDENTIFY_FAILED", e.to_string()))?;
     conn.respond(&json);
+    if compressed {
+        return Ok(());
+    }
     if let Some(level) = deflate_level {
         conn.upgrade = Some(Upgrade {
             deflater: Deflater::deflate(level),

@@ -56,7 +56,16 @@ fn subscribed<'a>(conn: &'a Conn, verb: &str) -> NsqResult<&'a Subscription> {
 /// nothing this broker sent fail later as "not in flight", as in nsqd.
 fn message_id(param: &[u8]) -> NsqResult<Option<MessageId>> {
     if param.len() != sluice_broker::channel::id::MESSAGE_ID_LEN {
-        return Err(NsqError::fatal("E_INVALID", "Invalid Message ID"));
+        return Err(NsqError::fatal("E_INVALID", "invalid message ID"));
     }
     Ok(MessageId::parse(param))
+}
+
+/// A count or timeout parameter read as nsqd reads it: decimal digits only (so `-1` or `+1`
+/// do not parse), an empty parameter is 0, and overflow wraps as Go's uint64 arithmetic does.
+fn base10(param: &[u8]) -> Option<i64> {
+    param
+        .iter()
+        .try_fold(0u64, |n, d| d.is_ascii_digit().then(|| n.wrapping_mul(10).wrapping_add(u64::from(d - b'0'))))
+        .map(|n| n as i64)
 }

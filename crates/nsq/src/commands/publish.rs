@@ -14,10 +14,11 @@ pub(super) fn topic<'a>(command: &'a Command, verb: &str) -> NsqResult<&'a str> 
     let Some(topic) = command.params.get(1) else {
         return Err(NsqError::fatal("E_INVALID", format!("{verb} insufficient number of parameters")));
     };
-    std::str::from_utf8(topic)
-        .ok()
-        .filter(|t| is_valid_nsq_name(t))
-        .ok_or_else(|| NsqError::fatal("E_BAD_TOPIC", format!("{verb} topic name {} is not valid", quoted(topic))))
+    // nsqd 1.3 repeats the code inside MPUB's description; clients matching the text see it so.
+    let code_again = if verb == "MPUB" { "E_BAD_TOPIC " } else { "" };
+    std::str::from_utf8(topic).ok().filter(|t| is_valid_nsq_name(t)).ok_or_else(|| {
+        NsqError::fatal("E_BAD_TOPIC", format!("{code_again}{verb} topic name {} is not valid", quoted(topic)))
+    })
 }
 
 /// The single message body of PUB/DPUB, checked as nsqd checks it.
@@ -42,6 +43,7 @@ pub async fn publish(conn: &mut Conn, command: &Command) -> NsqResult<()> {
         .publish(topic, &[body], None)
         .await
         .map_err(|e| NsqError::fatal("E_PUB_FAILED", format!("PUB failed {e}")))?;
+    count_published(conn, topic, 1);
     conn.respond(b"OK");
     Ok(())
 }
@@ -51,7 +53,7 @@ pub async fn dpub(conn: &mut Conn, command: &Command) -> NsqResult<()> {
     let Some(timeout) = command.params.get(2) else {
         return Err(NsqError::fatal("E_INVALID", "DPUB insufficient number of parameters"));
     };
-    let defer_ms: i64 = std::str::from_utf8(timeout).ok().and_then(|t| t.parse().ok()).ok_or_else(|| {
+    let defer_ms = super::base10(timeout).ok_or_else(|| {
         NsqError::fatal("E_INVALID", format!("DPUB could not parse timeout {}", String::from_utf8_lossy(timeout)))
     })?;
     let max_ms = conn.config.max_req_timeout.as_millis() as i64;
@@ -63,6 +65,7 @@ pub async fn dpub(conn: &mut Conn, command: &Command) -> NsqResult<()> {
         .publish(topic, &[body], Some(Duration::from_millis(defer_ms as u64)))
         .await
         .map_err(|e| NsqError::fatal("E_DPUB_FAILED", format!("DPUB failed {e}")))?;
+    count_published(conn, topic, 1);
     conn.respond(b"OK");
     Ok(())
 }
@@ -83,8 +86,19 @@ pub async fn mpub(conn: &mut Conn, command: &Command) -> NsqResult<()> {
         .publish(topic, &messages, None)
         .await
         .map_err(|e| NsqError::fatal("E_MPUB_FAILED", format!("MPUB failed {e}")))?;
+    count_published(conn, topic, messages.len() as u64);
     conn.respond(b"OK");
     Ok(())
+}
+
+/// nsqd's per-connection `pub_counts`, shown in `/stats` under `producers`.
+fn count_published(conn: &Conn, topic: &str, messages: u64) {
+    conn.client.client().update(|details| match details.published.get_mut(topic) {
+        Some(count) => *count += messages,
+        None => {
+            details.published.insert(topic.to_string(), messages);
+        }
+    });
 }
 
 /// `[count][size][body][size][body]...`, every size checked before the body is taken.
@@ -97,13 +111,13 @@ pub(super) fn split_mpub(mut body: Bytes, max_msg_size: u32) -> NsqResult<Vec<By
         return Err(NsqError::fatal("E_BAD_BODY", format!("MPUB invalid message count {count}")));
     }
     let mut messages = Vec::with_capacity(count as usize);
-    for _ in 0..count {
+    for i in 0..count {
         if body.len() < 4 {
-            return Err(NsqError::fatal("E_BAD_MESSAGE", "MPUB failed to read message body size"));
+            return Err(NsqError::fatal("E_BAD_MESSAGE", format!("MPUB failed to read message({i}) body size")));
         }
         let size = body.get_i32();
         if size <= 0 {
-            return Err(NsqError::fatal("E_BAD_MESSAGE", format!("MPUB invalid message body size {size}")));
+            return Err(NsqError::fatal("E_BAD_MESSAGE", format!("MPUB invalid message({i}) body size {size}")));
         }
         if size as u32 > max_msg_size {
             return Err(NsqError::fatal("E_BAD_MESSAGE", format!("MPUB message too big {size} > {max_msg_size}")));

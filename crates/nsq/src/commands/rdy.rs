@@ -14,8 +14,8 @@ pub fn run(conn: &mut Conn, command: &Command) -> NsqResult<()> {
     };
     let count = match command.params.get(1) {
         None => 1,
-        Some(p) => std::str::from_utf8(p).ok().and_then(|t| t.parse::<i64>().ok()).ok_or_else(|| {
-            NsqError::fatal("E_INVALID", format!("could not parse RDY count {}", String::from_utf8_lossy(p)))
+        Some(p) => super::base10(p).ok_or_else(|| {
+            NsqError::fatal("E_INVALID", format!("RDY could not parse count {}", String::from_utf8_lossy(p)))
         })?,
     };
     let max = conn.config.max_rdy_count;

@@ -14,8 +14,8 @@ pub fn run(conn: &mut Conn, command: &Command) -> NsqResult<()> {
         return Err(NsqError::fatal("E_INVALID", "REQ insufficient number of params"));
     };
     let id = message_id(param)?;
-    let timeout_ms: i64 = std::str::from_utf8(timeout).ok().and_then(|t| t.parse().ok()).ok_or_else(|| {
-        NsqError::fatal("E_INVALID", format!("could not parse REQ timeout {}", String::from_utf8_lossy(timeout)))
+    let timeout_ms = super::base10(timeout).ok_or_else(|| {
+        NsqError::fatal("E_INVALID", format!("REQ could not parse timeout {}", String::from_utf8_lossy(timeout)))
     })?;
     let max_ms = conn.config.max_req_timeout.as_millis() as i64;
     let delay = Duration::from_millis(timeout_ms.clamp(0, max_ms) as u64);
