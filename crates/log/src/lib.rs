@@ -30,6 +30,7 @@ mod recovery;
 mod recovery_point;
 mod retention;
 mod scan;
+mod sealed;
 mod segment;
 pub mod stats;
 #[cfg(test)]

@@ -14,12 +14,12 @@ use std::path::Path;
 
 use crate::disk::Disk;
 use crate::layout::{RECOVERY_POINT_FILE, TMP_SUFFIX};
+use crate::sealed;
 
 const MAGIC: &[u8; 4] = b"SRP1";
-const OFFSET_AT: usize = MAGIC.len();
-const ACCEPTED_AT: usize = OFFSET_AT + 8;
-const CRC_AT: usize = ACCEPTED_AT + 8;
-pub const RECOVERY_POINT_LEN: usize = CRC_AT + 4;
+/// The payload: the recovery point, then the offset holes were accepted through.
+const PAYLOAD_LEN: usize = 16;
+pub const RECOVERY_POINT_LEN: usize = sealed::sealed_len(PAYLOAD_LEN);
 
 const _: () = assert!(RECOVERY_POINT_LEN == 24);
 
@@ -36,11 +36,7 @@ pub struct Stored {
 /// version without recovery points).
 pub fn load(dir: &Path) -> Result<Option<Stored>, String> {
     let path = dir.join(RECOVERY_POINT_FILE);
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
+    let Some(bytes) = sealed::read(&path)? else { return Ok(None) };
     decode(&bytes).map(Some).map_err(|why| format!("{}: {why}", path.display()))
 }
 
@@ -56,40 +52,20 @@ pub fn store(dir: &Path, disk: &Disk, stored: Stored) -> io::Result<()> {
     disk.sync_dir(dir)
 }
 
-fn encode(stored: Stored) -> [u8; RECOVERY_POINT_LEN] {
-    let mut out = [0u8; RECOVERY_POINT_LEN];
-    out[..OFFSET_AT].copy_from_slice(MAGIC);
-    out[OFFSET_AT..ACCEPTED_AT].copy_from_slice(&stored.offset.to_le_bytes());
-    out[ACCEPTED_AT..CRC_AT].copy_from_slice(&stored.holes_accepted_through.to_le_bytes());
-    let crc = crc32c::crc32c(&out[..CRC_AT]);
-    out[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
-    out
+fn encode(stored: Stored) -> Vec<u8> {
+    let mut payload = [0u8; PAYLOAD_LEN];
+    payload[..8].copy_from_slice(&stored.offset.to_le_bytes());
+    payload[8..].copy_from_slice(&stored.holes_accepted_through.to_le_bytes());
+    sealed::seal(MAGIC, &payload)
 }
 
 fn decode(bytes: &[u8]) -> Result<Stored, String> {
-    if bytes.len() != RECOVERY_POINT_LEN {
-        return Err(format!("{} bytes, expected {RECOVERY_POINT_LEN}", bytes.len()));
-    }
-    if &bytes[..OFFSET_AT] != MAGIC {
-        return Err("bad magic".to_string());
-    }
-    let mut crc = [0u8; 4];
-    crc.copy_from_slice(&bytes[CRC_AT..]);
-    if crc32c::crc32c(&bytes[..CRC_AT]) != u32::from_le_bytes(crc) {
-        return Err("checksum mismatch".to_string());
-    }
-    let offset = read_i64(&bytes[OFFSET_AT..ACCEPTED_AT]);
-    let holes_accepted_through = read_i64(&bytes[ACCEPTED_AT..CRC_AT]);
+    let payload = sealed::unseal(MAGIC, PAYLOAD_LEN, bytes)?;
+    let (offset, holes_accepted_through) = (sealed::i64_at(payload, 0), sealed::i64_at(payload, 8));
     if offset < 0 || holes_accepted_through < 0 {
         return Err(format!("negative offset {offset} or {holes_accepted_through}"));
     }
     Ok(Stored { offset, holes_accepted_through })
-}
-
-fn read_i64(bytes: &[u8]) -> i64 {
-    let mut out = [0u8; 8];
-    out.copy_from_slice(bytes);
-    i64::from_le_bytes(out)
 }
 
 #[cfg(test)]

@@ -9,69 +9,21 @@ mod group_support;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use common::{unique_topic, Broker};
+use group_support::rebalances::{assignment, member, Recorder};
 use group_support::{committed, Line, Streaming};
 
 const PARTITIONS: i32 = 4;
 const SESSION_TIMEOUT_MS: u64 = 6000;
 /// Bound on a group settling (join, sync, first fetch) on a loaded 2-core machine.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// One rebalance callback: ("assign" | "revoke", partitions).
-type Event = (&'static str, Vec<i32>);
-
-/// Records every rebalance callback.
-#[derive(Clone, Default)]
-struct Recorder {
-    events: Arc<Mutex<Vec<Event>>>,
-}
-
-impl ClientContext for Recorder {}
-
-impl ConsumerContext for Recorder {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let (kind, tpl) = match rebalance {
-            Rebalance::Assign(tpl) => ("assign", *tpl),
-            Rebalance::Revoke(tpl) => ("revoke", *tpl),
-            Rebalance::Error(_) => return,
-        };
-        let parts = tpl.elements().iter().map(|e| e.partition()).collect();
-        self.events.lock().unwrap().push((kind, parts));
-    }
-}
-
-impl Recorder {
-    fn events(&self) -> Vec<Event> {
-        self.events.lock().unwrap().clone()
-    }
-}
-
-fn member(broker: &Broker, group: &str, topic: &str, extra: &[(&str, &str)]) -> (BaseConsumer<Recorder>, Recorder) {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", broker.bootstrap())
-        .set("broker.address.family", "v4")
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", SESSION_TIMEOUT_MS.to_string())
-        .set("heartbeat.interval.ms", "500");
-    for (k, v) in extra {
-        cfg.set(*k, *v);
-    }
-    let recorder = Recorder::default();
-    let consumer: BaseConsumer<Recorder> = cfg.create_with_context(recorder.clone()).expect("create consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    (consumer, recorder)
-}
 
 fn produce(broker: &Broker, topic: &str, from: usize, n: usize) {
     let producer: BaseProducer =
@@ -91,10 +43,6 @@ fn produce(broker: &Broker, topic: &str, from: usize, n: usize) {
         }
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
-}
-
-fn assignment(c: &BaseConsumer<Recorder>) -> BTreeSet<i32> {
-    c.assignment().map(|t| t.elements().iter().map(|e| e.partition()).collect()).unwrap_or_default()
 }
 
 /// Polls every consumer (collecting values) until `done` holds or the timeout passes.

@@ -5,74 +5,27 @@
 //! (group.instance.id, eager assignor) started together are assigned once each.
 
 mod common;
+mod group_support;
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientContext;
 
 use common::{unique_topic, Broker};
+use group_support::rebalances::{assignment, member, Recorder};
 
 const PARTITIONS: i32 = 4;
+/// The members' session: long enough that a member busy in a long rebalance is not dropped.
+const SESSION: (&str, &str) = ("session.timeout.ms", "10000");
 /// Bound on a group settling on a loaded 2-core machine (the delay itself is 3 to 6 s).
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// After balancing, how long the test keeps polling to catch a late extra rebalance.
 const QUIET: Duration = Duration::from_secs(4);
 
-/// One rebalance callback: ("assign" | "revoke", partitions).
-type Event = (&'static str, Vec<i32>);
-
-#[derive(Clone, Default)]
-struct Recorder {
-    events: Arc<Mutex<Vec<Event>>>,
-}
-
-impl ClientContext for Recorder {}
-
-impl ConsumerContext for Recorder {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let (kind, tpl) = match rebalance {
-            Rebalance::Assign(tpl) => ("assign", *tpl),
-            Rebalance::Revoke(tpl) => ("revoke", *tpl),
-            Rebalance::Error(_) => return,
-        };
-        let parts = tpl.elements().iter().map(|e| e.partition()).collect();
-        self.events.lock().unwrap().push((kind, parts));
-    }
-}
-
-impl Recorder {
-    /// Callbacks that moved partitions (librdkafka also reports empty incremental ones).
-    fn moves(&self) -> Vec<Event> {
-        self.events.lock().unwrap().iter().filter(|(_, p)| !p.is_empty()).cloned().collect()
-    }
-}
-
 fn cooperative_member(broker: &Broker, group: &str, topic: &str) -> (BaseConsumer<Recorder>, Recorder) {
-    member(broker, group, topic, &[("partition.assignment.strategy", "cooperative-sticky")])
-}
-
-fn member(broker: &Broker, group: &str, topic: &str, extra: &[(&str, &str)]) -> (BaseConsumer<Recorder>, Recorder) {
-    let recorder = Recorder::default();
-    let mut config = common::client_config(&broker.bootstrap());
-    config
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "500");
-    for (key, value) in extra {
-        config.set(*key, *value);
-    }
-    let consumer: BaseConsumer<Recorder> = config.create_with_context(recorder.clone()).expect("create consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    (consumer, recorder)
-}
-
-fn assignment(c: &BaseConsumer<Recorder>) -> BTreeSet<i32> {
-    c.assignment().map(|t| t.elements().iter().map(|e| e.partition()).collect()).unwrap_or_default()
+    member(broker, group, topic, &[("partition.assignment.strategy", "cooperative-sticky"), SESSION])
 }
 
 /// Polls every consumer until `done` holds (bounded by `timeout`).
@@ -164,8 +117,8 @@ fn consumers_started_together_share_one_rebalance_and_a_newcomer_revokes_only_wh
 fn static_members_started_together_are_assigned_once() {
     let (broker, topic) = broker_with_topic("delay-static");
     let group = unique_topic("g-delay-static");
-    let (a, rec_a) = member(&broker, &group, &topic, &[("group.instance.id", "static-a")]);
-    let (b, rec_b) = member(&broker, &group, &topic, &[("group.instance.id", "static-b")]);
+    let (a, rec_a) = member(&broker, &group, &topic, &[("group.instance.id", "static-a"), SESSION]);
+    let (b, rec_b) = member(&broker, &group, &topic, &[("group.instance.id", "static-b"), SESSION]);
     poll_until(&[&a, &b], SETTLE_TIMEOUT, "A and B to share the partitions", || covers_all(&[&a, &b]));
     poll_for(&[&a, &b], QUIET);
     eprintln!("static members: A {:?}, B {:?}", rec_a.moves(), rec_b.moves());

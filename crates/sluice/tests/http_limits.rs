@@ -225,7 +225,11 @@ fn out_of_descriptors_pending_connections_are_closed_and_the_listeners_recover()
     let nsq_port: u16 = broker.nsq_tcp_addr().rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
     for port in [broker.port(), nsq_port, http_port(&broker)] {
         let mut extra = connect(port);
-        let _ = extra.write_all(b"  V2");
+        // Bytes every listener refuses and then closes (a huge Kafka frame size, NSQ's RDY
+        // before SUB, a bad HTTP request line): a connection a listener did serve, because a
+        // descriptor came free for a moment (another listener's spare being cycled), closes
+        // too; only one left waiting in the backlog would hang.
+        let _ = extra.write_all(b"  V2RDY x\n");
         assert!(closed_by_broker(&mut extra), "a connection to port {port} hung while descriptors ran out");
     }
     drop(held);

@@ -2,6 +2,8 @@
 //! while they run, and raw group requests through the shared wire client.
 #![allow(dead_code)]
 
+pub mod rebalances;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
