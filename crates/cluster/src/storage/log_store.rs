@@ -99,11 +99,13 @@ impl LogStore {
 }
 
 impl LogStore {
-    /// The side records of `[start, end)`, or None when `start` is at or below the last
-    /// purged index. openraft 0.9 purges a non-leader's log at once, but a node that just
-    /// stepped down may still run its old replication tasks: one asking from a purged index
-    /// must get nothing (openraft sends that as a heartbeat), never the entries after the
-    /// purge point, which it would send after the wrong prev_log_id (found by the simulation).
+    /// The side records of `[start, end)` for an AppendEntries, or None when `start` is at
+    /// or below the last purged index. openraft 0.9 purges a non-leader's log at once, but a
+    /// node that just stepped down may still run its old replication tasks: one asking from
+    /// a purged index must get nothing (openraft sends that as a heartbeat), never the entries
+    /// after the purge point, which it would send after the wrong prev_log_id (found by the
+    /// simulation). Only replication reads through here: openraft's storage contract (its
+    /// test suite) wants `try_get_log_entries` to return what is left of a purged range.
     fn unpurged_records(&self, start: u64, end: u64) -> Option<Vec<SideRecord>> {
         let side = self.group.side();
         if side.last_purged().is_some_and(|purged| start <= purged.index) {
@@ -119,7 +121,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
         let (start, end) = bounds(&range);
-        let Some(records) = self.unpurged_records(start, end) else { return Ok(Vec::new()) };
+        let records = self.group.side().range(start, end);
         let group = Arc::clone(&self.group);
         blocking(move || read_entries(&group.log, records)).await
     }
