@@ -26,11 +26,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use openraft::storage::{RaftLogReader, RaftLogStorage};
 use openraft::{BasicNode, Config, EntryPayload, LogId, ServerState};
-use sluice_log::batch::{
-    ATTRIBUTES_AT, BATCH_LENGTH_AT, CRC_AT, LAST_OFFSET_DELTA_AT, LOG_OVERHEAD, MAGIC_AT, RECORDS_COUNT_AT,
-};
 use sluice_log::{BatchHeader, LogConfig, PartitionLog, BATCH_HEADER_LEN};
 use tokio::sync::watch;
+
+use super::tests::batch;
 
 use self::net::{NetStats, Rng, SimFactory, SimNet};
 use super::log_store::offsets_of;
@@ -66,20 +65,6 @@ fn raft_config() -> Arc<Config> {
 /// Small segments, so rolling, retention and snapshot resets cross segment boundaries.
 fn log_config() -> LogConfig {
     LogConfig { segment_bytes_max: 4096, retention_bytes_max: Some(16 * 1024), ..LogConfig::default() }
-}
-
-/// A valid v2 batch of `records` records whose body is `payload` (offsets unassigned).
-fn batch(records: i32, payload: &[u8]) -> Vec<u8> {
-    let mut b = vec![0u8; BATCH_HEADER_LEN];
-    b.extend_from_slice(payload);
-    let batch_length = (b.len() - LOG_OVERHEAD) as i32;
-    b[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&batch_length.to_be_bytes());
-    b[MAGIC_AT] = 2;
-    b[LAST_OFFSET_DELTA_AT..][..4].copy_from_slice(&(records - 1).to_be_bytes());
-    b[RECORDS_COUNT_AT..][..4].copy_from_slice(&records.to_be_bytes());
-    let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
-    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
-    b
 }
 
 /// One node: its directory, and while it runs its Raft and store.

@@ -49,7 +49,7 @@ fn openraft_storage_suite() {
 }
 
 /// A valid v2 batch of `records` records with `payload` as its body (offsets unassigned).
-fn batch(records: i32, payload: &[u8]) -> Vec<u8> {
+pub(super) fn batch(records: i32, payload: &[u8]) -> Vec<u8> {
     let mut b = vec![0u8; BATCH_HEADER_LEN];
     b.extend_from_slice(payload);
     let batch_length = (b.len() - LOG_OVERHEAD) as i32;
