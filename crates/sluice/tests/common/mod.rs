@@ -2,6 +2,7 @@
 //! temp data dir, and offers bounded helpers for driving it with real clients.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod go;
 pub mod ports;
 pub mod raw;

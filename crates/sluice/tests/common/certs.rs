@@ -1,0 +1,119 @@
+//! Test certificates made with the `openssl` command line (Debian's, always installed): a CA,
+//! a server certificate for 127.0.0.1 and localhost signed by it, and client certificates
+//! whose subject becomes a principal. Everything lives in the caller's temp directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// PEM files of one test PKI.
+pub struct TestPki {
+    pub dir: PathBuf,
+    pub ca_cert: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+/// A client certificate and its key, PEM.
+pub struct ClientCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
+    assert!(output.status.success(), "openssl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+impl TestPki {
+    /// A CA and a server certificate (SAN 127.0.0.1 … 127.0.0.20 and localhost) in `dir`.
+    pub fn create(dir: &Path) -> TestPki {
+        std::fs::create_dir_all(dir).expect("create pki dir");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=Sluice Test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        );
+        let sans: Vec<String> = (1..=20).map(|i| format!("IP:127.0.0.{i}")).collect();
+        let ext = format!("subjectAltName=DNS:localhost,{}\nbasicConstraints=CA:FALSE\n", sans.join(","));
+        std::fs::write(dir.join("server.ext"), ext).expect("write ext");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+                "-out",
+                "server.pem",
+            ],
+        );
+        TestPki {
+            dir: dir.to_path_buf(),
+            ca_cert: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+        }
+    }
+
+    /// A client certificate with subject `subject` (e.g. "/CN=alice/OU=ops"), signed by the CA.
+    pub fn client(&self, name: &str, subject: &str) -> ClientCert {
+        let (key, csr, cert) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
+        openssl(&self.dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out", &csr]);
+        openssl(
+            &self.dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &cert,
+            ],
+        );
+        ClientCert { cert: self.dir.join(cert), key: self.dir.join(key) }
+    }
+}

@@ -1,0 +1,14 @@
+//! TLS for Sluice's listeners (Kafka, NSQ, HTTP, cluster): PEM files into a rustls server
+//! configuration, the client-certificate policy Kafka (`ssl.client.auth`) and nsqd
+//! (`--tls-client-auth-policy`) both offer, a minimum protocol version, and a reload that
+//! swaps in new certificates for new connections (SIGHUP) while established ones keep theirs.
+//!
+//! No cryptography here: rustls with the `ring` provider does all of it.
+
+mod files;
+mod reload;
+
+pub use files::{ClientAuth, TlsError, TlsFiles, TlsVersion};
+pub use reload::{spawn_sighup_reload, ServerTls};
+pub use rustls;
+pub use tokio_rustls::{server::TlsStream, TlsAcceptor};
