@@ -8,8 +8,9 @@
 //! `flush.messages` and `flush.ms`: `flush.messages=1` is `always` (fsync before acks=all
 //! answers, with group commit), a finite `flush.ms` is `interval`, and neither is `os`.
 //! `cleanup.policy` holding `compact` compacts the topic's closed segments in the background
-//! (`compactor.rs`), with `min.compaction.lag.ms`, `delete.retention.ms` and
-//! `min.cleanable.dirty.ratio`; without `delete` no segment is deleted by time or size.
+//! (`compactor.rs`), with `min.compaction.lag.ms`, `max.compaction.lag.ms`,
+//! `delete.retention.ms` and `min.cleanable.dirty.ratio` (kept with the accepted keys, read by
+//! `compaction`); without `delete` no segment is deleted by time or size.
 
 use crate::error::BrokerError;
 use sluice_log::{Compaction, FlushPolicy, LogConfig};
@@ -59,8 +60,7 @@ pub enum ConfigKind {
 /// Topic configs Kafka 3.x defines that Sluice accepts and reports without effect, with
 /// Kafka's defaults. Why none of them changes anything here: compression is whatever the
 /// producer sent (the log stores batches verbatim), there is no tiered storage, no
-/// replication throttle, compaction has no maximum lag (a pass runs as soon as the dirty ratio
-/// allows), and replication is Raft (a majority commits,
+/// replication throttle, and replication is Raft (a majority commits,
 /// whatever `min.insync.replicas` says; there is no unclean election).
 pub const ACCEPTED_KEYS: &[(&str, ConfigKind, &str)] = &[
     ("compression.gzip.level", ConfigKind::Int, "-1"),
@@ -147,6 +147,12 @@ impl TopicConfig {
         let ratio = self.overrides.get("min.cleanable.dirty.ratio").and_then(|v| v.trim().parse::<f64>().ok());
         Compaction {
             lag_min: duration_ms(long("min.compaction.lag.ms", 0)),
+            lag_max: self
+                .overrides
+                .get("max.compaction.lag.ms")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|ms| (1..LONG_MAX).contains(ms))
+                .map(|ms| duration_ms(ms as u64)),
             tombstone_retention: duration_ms(long("delete.retention.ms", DELETE_RETENTION_MS_DEFAULT)),
             dirty_per_mille_min: (ratio.unwrap_or(0.5).clamp(0.0, 1.0) * 1000.0).round() as u16,
         }
@@ -285,6 +291,8 @@ fn apply(config: &mut LogConfig, key: &str, value: &str) -> Result<(), BrokerErr
             config.index_interval_bytes = v as u32;
         }
         "message.timestamp.type" => check_kind(ConfigKind::OneOf(TIMESTAMP_TYPES), value).map_err(invalid)?,
+        // Read by `compaction`; Kafka's ConfigDef has it at least 1.
+        "max.compaction.lag.ms" if int()? < 1 => return Err(invalid("must be at least 1")),
         _ => {
             if let Some((_, kind, _)) = ACCEPTED_KEYS.iter().find(|(k, _, _)| *k == key) {
                 check_kind(*kind, value).map_err(invalid)?;

@@ -42,6 +42,10 @@ pub struct Compaction {
     /// A segment whose newest record is younger than this is not compacted yet (Kafka
     /// `min.compaction.lag.ms`), nor is any segment after it.
     pub lag_min: Duration,
+    /// A dirty record older than this is compacted even below the dirty ratio, and the active
+    /// segment rolls at this age so it can be (Kafka `max.compaction.lag.ms`, KIP-354);
+    /// `None` is Kafka's default of never forcing a pass.
+    pub lag_max: Option<Duration>,
     /// How long a tombstone (null value) stays after the segment holding it was compacted
     /// (Kafka `delete.retention.ms`), so a reader behind sees the deletion.
     pub tombstone_retention: Duration,
@@ -50,6 +54,17 @@ pub struct Compaction {
     /// 0.5 = 500): each pass rewrites the whole compacted part, so this bounds its I/O to
     /// a multiple of what was written since the last pass.
     pub dirty_per_mille_min: u16,
+}
+
+impl LogConfig {
+    /// The age at which the active segment rolls: `segment.ms`, or a compacted topic's
+    /// `max.compaction.lag.ms` if shorter, as Kafka rolls (only closed segments are compacted).
+    pub fn roll_age_max(&self) -> Duration {
+        match self.compaction.and_then(|c| c.lag_max) {
+            Some(lag_max) => self.segment_age_max.min(lag_max),
+            None => self.segment_age_max,
+        }
+    }
 }
 
 impl Default for LogConfig {

@@ -613,7 +613,7 @@ impl PartitionLog {
         }
         let size_max = state.config.segment_bytes_max.min(SEGMENT_BYTES_LIMIT);
         let due = active.len() + incoming_bytes > size_max
-            || active.age().is_some_and(|age| age >= state.config.segment_age_max)
+            || active.age().is_some_and(|age| age >= state.config.roll_age_max())
             || last_offset - active.base_offset > RELATIVE_OFFSET_LIMIT;
         if !due {
             return Ok(false);
@@ -624,7 +624,7 @@ impl PartitionLog {
 
     fn roll_if_aged(&self, state: &mut State) -> Result<bool, FlushError> {
         let active = state.active();
-        let aged = active.age().is_some_and(|age| age >= state.config.segment_age_max);
+        let aged = active.age().is_some_and(|age| age >= state.config.roll_age_max());
         if active.is_empty() || !aged {
             return Ok(false);
         }

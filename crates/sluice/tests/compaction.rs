@@ -4,7 +4,8 @@
 //! (offsets strictly increasing, the log end unchanged), as rdkafka, kcat and kafka-python read
 //! it, across a kill -9 and restart (after which the same producer goes on), and drops
 //! tombstones after `delete.retention.ms`. A keyless record is refused with INVALID_RECORD and
-//! per-record errors; an NSQ PUB into the topic with E_PUB_FAILED.
+//! per-record errors; an NSQ PUB into the topic with E_PUB_FAILED. `max.compaction.lag.ms` gets a
+//! quiet topic compacted without further writes.
 
 mod common;
 
@@ -268,4 +269,49 @@ fn keyless_records_are_refused() {
     let _ = nsq.read_to_end(&mut frame);
     let text = String::from_utf8_lossy(&frame);
     assert!(text.contains("E_PUB_FAILED") && text.contains("compact"), "{text}");
+}
+
+/// `max.compaction.lag.ms` (KIP-354): with Kafka's week-long `segment.ms` nothing would ever
+/// be compacted on a quiet topic, since only closed segments are; with a two-second maximum
+/// lag the active segment rolls at that age and the overdue records are compacted, with no
+/// further write, down to the latest value per key.
+#[test]
+fn max_compaction_lag_compacts_a_quiet_topic() {
+    const LAG_ROUNDS: usize = 40;
+    let broker = Broker::start(&[]);
+    let rt = runtime();
+    let topic = unique_topic("compacted-lag");
+    let admin: AdminClient<DefaultClientContext> = client_config(&broker.bootstrap()).create().expect("admin client");
+    let new = NewTopic::new(&topic, 1, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact")
+        .set("max.compaction.lag.ms", "2000");
+    let created = rt
+        .block_on(admin.create_topics(&[new], &AdminOptions::new().request_timeout(Some(Duration::from_secs(15)))))
+        .expect("create_topics");
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+
+    let producer = acks_all_producer(&broker.bootstrap(), &[]);
+    let mut last = 0;
+    for round in 0..LAG_ROUNDS {
+        for key in KEYS {
+            last = send(&rt, &producer, &topic, key, Some(&format!("{key}-{round}")));
+        }
+    }
+    let deadline = Instant::now() + COMPACTION_TIMEOUT;
+    let records = loop {
+        let records = read_all(&broker.bootstrap(), &topic);
+        if records.len() == KEYS.len() {
+            break records;
+        }
+        assert!(Instant::now() < deadline, "not compacted within {COMPACTION_TIMEOUT:?}: {} records", records.len());
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let latest: Vec<(String, String)> = records
+        .iter()
+        .map(|r| (key_of(r), String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned()))
+        .collect();
+    let expected: Vec<(String, String)> =
+        KEYS.iter().map(|k| (k.to_string(), format!("{k}-{}", LAG_ROUNDS - 1))).collect();
+    assert_eq!(latest, expected);
+    assert_eq!(records.last().map(|r| r.offset), Some(last), "the latest records keep their offsets");
 }
