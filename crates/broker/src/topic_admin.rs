@@ -9,6 +9,10 @@ impl Broker {
     /// Deletes the topic, its data, committed offsets and NSQ channels: here on a single
     /// node, on every node in a cluster (answered once this node has removed it).
     pub async fn delete_topic_anywhere(&self, name: &str) -> BrokerResult<()> {
+        if crate::group::offsets_partition::is_internal_topic(name) {
+            // Deleting it would drop every group's committed offsets.
+            return Err(BrokerError::InvalidTopic(format!("{name} is an internal topic and cannot be deleted")));
+        }
         match self.cluster() {
             None => self.delete_topic(name),
             Some(cluster) => cluster.delete_topic(name).await,

@@ -1,0 +1,339 @@
+//! Committed offsets in a cluster: records of the internal `__consumer_offsets` topic, one
+//! partition per group (`offsets_partition`), written through the partition's Raft group like
+//! a Produce with acks=all and acknowledged once a majority holds them. The leader of a
+//! partition is the coordinator of its groups: it reads the partition from its start when it
+//! becomes leader (`load`), serves their offsets from memory while it leads in that term, and
+//! forgets them when it stops leading. Each partition's offsets are tagged with the Raft term
+//! (Kafka's leader epoch) they were loaded in, so a node that lost and regained leadership
+//! never serves what it knew from an older term.
+
+use super::offsets::{Committed, OFFSETS_MAX};
+use super::offsets_partition::{partition_of, OFFSETS_TOPIC};
+use super::offsets_record::{decode_key, decode_value, encode_key, encode_value, OffsetKey};
+use super::GroupError;
+use crate::broker::Broker;
+use crate::partition::{Durability, Partition};
+use bytes::Bytes;
+use kafka_protocol::records::Compression;
+use sluice_records::convert::{encode_batch, new_record, read_v2_records};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use tokio::sync::Notify;
+
+/// Bytes read from the partition at a time while loading.
+const LOAD_READ_BYTES: usize = 1 << 20;
+/// Largest offsets partition a load reads, in reads of `LOAD_READ_BYTES`: a bound on the loop
+/// (replicated compaction does not run yet, so the partition only grows; 64 GiB is years of
+/// commits for any realistic set of groups).
+const LOAD_READS_MAX: usize = 65_536;
+
+/// group → (topic, partition) → the committed offset and the log offset of its record (a
+/// later record wins, whatever order the commits' replies arrive in).
+type GroupOffsets = HashMap<String, HashMap<(String, i32), (Committed, i64)>>;
+
+/// What this node holds of one offsets partition.
+enum Held {
+    /// Leading in `epoch`; the partition is being read.
+    Loading { epoch: i32 },
+    /// Leading in `epoch`; every committed record of the partition is in `offsets`.
+    Ready { epoch: i32, offsets: GroupOffsets },
+}
+
+/// A group's coordinator check passed: its offsets partition and the term it is led in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub partition: i32,
+    pub epoch: i32,
+}
+
+pub struct ReplicatedOffsets {
+    broker: Weak<Broker>,
+    partitions: u32,
+    held: Mutex<HashMap<i32, Held>>,
+    /// Wakes the leadership task (`offsets_leadership`) when a request saw a change.
+    pub(super) changed: Notify,
+}
+
+/// One offset to write: a commit, or a tombstone (`None`).
+pub type OffsetWrite = (OffsetKey, Option<Committed>);
+
+impl ReplicatedOffsets {
+    pub fn new(broker: Weak<Broker>, partitions: u32) -> ReplicatedOffsets {
+        ReplicatedOffsets { broker, partitions, held: Mutex::new(HashMap::new()), changed: Notify::new() }
+    }
+
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    pub fn partition_of(&self, group_id: &str) -> i32 {
+        partition_of(group_id, self.partitions)
+    }
+
+    fn partition(&self, index: i32) -> Option<Arc<Partition>> {
+        self.broker.upgrade()?.partition(OFFSETS_TOPIC, index).ok()
+    }
+
+    /// Whether this node coordinates the group now: it leads the group's offsets partition and
+    /// has loaded it in the current term. `NotCoordinator` elsewhere (clients find the
+    /// coordinator again), `CoordinatorLoadInProgress` while loading.
+    pub fn lease(&self, group_id: &str) -> Result<Lease, GroupError> {
+        let index = self.partition_of(group_id);
+        let Some(partition) = self.partition(index) else { return Err(GroupError::NotCoordinator) };
+        let role = partition.role(-1);
+        let held = self.lock()?;
+        match held.get(&index) {
+            Some(Held::Ready { epoch, .. }) if role.is_leader && *epoch == role.epoch => {
+                Ok(Lease { partition: index, epoch: role.epoch })
+            }
+            state => {
+                if role.is_leader || state.is_some() {
+                    // Leadership changed since the leadership task last looked.
+                    self.changed.notify_one();
+                }
+                Err(if role.is_leader { GroupError::CoordinatorLoadInProgress } else { GroupError::NotCoordinator })
+            }
+        }
+    }
+
+    /// The committed offset of one partition of a group this node coordinates.
+    pub fn get(&self, lease: Lease, group: &str, topic: &str, partition: i32) -> Result<Option<Committed>, GroupError> {
+        self.with_ready(lease, |offsets| {
+            offsets.get(group).and_then(|m| m.get(&(topic.to_string(), partition))).map(|(c, _)| c.clone())
+        })
+    }
+
+    /// Every committed offset of a group, sorted by topic and partition.
+    pub fn all(&self, lease: Lease, group: &str) -> Result<Vec<(String, i32, Committed)>, GroupError> {
+        self.with_ready(lease, |offsets| {
+            let mut all: Vec<_> = offsets
+                .get(group)
+                .map(|m| m.iter().map(|((t, p), (c, _))| (t.clone(), *p, c.clone())).collect())
+                .unwrap_or_default();
+            all.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+            all
+        })
+    }
+
+    /// Groups with offsets in a partition this node has loaded (for expiry and topic deletion).
+    pub fn loaded(&self) -> Vec<Lease> {
+        let Ok(held) = self.lock() else { return Vec::new() };
+        held.iter()
+            .filter_map(|(p, h)| match h {
+                Held::Ready { epoch, .. } => Some(Lease { partition: *p, epoch: *epoch }),
+                Held::Loading { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Every (group, topic, partition) with an offset in a loaded partition, and its offset.
+    pub fn offsets_in(&self, lease: Lease) -> Vec<(String, String, i32, Committed)> {
+        self.with_ready(lease, |offsets| {
+            offsets
+                .iter()
+                .flat_map(|(g, m)| m.iter().map(move |((t, p), (c, _))| (g.clone(), t.clone(), *p, c.clone())))
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// Writes commits and tombstones of one group's partition through its Raft group and, once
+    /// a majority committed them, applies them here (if this node still leads in that term).
+    pub async fn write(&self, lease: Lease, writes: Vec<OffsetWrite>) -> Result<(), GroupError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let new =
+            self.with_ready(lease, |offsets| writes.iter().filter(|(k, c)| c.is_some() && !has(offsets, k)).count())?;
+        if new > 0 && self.live()? + new > OFFSETS_MAX {
+            return Err(GroupError::Storage);
+        }
+        let partition = self.partition(lease.partition).ok_or(GroupError::NotCoordinator)?;
+        let batch = encode(&writes)?;
+        let outcome = partition.append(batch, Durability::Committed).await.map_err(|e| {
+            tracing::debug!(partition = lease.partition, error = %e, "offsets write not committed");
+            match e {
+                crate::error::BrokerError::NotLeader { .. } => GroupError::NotCoordinator,
+                _ => GroupError::Storage,
+            }
+        })?;
+        let mut held = self.lock()?;
+        if let Some(Held::Ready { epoch, offsets }) = held.get_mut(&lease.partition) {
+            if *epoch == lease.epoch {
+                for (i, (key, value)) in writes.into_iter().enumerate() {
+                    apply(offsets, key, value, outcome.base_offset + i as i64);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `write` from a blocking context (the blocking pool, or a runtime worker through
+    /// `block_in_place`), as the coordinator's other offset writes are.
+    pub fn write_blocking(&self, lease: Lease, writes: Vec<OffsetWrite>) -> Result<(), GroupError> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| GroupError::CoordinatorNotAvailable)?;
+        tokio::task::block_in_place(|| handle.block_on(self.write(lease, writes)))
+    }
+
+    /// The leadership task's view: which partitions this node leads now, in which term.
+    pub(super) fn leadership(&self) -> Vec<(i32, Option<i32>)> {
+        let count = i32::try_from(self.partitions).unwrap_or(i32::MAX);
+        (0..count)
+            .map(|index| {
+                let role = self.partition(index).map(|p| p.role(-1));
+                (index, role.filter(|r| r.is_leader).map(|r| r.epoch))
+            })
+            .collect()
+    }
+
+    /// The term a partition is held (loading or loaded) in, if any.
+    pub(super) fn held_epoch(&self, index: i32) -> Option<i32> {
+        let held = self.lock().ok()?;
+        held.get(&index).map(|h| match h {
+            Held::Loading { epoch } | Held::Ready { epoch, .. } => *epoch,
+        })
+    }
+
+    /// Forgets a partition (this node stopped leading it, or leads it in a newer term).
+    pub(super) fn forget(&self, index: i32) -> bool {
+        self.lock().map(|mut held| held.remove(&index).is_some()).unwrap_or(false)
+    }
+
+    /// Reads the partition from its start (blocking: disk reads) and holds its offsets as of
+    /// `epoch`; answers the groups found. The caller checked that this node leads in `epoch`
+    /// and has applied everything committed before it, so the committed end read here covers
+    /// every earlier commit and no later one exists (commits wait for the load).
+    pub(super) fn load(&self, index: i32, epoch: i32) -> Result<Vec<String>, GroupError> {
+        self.lock()?.insert(index, Held::Loading { epoch });
+        let partition = self.partition(index).ok_or(GroupError::NotCoordinator)?;
+        let offsets = read_partition(&partition).map_err(|e| {
+            tracing::error!(partition = index, error = %e, "cannot load committed offsets");
+            GroupError::Storage
+        })?;
+        let groups: Vec<String> = offsets.keys().cloned().collect();
+        let count: usize = offsets.values().map(HashMap::len).sum();
+        let mut held = self.lock()?;
+        match held.get(&index) {
+            Some(Held::Loading { epoch: e }) if *e == epoch => {
+                held.insert(index, Held::Ready { epoch, offsets });
+                tracing::info!(
+                    partition = index,
+                    epoch,
+                    groups = groups.len(),
+                    offsets = count,
+                    "committed offsets loaded"
+                );
+                Ok(groups)
+            }
+            _ => Err(GroupError::NotCoordinator),
+        }
+    }
+
+    fn live(&self) -> Result<usize, GroupError> {
+        let held = self.lock()?;
+        Ok(held
+            .values()
+            .map(|h| match h {
+                Held::Ready { offsets, .. } => offsets.values().map(HashMap::len).sum(),
+                Held::Loading { .. } => 0,
+            })
+            .sum())
+    }
+
+    fn with_ready<T>(&self, lease: Lease, f: impl FnOnce(&GroupOffsets) -> T) -> Result<T, GroupError> {
+        let held = self.lock()?;
+        match held.get(&lease.partition) {
+            Some(Held::Ready { epoch, offsets }) if *epoch == lease.epoch => Ok(f(offsets)),
+            Some(Held::Loading { .. }) => Err(GroupError::CoordinatorLoadInProgress),
+            _ => Err(GroupError::NotCoordinator),
+        }
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, HashMap<i32, Held>>, GroupError> {
+        self.held.lock().map_err(|_| GroupError::CoordinatorNotAvailable)
+    }
+}
+
+fn has(offsets: &GroupOffsets, key: &OffsetKey) -> bool {
+    offsets.get(&key.group).is_some_and(|m| m.contains_key(&(key.topic.clone(), key.partition)))
+}
+
+/// Applies one record at `log_offset`; an older record than what is held changes nothing.
+fn apply(offsets: &mut GroupOffsets, key: OffsetKey, value: Option<Committed>, log_offset: i64) {
+    let slot = (key.topic, key.partition);
+    match value {
+        Some(c) => {
+            let map = offsets.entry(key.group).or_default();
+            if map.get(&slot).is_none_or(|(_, at)| *at < log_offset) {
+                map.insert(slot, (c, log_offset));
+            }
+        }
+        None => {
+            if let Some(map) = offsets.get_mut(&key.group) {
+                if map.get(&slot).is_some_and(|(_, at)| *at < log_offset) {
+                    map.remove(&slot);
+                }
+                if map.is_empty() {
+                    offsets.remove(&key.group);
+                }
+            }
+        }
+    }
+}
+
+/// One uncompressed v2 batch of the writes, keys and values in Kafka's layout.
+fn encode(writes: &[OffsetWrite]) -> Result<Vec<u8>, GroupError> {
+    let now = super::coordinator::now_ms();
+    let records: Vec<_> = writes
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| {
+            new_record(i as i64, now, Some(encode_key(key)), value.as_ref().map(encode_value), Vec::new())
+        })
+        .collect();
+    encode_batch(&records, Compression::None).map_err(|e| {
+        tracing::error!(error = %e, "cannot encode committed offsets");
+        GroupError::Storage
+    })
+}
+
+/// Every committed record of the partition, from its log start to its committed end.
+fn read_partition(partition: &Partition) -> Result<GroupOffsets, crate::error::BrokerError> {
+    let mut offsets = GroupOffsets::new();
+    let end = partition.log_end_offset();
+    let mut next = partition.log_start_offset();
+    for _ in 0..LOAD_READS_MAX {
+        if next >= end {
+            return Ok(offsets);
+        }
+        let read = partition.read(next, LOAD_READ_BYTES)?;
+        let before = next;
+        for batch in read_v2_records(&read.bytes, next) {
+            let Ok(batch) = batch else { break };
+            next = next.max(batch.last_offset + 1);
+            let records = batch.records.unwrap_or_else(|e| {
+                tracing::warn!(base_offset = batch.base_offset, error = %e, "skipping unreadable offsets batch");
+                Vec::new()
+            });
+            for record in records {
+                let Some(key) = record.key.as_deref().and_then(decode_key) else { continue };
+                let value: Option<Bytes> = record.value;
+                let committed = match value {
+                    Some(v) => match decode_value(&v) {
+                        Some(c) => Some(c),
+                        None => continue,
+                    },
+                    None => None,
+                };
+                apply(&mut offsets, key, committed, record.offset);
+            }
+        }
+        if next == before {
+            return Err(crate::error::BrokerError::Storage(format!(
+                "{OFFSETS_TOPIC}-{}: no progress reading at offset {next}",
+                partition.index
+            )));
+        }
+    }
+    Err(crate::error::BrokerError::Storage(format!("{OFFSETS_TOPIC}-{}: too large to load", partition.index)))
+}
