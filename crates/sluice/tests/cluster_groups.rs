@@ -86,9 +86,7 @@ fn wait_for_coordinator(cluster: &Cluster, down: &[u64], group: &str) -> u64 {
     wait_until(COORDINATOR_TIMEOUT, &format!("every live node to name one live coordinator of {group}"), || {
         named = live.iter().map(|(_, addr)| find_coordinator(*addr, group)).collect();
         let first = named[0];
-        first.0 == NONE
-            && named.iter().all(|n| *n == first)
-            && live.iter().any(|(id, _)| *id == first.1 as u64)
+        first.0 == NONE && named.iter().all(|n| *n == first) && live.iter().any(|(id, _)| *id == first.1 as u64)
     });
     named[0].1 as u64
 }
@@ -253,7 +251,13 @@ fn group_consumer_rides_out_coordinator_kills() {
     let mut seen = wait_for_reads(&recorder, 0, "at the start");
     for round in 1..=KILLS {
         let coordinator = wait_for_coordinator(&cluster, &[], &group);
-        let before = committed(&cluster, &[], &group, &topic);
+        // Each kill comes after new commits on every partition, so it has something to lose.
+        let floor = observed.last().map_or(vec![-1; PARTITIONS as usize], |(_, o)| o.clone());
+        let mut before = Vec::new();
+        wait_until(PROGRESS_TIMEOUT, &format!("new commits on every partition past {floor:?}"), || {
+            before = committed(&cluster, &[], &group, &topic);
+            before.iter().zip(&floor).all(|(now, was)| now > was)
+        });
         observed.push((recorder.started().elapsed(), before.clone()));
         cluster.node(coordinator).kill9();
         let after = committed(&cluster, &[coordinator], &group, &topic);
@@ -289,9 +293,21 @@ fn group_consumer_rides_out_coordinator_kills() {
             .collect();
         acknowledged.is_subset(&read)
     });
+    // And its commits go on after the last kill: they reach the end of what it read.
+    let mut ends = vec![-1; PARTITIONS as usize];
+    for op in recorder.ops() {
+        if let Op::Poll { partition, offset, .. } = op {
+            ends[partition as usize] = ends[partition as usize].max(offset + 1);
+        }
+    }
+    let mut last = Vec::new();
+    wait_until(PROGRESS_TIMEOUT, &format!("the group's commits to reach {ends:?} (last {last:?})"), || {
+        last = committed(&cluster, &[], &group, &topic);
+        last == ends
+    });
+    observed.push((recorder.started().elapsed(), last));
     consumer_stop.set();
     let consumed = consumer.join().expect("consumer thread");
-    observed.push((recorder.started().elapsed(), committed(&cluster, &[], &group, &topic)));
 
     // Committed offsets never went backwards.
     for pair in observed.windows(2) {
