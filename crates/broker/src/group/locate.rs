@@ -33,14 +33,13 @@ pub fn coordinator_of(broker: &Broker, group_id: &str) -> Result<BrokerAddress, 
             rack: None,
         });
     };
-    let partitions = broker.groups().config().offsets_topic_partitions;
-    if broker.topic(OFFSETS_TOPIC).is_none() {
-        create_offsets_topic(broker, partitions);
+    let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
+        create_offsets_topic(broker, broker.groups().config().offsets_topic_partitions);
         return Err(GroupError::CoordinatorNotAvailable);
-    }
-    let placement = cluster
-        .placement(OFFSETS_TOPIC, partition_of(group_id, partitions))
-        .ok_or(GroupError::CoordinatorNotAvailable)?;
+    };
+    // The topic's own count: the same on every node, whatever each was started with.
+    let index = partition_of(group_id, topic.partition_count());
+    let placement = cluster.placement(OFFSETS_TOPIC, index).ok_or(GroupError::CoordinatorNotAvailable)?;
     let leader = placement.leader.ok_or(GroupError::CoordinatorNotAvailable)?;
     cluster.brokers().into_iter().find(|b| b.node_id == leader).ok_or(GroupError::CoordinatorNotAvailable)
 }

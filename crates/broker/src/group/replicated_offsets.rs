@@ -12,14 +12,19 @@ use super::offsets_partition::{partition_of, OFFSETS_TOPIC};
 use super::offsets_record::{decode_key, decode_value, encode_key, encode_value, OffsetKey};
 use super::GroupError;
 use crate::broker::Broker;
+use crate::error::BrokerError;
 use crate::partition::{Durability, Partition};
 use bytes::Bytes;
 use kafka_protocol::records::Compression;
 use sluice_records::convert::{encode_batch, new_record, read_v2_records};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 use tokio::sync::Notify;
 
+/// Longest an offsets write waits for its majority commit: a partition that lost its majority
+/// must not hold a request (and a blocking thread) for ever; the client retries.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Bytes read from the partition at a time while loading.
 const LOAD_READ_BYTES: usize = 1 << 20;
 /// Largest offsets partition a load reads, in reads of `LOAD_READ_BYTES`: a bound on the loop
@@ -62,12 +67,15 @@ impl ReplicatedOffsets {
         ReplicatedOffsets { broker, partitions, held: Mutex::new(HashMap::new()), changed: Notify::new() }
     }
 
-    pub fn partitions(&self) -> u32 {
-        self.partitions
+    /// The offsets partition of a group: by the topic's own partition count once it exists
+    /// (the same on every node, whatever each was started with), the setting before.
+    pub fn partition_of(&self, group_id: &str) -> i32 {
+        partition_of(group_id, self.partition_count())
     }
 
-    pub fn partition_of(&self, group_id: &str) -> i32 {
-        partition_of(group_id, self.partitions)
+    fn partition_count(&self) -> u32 {
+        let existing = self.broker.upgrade().and_then(|b| b.topic(OFFSETS_TOPIC)).map(|t| t.partition_count());
+        existing.unwrap_or(self.partitions)
     }
 
     fn partition(&self, index: i32) -> Option<Arc<Partition>> {
@@ -150,12 +158,10 @@ impl ReplicatedOffsets {
         }
         let partition = self.partition(lease.partition).ok_or(GroupError::NotCoordinator)?;
         let batch = encode(&writes)?;
-        let outcome = partition.append(batch, Durability::Committed).await.map_err(|e| {
+        let appended = tokio::time::timeout(WRITE_TIMEOUT, partition.append(batch, Durability::Committed)).await;
+        let outcome = appended.map_err(|_| GroupError::CoordinatorNotAvailable)?.map_err(|e| {
             tracing::debug!(partition = lease.partition, error = %e, "offsets write not committed");
-            match e {
-                crate::error::BrokerError::NotLeader { .. } => GroupError::NotCoordinator,
-                _ => GroupError::Storage,
-            }
+            write_error(&e)
         })?;
         let mut held = self.lock()?;
         if let Some(Held::Ready { epoch, offsets }) = held.get_mut(&lease.partition) {
@@ -177,7 +183,7 @@ impl ReplicatedOffsets {
 
     /// The leadership task's view: which partitions this node leads now, in which term.
     pub(super) fn leadership(&self) -> Vec<(i32, Option<i32>)> {
-        let count = i32::try_from(self.partitions).unwrap_or(i32::MAX);
+        let count = i32::try_from(self.partition_count()).unwrap_or(i32::MAX);
         (0..count)
             .map(|index| {
                 let role = self.partition(index).map(|p| p.role(-1));
@@ -254,6 +260,17 @@ impl ReplicatedOffsets {
     }
 }
 
+/// Kafka's mapping of a failed offsets append (`GroupMetadataManager.storeOffsets`): a lost
+/// leadership or a failing disk sends clients to find the coordinator again; a lost majority is
+/// a coordinator not available for now.
+fn write_error(e: &BrokerError) -> GroupError {
+    match e {
+        BrokerError::NotLeader { .. } | BrokerError::Storage(_) | BrokerError::Log { .. } => GroupError::NotCoordinator,
+        BrokerError::ReplicationFailed(_) | BrokerError::UnknownTopicOrPartition => GroupError::CoordinatorNotAvailable,
+        _ => GroupError::Storage,
+    }
+}
+
 fn has(offsets: &GroupOffsets, key: &OffsetKey) -> bool {
     offsets.get(&key.group).is_some_and(|m| m.contains_key(&(key.topic.clone(), key.partition)))
 }
@@ -298,7 +315,7 @@ fn encode(writes: &[OffsetWrite]) -> Result<Vec<u8>, GroupError> {
 }
 
 /// Every committed record of the partition, from its log start to its committed end.
-fn read_partition(partition: &Partition) -> Result<GroupOffsets, crate::error::BrokerError> {
+fn read_partition(partition: &Partition) -> Result<GroupOffsets, BrokerError> {
     let mut offsets = GroupOffsets::new();
     let end = partition.log_end_offset();
     let mut next = partition.log_start_offset();
@@ -329,11 +346,11 @@ fn read_partition(partition: &Partition) -> Result<GroupOffsets, crate::error::B
             }
         }
         if next == before {
-            return Err(crate::error::BrokerError::Storage(format!(
+            return Err(BrokerError::Storage(format!(
                 "{OFFSETS_TOPIC}-{}: no progress reading at offset {next}",
                 partition.index
             )));
         }
     }
-    Err(crate::error::BrokerError::Storage(format!("{OFFSETS_TOPIC}-{}: too large to load", partition.index)))
+    Err(BrokerError::Storage(format!("{OFFSETS_TOPIC}-{}: too large to load", partition.index)))
 }
