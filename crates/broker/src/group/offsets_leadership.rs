@@ -47,6 +47,10 @@ pub async fn run(
 
 /// Reads one partition on the blocking pool; a failed load is forgotten and retried next round.
 async fn load(coordinator: &GroupCoordinator, replicated: &Arc<ReplicatedOffsets>, index: i32, epoch: i32) {
+    if !replicated.caught_up(index).await {
+        tracing::warn!(partition = index, epoch, "offsets partition not caught up; retrying");
+        return;
+    }
     let loader = Arc::clone(replicated);
     match tokio::task::spawn_blocking(move || loader.load(index, epoch)).await {
         Ok(Ok(groups)) => coordinator.offsets_partition_loaded(groups),
