@@ -7,8 +7,8 @@
 //!   `committed_offsets`) after the coordinator is `kill -9`ed; every node names the same
 //!   coordinator, the others answer `NOT_COORDINATOR`, and the internal topic is listed as
 //!   internal and refuses produces.
-//! - `group_consumer_rides_out_coordinator_kills`: a librdkafka group consumer (auto-commit)
-//!   reads a topic an `acks=all` producer writes while the group's coordinator is killed and
+//! - `*_group_consumer_rides_out_coordinator_kills`: a librdkafka, then a sarama, group consumer
+//!   (committing every 500 ms) reads a topic an `acks=all` producer writes while the group's coordinator is killed and
 //!   restarted 3 times. The committed offsets read back never go backwards, the consumer
 //!   resumes after each kill (its rebalance completes), its first read after every assignment is
 //!   at or past the offset committed before that assignment (so duplicates are bounded by what
@@ -21,6 +21,7 @@ mod history;
 use cluster_support::consume::consume_in_background;
 use cluster_support::kafka::{create_topic, metadata_client, wait_fully_replicated};
 use cluster_support::produce::{produce_in_background, ProduceSpec, Stop};
+use cluster_support::sarama_group::SaramaGroupConsumer;
 use cluster_support::Cluster;
 use common::raw::Raw;
 use common::{plain_consumer, unique_topic, wait_until};
@@ -222,14 +223,67 @@ fn wait_for_reads(recorder: &Recorder, since: usize, what: &str) -> usize {
     now
 }
 
+/// The group consumer under test.
+#[derive(Debug, Clone, Copy)]
+enum Client {
+    Librdkafka,
+    Sarama,
+}
+
+/// A running group consumer of either client.
+enum Running {
+    Librdkafka(Stop, std::thread::JoinHandle<cluster_support::consume::Consumed>),
+    Sarama(SaramaGroupConsumer),
+}
+
+impl Running {
+    fn start(client: Client, bootstrap: &str, topic: &str, group: &str, recorder: &Recorder) -> Running {
+        match client {
+            Client::Librdkafka => {
+                let stop = Stop::default();
+                let handle = consume_in_background(bootstrap, topic, group, CONSUMER, recorder, &stop);
+                Running::Librdkafka(stop, handle)
+            }
+            Client::Sarama => Running::Sarama(SaramaGroupConsumer::start(bootstrap, topic, group, CONSUMER, recorder)),
+        }
+    }
+
+    /// Stops it; the errors it saw (retried by the client).
+    fn stop(self) -> u64 {
+        match self {
+            Running::Librdkafka(stop, handle) => {
+                stop.set();
+                handle.join().expect("consumer thread").errors
+            }
+            Running::Sarama(mut sarama) => {
+                assert!(sarama.stop(), "the sarama group consumer did not leave cleanly");
+                sarama.errors.load(std::sync::atomic::Ordering::Relaxed)
+            }
+        }
+    }
+}
+
+/// The consumer tests start a cluster and a client each: one at a time, for the machine.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
-fn group_consumer_rides_out_coordinator_kills() {
+fn librdkafka_group_consumer_rides_out_coordinator_kills() {
+    rides_out_coordinator_kills(Client::Librdkafka);
+}
+
+#[test]
+fn sarama_group_consumer_rides_out_coordinator_kills() {
+    rides_out_coordinator_kills(Client::Sarama);
+}
+
+fn rides_out_coordinator_kills(client: Client) {
+    let _one_at_a_time = HEAVY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut cluster = Cluster::start(NODES);
     let bootstrap = cluster.bootstrap_servers();
     let topic = unique_topic("cluster-groups-consume");
     create_topic(&bootstrap, &topic, PARTITIONS, REPLICATION).expect("create topic");
-    let client = metadata_client(&bootstrap);
-    wait_fully_replicated(&client, &topic, PARTITIONS, REPLICATION as usize, CATCH_UP_TIMEOUT);
+    let metadata = metadata_client(&bootstrap);
+    wait_fully_replicated(&metadata, &topic, PARTITIONS, REPLICATION as usize, CATCH_UP_TIMEOUT);
     let group = format!("{topic}-g");
 
     let recorder = Recorder::new();
@@ -243,8 +297,7 @@ fn group_consumer_rides_out_coordinator_kills() {
         pace: Some(PACE),
     };
     let producer = produce_in_background(&bootstrap, spec, &recorder, &stop);
-    let consumer_stop = Stop::default();
-    let consumer = consume_in_background(&bootstrap, &topic, &group, CONSUMER, &recorder, &consumer_stop);
+    let consumer = Running::start(client, &bootstrap, &topic, &group, &recorder);
 
     // (when, offsets) of every committed-offsets read-back.
     let mut observed: Vec<(Duration, Vec<i64>)> = Vec::new();
@@ -264,11 +317,11 @@ fn group_consumer_rides_out_coordinator_kills() {
         observed.push((recorder.started().elapsed(), after.clone()));
         let moved = wait_for_coordinator(&cluster, &[coordinator], &group);
         eprintln!(
-            "cluster_groups: kill {round}: coordinator node {coordinator} -> node {moved}; committed {before:?} -> {after:?}"
+            "cluster_groups: {client:?} kill {round}: coordinator node {coordinator} -> node {moved}; committed {before:?} -> {after:?}"
         );
         seen = wait_for_reads(&recorder, seen, &format!("after kill {round}"));
         cluster.node(coordinator).restart();
-        wait_fully_replicated(&client, &topic, PARTITIONS, REPLICATION as usize, CATCH_UP_TIMEOUT);
+        wait_fully_replicated(&metadata, &topic, PARTITIONS, REPLICATION as usize, CATCH_UP_TIMEOUT);
         seen = wait_for_reads(&recorder, seen, &format!("after restart {round}"));
     }
     stop.set();
@@ -306,8 +359,7 @@ fn group_consumer_rides_out_coordinator_kills() {
         last == ends
     });
     observed.push((recorder.started().elapsed(), last));
-    consumer_stop.set();
-    let consumed = consumer.join().expect("consumer thread");
+    let errors = consumer.stop();
 
     // Committed offsets never went backwards.
     for pair in observed.windows(2) {
@@ -351,12 +403,11 @@ fn group_consumer_rides_out_coordinator_kills() {
     }
     let duplicates: usize = times_read.values().map(|n| n - 1).sum();
     eprintln!(
-        "cluster_groups: {} acknowledged, {} records read ({} read again), {checked} assignments checked, {} poll \
-         errors; committed offsets read back: {:?}",
+        "cluster_groups: {client:?}: {} acknowledged, {} records read ({} read again), {checked} assignments \
+         checked, {errors} client errors; committed offsets read back: {:?}",
         acknowledged.len(),
-        consumed.records,
+        times_read.values().sum::<usize>(),
         duplicates,
-        consumed.errors,
         observed.iter().map(|(_, o)| o.clone()).collect::<Vec<_>>()
     );
     cluster.assert_no_panics("the end");

@@ -11,6 +11,7 @@ pub mod netns;
 pub mod node;
 pub mod produce;
 pub mod sarama;
+pub mod sarama_group;
 
 use crate::common::plain_consumer;
 use node::{Membership, Node, Ports};
