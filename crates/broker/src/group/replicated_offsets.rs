@@ -370,3 +370,47 @@ fn read_partition(partition: &Partition) -> Result<GroupOffsets, BrokerError> {
     }
     Err(BrokerError::Storage(format!("{OFFSETS_TOPIC}-{}: too large to load", partition.index)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(topic: &str, partition: i32) -> OffsetKey {
+        OffsetKey { group: "g".into(), topic: topic.into(), partition }
+    }
+
+    fn at(offset: i64) -> Option<Committed> {
+        Some(Committed { offset, leader_epoch: -1, metadata: None, commit_ts_ms: 0 })
+    }
+
+    fn held(offsets: &GroupOffsets, topic: &str, partition: i32) -> Option<i64> {
+        offsets.get("g")?.get(&(topic.to_string(), partition)).map(|(c, _)| c.offset)
+    }
+
+    #[test]
+    fn the_later_record_wins_whatever_order_replies_arrive_in() {
+        let mut offsets = GroupOffsets::new();
+        apply(&mut offsets, key("t", 0), at(20), 11);
+        apply(&mut offsets, key("t", 0), at(10), 10);
+        assert_eq!(held(&offsets, "t", 0), Some(20), "an older record's late reply changes nothing");
+        apply(&mut offsets, key("t", 0), None, 9);
+        assert_eq!(held(&offsets, "t", 0), Some(20), "nor does an older tombstone");
+        apply(&mut offsets, key("t", 0), None, 12);
+        assert_eq!(held(&offsets, "t", 0), None, "a later tombstone deletes");
+        assert!(offsets.is_empty(), "a group without offsets is gone");
+        apply(&mut offsets, key("t", 1), at(5), 13);
+        assert_eq!(held(&offsets, "t", 1), Some(5));
+    }
+
+    #[test]
+    fn writes_encode_as_one_batch_of_keyed_records() {
+        let writes = vec![(key("t", 0), at(3)), (key("t", 1), None)];
+        let batch = encode(&writes).expect("encode");
+        let records: Vec<_> =
+            read_v2_records(&batch, 0).flat_map(|b| b.expect("batch").records.expect("records")).collect();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].key.as_deref().and_then(decode_key), Some(key("t", 0)));
+        assert_eq!(records[0].value.as_deref().and_then(decode_value).map(|c| c.offset), Some(3));
+        assert_eq!(records[1].value, None, "a tombstone has a null value");
+    }
+}
