@@ -827,6 +827,12 @@ impl GroupCoordinator {
                 tracing::warn!(partition = lease.partition, error = %e, "offset expiry not written");
             }
         }
+        // Empty groups left without offsets go, as on a single node.
+        let Ok(mut inner) = self.lock() else { return };
+        inner.groups.retain(|id, g| {
+            g.state != GroupState::Empty
+                || replicated.lease(id).and_then(|lease| replicated.all(lease, id)).map_or(true, |o| !o.is_empty())
+        });
     }
 
     /// Compaction in three steps: snapshot under the store's lock, write and fsync the new
