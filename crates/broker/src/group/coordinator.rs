@@ -207,14 +207,14 @@ pub struct PartitionLag {
     pub lag: i64,
 }
 
-struct Inner {
-    groups: HashMap<String, Group>,
+pub(super) struct Inner {
+    pub(super) groups: HashMap<String, Group>,
     deadlines: Deadlines,
 }
 
 pub struct GroupCoordinator {
     config: GroupConfig,
-    inner: Mutex<Inner>,
+    pub(super) inner: Mutex<Inner>,
     pub(super) store: Mutex<OffsetStore>,
     /// Group commit of the offsets log: true while one caller fsyncs outside the store's
     /// lock; the others wait on `synced` and are usually covered by that fsync.
@@ -282,12 +282,18 @@ impl GroupCoordinator {
     }
 
     /// This node stopped leading an offsets partition: its groups' members go (they find the
-    /// new coordinator and rejoin there), and waiting joins and syncs are dropped.
+    /// new coordinator and rejoin there); waiting joins and syncs are answered `NOT_COORDINATOR`.
     pub(super) fn offsets_partition_lost(&self, index: i32) {
         let Some(replicated) = self.replicated.get() else { return };
         let Ok(mut inner) = self.lock() else { return };
         let before = inner.groups.len();
-        inner.groups.retain(|id, _| replicated.partition_of(id) != index);
+        inner.groups.retain(|id, group| {
+            let kept = replicated.partition_of(id) != index;
+            if !kept {
+                group.unload();
+            }
+            kept
+        });
         tracing::info!(partition = index, groups = before - inner.groups.len(), "no longer coordinating");
         rebuild_deadlines(&mut inner);
     }
