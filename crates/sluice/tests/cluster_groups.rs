@@ -34,7 +34,7 @@ use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const NODES: usize = 3;
 const PARTITIONS: i32 = 2;
@@ -312,12 +312,16 @@ fn rides_out_coordinator_kills(client: Client) {
             before.iter().zip(&floor).all(|(now, was)| now > was)
         });
         observed.push((recorder.started().elapsed(), before.clone()));
+        let killed = Instant::now();
         cluster.node(coordinator).kill9();
         let after = committed(&cluster, &[coordinator], &group, &topic);
+        let served_after = killed.elapsed();
         observed.push((recorder.started().elapsed(), after.clone()));
         let moved = wait_for_coordinator(&cluster, &[coordinator], &group);
         eprintln!(
-            "cluster_groups: {client:?} kill {round}: coordinator node {coordinator} -> node {moved}; committed {before:?} -> {after:?}"
+            "cluster_groups: {client:?} kill {round}: coordinator node {coordinator} -> node {moved} (offsets served \
+             again after {} ms); committed {before:?} -> {after:?}",
+            served_after.as_millis()
         );
         seen = wait_for_reads(&recorder, seen, &format!("after kill {round}"));
         cluster.node(coordinator).restart();
