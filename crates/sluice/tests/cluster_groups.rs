@@ -6,7 +6,7 @@
 //!   read back (raw OffsetFetch at the coordinator FindCoordinator names, and librdkafka's own
 //!   `committed_offsets`) after the coordinator is `kill -9`ed; every node names the same
 //!   coordinator, the others answer `NOT_COORDINATOR`, and the internal topic is listed as
-//!   internal and refuses produces.
+//!   internal, refuses produces and deletion, and is not shown to NSQ.
 //! - `*_group_consumer_rides_out_coordinator_kills`: a librdkafka, then a sarama, group consumer
 //!   (committing every 500 ms) reads a topic an `acks=all` producer writes while the group's coordinator is killed and
 //!   restarted 3 times. The committed offsets read back never go backwards, the consumer
@@ -22,13 +22,14 @@ use cluster_support::consume::consume_in_background;
 use cluster_support::kafka::{create_topic, metadata_client, wait_fully_replicated};
 use cluster_support::produce::{produce_in_background, ProduceSpec, Stop};
 use cluster_support::sarama_group::SaramaGroupConsumer;
-use cluster_support::Cluster;
+use cluster_support::{local, Cluster};
 use common::raw::Raw;
 use common::{plain_consumer, unique_topic, wait_until};
 use history::{Op, Recorder};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    FindCoordinatorRequest, GroupId, HeartbeatRequest, MetadataRequest, OffsetFetchRequest, TopicName,
+    DeleteTopicsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest, MetadataRequest, OffsetFetchRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -166,6 +167,16 @@ fn committed_offsets_survive_killing_the_coordinator() {
     let internal = metadata.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == OFFSETS_TOPIC));
     assert!(internal.is_some_and(|t| t.is_internal), "{OFFSETS_TOPIC} is listed as internal");
     assert_eq!(produce_code(live_addrs(&cluster, &[])[0].1), INVALID_TOPIC_EXCEPTION);
+    let mut delete = DeleteTopicsRequest::default();
+    delete.topic_names = vec![TopicName(s(OFFSETS_TOPIC))];
+    delete.timeout_ms = 10_000;
+    let refused = Raw::connect_addr(live_addrs(&cluster, &[])[0].1).request(4, &delete);
+    assert_eq!(refused.responses[0].error_code, INVALID_TOPIC_EXCEPTION, "DeleteTopics refuses it");
+    // NSQ does not see it: neither nsqd's stats nor the lookupd API's topics name it.
+    for path in ["/stats?format=json", "/topics"] {
+        let (status, body) = local::get(&cluster.http_addr(1), path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(status == 200 && !body.contains(OFFSETS_TOPIC), "GET {path}: {status} {body}");
+    }
 
     cluster.node(coordinator).kill9();
     let after = committed(&cluster, &[coordinator], &group, &topic);
