@@ -6,7 +6,8 @@
 //!   read back (raw OffsetFetch at the coordinator FindCoordinator names, and librdkafka's own
 //!   `committed_offsets`) after the coordinator is `kill -9`ed; every node names the same
 //!   coordinator, the others answer `NOT_COORDINATOR`, and the internal topic is listed as
-//!   internal, refuses produces and deletion, and is not shown to NSQ.
+//!   internal, refuses produces and deletion, and is not shown to NSQ. The offsets also survive
+//!   the whole cluster killed and restarted, and go when their topic is deleted.
 //! - `*_group_consumer_rides_out_coordinator_kills`: a librdkafka, then a sarama, group consumer
 //!   (committing every 500 ms) reads a topic an `acks=all` producer writes while the group's coordinator is killed and
 //!   restarted 3 times. The committed offsets read back never go backwards, the consumer
@@ -199,6 +200,28 @@ fn committed_offsets_survive_killing_the_coordinator() {
     });
     cluster.node(coordinator).restart();
     assert_eq!(committed(&cluster, &[], &group, &topic), vec![42, 7], "and after the restart");
+
+    // The whole cluster killed at once and started again: the offsets are in its logs.
+    for id in 1..=NODES as u64 {
+        cluster.node(id).kill9();
+    }
+    for id in 1..=NODES as u64 {
+        cluster.node(id).spawn();
+    }
+    for id in 1..=NODES as u64 {
+        cluster.node(id).wait_up();
+    }
+    assert_eq!(committed(&cluster, &[], &group, &topic), vec![42, 7], "and after the whole cluster restarted");
+
+    // Deleting the topic deletes the group's offsets of it, as in Kafka.
+    let mut delete = DeleteTopicsRequest::default();
+    delete.topic_names = vec![TopicName(s(&topic))];
+    delete.timeout_ms = 10_000;
+    let deleted = Raw::connect_addr(live_addrs(&cluster, &[])[0].1).request(4, &delete);
+    assert_eq!(deleted.responses[0].error_code, NONE, "{deleted:?}");
+    wait_until(COORDINATOR_TIMEOUT, "the deleted topic's offsets to go", || {
+        committed(&cluster, &[], &group, &topic) == vec![-1, -1]
+    });
     cluster.assert_no_panics("the end");
 }
 
