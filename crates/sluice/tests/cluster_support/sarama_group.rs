@@ -91,6 +91,8 @@ fn record_line(recorder: &Recorder, name: &str, errors: &AtomicU64, line: &str) 
             recorder.poll(name, partition, offset, value);
         }
         (Some("error"), ..) => {
+            // Shown, so a test that times out says what sarama saw.
+            eprintln!("sarama group consumer {name}: {line}");
             errors.fetch_add(1, Ordering::Relaxed);
         }
         (Some("done"), Some(_), None, None) => return false,
