@@ -25,8 +25,8 @@ use tokio::sync::Notify;
 /// Longest an offsets write waits for its majority commit: a partition that lost its majority
 /// must not hold a request (and a blocking thread) for ever; the client retries.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
-/// Longest a new leader waits for its partition's visible end to reach what its log holds
-/// before loading (the committed offset reaches the partition through a task of its own).
+/// Longest a new leader waits for a majority to confirm it, and again for its partition's
+/// visible end to reach what its log holds, before loading.
 const LOAD_CATCH_UP: Duration = Duration::from_secs(5);
 /// Bytes read from the partition at a time while loading.
 const LOAD_READ_BYTES: usize = 1 << 20;
@@ -208,13 +208,21 @@ impl ReplicatedOffsets {
         self.lock().map(|mut held| held.remove(&index).is_some()).unwrap_or(false)
     }
 
-    /// Waits until the partition shows everything its log holds. Called once this node leads
-    /// in the current term with everything in its log at the term's start applied (so all of
-    /// it committed, and only this node would add to it, which it does not before loading);
-    /// the applied commit point still reaches the partition's visible end through a task of
-    /// its own, which may not have run yet. False if it did not within `LOAD_CATCH_UP`.
+    /// Confirms this node's leadership with a majority, then waits until the partition shows
+    /// everything its log holds. Called once this node leads in the current term with
+    /// everything in its log at the term's start applied (so all of it committed, and only
+    /// this node would add to it, which it does not before loading); the applied commit point
+    /// still reaches the partition's visible end through a task of its own, which may not
+    /// have run yet. False if either did not happen within `LOAD_CATCH_UP`.
     pub(super) async fn caught_up(&self, index: i32) -> bool {
         let Some(partition) = self.partition(index) else { return false };
+        // A restarted node may lead in a term the others have left: its log may then miss
+        // commits made since, so it loads only once a majority confirmed it.
+        let Some(replica) = partition.replica() else { return false };
+        match tokio::time::timeout(LOAD_CATCH_UP, replica.confirm_leadership()).await {
+            Ok(true) => {}
+            _ => return false,
+        }
         let target = partition.written_end_offset();
         let mut visible = partition.subscribe();
         let reached = tokio::time::timeout(LOAD_CATCH_UP, visible.wait_for(|end| *end >= target)).await;

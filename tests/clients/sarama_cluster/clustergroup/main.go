@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"os"
 	"strings"
 	"sync"
@@ -88,6 +89,9 @@ func main() {
 	cfg.Net.ReadTimeout = 10 * time.Second
 	cfg.Net.WriteTimeout = 10 * time.Second
 
+	if os.Getenv("SLUICE_TEST_SARAMA_DEBUG") != "" {
+		sarama.Logger = log.New(os.Stderr, "[sarama] ", log.Lmicroseconds)
+	}
 	p := &printer{out: bufio.NewWriter(os.Stdout)}
 	consumer, err := sarama.NewConsumerGroup(strings.Split(*brokers, ","), *group, cfg)
 	if err != nil {
