@@ -305,11 +305,13 @@ fn librdkafka_group_consumer_rides_out_coordinator_kills() {
     rides_out_coordinator_kills(Client::Librdkafka);
 }
 
-/// Ignored in CI: in 3 of 19 runs sarama 1.22 stalled after a kill or restart of a node
-/// (each partition consumer reported "kafka: broker not connected" once, then fetched nothing
-/// for 30 s while its group session stayed up). The errors come from sarama's partition
-/// consumers (Fetch), not from the group APIs, and the librdkafka run of the same scenario has
-/// not stalled; not diagnosed further yet. Run by hand with `--ignored`.
+/// Ignored in CI: in 4 of 23 runs sarama 1.22 stopped reading for 30 s after a kill or a
+/// restart. Seen twice with its log (`SLUICE_TEST_SARAMA_DEBUG=1`): once its partition
+/// consumers reported "kafka: broker not connected" once and then fetched nothing, once it kept
+/// dialling the killed node as a partition's leader after every metadata refresh. Its errors
+/// come from its partition consumers (Metadata and Fetch), not from the group APIs, and the
+/// librdkafka run of the same scenario has not stalled; not diagnosed further yet. Run by hand
+/// with `--ignored`.
 #[test]
 #[ignore = "sarama 1.22's partition consumer sometimes stalls after a broker restart; run by hand"]
 fn sarama_group_consumer_rides_out_coordinator_kills() {
