@@ -165,7 +165,8 @@ impl Broker {
             return Ok(topic);
         }
         validate_topic_name(name)?;
-        if !self.config.auto_create_topics {
+        // The broker makes its internal topics itself, with their own settings.
+        if !self.config.auto_create_topics || crate::group::offsets_partition::is_internal_topic(name) {
             return Err(BrokerError::UnknownTopicOrPartition);
         }
         if let Some(cluster) = self.cluster.get() {

@@ -79,6 +79,13 @@ pub trait Replica: Send + Sync + 'static {
         let _ = offset;
         Box::pin(async { i64::MIN })
     }
+    /// Confirms with a majority that this node still leads (a restarted leader believes it
+    /// leads in its old term until the others answer it) and waits until it has applied
+    /// everything committed so far; false if it does not lead. For state served from memory
+    /// (a group coordinator's offsets). The default confirms at once.
+    fn confirm_leadership(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        Box::pin(async { true })
+    }
 }
 
 impl From<ReplicaError> for BrokerError {

@@ -9,6 +9,10 @@ impl Broker {
     /// Deletes the topic, its data, committed offsets and NSQ channels: here on a single
     /// node, on every node in a cluster (answered once this node has removed it).
     pub async fn delete_topic_anywhere(&self, name: &str) -> BrokerResult<()> {
+        if crate::group::offsets_partition::is_internal_topic(name) {
+            // Deleting it would drop every group's committed offsets.
+            return Err(BrokerError::InvalidTopic(format!("{name} is an internal topic and cannot be deleted")));
+        }
         match self.cluster() {
             None => self.delete_topic(name),
             Some(cluster) => cluster.delete_topic(name).await,
@@ -18,6 +22,10 @@ impl Broker {
     /// Grows the topic to `total` partitions (never shrinks, as Kafka); `validate_only`
     /// checks without changing anything.
     pub async fn create_partitions_anywhere(&self, name: &str, total: u32, validate_only: bool) -> BrokerResult<()> {
+        if crate::group::offsets_partition::is_internal_topic(name) {
+            // Groups map to its partitions by their count: more would move every group.
+            return Err(BrokerError::InvalidPartitions(format!("{name} is an internal topic; its count is fixed")));
+        }
         let max = self.config().partitions_per_topic_max;
         if total > max {
             return Err(BrokerError::InvalidPartitions(format!("at most {max} partitions per topic")));

@@ -29,7 +29,9 @@ pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
 pub const UNKNOWN_SERVER_ERROR: i16 = -1;
 pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+pub const NOT_COORDINATOR: i16 = 16;
 pub const ILLEGAL_GENERATION: i16 = 22;
 pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 pub const INVALID_GROUP_ID: i16 = 24;
@@ -82,6 +84,8 @@ pub fn group_code(error: &GroupError) -> i16 {
         GroupError::OffsetMetadataTooLarge => OFFSET_METADATA_TOO_LARGE,
         GroupError::GroupSubscribedToTopic => GROUP_SUBSCRIBED_TO_TOPIC,
         GroupError::Storage => KAFKA_STORAGE_ERROR,
+        GroupError::NotCoordinator => NOT_COORDINATOR,
+        GroupError::CoordinatorLoadInProgress => COORDINATOR_LOAD_IN_PROGRESS,
         _ => UNKNOWN_SERVER_ERROR,
     }
 }

@@ -4,6 +4,7 @@
 use crate::settings::Settings;
 use anyhow::Context as _;
 use sluice_broker::{compactor, maintenance, Broker};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -48,6 +49,8 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
             let node = crate::cluster::ClusterNode::start(cluster_settings, broker.clone(), listeners, stopped.clone())
                 .await?;
             crate::cluster::attach(&node).context("cannot join the broker to the cluster")?;
+            // Committed offsets then live in `__consumer_offsets`, coordinated by its leaders.
+            broker.groups().replicate_offsets(Arc::downgrade(&broker), stopped.clone());
             Some(node)
         }
         None => None,

@@ -88,6 +88,10 @@ pub struct ServeArgs {
     /// joining, ms (Kafka group.initial.rebalance.delay.ms; 0 = none) [default: 3000].
     #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS", value_name = "MS")]
     pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// In a cluster: partitions of the internal `__consumer_offsets` topic, fixed when it is
+    /// created (Kafka offsets.topic.num.partitions) [default: 8].
+    #[arg(long, env = "SLUICE_OFFSETS_TOPIC_PARTITIONS", value_name = "COUNT")]
+    pub offsets_topic_partitions: Option<u32>,
     /// A durable NSQ channel holds back retention of what it has not finished while the
     /// partition is at most this large, bytes [default: 10737418240].
     #[arg(long, env = "SLUICE_RETENTION_HOLD_BYTES", value_name = "BYTES")]
@@ -158,6 +162,7 @@ struct FileSettings {
     retention_bytes: Option<i64>,
     offsets_retention_ms: Option<u64>,
     group_initial_rebalance_delay_ms: Option<u64>,
+    offsets_topic_partitions: Option<u32>,
     retention_hold_bytes: Option<u64>,
     log_format: Option<String>,
     log_level: Option<String>,
@@ -417,6 +422,11 @@ impl Settings {
             check_range("group_initial_rebalance_delay_ms", ms.into(), 0, i32::MAX.into())?;
             broker.groups.initial_rebalance_delay = Duration::from_millis(ms);
         }
+        if let Some(count) = args.offsets_topic_partitions.or(file.offsets_topic_partitions) {
+            // Each partition is a Raft group on every replica: a thousand is far past useful.
+            check_range("offsets_topic_partitions", count.into(), 1, 1_000)?;
+            broker.groups.offsets_topic_partitions = count;
+        }
         broker.advertised_port = kafka_addr.port();
         broker.advertised_host = advertised_host.unwrap_or_else(|| default_advertised_host(&kafka_addr));
         let kafka = limits::resolve(&args.limits, &file_limits, &mut broker)?;
@@ -503,6 +513,7 @@ impl Settings {
             ("retention_bytes", or_unlimited(log.retention_bytes_max)),
             ("offsets_retention_ms", b.groups.offsets_retention.as_millis().to_string()),
             ("group_initial_rebalance_delay_ms", b.groups.initial_rebalance_delay.as_millis().to_string()),
+            ("offsets_topic_partitions", b.groups.offsets_topic_partitions.to_string()),
             ("retention_hold_bytes", b.retention_hold_bytes_max.to_string()),
             ("log_format", format!("{:?}", self.log_format).to_lowercase()),
             ("log_level", self.log_level.clone()),

@@ -11,14 +11,13 @@
 //! record read was sent, and the consumer's reads went forward. The counts are printed, and per
 //! kill the time until a send each producer made after it was acknowledged on partition 0.
 //!
-//! Consumer groups are not replicated yet (issue 12): a group's coordinator is the node the
-//! client asked, and its committed offsets live there. When a kill takes the coordinator, the
-//! consumer rejoins at another node that has no offsets for the group and starts again from
-//! the earliest offset: the documented reset. The checker accepts it because the consumer
-//! records every assignment as a reset of its partitions (`cluster_support::consume`), and
-//! judges its reads as monotonic from there. A node that coordinated the group earlier keeps
-//! the consumer's old member until its session times out (6 s for this consumer), and a
-//! rejoin there waits for that.
+//! The group consumer's committed offsets live in the replicated `__consumer_offsets` (issue 12):
+//! when a kill takes the group's coordinator, the consumer finds the new one (the leader of
+//! the group's offsets partition), rejoins and resumes from its committed offsets, reading
+//! again only what it had not committed yet. The consumer records every assignment as a reset
+//! of its partitions (`cluster_support::consume`) and the checker judges its reads as
+//! monotonic from there; `cluster_groups.rs` checks that the committed offsets themselves never
+//! go back.
 
 mod cluster_support;
 mod common;

@@ -340,6 +340,8 @@ fn out_of_range_settings_are_refused_at_start() {
         (Source::Toml("segment_bytes = 10\n"), "segment_bytes", "= 10"),
         (Source::Flag("--segment-bytes", "4294967296"), "segment_bytes", "= 4294967296"),
         (Source::Env("SLUICE_OFFSETS_RETENTION_MS", "0"), "offsets_retention_ms", "= 0"),
+        (Source::Flag("--offsets-topic-partitions", "0"), "offsets_topic_partitions", "= 0"),
+        (Source::Env("SLUICE_OFFSETS_TOPIC_PARTITIONS", "1001"), "offsets_topic_partitions", "= 1001"),
         (Source::Flag("--default-partitions", "0"), "default_partitions", "= 0"),
         (Source::Flag("--max-msg-size", "0"), "max_msg_size", "= 0"),
         (Source::Toml("max_body_size = 0\n"), "max_body_size", "= 0"),

@@ -178,6 +178,9 @@ impl Channels {
 
     /// The NSQ topic over an existing log topic, or `None`.
     pub fn topic(&self, name: &str) -> Option<Arc<NsqTopic>> {
+        if crate::group::offsets_partition::is_internal_topic(name) {
+            return None;
+        }
         let log_topic = self.broker.topic(&storage_topic_name(name))?;
         if let Some(t) = self.topics.read().ok()?.get(name) {
             if Arc::ptr_eq(&t.log_topic, &log_topic) {
@@ -201,6 +204,9 @@ impl Channels {
     pub fn topic_or_create(&self, name: &str) -> BrokerResult<Arc<NsqTopic>> {
         if let Some(t) = self.topic(name) {
             return Ok(t);
+        }
+        if crate::group::offsets_partition::is_internal_topic(name) {
+            return Err(BrokerError::InvalidTopic(format!("{name} is internal")));
         }
         match self.broker.create_topic_anywhere(&storage_topic_name(name), Some(1), BTreeMap::new()) {
             Ok(_) | Err(BrokerError::TopicAlreadyExists) => {}

@@ -3,6 +3,7 @@
 //! that must wait gets a oneshot receiver completed by the state machine.
 
 use super::offsets::{Committed, OffsetStore, GROUP_ID_BYTES_MAX, METADATA_BYTES_MAX, TOPIC_BYTES_MAX};
+use super::replicated_offsets::{Lease, ReplicatedOffsets};
 use super::state::{Group, GroupState, PROTOCOLS_MAX};
 use super::timeouts::{Deadlines, Kind, STALE_ENTRIES_MAX};
 use super::GroupError;
@@ -12,7 +13,7 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Condvar;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, watch, Notify};
 
@@ -44,6 +45,10 @@ pub struct GroupConfig {
     /// waits this long, and again each time a new member joins meanwhile (up to the
     /// rebalance timeout), so consumers started together share one rebalance. Zero: none.
     pub initial_rebalance_delay: Duration,
+    /// In a cluster: partitions of `__consumer_offsets` (Kafka `offsets.topic.num.partitions`),
+    /// fixed when the topic is created. Kafka's default is 50; each partition is a Raft group
+    /// on every replica, so Sluice's default is smaller.
+    pub offsets_topic_partitions: u32,
 }
 
 impl Default for GroupConfig {
@@ -54,6 +59,7 @@ impl Default for GroupConfig {
             offsets_retention: Duration::from_secs(7 * 24 * 3600),
             sync_commits: true,
             initial_rebalance_delay: Duration::from_millis(3_000),
+            offsets_topic_partitions: super::offsets_partition::PARTITIONS_DEFAULT,
         }
     }
 }
@@ -201,14 +207,14 @@ pub struct PartitionLag {
     pub lag: i64,
 }
 
-struct Inner {
-    groups: HashMap<String, Group>,
+pub(super) struct Inner {
+    pub(super) groups: HashMap<String, Group>,
     deadlines: Deadlines,
 }
 
 pub struct GroupCoordinator {
     config: GroupConfig,
-    inner: Mutex<Inner>,
+    pub(super) inner: Mutex<Inner>,
     pub(super) store: Mutex<OffsetStore>,
     /// Group commit of the offsets log: true while one caller fsyncs outside the store's
     /// lock; the others wait on `synced` and are usually covered by that fsync.
@@ -216,6 +222,9 @@ pub struct GroupCoordinator {
     synced: Condvar,
     /// Wakes the sweeper when an earlier deadline may have been pushed.
     wake: Notify,
+    /// In a cluster: offsets live in `__consumer_offsets` and this node coordinates only the
+    /// groups whose partition it leads (`store` then stays unused).
+    replicated: OnceLock<Arc<ReplicatedOffsets>>,
     /// Tests: the next fsync of the offsets log fails.
     #[cfg(test)]
     pub(super) fail_next_sync: std::sync::atomic::AtomicBool,
@@ -241,6 +250,7 @@ impl GroupCoordinator {
             syncing: Mutex::new(false),
             synced: Condvar::new(),
             wake: Notify::new(),
+            replicated: OnceLock::new(),
             #[cfg(test)]
             fail_next_sync: std::sync::atomic::AtomicBool::new(false),
         })
@@ -250,8 +260,61 @@ impl GroupCoordinator {
         &self.config
     }
 
+    /// Cluster mode: committed offsets move to `__consumer_offsets` and groups are coordinated
+    /// by the leaders of its partitions. Starts the task that loads and drops partitions as
+    /// this node's leadership changes. Call once, inside the runtime.
+    pub fn replicate_offsets(self: &Arc<Self>, broker: Weak<Broker>, shutdown: watch::Receiver<bool>) {
+        let replicated = Arc::new(ReplicatedOffsets::new(broker, self.config.offsets_topic_partitions));
+        if self.replicated.set(Arc::clone(&replicated)).is_ok() {
+            tokio::spawn(super::offsets_leadership::run(Arc::downgrade(self), replicated, shutdown));
+        }
+    }
+
+    /// The replicated offsets, in a cluster.
+    pub fn replicated(&self) -> Option<&Arc<ReplicatedOffsets>> {
+        self.replicated.get()
+    }
+
+    /// In a cluster: whether this node coordinates the group now (`NOT_COORDINATOR`,
+    /// `COORDINATOR_LOAD_IN_PROGRESS` otherwise). A single node coordinates every group.
+    fn lease(&self, group_id: &str) -> Result<Option<Lease>, GroupError> {
+        self.replicated.get().map(|r| r.lease(group_id)).transpose()
+    }
+
+    /// This node stopped leading an offsets partition: its groups' members go (they find the
+    /// new coordinator and rejoin there); waiting joins and syncs are answered `NOT_COORDINATOR`.
+    pub(super) fn offsets_partition_lost(&self, index: i32) {
+        let Some(replicated) = self.replicated.get() else { return };
+        let Ok(mut inner) = self.lock() else { return };
+        let before = inner.groups.len();
+        inner.groups.retain(|id, group| {
+            let kept = replicated.partition_of(id) != index;
+            if !kept {
+                group.unload();
+            }
+            kept
+        });
+        tracing::info!(partition = index, groups = before - inner.groups.len(), "no longer coordinating");
+        rebuild_deadlines(&mut inner);
+    }
+
+    /// This node loaded an offsets partition: its groups with offsets start Empty, as on a
+    /// single node's start.
+    pub(super) fn offsets_partition_loaded(&self, groups: Vec<String>) {
+        let Ok(mut inner) = self.lock() else { return };
+        let now = now_ms();
+        for id in groups {
+            if inner.groups.len() >= GROUPS_MAX {
+                break;
+            }
+            if !inner.groups.contains_key(&id) {
+                inner.groups.insert(id.clone(), Group::new(&id, now, self.config.initial_rebalance_delay));
+            }
+        }
+    }
+
     pub fn join(&self, req: JoinRequest) -> JoinReply {
-        if let Err(e) = valid_group_id(&req.group_id) {
+        if let Err(e) = valid_group_id(&req.group_id).and_then(|()| self.lease(&req.group_id)) {
             return JoinReply::error(e, &req.member_id);
         }
         if req.session_timeout < self.config.session_timeout_min
@@ -284,7 +347,7 @@ impl GroupCoordinator {
 
     pub fn sync(&self, req: SyncRequest) -> SyncReply {
         let failed = |e| SyncReply::Now(SyncResult::failed(e));
-        if let Err(e) = valid_group_id(&req.group_id) {
+        if let Err(e) = valid_group_id(&req.group_id).and_then(|()| self.lease(&req.group_id)) {
             return failed(e);
         }
         let Ok(mut inner) = self.lock() else { return failed(GroupError::CoordinatorNotAvailable) };
@@ -302,6 +365,7 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
     ) -> Result<(), GroupError> {
         valid_group_id(group_id)?;
+        self.lease(group_id)?;
         let mut inner = self.lock()?;
         let group = inner.groups.get_mut(group_id).ok_or(GroupError::UnknownMemberId)?;
         group.heartbeat(member_id, instance_id, generation, Instant::now())
@@ -314,6 +378,7 @@ impl GroupCoordinator {
         members: &[(String, Option<String>)],
     ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
         valid_group_id(group_id)?;
+        self.lease(group_id)?;
         let mut inner = self.lock()?;
         let Inner { groups, deadlines } = &mut *inner;
         let Some(group) = groups.get_mut(group_id) else {
@@ -340,6 +405,7 @@ impl GroupCoordinator {
         offsets: &[OffsetToCommit],
     ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
         valid_group_id(&req.group_id)?;
+        let lease = self.lease(&req.group_id)?;
         {
             let mut inner = self.lock()?;
             if !inner.groups.contains_key(&req.group_id) {
@@ -378,7 +444,13 @@ impl GroupCoordinator {
             };
             entries.push((o.topic.clone(), o.partition, committed));
         }
-        if !entries.is_empty() {
+        if let (Some(lease), Some(replicated)) = (lease, self.replicated.get()) {
+            let writes =
+                entries.into_iter().map(|(topic, partition, c)| (offset_key(&req.group_id, topic, partition), Some(c)));
+            if let Err(e) = replicated.write_blocking(lease, writes.collect()) {
+                return Ok(results.into_iter().map(|r| r.and(Err(e))).collect());
+            }
+        } else if !entries.is_empty() {
             let written = self.store.lock().map_err(|_| GroupError::Storage)?.commit(&req.group_id, &entries);
             let durable = match written {
                 Ok(seq) if self.config.sync_commits => self.sync_through(seq),
@@ -395,6 +467,9 @@ impl GroupCoordinator {
     /// The topic was deleted: every group's committed offsets of it go, durably (Kafka
     /// does the same), so a re-created topic is read from its start.
     pub fn topic_deleted(&self, topic: &str) -> Result<usize, GroupError> {
+        if let Some(replicated) = self.replicated.get() {
+            return Ok(super::offsets_leadership::topic_deleted(replicated, topic));
+        }
         let deleted = {
             let mut store = self.store.lock().map_err(|_| GroupError::Storage)?;
             store.delete_topic(topic).map(|n| (n, store.written_seq()))
@@ -472,6 +547,14 @@ impl GroupCoordinator {
         partitions: Option<&[(String, i32)]>,
     ) -> Result<Vec<(String, i32, Option<Committed>)>, GroupError> {
         valid_group_id(group_id)?;
+        if let (Some(lease), Some(replicated)) = (self.lease(group_id)?, self.replicated.get()) {
+            return match partitions {
+                Some(list) => {
+                    list.iter().map(|(t, p)| Ok((t.clone(), *p, replicated.get(lease, group_id, t, *p)?))).collect()
+                }
+                None => Ok(replicated.all(lease, group_id)?.into_iter().map(|(t, p, c)| (t, p, Some(c))).collect()),
+            };
+        }
         let store = self.store.lock().map_err(|_| GroupError::Storage)?;
         Ok(match partitions {
             Some(list) => list.iter().map(|(t, p)| (t.clone(), *p, store.get(group_id, t, *p).cloned())).collect(),
@@ -480,6 +563,7 @@ impl GroupCoordinator {
     }
 
     pub fn describe(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
+        self.lease(group_id)?;
         let inner = self.lock()?;
         let Some(g) = inner.groups.get(group_id) else {
             return Ok(GroupDescription {
@@ -532,6 +616,7 @@ impl GroupCoordinator {
     /// DeleteGroups for one group: only an empty group (no members) can be deleted.
     pub fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
         valid_group_id(group_id)?;
+        let lease = self.lease(group_id)?;
         let mut inner = self.lock()?;
         let group = inner.groups.get(group_id).ok_or(GroupError::GroupIdNotFound)?;
         if group.state == GroupState::Dead {
@@ -539,6 +624,15 @@ impl GroupCoordinator {
         }
         if group.state != GroupState::Empty {
             return Err(GroupError::NonEmptyGroup);
+        }
+        if let (Some(lease), Some(replicated)) = (lease, self.replicated.get()) {
+            // Tombstones for every offset, as Kafka writes; the group is gone once committed.
+            drop(inner);
+            let doomed = replicated.all(lease, group_id)?;
+            let writes = doomed.into_iter().map(|(t, p, _)| (offset_key(group_id, t, p), None)).collect();
+            replicated.write_blocking(lease, writes)?;
+            self.lock()?.groups.remove(group_id);
+            return Ok(());
         }
         let mut store = self.store.lock().map_err(|_| GroupError::Storage)?;
         if store.has_offsets(group_id) {
@@ -555,6 +649,7 @@ impl GroupCoordinator {
         partitions: &[(String, i32)],
     ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
         valid_group_id(group_id)?;
+        let lease = self.lease(group_id)?;
         let inner = self.lock()?;
         let group = inner.groups.get(group_id).ok_or(GroupError::GroupIdNotFound)?;
         if group.state == GroupState::Dead {
@@ -574,7 +669,10 @@ impl GroupCoordinator {
             }
         }
         drop(inner);
-        if !deletable.is_empty() {
+        if let (Some(lease), Some(replicated)) = (lease, self.replicated.get()) {
+            let writes = deletable.into_iter().map(|(t, p)| (offset_key(group_id, t, p), None)).collect();
+            replicated.write_blocking(lease, writes)?;
+        } else if !deletable.is_empty() {
             let mut store = self.store.lock().map_err(|_| GroupError::Storage)?;
             store.delete(group_id, &deletable).map_err(|_| GroupError::Storage)?;
         }
@@ -670,6 +768,10 @@ impl GroupCoordinator {
     }
 
     fn expire_offsets(&self, now_ms: i64) {
+        if let Some(replicated) = self.replicated.get() {
+            self.expire_replicated(replicated, now_ms);
+            return;
+        }
         let retention_ms = self.config.offsets_retention.as_millis() as i64;
         let Ok(mut inner) = self.lock() else { return };
         let Ok(mut store) = self.store.lock() else { return };
@@ -700,6 +802,43 @@ impl GroupCoordinator {
         for id in remove_groups {
             inner.groups.remove(&id);
         }
+    }
+
+    /// `expire_offsets` in a cluster: tombstones through each partition this node leads.
+    fn expire_replicated(&self, replicated: &ReplicatedOffsets, now_ms: i64) {
+        let retention_ms = self.config.offsets_retention.as_millis() as i64;
+        for lease in replicated.loaded() {
+            let empty_since: HashMap<String, i64> = match self.lock() {
+                Ok(inner) => inner
+                    .groups
+                    .values()
+                    .filter(|g| g.state == GroupState::Empty)
+                    .map(|g| (g.id.to_string(), g.empty_since_ms.unwrap_or(0)))
+                    .collect(),
+                Err(_) => return,
+            };
+            let expired: Vec<_> = replicated
+                .offsets_in(lease)
+                .into_iter()
+                .filter(|(g, _, _, c)| {
+                    empty_since.get(g).is_some_and(|since| now_ms - c.commit_ts_ms.max(*since) >= retention_ms)
+                })
+                .map(|(g, t, p, _)| (offset_key(&g, t, p), None))
+                .collect();
+            if expired.is_empty() {
+                continue;
+            }
+            tracing::info!(partition = lease.partition, offsets = expired.len(), "committed offsets expired");
+            if let Err(e) = replicated.write_blocking(lease, expired) {
+                tracing::warn!(partition = lease.partition, error = %e, "offset expiry not written");
+            }
+        }
+        // Empty groups left without offsets go, as on a single node.
+        let Ok(mut inner) = self.lock() else { return };
+        inner.groups.retain(|id, g| {
+            g.state != GroupState::Empty
+                || replicated.lease(id).and_then(|lease| replicated.all(lease, id)).map_or(true, |o| !o.is_empty())
+        });
     }
 
     /// Compaction in three steps: snapshot under the store's lock, write and fsync the new
@@ -760,6 +899,10 @@ fn rebuild_deadlines(inner: &mut Inner) {
             deadlines.push(at, &g.id, Kind::Rebalance(g.generation));
         }
     }
+}
+
+fn offset_key(group: &str, topic: String, partition: i32) -> super::offsets_record::OffsetKey {
+    super::offsets_record::OffsetKey { group: group.to_string(), topic, partition }
 }
 
 fn valid_group_id(id: &str) -> Result<(), GroupError> {

@@ -6,7 +6,12 @@
 pub mod assignment;
 mod coordinator;
 mod initial_delay;
+mod locate;
 pub mod offsets;
+mod offsets_leadership;
+pub mod offsets_partition;
+pub mod offsets_record;
+pub mod replicated_offsets;
 pub mod reset;
 mod state;
 mod timeouts;
@@ -15,6 +20,7 @@ pub use coordinator::{
     CommitRequest, GroupConfig, GroupCoordinator, GroupDescription, GroupListing, JoinReply, JoinRequest, JoinResult,
     JoinedMember, MemberDescription, OffsetToCommit, PartitionLag, SyncReply, SyncRequest, SyncResult,
 };
+pub use locate::coordinator_of;
 pub use offsets::Committed;
 pub use state::GroupState;
 
@@ -56,6 +62,12 @@ pub enum GroupError {
     GroupSubscribedToTopic,
     #[error("offsets storage failed")]
     Storage,
+    /// In a cluster: another node leads the group's offsets partition.
+    #[error("not the coordinator of this group")]
+    NotCoordinator,
+    /// In a cluster: this node just became the group's coordinator and is reading its offsets.
+    #[error("coordinator load in progress")]
+    CoordinatorLoadInProgress,
 }
 
 #[cfg(test)]

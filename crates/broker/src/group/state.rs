@@ -692,6 +692,20 @@ impl Group {
 
     /// Topics the members subscribe to, from the consumer protocol's subscription
     /// metadata (version: i16, topics: [string]); unparsable metadata yields nothing.
+    /// This node stops coordinating the group (in a cluster, it lost its offsets partition):
+    /// every waiting JoinGroup and SyncGroup is answered `NOT_COORDINATOR`, as Kafka's
+    /// `onGroupUnloaded` does, so its members find the new coordinator at once.
+    pub fn unload(&mut self) {
+        for member in self.members.values_mut() {
+            if let Some(tx) = member.join_waiter.take() {
+                let _ = tx.send(JoinResult::failed(GroupError::NotCoordinator, &member.id));
+            }
+            if let Some(tx) = member.sync_waiter.take() {
+                let _ = tx.send(SyncResult::failed(GroupError::NotCoordinator));
+            }
+        }
+    }
+
     pub fn subscribed_topics(&self) -> Vec<String> {
         let mut topics = Vec::new();
         if self.protocol_type.as_deref() != Some("consumer") {

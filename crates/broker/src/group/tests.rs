@@ -453,3 +453,16 @@ fn initial_delay_ends_and_never_delays_a_running_group() {
     }
     panic!("the initial delay outlasted the rebalance timeout");
 }
+
+#[test]
+fn an_unloaded_group_answers_its_waiting_join_not_coordinator() {
+    let (_d, c) = coordinator(Duration::from_secs(3600));
+    let a = stable_single(&c, "g", 10_000);
+    let mut b_rx = pending(c.join(req("g", "", 10_000, &["range"])));
+    let mut inner = c.inner.lock().unwrap();
+    inner.groups.get_mut("g").expect("group g").unload();
+    drop(inner);
+    let b = b_rx.try_recv().expect("the waiting join is answered");
+    assert_eq!(b.error, Some(GroupError::NotCoordinator));
+    assert!(!a.is_empty());
+}

@@ -62,6 +62,11 @@ impl ApiError {
             }
             GroupError::UnknownTopicOrPartition => ApiError::not_found("unknown topic or partition"),
             GroupError::Storage => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "offsets storage failed"),
+            // In a cluster a group is served by the leader of its offsets partition only.
+            GroupError::NotCoordinator | GroupError::CoordinatorLoadInProgress => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("group '{group}': {e}; in a cluster ask the node that coordinates it"),
+            ),
             other => ApiError::new(StatusCode::CONFLICT, format!("group '{group}': {other}")),
         }
     }

@@ -1,12 +1,14 @@
-//! FindCoordinator: this node coordinates every consumer group. v4+ batches keys.
+//! FindCoordinator: the node that coordinates a group (this one on a single node; in a
+//! cluster the leader of the group's `__consumer_offsets` partition). v4+ batches keys.
 //! Transactions are not supported, so transaction coordinators are not available.
 
 use super::str_bytes;
 use crate::dispatch::RequestMeta;
-use crate::error_codes::{COORDINATOR_NOT_AVAILABLE, NONE};
+use crate::error_codes::{group_code, COORDINATOR_NOT_AVAILABLE, NONE};
 use crate::server::Context;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use sluice_broker::group::coordinator_of;
 
 /// `key_type` of a consumer group (1 is a transactional id).
 const KEY_TYPE_GROUP: i8 = 0;
@@ -30,20 +32,27 @@ pub fn handle(ctx: &Context, request: FindCoordinatorRequest, meta: RequestMeta)
 }
 
 fn coordinator(ctx: &Context, key: kafka_protocol::protocol::StrBytes, served: bool) -> Coordinator {
-    let config = ctx.broker.config();
     let mut c = Coordinator::default();
-    c.key = key;
-    if served {
-        c.error_code = NONE;
-        c.node_id = BrokerId(ctx.broker.node_id());
-        c.host = str_bytes(&config.advertised_host);
-        c.port = i32::from(config.advertised_port);
+    let found = if served {
+        coordinator_of(&ctx.broker, &key).map_err(|e| (group_code(&e), e.to_string()))
     } else {
-        c.error_code = COORDINATOR_NOT_AVAILABLE;
-        c.error_message = Some(str_bytes("transactions are not supported"));
-        c.node_id = BrokerId(-1);
-        c.host = str_bytes("");
-        c.port = -1;
+        Err((COORDINATOR_NOT_AVAILABLE, "transactions are not supported".to_string()))
+    };
+    c.key = key;
+    match found {
+        Ok(node) => {
+            c.error_code = NONE;
+            c.node_id = BrokerId(node.node_id);
+            c.host = str_bytes(&node.host);
+            c.port = i32::from(node.port);
+        }
+        Err((code, message)) => {
+            c.error_code = code;
+            c.error_message = Some(str_bytes(&message));
+            c.node_id = BrokerId(-1);
+            c.host = str_bytes("");
+            c.port = -1;
+        }
     }
     c
 }

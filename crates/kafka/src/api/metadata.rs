@@ -80,6 +80,7 @@ fn describe(ctx: &Context, topic: &Arc<Topic>, meta: RequestMeta, operations: i3
     entry.error_code = NONE;
     entry.topic_authorized_operations = operations;
     entry.name = Some(topic_name(&topic.name));
+    entry.is_internal = sluice_broker::group::offsets_partition::is_internal_topic(&topic.name);
     if meta.version >= 10 {
         entry.topic_id = topic.id;
     }

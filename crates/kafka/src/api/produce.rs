@@ -95,6 +95,9 @@ fn append(
     record_errors: &mut Vec<i32>,
 ) -> Result<Submission, BrokerError> {
     let name = topic;
+    if sluice_broker::group::offsets_partition::is_internal_topic(name) {
+        return Err(BrokerError::InvalidTopic(format!("Cannot append to internal topic {name}")));
+    }
     let topic = ctx.broker.topic_or_auto_create(topic)?;
     let partition = topic.partition(index).ok_or(BrokerError::UnknownTopicOrPartition)?;
     let records = records.filter(|r| !r.is_empty()).ok_or_else(|| BrokerError::CorruptMessage("no records".into()))?;

@@ -132,6 +132,10 @@ impl Replica for PartitionReplica {
         Box::pin(super::log_release::release_below(&self.raft, &self.store, offset))
     }
 
+    fn confirm_leadership(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        Box::pin(async move { self.raft.ensure_linearizable().await.is_ok() })
+    }
+
     fn replicas(&self) -> Vec<i32> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();

@@ -1,6 +1,7 @@
 //! A librdkafka group consumer worker recording every record it reads into a history, and a
 //! `Reset` of each partition it is assigned (a rebalance, or a rejoin at another coordinator,
-//! may move its position backwards: the checker then judges its reads from there afresh).
+//! moves its position back to the committed offset: the checker then judges its reads from
+//! there afresh).
 
 use crate::history::Recorder;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -62,9 +63,8 @@ pub fn consume(bootstrap: &str, topic: &str, group: &str, name: &str, recorder: 
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "500")
-        // Groups are not replicated yet (issue 12): the coordinator is the node asked, so after
-        // a kill the consumer may rejoin at a node that coordinated it before and still holds
-        // its old member, which the join waits for until its session times out: keep it short.
+        // A new coordinator knows no member (the consumer rejoins at once with a new id); the
+        // short session only makes a member that stops answering go quickly.
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1000")
         .set("socket.timeout.ms", "5000")

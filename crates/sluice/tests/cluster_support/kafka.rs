@@ -2,7 +2,7 @@
 //! owned values, topic creation with a replication factor, and the final full read of every
 //! partition into a history.
 
-use crate::common::{client_config, consume_range, plain_consumer, runtime, wait_until};
+use crate::common::{client_config, consume_range, runtime, wait_until};
 use crate::history::{Recorder, FINAL_READ};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -63,9 +63,19 @@ impl MetadataView {
     }
 }
 
-/// A client for metadata requests only (it never creates topics by asking).
+/// A client for metadata requests only (it never creates topics by asking). It has no
+/// `group.id`: librdkafka looks up a consumer's group coordinator as soon as it has one, and
+/// the first FindCoordinator makes the cluster create `__consumer_offsets` (8 more partition
+/// groups), which tests that do not use groups should not carry.
 pub fn metadata_client(bootstrap: &str) -> BaseConsumer {
-    plain_consumer(bootstrap, &[("allow.auto.create.topics", "false"), ("topic.metadata.refresh.interval.ms", "1000")])
+    let mut config = rdkafka::ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("socket.timeout.ms", "10000")
+        .set("allow.auto.create.topics", "false")
+        .set("topic.metadata.refresh.interval.ms", "1000");
+    config.create().unwrap_or_else(|e| panic!("create metadata client: {e}"))
 }
 
 /// One Metadata request: for `topic`, or for every topic.

@@ -11,8 +11,8 @@ pub mod netns;
 pub mod node;
 pub mod produce;
 pub mod sarama;
+pub mod sarama_group;
 
-use crate::common::plain_consumer;
 use node::{Membership, Node, Ports};
 use rdkafka::consumer::Consumer;
 use std::collections::{BTreeMap, BTreeSet};
@@ -189,7 +189,7 @@ impl Cluster {
             node.wait_up();
         }
         let expected: BTreeSet<i32> = self.nodes.iter().map(|n| n.id as i32).collect();
-        let client = plain_consumer(&self.kafka_addr(1), &[("allow.auto.create.topics", "false")]);
+        let client = kafka::metadata_client(&self.kafka_addr(1));
         let deadline = Instant::now() + CLUSTER_READY_TIMEOUT;
         loop {
             let last = match client.fetch_metadata(None, METADATA_TIMEOUT) {
