@@ -1,0 +1,227 @@
+//! A connection's subscriptions: its topic filters, and one tail per log topic they cover
+//! that reads that topic's partitions from their end at subscribe time (the log reading the
+//! NSQ channels use: `Partition::read` and `read_v2_records`, woken by the partition's
+//! end-offset watch) and hands matching records to the connection.
+
+use crate::codec::{QoS, Reason};
+use crate::publish::log_topic;
+use crate::topics::{filter_log_topic, matches, valid_filter};
+use crate::{QOS_HEADER, TOPIC_HEADER};
+use bytes::Bytes;
+use sluice_broker::channel::READ_BYTES_MAX;
+use sluice_broker::{Broker, BrokerError, Partition};
+use sluice_records::convert::{read_v2_records, StoredRecord};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Records handed to the connection and not yet taken, per connection: the tails wait
+/// (and stop reading) while it is full.
+pub(crate) const DELIVERY_QUEUE: usize = 256;
+/// Prefix of a v5 shared subscription (not served yet).
+const SHARED_PREFIX: &str = "$share/";
+
+/// A record on its way to a subscriber.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: QoS,
+    pub user_properties: Vec<(String, String)>,
+}
+
+/// One topic filter with the QoS granted to it.
+#[derive(Debug, Clone)]
+struct Filter {
+    text: String,
+    granted: QoS,
+    /// The log topic it reads, or `None` for a wildcard first level (every topic).
+    log_topic: Option<String>,
+}
+
+pub(crate) struct Subscriptions {
+    broker: Arc<Broker>,
+    filters: Arc<RwLock<Vec<Filter>>>,
+    /// Per log topic, its partitions' tails.
+    tails: HashMap<String, Vec<JoinHandle<()>>>,
+    deliveries: mpsc::Sender<Delivery>,
+    subscriptions_max: usize,
+}
+
+impl Subscriptions {
+    pub fn new(broker: Arc<Broker>, deliveries: mpsc::Sender<Delivery>, subscriptions_max: usize) -> Subscriptions {
+        Subscriptions { broker, filters: Arc::default(), tails: HashMap::new(), deliveries, subscriptions_max }
+    }
+
+    /// Adds (or replaces) a filter; answers the QoS granted (at most 1: deliveries are QoS 0
+    /// or 1) or why it was refused.
+    pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<QoS, Reason> {
+        if filter.starts_with(SHARED_PREFIX) {
+            return Err(Reason::SharedSubscriptionsNotSupported);
+        }
+        if !valid_filter(filter) {
+            return Err(Reason::TopicFilterInvalid);
+        }
+        let granted = qos.min(QoS::AtLeastOnce);
+        let target = filter_log_topic(filter);
+        {
+            let mut filters = self.filters.write().unwrap_or_else(|p| p.into_inner());
+            let count = filters.len();
+            match filters.iter_mut().find(|f| f.text == filter) {
+                Some(existing) => existing.granted = granted,
+                None if count >= self.subscriptions_max => return Err(Reason::QuotaExceeded),
+                None => filters.push(Filter { text: filter.to_string(), granted, log_topic: target.clone() }),
+            }
+        }
+        let topics = match target {
+            Some(name) => match log_topic(&self.broker, &name).await {
+                Ok(topic) => vec![topic],
+                Err(e) => {
+                    tracing::warn!(filter, error = %e, "mqtt subscription's topic unavailable");
+                    self.remove(filter);
+                    return Err(Reason::UnspecifiedError);
+                }
+            },
+            None => self.broker.topics(),
+        };
+        for topic in topics {
+            if self.tails.contains_key(&*topic.name) {
+                continue;
+            }
+            let tails = topic
+                .partitions()
+                .into_iter()
+                .map(|partition| {
+                    let start = partition.log_end_offset();
+                    let tail = Tail {
+                        partition,
+                        log_topic: topic.name.to_string(),
+                        filters: Arc::clone(&self.filters),
+                        out: self.deliveries.clone(),
+                    };
+                    tokio::spawn(tail.run(start))
+                })
+                .collect();
+            self.tails.insert(topic.name.to_string(), tails);
+        }
+        Ok(granted)
+    }
+
+    /// Removes a filter; whether it existed. Tails no filter needs any more stop.
+    pub fn unsubscribe(&mut self, filter: &str) -> bool {
+        let existed = self.remove(filter);
+        let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
+        let any_wildcard = filters.iter().any(|f| f.log_topic.is_none());
+        if !any_wildcard {
+            self.tails.retain(|name, tails| {
+                let needed = filters.iter().any(|f| f.log_topic.as_deref() == Some(name.as_str()));
+                if !needed {
+                    tails.iter().for_each(JoinHandle::abort);
+                }
+                needed
+            });
+        }
+        existed
+    }
+
+    fn remove(&self, filter: &str) -> bool {
+        let mut filters = self.filters.write().unwrap_or_else(|p| p.into_inner());
+        let before = filters.len();
+        filters.retain(|f| f.text != filter);
+        filters.len() != before
+    }
+}
+
+impl Drop for Subscriptions {
+    fn drop(&mut self) {
+        self.tails.values().flatten().for_each(JoinHandle::abort);
+    }
+}
+
+/// Reads one partition from an offset on and hands the records some filter matches to the
+/// connection.
+struct Tail {
+    partition: Arc<Partition>,
+    log_topic: String,
+    filters: Arc<RwLock<Vec<Filter>>>,
+    out: mpsc::Sender<Delivery>,
+}
+
+impl Tail {
+    async fn run(self, mut offset: i64) {
+        let mut appended = self.partition.subscribe();
+        loop {
+            let partition = Arc::clone(&self.partition);
+            let read = tokio::task::spawn_blocking(move || partition.read(offset, READ_BYTES_MAX)).await;
+            let bytes = match read {
+                Ok(Ok(read)) => read.bytes,
+                Ok(Err(BrokerError::OffsetOutOfRange { log_start, .. })) if log_start > offset => {
+                    // Retention went past what this subscriber had not read yet.
+                    offset = log_start;
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(topic = %self.log_topic, offset, error = %e, "mqtt subscription cannot read");
+                    Vec::new()
+                }
+                Err(_) => return,
+            };
+            let before = offset;
+            for batch in read_v2_records(&bytes, offset) {
+                let Ok(batch) = batch else { break };
+                offset = offset.max(batch.last_offset.saturating_add(1));
+                let Ok(records) = batch.records else {
+                    tracing::warn!(topic = %self.log_topic, base_offset = batch.base_offset, "skipping unreadable batch");
+                    continue;
+                };
+                for record in records {
+                    if let Some(delivery) = self.matching(record) {
+                        if self.out.send(delivery).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            if offset == before {
+                // Nothing new (or nothing readable): wait for the next append.
+                if appended.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The delivery for `record` if a filter matches it, at the highest QoS granted among the
+    /// matching filters, capped by the QoS it was published with.
+    fn matching(&self, record: StoredRecord) -> Option<Delivery> {
+        let topic = header_text(&record, TOPIC_HEADER).unwrap_or_else(|| self.log_topic.clone());
+        let granted = {
+            let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
+            filters
+                .iter()
+                .filter(|f| f.log_topic.as_deref().is_none_or(|t| t == self.log_topic))
+                .filter(|f| matches(&f.text, &topic))
+                .map(|f| f.granted)
+                .max()?
+        };
+        // Records from Kafka producers and NSQ publishers are durable: QoS 1 for MQTT.
+        let published = match header_text(&record, QOS_HEADER).as_deref() {
+            Some("0") => QoS::AtMostOnce,
+            _ => QoS::AtLeastOnce,
+        };
+        let user_properties = record
+            .headers
+            .iter()
+            .filter(|(k, _)| k != TOPIC_HEADER && k != QOS_HEADER)
+            // MQTT property values are UTF-8; Kafka header values may be any bytes.
+            .map(|(k, v)| (k.clone(), v.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
+            .collect();
+        Some(Delivery { topic, payload: record.value.unwrap_or_default(), qos: granted.min(published), user_properties })
+    }
+}
+
+fn header_text(record: &StoredRecord, key: &str) -> Option<String> {
+    let (_, value) = record.headers.iter().find(|(k, _)| k == key)?;
+    std::str::from_utf8(value.as_ref()?).ok().map(str::to_string)
+}
