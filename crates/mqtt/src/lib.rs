@@ -70,7 +70,8 @@ pub mod fuzz_entry {
     /// Packets decoded from one input at most: bounds a run on a long input of tiny packets.
     const PACKETS_MAX: usize = 10_000;
 
-    /// Decodes packets from `bytes` as 3.1.1 and as 5.0; returns how many decoded.
+    /// Frames and decodes packets from `bytes` as 3.1.1 and as 5.0, and runs topic filters it
+    /// finds through validation and matching; returns how many frames it decoded.
     pub fn decode_stream(bytes: &[u8]) -> usize {
         let mut decoded = 0;
         for version in [Version::V311, Version::V5] {
@@ -82,10 +83,14 @@ pub mod fuzz_entry {
                 }
                 let frame = buf.split_to(header.frame_len()).freeze();
                 let _ = peek_protocol_level(&frame);
-                if decode_packet(frame, version).is_ok() {
-                    decoded += 1;
+                if let Ok(crate::codec::Packet::Subscribe(subscribe)) = decode_packet(frame, version) {
+                    for request in &subscribe.requests {
+                        let _ = crate::topics::valid_filter(&request.filter);
+                        let _ = crate::topics::filter_log_topic(&request.filter);
+                        let _ = crate::topics::matches(&request.filter, "a/b/c");
+                    }
                 }
-                let _ = crate::topics::valid_filter(std::str::from_utf8(bytes).unwrap_or("a"));
+                decoded += 1;
             }
         }
         decoded

@@ -241,3 +241,6 @@ pub(crate) fn put_binary(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(len as u16).to_be_bytes());
     out.extend_from_slice(&bytes[..len]);
 }
+
+#[cfg(test)]
+mod tests;
