@@ -4,9 +4,9 @@
 //! v5 reason code (CONNACK before the CONNECT is accepted, DISCONNECT after).
 
 use crate::codec::{
-    decode_packet, encode_connack, encode_disconnect, encode_pingresp, encode_publish, encode_simple,
-    encode_sub_acks, fixed_header, kind, peek_protocol_level, ConnAck, Connect, DecodeError, OutgoingPublish, Packet,
-    Publish, QoS, Reason, Subscribe, Version,
+    decode_packet, encode_connack, encode_disconnect, encode_pingresp, encode_publish, encode_simple, encode_sub_acks,
+    fixed_header, kind, peek_protocol_level, ConnAck, Connect, DecodeError, OutgoingPublish, Packet, Publish, QoS,
+    Reason, Subscribe, Version,
 };
 use crate::session::{SessionGuard, Sessions};
 use crate::subscription::{Delivery, Subscriptions, DELIVERY_QUEUE};
@@ -188,7 +188,9 @@ impl Conn {
             Some(5) => Some(Version::V5),
             // 3.1.1 can only say "unacceptable protocol version" or "identifier rejected";
             // for anything else the spec says close without a CONNACK.
-            Some(_) if matches!(error.reason, Reason::UnsupportedProtocolVersion | Reason::ClientIdentifierNotValid) => {
+            Some(_)
+                if matches!(error.reason, Reason::UnsupportedProtocolVersion | Reason::ClientIdentifierNotValid) =>
+            {
                 Some(Version::V311)
             }
             _ => None,
@@ -213,8 +215,7 @@ impl Conn {
             }
             // Deliveries are at most QoS 1: a QoS 2 acknowledgement names nothing of ours.
             Packet::PubRec { packet_id } => {
-                self.reply(encode_simple(kind::PUBREL, self.version, packet_id, Reason::PacketIdentifierNotFound))
-                    .await
+                self.reply(encode_simple(kind::PUBREL, self.version, packet_id, Reason::PacketIdentifierNotFound)).await
             }
             Packet::PubComp { .. } => {}
             Packet::PubRel { packet_id } => {
@@ -237,7 +238,9 @@ impl Conn {
             }
             Packet::PingReq => self.reply(encode_pingresp()).await,
             Packet::Disconnect { .. } => return Some(Ending::Quiet),
-            Packet::Auth => return Some(Ending::Reason(Reason::ProtocolError, "AUTH without an authentication method".into())),
+            Packet::Auth => {
+                return Some(Ending::Reason(Reason::ProtocolError, "AUTH without an authentication method".into()))
+            }
         }
         None
     }
@@ -323,7 +326,9 @@ impl Conn {
             tracing::warn!(%remote, topic, error = %e, "mqtt publish failed");
             match version {
                 // A v5 client is told; a QoS 2 flow then ends, and its id must not be held.
-                Version::V5 if ack_kind == kind::PUBACK => Outcome::Send(encode_simple(ack_kind, version, packet_id, reason_for(&e))),
+                Version::V5 if ack_kind == kind::PUBACK => {
+                    Outcome::Send(encode_simple(ack_kind, version, packet_id, reason_for(&e)))
+                }
                 Version::V5 => Outcome::SendThenClose(encode_simple(ack_kind, version, packet_id, reason_for(&e))),
                 // 3.1.1 has no negative acknowledgement: the connection closes unanswered.
                 Version::V311 => Outcome::Close,
@@ -440,10 +445,9 @@ async fn write_replies(writer: OwnedWriteHalf, mut queued: mpsc::Receiver<Reply>
                 return;
             }
         }
-        if close || queued.is_empty() {
-            if !matches!(tokio::time::timeout(write_timeout, writer.flush()).await, Ok(Ok(()))) {
-                return;
-            }
+        let flush_now = close || queued.is_empty();
+        if flush_now && !matches!(tokio::time::timeout(write_timeout, writer.flush()).await, Ok(Ok(()))) {
+            return;
         }
         if close {
             break;
@@ -451,4 +455,3 @@ async fn write_replies(writer: OwnedWriteHalf, mut queued: mpsc::Receiver<Reply>
     }
     let _ = tokio::time::timeout(write_timeout, writer.shutdown()).await;
 }
-

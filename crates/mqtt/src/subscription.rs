@@ -217,7 +217,12 @@ impl Tail {
             // MQTT property values are UTF-8; Kafka header values may be any bytes.
             .map(|(k, v)| (k.clone(), v.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
             .collect();
-        Some(Delivery { topic, payload: record.value.unwrap_or_default(), qos: granted.min(published), user_properties })
+        Some(Delivery {
+            topic,
+            payload: record.value.unwrap_or_default(),
+            qos: granted.min(published),
+            user_properties,
+        })
     }
 }
 

@@ -66,7 +66,18 @@ fn qos1_publishes_acknowledged_before_kill_9_survive() {
 
     broker.restart();
     let out = run_ok(
-        Command::new("kcat").args(["-C", "-b", &broker.bootstrap(), "-t", "meter", "-o", "beginning", "-e", "-f", "%s\\n"]),
+        Command::new("kcat").args([
+            "-C",
+            "-b",
+            &broker.bootstrap(),
+            "-t",
+            "meter",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%s\\n",
+        ]),
         Duration::from_secs(60),
     );
     let stored: BTreeSet<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();

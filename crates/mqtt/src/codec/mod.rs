@@ -27,7 +27,8 @@ pub enum Version {
     V5,
 }
 
-/// Quality of service of a publish or a subscription.
+/// Quality of service of a publish or a subscription (the spec's names).
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum QoS {
     AtMostOnce = 0,

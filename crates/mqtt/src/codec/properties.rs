@@ -78,8 +78,13 @@ fn kind_of(property: u8) -> Option<Kind> {
         SERVER_KEEP_ALIVE | RECEIVE_MAXIMUM | TOPIC_ALIAS_MAXIMUM | TOPIC_ALIAS => Kind::U16,
         MESSAGE_EXPIRY_INTERVAL | SESSION_EXPIRY_INTERVAL | WILL_DELAY_INTERVAL | MAXIMUM_PACKET_SIZE => Kind::U32,
         SUBSCRIPTION_IDENTIFIER => Kind::VarInt,
-        CONTENT_TYPE | RESPONSE_TOPIC | ASSIGNED_CLIENT_IDENTIFIER | AUTHENTICATION_METHOD | RESPONSE_INFORMATION
-        | SERVER_REFERENCE | REASON_STRING => Kind::Text,
+        CONTENT_TYPE
+        | RESPONSE_TOPIC
+        | ASSIGNED_CLIENT_IDENTIFIER
+        | AUTHENTICATION_METHOD
+        | RESPONSE_INFORMATION
+        | SERVER_REFERENCE
+        | REASON_STRING => Kind::Text,
         CORRELATION_DATA | AUTHENTICATION_DATA => Kind::Binary,
         USER_PROPERTY => Kind::Pair,
         _ => return None,
@@ -106,7 +111,8 @@ impl Properties {
             let property = inner.var_int()?;
             let property =
                 u8::try_from(property).map_err(|_| DecodeError::malformed(format!("unknown property {property}")))?;
-            let kind = kind_of(property).ok_or_else(|| DecodeError::malformed(format!("unknown property {property}")))?;
+            let kind =
+                kind_of(property).ok_or_else(|| DecodeError::malformed(format!("unknown property {property}")))?;
             if property != id::USER_PROPERTY {
                 let slot = &mut seen[usize::from(property)];
                 if *slot {
@@ -156,10 +162,10 @@ impl Properties {
             id::TOPIC_ALIAS_MAXIMUM => self.topic_alias_maximum = Some(int(&value) as u16),
             id::MESSAGE_EXPIRY_INTERVAL => self.message_expiry_interval = Some(int(&value) as u32),
             id::SUBSCRIPTION_IDENTIFIER => self.subscription_identifier = Some(int(&value) as usize),
-            id::PAYLOAD_FORMAT_INDICATOR | id::REQUEST_PROBLEM_INFORMATION | id::REQUEST_RESPONSE_INFORMATION => {
-                if int(&value) > 1 {
-                    return Err(DecodeError::protocol(format!("property 0x{property:02X} must be 0 or 1")));
-                }
+            id::PAYLOAD_FORMAT_INDICATOR | id::REQUEST_PROBLEM_INFORMATION | id::REQUEST_RESPONSE_INFORMATION
+                if int(&value) > 1 =>
+            {
+                return Err(DecodeError::protocol(format!("property 0x{property:02X} must be 0 or 1")));
             }
             id::USER_PROPERTY => {
                 if self.user.len() >= USER_PROPERTIES_MAX {
