@@ -8,12 +8,14 @@ use crate::codec::{
     fixed_header, kind, peek_protocol_level, ConnAck, Connect, DecodeError, OutgoingPublish, Packet, Publish, QoS,
     Reason, Subscribe, Version,
 };
+use crate::publish::Refusal;
+use crate::retained::Retained;
 use crate::session::{SessionGuard, Sessions};
 use crate::subscription::{Delivery, Subscriptions, DELIVERY_QUEUE};
 use crate::MqttConfig;
 use bytes::BytesMut;
 use sluice_broker::clients::ClientGuard;
-use sluice_broker::{Broker, BrokerError, Durability};
+use sluice_broker::Broker;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,10 +55,19 @@ enum Ending {
     Reason(Reason, String),
 }
 
+/// What every connection of the listener shares.
+pub(crate) struct Shared {
+    pub broker: Arc<Broker>,
+    pub config: Arc<MqttConfig>,
+    pub sessions: Arc<Sessions>,
+    pub retained: Arc<Retained>,
+}
+
 pub(crate) struct Conn {
     broker: Arc<Broker>,
     config: Arc<MqttConfig>,
     sessions: Arc<Sessions>,
+    retained: Arc<Retained>,
     remote: SocketAddr,
     client: ClientGuard,
     version: Version,
@@ -81,13 +92,13 @@ impl Conn {
     /// Serves one client until it leaves, breaks the protocol or the broker stops.
     pub async fn serve(
         socket: TcpStream,
-        broker: Arc<Broker>,
-        config: Arc<MqttConfig>,
-        sessions: Arc<Sessions>,
+        shared: &Shared,
         remote: SocketAddr,
         client: ClientGuard,
         stop: watch::Receiver<bool>,
     ) {
+        let (broker, config) = (Arc::clone(&shared.broker), Arc::clone(&shared.config));
+        let (sessions, retained) = (Arc::clone(&shared.sessions), Arc::clone(&shared.retained));
         let (mut reader, writer) = socket.into_split();
         let (replies, queued) = mpsc::channel(usize::from(config.receive_maximum) + REPLY_QUEUE_EXTRA);
         let writer = tokio::spawn(write_replies(writer, queued, config.write_timeout));
@@ -97,6 +108,7 @@ impl Conn {
             inflight_max: usize::from(config.inflight_max),
             broker,
             sessions,
+            retained,
             remote,
             client,
             version: Version::V311,
@@ -298,20 +310,27 @@ impl Conn {
             // CONNACK announced no Topic Alias Maximum (0): any alias is invalid.
             return Some(Ending::Reason(Reason::TopicAliasInvalid, "topic alias not announced".into()));
         }
-        if publish.retain && self.version == Version::V5 {
-            return Some(Ending::Reason(Reason::RetainNotSupported, "retained messages are not served yet".into()));
-        }
         let packet_id = publish.packet_id.unwrap_or(0);
         if publish.qos == QoS::ExactlyOnce && self.qos2_received.contains(&packet_id) {
             // A resend of a PUBLISH already taken: answer again, append nothing.
             self.reply(encode_simple(kind::PUBREC, self.version, packet_id, Reason::Success)).await;
             return None;
         }
-        let submitted = crate::publish::submit(&self.broker, &publish).await;
+        let appended = crate::publish::append(&self.broker, &self.retained, &publish).await;
         let (ack_kind, version) = match publish.qos {
             QoS::AtMostOnce => {
-                if let Err(e) = submitted {
-                    tracing::warn!(remote = %self.remote, topic = publish.topic, error = %e, "mqtt QoS 0 publish dropped");
+                let remote = self.remote;
+                match appended {
+                    // Nobody waits for it, but a retained message is taken in once durable.
+                    Ok(pending) if publish.retain => {
+                        tokio::spawn(async move {
+                            if let Err(e) = pending.wait().await {
+                                tracing::warn!(%remote, error = %e, "mqtt QoS 0 retained publish failed");
+                            }
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(%remote, topic = publish.topic, error = %e, "mqtt QoS 0 publish dropped"),
                 }
                 return None;
             }
@@ -322,23 +341,23 @@ impl Conn {
             }
         };
         let (remote, topic) = (self.remote, publish.topic);
-        let failed = move |e: BrokerError| {
+        let failed = move |e: Refusal| {
             tracing::warn!(%remote, topic, error = %e, "mqtt publish failed");
             match version {
                 // A v5 client is told; a QoS 2 flow then ends, and its id must not be held.
                 Version::V5 if ack_kind == kind::PUBACK => {
-                    Outcome::Send(encode_simple(ack_kind, version, packet_id, reason_for(&e)))
+                    Outcome::Send(encode_simple(ack_kind, version, packet_id, e.reason()))
                 }
-                Version::V5 => Outcome::SendThenClose(encode_simple(ack_kind, version, packet_id, reason_for(&e))),
+                Version::V5 => Outcome::SendThenClose(encode_simple(ack_kind, version, packet_id, e.reason())),
                 // 3.1.1 has no negative acknowledgement: the connection closes unanswered.
                 Version::V311 => Outcome::Close,
             }
         };
-        let reply = match submitted {
+        let reply = match appended {
             Err(e) => Reply::Now(failed(e)),
-            Ok((partition, submitted)) => Reply::Later(tokio::spawn(async move {
-                match submitted.wait(&partition, Durability::Committed).await {
-                    Ok(_) => Outcome::Send(encode_simple(ack_kind, version, packet_id, Reason::Success)),
+            Ok(pending) => Reply::Later(tokio::spawn(async move {
+                match pending.wait().await {
+                    Ok(()) => Outcome::Send(encode_simple(ack_kind, version, packet_id, Reason::Success)),
                     Err(e) => failed(e),
                 }
             })),
@@ -349,9 +368,16 @@ impl Conn {
 
     async fn subscribe(&mut self, subscribe: Subscribe) {
         let mut codes = Vec::with_capacity(subscribe.requests.len());
+        let mut retained = Vec::new();
         for request in &subscribe.requests {
             let code = match self.subscriptions.subscribe(&request.filter, request.qos).await {
-                Ok(granted) => granted as u8,
+                Ok((granted, is_new)) => {
+                    // Retain Handling (v5): 0 always, 1 for a new subscription, 2 never.
+                    if request.retain_handling == 0 || (request.retain_handling == 1 && is_new) {
+                        retained.extend(self.retained.matching(&request.filter, granted));
+                    }
+                    granted as u8
+                }
                 // 3.1.1 has one failure code.
                 Err(_) if self.version == Version::V311 => 0x80,
                 Err(reason) => reason.code(),
@@ -359,6 +385,7 @@ impl Conn {
             codes.push(code);
         }
         self.reply(encode_sub_acks(kind::SUBACK, self.version, subscribe.packet_id, &codes)).await;
+        self.subscriptions.send_retained(retained);
     }
 
     async fn deliver(&mut self, delivery: Delivery) {
@@ -372,6 +399,7 @@ impl Conn {
                 topic: &delivery.topic,
                 qos: delivery.qos,
                 dup: false,
+                retain: delivery.retain,
                 packet_id,
                 payload: &delivery.payload,
                 user_properties: &delivery.user_properties,
@@ -412,16 +440,6 @@ async fn taken_over_signal(taken_over: &mut Option<watch::Receiver<bool>>) {
             }
         }
         None => std::future::pending().await,
-    }
-}
-
-/// The v5 reason code for a failed append.
-fn reason_for(error: &BrokerError) -> Reason {
-    match error {
-        BrokerError::InvalidTopic(_) | BrokerError::UnknownTopicOrPartition => Reason::TopicNameInvalid,
-        BrokerError::MessageTooLarge { .. } => Reason::PacketTooLarge,
-        BrokerError::TopicLimitReached { .. } => Reason::QuotaExceeded,
-        _ => Reason::UnspecifiedError,
     }
 }
 

@@ -4,11 +4,13 @@
 //! one flat `match` from packet to handler, replies written in order by a writer task);
 //! `codec` frames and decodes the client's packets and encodes the server's; `topics` maps
 //! MQTT topic names onto log topics and matches filters; `publish` turns a PUBLISH into a
-//! record and appends it; `subscription` tails the log for a client's filters.
+//! record and appends it; `subscription` tails the log for a client's filters; `retained`
+//! keeps the last retained message per MQTT topic.
 
 mod codec;
 mod connection;
 mod publish;
+mod retained;
 mod server;
 mod session;
 mod subscription;

@@ -3,21 +3,96 @@
 //! device's messages stay in order in one partition) and its `mqtt-topic` header; v5 user
 //! properties become headers too.
 
-use crate::codec::{Publish, QoS};
+use crate::codec::{Publish, QoS, Reason};
+use crate::retained::Retained;
 use crate::topics::log_topic_for;
 use crate::{QOS_HEADER, TOPIC_HEADER};
 use bytes::Bytes;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
-use sluice_broker::{Broker, BrokerError, BrokerResult, Partition, Submitted, Topic};
+use sluice_broker::{Broker, BrokerError, BrokerResult, Durability, Partition, Submitted, Topic};
 use sluice_records::convert::{encode_batch, new_record};
 use sluice_records::partitioner::partition_for_key;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Why a publish was not taken.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    Broker(BrokerError),
+    /// A new retained message past the retained messages' bounds.
+    RetainedFull,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Broker(e) => e.fmt(f),
+            Refusal::RetainedFull => f.write_str("retained messages at their limit"),
+        }
+    }
+}
+
+impl Refusal {
+    /// The v5 reason code a PUBACK or PUBREC carries for it.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Refusal::RetainedFull => Reason::QuotaExceeded,
+            Refusal::Broker(BrokerError::InvalidTopic(_) | BrokerError::UnknownTopicOrPartition) => {
+                Reason::TopicNameInvalid
+            }
+            Refusal::Broker(BrokerError::MessageTooLarge { .. }) => Reason::PacketTooLarge,
+            Refusal::Broker(BrokerError::TopicLimitReached { .. }) => Reason::QuotaExceeded,
+            Refusal::Broker(_) => Reason::UnspecifiedError,
+        }
+    }
+}
+
+/// A publish's appends under way: its record, and for a retained one the store.
+pub(crate) struct Pending {
+    record: (Arc<Partition>, Submitted),
+    retained: Option<(Arc<Retained>, Arc<Partition>, Submitted, Publish)>,
+}
+
+impl Pending {
+    /// Waits until every append is durable (the wait of Kafka acks=all), then takes a
+    /// retained message into the in-memory set.
+    pub async fn wait(self) -> Result<(), Refusal> {
+        let (partition, submitted) = self.record;
+        submitted.wait(&partition, Durability::Committed).await.map_err(Refusal::Broker)?;
+        if let Some((retained, partition, submitted, publish)) = self.retained {
+            let outcome = submitted.wait(&partition, Durability::Committed).await.map_err(Refusal::Broker)?;
+            retained.stored(&publish.topic, outcome.base_offset, &publish);
+        }
+        Ok(())
+    }
+}
+
+/// Appends `publish` as one record, and a retained one to the retained messages too. The
+/// appends are written (single node) or proposed (cluster) when this returns, in the order
+/// the connection called it; the caller waits on the result for the durability its QoS needs.
+pub(crate) async fn append(
+    broker: &Arc<Broker>,
+    retained: &Arc<Retained>,
+    publish: &Publish,
+) -> Result<Pending, Refusal> {
+    if publish.retain && !retained.admits(&publish.topic, publish.payload.len()) {
+        return Err(Refusal::RetainedFull);
+    }
+    let record = submit(broker, publish).await.map_err(Refusal::Broker)?;
+    let retained = match publish.retain {
+        true => {
+            let (partition, submitted) = retained.submit(publish).await.map_err(Refusal::Broker)?;
+            Some((Arc::clone(retained), partition, submitted, publish.clone()))
+        }
+        false => None,
+    };
+    Ok(Pending { record, retained })
+}
+
 /// Appends `publish` as one record; the returned append is written (single node) or
 /// proposed (cluster), and the caller waits for the durability its QoS needs.
-pub(crate) async fn submit(broker: &Arc<Broker>, publish: &Publish) -> BrokerResult<(Arc<Partition>, Submitted)> {
+async fn submit(broker: &Arc<Broker>, publish: &Publish) -> BrokerResult<(Arc<Partition>, Submitted)> {
     let topic = log_topic(broker, &log_topic_for(&publish.topic)).await?;
     let partitions = topic.partitions();
     if partitions.is_empty() {
@@ -70,6 +145,6 @@ fn encode(publish: &Publish, timestamp_ms: i64) -> BrokerResult<Vec<u8>> {
         .map_err(|e| BrokerError::CorruptMessage(format!("cannot encode record batch: {e}")))
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -1,7 +1,8 @@
 //! Accept loop: admits each client through the broker's client registry (the connection
 //! limits every listener shares) and gives it its own task.
 
-use crate::connection::Conn;
+use crate::connection::{Conn, Shared};
+use crate::retained::Retained;
 use crate::session::Sessions;
 use crate::MqttConfig;
 use sluice_broker::accept::Acceptor;
@@ -18,8 +19,12 @@ pub async fn serve(
     config: MqttConfig,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let config = Arc::new(config);
-    let sessions = Arc::new(Sessions::default());
+    let shared = Arc::new(Shared {
+        config: Arc::new(config),
+        sessions: Arc::new(Sessions::default()),
+        retained: Retained::open(Arc::clone(&broker)).await,
+        broker: Arc::clone(&broker),
+    });
     // Out of file descriptors, the acceptor closes pending connections and backs off.
     let mut acceptor = Acceptor::new(listener, Protocol::Mqtt.as_str());
     loop {
@@ -37,8 +42,7 @@ pub async fn serve(
             }
         };
         let _ = socket.set_nodelay(true);
-        let (broker, config, sessions, stop) =
-            (Arc::clone(&broker), Arc::clone(&config), Arc::clone(&sessions), stop.clone());
-        tokio::spawn(Conn::serve(socket, broker, config, sessions, remote, guard, stop));
+        let (shared, stop) = (Arc::clone(&shared), stop.clone());
+        tokio::spawn(async move { Conn::serve(socket, &shared, remote, guard, stop).await });
     }
 }

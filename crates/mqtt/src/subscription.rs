@@ -29,6 +29,8 @@ pub(crate) struct Delivery {
     pub payload: Bytes,
     pub qos: QoS,
     pub user_properties: Vec<(String, String)>,
+    /// Set on retained messages sent to a new subscription.
+    pub retain: bool,
 }
 
 /// One topic filter with the QoS granted to it.
@@ -55,8 +57,8 @@ impl Subscriptions {
     }
 
     /// Adds (or replaces) a filter; answers the QoS granted (at most 1: deliveries are QoS 0
-    /// or 1) or why it was refused.
-    pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<QoS, Reason> {
+    /// or 1) and whether the filter is new, or why it was refused.
+    pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<(QoS, bool), Reason> {
         if filter.starts_with(SHARED_PREFIX) {
             return Err(Reason::SharedSubscriptionsNotSupported);
         }
@@ -69,7 +71,10 @@ impl Subscriptions {
             let mut filters = self.filters.write().unwrap_or_else(|p| p.into_inner());
             let count = filters.len();
             match filters.iter_mut().find(|f| f.text == filter) {
-                Some(existing) => existing.granted = granted,
+                Some(existing) => {
+                    existing.granted = granted;
+                    return Ok((granted, false));
+                }
                 None if count >= self.subscriptions_max => return Err(Reason::QuotaExceeded),
                 None => filters.push(Filter { text: filter.to_string(), granted, log_topic: target.clone() }),
             }
@@ -83,7 +88,8 @@ impl Subscriptions {
                     return Err(Reason::UnspecifiedError);
                 }
             },
-            None => self.broker.topics(),
+            // Internal topics (`__…`, retained messages) are not MQTT topics.
+            None => self.broker.topics().into_iter().filter(|t| !t.name.starts_with("__")).collect(),
         };
         for topic in topics {
             if self.tails.contains_key(&*topic.name) {
@@ -105,7 +111,23 @@ impl Subscriptions {
                 .collect();
             self.tails.insert(topic.name.to_string(), tails);
         }
-        Ok(granted)
+        Ok((granted, true))
+    }
+
+    /// Queues retained messages for delivery behind the window like any other (from a task:
+    /// there may be more of them than the queue holds).
+    pub fn send_retained(&self, deliveries: Vec<Delivery>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let out = self.deliveries.clone();
+        tokio::spawn(async move {
+            for delivery in deliveries {
+                if out.send(delivery).await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     /// Removes a filter; whether it existed. Tails no filter needs any more stop.
@@ -222,6 +244,7 @@ impl Tail {
             payload: record.value.unwrap_or_default(),
             qos: granted.min(published),
             user_properties,
+            retain: false,
         })
     }
 }

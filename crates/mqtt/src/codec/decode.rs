@@ -65,6 +65,8 @@ pub struct SubscriptionRequest {
     pub filter: String,
     pub qos: QoS,
     pub no_local: bool,
+    /// v5: 0 sends retained messages, 1 only for a new subscription, 2 never (3.1.1: 0).
+    pub retain_handling: u8,
 }
 
 /// The protocol level a CONNECT frame asks for, if it can be read: lets a listener answer a
@@ -263,7 +265,8 @@ fn subscribe(body: &mut Reader, version: Version) -> DecodeResult<Subscribe> {
             return Err(DecodeError::malformed("reserved subscription option bits set"));
         }
         let qos = QoS::from_bits(options & 0x03).ok_or_else(|| DecodeError::malformed("subscription QoS 3"))?;
-        requests.push(SubscriptionRequest { filter, qos, no_local: options & 0x04 != 0 });
+        let retain_handling = (options >> 4) & 0x03;
+        requests.push(SubscriptionRequest { filter, qos, no_local: options & 0x04 != 0, retain_handling });
     }
     if requests.is_empty() {
         return Err(DecodeError::protocol("SUBSCRIBE without a topic filter"));

@@ -31,7 +31,6 @@ pub fn encode_connack(version: Version, ack: &ConnAck) -> Vec<u8> {
                     .u16(id::RECEIVE_MAXIMUM, ack.receive_maximum)
                     .u32(id::MAXIMUM_PACKET_SIZE, ack.maximum_packet_size)
                     // Not served yet: clients must not count on them.
-                    .byte(id::RETAIN_AVAILABLE, 0)
                     .byte(id::SHARED_SUBSCRIPTION_AVAILABLE, 0)
                     .byte(id::SUBSCRIPTION_IDENTIFIER_AVAILABLE, 0)
                     // Deliveries are at most QoS 1 (SUBACK grants at most 1); publishes take 0–2.
@@ -52,6 +51,7 @@ pub struct OutgoingPublish<'a> {
     pub topic: &'a str,
     pub qos: QoS,
     pub dup: bool,
+    pub retain: bool,
     pub packet_id: u16,
     pub payload: &'a [u8],
     /// v5 user properties (dropped for 3.1.1 subscribers).
@@ -72,7 +72,8 @@ pub fn encode_publish(version: Version, publish: &OutgoingPublish<'_>) -> Vec<u8
         body.extend(properties.finish());
     }
     body.extend_from_slice(publish.payload);
-    let first = (kind::PUBLISH << 4) | (u8::from(publish.dup) << 3) | ((publish.qos as u8) << 1);
+    let first =
+        (kind::PUBLISH << 4) | (u8::from(publish.dup) << 3) | ((publish.qos as u8) << 1) | u8::from(publish.retain);
     frame(first, &body)
 }
 

@@ -22,7 +22,6 @@ pub enum Reason {
     PacketTooLarge = 0x95,
     QuotaExceeded = 0x97,
     ServerShuttingDown = 0x8B,
-    RetainNotSupported = 0x9A,
     SharedSubscriptionsNotSupported = 0x9E,
 }
 

@@ -168,6 +168,7 @@ fn server_packets_decode_as_clients_read_them() {
         topic: "a/b",
         qos: QoS::AtLeastOnce,
         dup: false,
+        retain: false,
         packet_id: 4,
         payload: b"hi",
         user_properties: &props,
