@@ -6,7 +6,7 @@
 use crate::codec::{
     decode_packet, encode_connack, encode_disconnect, encode_pingresp, encode_publish, encode_simple, encode_sub_acks,
     fixed_header, kind, peek_protocol_level, ConnAck, Connect, DecodeError, OutgoingPublish, Packet, Publish, QoS,
-    Reason, Subscribe, Version,
+    Reason, Subscribe, Version, Will,
 };
 use crate::publish::Refusal;
 use crate::retained::Retained;
@@ -27,6 +27,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+/// v5 DISCONNECT reason 0x04: the client leaves and asks for its will to be published.
+const DISCONNECT_WITH_WILL: u8 = 0x04;
 /// Bytes asked of the socket per read.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Replies queued beyond the publishes waiting for durability (SUBACKs, PINGRESPs, deliveries).
@@ -73,6 +75,8 @@ pub(crate) struct Conn {
     version: Version,
     /// Set once a CONNECT was accepted.
     session: Option<SessionGuard>,
+    /// The will published when the connection ends other than by a normal DISCONNECT.
+    will: Option<Will>,
     /// 1.5 × the client's keepalive; none when it asked for 0.
     keep_alive: Option<Duration>,
     replies: mpsc::Sender<Reply>,
@@ -113,6 +117,7 @@ impl Conn {
             client,
             version: Version::V311,
             session: None,
+            will: None,
             keep_alive: None,
             replies,
             qos2_received: HashSet::new(),
@@ -127,6 +132,9 @@ impl Conn {
             if conn.session.is_some() && conn.version == Version::V5 {
                 let _ = conn.replies.send(Reply::Now(Outcome::SendThenClose(encode_disconnect(reason)))).await;
             }
+        }
+        if let Some(will) = conn.will.take() {
+            publish_will(&conn.broker, &conn.retained, will, conn.remote);
         }
         let write_timeout = conn.config.write_timeout;
         drop(conn);
@@ -249,7 +257,13 @@ impl Conn {
                 self.reply(encode_sub_acks(kind::UNSUBACK, self.version, packet_id, &codes)).await;
             }
             Packet::PingReq => self.reply(encode_pingresp()).await,
-            Packet::Disconnect { .. } => return Some(Ending::Quiet),
+            Packet::Disconnect { reason, .. } => {
+                // v5 0x04 "disconnect with will message" keeps the will; any other drops it.
+                if reason != DISCONNECT_WITH_WILL {
+                    self.will = None;
+                }
+                return Some(Ending::Quiet);
+            }
             Packet::Auth => {
                 return Some(Ending::Reason(Reason::ProtocolError, "AUTH without an authentication method".into()))
             }
@@ -290,6 +304,7 @@ impl Conn {
         if let Some(n) = connect.properties.maximum_packet_size {
             self.client_packet_bytes_max = n as usize;
         }
+        self.will = connect.will;
         self.client.client().set_client_id_once(&client_id);
         self.session = Some(self.sessions.register(&client_id));
         tracing::debug!(remote = %self.remote, client_id, version = ?self.version, "mqtt client connected");
@@ -427,6 +442,31 @@ impl Conn {
     async fn reply(&self, bytes: Vec<u8>) {
         let _ = self.replies.send(Reply::Now(Outcome::Send(bytes))).await;
     }
+}
+
+/// Publishes a will as its client would have published it (QoS, retain, user properties),
+/// waiting for durability in a task of its own since no one acknowledges it.
+fn publish_will(broker: &Arc<Broker>, retained: &Arc<Retained>, will: Will, remote: SocketAddr) {
+    let (broker, retained) = (Arc::clone(broker), Arc::clone(retained));
+    tokio::spawn(async move {
+        let publish = Publish {
+            dup: false,
+            qos: will.qos,
+            retain: will.retain,
+            topic: will.topic,
+            packet_id: None,
+            properties: will.properties,
+            payload: will.payload,
+        };
+        let result = match crate::publish::append(&broker, &retained, &publish).await {
+            Ok(pending) => pending.wait().await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => tracing::debug!(%remote, topic = publish.topic, "mqtt will published"),
+            Err(e) => tracing::warn!(%remote, topic = publish.topic, error = %e, "mqtt will not published"),
+        }
+    });
 }
 
 /// Resolves once the session was taken over; never without one.

@@ -102,3 +102,44 @@ fn keepalive_ping_and_session_takeover() {
     anonymous.send(&packet);
     assert_eq!(anonymous.read_until_closed(), Some(vec![0x20, 2, 0, 2]));
 }
+
+/// Starts `mosquitto_sub` as a device with a will, and waits until the broker lists it.
+fn device_with_will(broker: &Broker, id: &str, extra: &[&str]) -> std::process::Child {
+    let mut cmd = std::process::Command::new("mosquitto_sub");
+    cmd.args(["-h", "127.0.0.1", "-p", &broker.mqtt_port().to_string(), "-i", id, "-t", "commands/x"])
+        .args(["--will-topic", &format!("status/{id}"), "--will-payload", "offline", "--will-qos", "1"])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    common::use_system_libraries(&mut cmd);
+    let child = cmd.spawn().expect("spawn mosquitto_sub");
+    common::wait_until(Duration::from_secs(20), &format!("{id} to connect"), || {
+        common::listed_clients(broker).iter().any(|c| c["protocol"] == "mqtt" && c["client_id"] == id)
+    });
+    child
+}
+
+#[test]
+fn wills_are_published_when_a_client_vanishes_not_when_it_disconnects() {
+    let broker = Broker::start(&[]);
+    let watcher = mqtt_common::Subscriber::start(&broker, &["status/#"], &[], "status/probe");
+    // A clean exit (DISCONNECT) drops the will.
+    mosquitto_pub(
+        &broker,
+        &["-i", "tidy", "-t", "x/y", "-m", "1", "--will-topic", "status/tidy", "--will-payload", "offline"],
+    );
+    // A client killed without DISCONNECT: its will is published; a retained one is kept.
+    let mut vanished = device_with_will(&broker, "dev-1", &[]);
+    let mut retained = device_with_will(&broker, "dev-2", &["--will-retain", "-V", "mqttv5"]);
+    // Only the children this test spawned, by their own handles.
+    for child in [&mut vanished, &mut retained] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    watcher.wait_for("status/dev-1 offline");
+    watcher.wait_for("status/dev-2 offline");
+    assert!(!watcher.lines().iter().any(|l| l.starts_with("status/tidy")), "{:?}", watcher.lines());
+    let later = mqtt_common::Subscriber::start(&broker, &["status/+"], &[], "status/probe-2");
+    later.wait_for("status/dev-2 offline");
+    assert!(!later.lines().iter().any(|l| l == "status/dev-1 offline"), "not retained: {:?}", later.lines());
+}

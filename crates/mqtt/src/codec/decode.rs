@@ -39,6 +39,8 @@ pub struct Will {
     pub payload: Bytes,
     pub qos: QoS,
     pub retain: bool,
+    /// v5 will properties (user properties become headers as a PUBLISH's do).
+    pub properties: Properties,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,12 +179,16 @@ fn connect(body: &mut Reader) -> DecodeResult<Connect> {
     let client_id = body.string().map_err(|e| DecodeError::with(Reason::ClientIdentifierNotValid, e.message))?;
     let will = match will_flag {
         true => {
-            if version == Version::V5 {
-                Properties::read(body)?;
-            }
+            let properties = match version {
+                Version::V5 => Properties::read(body)?,
+                Version::V311 => Properties::default(),
+            };
             let topic = body.string()?;
+            if topic.is_empty() || topic.contains(['+', '#']) {
+                return Err(DecodeError::with(Reason::TopicNameInvalid, "will topic is not a topic name"));
+            }
             let payload = body.binary()?;
-            Some(Will { topic, payload, qos: will_qos, retain: will_retain })
+            Some(Will { topic, payload, qos: will_qos, retain: will_retain, properties })
         }
         false => None,
     };

@@ -9,7 +9,7 @@ mod encode;
 mod properties;
 mod reason;
 
-pub use decode::{decode_packet, peek_protocol_level, Connect, Packet, Publish, Subscribe};
+pub use decode::{decode_packet, peek_protocol_level, Connect, Packet, Publish, Subscribe, Will};
 pub use encode::{
     encode_connack, encode_disconnect, encode_pingresp, encode_publish, encode_simple, encode_sub_acks, ConnAck,
     OutgoingPublish,
