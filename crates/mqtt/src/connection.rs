@@ -11,12 +11,13 @@ use crate::codec::{
 use crate::publish::Refusal;
 use crate::retained::Retained;
 use crate::session::{SessionGuard, Sessions};
-use crate::subscription::{Delivery, Subscriptions, DELIVERY_QUEUE};
+use crate::session_store::{SavedFilter, SavedFloor, SavedSession, SessionStore, CHECKPOINT_INTERVAL};
+use crate::subscription::{Ack, Delivery, Subscriptions, DELIVERY_QUEUE};
 use crate::MqttConfig;
 use bytes::BytesMut;
 use sluice_broker::clients::ClientGuard;
 use sluice_broker::Broker;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +64,7 @@ pub(crate) struct Shared {
     pub config: Arc<MqttConfig>,
     pub sessions: Arc<Sessions>,
     pub retained: Arc<Retained>,
+    pub store: Arc<SessionStore>,
 }
 
 pub(crate) struct Conn {
@@ -70,6 +72,7 @@ pub(crate) struct Conn {
     config: Arc<MqttConfig>,
     sessions: Arc<Sessions>,
     retained: Arc<Retained>,
+    store: Arc<SessionStore>,
     remote: SocketAddr,
     client: ClientGuard,
     version: Version,
@@ -83,13 +86,26 @@ pub(crate) struct Conn {
     /// QoS 2 packet ids whose PUBLISH was taken and whose PUBREL has not come yet: a resent
     /// PUBLISH with one of them is answered again, not appended again.
     qos2_received: HashSet<u16>,
-    /// QoS 1 deliveries waiting for the client's PUBACK.
-    inflight: HashSet<u16>,
+    /// QoS 1 deliveries waiting for the client's PUBACK, with their place in the log.
+    inflight: HashMap<u16, Option<Ack>>,
     inflight_max: usize,
     next_packet_id: u16,
     /// The largest packet the client accepts (v5 Maximum Packet Size).
     client_packet_bytes_max: usize,
     subscriptions: Subscriptions,
+    /// Set for a session that outlives its connection (3.1.1 clean session 0, v5 session
+    /// expiry above 0): its client id and expiry.
+    persistent: Option<Persistent>,
+    /// Whether a stored session was resumed (a v5 one with expiry 0 is removed at the end).
+    resumed: bool,
+    /// The client id in use (assigned or the client's), once connected.
+    client_id: String,
+}
+
+struct Persistent {
+    client_id: String,
+    /// `None`: never expires.
+    expiry_secs: Option<u32>,
 }
 
 impl Conn {
@@ -103,6 +119,7 @@ impl Conn {
     ) {
         let (broker, config) = (Arc::clone(&shared.broker), Arc::clone(&shared.config));
         let (sessions, retained) = (Arc::clone(&shared.sessions), Arc::clone(&shared.retained));
+        let store = Arc::clone(&shared.store);
         let (mut reader, writer) = socket.into_split();
         let (replies, queued) = mpsc::channel(usize::from(config.receive_maximum) + REPLY_QUEUE_EXTRA);
         let writer = tokio::spawn(write_replies(writer, queued, config.write_timeout));
@@ -113,6 +130,7 @@ impl Conn {
             broker,
             sessions,
             retained,
+            store,
             remote,
             client,
             version: Version::V311,
@@ -121,7 +139,10 @@ impl Conn {
             keep_alive: None,
             replies,
             qos2_received: HashSet::new(),
-            inflight: HashSet::new(),
+            inflight: HashMap::new(),
+            persistent: None,
+            resumed: false,
+            client_id: String::new(),
             next_packet_id: 1,
             client_packet_bytes_max: usize::MAX,
             config,
@@ -133,6 +154,7 @@ impl Conn {
                 let _ = conn.replies.send(Reply::Now(Outcome::SendThenClose(encode_disconnect(reason)))).await;
             }
         }
+        conn.end_session().await;
         if let Some(will) = conn.will.take() {
             publish_will(&conn.broker, &conn.retained, will, conn.remote);
         }
@@ -151,6 +173,7 @@ impl Conn {
         let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
         let mut deadline = Instant::now() + self.config.connect_timeout;
         let mut taken_over: Option<watch::Receiver<bool>> = None;
+        let mut checkpoints = tokio::time::interval(CHECKPOINT_INTERVAL);
         loop {
             loop {
                 let frame = match fixed_header(&buf, self.config.packet_bytes_max) {
@@ -192,6 +215,9 @@ impl Conn {
                     return Ending::Reason(Reason::SessionTakenOver, "client id connected again".into());
                 }
                 _ = self.replies.closed() => return Ending::Quiet,
+                _ = checkpoints.tick(), if self.persistent.is_some() => {
+                    self.checkpoint(0).await;
+                }
             }
         }
     }
@@ -231,7 +257,9 @@ impl Conn {
             Packet::Connect(connect) => return self.connect(*connect).await,
             Packet::Publish(publish) => return self.publish(publish).await,
             Packet::PubAck { packet_id } => {
-                self.inflight.remove(&packet_id);
+                if let Some(Some(ack)) = self.inflight.remove(&packet_id) {
+                    ack.done();
+                }
             }
             // Deliveries are at most QoS 1: a QoS 2 acknowledgement names nothing of ours.
             Packet::PubRec { packet_id } => {
@@ -254,6 +282,7 @@ impl Conn {
                         false => Reason::NoSubscriptionExisted.code(),
                     })
                     .collect();
+                self.checkpoint(0).await;
                 self.reply(encode_sub_acks(kind::UNSUBACK, self.version, packet_id, &codes)).await;
             }
             Packet::PingReq => self.reply(encode_pingresp()).await,
@@ -304,13 +333,20 @@ impl Conn {
         if let Some(n) = connect.properties.maximum_packet_size {
             self.client_packet_bytes_max = n as usize;
         }
-        self.will = connect.will;
+        self.will = connect.will.clone();
         self.client.client().set_client_id_once(&client_id);
         self.session = Some(self.sessions.register(&client_id));
         tracing::debug!(remote = %self.remote, client_id, version = ?self.version, "mqtt client connected");
-        // No session state is kept yet: every session starts clean (session present = 0).
+        let session_present = match self.start_session(&connect, &client_id).await {
+            Ok(present) => present,
+            Err(reason) => {
+                self.will = None;
+                let _ = self.replies.send(refuse(reason)).await;
+                return Some(Ending::Quiet);
+            }
+        };
         let ack = ConnAck {
-            session_present: false,
+            session_present,
             reason: None,
             assigned_client_id,
             receive_maximum: self.config.receive_maximum,
@@ -318,6 +354,90 @@ impl Conn {
         };
         self.reply(encode_connack(self.version, &ack)).await;
         None
+    }
+
+    /// Starts the session CONNECT asks for: a clean one drops what was stored; otherwise a
+    /// stored one is resumed (its subscriptions, each partition read from its floor). Answers
+    /// whether a session was present.
+    async fn start_session(&mut self, connect: &Connect, client_id: &str) -> Result<bool, Reason> {
+        let expiry_secs = match connect.version {
+            Version::V311 => (!connect.clean_start).then_some(None),
+            Version::V5 => match connect.properties.session_expiry_interval.unwrap_or(0) {
+                0 => None,
+                u32::MAX => Some(None),
+                secs => Some(Some(secs)),
+            },
+        };
+        self.persistent = expiry_secs.map(|expiry_secs| Persistent { client_id: client_id.to_string(), expiry_secs });
+        self.client_id = client_id.to_string();
+        let (store, id, clean) = (Arc::clone(&self.store), client_id.to_string(), connect.clean_start);
+        let now = crate::publish::now_ms();
+        let stored = tokio::task::spawn_blocking(move || match clean {
+            true => {
+                store.remove(&id);
+                None
+            }
+            false => store.load(&id, now),
+        })
+        .await
+        .ok()
+        .flatten();
+        let Some(saved) = stored else {
+            if self.persistent.is_some() && !self.checkpoint(0).await {
+                return Err(Reason::QuotaExceeded);
+            }
+            return Ok(false);
+        };
+        self.resumed = true;
+        self.subscriptions.resume_from(saved.floors.into_iter().map(|f| ((f.topic, f.partition), f.offset)));
+        for filter in saved.subscriptions {
+            let qos = QoS::from_bits(filter.qos).unwrap_or(QoS::AtMostOnce);
+            if let Err(reason) = self.subscriptions.subscribe(&filter.filter, qos).await {
+                tracing::warn!(
+                    client_id,
+                    filter = filter.filter,
+                    reason = reason.code(),
+                    "mqtt session filter not resumed"
+                );
+            }
+        }
+        self.checkpoint(0).await;
+        Ok(true)
+    }
+
+    /// Writes a persistent session's state; false if it could not be stored.
+    async fn checkpoint(&self, disconnected_at_ms: i64) -> bool {
+        let Some(persistent) = &self.persistent else { return true };
+        let saved = SavedSession {
+            subscriptions: (self.subscriptions.filters().into_iter())
+                .map(|(filter, qos)| SavedFilter { filter, qos: qos as u8 })
+                .collect(),
+            floors: (self.subscriptions.floors().into_iter())
+                .map(|(topic, partition, offset)| SavedFloor { topic, partition, offset })
+                .collect(),
+            expiry_secs: persistent.expiry_secs,
+            disconnected_at_ms,
+        };
+        let (store, id) = (Arc::clone(&self.store), persistent.client_id.clone());
+        match tokio::task::spawn_blocking(move || store.save(&id, &saved)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(client_id = persistent.client_id, error = %e, "mqtt session not stored");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The connection ended: a persistent session is stored with what was not acknowledged;
+    /// a resumed one that ends with its connection (v5 expiry 0) is removed.
+    async fn end_session(&mut self) {
+        if self.persistent.is_some() {
+            self.checkpoint(crate::publish::now_ms().max(1)).await;
+        } else if self.resumed {
+            let (store, client_id) = (Arc::clone(&self.store), self.client_id.clone());
+            let _ = tokio::task::spawn_blocking(move || store.remove(&client_id)).await;
+        }
     }
 
     async fn publish(&mut self, publish: Publish) -> Option<Ending> {
@@ -399,6 +519,8 @@ impl Conn {
             };
             codes.push(code);
         }
+        // A persistent session's subscriptions are on disk before the SUBACK says they exist.
+        self.checkpoint(0).await;
         self.reply(encode_sub_acks(kind::SUBACK, self.version, subscribe.packet_id, &codes)).await;
         self.subscriptions.send_retained(retained);
     }
@@ -423,7 +545,21 @@ impl Conn {
         if bytes.len() > self.client_packet_bytes_max {
             // §3.1.2.11.4 (5.0): a packet over the client's limit is dropped as if delivered.
             self.inflight.remove(&packet_id);
+            if let Some(ack) = delivery.ack {
+                ack.done();
+            }
             return;
+        }
+        match delivery.qos {
+            // At most once: done once handed to the writer.
+            QoS::AtMostOnce => {
+                if let Some(ack) = delivery.ack {
+                    ack.done();
+                }
+            }
+            _ => {
+                self.inflight.insert(packet_id, delivery.ack);
+            }
         }
         self.reply(bytes).await;
     }
@@ -433,7 +569,8 @@ impl Conn {
         loop {
             let id = self.next_packet_id;
             self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
-            if self.inflight.insert(id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.inflight.entry(id) {
+                slot.insert(None);
                 return id;
             }
         }

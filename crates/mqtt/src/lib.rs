@@ -13,6 +13,7 @@ mod publish;
 mod retained;
 mod server;
 mod session;
+mod session_store;
 mod subscription;
 pub mod topics;
 

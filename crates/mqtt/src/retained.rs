@@ -166,6 +166,7 @@ impl Retained {
                 qos: e.qos.min(granted),
                 user_properties: e.user_properties.clone(),
                 retain: true,
+                ack: None,
             })
             .collect()
     }

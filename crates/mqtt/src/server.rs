@@ -4,6 +4,7 @@
 use crate::connection::{Conn, Shared};
 use crate::retained::Retained;
 use crate::session::Sessions;
+use crate::session_store::SessionStore;
 use crate::MqttConfig;
 use sluice_broker::accept::Acceptor;
 use sluice_broker::clients::Protocol;
@@ -23,6 +24,7 @@ pub async fn serve(
         config: Arc::new(config),
         sessions: Arc::new(Sessions::default()),
         retained: Retained::open(Arc::clone(&broker)).await,
+        store: Arc::new(SessionStore::new(&broker.config().data_dir)),
         broker: Arc::clone(&broker),
     });
     // Out of file descriptors, the acceptor closes pending connections and backs off.

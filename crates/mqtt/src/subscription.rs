@@ -11,8 +11,8 @@ use bytes::Bytes;
 use sluice_broker::channel::READ_BYTES_MAX;
 use sluice_broker::{Broker, BrokerError, Partition};
 use sluice_records::convert::{read_v2_records, StoredRecord};
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -31,6 +31,45 @@ pub(crate) struct Delivery {
     pub user_properties: Vec<(String, String)>,
     /// Set on retained messages sent to a new subscription.
     pub retain: bool,
+    /// Where the record sits in its partition's progress; done once delivered (QoS 0) or
+    /// acknowledged (QoS 1). None for retained messages.
+    pub ack: Option<Ack>,
+}
+
+/// One partition's reading progress for a subscriber: what the tail has read, and the
+/// records handed on whose delivery is not complete.
+#[derive(Debug, Default)]
+struct Progress {
+    read_end: i64,
+    outstanding: BTreeSet<i64>,
+}
+
+impl Progress {
+    /// Every record below it was delivered and acknowledged, or needed neither.
+    fn floor(&self) -> i64 {
+        self.outstanding.first().copied().unwrap_or(self.read_end)
+    }
+}
+
+/// A delivery's place in its partition's progress.
+#[derive(Debug)]
+pub(crate) struct Ack {
+    progress: Arc<Mutex<Progress>>,
+    offset: i64,
+}
+
+impl Ack {
+    /// The delivery is complete: the floor may pass it.
+    pub fn done(self) {
+        self.progress.lock().unwrap_or_else(|p| p.into_inner()).outstanding.remove(&self.offset);
+    }
+}
+
+/// One partition's tail.
+struct TailHandle {
+    partition: i32,
+    progress: Arc<Mutex<Progress>>,
+    task: JoinHandle<()>,
 }
 
 /// One topic filter with the QoS granted to it.
@@ -46,14 +85,24 @@ pub(crate) struct Subscriptions {
     broker: Arc<Broker>,
     filters: Arc<RwLock<Vec<Filter>>>,
     /// Per log topic, its partitions' tails.
-    tails: HashMap<String, Vec<JoinHandle<()>>>,
+    tails: HashMap<String, Vec<TailHandle>>,
+    /// Where a resumed session's tails start, per (log topic, partition); others start at
+    /// the log end.
+    resume: HashMap<(String, i32), i64>,
     deliveries: mpsc::Sender<Delivery>,
     subscriptions_max: usize,
 }
 
 impl Subscriptions {
     pub fn new(broker: Arc<Broker>, deliveries: mpsc::Sender<Delivery>, subscriptions_max: usize) -> Subscriptions {
-        Subscriptions { broker, filters: Arc::default(), tails: HashMap::new(), deliveries, subscriptions_max }
+        Subscriptions {
+            broker,
+            filters: Arc::default(),
+            tails: HashMap::new(),
+            resume: HashMap::new(),
+            deliveries,
+            subscriptions_max,
+        }
     }
 
     /// Adds (or replaces) a filter; answers the QoS granted (at most 1: deliveries are QoS 0
@@ -99,19 +148,55 @@ impl Subscriptions {
                 .partitions()
                 .into_iter()
                 .map(|partition| {
-                    let start = partition.log_end_offset();
+                    let resumed = self.resume.get(&(topic.name.to_string(), partition.index)).copied();
+                    let start = resumed.unwrap_or_else(|| partition.log_end_offset());
+                    let progress = Arc::new(Mutex::new(Progress { read_end: start, outstanding: BTreeSet::new() }));
+                    let index = partition.index;
                     let tail = Tail {
                         partition,
                         log_topic: topic.name.to_string(),
                         filters: Arc::clone(&self.filters),
                         out: self.deliveries.clone(),
+                        progress: Arc::clone(&progress),
                     };
-                    tokio::spawn(tail.run(start))
+                    TailHandle { partition: index, progress, task: tokio::spawn(tail.run(start)) }
                 })
                 .collect();
             self.tails.insert(topic.name.to_string(), tails);
         }
         Ok((granted, true))
+    }
+
+    /// Tails created from now on start at these offsets (a resumed session's floors).
+    pub fn resume_from(&mut self, floors: impl IntoIterator<Item = ((String, i32), i64)>) {
+        self.resume.extend(floors);
+    }
+
+    /// The filters and their granted QoS, for a session's checkpoint.
+    pub fn filters(&self) -> Vec<(String, QoS)> {
+        let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
+        filters.iter().map(|f| (f.text.clone(), f.granted)).collect()
+    }
+
+    /// Each partition's floor, for a session's checkpoint.
+    pub fn floors(&self) -> Vec<(String, i32, i64)> {
+        let mut floors: Vec<(String, i32, i64)> = self
+            .tails
+            .iter()
+            .flat_map(|(topic, tails)| {
+                tails.iter().map(move |t| {
+                    let floor = t.progress.lock().unwrap_or_else(|p| p.into_inner()).floor();
+                    (topic.clone(), t.partition, floor)
+                })
+            })
+            .collect();
+        // Partitions of a resumed session no filter reads yet keep their floors.
+        for ((topic, partition), offset) in &self.resume {
+            if !self.tails.contains_key(topic) {
+                floors.push((topic.clone(), *partition, *offset));
+            }
+        }
+        floors
     }
 
     /// Queues retained messages for delivery behind the window like any other (from a task:
@@ -139,7 +224,7 @@ impl Subscriptions {
             self.tails.retain(|name, tails| {
                 let needed = filters.iter().any(|f| f.log_topic.as_deref() == Some(name.as_str()));
                 if !needed {
-                    tails.iter().for_each(JoinHandle::abort);
+                    tails.iter().for_each(|t| t.task.abort());
                 }
                 needed
             });
@@ -157,7 +242,7 @@ impl Subscriptions {
 
 impl Drop for Subscriptions {
     fn drop(&mut self) {
-        self.tails.values().flatten().for_each(JoinHandle::abort);
+        self.tails.values().flatten().for_each(|t| t.task.abort());
     }
 }
 
@@ -168,6 +253,7 @@ struct Tail {
     log_topic: String,
     filters: Arc<RwLock<Vec<Filter>>>,
     out: mpsc::Sender<Delivery>,
+    progress: Arc<Mutex<Progress>>,
 }
 
 impl Tail {
@@ -181,6 +267,7 @@ impl Tail {
                 Ok(Err(BrokerError::OffsetOutOfRange { log_start, .. })) if log_start > offset => {
                     // Retention went past what this subscriber had not read yet.
                     offset = log_start;
+                    self.progress.lock().unwrap_or_else(|p| p.into_inner()).read_end = offset;
                     continue;
                 }
                 Ok(Err(e)) => {
@@ -198,12 +285,16 @@ impl Tail {
                     continue;
                 };
                 for record in records {
-                    if let Some(delivery) = self.matching(record) {
+                    let offset = record.offset;
+                    if let Some(mut delivery) = self.matching(record) {
+                        self.progress.lock().unwrap_or_else(|p| p.into_inner()).outstanding.insert(offset);
+                        delivery.ack = Some(Ack { progress: Arc::clone(&self.progress), offset });
                         if self.out.send(delivery).await.is_err() {
                             return;
                         }
                     }
                 }
+                self.progress.lock().unwrap_or_else(|p| p.into_inner()).read_end = offset;
             }
             if offset == before {
                 // Nothing new (or nothing readable): wait for the next append.
@@ -245,6 +336,7 @@ impl Tail {
             qos: granted.min(published),
             user_properties,
             retain: false,
+            ack: None,
         })
     }
 }
