@@ -98,3 +98,33 @@ impl SessionStore {
         std::fs::read_dir(&self.dir).map(|entries| entries.count()).unwrap_or(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_round_trip_expire_and_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SessionStore::new(dir.path());
+        let session = SavedSession {
+            subscriptions: vec![SavedFilter { filter: "a/#".into(), qos: 1 }],
+            floors: vec![SavedFloor { topic: "a".into(), partition: 2, offset: 40 }],
+            expiry_secs: Some(10),
+            disconnected_at_ms: 1_000,
+        };
+        // Any client id is a file name: it is stored as hex.
+        let id = "../weird id/ü";
+        store.save(id, &session).expect("save");
+        assert_eq!(store.load(id, 5_000), Some(session.clone()));
+        assert_eq!(store.load(id, 12_000), None, "expired 10 s after the disconnect");
+        assert_eq!(store.load(id, 5_000), None, "an expired session is removed");
+        let forever = SavedSession { expiry_secs: None, ..session };
+        store.save(id, &forever).expect("save");
+        assert!(store.load(id, i64::MAX).is_some());
+        store.remove(id);
+        assert_eq!(store.load(id, 0), None);
+        std::fs::write(store.path("bad"), b"{not json").expect("write");
+        assert_eq!(store.load("bad", 0), None, "unreadable: dropped");
+    }
+}

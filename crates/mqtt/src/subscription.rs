@@ -264,9 +264,10 @@ impl Tail {
             let read = tokio::task::spawn_blocking(move || partition.read(offset, READ_BYTES_MAX)).await;
             let bytes = match read {
                 Ok(Ok(read)) => read.bytes,
-                Ok(Err(BrokerError::OffsetOutOfRange { log_start, .. })) if log_start > offset => {
-                    // Retention went past what this subscriber had not read yet.
-                    offset = log_start;
+                Ok(Err(BrokerError::OffsetOutOfRange { log_start, log_end, .. })) => {
+                    // Retention went past what this subscriber had not read yet, or a resumed
+                    // session's floor lies past a log that was deleted and created again.
+                    offset = if offset < log_start { log_start } else { log_end };
                     self.progress.lock().unwrap_or_else(|p| p.into_inner()).read_end = offset;
                     continue;
                 }
