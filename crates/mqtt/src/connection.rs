@@ -16,6 +16,7 @@ use crate::subscription::{Ack, Delivery, Subscriptions, DELIVERY_QUEUE};
 use crate::MqttConfig;
 use bytes::BytesMut;
 use sluice_broker::clients::ClientGuard;
+use sluice_broker::metrics::RequestMetrics;
 use sluice_broker::Broker;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -65,7 +66,24 @@ pub(crate) struct Shared {
     pub sessions: Arc<Sessions>,
     pub retained: Arc<Retained>,
     pub store: Arc<SessionStore>,
+    /// Latency per packet type (`sluice_request_duration_seconds{protocol="mqtt"}`).
+    pub requests: Arc<RequestMetrics>,
 }
+
+/// The `request` label of each packet type a client sends, by its type number.
+pub(crate) const PACKET_NAMES: [(usize, &str); 11] = [
+    (kind::CONNECT as usize, "CONNECT"),
+    (kind::PUBLISH as usize, "PUBLISH"),
+    (kind::PUBACK as usize, "PUBACK"),
+    (kind::PUBREC as usize, "PUBREC"),
+    (kind::PUBREL as usize, "PUBREL"),
+    (kind::PUBCOMP as usize, "PUBCOMP"),
+    (kind::SUBSCRIBE as usize, "SUBSCRIBE"),
+    (kind::UNSUBSCRIBE as usize, "UNSUBSCRIBE"),
+    (kind::PINGREQ as usize, "PINGREQ"),
+    (kind::DISCONNECT as usize, "DISCONNECT"),
+    (kind::AUTH as usize, "AUTH"),
+];
 
 pub(crate) struct Conn {
     broker: Arc<Broker>,
@@ -73,6 +91,9 @@ pub(crate) struct Conn {
     sessions: Arc<Sessions>,
     retained: Arc<Retained>,
     store: Arc<SessionStore>,
+    requests: Arc<RequestMetrics>,
+    /// When the packet being handled was read: a QoS 1/2 PUBLISH is timed to its durability.
+    packet_started: std::time::Instant,
     remote: SocketAddr,
     client: ClientGuard,
     version: Version,
@@ -119,7 +140,7 @@ impl Conn {
     ) {
         let (broker, config) = (Arc::clone(&shared.broker), Arc::clone(&shared.config));
         let (sessions, retained) = (Arc::clone(&shared.sessions), Arc::clone(&shared.retained));
-        let store = Arc::clone(&shared.store);
+        let (store, requests) = (Arc::clone(&shared.store), Arc::clone(&shared.requests));
         let (mut reader, writer) = socket.into_split();
         let (replies, queued) = mpsc::channel(usize::from(config.receive_maximum) + REPLY_QUEUE_EXTRA);
         let writer = tokio::spawn(write_replies(writer, queued, config.write_timeout));
@@ -131,6 +152,8 @@ impl Conn {
             sessions,
             retained,
             store,
+            requests,
+            packet_started: std::time::Instant::now(),
             remote,
             client,
             version: Version::V311,
@@ -186,7 +209,14 @@ impl Conn {
                     Ok(packet) => packet,
                     Err(e) => return self.refuse(&frame, e).await,
                 };
-                if let Some(ending) = self.handle(packet).await {
+                self.packet_started = std::time::Instant::now();
+                let kind = usize::from(frame[0] >> 4);
+                let timed_later = matches!(&packet, Packet::Publish(p) if p.qos != QoS::AtMostOnce);
+                let ending = self.handle(packet).await;
+                if !timed_later {
+                    self.requests.observe(kind, self.packet_started.elapsed());
+                }
+                if let Some(ending) = ending {
                     return ending;
                 }
                 if taken_over.is_none() {
@@ -490,12 +520,17 @@ impl Conn {
         };
         let reply = match appended {
             Err(e) => Reply::Now(failed(e)),
-            Ok(pending) => Reply::Later(tokio::spawn(async move {
-                match pending.wait().await {
-                    Ok(()) => Outcome::Send(encode_simple(ack_kind, version, packet_id, Reason::Success)),
-                    Err(e) => failed(e),
-                }
-            })),
+            Ok(pending) => {
+                let (requests, started) = (Arc::clone(&self.requests), self.packet_started);
+                Reply::Later(tokio::spawn(async move {
+                    let outcome = match pending.wait().await {
+                        Ok(()) => Outcome::Send(encode_simple(ack_kind, version, packet_id, Reason::Success)),
+                        Err(e) => failed(e),
+                    };
+                    requests.observe(usize::from(kind::PUBLISH), started.elapsed());
+                    outcome
+                }))
+            }
         };
         let _ = self.replies.send(reply).await;
         None

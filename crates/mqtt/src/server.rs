@@ -1,13 +1,14 @@
 //! Accept loop: admits each client through the broker's client registry (the connection
 //! limits every listener shares) and gives it its own task.
 
-use crate::connection::{Conn, Shared};
+use crate::connection::{Conn, Shared, PACKET_NAMES};
 use crate::retained::Retained;
 use crate::session::Sessions;
 use crate::session_store::SessionStore;
 use crate::MqttConfig;
 use sluice_broker::accept::Acceptor;
 use sluice_broker::clients::Protocol;
+use sluice_broker::metrics::RequestMetrics;
 use sluice_broker::Broker;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -25,6 +26,7 @@ pub async fn serve(
         sessions: Arc::new(Sessions::default()),
         retained: Retained::open(Arc::clone(&broker)).await,
         store: Arc::new(SessionStore::new(&broker.config().data_dir)),
+        requests: Arc::new(RequestMetrics::new(broker.metrics(), Protocol::Mqtt.as_str(), &PACKET_NAMES)),
         broker: Arc::clone(&broker),
     });
     // Out of file descriptors, the acceptor closes pending connections and backs off.
