@@ -107,8 +107,11 @@ pub(crate) struct Conn {
     /// QoS 2 packet ids whose PUBLISH was taken and whose PUBREL has not come yet: a resent
     /// PUBLISH with one of them is answered again, not appended again.
     qos2_received: HashSet<u16>,
-    /// QoS 1 deliveries waiting for the client's PUBACK, with their place in the log.
+    /// QoS 1 and 2 deliveries waiting for the client's PUBACK (PUBCOMP), with their place in
+    /// the log (taken at PUBREC for QoS 2).
     inflight: HashMap<u16, Option<Ack>>,
+    /// QoS 2 deliveries the client acknowledged with PUBREC, waiting for its PUBCOMP.
+    released: HashSet<u16>,
     inflight_max: usize,
     next_packet_id: u16,
     /// The largest packet the client accepts (v5 Maximum Packet Size).
@@ -163,6 +166,7 @@ impl Conn {
             replies,
             qos2_received: HashSet::new(),
             inflight: HashMap::new(),
+            released: HashSet::new(),
             persistent: None,
             resumed: false,
             client_id: String::new(),
@@ -286,16 +290,32 @@ impl Conn {
         match packet {
             Packet::Connect(connect) => return self.connect(*connect).await,
             Packet::Publish(publish) => return self.publish(publish).await,
-            Packet::PubAck { packet_id } => {
+            Packet::PubAck { packet_id } if !self.released.contains(&packet_id) => {
                 if let Some(Some(ack)) = self.inflight.remove(&packet_id) {
                     ack.done();
                 }
             }
-            // Deliveries are at most QoS 1: a QoS 2 acknowledgement names nothing of ours.
+            Packet::PubAck { .. } => {}
+            // QoS 2 delivery: PUBREC completes the delivery (the client holds the message now)
+            // and is answered with PUBREL; the id stays taken until PUBCOMP.
             Packet::PubRec { packet_id } => {
-                self.reply(encode_simple(kind::PUBREL, self.version, packet_id, Reason::PacketIdentifierNotFound)).await
+                let reason = match self.inflight.get_mut(&packet_id) {
+                    Some(ack) if self.released.insert(packet_id) => {
+                        if let Some(ack) = ack.take() {
+                            ack.done();
+                        }
+                        Reason::Success
+                    }
+                    Some(_) => Reason::Success,
+                    None => Reason::PacketIdentifierNotFound,
+                };
+                self.reply(encode_simple(kind::PUBREL, self.version, packet_id, reason)).await
             }
-            Packet::PubComp { .. } => {}
+            Packet::PubComp { packet_id } => {
+                if self.released.remove(&packet_id) {
+                    self.inflight.remove(&packet_id);
+                }
+            }
             Packet::PubRel { packet_id } => {
                 let reason = match self.qos2_received.remove(&packet_id) {
                     true => Reason::Success,

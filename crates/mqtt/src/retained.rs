@@ -72,6 +72,7 @@ impl Retained {
                         let Some(key) = record.key.as_ref().and_then(|k| std::str::from_utf8(k).ok()) else { continue };
                         let qos = match record.headers.iter().find(|(k, _)| k == QOS_HEADER) {
                             Some((_, Some(v))) if &v[..] == b"0" => QoS::AtMostOnce,
+                            Some((_, Some(v))) if &v[..] == b"2" => QoS::ExactlyOnce,
                             _ => QoS::AtLeastOnce,
                         };
                         let user_properties = record
@@ -114,7 +115,11 @@ impl Retained {
         let partition = topic.partitions().into_iter().next().ok_or(BrokerError::UnknownTopicOrPartition)?;
         let key = Bytes::copy_from_slice(publish.topic.as_bytes());
         let value = (!publish.payload.is_empty()).then(|| publish.payload.clone());
-        let qos = Bytes::from_static(if publish.qos == QoS::AtMostOnce { b"0" } else { b"1" });
+        let qos = Bytes::from_static(match publish.qos {
+            QoS::AtMostOnce => b"0",
+            QoS::AtLeastOnce => b"1",
+            QoS::ExactlyOnce => b"2",
+        });
         let mut record = new_record(0, now_ms(), Some(key), value, vec![(QOS_HEADER, Some(qos))]);
         for (k, v) in &publish.properties.user {
             if k != QOS_HEADER {
@@ -132,7 +137,7 @@ impl Retained {
         let entry = (!publish.payload.is_empty()).then(|| Entry {
             offset,
             payload: publish.payload.clone(),
-            qos: publish.qos.min(QoS::AtLeastOnce),
+            qos: publish.qos,
             user_properties: publish.properties.user.clone(),
         });
         self.apply(publish_topic, offset, entry);

@@ -105,8 +105,8 @@ impl Subscriptions {
         }
     }
 
-    /// Adds (or replaces) a filter; answers the QoS granted (at most 1: deliveries are QoS 0
-    /// or 1) and whether the filter is new, or why it was refused.
+    /// Adds (or replaces) a filter; answers the QoS granted (the one asked) and whether the
+    /// filter is new, or why it was refused.
     pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<(QoS, bool), Reason> {
         if filter.starts_with(SHARED_PREFIX) {
             return Err(Reason::SharedSubscriptionsNotSupported);
@@ -114,7 +114,7 @@ impl Subscriptions {
         if !valid_filter(filter) {
             return Err(Reason::TopicFilterInvalid);
         }
-        let granted = qos.min(QoS::AtLeastOnce);
+        let granted = qos;
         let target = filter_log_topic(filter);
         {
             let mut filters = self.filters.write().unwrap_or_else(|p| p.into_inner());
@@ -322,6 +322,7 @@ impl Tail {
         // Records from Kafka producers and NSQ publishers are durable: QoS 1 for MQTT.
         let published = match header_text(&record, QOS_HEADER).as_deref() {
             Some("0") => QoS::AtMostOnce,
+            Some("2") => QoS::ExactlyOnce,
             _ => QoS::AtLeastOnce,
         };
         let user_properties = record

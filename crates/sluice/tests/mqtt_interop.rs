@@ -131,3 +131,20 @@ fn kafka_and_nsq_messages_reach_a_wildcard_subscriber_and_mqtt_reaches_nsq() {
     }
     assert!(bodies.iter().any(|b| b == "from-mqtt"), "NSQ channel got {bodies:?}");
 }
+
+#[test]
+fn deliveries_take_the_lower_of_granted_and_published_qos() {
+    let broker = Broker::start(&[]);
+    let sub = Subscriber::start(&broker, &["grid/#"], &["-q", "2", "-d"], "grid/probe");
+    mosquitto_pub(&broker, &["-t", "grid/a", "-m", "exactly-once", "-q", "2"]);
+    mosquitto_pub(&broker, &["-t", "grid/a", "-m", "at-least-once", "-q", "1"]);
+    sub.wait_for("grid/a exactly-once");
+    sub.wait_for("grid/a at-least-once");
+    let lines = sub.lines();
+    let received: Vec<&String> = lines.iter().filter(|l| l.contains("received PUBLISH")).collect();
+    // The probe (QoS 1), then QoS 2 with its PUBREC/PUBREL/PUBCOMP flow, then QoS 1.
+    assert!(received.iter().any(|l| l.contains("q2,") && l.contains("'grid/a'")), "{lines:#?}");
+    assert!(received.iter().filter(|l| l.contains("q1,") && l.contains("'grid/a'")).count() == 1, "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("received PUBREL")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("sending PUBCOMP")), "{lines:#?}");
+}

@@ -32,9 +32,7 @@ pub fn encode_connack(version: Version, ack: &ConnAck) -> Vec<u8> {
                     .u32(id::MAXIMUM_PACKET_SIZE, ack.maximum_packet_size)
                     // Not served yet: clients must not count on them.
                     .byte(id::SHARED_SUBSCRIPTION_AVAILABLE, 0)
-                    .byte(id::SUBSCRIPTION_IDENTIFIER_AVAILABLE, 0)
-                    // Deliveries are at most QoS 1 (SUBACK grants at most 1); publishes take 0–2.
-                    ;
+                    .byte(id::SUBSCRIPTION_IDENTIFIER_AVAILABLE, 0);
                 if let Some(client_id) = &ack.assigned_client_id {
                     properties.text(id::ASSIGNED_CLIENT_IDENTIFIER, client_id);
                 }
