@@ -204,6 +204,11 @@ impl Conn {
         loop {
             loop {
                 let frame = match fixed_header(&buf, self.config.packet_bytes_max) {
+                    // The first packet must be CONNECT (§3.1): anything else closes at once,
+                    // without waiting for a body it announces.
+                    Ok(Some(header)) if self.session.is_none() && header.kind() != kind::CONNECT => {
+                        return Ending::Quiet;
+                    }
                     Ok(Some(header)) if buf.len() >= header.frame_len() => buf.split_to(header.frame_len()).freeze(),
                     Ok(_) => break,
                     Err(e) => return self.refuse(&buf, e).await,
