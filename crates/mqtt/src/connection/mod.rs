@@ -8,13 +8,18 @@ use crate::codec::{
     fixed_header, kind, peek_protocol_level, ConnAck, Connect, DecodeError, OutgoingPublish, Packet, Publish, QoS,
     Reason, Subscribe, Version, Will,
 };
+mod persistence;
+mod will;
+mod writer;
+
 use crate::publish::Refusal;
 use crate::retained::Retained;
 use crate::session::{SessionGuard, Sessions};
-use crate::session_store::{SavedFilter, SavedFloor, SavedSession, SessionStore, CHECKPOINT_INTERVAL};
+use crate::session_store::{SessionStore, CHECKPOINT_INTERVAL};
 use crate::subscription::{Ack, Delivery, Subscriptions, DELIVERY_QUEUE};
 use crate::MqttConfig;
 use bytes::BytesMut;
+use persistence::Persistent;
 use sluice_broker::clients::ClientGuard;
 use sluice_broker::metrics::RequestMetrics;
 use sluice_broker::Broker;
@@ -22,12 +27,12 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use will::publish_will;
+use writer::{write_replies, Outcome, Reply};
 
 /// v5 DISCONNECT reason 0x04: the client leaves and asks for its will to be published.
 const DISCONNECT_WITH_WILL: u8 = 0x04;
@@ -35,21 +40,6 @@ const DISCONNECT_WITH_WILL: u8 = 0x04;
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Replies queued beyond the publishes waiting for durability (SUBACKs, PINGRESPs, deliveries).
 const REPLY_QUEUE_EXTRA: usize = 64;
-
-/// What the writer does with one queued reply once it is ready.
-enum Outcome {
-    Send(Vec<u8>),
-    /// Send, then close the connection (a failed publish a 3.1.1 client cannot be told of
-    /// otherwise, or a v5 DISCONNECT).
-    SendThenClose(Vec<u8>),
-    Close,
-}
-
-/// A reply in the connection's order: ready now, or once an append is durable.
-enum Reply {
-    Now(Outcome),
-    Later(JoinHandle<Outcome>),
-}
 
 /// Why the read loop ended.
 enum Ending {
@@ -124,12 +114,6 @@ pub(crate) struct Conn {
     resumed: bool,
     /// The client id in use (assigned or the client's), once connected.
     client_id: String,
-}
-
-struct Persistent {
-    client_id: String,
-    /// `None`: never expires.
-    expiry_secs: Option<u32>,
 }
 
 impl Conn {
@@ -411,90 +395,6 @@ impl Conn {
         None
     }
 
-    /// Starts the session CONNECT asks for: a clean one drops what was stored; otherwise a
-    /// stored one is resumed (its subscriptions, each partition read from its floor). Answers
-    /// whether a session was present.
-    async fn start_session(&mut self, connect: &Connect, client_id: &str) -> Result<bool, Reason> {
-        let expiry_secs = match connect.version {
-            Version::V311 => (!connect.clean_start).then_some(None),
-            Version::V5 => match connect.properties.session_expiry_interval.unwrap_or(0) {
-                0 => None,
-                u32::MAX => Some(None),
-                secs => Some(Some(secs)),
-            },
-        };
-        self.persistent = expiry_secs.map(|expiry_secs| Persistent { client_id: client_id.to_string(), expiry_secs });
-        self.client_id = client_id.to_string();
-        let (store, id, clean) = (Arc::clone(&self.store), client_id.to_string(), connect.clean_start);
-        let now = crate::publish::now_ms();
-        let stored = tokio::task::spawn_blocking(move || match clean {
-            true => {
-                store.remove(&id);
-                None
-            }
-            false => store.load(&id, now),
-        })
-        .await
-        .ok()
-        .flatten();
-        let Some(saved) = stored else {
-            if self.persistent.is_some() && !self.checkpoint(0).await {
-                return Err(Reason::QuotaExceeded);
-            }
-            return Ok(false);
-        };
-        self.resumed = true;
-        self.subscriptions.resume_from(saved.floors.into_iter().map(|f| ((f.topic, f.partition), f.offset)));
-        for filter in saved.subscriptions {
-            let qos = QoS::from_bits(filter.qos).unwrap_or(QoS::AtMostOnce);
-            if let Err(reason) = self.subscriptions.subscribe(&filter.filter, qos).await {
-                tracing::warn!(
-                    client_id,
-                    filter = filter.filter,
-                    reason = reason.code(),
-                    "mqtt session filter not resumed"
-                );
-            }
-        }
-        self.checkpoint(0).await;
-        Ok(true)
-    }
-
-    /// Writes a persistent session's state; false if it could not be stored.
-    async fn checkpoint(&self, disconnected_at_ms: i64) -> bool {
-        let Some(persistent) = &self.persistent else { return true };
-        let saved = SavedSession {
-            subscriptions: (self.subscriptions.filters().into_iter())
-                .map(|(filter, qos)| SavedFilter { filter, qos: qos as u8 })
-                .collect(),
-            floors: (self.subscriptions.floors().into_iter())
-                .map(|(topic, partition, offset)| SavedFloor { topic, partition, offset })
-                .collect(),
-            expiry_secs: persistent.expiry_secs,
-            disconnected_at_ms,
-        };
-        let (store, id) = (Arc::clone(&self.store), persistent.client_id.clone());
-        match tokio::task::spawn_blocking(move || store.save(&id, &saved)).await {
-            Ok(Ok(())) => true,
-            Ok(Err(e)) => {
-                tracing::warn!(client_id = persistent.client_id, error = %e, "mqtt session not stored");
-                false
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// The connection ended: a persistent session is stored with what was not acknowledged;
-    /// a resumed one that ends with its connection (v5 expiry 0) is removed.
-    async fn end_session(&mut self) {
-        if self.persistent.is_some() {
-            self.checkpoint(crate::publish::now_ms().max(1)).await;
-        } else if self.resumed {
-            let (store, client_id) = (Arc::clone(&self.store), self.client_id.clone());
-            let _ = tokio::task::spawn_blocking(move || store.remove(&client_id)).await;
-        }
-    }
-
     async fn publish(&mut self, publish: Publish) -> Option<Ending> {
         if publish.properties.topic_alias.is_some() {
             // CONNACK announced no Topic Alias Maximum (0): any alias is invalid.
@@ -641,31 +541,6 @@ impl Conn {
     }
 }
 
-/// Publishes a will as its client would have published it (QoS, retain, user properties),
-/// waiting for durability in a task of its own since no one acknowledges it.
-fn publish_will(broker: &Arc<Broker>, retained: &Arc<Retained>, will: Will, remote: SocketAddr) {
-    let (broker, retained) = (Arc::clone(broker), Arc::clone(retained));
-    tokio::spawn(async move {
-        let publish = Publish {
-            dup: false,
-            qos: will.qos,
-            retain: will.retain,
-            topic: will.topic,
-            packet_id: None,
-            properties: will.properties,
-            payload: will.payload,
-        };
-        let result = match crate::publish::append(&broker, &retained, &publish).await {
-            Ok(pending) => pending.wait().await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(()) => tracing::debug!(%remote, topic = publish.topic, "mqtt will published"),
-            Err(e) => tracing::warn!(%remote, topic = publish.topic, error = %e, "mqtt will not published"),
-        }
-    });
-}
-
 /// Resolves once the session was taken over; never without one.
 async fn taken_over_signal(taken_over: &mut Option<watch::Receiver<bool>>) {
     match taken_over {
@@ -678,35 +553,4 @@ async fn taken_over_signal(taken_over: &mut Option<watch::Receiver<bool>>) {
         }
         None => std::future::pending().await,
     }
-}
-
-/// Writes replies in order: one waiting for an append is written once that append is
-/// durable, and everything queued after it waits for it. Ends on a close, an error, or a
-/// write blocked past `write_timeout` (a client that never reads).
-async fn write_replies(writer: OwnedWriteHalf, mut queued: mpsc::Receiver<Reply>, write_timeout: Duration) {
-    let mut writer = BufWriter::new(writer);
-    while let Some(reply) = queued.recv().await {
-        let outcome = match reply {
-            Reply::Now(outcome) => outcome,
-            Reply::Later(task) => task.await.unwrap_or(Outcome::Close),
-        };
-        let (bytes, close) = match outcome {
-            Outcome::Send(bytes) => (Some(bytes), false),
-            Outcome::SendThenClose(bytes) => (Some(bytes), true),
-            Outcome::Close => (None, true),
-        };
-        if let Some(bytes) = bytes {
-            if !matches!(tokio::time::timeout(write_timeout, writer.write_all(&bytes)).await, Ok(Ok(()))) {
-                return;
-            }
-        }
-        let flush_now = close || queued.is_empty();
-        if flush_now && !matches!(tokio::time::timeout(write_timeout, writer.flush()).await, Ok(Ok(()))) {
-            return;
-        }
-        if close {
-            break;
-        }
-    }
-    let _ = tokio::time::timeout(write_timeout, writer.shutdown()).await;
 }
