@@ -39,12 +39,14 @@ struct Entry {
 pub(crate) struct Retained {
     broker: Arc<Broker>,
     entries: RwLock<HashMap<String, Entry>>,
+    /// Payload bytes of `entries`, kept with every change (under the entries' write lock).
+    payload_bytes: std::sync::atomic::AtomicUsize,
 }
 
 impl Retained {
     /// Loads the retained messages from the internal topic (on the blocking pool).
     pub async fn open(broker: Arc<Broker>) -> Arc<Retained> {
-        let retained = Arc::new(Retained { broker, entries: RwLock::default() });
+        let retained = Arc::new(Retained { broker, entries: RwLock::default(), payload_bytes: Default::default() });
         let loader = Arc::clone(&retained);
         let loaded = tokio::task::spawn_blocking(move || loader.load()).await;
         match loaded {
@@ -104,7 +106,7 @@ impl Retained {
         if payload_len == 0 || entries.contains_key(topic) {
             return true;
         }
-        let bytes: usize = entries.values().map(|e| e.payload.len()).sum();
+        let bytes = self.payload_bytes.load(std::sync::atomic::Ordering::Relaxed);
         entries.len() < RETAINED_COUNT_MAX && bytes.saturating_add(payload_len) <= RETAINED_BYTES_MAX
     }
 
@@ -148,14 +150,14 @@ impl Retained {
         if entries.get(topic).is_some_and(|e| e.offset > offset) {
             return;
         }
-        match entry {
-            Some(entry) => {
-                entries.insert(topic.to_string(), entry);
-            }
-            None => {
-                entries.remove(topic);
-            }
-        }
+        use std::sync::atomic::Ordering::Relaxed;
+        let added = entry.as_ref().map_or(0, |e| e.payload.len());
+        let replaced = match entry {
+            Some(entry) => entries.insert(topic.to_string(), entry),
+            None => entries.remove(topic),
+        };
+        self.payload_bytes.fetch_add(added, Relaxed);
+        self.payload_bytes.fetch_sub(replaced.map_or(0, |e| e.payload.len()), Relaxed);
     }
 
     /// The retained messages `filter` matches, as deliveries with the retain flag, at most
