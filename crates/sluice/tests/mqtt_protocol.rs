@@ -64,6 +64,23 @@ fn bad_input_closes_only_that_connection() {
     wildcard.send(&[0x30, 0x05, 0x00, 0x03, b'a', b'/', b'+']);
     assert_eq!(wildcard.read_until_closed(), Some(Vec::new()));
 
+    // A v5 client past the Receive Maximum CONNACK announced (128) with QoS 2 publishes it
+    // never releases: every one taken is answered with PUBREC, then DISCONNECT 0x93.
+    let mut greedy = connected(&broker, 5, 60, "greedy");
+    let mut packets = Vec::new();
+    for id in 1..=129u16 {
+        let [hi, lo] = id.to_be_bytes();
+        packets.extend_from_slice(&[0x34, 0x07, 0x00, 0x01, b'g', hi, lo, 0x00, b'x']);
+    }
+    greedy.send(&packets);
+    let answer = greedy.read_until_closed().expect("closed");
+    assert!(
+        answer.ends_with(&[0xE0, 2, 0x93, 0]),
+        "Receive Maximum exceeded: {:?}",
+        &answer[answer.len().saturating_sub(8)..]
+    );
+    assert_eq!(answer.len(), 128 * 4 + 4, "128 PUBRECs before the DISCONNECT");
+
     // After all that, a real client still publishes and the broker still runs.
     mosquitto_pub(&broker, &["-t", "still/here", "-m", "ok", "-q", "1"]);
     mosquitto_pub(&broker, &["-t", "still/here", "-m", "ok", "-q", "2", "-V", "mqttv5"]);

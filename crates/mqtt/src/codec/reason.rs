@@ -20,6 +20,7 @@ pub enum Reason {
     PacketIdentifierNotFound = 0x92,
     TopicAliasInvalid = 0x94,
     PacketTooLarge = 0x95,
+    ReceiveMaximumExceeded = 0x93,
     QuotaExceeded = 0x97,
     ServerShuttingDown = 0x8B,
     SharedSubscriptionsNotSupported = 0x9E,

@@ -25,6 +25,7 @@ use sluice_broker::metrics::RequestMetrics;
 use sluice_broker::Broker;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -97,6 +98,9 @@ pub(crate) struct Conn {
     /// QoS 2 packet ids whose PUBLISH was taken and whose PUBREL has not come yet: a resent
     /// PUBLISH with one of them is answered again, not appended again.
     qos2_received: HashSet<u16>,
+    /// QoS 1 publishes not yet acknowledged plus QoS 2 ones not yet released: a v5 client
+    /// past the Receive Maximum CONNACK announced is disconnected (0x93).
+    unacknowledged: Arc<AtomicUsize>,
     /// QoS 1 and 2 deliveries waiting for the client's PUBACK (PUBCOMP), with their place in
     /// the log (taken at PUBREC for QoS 2).
     inflight: HashMap<u16, Option<Ack>>,
@@ -149,6 +153,7 @@ impl Conn {
             keep_alive: None,
             replies,
             qos2_received: HashSet::new(),
+            unacknowledged: Arc::default(),
             inflight: HashMap::new(),
             released: HashSet::new(),
             persistent: None,
@@ -307,7 +312,10 @@ impl Conn {
             }
             Packet::PubRel { packet_id } => {
                 let reason = match self.qos2_received.remove(&packet_id) {
-                    true => Reason::Success,
+                    true => {
+                        self.unacknowledged.fetch_sub(1, Ordering::Relaxed);
+                        Reason::Success
+                    }
                     false => Reason::PacketIdentifierNotFound,
                 };
                 self.reply(encode_simple(kind::PUBCOMP, self.version, packet_id, reason)).await;
@@ -406,6 +414,13 @@ impl Conn {
             self.reply(encode_simple(kind::PUBREC, self.version, packet_id, Reason::Success)).await;
             return None;
         }
+        if publish.qos != QoS::AtMostOnce {
+            let unacknowledged = self.unacknowledged.fetch_add(1, Ordering::Relaxed);
+            // 3.1.1 has no such limit: there the reply queue's bound only slows the client.
+            if self.version == Version::V5 && unacknowledged >= usize::from(self.config.receive_maximum) {
+                return Some(Ending::Reason(Reason::ReceiveMaximumExceeded, "past Receive Maximum".into()));
+            }
+        }
         let appended = crate::publish::append(&self.broker, &self.retained, &publish).await;
         let (ack_kind, version) = match publish.qos {
             QoS::AtMostOnce => {
@@ -443,8 +458,19 @@ impl Conn {
                 Version::V311 => Outcome::Close,
             }
         };
+        // A QoS 1 publish is acknowledged (for Receive Maximum) once its PUBACK is decided; a
+        // QoS 2 one when its PUBREL comes.
+        let unacknowledged = Arc::clone(&self.unacknowledged);
+        let acknowledged = move || {
+            if ack_kind == kind::PUBACK {
+                unacknowledged.fetch_sub(1, Ordering::Relaxed);
+            }
+        };
         let reply = match appended {
-            Err(e) => Reply::Now(failed(e)),
+            Err(e) => {
+                acknowledged();
+                Reply::Now(failed(e))
+            }
             Ok(pending) => {
                 let (requests, started) = (Arc::clone(&self.requests), self.packet_started);
                 Reply::Later(tokio::spawn(async move {
@@ -452,6 +478,7 @@ impl Conn {
                         Ok(()) => Outcome::Send(encode_simple(ack_kind, version, packet_id, Reason::Success)),
                         Err(e) => failed(e),
                     };
+                    acknowledged();
                     requests.observe(usize::from(kind::PUBLISH), started.elapsed());
                     outcome
                 }))
