@@ -173,6 +173,7 @@ impl Retained {
                 qos: e.qos.min(granted),
                 user_properties: e.user_properties.clone(),
                 retain: true,
+                dup: false,
                 ack: None,
             })
             .collect()

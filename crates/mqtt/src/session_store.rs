@@ -37,6 +37,10 @@ pub struct SavedFloor {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
+    /// One past the highest offset written to the client (records from `offset` to it are
+    /// resent with DUP).
+    #[serde(default)]
+    pub sent_end: i64,
 }
 
 pub(crate) struct SessionStore {
@@ -109,7 +113,7 @@ mod tests {
         let store = SessionStore::new(dir.path());
         let session = SavedSession {
             subscriptions: vec![SavedFilter { filter: "a/#".into(), qos: 1 }],
-            floors: vec![SavedFloor { topic: "a".into(), partition: 2, offset: 40 }],
+            floors: vec![SavedFloor { topic: "a".into(), partition: 2, offset: 40, sent_end: 42 }],
             expiry_secs: Some(10),
             disconnected_at_ms: 1_000,
         };

@@ -31,6 +31,8 @@ pub(crate) struct Delivery {
     pub user_properties: Vec<(String, String)>,
     /// Set on retained messages sent to a new subscription.
     pub retain: bool,
+    /// Set on a resumed session's records that may have reached the client before.
+    pub dup: bool,
     /// Where the record sits in its partition's progress; done once delivered (QoS 0) or
     /// acknowledged (QoS 1). None for retained messages.
     pub ack: Option<Ack>,
@@ -42,6 +44,9 @@ pub(crate) struct Delivery {
 struct Progress {
     read_end: i64,
     outstanding: BTreeSet<i64>,
+    /// One past the highest offset written to the client: a resumed session marks records
+    /// below it DUP (they may have reached the client before).
+    sent_end: i64,
 }
 
 impl Progress {
@@ -59,6 +64,12 @@ pub(crate) struct Ack {
 }
 
 impl Ack {
+    /// The delivery was handed to the client's writer.
+    pub fn sent(&self) {
+        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        progress.sent_end = progress.sent_end.max(self.offset + 1);
+    }
+
     /// The delivery is complete: the floor may pass it.
     pub fn done(self) {
         self.progress.lock().unwrap_or_else(|p| p.into_inner()).outstanding.remove(&self.offset);
@@ -86,9 +97,9 @@ pub(crate) struct Subscriptions {
     filters: Arc<RwLock<Vec<Filter>>>,
     /// Per log topic, its partitions' tails.
     tails: HashMap<String, Vec<TailHandle>>,
-    /// Where a resumed session's tails start, per (log topic, partition); others start at
-    /// the log end.
-    resume: HashMap<(String, i32), i64>,
+    /// Where a resumed session's tails start, per (log topic, partition), and below which
+    /// offset they mark deliveries DUP; others start at the log end.
+    resume: HashMap<(String, i32), (i64, i64)>,
     deliveries: mpsc::Sender<Delivery>,
     subscriptions_max: usize,
 }
@@ -149,8 +160,12 @@ impl Subscriptions {
                 .into_iter()
                 .map(|partition| {
                     let resumed = self.resume.get(&(topic.name.to_string(), partition.index)).copied();
-                    let start = resumed.unwrap_or_else(|| partition.log_end_offset());
-                    let progress = Arc::new(Mutex::new(Progress { read_end: start, outstanding: BTreeSet::new() }));
+                    let (start, sent_end) = resumed.unwrap_or_else(|| {
+                        let end = partition.log_end_offset();
+                        (end, end)
+                    });
+                    let progress =
+                        Arc::new(Mutex::new(Progress { read_end: start, outstanding: BTreeSet::new(), sent_end }));
                     let index = partition.index;
                     let tail = Tail {
                         partition,
@@ -158,6 +173,7 @@ impl Subscriptions {
                         filters: Arc::clone(&self.filters),
                         out: self.deliveries.clone(),
                         progress: Arc::clone(&progress),
+                        dup_below: sent_end,
                     };
                     TailHandle { partition: index, progress, task: tokio::spawn(tail.run(start)) }
                 })
@@ -168,7 +184,7 @@ impl Subscriptions {
     }
 
     /// Tails created from now on start at these offsets (a resumed session's floors).
-    pub fn resume_from(&mut self, floors: impl IntoIterator<Item = ((String, i32), i64)>) {
+    pub fn resume_from(&mut self, floors: impl IntoIterator<Item = ((String, i32), (i64, i64))>) {
         self.resume.extend(floors);
     }
 
@@ -178,22 +194,22 @@ impl Subscriptions {
         filters.iter().map(|f| (f.text.clone(), f.granted)).collect()
     }
 
-    /// Each partition's floor, for a session's checkpoint.
-    pub fn floors(&self) -> Vec<(String, i32, i64)> {
-        let mut floors: Vec<(String, i32, i64)> = self
+    /// Each partition's floor and sent end, for a session's checkpoint.
+    pub fn floors(&self) -> Vec<(String, i32, i64, i64)> {
+        let mut floors: Vec<(String, i32, i64, i64)> = self
             .tails
             .iter()
             .flat_map(|(topic, tails)| {
                 tails.iter().map(move |t| {
-                    let floor = t.progress.lock().unwrap_or_else(|p| p.into_inner()).floor();
-                    (topic.clone(), t.partition, floor)
+                    let progress = t.progress.lock().unwrap_or_else(|p| p.into_inner());
+                    (topic.clone(), t.partition, progress.floor(), progress.sent_end)
                 })
             })
             .collect();
         // Partitions of a resumed session no filter reads yet keep their floors.
-        for ((topic, partition), offset) in &self.resume {
+        for ((topic, partition), (floor, sent_end)) in &self.resume {
             if !self.tails.contains_key(topic) {
-                floors.push((topic.clone(), *partition, *offset));
+                floors.push((topic.clone(), *partition, *floor, *sent_end));
             }
         }
         floors
@@ -254,6 +270,8 @@ struct Tail {
     filters: Arc<RwLock<Vec<Filter>>>,
     out: mpsc::Sender<Delivery>,
     progress: Arc<Mutex<Progress>>,
+    /// Records below this offset were written to the client before a resume: sent DUP.
+    dup_below: i64,
 }
 
 impl Tail {
@@ -288,6 +306,7 @@ impl Tail {
                 for record in records {
                     let offset = record.offset;
                     if let Some(mut delivery) = self.matching(record) {
+                        delivery.dup = offset < self.dup_below && delivery.qos != QoS::AtMostOnce;
                         self.progress.lock().unwrap_or_else(|p| p.into_inner()).outstanding.insert(offset);
                         delivery.ack = Some(Ack { progress: Arc::clone(&self.progress), offset });
                         if self.out.send(delivery).await.is_err() {
@@ -338,6 +357,7 @@ impl Tail {
             qos: granted.min(published),
             user_properties,
             retain: false,
+            dup: false,
             ack: None,
         })
     }

@@ -57,3 +57,34 @@ fn persistent_sessions_get_what_was_published_while_away_across_kill_9() {
     mosquitto_pub(&broker, &["-t", "jobs/resize", "-m", "job-6", "-q", "1"]);
     assert_eq!(session(&broker, "worker-311", &v311, 1), vec!["jobs/resize job-6".to_string()]);
 }
+
+#[test]
+fn an_unacknowledged_delivery_is_resent_with_dup_to_the_resumed_session() {
+    use mqtt_common::{connect_packet, RawClient};
+    let broker = Broker::start(&[]);
+    let session_connect = || {
+        let mut packet = connect_packet(4, 60, "dup-1");
+        packet[9] = 0x00; // clean session 0
+        packet
+    };
+    let mut first = RawClient::connect(&broker);
+    first.send(&session_connect());
+    assert_eq!(first.read_exact(4), vec![0x20, 2, 0, 0], "a new session");
+    first.send(&[0x82, 10, 0, 1, 0, 5, b'd', b'u', b'p', b'/', b'#', 1]);
+    assert_eq!(first.read_exact(5), vec![0x90, 3, 0, 1, 1], "SUBACK granting QoS 1");
+    mosquitto_pub(&broker, &["-t", "dup/x", "-m", "once", "-q", "1"]);
+    // PUBLISH QoS 1, not DUP: topic (2 + 5), packet id (2), payload (4).
+    assert_eq!(first.read_exact(2), vec![0x32, 13]);
+    let body = first.read_exact(13);
+    assert_eq!(&body[9..], b"once");
+    // Gone without a PUBACK; once the broker let go of it, the session is stored.
+    drop(first);
+    common::wait_until(CLIENT_TIMEOUT, "the first connection to end", || {
+        !common::listed_clients(&broker).iter().any(|c| c["client_id"] == "dup-1")
+    });
+    let mut second = RawClient::connect(&broker);
+    second.send(&session_connect());
+    assert_eq!(second.read_exact(4), vec![0x20, 2, 1, 0], "session present");
+    assert_eq!(second.read_exact(2), vec![0x3A, 13], "resent with DUP");
+    assert_eq!(&second.read_exact(13)[9..], b"once");
+}

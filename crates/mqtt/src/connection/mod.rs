@@ -522,7 +522,7 @@ impl Conn {
             &OutgoingPublish {
                 topic: &delivery.topic,
                 qos: delivery.qos,
-                dup: false,
+                dup: delivery.dup,
                 retain: delivery.retain,
                 packet_id,
                 payload: &delivery.payload,
@@ -536,6 +536,9 @@ impl Conn {
                 ack.done();
             }
             return;
+        }
+        if let Some(ack) = &delivery.ack {
+            ack.sent();
         }
         match delivery.qos {
             // At most once: done once handed to the writer.

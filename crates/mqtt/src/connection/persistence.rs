@@ -47,7 +47,9 @@ impl Conn {
             return Ok(false);
         };
         self.resumed = true;
-        self.subscriptions.resume_from(saved.floors.into_iter().map(|f| ((f.topic, f.partition), f.offset)));
+        self.subscriptions.resume_from(
+            saved.floors.into_iter().map(|f| ((f.topic, f.partition), (f.offset, f.sent_end.max(f.offset)))),
+        );
         for filter in saved.subscriptions {
             let qos = QoS::from_bits(filter.qos).unwrap_or(QoS::AtMostOnce);
             if let Err(reason) = self.subscriptions.subscribe(&filter.filter, qos).await {
@@ -71,7 +73,7 @@ impl Conn {
                 .map(|(filter, qos)| SavedFilter { filter, qos: qos as u8 })
                 .collect(),
             floors: (self.subscriptions.floors().into_iter())
-                .map(|(topic, partition, offset)| SavedFloor { topic, partition, offset })
+                .map(|(topic, partition, offset, sent_end)| SavedFloor { topic, partition, offset, sent_end })
                 .collect(),
             expiry_secs: persistent.expiry_secs,
             disconnected_at_ms,
