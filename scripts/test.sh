@@ -18,6 +18,7 @@ fi
 
 bash scripts/install-test-deps.sh
 bash scripts/install-nsq-test-deps.sh
+bash scripts/install-mqtt-test-deps.sh
 bash scripts/install-api-test-deps.sh
 bash scripts/install-ops-test-deps.sh
 bash scripts/install-console-test-deps.sh

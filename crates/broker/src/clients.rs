@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 pub enum Protocol {
     Kafka,
     Nsq,
+    Mqtt,
 }
 
 impl Protocol {
@@ -20,6 +21,7 @@ impl Protocol {
         match self {
             Protocol::Kafka => "kafka",
             Protocol::Nsq => "nsq",
+            Protocol::Mqtt => "mqtt",
         }
     }
 }
@@ -130,8 +132,8 @@ pub struct Clients {
     limits: ClientLimits,
     next_id: AtomicU64,
     /// Connections ever accepted and ever refused, per protocol (for `/metrics`).
-    accepted: [AtomicU64; 2],
-    refused: [AtomicU64; 2],
+    accepted: [AtomicU64; 3],
+    refused: [AtomicU64; 3],
     registry: Mutex<Registry>,
     /// Second (since the epoch) a refusal was last logged, and refusals since: a flood
     /// of refused connections logs one line per second, not one per connection.

@@ -1,4 +1,4 @@
-// Connected clients of both protocols.
+// Connected clients of every protocol.
 
 import { get, path } from './api.js';
 import { badge, card, fill, fmtDuration, fmtNum, h, table } from './dom.js';
@@ -6,7 +6,7 @@ import { badge, card, fill, fmtDuration, fmtNum, h, table } from './dom.js';
 export function mount(root) {
   const list = h('div');
   const filter = h('select', { class: 'filter', testid: 'client-protocol' },
-    h('option', { value: '' }, 'All protocols'), h('option', { value: 'kafka' }, 'Kafka'), h('option', { value: 'nsq' }, 'NSQ'));
+    h('option', { value: '' }, 'All protocols'), h('option', { value: 'kafka' }, 'Kafka'), h('option', { value: 'nsq' }, 'NSQ'), h('option', { value: 'mqtt' }, 'MQTT'));
   root.append(
     h('div', { class: 'page-head' }, h('h1', {}, 'Clients'), h('p', { class: 'muted' }, 'Open Kafka and NSQ TCP connections.')),
     card('Connected clients', filter, list),

@@ -30,6 +30,9 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.kafka_addr))?;
     let local = listener.local_addr()?;
     let nsq_listeners = NsqListeners::bind(&settings.nsq).await?;
+    let mqtt_listener = TcpListener::bind(settings.mqtt.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.mqtt.addr))?;
     settings.broker.advertised_port = local.port();
     // Before the broker opens: partitions rebuild producer state with it.
     sluice_broker::producer_state::set_expiration(settings.producer_id_expiration);
@@ -68,10 +71,12 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
             .map_or(0, |d| d.as_millis() as i64),
         settings: settings.effective(),
     };
+    let mqtt = tokio::spawn(serve_mqtt(mqtt_listener, broker.clone(), settings.mqtt.config.clone(), stopped.clone()));
     let nsq_tasks = nsq_listeners.start(&settings.nsq, settings.http, node, broker.clone(), stopped.clone())?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         kafka = %local,
+        mqtt = %settings.mqtt.addr,
         advertised = %format!("{}:{}", settings.broker.advertised_host, settings.broker.advertised_port),
         data_dir = %settings.broker.data_dir.display(),
         "sluice ready"
@@ -89,6 +94,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let _ = stop.send(true);
     if tokio::time::timeout(DRAIN_TIMEOUT, async {
         let _ = kafka.await;
+        let _ = mqtt.await;
         for task in nsq_tasks {
             let _ = task.await;
         }
@@ -107,6 +113,17 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || broker.flush_all()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn serve_mqtt(
+    listener: TcpListener,
+    broker: std::sync::Arc<Broker>,
+    config: sluice_mqtt::MqttConfig,
+    stopped: watch::Receiver<bool>,
+) {
+    if let Err(e) = sluice_mqtt::serve(listener, broker, config, stopped).await {
+        tracing::error!(error = %e, "mqtt listener failed");
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

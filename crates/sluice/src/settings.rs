@@ -11,6 +11,7 @@ use std::time::Duration;
 
 pub mod cluster;
 pub mod limits;
+pub mod mqtt;
 
 /// Most bytes the batch of one NSQ message adds around its body: the v2 batch header (61),
 /// the record's length varint (5), attributes, timestamp delta and offset delta (1 each, one
@@ -36,7 +37,7 @@ pub fn out_of_range(key: &str, value: impl std::fmt::Display, range: &str) -> an
 }
 
 /// Refuses `value` outside `min..=max`.
-fn check_range(key: &str, value: i128, min: i128, max: i128) -> anyhow::Result<()> {
+pub(crate) fn check_range(key: &str, value: i128, min: i128, max: i128) -> anyhow::Result<()> {
     if value < min || value > max {
         return Err(out_of_range(key, value, &format!("{min} to {max}")));
     }
@@ -144,6 +145,8 @@ pub struct ServeArgs {
     pub limits: limits::LimitArgs,
     #[command(flatten)]
     pub cluster: cluster::ClusterArgs,
+    #[command(flatten)]
+    pub mqtt: mqtt::MqttArgs,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -197,6 +200,9 @@ struct FileSettings {
     raft_heartbeat_ms: Option<u64>,
     raft_election_timeout_ms: Option<u64>,
     replica_lag_time_max_ms: Option<u64>,
+    // MQTT listener (`mqtt.rs`).
+    mqtt_addr: Option<String>,
+    mqtt_max_packet_bytes: Option<usize>,
 }
 
 impl FileSettings {
@@ -211,6 +217,10 @@ impl FileSettings {
             raft_election_timeout_ms: self.raft_election_timeout_ms,
             replica_lag_time_max_ms: self.replica_lag_time_max_ms,
         }
+    }
+
+    fn mqtt(&self) -> mqtt::MqttArgs {
+        mqtt::MqttArgs { mqtt_addr: self.mqtt_addr.clone(), mqtt_max_packet_bytes: self.mqtt_max_packet_bytes }
     }
 
     fn limits(&self) -> limits::LimitArgs {
@@ -247,6 +257,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub log_level: String,
     pub nsq: NsqSettings,
+    pub mqtt: mqtt::MqttSettings,
     /// Limits of the Kafka listener (request size, in-flight bytes, idle and write timeouts).
     pub kafka: sluice_kafka::KafkaListenerConfig,
     /// Limits of the HTTP listeners (connections, idle timeout).
@@ -364,6 +375,7 @@ impl Settings {
             None => FileSettings::default(),
         };
         let nsq = NsqSettings::resolve(args, &file)?;
+        let mqtt = mqtt::resolve(&args.mqtt, &file.mqtt())?;
         let file_limits = file.limits();
         let file_cluster = file.cluster();
         let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
@@ -436,7 +448,18 @@ impl Settings {
             broker.node_id =
                 i32::try_from(c.node_id).map_err(|_| out_of_range("node_id", c.node_id, "0 to 2147483647"))?;
         }
-        Ok(Settings { http, producer_id_expiration, broker, kafka_addr, log_format, log_level, nsq, kafka, cluster })
+        Ok(Settings {
+            http,
+            producer_id_expiration,
+            broker,
+            kafka_addr,
+            log_format,
+            log_level,
+            nsq,
+            mqtt,
+            kafka,
+            cluster,
+        })
     }
 }
 
@@ -526,6 +549,8 @@ impl Settings {
             ("max_body_size", nsq.max_body_size.to_string()),
             ("msg_timeout", format!("{}ms", nsq.msg_timeout.as_millis())),
             ("max_rdy_count", nsq.max_rdy_count.to_string()),
+            ("mqtt_addr", self.mqtt.addr.to_string()),
+            ("mqtt_max_packet_bytes", self.mqtt.config.packet_bytes_max.to_string()),
         ];
         pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
@@ -563,7 +588,7 @@ pub fn parse_flush(text: &str) -> anyhow::Result<FlushPolicy> {
     }
 }
 
-fn resolve_addr(text: &str) -> anyhow::Result<SocketAddr> {
+pub(crate) fn resolve_addr(text: &str) -> anyhow::Result<SocketAddr> {
     use std::net::ToSocketAddrs;
     text.to_socket_addrs()
         .with_context(|| format!("invalid address '{text}' (expected HOST:PORT)"))?

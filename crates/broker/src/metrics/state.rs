@@ -208,7 +208,7 @@ fn connections(broker: &Broker, out: &mut Vec<MetricFamily>) {
         "sluice_connections_refused_total",
         "Client connections closed at once because a connection limit was reached.",
     );
-    for protocol in [Protocol::Kafka, Protocol::Nsq] {
+    for protocol in [Protocol::Kafka, Protocol::Nsq, Protocol::Mqtt] {
         let labels = [("protocol", protocol.as_str())];
         open.add(&labels, clients.open_count(protocol) as f64);
         accepted.add(&labels, clients.accepted_total(protocol) as f64);

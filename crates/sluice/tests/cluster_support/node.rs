@@ -29,6 +29,7 @@ pub struct Ports {
     pub kafka: u16,
     pub nsq_tcp: u16,
     pub http: u16,
+    pub mqtt: u16,
 }
 
 /// How a node finds the cluster.
@@ -138,6 +139,7 @@ impl Node {
         cmd.arg("--kafka-addr").arg(self.kafka_addr());
         cmd.arg("--nsq-tcp-addr").arg(self.nsq_tcp_addr());
         cmd.arg("--http-addr").arg(self.http_addr());
+        cmd.arg("--mqtt-addr").arg(format!("{}:{}", self.ip, self.ports.mqtt));
         cmd.arg("--data-dir").arg(self.data_dir());
         cmd.args(&self.args);
         cmd

@@ -54,6 +54,7 @@ pub struct Broker {
     /// so brokers of parallel tests never fight over the fixed default ports.
     nsq_tcp_port: u16,
     http_port: u16,
+    mqtt_port: u16,
     /// Holds the data dir and the log file; removed when the broker is dropped.
     dir: tempfile::TempDir,
     opts: BrokerOpts,
@@ -71,8 +72,16 @@ impl Broker {
         let dir = tempfile::Builder::new().prefix("sluice-test-").tempdir().expect("create temp dir");
         let port = free_port();
         let log_path = dir.path().join("broker.log");
-        let mut broker =
-            Broker { child: None, port, nsq_tcp_port: free_port(), http_port: free_port(), dir, opts, log_path };
+        let mut broker = Broker {
+            child: None,
+            port,
+            nsq_tcp_port: free_port(),
+            http_port: free_port(),
+            mqtt_port: free_port(),
+            dir,
+            opts,
+            log_path,
+        };
         if broker.opts.data_dir.is_none() {
             std::fs::create_dir_all(broker.data_dir()).expect("create data dir");
         }
@@ -83,7 +92,8 @@ impl Broker {
             match broker.try_spawn_and_wait() {
                 Ok(()) => return broker,
                 Err(StartFailure::Exited(_)) if broker.log_since(log_start).contains("Address already in use") => {
-                    (broker.port, broker.nsq_tcp_port, broker.http_port) = (free_port(), free_port(), free_port());
+                    (broker.port, broker.nsq_tcp_port, broker.http_port, broker.mqtt_port) =
+                        (free_port(), free_port(), free_port(), free_port());
                 }
                 Err(failure) => broker.fail_start(failure),
             }
@@ -109,6 +119,15 @@ impl Broker {
     /// `127.0.0.1:<port>` of the HTTP listener (only meaningful if the binary has one).
     pub fn http_addr(&self) -> String {
         format!("127.0.0.1:{}", self.http_port)
+    }
+
+    /// `127.0.0.1:<port>` of the MQTT listener (only meaningful if the binary has one).
+    pub fn mqtt_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.mqtt_port)
+    }
+
+    pub fn mqtt_port(&self) -> u16 {
+        self.mqtt_port
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -253,6 +272,9 @@ impl Broker {
         }
         if binary_has_flag("--http-addr") {
             cmd.arg("--http-addr").arg(self.http_addr());
+        }
+        if binary_has_flag("--mqtt-addr") {
+            cmd.arg("--mqtt-addr").arg(self.mqtt_addr());
         }
         cmd.args(&self.opts.args)
             .current_dir(self.dir.path())

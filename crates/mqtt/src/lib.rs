@@ -1,0 +1,101 @@
+//! MQTT 3.1.1 and 5.0 over TCP into Sluice's durable log.
+//!
+//! `server` accepts connections; `connection` runs one task per client (CONNECT, keepalive,
+//! one flat `match` from packet to handler, replies written in order by a writer task);
+//! `codec` frames and decodes the client's packets and encodes the server's; `topics` maps
+//! MQTT topic names onto log topics and matches filters; `publish` turns a PUBLISH into a
+//! record and appends it; `subscription` tails the log for a client's filters; `retained`
+//! keeps the last retained message per MQTT topic.
+
+mod codec;
+mod connection;
+mod publish;
+mod retained;
+mod server;
+mod session;
+mod session_store;
+mod subscription;
+pub mod topics;
+
+pub use server::serve;
+
+use std::time::Duration;
+
+/// Header holding the whole MQTT topic of a record (also its key).
+pub const TOPIC_HEADER: &str = "mqtt-topic";
+/// Header holding the QoS a record was published with ("0", "1" or "2").
+pub const QOS_HEADER: &str = "mqtt-qos";
+
+/// Limits of the MQTT listener, each with the reason for its default.
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    /// Largest packet accepted, fixed header included (v5 CONNACK's Maximum Packet Size). The
+    /// default fits a 1 MiB payload with its topic and properties, as Kafka's message size.
+    pub packet_bytes_max: usize,
+    /// QoS 1 and 2 publishes a client may have unacknowledged (v5 Receive Maximum): bounds
+    /// the appends one connection has waiting for their fsync.
+    pub receive_maximum: u16,
+    /// QoS 1 deliveries to one client waiting for its PUBACK.
+    pub inflight_max: u16,
+    /// Topic filters one connection may hold.
+    pub subscriptions_max: usize,
+    /// How long a new connection has to send its CONNECT.
+    pub connect_timeout: Duration,
+    /// Longest a write to a client may block before the client is disconnected (a client
+    /// that never reads must not hold its connection, or memory, forever).
+    pub write_timeout: Duration,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            packet_bytes_max: 1_048_576 + 64 * 1024,
+            receive_maximum: 128,
+            inflight_max: 64,
+            subscriptions_max: 256,
+            connect_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The smallest packet limit that still lets every packet type through (a CONNECT with a
+/// short client id, a PUBLISH with a short topic).
+pub const PACKET_BYTES_MIN: usize = 64;
+
+#[doc(hidden)]
+pub mod fuzz_entry {
+    //! Pure entry point for the fuzz target `mqtt_packet` in `fuzz/`: a client's byte stream
+    //! through the framing and the packet decoder of both protocol versions.
+    use crate::codec::{decode_packet, fixed_header, peek_protocol_level, Version};
+    use bytes::{Buf, BytesMut};
+
+    /// Packets decoded from one input at most: bounds a run on a long input of tiny packets.
+    const PACKETS_MAX: usize = 10_000;
+
+    /// Frames and decodes packets from `bytes` as 3.1.1 and as 5.0, and runs topic filters it
+    /// finds through validation and matching; returns how many frames it decoded.
+    pub fn decode_stream(bytes: &[u8]) -> usize {
+        let mut decoded = 0;
+        for version in [Version::V311, Version::V5] {
+            let mut buf = BytesMut::from(bytes);
+            while decoded < PACKETS_MAX {
+                let Ok(Some(header)) = fixed_header(&buf, 1 << 20) else { break };
+                if buf.remaining() < header.frame_len() {
+                    break;
+                }
+                let frame = buf.split_to(header.frame_len()).freeze();
+                let _ = peek_protocol_level(&frame);
+                if let Ok(crate::codec::Packet::Subscribe(subscribe)) = decode_packet(frame, version) {
+                    for request in &subscribe.requests {
+                        let _ = crate::topics::valid_filter(&request.filter);
+                        let _ = crate::topics::filter_log_topic(&request.filter);
+                        let _ = crate::topics::matches(&request.filter, "a/b/c");
+                    }
+                }
+                decoded += 1;
+            }
+        }
+        decoded
+    }
+}

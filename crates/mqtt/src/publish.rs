@@ -1,0 +1,150 @@
+//! A PUBLISH into the log: the first topic level names the log topic (auto-created), the
+//! whole MQTT topic is the record's key (Kafka's partitioner picks the partition, so one
+//! device's messages stay in order in one partition) and its `mqtt-topic` header; v5 user
+//! properties become headers too.
+
+use crate::codec::{Publish, QoS, Reason};
+use crate::retained::Retained;
+use crate::topics::log_topic_for;
+use crate::{QOS_HEADER, TOPIC_HEADER};
+use bytes::Bytes;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+use sluice_broker::{Broker, BrokerError, BrokerResult, Durability, Partition, Submitted, Topic};
+use sluice_records::convert::{encode_batch, new_record};
+use sluice_records::partitioner::partition_for_key;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Why a publish was not taken.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    Broker(BrokerError),
+    /// A new retained message past the retained messages' bounds.
+    RetainedFull,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Broker(e) => e.fmt(f),
+            Refusal::RetainedFull => f.write_str("retained messages at their limit"),
+        }
+    }
+}
+
+impl Refusal {
+    /// The v5 reason code a PUBACK or PUBREC carries for it.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Refusal::RetainedFull => Reason::QuotaExceeded,
+            Refusal::Broker(BrokerError::InvalidTopic(_) | BrokerError::UnknownTopicOrPartition) => {
+                Reason::TopicNameInvalid
+            }
+            Refusal::Broker(BrokerError::MessageTooLarge { .. }) => Reason::PacketTooLarge,
+            Refusal::Broker(BrokerError::TopicLimitReached { .. }) => Reason::QuotaExceeded,
+            Refusal::Broker(_) => Reason::UnspecifiedError,
+        }
+    }
+}
+
+/// A publish's appends under way: its record, and for a retained one the store.
+pub(crate) struct Pending {
+    record: (Arc<Partition>, Submitted),
+    retained: Option<(Arc<Retained>, Arc<Partition>, Submitted, Publish)>,
+}
+
+impl Pending {
+    /// Waits until every append is durable (the wait of Kafka acks=all), then takes a
+    /// retained message into the in-memory set.
+    pub async fn wait(self) -> Result<(), Refusal> {
+        let (partition, submitted) = self.record;
+        submitted.wait(&partition, Durability::Committed).await.map_err(Refusal::Broker)?;
+        if let Some((retained, partition, submitted, publish)) = self.retained {
+            let outcome = submitted.wait(&partition, Durability::Committed).await.map_err(Refusal::Broker)?;
+            retained.stored(&publish.topic, outcome.base_offset, &publish);
+        }
+        Ok(())
+    }
+}
+
+/// Appends `publish` as one record, and a retained one to the retained messages too. The
+/// appends are written (single node) or proposed (cluster) when this returns, in the order
+/// the connection called it; the caller waits on the result for the durability its QoS needs.
+pub(crate) async fn append(
+    broker: &Arc<Broker>,
+    retained: &Arc<Retained>,
+    publish: &Publish,
+) -> Result<Pending, Refusal> {
+    if publish.retain && !retained.admits(&publish.topic, publish.payload.len()) {
+        return Err(Refusal::RetainedFull);
+    }
+    let record = submit(broker, publish).await.map_err(Refusal::Broker)?;
+    let retained = match publish.retain {
+        true => {
+            let (partition, submitted) = retained.submit(publish).await.map_err(Refusal::Broker)?;
+            Some((Arc::clone(retained), partition, submitted, publish.clone()))
+        }
+        false => None,
+    };
+    Ok(Pending { record, retained })
+}
+
+/// Appends `publish` as one record; the returned append is written (single node) or
+/// proposed (cluster), and the caller waits for the durability its QoS needs.
+async fn submit(broker: &Arc<Broker>, publish: &Publish) -> BrokerResult<(Arc<Partition>, Submitted)> {
+    let topic = log_topic(broker, &log_topic_for(&publish.topic)).await?;
+    let partitions = topic.partitions();
+    if partitions.is_empty() {
+        return Err(BrokerError::UnknownTopicOrPartition);
+    }
+    let index = partition_for_key(publish.topic.as_bytes(), partitions.len() as u32) as usize;
+    let partition = Arc::clone(&partitions[index]);
+    let batch = encode(publish, now_ms())?;
+    let submitted = partition.submit(batch)?;
+    Ok((partition, submitted))
+}
+
+/// The log topic, created as NSQ and Kafka auto-creation create it when it is missing.
+pub(crate) async fn log_topic(broker: &Arc<Broker>, name: &str) -> BrokerResult<Arc<Topic>> {
+    if let Some(topic) = broker.topic(name) {
+        return Ok(topic);
+    }
+    if !broker.config().auto_create_topics {
+        return Err(BrokerError::UnknownTopicOrPartition);
+    }
+    let (broker, name) = (Arc::clone(broker), name.to_string());
+    // Creation fsyncs directories (and in a cluster waits for the metadata group).
+    tokio::task::spawn_blocking(move || match broker.create_topic_anywhere(&name, None, BTreeMap::new()) {
+        Ok(topic) => Ok(topic),
+        Err(BrokerError::TopicAlreadyExists) => broker.topic(&name).ok_or(BrokerError::UnknownTopicOrPartition),
+        Err(e) => Err(e),
+    })
+    .await
+    .map_err(|e| BrokerError::Storage(format!("topic creation task failed: {e}")))?
+}
+
+/// One uncompressed v2 batch of one record.
+fn encode(publish: &Publish, timestamp_ms: i64) -> BrokerResult<Vec<u8>> {
+    let topic = Bytes::copy_from_slice(publish.topic.as_bytes());
+    let qos = match publish.qos {
+        QoS::AtMostOnce => "0",
+        QoS::AtLeastOnce => "1",
+        QoS::ExactlyOnce => "2",
+    };
+    let headers = vec![(TOPIC_HEADER, Some(topic.clone())), (QOS_HEADER, Some(Bytes::from_static(qos.as_bytes())))];
+    let mut record = new_record(0, timestamp_ms, Some(topic), Some(publish.payload.clone()), headers);
+    for (key, value) in &publish.properties.user {
+        // The listener's own headers keep their meaning; Kafka headers hold one value per key
+        // here, so a repeated user property keeps its last value.
+        if key != TOPIC_HEADER && key != QOS_HEADER {
+            record.headers.insert(StrBytes::from_string(key.clone()), Some(Bytes::copy_from_slice(value.as_bytes())));
+        }
+    }
+    encode_batch(&[record], Compression::None)
+        .map_err(|e| BrokerError::CorruptMessage(format!("cannot encode record batch: {e}")))
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

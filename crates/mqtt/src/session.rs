@@ -1,0 +1,50 @@
+//! Client ids in use: a CONNECT with the id of a connected client takes the session over,
+//! and the older connection is closed (MQTT §3.1.4: the server MUST disconnect it).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+#[derive(Default)]
+pub(crate) struct Sessions {
+    /// Client id → (the connection's token, its "taken over" signal).
+    live: Mutex<HashMap<String, (u64, watch::Sender<bool>)>>,
+    next_token: AtomicU64,
+}
+
+/// A connection's hold on its client id; dropping it frees the id.
+pub(crate) struct SessionGuard {
+    sessions: Arc<Sessions>,
+    client_id: String,
+    token: u64,
+    /// Turns true when a newer connection took the client id over.
+    pub taken_over: watch::Receiver<bool>,
+}
+
+impl Sessions {
+    /// A client id for a client that sent an empty one.
+    pub fn assign_id(&self) -> String {
+        format!("sluice-{}", self.next_token.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Registers `client_id` for a new connection, closing the connection holding it.
+    pub fn register(self: &Arc<Self>, client_id: &str) -> SessionGuard {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let (signal, taken_over) = watch::channel(false);
+        let mut live = self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, older)) = live.insert(client_id.to_string(), (token, signal)) {
+            let _ = older.send(true);
+        }
+        SessionGuard { sessions: Arc::clone(self), client_id: client_id.to_string(), token, taken_over }
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        let mut live = self.sessions.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if live.get(&self.client_id).is_some_and(|(token, _)| *token == self.token) {
+            live.remove(&self.client_id);
+        }
+    }
+}

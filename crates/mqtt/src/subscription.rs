@@ -1,0 +1,369 @@
+//! A connection's subscriptions: its topic filters, and one tail per log topic they cover
+//! that reads that topic's partitions from their end at subscribe time (the log reading the
+//! NSQ channels use: `Partition::read` and `read_v2_records`, woken by the partition's
+//! end-offset watch) and hands matching records to the connection.
+
+use crate::codec::{QoS, Reason};
+use crate::publish::log_topic;
+use crate::topics::{filter_log_topic, matches, valid_filter};
+use crate::{QOS_HEADER, TOPIC_HEADER};
+use bytes::Bytes;
+use sluice_broker::channel::READ_BYTES_MAX;
+use sluice_broker::{Broker, BrokerError, Partition};
+use sluice_records::convert::{read_v2_records, StoredRecord};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Records handed to the connection and not yet taken, per connection: the tails wait
+/// (and stop reading) while it is full.
+pub(crate) const DELIVERY_QUEUE: usize = 256;
+/// Prefix of a v5 shared subscription (not served yet).
+const SHARED_PREFIX: &str = "$share/";
+
+/// A record on its way to a subscriber.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: QoS,
+    pub user_properties: Vec<(String, String)>,
+    /// Set on retained messages sent to a new subscription.
+    pub retain: bool,
+    /// Set on a resumed session's records that may have reached the client before.
+    pub dup: bool,
+    /// Where the record sits in its partition's progress; done once delivered (QoS 0) or
+    /// acknowledged (QoS 1). None for retained messages.
+    pub ack: Option<Ack>,
+}
+
+/// One partition's reading progress for a subscriber: what the tail has read, and the
+/// records handed on whose delivery is not complete.
+#[derive(Debug, Default)]
+struct Progress {
+    read_end: i64,
+    outstanding: BTreeSet<i64>,
+    /// One past the highest offset written to the client: a resumed session marks records
+    /// below it DUP (they may have reached the client before).
+    sent_end: i64,
+}
+
+impl Progress {
+    /// Every record below it was delivered and acknowledged, or needed neither.
+    fn floor(&self) -> i64 {
+        self.outstanding.first().copied().unwrap_or(self.read_end)
+    }
+}
+
+/// A delivery's place in its partition's progress.
+#[derive(Debug)]
+pub(crate) struct Ack {
+    progress: Arc<Mutex<Progress>>,
+    offset: i64,
+}
+
+impl Ack {
+    /// The delivery was handed to the client's writer.
+    pub fn sent(&self) {
+        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        progress.sent_end = progress.sent_end.max(self.offset + 1);
+    }
+
+    /// The delivery is complete: the floor may pass it.
+    pub fn done(self) {
+        self.progress.lock().unwrap_or_else(|p| p.into_inner()).outstanding.remove(&self.offset);
+    }
+}
+
+/// One partition's tail.
+struct TailHandle {
+    partition: i32,
+    progress: Arc<Mutex<Progress>>,
+    task: JoinHandle<()>,
+}
+
+/// One topic filter with the QoS granted to it.
+#[derive(Debug, Clone)]
+struct Filter {
+    text: String,
+    granted: QoS,
+    /// The log topic it reads, or `None` for a wildcard first level (every topic).
+    log_topic: Option<String>,
+}
+
+pub(crate) struct Subscriptions {
+    broker: Arc<Broker>,
+    filters: Arc<RwLock<Vec<Filter>>>,
+    /// Per log topic, its partitions' tails.
+    tails: HashMap<String, Vec<TailHandle>>,
+    /// Where a resumed session's tails start, per (log topic, partition), and below which
+    /// offset they mark deliveries DUP; others start at the log end.
+    resume: HashMap<(String, i32), (i64, i64)>,
+    deliveries: mpsc::Sender<Delivery>,
+    subscriptions_max: usize,
+}
+
+impl Subscriptions {
+    pub fn new(broker: Arc<Broker>, deliveries: mpsc::Sender<Delivery>, subscriptions_max: usize) -> Subscriptions {
+        Subscriptions {
+            broker,
+            filters: Arc::default(),
+            tails: HashMap::new(),
+            resume: HashMap::new(),
+            deliveries,
+            subscriptions_max,
+        }
+    }
+
+    /// Adds (or replaces) a filter; answers the QoS granted (the one asked) and whether the
+    /// filter is new, or why it was refused.
+    pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<(QoS, bool), Reason> {
+        if filter.starts_with(SHARED_PREFIX) {
+            return Err(Reason::SharedSubscriptionsNotSupported);
+        }
+        if !valid_filter(filter) {
+            return Err(Reason::TopicFilterInvalid);
+        }
+        let granted = qos;
+        let target = filter_log_topic(filter);
+        {
+            let mut filters = self.filters.write().unwrap_or_else(|p| p.into_inner());
+            let count = filters.len();
+            match filters.iter_mut().find(|f| f.text == filter) {
+                Some(existing) => {
+                    existing.granted = granted;
+                    return Ok((granted, false));
+                }
+                None if count >= self.subscriptions_max => return Err(Reason::QuotaExceeded),
+                None => filters.push(Filter { text: filter.to_string(), granted, log_topic: target.clone() }),
+            }
+        }
+        let topics = match target {
+            Some(name) => match log_topic(&self.broker, &name).await {
+                Ok(topic) => vec![topic],
+                Err(e) => {
+                    tracing::warn!(filter, error = %e, "mqtt subscription's topic unavailable");
+                    self.remove(filter);
+                    return Err(Reason::UnspecifiedError);
+                }
+            },
+            // Internal topics (`__…`, retained messages) are not MQTT topics.
+            None => self.broker.topics().into_iter().filter(|t| !t.name.starts_with("__")).collect(),
+        };
+        for topic in topics {
+            if self.tails.contains_key(&*topic.name) {
+                continue;
+            }
+            let tails = topic
+                .partitions()
+                .into_iter()
+                .map(|partition| {
+                    let resumed = self.resume.get(&(topic.name.to_string(), partition.index)).copied();
+                    let (start, sent_end) = resumed.unwrap_or_else(|| {
+                        let end = partition.log_end_offset();
+                        (end, end)
+                    });
+                    let progress =
+                        Arc::new(Mutex::new(Progress { read_end: start, outstanding: BTreeSet::new(), sent_end }));
+                    let index = partition.index;
+                    let tail = Tail {
+                        partition,
+                        log_topic: topic.name.to_string(),
+                        filters: Arc::clone(&self.filters),
+                        out: self.deliveries.clone(),
+                        progress: Arc::clone(&progress),
+                        dup_below: sent_end,
+                    };
+                    TailHandle { partition: index, progress, task: tokio::spawn(tail.run(start)) }
+                })
+                .collect();
+            self.tails.insert(topic.name.to_string(), tails);
+        }
+        Ok((granted, true))
+    }
+
+    /// Tails created from now on start at these offsets (a resumed session's floors).
+    pub fn resume_from(&mut self, floors: impl IntoIterator<Item = ((String, i32), (i64, i64))>) {
+        self.resume.extend(floors);
+    }
+
+    /// The filters and their granted QoS, for a session's checkpoint.
+    pub fn filters(&self) -> Vec<(String, QoS)> {
+        let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
+        filters.iter().map(|f| (f.text.clone(), f.granted)).collect()
+    }
+
+    /// Each partition's floor and sent end, for a session's checkpoint.
+    pub fn floors(&self) -> Vec<(String, i32, i64, i64)> {
+        let mut floors: Vec<(String, i32, i64, i64)> = self
+            .tails
+            .iter()
+            .flat_map(|(topic, tails)| {
+                tails.iter().map(move |t| {
+                    let progress = t.progress.lock().unwrap_or_else(|p| p.into_inner());
+                    (topic.clone(), t.partition, progress.floor(), progress.sent_end)
+                })
+            })
+            .collect();
+        // Partitions of a resumed session no filter reads yet keep their floors.
+        for ((topic, partition), (floor, sent_end)) in &self.resume {
+            if !self.tails.contains_key(topic) {
+                floors.push((topic.clone(), *partition, *floor, *sent_end));
+            }
+        }
+        floors
+    }
+
+    /// Queues retained messages for delivery behind the window like any other (from a task:
+    /// there may be more of them than the queue holds).
+    pub fn send_retained(&self, deliveries: Vec<Delivery>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let out = self.deliveries.clone();
+        tokio::spawn(async move {
+            for delivery in deliveries {
+                if out.send(delivery).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Removes a filter; whether it existed. Tails no filter needs any more stop.
+    pub fn unsubscribe(&mut self, filter: &str) -> bool {
+        let existed = self.remove(filter);
+        let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
+        let any_wildcard = filters.iter().any(|f| f.log_topic.is_none());
+        if !any_wildcard {
+            self.tails.retain(|name, tails| {
+                let needed = filters.iter().any(|f| f.log_topic.as_deref() == Some(name.as_str()));
+                if !needed {
+                    tails.iter().for_each(|t| t.task.abort());
+                }
+                needed
+            });
+        }
+        existed
+    }
+
+    fn remove(&self, filter: &str) -> bool {
+        let mut filters = self.filters.write().unwrap_or_else(|p| p.into_inner());
+        let before = filters.len();
+        filters.retain(|f| f.text != filter);
+        filters.len() != before
+    }
+}
+
+impl Drop for Subscriptions {
+    fn drop(&mut self) {
+        self.tails.values().flatten().for_each(|t| t.task.abort());
+    }
+}
+
+/// Reads one partition from an offset on and hands the records some filter matches to the
+/// connection.
+struct Tail {
+    partition: Arc<Partition>,
+    log_topic: String,
+    filters: Arc<RwLock<Vec<Filter>>>,
+    out: mpsc::Sender<Delivery>,
+    progress: Arc<Mutex<Progress>>,
+    /// Records below this offset were written to the client before a resume: sent DUP.
+    dup_below: i64,
+}
+
+impl Tail {
+    async fn run(self, mut offset: i64) {
+        let mut appended = self.partition.subscribe();
+        loop {
+            let partition = Arc::clone(&self.partition);
+            let read = tokio::task::spawn_blocking(move || partition.read(offset, READ_BYTES_MAX)).await;
+            let bytes = match read {
+                Ok(Ok(read)) => read.bytes,
+                Ok(Err(BrokerError::OffsetOutOfRange { log_start, log_end, .. })) => {
+                    // Retention went past what this subscriber had not read yet, or a resumed
+                    // session's floor lies past a log that was deleted and created again.
+                    offset = if offset < log_start { log_start } else { log_end };
+                    self.progress.lock().unwrap_or_else(|p| p.into_inner()).read_end = offset;
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(topic = %self.log_topic, offset, error = %e, "mqtt subscription cannot read");
+                    Vec::new()
+                }
+                Err(_) => return,
+            };
+            let before = offset;
+            for batch in read_v2_records(&bytes, offset) {
+                let Ok(batch) = batch else { break };
+                offset = offset.max(batch.last_offset.saturating_add(1));
+                let Ok(records) = batch.records else {
+                    tracing::warn!(topic = %self.log_topic, base_offset = batch.base_offset, "skipping unreadable batch");
+                    continue;
+                };
+                for record in records {
+                    let offset = record.offset;
+                    if let Some(mut delivery) = self.matching(record) {
+                        delivery.dup = offset < self.dup_below && delivery.qos != QoS::AtMostOnce;
+                        self.progress.lock().unwrap_or_else(|p| p.into_inner()).outstanding.insert(offset);
+                        delivery.ack = Some(Ack { progress: Arc::clone(&self.progress), offset });
+                        if self.out.send(delivery).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                self.progress.lock().unwrap_or_else(|p| p.into_inner()).read_end = offset;
+            }
+            if offset == before {
+                // Nothing new (or nothing readable): wait for the next append.
+                if appended.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The delivery for `record` if a filter matches it, at the highest QoS granted among the
+    /// matching filters, capped by the QoS it was published with.
+    fn matching(&self, record: StoredRecord) -> Option<Delivery> {
+        let topic = header_text(&record, TOPIC_HEADER).unwrap_or_else(|| self.log_topic.clone());
+        let granted = {
+            let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
+            filters
+                .iter()
+                .filter(|f| f.log_topic.as_deref().is_none_or(|t| t == self.log_topic))
+                .filter(|f| matches(&f.text, &topic))
+                .map(|f| f.granted)
+                .max()?
+        };
+        // Records from Kafka producers and NSQ publishers are durable: QoS 1 for MQTT.
+        let published = match header_text(&record, QOS_HEADER).as_deref() {
+            Some("0") => QoS::AtMostOnce,
+            Some("2") => QoS::ExactlyOnce,
+            _ => QoS::AtLeastOnce,
+        };
+        let user_properties = record
+            .headers
+            .iter()
+            .filter(|(k, _)| k != TOPIC_HEADER && k != QOS_HEADER)
+            // MQTT property values are UTF-8; Kafka header values may be any bytes.
+            .map(|(k, v)| (k.clone(), v.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
+            .collect();
+        Some(Delivery {
+            topic,
+            payload: record.value.unwrap_or_default(),
+            qos: granted.min(published),
+            user_properties,
+            retain: false,
+            dup: false,
+            ack: None,
+        })
+    }
+}
+
+fn header_text(record: &StoredRecord, key: &str) -> Option<String> {
+    let (_, value) = record.headers.iter().find(|(k, _)| k == key)?;
+    std::str::from_utf8(value.as_ref()?).ok().map(str::to_string)
+}
