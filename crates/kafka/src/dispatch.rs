@@ -4,6 +4,7 @@
 use crate::api;
 use crate::codec::response_frame;
 use crate::server::Context;
+use crate::session::Session;
 use crate::versions::is_served;
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
@@ -31,6 +32,8 @@ pub enum DispatchError {
     Encode(ApiKey, i16, String),
     #[error("request task failed: {0}")]
     Task(String),
+    #[error("{0:?} before SASL authentication (ILLEGAL_SASL_STATE)")]
+    NotAuthenticated(ApiKey),
 }
 
 /// What the writer sends back for one request, in request order.
@@ -60,7 +63,16 @@ impl RequestMeta {
     }
 }
 
-pub fn dispatch(context: &Arc<Context>, client: &Client, mut frame: Bytes) -> Result<Reply, DispatchError> {
+pub fn dispatch(
+    context: &Arc<Context>,
+    client: &Client,
+    session: &mut Session,
+    mut frame: Bytes,
+) -> Result<Reply, DispatchError> {
+    if session.expects_raw_token() {
+        // After a SaslHandshake v0 the next frames are bare SASL tokens, not requests.
+        return Ok(api::sasl_authenticate::raw(&context.security, session, &frame));
+    }
     if frame.len() < 8 {
         return Err(DispatchError::ShortHeader);
     }
@@ -84,9 +96,36 @@ pub fn dispatch(context: &Arc<Context>, client: &Client, mut frame: Bytes) -> Re
     }
     let meta = RequestMeta { api, version, correlation_id: header.correlation_id };
     let ctx = context.as_ref();
+    if !session.is_authenticated()
+        && !matches!(api, ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)
+    {
+        // Kafka closes a connection that skips authentication on a SASL listener.
+        return Err(DispatchError::NotAuthenticated(api));
+    }
+    let listener = session.listener.as_ref();
     match api {
         ApiKey::ApiVersions => now(meta, api::api_versions::handle(decode(meta, &mut frame)?, meta)),
-        ApiKey::Metadata => now(meta, api::metadata::handle(ctx, decode(meta, &mut frame)?, meta)),
+        ApiKey::SaslHandshake => now(meta, api::sasl_handshake::handle(session, decode(meta, &mut frame)?, version)),
+        ApiKey::SaslAuthenticate => {
+            api::sasl_authenticate::handle(&context.security, session, decode(meta, &mut frame)?, meta)
+        }
+        ApiKey::DescribeUserScramCredentials => now(
+            meta,
+            api::describe_user_scram_credentials::handle(&context.security.credentials, decode(meta, &mut frame)?),
+        ),
+        ApiKey::AlterUserScramCredentials => {
+            let (context, request) = (Arc::clone(context), decode(meta, &mut frame)?);
+            Ok(later(async move {
+                // The credentials file is fsynced: off the async workers.
+                let response = tokio::task::spawn_blocking(move || {
+                    api::alter_user_scram_credentials::handle(&context.security.credentials, request)
+                })
+                .await
+                .map_err(|e| DispatchError::Task(e.to_string()))?;
+                meta.respond(&response).map(Some)
+            }))
+        }
+        ApiKey::Metadata => now(meta, api::metadata::handle(ctx, listener, decode(meta, &mut frame)?, meta)),
         ApiKey::Produce => api::produce::handle(context, decode(meta, &mut frame)?, meta),
         ApiKey::Fetch => Ok(later(api::fetch::handle(Arc::clone(context), decode(meta, &mut frame)?, meta))),
         ApiKey::ListOffsets => now(meta, api::list_offsets::handle(ctx, decode(meta, &mut frame)?, meta)),
@@ -115,7 +154,7 @@ pub fn dispatch(context: &Arc<Context>, client: &Client, mut frame: Bytes) -> Re
         ApiKey::IncrementalAlterConfigs => {
             Ok(later(api::alter_configs::handle_incremental(Arc::clone(context), decode(meta, &mut frame)?, meta)))
         }
-        ApiKey::DescribeCluster => now(meta, api::describe_cluster::handle(ctx, decode(meta, &mut frame)?)),
+        ApiKey::DescribeCluster => now(meta, api::describe_cluster::handle(ctx, listener, decode(meta, &mut frame)?)),
         ApiKey::AlterPartitionReassignments => {
             let (context, request) = (Arc::clone(context), decode(meta, &mut frame)?);
             Ok(later(async move {
@@ -129,7 +168,9 @@ pub fn dispatch(context: &Arc<Context>, client: &Client, mut frame: Bytes) -> Re
         ApiKey::ListPartitionReassignments => {
             now(meta, api::list_partition_reassignments::handle(ctx, decode(meta, &mut frame)?))
         }
-        ApiKey::FindCoordinator => now(meta, api::find_coordinator::handle(ctx, decode(meta, &mut frame)?, meta)),
+        ApiKey::FindCoordinator => {
+            now(meta, api::find_coordinator::handle(ctx, listener, decode(meta, &mut frame)?, meta))
+        }
         ApiKey::JoinGroup => {
             let client_id = header.client_id.as_deref().unwrap_or("").to_string();
             api::join_group::handle(context, decode(meta, &mut frame)?, meta, client_id)

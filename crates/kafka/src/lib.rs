@@ -9,7 +9,10 @@ mod dispatch;
 mod error_codes;
 #[doc(hidden)]
 pub mod fuzz_entry;
+pub mod listener;
+pub mod sasl;
 mod server;
+mod session;
 mod versions;
 
 pub use server::{serve, KafkaListenerConfig};

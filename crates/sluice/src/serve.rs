@@ -4,6 +4,8 @@
 use crate::settings::Settings;
 use anyhow::Context as _;
 use sluice_broker::{compactor, maintenance, Broker};
+use sluice_kafka::listener::{KafkaListener, ListenerInfo};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -24,12 +26,13 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         ),
         Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
     }
-    let listener = TcpListener::bind(settings.kafka_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.kafka_addr))?;
-    let local = listener.local_addr()?;
+    let kafka_listeners = bind_kafka_listeners(&settings).await?;
+    let local = kafka_listeners.first().map(|l| l.local_addr()).transpose()?.context("no Kafka listener")?;
     let nsq_listeners = NsqListeners::bind(&settings.nsq).await?;
     settings.broker.advertised_port = local.port();
+    let credentials = sluice_kafka::sasl::credentials::Credentials::open(&settings.broker.data_dir)
+        .context("cannot read the SASL credentials")?;
+    let security = Arc::new(sluice_kafka::sasl::Security::new(Arc::new(credentials)));
     // Before the broker opens: partitions rebuild producer state with it.
     sluice_broker::producer_state::set_expiration(settings.producer_id_expiration);
     let config = settings.broker.clone();
@@ -55,7 +58,17 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let upkeep = tokio::spawn(maintenance::run(broker.clone(), stopped.clone()));
     let compaction = tokio::spawn(compactor::run(broker.clone(), stopped.clone()));
     let group_sweeper = tokio::spawn(broker.groups().clone().run(stopped.clone()));
-    let kafka = tokio::spawn(sluice_kafka::serve(listener, broker.clone(), settings.kafka.clone(), stopped.clone()));
+    let kafka_addrs: Vec<String> = kafka_listeners
+        .iter()
+        .map(|l| Ok(format!("{}://{}", l.info.protocol.as_str(), l.local_addr()?)))
+        .collect::<std::io::Result<_>>()?;
+    let kafka = tokio::spawn(sluice_kafka::serve(
+        kafka_listeners,
+        broker.clone(),
+        settings.kafka.clone(),
+        security,
+        stopped.clone(),
+    ));
     let node = sluice_http::NodeInfo {
         kafka_addr: local.to_string(),
         nsq_tcp_addr: nsq_listeners.tcp.local_addr()?.to_string(),
@@ -69,6 +82,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         kafka = %local,
+        kafka_listeners = %kafka_addrs.join(","),
         advertised = %format!("{}:{}", settings.broker.advertised_host, settings.broker.advertised_port),
         data_dir = %settings.broker.data_dir.display(),
         "sluice ready"
@@ -104,6 +118,31 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || broker.flush_all()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds every Kafka listener before the broker opens (a taken port fails fast), loads the
+/// TLS certificates once for all SSL and SASL_SSL listeners, and reloads them on SIGHUP.
+async fn bind_kafka_listeners(settings: &Settings) -> anyhow::Result<Vec<KafkaListener>> {
+    let tls = match &settings.kafka_tls {
+        Some(files) => {
+            let tls = sluice_tls::ServerTls::load(files.clone()).context("cannot load the Kafka TLS certificates")?;
+            sluice_tls::spawn_sighup_reload(vec![tls.clone()]).context("cannot install the SIGHUP handler")?;
+            Some(tls)
+        }
+        None => None,
+    };
+    let mut listeners = Vec::new();
+    for listener in &settings.kafka_listeners {
+        let tcp =
+            TcpListener::bind(listener.addr).await.with_context(|| format!("cannot listen on {}", listener.spec))?;
+        let local = tcp.local_addr()?;
+        let advertised_host = crate::settings::advertised_host_for(settings, &listener.addr);
+        let protocol = listener.spec.protocol;
+        let info = ListenerInfo { protocol, advertised_host, advertised_port: local.port() };
+        let tls = protocol.uses_tls().then(|| tls.clone()).flatten();
+        listeners.push(KafkaListener { tcp, info, tls });
+    }
+    Ok(listeners)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
