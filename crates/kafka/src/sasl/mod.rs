@@ -74,7 +74,8 @@ pub enum SaslState {
 /// One mechanism's server side.
 pub enum Exchange {
     Plain,
-    Scram(ScramServer),
+    /// Boxed: most connections never hold one, and the session stays small.
+    Scram(Box<ScramServer>),
 }
 
 impl Exchange {
@@ -83,7 +84,7 @@ impl Exchange {
         if mechanism == "PLAIN" {
             return Some(Exchange::Plain);
         }
-        ScramMechanism::ALL.into_iter().find(|m| m.name() == mechanism).map(|m| Exchange::Scram(ScramServer::new(m)))
+        ScramMechanism::ALL.into_iter().find(|m| m.name() == mechanism).map(|m| Exchange::Scram(Box::new(ScramServer::new(m))))
     }
 
     fn failure_message(&self) -> String {
