@@ -32,6 +32,9 @@ pub enum CredentialsError {
     Invalid(String),
 }
 
+/// Every user with the mechanisms it has and their iteration counts (no key material).
+pub type UserList = Vec<(String, Vec<(ScramMechanism, u32)>)>;
+
 /// One user's credentials, by mechanism.
 pub type UserCredentials = BTreeMap<ScramMechanism, ScramCredential>;
 
@@ -87,7 +90,7 @@ impl Credentials {
     }
 
     /// Every user with the mechanisms and iteration counts they have (no key material).
-    pub fn list(&self) -> Vec<(String, Vec<(ScramMechanism, u32)>)> {
+    pub fn list(&self) -> UserList {
         self.read()
             .iter()
             .map(|(user, m)| (user.clone(), m.iter().map(|(mech, c)| (*mech, c.iterations)).collect()))

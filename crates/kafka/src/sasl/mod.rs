@@ -84,7 +84,10 @@ impl Exchange {
         if mechanism == "PLAIN" {
             return Some(Exchange::Plain);
         }
-        ScramMechanism::ALL.into_iter().find(|m| m.name() == mechanism).map(|m| Exchange::Scram(Box::new(ScramServer::new(m))))
+        ScramMechanism::ALL
+            .into_iter()
+            .find(|m| m.name() == mechanism)
+            .map(|m| Exchange::Scram(Box::new(ScramServer::new(m))))
     }
 
     fn failure_message(&self) -> String {

@@ -16,7 +16,7 @@ use kafka_protocol::messages::alter_user_scram_credentials_request::{
 use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::{AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest};
 use kafka_protocol::protocol::StrBytes;
-use sluice_kafka::sasl::credentials::Credentials;
+use sluice_kafka::sasl::credentials::{Credentials, UserList};
 use sluice_kafka::sasl::scram::{random_salt, ScramCredential, ScramMechanism, ITERATIONS_DEFAULT};
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -142,7 +142,7 @@ fn list(target: &UserTarget, out: Output) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn describe(target: &UserTarget) -> anyhow::Result<Vec<(String, Vec<(ScramMechanism, u32)>)>> {
+fn describe(target: &UserTarget) -> anyhow::Result<UserList> {
     if let Some(dir) = &target.data_dir {
         let (_lock, store) = offline(dir)?;
         return Ok(store.list());
