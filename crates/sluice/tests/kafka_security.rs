@@ -175,7 +175,8 @@ fn a_wrong_password_shows_kafkas_error_and_the_broker_serves_others() {
     let mut s = start(&dir.path().join("pki"));
     sluice_user(&["add", "alice", "--bootstrap", &s.broker.bootstrap()], Some(PASSWORD));
     let mut wrong = refs(&scram512(&s, "not-the-password")).into_iter().map(String::from).collect::<Vec<_>>();
-    wrong.extend(["-L".into(), "-m".into(), "5".into()]);
+    // Few reconnects, so this test's failures stay below the per-address limit.
+    wrong.extend(["-L", "-m", "5", "-X", "reconnect.backoff.ms=1000"].map(String::from));
     let (ok, _, err) = kcat(&refs(&wrong), None);
     assert!(!ok, "a wrong password must fail");
     assert!(
@@ -257,6 +258,34 @@ fn server_subject(addr: &str) -> String {
     cmd.args(["s_client", "-connect", addr, "-brief"]).stdin(Stdio::null());
     let out = run_bounded(&mut cmd, CLIENT_TIMEOUT);
     String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout)
+}
+
+/// One PLAIN login over SaslHandshake v1 + SaslAuthenticate v2 on a new connection.
+fn raw_plain_login(addr: &str, password: &str) -> (i16, String) {
+    use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+    use kafka_protocol::protocol::StrBytes;
+    let mut raw = common::raw::Raw::connect_addr(addr.parse().expect("address"));
+    let handshake = raw.request(1, &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")));
+    assert_eq!(handshake.error_code, 0, "PLAIN is offered");
+    let token = format!("\0alice\0{password}");
+    let answer = raw.request(2, &SaslAuthenticateRequest::default().with_auth_bytes(token.into_bytes().into()));
+    (answer.error_code, answer.error_message.map(|m| m.to_string()).unwrap_or_default())
+}
+
+#[test]
+fn failed_logins_are_limited_per_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(&dir.path().join("pki"));
+    sluice_user(&["add", "alice", "--bootstrap", &s.broker.bootstrap()], Some(PASSWORD));
+    assert_eq!(raw_plain_login(&s.sasl_plaintext, PASSWORD).0, 0, "the right password logs in");
+    for _ in 0..10 {
+        let (code, message) = raw_plain_login(&s.sasl_plaintext, "wrong");
+        assert_eq!((code, message.as_str()), (58, "Authentication failed: Invalid username or password"));
+    }
+    // Past ten failures within a minute this address is refused even with the right password.
+    let (code, message) = raw_plain_login(&s.sasl_plaintext, PASSWORD);
+    assert_eq!(code, 58, "{message}");
+    assert!(message.contains("too many failed authentication attempts"), "{message}");
 }
 
 fn python_client(client: &str, bootstrap: &str, mechanism: &str, password: &str, timeout_s: u32) -> serde_json::Value {
