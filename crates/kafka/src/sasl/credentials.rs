@@ -132,8 +132,15 @@ impl Credentials {
         }
         if let Some(path) = &self.path {
             let bytes = encode(&next);
-            sluice_log::atomic_file::replace(path, &bytes)
-                .map_err(|e| CredentialsError::File { path: path.clone(), reason: e.to_string() })?;
+            // Owner-only before a byte is written: StoredKey and ServerKey allow offline password
+            // guessing and impersonating the server.
+            let written = sluice_log::atomic_file::replace_with(path, |file| {
+                use std::io::Write as _;
+                use std::os::unix::fs::PermissionsExt as _;
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                file.write_all(&bytes)
+            });
+            written.map_err(|e| CredentialsError::File { path: path.clone(), reason: e.to_string() })?;
         }
         *users = next;
         Ok(())
@@ -223,6 +230,9 @@ mod tests {
         store.apply(vec![("alice".into(), ScramMechanism::Sha512, credential.clone())], vec![]).expect("add");
         let text = std::fs::read_to_string(dir.path().join(CREDENTIALS_FILE)).expect("read");
         assert!(!text.contains("s3cret-pw"), "{text}");
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join(CREDENTIALS_FILE)).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "owner-only");
         let reopened = Credentials::open(dir.path()).expect("reopen");
         assert_eq!(reopened.get("alice", ScramMechanism::Sha512), Some(credential));
         assert!(reopened.get("alice", ScramMechanism::Sha256).is_none());

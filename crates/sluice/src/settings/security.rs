@@ -109,3 +109,30 @@ pub fn resolve(
     };
     Ok((listeners, tls))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_kafka::listener::SecurityProtocol;
+
+    fn protocols(args: &SecurityArgs, explicit: bool) -> anyhow::Result<Vec<(SecurityProtocol, String)>> {
+        let (listeners, _) = resolve(args, &SecurityFileArgs::default(), "127.0.0.1:9092", explicit)?;
+        Ok(listeners.into_iter().map(|l| (l.spec.protocol, l.spec.address)).collect())
+    }
+
+    #[test]
+    fn listeners_default_to_plaintext_and_add_it_only_when_asked() {
+        let none = SecurityArgs::default();
+        assert_eq!(protocols(&none, false).ok(), Some(vec![(SecurityProtocol::Plaintext, "127.0.0.1:9092".into())]));
+        let sasl = SecurityArgs { kafka_listener: vec!["SASL_PLAINTEXT://127.0.0.1:9095".into()], ..none.clone() };
+        assert_eq!(protocols(&sasl, false).map(|l| l.len()).ok(), Some(1));
+        assert_eq!(protocols(&sasl, true).map(|l| l.len()).ok(), Some(2));
+        let tls = SecurityArgs { kafka_listener: vec!["SSL://127.0.0.1:9093".into()], ..none.clone() };
+        let err = protocols(&tls, false).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("ssl_cert"), "{err}");
+        let twice = SecurityArgs { kafka_listener: vec!["SSL://127.0.0.1:9092".into()], ..none.clone() };
+        assert!(protocols(&twice, true).is_err(), "one listener per address");
+        let auth = SecurityArgs { ssl_client_auth: Some("required".into()), ..none };
+        assert!(protocols(&auth, false).is_err(), "a client CA is needed");
+    }
+}
