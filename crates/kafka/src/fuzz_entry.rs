@@ -74,6 +74,9 @@ fn decode_body(api: ApiKey, frame: &mut Bytes, version: i16) -> anyhow::Result<V
         ApiKey::SaslAuthenticate => body::<SaslAuthenticateRequest>(frame, version),
         ApiKey::DescribeUserScramCredentials => body::<DescribeUserScramCredentialsRequest>(frame, version),
         ApiKey::AlterUserScramCredentials => body::<AlterUserScramCredentialsRequest>(frame, version),
+        ApiKey::CreateAcls => body::<CreateAclsRequest>(frame, version),
+        ApiKey::DescribeAcls => body::<DescribeAclsRequest>(frame, version),
+        ApiKey::DeleteAcls => body::<DeleteAclsRequest>(frame, version),
         other => Err(anyhow::anyhow!("{other:?} is not dispatched")),
     }
 }

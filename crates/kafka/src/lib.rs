@@ -2,7 +2,9 @@
 //! core errors into Kafka error codes. Message codecs come from the `kafka-protocol`
 //! crate; this crate owns framing, dispatch, and one module per Kafka API.
 
+pub mod acl;
 mod api;
+mod authorize;
 mod codec;
 mod connection;
 mod dispatch;

@@ -34,6 +34,14 @@ impl Session {
         !self.listener.protocol.uses_sasl() || matches!(self.sasl, SaslState::Authenticated)
     }
 
+    /// Whether this connection's principal may do `operation` on the resource (always, without
+    /// an authorizer).
+    pub fn may(&self, security: &crate::sasl::Security, operation: i8, resource_type: i8, name: &str) -> bool {
+        let Some(acls) = &security.acls else { return true };
+        let host = self.peer.ip().to_string();
+        acls.authorize(&self.principal.to_string(), &host, operation, resource_type, name)
+    }
+
     /// Tokens come as bare frames (after a SaslHandshake v0).
     pub fn expects_raw_token(&self) -> bool {
         matches!(self.sasl, SaslState::Exchanging { raw: true, .. })

@@ -32,7 +32,17 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     settings.broker.advertised_port = local.port();
     let credentials = sluice_kafka::sasl::credentials::Credentials::open(&settings.broker.data_dir)
         .context("cannot read the SASL credentials")?;
-    let security = Arc::new(sluice_kafka::sasl::Security::new(Arc::new(credentials)));
+    let mut security = sluice_kafka::sasl::Security::new(Arc::new(credentials));
+    if let Some(authorizer) = &settings.authorizer {
+        let acls = sluice_kafka::acl::Acls::open(
+            &settings.broker.data_dir,
+            authorizer.super_users.clone(),
+            authorizer.allow_everyone_if_no_acl_found,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot read the ACLs: {e}"))?;
+        security = security.with_acls(Arc::new(acls));
+    }
+    let security = Arc::new(security);
     // Before the broker opens: partitions rebuild producer state with it.
     sluice_broker::producer_state::set_expiration(settings.producer_id_expiration);
     let config = settings.broker.clone();

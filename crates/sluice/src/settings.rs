@@ -202,6 +202,9 @@ struct FileSettings {
     ssl_client_ca: Option<PathBuf>,
     ssl_client_auth: Option<String>,
     ssl_min_version: Option<String>,
+    authorizer: Option<String>,
+    super_users: Option<String>,
+    allow_everyone_if_no_acl_found: Option<bool>,
 }
 
 impl FileSettings {
@@ -213,6 +216,9 @@ impl FileSettings {
             ssl_client_ca: self.ssl_client_ca.clone(),
             ssl_client_auth: self.ssl_client_auth.clone(),
             ssl_min_version: self.ssl_min_version.clone(),
+            authorizer: self.authorizer.clone(),
+            super_users: self.super_users.clone(),
+            allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found,
         }
     }
 
@@ -265,6 +271,8 @@ pub struct Settings {
     pub kafka_listeners: Vec<security::KafkaListenerSettings>,
     /// Certificates of the SSL and SASL_SSL listeners (None when there are none).
     pub kafka_tls: Option<sluice_tls::TlsFiles>,
+    /// The Kafka ACL authorizer (None: every principal may do everything).
+    pub authorizer: Option<security::AuthorizerSettings>,
     /// `--advertised-host` as given (every listener advertises it), None to use each
     /// listener's own host.
     pub advertised_host_explicit: Option<String>,
@@ -399,6 +407,7 @@ impl Settings {
         let kafka_addr_text = args.kafka_addr.clone().or(file.kafka_addr).unwrap_or_else(|| "127.0.0.1:9092".into());
         let (kafka_listeners, kafka_tls) =
             security::resolve(&args.security, &file_security, &kafka_addr_text, explicit_kafka_addr)?;
+        let authorizer = security::resolve_authorizer(&args.security, &file_security)?;
         let kafka_addr = kafka_listeners.first().map(|l| l.addr).ok_or_else(|| anyhow!("no Kafka listener"))?;
         let advertised_host = args.advertised_host.clone().or(file.advertised_host);
         if advertised_host.as_deref().is_some_and(|h| h.trim().is_empty()) {
@@ -467,6 +476,7 @@ impl Settings {
             kafka_addr,
             kafka_listeners,
             kafka_tls,
+            authorizer,
             advertised_host_explicit,
             log_format,
             log_level,
@@ -492,6 +502,7 @@ impl Settings {
             ("data_dir", b.data_dir.display().to_string()),
             ("kafka_addr", self.kafka_addr.to_string()),
             ("kafka_listeners", self.kafka_listeners.iter().map(|l| l.spec.to_string()).collect::<Vec<_>>().join(",")),
+            ("authorizer", (if self.authorizer.is_some() { "acl" } else { "none" }).to_string()),
             ("ssl_cert", self.kafka_tls.as_ref().map_or_else(String::new, |t| t.cert.display().to_string())),
             (
                 "ssl_client_auth",

@@ -128,3 +128,25 @@ fn check_common(
     }
     Ok(mechanism)
 }
+
+/// Every named user refused with CLUSTER_AUTHORIZATION_FAILED (no ALTER on the cluster).
+pub fn refused(request: &AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse {
+    let users: std::collections::BTreeSet<String> = request
+        .deletions
+        .iter()
+        .map(|d| d.name.to_string())
+        .chain(request.upsertions.iter().map(|u| u.name.to_string()))
+        .collect();
+    let mut response = AlterUserScramCredentialsResponse::default();
+    response.results = users
+        .into_iter()
+        .map(|user| {
+            let mut result = AlterUserScramCredentialsResult::default();
+            result.user = str_bytes(&user);
+            result.error_code = crate::error_codes::CLUSTER_AUTHORIZATION_FAILED;
+            result.error_message = Some(str_bytes("Cluster authorization failed."));
+            result
+        })
+        .collect();
+    response
+}

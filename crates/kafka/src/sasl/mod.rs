@@ -26,15 +26,22 @@ pub const PLAIN_FAILED: &str = "Authentication failed: Invalid username or passw
 pub const TOO_MANY_FAILURES: &str =
     "Authentication failed: too many failed authentication attempts from this address; retry later";
 
-/// What every listener shares for authentication.
+/// What every listener shares for authentication and authorization.
 pub struct Security {
     pub credentials: Arc<Credentials>,
     pub failed_logins: FailedLogins,
+    /// The ACL authorizer; None: every principal may do everything (no authorizer).
+    pub acls: Option<Arc<crate::acl::Acls>>,
 }
 
 impl Security {
     pub fn new(credentials: Arc<Credentials>) -> Security {
-        Security { credentials, failed_logins: FailedLogins::default() }
+        Security { credentials, failed_logins: FailedLogins::default(), acls: None }
+    }
+
+    pub fn with_acls(mut self, acls: Arc<crate::acl::Acls>) -> Security {
+        self.acls = Some(acls);
+        self
     }
 }
 

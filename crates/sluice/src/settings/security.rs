@@ -39,6 +39,15 @@ pub struct SecurityArgs {
     /// Lowest TLS version accepted: 1.2 | 1.3 [default: 1.2].
     #[arg(long, env = "SLUICE_SSL_MIN_VERSION", value_name = "VERSION")]
     pub ssl_min_version: Option<String>,
+    /// Kafka ACL authorization: none | acl (Kafka authorizer.class.name) [default: none].
+    #[arg(long, env = "SLUICE_AUTHORIZER", value_name = "NAME")]
+    pub authorizer: Option<String>,
+    /// Principals allowed everything, separated by ';' (Kafka super.users), e.g. User:admin.
+    #[arg(long, env = "SLUICE_SUPER_USERS", value_name = "PRINCIPALS")]
+    pub super_users: Option<String>,
+    /// Allow a resource no ACL names to everyone (Kafka allow.everyone.if.no.acl.found) [default: false].
+    #[arg(long, env = "SLUICE_ALLOW_EVERYONE_IF_NO_ACL_FOUND", value_name = "BOOL")]
+    pub allow_everyone_if_no_acl_found: Option<bool>,
 }
 
 /// The same keys in the TOML file.
@@ -50,6 +59,43 @@ pub struct SecurityFileArgs {
     pub ssl_client_ca: Option<PathBuf>,
     pub ssl_client_auth: Option<String>,
     pub ssl_min_version: Option<String>,
+    pub authorizer: Option<String>,
+    pub super_users: Option<String>,
+    pub allow_everyone_if_no_acl_found: Option<bool>,
+}
+
+/// The ACL authorizer's settings; None from `resolve_authorizer` when there is none.
+#[derive(Debug, Clone)]
+pub struct AuthorizerSettings {
+    pub super_users: Vec<String>,
+    pub allow_everyone_if_no_acl_found: bool,
+}
+
+pub fn resolve_authorizer(args: &SecurityArgs, file: &SecurityFileArgs) -> anyhow::Result<Option<AuthorizerSettings>> {
+    let name = args.authorizer.clone().or(file.authorizer.clone()).unwrap_or_else(|| "none".into());
+    let super_users: Vec<String> = args
+        .super_users
+        .clone()
+        .or(file.super_users.clone())
+        .unwrap_or_default()
+        .split(';')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if let Some(bad) = super_users.iter().find(|p| !p.contains(':')) {
+        return Err(out_of_range("super_users", bad, "principals TYPE:NAME separated by ';', e.g. User:admin"));
+    }
+    match name.as_str() {
+        "none" | "" => Ok(None),
+        "acl" => Ok(Some(AuthorizerSettings {
+            super_users,
+            allow_everyone_if_no_acl_found: args
+                .allow_everyone_if_no_acl_found
+                .or(file.allow_everyone_if_no_acl_found)
+                .unwrap_or(false),
+        })),
+        other => Err(out_of_range("authorizer", other, "none or acl")),
+    }
 }
 
 /// One listener, resolved.
