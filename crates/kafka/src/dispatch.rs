@@ -39,6 +39,8 @@ pub enum DispatchError {
     Task(String),
     #[error("{0:?} before SASL authentication (ILLEGAL_SASL_STATE)")]
     NotAuthenticated(ApiKey),
+    #[error("{0:?} refused to {1}: it needs its operation on the cluster (ACL authorizer)")]
+    NotAuthorized(ApiKey, String),
 }
 
 /// What the writer sends back for one request, in request order.
@@ -106,6 +108,10 @@ pub fn dispatch(
     {
         // Kafka closes a connection that skips authentication on a SASL listener.
         return Err(DispatchError::NotAuthenticated(api));
+    }
+    if !authorize::may_call(&context.security, session, api) {
+        // Refused by the authorizer's cluster-level rule (see `authorize::cluster_operation`).
+        return Err(DispatchError::NotAuthorized(api, session.principal.to_string()));
     }
     let listener = Arc::clone(&session.listener);
     let listener = listener.as_ref();

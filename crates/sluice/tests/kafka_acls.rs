@@ -27,12 +27,13 @@ fn add_user_offline(data_dir: &Path, name: &str, password: &str) {
 }
 
 fn admin(sasl: &str, args: &[&str]) -> serde_json::Value {
+    admin_as(sasl, ("admin", "admin-pw"), args)
+}
+
+fn admin_as(sasl: &str, (user, password): (&str, &str), args: &[&str]) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients/python/acl_admin.py");
     let mut cmd = Command::new(PYTHON);
-    cmd.arg(script)
-        .args(["--bootstrap", sasl, "--user", "admin", "--password", "admin-pw"])
-        .args(args)
-        .stdin(Stdio::null());
+    cmd.arg(script).args(["--bootstrap", sasl, "--user", user, "--password", password]).args(args).stdin(Stdio::null());
     let out = run_bounded(&mut cmd, CLIENT_TIMEOUT);
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(stdout.lines().last().unwrap_or_default())
@@ -120,7 +121,34 @@ fn acls_allow_and_refuse_what_kafka_would() {
     // Groups need READ on the group.
     assert_eq!(join_group_as_bob(&sasl, "other-group"), 30, "GROUP_AUTHORIZATION_FAILED");
     assert_ne!(join_group_as_bob(&sasl, "bob-group"), 30);
+    // Administrative APIs need their operation on the cluster: bob's connection is closed.
+    let (ok, _, err) = kcat(&sasl, "bob", "bob-pw", &["-L", "-t", &orders], None);
+    assert!(ok, "{err}");
+    let mut raw = Raw::connect_addr(sasl.parse().expect("address"));
+    raw.request(1, &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")));
+    raw.request(2, &SaslAuthenticateRequest::default().with_auth_bytes(b"\0bob\0bob-pw".to_vec().into()));
+    let mut delete = kafka_protocol::messages::DeleteTopicsRequest::default();
+    delete.topic_names = vec![StrBytes::from_string(logs.clone()).into()];
+    delete.timeout_ms = 5000;
+    let header = kafka_protocol::messages::RequestHeader::default()
+        .with_request_api_key(kafka_protocol::messages::ApiKey::DeleteTopics as i16)
+        .with_request_api_version(3)
+        .with_correlation_id(9);
+    let mut body = bytes::BytesMut::new();
+    kafka_protocol::protocol::Encodable::encode(&delete, &mut body, 3).expect("encode");
+    raw.send_request_bytes(&header, 1, &body);
+    raw.expect_closed("DeleteTopics without DELETE on the cluster");
+    common::wait_until(Duration::from_secs(10), "the refusal logged", || {
+        broker.log_contents().contains("DeleteTopics refused to User:bob")
+    });
+    let (ok, out, _) = consume(&logs);
+    assert!(ok && out.contains("from-admin"), "{logs} is still there");
     // bob cannot manage ACLs; deleting his ACLs takes his rights away.
+    let refused = admin_as(&sasl, ("bob", "bob-pw"), &["describe"]);
+    assert!(
+        refused["ok"] == false && refused["error"].as_str().unwrap_or("").contains("ClusterAuthorizationFailed"),
+        "{refused}"
+    );
     let deleted = admin(&sasl, &["delete", "User:bob"]);
     assert_eq!(deleted["deleted"].as_array().map(Vec::len), Some(4), "{deleted}");
     let (ok, _, err) = kcat(&sasl, "bob", "bob-pw", &["-P", "-t", &orders], Some("again\n"));
