@@ -16,6 +16,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 const CONTROLLED_SHUTDOWN_MAX: Duration = Duration::from_secs(4);
 
 pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
+    // Before any listener is bound: a SIGTERM sent as soon as a port accepts connections
+    // must stop the broker cleanly, not kill it with the default action.
+    let stop_signals = StopSignals::install()?;
     match sluice_log::raise_open_files_limit() {
         Ok(l) => tracing::info!(
             soft_before = l.soft_before,
@@ -97,7 +100,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         data_dir = %settings.broker.data_dir.display(),
         "sluice ready"
     );
-    wait_for_signal().await?;
+    stop_signals.wait().await;
     tracing::info!("shutting down");
     if let Some(node) = &cluster {
         // Kafka's controlled shutdown: clients follow a leader change instead of waiting out
@@ -155,15 +158,26 @@ async fn bind_kafka_listeners(settings: &Settings) -> anyhow::Result<Vec<KafkaLi
     Ok(listeners)
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, handled from the moment they are installed.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+        let int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+        Ok(StopSignals { term, int })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 /// The NSQ TCP listener, the HTTP listener (nsqd + nsqlookupd APIs) and the optional
