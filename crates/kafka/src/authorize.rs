@@ -1,7 +1,7 @@
 //! What the ACL authorizer checks before a request reaches its API module, as Kafka's
 //! `KafkaApis` does: Produce needs WRITE on each topic, Fetch READ, Metadata lists only the
 //! topics the principal may DESCRIBE (and does not auto-create the others), the group APIs
-//! need READ on the group; the answers are Kafka's TOPIC_AUTHORIZATION_FAILED (29) and
+//! need READ on the group, ListOffsets and OffsetForLeaderEpoch DESCRIBE on the topic; the answers are Kafka's TOPIC_AUTHORIZATION_FAILED (29) and
 //! GROUP_AUTHORIZATION_FAILED (30). Without an authorizer every check passes.
 
 use crate::acl::{operation, resource};
@@ -86,6 +86,35 @@ pub fn answer_metadata(
         topic.name = Some(name);
         topic.topic_authorized_operations = i32::MIN;
         response.topics.push(topic);
+    }
+}
+
+/// ListOffsets answers only for topics the principal may DESCRIBE (reading offsets changes
+/// nothing, so the answer is computed and then withheld).
+pub fn answer_list_offsets(security: &Security, session: &Session, response: &mut ListOffsetsResponse) {
+    for topic in &mut response.topics {
+        if !session.may(security, operation::DESCRIBE, resource::TOPIC, topic.name.0.as_str()) {
+            for partition in &mut topic.partitions {
+                partition.error_code = TOPIC_AUTHORIZATION_FAILED;
+                (partition.timestamp, partition.offset, partition.leader_epoch) = (-1, -1, -1);
+            }
+        }
+    }
+}
+
+/// OffsetForLeaderEpoch likewise.
+pub fn answer_offset_for_leader_epoch(
+    security: &Security,
+    session: &Session,
+    response: &mut OffsetForLeaderEpochResponse,
+) {
+    for topic in &mut response.topics {
+        if !session.may(security, operation::DESCRIBE, resource::TOPIC, topic.topic.0.as_str()) {
+            for partition in &mut topic.partitions {
+                partition.error_code = TOPIC_AUTHORIZATION_FAILED;
+                (partition.leader_epoch, partition.end_offset) = (-1, -1);
+            }
+        }
     }
 }
 

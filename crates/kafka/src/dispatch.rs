@@ -177,8 +177,16 @@ pub fn dispatch(
             );
             Ok(later(api::fetch::handle(Arc::clone(context), request, meta, denied)))
         }
-        ApiKey::ListOffsets => now(meta, api::list_offsets::handle(ctx, decode(meta, &mut frame)?, meta)),
-        ApiKey::OffsetForLeaderEpoch => now(meta, api::offset_for_leader_epoch::handle(ctx, decode(meta, &mut frame)?)),
+        ApiKey::ListOffsets => {
+            let mut response = api::list_offsets::handle(ctx, decode(meta, &mut frame)?, meta);
+            authorize::answer_list_offsets(sec, session, &mut response);
+            now(meta, response)
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            let mut response = api::offset_for_leader_epoch::handle(ctx, decode(meta, &mut frame)?);
+            authorize::answer_offset_for_leader_epoch(sec, session, &mut response);
+            now(meta, response)
+        }
         ApiKey::CreateTopics if ctx.broker.cluster().is_some() => {
             Ok(later(api::create_topics::handle_cluster(Arc::clone(context), decode(meta, &mut frame)?, meta)))
         }

@@ -1,8 +1,9 @@
 //! Proves Kafka's ACL authorization with real clients: kafka-python's AdminClient (as a super
 //! user) creates, describes and deletes ACLs; kcat as a principal allowed to produce but not to
 //! consume a topic is refused exactly what it may not do; Metadata hides the topics it may not
-//! describe; a prefixed ACL allows, a DENY beats it; group APIs need READ on the group; an
-//! ordinary principal cannot manage ACLs or credentials.
+//! describe and ListOffsets withholds their offsets; a prefixed ACL allows, a DENY beats it;
+//! group APIs need READ on the group; an ordinary principal cannot manage ACLs, and its
+//! connection is closed on an administrative API (DeleteTopics).
 
 mod common;
 
@@ -54,12 +55,30 @@ fn kcat(sasl: &str, user: &str, password: &str, args: &[&str], stdin: Option<&st
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
-fn join_group_as_bob(sasl: &str, group: &str) -> i16 {
+/// A raw connection logged in as bob (PLAIN).
+fn bob(sasl: &str) -> Raw {
     let mut raw = Raw::connect_addr(sasl.parse().expect("address"));
     let handshake = raw.request(1, &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")));
     assert_eq!(handshake.error_code, 0);
     let login = raw.request(2, &SaslAuthenticateRequest::default().with_auth_bytes(b"\0bob\0bob-pw".to_vec().into()));
     assert_eq!(login.error_code, 0, "bob logs in");
+    raw
+}
+
+fn list_offsets_as_bob(sasl: &str, topic: &str) -> i16 {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let mut request = kafka_protocol::messages::ListOffsetsRequest::default();
+    request.replica_id = (-1).into();
+    let mut t = ListOffsetsTopic::default();
+    t.name = StrBytes::from_string(topic.to_string()).into();
+    t.partitions = vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1)];
+    request.topics = vec![t];
+    let response = bob(sasl).request(1, &request);
+    response.topics[0].partitions[0].error_code
+}
+
+fn join_group_as_bob(sasl: &str, group: &str) -> i16 {
+    let mut raw = bob(sasl);
     let mut join = JoinGroupRequest::default();
     join.group_id = StrBytes::from_string(group.to_string()).into();
     join.session_timeout_ms = 10_000;
@@ -114,6 +133,9 @@ fn acls_allow_and_refuse_what_kafka_would() {
     assert!(ok && out.contains("from-admin"), "bob reads {logs}: {out}\n{err}");
     let (ok, _, err) = consume(&secret);
     assert!(!ok && err.contains("Topic authorization failed"), "deny beats allow on {secret}: {err}");
+    // Offsets of a topic bob may not describe are withheld (ListOffsets).
+    assert_eq!(list_offsets_as_bob(&sasl, &hidden), 29, "TOPIC_AUTHORIZATION_FAILED");
+    assert_eq!(list_offsets_as_bob(&sasl, &logs), 0);
     // Metadata lists what bob may describe, and not the rest.
     let (ok, out, err) = kcat(&sasl, "bob", "bob-pw", &["-L"], None);
     assert!(ok && out.contains(&orders) && out.contains(&logs), "{out}\n{err}");
@@ -124,9 +146,7 @@ fn acls_allow_and_refuse_what_kafka_would() {
     // Administrative APIs need their operation on the cluster: bob's connection is closed.
     let (ok, _, err) = kcat(&sasl, "bob", "bob-pw", &["-L", "-t", &orders], None);
     assert!(ok, "{err}");
-    let mut raw = Raw::connect_addr(sasl.parse().expect("address"));
-    raw.request(1, &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")));
-    raw.request(2, &SaslAuthenticateRequest::default().with_auth_bytes(b"\0bob\0bob-pw".to_vec().into()));
+    let mut raw = bob(&sasl);
     let mut delete = kafka_protocol::messages::DeleteTopicsRequest::default();
     delete.topic_names = vec![StrBytes::from_string(logs.clone()).into()];
     delete.timeout_ms = 5000;
