@@ -14,14 +14,14 @@
 use crate::codec::{read_length, read_payload, FrameError};
 use crate::dispatch::{dispatch, DispatchError, Reply, RequestTimer};
 use crate::server::Context;
+use crate::session::Session;
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use sluice_broker::clients::Client;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 #[derive(Debug, Error)]
@@ -38,13 +38,20 @@ pub enum ConnectionError {
     Idle(Duration),
 }
 
-pub async fn run(
+/// Serves one connection: `reader` and `writer` are its two halves (TCP, or TLS once the
+/// handshake is done).
+pub async fn run<R, W>(
     context: Arc<Context>,
-    stream: TcpStream,
+    mut reader: R,
+    mut writer: W,
     mut shutdown: watch::Receiver<bool>,
     client: Arc<Client>,
-) -> Result<(), ConnectionError> {
-    let (mut reader, mut writer) = stream.into_split();
+    mut session: Session,
+) -> Result<(), ConnectionError>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
     let (replies, mut pending) =
         mpsc::channel::<(Reply, [OwnedSemaphorePermit; 2], RequestTimer)>(context.config.inflight_requests_max);
     let timing = Arc::clone(&context);
@@ -110,8 +117,12 @@ pub async fn run(
                 _ = replies.closed() => return Ok(()),
             };
             let timer = RequestTimer::start(&frame);
-            let reply = dispatch(&context, &client, frame)?;
+            let reply = dispatch(&context, &client, &mut session, frame)?;
             if replies.send((reply, [request_bytes, queued], timer)).await.is_err() {
+                return Ok(());
+            }
+            if session.close_after_reply {
+                // The writer sends what is queued, this answer last, then closes.
                 return Ok(());
             }
         }

@@ -1,12 +1,18 @@
 //! Request dispatch: parse the header, check the API and version are served, decode
 //! the body, and hand it to the API's module. One flat match from API key to handler.
 
+use crate::acl::{operation, resource};
 use crate::api;
+use crate::authorize;
 use crate::codec::response_frame;
 use crate::server::Context;
+use crate::session::Session;
 use crate::versions::is_served;
 use bytes::{Buf, Bytes};
-use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::messages::{
+    ApiKey, FetchRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
+};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use sluice_broker::clients::Client;
 use sluice_broker::metrics::RequestMetrics;
@@ -31,6 +37,10 @@ pub enum DispatchError {
     Encode(ApiKey, i16, String),
     #[error("request task failed: {0}")]
     Task(String),
+    #[error("{0:?} before SASL authentication (ILLEGAL_SASL_STATE)")]
+    NotAuthenticated(ApiKey),
+    #[error("{0:?} refused to {1}: it needs its operation on the cluster (ACL authorizer)")]
+    NotAuthorized(ApiKey, String),
 }
 
 /// What the writer sends back for one request, in request order.
@@ -60,7 +70,16 @@ impl RequestMeta {
     }
 }
 
-pub fn dispatch(context: &Arc<Context>, client: &Client, mut frame: Bytes) -> Result<Reply, DispatchError> {
+pub fn dispatch(
+    context: &Arc<Context>,
+    client: &Client,
+    session: &mut Session,
+    mut frame: Bytes,
+) -> Result<Reply, DispatchError> {
+    if session.expects_raw_token() {
+        // After a SaslHandshake v0 the next frames are bare SASL tokens, not requests.
+        return Ok(api::sasl_authenticate::raw(&context.security, session, &frame));
+    }
     if frame.len() < 8 {
         return Err(DispatchError::ShortHeader);
     }
@@ -84,13 +103,90 @@ pub fn dispatch(context: &Arc<Context>, client: &Client, mut frame: Bytes) -> Re
     }
     let meta = RequestMeta { api, version, correlation_id: header.correlation_id };
     let ctx = context.as_ref();
+    if !session.is_authenticated()
+        && !matches!(api, ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)
+    {
+        // Kafka closes a connection that skips authentication on a SASL listener.
+        return Err(DispatchError::NotAuthenticated(api));
+    }
+    if !authorize::may_call(&context.security, session, api) {
+        // Refused by the authorizer's cluster-level rule (see `authorize::cluster_operation`).
+        return Err(DispatchError::NotAuthorized(api, session.principal.to_string()));
+    }
+    let listener = Arc::clone(&session.listener);
+    let listener = listener.as_ref();
+    let sec = context.security.as_ref();
     match api {
         ApiKey::ApiVersions => now(meta, api::api_versions::handle(decode(meta, &mut frame)?, meta)),
-        ApiKey::Metadata => now(meta, api::metadata::handle(ctx, decode(meta, &mut frame)?, meta)),
-        ApiKey::Produce => api::produce::handle(context, decode(meta, &mut frame)?, meta),
-        ApiKey::Fetch => Ok(later(api::fetch::handle(Arc::clone(context), decode(meta, &mut frame)?, meta))),
-        ApiKey::ListOffsets => now(meta, api::list_offsets::handle(ctx, decode(meta, &mut frame)?, meta)),
-        ApiKey::OffsetForLeaderEpoch => now(meta, api::offset_for_leader_epoch::handle(ctx, decode(meta, &mut frame)?)),
+        ApiKey::SaslHandshake => now(meta, api::sasl_handshake::handle(session, decode(meta, &mut frame)?, version)),
+        ApiKey::SaslAuthenticate => {
+            api::sasl_authenticate::handle(&context.security, session, decode(meta, &mut frame)?, meta)
+        }
+        // With an authorizer, Kafka's rule: DESCRIBE (ALTER) on the cluster.
+        ApiKey::DescribeUserScramCredentials
+            if !session.may(sec, operation::DESCRIBE, resource::CLUSTER, resource::CLUSTER_NAME) =>
+        {
+            let response = kafka_protocol::messages::DescribeUserScramCredentialsResponse::default()
+                .with_error_code(crate::error_codes::CLUSTER_AUTHORIZATION_FAILED)
+                .with_error_message(Some(api::str_bytes("Cluster authorization failed.")));
+            now(meta, response)
+        }
+        ApiKey::DescribeUserScramCredentials => now(
+            meta,
+            api::describe_user_scram_credentials::handle(&context.security.credentials, decode(meta, &mut frame)?),
+        ),
+        ApiKey::AlterUserScramCredentials
+            if !session.may(sec, operation::ALTER, resource::CLUSTER, resource::CLUSTER_NAME) =>
+        {
+            let request: kafka_protocol::messages::AlterUserScramCredentialsRequest = decode(meta, &mut frame)?;
+            now(meta, api::alter_user_scram_credentials::refused(&request))
+        }
+        ApiKey::AlterUserScramCredentials => {
+            let (context, request) = (Arc::clone(context), decode(meta, &mut frame)?);
+            Ok(later(async move {
+                // The credentials file is fsynced: off the async workers.
+                let response = tokio::task::spawn_blocking(move || {
+                    api::alter_user_scram_credentials::handle(&context.security.credentials, request)
+                })
+                .await
+                .map_err(|e| DispatchError::Task(e.to_string()))?;
+                meta.respond(&response).map(Some)
+            }))
+        }
+        ApiKey::CreateAcls | ApiKey::DescribeAcls | ApiKey::DeleteAcls => acl_admin(ctx, session, meta, &mut frame),
+        ApiKey::Metadata => {
+            let mut request: MetadataRequest = decode(meta, &mut frame)?;
+            let refused = authorize::filter_metadata(sec, session, &mut request);
+            let mut response = api::metadata::handle(ctx, listener, request, meta);
+            authorize::answer_metadata(sec, session, &mut response, refused);
+            now(meta, response)
+        }
+        ApiKey::Produce => {
+            let request: ProduceRequest = decode(meta, &mut frame)?;
+            let topics = request.topic_data.iter().map(|t| t.name.0.as_str());
+            let denied = authorize::denied_topics(sec, session, operation::WRITE, topics);
+            api::produce::handle(context, request, meta, &denied)
+        }
+        ApiKey::Fetch => {
+            let request: FetchRequest = decode(meta, &mut frame)?;
+            let denied = authorize::denied_topics(
+                sec,
+                session,
+                operation::READ,
+                request.topics.iter().map(|t| t.topic.0.as_str()),
+            );
+            Ok(later(api::fetch::handle(Arc::clone(context), request, meta, denied)))
+        }
+        ApiKey::ListOffsets => {
+            let mut response = api::list_offsets::handle(ctx, decode(meta, &mut frame)?, meta);
+            authorize::answer_list_offsets(sec, session, &mut response);
+            now(meta, response)
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            let mut response = api::offset_for_leader_epoch::handle(ctx, decode(meta, &mut frame)?);
+            authorize::answer_offset_for_leader_epoch(sec, session, &mut response);
+            now(meta, response)
+        }
         ApiKey::CreateTopics if ctx.broker.cluster().is_some() => {
             Ok(later(api::create_topics::handle_cluster(Arc::clone(context), decode(meta, &mut frame)?, meta)))
         }
@@ -115,7 +211,7 @@ pub fn dispatch(context: &Arc<Context>, client: &Client, mut frame: Bytes) -> Re
         ApiKey::IncrementalAlterConfigs => {
             Ok(later(api::alter_configs::handle_incremental(Arc::clone(context), decode(meta, &mut frame)?, meta)))
         }
-        ApiKey::DescribeCluster => now(meta, api::describe_cluster::handle(ctx, decode(meta, &mut frame)?)),
+        ApiKey::DescribeCluster => now(meta, api::describe_cluster::handle(ctx, listener, decode(meta, &mut frame)?)),
         ApiKey::AlterPartitionReassignments => {
             let (context, request) = (Arc::clone(context), decode(meta, &mut frame)?);
             Ok(later(async move {
@@ -129,21 +225,127 @@ pub fn dispatch(context: &Arc<Context>, client: &Client, mut frame: Bytes) -> Re
         ApiKey::ListPartitionReassignments => {
             now(meta, api::list_partition_reassignments::handle(ctx, decode(meta, &mut frame)?))
         }
-        ApiKey::FindCoordinator => now(meta, api::find_coordinator::handle(ctx, decode(meta, &mut frame)?, meta)),
+        ApiKey::FindCoordinator => {
+            now(meta, api::find_coordinator::handle(ctx, listener, decode(meta, &mut frame)?, meta))
+        }
         ApiKey::JoinGroup => {
             let client_id = header.client_id.as_deref().unwrap_or("").to_string();
-            api::join_group::handle(context, decode(meta, &mut frame)?, meta, client_id)
+            let request: JoinGroupRequest = decode(meta, &mut frame)?;
+            match authorize::may_read_group(sec, session, request.group_id.0.as_str()) {
+                true => api::join_group::handle(context, request, meta, client_id),
+                false => now(meta, authorize::join_group_refused()),
+            }
         }
-        ApiKey::SyncGroup => api::sync_group::handle(context, decode(meta, &mut frame)?, meta),
-        ApiKey::Heartbeat => now(meta, api::heartbeat::handle(ctx, decode(meta, &mut frame)?)),
-        ApiKey::LeaveGroup => now(meta, api::leave_group::handle(ctx, decode(meta, &mut frame)?, meta)),
-        ApiKey::OffsetCommit => Ok(api::offset_commit::handle(context, decode(meta, &mut frame)?, meta)),
-        ApiKey::OffsetFetch => now(meta, api::offset_fetch::handle(ctx, decode(meta, &mut frame)?, meta)),
+        ApiKey::SyncGroup => {
+            let request: SyncGroupRequest = decode(meta, &mut frame)?;
+            match authorize::may_read_group(sec, session, request.group_id.0.as_str()) {
+                true => api::sync_group::handle(context, request, meta),
+                false => now(meta, authorize::sync_group_refused()),
+            }
+        }
+        ApiKey::Heartbeat => {
+            let request: HeartbeatRequest = decode(meta, &mut frame)?;
+            match authorize::may_read_group(sec, session, request.group_id.0.as_str()) {
+                true => now(meta, api::heartbeat::handle(ctx, request)),
+                false => now(meta, authorize::heartbeat_refused()),
+            }
+        }
+        ApiKey::LeaveGroup => {
+            let request: LeaveGroupRequest = decode(meta, &mut frame)?;
+            match authorize::may_read_group(sec, session, request.group_id.0.as_str()) {
+                true => now(meta, api::leave_group::handle(ctx, request, meta)),
+                false => now(meta, authorize::leave_group_refused()),
+            }
+        }
+        ApiKey::OffsetCommit => {
+            let request: OffsetCommitRequest = decode(meta, &mut frame)?;
+            match authorize::may_read_group(sec, session, request.group_id.0.as_str()) {
+                true => Ok(api::offset_commit::handle(context, request, meta)),
+                false => now(meta, authorize::offset_commit_refused(&request)),
+            }
+        }
+        ApiKey::OffsetFetch => {
+            let request: OffsetFetchRequest = decode(meta, &mut frame)?;
+            let groups = authorize::offset_fetch_groups(&request, version);
+            match groups.iter().all(|g| authorize::may_read_group(sec, session, g)) {
+                true => now(meta, api::offset_fetch::handle(ctx, request, meta)),
+                false => now(meta, authorize::offset_fetch_refused(&request, version)),
+            }
+        }
         ApiKey::DescribeGroups => now(meta, api::describe_groups::handle(ctx, decode(meta, &mut frame)?, meta)),
         ApiKey::ListGroups => now(meta, api::list_groups::handle(ctx, decode(meta, &mut frame)?, meta)),
         ApiKey::DeleteGroups => now(meta, api::delete_groups::handle(ctx, decode(meta, &mut frame)?)),
         ApiKey::OffsetDelete => now(meta, api::offset_delete::handle(ctx, decode(meta, &mut frame)?)),
         other => Err(DispatchError::UnsupportedVersion(other, version)),
+    }
+}
+
+/// CreateAcls, DescribeAcls, DeleteAcls: SECURITY_DISABLED without an authorizer; otherwise
+/// ALTER (DESCRIBE for DescribeAcls) on the cluster, or CLUSTER_AUTHORIZATION_FAILED.
+fn acl_admin(ctx: &Context, session: &Session, meta: RequestMeta, frame: &mut Bytes) -> Result<Reply, DispatchError> {
+    use crate::error_codes::{CLUSTER_AUTHORIZATION_FAILED, SECURITY_DISABLED};
+    let wanted = if meta.api == ApiKey::DescribeAcls { operation::DESCRIBE } else { operation::ALTER };
+    let refusal = match &ctx.security.acls {
+        None => Some(SECURITY_DISABLED),
+        Some(_) if !session.may(&ctx.security, wanted, resource::CLUSTER, resource::CLUSTER_NAME) => {
+            Some(CLUSTER_AUTHORIZATION_FAILED)
+        }
+        Some(_) => None,
+    };
+    let acls = ctx.security.acls.as_deref();
+    match (meta.api, acls.filter(|_| refusal.is_none())) {
+        (ApiKey::CreateAcls, Some(acls)) => {
+            now(meta, api::create_acls::handle(acls, decode(meta, frame)?, meta.version))
+        }
+        (ApiKey::DescribeAcls, Some(acls)) => {
+            now(meta, api::describe_acls::handle(acls, decode(meta, frame)?, meta.version))
+        }
+        (ApiKey::DeleteAcls, Some(acls)) => {
+            now(meta, api::delete_acls::handle(acls, decode(meta, frame)?, meta.version))
+        }
+        (api, _) => {
+            let code = refusal.unwrap_or(SECURITY_DISABLED);
+            let message = Some(api::str_bytes(match code {
+                SECURITY_DISABLED => "No Authorizer is configured.",
+                _ => "Cluster authorization failed.",
+            }));
+            match api {
+                ApiKey::CreateAcls => {
+                    let request: kafka_protocol::messages::CreateAclsRequest = decode(meta, frame)?;
+                    let mut response = kafka_protocol::messages::CreateAclsResponse::default();
+                    response.results = request
+                        .creations
+                        .iter()
+                        .map(|_| {
+                            kafka_protocol::messages::create_acls_response::AclCreationResult::default()
+                                .with_error_code(code)
+                                .with_error_message(message.clone())
+                        })
+                        .collect();
+                    now(meta, response)
+                }
+                ApiKey::DeleteAcls => {
+                    let request: kafka_protocol::messages::DeleteAclsRequest = decode(meta, frame)?;
+                    let mut response = kafka_protocol::messages::DeleteAclsResponse::default();
+                    response.filter_results = request
+                        .filters
+                        .iter()
+                        .map(|_| {
+                            kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult::default()
+                                .with_error_code(code)
+                                .with_error_message(message.clone())
+                        })
+                        .collect();
+                    now(meta, response)
+                }
+                _ => now(
+                    meta,
+                    kafka_protocol::messages::DescribeAclsResponse::default()
+                        .with_error_code(code)
+                        .with_error_message(message),
+                ),
+            }
+        }
     }
 }
 

@@ -70,6 +70,13 @@ fn decode_body(api: ApiKey, frame: &mut Bytes, version: i16) -> anyhow::Result<V
         ApiKey::DeleteGroups => body::<DeleteGroupsRequest>(frame, version),
         ApiKey::DeleteRecords => body::<DeleteRecordsRequest>(frame, version),
         ApiKey::OffsetDelete => body::<OffsetDeleteRequest>(frame, version),
+        ApiKey::SaslHandshake => body::<SaslHandshakeRequest>(frame, version),
+        ApiKey::SaslAuthenticate => body::<SaslAuthenticateRequest>(frame, version),
+        ApiKey::DescribeUserScramCredentials => body::<DescribeUserScramCredentialsRequest>(frame, version),
+        ApiKey::AlterUserScramCredentials => body::<AlterUserScramCredentialsRequest>(frame, version),
+        ApiKey::CreateAcls => body::<CreateAclsRequest>(frame, version),
+        ApiKey::DescribeAcls => body::<DescribeAclsRequest>(frame, version),
+        ApiKey::DeleteAcls => body::<DeleteAclsRequest>(frame, version),
         other => Err(anyhow::anyhow!("{other:?} is not dispatched")),
     }
 }

@@ -1,16 +1,19 @@
-//! The Kafka listener: accepts connections and runs one task per connection until the
-//! shutdown signal.
+//! The Kafka listeners: each accepts connections (completing the TLS handshake on SSL and
+//! SASL_SSL listeners) and runs one task per connection until the shutdown signal.
 
 use crate::connection;
+use crate::listener::{KafkaListener, ListenerInfo};
+use crate::sasl::{Principal, Security};
+use crate::session::Session;
 use crate::versions::SUPPORTED_APIS;
 use sluice_broker::accept::Acceptor;
 use sluice_broker::clients::Protocol;
 use sluice_broker::metrics::RequestMetrics;
 use sluice_broker::Broker;
+use sluice_tls::ServerTls;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 /// Limits of the Kafka listener.
@@ -75,14 +78,21 @@ pub struct Context {
     pub queued_request_bytes: Arc<Semaphore>,
     /// `config.queued_request_bytes_max`, clamped to what a semaphore acquire can ask for.
     pub queued_request_bytes_max: usize,
+    /// Credentials and failed-login counts, shared by every listener.
+    pub security: Arc<Security>,
 }
 
-/// Accepts connections on `listener` until `shutdown` turns true.
+/// A TLS handshake not finished within this closes the connection: a client that connects
+/// and sends nothing (or garbage slowly) cannot hold a connection slot for long.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections on every listener until `shutdown` turns true.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<KafkaListener>,
     broker: Arc<Broker>,
     config: KafkaListenerConfig,
-    mut shutdown: watch::Receiver<bool>,
+    security: Arc<Security>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let kinds: Vec<(usize, String)> =
         SUPPORTED_APIS.iter().map(|(api, _, _)| (*api as i16 as usize, format!("{api:?}"))).collect();
@@ -90,12 +100,27 @@ pub async fn serve(
     let requests = RequestMetrics::new(broker.metrics(), Protocol::Kafka.as_str(), &kinds);
     let queued_request_bytes_max = config.queued_request_bytes_max.clamp(1, u32::MAX as usize);
     let queued_request_bytes = Arc::new(Semaphore::new(queued_request_bytes_max));
-    let context = Arc::new(Context { broker, config, requests, queued_request_bytes, queued_request_bytes_max });
+    let context =
+        Arc::new(Context { broker, config, requests, queued_request_bytes, queued_request_bytes_max, security });
+    let accepting: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| tokio::spawn(accept_loop(Arc::clone(&context), listener, shutdown.clone())))
+        .collect();
+    for task in accepting {
+        let _ = task.await;
+    }
+}
+
+async fn accept_loop(context: Arc<Context>, listener: KafkaListener, mut shutdown: watch::Receiver<bool>) {
+    let info = Arc::new(listener.info);
+    let tls = listener.tls;
     // Out of file descriptors, the acceptor closes pending connections and backs off.
-    let mut acceptor = Acceptor::new(listener, Protocol::Kafka.as_str());
+    let mut acceptor = Acceptor::new(listener.tcp, Protocol::Kafka.as_str());
     loop {
         tokio::select! {
-            (stream, peer) = acceptor.accept() => spawn_connection(Arc::clone(&context), stream, peer, shutdown.clone()),
+            (stream, peer) = acceptor.accept() => {
+                spawn_connection(Arc::clone(&context), Arc::clone(&info), tls.clone(), stream, peer, shutdown.clone())
+            }
             _ = shutdown.changed() => break,
         }
         if *shutdown.borrow() {
@@ -106,6 +131,8 @@ pub async fn serve(
 
 fn spawn_connection(
     context: Arc<Context>,
+    listener: Arc<ListenerInfo>,
+    tls: Option<Arc<ServerTls>>,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
@@ -124,8 +151,35 @@ fn spawn_connection(
     let _ = stream.set_nodelay(true);
     tokio::spawn(async move {
         let client = guard.client().id;
-        tracing::info!(%peer, client, "kafka client connected");
-        match connection::run(context, stream, shutdown, Arc::clone(guard.client())).await {
+        let protocol = listener.protocol.as_str();
+        tracing::info!(%peer, client, listener = protocol, "kafka client connected");
+        let outcome = match tls {
+            None => {
+                let session = Session::new(listener, peer, None);
+                let (reader, writer) = stream.into_split();
+                connection::run(context, reader, writer, shutdown, Arc::clone(guard.client()), session).await
+            }
+            Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    let principal = certificate_principal(&stream);
+                    if let Some(principal) = &principal {
+                        tracing::info!(%peer, client, %principal, "kafka client certificate verified");
+                    }
+                    let session = Session::new(listener, peer, principal);
+                    let (reader, writer) = tokio::io::split(stream);
+                    connection::run(context, reader, writer, shutdown, Arc::clone(guard.client()), session).await
+                }
+                Ok(Err(error)) => {
+                    tracing::info!(%peer, client, %error, "kafka TLS handshake failed; connection closed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, client, "kafka TLS handshake timed out; connection closed");
+                    return;
+                }
+            },
+        };
+        match outcome {
             Ok(()) => tracing::info!(%peer, client, client_id = %guard.client().details().client_id,
                 "kafka client disconnected"),
             Err(e) => tracing::info!(%peer, client, client_id = %guard.client().details().client_id, error = %e,
@@ -133,4 +187,11 @@ fn spawn_connection(
         }
         drop(guard);
     });
+}
+
+/// `User:<subject DN>` for a client that showed a verified certificate, as Kafka's default
+/// principal builder makes it; None without one (the connection stays `User:ANONYMOUS`).
+fn certificate_principal(stream: &sluice_tls::TlsStream<tokio::net::TcpStream>) -> Option<Principal> {
+    let certificate = stream.get_ref().1.peer_certificates()?.first()?;
+    sluice_tls::subject_dn(certificate.as_ref()).map(Principal::user)
 }

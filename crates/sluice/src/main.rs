@@ -50,6 +50,9 @@ enum Command {
     /// Measure produce or consume throughput and latency (Kafka protocol at --bootstrap).
     #[command(subcommand)]
     Bench(cli::BenchCommand),
+    /// Manage SASL users (SCRAM credentials; Kafka protocol at --bootstrap, or --data-dir).
+    #[command(subcommand)]
+    User(cli::UserCommand),
     /// Print a shell completion script: sluice completions bash > /etc/bash_completion.d/sluice
     Completions {
         #[arg(value_enum)]
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Some(Command::Produce(a)) => cli::ClientCommand::Produce(a),
         Some(Command::Consume(a)) => cli::ClientCommand::Consume(a),
         Some(Command::Bench(c)) => cli::ClientCommand::Bench(c),
+        Some(Command::User(c)) => cli::ClientCommand::User(c),
     };
     cli::run(client)
 }

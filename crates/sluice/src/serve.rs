@@ -4,6 +4,7 @@
 use crate::settings::Settings;
 use anyhow::Context as _;
 use sluice_broker::{compactor, maintenance, Broker};
+use sluice_kafka::listener::{KafkaListener, ListenerInfo};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -15,6 +16,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 const CONTROLLED_SHUTDOWN_MAX: Duration = Duration::from_secs(4);
 
 pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
+    // Before any listener is bound: a SIGTERM sent as soon as a port accepts connections
+    // must stop the broker cleanly, not kill it with the default action.
+    let stop_signals = StopSignals::install()?;
     match sluice_log::raise_open_files_limit() {
         Ok(l) => tracing::info!(
             soft_before = l.soft_before,
@@ -25,15 +29,26 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         ),
         Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
     }
-    let listener = TcpListener::bind(settings.kafka_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.kafka_addr))?;
-    let local = listener.local_addr()?;
+    let kafka_listeners = bind_kafka_listeners(&settings).await?;
+    let local = kafka_listeners.first().map(|l| l.local_addr()).transpose()?.context("no Kafka listener")?;
     let nsq_listeners = NsqListeners::bind(&settings.nsq).await?;
     let mqtt_listener = TcpListener::bind(settings.mqtt.addr)
         .await
         .with_context(|| format!("cannot listen on {}", settings.mqtt.addr))?;
     settings.broker.advertised_port = local.port();
+    let credentials = sluice_kafka::sasl::credentials::Credentials::open(&settings.broker.data_dir)
+        .context("cannot read the SASL credentials")?;
+    let mut security = sluice_kafka::sasl::Security::new(Arc::new(credentials));
+    if let Some(authorizer) = &settings.authorizer {
+        let acls = sluice_kafka::acl::Acls::open(
+            &settings.broker.data_dir,
+            authorizer.super_users.clone(),
+            authorizer.allow_everyone_if_no_acl_found,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot read the ACLs: {e}"))?;
+        security = security.with_acls(Arc::new(acls));
+    }
+    let security = Arc::new(security);
     // Before the broker opens: partitions rebuild producer state with it.
     sluice_broker::producer_state::set_expiration(settings.producer_id_expiration);
     let config = settings.broker.clone();
@@ -61,7 +76,17 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let upkeep = tokio::spawn(maintenance::run(broker.clone(), stopped.clone()));
     let compaction = tokio::spawn(compactor::run(broker.clone(), stopped.clone()));
     let group_sweeper = tokio::spawn(broker.groups().clone().run(stopped.clone()));
-    let kafka = tokio::spawn(sluice_kafka::serve(listener, broker.clone(), settings.kafka.clone(), stopped.clone()));
+    let kafka_addrs: Vec<String> = kafka_listeners
+        .iter()
+        .map(|l| Ok(format!("{}://{}", l.info.protocol.as_str(), l.local_addr()?)))
+        .collect::<std::io::Result<_>>()?;
+    let kafka = tokio::spawn(sluice_kafka::serve(
+        kafka_listeners,
+        broker.clone(),
+        settings.kafka.clone(),
+        security,
+        stopped.clone(),
+    ));
     let node = sluice_http::NodeInfo {
         kafka_addr: local.to_string(),
         nsq_tcp_addr: nsq_listeners.tcp.local_addr()?.to_string(),
@@ -76,12 +101,13 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         kafka = %local,
+        kafka_listeners = %kafka_addrs.join(","),
         mqtt = %settings.mqtt.addr,
         advertised = %format!("{}:{}", settings.broker.advertised_host, settings.broker.advertised_port),
         data_dir = %settings.broker.data_dir.display(),
         "sluice ready"
     );
-    wait_for_signal().await?;
+    stop_signals.wait().await;
     tracing::info!("shutting down");
     if let Some(node) = &cluster {
         // Kafka's controlled shutdown: clients follow a leader change instead of waiting out
@@ -126,15 +152,51 @@ async fn serve_mqtt(
     }
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// Binds every Kafka listener before the broker opens (a taken port fails fast), loads the
+/// TLS certificates once for all SSL and SASL_SSL listeners, and reloads them on SIGHUP.
+async fn bind_kafka_listeners(settings: &Settings) -> anyhow::Result<Vec<KafkaListener>> {
+    let tls = match &settings.kafka_tls {
+        Some(files) => {
+            let tls = sluice_tls::ServerTls::load(files.clone()).context("cannot load the Kafka TLS certificates")?;
+            sluice_tls::spawn_sighup_reload(vec![tls.clone()]).context("cannot install the SIGHUP handler")?;
+            Some(tls)
+        }
+        None => None,
+    };
+    let mut listeners = Vec::new();
+    for listener in &settings.kafka_listeners {
+        let tcp =
+            TcpListener::bind(listener.addr).await.with_context(|| format!("cannot listen on {}", listener.spec))?;
+        let local = tcp.local_addr()?;
+        let advertised_host = crate::settings::advertised_host_for(settings, &listener.addr);
+        let protocol = listener.spec.protocol;
+        let info = ListenerInfo { protocol, advertised_host, advertised_port: local.port() };
+        let tls = protocol.uses_tls().then(|| tls.clone()).flatten();
+        listeners.push(KafkaListener { tcp, info, tls });
     }
-    Ok(())
+    Ok(listeners)
+}
+
+/// SIGTERM and SIGINT, handled from the moment they are installed.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+        let int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+        Ok(StopSignals { term, int })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 /// The NSQ TCP listener, the HTTP listener (nsqd + nsqlookupd APIs) and the optional

@@ -12,6 +12,7 @@ use std::time::Duration;
 pub mod cluster;
 pub mod limits;
 pub mod mqtt;
+pub mod security;
 
 /// Most bytes the batch of one NSQ message adds around its body: the v2 batch header (61),
 /// the record's length varint (5), attributes, timestamp delta and offset delta (1 each, one
@@ -147,6 +148,8 @@ pub struct ServeArgs {
     pub cluster: cluster::ClusterArgs,
     #[command(flatten)]
     pub mqtt: mqtt::MqttArgs,
+    #[command(flatten)]
+    pub security: security::SecurityArgs,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -203,9 +206,33 @@ struct FileSettings {
     // MQTT listener (`mqtt.rs`).
     mqtt_addr: Option<String>,
     mqtt_max_packet_bytes: Option<usize>,
+    // Kafka listeners and TLS (`security.rs`).
+    kafka_listeners: Option<Vec<String>>,
+    ssl_cert: Option<PathBuf>,
+    ssl_key: Option<PathBuf>,
+    ssl_client_ca: Option<PathBuf>,
+    ssl_client_auth: Option<String>,
+    ssl_min_version: Option<String>,
+    authorizer: Option<String>,
+    super_users: Option<String>,
+    allow_everyone_if_no_acl_found: Option<bool>,
 }
 
 impl FileSettings {
+    fn security(&self) -> security::SecurityFileArgs {
+        security::SecurityFileArgs {
+            kafka_listeners: self.kafka_listeners.clone(),
+            ssl_cert: self.ssl_cert.clone(),
+            ssl_key: self.ssl_key.clone(),
+            ssl_client_ca: self.ssl_client_ca.clone(),
+            ssl_client_auth: self.ssl_client_auth.clone(),
+            ssl_min_version: self.ssl_min_version.clone(),
+            authorizer: self.authorizer.clone(),
+            super_users: self.super_users.clone(),
+            allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found,
+        }
+    }
+
     fn cluster(&self) -> cluster::ClusterFileArgs {
         cluster::ClusterFileArgs {
             node_id: self.node_id,
@@ -253,7 +280,17 @@ pub struct Settings {
     pub broker: BrokerConfig,
     /// None on a single node.
     pub cluster: Option<cluster::ClusterSettings>,
+    /// The first Kafka listener's address (the node's main one).
     pub kafka_addr: SocketAddr,
+    /// Every Kafka listener, the first at `kafka_addr`.
+    pub kafka_listeners: Vec<security::KafkaListenerSettings>,
+    /// Certificates of the SSL and SASL_SSL listeners (None when there are none).
+    pub kafka_tls: Option<sluice_tls::TlsFiles>,
+    /// The Kafka ACL authorizer (None: every principal may do everything).
+    pub authorizer: Option<security::AuthorizerSettings>,
+    /// `--advertised-host` as given (every listener advertises it), None to use each
+    /// listener's own host.
+    pub advertised_host_explicit: Option<String>,
     pub log_format: LogFormat,
     pub log_level: String,
     pub nsq: NsqSettings,
@@ -377,13 +414,18 @@ impl Settings {
         let nsq = NsqSettings::resolve(args, &file)?;
         let mqtt = mqtt::resolve(&args.mqtt, &file.mqtt())?;
         let file_limits = file.limits();
+        let file_security = file.security();
         let file_cluster = file.cluster();
         let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
         if data_dir.as_os_str().is_empty() {
             return Err(out_of_range("data_dir", "\"\"", "a directory path"));
         }
+        let explicit_kafka_addr = args.kafka_addr.is_some() || file.kafka_addr.is_some();
         let kafka_addr_text = args.kafka_addr.clone().or(file.kafka_addr).unwrap_or_else(|| "127.0.0.1:9092".into());
-        let kafka_addr = resolve_addr(&kafka_addr_text)?;
+        let (kafka_listeners, kafka_tls) =
+            security::resolve(&args.security, &file_security, &kafka_addr_text, explicit_kafka_addr)?;
+        let authorizer = security::resolve_authorizer(&args.security, &file_security)?;
+        let kafka_addr = kafka_listeners.first().map(|l| l.addr).ok_or_else(|| anyhow!("no Kafka listener"))?;
         let advertised_host = args.advertised_host.clone().or(file.advertised_host);
         if advertised_host.as_deref().is_some_and(|h| h.trim().is_empty()) {
             return Err(out_of_range("advertised_host", "\"\"", "a host name or address"));
@@ -440,6 +482,7 @@ impl Settings {
             broker.groups.offsets_topic_partitions = count;
         }
         broker.advertised_port = kafka_addr.port();
+        let advertised_host_explicit = advertised_host.clone();
         broker.advertised_host = advertised_host.unwrap_or_else(|| default_advertised_host(&kafka_addr));
         let kafka = limits::resolve(&args.limits, &file_limits, &mut broker)?;
         let (http, producer_id_expiration) = limits::resolve_network(&args.limits, &file_limits)?;
@@ -453,6 +496,10 @@ impl Settings {
             producer_id_expiration,
             broker,
             kafka_addr,
+            kafka_listeners,
+            kafka_tls,
+            authorizer,
+            advertised_host_explicit,
             log_format,
             log_level,
             nsq,
@@ -477,6 +524,15 @@ impl Settings {
         let pairs: Vec<(&str, String)> = vec![
             ("data_dir", b.data_dir.display().to_string()),
             ("kafka_addr", self.kafka_addr.to_string()),
+            ("kafka_listeners", self.kafka_listeners.iter().map(|l| l.spec.to_string()).collect::<Vec<_>>().join(",")),
+            ("authorizer", (if self.authorizer.is_some() { "acl" } else { "none" }).to_string()),
+            ("ssl_cert", self.kafka_tls.as_ref().map_or_else(String::new, |t| t.cert.display().to_string())),
+            (
+                "ssl_client_auth",
+                self.kafka_tls
+                    .as_ref()
+                    .map_or_else(|| "none".into(), |t| format!("{:?}", t.client_auth).to_lowercase()),
+            ),
             ("advertised_host", b.advertised_host.clone()),
             ("auto_create_topics", b.auto_create_topics.to_string()),
             ("default_partitions", b.default_partitions.to_string()),
@@ -594,6 +650,12 @@ pub(crate) fn resolve_addr(text: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("invalid address '{text}' (expected HOST:PORT)"))?
         .next()
         .with_context(|| format!("address '{text}' resolves to nothing"))
+}
+
+/// The host a Kafka listener on `addr` advertises: `--advertised-host` when given, else
+/// the listener's own host.
+pub fn advertised_host_for(settings: &Settings, addr: &SocketAddr) -> String {
+    settings.advertised_host_explicit.clone().unwrap_or_else(|| default_advertised_host(addr))
 }
 
 /// A wildcard listener cannot be advertised; tell clients the loopback address instead.

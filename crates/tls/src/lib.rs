@@ -7,8 +7,10 @@
 
 mod files;
 mod reload;
+mod subject;
 
 pub use files::{ClientAuth, TlsError, TlsFiles, TlsVersion};
 pub use reload::{spawn_sighup_reload, ServerTls};
 pub use rustls;
+pub use subject::subject_dn;
 pub use tokio_rustls::{server::TlsStream, TlsAcceptor};

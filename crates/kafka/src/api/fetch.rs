@@ -57,10 +57,12 @@ struct Wanted {
     partition: Result<Arc<Partition>, BrokerError>,
 }
 
+/// `denied`: topics the principal may not READ (TOPIC_AUTHORIZATION_FAILED, nothing read).
 pub async fn handle(
     ctx: Arc<Context>,
     request: FetchRequest,
     meta: RequestMeta,
+    denied: Vec<String>,
 ) -> Result<Option<Bytes>, DispatchError> {
     let topics: Vec<String> = request.topics.iter().map(|t| t.topic.0.to_string()).collect();
     let mut wanted = Vec::new();
@@ -71,10 +73,13 @@ pub async fn handle(
                 index: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
-                partition: ctx
-                    .broker
-                    .partition(&topics[t], p.partition)
-                    .and_then(|part| part.check_leader_epoch(p.current_leader_epoch).map(|_| part)),
+                partition: match denied.contains(&topics[t]) {
+                    true => Err(BrokerError::UnknownTopicOrPartition),
+                    false => ctx
+                        .broker
+                        .partition(&topics[t], p.partition)
+                        .and_then(|part| part.check_leader_epoch(p.current_leader_epoch).map(|_| part)),
+                },
             });
         }
     }
@@ -94,13 +99,13 @@ pub async fn handle(
         let (partitions, bytes, any_error) = read_off_runtime(&wanted, response_bytes_max, meta.version).await?;
         if bytes >= min_bytes || any_error || signals.is_empty() || Instant::now() >= deadline {
             count_served(&wanted, &partitions);
-            return meta.respond(&build(&topics, &request, partitions, meta.version)).map(Some);
+            return meta.respond(&refuse(build(&topics, &request, partitions, meta.version), &denied)).map(Some);
         }
         let changed = select_all(signals.iter_mut().map(|s| Box::pin(s.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             let (partitions, _, _) = read_off_runtime(&wanted, response_bytes_max, meta.version).await?;
             count_served(&wanted, &partitions);
-            return meta.respond(&build(&topics, &request, partitions, meta.version)).map(Some);
+            return meta.respond(&refuse(build(&topics, &request, partitions, meta.version), &denied)).map(Some);
         }
     }
 }
@@ -239,6 +244,16 @@ fn read_one(
     }
     .map_err(|e| BrokerError::Storage(format!("down-conversion failed: {e}")))?;
     Ok((Bytes::from(records), messages, read.log_start_offset, read.log_end_offset))
+}
+
+/// Marks the partitions of topics the principal may not read.
+fn refuse(mut response: FetchResponse, denied: &[String]) -> FetchResponse {
+    for topic in response.responses.iter_mut().filter(|t| denied.iter().any(|d| d.as_str() == t.topic.0.as_str())) {
+        for partition in &mut topic.partitions {
+            partition.error_code = crate::error_codes::TOPIC_AUTHORIZATION_FAILED;
+        }
+    }
+    response
 }
 
 fn build(

@@ -5,6 +5,7 @@
 use super::str_bytes;
 use crate::dispatch::RequestMeta;
 use crate::error_codes::{group_code, COORDINATOR_NOT_AVAILABLE, NONE};
+use crate::listener::ListenerInfo;
 use crate::server::Context;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -13,14 +14,20 @@ use sluice_broker::group::coordinator_of;
 /// `key_type` of a consumer group (1 is a transactional id).
 const KEY_TYPE_GROUP: i8 = 0;
 
-pub fn handle(ctx: &Context, request: FindCoordinatorRequest, meta: RequestMeta) -> FindCoordinatorResponse {
+pub fn handle(
+    ctx: &Context,
+    listener: &ListenerInfo,
+    request: FindCoordinatorRequest,
+    meta: RequestMeta,
+) -> FindCoordinatorResponse {
     let mut response = FindCoordinatorResponse::default();
     let served = request.key_type == KEY_TYPE_GROUP;
     if meta.version >= 4 {
-        response.coordinators = request.coordinator_keys.into_iter().map(|key| coordinator(ctx, key, served)).collect();
+        response.coordinators =
+            request.coordinator_keys.into_iter().map(|key| coordinator(ctx, listener, key, served)).collect();
         return response;
     }
-    let c = coordinator(ctx, request.key, served);
+    let c = coordinator(ctx, listener, request.key, served);
     response.error_code = c.error_code;
     response.node_id = c.node_id;
     response.host = c.host;
@@ -31,7 +38,12 @@ pub fn handle(ctx: &Context, request: FindCoordinatorRequest, meta: RequestMeta)
     response
 }
 
-fn coordinator(ctx: &Context, key: kafka_protocol::protocol::StrBytes, served: bool) -> Coordinator {
+fn coordinator(
+    ctx: &Context,
+    listener: &ListenerInfo,
+    key: kafka_protocol::protocol::StrBytes,
+    served: bool,
+) -> Coordinator {
     let mut c = Coordinator::default();
     let found = if served {
         coordinator_of(&ctx.broker, &key).map_err(|e| (group_code(&e), e.to_string()))
@@ -40,6 +52,13 @@ fn coordinator(ctx: &Context, key: kafka_protocol::protocol::StrBytes, served: b
     };
     c.key = key;
     match found {
+        // This node is named by the address of the listener the request came in on.
+        Ok(node) if node.node_id == ctx.broker.node_id() => {
+            c.error_code = NONE;
+            c.node_id = BrokerId(node.node_id);
+            c.host = str_bytes(&listener.advertised_host);
+            c.port = i32::from(listener.advertised_port);
+        }
         Ok(node) => {
             c.error_code = NONE;
             c.node_id = BrokerId(node.node_id);

@@ -8,6 +8,7 @@ use super::authorized_operations::{self as operations, if_asked};
 use super::{str_bytes, topic_name};
 use crate::dispatch::RequestMeta;
 use crate::error_codes::{code_of, LEADER_NOT_AVAILABLE, NONE};
+use crate::listener::ListenerInfo;
 use crate::server::Context;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -17,10 +18,10 @@ use sluice_broker::cluster_view::Placement;
 use sluice_broker::{BrokerError, Partition, Topic};
 use std::sync::Arc;
 
-pub fn handle(ctx: &Context, request: MetadataRequest, meta: RequestMeta) -> MetadataResponse {
+pub fn handle(ctx: &Context, listener: &ListenerInfo, request: MetadataRequest, meta: RequestMeta) -> MetadataResponse {
     let broker = &ctx.broker;
     let mut response = MetadataResponse::default();
-    response.brokers = super::brokers(ctx)
+    response.brokers = super::brokers(ctx, listener)
         .into_iter()
         .map(|b| {
             let mut node = MetadataResponseBroker::default();

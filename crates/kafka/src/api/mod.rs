@@ -3,16 +3,21 @@
 
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod authorized_operations;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
@@ -29,6 +34,8 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 
 use kafka_protocol::messages::TopicName;
@@ -48,17 +55,30 @@ pub fn now_ms() -> i64 {
 }
 
 /// The brokers Metadata and DescribeCluster list: every registered node in a cluster, this
-/// node alone otherwise.
-pub fn brokers(ctx: &crate::server::Context) -> Vec<sluice_broker::cluster_view::BrokerAddress> {
+/// node alone otherwise. This node is named by the address of the listener the request came
+/// in on (Kafka answers per listener name); other nodes of a cluster by the one address they
+/// registered (their first listener's).
+pub fn brokers(
+    ctx: &crate::server::Context,
+    listener: &crate::listener::ListenerInfo,
+) -> Vec<sluice_broker::cluster_view::BrokerAddress> {
     let broker = &ctx.broker;
+    let this = sluice_broker::cluster_view::BrokerAddress {
+        node_id: broker.node_id(),
+        host: listener.advertised_host.clone(),
+        port: listener.advertised_port,
+        rack: None,
+    };
     match broker.cluster() {
-        Some(cluster) => cluster.brokers(),
-        None => vec![sluice_broker::cluster_view::BrokerAddress {
-            node_id: broker.node_id(),
-            host: broker.config().advertised_host.clone(),
-            port: broker.config().advertised_port,
-            rack: None,
-        }],
+        Some(cluster) => cluster
+            .brokers()
+            .into_iter()
+            .map(|b| match b.node_id == this.node_id {
+                true => sluice_broker::cluster_view::BrokerAddress { rack: b.rack, ..this.clone() },
+                false => b,
+            })
+            .collect(),
+        None => vec![this],
     }
 }
 

@@ -38,17 +38,26 @@ struct Submission {
     log_append_time_ms: i64,
 }
 
-pub fn handle(ctx: &Arc<Context>, request: ProduceRequest, meta: RequestMeta) -> Result<Reply, DispatchError> {
+/// `denied`: topics the principal may not WRITE (TOPIC_AUTHORIZATION_FAILED, nothing appended).
+pub fn handle(
+    ctx: &Arc<Context>,
+    request: ProduceRequest,
+    meta: RequestMeta,
+    denied: &[String],
+) -> Result<Reply, DispatchError> {
     let acks = request.acks;
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
+        let refused = denied.contains(&name);
         let appended: Vec<Appended> = topic
             .partition_data
             .into_iter()
             .map(|p| {
                 let mut record_errors = Vec::new();
-                let result = if matches!(acks, -1..=1) {
+                let result = if refused {
+                    Err(BrokerError::UnknownTopicOrPartition)
+                } else if matches!(acks, -1..=1) {
                     append(ctx, &name, p.index, p.records, &mut record_errors)
                 } else {
                     Err(BrokerError::InvalidConfig(format!("acks={acks}")))
@@ -56,14 +65,14 @@ pub fn handle(ctx: &Arc<Context>, request: ProduceRequest, meta: RequestMeta) ->
                 Appended { index: p.index, result, record_errors }
             })
             .collect();
-        topics.push((name, appended));
+        topics.push((name, appended, refused));
     }
     if acks == 0 {
         return Ok(Reply::Nothing);
     }
     Ok(later(async move {
         let mut response = ProduceResponse::default();
-        for (name, appended) in topics {
+        for (name, appended, refused) in topics {
             let mut topic = TopicProduceResponse::default();
             topic.name = topic_name(&name);
             for a in appended {
@@ -73,6 +82,9 @@ pub fn handle(ctx: &Arc<Context>, request: ProduceRequest, meta: RequestMeta) ->
                     Err(e) => (Err(e), -1),
                 };
                 let mut out = partition_response(a.index, result, acks, meta.version);
+                if refused {
+                    out.error_code = crate::error_codes::TOPIC_AUTHORIZATION_FAILED;
+                }
                 if meta.version >= 8 {
                     out.record_errors = record_errors(&name, a.index, &a.record_errors);
                 }

@@ -324,3 +324,47 @@ pub struct BenchConsumeArgs {
     #[command(flatten)]
     pub out: Output,
 }
+
+/// Where `sluice user` acts: a running broker's Kafka listener, or a stopped broker's data
+/// directory.
+#[derive(Debug, Args, Clone)]
+pub struct UserTarget {
+    /// Broker Kafka listener (PLAINTEXT).
+    #[arg(long = "bootstrap", env = "SLUICE_BOOTSTRAP", value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    /// Edit this stopped broker's data directory instead of asking a running broker.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user or change its password (SCRAM credentials, also used for PLAIN logins).
+    Add {
+        name: String,
+        /// Read the password from this file's first line [default: SLUICE_USER_PASSWORD, else stdin].
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<std::path::PathBuf>,
+        /// Only this mechanism: SCRAM-SHA-256 or SCRAM-SHA-512 [default: both].
+        #[arg(long, value_name = "MECHANISM")]
+        mechanism: Option<String>,
+        /// PBKDF2 iterations, 4096 to 16384 [default: 4096].
+        #[arg(long, value_name = "N")]
+        iterations: Option<u32>,
+        #[command(flatten)]
+        target: UserTarget,
+    },
+    /// List users and their mechanisms (no secrets).
+    List {
+        #[command(flatten)]
+        target: UserTarget,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Delete a user's credentials.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        target: UserTarget,
+    },
+}

@@ -17,8 +17,11 @@ mod reassign;
 mod record_json;
 mod table;
 mod topic;
+mod user;
 
-pub use args::{BenchCommand, ChannelCommand, ClusterCommand, ConsumeArgs, GroupCommand, ProduceArgs, TopicCommand};
+pub use args::{
+    BenchCommand, ChannelCommand, ClusterCommand, ConsumeArgs, GroupCommand, ProduceArgs, TopicCommand, UserCommand,
+};
 
 use clap_complete::Shell;
 use std::process::ExitCode;
@@ -32,6 +35,7 @@ pub enum ClientCommand {
     Produce(ProduceArgs),
     Consume(ConsumeArgs),
     Bench(BenchCommand),
+    User(UserCommand),
 }
 
 /// Runs one client subcommand and turns its outcome into the process exit status.
@@ -44,6 +48,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Produce(a) => produce::run(a),
         ClientCommand::Consume(a) => consume::run(a),
         ClientCommand::Bench(c) => bench::run(c),
+        ClientCommand::User(c) => user::run(c),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -93,8 +93,12 @@ impl TestPki {
     }
 
     /// A client certificate with subject `subject` (e.g. "/CN=alice/OU=ops"), signed by the CA.
+    /// An X.509 v3 certificate for client authentication: rustls (webpki) refuses v1 ones,
+    /// which `openssl x509 -req` makes without an extension file.
     pub fn client(&self, name: &str, subject: &str) -> ClientCert {
         let (key, csr, cert) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
+        std::fs::write(self.dir.join("client.ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+            .expect("write client ext");
         openssl(&self.dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out", &csr]);
         openssl(
             &self.dir,
@@ -110,6 +114,8 @@ impl TestPki {
                 "-CAcreateserial",
                 "-days",
                 "2",
+                "-extfile",
+                "client.ext",
                 "-out",
                 &cert,
             ],

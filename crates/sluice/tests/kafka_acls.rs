@@ -1,0 +1,177 @@
+//! Proves Kafka's ACL authorization with real clients: kafka-python's AdminClient (as a super
+//! user) creates, describes and deletes ACLs; kcat as a principal allowed to produce but not to
+//! consume a topic is refused exactly what it may not do; Metadata hides the topics it may not
+//! describe and ListOffsets withholds their offsets; a prefixed ACL allows, a DENY beats it;
+//! group APIs need READ on the group; an ordinary principal cannot manage ACLs, and its
+//! connection is closed on an administrative API (DeleteTopics).
+
+mod common;
+
+use common::raw::Raw;
+use common::{free_port, run_bounded, unique_topic, Broker, BrokerOpts, SLUICE_BIN};
+use kafka_protocol::messages::{JoinGroupRequest, SaslAuthenticateRequest, SaslHandshakeRequest};
+use kafka_protocol::protocol::StrBytes;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+const PYTHON: &str = "/usr/bin/python3";
+
+fn add_user_offline(data_dir: &Path, name: &str, password: &str) {
+    let mut cmd = Command::new(SLUICE_BIN);
+    cmd.args(["user", "add", name, "--data-dir"]).arg(data_dir).stdin(Stdio::null());
+    common::clear_sluice_env(&mut cmd);
+    cmd.env("SLUICE_USER_PASSWORD", password);
+    let out = run_bounded(&mut cmd, CLIENT_TIMEOUT);
+    assert!(out.status.success(), "sluice user add {name}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn admin(sasl: &str, args: &[&str]) -> serde_json::Value {
+    admin_as(sasl, ("admin", "admin-pw"), args)
+}
+
+fn admin_as(sasl: &str, (user, password): (&str, &str), args: &[&str]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients/python/acl_admin.py");
+    let mut cmd = Command::new(PYTHON);
+    cmd.arg(script).args(["--bootstrap", sasl, "--user", user, "--password", password]).args(args).stdin(Stdio::null());
+    let out = run_bounded(&mut cmd, CLIENT_TIMEOUT);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("acl_admin {args:?}: {e}\n{stdout}\n{}", common::tail(&out.stderr, 3000)))
+}
+
+/// kcat as `user` over SASL_PLAINTEXT with PLAIN: (success, stdout, stderr).
+fn kcat(sasl: &str, user: &str, password: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut cmd = Command::new("kcat");
+    cmd.args(["-b", sasl, "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=PLAIN"])
+        .args(["-X", &format!("sasl.username={user}"), "-X", &format!("sasl.password={password}")])
+        .args(args);
+    let input = tempfile::NamedTempFile::new().expect("stdin file");
+    std::fs::write(input.path(), stdin.unwrap_or("")).expect("write stdin");
+    cmd.stdin(std::fs::File::open(input.path()).expect("open stdin"));
+    let out = run_bounded(&mut cmd, CLIENT_TIMEOUT);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+/// A raw connection logged in as bob (PLAIN).
+fn bob(sasl: &str) -> Raw {
+    let mut raw = Raw::connect_addr(sasl.parse().expect("address"));
+    let handshake = raw.request(1, &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")));
+    assert_eq!(handshake.error_code, 0);
+    let login = raw.request(2, &SaslAuthenticateRequest::default().with_auth_bytes(b"\0bob\0bob-pw".to_vec().into()));
+    assert_eq!(login.error_code, 0, "bob logs in");
+    raw
+}
+
+fn list_offsets_as_bob(sasl: &str, topic: &str) -> i16 {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let mut request = kafka_protocol::messages::ListOffsetsRequest::default();
+    request.replica_id = (-1).into();
+    let mut t = ListOffsetsTopic::default();
+    t.name = StrBytes::from_string(topic.to_string()).into();
+    t.partitions = vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1)];
+    request.topics = vec![t];
+    let response = bob(sasl).request(1, &request);
+    response.topics[0].partitions[0].error_code
+}
+
+fn join_group_as_bob(sasl: &str, group: &str) -> i16 {
+    let mut raw = bob(sasl);
+    let mut join = JoinGroupRequest::default();
+    join.group_id = StrBytes::from_string(group.to_string()).into();
+    join.session_timeout_ms = 10_000;
+    join.rebalance_timeout_ms = 10_000;
+    join.protocol_type = StrBytes::from_static_str("consumer");
+    raw.request(5, &join).error_code
+}
+
+#[test]
+fn acls_allow_and_refuse_what_kafka_would() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    add_user_offline(&data_dir, "admin", "admin-pw");
+    add_user_offline(&data_dir, "bob", "bob-pw");
+    let sasl = format!("127.0.0.1:{}", free_port());
+    let args = ["--kafka-listener", &format!("SASL_PLAINTEXT://{sasl}"), "--authorizer", "acl"]
+        .into_iter()
+        .chain(["--super-users", "User:admin"])
+        .map(String::from)
+        .collect();
+    let broker = Broker::start_with(BrokerOpts { args, data_dir: Some(data_dir), ..BrokerOpts::default() });
+    let (orders, logs, secret, hidden) =
+        (unique_topic("orders"), unique_topic("logs-app"), unique_topic("logs-secret"), unique_topic("hidden"));
+    let created = admin(
+        &sasl,
+        &[
+            "create",
+            &format!("TOPIC:{orders}:LITERAL:User:bob:WRITE:ALLOW"),
+            "TOPIC:logs-:PREFIXED:User:bob:READ:ALLOW",
+            &format!("TOPIC:{secret}:LITERAL:User:bob:READ:DENY"),
+            "GROUP:bob-group:LITERAL:User:bob:READ:ALLOW",
+        ],
+    );
+    assert!(created["ok"] == true, "{created}");
+    let described = admin(&sasl, &["describe"]);
+    assert_eq!(described["acls"].as_array().map(Vec::len), Some(4), "{described}");
+
+    // The super user writes everywhere.
+    for topic in [&logs, &secret, &hidden] {
+        let (ok, _, err) = kcat(&sasl, "admin", "admin-pw", &["-P", "-t", topic], Some("from-admin\n"));
+        assert!(ok, "admin produces to {topic}: {err}");
+    }
+    // bob may produce to orders but not read it.
+    let (ok, _, err) = kcat(&sasl, "bob", "bob-pw", &["-P", "-t", &orders], Some("from-bob\n"));
+    assert!(ok, "bob produces to {orders}: {err}");
+    let consume = |topic: &str| kcat(&sasl, "bob", "bob-pw", &["-C", "-t", topic, "-o", "beginning", "-e"], None);
+    let (ok, _, err) = consume(&orders);
+    assert!(!ok && err.contains("Topic authorization failed"), "bob may not read {orders}: {err}");
+    // A prefixed ACL lets bob read logs-*, a DENY on one of them wins.
+    let (ok, out, err) = consume(&logs);
+    assert!(ok && out.contains("from-admin"), "bob reads {logs}: {out}\n{err}");
+    let (ok, _, err) = consume(&secret);
+    assert!(!ok && err.contains("Topic authorization failed"), "deny beats allow on {secret}: {err}");
+    // Offsets of a topic bob may not describe are withheld (ListOffsets).
+    assert_eq!(list_offsets_as_bob(&sasl, &hidden), 29, "TOPIC_AUTHORIZATION_FAILED");
+    assert_eq!(list_offsets_as_bob(&sasl, &logs), 0);
+    // Metadata lists what bob may describe, and not the rest.
+    let (ok, out, err) = kcat(&sasl, "bob", "bob-pw", &["-L"], None);
+    assert!(ok && out.contains(&orders) && out.contains(&logs), "{out}\n{err}");
+    assert!(!out.contains(&hidden), "bob does not see {hidden}: {out}");
+    // Groups need READ on the group.
+    assert_eq!(join_group_as_bob(&sasl, "other-group"), 30, "GROUP_AUTHORIZATION_FAILED");
+    assert_ne!(join_group_as_bob(&sasl, "bob-group"), 30);
+    // Administrative APIs need their operation on the cluster: bob's connection is closed.
+    let (ok, _, err) = kcat(&sasl, "bob", "bob-pw", &["-L", "-t", &orders], None);
+    assert!(ok, "{err}");
+    let mut raw = bob(&sasl);
+    let mut delete = kafka_protocol::messages::DeleteTopicsRequest::default();
+    delete.topic_names = vec![StrBytes::from_string(logs.clone()).into()];
+    delete.timeout_ms = 5000;
+    let header = kafka_protocol::messages::RequestHeader::default()
+        .with_request_api_key(kafka_protocol::messages::ApiKey::DeleteTopics as i16)
+        .with_request_api_version(3)
+        .with_correlation_id(9);
+    let mut body = bytes::BytesMut::new();
+    kafka_protocol::protocol::Encodable::encode(&delete, &mut body, 3).expect("encode");
+    raw.send_request_bytes(&header, 1, &body);
+    raw.expect_closed("DeleteTopics without DELETE on the cluster");
+    common::wait_until(Duration::from_secs(10), "the refusal logged", || {
+        broker.log_contents().contains("DeleteTopics refused to User:bob")
+    });
+    let (ok, out, _) = consume(&logs);
+    assert!(ok && out.contains("from-admin"), "{logs} is still there");
+    // bob cannot manage ACLs; deleting his ACLs takes his rights away.
+    let refused = admin_as(&sasl, ("bob", "bob-pw"), &["describe"]);
+    assert!(
+        refused["ok"] == false && refused["error"].as_str().unwrap_or("").contains("ClusterAuthorizationFailed"),
+        "{refused}"
+    );
+    let deleted = admin(&sasl, &["delete", "User:bob"]);
+    assert_eq!(deleted["deleted"].as_array().map(Vec::len), Some(4), "{deleted}");
+    let (ok, _, err) = kcat(&sasl, "bob", "bob-pw", &["-P", "-t", &orders], Some("again\n"));
+    assert!(!ok && err.contains("Topic authorization failed"), "no ACL: refused: {err}");
+    drop(broker);
+}
