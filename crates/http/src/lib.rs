@@ -23,7 +23,7 @@ use sluice_broker::channel::Channels;
 use std::sync::Arc;
 
 pub use api::NodeInfo;
-pub use server::{serve, HttpLimits};
+pub use server::{serve, serve_tls, HttpLimits};
 
 /// What `/info` and lookupd's producer entries say about this node.
 #[derive(Debug, Clone)]

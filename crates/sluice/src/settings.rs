@@ -11,6 +11,7 @@ use std::time::Duration;
 
 pub mod cluster;
 pub mod limits;
+pub mod nsq_security;
 
 /// Most bytes the batch of one NSQ message adds around its body: the v2 batch header (61),
 /// the record's length varint (5), attributes, timestamp delta and offset delta (1 each, one
@@ -140,6 +141,8 @@ pub struct ServeArgs {
     pub limits: limits::LimitArgs,
     #[command(flatten)]
     pub cluster: cluster::ClusterArgs,
+    #[command(flatten)]
+    pub nsq_security: nsq_security::NsqSecurityArgs,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -192,9 +195,31 @@ struct FileSettings {
     raft_heartbeat_ms: Option<u64>,
     raft_election_timeout_ms: Option<u64>,
     replica_lag_time_max_ms: Option<u64>,
+    // NSQ TLS and AUTH (`nsq_security.rs`).
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_root_ca_file: Option<PathBuf>,
+    tls_required: Option<String>,
+    tls_client_auth_policy: Option<String>,
+    tls_min_version: Option<String>,
+    https_address: Option<String>,
+    auth_http_addresses: Option<Vec<String>>,
 }
 
 impl FileSettings {
+    fn nsq_security(&self) -> nsq_security::NsqSecurityFile {
+        nsq_security::NsqSecurityFile {
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_root_ca_file: self.tls_root_ca_file.clone(),
+            tls_required: self.tls_required.clone(),
+            tls_client_auth_policy: self.tls_client_auth_policy.clone(),
+            tls_min_version: self.tls_min_version.clone(),
+            https_address: self.https_address.clone(),
+            auth_http_addresses: self.auth_http_addresses.clone(),
+        }
+    }
+
     fn cluster(&self) -> cluster::ClusterFileArgs {
         cluster::ClusterFileArgs {
             node_id: self.node_id,
@@ -263,6 +288,8 @@ pub struct NsqSettings {
     pub max_body_size: u32,
     pub msg_timeout: Duration,
     pub max_rdy_count: i64,
+    /// TLS, HTTPS and AUTH as nsqd's flags set them.
+    pub security: nsq_security::NsqSecurity,
 }
 
 impl NsqSettings {
@@ -324,6 +351,7 @@ impl NsqSettings {
             max_body_size,
             msg_timeout,
             max_rdy_count,
+            security: nsq_security::resolve(&args.nsq_security, &file.nsq_security())?,
         })
     }
 }
@@ -515,6 +543,10 @@ impl Settings {
             ("max_body_size", nsq.max_body_size.to_string()),
             ("msg_timeout", format!("{}ms", nsq.msg_timeout.as_millis())),
             ("max_rdy_count", nsq.max_rdy_count.to_string()),
+            ("tls_cert", nsq.security.tls.as_ref().map_or_else(String::new, |t| t.cert.display().to_string())),
+            ("tls_required", nsq.security.tls_required.to_string()),
+            ("https_address", nsq.security.https_addr.map_or_else(String::new, |a| a.to_string())),
+            ("auth_http_addresses", nsq.security.auth_http_addresses.join(",")),
         ];
         pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }

@@ -24,6 +24,7 @@ pub async fn run(conn: &mut Conn, command: &Command) -> NsqResult<()> {
     let Some(channel_name) = channel_name else {
         return Err(NsqError::fatal("E_BAD_CHANNEL", format!("SUB channel name {} is not valid", quoted(channel))));
     };
+    super::auth::check(conn, "SUB", topic_name, channel_name).await?;
     // Creating a topic or channel writes and fsyncs files: off the async runtime.
     let channels = Arc::clone(&conn.channels);
     let (topic_name, channel_name) = (topic_name.to_string(), channel_name.to_string());

@@ -1,0 +1,71 @@
+//! AUTH as nsqd does it: when an auth source is configured, IDENTIFY answers
+//! `"auth_required": true`, the client sends `AUTH` with a secret, and the source answers
+//! with the secret's permissions (publish and/or subscribe on topics and channels given as
+//! regular expressions) for a TTL, after which they are asked for again.
+//!
+//! `reply` parses and checks the source's answer (nsqd's `internal/auth`); `http_source` asks
+//! an nsqd-style auth server (`--auth-http-address`) over HTTP/1.1.
+
+mod common_name;
+mod http_source;
+mod reply;
+
+pub use common_name::subject_common_name;
+pub use http_source::{encode_query, parse_response};
+pub use reply::{parse_reply, AuthState, Authorization};
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// nsqd's `--http-client-request-timeout` default: one query to one auth server, connect
+/// included, gets this long before the next server is tried.
+pub const AUTH_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where secrets are checked: nsqd's `--auth-http-address` servers, tried in turn.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    /// `host:port` (asked at `/auth`) or a full `http://` URL, as nsqd's flag takes them.
+    pub http_addresses: Vec<String>,
+    pub timeout: Duration,
+}
+
+/// What nsqd tells its auth server about the connection.
+#[derive(Debug, Clone)]
+pub struct AuthRequest<'a> {
+    pub remote_ip: IpAddr,
+    pub tls: bool,
+    /// The client certificate's subject common name, or empty.
+    pub common_name: &'a str,
+    pub secret: &'a str,
+}
+
+/// A connection's authentication: the secret it sent and what the source granted.
+#[derive(Debug)]
+pub struct Session {
+    pub secret: String,
+    pub state: AuthState,
+}
+
+impl Authenticator {
+    /// Asks each server in turn, starting at a rotating one (nsqd starts at a random one), until
+    /// one answers acceptably. The error says why each failed; it is logged, never sent to the
+    /// client (nsqd does not leak auth server errors to untrusted clients).
+    pub async fn query(&self, request: &AuthRequest<'_>) -> Result<AuthState, String> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let count = self.http_addresses.len();
+        if count == 0 {
+            return Err("no auth server configured".into());
+        }
+        let start = NEXT.fetch_add(1, Ordering::Relaxed);
+        let mut errors = Vec::new();
+        for i in 0..count {
+            let address = &self.http_addresses[(start + i) % count];
+            match http_source::query(address, request, self.timeout).await {
+                Ok(state) => return Ok(state),
+                Err(e) => errors.push(format!("failed to auth against {address} - {e}")),
+            }
+        }
+        Err(errors.join("; "))
+    }
+}
