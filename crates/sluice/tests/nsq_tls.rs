@@ -1,0 +1,76 @@
+//! NSQ TLS as nsqd does it, with pynsq: a broker with `--tls-cert --tls-key --tls-required`
+//! offers `tls_v1` in IDENTIFY and upgrades the connection in place; pynsq publishes (PUB,
+//! MPUB) and consumes over TLS, also with snappy and deflate on top (TLS first, then
+//! compression, nsqd's order); a plaintext client is refused everything but IDENTIFY with
+//! nsqd's `E_INVALID ... (TLS required)`; a TLS handshake of garbage closes that connection
+//! only; the HTTP API is served over TLS on `--https-address`.
+//! Needs `scripts/install-nsq-test-deps.sh` (pynsq).
+
+mod common;
+mod nsq_common;
+
+use common::certs::TestPki;
+use nsq_common::{client_script, NsqBroker, Wire, FRAME_ERROR, FRAME_RESPONSE};
+use std::process::Command;
+use std::time::Duration;
+
+/// Longest one pynsq scenario may run (each bounds itself to 30 s).
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn pynsq(scenario: &str, nsq: &NsqBroker, pki: &TestPki, topic: &str) -> String {
+    let mut cmd = Command::new("python3");
+    cmd.arg(client_script("pynsq_secure.py")).args([scenario, &format!("127.0.0.1:{}", nsq.tcp), topic]);
+    cmd.arg(&pki.ca_cert);
+    let out = common::run_bounded(&mut cmd, SCENARIO_TIMEOUT);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && stdout.starts_with("OK"),
+        "pynsq {scenario}: {stdout}\n{}\n(install the clients with scripts/install-nsq-test-deps.sh)",
+        common::tail(&out.stderr, 3000)
+    );
+    eprintln!("pynsq {scenario}: {}", stdout.trim());
+    stdout
+}
+
+#[test]
+fn pynsq_over_tls_and_plaintext_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = TestPki::create(dir.path());
+    let https = common::free_port();
+    let (cert, key) = (pki.server_cert.display().to_string(), pki.server_key.display().to_string());
+    let https_addr = format!("127.0.0.1:{https}");
+    let nsq =
+        NsqBroker::start(&["--tls-cert", &cert, "--tls-key", &key, "--tls-required", "--https-address", &https_addr]);
+
+    // Garbage where the ClientHello belongs: that connection closes, nothing else does.
+    let mut garbage = Wire::connect(nsq.tcp);
+    garbage.with_body("IDENTIFY", br#"{"feature_negotiation":true,"tls_v1":true}"#);
+    let (kind, identify) = garbage.frame().expect("IDENTIFY response");
+    assert_eq!(kind, FRAME_RESPONSE);
+    let identify: serde_json::Value = serde_json::from_slice(&identify).expect("IDENTIFY JSON");
+    assert_eq!(identify["tls_v1"], true, "{identify}");
+    assert_eq!(identify["auth_required"], false, "{identify}");
+    garbage.send(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5, 0xff, 0xff]);
+    assert!(garbage.closed(), "a garbage handshake closes its connection");
+
+    for scenario in ["roundtrip", "roundtrip_snappy", "roundtrip_deflate"] {
+        pynsq(scenario, &nsq, &pki, &common::unique_topic("tls").replace('-', "_"));
+    }
+
+    // A client that does not ask for TLS: IDENTIFY is answered, PUB is refused as nsqd does.
+    let refused = pynsq("plain_pub", &nsq, &pki, "plain");
+    assert!(refused.contains("E_INVALID cannot PUB in current state (TLS required)"), "{refused}");
+    let mut raw = Wire::connect(nsq.tcp);
+    raw.line("NOP");
+    raw.expect(FRAME_ERROR, b"E_INVALID cannot NOP in current state (TLS required)");
+    assert!(raw.closed(), "the refusal is fatal, as in nsqd");
+
+    // HTTPS: the nsqd HTTP API over TLS, verified against the test CA.
+    let mut curl = Command::new("curl");
+    curl.args(["-sS", "--max-time", "10", "--cacert"]).arg(&pki.ca_cert);
+    curl.arg(format!("https://127.0.0.1:{https}/ping"));
+    let out = common::run_bounded(&mut curl, Duration::from_secs(20));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "OK", "{}", String::from_utf8_lossy(&out.stderr));
+    // Plain HTTP stays served (admin API, /metrics and the console share the listener).
+    assert_eq!(common::http(nsq.http, "GET", "/ping", b"").0, 200);
+}
