@@ -95,6 +95,10 @@ impl TestPki {
     /// A client certificate with subject `subject` (e.g. "/CN=alice/OU=ops"), signed by the CA.
     pub fn client(&self, name: &str, subject: &str) -> ClientCert {
         let (key, csr, cert) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
+        // Extensions make it an X.509 v3 certificate: rustls (webpki) refuses v1 ones.
+        let ext = format!("{name}.ext");
+        std::fs::write(self.dir.join(&ext), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+            .expect("write client ext");
         openssl(&self.dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out", &csr]);
         openssl(
             &self.dir,
@@ -110,6 +114,8 @@ impl TestPki {
                 "-CAcreateserial",
                 "-days",
                 "2",
+                "-extfile",
+                &ext,
                 "-out",
                 &cert,
             ],
