@@ -127,6 +127,8 @@ struct NsqListeners {
     https: Option<TcpListener>,
     /// Certificates for NSQ's TLS upgrade and HTTPS, read before the broker opens.
     tls: Option<std::sync::Arc<sluice_tls::ServerTls>>,
+    /// `--nsq-auth-tokens-file`, read before the broker opens.
+    tokens: Option<std::sync::Arc<sluice_nsq::auth::Tokens>>,
 }
 
 impl NsqListeners {
@@ -146,7 +148,21 @@ impl NsqListeners {
             Some(files) => Some(sluice_tls::ServerTls::load(files.clone()).context("cannot load NSQ TLS settings")?),
             None => None,
         };
-        Ok(NsqListeners { tcp: bind(nsq.tcp_addr).await?, http: bind(nsq.http_addr).await?, lookupd, https, tls })
+        let tokens = match &nsq.security.auth_tokens_file {
+            Some(path) => Some(std::sync::Arc::new(
+                sluice_nsq::auth::Tokens::load(path)
+                    .map_err(|e| anyhow::anyhow!("cannot load NSQ auth tokens: {e}"))?,
+            )),
+            None => None,
+        };
+        Ok(NsqListeners {
+            tcp: bind(nsq.tcp_addr).await?,
+            http: bind(nsq.http_addr).await?,
+            lookupd,
+            https,
+            tls,
+            tokens,
+        })
     }
 
     /// Opens the channels and spawns the channel sweeper and every NSQ listener.
@@ -165,8 +181,9 @@ impl NsqListeners {
             msg_timeout: nsq.msg_timeout,
             max_rdy_count: nsq.max_rdy_count,
             tls: self.tls.clone().map(|server| sluice_nsq::NsqTls { server, required: nsq.security.tls_required }),
-            auth: (!nsq.security.auth_http_addresses.is_empty()).then(|| {
+            auth: nsq.security.auth_enabled().then(|| {
                 std::sync::Arc::new(sluice_nsq::auth::Authenticator {
+                    tokens: self.tokens.clone(),
                     http_addresses: nsq.security.auth_http_addresses.clone(),
                     timeout: sluice_nsq::auth::AUTH_QUERY_TIMEOUT,
                 })
@@ -241,7 +258,7 @@ impl NsqListeners {
         }
         tracing::info!(nsq_tcp = %nsq.tcp_addr, http = %nsq.http_addr, lookupd = ?nsq.lookupd_http_addr,
             https = ?nsq.security.https_addr, tls = nsq.security.tls.is_some(), tls_required = nsq.security.tls_required,
-            auth = !nsq.security.auth_http_addresses.is_empty(), "nsq listeners ready");
+            auth = nsq.security.auth_enabled(), "nsq listeners ready");
         Ok(tasks)
     }
 }

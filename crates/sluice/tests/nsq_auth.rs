@@ -4,7 +4,9 @@
 //! AUTH response carries the identity and permission count), is refused another topic and a
 //! SUB with `E_UNAUTHORIZED`; a wrong secret gets `E_AUTH_FAILED`; a PUB before AUTH gets
 //! `E_AUTH_FIRST`; permissions are asked for again once their TTL runs out; the auth server
-//! hears the client's address, `tls=true` and its certificate's common name.
+//! hears the client's address, `tls=true` and its certificate's common name. Sluice's own
+//! tokens file (`--nsq-auth-tokens-file`, SHA-256 hashed secrets) grants and refuses the same
+//! way without an auth server.
 //! Needs `scripts/install-nsq-test-deps.sh` (pynsq).
 
 mod common;
@@ -66,10 +68,14 @@ fn auth_server() -> (u16, Arc<Mutex<Vec<String>>>) {
 }
 
 fn pynsq(scenario: &str, nsq: &NsqBroker, pki: &TestPki, secret: &str) -> String {
+    pynsq_on(scenario, nsq, pki, secret, TOPIC)
+}
+
+fn pynsq_on(scenario: &str, nsq: &NsqBroker, pki: &TestPki, secret: &str, topic: &str) -> String {
     let client = pki.dir.join("alice.pem");
     let key = pki.dir.join("alice.key");
     let mut cmd = Command::new("python3");
-    cmd.arg(client_script("pynsq_secure.py")).args([scenario, &format!("127.0.0.1:{}", nsq.tcp), TOPIC]);
+    cmd.arg(client_script("pynsq_secure.py")).args([scenario, &format!("127.0.0.1:{}", nsq.tcp), topic]);
     cmd.arg(&pki.ca_cert).arg(secret).arg(client).arg(key);
     let out = common::run_bounded(&mut cmd, SCENARIO_TIMEOUT);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -135,4 +141,29 @@ fn pynsq_auth_against_an_nsqd_auth_server() {
 
     // HTTP publishing is not authenticated by nsqd either.
     assert_eq!(common::http(nsq.http, "POST", &format!("/pub?topic={TOPIC}_http"), b"x").0, 200);
+}
+
+#[test]
+fn pynsq_auth_with_sluice_tokens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = TestPki::create(dir.path());
+    pki.client("alice", "/O=Sluice/CN=alice");
+    let out = Command::new("sh").args(["-c", "printf %s \"$0\" | sha256sum", "token-1"]).output().expect("sha256sum");
+    let hash = String::from_utf8_lossy(&out.stdout).split(' ').next().unwrap_or_default().to_string();
+    assert_eq!(hash.len(), 64, "sha256sum: {hash}");
+    let tokens = dir.path().join("tokens.json");
+    let file = format!(
+        r#"{{"tokens":[{{"secret_sha256":"{hash}","identity":"billing","ttl":60,
+        "authorizations":[{{"topic":"^billing$","channels":[".*"],"permissions":["publish","subscribe"]}}]}}]}}"#
+    );
+    std::fs::write(&tokens, file).expect("write tokens");
+    let tokens = tokens.display().to_string();
+    // No TLS here: pynsq asks for it and gets a plain connection, as from an nsqd without certificates.
+    let nsq = NsqBroker::start(&["--nsq-auth-tokens-file", &tokens]);
+    let ok = pynsq_on("pub", &nsq, &pki, "token-1", "billing");
+    assert!(ok.contains(r#"\"identity\": \"billing\""#) && ok.contains(r#", "OK"]"#), "{ok}");
+    let other = pynsq_on("pub_other", &nsq, &pki, "token-1", "billing");
+    assert!(other.contains("E_UNAUTHORIZED AUTH failed for PUB on \\\"billing_other\\\""), "{other}");
+    let wrong = pynsq_on("pub", &nsq, &pki, "token-2", "billing");
+    assert!(wrong.contains("E_AUTH_FAILED AUTH failed"), "{wrong}");
 }

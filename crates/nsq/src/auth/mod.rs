@@ -3,16 +3,20 @@
 //! with the secret's permissions (publish and/or subscribe on topics and channels given as
 //! regular expressions) for a TTL, after which they are asked for again.
 //!
+//! Two sources: Sluice's own tokens file (`tokens`), then nsqd-style auth servers.
+//!
 //! `reply` parses and checks the source's answer (nsqd's `internal/auth`); `http_source` asks
 //! an nsqd-style auth server (`--auth-http-address`) over HTTP/1.1.
 
 mod common_name;
 mod http_source;
 mod reply;
+mod tokens;
 
 pub use common_name::subject_common_name;
 pub use http_source::{encode_query, parse_response};
 pub use reply::{parse_reply, AuthState, Authorization};
+pub use tokens::Tokens;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -21,9 +25,12 @@ use std::time::Duration;
 /// included, gets this long before the next server is tried.
 pub const AUTH_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where secrets are checked: nsqd's `--auth-http-address` servers, tried in turn.
-#[derive(Debug, Clone)]
+/// Where secrets are checked: the tokens file, then nsqd's `--auth-http-address` servers,
+/// tried in turn.
+#[derive(Debug, Clone, Default)]
 pub struct Authenticator {
+    /// `--nsq-auth-tokens-file`, asked first.
+    pub tokens: Option<std::sync::Arc<Tokens>>,
     /// `host:port` (asked at `/auth`) or a full `http://` URL, as nsqd's flag takes them.
     pub http_addresses: Vec<String>,
     pub timeout: Duration,
@@ -53,9 +60,12 @@ impl Authenticator {
     pub async fn query(&self, request: &AuthRequest<'_>) -> Result<AuthState, String> {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static NEXT: AtomicUsize = AtomicUsize::new(0);
+        if let Some(state) = self.tokens.as_ref().and_then(|tokens| tokens.lookup(request.secret)) {
+            return Ok(state);
+        }
         let count = self.http_addresses.len();
         if count == 0 {
-            return Err("no auth server configured".into());
+            return Err("not a known token and no auth server configured".into());
         }
         let start = NEXT.fetch_add(1, Ordering::Relaxed);
         let mut errors = Vec::new();

@@ -1,7 +1,7 @@
 //! NSQ security settings, named as nsqd's flags: TLS offered in IDENTIFY (`--tls-cert`,
 //! `--tls-key`, `--tls-root-ca-file`, `--tls-required`, `--tls-client-auth-policy`,
 //! `--tls-min-version`), HTTPS for the HTTP API (`--https-address`), and AUTH through nsqd-style
-//! auth servers (`--auth-http-address`). Each flag also reads `SLUICE_<NAME>` and the TOML key
+//! auth servers (`--auth-http-address`) or Sluice's own tokens (`--nsq-auth-tokens-file`). Each flag also reads `SLUICE_<NAME>` and the TOML key
 //! of the same name with underscores (`auth_http_addresses`, an array, for the repeatable one).
 
 use super::{out_of_range, resolve_addr};
@@ -45,6 +45,11 @@ pub struct NsqSecurityArgs {
         value_delimiter = ','
     )]
     pub auth_http_address: Vec<String>,
+    /// Sluice's own AUTH tokens: a JSON file of SHA-256 hashed secrets and their permissions
+    /// (README, "NSQ TLS and AUTH"), asked before the auth servers. Set: clients must AUTH
+    /// [default: none].
+    #[arg(long, env = "SLUICE_NSQ_AUTH_TOKENS_FILE", value_name = "FILE")]
+    pub nsq_auth_tokens_file: Option<PathBuf>,
 }
 
 /// The same keys in the TOML file.
@@ -58,6 +63,7 @@ pub struct NsqSecurityFile {
     pub tls_min_version: Option<String>,
     pub https_address: Option<String>,
     pub auth_http_addresses: Option<Vec<String>>,
+    pub nsq_auth_tokens_file: Option<PathBuf>,
 }
 
 /// Resolved NSQ security settings. The files are read when the listeners start.
@@ -67,6 +73,15 @@ pub struct NsqSecurity {
     pub tls_required: bool,
     pub https_addr: Option<SocketAddr>,
     pub auth_http_addresses: Vec<String>,
+    /// Read when the listeners start.
+    pub auth_tokens_file: Option<PathBuf>,
+}
+
+impl NsqSecurity {
+    /// Whether clients must AUTH (some source is configured).
+    pub fn auth_enabled(&self) -> bool {
+        !self.auth_http_addresses.is_empty() || self.auth_tokens_file.is_some()
+    }
 }
 
 pub fn resolve(args: &NsqSecurityArgs, file: &NsqSecurityFile) -> anyhow::Result<NsqSecurity> {
@@ -122,7 +137,8 @@ pub fn resolve(args: &NsqSecurityArgs, file: &NsqSecurityFile) -> anyhow::Result
             ));
         }
     }
-    Ok(NsqSecurity { tls, tls_required, https_addr, auth_http_addresses })
+    let auth_tokens_file = args.nsq_auth_tokens_file.clone().or(file.nsq_auth_tokens_file.clone());
+    Ok(NsqSecurity { tls, tls_required, https_addr, auth_http_addresses, auth_tokens_file })
 }
 
 #[cfg(test)]
