@@ -3,7 +3,9 @@
 //! MPUB) and consumes over TLS, also with snappy and deflate on top (TLS first, then
 //! compression, nsqd's order); a plaintext client is refused everything but IDENTIFY with
 //! nsqd's `E_INVALID ... (TLS required)`; a TLS handshake of garbage closes that connection
-//! only; the HTTP API is served over TLS on `--https-address`.
+//! only; the HTTP API is served over TLS on `--https-address`. With
+//! `--tls-client-auth-policy require-verify`, a client without a certificate fails its
+//! handshake and one with a certificate from the CA is served.
 //! Needs `scripts/install-nsq-test-deps.sh` (pynsq).
 
 mod common;
@@ -18,9 +20,14 @@ use std::time::Duration;
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn pynsq(scenario: &str, nsq: &NsqBroker, pki: &TestPki, topic: &str) -> String {
+    pynsq_with(scenario, nsq, pki, topic, &[])
+}
+
+/// `extra`: the secret (empty: none), then a client certificate and key.
+fn pynsq_with(scenario: &str, nsq: &NsqBroker, pki: &TestPki, topic: &str, extra: &[&str]) -> String {
     let mut cmd = Command::new("python3");
     cmd.arg(client_script("pynsq_secure.py")).args([scenario, &format!("127.0.0.1:{}", nsq.tcp), topic]);
-    cmd.arg(&pki.ca_cert);
+    cmd.arg(&pki.ca_cert).args(extra);
     let out = common::run_bounded(&mut cmd, SCENARIO_TIMEOUT);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
@@ -73,4 +80,28 @@ fn pynsq_over_tls_and_plaintext_refused() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "OK", "{}", String::from_utf8_lossy(&out.stderr));
     // Plain HTTP stays served (admin API, /metrics and the console share the listener).
     assert_eq!(common::http(nsq.http, "GET", "/ping", b"").0, 200);
+}
+
+#[test]
+fn require_verify_wants_a_client_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = TestPki::create(dir.path());
+    let alice = pki.client("alice", "/CN=alice");
+    let (cert, key, ca) =
+        (pki.server_cert.display().to_string(), pki.server_key.display().to_string(), pki.ca_cert.display().to_string());
+    let nsq = NsqBroker::start(&[
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-root-ca-file",
+        &ca,
+        "--tls-client-auth-policy",
+        "require-verify",
+    ]);
+    let refused = pynsq("pub", &nsq, &pki, "mtls");
+    assert!(refused.contains("failed to upgrade to TLS"), "no client certificate: {refused}");
+    let (client_cert, client_key) = (alice.cert.display().to_string(), alice.key.display().to_string());
+    let served = pynsq_with("pub", &nsq, &pki, "mtls", &["", &client_cert, &client_key]);
+    assert!(served.contains(r#"["OK"]"#), "{served}");
 }
