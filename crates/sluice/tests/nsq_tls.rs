@@ -87,8 +87,11 @@ fn require_verify_wants_a_client_certificate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = TestPki::create(dir.path());
     let alice = pki.client("alice", "/CN=alice");
-    let (cert, key, ca) =
-        (pki.server_cert.display().to_string(), pki.server_key.display().to_string(), pki.ca_cert.display().to_string());
+    let (cert, key, ca) = (
+        pki.server_cert.display().to_string(),
+        pki.server_key.display().to_string(),
+        pki.ca_cert.display().to_string(),
+    );
     let nsq = NsqBroker::start(&[
         "--tls-cert",
         &cert,
