@@ -82,6 +82,8 @@ pub struct Conn {
     pub tls_pending: bool,
     /// The TLS client certificate's subject common name, or empty (sent to the auth server).
     pub common_name: String,
+    /// Negotiated TLS version and cipher suite (`/stats`), once upgraded.
+    pub tls_details: Option<(String, String)>,
     /// What AUTH granted, with the secret to ask again once it expires.
     pub auth: Option<crate::auth::Session>,
 }
@@ -126,6 +128,7 @@ impl Conn {
             tls: false,
             tls_pending: false,
             common_name: String::new(),
+            tls_details: None,
             auth: None,
         }
     }
@@ -317,6 +320,7 @@ impl Conn {
             return Err("TLS handshake failed");
         }
         self.tls = true;
+        self.tls_details = stream.tls_details();
         self.common_name = stream.peer_certificate().and_then(crate::auth::subject_common_name).unwrap_or_default();
         tracing::debug!(client = self.id, remote = %self.remote, common_name = %self.common_name, "nsq connection upgraded to TLS");
         self.respond(b"OK");

@@ -59,6 +59,20 @@ impl NsqStream {
         Ok(())
     }
 
+    /// The negotiated version and cipher suite, as nsqd's `/stats` names them (`TLS1.3`).
+    pub fn tls_details(&self) -> Option<(String, String)> {
+        let NsqStream::Tls(stream) = self else { return None };
+        let session = stream.get_ref().1;
+        let version = match session.protocol_version()? {
+            sluice_tls::rustls::ProtocolVersion::TLSv1_2 => "TLS1.2".to_string(),
+            sluice_tls::rustls::ProtocolVersion::TLSv1_3 => "TLS1.3".to_string(),
+            other => format!("Unknown {}", u16::from(other)),
+        };
+        let suite = session.negotiated_cipher_suite()?.suite();
+        let suite = suite.as_str().map_or_else(|| format!("Unknown {}", u16::from(suite)), str::to_string);
+        Some((version, suite))
+    }
+
     /// The client certificate's DER bytes, when the client showed one.
     pub fn peer_certificate(&self) -> Option<&[u8]> {
         match self {

@@ -75,6 +75,7 @@ fn pynsq_on(scenario: &str, nsq: &NsqBroker, pki: &TestPki, secret: &str, topic:
     let client = pki.dir.join("alice.pem");
     let key = pki.dir.join("alice.key");
     let mut cmd = Command::new("python3");
+    cmd.env("STATS_URL", format!("http://127.0.0.1:{}/stats?format=json", nsq.http));
     cmd.arg(client_script("pynsq_secure.py")).args([scenario, &format!("127.0.0.1:{}", nsq.tcp), topic]);
     cmd.arg(&pki.ca_cert).arg(secret).arg(client).arg(key);
     let out = common::run_bounded(&mut cmd, SCENARIO_TIMEOUT);
@@ -166,4 +167,13 @@ fn pynsq_auth_with_sluice_tokens() {
     assert!(other.contains("E_UNAUTHORIZED AUTH failed for PUB on \\\"billing_other\\\""), "{other}");
     let wrong = pynsq_on("pub", &nsq, &pki, "token-2", "billing");
     assert!(wrong.contains("E_AUTH_FAILED AUTH failed"), "{wrong}");
+    // nsqd's /stats names a subscriber's AUTH identity.
+    let stats = pynsq_on("sub_stats", &nsq, &pki, "token-1", "billing");
+    let client: serde_json::Value = serde_json::from_str(stats.trim_start_matches("OK ").trim()).expect("client JSON");
+    assert_eq!(
+        (client["authed"].clone(), client["auth_identity"].clone()),
+        (true.into(), "billing".into()),
+        "{client}"
+    );
+    assert_eq!(client["tls"], false, "{client}");
 }

@@ -26,6 +26,7 @@ fn pynsq(scenario: &str, nsq: &NsqBroker, pki: &TestPki, topic: &str) -> String 
 /// `extra`: the secret (empty: none), then a client certificate and key.
 fn pynsq_with(scenario: &str, nsq: &NsqBroker, pki: &TestPki, topic: &str, extra: &[&str]) -> String {
     let mut cmd = Command::new("python3");
+    cmd.env("STATS_URL", format!("http://127.0.0.1:{}/stats?format=json", nsq.http));
     cmd.arg(client_script("pynsq_secure.py")).args([scenario, &format!("127.0.0.1:{}", nsq.tcp), topic]);
     cmd.arg(&pki.ca_cert).args(extra);
     let out = common::run_bounded(&mut cmd, SCENARIO_TIMEOUT);
@@ -107,4 +108,10 @@ fn require_verify_wants_a_client_certificate() {
     let (client_cert, client_key) = (alice.cert.display().to_string(), alice.key.display().to_string());
     let served = pynsq_with("pub", &nsq, &pki, "mtls", &["", &client_cert, &client_key]);
     assert!(served.contains(r#"["OK"]"#), "{served}");
+    // nsqd's /stats shows the subscriber's TLS.
+    let stats = pynsq_with("sub_stats", &nsq, &pki, "mtls", &["", &client_cert, &client_key]);
+    let client: serde_json::Value = serde_json::from_str(stats.trim_start_matches("OK ").trim()).expect("client JSON");
+    assert_eq!(client["tls"], true, "{client}");
+    assert!(client["tls_version"].as_str().is_some_and(|v| v.starts_with("TLS1.")), "{client}");
+    assert!(client["tls_cipher_suite"].as_str().is_some_and(|c| c.starts_with("TLS")), "{client}");
 }

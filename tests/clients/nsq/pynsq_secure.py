@@ -6,9 +6,11 @@ Each scenario checks what it proves and exits 0 printing "OK ..." or exits 1 wit
 reason. Every scenario is bounded by DEADLINE_S.
 """
 import json
+import os
 import ssl
 import sys
 import time
+import urllib.request
 
 import nsq
 import tornado.iostream
@@ -163,7 +165,28 @@ def probe_then(s, start):
     return conn
 
 
+def sub_stats(s):
+    """A Reader subscribes (over TLS, with AUTH when a secret is given); once connected, the
+    broker's /stats (STATS_URL) entry for it is printed."""
+    reader = nsq.Reader(topic=s.topic, channel="stats", message_handler=lambda m: True,
+                        nsqd_tcp_addresses=[s.tcp], max_in_flight=1, **s.secure({}))
+
+    def poll():
+        if reader.conns:
+            with urllib.request.urlopen(os.environ["STATS_URL"] + "&topic=" + s.topic, timeout=10) as resp:
+                stats = json.loads(resp.read())
+            for topic in stats.get("topics", []):
+                for channel in topic.get("channels", []):
+                    if channel.get("clients"):
+                        return s.done(json.dumps(channel["clients"][0], sort_keys=True))
+        s.loop.call_later(0.1, poll)
+
+    s.loop.call_later(0.1, poll)
+    return reader
+
+
 SCENARIOS = {
+    "sub_stats": sub_stats,
     "roundtrip": roundtrip,
     "roundtrip_snappy": lambda s: roundtrip(s, snappy=True),
     "roundtrip_deflate": lambda s: roundtrip(s, deflate=True),
