@@ -185,6 +185,7 @@ impl NsqListeners {
                 std::sync::Arc::new(sluice_nsq::auth::Authenticator {
                     tokens: self.tokens.clone(),
                     http_addresses: nsq.security.auth_http_addresses.clone(),
+                    method: nsq.security.auth_http_method,
                     timeout: sluice_nsq::auth::AUTH_QUERY_TIMEOUT,
                 })
             }),

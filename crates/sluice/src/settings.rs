@@ -204,6 +204,7 @@ struct FileSettings {
     tls_min_version: Option<String>,
     https_address: Option<String>,
     auth_http_addresses: Option<Vec<String>>,
+    auth_http_request_method: Option<String>,
     nsq_auth_tokens_file: Option<PathBuf>,
 }
 
@@ -218,6 +219,7 @@ impl FileSettings {
             tls_min_version: self.tls_min_version.clone(),
             https_address: self.https_address.clone(),
             auth_http_addresses: self.auth_http_addresses.clone(),
+            auth_http_request_method: self.auth_http_request_method.clone(),
             nsq_auth_tokens_file: self.nsq_auth_tokens_file.clone(),
         }
     }
@@ -549,6 +551,7 @@ impl Settings {
             ("tls_required", nsq.security.tls_required.to_string()),
             ("https_address", nsq.security.https_addr.map_or_else(String::new, |a| a.to_string())),
             ("auth_http_addresses", nsq.security.auth_http_addresses.join(",")),
+            ("auth_http_request_method", format!("{:?}", nsq.security.auth_http_method).to_lowercase()),
             (
                 "nsq_auth_tokens_file",
                 nsq.security.auth_tokens_file.as_ref().map_or_else(String::new, |p| p.display().to_string()),

@@ -6,7 +6,8 @@
 //! `E_AUTH_FIRST`; permissions are asked for again once their TTL runs out; the auth server
 //! hears the client's address, `tls=true` and its certificate's common name. Sluice's own
 //! tokens file (`--nsq-auth-tokens-file`, SHA-256 hashed secrets) grants and refuses the same
-//! way without an auth server.
+//! way without an auth server. With `--auth-http-request-method post` the server is asked
+//! with nsqd's JSON body instead of a query string.
 //! Needs `scripts/install-nsq-test-deps.sh` (pynsq).
 
 mod common;
@@ -40,14 +41,26 @@ fn auth_server() -> (u16, Arc<Mutex<Vec<String>>>) {
             if reader.read_line(&mut request_line).is_err() {
                 continue;
             }
-            let mut header = String::new();
+            let (mut header, mut length) = (String::new(), 0usize);
             while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
                 header.clear();
             }
-            let query = request_line.split(' ').nth(1).unwrap_or("").to_string();
+            let mut body = vec![0u8; length.min(4096)];
+            let _ = std::io::Read::read_exact(&mut reader, &mut body);
+            let target = request_line.split(' ').nth(1).unwrap_or("");
+            // GET: the query string; POST: "POST /auth " and the JSON body.
+            let query = match request_line.starts_with("POST ") {
+                true => format!("POST {target} {}", String::from_utf8_lossy(&body)),
+                false => target.to_string(),
+            };
             seen.lock().unwrap().push(query.clone());
+            let granted = query.starts_with("/auth?") && query.contains(&format!("secret={SECRET}&"))
+                || query.starts_with("POST /auth ") && query.contains(&format!(r#""secret":["{SECRET}"]"#));
             // ttl 1: the broker must ask again a second later.
-            let (status, body) = if query.starts_with("/auth?") && query.contains(&format!("secret={SECRET}&")) {
+            let (status, body) = if granted {
                 let grant = format!(
                     r#"{{"ttl":1,"identity":"publisher","identity_url":"http://example/publisher",
                     "authorizations":[{{"topic":"^{TOPIC}$","channels":[".*"],"permissions":["publish"]}}]}}"#
@@ -176,4 +189,24 @@ fn pynsq_auth_with_sluice_tokens() {
         "{client}"
     );
     assert_eq!(client["tls"], false, "{client}");
+}
+
+#[test]
+fn auth_server_asked_with_post() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = TestPki::create(dir.path());
+    pki.client("alice", "/O=Sluice/CN=alice");
+    let (auth_port, queries) = auth_server();
+    let auth = format!("127.0.0.1:{auth_port}");
+    let nsq = NsqBroker::start(&["--auth-http-address", &auth, "--auth-http-request-method", "post"]);
+    let ok = pynsq("pub", &nsq, &pki, SECRET);
+    assert!(ok.contains(r#", "OK"]"#), "{ok}");
+    let asked = queries.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(
+        asked[0].starts_with(
+            r#"POST /auth {"common_name":[""],"remote_ip":["127.0.0.1"],"secret":["pub-secret"],"tls":["false"]}"#
+        ),
+        "{asked:?}"
+    );
 }

@@ -5,7 +5,7 @@
 //! client TLS settings; Sluice has none yet).
 
 use super::reply::{parse_reply, AuthState};
-use super::AuthRequest;
+use super::{AuthMethod, AuthRequest};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -15,14 +15,29 @@ use tokio::net::TcpStream;
 pub const ANSWER_BYTES_MAX: usize = 1 << 20;
 
 /// One query to one server; any failure is an error naming what went wrong.
-pub(super) async fn query(address: &str, request: &AuthRequest<'_>, timeout: Duration) -> Result<AuthState, String> {
+pub(super) async fn query(
+    address: &str,
+    request: &AuthRequest<'_>,
+    method: AuthMethod,
+    timeout: Duration,
+) -> Result<AuthState, String> {
     let (host_port, path) = endpoint(address)?;
-    let separator = if path.contains('?') { '&' } else { '?' };
-    let query = encode_query(request);
-    let head = format!(
-        "GET {path}{separator}{query} HTTP/1.1\r\nHost: {host_port}\r\n\
-         Accept: application/vnd.nsq; version=1.0\r\nUser-Agent: sluice-nsqd\r\nConnection: close\r\n\r\n"
+    let common = format!(
+        "Host: {host_port}\r\nAccept: application/vnd.nsq; version=1.0\r\nUser-Agent: sluice-nsqd\r\nConnection: close\r\n"
     );
+    let head = match method {
+        AuthMethod::Get => {
+            let separator = if path.contains('?') { '&' } else { '?' };
+            format!("GET {path}{separator}{} HTTP/1.1\r\n{common}\r\n", encode_query(request))
+        }
+        AuthMethod::Post => {
+            let body = encode_json(request);
+            format!(
+                "POST {path} HTTP/1.1\r\n{common}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        }
+    };
     let answer = tokio::time::timeout(timeout, exchange(&host_port, head.as_bytes()))
         .await
         .map_err(|_| format!("no answer within {timeout:?}"))??;
@@ -69,6 +84,19 @@ pub fn encode_query(request: &AuthRequest<'_>) -> String {
         ("tls", tls.to_string()),
     ];
     pairs.iter().map(|(k, v)| format!("{k}={}", query_escape(v))).collect::<Vec<_>>().join("&")
+}
+
+/// nsqd's POST body: Go's `json.Marshal` of the same `url.Values` (keys sorted, each value a
+/// one-element list).
+pub fn encode_json(request: &AuthRequest<'_>) -> String {
+    let tls = if request.tls { "true" } else { "false" };
+    serde_json::json!({
+        "common_name": [request.common_name],
+        "remote_ip": [request.remote_ip.to_string()],
+        "secret": [request.secret],
+        "tls": [tls],
+    })
+    .to_string()
 }
 
 /// Go's `url.QueryEscape`: unreserved bytes as they are, space as `+`, the rest `%XX`.
@@ -144,6 +172,10 @@ mod tests {
             secret: "a b&c=d/é",
         };
         assert_eq!(encode_query(&request), "common_name=&remote_ip=127.0.0.1&secret=a+b%26c%3Dd%2F%C3%A9&tls=true");
+        assert_eq!(
+            encode_json(&request),
+            r#"{"common_name":[""],"remote_ip":["127.0.0.1"],"secret":["a b&c=d/é"],"tls":["true"]}"#
+        );
         assert_eq!(endpoint("127.0.0.1:4181"), Ok(("127.0.0.1:4181".into(), "/auth".into())));
         assert_eq!(endpoint("http://auth.local/v1/check"), Ok(("auth.local:80".into(), "/v1/check".into())));
         assert_eq!(endpoint("http://h:1?x=1"), Ok(("h:1".into(), "/?x=1".into())));

@@ -14,7 +14,7 @@ mod reply;
 mod tokens;
 
 pub use common_name::subject_common_name;
-pub use http_source::{encode_query, parse_response};
+pub use http_source::{encode_json, encode_query, parse_response};
 pub use reply::{parse_reply, AuthState, Authorization};
 pub use tokens::Tokens;
 
@@ -33,7 +33,19 @@ pub struct Authenticator {
     pub tokens: Option<std::sync::Arc<Tokens>>,
     /// `host:port` (asked at `/auth`) or a full `http://` URL, as nsqd's flag takes them.
     pub http_addresses: Vec<String>,
+    /// nsqd's `--auth-http-request-method`.
+    pub method: AuthMethod,
     pub timeout: Duration,
+}
+
+/// How the auth server is asked (nsqd's `--auth-http-request-method`, `get` by default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// The parameters in the query string.
+    #[default]
+    Get,
+    /// The parameters as a JSON body, as Go marshals `url.Values`: `{"secret":["..."],...}`.
+    Post,
 }
 
 /// What nsqd tells its auth server about the connection.
@@ -71,7 +83,7 @@ impl Authenticator {
         let mut errors = Vec::new();
         for i in 0..count {
             let address = &self.http_addresses[(start + i) % count];
-            match http_source::query(address, request, self.timeout).await {
+            match http_source::query(address, request, self.method, self.timeout).await {
                 Ok(state) => return Ok(state),
                 Err(e) => errors.push(format!("failed to auth against {address} - {e}")),
             }

@@ -45,6 +45,10 @@ pub struct NsqSecurityArgs {
         value_delimiter = ','
     )]
     pub auth_http_address: Vec<String>,
+    /// How auth servers are asked: get (parameters in the query string) or post (a JSON body),
+    /// as nsqd's flag [default: get].
+    #[arg(long, env = "SLUICE_AUTH_HTTP_REQUEST_METHOD", value_name = "METHOD")]
+    pub auth_http_request_method: Option<String>,
     /// Sluice's own AUTH tokens: a JSON file of SHA-256 hashed secrets and their permissions
     /// (README, "NSQ TLS and AUTH"), asked before the auth servers. Set: clients must AUTH
     /// [default: none].
@@ -63,6 +67,7 @@ pub struct NsqSecurityFile {
     pub tls_min_version: Option<String>,
     pub https_address: Option<String>,
     pub auth_http_addresses: Option<Vec<String>>,
+    pub auth_http_request_method: Option<String>,
     pub nsq_auth_tokens_file: Option<PathBuf>,
 }
 
@@ -73,6 +78,7 @@ pub struct NsqSecurity {
     pub tls_required: bool,
     pub https_addr: Option<SocketAddr>,
     pub auth_http_addresses: Vec<String>,
+    pub auth_http_method: sluice_nsq::auth::AuthMethod,
     /// Read when the listeners start.
     pub auth_tokens_file: Option<PathBuf>,
 }
@@ -137,8 +143,16 @@ pub fn resolve(args: &NsqSecurityArgs, file: &NsqSecurityFile) -> anyhow::Result
             ));
         }
     }
+    let auth_http_method = match args.auth_http_request_method.clone().or(file.auth_http_request_method.clone()) {
+        None => sluice_nsq::auth::AuthMethod::Get,
+        Some(method) => match method.as_str() {
+            "get" => sluice_nsq::auth::AuthMethod::Get,
+            "post" => sluice_nsq::auth::AuthMethod::Post,
+            other => return Err(out_of_range("auth_http_request_method", other, "get or post")),
+        },
+    };
     let auth_tokens_file = args.nsq_auth_tokens_file.clone().or(file.nsq_auth_tokens_file.clone());
-    Ok(NsqSecurity { tls, tls_required, https_addr, auth_http_addresses, auth_tokens_file })
+    Ok(NsqSecurity { tls, tls_required, https_addr, auth_http_addresses, auth_http_method, auth_tokens_file })
 }
 
 #[cfg(test)]
