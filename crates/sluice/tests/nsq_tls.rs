@@ -1,6 +1,6 @@
 //! NSQ TLS as nsqd does it, with pynsq: a broker with `--tls-cert --tls-key --tls-required`
 //! offers `tls_v1` in IDENTIFY and upgrades the connection in place; pynsq publishes (PUB,
-//! MPUB) and consumes over TLS, also with snappy and deflate on top (TLS first, then
+//! MPUB) and consumes over TLS (gnsq too), also with snappy and deflate on top (TLS first, then
 //! compression, nsqd's order); a plaintext client is refused everything but IDENTIFY with
 //! nsqd's `E_INVALID ... (TLS required)`; a TLS handshake of garbage closes that connection
 //! only; the HTTP API is served over TLS on `--https-address`. With
@@ -40,6 +40,25 @@ fn pynsq_with(scenario: &str, nsq: &NsqBroker, pki: &TestPki, topic: &str, extra
     stdout
 }
 
+fn gnsq(scenario: &str, nsq: &NsqBroker, pki: &TestPki, topic: &str) -> String {
+    let mut cmd = Command::new("python3");
+    cmd.arg(client_script("gnsq_secure.py")).args([scenario, &format!("127.0.0.1:{}", nsq.tcp), topic]);
+    cmd.arg(&pki.ca_cert);
+    let out = common::run_bounded(&mut cmd, SCENARIO_TIMEOUT);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && stdout.starts_with("OK"),
+        "gnsq {scenario}: {stdout}\n{}\n(install the clients with scripts/install-nsq-test-deps.sh)",
+        common::tail(&out.stderr, 3000)
+    );
+    eprintln!("gnsq {scenario}: {}", stdout.trim());
+    stdout
+}
+
+fn gnsq_refusal(nsq: &NsqBroker, pki: &TestPki) -> String {
+    gnsq("plain_pub", nsq, pki, "plain")
+}
+
 #[test]
 fn pynsq_over_tls_and_plaintext_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -64,6 +83,15 @@ fn pynsq_over_tls_and_plaintext_refused() {
     for scenario in ["roundtrip", "roundtrip_snappy", "roundtrip_deflate"] {
         pynsq(scenario, &nsq, &pki, &common::unique_topic("tls").replace('-', "_"));
     }
+
+    // gnsq (gevent) too: its own TLS upgrade, PUB and MPUB, a consumer.
+    let gnsq = gnsq("roundtrip", &nsq, &pki, &common::unique_topic("gtls").replace('-', "_"));
+    assert!(gnsq.contains(r#""messages": 30, "tls_connections": 2"#), "{gnsq}");
+    let refused = gnsq_refusal(&nsq, &pki);
+    assert!(
+        refused.contains("NSQInvalid") && refused.contains("cannot PUB in current state (TLS required)"),
+        "{refused}"
+    );
 
     // A client that does not ask for TLS: IDENTIFY is answered, PUB is refused as nsqd does.
     let refused = pynsq("plain_pub", &nsq, &pki, "plain");
