@@ -101,6 +101,14 @@ fn pynsq_over_tls_and_plaintext_refused() {
     raw.expect(FRAME_ERROR, b"E_INVALID cannot NOP in current state (TLS required)");
     assert!(raw.closed(), "the refusal is fatal, as in nsqd");
 
+    // HTTPS: garbage instead of a ClientHello closes that connection only.
+    let mut bad = std::net::TcpStream::connect(("127.0.0.1", https)).expect("connect https");
+    bad.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    std::io::Write::write_all(&mut bad, b"GET /ping HTTP/1.1\r\n\r\n").expect("send garbage");
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut bad, &mut answer);
+    assert!(!answer.starts_with(b"HTTP"), "plain HTTP is not served on the HTTPS port");
+
     // HTTPS: the nsqd HTTP API over TLS, verified against the test CA.
     let mut curl = Command::new("curl");
     curl.args(["-sS", "--max-time", "10", "--cacert"]).arg(&pki.ca_cert);
