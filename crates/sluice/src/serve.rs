@@ -247,7 +247,12 @@ impl NsqListeners {
                 }
             }));
         }
-        let mut http_listeners = vec![(self.http, router)];
+        // nsqd's --tls-required=true: plain HTTP answers nsqd's API with 403 TLS_REQUIRED.
+        let plain_router = match nsq.security.tls_required_http {
+            true => sluice_http::refuse_plain_nsqd_api(router, nsq.security.https_addr.map_or(0, |a| a.port())),
+            false => router,
+        };
+        let mut http_listeners = vec![(self.http, plain_router)];
         http_listeners.extend(self.lookupd.map(|listener| (listener, lookupd_router)));
         for (listener, router) in http_listeners {
             let stop = stopped.clone();

@@ -3,7 +3,8 @@
 //! MPUB) and consumes over TLS (gnsq too), also with snappy and deflate on top (TLS first, then
 //! compression, nsqd's order); a plaintext client is refused everything but IDENTIFY with
 //! nsqd's `E_INVALID ... (TLS required)`; a TLS handshake of garbage closes that connection
-//! only; the HTTP API is served over TLS on `--https-address`. With
+//! only; the HTTP API is served over TLS on `--https-address`, and plain HTTP answers nsqd's
+//! API `403 TLS_REQUIRED` as nsqd's `--tls-required=true` does. With
 //! `--tls-client-auth-policy require-verify`, a client without a certificate fails its
 //! handshake and one with a certificate from the CA is served.
 //! Needs `scripts/install-nsq-test-deps.sh` (pynsq).
@@ -115,8 +116,13 @@ fn pynsq_over_tls_and_plaintext_refused() {
     curl.arg(format!("https://127.0.0.1:{https}/ping"));
     let out = common::run_bounded(&mut curl, Duration::from_secs(20));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "OK", "{}", String::from_utf8_lossy(&out.stderr));
-    // Plain HTTP stays served (admin API, /metrics and the console share the listener).
-    assert_eq!(common::http(nsq.http, "GET", "/ping", b"").0, 200);
+    // nsqd's --tls-required=true: plain HTTP answers nsqd's API with 403 TLS_REQUIRED naming
+    // the HTTPS port; Sluice's own admin API and /metrics on that listener stay served.
+    let (status, body) = common::http(nsq.http, "GET", "/ping", b"");
+    assert_eq!((status, body), (403, format!(r#"{{"message": "TLS_REQUIRED", "https_port": {https}}}"#)));
+    assert_eq!(common::http(nsq.http, "POST", "/pub?topic=plain", b"x").0, 403);
+    assert_eq!(common::http(nsq.http, "GET", "/metrics", b"").0, 200);
+    assert_eq!(common::http(nsq.http, "GET", "/api/topics", b"").0, 200);
 }
 
 #[test]
@@ -138,6 +144,9 @@ fn require_verify_wants_a_client_certificate() {
         &ca,
         "--tls-client-auth-policy",
         "require-verify",
+        // TCP only: the plain HTTP listener keeps serving /stats (a policy alone means `true`).
+        "--tls-required",
+        "tcp-https",
     ]);
     let refused = pynsq("pub", &nsq, &pki, "mtls");
     assert!(refused.contains("failed to upgrade to TLS"), "no client certificate: {refused}");

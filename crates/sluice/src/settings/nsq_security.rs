@@ -22,8 +22,9 @@ pub struct NsqSecurityArgs {
     /// CA certificates (PEM) that client certificates are verified against.
     #[arg(long, env = "SLUICE_TLS_ROOT_CA_FILE", value_name = "FILE")]
     pub tls_root_ca_file: Option<PathBuf>,
-    /// Refuse every NSQ command but IDENTIFY until the connection is upgraded to TLS: true,
-    /// false or tcp-https (the same here); the flag alone means true [default: false].
+    /// Refuse every NSQ command but IDENTIFY until the connection is upgraded to TLS: true (and
+    /// nsqd's HTTP API only over HTTPS), tcp-https (TCP only) or false; the flag alone means
+    /// true [default: false].
     #[arg(long, env = "SLUICE_TLS_REQUIRED", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub tls_required: Option<String>,
     /// Client certificates: require (verified if shown) or require-verify (a valid one is
@@ -76,6 +77,8 @@ pub struct NsqSecurityFile {
 pub struct NsqSecurity {
     pub tls: Option<TlsFiles>,
     pub tls_required: bool,
+    /// `--tls-required=true` (not `tcp-https`): the plain HTTP listener refuses nsqd's API.
+    pub tls_required_http: bool,
     pub https_addr: Option<SocketAddr>,
     pub auth_http_addresses: Vec<String>,
     pub auth_http_method: sluice_nsq::auth::AuthMethod,
@@ -100,13 +103,16 @@ pub fn resolve(args: &NsqSecurityArgs, file: &NsqSecurityFile) -> anyhow::Result
     let min_version = TlsVersion::parse(version_text.as_deref().unwrap_or("tls1.2"))
         .map_err(|_| out_of_range("tls_min_version", version_text.as_deref().unwrap_or(""), "tls1.2 or tls1.3"))?;
     let required_text = args.tls_required.clone().or(file.tls_required.clone());
-    let mut tls_required = match required_text.as_deref().map(str::trim) {
-        None | Some("false") => false,
-        Some("true" | "tcp-https") => true,
+    let (mut tls_required, mut tls_required_http) = match required_text.as_deref().map(str::trim) {
+        None | Some("false") => (false, false),
+        Some("true") => (true, true),
+        Some("tcp-https") => (true, false),
         Some(other) => return Err(out_of_range("tls_required", other, "true, false or tcp-https")),
     };
-    // nsqd: a client certificate policy implies TLS required.
-    tls_required |= client_auth != ClientAuth::None;
+    // nsqd: a client certificate policy implies TLS required (all of it).
+    if client_auth != ClientAuth::None && !tls_required {
+        (tls_required, tls_required_http) = (true, true);
+    }
     let tls = match (cert, key) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert,
@@ -152,7 +158,15 @@ pub fn resolve(args: &NsqSecurityArgs, file: &NsqSecurityFile) -> anyhow::Result
         },
     };
     let auth_tokens_file = args.nsq_auth_tokens_file.clone().or(file.nsq_auth_tokens_file.clone());
-    Ok(NsqSecurity { tls, tls_required, https_addr, auth_http_addresses, auth_http_method, auth_tokens_file })
+    Ok(NsqSecurity {
+        tls,
+        tls_required,
+        tls_required_http,
+        https_addr,
+        auth_http_addresses,
+        auth_http_method,
+        auth_tokens_file,
+    })
 }
 
 #[cfg(test)]
@@ -170,7 +184,12 @@ mod tests {
         assert!(!resolve(&NsqSecurityArgs::default(), &file).unwrap().tls_required);
         let required =
             resolve(&tls(NsqSecurityArgs { tls_required: Some("true".into()), ..Default::default() }), &file);
-        assert!(required.unwrap().tls_required);
+        let required = required.unwrap();
+        assert!(required.tls_required && required.tls_required_http);
+        let tcp =
+            resolve(&tls(NsqSecurityArgs { tls_required: Some("tcp-https".into()), ..Default::default() }), &file);
+        let tcp = tcp.unwrap();
+        assert!(tcp.tls_required && !tcp.tls_required_http, "tcp-https leaves plain HTTP served");
         let policy = NsqSecurityArgs { tls_client_auth_policy: Some("require-verify".into()), ..Default::default() };
         assert!(resolve(&tls(policy), &file).unwrap().tls_required, "a client auth policy implies TLS required");
         let no_cert = NsqSecurityArgs { tls_required: Some("true".into()), ..Default::default() };
