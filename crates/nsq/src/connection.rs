@@ -334,7 +334,13 @@ impl Conn {
         let mut wire = Vec::with_capacity(self.out.len());
         self.deflater.encode(&self.out, &mut wire)?;
         self.out.clear();
-        match tokio::time::timeout(self.config.write_timeout, wr.write_all(&wire)).await {
+        // The flush matters over TLS: rustls may still hold the last records when `write_all`
+        // returns (the socket was full), and nothing else would send them.
+        let write = async {
+            wr.write_all(&wire).await?;
+            wr.flush().await
+        };
+        match tokio::time::timeout(self.config.write_timeout, write).await {
             Ok(result) => result,
             Err(_) => {
                 tracing::info!(client = self.id, remote = %self.remote, "nsq client not reading; disconnecting");

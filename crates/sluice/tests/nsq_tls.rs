@@ -81,7 +81,7 @@ fn pynsq_over_tls_and_plaintext_refused() {
     garbage.send(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5, 0xff, 0xff]);
     assert!(garbage.closed(), "a garbage handshake closes its connection");
 
-    for scenario in ["roundtrip", "roundtrip_snappy", "roundtrip_deflate"] {
+    for scenario in ["roundtrip", "roundtrip_snappy", "roundtrip_deflate", "bulk"] {
         pynsq(scenario, &nsq, &pki, &common::unique_topic("tls").replace('-', "_"));
     }
 

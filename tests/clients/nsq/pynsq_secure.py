@@ -96,6 +96,38 @@ def roundtrip(s, **kw):
     return reader, writer
 
 
+def bulk(s):
+    """10 MB over TLS both ways: 500 messages of 20 KiB in MPUBs of 25, consumed with 200 in
+    flight, so the broker's writes fill the socket and TLS records wait in rustls."""
+    n, size = 500, 20 * 1024
+    got = set()
+
+    def handle(message):
+        got.add(message.body[:8])
+        if len(got) == n:
+            s.done(json.dumps({"messages": len(got), "bytes": n * size}))
+        return True
+
+    reader = nsq.Reader(topic=s.topic, channel="bulk", message_handler=handle, nsqd_tcp_addresses=[s.tcp],
+                        max_in_flight=200, **s.secure({}))
+    writer = nsq.Writer([s.tcp], **s.secure({}))
+
+    def cb(conn, data):
+        if isinstance(data, nsq.Error):
+            s.fail("publish failed: %r" % data)
+
+    def go():
+        if not writer.conns or not reader.conns:
+            return s.loop.call_later(0.1, go)
+        # 25 per MPUB: an MPUB is one batch, within --message-max-bytes (1 MiB by default).
+        for batch in range(n // 25):
+            bodies = [b"%08d" % (batch * 25 + i) + b"x" * (size - 8) for i in range(25)]
+            writer.mpub(s.topic, bodies, callback=cb)
+
+    s.loop.call_later(0.1, go)
+    return reader, writer
+
+
 def probe(s, commands, tls_v1=True, secret=None):
     """One AsyncConn: once ready, sends each command in turn and records the first answer
     (response or error) to each; a closed connection ends the probe."""
@@ -188,6 +220,7 @@ def sub_stats(s):
 SCENARIOS = {
     "sub_stats": sub_stats,
     "roundtrip": roundtrip,
+    "bulk": bulk,
     "roundtrip_snappy": lambda s: roundtrip(s, snappy=True),
     "roundtrip_deflate": lambda s: roundtrip(s, deflate=True),
     "plain_pub": lambda s: probe(s, [nsq.protocol.pub(s.topic, b"x")], tls_v1=False),
