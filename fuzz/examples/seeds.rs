@@ -28,6 +28,7 @@ fn main() -> anyhow::Result<()> {
     save("kafka_request", kafka_frames(&batches)?)?;
     save("nsq_command", nsq_streams())?;
     save("nsq_stream", compressed_streams()?)?;
+    save("nsq_auth", auth_seeds())?;
     save("record_batch", record_seeds(&batches)?)?;
     save("segment_recovery", segment_seeds(&batches)?)?;
     save("channel_checkpoint", runtime.block_on(checkpoint_seeds())?)?;
@@ -242,7 +243,30 @@ fn nsq_streams() -> Seeds {
     }
     put_body(&mut publish, b"MPUB seed-topic\n", &mpub);
     publish.extend_from_slice(b"CLS\n");
-    vec![("subscriber".into(), stream), ("publisher".into(), publish)]
+    let mut secure = b"  V2".to_vec();
+    put_body(&mut secure, b"IDENTIFY\n", br#"{"feature_negotiation":true,"tls_v1":true,"snappy":true}"#);
+    put_body(&mut secure, b"AUTH\n", b"a secret & more");
+    vec![("subscriber".into(), stream), ("publisher".into(), publish), ("secure".into(), secure)]
+}
+
+/// For `nsq_auth`: the first byte picks the reader (0: an auth server's HTTP answer, 1: its
+/// JSON). Client certificates (selector 2) are kept as `cert-*` files made with openssl.
+fn auth_seeds() -> Seeds {
+    let json = br#"{"ttl":3600,"identity":"alice","identity_url":"http://auth/alice","authorizations":[{"topic":"^orders$","channels":[".*"],"permissions":["publish"]},{"topic":"logs.*","channels":["^audit$","x+"],"permissions":["subscribe","publish"]}]}"#;
+    let mut sized = vec![0u8];
+    sized.extend_from_slice(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", json.len()).as_bytes());
+    sized.extend_from_slice(json);
+    let mut chunked = vec![0u8];
+    chunked.extend_from_slice(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for part in json.chunks(50) {
+        chunked.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        chunked.extend_from_slice(part);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let mut reply = vec![1u8];
+    reply.extend_from_slice(json);
+    vec![("http-sized".into(), sized), ("http-chunked".into(), chunked), ("reply".into(), reply)]
 }
 
 fn put_body(out: &mut Vec<u8>, line: &[u8], body: &[u8]) {

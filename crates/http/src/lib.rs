@@ -16,6 +16,7 @@ mod publish;
 mod reply;
 mod server;
 mod stats;
+mod tls_required;
 
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
@@ -23,7 +24,8 @@ use sluice_broker::channel::Channels;
 use std::sync::Arc;
 
 pub use api::NodeInfo;
-pub use server::{serve, HttpLimits};
+pub use server::{serve, serve_tls, HttpLimits};
+pub use tls_required::refuse_plain_nsqd_api;
 
 /// What `/info` and lookupd's producer entries say about this node.
 #[derive(Debug, Clone)]

@@ -23,7 +23,7 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Notify};
 
 /// A burst this large is worth a `malloc_trim`: below it the retained memory is a few MB.
@@ -62,6 +62,28 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: HttpLimits,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    serve_with(listener, router, limits, None, stop).await
+}
+
+/// `serve` over TLS (nsqd's `--https-address`): each connection's handshake runs in its own
+/// task, bounded by the idle timeout, and a failed one closes that connection only.
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    tls: Arc<sluice_tls::ServerTls>,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    serve_with(listener, router, limits, Some(tls), stop).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    tls: Option<Arc<sluice_tls::ServerTls>>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let mut acceptor = Acceptor::new(listener, "http");
@@ -79,8 +101,16 @@ pub async fn serve(
         };
         let (router, conn_stop, open, connections) =
             (router.clone(), stop.clone(), open.clone(), Arc::clone(&connections));
+        let handshake = tls.as_ref().map(|tls| tls.acceptor());
         tokio::spawn(async move {
-            serve_connection(stream, router, limits, &slot, conn_stop).await;
+            match handshake {
+                None => serve_connection(stream, router, limits, &slot, conn_stop).await,
+                Some(acceptor) => match tokio::time::timeout(limits.idle_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => serve_connection(stream, router, limits, &slot, conn_stop).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "https handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "https handshake timed out"),
+                },
+            }
             if let Some(wait) = connections.remove(&slot) {
                 tokio::time::sleep(wait).await;
                 // Off the runtime: trimming a large heap takes milliseconds.
@@ -98,13 +128,15 @@ pub async fn serve(
 }
 
 /// Serves one connection until it closes, times out, is evicted, or shutdown completes it.
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     router: Router,
     limits: HttpLimits,
     slot: &Arc<Slot>,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let busy = Arc::clone(slot);
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let mut router = router.clone();

@@ -74,11 +74,17 @@ struct ClientStats {
     user_agent: String,
     topology_zone: &'static str,
     topology_region: &'static str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    authed: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    auth_identity: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    auth_identity_url: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub_counts: Vec<PubCount>,
     tls: bool,
-    tls_cipher_suite: &'static str,
-    tls_version: &'static str,
+    tls_cipher_suite: String,
+    tls_version: String,
     tls_negotiated_protocol: &'static str,
     tls_negotiated_protocol_is_mutual: bool,
 }
@@ -189,9 +195,12 @@ fn producer_stats(s: &AppState, topic: Option<&str>) -> Vec<ClientStats> {
                 topology_zone: "",
                 topology_region: "",
                 pub_counts,
+                authed: false,
+                auth_identity: String::new(),
+                auth_identity_url: String::new(),
                 tls: false,
-                tls_cipher_suite: "",
-                tls_version: "",
+                tls_cipher_suite: String::new(),
+                tls_version: String::new(),
                 tls_negotiated_protocol: "",
                 tls_negotiated_protocol_is_mutual: false,
             }
@@ -232,9 +241,12 @@ fn client_stats(c: &ClientInfo) -> ClientStats {
         topology_zone: "",
         topology_region: "",
         pub_counts: Vec::new(),
-        tls: false,
-        tls_cipher_suite: "",
-        tls_version: "",
+        authed: c.auth_identity.is_some(),
+        auth_identity: c.auth_identity.as_ref().map(|a| a.0.clone()).unwrap_or_default(),
+        auth_identity_url: c.auth_identity.as_ref().map(|a| a.1.clone()).unwrap_or_default(),
+        tls: !c.tls_version.is_empty(),
+        tls_cipher_suite: c.tls_cipher_suite.clone(),
+        tls_version: c.tls_version.clone(),
         tls_negotiated_protocol: "",
         tls_negotiated_protocol_is_mutual: false,
     }

@@ -6,6 +6,7 @@ use crate::codec::{self, BodyLimits, FRAME_TYPE_ERROR, FRAME_TYPE_RESPONSE};
 use crate::commands;
 use crate::compress::{Deflater, Inflater};
 use crate::error::NsqError;
+use crate::tls_upgrade::NsqStream;
 use crate::NsqConfig;
 use bytes::BytesMut;
 use sluice_broker::channel::{Channel, Channels, ClientInfo, Delivery};
@@ -16,7 +17,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -76,6 +76,16 @@ pub struct Conn {
     pub client: ClientGuard,
     /// Latency per verb, indexed by `commands::verb_index` (`sluice_request_duration_seconds`).
     requests: Arc<RequestMetrics>,
+    /// The connection runs over TLS (nsqd's `--tls-required` checks it).
+    pub tls: bool,
+    /// IDENTIFY negotiated TLS: upgrade once its response is on the wire.
+    pub tls_pending: bool,
+    /// The TLS client certificate's subject common name, or empty (sent to the auth server).
+    pub common_name: String,
+    /// Negotiated TLS version and cipher suite (`/stats`), once upgraded.
+    pub tls_details: Option<(String, String)>,
+    /// What AUTH granted, with the secret to ask again once it expires.
+    pub auth: Option<crate::auth::Session>,
 }
 
 impl Conn {
@@ -115,6 +125,11 @@ impl Conn {
             rng: id.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
             client,
             requests,
+            tls: false,
+            tls_pending: false,
+            common_name: String::new(),
+            tls_details: None,
+            auth: None,
         }
     }
 
@@ -134,18 +149,18 @@ impl Conn {
 
     pub async fn run(mut self, socket: TcpStream, mut stop: watch::Receiver<bool>) {
         tracing::info!(client = self.id, remote = %self.remote, "nsq client connected");
-        let (mut rd, mut wr) = socket.into_split();
+        let mut stream = NsqStream::Plain(socket);
         let mut raw = BytesMut::with_capacity(READ_CHUNK);
         let mut plain = BytesMut::new();
         let mut last_read = Instant::now();
         let mut heartbeat_interval = self.identity.heartbeat_interval;
         let mut next_heartbeat = self.identity.heartbeat_interval.map(|hb| Instant::now() + hb);
         loop {
-            if let Err(reason) = self.process(&mut raw, &mut plain, &mut wr).await {
+            if let Err(reason) = self.process(&mut raw, &mut plain, &mut stream).await {
                 tracing::debug!(client = self.id, remote = %self.remote, reason, "nsq connection closing");
                 break;
             }
-            if self.flush(&mut wr).await.is_err() {
+            if self.flush(&mut stream).await.is_err() {
                 break;
             }
             // IDENTIFY may have changed or disabled the heartbeat interval.
@@ -162,7 +177,7 @@ impl Conn {
             let msg_timeout = self.identity.msg_timeout;
             tokio::select! {
                 _ = stop.changed() => break,
-                read = rd.read_buf(&mut raw) => match read {
+                read = stream.read_buf(&mut raw) => match read {
                     Ok(0) | Err(_) => break,
                     // `process` decodes it (through the negotiated compression) next turn.
                     Ok(_) => last_read = Instant::now(),
@@ -181,7 +196,7 @@ impl Conn {
                 }
             }
         }
-        let _ = self.flush(&mut wr).await;
+        let _ = self.flush(&mut stream).await;
         let (topic, channel) = self.sub.as_ref().map_or(("", ""), |s| (&*s.channel.topic, &*s.channel.name));
         tracing::info!(client = self.id, remote = %self.remote, client_id = %self.identity.client_id, topic, channel,
             "nsq client disconnected");
@@ -195,7 +210,7 @@ impl Conn {
         &mut self,
         raw: &mut BytesMut,
         plain: &mut BytesMut,
-        wr: &mut OwnedWriteHalf,
+        stream: &mut NsqStream,
     ) -> Result<(), &'static str> {
         loop {
             let command = match codec::decode(plain, self.limits()) {
@@ -224,14 +239,17 @@ impl Conn {
             if let Err(e) = result {
                 self.send_error(&e);
                 if e.fatal {
-                    let _ = self.flush(wr).await;
+                    let _ = self.flush(stream).await;
                     return Err("fatal client error");
                 }
+            }
+            if self.tls_pending {
+                self.upgrade_tls(raw, plain, stream).await?;
             }
             if let Some(upgrade) = self.upgrade.take() {
                 // The IDENTIFY response goes out uncompressed; everything after is compressed,
                 // including bytes the client already sent behind IDENTIFY.
-                self.flush(wr).await.map_err(|_| "write failed")?;
+                self.flush(stream).await.map_err(|_| "write failed")?;
                 self.deflater = upgrade.deflater;
                 self.inflater = upgrade.inflater;
                 let mut rest = plain.split();
@@ -280,14 +298,49 @@ impl Conn {
         (self.rng % 100) as i32 >= self.identity.sample_rate
     }
 
-    async fn flush(&mut self, wr: &mut OwnedWriteHalf) -> std::io::Result<()> {
+    /// nsqd's `UpgradeTLS`: the IDENTIFY response goes out in plain text, the handshake runs
+    /// over the same stream (fed first with whatever the client already sent behind
+    /// IDENTIFY), and an `OK` over TLS ends the upgrade. A failed handshake closes this
+    /// connection only.
+    async fn upgrade_tls(
+        &mut self,
+        raw: &mut BytesMut,
+        plain: &mut BytesMut,
+        stream: &mut NsqStream,
+    ) -> Result<(), &'static str> {
+        self.tls_pending = false;
+        let Some(tls) = self.config.tls.clone() else { return Err("TLS not configured") };
+        self.flush(stream).await.map_err(|_| "write failed")?;
+        // Before TLS the stream is never compressed, so what was read is still raw bytes.
+        let mut early = plain.split();
+        early.extend_from_slice(raw);
+        raw.clear();
+        if let Err(e) = stream.upgrade(&tls, early.freeze()).await {
+            tracing::info!(client = self.id, remote = %self.remote, error = %e, "nsq TLS handshake failed");
+            return Err("TLS handshake failed");
+        }
+        self.tls = true;
+        self.tls_details = stream.tls_details();
+        self.common_name = stream.peer_certificate().and_then(crate::auth::subject_common_name).unwrap_or_default();
+        tracing::debug!(client = self.id, remote = %self.remote, common_name = %self.common_name, "nsq connection upgraded to TLS");
+        self.respond(b"OK");
+        Ok(())
+    }
+
+    async fn flush(&mut self, wr: &mut NsqStream) -> std::io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
         }
         let mut wire = Vec::with_capacity(self.out.len());
         self.deflater.encode(&self.out, &mut wire)?;
         self.out.clear();
-        match tokio::time::timeout(self.config.write_timeout, wr.write_all(&wire)).await {
+        // The flush matters over TLS: rustls may still hold the last records when `write_all`
+        // returns (the socket was full), and nothing else would send them.
+        let write = async {
+            wr.write_all(&wire).await?;
+            wr.flush().await
+        };
+        match tokio::time::timeout(self.config.write_timeout, write).await {
             Ok(result) => result,
             Err(_) => {
                 tracing::info!(client = self.id, remote = %self.remote, "nsq client not reading; disconnecting");

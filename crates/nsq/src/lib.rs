@@ -4,9 +4,11 @@
 //! (reading commands, pumping messages, heartbeats, bounded output); `codec` frames commands
 //! and responses; `commands` holds one handler per verb, dispatched by one flat `match`.
 //! `announce` registers the node with nsqlookupd instances over `lookup_peer`, the nsqd side
-//! of lookupd's TCP protocol.
+//! of lookupd's TCP protocol. `tls_upgrade` upgrades a connection to TLS after IDENTIFY;
+//! `auth` checks AUTH secrets with an nsqd-style auth server.
 
 pub mod announce;
+pub mod auth;
 mod codec;
 mod commands;
 mod compress;
@@ -14,9 +16,11 @@ mod connection;
 mod error;
 mod lookup_peer;
 mod server;
+mod tls_upgrade;
 
 pub use lookup_peer::PeerInfo;
 pub use server::serve;
+pub use tls_upgrade::NsqTls;
 
 #[doc(hidden)]
 pub use commands::fuzz_entry;
@@ -51,6 +55,10 @@ pub struct NsqConfig {
     /// Longest a write to a client may block before it is disconnected (a client that never
     /// reads must not hold its connection, or memory, forever).
     pub write_timeout: Duration,
+    /// TLS offered in IDENTIFY (`tls_v1`), and whether it is required (nsqd's `--tls-*`).
+    pub tls: Option<NsqTls>,
+    /// Where AUTH secrets are checked (nsqd's `--auth-http-address`); `None`: no AUTH.
+    pub auth: Option<std::sync::Arc<auth::Authenticator>>,
 }
 
 impl Default for NsqConfig {
@@ -70,6 +78,8 @@ impl Default for NsqConfig {
             max_output_buffer_timeout: Duration::from_secs(30),
             max_deflate_level: 6,
             write_timeout: Duration::from_secs(10),
+            tls: None,
+            auth: None,
         }
     }
 }

@@ -205,6 +205,12 @@ struct NsqListeners {
     tcp: TcpListener,
     http: TcpListener,
     lookupd: Option<TcpListener>,
+    /// `--https-address`: the HTTP API over TLS.
+    https: Option<TcpListener>,
+    /// Certificates for NSQ's TLS upgrade and HTTPS, read before the broker opens.
+    tls: Option<std::sync::Arc<sluice_tls::ServerTls>>,
+    /// `--nsq-auth-tokens-file`, read before the broker opens.
+    tokens: Option<std::sync::Arc<sluice_nsq::auth::Tokens>>,
 }
 
 impl NsqListeners {
@@ -216,7 +222,29 @@ impl NsqListeners {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
-        Ok(NsqListeners { tcp: bind(nsq.tcp_addr).await?, http: bind(nsq.http_addr).await?, lookupd })
+        let https = match nsq.security.https_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let tls = match &nsq.security.tls {
+            Some(files) => Some(sluice_tls::ServerTls::load(files.clone()).context("cannot load NSQ TLS settings")?),
+            None => None,
+        };
+        let tokens = match &nsq.security.auth_tokens_file {
+            Some(path) => Some(std::sync::Arc::new(
+                sluice_nsq::auth::Tokens::load(path)
+                    .map_err(|e| anyhow::anyhow!("cannot load NSQ auth tokens: {e}"))?,
+            )),
+            None => None,
+        };
+        Ok(NsqListeners {
+            tcp: bind(nsq.tcp_addr).await?,
+            http: bind(nsq.http_addr).await?,
+            lookupd,
+            https,
+            tls,
+            tokens,
+        })
     }
 
     /// Opens the channels and spawns the channel sweeper and every NSQ listener.
@@ -234,8 +262,21 @@ impl NsqListeners {
             max_body_size: nsq.max_body_size,
             msg_timeout: nsq.msg_timeout,
             max_rdy_count: nsq.max_rdy_count,
+            tls: self.tls.clone().map(|server| sluice_nsq::NsqTls { server, required: nsq.security.tls_required }),
+            auth: nsq.security.auth_enabled().then(|| {
+                std::sync::Arc::new(sluice_nsq::auth::Authenticator {
+                    tokens: self.tokens.clone(),
+                    http_addresses: nsq.security.auth_http_addresses.clone(),
+                    method: nsq.security.auth_http_method,
+                    timeout: sluice_nsq::auth::AUTH_QUERY_TIMEOUT,
+                })
+            }),
             ..sluice_nsq::NsqConfig::default()
         };
+        if let Some(tls) = &self.tls {
+            // New handshakes pick up rotated certificates; connections keep theirs.
+            sluice_tls::spawn_sighup_reload(vec![tls.clone()]).context("cannot install the SIGHUP handler")?;
+        }
         let channels = Channels::open(broker, ChannelsConfig { max_msg_timeout: nsq_config.max_msg_timeout })
             .context("cannot open NSQ channel state")?;
         let tcp_port = self.tcp.local_addr()?.port();
@@ -280,7 +321,20 @@ impl NsqListeners {
                 tracing::error!(error = %e, "nsq listener failed");
             }
         }));
-        let mut http_listeners = vec![(self.http, router)];
+        if let (Some(listener), Some(tls)) = (self.https, self.tls.clone()) {
+            let (stop, router) = (stopped.clone(), router.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = sluice_http::serve_tls(listener, router, http_limits, tls, stop).await {
+                    tracing::error!(error = %e, "https listener failed");
+                }
+            }));
+        }
+        // nsqd's --tls-required=true: plain HTTP answers nsqd's API with 403 TLS_REQUIRED.
+        let plain_router = match nsq.security.tls_required_http {
+            true => sluice_http::refuse_plain_nsqd_api(router, nsq.security.https_addr.map_or(0, |a| a.port())),
+            false => router,
+        };
+        let mut http_listeners = vec![(self.http, plain_router)];
         http_listeners.extend(self.lookupd.map(|listener| (listener, lookupd_router)));
         for (listener, router) in http_listeners {
             let stop = stopped.clone();
@@ -290,7 +344,9 @@ impl NsqListeners {
                 }
             }));
         }
-        tracing::info!(nsq_tcp = %nsq.tcp_addr, http = %nsq.http_addr, lookupd = ?nsq.lookupd_http_addr, "nsq listeners ready");
+        tracing::info!(nsq_tcp = %nsq.tcp_addr, http = %nsq.http_addr, lookupd = ?nsq.lookupd_http_addr,
+            https = ?nsq.security.https_addr, tls = nsq.security.tls.is_some(), tls_required = nsq.security.tls_required,
+            auth = nsq.security.auth_enabled(), "nsq listeners ready");
         Ok(tasks)
     }
 }

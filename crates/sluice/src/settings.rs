@@ -12,6 +12,7 @@ use std::time::Duration;
 pub mod cluster;
 pub mod limits;
 pub mod mqtt;
+pub mod nsq_security;
 pub mod security;
 
 /// Most bytes the batch of one NSQ message adds around its body: the v2 batch header (61),
@@ -150,6 +151,8 @@ pub struct ServeArgs {
     pub mqtt: mqtt::MqttArgs,
     #[command(flatten)]
     pub security: security::SecurityArgs,
+    #[command(flatten)]
+    pub nsq_security: nsq_security::NsqSecurityArgs,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -216,6 +219,17 @@ struct FileSettings {
     authorizer: Option<String>,
     super_users: Option<String>,
     allow_everyone_if_no_acl_found: Option<bool>,
+    // NSQ TLS and AUTH (`nsq_security.rs`).
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_root_ca_file: Option<PathBuf>,
+    tls_required: Option<String>,
+    tls_client_auth_policy: Option<String>,
+    tls_min_version: Option<String>,
+    https_address: Option<String>,
+    auth_http_addresses: Option<Vec<String>>,
+    auth_http_request_method: Option<String>,
+    nsq_auth_tokens_file: Option<PathBuf>,
 }
 
 impl FileSettings {
@@ -230,6 +244,21 @@ impl FileSettings {
             authorizer: self.authorizer.clone(),
             super_users: self.super_users.clone(),
             allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found,
+        }
+    }
+
+    fn nsq_security(&self) -> nsq_security::NsqSecurityFile {
+        nsq_security::NsqSecurityFile {
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_root_ca_file: self.tls_root_ca_file.clone(),
+            tls_required: self.tls_required.clone(),
+            tls_client_auth_policy: self.tls_client_auth_policy.clone(),
+            tls_min_version: self.tls_min_version.clone(),
+            https_address: self.https_address.clone(),
+            auth_http_addresses: self.auth_http_addresses.clone(),
+            auth_http_request_method: self.auth_http_request_method.clone(),
+            nsq_auth_tokens_file: self.nsq_auth_tokens_file.clone(),
         }
     }
 
@@ -316,6 +345,8 @@ pub struct NsqSettings {
     pub max_body_size: u32,
     pub msg_timeout: Duration,
     pub max_rdy_count: i64,
+    /// TLS, HTTPS and AUTH as nsqd's flags set them.
+    pub security: nsq_security::NsqSecurity,
 }
 
 impl NsqSettings {
@@ -377,6 +408,7 @@ impl NsqSettings {
             max_body_size,
             msg_timeout,
             max_rdy_count,
+            security: nsq_security::resolve(&args.nsq_security, &file.nsq_security())?,
         })
     }
 }
@@ -607,6 +639,15 @@ impl Settings {
             ("max_rdy_count", nsq.max_rdy_count.to_string()),
             ("mqtt_addr", self.mqtt.addr.to_string()),
             ("mqtt_max_packet_bytes", self.mqtt.config.packet_bytes_max.to_string()),
+            ("tls_cert", nsq.security.tls.as_ref().map_or_else(String::new, |t| t.cert.display().to_string())),
+            ("tls_required", nsq.security.tls_required.to_string()),
+            ("https_address", nsq.security.https_addr.map_or_else(String::new, |a| a.to_string())),
+            ("auth_http_addresses", nsq.security.auth_http_addresses.join(",")),
+            ("auth_http_request_method", format!("{:?}", nsq.security.auth_http_method).to_lowercase()),
+            (
+                "nsq_auth_tokens_file",
+                nsq.security.auth_tokens_file.as_ref().map_or_else(String::new, |p| p.display().to_string()),
+            ),
         ];
         pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }

@@ -55,6 +55,11 @@ pub struct ClientInfo {
     pub deflate: bool,
     pub snappy: bool,
     pub sample_rate: i32,
+    /// nsqd's `/stats` TLS figures (`TLS1.3`, the cipher suite); empty on a plain connection.
+    pub tls_version: String,
+    pub tls_cipher_suite: String,
+    /// nsqd's `/stats` AUTH figures: the identity the auth source named; empty without AUTH.
+    pub auth_identity: Option<(String, String)>,
     /// The client's RDY count.
     pub ready_count: AtomicI64,
     pub in_flight_count: AtomicI64,

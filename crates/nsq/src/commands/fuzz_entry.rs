@@ -1,5 +1,7 @@
-//! Pure entry point for the fuzz target `nsq_command` in `fuzz/`: a client's byte stream
-//! through the codec and every argument parser a handler runs before it touches the broker.
+//! Pure entry points for the fuzz targets `nsq_command`, `nsq_stream` and `nsq_auth` in
+//! `fuzz/`: a client's byte stream through the codec and every argument parser a handler runs
+//! before it touches the broker; the compressed stream decoders; what AUTH reads from the
+//! network (the auth server's HTTP answer and JSON, the client certificate's subject).
 
 use super::identify::IdentifyData;
 use super::{message_id, publish};
@@ -52,6 +54,13 @@ fn parse_arguments(command: &Command) {
                 let _ = serde_json::from_slice::<IdentifyData>(body);
             }
         }
+        b"AUTH" => {
+            // The secret goes to the auth server escaped into a query string.
+            if let Some(body) = &command.body {
+                let secret = String::from_utf8_lossy(body);
+                let _ = crate::auth::encode_query(&auth_request(&secret));
+            }
+        }
         b"SUB" => {
             for name in command.params.iter().skip(1) {
                 let _ = std::str::from_utf8(name).map(is_valid_nsq_name);
@@ -83,4 +92,48 @@ pub fn inflate_streams(bytes: &[u8]) -> usize {
         produced += plain.len();
     }
     produced
+}
+
+fn auth_request(secret: &str) -> crate::auth::AuthRequest<'_> {
+    crate::auth::AuthRequest { remote_ip: std::net::IpAddr::from([127, 0, 0, 1]), tls: true, common_name: "", secret }
+}
+
+/// What AUTH reads from others: the first byte picks the reader, the rest is its input —
+/// 0: an auth server's whole HTTP answer (status, headers, chunked or sized body) and then
+/// its JSON; 1: the JSON alone (permissions, regular expressions, TTL); 2: a client
+/// certificate (DER) whose subject common name is sent to the auth server. Returns whether
+/// the input was accepted.
+pub fn auth_inputs(bytes: &[u8]) -> bool {
+    let Some((&selector, input)) = bytes.split_first() else { return false };
+    match selector % 3 {
+        0 => crate::auth::parse_response(input).is_ok_and(|body| crate::auth::parse_reply(&body).is_ok()),
+        1 => crate::auth::parse_reply(input).is_ok_and(|state| {
+            // Matching runs on every PUB/SUB: any name against the parsed patterns.
+            let name = String::from_utf8_lossy(&input[..input.len().min(64)]);
+            let _ = state.allows(&name, "") || state.allows(&name, &name);
+            true
+        }),
+        _ => crate::auth::subject_common_name(input).is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed seeds of `nsq_auth` are accepted (so the fuzzer starts from inputs that
+    /// reach the deep paths), and nothing panics on their truncations.
+    #[test]
+    fn auth_seeds_are_accepted_and_truncations_do_not_panic() {
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/nsq_auth");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(corpus).expect("nsq_auth corpus") {
+            let bytes = std::fs::read(entry.expect("entry").path()).expect("seed");
+            assert!(super::auth_inputs(&bytes), "a seed is accepted");
+            for len in 0..bytes.len() {
+                super::auth_inputs(&bytes[..len]);
+            }
+            seen += 1;
+        }
+        assert!(seen >= 4);
+        assert_eq!(super::parse_commands(b"  V2AUTH\n\x00\x00\x00\x03abc"), 1);
+    }
 }

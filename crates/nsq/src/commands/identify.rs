@@ -1,5 +1,5 @@
 //! IDENTIFY: client metadata and feature negotiation (heartbeats, output buffering, message
-//! timeout, sampling, snappy or deflate), answered with nsqd's JSON when asked for.
+//! timeout, sampling, TLS, snappy or deflate), answered with nsqd's JSON when asked for.
 
 use crate::codec::Command;
 use crate::compress::{Deflater, Inflater};
@@ -89,6 +89,9 @@ pub fn run(conn: &mut Conn, command: &Command) -> NsqResult<()> {
         })
     };
     let snappy = if compressed { conn.identity.snappy } else { snappy };
+    // nsqd offers TLS only when it has certificates; the upgrade follows the response.
+    // A stream already compressed is not upgraded under its compression: no TLS then.
+    let tls_v1 = conn.config.tls.is_some() && data.tls_v1.unwrap_or(false) && (conn.tls || !compressed);
     conn.identity.deflate_level = deflate_level;
     conn.identity.snappy = snappy;
     let response = IdentifyResponse {
@@ -96,18 +99,20 @@ pub fn run(conn: &mut Conn, command: &Command) -> NsqResult<()> {
         version: NSQD_VERSION,
         max_msg_timeout: conn.config.max_msg_timeout.as_millis() as i64,
         msg_timeout: conn.identity.msg_timeout.as_millis() as i64,
-        tls_v1: false,
+        tls_v1,
         deflate: deflate_level.is_some(),
         deflate_level: deflate_level.unwrap_or(0),
         max_deflate_level: conn.config.max_deflate_level,
         snappy,
         sample_rate: i64::from(conn.identity.sample_rate),
-        auth_required: false,
+        auth_required: conn.config.auth.is_some(),
         output_buffer_size: conn.identity.output_buffer_size,
         output_buffer_timeout: conn.config.output_buffer_timeout.as_millis() as i64,
     };
     let json = serde_json::to_vec(&response).map_err(|e| NsqError::fatal("E_IDENTIFY_FAILED", e.to_string()))?;
     conn.respond(&json);
+    // TLS first, then compression, as nsqd upgrades (the connection runs both in that order).
+    conn.tls_pending = tls_v1 && !conn.tls;
     if compressed {
         return Ok(());
     }
@@ -170,6 +175,5 @@ fn apply(conn: &mut Conn, data: &IdentifyData) -> Result<(), String> {
         ms if ms >= 1000 && ms as u128 <= cfg.max_msg_timeout.as_millis() => Duration::from_millis(ms as u64),
         ms => return Err(format!("msg timeout ({ms}) is invalid")),
     };
-    let _ = data.tls_v1; // TLS is not offered: the response says tls_v1 false.
     Ok(())
 }

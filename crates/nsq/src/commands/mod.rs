@@ -1,6 +1,7 @@
 //! One module per verb; `exec` is the flat dispatch. Each handler checks state, then
 //! argument count, then parses, then ranges against a limit, before acting (as nsqd).
 
+mod auth;
 mod cls;
 mod fin;
 #[doc(hidden)]
@@ -27,6 +28,9 @@ pub fn verb_index(verb: &[u8]) -> usize {
 }
 
 pub async fn exec(conn: &mut Conn, command: Command) -> NsqResult<()> {
+    if command.verb() != b"IDENTIFY" {
+        enforce_tls_policy(conn, command.verb())?;
+    }
     match command.verb() {
         b"IDENTIFY" => identify::run(conn, &command),
         b"FIN" => fin::run(conn, &command),
@@ -39,9 +43,19 @@ pub async fn exec(conn: &mut Conn, command: Command) -> NsqResult<()> {
         b"TOUCH" => touch::run(conn, &command),
         b"SUB" => sub::run(conn, &command).await,
         b"CLS" => cls::run(conn),
-        b"AUTH" => Err(NsqError::fatal("E_AUTH_DISABLED", "AUTH disabled")),
+        b"AUTH" => auth::run(conn, &command).await,
         other => Err(NsqError::fatal("E_INVALID", format!("invalid command {}", String::from_utf8_lossy(other)))),
     }
+}
+
+/// nsqd's `--tls-required`: nothing but IDENTIFY before the connection is upgraded to TLS.
+fn enforce_tls_policy(conn: &Conn, verb: &[u8]) -> NsqResult<()> {
+    let required = conn.config.tls.as_ref().is_some_and(|tls| tls.required);
+    if required && !conn.tls {
+        let verb = String::from_utf8_lossy(verb);
+        return Err(NsqError::fatal("E_INVALID", format!("cannot {verb} in current state (TLS required)")));
+    }
+    Ok(())
 }
 
 /// The subscription a FIN/REQ/TOUCH acts on, checked the way nsqd checks state.

@@ -39,6 +39,7 @@ fn message_body(conn: &Conn, command: &Command, verb: &str) -> NsqResult<Bytes> 
 pub async fn publish(conn: &mut Conn, command: &Command) -> NsqResult<()> {
     let topic = topic(command, "PUB")?;
     let body = message_body(conn, command, "PUB")?;
+    super::auth::check(conn, "PUB", topic, "").await?;
     conn.channels
         .publish(topic, &[body], None)
         .await
@@ -61,6 +62,7 @@ pub async fn dpub(conn: &mut Conn, command: &Command) -> NsqResult<()> {
         return Err(NsqError::fatal("E_INVALID", format!("DPUB timeout {defer_ms} out of range 0-{max_ms}")));
     }
     let body = message_body(conn, command, "DPUB")?;
+    super::auth::check(conn, "DPUB", topic, "").await?;
     conn.channels
         .publish(topic, &[body], Some(Duration::from_millis(defer_ms as u64)))
         .await
@@ -72,6 +74,7 @@ pub async fn dpub(conn: &mut Conn, command: &Command) -> NsqResult<()> {
 
 pub async fn mpub(conn: &mut Conn, command: &Command) -> NsqResult<()> {
     let topic = topic(command, "MPUB")?;
+    super::auth::check(conn, "MPUB", topic, "").await?;
     let size = command.body_size.ok_or_else(|| NsqError::fatal("E_BAD_BODY", "MPUB failed to read body size"))?;
     if size <= 0 {
         return Err(NsqError::fatal("E_BAD_BODY", format!("MPUB invalid body size {size}")));

@@ -24,6 +24,7 @@ pub async fn run(conn: &mut Conn, command: &Command) -> NsqResult<()> {
     let Some(channel_name) = channel_name else {
         return Err(NsqError::fatal("E_BAD_CHANNEL", format!("SUB channel name {} is not valid", quoted(channel))));
     };
+    super::auth::check(conn, "SUB", topic_name, channel_name).await?;
     // Creating a topic or channel writes and fsyncs files: off the async runtime.
     let channels = Arc::clone(&conn.channels);
     let (topic_name, channel_name) = (topic_name.to_string(), channel_name.to_string());
@@ -44,6 +45,9 @@ pub async fn run(conn: &mut Conn, command: &Command) -> NsqResult<()> {
         deflate: conn.identity.deflate_level.is_some(),
         snappy: conn.identity.snappy,
         sample_rate: conn.identity.sample_rate,
+        tls_version: conn.tls_details.as_ref().map(|d| d.0.clone()).unwrap_or_default(),
+        tls_cipher_suite: conn.tls_details.as_ref().map(|d| d.1.clone()).unwrap_or_default(),
+        auth_identity: conn.auth.as_ref().map(|a| (a.state.identity.clone(), a.state.identity_url.clone())),
         ..ClientInfo::default()
     });
     if !channel.add_client(Arc::clone(&client)) {

@@ -97,7 +97,8 @@ impl TestPki {
     /// which `openssl x509 -req` makes without an extension file.
     pub fn client(&self, name: &str, subject: &str) -> ClientCert {
         let (key, csr, cert) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
-        std::fs::write(self.dir.join("client.ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+        let ext = format!("{name}.ext");
+        std::fs::write(self.dir.join(&ext), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
             .expect("write client ext");
         openssl(&self.dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out", &csr]);
         openssl(
@@ -115,7 +116,7 @@ impl TestPki {
                 "-days",
                 "2",
                 "-extfile",
-                "client.ext",
+                &ext,
                 "-out",
                 &cert,
             ],
