@@ -12,5 +12,5 @@ mod subject;
 pub use files::{ClientAuth, TlsError, TlsFiles, TlsVersion};
 pub use reload::{spawn_sighup_reload, ServerTls};
 pub use rustls;
-pub use subject::subject_dn;
+pub use subject::{subject_common_name, subject_dn};
 pub use tokio_rustls::{server::TlsStream, TlsAcceptor};

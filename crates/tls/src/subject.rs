@@ -2,10 +2,50 @@
 //! RDNs last first, `CN=alice,OU=ops,O=example`), which is what Kafka's default principal
 //! builder makes the SSL principal of (`User:CN=alice,OU=ops,O=example`). Only the subject is
 //! read, from a certificate rustls has already verified; a DER reader of a few lines, no
-//! cryptography.
+//! cryptography. nsqd's `common_name` (the subject's CN) comes from the same walk.
 
 /// The subject DN of a DER certificate, or `None` if the certificate cannot be read.
 pub fn subject_dn(certificate: &[u8]) -> Option<String> {
+    let mut rdns = Vec::new();
+    let mut rest = subject(certificate)?;
+    while !rest.is_empty() {
+        let (tag, set, next) = tlv(rest)?;
+        expect(tag, SET)?;
+        rdns.push(rdn(set)?);
+        rest = next;
+    }
+    rdns.reverse();
+    Some(rdns.join(","))
+}
+
+/// The subject's common name (the last one, as Go's `pkix.Name` keeps it), unescaped: what
+/// nsqd sends its auth server as `common_name`.
+pub fn subject_common_name(certificate: &[u8]) -> Option<String> {
+    let mut common_name = None;
+    let mut rest = subject(certificate)?;
+    while !rest.is_empty() {
+        let (tag, mut set, next) = tlv(rest)?;
+        expect(tag, SET)?;
+        rest = next;
+        for _ in 0..ATTRIBUTES_PER_RDN_MAX {
+            if set.is_empty() {
+                break;
+            }
+            let (tag, pair, after) = tlv(set)?;
+            expect(tag, SEQUENCE)?;
+            set = after;
+            let (tag, oid, value) = tlv(pair)?;
+            expect(tag, OID)?;
+            if oid == OID_COMMON_NAME {
+                common_name = Some(String::from_utf8_lossy(tlv(value)?.1).into_owned());
+            }
+        }
+    }
+    common_name
+}
+
+/// The content of `tbsCertificate.subject` (a SEQUENCE of RDN SETs).
+fn subject(certificate: &[u8]) -> Option<&[u8]> {
     let (tag, certificate, _) = tlv(certificate)?;
     expect(tag, SEQUENCE)?;
     let (tag, mut tbs, _) = tlv(certificate)?;
@@ -20,21 +60,14 @@ pub fn subject_dn(certificate: &[u8]) -> Option<String> {
     }
     let (tag, subject, _) = tlv(tbs)?;
     expect(tag, SEQUENCE)?;
-    let mut rdns = Vec::new();
-    let mut rest = subject;
-    while !rest.is_empty() {
-        let (tag, set, next) = tlv(rest)?;
-        expect(tag, SET)?;
-        rdns.push(rdn(set)?);
-        rest = next;
-    }
-    rdns.reverse();
-    Some(rdns.join(","))
+    Some(subject)
 }
 
 const SEQUENCE: u8 = 0x30;
 const SET: u8 = 0x31;
 const OID: u8 = 0x06;
+/// 2.5.4.3, `commonName`, as DER content bytes.
+const OID_COMMON_NAME: [u8; 3] = [0x55, 0x04, 0x03];
 /// Most attribute-value pairs read from one RDN, and nesting is none: a bound on the work.
 const ATTRIBUTES_PER_RDN_MAX: usize = 16;
 
@@ -145,7 +178,10 @@ mod tests {
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         let der = std::fs::read(dir.path().join("c.der")).expect("read");
         assert_eq!(subject_dn(&der).as_deref(), Some("CN=alice,OU=ops,O=Example\\, Inc"));
+        assert_eq!(subject_common_name(&der).as_deref(), Some("alice"));
         assert_eq!(subject_dn(&der[..40]), None);
         assert_eq!(subject_dn(b""), None);
+        assert_eq!(subject_common_name(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(subject_common_name(&[0x30, 0x03, 0x30, 0x01, 0x02]), None);
     }
 }

@@ -8,14 +8,13 @@
 //! `reply` parses and checks the source's answer (nsqd's `internal/auth`); `http_source` asks
 //! an nsqd-style auth server (`--auth-http-address`) over HTTP/1.1.
 
-mod common_name;
 mod http_source;
 mod reply;
 mod tokens;
 
-pub use common_name::subject_common_name;
 pub use http_source::{encode_json, encode_query, parse_response};
 pub use reply::{parse_reply, AuthState, Authorization};
+pub use sluice_tls::subject_common_name;
 pub use tokens::Tokens;
 
 use std::net::IpAddr;
