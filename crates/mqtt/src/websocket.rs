@@ -63,6 +63,8 @@ fn ws_config(packet_bytes_max: usize) -> WebSocketConfig {
 
 /// The handshake's check: a known path and the `mqtt` subprotocol among those offered,
 /// which the response then names.
+// The signature is tungstenite's `Callback`, its error type an HTTP response.
+#[allow(clippy::result_large_err)]
 fn check_upgrade(request: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
     if !PATHS.contains(&request.uri().path()) {
         return Err(refusal(StatusCode::NOT_FOUND, "MQTT over WebSocket is served at /mqtt"));
