@@ -3,13 +3,14 @@
 //! receives, on a wildcard subscription, what mosquitto_pub publishes over TCP; packets split
 //! across WebSocket messages or packed into one are read as over TCP; keepalive applies; an
 //! upgrade without the `mqtt` subprotocol, at an unknown path, garbage, a text frame or an
-//! oversized message closes that connection only, and the broker keeps serving.
+//! oversized message closes that connection only, and the broker keeps serving; both
+//! transports share sessions, so a TCP CONNECT with a WebSocket client's id takes its place.
 
 mod common;
 mod mqtt_common;
 
 use common::{run_ok, Broker};
-use mqtt_common::{connect_packet, mosquitto_pub, CLIENT_TIMEOUT};
+use mqtt_common::{connect_packet, mosquitto_pub, RawClient, CLIENT_TIMEOUT};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -148,6 +149,18 @@ fn bad_upgrades_and_frames_close_that_connection_only() {
     send_frame(&mut ws, OPCODE_BINARY, &packed);
     assert_eq!(read_binary(&mut ws), vec![0xD0, 0], "PINGRESP after the packed QoS 0 PUBLISH");
     mosquitto_pub(&broker, &["-t", "ws/tcp/still", "-m", "serving", "-q", "1"]);
+}
+
+#[test]
+fn a_tcp_client_takes_over_a_websocket_clients_id() {
+    let broker = Broker::start(&[]);
+    let mut ws = accepted(broker.mqtt_ws_port(), "/mqtt");
+    send_frame(&mut ws, OPCODE_BINARY, &connect_packet(4, 30, "shared-id"));
+    assert_eq!(read_binary(&mut ws), vec![0x20, 2, 0, 0], "CONNACK over WebSocket");
+    let mut tcp = RawClient::connect(&broker);
+    tcp.send(&connect_packet(4, 30, "shared-id"));
+    assert_eq!(tcp.read_exact(4), vec![0x20, 2, 0, 0], "CONNACK over TCP");
+    assert_eq!(read_close_code(&mut ws), Some(1000), "the WebSocket client is taken over");
 }
 
 const OPCODE_TEXT: u8 = 0x1;
