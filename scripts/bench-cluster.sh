@@ -79,7 +79,7 @@ start_node() {
     kafka_addr="$ip:$(free_port "$ip")"
     "${BINARY:-$SLUICE}" serve --data-dir "$dir" --kafka-addr "$kafka_addr" \
         --nsq-tcp-addr "$ip:$(free_port "$ip")" --http-addr "$ip:$(free_port "$ip")" \
-        --mqtt-addr "$ip:$(free_port "$ip")" "$@" \
+        --mqtt-addr "$ip:$(free_port "$ip")" --mqtt-ws-addr "$ip:$(free_port "$ip")" "$@" \
         >"$RES/$name.log" 2>&1 &
     pids+=($!)
 }

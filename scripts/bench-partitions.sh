@@ -14,7 +14,7 @@ BIN="$ROOT/target/release/sluice"
 [ "${SKIP_BUILD:-0}" = 1 ] || (cd "$ROOT" && cargo build --release -p sluice)
 
 WORK=$(mktemp -d /tmp/sluice-partitions-XXXXXX)
-KAFKA=127.0.0.1:39392 NSQ=127.0.0.1:39350 HTTP=127.0.0.1:39351 MQTT=127.0.0.1:39383
+KAFKA=127.0.0.1:39392 NSQ=127.0.0.1:39350 HTTP=127.0.0.1:39351 MQTT=127.0.0.1:39383 MQTT_WS=127.0.0.1:39384
 PID=
 cleanup() { [ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
@@ -28,7 +28,7 @@ start() {
   : >"$log"
   started=$(now)
   prlimit --nofile="$NOFILE:$NOFILE" -- "$BIN" --data-dir "$WORK/data" --kafka-addr "$KAFKA" \
-    --nsq-tcp-addr "$NSQ" --http-addr "$HTTP" --mqtt-addr "$MQTT" >"$log" 2>&1 &
+    --nsq-tcp-addr "$NSQ" --http-addr "$HTTP" --mqtt-addr "$MQTT" --mqtt-ws-addr "$MQTT_WS" >"$log" 2>&1 &
   PID=$!
   for _ in $(seq 1200); do
     grep -q "sluice ready" "$log" && { echo "$1=$(echo "$(now) - $started" | bc)"; return; }

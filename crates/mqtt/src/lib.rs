@@ -1,7 +1,8 @@
-//! MQTT 3.1.1 and 5.0 over TCP into Sluice's durable log.
+//! MQTT 3.1.1 and 5.0 over TCP and WebSocket into Sluice's durable log.
 //!
-//! `server` accepts connections; `connection` runs one task per client (CONNECT, keepalive,
-//! one flat `match` from packet to handler, replies written in order by a writer task);
+//! `server` accepts connections (`websocket` upgrades WebSocket ones and bridges their
+//! messages to bytes); `connection` runs one task per client (CONNECT, keepalive, one flat
+//! `match` from packet to handler, replies written in order by a writer task);
 //! `codec` frames and decodes the client's packets and encodes the server's; `topics` maps
 //! MQTT topic names onto log topics and matches filters; `publish` turns a PUBLISH into a
 //! record and appends it; `subscription` tails the log for a client's filters; `retained`
@@ -16,6 +17,7 @@ mod session;
 mod session_store;
 mod subscription;
 pub mod topics;
+mod websocket;
 
 pub use server::serve;
 

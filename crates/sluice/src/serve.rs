@@ -35,6 +35,9 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let mqtt_listener = TcpListener::bind(settings.mqtt.addr)
         .await
         .with_context(|| format!("cannot listen on {}", settings.mqtt.addr))?;
+    let mqtt_ws_listener = TcpListener::bind(settings.mqtt.ws_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.mqtt.ws_addr))?;
     settings.broker.advertised_port = local.port();
     let credentials = sluice_kafka::sasl::credentials::Credentials::open(&settings.broker.data_dir)
         .context("cannot read the SASL credentials")?;
@@ -96,13 +99,15 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
             .map_or(0, |d| d.as_millis() as i64),
         settings: settings.effective(),
     };
-    let mqtt = tokio::spawn(serve_mqtt(mqtt_listener, broker.clone(), settings.mqtt.config.clone(), stopped.clone()));
+    let mqtt_listeners = (mqtt_listener, mqtt_ws_listener);
+    let mqtt = tokio::spawn(serve_mqtt(mqtt_listeners, broker.clone(), settings.mqtt.config.clone(), stopped.clone()));
     let nsq_tasks = nsq_listeners.start(&settings.nsq, settings.http, node, broker.clone(), stopped.clone())?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         kafka = %local,
         kafka_listeners = %kafka_addrs.join(","),
         mqtt = %settings.mqtt.addr,
+        mqtt_ws = %settings.mqtt.ws_addr,
         advertised = %format!("{}:{}", settings.broker.advertised_host, settings.broker.advertised_port),
         data_dir = %settings.broker.data_dir.display(),
         "sluice ready"
@@ -142,12 +147,12 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn serve_mqtt(
-    listener: TcpListener,
+    (listener, ws_listener): (TcpListener, TcpListener),
     broker: std::sync::Arc<Broker>,
     config: sluice_mqtt::MqttConfig,
     stopped: watch::Receiver<bool>,
 ) {
-    if let Err(e) = sluice_mqtt::serve(listener, broker, config, stopped).await {
+    if let Err(e) = sluice_mqtt::serve(listener, ws_listener, broker, config, stopped).await {
         tracing::error!(error = %e, "mqtt listener failed");
     }
 }

@@ -208,6 +208,7 @@ struct FileSettings {
     replica_lag_time_max_ms: Option<u64>,
     // MQTT listener (`mqtt.rs`).
     mqtt_addr: Option<String>,
+    mqtt_ws_addr: Option<String>,
     mqtt_max_packet_bytes: Option<usize>,
     // Kafka listeners and TLS (`security.rs`).
     kafka_listeners: Option<Vec<String>>,
@@ -276,7 +277,11 @@ impl FileSettings {
     }
 
     fn mqtt(&self) -> mqtt::MqttArgs {
-        mqtt::MqttArgs { mqtt_addr: self.mqtt_addr.clone(), mqtt_max_packet_bytes: self.mqtt_max_packet_bytes }
+        mqtt::MqttArgs {
+            mqtt_addr: self.mqtt_addr.clone(),
+            mqtt_ws_addr: self.mqtt_ws_addr.clone(),
+            mqtt_max_packet_bytes: self.mqtt_max_packet_bytes,
+        }
     }
 
     fn limits(&self) -> limits::LimitArgs {
@@ -638,6 +643,7 @@ impl Settings {
             ("msg_timeout", format!("{}ms", nsq.msg_timeout.as_millis())),
             ("max_rdy_count", nsq.max_rdy_count.to_string()),
             ("mqtt_addr", self.mqtt.addr.to_string()),
+            ("mqtt_ws_addr", self.mqtt.ws_addr.to_string()),
             ("mqtt_max_packet_bytes", self.mqtt.config.packet_bytes_max.to_string()),
             ("tls_cert", nsq.security.tls.as_ref().map_or_else(String::new, |t| t.cert.display().to_string())),
             ("tls_required", nsq.security.tls_required.to_string()),

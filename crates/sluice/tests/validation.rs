@@ -50,6 +50,8 @@ fn second_broker_on(data_dir: &std::path::Path) -> std::process::Output {
         .arg(format!("127.0.0.1:{}", free_port()))
         .arg("--mqtt-addr")
         .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--mqtt-ws-addr")
+        .arg(format!("127.0.0.1:{}", free_port()))
         .stdin(Stdio::null());
     clear_sluice_env(&mut cmd);
     run_bounded(&mut cmd, REFUSAL_TIMEOUT)
@@ -295,6 +297,8 @@ fn serve_with(source: &Source) -> (Option<i32>, String) {
         .arg("--http-addr")
         .arg(format!("127.0.0.1:{}", free_port()))
         .arg("--mqtt-addr")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--mqtt-ws-addr")
         .arg(format!("127.0.0.1:{}", free_port()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -28,8 +28,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use will::publish_will;
@@ -121,18 +120,21 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// Serves one client until it leaves, breaks the protocol or the broker stops.
-    pub async fn serve(
-        socket: TcpStream,
+    /// Serves one client until it leaves, breaks the protocol or the broker stops. The
+    /// transport is the caller's: a TCP socket's halves, or a WebSocket bridged to bytes.
+    pub async fn serve<R, W>(
+        (mut reader, writer): (R, W),
         shared: &Shared,
         remote: SocketAddr,
         client: ClientGuard,
         stop: watch::Receiver<bool>,
-    ) {
+    ) where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let (broker, config) = (Arc::clone(&shared.broker), Arc::clone(&shared.config));
         let (sessions, retained) = (Arc::clone(&shared.sessions), Arc::clone(&shared.retained));
         let (store, requests) = (Arc::clone(&shared.store), Arc::clone(&shared.requests));
-        let (mut reader, writer) = socket.into_split();
         let (replies, queued) = mpsc::channel(usize::from(config.receive_maximum) + REPLY_QUEUE_EXTRA);
         let writer = tokio::spawn(write_replies(writer, queued, config.write_timeout));
         let (deliveries, delivered) = mpsc::channel(DELIVERY_QUEUE);
@@ -180,9 +182,9 @@ impl Conn {
         let _ = tokio::time::timeout(write_timeout, writer).await;
     }
 
-    async fn read_loop(
+    async fn read_loop<R: AsyncRead + Unpin>(
         &mut self,
-        reader: &mut tokio::net::tcp::OwnedReadHalf,
+        reader: &mut R,
         mut delivered: mpsc::Receiver<Delivery>,
         mut stop: watch::Receiver<bool>,
     ) -> Ending {

@@ -2,8 +2,7 @@
 //! ready (an acknowledgement once its append is durable), bounded in time blocked.
 
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -25,7 +24,11 @@ pub(super) enum Reply {
 /// Writes replies in order: one waiting for an append is written once that append is
 /// durable, and everything queued after it waits for it. Ends on a close, an error, or a
 /// write blocked past `write_timeout` (a client that never reads).
-pub(super) async fn write_replies(writer: OwnedWriteHalf, mut queued: mpsc::Receiver<Reply>, write_timeout: Duration) {
+pub(super) async fn write_replies<W: AsyncWrite + Unpin>(
+    writer: W,
+    mut queued: mpsc::Receiver<Reply>,
+    write_timeout: Duration,
+) {
     let mut writer = BufWriter::new(writer);
     while let Some(reply) = queued.recv().await {
         let outcome = match reply {

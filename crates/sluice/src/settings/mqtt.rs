@@ -1,4 +1,4 @@
-//! The MQTT listener's settings: its address and its largest packet. Each flag also reads
+//! The MQTT listeners' settings: their addresses (TCP, WebSocket) and the largest packet. Each flag also reads
 //! `SLUICE_<NAME>` and the TOML key of the same name with underscores.
 
 use super::{check_range, resolve_addr};
@@ -14,6 +14,10 @@ pub struct MqttArgs {
     /// MQTT 3.1.1 and 5.0 listener address [default: 127.0.0.1:1883].
     #[arg(long, env = "SLUICE_MQTT_ADDR", value_name = "HOST:PORT", overrides_with = "mqtt_addr")]
     pub mqtt_addr: Option<String>,
+    /// MQTT over WebSocket listener address (subprotocol `mqtt`, path `/mqtt` or `/`)
+    /// [default: 127.0.0.1:8083].
+    #[arg(long, env = "SLUICE_MQTT_WS_ADDR", value_name = "HOST:PORT", overrides_with = "mqtt_ws_addr")]
+    pub mqtt_ws_addr: Option<String>,
     /// Largest MQTT packet accepted, bytes; a larger one closes the connection (v5: reason
     /// 0x95) [default: 1114112].
     #[arg(long, env = "SLUICE_MQTT_MAX_PACKET_BYTES", value_name = "BYTES")]
@@ -23,16 +27,19 @@ pub struct MqttArgs {
 #[derive(Debug, Clone)]
 pub struct MqttSettings {
     pub addr: SocketAddr,
+    pub ws_addr: SocketAddr,
     pub config: MqttConfig,
 }
 
 /// Flags (and environment) over the TOML file's `file` values over the defaults.
 pub fn resolve(args: &MqttArgs, file: &MqttArgs) -> anyhow::Result<MqttSettings> {
     let addr_text = args.mqtt_addr.clone().or(file.mqtt_addr.clone()).unwrap_or_else(|| "127.0.0.1:1883".into());
+    let ws_addr_text =
+        args.mqtt_ws_addr.clone().or(file.mqtt_ws_addr.clone()).unwrap_or_else(|| "127.0.0.1:8083".into());
     let mut config = MqttConfig::default();
     if let Some(bytes) = args.mqtt_max_packet_bytes.or(file.mqtt_max_packet_bytes) {
         check_range("mqtt_max_packet_bytes", bytes as i128, PACKET_BYTES_MIN as i128, PACKET_BYTES_SPEC_MAX as i128)?;
         config.packet_bytes_max = bytes;
     }
-    Ok(MqttSettings { addr: resolve_addr(&addr_text)?, config })
+    Ok(MqttSettings { addr: resolve_addr(&addr_text)?, ws_addr: resolve_addr(&ws_addr_text)?, config })
 }

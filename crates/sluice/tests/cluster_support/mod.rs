@@ -33,7 +33,8 @@ const READY_POLL_INTERVAL: Duration = Duration::from_millis(100);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
 /// Ports of every node in a network namespace: each namespace is a fresh network stack, so
 /// fixed ports are free there (the usual defaults, cluster on the next one after Kafka).
-const NAMESPACE_PORTS: Ports = Ports { cluster: 9093, kafka: 9092, nsq_tcp: 4150, http: 4151, mqtt: 1883 };
+const NAMESPACE_PORTS: Ports =
+    Ports { cluster: 9093, kafka: 9092, nsq_tcp: 4150, http: 4151, mqtt: 1883, mqtt_ws: 8083 };
 
 /// How a cluster is started (default: no namespaces, the binary's Raft timings, which are
 /// what users get).
@@ -244,7 +245,18 @@ impl Cluster {
             None => {
                 let ip = Ipv4Addr::new(127, 0, 0, LOOPBACK_OCTET_BASE + i as u8);
                 let port = || crate::common::ports::free_port(ip);
-                (ip, Ports { cluster: port(), kafka: port(), nsq_tcp: port(), http: port(), mqtt: port() }, None)
+                (
+                    ip,
+                    Ports {
+                        cluster: port(),
+                        kafka: port(),
+                        nsq_tcp: port(),
+                        http: port(),
+                        mqtt: port(),
+                        mqtt_ws: port(),
+                    },
+                    None,
+                )
             }
         }
     }

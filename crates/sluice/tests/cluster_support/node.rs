@@ -30,6 +30,7 @@ pub struct Ports {
     pub nsq_tcp: u16,
     pub http: u16,
     pub mqtt: u16,
+    pub mqtt_ws: u16,
 }
 
 /// How a node finds the cluster.
@@ -140,6 +141,7 @@ impl Node {
         cmd.arg("--nsq-tcp-addr").arg(self.nsq_tcp_addr());
         cmd.arg("--http-addr").arg(self.http_addr());
         cmd.arg("--mqtt-addr").arg(format!("{}:{}", self.ip, self.ports.mqtt));
+        cmd.arg("--mqtt-ws-addr").arg(format!("{}:{}", self.ip, self.ports.mqtt_ws));
         cmd.arg("--data-dir").arg(self.data_dir());
         cmd.args(&self.args);
         cmd

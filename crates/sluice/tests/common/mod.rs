@@ -55,6 +55,7 @@ pub struct Broker {
     nsq_tcp_port: u16,
     http_port: u16,
     mqtt_port: u16,
+    mqtt_ws_port: u16,
     /// Holds the data dir and the log file; removed when the broker is dropped.
     dir: tempfile::TempDir,
     opts: BrokerOpts,
@@ -78,6 +79,7 @@ impl Broker {
             nsq_tcp_port: free_port(),
             http_port: free_port(),
             mqtt_port: free_port(),
+            mqtt_ws_port: free_port(),
             dir,
             opts,
             log_path,
@@ -92,8 +94,8 @@ impl Broker {
             match broker.try_spawn_and_wait() {
                 Ok(()) => return broker,
                 Err(StartFailure::Exited(_)) if broker.log_since(log_start).contains("Address already in use") => {
-                    (broker.port, broker.nsq_tcp_port, broker.http_port, broker.mqtt_port) =
-                        (free_port(), free_port(), free_port(), free_port());
+                    (broker.port, broker.nsq_tcp_port, broker.http_port) = (free_port(), free_port(), free_port());
+                    (broker.mqtt_port, broker.mqtt_ws_port) = (free_port(), free_port());
                 }
                 Err(failure) => broker.fail_start(failure),
             }
@@ -128,6 +130,11 @@ impl Broker {
 
     pub fn mqtt_port(&self) -> u16 {
         self.mqtt_port
+    }
+
+    /// Port of the MQTT over WebSocket listener (only meaningful if the binary has one).
+    pub fn mqtt_ws_port(&self) -> u16 {
+        self.mqtt_ws_port
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -275,6 +282,9 @@ impl Broker {
         }
         if binary_has_flag("--mqtt-addr") {
             cmd.arg("--mqtt-addr").arg(self.mqtt_addr());
+        }
+        if binary_has_flag("--mqtt-ws-addr") {
+            cmd.arg("--mqtt-ws-addr").arg(format!("127.0.0.1:{}", self.mqtt_ws_port));
         }
         cmd.args(&self.opts.args)
             .current_dir(self.dir.path())
