@@ -10,6 +10,7 @@ mod api;
 mod config;
 mod console;
 mod lookup;
+mod lookup_cluster;
 mod lookupd_admin;
 mod metrics;
 mod publish;

@@ -64,6 +64,8 @@ use tokio::sync::watch;
 pub struct Listeners {
     /// Advertised Kafka address (HOST:PORT), what Metadata tells clients.
     pub kafka: String,
+    /// NSQ TCP and HTTP listeners under the NSQ broadcast address (`--broadcast-address`),
+    /// what every node's nsqlookupd API names as this node's producer address.
     pub nsq_tcp: String,
     pub http: String,
 }

@@ -1,0 +1,63 @@
+//! The nsqlookupd API's view of a cluster: every live node is an nsqd, and a topic's
+//! producers are the nodes leading its partitions (NSQ consumers connect to each producer,
+//! so they reach every partition's leader, the node that serves its channels). Read from
+//! the cluster status this node keeps (the metadata's registered nodes and placements, and
+//! which nodes answer its pings), so every node answers alike.
+
+use crate::lookup::{producer, Producer};
+use crate::AppState;
+use sluice_broker::channel::nsq_topic_name;
+use sluice_broker::cluster_view::NodeStatus;
+use std::collections::BTreeSet;
+
+/// A live node as lookupd lists it.
+pub(crate) struct LookupNode {
+    pub producer: Producer,
+    /// NSQ names of the topics with a partition it leads.
+    pub topics: Vec<String>,
+}
+
+impl LookupNode {
+    pub fn leads(&self, topic: &str) -> bool {
+        self.topics.iter().any(|t| t == topic)
+    }
+}
+
+/// Every live node (this one included) with the topics it leads; None on a single node.
+pub(crate) fn nodes(s: &AppState) -> Option<Vec<LookupNode>> {
+    let status = s.channels.broker().cluster()?.status()?;
+    let known: BTreeSet<String> = s.channels.topics().iter().map(|t| t.name.to_string()).collect();
+    let nodes = status
+        .nodes
+        .iter()
+        .filter(|n| n.node_id == status.node_id || n.up != Some(false))
+        .filter_map(|n| {
+            let producer = if n.node_id == status.node_id { producer(s) } else { remote_producer(n)? };
+            let topics: BTreeSet<String> = status
+                .placement
+                .iter()
+                .filter(|p| p.leader == Some(n.node_id))
+                .map(|p| nsq_topic_name(&p.topic))
+                .filter(|t| known.contains(t))
+                .collect();
+            Some(LookupNode { producer, topics: topics.into_iter().collect() })
+        })
+        .collect();
+    Some(nodes)
+}
+
+/// Another node, from the NSQ addresses it registered (under its broadcast address); its
+/// host name is not registered, so its broadcast address stands for it.
+fn remote_producer(node: &NodeStatus) -> Option<Producer> {
+    let (host, tcp_port) = node.nsq_tcp_addr.rsplit_once(':')?;
+    let (_, http_port) = node.http_addr.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    Some(Producer {
+        remote_address: node.nsq_tcp_addr.clone(),
+        hostname: host.clone(),
+        broadcast_address: host,
+        tcp_port: tcp_port.parse().ok()?,
+        http_port: http_port.parse().ok()?,
+        version: sluice_nsq::NSQD_VERSION,
+    })
+}
