@@ -47,13 +47,16 @@ fn nsq_publishes_on_every_node_and_lookupd_finds_the_leader() {
 
     let leader_nsq = cluster.nsq_tcp_addr(leader);
     let (leader_host, leader_port) = leader_nsq.rsplit_once(':').expect("host:port");
+    let leader_port: u64 = leader_port.parse().expect("port");
     for id in 1..=NODES as u64 {
         let mut last = serde_json::Value::Null;
         // Polled: a node learns the others' liveness within a second or so of starting.
         wait_until(REPLICATED_TIMEOUT, &format!("node {id}'s /lookup naming leader {leader} alone"), || {
             last = get_json(&cluster.http_addr(id), &format!("/lookup?topic={topic}")).unwrap_or_default();
             last["producers"].as_array().is_some_and(|p| {
-                p.len() == 1 && p[0]["broadcast_address"] == leader_host && p[0]["tcp_port"].to_string() == leader_port
+                p.len() == 1
+                    && p[0]["broadcast_address"] == leader_host
+                    && p[0]["tcp_port"].as_u64() == Some(leader_port)
             })
         });
         assert!(last["channels"].is_array(), "node {id}: {last}");
