@@ -61,3 +61,41 @@ fn remote_producer(node: &NodeStatus) -> Option<Producer> {
         version: sluice_nsq::NSQD_VERSION,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(nsq_tcp_addr: &str, http_addr: &str) -> NodeStatus {
+        NodeStatus {
+            node_id: 2,
+            cluster_addr: "127.0.0.12:9093".into(),
+            kafka_addr: "127.0.0.12:9092".into(),
+            nsq_tcp_addr: nsq_tcp_addr.into(),
+            http_addr: http_addr.into(),
+            rack: None,
+            metadata_member: "voter",
+            last_seen_ms: 0,
+            up: Some(true),
+            last_contact_ms: Some(0),
+            stored_bytes: None,
+            partitions_led: 1,
+            replicas: 1,
+        }
+    }
+
+    #[test]
+    fn another_node_is_named_by_its_registered_broadcast_address_and_ports() {
+        let p = remote_producer(&node("nsq-2.example:4150", "nsq-2.example:4151")).expect("producer");
+        assert_eq!((p.broadcast_address.as_str(), p.tcp_port, p.http_port), ("nsq-2.example", 4150, 4151));
+        assert_eq!(p.remote_address, "nsq-2.example:4150");
+        let v6 = remote_producer(&node("[::1]:4150", "[::1]:4151")).expect("IPv6 producer");
+        assert_eq!(v6.broadcast_address, "::1");
+    }
+
+    #[test]
+    fn an_address_without_a_port_names_no_producer() {
+        assert!(remote_producer(&node("nsq-2", "nsq-2:4151")).is_none());
+        assert!(remote_producer(&node("nsq-2:4150", "nsq-2:http")).is_none());
+    }
+}
