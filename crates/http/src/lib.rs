@@ -13,6 +13,7 @@ mod lookup;
 mod lookup_cluster;
 mod lookupd_admin;
 mod metrics;
+mod peer_channels;
 mod publish;
 mod reply;
 mod server;

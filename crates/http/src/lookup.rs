@@ -50,7 +50,8 @@ pub async fn lookup(State(s): State<AppState>, Query(p): Query<HashMap<String, S
     let Some(t) = s.channels.topic(&topic) else {
         return Err(error(StatusCode::NOT_FOUND, "TOPIC_NOT_FOUND"));
     };
-    let channels: Vec<String> = t.channels().iter().map(|c| c.name.to_string()).collect();
+    let local: Vec<String> = t.channels().iter().map(|c| c.name.to_string()).collect();
+    let channels = lookup_cluster::channels(&s, &topic, local).await;
     let producers = match lookup_cluster::nodes(&s) {
         Some(nodes) => nodes.into_iter().filter(|n| n.leads(&topic)).map(|n| n.producer).collect(),
         None => vec![producer(&s)],
@@ -64,8 +65,9 @@ pub async fn topics(State(s): State<AppState>) -> HttpResult {
 
 pub async fn channels(State(s): State<AppState>, Query(p): Query<HashMap<String, String>>) -> HttpResult {
     let topic = topic_param(&p)?;
-    let channels: Vec<String> =
+    let local: Vec<String> =
         s.channels.topic(&topic).map(|t| t.channels().iter().map(|c| c.name.to_string()).collect()).unwrap_or_default();
+    let channels = lookup_cluster::channels(&s, &topic, local).await;
     Ok(reply::json(&serde_json::json!({ "channels": channels })))
 }
 

@@ -5,6 +5,7 @@
 //! which nodes answer its pings), so every node answers alike.
 
 use crate::lookup::{producer, Producer};
+use crate::peer_channels;
 use crate::AppState;
 use sluice_broker::channel::nsq_topic_name;
 use sluice_broker::cluster_view::NodeStatus;
@@ -15,6 +16,8 @@ pub(crate) struct LookupNode {
     pub producer: Producer,
     /// NSQ names of the topics with a partition it leads.
     pub topics: Vec<String>,
+    /// Its nsqd HTTP address as registered; None for the asking node itself.
+    pub http_addr: Option<String>,
 }
 
 impl LookupNode {
@@ -32,7 +35,8 @@ pub(crate) fn nodes(s: &AppState) -> Option<Vec<LookupNode>> {
         .iter()
         .filter(|n| n.node_id == status.node_id || n.up != Some(false))
         .filter_map(|n| {
-            let producer = if n.node_id == status.node_id { producer(s) } else { remote_producer(n)? };
+            let this = n.node_id == status.node_id;
+            let producer = if this { producer(s) } else { remote_producer(n)? };
             let topics: BTreeSet<String> = status
                 .placement
                 .iter()
@@ -40,10 +44,22 @@ pub(crate) fn nodes(s: &AppState) -> Option<Vec<LookupNode>> {
                 .map(|p| nsq_topic_name(&p.topic))
                 .filter(|t| known.contains(t))
                 .collect();
-            Some(LookupNode { producer, topics: topics.into_iter().collect() })
+            let http_addr = (!this).then(|| n.http_addr.clone());
+            Some(LookupNode { producer, topics: topics.into_iter().collect(), http_addr })
         })
         .collect();
     Some(nodes)
+}
+
+/// The topic's channels on every live node: this node's (`local`) and those the others
+/// serve (`peer_channels`), sorted, each once. On a single node, `local`.
+pub(crate) async fn channels(s: &AppState, topic: &str, local: Vec<String>) -> Vec<String> {
+    let Some(nodes) = nodes(s) else { return local };
+    let mut all: BTreeSet<String> = local.into_iter().collect();
+    for addr in nodes.iter().filter_map(|n| n.http_addr.as_deref()) {
+        all.extend(peer_channels::channels_at(addr, topic).await);
+    }
+    all.into_iter().collect()
 }
 
 /// Another node, from the NSQ addresses it registered (under its broadcast address); its

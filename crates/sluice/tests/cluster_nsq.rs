@@ -2,8 +2,9 @@
 //! and /pub and /mpub over HTTP are accepted by every node, the two that lead no partition of
 //! the (one-partition) topic included (they forward to the leader); every node's nsqlookupd
 //! `/lookup` names the leader as the topic's only producer and `/nodes` lists all three; a
-//! pynsq Reader given only one follower's lookupd address consumes every message published;
-//! and a topic NSQ creates on a node gets a replica on every node.
+//! pynsq Reader given only one follower's lookupd address consumes every message published,
+//! and its channel (on the leader) is in every node's `/channels`; and a topic NSQ creates on
+//! a node gets a replica on every node.
 
 mod cluster_support;
 mod common;
@@ -79,6 +80,11 @@ fn nsq_publishes_on_every_node_and_lookupd_finds_the_leader() {
     let out = run_ok(&mut reader, READER_TIMEOUT);
     let read: BTreeSet<String> = serde_json::from_slice(&out.stdout).expect("the reader's JSON list");
     assert_eq!(read, expected, "pynsq through node {follower}'s lookupd reads every message published");
+    // The channel lives on the leader, where the reader subscribed; every node lists it.
+    for id in 1..=NODES as u64 {
+        let channels = get_json(&cluster.http_addr(id), &format!("/channels?topic={topic}")).expect("channels");
+        assert_eq!(channels["channels"], serde_json::json!(["all"]), "node {id}'s /channels");
+    }
 
     // A topic NSQ creates (on a node, by a publish) is replicated like any other.
     let created = unique_topic("cluster-nsq-created");
