@@ -78,6 +78,13 @@ pub trait ClusterView: Send + Sync + 'static {
     /// replicas with their Raft figures, under-replicated partitions, leaders per node. None
     /// once the cluster node has stopped (the broker outlives it briefly at shutdown).
     fn status(&self) -> Option<ClusterStatus>;
+    /// Sends an NSQ publish (`batch`, one v2 RecordBatch) for `topic` (its storage name) to a
+    /// node that leads one of its partitions, for a node that leads none (NSQ publishes
+    /// locally; only such a node forwards). Resolves once a majority holds it there.
+    fn forward_publish(&self, topic: &str, batch: Vec<u8>) -> ClusterFuture<()> {
+        let _ = (topic, batch);
+        Box::pin(async { Err(crate::error::BrokerError::NotLeader { leader: None }) })
+    }
     /// Moves a partition to `replicas` (None: cancels its move); resolves once recorded.
     fn reassign(&self, topic: &str, partition: i32, replicas: Option<Vec<i32>>) -> AdminFuture<()> {
         let _ = (topic, partition, replicas);

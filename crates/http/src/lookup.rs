@@ -1,5 +1,8 @@
-//! nsqlookupd's API: this node is the only producer of every topic it holds.
+//! nsqlookupd's API. On a single node this node is the only producer of every topic it
+//! holds; in a cluster every node answers for the whole cluster (`lookup_cluster.rs`): a
+//! topic's producers are the live nodes that lead its partitions.
 
+use crate::lookup_cluster;
 use crate::reply::{self, error, topic_param, HttpResult};
 use crate::AppState;
 use axum::extract::{Query, State};
@@ -8,13 +11,13 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 #[derive(Serialize, Clone)]
-struct Producer {
-    remote_address: String,
-    hostname: String,
-    broadcast_address: String,
-    tcp_port: u16,
-    http_port: u16,
-    version: &'static str,
+pub(crate) struct Producer {
+    pub remote_address: String,
+    pub hostname: String,
+    pub broadcast_address: String,
+    pub tcp_port: u16,
+    pub http_port: u16,
+    pub version: &'static str,
 }
 
 #[derive(Serialize)]
@@ -25,7 +28,8 @@ struct Node {
     topics: Vec<String>,
 }
 
-fn producer(s: &AppState) -> Producer {
+/// This node as lookupd names it.
+pub(crate) fn producer(s: &AppState) -> Producer {
     let c = &s.config;
     Producer {
         remote_address: format!("{}:{}", c.broadcast_address, c.tcp_port),
@@ -46,8 +50,13 @@ pub async fn lookup(State(s): State<AppState>, Query(p): Query<HashMap<String, S
     let Some(t) = s.channels.topic(&topic) else {
         return Err(error(StatusCode::NOT_FOUND, "TOPIC_NOT_FOUND"));
     };
-    let channels: Vec<String> = t.channels().iter().map(|c| c.name.to_string()).collect();
-    Ok(reply::json(&serde_json::json!({ "channels": channels, "producers": [producer(&s)] })))
+    let local: Vec<String> = t.channels().iter().map(|c| c.name.to_string()).collect();
+    let channels = lookup_cluster::channels(&s, &topic, local).await;
+    let producers = match lookup_cluster::nodes(&s) {
+        Some(nodes) => nodes.into_iter().filter(|n| n.leads(&topic)).map(|n| n.producer).collect(),
+        None => vec![producer(&s)],
+    };
+    Ok(reply::json(&serde_json::json!({ "channels": channels, "producers": producers })))
 }
 
 pub async fn topics(State(s): State<AppState>) -> HttpResult {
@@ -56,13 +65,22 @@ pub async fn topics(State(s): State<AppState>) -> HttpResult {
 
 pub async fn channels(State(s): State<AppState>, Query(p): Query<HashMap<String, String>>) -> HttpResult {
     let topic = topic_param(&p)?;
-    let channels: Vec<String> =
+    let local: Vec<String> =
         s.channels.topic(&topic).map(|t| t.channels().iter().map(|c| c.name.to_string()).collect()).unwrap_or_default();
+    let channels = lookup_cluster::channels(&s, &topic, local).await;
     Ok(reply::json(&serde_json::json!({ "channels": channels })))
 }
 
 pub async fn nodes(State(s): State<AppState>) -> HttpResult {
-    let topics = topic_names(&s);
-    let node = Node { producer: producer(&s), tombstones: vec![false; topics.len()], topics };
-    Ok(reply::json(&serde_json::json!({ "producers": [node] })))
+    let nodes: Vec<Node> = match lookup_cluster::nodes(&s) {
+        Some(nodes) => nodes
+            .into_iter()
+            .map(|n| Node { tombstones: vec![false; n.topics.len()], topics: n.topics, producer: n.producer })
+            .collect(),
+        None => {
+            let topics = topic_names(&s);
+            vec![Node { producer: producer(&s), tombstones: vec![false; topics.len()], topics }]
+        }
+    };
+    Ok(reply::json(&serde_json::json!({ "producers": nodes })))
 }

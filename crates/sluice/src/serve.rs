@@ -64,8 +64,9 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         Some(cluster_settings) => {
             let listeners = crate::cluster::Listeners {
                 kafka: format!("{}:{}", settings.broker.advertised_host, settings.broker.advertised_port),
-                nsq_tcp: nsq_listeners.tcp.local_addr()?.to_string(),
-                http: nsq_listeners.http.local_addr()?.to_string(),
+                // Under the NSQ broadcast address, as the other nodes' lookupd API names them.
+                nsq_tcp: format!("{}:{}", settings.nsq.broadcast_address, nsq_listeners.tcp.local_addr()?.port()),
+                http: format!("{}:{}", settings.nsq.broadcast_address, nsq_listeners.http.local_addr()?.port()),
             };
             let node = crate::cluster::ClusterNode::start(cluster_settings, broker.clone(), listeners, stopped.clone())
                 .await?;

@@ -268,11 +268,16 @@ impl Channels {
         // among them); on a single node every partition qualifies.
         let start = topic.next_partition.fetch_add(1, Ordering::Relaxed);
         let node = self.broker.node_id();
-        let index = (0..partitions.len())
-            .map(|i| (start + i) % partitions.len())
-            .find(|i| partitions[*i].role(node).is_leader)
-            .ok_or(BrokerError::NotLeader { leader: None })?;
-        partitions[index].append(batch, Durability::Committed).await?;
+        let led =
+            (0..partitions.len()).map(|i| (start + i) % partitions.len()).find(|i| partitions[*i].role(node).is_leader);
+        match (led, self.broker.cluster()) {
+            (Some(index), _) => {
+                partitions[index].append(batch, Durability::Committed).await?;
+            }
+            // Only a node that leads none of the topic's partitions forwards the publish.
+            (None, Some(cluster)) => cluster.forward_publish(&topic.log_topic.name, batch).await?,
+            (None, None) => return Err(BrokerError::NotLeader { leader: None }),
+        }
         topic.message_count.fetch_add(bodies.len() as u64, Ordering::Relaxed);
         topic.message_bytes.fetch_add(bodies.iter().map(|b| b.len() as u64).sum(), Ordering::Relaxed);
         Ok(())

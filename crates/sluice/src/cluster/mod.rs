@@ -14,6 +14,7 @@
 //! - `replica`: a partition's Raft group as the broker's `Replica`.
 //! - `view`: the broker's `ClusterView` (brokers, controller, placement, topic creation).
 //! - `node_rpc`: node-level requests between nodes (join, ping).
+//! - `nsq_forward`: an NSQ publish on a node that leads none of the topic's partitions.
 //! - `liveness`: which nodes answer this node's pings (up/down in the status).
 //! - `drain`: moving leadership off a node (`cluster drain`, SIGTERM's controlled shutdown).
 //! - `hand_over`: a leader's writes paused while its successor catches up and is elected.
@@ -32,6 +33,7 @@ mod liveness;
 mod log_release;
 mod meta_client;
 mod node_rpc;
+mod nsq_forward;
 mod reassign;
 mod reconcile;
 mod replica;
@@ -62,6 +64,8 @@ use tokio::sync::watch;
 pub struct Listeners {
     /// Advertised Kafka address (HOST:PORT), what Metadata tells clients.
     pub kafka: String,
+    /// NSQ TCP and HTTP listeners under the NSQ broadcast address (`--broadcast-address`),
+    /// what every node's nsqlookupd API names as this node's producer address.
     pub nsq_tcp: String,
     pub http: String,
 }
@@ -264,6 +268,9 @@ impl RpcHandler for ClusterNode {
             let topic_id = self.state().topics.get(&topic).map(|t| t.id);
             let raft = topic_id.and_then(|topic_id| self.group(&GroupId::Partition { topic, partition, topic_id }));
             return Box::pin(node_rpc::elect(raft));
+        }
+        if let Some((topic, batch)) = nsq_forward::publish_asked(&body) {
+            return Box::pin(nsq_forward::publish_here(Arc::clone(&self.broker), topic, batch));
         }
         if let Some(group) = failover::standing_asked(&body) {
             let lease = Duration::from_millis(self.raft_config.election_timeout_max);

@@ -2,7 +2,8 @@
 //! join the metadata group and `remove-node` asking one to leave it (a node that does not lead
 //! the group forwards them to the one that does), the liveness ping (answered by the node
 //! asked, never forwarded), ElectLeaders asking a preferred replica to stand, and a follower
-//! whose leader died asking the other voters who should stand (`failover`).
+//! whose leader died asking the other voters who should stand (`failover`), and an NSQ
+//! publish sent on to a node that leads one of the topic's partitions (`nsq_forward`).
 
 use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,12 @@ pub enum NodeRequest {
     Standing {
         group: GroupId,
     },
+    /// An NSQ publish from a node that leads none of the topic's partitions, to be written
+    /// to one this node leads (`nsq_forward`); answered by the node asked, never forwarded.
+    Publish {
+        topic: String,
+        batch: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -72,6 +79,8 @@ pub enum NodeReply {
         last_log_index: Option<u64>,
         lease_left_ms: u64,
     },
+    /// The forwarded publish is committed by a majority of the partition's replicas.
+    Published,
 }
 
 pub async fn handle(
@@ -87,6 +96,7 @@ pub async fn handle(
         NodeRequest::Drain => NodeReply::Refused("a drain is done by the node itself".into()),
         NodeRequest::Elect { .. } => NodeReply::Refused("an election is called by the partition's replica".into()),
         NodeRequest::Standing { .. } => NodeReply::Refused("answered by the group's replica".into()),
+        NodeRequest::Publish { .. } => NodeReply::Refused("a publish is written by the node asked".into()),
         NodeRequest::Join { .. } | NodeRequest::Leave { .. } => {
             return membership(&meta, &transport, request, body).await;
         }
@@ -107,9 +117,11 @@ async fn membership(
     let reply = match request {
         NodeRequest::Join { node_id, cluster_addr } => join(meta, node_id, cluster_addr).await,
         NodeRequest::Leave { node_id } => leave(meta, node_id).await,
-        NodeRequest::Ping | NodeRequest::Elect { .. } | NodeRequest::Drain | NodeRequest::Standing { .. } => {
-            NodeReply::Refused("not a membership request".into())
-        }
+        NodeRequest::Ping
+        | NodeRequest::Elect { .. }
+        | NodeRequest::Drain
+        | NodeRequest::Standing { .. }
+        | NodeRequest::Publish { .. } => NodeReply::Refused("not a membership request".into()),
     };
     bincode::serialize(&reply).map_err(|e| e.to_string())
 }

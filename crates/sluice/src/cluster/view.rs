@@ -187,6 +187,11 @@ impl ClusterView for View {
         assign_replicas(&node.nodes(), &state, partitions as i32, factor as i16).map(|_| ()).map_err(placement_error)
     }
 
+    fn forward_publish(&self, topic: &str, batch: Vec<u8>) -> ClusterFuture<()> {
+        let (node, topic) = (self.0.upgrade(), topic.to_string());
+        Box::pin(async move { stopped_or(node)?.forward_publish(&topic, batch).await })
+    }
+
     fn status(&self) -> Option<ClusterStatus> {
         Some(self.0.upgrade()?.status())
     }
