@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sluice_broker::group::assignment::assigned_partitions;
+use sluice_broker::group::cluster_listing::cluster_groups;
 use sluice_broker::group::reset::{reset_offsets as reset, ResetTo};
 use sluice_broker::group::{GroupDescription, GroupState};
 use sluice_broker::Broker;
@@ -58,18 +59,17 @@ struct GroupDetail {
     offsets: Vec<CommittedOffset>,
 }
 
+/// Every group of the cluster, whichever node is asked (`group::cluster_listing`).
 pub async fn list(State(s): State<AppState>) -> ApiResult {
-    let broker = s.channels.broker();
-    let groups = broker.groups();
-    let listing: Vec<GroupListing> = groups
-        .list()
+    let listing: Vec<GroupListing> = cluster_groups(s.channels.broker())
+        .await
         .into_iter()
         .filter(|g| g.state != GroupState::Dead)
         .map(|g| GroupListing {
-            members: groups.describe(&g.group_id).map(|d| d.members.len()).unwrap_or(0),
-            lag: groups.lag(broker, &g.group_id).iter().map(|l| l.lag).sum(),
             state: g.state.name(),
             protocol_type: g.protocol_type,
+            members: g.members,
+            lag: g.lag,
             group_id: g.group_id,
         })
         .collect();

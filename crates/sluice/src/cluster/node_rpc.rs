@@ -2,10 +2,13 @@
 //! join the metadata group and `remove-node` asking one to leave it (a node that does not lead
 //! the group forwards them to the one that does), the liveness ping (answered by the node
 //! asked, never forwarded), ElectLeaders asking a preferred replica to stand, and a follower
-//! whose leader died asking the other voters who should stand (`failover`).
+//! whose leader died asking the other voters who should stand (`failover`), and a node
+//! listing the cluster's consumer groups asking each other node for the groups it
+//! coordinates (`group_listing`).
 
 use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
+use sluice_broker::group::cluster_listing::{local_groups, GroupSummary};
 use sluice_broker::reassignment::Drained;
 use sluice_broker::Broker;
 use sluice_cluster::transport::Transport;
@@ -52,6 +55,8 @@ pub enum NodeRequest {
     Standing {
         group: GroupId,
     },
+    /// Which consumer groups do you coordinate? (`group_listing`); answered by the node asked.
+    ListGroups,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -72,6 +77,8 @@ pub enum NodeReply {
         last_log_index: Option<u64>,
         lease_left_ms: u64,
     },
+    /// The consumer groups this node coordinates.
+    Groups(Vec<GroupSummary>),
 }
 
 pub async fn handle(
@@ -83,6 +90,7 @@ pub async fn handle(
     let request: NodeRequest = bincode::deserialize(&body).map_err(|e| format!("bad node request: {e}"))?;
     let reply = match request {
         NodeRequest::Ping => NodeReply::Pong { stored_bytes: super::liveness::stored_bytes(&broker) },
+        NodeRequest::ListGroups => NodeReply::Groups(local_groups(&broker)),
         // Answered where they arrive (`ClusterNode::node_request`), never forwarded.
         NodeRequest::Drain => NodeReply::Refused("a drain is done by the node itself".into()),
         NodeRequest::Elect { .. } => NodeReply::Refused("an election is called by the partition's replica".into()),
@@ -107,9 +115,11 @@ async fn membership(
     let reply = match request {
         NodeRequest::Join { node_id, cluster_addr } => join(meta, node_id, cluster_addr).await,
         NodeRequest::Leave { node_id } => leave(meta, node_id).await,
-        NodeRequest::Ping | NodeRequest::Elect { .. } | NodeRequest::Drain | NodeRequest::Standing { .. } => {
-            NodeReply::Refused("not a membership request".into())
-        }
+        NodeRequest::Ping
+        | NodeRequest::Elect { .. }
+        | NodeRequest::Drain
+        | NodeRequest::Standing { .. }
+        | NodeRequest::ListGroups => NodeReply::Refused("not a membership request".into()),
     };
     bincode::serialize(&reply).map_err(|e| e.to_string())
 }
@@ -252,5 +262,16 @@ pub async fn request_join(
         NodeReply::Joined { voter } => Ok(voter),
         NodeReply::Refused(why) => Err(why),
         other => Err(format!("unexpected reply to a join: {other:?}")),
+    }
+}
+
+/// Asks the node at `addr` for the consumer groups it coordinates, waiting `timeout` at most.
+pub async fn request_groups(transport: &Transport, addr: &str, timeout: Duration) -> Result<Vec<GroupSummary>, String> {
+    let body = bincode::serialize(&NodeRequest::ListGroups).map_err(|e| e.to_string())?;
+    let reply = transport.node_request(addr, body, timeout).await.map_err(|e| e.to_string())?;
+    match bincode::deserialize(&reply).map_err(|e| e.to_string())? {
+        NodeReply::Groups(groups) => Ok(groups),
+        NodeReply::Refused(why) => Err(why),
+        other => Err(format!("unexpected reply to a group list: {other:?}")),
     }
 }
