@@ -3,7 +3,8 @@
 //! `__consumer_offsets` partitions, spread over the nodes), a raw ListGroups (v0 and v4) to
 //! each node, kafka-python's `KafkaAdminClient.list_consumer_groups()` asking one node only,
 //! the admin API's group list and `sluice group list` against every
-//! node name every group; ListGroups keeps its states filter.
+//! node name every group, and `sluice group describe` at every node shows each group's
+//! committed offset (forwarded to its coordinator); ListGroups keeps its states filter.
 
 mod cluster_support;
 mod common;
@@ -117,6 +118,11 @@ fn every_node_lists_every_group_of_the_cluster() {
         let listed = cli_json(&["group", "list", "--json", "--http", &http]);
         let names = listed.as_array().expect("a list").iter().map(|g| g["group_id"].as_str().unwrap_or("").to_string());
         assert_eq!(ours(names, &prefix), groups, "sluice group list at node {id}: {listed}");
+        for (i, group) in groups.iter().enumerate() {
+            let detail = cli_json(&["group", "describe", group, "--json", "--http", &http]);
+            assert_eq!(detail["group_id"], group.as_str(), "{detail}");
+            assert_eq!(detail["offsets"][0]["committed_offset"], i as i64 + 1, "{group} at node {id}: {detail}");
+        }
     }
     cluster.assert_no_panics("the end");
 }
