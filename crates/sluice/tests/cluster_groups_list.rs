@@ -4,7 +4,8 @@
 //! each node, kafka-python's `KafkaAdminClient.list_consumer_groups()` asking one node only,
 //! the admin API's group list and `sluice group list` against every
 //! node name every group, and `sluice group describe` at every node shows each group's
-//! committed offset (forwarded to its coordinator); ListGroups keeps its states filter.
+//! committed offset (forwarded to its coordinator); ListGroups keeps its states filter, and
+//! with a node killed the others list every group again once new coordinators loaded them.
 
 mod cluster_support;
 mod common;
@@ -84,7 +85,7 @@ fn kafka_python_list(cluster: &Cluster, id: u64) -> Vec<String> {
 
 #[test]
 fn every_node_lists_every_group_of_the_cluster() {
-    let cluster = Cluster::start(NODES);
+    let mut cluster = Cluster::start(NODES);
     let bootstrap = cluster.bootstrap_servers();
     let topic = unique_topic("cluster-groups-list");
     create_topic(&bootstrap, &topic, 1, NODES as i32).expect("create topic");
@@ -124,5 +125,10 @@ fn every_node_lists_every_group_of_the_cluster() {
             assert_eq!(detail["offsets"][0]["committed_offset"], i as i64 + 1, "{group} at node {id}: {detail}");
         }
     }
+    // A dead node's groups come back to the list once its offsets partitions have new leaders.
+    cluster.node(3).kill9();
+    wait_until(COORDINATOR_TIMEOUT, "node 1 to list every group with node 3 dead", || {
+        ours(raw_list(&cluster, 1, 0, &[]).into_iter().map(|(g, _)| g), &prefix) == groups
+    });
     cluster.assert_no_panics("the end");
 }
