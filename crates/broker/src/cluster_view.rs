@@ -85,6 +85,12 @@ pub trait ClusterView: Send + Sync + 'static {
         let _ = (topic, batch);
         Box::pin(async { Err(crate::error::BrokerError::NotLeader { leader: None }) })
     }
+
+    /// The groups every other live node coordinates (`group::cluster_listing`); a node that
+    /// does not answer in time is left out. A single node has no others.
+    fn remote_groups(&self) -> GroupsFuture {
+        Box::pin(async { Vec::new() })
+    }
     /// Moves a partition to `replicas` (None: cancels its move); resolves once recorded.
     fn reassign(&self, topic: &str, partition: i32, replicas: Option<Vec<i32>>) -> AdminFuture<()> {
         let _ = (topic, partition, replicas);
@@ -116,6 +122,8 @@ pub trait ClusterView: Send + Sync + 'static {
         Box::pin(async { Err(AdminError::Refused("node removal is not supported here".into())) })
     }
 }
+
+pub type GroupsFuture = Pin<Box<dyn Future<Output = Vec<crate::group::cluster_listing::GroupSummary>> + Send>>;
 
 pub type AdminFuture<T> = Pin<Box<dyn Future<Output = Result<T, AdminError>> + Send>>;
 

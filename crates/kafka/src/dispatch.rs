@@ -273,7 +273,7 @@ pub fn dispatch(
             }
         }
         ApiKey::DescribeGroups => now(meta, api::describe_groups::handle(ctx, decode(meta, &mut frame)?, meta)),
-        ApiKey::ListGroups => now(meta, api::list_groups::handle(ctx, decode(meta, &mut frame)?, meta)),
+        ApiKey::ListGroups => Ok(later(api::list_groups::handle(Arc::clone(context), decode(meta, &mut frame)?, meta))),
         ApiKey::DeleteGroups => now(meta, api::delete_groups::handle(ctx, decode(meta, &mut frame)?)),
         ApiKey::OffsetDelete => now(meta, api::offset_delete::handle(ctx, decode(meta, &mut frame)?)),
         other => Err(DispatchError::UnsupportedVersion(other, version)),

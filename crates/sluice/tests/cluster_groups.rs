@@ -310,8 +310,12 @@ fn librdkafka_group_consumer_rides_out_coordinator_kills() {
 /// consumers reported "kafka: broker not connected" once and then fetched nothing, once it kept
 /// dialling the killed node as a partition's leader after every metadata refresh. Its errors
 /// come from its partition consumers (Metadata and Fetch), not from the group APIs, and the
-/// librdkafka run of the same scenario has not stalled; not diagnosed further yet. Run by hand
-/// with `--ignored`.
+/// librdkafka run of the same scenario has not stalled. Reproduced (1 in 2 runs, 2026-12-07): after
+/// kill 2 the data partitions had live leaders (ISR [2, 3] reported) yet sarama dialled only the
+/// killed node's Kafka port for 30 s. Likely cause, not yet fixed: Metadata lists every
+/// registered broker, dead ones included (`ClusterView::brokers`), while Kafka drops a broker
+/// whose session expired; sarama keeps a cached coordinator or leader as long as its broker is
+/// listed and refreshes it only once the broker leaves Metadata. Run by hand with `--ignored`.
 #[test]
 #[ignore = "sarama 1.22's partition consumer sometimes stalls after a broker restart; run by hand"]
 fn sarama_group_consumer_rides_out_coordinator_kills() {

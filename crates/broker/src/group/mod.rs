@@ -4,6 +4,7 @@
 //! offsets persisted in an append-only log under `<data_dir>/groups/`.
 
 pub mod assignment;
+pub mod cluster_listing;
 mod coordinator;
 mod initial_delay;
 mod locate;

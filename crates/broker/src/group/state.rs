@@ -23,7 +23,7 @@ pub const PENDING_MEMBERS_MAX: usize = 1_000;
 /// Protocols one member may offer (clients offer one to three assignors).
 pub const PROTOCOLS_MAX: usize = 32;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum GroupState {
     Empty,
     PreparingRebalance,

@@ -2,13 +2,16 @@
 //! offset reset and deletion (both only while the group has no members, as Kafka).
 
 use super::error::{ApiError, ApiResult};
+use super::group_forward::to_coordinator;
 use super::{body, no_content, ok};
 use crate::AppState;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, Uri};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sluice_broker::group::assignment::assigned_partitions;
+use sluice_broker::group::cluster_listing::cluster_groups;
 use sluice_broker::group::reset::{reset_offsets as reset, ResetTo};
 use sluice_broker::group::{GroupDescription, GroupState};
 use sluice_broker::Broker;
@@ -58,18 +61,17 @@ struct GroupDetail {
     offsets: Vec<CommittedOffset>,
 }
 
+/// Every group of the cluster, whichever node is asked (`group::cluster_listing`).
 pub async fn list(State(s): State<AppState>) -> ApiResult {
-    let broker = s.channels.broker();
-    let groups = broker.groups();
-    let listing: Vec<GroupListing> = groups
-        .list()
+    let listing: Vec<GroupListing> = cluster_groups(s.channels.broker())
+        .await
         .into_iter()
         .filter(|g| g.state != GroupState::Dead)
         .map(|g| GroupListing {
-            members: groups.describe(&g.group_id).map(|d| d.members.len()).unwrap_or(0),
-            lag: groups.lag(broker, &g.group_id).iter().map(|l| l.lag).sum(),
             state: g.state.name(),
             protocol_type: g.protocol_type,
+            members: g.members,
+            lag: g.lag,
             group_id: g.group_id,
         })
         .collect();
@@ -106,9 +108,16 @@ fn committed_offsets(broker: &Broker, group: &str) -> Result<Vec<CommittedOffset
     Ok(offsets)
 }
 
-pub async fn describe(State(s): State<AppState>, path: Result<Path<String>, PathRejection>) -> ApiResult {
+pub async fn describe(
+    State(s): State<AppState>,
+    (method, uri, headers): (Method, Uri, HeaderMap),
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
     let Path(group) = path?;
     let broker = s.channels.broker();
+    if let Some(answer) = to_coordinator(broker, &group, &method, &uri, &headers, &[]).await {
+        return Ok(answer);
+    }
     let d = described(broker, &group)?;
     let members = d
         .members
@@ -168,11 +177,16 @@ struct ResetDone {
 /// Like `kafka-consumer-groups --reset-offsets`, an unknown group is created with the offsets.
 pub async fn reset_offsets(
     State(s): State<AppState>,
+    (method, uri, headers): (Method, Uri, HeaderMap),
     path: Result<Path<String>, PathRejection>,
     raw: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let Path(group) = path?;
-    let r: Reset = body(&raw?)?;
+    let raw = raw?;
+    if let Some(answer) = to_coordinator(s.channels.broker(), &group, &method, &uri, &headers, &raw).await {
+        return Ok(answer);
+    }
+    let r: Reset = body(&raw)?;
     let to = match r.to {
         Target::Earliest => ResetTo::Earliest,
         Target::Latest => ResetTo::Latest,
@@ -195,8 +209,15 @@ pub async fn reset_offsets(
     Ok(ok(&ResetDone { offsets }))
 }
 
-pub async fn delete(State(s): State<AppState>, path: Result<Path<String>, PathRejection>) -> ApiResult {
+pub async fn delete(
+    State(s): State<AppState>,
+    (method, uri, headers): (Method, Uri, HeaderMap),
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
     let Path(group) = path?;
+    if let Some(answer) = to_coordinator(s.channels.broker(), &group, &method, &uri, &headers, &[]).await {
+        return Ok(answer);
+    }
     s.channels.broker().groups().delete_group(&group).map_err(|e| ApiError::group(e, &group))?;
     Ok(no_content())
 }

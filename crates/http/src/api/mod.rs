@@ -7,6 +7,7 @@
 mod clients;
 mod cluster;
 mod error;
+mod group_forward;
 mod groups;
 mod messages;
 mod node;

@@ -1,25 +1,38 @@
 //! ListGroups: every group of this coordinator, filtered by state from v4 (KIP-518) and by
 //! group type from v5 (KIP-848), as Kafka's `GroupMetadataManager.listGroups`: both filters
 //! ignore case, an empty filter matches everything, and both must match. Every group here
-//! is a classic one (JoinGroup/SyncGroup); an unknown type matches none.
+//! is a classic one (JoinGroup/SyncGroup); an unknown type matches none. In a cluster the
+//! list is every node's (`group::cluster_listing`), as Kafka's tools expect from any broker.
 
 use super::str_bytes;
+use crate::dispatch::DispatchError;
 use crate::dispatch::RequestMeta;
 use crate::error_codes::NONE;
 use crate::server::Context;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
+use sluice_broker::group::cluster_listing::{cluster_groups, GroupSummary};
+use std::sync::Arc;
 
 /// KIP-848's name for groups of the JoinGroup/SyncGroup protocol, the only kind served here.
 const CLASSIC: &str = "classic";
 
-pub fn handle(ctx: &Context, request: ListGroupsRequest, meta: RequestMeta) -> ListGroupsResponse {
+pub async fn handle(
+    ctx: Arc<Context>,
+    request: ListGroupsRequest,
+    meta: RequestMeta,
+) -> Result<Option<bytes::Bytes>, DispatchError> {
+    let groups = cluster_groups(&ctx.broker).await;
+    meta.respond(&respond(groups, &request, meta)).map(Some)
+}
+
+fn respond(groups: Vec<GroupSummary>, request: &ListGroupsRequest, meta: RequestMeta) -> ListGroupsResponse {
     let mut response = ListGroupsResponse::default();
     response.error_code = NONE;
     let states = lowercase(&request.states_filter);
     let types = lowercase(&request.types_filter);
-    for g in ctx.broker.groups().list() {
+    for g in groups {
         if !matches(&states, g.state.name()) || !matches(&types, CLASSIC) {
             continue;
         }

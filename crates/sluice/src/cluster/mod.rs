@@ -26,6 +26,7 @@ mod catch_up;
 mod drain;
 mod elect;
 mod failover;
+mod group_listing;
 mod hand_over;
 mod health;
 mod isr;

@@ -2,11 +2,14 @@
 //! join the metadata group and `remove-node` asking one to leave it (a node that does not lead
 //! the group forwards them to the one that does), the liveness ping (answered by the node
 //! asked, never forwarded), ElectLeaders asking a preferred replica to stand, and a follower
-//! whose leader died asking the other voters who should stand (`failover`), and an NSQ
-//! publish sent on to a node that leads one of the topic's partitions (`nsq_forward`).
+//! whose leader died asking the other voters who should stand (`failover`), an NSQ
+//! publish sent on to a node that leads one of the topic's partitions (`nsq_forward`), and a
+//! node listing the cluster's consumer groups asking each other node for the groups it
+//! coordinates (`group_listing`).
 
 use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
+use sluice_broker::group::cluster_listing::{local_groups, GroupSummary};
 use sluice_broker::reassignment::Drained;
 use sluice_broker::Broker;
 use sluice_cluster::transport::Transport;
@@ -59,6 +62,8 @@ pub enum NodeRequest {
         topic: String,
         batch: Vec<u8>,
     },
+    /// Which consumer groups do you coordinate? (`group_listing`); answered by the node asked.
+    ListGroups,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -81,6 +86,8 @@ pub enum NodeReply {
     },
     /// The forwarded publish is committed by a majority of the partition's replicas.
     Published,
+    /// The consumer groups this node coordinates.
+    Groups(Vec<GroupSummary>),
 }
 
 pub async fn handle(
@@ -92,6 +99,7 @@ pub async fn handle(
     let request: NodeRequest = bincode::deserialize(&body).map_err(|e| format!("bad node request: {e}"))?;
     let reply = match request {
         NodeRequest::Ping => NodeReply::Pong { stored_bytes: super::liveness::stored_bytes(&broker) },
+        NodeRequest::ListGroups => NodeReply::Groups(local_groups(&broker)),
         // Answered where they arrive (`ClusterNode::node_request`), never forwarded.
         NodeRequest::Drain => NodeReply::Refused("a drain is done by the node itself".into()),
         NodeRequest::Elect { .. } => NodeReply::Refused("an election is called by the partition's replica".into()),
@@ -121,7 +129,8 @@ async fn membership(
         | NodeRequest::Elect { .. }
         | NodeRequest::Drain
         | NodeRequest::Standing { .. }
-        | NodeRequest::Publish { .. } => NodeReply::Refused("not a membership request".into()),
+        | NodeRequest::Publish { .. }
+        | NodeRequest::ListGroups => NodeReply::Refused("not a membership request".into()),
     };
     bincode::serialize(&reply).map_err(|e| e.to_string())
 }
@@ -264,5 +273,16 @@ pub async fn request_join(
         NodeReply::Joined { voter } => Ok(voter),
         NodeReply::Refused(why) => Err(why),
         other => Err(format!("unexpected reply to a join: {other:?}")),
+    }
+}
+
+/// Asks the node at `addr` for the consumer groups it coordinates, waiting `timeout` at most.
+pub async fn request_groups(transport: &Transport, addr: &str, timeout: Duration) -> Result<Vec<GroupSummary>, String> {
+    let body = bincode::serialize(&NodeRequest::ListGroups).map_err(|e| e.to_string())?;
+    let reply = transport.node_request(addr, body, timeout).await.map_err(|e| e.to_string())?;
+    match bincode::deserialize(&reply).map_err(|e| e.to_string())? {
+        NodeReply::Groups(groups) => Ok(groups),
+        NodeReply::Refused(why) => Err(why),
+        other => Err(format!("unexpected reply to a group list: {other:?}")),
     }
 }

@@ -4,7 +4,7 @@
 use super::replica::broker_id;
 use super::topic_admin::stopped_or;
 use super::ClusterNode;
-use sluice_broker::cluster_view::AdminFuture;
+use sluice_broker::cluster_view::{AdminFuture, GroupsFuture};
 use sluice_broker::cluster_view::{BrokerAddress, ClusterFuture, ClusterStatus, ClusterView, NewTopic, Placement};
 use sluice_broker::reassignment::{AdminError, Drained, Reassignment};
 use sluice_broker::{BrokerError, BrokerResult};
@@ -194,6 +194,16 @@ impl ClusterView for View {
 
     fn status(&self) -> Option<ClusterStatus> {
         Some(self.0.upgrade()?.status())
+    }
+
+    fn remote_groups(&self) -> GroupsFuture {
+        let node = self.0.upgrade();
+        Box::pin(async move {
+            match node {
+                Some(node) => node.remote_groups().await,
+                None => Vec::new(),
+            }
+        })
     }
 
     fn reassign(&self, topic: &str, partition: i32, replicas: Option<Vec<i32>>) -> AdminFuture<()> {

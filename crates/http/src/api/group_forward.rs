@@ -1,0 +1,115 @@
+//! In a cluster a group is served by its coordinator only (the leader of its
+//! `__consumer_offsets` partition). A group endpoint asked at another node forwards the
+//! request to the coordinator's admin API and relays its answer, so the API and
+//! `sluice group describe|reset-offsets|delete` work from any node. A forwarded request
+//! carries `FORWARDED_HEADER` and is always answered where it lands (no forwarding loops
+//! while leadership moves: that node answers 503 as a non-coordinator would).
+
+use super::error::ApiError;
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use sluice_broker::group::coordinator_of;
+use sluice_broker::Broker;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Marks a request one node forwarded to another.
+const FORWARDED_HEADER: &str = "x-sluice-forwarded";
+/// Bound on the coordinator's answer (a reset reads the log by timestamp and commits
+/// through Raft, which waits 15 s at most).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(20);
+/// Largest answer relayed: a group's detail with thousands of partitions fits.
+const ANSWER_BYTES_MAX: u64 = 16 << 20;
+
+/// Some(the coordinator's answer) when another node coordinates `group`; None to answer here
+/// (no cluster, this node coordinates it, no coordinator known, or already forwarded).
+pub async fn to_coordinator(
+    broker: &Broker,
+    group: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<Response> {
+    let cluster = broker.cluster()?;
+    if headers.contains_key(FORWARDED_HEADER) {
+        return None;
+    }
+    let coordinator = coordinator_of(broker, group).ok()?;
+    if coordinator.node_id == broker.node_id() {
+        return None;
+    }
+    let status = cluster.status()?;
+    let node = status.nodes.iter().find(|n| n.node_id == coordinator.node_id as u64)?;
+    // Nested under `/api`, the handler sees the path without it.
+    let target = format!("/api{}", uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path()));
+    let answer = tokio::time::timeout(FORWARD_TIMEOUT, relay(&node.http_addr, method, &target, body)).await;
+    Some(match answer {
+        Ok(Ok(response)) => response,
+        Ok(Err(why)) => unavailable(coordinator.node_id, group, &why),
+        Err(_) => unavailable(coordinator.node_id, group, "no answer in time"),
+    })
+}
+
+/// One HTTP/1.1 exchange with the coordinator (`Connection: close`, so its answer ends with
+/// the connection).
+async fn relay(addr: &str, method: &Method, target: &str, body: &[u8]) -> Result<Response, String> {
+    let mut stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{FORWARDED_HEADER}: 1\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
+    stream.write_all(body).await.map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    stream.take(ANSWER_BYTES_MAX + 1).read_to_end(&mut raw).await.map_err(|e| e.to_string())?;
+    if raw.len() as u64 > ANSWER_BYTES_MAX {
+        return Err("answer too large".into());
+    }
+    parse_answer(&raw)
+}
+
+/// The status and body of a whole HTTP/1.1 answer (the admin API answers with a length, never
+/// chunked).
+fn parse_answer(raw: &[u8]) -> Result<Response, String> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("answer without a header end")?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "answer head not UTF-8")?;
+    let code: u16 = head
+        .split_ascii_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad status line in {head:?}"))?;
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return Err("chunked answer".into());
+    }
+    let status = StatusCode::from_u16(code).map_err(|e| e.to_string())?;
+    let body = raw[end + 4..].to_vec();
+    if body.is_empty() {
+        return Ok(status.into_response());
+    }
+    Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+fn unavailable(node: i32, group: &str, why: &str) -> Response {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("group '{group}' is coordinated by node {node}, which did not answer: {why}"),
+    )
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_an_answer_with_and_without_a_body() {
+        let ok = parse_answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").expect("answer");
+        assert_eq!(ok.status(), StatusCode::OK);
+        let gone = parse_answer(b"HTTP/1.1 204 No Content\r\n\r\n").expect("answer");
+        assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+        assert!(parse_answer(b"HTTP/1.1 200 OK\r\n").is_err());
+    }
+}
