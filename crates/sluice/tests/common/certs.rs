@@ -24,6 +24,18 @@ fn openssl(dir: &Path, args: &[&str]) {
     assert!(output.status.success(), "openssl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
 }
 
+/// A new key `<name>.key` and a certificate `<name>.pem` for `subject`, signed by the CA in
+/// `dir`, with the X.509 v3 extensions `ext` (an extension file makes it v3, which rustls
+/// requires).
+fn issue(dir: &Path, name: &str, subject: &str, ext: &str) {
+    let (key, csr, cert, ext_file) =
+        (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
+    std::fs::write(dir.join(&ext_file), ext).expect("write certificate extensions");
+    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out", &csr]);
+    let sign = ["x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2"];
+    openssl(dir, &[&sign[..], &["-extfile", &ext_file, "-out", &cert]].concat());
+}
+
 impl TestPki {
     /// A CA and a server certificate (SAN 127.0.0.1 … 127.0.0.20 and localhost) in `dir`.
     pub fn create(dir: &Path) -> TestPki {
@@ -48,42 +60,7 @@ impl TestPki {
         );
         let sans: Vec<String> = (1..=20).map(|i| format!("IP:127.0.0.{i}")).collect();
         let ext = format!("subjectAltName=DNS:localhost,{}\nbasicConstraints=CA:FALSE\n", sans.join(","));
-        std::fs::write(dir.join("server.ext"), ext).expect("write ext");
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=localhost",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-                "-out",
-                "server.pem",
-            ],
-        );
+        issue(dir, "server", "/CN=localhost", &ext);
         TestPki {
             dir: dir.to_path_buf(),
             ca_cert: dir.join("ca.pem"),
@@ -96,31 +73,7 @@ impl TestPki {
     /// An X.509 v3 certificate for client authentication: rustls (webpki) refuses v1 ones,
     /// which `openssl x509 -req` makes without an extension file.
     pub fn client(&self, name: &str, subject: &str) -> ClientCert {
-        let (key, csr, cert) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
-        let ext = format!("{name}.ext");
-        std::fs::write(self.dir.join(&ext), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
-            .expect("write client ext");
-        openssl(&self.dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out", &csr]);
-        openssl(
-            &self.dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-                "-out",
-                &cert,
-            ],
-        );
-        ClientCert { cert: self.dir.join(cert), key: self.dir.join(key) }
+        issue(&self.dir, name, subject, "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n");
+        ClientCert { cert: self.dir.join(format!("{name}.pem")), key: self.dir.join(format!("{name}.key")) }
     }
 }
