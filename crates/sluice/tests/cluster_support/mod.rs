@@ -6,6 +6,7 @@
 
 pub mod consume;
 pub mod kafka;
+pub mod line_program;
 pub mod local;
 pub mod netns;
 pub mod node;

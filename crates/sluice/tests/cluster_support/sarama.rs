@@ -2,11 +2,10 @@
 //! `tests/clients/sarama_cluster/clusterproducer`) writing round-robin to a topic, its
 //! sends and outcomes recorded into a history as it prints them.
 
-use crate::common::{go, wait_timeout};
+use super::line_program::LineProgram;
+use crate::common::go;
 use crate::history::Recorder;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::thread::JoinHandle;
+use std::process::Command;
 use std::time::Duration;
 
 /// Bound on the program finishing its send in flight and exiting once its stdin is closed
@@ -20,58 +19,27 @@ fn program() -> std::path::PathBuf {
 
 /// The running program.
 pub struct SaramaProducer {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    /// Records its output; true once it printed `done`.
-    reader: Option<JoinHandle<bool>>,
+    program: LineProgram,
 }
 
 impl SaramaProducer {
     /// Starts it: values `<prefix>-<n>`, send n to partition n % `partitions`, at most `max`.
     pub fn start(bootstrap: &str, topic: &str, partitions: i32, prefix: &str, max: u64, recorder: &Recorder) -> Self {
-        let program = program();
-        let mut child = Command::new(&program)
-            .args(["-brokers", bootstrap, "-topic", topic, "-partitions", &partitions.to_string()])
-            .args(["-max", &max.to_string(), "-prefix", prefix])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("piped stdout");
+        let mut command = Command::new(program());
+        command.args(["-brokers", bootstrap, "-topic", topic, "-partitions", &partitions.to_string()]).args([
+            "-max",
+            &max.to_string(),
+            "-prefix",
+            prefix,
+        ]);
         let recorder = recorder.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if !record_line(&recorder, &line) {
-                    return true;
-                }
-            }
-            false
-        });
-        SaramaProducer { child, stdin, reader: Some(reader) }
+        SaramaProducer { program: LineProgram::start(command, EXIT_TIMEOUT, move |line| record_line(&recorder, line)) }
     }
 
     /// Closes its stdin (it stops after the send in flight) and waits for it; whether it
     /// exited cleanly after printing `done`.
     pub fn stop(&mut self) -> bool {
-        drop(self.stdin.take());
-        let status = wait_timeout(&mut self.child, EXIT_TIMEOUT);
-        if status.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let done = self.reader.take().is_some_and(|r| r.join().unwrap_or(false));
-        status.is_some_and(|s| s.success()) && done
-    }
-}
-
-impl Drop for SaramaProducer {
-    fn drop(&mut self) {
-        // Only our own child, by its handle.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.program.stop()
     }
 }
 

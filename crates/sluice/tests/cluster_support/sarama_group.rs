@@ -2,13 +2,12 @@
 //! `tests/clients/sarama_cluster/clustergroup`) reading a topic, its assignments recorded as
 //! resets and its reads as polls into a history as it prints them.
 
-use crate::common::{go, wait_timeout};
+use super::line_program::LineProgram;
+use crate::common::go;
 use crate::history::Recorder;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Bound on the program leaving its group and exiting once its stdin is closed.
@@ -20,10 +19,7 @@ fn program() -> std::path::PathBuf {
 
 /// The running program.
 pub struct SaramaGroupConsumer {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    /// Records its output; true once it printed `done`.
-    reader: Option<JoinHandle<bool>>,
+    program: LineProgram,
     /// Errors it reported (a coordinator change shows some; sarama retries them).
     pub errors: Arc<AtomicU64>,
 }
@@ -31,50 +27,20 @@ pub struct SaramaGroupConsumer {
 impl SaramaGroupConsumer {
     /// Starts it as consumer `name` of `group` on `topic`.
     pub fn start(bootstrap: &str, topic: &str, group: &str, name: &str, recorder: &Recorder) -> Self {
-        let program = program();
-        let mut child = Command::new(&program)
-            .args(["-brokers", bootstrap, "-topic", topic, "-group", group])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("piped stdout");
+        let mut command = Command::new(program());
+        command.args(["-brokers", bootstrap, "-topic", topic, "-group", group]);
         let (recorder, name) = (recorder.clone(), name.to_string());
         let errors = Arc::new(AtomicU64::new(0));
         let counted = Arc::clone(&errors);
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if !record_line(&recorder, &name, &counted, &line) {
-                    return true;
-                }
-            }
-            false
-        });
-        SaramaGroupConsumer { child, stdin, reader: Some(reader), errors }
+        let program =
+            LineProgram::start(command, EXIT_TIMEOUT, move |line| record_line(&recorder, &name, &counted, line));
+        SaramaGroupConsumer { program, errors }
     }
 
     /// Closes its stdin (it leaves the group) and waits for it; whether it exited cleanly
     /// after printing `done`.
     pub fn stop(&mut self) -> bool {
-        drop(self.stdin.take());
-        let status = wait_timeout(&mut self.child, EXIT_TIMEOUT);
-        if status.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let done = self.reader.take().is_some_and(|r| r.join().unwrap_or(false));
-        status.is_some_and(|s| s.success()) && done
-    }
-}
-
-impl Drop for SaramaGroupConsumer {
-    fn drop(&mut self) {
-        // Only our own child, by its handle.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.program.stop()
     }
 }
 
