@@ -33,7 +33,8 @@ use kafka_protocol::messages::{
     TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -92,6 +93,22 @@ fn wait_for_coordinator(cluster: &Cluster, down: &[u64], group: &str) -> u64 {
         first.0 == NONE && named.iter().all(|n| *n == first) && live.iter().any(|(id, _)| *id == first.1 as u64)
     });
     named[0].1 as u64
+}
+
+/// Commits as an application does: librdkafka hands a synchronous commit's NOT_COORDINATOR
+/// (the offsets partition's leadership can still move while a new cluster settles) back to
+/// the caller after looking the coordinator up again, so the caller tries again (bounded).
+fn commit_retrying(consumer: &BaseConsumer, offsets: &TopicPartitionList) {
+    let deadline = Instant::now() + COORDINATOR_TIMEOUT;
+    loop {
+        match consumer.commit(offsets, CommitMode::Sync) {
+            Ok(()) => return,
+            Err(KafkaError::ConsumerCommit(
+                RDKafkaErrorCode::NotCoordinator | RDKafkaErrorCode::CoordinatorLoadInProgress,
+            )) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("commit: {e}"),
+        }
+    }
 }
 
 /// OffsetFetch v5 of `topic`'s partitions at one node: the offsets, or the first error code.
@@ -158,7 +175,7 @@ fn committed_offsets_survive_killing_the_coordinator() {
     let mut wanted = TopicPartitionList::new();
     wanted.add_partition_offset(&topic, 0, Offset::Offset(42)).expect("partition 0");
     wanted.add_partition_offset(&topic, 1, Offset::Offset(7)).expect("partition 1");
-    consumer.commit(&wanted, CommitMode::Sync).unwrap_or_else(|e| panic!("commit: {e}"));
+    commit_retrying(&consumer, &wanted);
     assert_eq!(committed(&cluster, &[], &group, &topic), vec![42, 7]);
 
     // The internal topic: listed as internal, and no client may produce to it.
@@ -305,19 +322,17 @@ fn librdkafka_group_consumer_rides_out_coordinator_kills() {
     rides_out_coordinator_kills(Client::Librdkafka);
 }
 
-/// Ignored in CI: in 4 of 23 runs sarama 1.22 stopped reading for 30 s after a kill or a
-/// restart. Seen twice with its log (`SLUICE_TEST_SARAMA_DEBUG=1`): once its partition
-/// consumers reported "kafka: broker not connected" once and then fetched nothing, once it kept
-/// dialling the killed node as a partition's leader after every metadata refresh. Its errors
-/// come from its partition consumers (Metadata and Fetch), not from the group APIs, and the
-/// librdkafka run of the same scenario has not stalled. Reproduced (1 in 2 runs, 2026-12-07): after
-/// kill 2 the data partitions had live leaders (ISR [2, 3] reported) yet sarama dialled only the
-/// killed node's Kafka port for 30 s. Likely cause, not yet fixed: Metadata lists every
-/// registered broker, dead ones included (`ClusterView::brokers`), while Kafka drops a broker
-/// whose session expired; sarama keeps a cached coordinator or leader as long as its broker is
-/// listed and refreshes it only once the broker leaves Metadata. Run by hand with `--ignored`.
+/// sarama 1.22's ConsumerGroup through the same kills. Ignored in CI: it stalled 30 s in 2 of
+/// 57 runs (2026-12-07). One stall is fixed: two nodes restarted one after the other still held
+/// their elections (a restarted replica stands only once caught up) when the leader they were
+/// catching up with was killed, so no voter stood until the 30 s bound; `catch_up.rs` now ends
+/// the hold once that leader is dead or silent. The other, seen after the fix (1 in 15), is
+/// not understood: sarama kept dialling the killed node (every 250 ms, its retry backoff)
+/// while the survivors had elected new leaders within a second, and one surviving
+/// follower's log showed AppendEntries to it timing out (75 ms) for the whole 30 s. Run by
+/// hand with `--ignored`; `SLUICE_TEST_SARAMA_DEBUG=1` prints sarama's own log.
 #[test]
-#[ignore = "sarama 1.22's partition consumer sometimes stalls after a broker restart; run by hand"]
+#[ignore = "sarama 1.22's group consumer sometimes stalls 30 s after a kill (1 in 15 runs); run by hand"]
 fn sarama_group_consumer_rides_out_coordinator_kills() {
     rides_out_coordinator_kills(Client::Sarama);
 }

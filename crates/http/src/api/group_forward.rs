@@ -11,8 +11,6 @@ use axum::response::{IntoResponse, Response};
 use sluice_broker::group::coordinator_of;
 use sluice_broker::Broker;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Marks a request one node forwarded to another.
 const FORWARDED_HEADER: &str = "x-sluice-forwarded";
@@ -20,7 +18,7 @@ const FORWARDED_HEADER: &str = "x-sluice-forwarded";
 /// through Raft, which waits 15 s at most).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(20);
 /// Largest answer relayed: a group's detail with thousands of partitions fits.
-const ANSWER_BYTES_MAX: u64 = 16 << 20;
+const ANSWER_BYTES_MAX: usize = 16 << 20;
 
 /// Some(the coordinator's answer) when another node coordinates `group`; None to answer here
 /// (no cluster, this node coordinates it, no coordinator known, or already forwarded).
@@ -44,52 +42,33 @@ pub async fn to_coordinator(
     let node = status.nodes.iter().find(|n| n.node_id == coordinator.node_id as u64)?;
     // Nested under `/api`, the handler sees the path without it.
     let target = format!("/api{}", uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path()));
-    let answer = tokio::time::timeout(FORWARD_TIMEOUT, relay(&node.http_addr, method, &target, body)).await;
-    Some(match answer {
-        Ok(Ok(response)) => response,
-        Ok(Err(why)) => unavailable(coordinator.node_id, group, &why),
-        Err(_) => unavailable(coordinator.node_id, group, "no answer in time"),
+    Some(match relay(&node.http_addr, method, &target, body).await {
+        Ok(response) => response,
+        Err(why) => unavailable(coordinator.node_id, group, &why),
     })
 }
 
 /// One HTTP/1.1 exchange with the coordinator (`Connection: close`, so its answer ends with
 /// the connection).
 async fn relay(addr: &str, method: &Method, target: &str, body: &[u8]) -> Result<Response, String> {
-    let mut stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-    let head = format!(
+    let mut request = format!(
         "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{FORWARDED_HEADER}: 1\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
-    );
-    stream.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
-    stream.write_all(body).await.map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    stream.take(ANSWER_BYTES_MAX + 1).read_to_end(&mut raw).await.map_err(|e| e.to_string())?;
-    if raw.len() as u64 > ANSWER_BYTES_MAX {
-        return Err("answer too large".into());
-    }
-    parse_answer(&raw)
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    let answer = sluice_http_wire::exchange(addr, &request, FORWARD_TIMEOUT, ANSWER_BYTES_MAX).await?;
+    as_response(answer)
 }
 
-/// The status and body of a whole HTTP/1.1 answer (the admin API answers with a length, never
-/// chunked).
-fn parse_answer(raw: &[u8]) -> Result<Response, String> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("answer without a header end")?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "answer head not UTF-8")?;
-    let code: u16 = head
-        .split_ascii_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("bad status line in {head:?}"))?;
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        return Err("chunked answer".into());
-    }
-    let status = StatusCode::from_u16(code).map_err(|e| e.to_string())?;
-    let body = raw[end + 4..].to_vec();
-    if body.is_empty() {
+/// The coordinator's answer as this node's (the admin API answers JSON or nothing).
+fn as_response(answer: sluice_http_wire::Answer) -> Result<Response, String> {
+    let status = StatusCode::from_u16(answer.status).map_err(|e| e.to_string())?;
+    if answer.body.is_empty() {
         return Ok(status.into_response());
     }
-    Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok((status, [(header::CONTENT_TYPE, "application/json")], answer.body).into_response())
 }
 
 fn unavailable(node: i32, group: &str, why: &str) -> Response {
@@ -105,11 +84,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_an_answer_with_and_without_a_body() {
-        let ok = parse_answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").expect("answer");
+    fn relays_an_answer_with_and_without_a_body() {
+        let parse = |raw: &[u8]| as_response(sluice_http_wire::parse_answer(raw)?);
+        let ok = parse(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").expect("answer");
         assert_eq!(ok.status(), StatusCode::OK);
-        let gone = parse_answer(b"HTTP/1.1 204 No Content\r\n\r\n").expect("answer");
+        let gone = parse(b"HTTP/1.1 204 No Content\r\n\r\n").expect("answer");
         assert_eq!(gone.status(), StatusCode::NO_CONTENT);
-        assert!(parse_answer(b"HTTP/1.1 200 OK\r\n").is_err());
+        assert!(parse(b"HTTP/1.1 200 OK\r\n").is_err());
     }
 }

@@ -1,14 +1,12 @@
 //! nsqd's `--auth-http-address` protocol: `GET http://<address>/auth?common_name=..&
-//! remote_ip=..&secret=..&tls=..`, answered `200` with JSON (`reply.rs`). A small HTTP/1.1
-//! client over one tokio TCP stream per query (`Connection: close`), bounded in time and in
-//! answer size. `https://` auth servers are not supported (nsqd can reach them with its
+//! remote_ip=..&secret=..&tls=..`, answered `200` with JSON (`reply.rs`). One request per
+//! connection (`Connection: close`) through `sluice_http_wire`, bounded in time and in answer
+//! size. `https://` auth servers are not supported (nsqd can reach them with its
 //! client TLS settings; Sluice has none yet).
 
 use super::reply::{parse_reply, AuthState};
 use super::{AuthMethod, AuthRequest};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Largest answer read from an auth server, headers included: permissions are a few hundred
 /// bytes; a server sending more is broken.
@@ -38,10 +36,8 @@ pub(super) async fn query(
             )
         }
     };
-    let answer = tokio::time::timeout(timeout, exchange(&host_port, head.as_bytes()))
-        .await
-        .map_err(|_| format!("no answer within {timeout:?}"))??;
-    let body = parse_response(&answer)?;
+    let answer = sluice_http_wire::exchange(&host_port, head.as_bytes(), timeout, ANSWER_BYTES_MAX).await?;
+    let body = ok_body(answer)?;
     parse_reply(&body)
 }
 
@@ -60,18 +56,6 @@ fn endpoint(address: &str) -> Result<(String, String), String> {
     };
     let host_port = if host_port.contains(':') { host_port.to_string() } else { format!("{host_port}:80") };
     Ok((host_port, path))
-}
-
-async fn exchange(host_port: &str, head: &[u8]) -> Result<Vec<u8>, String> {
-    let mut stream = TcpStream::connect(host_port).await.map_err(|e| format!("connect: {e}"))?;
-    stream.write_all(head).await.map_err(|e| format!("write: {e}"))?;
-    let mut answer = Vec::new();
-    let mut limited = (&mut stream).take(ANSWER_BYTES_MAX as u64 + 1);
-    limited.read_to_end(&mut answer).await.map_err(|e| format!("read: {e}"))?;
-    if answer.len() > ANSWER_BYTES_MAX {
-        return Err(format!("answer larger than {ANSWER_BYTES_MAX} bytes"));
-    }
-    Ok(answer)
 }
 
 /// Go's `url.Values.Encode` of nsqd's four parameters: keys sorted, values query-escaped.
@@ -113,50 +97,16 @@ fn query_escape(value: &str) -> String {
 }
 
 /// The body of a complete HTTP/1.x answer read to its end: `200` only (nsqd's client treats
-/// anything else as an error), `Content-Length` and chunked bodies both understood.
+/// anything else as an error).
 pub fn parse_response(answer: &[u8]) -> Result<Vec<u8>, String> {
-    let end = answer.windows(4).position(|w| w == b"\r\n\r\n").ok_or("incomplete HTTP answer")?;
-    let head = std::str::from_utf8(&answer[..end]).map_err(|_| "HTTP header is not UTF-8")?;
-    let body = &answer[end + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line.split(' ').nth(1).unwrap_or_default();
-    let (mut chunked, mut length) = (false, None);
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else { continue };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("transfer-encoding") && value.eq_ignore_ascii_case("chunked") {
-            chunked = true;
-        } else if name.eq_ignore_ascii_case("content-length") {
-            length = Some(value.parse::<usize>().map_err(|_| "bad Content-Length")?);
-        }
-    }
-    let body = match (chunked, length) {
-        (true, _) => dechunk(body)?,
-        (false, Some(n)) => body.get(..n).ok_or("answer shorter than its Content-Length")?.to_vec(),
-        (false, None) => body.to_vec(),
-    };
-    if status != "200" {
-        return Err(format!("got response {status_line:?} {:?}", String::from_utf8_lossy(&body)));
-    }
-    Ok(body)
+    ok_body(sluice_http_wire::parse_answer(answer)?)
 }
 
-fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    loop {
-        let eol = rest.windows(2).position(|w| w == b"\r\n").ok_or("incomplete chunk size")?;
-        let size_text = std::str::from_utf8(&rest[..eol]).map_err(|_| "bad chunk size")?;
-        let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| "bad chunk size")?;
-        rest = &rest[eol + 2..];
-        if size == 0 {
-            return Ok(body);
-        }
-        let chunk = rest.get(..size).ok_or("incomplete chunk")?;
-        body.extend_from_slice(chunk);
-        rest = rest.get(size + 2..).ok_or("incomplete chunk")?;
+fn ok_body(answer: sluice_http_wire::Answer) -> Result<Vec<u8>, String> {
+    if answer.status != 200 {
+        return Err(format!("got response {} {:?}", answer.status, String::from_utf8_lossy(&answer.body)));
     }
+    Ok(answer.body)
 }
 
 #[cfg(test)]

@@ -84,39 +84,11 @@ impl HttpClient {
     }
 }
 
-/// Parses a complete HTTP/1.1 response (read to EOF): status line, headers, body with
-/// Content-Length, chunked transfer encoding, or up to EOF.
+/// The answer's status and its body as JSON (`Null` when empty; a non-JSON error page kept as
+/// the error's text).
 fn parse_response(raw: &[u8]) -> anyhow::Result<Answer> {
-    let head_end = find(raw, b"\r\n\r\n").ok_or_else(|| anyhow!("no end of headers"))?;
-    let head = std::str::from_utf8(&raw[..head_end]).context("headers are not UTF-8")?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow!("bad status line {status_line:?}"))?;
-    let mut chunked = false;
-    let mut length = None;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else { continue };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("transfer-encoding") && value.eq_ignore_ascii_case("chunked") {
-            chunked = true;
-        } else if name.eq_ignore_ascii_case("content-length") {
-            length = Some(value.parse::<usize>().context("bad Content-Length")?);
-        }
-    }
-    let rest = &raw[head_end + 4..];
-    let body = if chunked {
-        dechunk(rest)?
-    } else {
-        match length {
-            Some(n) if n <= rest.len() => rest[..n].to_vec(),
-            Some(n) => bail!("body cut short: {} of {n} bytes", rest.len()),
-            None => rest.to_vec(),
-        }
-    };
+    let answer = sluice_http_wire::parse_answer(raw).map_err(|e| anyhow!(e))?;
+    let (status, body) = (answer.status, answer.body);
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
@@ -130,29 +102,6 @@ fn parse_response(raw: &[u8]) -> anyhow::Result<Answer> {
         }
     };
     Ok(Answer { status, body })
-}
-
-fn dechunk(mut rest: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = find(rest, b"\r\n").ok_or_else(|| anyhow!("chunk size line cut short"))?;
-        let size_text = std::str::from_utf8(&rest[..line_end]).context("chunk size is not text")?;
-        let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16).with_context(|| format!("bad chunk size {size_text:?}"))?;
-        rest = &rest[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if rest.len() < size + 2 {
-            bail!("chunk cut short");
-        }
-        out.extend_from_slice(&rest[..size]);
-        rest = &rest[size + 2..];
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Escapes one path segment (topic, group and channel names may hold '.' and '#').

@@ -158,7 +158,7 @@ impl ClusterNode {
     /// with neither it forms a cluster of one. A restarted node has its log and does nothing.
     async fn form_or_join(self: &Arc<Self>) -> anyhow::Result<()> {
         if self.meta.is_initialized().await? {
-            catch_up::hold_elections_until_caught_up(self.meta.clone());
+            catch_up::hold_elections_until_caught_up(self.meta.clone(), Arc::clone(&self.deaths));
             return Ok(());
         }
         if let Some(through) = self.settings.join.clone() {

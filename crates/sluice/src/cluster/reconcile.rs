@@ -87,7 +87,7 @@ impl ClusterNode {
         partition.attach_replica(Arc::new(replica))?;
         tokio::spawn(follow_committed(Arc::downgrade(&partition), committed));
         if raft.is_initialized().await? {
-            super::catch_up::hold_elections_until_caught_up(raft.clone());
+            super::catch_up::hold_elections_until_caught_up(raft.clone(), Arc::clone(&self.deaths));
         } else if replicas.contains(&self.node_id) {
             // A move's new replica is not initialized: it learns the group from its leader.
             let voters: BTreeMap<NodeId, BasicNode> = replicas
