@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::error::TransportError;
-use super::frame::FrameKind;
+use super::frame::{self, FrameKind};
 use super::limits::WRITE_QUEUE_FRAMES_MAX;
 use super::wire::{self, FrameReader, WireError};
 
@@ -36,11 +36,13 @@ impl Connection {
         let (frames, queued) = mpsc::channel(WRITE_QUEUE_FRAMES_MAX);
         let waiting: Arc<Waiting> = Arc::new(Mutex::new(Some(HashMap::new())));
         let io_waiting = waiting.clone();
+        let writer_waiting = waiting.clone();
         let io_addr = addr.clone();
         let io = tokio::spawn(async move {
             let ended = tokio::select! {
                 read = read_replies(FrameReader::new(read), &io_waiting) => read,
-                written = wire::write_frames(write, queued) => written.map_err(ReplyError::from),
+                written = wire::write_frames(write, queued, |frame| still_waited_for(&writer_waiting, frame))
+                    => written.map_err(ReplyError::from),
             };
             // Fail every call still waiting, and any that would start waiting from now on.
             lock(&io_waiting).take();
@@ -120,6 +122,15 @@ async fn read_replies<R: tokio::io::AsyncRead + Unpin>(
         }
     }
     Ok(())
+}
+
+/// Whether the call that queued this request frame still waits for its reply (one that timed
+/// out or was dropped has left the map: `Forget`).
+fn still_waited_for(waiting: &Waiting, frame: &Bytes) -> bool {
+    match frame::request_id(frame) {
+        Some(id) => lock(waiting).as_ref().is_some_and(|waiting| waiting.contains_key(&id)),
+        None => true,
+    }
 }
 
 /// The waiting map, even if a thread panicked while holding it: the map stays consistent

@@ -71,6 +71,12 @@ pub fn encode_to_bytes(id: u64, kind: FrameKind, body: &[u8]) -> Result<Bytes, F
     Ok(out.freeze())
 }
 
+/// The request id of an encoded frame (as `encode` lays it out), None when it is too short.
+pub fn request_id(frame: &[u8]) -> Option<u64> {
+    let id = frame.get(FRAME_LEN_BYTES..FRAME_LEN_BYTES + 8)?;
+    Some(u64::from_be_bytes(id.try_into().ok()?))
+}
+
 /// Takes one whole frame off the front of `buf`, or `Ok(None)` when more bytes are needed
 /// (then `buf` is untouched, with room reserved for the rest of a frame whose length is known
 /// and valid).
@@ -112,6 +118,15 @@ mod tests {
         let mut out = BytesMut::new();
         encode(id, kind, body, &mut out).unwrap();
         out
+    }
+
+    #[test]
+    fn request_id_reads_an_encoded_frame() {
+        assert_eq!(
+            request_id(&one_frame(0x0102_0304_0506_0708, FrameKind::Request, b"x")),
+            Some(0x0102_0304_0506_0708)
+        );
+        assert_eq!(request_id(&[0, 0, 0, 9, 1, 2]), None);
     }
 
     /// A frame decodes to what was encoded, and two frames in one buffer come out in order.

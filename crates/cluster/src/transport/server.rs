@@ -96,7 +96,7 @@ async fn serve_connection(stream: TcpStream, handler: Arc<dyn RpcHandler>) -> Re
     let mut requests = JoinSet::new();
     tokio::select! {
         read = read_requests(FrameReader::new(read), handler, replies, &mut requests) => read,
-        written = wire::write_frames(write, queued) => Ok(written?),
+        written = wire::write_frames(write, queued, |_| true) => Ok(written?),
     }
 }
 
