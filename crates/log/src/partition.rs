@@ -244,18 +244,22 @@ impl PartitionLog {
 
     /// `append`, and also writes `leader_epoch` into each batch's `partitionLeaderEpoch`
     /// (outside the CRC). Offsets are assigned from the log end, so a Raft follower that
-    /// holds the same prefix of entries assigns the same offsets as the leader did.
+    /// holds the same prefix of entries assigns the same offsets as the leader did. The
+    /// batches may be compacted ones (fewer records than offsets, or none): a leader's
+    /// compacted log is what a lagging follower is sent; the broker checks producers'
+    /// batches exactly before it proposes them.
     pub fn append_with_epoch(&self, batches: &mut [u8], leader_epoch: i32) -> Result<AppendInfo, AppendError> {
         self.append_stamped(batches, Some(leader_epoch))
     }
 
     fn append_stamped(&self, batches: &mut [u8], leader_epoch: Option<i32>) -> Result<AppendInfo, AppendError> {
+        let counts = if leader_epoch.is_some() { append::Counts::Compacted } else { append::Counts::Exact };
         if self.watermark.is_poisoned() {
             return Err(AppendError::Poisoned);
         }
         let batch_bytes_max = self.state().config.batch_bytes_max;
         // CRCs are checked before taking the lock: appends to one partition overlap here.
-        let mut headers = append::validate_all(batches, batch_bytes_max)?;
+        let mut headers = append::validate_all(batches, batch_bytes_max, counts)?;
         if batches.len() as u64 > SEGMENT_BYTES_LIMIT {
             return Err(AppendError::TooLarge { size: batches.len(), max: u32::MAX });
         }

@@ -374,32 +374,79 @@ fn raft_only_payload(kind: EntryKind) -> EntryPayload<TypeConfig> {
     }
 }
 
-/// Reads consecutive batch entries with one read of the segments and splits it by entry,
-/// checking each entry's bytes start with its first batch and end with its last.
+/// Reads consecutive batch entries with one read of the segments and splits it by entry on
+/// batch boundaries: each entry gets the batches from its first offset through its last.
+/// The split goes by offsets, not by the sizes in the side index: compaction rewrites a
+/// replica's closed segments (every batch keeps its offsets, most get smaller), so those
+/// sizes only bound the read. A read that ends inside an entry is followed by another from
+/// there, twice as large when it served no entry at all.
 fn read_run(
     log: &PartitionLog,
     run: Vec<SideRecord>,
     out: &mut Vec<Entry<TypeConfig>>,
 ) -> Result<(), StorageError<NodeId>> {
-    let Some(first) = run.first() else { return Ok(()) };
-    let EntryKind::Batches { base_offset, .. } = first.kind else { return Ok(()) };
-    let total: usize =
+    let mut pending = &run[..];
+    let mut budget: usize =
         run.iter().map(|r| if let EntryKind::Batches { bytes, .. } = r.kind { bytes as usize } else { 0 }).sum();
-    let read = log
-        .read(base_offset, total)
-        .map_err(|e| StorageIOError::read_log_at_index(first.log_id.index, AnyError::new(&e)))?;
-    let bytes = Bytes::from(read.bytes);
-    let mut at = 0usize;
-    for record in run {
-        let EntryKind::Batches { base_offset, last_offset, bytes: len } = record.kind else { continue };
-        let slice = bytes.get(at..at + len as usize).map(|_| bytes.slice(at..at + len as usize));
-        let entry_bytes = slice
-            .filter(|s| offsets_of(s) == Some((base_offset, last_offset)))
-            .ok_or_else(|| missing(record.log_id, base_offset, last_offset))?;
-        at += len as usize;
-        out.push(Entry { log_id: record.log_id, payload: EntryPayload::Normal(Batches(entry_bytes)) });
+    while let Some(first) = pending.first() {
+        let EntryKind::Batches { base_offset, last_offset, .. } = first.kind else {
+            pending = &pending[1..];
+            continue;
+        };
+        let read = log
+            .read(base_offset, budget.max(1))
+            .map_err(|e| StorageIOError::read_log_at_index(first.log_id.index, AnyError::new(&e)))?;
+        let served = split_entries(Bytes::from(read.bytes), pending, out)?;
+        if served == 0 {
+            if budget >= READ_ENTRY_BYTES_MAX {
+                return Err(missing(first.log_id, base_offset, last_offset));
+            }
+            budget = budget.saturating_mul(2).max(sluice_log::BATCH_HEADER_LEN);
+            continue;
+        }
+        pending = &pending[served..];
     }
     Ok(())
+}
+
+/// The most one read for one entry grows to before its batches count as missing: an entry
+/// is at most a proposal group (2 MiB) or a producer's request, far below this.
+const READ_ENTRY_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Hands out the entries of `records` (batch entries, in order) whose batches `bytes` (whole
+/// batches from the first entry's first offset) holds entirely; returns how many. A batch
+/// that does not start where its entry does, or an entry whose batches overshoot its last
+/// offset, is an error: the segments no longer hold that entry.
+fn split_entries(
+    bytes: Bytes,
+    records: &[SideRecord],
+    out: &mut Vec<Entry<TypeConfig>>,
+) -> Result<usize, StorageError<NodeId>> {
+    let mut at = 0usize;
+    for (served, record) in records.iter().enumerate() {
+        let EntryKind::Batches { base_offset, last_offset, .. } = record.kind else { return Ok(served) };
+        let start = at;
+        let mut reached = None;
+        while reached.is_none_or(|last| last < last_offset) {
+            let Some(header) = bytes.get(at..).and_then(|rest| BatchHeader::parse(rest).ok()) else {
+                return Ok(served);
+            };
+            let len = header.total_len();
+            if len < sluice_log::BATCH_HEADER_LEN || at + len > bytes.len() {
+                return Ok(served);
+            }
+            if reached.is_none() && header.base_offset != base_offset {
+                return Err(missing(record.log_id, base_offset, last_offset));
+            }
+            reached = Some(header.last_offset());
+            at += len;
+        }
+        if reached != Some(last_offset) {
+            return Err(missing(record.log_id, base_offset, last_offset));
+        }
+        out.push(Entry { log_id: record.log_id, payload: EntryPayload::Normal(Batches(bytes.slice(start..at))) });
+    }
+    Ok(records.len())
 }
 
 /// First and last offsets of whole batches that exactly fill `bytes`, or None.

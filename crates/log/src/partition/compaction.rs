@@ -64,6 +64,19 @@ impl Progress {
     }
 }
 
+/// Which part of the log a pass may cover, and how.
+#[derive(Debug, Clone, Copy)]
+struct Scope {
+    /// Only segments ending at or below this offset.
+    below: i64,
+    keep_batch_frames: bool,
+}
+
+impl Scope {
+    /// A single node's log: every closed segment, empty batches merged.
+    const WHOLE: Scope = Scope { below: i64::MAX, keep_batch_frames: false };
+}
+
 /// One closed segment a pass may cover.
 struct Candidate {
     view: SegmentView,
@@ -84,13 +97,30 @@ impl PartitionLog {
     /// I/O), for a background thread. One pass at a time per log: a call while one runs
     /// returns at once. The active segment is never touched.
     pub fn compact(&self, now_ms: i64) -> Result<CompactionReport, CompactError> {
-        self.compact_within(now_ms, KEY_MAP_BYTES_MAX)
+        self.compact_within(now_ms, Scope::WHOLE, KEY_MAP_BYTES_MAX)
     }
 
-    /// `compact` with a key map of at most `key_map_bytes_max`.
-    fn compact_within(&self, now_ms: i64, key_map_bytes_max: usize) -> Result<CompactionReport, CompactError> {
+    /// `compact` for a log that is also a Raft log (a replicated partition): only segments
+    /// wholly below `applied_end` (what this replica committed and applied: never a suffix
+    /// Raft may still truncate) are covered, and every batch keeps its frame (an emptied
+    /// batch stays an empty batch of its own), so each Raft entry's batches keep their first
+    /// and last offsets and can still be read back and sent to a follower.
+    pub fn compact_replicated(&self, now_ms: i64, applied_end: i64) -> Result<CompactionReport, CompactError> {
+        let scope = Scope { below: applied_end, keep_batch_frames: true };
+        self.compact_within(now_ms, scope, KEY_MAP_BYTES_MAX)
+    }
+
+    /// `compact` over `scope` with a key map of at most `key_map_bytes_max`.
+    fn compact_within(
+        &self,
+        now_ms: i64,
+        scope: Scope,
+        key_map_bytes_max: usize,
+    ) -> Result<CompactionReport, CompactError> {
         let Ok(mut progress) = self.compaction.try_lock() else { return Ok(CompactionReport::default()) };
-        let Some(plan) = self.compaction_plan(&mut progress, now_ms) else { return Ok(CompactionReport::default()) };
+        let Some(plan) = self.compaction_plan(&mut progress, now_ms, scope.below) else {
+            return Ok(CompactionReport::default());
+        };
         let dirty: Vec<SegmentView> =
             plan.candidates.iter().filter(|c| c.end_offset > plan.dirty_from).map(|c| c.view.clone()).collect();
         let (map, map_end) = compact::build_key_map(&dirty, plan.dirty_from, key_map_bytes_max)?;
@@ -106,7 +136,12 @@ impl PartitionLog {
             let compacted_at_ms = *progress.stored.compacted_at_ms.entry(base).or_insert(now_ms);
             let tombstones_go_ms = compacted_at_ms.saturating_add(retention_ms);
             let drop_tombstones = !first_time && tombstones_go_ms <= now_ms;
-            let rules = Rules { map: &map, drop_tombstones, index_interval_bytes: plan.interval_bytes };
+            let rules = Rules {
+                map: &map,
+                drop_tombstones,
+                index_interval_bytes: plan.interval_bytes,
+                keep_batch_frames: scope.keep_batch_frames,
+            };
             let outcome = compact::clean_segment(&self.dir, &candidate.view, &rules).inspect_err(|_| {
                 // A full disk must not keep the half-written copy: recovery would only remove
                 // it at the next open.
@@ -153,7 +188,7 @@ impl PartitionLog {
         &self.compaction_totals
     }
 
-    fn compaction_plan(&self, progress: &mut Progress, now_ms: i64) -> Option<Plan> {
+    fn compaction_plan(&self, progress: &mut Progress, now_ms: i64, below: i64) -> Option<Plan> {
         let state = self.state();
         let compaction = state.config.compaction?;
         if state.damage.is_some() || self.watermark.is_poisoned() {
@@ -166,7 +201,8 @@ impl PartitionLog {
         let durable = match state.config.flush {
             FlushPolicy::Os => i64::MAX,
             _ => self.durable_offset(),
-        };
+        }
+        .min(below);
         let candidates: Vec<Candidate> = closed
             .iter()
             .take_while(|s| s.end_offset() <= durable)
@@ -416,7 +452,7 @@ mod tests {
         let log = open(dir.path());
         fill(&log);
         let mut passes = 0;
-        while log.compact_within(1_000_000, 1).unwrap().ran {
+        while log.compact_within(1_000_000, Scope::WHOLE, 1).unwrap().ran {
             passes += 1;
             assert!(passes < 1000, "passes must end");
         }
