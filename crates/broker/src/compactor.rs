@@ -13,6 +13,7 @@
 //! new or wiped replica is sent the whole compacted log, not a snapshot that would skip it.
 
 use crate::broker::Broker;
+use crate::replicated_delete_records::Following;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -28,6 +29,9 @@ const COMPACTION_CHECK_PERIOD: Duration = Duration::from_secs(1);
 pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let stopping = Arc::new(AtomicBool::new(false));
     let mut failures = Failures::new();
+    // Log cleanup's other half on a replicated partition: every second each local replica
+    // behind the log start DeleteRecords recorded for it catches up (`replicated_delete_records`).
+    let following = Arc::new(Following::default());
     let mut ticker = tokio::time::interval(COMPACTION_CHECK_PERIOD);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -39,6 +43,7 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
             stopping.store(true, Ordering::Relaxed);
             return;
         }
+        following.follow_all(&broker);
         let (worker, stop) = (Arc::clone(&broker), Arc::clone(&stopping));
         let mut failed = std::mem::take(&mut failures);
         let pass = tokio::task::spawn_blocking(move || {

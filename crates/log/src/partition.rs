@@ -300,12 +300,36 @@ impl PartitionLog {
         max_bytes: usize,
         first_batch: FirstBatch,
     ) -> Result<ReadResult, ReadError> {
+        self.read_from(offset, max_bytes, first_batch, Floor::LogStart)
+    }
+
+    /// `read` of what the segments still hold, also below a log start that DeleteRecords
+    /// moved inside them: a Raft log reads back the entries it has not purged yet (a
+    /// replicated partition's log start moves before its Raft log lets go of them).
+    pub fn read_retained(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
+        self.read_from(offset, max_bytes, FirstBatch::Whole, Floor::FirstSegment)
+    }
+
+    fn read_from(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        first_batch: FirstBatch,
+        floor: Floor,
+    ) -> Result<ReadResult, ReadError> {
         let (mut located, mut result) = {
             let state = self.state();
             state.check_served()?;
             let result =
                 ReadResult { bytes: Vec::new(), log_start_offset: state.log_start(), log_end_offset: state.log_end };
-            check_range(offset, &result)?;
+            let lowest = match floor {
+                Floor::LogStart => state.log_start(),
+                Floor::FirstSegment => state.segments[0].base_offset.min(state.log_end),
+            };
+            check_range(
+                offset,
+                &ReadResult { bytes: Vec::new(), log_start_offset: lowest, log_end_offset: state.log_end },
+            )?;
             if offset == state.log_end {
                 return Ok(result);
             }
@@ -321,7 +345,11 @@ impl PartitionLog {
             let state = self.state();
             result.log_start_offset = state.log_start();
             result.log_end_offset = state.log_end;
-            if cursor >= state.log_end || cursor < state.log_start() {
+            let lowest = match floor {
+                Floor::LogStart => state.log_start(),
+                Floor::FirstSegment => state.segments[0].base_offset,
+            };
+            if cursor >= state.log_end || cursor < lowest {
                 return Ok(result);
             }
             located = state.locate(cursor).map_err(ReadError::Io)?;
@@ -764,6 +792,15 @@ fn load_log_start(dir: &Path) -> i64 {
             None
         })
         .unwrap_or(0)
+}
+
+/// The lowest offset a read may start at.
+#[derive(Debug, Clone, Copy)]
+enum Floor {
+    /// The log start: what clients may read.
+    LogStart,
+    /// The first segment's base: everything still on disk (Raft reads).
+    FirstSegment,
 }
 
 fn check_range(offset: i64, result: &ReadResult) -> Result<(), ReadError> {

@@ -394,7 +394,7 @@ fn read_run(
             continue;
         };
         let read = log
-            .read(base_offset, budget.max(1))
+            .read_retained(base_offset, budget.max(1))
             .map_err(|e| StorageIOError::read_log_at_index(first.log_id.index, AnyError::new(&e)))?;
         let served = split_entries(Bytes::from(read.bytes), pending, out)?;
         if served == 0 {
