@@ -324,6 +324,7 @@ fn millis(duration: Duration) -> i64 {
 mod tests {
     use super::*;
     use crate::config::LogConfig;
+    use crate::error::AppendError;
     use bytes::Bytes;
     use kafka_protocol::records::Compression;
     use sluice_records::convert::{encode_batch, new_record, read_v2_records};
@@ -401,6 +402,39 @@ mod tests {
 
     fn open(dir: &Path) -> PartitionLog {
         PartitionLog::open(dir, config()).unwrap()
+    }
+
+    /// Every batch's (base offset, last offset) in the log, in order.
+    fn frames(log: &PartitionLog) -> Vec<(i64, i64)> {
+        let read = log.read(log.log_start_offset(), usize::MAX).unwrap();
+        read_v2_records(&read.bytes, 0).map(|b| b.unwrap()).map(|b| (b.base_offset, b.last_offset)).collect()
+    }
+
+    /// A replicated log's pass covers only segments below what was applied and keeps every
+    /// batch's frame (no emptied batches merged), so each Raft entry's offsets still read
+    /// back; a second log fed those compacted batches with `append_with_epoch` (a follower
+    /// sent the leader's log) ends with the same offsets and records.
+    #[test]
+    fn replicated_pass_keeps_every_batch_frame_below_the_applied_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        fill(&log);
+        let (frames_before, latest_before) = (frames(&log), latest(&log));
+        let applied_end = log.segment_base_offsets()[2];
+        let report = log.compact_replicated(1_000_000, applied_end).unwrap();
+        assert!(report.records_removed > 0, "{report:?}");
+        assert_eq!(frames(&log), frames_before, "every batch keeps its offsets");
+        assert!(log.segment_base_offsets().len() > 3);
+        assert_ne!(latest(&log), latest_before, "records below the applied end were removed");
+        let compacted = log.read(0, usize::MAX).unwrap().bytes;
+        let fresh = tempfile::tempdir().unwrap();
+        let follower = open(fresh.path());
+        follower.append_with_epoch(&mut compacted.clone(), 3).unwrap();
+        assert_eq!(follower.log_end_offset(), log.log_end_offset());
+        assert_eq!(contents(&follower), contents(&log));
+        let producer = tempfile::tempdir().unwrap();
+        let refused = open(producer.path()).append(&mut compacted.clone());
+        assert!(matches!(refused, Err(AppendError::Corrupt { .. })), "a producer's batches are counted exactly");
     }
 
     /// A pass keeps the latest record per key (the tombstone too, within its retention) with
