@@ -10,8 +10,7 @@
 //! only makes the pass shorter, never wrong; the next pass goes on from there.
 //!
 //! A rewritten segment keeps every batch's base offset and last offset delta, so offsets and
-//! the next offset do not move. Batches left with no records are merged (unless the log is a
-//! Raft log, `Rules::keep_batch_frames`: then each stays its own empty batch), run by run, into one
+//! the next offset do not move. Batches left with no records are merged, run by run, into one
 //! empty batch spanning their offsets (Kafka's empty batch header: clients skip to its last
 //! offset + 1), so a segment's batches stay dense and the log's own checks (a batch starts
 //! where the previous one ended) still catch a damaged base offset. A producer's last batch in
@@ -107,10 +106,6 @@ pub struct Rules<'a> {
     /// Whether this segment's tombstones have outlived `delete.retention.ms`.
     pub drop_tombstones: bool,
     pub index_interval_bytes: u32,
-    /// Keep every batch's frame: an emptied batch stays on its own (its header, no records)
-    /// instead of merging into a run. A replicated log needs it: each Raft entry's batches
-    /// are read back by their offsets, so no batch may span two entries.
-    pub keep_batch_frames: bool,
 }
 
 /// A cleaned segment written and fsynced beside the original, not yet swapped in.
@@ -178,7 +173,7 @@ pub fn clean_segment(dir: &Path, view: &SegmentView, rules: &Rules<'_>) -> Resul
             Retained::Rewritten { batch, records } => {
                 rewrite.records_removed += (header.records_count.max(0) as usize).saturating_sub(records) as u64;
                 rewrite.changed = true;
-                if records == 0 && !rules.keep_batch_frames && !producers_last.contains(&header.base_offset) {
+                if records == 0 && !producers_last.contains(&header.base_offset) {
                     rewrite.extend_empty_run(&mut out, &header)?;
                     continue;
                 }

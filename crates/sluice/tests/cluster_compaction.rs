@@ -78,7 +78,7 @@ fn compaction_runs_on_every_replica_and_survives_failover_and_a_wiped_node() {
     cluster.assert_no_panics("after replicated compaction, a failover and a wiped node");
 }
 
-/// A thousand commits of one group: every replica of its offsets partition ends far below
+/// A thousand commits of one group: every replica of its offsets partition ends under a quarter of
 /// what they take uncompacted; after its coordinator is killed, the group's last commit loads.
 fn offsets_are_compacted_and_survive_their_coordinator(cluster: &mut Cluster, client: &BaseConsumer, topic: &str) {
     let bootstrap = cluster.bootstrap_servers();
@@ -104,7 +104,7 @@ fn offsets_are_compacted_and_survive_their_coordinator(cluster: &mut Cluster, cl
     }
     let uncompacted = per_commit * COMMITS as u64;
     wait_until(TIMEOUT, "every offsets replica compacted", || {
-        ids.iter().all(|&id| offsets_bytes(cluster, id, index) * 2 < uncompacted)
+        ids.iter().all(|&id| offsets_bytes(cluster, id, index) * 4 < uncompacted)
     });
     for &id in &ids {
         let bytes = offsets_bytes(cluster, id, index);

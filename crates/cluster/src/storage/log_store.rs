@@ -375,10 +375,10 @@ fn raft_only_payload(kind: EntryKind) -> EntryPayload<TypeConfig> {
 }
 
 /// Reads consecutive batch entries with one read of the segments and splits it by entry on
-/// batch boundaries: each entry gets the batches from its first offset through its last.
-/// The split goes by offsets, not by the sizes in the side index: compaction rewrites a
-/// replica's closed segments (every batch keeps its offsets, most get smaller), so those
-/// sizes only bound the read. A read that ends inside an entry is followed by another from
+/// offsets: each entry gets the batches from its first offset through its last. The split
+/// goes by offsets, not by the sizes in the side index: compaction rewrites a replica's
+/// closed segments (offsets stay, batches shrink, emptied ones merge), so those sizes only
+/// bound the read. A read that ends inside an entry is followed by another from
 /// there, twice as large when it served no entry at all.
 fn read_run(
     log: &PartitionLog,
@@ -414,9 +414,11 @@ fn read_run(
 const READ_ENTRY_BYTES_MAX: usize = 256 * 1024 * 1024;
 
 /// Hands out the entries of `records` (batch entries, in order) whose batches `bytes` (whole
-/// batches from the first entry's first offset) holds entirely; returns how many. A batch
-/// that does not start where its entry does, or an entry whose batches overshoot its last
-/// offset, is an error: the segments no longer hold that entry.
+/// batches from the one holding the first entry's first offset) holds entirely; returns how
+/// many. Compaction may have merged the emptied batches of several entries into one empty
+/// batch: an entry gets its own empty batch for the part of such a batch in its range, so
+/// every entry still carries exactly its offsets. A gap, or a batch with records crossing an
+/// entry's bounds, is an error: the segments no longer hold that entry.
 fn split_entries(
     bytes: Bytes,
     records: &[SideRecord],
@@ -425,26 +427,57 @@ fn split_entries(
     let mut at = 0usize;
     for (served, record) in records.iter().enumerate() {
         let EntryKind::Batches { base_offset, last_offset, .. } = record.kind else { return Ok(served) };
-        let start = at;
-        let mut reached = None;
-        while reached.is_none_or(|last| last < last_offset) {
-            let Some(header) = bytes.get(at..).and_then(|rest| BatchHeader::parse(rest).ok()) else {
+        let gone = || missing(record.log_id, base_offset, last_offset);
+        let (mut start, mut next, mut built) = (at, base_offset, None::<Vec<u8>>);
+        let mut at_entry = at;
+        while next <= last_offset {
+            let Some(header) = bytes.get(at_entry..).and_then(|rest| BatchHeader::parse(rest).ok()) else {
                 return Ok(served);
             };
             let len = header.total_len();
-            if len < sluice_log::BATCH_HEADER_LEN || at + len > bytes.len() {
+            if len < sluice_log::BATCH_HEADER_LEN || at_entry + len > bytes.len() {
                 return Ok(served);
             }
-            if reached.is_none() && header.base_offset != base_offset {
-                return Err(missing(record.log_id, base_offset, last_offset));
+            if header.last_offset() < next {
+                // Before the entry (never between its batches, which are dense).
+                at_entry += len;
+                start = start.max(at_entry);
+                continue;
             }
-            reached = Some(header.last_offset());
-            at += len;
+            if header.base_offset > next {
+                return Err(gone());
+            }
+            let whole = header.base_offset == next && header.last_offset() <= last_offset;
+            if whole {
+                if let Some(built) = built.as_mut() {
+                    built.extend_from_slice(&bytes[at_entry..at_entry + len]);
+                }
+                next = header.last_offset() + 1;
+                at_entry += len;
+                continue;
+            }
+            if header.records_count != 0 {
+                return Err(gone());
+            }
+            // A merged empty batch: this entry's part of it, as an empty batch of its own.
+            let part_last = header.last_offset().min(last_offset);
+            let part = sluice_log::batch::empty_batch(
+                &BatchHeader { base_offset: next, ..header },
+                part_last,
+                header.max_timestamp,
+            );
+            built.get_or_insert_with(|| bytes[start..at_entry].to_vec()).extend_from_slice(&part);
+            next = part_last + 1;
+            if header.last_offset() <= last_offset {
+                at_entry += len;
+            }
         }
-        if reached != Some(last_offset) {
-            return Err(missing(record.log_id, base_offset, last_offset));
-        }
-        out.push(Entry { log_id: record.log_id, payload: EntryPayload::Normal(Batches(bytes.slice(start..at))) });
+        let entry_bytes = match built {
+            Some(built) => Bytes::from(built),
+            None => bytes.slice(start..at_entry),
+        };
+        at = at_entry;
+        out.push(Entry { log_id: record.log_id, payload: EntryPayload::Normal(Batches(entry_bytes)) });
     }
     Ok(records.len())
 }
@@ -497,5 +530,61 @@ pub(crate) async fn blocking<T: Send + 'static>(
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result,
         Err(e) => Err(StorageIOError::write(AnyError::new(&e)).into()),
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+    use openraft::CommittedLeaderId;
+
+    /// An empty batch (as compaction writes) spanning `base..=last`.
+    fn empty(base: i64, last: i64) -> Vec<u8> {
+        let mut template = vec![0u8; sluice_log::BATCH_HEADER_LEN];
+        sluice_log::batch::set_base_offset(&mut template, base);
+        template[16] = 2; // magic
+        let header = BatchHeader::parse(&template).unwrap();
+        sluice_log::batch::empty_batch(&header, last, 1000)
+    }
+
+    fn record(index: u64, base_offset: i64, last_offset: i64) -> SideRecord {
+        let log_id = LogId::new(CommittedLeaderId::new(1, 1), index);
+        SideRecord { log_id, kind: EntryKind::Batches { base_offset, last_offset, bytes: 0 } }
+    }
+
+    fn offsets(entry: &Entry<TypeConfig>) -> Vec<(i64, i64)> {
+        let EntryPayload::Normal(Batches(bytes)) = &entry.payload else { panic!("not a batch entry") };
+        let mut at = 0;
+        let mut out = Vec::new();
+        while at < bytes.len() {
+            let header = BatchHeader::parse(&bytes[at..]).unwrap();
+            sluice_log::batch::validate(&bytes[at..], usize::MAX).unwrap();
+            out.push((header.base_offset, header.last_offset()));
+            at += header.total_len();
+        }
+        out
+    }
+
+    /// Compaction merged the emptied batches of two entries (and part of a third) into one
+    /// empty batch: each entry is handed exactly its own offsets, as valid empty batches, and
+    /// an entry the bytes do not reach is left for the next read.
+    #[test]
+    fn a_merged_empty_batch_is_cut_back_per_entry() {
+        let mut bytes = empty(0, 9);
+        bytes.extend(empty(10, 10));
+        let records = [record(1, 0, 3), record(2, 4, 6), record(3, 7, 10), record(4, 11, 12)];
+        let mut out = Vec::new();
+        let served = split_entries(Bytes::from(bytes), &records, &mut out).unwrap();
+        assert_eq!(served, 3);
+        let got: Vec<_> = out.iter().map(offsets).collect();
+        assert_eq!(got, vec![vec![(0, 3)], vec![(4, 6)], vec![(7, 9), (10, 10)]]);
+    }
+
+    /// A batch that starts after the entry's first offset (a gap) means the entry is gone.
+    #[test]
+    fn a_gap_is_an_error() {
+        let bytes = empty(5, 9);
+        let mut out = Vec::new();
+        assert!(split_entries(Bytes::from(bytes), &[record(1, 3, 9)], &mut out).is_err());
     }
 }

@@ -64,17 +64,16 @@ impl Progress {
     }
 }
 
-/// Which part of the log a pass may cover, and how.
+/// Which part of the log a pass may cover.
 #[derive(Debug, Clone, Copy)]
 struct Scope {
     /// Only segments ending at or below this offset.
     below: i64,
-    keep_batch_frames: bool,
 }
 
 impl Scope {
-    /// A single node's log: every closed segment, empty batches merged.
-    const WHOLE: Scope = Scope { below: i64::MAX, keep_batch_frames: false };
+    /// A single node's log: every closed segment.
+    const WHOLE: Scope = Scope { below: i64::MAX };
 }
 
 /// One closed segment a pass may cover.
@@ -102,12 +101,11 @@ impl PartitionLog {
 
     /// `compact` for a log that is also a Raft log (a replicated partition): only segments
     /// wholly below `applied_end` (what this replica committed and applied: never a suffix
-    /// Raft may still truncate) are covered, and every batch keeps its frame (an emptied
-    /// batch stays an empty batch of its own), so each Raft entry's batches keep their first
-    /// and last offsets and can still be read back and sent to a follower.
+    /// Raft may still truncate) are covered. Offsets never move, so each Raft entry's records
+    /// are still found at its offsets (an emptied run spanning several entries is cut back
+    /// into one empty batch per entry when the entries are read for a follower).
     pub fn compact_replicated(&self, now_ms: i64, applied_end: i64) -> Result<CompactionReport, CompactError> {
-        let scope = Scope { below: applied_end, keep_batch_frames: true };
-        self.compact_within(now_ms, scope, KEY_MAP_BYTES_MAX)
+        self.compact_within(now_ms, Scope { below: applied_end }, KEY_MAP_BYTES_MAX)
     }
 
     /// `compact` over `scope` with a key map of at most `key_map_bytes_max`.
@@ -136,12 +134,7 @@ impl PartitionLog {
             let compacted_at_ms = *progress.stored.compacted_at_ms.entry(base).or_insert(now_ms);
             let tombstones_go_ms = compacted_at_ms.saturating_add(retention_ms);
             let drop_tombstones = !first_time && tombstones_go_ms <= now_ms;
-            let rules = Rules {
-                map: &map,
-                drop_tombstones,
-                index_interval_bytes: plan.interval_bytes,
-                keep_batch_frames: scope.keep_batch_frames,
-            };
+            let rules = Rules { map: &map, drop_tombstones, index_interval_bytes: plan.interval_bytes };
             let outcome = compact::clean_segment(&self.dir, &candidate.view, &rules).inspect_err(|_| {
                 // A full disk must not keep the half-written copy: recovery would only remove
                 // it at the next open.
@@ -404,34 +397,31 @@ mod tests {
         PartitionLog::open(dir, config()).unwrap()
     }
 
-    /// Every batch's (base offset, last offset) in the log, in order.
-    fn frames(log: &PartitionLog) -> Vec<(i64, i64)> {
-        let read = log.read(log.log_start_offset(), usize::MAX).unwrap();
-        read_v2_records(&read.bytes, 0).map(|b| b.unwrap()).map(|b| (b.base_offset, b.last_offset)).collect()
-    }
-
     /// A replicated log's pass covers only segments below what was applied and keeps every
-    /// batch's frame (no emptied batches merged), so each Raft entry's offsets still read
-    /// back; a second log fed those compacted batches with `append_with_epoch` (a follower
-    /// sent the leader's log) ends with the same offsets and records.
+    /// record's offset; a second log fed those compacted batches with `append_with_epoch` (a
+    /// follower sent the leader's log) ends with the same offsets and records, while a
+    /// producer's append of them is refused (its counts are exact).
     #[test]
-    fn replicated_pass_keeps_every_batch_frame_below_the_applied_end() {
+    fn replicated_pass_stays_below_the_applied_end_and_a_follower_takes_its_batches() {
         let dir = tempfile::tempdir().unwrap();
         let log = open(dir.path());
         fill(&log);
-        let (frames_before, latest_before) = (frames(&log), latest(&log));
+        let (before, latest_before) = (contents(&log), latest(&log));
         let applied_end = log.segment_base_offsets()[2];
         let report = log.compact_replicated(1_000_000, applied_end).unwrap();
         assert!(report.records_removed > 0, "{report:?}");
-        assert_eq!(frames(&log), frames_before, "every batch keeps its offsets");
-        assert!(log.segment_base_offsets().len() > 3);
-        assert_ne!(latest(&log), latest_before, "records below the applied end were removed");
+        let after = contents(&log);
+        let above =
+            |c: &[(i64, String, Option<String>)]| c.iter().filter(|r| r.0 >= applied_end).cloned().collect::<Vec<_>>();
+        assert_eq!(above(&after), above(&before), "nothing at or above the applied end changed");
+        assert!(after.iter().all(|r| before.contains(r)), "kept records keep their offsets");
+        assert_eq!(latest(&log).last(), latest_before.last());
         let compacted = log.read(0, usize::MAX).unwrap().bytes;
         let fresh = tempfile::tempdir().unwrap();
         let follower = open(fresh.path());
         follower.append_with_epoch(&mut compacted.clone(), 3).unwrap();
         assert_eq!(follower.log_end_offset(), log.log_end_offset());
-        assert_eq!(contents(&follower), contents(&log));
+        assert_eq!(contents(&follower), after);
         let producer = tempfile::tempdir().unwrap();
         let refused = open(producer.path()).append(&mut compacted.clone());
         assert!(matches!(refused, Err(AppendError::Corrupt { .. })), "a producer's batches are counted exactly");
