@@ -121,6 +121,17 @@ pub trait ClusterView: Send + Sync + 'static {
         let _ = node_id;
         Box::pin(async { Err(AdminError::Refused("node removal is not supported here".into())) })
     }
+    /// Records a replicated partition's new log start (DeleteRecords) cluster-wide; answered
+    /// once the metadata group committed it (`replicated_delete_records`).
+    fn delete_records(&self, topic: &str, partition: i32, offset: i64) -> ClusterFuture<()> {
+        let _ = (topic, partition, offset);
+        Box::pin(async { Err(crate::error::BrokerError::NotInCluster("DeleteRecords is not replicated here".into())) })
+    }
+    /// The log start DeleteRecords recorded for a partition (0 or None: none).
+    fn log_start_floor(&self, topic: &str, partition: i32) -> Option<i64> {
+        let _ = (topic, partition);
+        None
+    }
 }
 
 pub type GroupsFuture = Pin<Box<dyn Future<Output = Vec<crate::group::cluster_listing::GroupSummary>> + Send>>;

@@ -11,12 +11,12 @@ impl Partition {
     /// Deletes the records below `offset` (`HIGH_WATERMARK`: every visible record) and
     /// returns the new log start offset (Kafka's `low_watermark`). An offset past the high
     /// watermark, or negative, is `OffsetOutOfRange`; one at or below the log start changes
-    /// nothing. Replicated partitions refuse it for now (their log start follows Raft
-    /// snapshots on every replica). Blocking: it fsyncs.
+    /// nothing. A replicated partition goes through its cluster instead
+    /// (`delete_records_replicated`); this refuses it. Blocking: it fsyncs.
     pub fn delete_records(&self, offset: i64) -> BrokerResult<i64> {
         if self.is_clustered() {
             return Err(BrokerError::NotInCluster(
-                "DeleteRecords is not yet supported on replicated partitions".to_string(),
+                "DeleteRecords on a replicated partition goes through its cluster".to_string(),
             ));
         }
         let high_watermark = self.log_end_offset();

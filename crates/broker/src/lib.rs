@@ -21,6 +21,7 @@ pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;
 pub mod reassignment;
+mod replicated_delete_records;
 mod replicated_retention;
 pub mod replication;
 pub mod topic;

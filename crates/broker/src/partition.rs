@@ -432,6 +432,9 @@ impl Partition {
             if len < batch::BATCH_HEADER_LEN || at + len > records.len() {
                 return Err(BrokerError::CorruptMessage("batch length does not match the records size".into()));
             }
+            // The log store accepts compacted batches (a leader's log, sent to a follower), so
+            // a producer's batch is held to Kafka's exact count here, before it is proposed.
+            batch::check_record_count(&header).map_err(|e| BrokerError::CorruptMessage(e.to_string()))?;
             batch::set_leader_epoch(&mut records[at..], self.leader_epoch);
             headers.push(header);
             at += len;

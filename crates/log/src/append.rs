@@ -7,9 +7,18 @@ use crate::layout::RELATIVE_OFFSET_LIMIT;
 /// Start position in the buffer and header of each batch of an append.
 pub type Batches = Vec<(usize, BatchHeader)>;
 
+/// How an append checks each batch's record count against its offset range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counts {
+    /// A producer's batch: exactly `last_offset_delta` + 1 records, at least one.
+    Exact,
+    /// A batch read from a compacted log (a Raft leader's, sent to a follower): at most that.
+    Compacted,
+}
+
 /// Validates every batch of `bytes` (length against `batch_bytes_max` first, then magic,
 /// CRC-32C and the record count against the offset range). Trailing bytes that are not a whole valid batch fail the whole append.
-pub fn validate_all(bytes: &[u8], batch_bytes_max: u32) -> Result<Batches, AppendError> {
+pub fn validate_all(bytes: &[u8], batch_bytes_max: u32, counts: Counts) -> Result<Batches, AppendError> {
     if bytes.is_empty() {
         return Err(AppendError::Empty);
     }
@@ -20,7 +29,11 @@ pub fn validate_all(bytes: &[u8], batch_bytes_max: u32) -> Result<Batches, Appen
         check_declared_length(rest, batch_bytes_max)?;
         let header =
             batch::validate(rest, batch_bytes_max as usize).map_err(|reason| AppendError::Corrupt { at, reason })?;
-        batch::check_record_count(&header).map_err(|reason| AppendError::Corrupt { at, reason })?;
+        let counted = match counts {
+            Counts::Exact => batch::check_record_count(&header),
+            Counts::Compacted => batch::check_compacted_record_count(&header),
+        };
+        counted.map_err(|reason| AppendError::Corrupt { at, reason })?;
         batches.push((at, header));
         at += header.total_len();
     }

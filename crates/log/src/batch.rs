@@ -179,6 +179,17 @@ pub fn check_record_count(header: &BatchHeader) -> Result<(), BatchError> {
     Ok(())
 }
 
+/// The count check for a batch a compacted log may hold (Kafka's cleaner output): at most
+/// `last_offset_delta` + 1 records, none for an empty batch. Only for batches that come from
+/// a log, never from a producer (`check_record_count`).
+pub fn check_compacted_record_count(header: &BatchHeader) -> Result<(), BatchError> {
+    let count = header.records_count;
+    if count < 0 || i64::from(count) > i64::from(header.last_offset_delta) + 1 {
+        return Err(BatchError::BadRecordCount { count, last_offset_delta: header.last_offset_delta });
+    }
+    Ok(())
+}
+
 /// Writes the broker-assigned base offset into a batch (outside the CRC).
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());

@@ -244,18 +244,22 @@ impl PartitionLog {
 
     /// `append`, and also writes `leader_epoch` into each batch's `partitionLeaderEpoch`
     /// (outside the CRC). Offsets are assigned from the log end, so a Raft follower that
-    /// holds the same prefix of entries assigns the same offsets as the leader did.
+    /// holds the same prefix of entries assigns the same offsets as the leader did. The
+    /// batches may be compacted ones (fewer records than offsets, or none): a leader's
+    /// compacted log is what a lagging follower is sent; the broker checks producers'
+    /// batches exactly before it proposes them.
     pub fn append_with_epoch(&self, batches: &mut [u8], leader_epoch: i32) -> Result<AppendInfo, AppendError> {
         self.append_stamped(batches, Some(leader_epoch))
     }
 
     fn append_stamped(&self, batches: &mut [u8], leader_epoch: Option<i32>) -> Result<AppendInfo, AppendError> {
+        let counts = if leader_epoch.is_some() { append::Counts::Compacted } else { append::Counts::Exact };
         if self.watermark.is_poisoned() {
             return Err(AppendError::Poisoned);
         }
         let batch_bytes_max = self.state().config.batch_bytes_max;
         // CRCs are checked before taking the lock: appends to one partition overlap here.
-        let mut headers = append::validate_all(batches, batch_bytes_max)?;
+        let mut headers = append::validate_all(batches, batch_bytes_max, counts)?;
         if batches.len() as u64 > SEGMENT_BYTES_LIMIT {
             return Err(AppendError::TooLarge { size: batches.len(), max: u32::MAX });
         }
@@ -296,12 +300,36 @@ impl PartitionLog {
         max_bytes: usize,
         first_batch: FirstBatch,
     ) -> Result<ReadResult, ReadError> {
+        self.read_from(offset, max_bytes, first_batch, Floor::LogStart)
+    }
+
+    /// `read` of what the segments still hold, also below a log start that DeleteRecords
+    /// moved inside them: a Raft log reads back the entries it has not purged yet (a
+    /// replicated partition's log start moves before its Raft log lets go of them).
+    pub fn read_retained(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
+        self.read_from(offset, max_bytes, FirstBatch::Whole, Floor::FirstSegment)
+    }
+
+    fn read_from(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        first_batch: FirstBatch,
+        floor: Floor,
+    ) -> Result<ReadResult, ReadError> {
         let (mut located, mut result) = {
             let state = self.state();
             state.check_served()?;
             let result =
                 ReadResult { bytes: Vec::new(), log_start_offset: state.log_start(), log_end_offset: state.log_end };
-            check_range(offset, &result)?;
+            let lowest = match floor {
+                Floor::LogStart => state.log_start(),
+                Floor::FirstSegment => state.segments[0].base_offset.min(state.log_end),
+            };
+            check_range(
+                offset,
+                &ReadResult { bytes: Vec::new(), log_start_offset: lowest, log_end_offset: state.log_end },
+            )?;
             if offset == state.log_end {
                 return Ok(result);
             }
@@ -317,7 +345,11 @@ impl PartitionLog {
             let state = self.state();
             result.log_start_offset = state.log_start();
             result.log_end_offset = state.log_end;
-            if cursor >= state.log_end || cursor < state.log_start() {
+            let lowest = match floor {
+                Floor::LogStart => state.log_start(),
+                Floor::FirstSegment => state.segments[0].base_offset,
+            };
+            if cursor >= state.log_end || cursor < lowest {
                 return Ok(result);
             }
             located = state.locate(cursor).map_err(ReadError::Io)?;
@@ -760,6 +792,15 @@ fn load_log_start(dir: &Path) -> i64 {
             None
         })
         .unwrap_or(0)
+}
+
+/// The lowest offset a read may start at.
+#[derive(Debug, Clone, Copy)]
+enum Floor {
+    /// The log start: what clients may read.
+    LogStart,
+    /// The first segment's base: everything still on disk (Raft reads).
+    FirstSegment,
 }
 
 fn check_range(offset: i64, result: &ReadResult) -> Result<(), ReadError> {

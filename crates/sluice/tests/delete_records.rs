@@ -2,12 +2,9 @@
 //! answer is the new low watermark, ListOffsets EARLIEST and a consumer from the beginning
 //! start there, a raw Fetch below it gets OFFSET_OUT_OF_RANGE, segments wholly below it are
 //! gone, -1 means the high watermark, an offset past it is OFFSET_OUT_OF_RANGE, and the new
-//! start survives a restart. In a cluster, a replicated partition refuses it with
-//! INVALID_REQUEST (not yet supported there).
+//! start survives a restart. (In a cluster: `cluster_delete_records.rs`.)
 
-mod cluster_support;
 mod common;
-mod history;
 
 use std::path::Path;
 use std::time::Duration;
@@ -146,21 +143,4 @@ fn delete_records_moves_the_log_start_for_readers_and_across_a_restart() {
     assert_eq!(watermarks(&broker, &topic, 0), (DELETE_BELOW, RECORDS), "the log start survives a restart");
     assert_eq!(raw_fetch_error(&broker, &topic, 0, DELETE_BELOW - 1), OFFSET_OUT_OF_RANGE);
     assert_eq!(first_offset_from_beginning(&broker, &topic, 0), DELETE_BELOW);
-}
-
-#[test]
-fn a_replicated_partition_refuses_delete_records_with_invalid_request() {
-    let cluster = cluster_support::Cluster::start(3);
-    let bootstrap = cluster.bootstrap_servers();
-    let topic = unique_topic("delrec-cluster");
-    cluster_support::kafka::create_topic(&bootstrap, &topic, 1, 3).expect("create a replicated topic");
-    let client = cluster_support::kafka::metadata_client(&bootstrap);
-    cluster_support::kafka::wait_fully_replicated(&client, &topic, 1, 3, TIMEOUT);
-    let admin: AdminClient<DefaultClientContext> = common::client_config(&bootstrap).create().expect("admin client");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&topic, 0, Offset::End).expect("add partition");
-    let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
-    let result = runtime().block_on(admin.delete_records(&tpl, &options)).expect("DeleteRecords request");
-    let error = result.elements()[0].error();
-    assert_eq!(error, Err(rdkafka::error::KafkaError::OffsetFetch(RDKafkaErrorCode::InvalidRequest)));
 }

@@ -56,8 +56,8 @@ fn create_offsets_topic(broker: &Broker, partitions: u32) {
         *last = Some(Instant::now());
     }
     let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-    // Kafka's offsets topic is compacted. Compaction does not run on replicated partitions
-    // yet; the policy still turns time and size retention off, which must never drop offsets.
+    // Kafka's offsets topic is compacted (each replica compacts its copy, `compactor`); the
+    // policy also turns time and size retention off, which must never drop offsets.
     let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
     let creating = cluster.create_topic(NewTopic {
         name: OFFSETS_TOPIC.to_string(),

@@ -91,6 +91,17 @@ pub enum MetaCommand {
         partition: i32,
         replicas: Vec<NodeId>,
     },
+    /// Kafka's DeleteRecords on a replicated partition: its log start moves up to `offset`
+    /// on every replica (each applies it to its own log once it applied that far), and never
+    /// moves back, so a failover does not bring the deleted records back.
+    DeleteRecords {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        /// As `ReportLeader`'s: a request for a deleted topic never lands on a re-created one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic_id: Option<u64>,
+    },
     /// Forgets a node (`sluice cluster remove-node`); refused while it holds a replica or is
     /// the target of a move, so no partition is left naming it.
     RemoveNode {
@@ -212,6 +223,7 @@ mod tests {
             MetaCommand::ReassignPartition { topic: "t".into(), partition: 0, replicas: vec![3, 1] },
             MetaCommand::FinishReassignment { topic: "t".into(), partition: 0, replicas: vec![3, 1] },
             MetaCommand::RemoveNode { node_id: 3 },
+            MetaCommand::DeleteRecords { topic: "t".into(), partition: 0, offset: 42, topic_id: Some(1) },
         ]
     }
 

@@ -123,6 +123,7 @@ mod tests {
                     leader: None,
                     leader_epoch: -1,
                     isr_epoch: -1,
+                    log_start_floor: 0,
                 })
                 .collect();
             state.topics.insert(format!("t{topic}"), TopicState { id: topic, configs: BTreeMap::new(), partitions });

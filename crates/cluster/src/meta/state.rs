@@ -70,6 +70,10 @@ pub struct PartitionState {
     pub isr: Vec<NodeId>,
     /// The epoch of the ISR report that set `isr`.
     pub isr_epoch: i32,
+    /// The log start DeleteRecords asked for (0: none): every replica's log starts at or
+    /// after it once it has applied that far.
+    #[serde(default)]
+    pub log_start_floor: i64,
 }
 
 /// A command's outcome: `Err` holds the refusal (nothing changed).
@@ -89,6 +93,7 @@ impl PartitionState {
             leader_epoch: NO_EPOCH,
             isr,
             isr_epoch: NO_EPOCH,
+            log_start_floor: 0,
         }
     }
 
@@ -137,6 +142,9 @@ impl ClusterState {
                 self.finish_reassignment(&topic, partition, replicas)
             }
             MetaCommand::RemoveNode { node_id } => self.remove_node(node_id),
+            MetaCommand::DeleteRecords { topic, partition, offset, topic_id } => {
+                self.current_topic_id(&topic, topic_id).and_then(|_| self.delete_records(&topic, partition, offset))
+            }
         };
         outcome.unwrap_or_else(|refusal| refusal)
     }
@@ -293,6 +301,16 @@ impl ClusterState {
         }
         state.isr = isr;
         state.isr_epoch = epoch;
+        Ok(MetaReply::Ok)
+    }
+
+    /// Raises the partition's log start floor (a lower offset changes nothing).
+    fn delete_records(&mut self, topic: &str, partition: i32, offset: i64) -> Outcome {
+        if offset < 0 {
+            return Err(invalid(format!("offset {offset} is negative")));
+        }
+        let state = self.partition_mut(topic, partition)?;
+        state.log_start_floor = state.log_start_floor.max(offset);
         Ok(MetaReply::Ok)
     }
 

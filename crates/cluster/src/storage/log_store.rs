@@ -374,32 +374,112 @@ fn raft_only_payload(kind: EntryKind) -> EntryPayload<TypeConfig> {
     }
 }
 
-/// Reads consecutive batch entries with one read of the segments and splits it by entry,
-/// checking each entry's bytes start with its first batch and end with its last.
+/// Reads consecutive batch entries with one read of the segments and splits it by entry on
+/// offsets: each entry gets the batches from its first offset through its last. The split
+/// goes by offsets, not by the sizes in the side index: compaction rewrites a replica's
+/// closed segments (offsets stay, batches shrink, emptied ones merge), so those sizes only
+/// bound the read. A read that ends inside an entry is followed by another from
+/// there, twice as large when it served no entry at all.
 fn read_run(
     log: &PartitionLog,
     run: Vec<SideRecord>,
     out: &mut Vec<Entry<TypeConfig>>,
 ) -> Result<(), StorageError<NodeId>> {
-    let Some(first) = run.first() else { return Ok(()) };
-    let EntryKind::Batches { base_offset, .. } = first.kind else { return Ok(()) };
-    let total: usize =
+    let mut pending = &run[..];
+    let mut budget: usize =
         run.iter().map(|r| if let EntryKind::Batches { bytes, .. } = r.kind { bytes as usize } else { 0 }).sum();
-    let read = log
-        .read(base_offset, total)
-        .map_err(|e| StorageIOError::read_log_at_index(first.log_id.index, AnyError::new(&e)))?;
-    let bytes = Bytes::from(read.bytes);
-    let mut at = 0usize;
-    for record in run {
-        let EntryKind::Batches { base_offset, last_offset, bytes: len } = record.kind else { continue };
-        let slice = bytes.get(at..at + len as usize).map(|_| bytes.slice(at..at + len as usize));
-        let entry_bytes = slice
-            .filter(|s| offsets_of(s) == Some((base_offset, last_offset)))
-            .ok_or_else(|| missing(record.log_id, base_offset, last_offset))?;
-        at += len as usize;
-        out.push(Entry { log_id: record.log_id, payload: EntryPayload::Normal(Batches(entry_bytes)) });
+    while let Some(first) = pending.first() {
+        let EntryKind::Batches { base_offset, last_offset, .. } = first.kind else {
+            pending = &pending[1..];
+            continue;
+        };
+        let read = log
+            .read_retained(base_offset, budget.max(1))
+            .map_err(|e| StorageIOError::read_log_at_index(first.log_id.index, AnyError::new(&e)))?;
+        let served = split_entries(Bytes::from(read.bytes), pending, out)?;
+        if served == 0 {
+            if budget >= READ_ENTRY_BYTES_MAX {
+                return Err(missing(first.log_id, base_offset, last_offset));
+            }
+            budget = budget.saturating_mul(2).max(sluice_log::BATCH_HEADER_LEN);
+            continue;
+        }
+        pending = &pending[served..];
     }
     Ok(())
+}
+
+/// The most one read for one entry grows to before its batches count as missing: an entry
+/// is at most a proposal group (2 MiB) or a producer's request, far below this.
+const READ_ENTRY_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Hands out the entries of `records` (batch entries, in order) whose batches `bytes` (whole
+/// batches from the one holding the first entry's first offset) holds entirely; returns how
+/// many. Compaction may have merged the emptied batches of several entries into one empty
+/// batch: an entry gets its own empty batch for the part of such a batch in its range, so
+/// every entry still carries exactly its offsets. A gap, or a batch with records crossing an
+/// entry's bounds, is an error: the segments no longer hold that entry.
+fn split_entries(
+    bytes: Bytes,
+    records: &[SideRecord],
+    out: &mut Vec<Entry<TypeConfig>>,
+) -> Result<usize, StorageError<NodeId>> {
+    let mut at = 0usize;
+    for (served, record) in records.iter().enumerate() {
+        let EntryKind::Batches { base_offset, last_offset, .. } = record.kind else { return Ok(served) };
+        let gone = || missing(record.log_id, base_offset, last_offset);
+        let (mut start, mut next, mut built) = (at, base_offset, None::<Vec<u8>>);
+        let mut at_entry = at;
+        while next <= last_offset {
+            let Some(header) = bytes.get(at_entry..).and_then(|rest| BatchHeader::parse(rest).ok()) else {
+                return Ok(served);
+            };
+            let len = header.total_len();
+            if len < sluice_log::BATCH_HEADER_LEN || at_entry + len > bytes.len() {
+                return Ok(served);
+            }
+            if header.last_offset() < next {
+                // Before the entry (never between its batches, which are dense).
+                at_entry += len;
+                start = start.max(at_entry);
+                continue;
+            }
+            if header.base_offset > next {
+                return Err(gone());
+            }
+            let whole = header.base_offset == next && header.last_offset() <= last_offset;
+            if whole {
+                if let Some(built) = built.as_mut() {
+                    built.extend_from_slice(&bytes[at_entry..at_entry + len]);
+                }
+                next = header.last_offset() + 1;
+                at_entry += len;
+                continue;
+            }
+            if header.records_count != 0 {
+                return Err(gone());
+            }
+            // A merged empty batch: this entry's part of it, as an empty batch of its own.
+            let part_last = header.last_offset().min(last_offset);
+            let part = sluice_log::batch::empty_batch(
+                &BatchHeader { base_offset: next, ..header },
+                part_last,
+                header.max_timestamp,
+            );
+            built.get_or_insert_with(|| bytes[start..at_entry].to_vec()).extend_from_slice(&part);
+            next = part_last + 1;
+            if header.last_offset() <= last_offset {
+                at_entry += len;
+            }
+        }
+        let entry_bytes = match built {
+            Some(built) => Bytes::from(built),
+            None => bytes.slice(start..at_entry),
+        };
+        at = at_entry;
+        out.push(Entry { log_id: record.log_id, payload: EntryPayload::Normal(Batches(entry_bytes)) });
+    }
+    Ok(records.len())
 }
 
 /// First and last offsets of whole batches that exactly fill `bytes`, or None.
@@ -450,5 +530,61 @@ pub(crate) async fn blocking<T: Send + 'static>(
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result,
         Err(e) => Err(StorageIOError::write(AnyError::new(&e)).into()),
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+    use openraft::CommittedLeaderId;
+
+    /// An empty batch (as compaction writes) spanning `base..=last`.
+    fn empty(base: i64, last: i64) -> Vec<u8> {
+        let mut template = vec![0u8; sluice_log::BATCH_HEADER_LEN];
+        sluice_log::batch::set_base_offset(&mut template, base);
+        template[16] = 2; // magic
+        let header = BatchHeader::parse(&template).unwrap();
+        sluice_log::batch::empty_batch(&header, last, 1000)
+    }
+
+    fn record(index: u64, base_offset: i64, last_offset: i64) -> SideRecord {
+        let log_id = LogId::new(CommittedLeaderId::new(1, 1), index);
+        SideRecord { log_id, kind: EntryKind::Batches { base_offset, last_offset, bytes: 0 } }
+    }
+
+    fn offsets(entry: &Entry<TypeConfig>) -> Vec<(i64, i64)> {
+        let EntryPayload::Normal(Batches(bytes)) = &entry.payload else { panic!("not a batch entry") };
+        let mut at = 0;
+        let mut out = Vec::new();
+        while at < bytes.len() {
+            let header = BatchHeader::parse(&bytes[at..]).unwrap();
+            sluice_log::batch::validate(&bytes[at..], usize::MAX).unwrap();
+            out.push((header.base_offset, header.last_offset()));
+            at += header.total_len();
+        }
+        out
+    }
+
+    /// Compaction merged the emptied batches of two entries (and part of a third) into one
+    /// empty batch: each entry is handed exactly its own offsets, as valid empty batches, and
+    /// an entry the bytes do not reach is left for the next read.
+    #[test]
+    fn a_merged_empty_batch_is_cut_back_per_entry() {
+        let mut bytes = empty(0, 9);
+        bytes.extend(empty(10, 10));
+        let records = [record(1, 0, 3), record(2, 4, 6), record(3, 7, 10), record(4, 11, 12)];
+        let mut out = Vec::new();
+        let served = split_entries(Bytes::from(bytes), &records, &mut out).unwrap();
+        assert_eq!(served, 3);
+        let got: Vec<_> = out.iter().map(offsets).collect();
+        assert_eq!(got, vec![vec![(0, 3)], vec![(4, 6)], vec![(7, 9), (10, 10)]]);
+    }
+
+    /// A batch that starts after the entry's first offset (a gap) means the entry is gone.
+    #[test]
+    fn a_gap_is_an_error() {
+        let bytes = empty(5, 9);
+        let mut out = Vec::new();
+        assert!(split_entries(Bytes::from(bytes), &[record(1, 3, 9)], &mut out).is_err());
     }
 }

@@ -7,6 +7,7 @@ use crate::error_codes::{code_of, NONE};
 use crate::server::Context;
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use sluice_broker::{BrokerError, BrokerResult};
 use std::sync::Arc;
 
 pub async fn handle(
@@ -14,45 +15,43 @@ pub async fn handle(
     request: DeleteRecordsRequest,
     meta: RequestMeta,
 ) -> Result<Option<bytes::Bytes>, DispatchError> {
-    // Each partition stores its new start with an fsync: off the async runtime.
-    let topics = tokio::task::spawn_blocking(move || delete_all(&ctx, request)).await;
-    let response = DeleteRecordsResponse::default().with_topics(topics.unwrap_or_default());
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let mut out = DeleteRecordsPartitionResult::default();
+            out.partition_index = p.partition_index;
+            out.low_watermark = -1;
+            match delete_one(&ctx, &topic.name, p.partition_index, p.offset).await {
+                Ok(low_watermark) => {
+                    out.error_code = NONE;
+                    out.low_watermark = low_watermark;
+                }
+                Err(e) => {
+                    tracing::info!(topic = %topic.name.0, partition = p.partition_index, offset = p.offset,
+                        error = %e, "DeleteRecords refused");
+                    out.error_code = code_of(&e);
+                }
+            }
+            partitions.push(out);
+        }
+        let mut result = DeleteRecordsTopicResult::default();
+        result.name = topic_name(&topic.name);
+        result.partitions = partitions;
+        topics.push(result);
+    }
+    let response = DeleteRecordsResponse::default().with_topics(topics);
     meta.respond(&response).map(Some)
 }
 
-fn delete_all(ctx: &Context, request: DeleteRecordsRequest) -> Vec<DeleteRecordsTopicResult> {
-    request
-        .topics
-        .into_iter()
-        .map(|topic| {
-            let partitions = topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    let mut out = DeleteRecordsPartitionResult::default();
-                    out.partition_index = p.partition_index;
-                    out.low_watermark = -1;
-                    match ctx.broker.partition(&topic.name, p.partition_index).and_then(|part| {
-                        part.check_leader()?;
-                        part.delete_records(p.offset)
-                    }) {
-                        Ok(low_watermark) => {
-                            out.error_code = NONE;
-                            out.low_watermark = low_watermark;
-                        }
-                        Err(e) => {
-                            tracing::info!(topic = %topic.name.0, partition = p.partition_index, offset = p.offset,
-                                error = %e, "DeleteRecords refused");
-                            out.error_code = code_of(&e);
-                        }
-                    }
-                    out
-                })
-                .collect();
-            let mut result = DeleteRecordsTopicResult::default();
-            result.name = topic_name(&topic.name);
-            result.partitions = partitions;
-            result
-        })
-        .collect()
+/// One partition: on the leader only (`NOT_LEADER_OR_FOLLOWER` elsewhere); a replicated one
+/// through the cluster, a single node's directly (it fsyncs: off the async runtime).
+async fn delete_one(ctx: &Arc<Context>, topic: &str, partition: i32, offset: i64) -> BrokerResult<i64> {
+    let part = ctx.broker.partition(topic, partition)?;
+    part.check_leader()?;
+    if part.replica().is_some() {
+        return part.delete_records_replicated(&ctx.broker, offset).await;
+    }
+    let deleted = tokio::task::spawn_blocking(move || part.delete_records(offset)).await;
+    deleted.unwrap_or_else(|e| Err(BrokerError::Storage(format!("DeleteRecords task failed: {e}"))))
 }

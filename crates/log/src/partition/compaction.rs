@@ -64,6 +64,18 @@ impl Progress {
     }
 }
 
+/// Which part of the log a pass may cover.
+#[derive(Debug, Clone, Copy)]
+struct Scope {
+    /// Only segments ending at or below this offset.
+    below: i64,
+}
+
+impl Scope {
+    /// A single node's log: every closed segment.
+    const WHOLE: Scope = Scope { below: i64::MAX };
+}
+
 /// One closed segment a pass may cover.
 struct Candidate {
     view: SegmentView,
@@ -84,13 +96,29 @@ impl PartitionLog {
     /// I/O), for a background thread. One pass at a time per log: a call while one runs
     /// returns at once. The active segment is never touched.
     pub fn compact(&self, now_ms: i64) -> Result<CompactionReport, CompactError> {
-        self.compact_within(now_ms, KEY_MAP_BYTES_MAX)
+        self.compact_within(now_ms, Scope::WHOLE, KEY_MAP_BYTES_MAX)
     }
 
-    /// `compact` with a key map of at most `key_map_bytes_max`.
-    fn compact_within(&self, now_ms: i64, key_map_bytes_max: usize) -> Result<CompactionReport, CompactError> {
+    /// `compact` for a log that is also a Raft log (a replicated partition): only segments
+    /// wholly below `applied_end` (what this replica committed and applied: never a suffix
+    /// Raft may still truncate) are covered. Offsets never move, so each Raft entry's records
+    /// are still found at its offsets (an emptied run spanning several entries is cut back
+    /// into one empty batch per entry when the entries are read for a follower).
+    pub fn compact_replicated(&self, now_ms: i64, applied_end: i64) -> Result<CompactionReport, CompactError> {
+        self.compact_within(now_ms, Scope { below: applied_end }, KEY_MAP_BYTES_MAX)
+    }
+
+    /// `compact` over `scope` with a key map of at most `key_map_bytes_max`.
+    fn compact_within(
+        &self,
+        now_ms: i64,
+        scope: Scope,
+        key_map_bytes_max: usize,
+    ) -> Result<CompactionReport, CompactError> {
         let Ok(mut progress) = self.compaction.try_lock() else { return Ok(CompactionReport::default()) };
-        let Some(plan) = self.compaction_plan(&mut progress, now_ms) else { return Ok(CompactionReport::default()) };
+        let Some(plan) = self.compaction_plan(&mut progress, now_ms, scope.below) else {
+            return Ok(CompactionReport::default());
+        };
         let dirty: Vec<SegmentView> =
             plan.candidates.iter().filter(|c| c.end_offset > plan.dirty_from).map(|c| c.view.clone()).collect();
         let (map, map_end) = compact::build_key_map(&dirty, plan.dirty_from, key_map_bytes_max)?;
@@ -153,7 +181,7 @@ impl PartitionLog {
         &self.compaction_totals
     }
 
-    fn compaction_plan(&self, progress: &mut Progress, now_ms: i64) -> Option<Plan> {
+    fn compaction_plan(&self, progress: &mut Progress, now_ms: i64, below: i64) -> Option<Plan> {
         let state = self.state();
         let compaction = state.config.compaction?;
         if state.damage.is_some() || self.watermark.is_poisoned() {
@@ -166,7 +194,8 @@ impl PartitionLog {
         let durable = match state.config.flush {
             FlushPolicy::Os => i64::MAX,
             _ => self.durable_offset(),
-        };
+        }
+        .min(below);
         let candidates: Vec<Candidate> = closed
             .iter()
             .take_while(|s| s.end_offset() <= durable)
@@ -288,6 +317,7 @@ fn millis(duration: Duration) -> i64 {
 mod tests {
     use super::*;
     use crate::config::LogConfig;
+    use crate::error::AppendError;
     use bytes::Bytes;
     use kafka_protocol::records::Compression;
     use sluice_records::convert::{encode_batch, new_record, read_v2_records};
@@ -367,6 +397,36 @@ mod tests {
         PartitionLog::open(dir, config()).unwrap()
     }
 
+    /// A replicated log's pass covers only segments below what was applied and keeps every
+    /// record's offset; a second log fed those compacted batches with `append_with_epoch` (a
+    /// follower sent the leader's log) ends with the same offsets and records, while a
+    /// producer's append of them is refused (its counts are exact).
+    #[test]
+    fn replicated_pass_stays_below_the_applied_end_and_a_follower_takes_its_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        fill(&log);
+        let (before, latest_before) = (contents(&log), latest(&log));
+        let applied_end = log.segment_base_offsets()[2];
+        let report = log.compact_replicated(1_000_000, applied_end).unwrap();
+        assert!(report.records_removed > 0, "{report:?}");
+        let after = contents(&log);
+        let above =
+            |c: &[(i64, String, Option<String>)]| c.iter().filter(|r| r.0 >= applied_end).cloned().collect::<Vec<_>>();
+        assert_eq!(above(&after), above(&before), "nothing at or above the applied end changed");
+        assert!(after.iter().all(|r| before.contains(r)), "kept records keep their offsets");
+        assert_eq!(latest(&log).last(), latest_before.last());
+        let compacted = log.read(0, usize::MAX).unwrap().bytes;
+        let fresh = tempfile::tempdir().unwrap();
+        let follower = open(fresh.path());
+        follower.append_with_epoch(&mut compacted.clone(), 3).unwrap();
+        assert_eq!(follower.log_end_offset(), log.log_end_offset());
+        assert_eq!(contents(&follower), after);
+        let producer = tempfile::tempdir().unwrap();
+        let refused = open(producer.path()).append(&mut compacted.clone());
+        assert!(matches!(refused, Err(AppendError::Corrupt { .. })), "a producer's batches are counted exactly");
+    }
+
     /// A pass keeps the latest record per key (the tombstone too, within its retention) with
     /// its original offset, leaves the log end alone, and survives a reopen; a later pass past
     /// `delete.retention.ms` drops the tombstone.
@@ -416,7 +476,7 @@ mod tests {
         let log = open(dir.path());
         fill(&log);
         let mut passes = 0;
-        while log.compact_within(1_000_000, 1).unwrap().ran {
+        while log.compact_within(1_000_000, Scope::WHOLE, 1).unwrap().ran {
             passes += 1;
             assert!(passes < 1000, "passes must end");
         }

@@ -16,21 +16,32 @@ impl PartitionLog {
     /// never the active one. Returns the log start offset after the call. Blocking: it
     /// fsyncs the stored log start.
     pub fn advance_log_start(&self, offset: i64) -> Result<i64, FlushError> {
+        self.advance_log_start_within(offset, i64::MAX)
+    }
+
+    /// `advance_log_start`, deleting only segments that also lie wholly below `delete_below`:
+    /// a replicated log's segments are its Raft log, and the entries the Raft log has not
+    /// purged yet must stay readable (`read_retained`) until it does. A later call (with the
+    /// same start) deletes what is left once they are purged.
+    pub fn advance_log_start_within(&self, offset: i64, delete_below: i64) -> Result<i64, FlushError> {
         if self.watermark.is_poisoned() {
             return Err(FlushError::Poisoned);
         }
         let doomed: Vec<Segment> = {
             let mut state = self.state();
             let target = offset.min(state.log_end);
-            if target <= state.log_start() {
-                return Ok(state.log_start());
+            if target > state.log_start() {
+                // Under the lock so two calls cannot store their starts out of order;
+                // DeleteRecords is an admin call, rare enough for one fsync to hold appends back.
+                log_start::store(&self.dir, target).map_err(FlushError::Io)?;
+                state.start_floor = target;
             }
-            // Under the lock so two calls cannot store their starts out of order; DeleteRecords
-            // is an admin call, rare enough for one fsync to hold appends back.
-            log_start::store(&self.dir, target).map_err(FlushError::Io)?;
-            state.start_floor = target;
-            state.take_segments_below_start()
+            let below = state.log_start().min(delete_below);
+            state.take_segments_below(below)
         };
+        if doomed.is_empty() {
+            return Ok(self.log_start_offset());
+        }
         // Unlinking happens outside the lock; readers holding the files keep reading them.
         delete_segments(&doomed);
         let start = self.log_start_offset();
@@ -43,8 +54,13 @@ impl State {
     /// Takes out of the log every segment wholly below the log start (a later segment begins
     /// at or below it), never the active one.
     pub(super) fn take_segments_below_start(&mut self) -> Vec<Segment> {
-        let start = self.log_start();
-        let below = self.segments.iter().skip(1).take_while(|s| s.base_offset <= start).count();
+        self.take_segments_below(self.log_start())
+    }
+
+    /// Takes out every segment wholly below `offset` (a later segment begins at or below
+    /// it), never the active one.
+    pub(super) fn take_segments_below(&mut self, offset: i64) -> Vec<Segment> {
+        let below = self.segments.iter().skip(1).take_while(|s| s.base_offset <= offset).count();
         self.segments.drain(..below).collect()
     }
 }

@@ -76,6 +76,19 @@ impl ClusterNode {
         Ok(())
     }
 
+    /// DeleteRecords on a replicated partition: the new log start is recorded in the metadata,
+    /// which every replica follows (`sluice_broker::replicated_delete_records`).
+    pub(super) async fn delete_records(&self, topic: &str, partition: i32, offset: i64) -> BrokerResult<()> {
+        let topic_id = self.state().topics.get(topic).map(|t| t.id).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let command =
+            MetaCommand::DeleteRecords { topic: topic.to_string(), partition, offset, topic_id: Some(topic_id) };
+        match self.propose_meta(&command).await? {
+            MetaReply::Ok => Ok(()),
+            MetaReply::UnknownTopic => Err(BrokerError::UnknownTopicOrPartition),
+            other => Err(BrokerError::Storage(format!("DeleteRecords refused: {other:?}"))),
+        }
+    }
+
     /// Waits (bounded) until `applied` holds: the reconciler has caught up with the change.
     async fn wait_applied(&self, applied: impl Fn() -> bool) {
         let deadline = tokio::time::Instant::now() + APPLIED_WAIT;

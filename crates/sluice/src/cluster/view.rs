@@ -206,6 +206,15 @@ impl ClusterView for View {
         })
     }
 
+    fn delete_records(&self, topic: &str, partition: i32, offset: i64) -> ClusterFuture<()> {
+        let (node, topic) = (self.0.upgrade(), topic.to_string());
+        Box::pin(async move { stopped_or(node)?.delete_records(&topic, partition, offset).await })
+    }
+
+    fn log_start_floor(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.0.upgrade()?.state().partition(topic, partition).map(|p| p.log_start_floor)
+    }
+
     fn reassign(&self, topic: &str, partition: i32, replicas: Option<Vec<i32>>) -> AdminFuture<()> {
         let (node, topic) = (self.0.upgrade(), topic.to_string());
         Box::pin(async move { stopped(node)?.reassign(&topic, partition, replicas).await })
