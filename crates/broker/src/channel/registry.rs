@@ -364,8 +364,7 @@ impl Channels {
         let topic = self.topic(&nsq_topic_name(log_topic))?;
         let local = topic.channels().iter().filter(|c| !c.ephemeral).filter_map(|c| c.floor(partition)).min();
         // In a cluster, also what the replicated state says the channels still need.
-        let replicated =
-            topic.log_topic.partition(partition).and_then(|p| p.channel_states().retention_floor());
+        let replicated = topic.log_topic.partition(partition).and_then(|p| p.channel_states().retention_floor());
         local.into_iter().chain(replicated).min()
     }
 }

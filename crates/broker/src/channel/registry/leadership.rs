@@ -14,8 +14,8 @@
 
 use super::{Channels, NsqTopic};
 use crate::channel::cursor::{Channel, Origin};
-use crate::channel::replicated_state::{self, ChannelRecord};
 use crate::channel::now_ms;
+use crate::channel::replicated_state::{self, ChannelRecord};
 use crate::partition::{Durability, Partition};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -169,8 +169,12 @@ async fn write_states(topic: &NsqTopic, partition: &Arc<Partition>, held: &mut S
                 held.written.insert(name, (record, range));
             }
         }
-        Ok(Err(e)) => tracing::warn!(topic = %topic.name, partition = partition.index, error = %e, "channel state not replicated"),
-        Err(_) => tracing::warn!(topic = %topic.name, partition = partition.index, "channel state not committed in time"),
+        Ok(Err(e)) => {
+            tracing::warn!(topic = %topic.name, partition = partition.index, error = %e, "channel state not replicated")
+        }
+        Err(_) => {
+            tracing::warn!(topic = %topic.name, partition = partition.index, "channel state not committed in time")
+        }
     }
 }
 
@@ -207,7 +211,9 @@ impl Channels {
                 continue;
             }
             match self.create_channel(topic, &name, Some(origin)) {
-                Ok(_) => tracing::info!(topic = %topic.name, channel = %name, "channel created elsewhere in the cluster"),
+                Ok(_) => {
+                    tracing::info!(topic = %topic.name, channel = %name, "channel created elsewhere in the cluster")
+                }
                 Err(e) => tracing::warn!(topic = %topic.name, channel = %name, error = %e, "cannot create channel"),
             }
         }
