@@ -5,7 +5,9 @@
 //! message is delivered again only when a leader died within a second of its last FIN (what
 //! was in flight or finished just before the kill), so the redeliveries, printed, are bounded
 //! by the kills; and a DPUB'd message whose leader is killed before it is due is delivered no
-//! earlier than its due time, by the new leader.
+//! earlier than its due time, by the new leader. A channel created over HTTP on one node
+//! exists on every node and, read afterwards, holds every message published since (from every
+//! partition, across the failovers); deleted on another node, it is gone from every node.
 
 mod cluster_support;
 mod common;
@@ -13,7 +15,7 @@ mod history;
 
 use cluster_support::kafka::{create_topic, metadata_client, wait_for_leader, wait_fully_replicated};
 use cluster_support::Cluster;
-use common::{unique_topic, wait_until};
+use common::{run_ok, unique_topic, wait_until};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -41,6 +43,8 @@ const DEFER_MS: i64 = 3_000;
 /// Messages per MPUB, and the pause between two (about 100 messages a second).
 const MPUB_SIZE: usize = 5;
 const PUBLISH_PAUSE: Duration = Duration::from_millis(50);
+/// The channel created over HTTP on one node.
+const SECOND: &str = "second";
 
 #[test]
 fn channel_state_survives_leader_kills() {
@@ -61,6 +65,12 @@ fn channel_state_survives_leader_kills() {
             cluster_support::local::get_json(&cluster.http_addr(id), &format!("/channels?topic={topic}"))
                 .is_ok_and(|c| c["channels"].as_array().is_some_and(|a| !a.is_empty()))
         })
+    });
+
+    // A second channel, created on one node only: every node has it before publishing starts.
+    http_post(&cluster.http_addr(1), &format!("/channel/create?topic={topic}&channel={SECOND}"));
+    wait_until(REPLICATED_TIMEOUT, "the second channel on every node", || {
+        (1..=NODES as u64).all(|id| own_channels(&cluster, id, &topic).contains(SECOND))
     });
 
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
@@ -140,7 +150,51 @@ fn channel_state_survives_leader_kills() {
     let first = deliveries.get(&body).and_then(|t| t.first()).expect("the deferred message delivered").0;
     println!("deferred message due at {}, delivered at {first}", sent + DEFER_MS);
     assert!(first >= sent + DEFER_MS, "deferred message delivered {} ms early", sent + DEFER_MS - first);
+
+    // The second channel kept every message written since it was created, on every partition.
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients/nsq/pynsq_cluster_reader.py");
+    let mut second = Command::new("python3");
+    second.arg(script).args([cluster.http_addr(2), topic.clone(), SECOND.into(), deliveries.len().to_string()]);
+    let read: BTreeSet<String> =
+        serde_json::from_slice(&run_ok(&mut second, DRAIN_TIMEOUT).stdout).expect("the reader's JSON list");
+    let written: BTreeSet<String> = deliveries.keys().cloned().collect();
+    assert_eq!(read, written, "the channel created on node 1 holds every message");
+
+    // Deleted on another node: gone from every node, and not brought back by older state.
+    http_post(&cluster.http_addr(3), &format!("/channel/delete?topic={topic}&channel={SECOND}"));
+    wait_until(REPLICATED_TIMEOUT, "the second channel deleted on every node", || {
+        (1..=NODES as u64).all(|id| !own_channels(&cluster, id, &topic).contains(SECOND))
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    for id in 1..=NODES as u64 {
+        assert!(!own_channels(&cluster, id, &topic).contains(SECOND), "node {id} brought the channel back");
+    }
     cluster.assert_no_panics("after the NSQ channel failover test");
+}
+
+/// The channels a node itself has (its nsqd `/stats`, not the cluster-wide lookupd answer).
+fn own_channels(cluster: &Cluster, id: u64, topic: &str) -> BTreeSet<String> {
+    let stats = cluster_support::local::get_json(&cluster.http_addr(id), &format!("/stats?format=json&topic={topic}"))
+        .unwrap_or_default();
+    let topics = stats["topics"].as_array().cloned().unwrap_or_default();
+    topics
+        .iter()
+        .flat_map(|t| t["channels"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["channel_name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// One HTTP/1.0 POST that must be answered 200.
+fn http_post(addr: &str, path: &str) {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream.set_read_timeout(Some(ANSWER_TIMEOUT)).expect("read timeout");
+    let head = format!("POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n");
+    stream.write_all(head.as_bytes()).expect("send");
+    let mut answer = Vec::new();
+    let _ = stream.take(64 * 1024).read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    assert_eq!(text.split_whitespace().nth(1), Some("200"), "POST {path} on {addr}: {text}");
 }
 
 fn start_reader(cluster: &Cluster, out: &std::path::Path, stop_file: &std::path::Path, topic: &str) -> Child {

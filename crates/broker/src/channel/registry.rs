@@ -97,6 +97,9 @@ pub struct Channels {
     topics: RwLock<HashMap<String, Arc<NsqTopic>>>,
     /// Checkpoints found damaged at start-up (their channels restarted from the log start).
     damaged_checkpoints: AtomicU64,
+    /// In a cluster: channels deleted here lately, (topic, channel) → when; a tombstone until
+    /// the replicated one is written, so no other partition's older state brings them back.
+    recent_deletes: std::sync::Mutex<HashMap<(String, String), i64>>,
 }
 
 impl Channels {
@@ -119,6 +122,7 @@ impl Channels {
             config,
             topics: RwLock::new(HashMap::new()),
             damaged_checkpoints: AtomicU64::new(0),
+            recent_deletes: std::sync::Mutex::new(HashMap::new()),
         });
         let entries = std::fs::read_dir(&dir).map_err(|e| BrokerError::Storage(format!("{}: {e}", dir.display())))?;
         for entry in entries.flatten() {
@@ -303,6 +307,12 @@ impl Channels {
         // Its clients see the channel deleted and are disconnected (as nsqd closes them).
         removed.mark_deleted();
         removed.remove_checkpoint();
+        if self.broker.cluster().is_some() {
+            let mut recent = self.recent_deletes.lock().unwrap_or_else(|p| p.into_inner());
+            recent.insert((topic.name.to_string(), channel.to_string()), now_ms());
+            drop(recent);
+            self.replicate_delete(&topic, channel);
+        }
         tracing::info!(topic = %topic.name, channel, "channel deleted");
         Ok(())
     }

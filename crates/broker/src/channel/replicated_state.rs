@@ -7,9 +7,11 @@
 //! batches it commits (`Partition::on_applied`) to an in-memory map of the latest record per
 //! channel (`ChannelStates`), which a new leader serves from.
 //!
-//! A record's key is Kafka's control-record key (`i16` version, `i16` type) with a type of our
-//! own, followed by the channel name; its value is the JSON `ChannelRecord`. Kafka clients skip
-//! control batches, and every reader of ours goes through `read_v2_records`, which does too.
+//! A record's key is Kafka's control-record key, exactly 4 bytes (`i16` version 0, `i16` type of
+//! our own: librdkafka refuses a control key of any other size and ignores a type it does not
+//! know, as sarama and Java do); its value is JSON: the channel name and its `ChannelRecord`.
+//! Kafka clients skip control batches, and every reader of ours goes through
+//! `read_v2_records`, which does too.
 
 use crate::error::{BrokerError, BrokerResult};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -89,7 +91,12 @@ impl ChannelStates {
         }
         let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
         for (delta, (name, record)) in decoded {
-            latest.insert(name, (base_offset + delta, record));
+            // A tombstone holds against any later state of an incarnation it covers (a leader
+            // that had not yet learned of the delete).
+            let covered = latest.get(&name).is_some_and(|(_, old)| old.deleted && record.created_ms <= old.created_ms);
+            if !covered {
+                latest.insert(name, (base_offset + delta, record));
+            }
         }
     }
 
@@ -113,13 +120,20 @@ impl ChannelStates {
     }
 }
 
-/// The control key: version, type, channel name.
-fn key(channel: &str) -> Bytes {
-    let mut key = BytesMut::with_capacity(4 + channel.len());
+/// The control key: version, type.
+fn key() -> Bytes {
+    let mut key = BytesMut::with_capacity(4);
     key.put_i16(CONTROL_KEY_VERSION);
     key.put_i16(CONTROL_TYPE_CHANNEL_STATE);
-    key.put_slice(channel.as_bytes());
     key.freeze()
+}
+
+/// A record's value: the channel and its state.
+#[derive(Serialize, Deserialize)]
+struct Value {
+    channel: String,
+    #[serde(flatten)]
+    record: ChannelRecord,
 }
 
 /// Encodes channel states as one control batch (offsets 0..n-1; the log assigns the base).
@@ -129,8 +143,9 @@ pub fn encode(records: &[(String, ChannelRecord)], timestamp_ms: i64) -> BrokerR
     }
     let mut out = Vec::with_capacity(records.len());
     for (i, (name, record)) in records.iter().enumerate() {
-        let value = serde_json::to_vec(record).map_err(|e| BrokerError::CorruptMessage(e.to_string()))?;
-        let mut control = new_record(i as i64, timestamp_ms, Some(key(name)), Some(Bytes::from(value)), Vec::new());
+        let value = Value { channel: name.clone(), record: record.clone() };
+        let value = serde_json::to_vec(&value).map_err(|e| BrokerError::CorruptMessage(e.to_string()))?;
+        let mut control = new_record(i as i64, timestamp_ms, Some(key()), Some(Bytes::from(value)), Vec::new());
         control.control = true;
         out.push(control);
     }
@@ -149,12 +164,11 @@ pub fn decode(batch: &[u8]) -> Vec<(i64, (String, ChannelRecord))> {
         .filter(|r| r.control)
         .filter_map(|r| {
             let key = r.key?;
-            if key.len() < 4 || i16::from_be_bytes([key[2], key[3]]) != CONTROL_TYPE_CHANNEL_STATE {
+            if key.len() != 4 || i16::from_be_bytes([key[2], key[3]]) != CONTROL_TYPE_CHANNEL_STATE {
                 return None;
             }
-            let name = std::str::from_utf8(&key[4..]).ok()?.to_string();
-            let record: ChannelRecord = serde_json::from_slice(&r.value?).ok()?;
-            Some((r.offset - base, (name, record)))
+            let value: Value = serde_json::from_slice(&r.value?).ok()?;
+            Some((r.offset - base, (value.channel, value.record)))
         })
         .collect()
 }
@@ -190,6 +204,12 @@ mod tests {
         let tombstone = ChannelRecord { created_ms: 7, deleted: true, ..ChannelRecord::default() };
         states.apply(&encode(&[("b".into(), tombstone)], 12).expect("encode"), 130);
         assert_eq!(states.retention_floor(), Some(6));
+        // A late state of the deleted incarnation does not bring it back; a new one does.
+        states.apply(&encode(&[("b".into(), record(2, &[]))], 13).expect("encode"), 140);
+        assert!(states.snapshot()["b"].deleted);
+        let recreated = ChannelRecord { created_ms: 8, ..record(2, &[]) };
+        states.apply(&encode(&[("b".into(), recreated.clone())], 14).expect("encode"), 150);
+        assert_eq!(states.snapshot()["b"], recreated);
     }
 
     #[test]

@@ -32,6 +32,9 @@ const STATE_WRITE_INTERVAL: Duration = Duration::from_millis(300);
 const LOAD_WAIT: Duration = Duration::from_secs(2);
 /// Longest a state write waits for the majority commit (a leader cut off from it).
 const WRITE_WAIT: Duration = Duration::from_secs(2);
+/// How long a channel deleted here counts as a tombstone of its own: far longer than its
+/// replicated tombstone takes to be written (a `STATE_WRITE_INTERVAL` and a commit).
+const RECENT_DELETE_MS: i64 = 60_000;
 
 /// One partition served here.
 struct Served {
@@ -61,6 +64,11 @@ pub(super) async fn run(channels: Arc<Channels>, mut stop: watch::Receiver<bool>
                 continue;
             }
             channels.follow_replicated_channels(&topic, &partitions);
+            // A topic no channel reads (Kafka's) costs no leadership confirmation round; one
+            // whose last channel went is still visited, to replicate its tombstones.
+            if topic.channels().is_empty() && !served.keys().any(|(t, _)| *t == *topic.name) {
+                continue;
+            }
             for partition in &partitions {
                 let key = (topic.name.to_string(), partition.index);
                 follow_leadership(&channels, &topic, partition, &mut served, &key).await;
@@ -184,6 +192,16 @@ impl Channels {
     fn follow_replicated_channels(&self, topic: &NsqTopic, partitions: &[Arc<Partition>]) {
         let mut alive: BTreeMap<String, Origin> = BTreeMap::new();
         let mut deleted_up_to: BTreeMap<String, i64> = BTreeMap::new();
+        {
+            let mut recent = self.recent_deletes.lock().unwrap_or_else(|p| p.into_inner());
+            let now = now_ms();
+            recent.retain(|_, at| now - *at < RECENT_DELETE_MS);
+            for ((t, name), at) in recent.iter() {
+                if *t == *topic.name {
+                    deleted_up_to.insert(name.clone(), *at);
+                }
+            }
+        }
         for partition in partitions {
             for (name, record) in partition.channel_states().snapshot() {
                 if record.deleted {
@@ -199,6 +217,7 @@ impl Channels {
             }
         }
         for (name, up_to) in &deleted_up_to {
+            // A channel made here after the delete (a consumer subscribing again) stays.
             if topic.channel(name).is_some_and(|c| c.origin().created_ms <= *up_to) {
                 if let Err(e) = self.delete_channel(&topic.name, name) {
                     tracing::warn!(topic = %topic.name, channel = %name, error = %e, "cannot delete channel deleted elsewhere");
@@ -217,5 +236,31 @@ impl Channels {
                 Err(e) => tracing::warn!(topic = %topic.name, channel = %name, error = %e, "cannot create channel"),
             }
         }
+    }
+}
+
+impl Channels {
+    /// A channel deleted here: the leadership task writes its tombstone to the partitions this
+    /// node leads; a node that leads none sends one to a partition leader (as an NSQ publish is
+    /// forwarded), so every node learns of the delete.
+    pub(super) fn replicate_delete(&self, topic: &NsqTopic, channel: &str) {
+        let node = self.broker.node_id();
+        if topic.log_topic.partitions().iter().any(|p| p.role(node).is_leader) {
+            return;
+        }
+        let (Some(cluster), Ok(handle)) = (self.broker.cluster(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let tombstone = ChannelRecord { created_ms: now_ms(), deleted: true, ..ChannelRecord::default() };
+        let batch = match replicated_state::encode(&[(channel.to_string(), tombstone)], now_ms()) {
+            Ok(batch) => batch,
+            Err(e) => return tracing::warn!(topic = %topic.name, error = %e, "cannot encode a channel tombstone"),
+        };
+        let (cluster, log_topic, channel) = (Arc::clone(cluster), topic.log_topic.name.clone(), channel.to_string());
+        handle.spawn(async move {
+            if let Err(e) = cluster.forward_publish(&log_topic, batch).await {
+                tracing::warn!(topic = %log_topic, channel, error = %e, "channel delete not replicated");
+            }
+        });
     }
 }
