@@ -1,5 +1,6 @@
 """A pynsq Reader configured with every cluster node's lookupd HTTP address FINs every message
-and appends one line per delivery to OUT: `<body> <wall-clock ms at the FIN> <attempts>`
+and appends one line per delivery to OUT: `<body> <message id> <wall-clock ms at the FIN>
+<attempts>`
 (flushed, so the test reads it while the reader runs). The handler returns True, so pynsq
 sends FIN right after the line is written.
 
@@ -25,7 +26,8 @@ def main():
     state = {"ok": False}
 
     def handle(message):
-        out.write("%s %d %d\n" % (message.body.decode(), int(time.time() * 1000), message.attempts))
+        line = (message.body.decode(), message.id.decode(), int(time.time() * 1000), message.attempts)
+        out.write("%s %s %d %d\n" % line)
         out.flush()
         return True
 
