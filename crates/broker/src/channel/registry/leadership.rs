@@ -17,6 +17,7 @@ use crate::channel::cursor::{Channel, Origin};
 use crate::channel::now_ms;
 use crate::channel::replicated_state::{self, ChannelRecord};
 use crate::partition::{Durability, Partition};
+use crate::topic::Topic;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +39,8 @@ const RECENT_DELETE_MS: i64 = 60_000;
 
 /// One partition served here.
 struct Served {
+    /// The topic it belongs to: a topic deleted and re-created under the same name is another.
+    log_topic: Arc<Topic>,
     /// The term it is served in.
     epoch: i32,
     /// Per channel: the record last replicated and the offsets of the batch that carried it.
@@ -80,7 +83,8 @@ pub(super) async fn run(channels: Arc<Channels>, mut stop: watch::Receiver<bool>
                 }
             }
         }
-        served.retain(|(topic, _), _| channels.topics.read().map(|t| t.contains_key(topic)).unwrap_or(true));
+        let topics = channels.topics.read().map(|t| t.clone()).unwrap_or_default();
+        served.retain(|(name, _), held| topics.get(name).is_some_and(|t| Arc::ptr_eq(&t.log_topic, &held.log_topic)));
     }
 }
 
@@ -94,7 +98,7 @@ async fn follow_leadership(
 ) {
     let role = partition.role(channels.broker.node_id());
     let leading = role.is_leader.then_some(role.epoch);
-    let held = served.get(key).map(|s| s.epoch);
+    let held = served.get(key).filter(|s| Arc::ptr_eq(&s.log_topic, &topic.log_topic)).map(|s| s.epoch);
     if held != leading {
         if held.is_some() {
             served.remove(key);
@@ -114,7 +118,8 @@ async fn follow_leadership(
         tracing::info!(topic = %topic.name, partition = partition.index, epoch, channels = all.len(),
             states = states.len(), "channels served here from the replicated state");
         let written = states.into_iter().map(|(name, record)| (name, (record, (-1, -1)))).collect();
-        served.insert(key.clone(), Served { epoch, written, last_write: Instant::now() });
+        let log_topic = Arc::clone(&topic.log_topic);
+        served.insert(key.clone(), Served { log_topic, epoch, written, last_write: Instant::now() });
         return;
     }
     if held.is_some() {
