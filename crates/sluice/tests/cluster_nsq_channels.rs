@@ -8,6 +8,8 @@
 //! earlier than its due time, by the new leader. A channel created over HTTP on one node
 //! exists on every node and, read afterwards, holds every message published since (from every
 //! partition, across the failovers); deleted on another node, it is gone from every node.
+//! A librdkafka consumer reading the topic from its start gets exactly the messages, never the
+//! channel-state control batches between them.
 
 mod cluster_support;
 mod common;
@@ -16,6 +18,9 @@ mod history;
 use cluster_support::kafka::{create_topic, metadata_client, wait_for_leader, wait_fully_replicated};
 use cluster_support::Cluster;
 use common::{run_ok, unique_topic, wait_until};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -168,6 +173,9 @@ fn channel_state_survives_leader_kills() {
     let written: BTreeSet<String> = deliveries.keys().cloned().collect();
     assert_eq!(read, written, "the channel created on node 1 holds every message");
 
+    // Kafka consumers skip the channel-state batches the partitions now hold.
+    assert_eq!(kafka_read_all(&bootstrap, &topic), written, "librdkafka reads the messages and only them");
+
     // Deleted on another node: gone from every node, and not brought back by older state.
     http_post(&cluster.http_addr(3), &format!("/channel/delete?topic={topic}&channel={SECOND}"));
     wait_until(REPLICATED_TIMEOUT, "the second channel deleted on every node", || {
@@ -178,6 +186,38 @@ fn channel_state_survives_leader_kills() {
         assert!(!own_channels(&cluster, id, &topic).contains(SECOND), "node {id} brought the channel back");
     }
     cluster.assert_no_panics("after the NSQ channel failover test");
+}
+
+/// Every record value of `topic`, read by librdkafka from each partition's start to its end.
+fn kafka_read_all(bootstrap: &str, topic: &str) -> BTreeSet<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "nsq-channels-kafka-check")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning).expect("assignment");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut values = BTreeSet::new();
+    let mut ended = BTreeSet::new();
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while ended.len() < PARTITIONS as usize {
+        assert!(Instant::now() < deadline, "librdkafka reached the end of only {ended:?}");
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                values.insert(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                ended.insert(partition);
+            }
+            _ => {}
+        }
+    }
+    values
 }
 
 /// The channels a node itself has (its nsqd `/stats`, not the cluster-wide lookupd answer).
