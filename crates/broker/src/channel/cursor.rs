@@ -745,7 +745,8 @@ impl Channel {
     /// channel empty). Clients' in-flight counts reset.
     pub fn empty(&self) {
         let mut st = self.lock();
-        // In a cluster only the partitions served here move (their leaders empty the others).
+        // In a cluster only the partitions served here move: emptying is per node, and
+        // nsqadmin empties a channel on every producer lookupd names (every leader).
         let restart = State {
             cursors: self
                 .log_topic
