@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use sluice_log::batch::BatchHeader;
 use sluice_records::convert::new_record;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Kafka's control-record key version.
@@ -75,6 +76,8 @@ impl ChannelRecord {
 pub struct ChannelStates {
     /// Channel name → (offset of the record, the record).
     latest: Mutex<BTreeMap<String, (i64, ChannelRecord)>>,
+    /// Bumped by every batch applied: readers skip work when it has not moved.
+    version: AtomicU64,
 }
 
 impl ChannelStates {
@@ -90,6 +93,7 @@ impl ChannelStates {
             return;
         }
         let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        self.version.fetch_add(1, Ordering::Relaxed);
         for (delta, (name, record)) in decoded {
             // A tombstone holds against any later state of an incarnation it covers (a leader
             // that had not yet learned of the delete).
@@ -98,6 +102,11 @@ impl ChannelStates {
                 latest.insert(name, (base_offset + delta, record));
             }
         }
+    }
+
+    /// Changes with every batch applied.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Relaxed)
     }
 
     /// Every channel's latest record.

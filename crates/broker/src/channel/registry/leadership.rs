@@ -50,6 +50,9 @@ struct Served {
 
 pub(super) async fn run(channels: Arc<Channels>, mut stop: watch::Receiver<bool>) {
     let mut served: HashMap<(String, i32), Served> = HashMap::new();
+    // Per topic, the sum of its partitions' state versions last followed (and its local
+    // channel count): unchanged, the replicated channel list needs no new look.
+    let mut followed: HashMap<String, (u64, usize)> = HashMap::new();
     let mut tick = tokio::time::interval(CHECK_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -66,7 +69,11 @@ pub(super) async fn run(channels: Arc<Channels>, mut stop: watch::Receiver<bool>
             if partitions.is_empty() {
                 continue;
             }
-            channels.follow_replicated_channels(&topic, &partitions);
+            let seen = (partitions.iter().map(|p| p.channel_states().version()).sum(), topic.channels().len());
+            if followed.get(&*topic.name) != Some(&seen) || channels.has_recent_deletes() {
+                channels.follow_replicated_channels(&topic, &partitions);
+                followed.insert(topic.name.to_string(), seen);
+            }
             // A topic no channel reads (Kafka's) costs no leadership confirmation round; one
             // whose last channel went is still visited, to replicate its tombstones.
             if topic.channels().is_empty() && !served.keys().any(|(t, _)| *t == *topic.name) {
@@ -85,6 +92,7 @@ pub(super) async fn run(channels: Arc<Channels>, mut stop: watch::Receiver<bool>
         }
         let topics = channels.topics.read().map(|t| t.clone()).unwrap_or_default();
         served.retain(|(name, _), held| topics.get(name).is_some_and(|t| Arc::ptr_eq(&t.log_topic, &held.log_topic)));
+        followed.retain(|name, _| topics.contains_key(name));
     }
 }
 
@@ -192,6 +200,10 @@ async fn write_states(topic: &NsqTopic, partition: &Arc<Partition>, held: &mut S
 }
 
 impl Channels {
+    fn has_recent_deletes(&self) -> bool {
+        !self.recent_deletes.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
     /// Creates here the channels the replicated states of `partitions` name, and deletes the
     /// local channels a tombstone there covers (an incarnation created no later than it).
     fn follow_replicated_channels(&self, topic: &NsqTopic, partitions: &[Arc<Partition>]) {
