@@ -1,7 +1,7 @@
 //! Proves NSQ channel state is replicated with its partition (issue 12): on a 3-node cluster
-//! with a 3-partition topic replicated 3 times, a pynsq Reader given every node's lookupd
-//! FINs messages published with PUB/MPUB while the leader of a partition is killed with
-//! `kill -9` and restarted, 3 times. Every acknowledged message is finished at least once; a
+//! with a 3-partition topic replicated 3 times, a pynsq Reader and a gnsq Consumer (each on a
+//! channel of its own) given every node's lookupd FIN messages published with MPUB while the
+//! leader of a partition is killed with `kill -9` and restarted, 3 times. For each client: Every acknowledged message is finished at least once; a
 //! message is delivered again only when a leader died within a second of its last FIN (what
 //! was in flight or finished just before the kill), so the redeliveries, printed, are bounded
 //! by the kills; and a DPUB'd message whose leader is killed before it is due is delivered no
@@ -48,6 +48,9 @@ const DEFER_MS: i64 = 3_000;
 /// Messages per MPUB, and the pause between two (about 100 messages a second).
 const MPUB_SIZE: usize = 5;
 const PUBLISH_PAUSE: Duration = Duration::from_millis(50);
+/// The failover readers: their script and channel.
+const READERS: [(&str, &str); 2] =
+    [("pynsq_failover_reader.py", "failover-pynsq"), ("gnsq_failover_reader.py", "failover-gnsq")];
 /// The channel created over HTTP on one node.
 const SECOND: &str = "second";
 
@@ -61,14 +64,20 @@ fn channel_state_survives_leader_kills() {
     wait_fully_replicated(&client, &topic, PARTITIONS, NODES, REPLICATED_TIMEOUT);
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let out = dir.path().join("deliveries");
     let stop_file = dir.path().join("stop");
-    let mut reader = start_reader(&cluster, &out, &stop_file, &topic);
-    // The reader's channel exists once it subscribed somewhere; publishing starts after.
-    wait_until(REPLICATED_TIMEOUT, "the reader's channel", || {
-        (1..=NODES as u64).any(|id| {
-            cluster_support::local::get_json(&cluster.http_addr(id), &format!("/channels?topic={topic}"))
-                .is_ok_and(|c| c["channels"].as_array().is_some_and(|a| !a.is_empty()))
+    let mut readers: Vec<(&str, std::path::PathBuf, Child)> = READERS
+        .iter()
+        .map(|(script, channel)| {
+            let out = dir.path().join(channel);
+            let child = start_reader(&cluster, script, &out, &stop_file, &topic, channel);
+            (*channel, out, child)
+        })
+        .collect();
+    // The readers' channels exist once they subscribed; publishing starts after.
+    wait_until(REPLICATED_TIMEOUT, "the readers' channels", || {
+        (1..=NODES as u64).all(|id| {
+            let own = own_channels(&cluster, id, &topic);
+            READERS.iter().all(|(_, channel)| own.contains(*channel))
         })
     });
 
@@ -116,20 +125,61 @@ fn channel_state_survives_leader_kills() {
     let acked = acked.lock().expect("acked").clone();
     assert!(acked.len() > 100, "only {} messages acknowledged", acked.len());
 
-    let mut deliveries = BTreeMap::new();
-    wait_until(DRAIN_TIMEOUT, "every acknowledged message finished", || {
-        deliveries = read_deliveries(&out);
-        acked.iter().all(|b| deliveries.contains_key(b))
+    wait_until(DRAIN_TIMEOUT, "every acknowledged message finished by every reader", || {
+        readers.iter().all(|(_, out, _)| {
+            let deliveries = read_deliveries(out);
+            acked.iter().all(|b| deliveries.contains_key(b))
+        })
     });
     // A little longer, so late redeliveries (if any) are seen and judged too.
     std::thread::sleep(Duration::from_secs(2));
     std::fs::write(&stop_file, b"").expect("stop file");
-    let _ = reader.wait();
-    let deliveries = read_deliveries(&out);
+    let deferred = deferred.expect("a deferred message");
+    let mut written = BTreeSet::new();
+    for (channel, out, child) in &mut readers {
+        let _ = child.wait();
+        let deliveries = read_deliveries(out);
+        check_deliveries(channel, &deliveries, &acked, &events_ms, &deferred);
+        written.extend(deliveries.into_keys());
+    }
 
+    // The second channel kept every message written since it was created, on every partition.
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients/nsq/pynsq_cluster_reader.py");
+    let mut second = Command::new("python3");
+    second.arg(script).args([cluster.http_addr(2), topic.clone(), SECOND.into(), written.len().to_string()]);
+    let read: BTreeSet<String> =
+        serde_json::from_slice(&run_ok(&mut second, DRAIN_TIMEOUT).stdout).expect("the reader's JSON list");
+    assert_eq!(read, written, "the channel created on node 1 holds every message");
+
+    // Kafka consumers skip the channel-state batches the partitions now hold.
+    assert_eq!(kafka_read_all(&bootstrap, &topic), written, "librdkafka reads the messages and only them");
+
+    // Deleted on another node: gone from every node, and not brought back by older state.
+    http_post(&cluster.http_addr(3), &format!("/channel/delete?topic={topic}&channel={SECOND}"));
+    wait_until(REPLICATED_TIMEOUT, "the second channel deleted on every node", || {
+        (1..=NODES as u64).all(|id| !own_channels(&cluster, id, &topic).contains(SECOND))
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    for id in 1..=NODES as u64 {
+        assert!(!own_channels(&cluster, id, &topic).contains(SECOND), "node {id} brought the channel back");
+    }
+    cluster.assert_no_panics("after the NSQ channel failover test");
+}
+
+/// One reader's deliveries: every redelivery of a message id follows a kill or restart within
+/// `FIN_REPLICATED_MS` of its previous FIN; their count is printed and bounded; the deferred
+/// message came no earlier than its due time.
+fn check_deliveries(
+    channel: &str,
+    deliveries: &BTreeMap<String, Vec<Delivery>>,
+    acked: &BTreeSet<String>,
+    events_ms: &[i64],
+    deferred: &(String, i64),
+) {
     let mut redelivered = 0;
     let mut published_twice = 0;
-    for (body, all) in &deliveries {
+    for (body, all) in deliveries {
         let ids: BTreeSet<&str> = all.iter().map(|d| d.id.as_str()).collect();
         published_twice += ids.len() - 1;
         for id in ids {
@@ -149,7 +199,7 @@ fn channel_state_survives_leader_kills() {
     }
     let total: usize = deliveries.values().map(Vec::len).sum();
     println!(
-        "acknowledged {}, delivered {} distinct bodies in {total} deliveries: {redelivered} redelivered over \
+        "{channel}: acknowledged {}, delivered {} distinct bodies in {total} deliveries: {redelivered} redelivered over \
          {KILLS} kills, {published_twice} written twice by a retried forwarded publish",
         acked.len(),
         deliveries.len()
@@ -158,34 +208,10 @@ fn channel_state_survives_leader_kills() {
     // interval; generously bounded by what a second of publishing adds.
     assert!(redelivered <= KILLS * 300, "{redelivered} redeliveries");
 
-    let (body, sent) = deferred.expect("a deferred message");
-    let first = deliveries.get(&body).and_then(|t| t.first()).expect("the deferred message delivered").ms;
+    let (body, sent) = deferred;
+    let first = deliveries.get(body).and_then(|t| t.first()).expect("the deferred message delivered").ms;
     println!("deferred message due at {}, delivered at {first}", sent + DEFER_MS);
     assert!(first >= sent + DEFER_MS, "deferred message delivered {} ms early", sent + DEFER_MS - first);
-
-    // The second channel kept every message written since it was created, on every partition.
-    let script =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients/nsq/pynsq_cluster_reader.py");
-    let mut second = Command::new("python3");
-    second.arg(script).args([cluster.http_addr(2), topic.clone(), SECOND.into(), deliveries.len().to_string()]);
-    let read: BTreeSet<String> =
-        serde_json::from_slice(&run_ok(&mut second, DRAIN_TIMEOUT).stdout).expect("the reader's JSON list");
-    let written: BTreeSet<String> = deliveries.keys().cloned().collect();
-    assert_eq!(read, written, "the channel created on node 1 holds every message");
-
-    // Kafka consumers skip the channel-state batches the partitions now hold.
-    assert_eq!(kafka_read_all(&bootstrap, &topic), written, "librdkafka reads the messages and only them");
-
-    // Deleted on another node: gone from every node, and not brought back by older state.
-    http_post(&cluster.http_addr(3), &format!("/channel/delete?topic={topic}&channel={SECOND}"));
-    wait_until(REPLICATED_TIMEOUT, "the second channel deleted on every node", || {
-        (1..=NODES as u64).all(|id| !own_channels(&cluster, id, &topic).contains(SECOND))
-    });
-    std::thread::sleep(Duration::from_secs(1));
-    for id in 1..=NODES as u64 {
-        assert!(!own_channels(&cluster, id, &topic).contains(SECOND), "node {id} brought the channel back");
-    }
-    cluster.assert_no_panics("after the NSQ channel failover test");
 }
 
 /// Every record value of `topic`, read by librdkafka from each partition's start to its end.
@@ -244,11 +270,17 @@ fn http_post(addr: &str, path: &str) {
     assert_eq!(text.split_whitespace().nth(1), Some("200"), "POST {path} on {addr}: {text}");
 }
 
-fn start_reader(cluster: &Cluster, out: &std::path::Path, stop_file: &std::path::Path, topic: &str) -> Child {
-    let script =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients/nsq/pynsq_failover_reader.py");
+fn start_reader(
+    cluster: &Cluster,
+    script: &str,
+    out: &std::path::Path,
+    stop_file: &std::path::Path,
+    topic: &str,
+    channel: &str,
+) -> Child {
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients/nsq").join(script);
     let mut command = Command::new("python3");
-    command.arg(script).arg(out).arg(stop_file).args([topic, "failover"]);
+    command.arg(script).arg(out).arg(stop_file).args([topic, channel]);
     command.args((1..=NODES as u64).map(|id| cluster.http_addr(id)));
     command.stdout(Stdio::null()).spawn().expect("start the pynsq reader")
 }
