@@ -67,6 +67,8 @@ pub struct Partition {
     /// Part of a cluster: without its Raft group (not started yet, or this node is not a
     /// replica) the partition takes no append, so nothing is ever written here unreplicated.
     clustered: AtomicBool,
+    /// Replicated: the latest NSQ channel state per channel applied from this partition's log.
+    channel_states: crate::channel::ChannelStates,
 }
 
 /// A partition's replication: its group, and the task that feeds proposals to it in order.
@@ -165,6 +167,7 @@ impl Partition {
             replicated,
             committed_end: AtomicI64::new(0),
             clustered: AtomicBool::new(false),
+            channel_states: crate::channel::ChannelStates::default(),
         })
     }
 
@@ -268,15 +271,27 @@ impl Partition {
     }
 
     /// Replicated: batches committed and applied on this replica. Their producers' state is
-    /// recorded (so the next leader answers retries with the original offsets).
-    pub fn on_applied(&self, batches: &[u8]) {
+    /// recorded (so the next leader answers retries with the original offsets), and NSQ
+    /// channel-state batches applied (so the next leader serves its channels from them).
+    /// `first_offset` is the offset of the first record.
+    pub fn on_applied(&self, batches: &[u8], first_offset: i64) {
         let Ok(mut producers) = self.producers.lock() else { return };
         let mut at = 0;
+        let mut offset = first_offset;
         while let Some(rest) = batches.get(at..).filter(|r| !r.is_empty()) {
             let Ok(header) = BatchHeader::parse(rest) else { break };
             producers.record(&header);
+            if header.is_control() {
+                self.channel_states.apply(&rest[..header.total_len().min(rest.len())], offset);
+            }
+            offset += i64::from(header.last_offset_delta) + 1;
             at += header.total_len().max(batch::BATCH_HEADER_LEN);
         }
+    }
+
+    /// Replicated: the latest NSQ channel states this replica applied.
+    pub fn channel_states(&self) -> &crate::channel::ChannelStates {
+        &self.channel_states
     }
 
     /// Replicated: the committed end moved (or, after a snapshot, was reset); readers wake.

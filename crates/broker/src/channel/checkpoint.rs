@@ -18,6 +18,12 @@ pub const CHECKPOINT_BYTES_MAX: u64 = 64 << 20;
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Checkpoint {
     pub version: u32,
+    /// When the channel was created: its incarnation in a cluster's replicated state.
+    #[serde(default)]
+    pub created_ms: i64,
+    /// Created after its topic's first channel (a partition it starts on starts at the tail).
+    #[serde(default)]
+    pub from_tail: bool,
     #[serde(default)]
     pub paused: bool,
     /// Partition index → cursor.

@@ -1,4 +1,7 @@
-//! One NSQ channel: a durable cursor over every partition of its topic's log.
+//! One NSQ channel: a durable cursor over every partition of its topic's log (in a cluster,
+//! over the partitions this node leads: `serving`).
+
+mod serving;
 
 use super::checkpoint::{self, Checkpoint, CursorState, PendingState, CHECKPOINT_VERSION};
 use super::id::MessageId;
@@ -232,6 +235,10 @@ pub struct Channel {
     checkpoint_io: Mutex<()>,
     /// Held by the one refill reading the log (outside `state`); others do not wait.
     refilling: Mutex<()>,
+    /// When the channel was created (its incarnation in a cluster's replicated state).
+    created_ms: i64,
+    /// Created after the topic's first channel: a partition it starts on starts at the tail.
+    from_tail: bool,
 }
 
 pub(super) struct ChannelSpec {
@@ -243,24 +250,37 @@ pub(super) struct ChannelSpec {
     pub topic_paused: Arc<AtomicBool>,
 }
 
+/// How a channel began: its incarnation and where it starts reading a partition.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Origin {
+    pub created_ms: i64,
+    pub from_tail: bool,
+}
+
 impl Channel {
     /// A new channel starting at each partition's log start (`from_tail == false`) or end.
-    pub(super) fn create(spec: ChannelSpec, from_tail: bool) -> Arc<Channel> {
+    /// In a cluster a partition is read only once this node serves it (`serve_partition`).
+    pub(super) fn create(spec: ChannelSpec, origin: Origin) -> Arc<Channel> {
         let mut state = State::default();
-        for p in spec.log_topic.partitions() {
-            let at = if from_tail { p.log_end_offset() } else { p.log_start_offset() };
+        for p in spec.log_topic.partitions().iter().filter(|p| !p.is_clustered()) {
+            let at = if origin.from_tail { p.log_end_offset() } else { p.log_start_offset() };
             state.cursors.insert(p.index, Cursor::at(at));
         }
-        let channel = Channel::new(spec, state, false);
+        let channel = Channel::new(spec, state, false, origin);
         channel.dirty.store(true, Ordering::Relaxed);
         channel
     }
 
-    /// A channel restored from its checkpoint: everything unfinished is read again.
+    /// A channel restored from its checkpoint: everything unfinished is read again. A
+    /// clustered partition's state comes from its replicated log instead (`serve_partition`).
     pub(super) fn restore(spec: ChannelSpec, checkpoint: Checkpoint) -> Arc<Channel> {
         let mut state = State::default();
         let partitions = spec.log_topic.partitions();
+        let clustered = |index: i32| partitions.iter().any(|p| p.index == index && p.is_clustered());
         for (index, cursor) in checkpoint.partitions {
+            if clustered(index) {
+                continue;
+            }
             // A floor past the log end means the topic was deleted and re-created behind the
             // channel's back (Kafka DeleteTopics): start the new log from its beginning.
             let log_end = partitions.iter().find(|p| p.index == index).map_or(0, |p| p.log_end_offset());
@@ -276,14 +296,15 @@ impl Channel {
             restored.next = restored.floor;
             state.cursors.insert(index, restored);
         }
-        for p in checkpoint.pending {
+        for p in checkpoint.pending.into_iter().filter(|p| !clustered(p.partition)) {
             let restored = Restored { attempts: p.attempts, defer_until_ms: p.defer_until_ms };
             state.restored.insert(MessageId::new(p.partition, p.offset), restored);
         }
-        Channel::new(spec, state, checkpoint.paused)
+        let origin = Origin { created_ms: checkpoint.created_ms, from_tail: checkpoint.from_tail };
+        Channel::new(spec, state, checkpoint.paused, origin)
     }
 
-    fn new(spec: ChannelSpec, state: State, paused: bool) -> Arc<Channel> {
+    fn new(spec: ChannelSpec, state: State, paused: bool, origin: Origin) -> Arc<Channel> {
         let channel = Arc::new(Channel {
             ephemeral: super::is_ephemeral(&spec.name) || super::is_ephemeral(&spec.topic),
             topic: spec.topic,
@@ -306,6 +327,8 @@ impl Channel {
             closed: watch::channel(()).0,
             checkpoint_io: Mutex::new(()),
             refilling: Mutex::new(()),
+            created_ms: origin.created_ms,
+            from_tail: origin.from_tail,
         });
         channel.watch_partitions();
         channel
@@ -465,7 +488,7 @@ impl Channel {
             return false;
         }
         let partitions = self.log_topic.partitions();
-        partitions.len() > st.cursors.len()
+        partitions.iter().any(|p| !p.is_clustered() && !st.cursors.contains_key(&p.index))
             || partitions.iter().any(|p| {
                 st.cursors
                     .get(&p.index)
@@ -483,7 +506,7 @@ impl Channel {
         let added_partitions = {
             let mut st = self.lock();
             let before = st.cursors.len();
-            for p in &partitions {
+            for p in partitions.iter().filter(|p| !p.is_clustered()) {
                 st.cursors.entry(p.index).or_insert_with(|| Cursor::at(p.log_start_offset()));
             }
             st.cursors.len() > before
@@ -722,8 +745,16 @@ impl Channel {
     /// channel empty). Clients' in-flight counts reset.
     pub fn empty(&self) {
         let mut st = self.lock();
+        // In a cluster only the partitions served here move: emptying is per node, and
+        // nsqadmin empties a channel on every producer lookupd names (every leader).
         let restart = State {
-            cursors: self.log_topic.partitions().iter().map(|p| (p.index, Cursor::at(p.log_end_offset()))).collect(),
+            cursors: self
+                .log_topic
+                .partitions()
+                .iter()
+                .filter(|p| !p.is_clustered() || st.cursors.contains_key(&p.index))
+                .map(|p| (p.index, Cursor::at(p.log_end_offset())))
+                .collect(),
             epoch: st.epoch + 1,
             ..State::default()
         };
@@ -808,6 +839,8 @@ impl Channel {
         }
         Some(Checkpoint {
             version: CHECKPOINT_VERSION,
+            created_ms: self.created_ms,
+            from_tail: self.from_tail,
             paused: self.paused.load(Ordering::Relaxed),
             partitions,
             pending,

@@ -13,6 +13,7 @@ mod cursor;
 pub mod id;
 pub mod records;
 mod registry;
+pub mod replicated_state;
 #[cfg(test)]
 mod scenarios;
 mod topic_pause;
@@ -20,6 +21,7 @@ mod topic_pause;
 pub use cursor::{Channel, ChannelOpError, ChannelStats, ClientInfo, Delivery};
 pub use id::MessageId;
 pub use registry::{Channels, ChannelsConfig, NsqTopic, TopicStats};
+pub use replicated_state::{ChannelRecord, ChannelStates};
 
 use std::time::Duration;
 

@@ -1,8 +1,10 @@
 //! The NSQ view of the broker: topics with their channels, publishing, and the one sweeper
 //! task that expires deadlines and checkpoints channel state.
 
+mod leadership;
+
 use super::checkpoint;
-use super::cursor::{Channel, ChannelSpec};
+use super::cursor::{Channel, ChannelSpec, Origin};
 use super::{
     due_after, is_ephemeral, now_ms, nsq_topic_name, records, storage_topic_name, CHANNELS_PER_TOPIC_MAX,
     CHECKPOINT_INTERVAL, SWEEP_INTERVAL,
@@ -95,6 +97,9 @@ pub struct Channels {
     topics: RwLock<HashMap<String, Arc<NsqTopic>>>,
     /// Checkpoints found damaged at start-up (their channels restarted from the log start).
     damaged_checkpoints: AtomicU64,
+    /// In a cluster: channels deleted here lately, (topic, channel) → when; a tombstone until
+    /// the replicated one is written, so no other partition's older state brings them back.
+    recent_deletes: std::sync::Mutex<HashMap<(String, String), i64>>,
 }
 
 impl Channels {
@@ -117,6 +122,7 @@ impl Channels {
             config,
             topics: RwLock::new(HashMap::new()),
             damaged_checkpoints: AtomicU64::new(0),
+            recent_deletes: std::sync::Mutex::new(HashMap::new()),
         });
         let entries = std::fs::read_dir(&dir).map_err(|e| BrokerError::Storage(format!("{}: {e}", dir.display())))?;
         for entry in entries.flatten() {
@@ -146,7 +152,7 @@ impl Channels {
                         // Redeliver everything rather than lose anything.
                         channels.damaged_checkpoints.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(path = %path.display(), error = %e, "damaged channel checkpoint; restarting channel from log start");
-                        Channel::create(spec, false)
+                        Channel::create(spec, Origin { created_ms: now_ms(), from_tail: false })
                     }
                 };
                 if let Ok(mut map) = topic.channels.write() {
@@ -224,6 +230,12 @@ impl Channels {
     /// (it gets what was published before it existed); later ones start at the tail.
     pub fn channel_or_create(&self, topic: &str, channel: &str) -> BrokerResult<Arc<Channel>> {
         let topic = self.topic_or_create(topic)?;
+        self.create_channel(&topic, channel, None)
+    }
+
+    /// The channel, created if needed: as another node created it (`origin`, from the state
+    /// replicated in a cluster) or as a new one.
+    fn create_channel(&self, topic: &NsqTopic, channel: &str, origin: Option<Origin>) -> BrokerResult<Arc<Channel>> {
         if let Some(c) = topic.channel(channel) {
             return Ok(c);
         }
@@ -234,7 +246,8 @@ impl Channels {
         if map.len() >= CHANNELS_PER_TOPIC_MAX {
             return Err(BrokerError::InvalidConfig(format!("at most {CHANNELS_PER_TOPIC_MAX} channels per topic")));
         }
-        let created = Channel::create(self.spec(&topic, channel), !map.is_empty());
+        let origin = origin.unwrap_or(Origin { created_ms: now_ms(), from_tail: !map.is_empty() });
+        let created = Channel::create(self.spec(topic, channel), origin);
         map.insert(channel.to_string(), Arc::clone(&created));
         drop(map);
         // Written (and fsynced) with no lock held that other SUBs or the sweeper wait on.
@@ -294,6 +307,12 @@ impl Channels {
         // Its clients see the channel deleted and are disconnected (as nsqd closes them).
         removed.mark_deleted();
         removed.remove_checkpoint();
+        if self.broker.cluster().is_some() {
+            let mut recent = self.recent_deletes.lock().unwrap_or_else(|p| p.into_inner());
+            recent.insert((topic.name.to_string(), channel.to_string()), now_ms());
+            drop(recent);
+            self.replicate_delete(&topic, channel);
+        }
         tracing::info!(topic = %topic.name, channel, "channel deleted");
         Ok(())
     }
@@ -353,7 +372,10 @@ impl Channels {
     /// Registered with the broker on open, so the maintenance task's retention keeps it.
     pub fn retention_floor(&self, log_topic: &str, partition: i32) -> Option<i64> {
         let topic = self.topic(&nsq_topic_name(log_topic))?;
-        topic.channels().iter().filter(|c| !c.ephemeral).filter_map(|c| c.floor(partition)).min()
+        let local = topic.channels().iter().filter(|c| !c.ephemeral).filter_map(|c| c.floor(partition)).min();
+        // In a cluster, also what the replicated state says the channels still need.
+        let replicated = topic.log_topic.partition(partition).and_then(|p| p.channel_states().retention_floor());
+        local.into_iter().chain(replicated).min()
     }
 }
 
@@ -390,6 +412,9 @@ impl Channels {
     /// The sweeper: expires deadlines, releases deferred messages and checkpoints changed
     /// channels until `stop`, then checkpoints everything once more.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        if self.broker.cluster().is_some() {
+            tokio::spawn(leadership::run(Arc::clone(&self), stop.clone()));
+        }
         let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_checkpoint = Instant::now();

@@ -152,9 +152,9 @@ async fn follow_committed(partition: Weak<Partition>, mut committed: watch::Rece
 struct Applied(Weak<Partition>);
 
 impl ApplyObserver for Applied {
-    fn applied(&self, batches: &[u8], _first_offset: i64, _last_offset: i64) {
+    fn applied(&self, batches: &[u8], first_offset: i64, _last_offset: i64) {
         if let Some(p) = self.0.upgrade() {
-            p.on_applied(batches);
+            p.on_applied(batches, first_offset);
         }
     }
 

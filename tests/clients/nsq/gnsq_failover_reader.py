@@ -1,0 +1,57 @@
+"""A gnsq Consumer configured with every cluster node's lookupd HTTP address FINs every
+message and appends one line per delivery to OUT: `<body> <message id> <wall-clock ms at the
+FIN> <attempts>` (flushed, so the test reads it while the consumer runs). gnsq sends FIN once
+the handler returns. The same output as pynsq_failover_reader.py.
+
+usage: gnsq_failover_reader.py OUT STOP_FILE TOPIC CHANNEL LOOKUPD_HTTP_ADDR...
+
+Runs until STOP_FILE exists, or DEADLINE_S passes (exit 1).
+"""
+from gevent import monkey
+
+monkey.patch_all()
+
+import os  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import gevent  # noqa: E402
+import gnsq  # noqa: E402
+
+DEADLINE_S = 120.0
+
+
+def main():
+    out_path, stop_file, topic, channel = sys.argv[1:5]
+    lookupds = ["http://" + a for a in sys.argv[5:]]
+    out = open(out_path, "a", buffering=1)
+
+    def handle(_consumer, message):
+        line = (message.body.decode(), message.id.decode(), int(time.time() * 1000), message.attempts)
+        out.write("%s %s %d %d\n" % line)
+        out.flush()
+
+    consumer = gnsq.Consumer(
+        topic,
+        channel,
+        lookupd_http_addresses=lookupds,
+        lookupd_poll_interval=1,
+        max_in_flight=30,
+        # Never give up on a message: every delivery is to be counted.
+        max_tries=0,
+    )
+    consumer.on_message.connect(handle, weak=False)
+    consumer.start(block=False)
+    deadline = time.monotonic() + DEADLINE_S
+    while not os.path.exists(stop_file):
+        if time.monotonic() > deadline:
+            consumer.close()
+            sys.exit(1)
+        gevent.sleep(0.1)
+    consumer.close()
+    out.close()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
