@@ -55,6 +55,15 @@ impl Acls {
         decide(&bindings, self.allow_if_no_acl, principal, host, operation, resource_type, name)
     }
 
+    /// Whether `principal` from `host` may do `operation` on some resource of the type.
+    pub fn authorize_any(&self, principal: &str, host: &str, operation: i8, resource_type: i8) -> bool {
+        if self.super_users.iter().any(|s| s == principal) {
+            return true;
+        }
+        let bindings = self.bindings.read().unwrap_or_else(|p| p.into_inner());
+        super::decide_any(&bindings, self.allow_if_no_acl, principal, host, operation, resource_type)
+    }
+
     pub fn describe(&self, filter: &AclFilter) -> Vec<AclBinding> {
         let bindings = self.bindings.read().unwrap_or_else(|p| p.into_inner());
         bindings.iter().filter(|b| filter.matches(b)).cloned().collect()

@@ -14,10 +14,15 @@ pub async fn handle(
     request: DeleteRecordsRequest,
     meta: RequestMeta,
 ) -> Result<Option<bytes::Bytes>, DispatchError> {
+    let response = answer(ctx, request).await;
+    meta.respond(&response).map(Some)
+}
+
+/// The response `handle` sends (the authorizer adds its refusals to it).
+pub async fn answer(ctx: Arc<Context>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
     // Each partition stores its new start with an fsync: off the async runtime.
     let topics = tokio::task::spawn_blocking(move || delete_all(&ctx, request)).await;
-    let response = DeleteRecordsResponse::default().with_topics(topics.unwrap_or_default());
-    meta.respond(&response).map(Some)
+    DeleteRecordsResponse::default().with_topics(topics.unwrap_or_default())
 }
 
 fn delete_all(ctx: &Context, request: DeleteRecordsRequest) -> Vec<DeleteRecordsTopicResult> {
