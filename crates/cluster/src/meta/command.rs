@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::batch::{frame, unframe, FrameError, UnframeError};
+use super::security::{ScramDeletion, ScramUpsert};
 use crate::types::{Applied, Batches, NodeId};
 
 /// One change to the cluster's metadata. Validation happens in `ClusterState::apply`, so a
@@ -95,6 +96,19 @@ pub enum MetaCommand {
     /// the target of a move, so no partition is left naming it.
     RemoveNode {
         node_id: NodeId,
+    },
+    /// Kafka's AlterUserScramCredentials, cluster-wide (`security`): all or nothing.
+    AlterScramCredentials {
+        upserts: Vec<ScramUpsert>,
+        deletions: Vec<ScramDeletion>,
+    },
+    /// Kafka's CreateAcls: bindings (the Kafka layer's records) added once each.
+    CreateAcls {
+        bindings: Vec<String>,
+    },
+    /// Kafka's DeleteAcls: exactly these bindings (the proposer matched its filters) removed.
+    DeleteAcls {
+        bindings: Vec<String>,
     },
 }
 
@@ -212,6 +226,16 @@ mod tests {
             MetaCommand::ReassignPartition { topic: "t".into(), partition: 0, replicas: vec![3, 1] },
             MetaCommand::FinishReassignment { topic: "t".into(), partition: 0, replicas: vec![3, 1] },
             MetaCommand::RemoveNode { node_id: 3 },
+            MetaCommand::AlterScramCredentials {
+                upserts: vec![ScramUpsert {
+                    user: "a".into(),
+                    mechanism: "SCRAM-SHA-512".into(),
+                    credential: "{}".into(),
+                }],
+                deletions: vec![ScramDeletion { user: "b".into(), mechanism: "SCRAM-SHA-256".into() }],
+            },
+            MetaCommand::CreateAcls { bindings: vec!["{}".into()] },
+            MetaCommand::DeleteAcls { bindings: vec!["{}".into()] },
         ]
     }
 

@@ -28,6 +28,9 @@ pub struct ClusterState {
     pub next_topic_id: u64,
     /// The first id of the next producer-id block.
     pub next_producer_id: i64,
+    /// Kafka SCRAM credentials and ACLs, cluster-wide (absent from older snapshots: empty).
+    #[serde(default)]
+    pub security: super::security::SecurityState,
 }
 
 /// A node's listeners, as it registered them.
@@ -137,6 +140,11 @@ impl ClusterState {
                 self.finish_reassignment(&topic, partition, replicas)
             }
             MetaCommand::RemoveNode { node_id } => self.remove_node(node_id),
+            MetaCommand::AlterScramCredentials { upserts, deletions } => {
+                self.security.alter_credentials(upserts, deletions)
+            }
+            MetaCommand::CreateAcls { bindings } => self.security.create_acls(bindings),
+            MetaCommand::DeleteAcls { bindings } => self.security.delete_acls(&bindings),
         };
         outcome.unwrap_or_else(|refusal| refusal)
     }
