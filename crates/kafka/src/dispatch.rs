@@ -300,16 +300,32 @@ fn acl_admin(ctx: &Context, session: &Session, meta: RequestMeta, frame: &mut By
         }
         Some(_) => None,
     };
-    let acls = ctx.security.acls.as_deref();
+    let acls = ctx.security.acls.clone();
+    // Creating and deleting write the ACL file or, in a cluster, commit through the metadata
+    // group: on the blocking pool.
     match (meta.api, acls.filter(|_| refusal.is_none())) {
         (ApiKey::CreateAcls, Some(acls)) => {
-            now(meta, api::create_acls::handle(acls, decode(meta, frame)?, meta.version))
+            let request = decode(meta, frame)?;
+            Ok(later(async move {
+                let response =
+                    tokio::task::spawn_blocking(move || api::create_acls::handle(&acls, request, meta.version))
+                        .await
+                        .map_err(|e| DispatchError::Task(e.to_string()))?;
+                meta.respond(&response).map(Some)
+            }))
         }
         (ApiKey::DescribeAcls, Some(acls)) => {
-            now(meta, api::describe_acls::handle(acls, decode(meta, frame)?, meta.version))
+            now(meta, api::describe_acls::handle(&acls, decode(meta, frame)?, meta.version))
         }
         (ApiKey::DeleteAcls, Some(acls)) => {
-            now(meta, api::delete_acls::handle(acls, decode(meta, frame)?, meta.version))
+            let request = decode(meta, frame)?;
+            Ok(later(async move {
+                let response =
+                    tokio::task::spawn_blocking(move || api::delete_acls::handle(&acls, request, meta.version))
+                        .await
+                        .map_err(|e| DispatchError::Task(e.to_string()))?;
+                meta.respond(&response).map(Some)
+            }))
         }
         (api, _) => {
             let code = refusal.unwrap_or(SECURITY_DISABLED);

@@ -71,6 +71,8 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
             let node = crate::cluster::ClusterNode::start(cluster_settings, broker.clone(), listeners, stopped.clone())
                 .await?;
             crate::cluster::attach(&node).context("cannot join the broker to the cluster")?;
+            // Users and ACLs are then the metadata group's, the same on every node.
+            crate::cluster::security_sync::attach(&node, &security, stopped.clone());
             // Committed offsets then live in `__consumer_offsets`, coordinated by its leaders.
             broker.groups().replicate_offsets(Arc::downgrade(&broker), stopped.clone());
             Some(node)

@@ -38,6 +38,7 @@ mod nsq_forward;
 mod reassign;
 mod reconcile;
 mod replica;
+pub mod security_sync;
 mod status;
 mod topic_admin;
 mod topic_sync;
@@ -221,6 +222,11 @@ impl ClusterNode {
     /// The metadata state as last applied on this node.
     pub fn state(&self) -> Arc<ClusterState> {
         self.state.borrow().clone()
+    }
+
+    /// Every state the metadata group applies here, as it is applied.
+    pub fn state_changes(&self) -> watch::Receiver<Arc<ClusterState>> {
+        self.state.clone()
     }
 
     /// The metadata group's leader (Kafka's controller), if known.
