@@ -64,6 +64,18 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         Some(cluster_settings) => {
             let listeners = crate::cluster::Listeners {
                 kafka: format!("{}:{}", settings.broker.advertised_host, settings.broker.advertised_port),
+                // The first listener of each protocol, as Metadata names nodes by it.
+                kafka_listeners: kafka_listeners
+                    .iter()
+                    .rev()
+                    .map(|l| {
+                        let info = &l.info;
+                        (
+                            info.protocol.as_str().to_string(),
+                            format!("{}:{}", info.advertised_host, info.advertised_port),
+                        )
+                    })
+                    .collect(),
                 // Under the NSQ broadcast address, as the other nodes' lookupd API names them.
                 nsq_tcp: format!("{}:{}", settings.nsq.broadcast_address, nsq_listeners.tcp.local_addr()?.port()),
                 http: format!("{}:{}", settings.nsq.broadcast_address, nsq_listeners.http.local_addr()?.port()),

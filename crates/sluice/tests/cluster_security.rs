@@ -3,7 +3,9 @@
 //! (AlterUserScramCredentials, `sluice user add --bootstrap`) logs in with kcat
 //! (SCRAM-SHA-512) on node 3's SASL listener, node 3 having restarted since (the user
 //! survives the restart); a DENY ACL created through node 2 (`sluice acl add`) refuses kcat's
-//! produce on node 1, and once deleted through node 3 node 1 takes the write again.
+//! produce on node 1, and once deleted through node 3 node 1 takes the write again. Metadata
+//! asked on a SASL listener names the other nodes by their SASL listener (every node
+//! registers all its Kafka listeners), a node without one by its first address.
 
 mod cluster_support;
 mod common;
@@ -90,5 +92,24 @@ fn users_and_acls_made_on_one_node_hold_on_every_node() {
     // Deleted through node 3: node 1 takes the write again.
     sluice(&["acl", "delete", "--bootstrap", &node3, "--topic", &topic], &[]);
     wait_until(PROPAGATION_TIMEOUT, "node 1 to take the write again", || produce(&node1, &topic).0);
+
+    // Node 1 restarts with a SASL listener too: Metadata asked on node 3's SASL listener names
+    // node 1 by its SASL listener, node 2 (none) by its first address.
+    let sasl1 = format!("{}:{}", node1.rsplit_once(':').expect("host:port").0, common::free_port());
+    cluster.node(1).push_args(&["--kafka-listener", &format!("SASL_PLAINTEXT://{sasl1}")]);
+    cluster.node(1).restart();
+    let (user, password) = ("sasl.username=carol", "sasl.password=carol-pw");
+    let mut listing = String::new();
+    wait_until(PROPAGATION_TIMEOUT, "node 3 to name node 1 by its SASL listener", || {
+        let mut cmd = Command::new("kcat");
+        for pair in [scram[0], scram[1], user, password] {
+            cmd.args(["-X", pair]);
+        }
+        cmd.args(["-b", &sasl3, "-L", "-m", "5"]).stdin(Stdio::null());
+        listing = String::from_utf8_lossy(&run_bounded(&mut cmd, CLIENT_TIMEOUT).stdout).to_string();
+        listing.contains(&format!("broker 1 at {sasl1}"))
+    });
+    assert!(listing.contains(&format!("broker 3 at {sasl3}")), "{listing}");
+    assert!(listing.contains(&format!("broker 2 at {node2}")), "{listing}");
     cluster.assert_no_panics("after the security changes");
 }

@@ -27,6 +27,11 @@ pub enum MetaCommand {
         http_addr: String,
         rack: Option<String>,
         at_ms: i64,
+        /// Every Kafka listener by name (its security protocol) → advertised HOST:PORT, so
+        /// Metadata asked on one listener names every node by its listener of that name.
+        /// Empty from older nodes: `kafka_addr` serves for all.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        kafka_listeners: BTreeMap<String, String>,
     },
     /// A new topic: replicas per partition, the first being the preferred leader.
     CreateTopic {
@@ -211,6 +216,7 @@ mod tests {
                 http_addr: "127.0.0.3:4151".into(),
                 rack: Some("r1".into()),
                 at_ms: 5,
+                kafka_listeners: BTreeMap::from([("SASL_SSL".to_string(), "127.0.0.3:9094".to_string())]),
             },
             MetaCommand::CreateTopic {
                 name: "t".into(),

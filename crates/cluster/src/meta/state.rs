@@ -39,6 +39,10 @@ pub struct NodeInfo {
     /// Where other nodes reach its Raft transport.
     pub cluster_addr: String,
     pub kafka_addr: String,
+    /// Every Kafka listener by name (security protocol) → advertised HOST:PORT; empty when the
+    /// node registered before listeners were recorded (then `kafka_addr` serves for all).
+    #[serde(default)]
+    pub kafka_listeners: BTreeMap<String, String>,
     pub nsq_tcp_addr: String,
     pub http_addr: String,
     pub rack: Option<String>,
@@ -106,10 +110,20 @@ impl ClusterState {
     pub fn apply(&mut self, command: MetaCommand) -> MetaReply {
         let outcome = match command {
             MetaCommand::InitCluster { cluster_id } => self.init_cluster(cluster_id),
-            MetaCommand::RegisterNode { node_id, cluster_addr, kafka_addr, nsq_tcp_addr, http_addr, rack, at_ms } => {
+            MetaCommand::RegisterNode {
+                node_id,
+                cluster_addr,
+                kafka_addr,
+                nsq_tcp_addr,
+                http_addr,
+                rack,
+                at_ms,
+                kafka_listeners,
+            } => {
                 let info = NodeInfo {
                     cluster_addr,
                     kafka_addr,
+                    kafka_listeners,
                     nsq_tcp_addr,
                     http_addr,
                     rack,

@@ -66,6 +66,8 @@ use tokio::sync::watch;
 pub struct Listeners {
     /// Advertised Kafka address (HOST:PORT), what Metadata tells clients.
     pub kafka: String,
+    /// Every Kafka listener: its name (security protocol) → advertised HOST:PORT.
+    pub kafka_listeners: BTreeMap<String, String>,
     /// NSQ TCP and HTTP listeners under the NSQ broadcast address (`--broadcast-address`),
     /// what every node's nsqlookupd API names as this node's producer address.
     pub nsq_tcp: String,
@@ -196,6 +198,7 @@ impl ClusterNode {
                 http_addr: self.listeners.http.clone(),
                 rack: None,
                 at_ms: meta_client::now_ms(),
+                kafka_listeners: self.listeners.kafka_listeners.clone(),
             },
         ];
         for command in commands {
