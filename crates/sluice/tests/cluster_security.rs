@@ -3,7 +3,8 @@
 //! (AlterUserScramCredentials, `sluice user add --bootstrap`) logs in with kcat
 //! (SCRAM-SHA-512) on node 3's SASL listener, node 3 having restarted since (the user
 //! survives the restart); a DENY ACL created through node 2 (`sluice acl add`) refuses kcat's
-//! produce on node 1, and once deleted through node 3 node 1 takes the write again. Metadata
+//! produce on node 1 and on a node that joins afterwards, and once deleted through node 3
+//! node 1 takes the write again. Metadata
 //! asked on a SASL listener names the other nodes by their SASL listener (every node
 //! registers all its Kafka listeners), a node without one by its first address.
 
@@ -88,6 +89,14 @@ fn users_and_acls_made_on_one_node_hold_on_every_node() {
     let listed = sluice(&["acl", "list", "--json", "--bootstrap", &node1], &[]);
     let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("JSON");
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "node 1 lists node 2's binding: {listed}");
+
+    // A node that joins later gets the binding from the metadata log too.
+    let node4 = cluster.add_node();
+    let node4 = cluster.kafka_addr(node4);
+    wait_until(PROPAGATION_TIMEOUT, "the joined node to refuse the write", || {
+        let (ok, err) = produce(&node4, &topic);
+        !ok && err.contains("Topic authorization failed")
+    });
 
     // Deleted through node 3: node 1 takes the write again.
     sluice(&["acl", "delete", "--bootstrap", &node3, "--topic", &topic], &[]);
