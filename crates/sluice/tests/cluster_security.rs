@@ -6,7 +6,8 @@
 //! produce on node 1 and on a node that joins afterwards, and once deleted through node 3
 //! node 1 takes the write again. Metadata
 //! asked on a SASL listener names the other nodes by their SASL listener (every node
-//! registers all its Kafka listeners), a node without one by its first address.
+//! registers all its Kafka listeners), a node without one by its first address; `sluice user
+//! add --sasl-user` over one node's SASL listener makes a user who logs in on another's.
 
 mod cluster_support;
 mod common;
@@ -120,5 +121,13 @@ fn users_and_acls_made_on_one_node_hold_on_every_node() {
     });
     assert!(listing.contains(&format!("broker 3 at {sasl3}")), "{listing}");
     assert!(listing.contains(&format!("broker 2 at {node2}")), "{listing}");
+
+    // `sluice user add` logged in over node 3's SASL listener: dave logs in on node 1's.
+    let env = [("SLUICE_USER_PASSWORD", "dave-pw"), ("SLUICE_SASL_PASSWORD", "carol-pw")];
+    sluice(&["user", "add", "dave", "--bootstrap", &sasl3, "--sasl-user", "carol"], &env);
+    wait_until(PROPAGATION_TIMEOUT, "dave to log in on node 1", || {
+        let config = [scram[0], scram[1], "sasl.username=dave", "sasl.password=dave-pw"];
+        kcat(&config, &["-b", &sasl1, "-L", "-m", "5"], "").0
+    });
     cluster.assert_no_panics("after the security changes");
 }

@@ -188,8 +188,14 @@ fn filters(spec: &AclSpec, deleting: bool) -> anyhow::Result<Vec<AclFilter>> {
 }
 
 fn connect(target: &AclTarget) -> anyhow::Result<KafkaClient> {
-    let mut client = KafkaClient::connect(&target.bootstrap)?;
-    if let Some(user) = &target.sasl_user {
+    connect_as(&target.bootstrap, target.sasl_user.as_deref())
+}
+
+/// A connection to `bootstrap`, logged in with SASL PLAIN as `sasl_user` when given
+/// (password from `SLUICE_SASL_PASSWORD`); `sluice user` uses it too.
+pub fn connect_as(bootstrap: &str, sasl_user: Option<&str>) -> anyhow::Result<KafkaClient> {
+    let mut client = KafkaClient::connect(bootstrap)?;
+    if let Some(user) = sasl_user {
         let password = std::env::var(SASL_PASSWORD_ENV)
             .with_context(|| format!("--sasl-user {user}: set the password in {SASL_PASSWORD_ENV}"))?;
         client.login_plain(user, &password)?;
