@@ -44,6 +44,11 @@ pub type ClusterFuture<T> = Pin<Box<dyn Future<Output = BrokerResult<T>> + Send>
 pub trait ClusterView: Send + Sync + 'static {
     /// Every registered node with its Kafka listener.
     fn brokers(&self) -> Vec<BrokerAddress>;
+    /// Every registered node by its Kafka listener named `listener` (a security protocol).
+    fn brokers_on(&self, listener: &str) -> Vec<BrokerAddress> {
+        let _ = listener;
+        self.brokers()
+    }
     /// The cluster's id as the metadata group agreed it (the first node's), once known.
     fn cluster_id(&self) -> Option<String>;
     /// Some(why) when this node is cut off from the cluster's majority (`/ping` says NOK).

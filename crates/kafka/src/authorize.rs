@@ -13,28 +13,6 @@ use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponseParti
 use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
 use kafka_protocol::messages::*;
 
-/// The cluster-level operation the administrative APIs need when an authorizer is on. Kafka
-/// checks most of them per resource (a topic's CREATE, DELETE, ALTER_CONFIGS, a group's
-/// DESCRIBE …); Sluice asks for the operation on the cluster, which Kafka also accepts for
-/// every one of them, and closes the connection of a principal without it.
-pub fn cluster_operation(api: ApiKey) -> Option<i8> {
-    let op = match api {
-        ApiKey::CreateTopics => operation::CREATE,
-        ApiKey::DeleteTopics | ApiKey::DeleteRecords | ApiKey::DeleteGroups | ApiKey::OffsetDelete => operation::DELETE,
-        ApiKey::CreatePartitions | ApiKey::ElectLeaders | ApiKey::AlterPartitionReassignments => operation::ALTER,
-        ApiKey::AlterConfigs | ApiKey::IncrementalAlterConfigs => operation::ALTER_CONFIGS,
-        ApiKey::DescribeConfigs => operation::DESCRIBE_CONFIGS,
-        ApiKey::ListPartitionReassignments | ApiKey::DescribeGroups | ApiKey::ListGroups => operation::DESCRIBE,
-        _ => return None,
-    };
-    Some(op)
-}
-
-/// Whether the session may call `api` as far as the cluster-level rule goes.
-pub fn may_call(security: &Security, session: &Session, api: ApiKey) -> bool {
-    cluster_operation(api).is_none_or(|op| session.may(security, op, resource::CLUSTER, resource::CLUSTER_NAME))
-}
-
 /// The topics among `names` the session may not do `op` on.
 pub fn denied_topics<'a>(
     security: &Security,

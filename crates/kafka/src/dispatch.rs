@@ -39,8 +39,6 @@ pub enum DispatchError {
     Task(String),
     #[error("{0:?} before SASL authentication (ILLEGAL_SASL_STATE)")]
     NotAuthenticated(ApiKey),
-    #[error("{0:?} refused to {1}: it needs its operation on the cluster (ACL authorizer)")]
-    NotAuthorized(ApiKey, String),
 }
 
 /// What the writer sends back for one request, in request order.
@@ -109,9 +107,11 @@ pub fn dispatch(
         // Kafka closes a connection that skips authentication on a SASL listener.
         return Err(DispatchError::NotAuthenticated(api));
     }
-    if !authorize::may_call(&context.security, session, api) {
-        // Refused by the authorizer's cluster-level rule (see `authorize::cluster_operation`).
-        return Err(DispatchError::NotAuthorized(api, session.principal.to_string()));
+    if context.security.acls.is_some() {
+        // The administrative APIs' per-resource checks, refusals answered in the response.
+        if let Some(reply) = crate::authorize_admin::dispatch(context, session, meta, &mut frame) {
+            return reply;
+        }
     }
     let listener = Arc::clone(&session.listener);
     let listener = listener.as_ref();
@@ -258,17 +258,25 @@ pub fn dispatch(
             }
         }
         ApiKey::OffsetCommit => {
-            let request: OffsetCommitRequest = decode(meta, &mut frame)?;
+            let mut request: OffsetCommitRequest = decode(meta, &mut frame)?;
             match authorize::may_read_group(sec, session, request.group_id.0.as_str()) {
-                true => Ok(api::offset_commit::handle(context, request, meta)),
+                true => {
+                    let refused = crate::authorize_admin::offset_commit_refused_topics(ctx, session, &mut request);
+                    Ok(api::offset_commit::handle(context, request, meta, refused))
+                }
                 false => now(meta, authorize::offset_commit_refused(&request)),
             }
         }
         ApiKey::OffsetFetch => {
             let request: OffsetFetchRequest = decode(meta, &mut frame)?;
             let groups = authorize::offset_fetch_groups(&request, version);
+            let named = crate::authorize_admin::offset_fetch_named(&request, version);
             match groups.iter().all(|g| authorize::may_read_group(sec, session, g)) {
-                true => now(meta, api::offset_fetch::handle(ctx, request, meta)),
+                true => {
+                    let mut response = api::offset_fetch::handle(ctx, request, meta);
+                    crate::authorize_admin::answer_offset_fetch(ctx, session, &named, &mut response);
+                    now(meta, response)
+                }
                 false => now(meta, authorize::offset_fetch_refused(&request, version)),
             }
         }
@@ -292,16 +300,32 @@ fn acl_admin(ctx: &Context, session: &Session, meta: RequestMeta, frame: &mut By
         }
         Some(_) => None,
     };
-    let acls = ctx.security.acls.as_deref();
+    let acls = ctx.security.acls.clone();
+    // Creating and deleting write the ACL file or, in a cluster, commit through the metadata
+    // group: on the blocking pool.
     match (meta.api, acls.filter(|_| refusal.is_none())) {
         (ApiKey::CreateAcls, Some(acls)) => {
-            now(meta, api::create_acls::handle(acls, decode(meta, frame)?, meta.version))
+            let request = decode(meta, frame)?;
+            Ok(later(async move {
+                let response =
+                    tokio::task::spawn_blocking(move || api::create_acls::handle(&acls, request, meta.version))
+                        .await
+                        .map_err(|e| DispatchError::Task(e.to_string()))?;
+                meta.respond(&response).map(Some)
+            }))
         }
         (ApiKey::DescribeAcls, Some(acls)) => {
-            now(meta, api::describe_acls::handle(acls, decode(meta, frame)?, meta.version))
+            now(meta, api::describe_acls::handle(&acls, decode(meta, frame)?, meta.version))
         }
         (ApiKey::DeleteAcls, Some(acls)) => {
-            now(meta, api::delete_acls::handle(acls, decode(meta, frame)?, meta.version))
+            let request = decode(meta, frame)?;
+            Ok(later(async move {
+                let response =
+                    tokio::task::spawn_blocking(move || api::delete_acls::handle(&acls, request, meta.version))
+                        .await
+                        .map_err(|e| DispatchError::Task(e.to_string()))?;
+                meta.respond(&response).map(Some)
+            }))
         }
         (api, _) => {
             let code = refusal.unwrap_or(SECURITY_DISABLED);
@@ -371,11 +395,11 @@ impl RequestTimer {
     }
 }
 
-fn decode<T: Decodable>(meta: RequestMeta, frame: &mut Bytes) -> Result<T, DispatchError> {
+pub(crate) fn decode<T: Decodable>(meta: RequestMeta, frame: &mut Bytes) -> Result<T, DispatchError> {
     T::decode(frame, meta.version).map_err(|e| DispatchError::Malformed(meta.api, meta.version, e.to_string()))
 }
 
-fn now<R: Encodable>(meta: RequestMeta, body: R) -> Result<Reply, DispatchError> {
+pub(crate) fn now<R: Encodable>(meta: RequestMeta, body: R) -> Result<Reply, DispatchError> {
     meta.respond(&body).map(Reply::Now)
 }
 

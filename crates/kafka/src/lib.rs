@@ -5,6 +5,7 @@
 pub mod acl;
 mod api;
 mod authorize;
+mod authorize_admin;
 mod codec;
 mod connection;
 mod dispatch;

@@ -42,6 +42,12 @@ impl Session {
         acls.authorize(&self.principal.to_string(), &host, operation, resource_type, name)
     }
 
+    /// Whether the session may do `operation` on some resource of `resource_type`.
+    pub fn may_any(&self, security: &crate::sasl::Security, operation: i8, resource_type: i8) -> bool {
+        let Some(acls) = &security.acls else { return true };
+        acls.authorize_any(&self.principal.to_string(), &self.peer.ip().to_string(), operation, resource_type)
+    }
+
     /// Tokens come as bare frames (after a SaslHandshake v0).
     pub fn expects_raw_token(&self) -> bool {
         matches!(self.sasl, SaslState::Exchanging { raw: true, .. })

@@ -53,6 +53,9 @@ enum Command {
     /// Manage SASL users (SCRAM credentials; Kafka protocol at --bootstrap, or --data-dir).
     #[command(subcommand)]
     User(cli::UserCommand),
+    /// Manage Kafka ACLs (kafka-acls.sh's flags; Kafka protocol at --bootstrap, or --data-dir).
+    #[command(subcommand)]
+    Acl(cli::AclCommand),
     /// Print a shell completion script: sluice completions bash > /etc/bash_completion.d/sluice
     Completions {
         #[arg(value_enum)]
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Some(Command::Consume(a)) => cli::ClientCommand::Consume(a),
         Some(Command::Bench(c)) => cli::ClientCommand::Bench(c),
         Some(Command::User(c)) => cli::ClientCommand::User(c),
+        Some(Command::Acl(c)) => cli::ClientCommand::Acl(c),
     };
     cli::run(client)
 }

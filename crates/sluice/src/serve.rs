@@ -64,6 +64,18 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         Some(cluster_settings) => {
             let listeners = crate::cluster::Listeners {
                 kafka: format!("{}:{}", settings.broker.advertised_host, settings.broker.advertised_port),
+                // The first listener of each protocol, as Metadata names nodes by it.
+                kafka_listeners: kafka_listeners
+                    .iter()
+                    .rev()
+                    .map(|l| {
+                        let info = &l.info;
+                        (
+                            info.protocol.as_str().to_string(),
+                            format!("{}:{}", info.advertised_host, info.advertised_port),
+                        )
+                    })
+                    .collect(),
                 // Under the NSQ broadcast address, as the other nodes' lookupd API names them.
                 nsq_tcp: format!("{}:{}", settings.nsq.broadcast_address, nsq_listeners.tcp.local_addr()?.port()),
                 http: format!("{}:{}", settings.nsq.broadcast_address, nsq_listeners.http.local_addr()?.port()),
@@ -71,6 +83,8 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
             let node = crate::cluster::ClusterNode::start(cluster_settings, broker.clone(), listeners, stopped.clone())
                 .await?;
             crate::cluster::attach(&node).context("cannot join the broker to the cluster")?;
+            // Users and ACLs are then the metadata group's, the same on every node.
+            crate::cluster::security_sync::attach(&node, &security, stopped.clone());
             // Committed offsets then live in `__consumer_offsets`, coordinated by its leaders.
             broker.groups().replicate_offsets(Arc::downgrade(&broker), stopped.clone());
             Some(node)

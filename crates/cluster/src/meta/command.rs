@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::batch::{frame, unframe, FrameError, UnframeError};
+use super::security::{ScramDeletion, ScramUpsert};
 use crate::types::{Applied, Batches, NodeId};
 
 /// One change to the cluster's metadata. Validation happens in `ClusterState::apply`, so a
@@ -26,6 +27,11 @@ pub enum MetaCommand {
         http_addr: String,
         rack: Option<String>,
         at_ms: i64,
+        /// Every Kafka listener by name (its security protocol) → advertised HOST:PORT, so
+        /// Metadata asked on one listener names every node by its listener of that name.
+        /// Empty from older nodes: `kafka_addr` serves for all.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        kafka_listeners: BTreeMap<String, String>,
     },
     /// A new topic: replicas per partition, the first being the preferred leader.
     CreateTopic {
@@ -106,6 +112,19 @@ pub enum MetaCommand {
     /// the target of a move, so no partition is left naming it.
     RemoveNode {
         node_id: NodeId,
+    },
+    /// Kafka's AlterUserScramCredentials, cluster-wide (`security`): all or nothing.
+    AlterScramCredentials {
+        upserts: Vec<ScramUpsert>,
+        deletions: Vec<ScramDeletion>,
+    },
+    /// Kafka's CreateAcls: bindings (the Kafka layer's records) added once each.
+    CreateAcls {
+        bindings: Vec<String>,
+    },
+    /// Kafka's DeleteAcls: exactly these bindings (the proposer matched its filters) removed.
+    DeleteAcls {
+        bindings: Vec<String>,
     },
 }
 
@@ -208,6 +227,7 @@ mod tests {
                 http_addr: "127.0.0.3:4151".into(),
                 rack: Some("r1".into()),
                 at_ms: 5,
+                kafka_listeners: BTreeMap::from([("SASL_SSL".to_string(), "127.0.0.3:9094".to_string())]),
             },
             MetaCommand::CreateTopic {
                 name: "t".into(),
@@ -224,6 +244,16 @@ mod tests {
             MetaCommand::FinishReassignment { topic: "t".into(), partition: 0, replicas: vec![3, 1] },
             MetaCommand::RemoveNode { node_id: 3 },
             MetaCommand::DeleteRecords { topic: "t".into(), partition: 0, offset: 42, topic_id: Some(1) },
+            MetaCommand::AlterScramCredentials {
+                upserts: vec![ScramUpsert {
+                    user: "a".into(),
+                    mechanism: "SCRAM-SHA-512".into(),
+                    credential: "{}".into(),
+                }],
+                deletions: vec![ScramDeletion { user: "b".into(), mechanism: "SCRAM-SHA-256".into() }],
+            },
+            MetaCommand::CreateAcls { bindings: vec!["{}".into()] },
+            MetaCommand::DeleteAcls { bindings: vec!["{}".into()] },
         ]
     }
 

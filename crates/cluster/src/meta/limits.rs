@@ -16,6 +16,8 @@ pub const NODES_MAX: usize = 10_000;
 pub const NODE_ID_MAX: u64 = i32::MAX as u64;
 /// Bytes of one listener address (`host:port`; a DNS name is at most 253 bytes).
 pub const ADDR_BYTES_MAX: usize = 1024;
+/// Kafka listeners one node may register.
+pub const KAFKA_LISTENERS_MAX: usize = 16;
 /// Bytes of a rack name.
 pub const RACK_BYTES_MAX: usize = 255;
 /// Bytes of the cluster id (Kafka's is a 22-character base64 UUID).

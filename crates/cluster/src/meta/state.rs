@@ -28,6 +28,9 @@ pub struct ClusterState {
     pub next_topic_id: u64,
     /// The first id of the next producer-id block.
     pub next_producer_id: i64,
+    /// Kafka SCRAM credentials and ACLs, cluster-wide (absent from older snapshots: empty).
+    #[serde(default)]
+    pub security: super::security::SecurityState,
 }
 
 /// A node's listeners, as it registered them.
@@ -36,6 +39,10 @@ pub struct NodeInfo {
     /// Where other nodes reach its Raft transport.
     pub cluster_addr: String,
     pub kafka_addr: String,
+    /// Every Kafka listener by name (security protocol) → advertised HOST:PORT; empty when the
+    /// node registered before listeners were recorded (then `kafka_addr` serves for all).
+    #[serde(default)]
+    pub kafka_listeners: BTreeMap<String, String>,
     pub nsq_tcp_addr: String,
     pub http_addr: String,
     pub rack: Option<String>,
@@ -108,10 +115,20 @@ impl ClusterState {
     pub fn apply(&mut self, command: MetaCommand) -> MetaReply {
         let outcome = match command {
             MetaCommand::InitCluster { cluster_id } => self.init_cluster(cluster_id),
-            MetaCommand::RegisterNode { node_id, cluster_addr, kafka_addr, nsq_tcp_addr, http_addr, rack, at_ms } => {
+            MetaCommand::RegisterNode {
+                node_id,
+                cluster_addr,
+                kafka_addr,
+                nsq_tcp_addr,
+                http_addr,
+                rack,
+                at_ms,
+                kafka_listeners,
+            } => {
                 let info = NodeInfo {
                     cluster_addr,
                     kafka_addr,
+                    kafka_listeners,
                     nsq_tcp_addr,
                     http_addr,
                     rack,
@@ -145,6 +162,11 @@ impl ClusterState {
             MetaCommand::DeleteRecords { topic, partition, offset, topic_id } => {
                 self.current_topic_id(&topic, topic_id).and_then(|_| self.delete_records(&topic, partition, offset))
             }
+            MetaCommand::AlterScramCredentials { upserts, deletions } => {
+                self.security.alter_credentials(upserts, deletions)
+            }
+            MetaCommand::CreateAcls { bindings } => self.security.create_acls(bindings),
+            MetaCommand::DeleteAcls { bindings } => self.security.delete_acls(&bindings),
         };
         outcome.unwrap_or_else(|refusal| refusal)
     }

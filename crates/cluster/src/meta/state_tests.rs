@@ -18,6 +18,7 @@ pub(super) fn register(node_id: NodeId, at_ms: i64) -> MetaCommand {
         http_addr: format!("127.0.0.{node_id}:4151"),
         rack: None,
         at_ms,
+        kafka_listeners: Default::default(),
     }
 }
 
@@ -274,6 +275,7 @@ fn nodes_register_and_update_and_the_cluster_id_is_set_once() {
         http_addr: "127.0.0.9:4151".into(),
         rack: Some("r2".into()),
         at_ms: 50,
+        kafka_listeners: Default::default(),
     };
     assert_eq!(state.apply(moved), MetaReply::Ok);
     let node = &state.nodes[&1];

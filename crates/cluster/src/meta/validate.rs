@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::limits::{
     ADDR_BYTES_MAX, CLUSTER_ID_BYTES_MAX, CONFIGS_PER_TOPIC_MAX, CONFIG_NAME_BYTES_MAX, CONFIG_VALUE_BYTES_MAX,
-    NODE_ID_MAX, RACK_BYTES_MAX, REPLICAS_PER_PARTITION_MAX, TOPIC_NAME_BYTES_MAX,
+    KAFKA_LISTENERS_MAX, NODE_ID_MAX, RACK_BYTES_MAX, REPLICAS_PER_PARTITION_MAX, TOPIC_NAME_BYTES_MAX,
 };
 use super::state::NodeInfo;
 use crate::types::NodeId;
@@ -42,6 +42,14 @@ pub fn node(node_id: NodeId, info: &NodeInfo) -> Result<(), String> {
     ] {
         if addr.is_empty() || addr.len() > ADDR_BYTES_MAX {
             return Err(format!("the {what} address has 1 to {ADDR_BYTES_MAX} bytes"));
+        }
+    }
+    if info.kafka_listeners.len() > KAFKA_LISTENERS_MAX {
+        return Err(format!("at most {KAFKA_LISTENERS_MAX} Kafka listeners"));
+    }
+    for (name, addr) in &info.kafka_listeners {
+        if name.is_empty() || name.len() > RACK_BYTES_MAX || addr.is_empty() || addr.len() > ADDR_BYTES_MAX {
+            return Err(format!("a Kafka listener has a name and an address of 1 to {ADDR_BYTES_MAX} bytes"));
         }
     }
     if info.rack.as_ref().is_some_and(|rack| rack.len() > RACK_BYTES_MAX) {
@@ -110,6 +118,7 @@ mod tests {
         let info = NodeInfo {
             cluster_addr: "a".into(),
             kafka_addr: "a".into(),
+            kafka_listeners: BTreeMap::new(),
             nsq_tcp_addr: "a".into(),
             http_addr: "a".into(),
             rack: None,

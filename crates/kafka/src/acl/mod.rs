@@ -194,6 +194,29 @@ pub fn decide(
     applying.into_iter().any(|b| b.permission == permission::ALLOW && allowing(wanted).contains(&b.operation))
 }
 
+/// Whether `principal` may do `wanted` on at least one resource of `resource_type` (Kafka's
+/// `authorizeByResourceType`, used by InitProducerId: WRITE on any topic): some ALLOW binding
+/// of the operation applies to it and the resource it names is not denied.
+pub fn decide_any(
+    bindings: &[AclBinding],
+    allow_if_no_acl: bool,
+    principal: &str,
+    host: &str,
+    wanted: i8,
+    resource_type: i8,
+) -> bool {
+    if !bindings.iter().any(|b| b.resource_type == resource_type) {
+        return allow_if_no_acl;
+    }
+    bindings.iter().any(|b| {
+        b.resource_type == resource_type
+            && b.permission == permission::ALLOW
+            && b.applies_to(principal, host)
+            && allowing(wanted).contains(&b.operation)
+            && decide(bindings, allow_if_no_acl, principal, host, wanted, resource_type, &b.resource_name)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,5 +248,9 @@ mod tests {
         assert!(!can(READ, "other"), "no ACL: denied unless allow.everyone.if.no.acl.found");
         assert!(decide(&acls, true, "User:bob", "h", READ, resource::TOPIC, "other"));
         assert!(!decide(&acls, true, "User:eve", "h", WRITE, resource::TOPIC, "orders"), "ACLs exist: others denied");
+        assert!(decide_any(&acls, false, "User:bob", "h", WRITE, resource::TOPIC), "WRITE on orders");
+        assert!(!decide_any(&acls, false, "User:eve", "h", WRITE, resource::TOPIC));
+        assert!(!decide_any(&acls, false, "User:bob", "h", WRITE, resource::GROUP), "no group ACL at all");
+        assert!(decide_any(&acls, true, "User:bob", "h", WRITE, resource::GROUP), "allow.everyone.if.no.acl.found");
     }
 }

@@ -28,6 +28,12 @@ pub async fn handle(
     request: AlterConfigsRequest,
     meta: RequestMeta,
 ) -> Result<Option<bytes::Bytes>, DispatchError> {
+    let response = answer(ctx, request).await;
+    meta.respond(&response).map(Some)
+}
+
+/// The response `handle` sends (the authorizer adds its refusals to it).
+pub async fn answer(ctx: Arc<Context>, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut response = AlterConfigsResponse::default();
     for resource in request.resources {
         let outcome = match check_topic(resource.resource_type) {
@@ -47,7 +53,7 @@ pub async fn handle(
         (out.error_code, out.error_message) = codes(outcome);
         response.responses.push(out);
     }
-    meta.respond(&response).map(Some)
+    response
 }
 
 pub async fn handle_incremental(
@@ -55,6 +61,15 @@ pub async fn handle_incremental(
     request: IncrementalAlterConfigsRequest,
     meta: RequestMeta,
 ) -> Result<Option<bytes::Bytes>, DispatchError> {
+    let response = answer_incremental(ctx, request).await;
+    meta.respond(&response).map(Some)
+}
+
+/// The response `handle_incremental` sends (the authorizer adds its refusals to it).
+pub async fn answer_incremental(
+    ctx: Arc<Context>,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
     let mut response = IncrementalAlterConfigsResponse::default();
     for resource in request.resources {
         let outcome = match check_topic(resource.resource_type).and_then(|()| changed(&ctx, &resource)) {
@@ -68,7 +83,7 @@ pub async fn handle_incremental(
         (out.error_code, out.error_message) = codes(outcome);
         response.responses.push(out);
     }
-    meta.respond(&response).map(Some)
+    response
 }
 
 /// The topic's overrides after the resource's incremental changes.

@@ -15,6 +15,12 @@ pub async fn handle(
     request: CreatePartitionsRequest,
     meta: RequestMeta,
 ) -> Result<Option<bytes::Bytes>, DispatchError> {
+    let response = answer(ctx, request).await;
+    meta.respond(&response).map(Some)
+}
+
+/// The response `handle` sends (the authorizer adds its refusals to it).
+pub async fn answer(ctx: Arc<Context>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let mut response = CreatePartitionsResponse::default();
     for topic in request.topics {
         let mut result = CreatePartitionsTopicResult::default();
@@ -44,5 +50,5 @@ pub async fn handle(
         }
         response.results.push(result);
     }
-    meta.respond(&response).map(Some)
+    response
 }

@@ -39,6 +39,16 @@ pub async fn handle_cluster(
     request: CreateTopicsRequest,
     meta: RequestMeta,
 ) -> Result<Option<bytes::Bytes>, crate::dispatch::DispatchError> {
+    let response = answer_cluster(&ctx, request, meta).await;
+    meta.respond(&response).map(Some)
+}
+
+/// The response `handle_cluster` sends (the authorizer adds its refusals to it).
+pub async fn answer_cluster(
+    ctx: &Arc<Context>,
+    request: CreateTopicsRequest,
+    meta: RequestMeta,
+) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
     let seen = names_seen(&request);
     for topic in &request.topics {
@@ -46,11 +56,11 @@ pub async fn handle_cluster(
         let outcome = if seen.get(&name).copied().unwrap_or(0) > 1 {
             Err(duplicate(&name))
         } else {
-            create_in_cluster(&ctx, topic, request.validate_only).await
+            create_in_cluster(ctx, topic, request.validate_only).await
         };
-        response.topics.push(result_of(&ctx, topic, outcome, meta));
+        response.topics.push(result_of(ctx, topic, outcome, meta));
     }
-    meta.respond(&response).map(Some)
+    response
 }
 
 fn names_seen(request: &CreateTopicsRequest) -> HashMap<String, usize> {

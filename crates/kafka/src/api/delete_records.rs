@@ -15,6 +15,12 @@ pub async fn handle(
     request: DeleteRecordsRequest,
     meta: RequestMeta,
 ) -> Result<Option<bytes::Bytes>, DispatchError> {
+    let response = answer(ctx, request).await;
+    meta.respond(&response).map(Some)
+}
+
+/// The response `handle` sends (the authorizer adds its refusals to it).
+pub async fn answer(ctx: Arc<Context>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
@@ -40,8 +46,7 @@ pub async fn handle(
         result.partitions = partitions;
         topics.push(result);
     }
-    let response = DeleteRecordsResponse::default().with_topics(topics);
-    meta.respond(&response).map(Some)
+    DeleteRecordsResponse::default().with_topics(topics)
 }
 
 /// One partition: on the leader only (`NOT_LEADER_OR_FOLLOWER` elsewhere); a replicated one

@@ -18,6 +18,12 @@ pub async fn handle(
     request: DeleteTopicsRequest,
     meta: RequestMeta,
 ) -> Result<Option<bytes::Bytes>, crate::dispatch::DispatchError> {
+    let response = answer(ctx, request, meta).await;
+    meta.respond(&response).map(Some)
+}
+
+/// The response `handle` sends (the authorizer adds its refusals to it).
+pub async fn answer(ctx: Arc<Context>, request: DeleteTopicsRequest, meta: RequestMeta) -> DeleteTopicsResponse {
     let mut response = DeleteTopicsResponse::default();
     let targets: Vec<(Option<String>, uuid::Uuid)> = if meta.version >= 6 {
         request.topics.iter().map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id)).collect()
@@ -49,5 +55,5 @@ pub async fn handle(
         }
         response.responses.push(result);
     }
-    meta.respond(&response).map(Some)
+    response
 }

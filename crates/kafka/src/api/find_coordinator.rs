@@ -60,6 +60,9 @@ fn coordinator(
             c.port = i32::from(listener.advertised_port);
         }
         Ok(node) => {
+            // Another node: by its listener of the same name as this one, as Metadata names it.
+            let named = super::brokers(ctx, listener).into_iter().find(|b| b.node_id == node.node_id);
+            let node = named.unwrap_or(node);
             c.error_code = NONE;
             c.node_id = BrokerId(node.node_id);
             c.host = str_bytes(&node.host);

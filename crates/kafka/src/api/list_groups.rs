@@ -23,8 +23,12 @@ pub async fn handle(
     request: ListGroupsRequest,
     meta: RequestMeta,
 ) -> Result<Option<bytes::Bytes>, DispatchError> {
-    let groups = cluster_groups(&ctx.broker).await;
-    meta.respond(&respond(groups, &request, meta)).map(Some)
+    meta.respond(&answer(&ctx, &request, meta).await).map(Some)
+}
+
+/// The response `handle` sends (the authorizer filters it).
+pub async fn answer(ctx: &Context, request: &ListGroupsRequest, meta: RequestMeta) -> ListGroupsResponse {
+    respond(cluster_groups(&ctx.broker).await, request, meta)
 }
 
 fn respond(groups: Vec<GroupSummary>, request: &ListGroupsRequest, meta: RequestMeta) -> ListGroupsResponse {

@@ -56,8 +56,8 @@ pub fn now_ms() -> i64 {
 
 /// The brokers Metadata and DescribeCluster list: every registered node in a cluster, this
 /// node alone otherwise. This node is named by the address of the listener the request came
-/// in on (Kafka answers per listener name); other nodes of a cluster by the one address they
-/// registered (their first listener's).
+/// in on (Kafka answers per listener name); other nodes of a cluster by their listener of the
+/// same name (security protocol), or their first listener's address when they have none.
 pub fn brokers(
     ctx: &crate::server::Context,
     listener: &crate::listener::ListenerInfo,
@@ -71,7 +71,7 @@ pub fn brokers(
     };
     match broker.cluster() {
         Some(cluster) => cluster
-            .brokers()
+            .brokers_on(listener.protocol.as_str())
             .into_iter()
             .map(|b| match b.node_id == this.node_id {
                 true => sluice_broker::cluster_view::BrokerAddress { rack: b.rack, ..this.clone() },

@@ -11,12 +11,19 @@ use std::sync::Arc;
 
 /// A commit writes the offsets log and waits for its fsync (shared with concurrent
 /// commits): blocking work, so it runs on the blocking pool and answers when durable.
-pub fn handle(ctx: &Arc<Context>, request: OffsetCommitRequest, meta: RequestMeta) -> Reply {
+/// `refused`: the topics the authorizer refused, answered as they are after the others.
+pub fn handle(
+    ctx: &Arc<Context>,
+    request: OffsetCommitRequest,
+    meta: RequestMeta,
+    refused: Vec<OffsetCommitResponseTopic>,
+) -> Reply {
     let ctx = Arc::clone(ctx);
     later(async move {
-        let response = tokio::task::spawn_blocking(move || commit(&ctx, request, meta))
+        let mut response = tokio::task::spawn_blocking(move || commit(&ctx, request, meta))
             .await
             .map_err(|e| DispatchError::Task(e.to_string()))?;
+        response.topics.extend(refused);
         meta.respond(&response).map(Some)
     })
 }

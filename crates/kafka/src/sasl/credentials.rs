@@ -7,6 +7,7 @@
 //! (`sluice_log::atomic_file`): a crash leaves the old or the new file, never a mix.
 
 use super::scram::{ScramCredential, ScramMechanism};
+use super::security_log::SecurityLog;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,8 @@ pub type UserCredentials = BTreeMap<ScramMechanism, ScramCredential>;
 pub struct Credentials {
     path: Option<PathBuf>,
     users: RwLock<BTreeMap<String, UserCredentials>>,
+    /// In a cluster: where changes are committed instead of the file.
+    log: std::sync::OnceLock<std::sync::Arc<dyn SecurityLog>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -61,7 +64,7 @@ struct StoredCredential {
 impl Credentials {
     /// An empty store that is never written (tests, a broker without a data directory).
     pub fn in_memory() -> Credentials {
-        Credentials { path: None, users: RwLock::new(BTreeMap::new()) }
+        Credentials { path: None, users: RwLock::new(BTreeMap::new()), log: Default::default() }
     }
 
     /// Reads `<data_dir>/users.json`; a missing file is an empty store.
@@ -72,7 +75,34 @@ impl Credentials {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(CredentialsError::File { path, reason: e.to_string() }),
         };
-        Ok(Credentials { path: Some(path), users: RwLock::new(users) })
+        Ok(Credentials { path: Some(path), users: RwLock::new(users), log: Default::default() })
+    }
+
+    /// From now on changes are committed through `log` (a cluster's metadata group), not the
+    /// file, and the users are the cluster's (`replace_from_cluster`).
+    pub fn replicate_through(&self, log: std::sync::Arc<dyn SecurityLog>) {
+        let _ = self.log.set(log);
+    }
+
+    /// Takes the cluster's users (user → mechanism name → `encode_record` JSON); a record
+    /// this build cannot read is left out, with a warning.
+    pub fn replace_from_cluster(&self, users: &BTreeMap<String, BTreeMap<String, String>>) {
+        let mut next = BTreeMap::new();
+        for (user, mechanisms) in users {
+            let mut credentials = UserCredentials::new();
+            for (name, record) in mechanisms {
+                match ScramMechanism::parse(name).zip(decode_record(record)) {
+                    Some((mechanism, credential)) => {
+                        credentials.insert(mechanism, credential);
+                    }
+                    None => tracing::warn!(user = %user, mechanism = %name, "unreadable cluster credential ignored"),
+                }
+            }
+            if !credentials.is_empty() {
+                next.insert(user.clone(), credentials);
+            }
+        }
+        *self.write() = next;
     }
 
     /// The credential of `user` for `mechanism`, if any.
@@ -104,32 +134,28 @@ impl Credentials {
         upserts: Vec<(String, ScramMechanism, ScramCredential)>,
         deletions: Vec<(String, Option<ScramMechanism>)>,
     ) -> Result<(), CredentialsError> {
-        let mut users = self.write();
-        let mut next = users.clone();
-        for (user, mechanism) in deletions {
-            let entry = next.get_mut(&user);
-            let removed = match (entry, mechanism) {
-                (Some(mechanisms), Some(m)) => mechanisms.remove(&m).is_some(),
-                (Some(mechanisms), None) => {
-                    mechanisms.clear();
-                    true
+        if let Some(log) = self.log.get() {
+            // In a cluster: committed with no lock held (logins go on meanwhile), then the
+            // difference is made here at once (`replace_from_cluster` follows with the whole).
+            let before = self.read().clone();
+            let next = changed(&before, upserts, deletions)?;
+            commit_changes(log.as_ref(), &before, &next)?;
+            let mut users = self.write();
+            for (user, m, credential) in differences(&before, &next) {
+                match credential {
+                    Some(c) => {
+                        users.entry(user).or_default().insert(m, c);
+                    }
+                    None => {
+                        users.get_mut(&user).map(|u| u.remove(&m));
+                    }
                 }
-                (None, _) => false,
-            };
-            if !removed {
-                return Err(CredentialsError::Invalid(format!("user {user:?} has no such credential")));
             }
-            if next.get(&user).is_some_and(BTreeMap::is_empty) {
-                next.remove(&user);
-            }
+            users.retain(|_, m| !m.is_empty());
+            return Ok(());
         }
-        for (user, mechanism, credential) in upserts {
-            check_user_name(&user)?;
-            next.entry(user).or_default().insert(mechanism, credential);
-        }
-        if next.len() > USERS_MAX {
-            return Err(CredentialsError::Invalid(format!("at most {USERS_MAX} users")));
-        }
+        let mut users = self.write();
+        let next = changed(&users, upserts, deletions)?;
         if let Some(path) = &self.path {
             let bytes = encode(&next);
             // Owner-only before a byte is written: StoredKey and ServerKey allow offline password
@@ -153,6 +179,98 @@ impl Credentials {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, UserCredentials>> {
         self.users.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+type Users = BTreeMap<String, UserCredentials>;
+
+/// The users after deletions and upserts; a deletion of a credential that does not exist is
+/// an error naming it.
+fn changed(
+    before: &Users,
+    upserts: Vec<(String, ScramMechanism, ScramCredential)>,
+    deletions: Vec<(String, Option<ScramMechanism>)>,
+) -> Result<Users, CredentialsError> {
+    let mut next = before.clone();
+    for (user, mechanism) in deletions {
+        let entry = next.get_mut(&user);
+        let removed = match (entry, mechanism) {
+            (Some(mechanisms), Some(m)) => mechanisms.remove(&m).is_some(),
+            (Some(mechanisms), None) => {
+                mechanisms.clear();
+                true
+            }
+            (None, _) => false,
+        };
+        if !removed {
+            return Err(CredentialsError::Invalid(format!("user {user:?} has no such credential")));
+        }
+        if next.get(&user).is_some_and(BTreeMap::is_empty) {
+            next.remove(&user);
+        }
+    }
+    for (user, mechanism, credential) in upserts {
+        check_user_name(&user)?;
+        next.entry(user).or_default().insert(mechanism, credential);
+    }
+    if next.len() > USERS_MAX {
+        return Err(CredentialsError::Invalid(format!("at most {USERS_MAX} users")));
+    }
+    Ok(next)
+}
+
+/// (user, mechanism, new credential or None for a deletion) from `before` to `after`.
+fn differences(before: &Users, after: &Users) -> Vec<(String, ScramMechanism, Option<ScramCredential>)> {
+    let mut out = Vec::new();
+    for (user, mechanisms) in after {
+        for (m, credential) in mechanisms {
+            if before.get(user).and_then(|b| b.get(m)) != Some(credential) {
+                out.push((user.clone(), *m, Some(credential.clone())));
+            }
+        }
+    }
+    for (user, mechanisms) in before {
+        for m in mechanisms.keys() {
+            if !after.get(user).is_some_and(|a| a.contains_key(m)) {
+                out.push((user.clone(), *m, None));
+            }
+        }
+    }
+    out
+}
+
+/// Commits the difference between `before` and `after` through the cluster's log.
+fn commit_changes(log: &dyn SecurityLog, before: &Users, after: &Users) -> Result<(), CredentialsError> {
+    let mut upserts = Vec::new();
+    let mut deletions = Vec::new();
+    for (user, m, credential) in differences(before, after) {
+        match credential {
+            Some(c) => upserts.push((user, m.name().to_string(), encode_record(&c))),
+            None => deletions.push((user, m.name().to_string())),
+        }
+    }
+    log.alter_credentials(upserts, deletions).map_err(CredentialsError::Invalid)
+}
+
+/// One credential as the cluster's metadata holds it: the file's JSON form of it.
+pub fn encode_record(c: &ScramCredential) -> String {
+    let stored = StoredCredential {
+        salt: BASE64.encode(&c.salt),
+        stored_key: BASE64.encode(&c.stored_key),
+        server_key: BASE64.encode(&c.server_key),
+        iterations: c.iterations,
+    };
+    serde_json::to_string(&stored).unwrap_or_default()
+}
+
+/// The credential of a cluster record, if it is one.
+pub fn decode_record(record: &str) -> Option<ScramCredential> {
+    let stored: StoredCredential = serde_json::from_str(record).ok()?;
+    Some(ScramCredential {
+        salt: BASE64.decode(&stored.salt).ok()?,
+        stored_key: BASE64.decode(&stored.stored_key).ok()?,
+        server_key: BASE64.decode(&stored.server_key).ok()?,
+        iterations: stored.iterations,
+    })
 }
 
 /// Kafka refuses empty user names; control characters would corrupt logs and principals.

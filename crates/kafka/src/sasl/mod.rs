@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod failed_logins;
 pub mod plain;
 pub mod scram;
+pub mod security_log;
 
 use credentials::Credentials;
 use failed_logins::FailedLogins;

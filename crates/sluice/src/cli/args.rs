@@ -329,9 +329,12 @@ pub struct BenchConsumeArgs {
 /// directory.
 #[derive(Debug, Args, Clone)]
 pub struct UserTarget {
-    /// Broker Kafka listener (PLAINTEXT).
+    /// Broker Kafka listener (PLAINTEXT, or SASL_PLAINTEXT with --sasl-user).
     #[arg(long = "bootstrap", env = "SLUICE_BOOTSTRAP", value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
     pub bootstrap: String,
+    /// Log in with SASL PLAIN as this user (password from SLUICE_SASL_PASSWORD).
+    #[arg(long = "sasl-user", env = "SLUICE_SASL_USER", value_name = "NAME")]
+    pub sasl_user: Option<String>,
     /// Edit this stopped broker's data directory instead of asking a running broker.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<std::path::PathBuf>,

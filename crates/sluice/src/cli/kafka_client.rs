@@ -251,6 +251,23 @@ impl KafkaClient {
         Ok(out)
     }
 
+    /// Logs in with SASL PLAIN (SaslHandshake v1, then SaslAuthenticate v0): for a
+    /// SASL_PLAINTEXT listener, so the principal is `User:<user>` rather than anonymous.
+    pub fn login_plain(&mut self, user: &str, password: &str) -> anyhow::Result<()> {
+        let handshake = kafka_protocol::messages::SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_static_str("PLAIN"));
+        let answer = self.request(1, &handshake)?;
+        check(answer.error_code, || format!("SASL PLAIN at {}", self.addr))?;
+        let token = format!("\0{user}\0{password}").into_bytes();
+        let login = kafka_protocol::messages::SaslAuthenticateRequest::default().with_auth_bytes(token.into());
+        let answer = self.request(0, &login)?;
+        if answer.error_code != 0 {
+            let message = answer.error_message.as_deref().unwrap_or("").to_string();
+            bail!("login as {user} at {} failed: {message} (error code {})", self.addr, answer.error_code);
+        }
+        Ok(())
+    }
+
     /// Sends `request` at `version` and decodes its response.
     pub fn request<R: Request>(&mut self, version: i16, request: &R) -> anyhow::Result<R::Response> {
         let correlation_id = self.send(version, request)?;

@@ -2,6 +2,8 @@
 //! HTTP (docs/admin-api.md), `sluice produce|consume|bench` speak the Kafka protocol like any
 //! Kafka client. Every failure becomes one line `sluice: <message>` and exit status 1.
 
+mod acl;
+mod acl_args;
 mod args;
 mod bench;
 mod channel;
@@ -19,6 +21,7 @@ mod table;
 mod topic;
 mod user;
 
+pub use acl_args::AclCommand;
 pub use args::{
     BenchCommand, ChannelCommand, ClusterCommand, ConsumeArgs, GroupCommand, ProduceArgs, TopicCommand, UserCommand,
 };
@@ -36,6 +39,7 @@ pub enum ClientCommand {
     Consume(ConsumeArgs),
     Bench(BenchCommand),
     User(UserCommand),
+    Acl(AclCommand),
 }
 
 /// Runs one client subcommand and turns its outcome into the process exit status.
@@ -49,6 +53,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Consume(a) => consume::run(a),
         ClientCommand::Bench(c) => bench::run(c),
         ClientCommand::User(c) => user::run(c),
+        ClientCommand::Acl(c) => acl::run(c),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,7 @@
 //! of a broker with only SASL listeners is made.
 
 use super::args::{Output, UserCommand, UserTarget};
-use super::kafka_client::{check, KafkaClient};
+use super::kafka_client::check;
 use super::table::Table;
 use anyhow::{bail, Context as _};
 use kafka_protocol::messages::alter_user_scram_credentials_request::{
@@ -108,7 +108,7 @@ fn delete(target: &UserTarget, name: &str) -> anyhow::Result<()> {
 }
 
 fn alter(target: &UserTarget, request: AlterUserScramCredentialsRequest, name: &str) -> anyhow::Result<()> {
-    let mut client = KafkaClient::connect(&target.bootstrap)?;
+    let mut client = super::acl::connect_as(&target.bootstrap, target.sasl_user.as_deref())?;
     let response = client.request(0, &request)?;
     for result in response.results {
         let message = result.error_message.as_deref().unwrap_or("").to_string();
@@ -147,7 +147,7 @@ fn describe(target: &UserTarget) -> anyhow::Result<UserList> {
         let (_lock, store) = offline(dir)?;
         return Ok(store.list());
     }
-    let mut client = KafkaClient::connect(&target.bootstrap)?;
+    let mut client = super::acl::connect_as(&target.bootstrap, target.sasl_user.as_deref())?;
     let mut request = DescribeUserScramCredentialsRequest::default();
     request.users = None::<Vec<UserName>>;
     let response = client.request(0, &request)?;

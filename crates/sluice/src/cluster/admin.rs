@@ -250,6 +250,7 @@ mod tests {
                 http_addr: format!("127.0.0.{id}:4151"),
                 rack: None,
                 at_ms: 1,
+                kafka_listeners: Default::default(),
             });
         }
         let created =

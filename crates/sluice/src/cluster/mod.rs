@@ -38,6 +38,7 @@ mod nsq_forward;
 mod reassign;
 mod reconcile;
 mod replica;
+pub mod security_sync;
 mod status;
 mod topic_admin;
 mod topic_sync;
@@ -65,6 +66,8 @@ use tokio::sync::watch;
 pub struct Listeners {
     /// Advertised Kafka address (HOST:PORT), what Metadata tells clients.
     pub kafka: String,
+    /// Every Kafka listener: its name (security protocol) → advertised HOST:PORT.
+    pub kafka_listeners: BTreeMap<String, String>,
     /// NSQ TCP and HTTP listeners under the NSQ broadcast address (`--broadcast-address`),
     /// what every node's nsqlookupd API names as this node's producer address.
     pub nsq_tcp: String,
@@ -195,6 +198,7 @@ impl ClusterNode {
                 http_addr: self.listeners.http.clone(),
                 rack: None,
                 at_ms: meta_client::now_ms(),
+                kafka_listeners: self.listeners.kafka_listeners.clone(),
             },
         ];
         for command in commands {
@@ -221,6 +225,11 @@ impl ClusterNode {
     /// The metadata state as last applied on this node.
     pub fn state(&self) -> Arc<ClusterState> {
         self.state.borrow().clone()
+    }
+
+    /// Every state the metadata group applies here, as it is applied.
+    pub fn state_changes(&self) -> watch::Receiver<Arc<ClusterState>> {
+        self.state.clone()
     }
 
     /// The metadata group's leader (Kafka's controller), if known.

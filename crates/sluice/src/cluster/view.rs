@@ -105,12 +105,19 @@ pub(super) fn placement_error(e: PlacementError) -> BrokerError {
 
 impl ClusterView for View {
     fn brokers(&self) -> Vec<BrokerAddress> {
+        self.brokers_on("")
+    }
+
+    /// Each node by its listener named `listener`, or the address it registered first when
+    /// it has none of that name.
+    fn brokers_on(&self, listener: &str) -> Vec<BrokerAddress> {
         let Some(node) = self.0.upgrade() else { return Vec::new() };
         node.state()
             .nodes
             .iter()
             .filter_map(|(id, info)| {
-                let (host, port) = info.kafka_addr.rsplit_once(':')?;
+                let addr = info.kafka_listeners.get(listener).unwrap_or(&info.kafka_addr);
+                let (host, port) = addr.rsplit_once(':')?;
                 Some(BrokerAddress {
                     node_id: broker_id(*id),
                     host: host.trim_start_matches('[').trim_end_matches(']').to_string(),

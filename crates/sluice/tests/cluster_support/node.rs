@@ -209,6 +209,11 @@ impl Node {
         self.wait_up();
     }
 
+    /// Adds flags for this node's next starts (e.g. a listener of its own).
+    pub fn push_args(&mut self, args: &[&str]) {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+    }
+
     /// Kills the node, empties its data dir, and starts it again (a replaced disk).
     pub fn wipe_and_restart(&mut self) {
         self.kill9();
