@@ -6,7 +6,8 @@
 //! `codec` frames and decodes the client's packets and encodes the server's; `topics` maps
 //! MQTT topic names onto log topics and matches filters; `publish` turns a PUBLISH into a
 //! record and appends it; `subscription` tails the log for a client's filters; `retained`
-//! keeps the last retained message per MQTT topic.
+//! keeps the last retained message per MQTT topic; `shared` serves `$share/…` subscriptions
+//! through NSQ channels.
 
 mod codec;
 mod connection;
@@ -15,6 +16,7 @@ mod retained;
 mod server;
 mod session;
 mod session_store;
+mod shared;
 mod subscription;
 pub mod topics;
 mod websocket;

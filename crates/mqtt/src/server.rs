@@ -8,9 +8,9 @@ use crate::session::Sessions;
 use crate::session_store::SessionStore;
 use crate::MqttConfig;
 use sluice_broker::accept::Acceptor;
+use sluice_broker::channel::Channels;
 use sluice_broker::clients::Protocol;
 use sluice_broker::metrics::RequestMetrics;
-use sluice_broker::Broker;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -23,14 +23,17 @@ enum Transport {
 }
 
 /// Serves MQTT clients on `listener` (TCP) and `ws_listener` (WebSocket) until `stop` turns true.
+/// `channels` (NSQ's) holds the cursors of shared subscriptions.
 pub async fn serve(
     listener: TcpListener,
     ws_listener: TcpListener,
-    broker: Arc<Broker>,
+    channels: Arc<Channels>,
     config: MqttConfig,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let broker = Arc::clone(channels.broker());
     let shared = Arc::new(Shared {
+        channels,
         config: Arc::new(config),
         sessions: Arc::new(Sessions::default()),
         retained: Retained::open(Arc::clone(&broker)).await,

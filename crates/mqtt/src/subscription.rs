@@ -5,10 +5,11 @@
 
 use crate::codec::{QoS, Reason};
 use crate::publish::log_topic;
+use crate::shared::{self, Membership};
 use crate::topics::{filter_log_topic, matches, valid_filter};
 use crate::{QOS_HEADER, TOPIC_HEADER};
 use bytes::Bytes;
-use sluice_broker::channel::READ_BYTES_MAX;
+use sluice_broker::channel::{Channel, Channels, ClientInfo, MessageId, READ_BYTES_MAX};
 use sluice_broker::{Broker, BrokerError, Partition};
 use sluice_records::convert::{read_v2_records, StoredRecord};
 use std::collections::{BTreeSet, HashMap};
@@ -19,8 +20,6 @@ use tokio::task::JoinHandle;
 /// Records handed to the connection and not yet taken, per connection: the tails wait
 /// (and stop reading) while it is full.
 pub(crate) const DELIVERY_QUEUE: usize = 256;
-/// Prefix of a v5 shared subscription (not served yet).
-const SHARED_PREFIX: &str = "$share/";
 
 /// A record on its way to a subscriber.
 #[derive(Debug)]
@@ -41,7 +40,7 @@ pub(crate) struct Delivery {
 /// One partition's reading progress for a subscriber: what the tail has read, and the
 /// records handed on whose delivery is not complete.
 #[derive(Debug, Default)]
-struct Progress {
+pub(crate) struct Progress {
     read_end: i64,
     outstanding: BTreeSet<i64>,
     /// One past the highest offset written to the client: a resumed session marks records
@@ -56,23 +55,56 @@ impl Progress {
     }
 }
 
-/// A delivery's place in its partition's progress.
-#[derive(Debug)]
-pub(crate) struct Ack {
-    progress: Arc<Mutex<Progress>>,
-    offset: i64,
+/// A delivery's place in its partition's progress, or in a share group's channel.
+pub(crate) enum Ack {
+    Tail {
+        progress: Arc<Mutex<Progress>>,
+        offset: i64,
+    },
+    /// In flight on the channel of a shared subscription, for this member.
+    Shared {
+        channel: Arc<Channel>,
+        id: MessageId,
+        member: Arc<ClientInfo>,
+    },
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ack::Tail { offset, .. } => write!(f, "Ack::Tail({offset})"),
+            Ack::Shared { id, .. } => write!(f, "Ack::Shared({}/{})", id.partition, id.offset),
+        }
+    }
 }
 
 impl Ack {
-    /// The delivery was handed to the client's writer.
-    pub fn sent(&self) {
-        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-        progress.sent_end = progress.sent_end.max(self.offset + 1);
+    pub fn shared(channel: Arc<Channel>, id: MessageId, member: Arc<ClientInfo>) -> Ack {
+        Ack::Shared { channel, id, member }
     }
 
-    /// The delivery is complete: the floor may pass it.
+    /// The delivery was handed to the client's writer.
+    pub fn sent(&self) {
+        if let Ack::Tail { progress, offset } = self {
+            let mut progress = progress.lock().unwrap_or_else(|p| p.into_inner());
+            progress.sent_end = progress.sent_end.max(offset + 1);
+        }
+    }
+
+    /// The delivery is complete: the floor may pass it (a shared one is finished on its
+    /// channel; if the channel took it back meanwhile, another member has it and the FIN
+    /// is refused, which is fine).
     pub fn done(self) {
-        self.progress.lock().unwrap_or_else(|p| p.into_inner()).outstanding.remove(&self.offset);
+        match self {
+            Ack::Tail { progress, offset } => {
+                progress.lock().unwrap_or_else(|p| p.into_inner()).outstanding.remove(&offset);
+            }
+            Ack::Shared { channel, id, member } => {
+                if channel.fin(id, &member).is_ok() {
+                    shared::window_freed(&channel, &member);
+                }
+            }
+        }
     }
 }
 
@@ -102,10 +134,23 @@ pub(crate) struct Subscriptions {
     resume: HashMap<(String, i32), (i64, i64)>,
     deliveries: mpsc::Sender<Delivery>,
     subscriptions_max: usize,
+    /// Shared subscriptions by their whole `$share/…` filter, and the channel client this
+    /// connection is in each of their groups.
+    shared: HashMap<String, Membership>,
+    channels: Arc<Channels>,
+    member: Arc<ClientInfo>,
+    /// The session outlives the connection: its share groups' channels stay when it leaves.
+    pub keep_shared_channels: bool,
 }
 
 impl Subscriptions {
-    pub fn new(broker: Arc<Broker>, deliveries: mpsc::Sender<Delivery>, subscriptions_max: usize) -> Subscriptions {
+    pub fn new(
+        broker: Arc<Broker>,
+        channels: Arc<Channels>,
+        member: Arc<ClientInfo>,
+        deliveries: mpsc::Sender<Delivery>,
+        subscriptions_max: usize,
+    ) -> Subscriptions {
         Subscriptions {
             broker,
             filters: Arc::default(),
@@ -113,14 +158,48 @@ impl Subscriptions {
             resume: HashMap::new(),
             deliveries,
             subscriptions_max,
+            shared: HashMap::new(),
+            channels,
+            member,
+            keep_shared_channels: false,
         }
+    }
+
+    /// The channel client this connection is in share groups (set at CONNECT, before any).
+    pub fn set_member(&mut self, member: Arc<ClientInfo>) {
+        self.member = member;
+    }
+
+    /// Joins (or re-grants) a shared subscription.
+    async fn subscribe_shared(
+        &mut self,
+        text: &str,
+        share: shared::ShareFilter<'_>,
+        qos: QoS,
+    ) -> Result<(QoS, bool), Reason> {
+        if let Some(existing) = self.shared.get_mut(text) {
+            // A new QoS applies to deliveries taken from now on.
+            if existing.granted == qos {
+                return Ok((qos, false));
+            }
+            if let Some(old) = self.shared.remove(text) {
+                old.leave(&self.channels, &self.member, true);
+            }
+        } else if self.filters.read().unwrap_or_else(|p| p.into_inner()).len() + self.shared.len()
+            >= self.subscriptions_max
+        {
+            return Err(Reason::QuotaExceeded);
+        }
+        let membership = Membership::join(&self.channels, &share, qos, &self.member, self.deliveries.clone()).await?;
+        let is_new = self.shared.insert(text.to_string(), membership).is_none();
+        Ok((qos, is_new))
     }
 
     /// Adds (or replaces) a filter; answers the QoS granted (the one asked) and whether the
     /// filter is new, or why it was refused.
     pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<(QoS, bool), Reason> {
-        if filter.starts_with(SHARED_PREFIX) {
-            return Err(Reason::SharedSubscriptionsNotSupported);
+        if let Some(share) = shared::parse(filter) {
+            return self.subscribe_shared(filter, share?, qos).await;
         }
         if !valid_filter(filter) {
             return Err(Reason::TopicFilterInvalid);
@@ -135,7 +214,7 @@ impl Subscriptions {
                     existing.granted = granted;
                     return Ok((granted, false));
                 }
-                None if count >= self.subscriptions_max => return Err(Reason::QuotaExceeded),
+                None if count + self.shared.len() >= self.subscriptions_max => return Err(Reason::QuotaExceeded),
                 None => filters.push(Filter { text: filter.to_string(), granted, log_topic: target.clone() }),
             }
         }
@@ -191,7 +270,8 @@ impl Subscriptions {
     /// The filters and their granted QoS, for a session's checkpoint.
     pub fn filters(&self) -> Vec<(String, QoS)> {
         let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
-        filters.iter().map(|f| (f.text.clone(), f.granted)).collect()
+        let shared = self.shared.iter().map(|(text, m)| (text.clone(), m.granted));
+        filters.iter().map(|f| (f.text.clone(), f.granted)).chain(shared).collect()
     }
 
     /// Each partition's floor and sent end, for a session's checkpoint.
@@ -233,6 +313,10 @@ impl Subscriptions {
 
     /// Removes a filter; whether it existed. Tails no filter needs any more stop.
     pub fn unsubscribe(&mut self, filter: &str) -> bool {
+        if let Some(membership) = self.shared.remove(filter) {
+            membership.leave(&self.channels, &self.member, false);
+            return true;
+        }
         let existed = self.remove(filter);
         let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
         let any_wildcard = filters.iter().any(|f| f.log_topic.is_none());
@@ -259,6 +343,11 @@ impl Subscriptions {
 impl Drop for Subscriptions {
     fn drop(&mut self) {
         self.tails.values().flatten().for_each(|t| t.task.abort());
+        // Taken no more (RDY 0) before the channels take back what this member holds.
+        shared::set_window(&self.member, 0);
+        for (_, membership) in self.shared.drain() {
+            membership.leave(&self.channels, &self.member, self.keep_shared_channels);
+        }
     }
 }
 
@@ -308,7 +397,7 @@ impl Tail {
                     if let Some(mut delivery) = self.matching(record) {
                         delivery.dup = offset < self.dup_below && delivery.qos != QoS::AtMostOnce;
                         self.progress.lock().unwrap_or_else(|p| p.into_inner()).outstanding.insert(offset);
-                        delivery.ack = Some(Ack { progress: Arc::clone(&self.progress), offset });
+                        delivery.ack = Some(Ack::Tail { progress: Arc::clone(&self.progress), offset });
                         if self.out.send(delivery).await.is_err() {
                             return;
                         }
@@ -338,29 +427,31 @@ impl Tail {
                 .map(|f| f.granted)
                 .max()?
         };
-        // Records from Kafka producers and NSQ publishers are durable: QoS 1 for MQTT.
-        let published = match header_text(&record, QOS_HEADER).as_deref() {
-            Some("0") => QoS::AtMostOnce,
-            Some("2") => QoS::ExactlyOnce,
-            _ => QoS::AtLeastOnce,
-        };
-        let user_properties = record
-            .headers
-            .iter()
-            .filter(|(k, _)| k != TOPIC_HEADER && k != QOS_HEADER)
-            // MQTT property values are UTF-8; Kafka header values may be any bytes.
-            .map(|(k, v)| (k.clone(), v.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
-            .collect();
-        Some(Delivery {
-            topic,
-            payload: record.value.unwrap_or_default(),
-            qos: granted.min(published),
-            user_properties,
-            retain: false,
-            dup: false,
-            ack: None,
-        })
+        Some(record_delivery(topic, record.value.unwrap_or_default(), &record.headers, granted))
     }
+}
+
+/// The delivery of a record under `topic` to a filter granted `granted`: at that QoS capped
+/// by the one it was published with, its other headers as v5 user properties.
+pub(crate) fn record_delivery(
+    topic: String,
+    payload: Bytes,
+    headers: &[(String, Option<Bytes>)],
+    granted: QoS,
+) -> Delivery {
+    // Records from Kafka producers and NSQ publishers are durable: QoS 1 for MQTT.
+    let published = match headers.iter().find(|(k, _)| k == QOS_HEADER).and_then(|(_, v)| v.as_deref()) {
+        Some(b"0") => QoS::AtMostOnce,
+        Some(b"2") => QoS::ExactlyOnce,
+        _ => QoS::AtLeastOnce,
+    };
+    let user_properties = headers
+        .iter()
+        .filter(|(k, _)| k != TOPIC_HEADER && k != QOS_HEADER)
+        // MQTT property values are UTF-8; Kafka header values may be any bytes.
+        .map(|(k, v)| (k.clone(), v.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
+        .collect();
+    Delivery { topic, payload, qos: granted.min(published), user_properties, retain: false, dup: false, ack: None }
 }
 
 fn header_text(record: &StoredRecord, key: &str) -> Option<String> {

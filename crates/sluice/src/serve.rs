@@ -100,9 +100,11 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
             .map_or(0, |d| d.as_millis() as i64),
         settings: settings.effective(),
     };
+    let (nsq_tasks, channels) =
+        nsq_listeners.start(&settings.nsq, settings.http, node, broker.clone(), stopped.clone())?;
+    // MQTT shared subscriptions are NSQ channels: the listener shares NSQ's registry.
     let mqtt_listeners = (mqtt_listener, mqtt_ws_listener);
-    let mqtt = tokio::spawn(serve_mqtt(mqtt_listeners, broker.clone(), settings.mqtt.config.clone(), stopped.clone()));
-    let nsq_tasks = nsq_listeners.start(&settings.nsq, settings.http, node, broker.clone(), stopped.clone())?;
+    let mqtt = tokio::spawn(serve_mqtt(mqtt_listeners, channels, settings.mqtt.config.clone(), stopped.clone()));
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         kafka = %local,
@@ -149,11 +151,11 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
 
 async fn serve_mqtt(
     (listener, ws_listener): (TcpListener, TcpListener),
-    broker: std::sync::Arc<Broker>,
+    channels: std::sync::Arc<sluice_broker::channel::Channels>,
     config: sluice_mqtt::MqttConfig,
     stopped: watch::Receiver<bool>,
 ) {
-    if let Err(e) = sluice_mqtt::serve(listener, ws_listener, broker, config, stopped).await {
+    if let Err(e) = sluice_mqtt::serve(listener, ws_listener, channels, config, stopped).await {
         tracing::error!(error = %e, "mqtt listener failed");
     }
 }
@@ -253,7 +255,8 @@ impl NsqListeners {
         })
     }
 
-    /// Opens the channels and spawns the channel sweeper and every NSQ listener.
+    /// Opens the channels and spawns the channel sweeper and every NSQ listener; answers the
+    /// tasks and the channels (MQTT shared subscriptions use them too).
     fn start(
         self,
         nsq: &crate::settings::NsqSettings,
@@ -261,7 +264,7 @@ impl NsqListeners {
         node: sluice_http::NodeInfo,
         broker: std::sync::Arc<Broker>,
         stopped: watch::Receiver<bool>,
-    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    ) -> anyhow::Result<(Vec<tokio::task::JoinHandle<()>>, std::sync::Arc<sluice_broker::channel::Channels>)> {
         use sluice_broker::channel::{Channels, ChannelsConfig};
         let nsq_config = sluice_nsq::NsqConfig {
             max_msg_size: nsq.max_msg_size,
@@ -321,9 +324,9 @@ impl NsqListeners {
         let router = sluice_http::router(channels.clone(), http_config);
         let mut tasks = vec![tokio::spawn(channels.clone().run(stopped.clone()))];
         tasks.extend(sluice_nsq::announce::spawn(channels.clone(), announce, stopped.clone()));
-        let stop = stopped.clone();
+        let (stop, nsq_channels) = (stopped.clone(), channels.clone());
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = sluice_nsq::serve(self.tcp, channels, nsq_config, stop).await {
+            if let Err(e) = sluice_nsq::serve(self.tcp, nsq_channels, nsq_config, stop).await {
                 tracing::error!(error = %e, "nsq listener failed");
             }
         }));
@@ -353,6 +356,6 @@ impl NsqListeners {
         tracing::info!(nsq_tcp = %nsq.tcp_addr, http = %nsq.http_addr, lookupd = ?nsq.lookupd_http_addr,
             https = ?nsq.security.https_addr, tls = nsq.security.tls.is_some(), tls_required = nsq.security.tls_required,
             auth = nsq.security.auth_enabled(), "nsq listeners ready");
-        Ok(tasks)
+        Ok((tasks, channels))
     }
 }

@@ -223,6 +223,23 @@ impl Channels {
     /// The channel, created if needed. The first channel of a topic starts at the log start
     /// (it gets what was published before it existed); later ones start at the tail.
     pub fn channel_or_create(&self, topic: &str, channel: &str) -> BrokerResult<Arc<Channel>> {
+        self.channel_or_create_from(topic, channel, None)
+    }
+
+    /// The channel, created if needed at the log end of every partition: for readers that
+    /// want only what is published from now on (an MQTT shared subscription).
+    pub fn channel_at_end_or_create(&self, topic: &str, channel: &str) -> BrokerResult<Arc<Channel>> {
+        self.channel_or_create_from(topic, channel, Some(true))
+    }
+
+    /// `from_tail`: where a new channel starts; `None` is NSQ's rule (the first channel of a
+    /// topic at the log start, later ones at the end).
+    fn channel_or_create_from(
+        &self,
+        topic: &str,
+        channel: &str,
+        from_tail: Option<bool>,
+    ) -> BrokerResult<Arc<Channel>> {
         let topic = self.topic_or_create(topic)?;
         if let Some(c) = topic.channel(channel) {
             return Ok(c);
@@ -234,7 +251,7 @@ impl Channels {
         if map.len() >= CHANNELS_PER_TOPIC_MAX {
             return Err(BrokerError::InvalidConfig(format!("at most {CHANNELS_PER_TOPIC_MAX} channels per topic")));
         }
-        let created = Channel::create(self.spec(&topic, channel), !map.is_empty());
+        let created = Channel::create(self.spec(&topic, channel), from_tail.unwrap_or(!map.is_empty()));
         map.insert(channel.to_string(), Arc::clone(&created));
         drop(map);
         // Written (and fsynced) with no lock held that other SUBs or the sweeper wait on.

@@ -30,8 +30,8 @@ pub fn encode_connack(version: Version, ack: &ConnAck) -> Vec<u8> {
                 properties
                     .u16(id::RECEIVE_MAXIMUM, ack.receive_maximum)
                     .u32(id::MAXIMUM_PACKET_SIZE, ack.maximum_packet_size)
+                    .byte(id::SHARED_SUBSCRIPTION_AVAILABLE, 1)
                     // Not served yet: clients must not count on them.
-                    .byte(id::SHARED_SUBSCRIPTION_AVAILABLE, 0)
                     .byte(id::SUBSCRIPTION_IDENTIFIER_AVAILABLE, 0);
                 if let Some(client_id) = &ack.assigned_client_id {
                     properties.text(id::ASSIGNED_CLIENT_IDENTIFIER, client_id);

@@ -20,6 +20,7 @@ use crate::subscription::{Ack, Delivery, Subscriptions, DELIVERY_QUEUE};
 use crate::MqttConfig;
 use bytes::BytesMut;
 use persistence::Persistent;
+use sluice_broker::channel::Channels;
 use sluice_broker::clients::ClientGuard;
 use sluice_broker::metrics::RequestMetrics;
 use sluice_broker::Broker;
@@ -52,6 +53,8 @@ enum Ending {
 /// What every connection of the listener shares.
 pub(crate) struct Shared {
     pub broker: Arc<Broker>,
+    /// NSQ's channels: shared subscriptions are channels of their log topic.
+    pub channels: Arc<Channels>,
     pub config: Arc<MqttConfig>,
     pub sessions: Arc<Sessions>,
     pub retained: Arc<Retained>,
@@ -139,7 +142,13 @@ impl Conn {
         let writer = tokio::spawn(write_replies(writer, queued, config.write_timeout));
         let (deliveries, delivered) = mpsc::channel(DELIVERY_QUEUE);
         let mut conn = Conn {
-            subscriptions: Subscriptions::new(Arc::clone(&broker), deliveries, config.subscriptions_max),
+            subscriptions: Subscriptions::new(
+                Arc::clone(&broker),
+                Arc::clone(&shared.channels),
+                crate::shared::member_info(client.client().id, "", remote.to_string(), 0),
+                deliveries,
+                config.subscriptions_max,
+            ),
             inflight_max: usize::from(config.inflight_max),
             broker,
             sessions,
@@ -382,6 +391,9 @@ impl Conn {
         if let Some(n) = connect.properties.maximum_packet_size {
             self.client_packet_bytes_max = n as usize;
         }
+        let member =
+            crate::shared::member_info(self.client.client().id, &client_id, self.remote.to_string(), self.inflight_max);
+        self.subscriptions.set_member(member);
         self.will = connect.will.clone();
         self.client.client().set_client_id_once(&client_id);
         self.session = Some(self.sessions.register(&client_id));

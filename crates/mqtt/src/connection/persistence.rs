@@ -27,6 +27,7 @@ impl Conn {
             },
         };
         self.persistent = expiry_secs.map(|expiry_secs| Persistent { client_id: client_id.to_string(), expiry_secs });
+        self.subscriptions.keep_shared_channels = self.persistent.is_some();
         self.client_id = client_id.to_string();
         let (store, id, clean) = (Arc::clone(&self.store), client_id.to_string(), connect.clean_start);
         let now = crate::publish::now_ms();
