@@ -21,7 +21,7 @@ mod subscription;
 pub mod topics;
 mod websocket;
 
-pub use server::serve;
+pub use server::{serve, Listeners};
 
 use std::time::Duration;
 

@@ -32,12 +32,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let kafka_listeners = bind_kafka_listeners(&settings).await?;
     let local = kafka_listeners.first().map(|l| l.local_addr()).transpose()?.context("no Kafka listener")?;
     let nsq_listeners = NsqListeners::bind(&settings.nsq).await?;
-    let mqtt_listener = TcpListener::bind(settings.mqtt.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.mqtt.addr))?;
-    let mqtt_ws_listener = TcpListener::bind(settings.mqtt.ws_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.mqtt.ws_addr))?;
+    let mqtt_listeners = bind_mqtt_listeners(&settings.mqtt).await?;
     settings.broker.advertised_port = local.port();
     let credentials = sluice_kafka::sasl::credentials::Credentials::open(&settings.broker.data_dir)
         .context("cannot read the SASL credentials")?;
@@ -103,7 +98,6 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let (nsq_tasks, channels) =
         nsq_listeners.start(&settings.nsq, settings.http, node, broker.clone(), stopped.clone())?;
     // MQTT shared subscriptions are NSQ channels: the listener shares NSQ's registry.
-    let mqtt_listeners = (mqtt_listener, mqtt_ws_listener);
     let mqtt = tokio::spawn(serve_mqtt(mqtt_listeners, channels, settings.mqtt.config.clone(), stopped.clone()));
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -111,6 +105,8 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         kafka_listeners = %kafka_addrs.join(","),
         mqtt = %settings.mqtt.addr,
         mqtt_ws = %settings.mqtt.ws_addr,
+        mqtt_tls = ?settings.mqtt.tls_addr,
+        mqtt_wss = ?settings.mqtt.wss_addr,
         advertised = %format!("{}:{}", settings.broker.advertised_host, settings.broker.advertised_port),
         data_dir = %settings.broker.data_dir.display(),
         "sluice ready"
@@ -149,13 +145,42 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Binds the MQTT listeners before the broker opens and loads the certificates of the TLS
+/// ones (the `--ssl-*` files, reloaded on SIGHUP).
+async fn bind_mqtt_listeners(mqtt: &crate::settings::mqtt::MqttSettings) -> anyhow::Result<sluice_mqtt::Listeners> {
+    let bind = |addr: std::net::SocketAddr| async move {
+        TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
+    };
+    let certificates = match &mqtt.tls {
+        Some(files) => {
+            let tls = sluice_tls::ServerTls::load(files.clone()).context("cannot load the MQTT TLS certificates")?;
+            sluice_tls::spawn_sighup_reload(vec![tls.clone()]).context("cannot install the SIGHUP handler")?;
+            Some(tls)
+        }
+        None => None,
+    };
+    Ok(sluice_mqtt::Listeners {
+        tcp: bind(mqtt.addr).await?,
+        ws: bind(mqtt.ws_addr).await?,
+        tls: match mqtt.tls_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        },
+        wss: match mqtt.wss_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        },
+        certificates,
+    })
+}
+
 async fn serve_mqtt(
-    (listener, ws_listener): (TcpListener, TcpListener),
+    listeners: sluice_mqtt::Listeners,
     channels: std::sync::Arc<sluice_broker::channel::Channels>,
     config: sluice_mqtt::MqttConfig,
     stopped: watch::Receiver<bool>,
 ) {
-    if let Err(e) = sluice_mqtt::serve(listener, ws_listener, channels, config, stopped).await {
+    if let Err(e) = sluice_mqtt::serve(listeners, channels, config, stopped).await {
         tracing::error!(error = %e, "mqtt listener failed");
     }
 }
