@@ -29,6 +29,9 @@ use std::time::Duration;
 pub const TOPIC_HEADER: &str = "mqtt-topic";
 /// Header holding the QoS a record was published with ("0", "1" or "2").
 pub const QOS_HEADER: &str = "mqtt-qos";
+/// Header holding when a record published with a v5 Message Expiry Interval expires
+/// (milliseconds since the epoch): it is not delivered to MQTT subscribers after that.
+pub const EXPIRY_HEADER: &str = "mqtt-expires-at";
 
 /// Limits of the MQTT listener, each with the reason for its default.
 #[derive(Debug, Clone)]

@@ -175,6 +175,8 @@ impl Retained {
                 retain: true,
                 dup: false,
                 ack: None,
+                message_expiry: None,
+                subscription_ids: Vec::new(),
             })
             .collect()
     }

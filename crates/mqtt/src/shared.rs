@@ -70,6 +70,8 @@ fn fnv1a(parts: &[&[u8]]) -> u64 {
 /// One shared subscription of a connection: its channel and the task taking from it.
 pub(crate) struct Membership {
     pub granted: QoS,
+    /// The v5 subscription identifier given with it.
+    pub id: Option<usize>,
     channel: Arc<Channel>,
     task: JoinHandle<()>,
 }
@@ -80,6 +82,7 @@ impl Membership {
         channels: &Arc<Channels>,
         share: &ShareFilter<'_>,
         granted: QoS,
+        id: Option<usize>,
         member: &Arc<ClientInfo>,
         out: mpsc::Sender<Delivery>,
     ) -> Result<Membership, Reason> {
@@ -109,10 +112,10 @@ impl Membership {
             Arc::clone(member),
             share.filter.to_string(),
             log_topic,
-            granted,
+            (granted, id),
             out,
         ));
-        Ok(Membership { granted, channel, task })
+        Ok(Membership { granted, id, channel, task })
     }
 
     /// Leaves the group: what this member holds unacknowledged goes back to the channel for
@@ -135,7 +138,7 @@ async fn take_from(
     member: Arc<ClientInfo>,
     filter: String,
     log_topic: String,
-    granted: QoS,
+    (granted, id): (QoS, Option<usize>),
     out: mpsc::Sender<Delivery>,
 ) {
     while let Some(message) = channel.next(&member, DELIVERY_TIMEOUT).await {
@@ -145,11 +148,15 @@ async fn take_from(
             .find(|(k, _)| k == TOPIC_HEADER)
             .and_then(|(_, v)| std::str::from_utf8(v.as_deref()?).ok())
             .map_or_else(|| log_topic.clone(), str::to_string);
-        if !matches(&filter, &topic) {
+        let delivery = match matches(&filter, &topic) {
+            true => record_delivery(topic, message.body, headers, granted, id.into_iter().collect()),
+            false => None,
+        };
+        // Another MQTT topic of the same log topic, or an expired message: done with.
+        let Some(mut delivery) = delivery else {
             let _ = channel.fin(message.id, &member);
             continue;
-        }
-        let mut delivery = record_delivery(topic, message.body, headers, granted);
+        };
         delivery.dup = message.attempts > 1 && delivery.qos != QoS::AtMostOnce;
         delivery.ack = Some(Ack::shared(Arc::clone(&channel), message.id, Arc::clone(&member)));
         if out.send(delivery).await.is_err() {

@@ -7,7 +7,7 @@ use crate::codec::{QoS, Reason};
 use crate::publish::log_topic;
 use crate::shared::{self, Membership};
 use crate::topics::{filter_log_topic, matches, valid_filter};
-use crate::{QOS_HEADER, TOPIC_HEADER};
+use crate::{EXPIRY_HEADER, QOS_HEADER, TOPIC_HEADER};
 use bytes::Bytes;
 use sluice_broker::channel::{Channel, Channels, ClientInfo, MessageId, READ_BYTES_MAX};
 use sluice_broker::{Broker, BrokerError, Partition};
@@ -35,6 +35,10 @@ pub(crate) struct Delivery {
     /// Where the record sits in its partition's progress; done once delivered (QoS 0) or
     /// acknowledged (QoS 1). None for retained messages.
     pub ack: Option<Ack>,
+    /// v5: seconds left of the message's expiry interval.
+    pub message_expiry: Option<u32>,
+    /// v5: identifiers of the matching subscriptions that have one.
+    pub subscription_ids: Vec<usize>,
 }
 
 /// One partition's reading progress for a subscriber: what the tail has read, and the
@@ -120,6 +124,8 @@ struct TailHandle {
 struct Filter {
     text: String,
     granted: QoS,
+    /// The v5 subscription identifier given with it.
+    id: Option<usize>,
     /// The log topic it reads, or `None` for a wildcard first level (every topic).
     log_topic: Option<String>,
 }
@@ -176,10 +182,11 @@ impl Subscriptions {
         text: &str,
         share: shared::ShareFilter<'_>,
         qos: QoS,
+        id: Option<usize>,
     ) -> Result<(QoS, bool), Reason> {
         if let Some(existing) = self.shared.get_mut(text) {
-            // A new QoS applies to deliveries taken from now on.
-            if existing.granted == qos {
+            // A new QoS or identifier applies to deliveries taken from now on.
+            if existing.granted == qos && existing.id == id {
                 return Ok((qos, false));
             }
             if let Some(old) = self.shared.remove(text) {
@@ -190,16 +197,17 @@ impl Subscriptions {
         {
             return Err(Reason::QuotaExceeded);
         }
-        let membership = Membership::join(&self.channels, &share, qos, &self.member, self.deliveries.clone()).await?;
+        let membership =
+            Membership::join(&self.channels, &share, qos, id, &self.member, self.deliveries.clone()).await?;
         let is_new = self.shared.insert(text.to_string(), membership).is_none();
         Ok((qos, is_new))
     }
 
     /// Adds (or replaces) a filter; answers the QoS granted (the one asked) and whether the
     /// filter is new, or why it was refused.
-    pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<(QoS, bool), Reason> {
+    pub async fn subscribe(&mut self, filter: &str, qos: QoS, id: Option<usize>) -> Result<(QoS, bool), Reason> {
         if let Some(share) = shared::parse(filter) {
-            return self.subscribe_shared(filter, share?, qos).await;
+            return self.subscribe_shared(filter, share?, qos, id).await;
         }
         if !valid_filter(filter) {
             return Err(Reason::TopicFilterInvalid);
@@ -212,10 +220,11 @@ impl Subscriptions {
             match filters.iter_mut().find(|f| f.text == filter) {
                 Some(existing) => {
                     existing.granted = granted;
+                    existing.id = id;
                     return Ok((granted, false));
                 }
                 None if count + self.shared.len() >= self.subscriptions_max => return Err(Reason::QuotaExceeded),
-                None => filters.push(Filter { text: filter.to_string(), granted, log_topic: target.clone() }),
+                None => filters.push(Filter { text: filter.to_string(), granted, id, log_topic: target.clone() }),
             }
         }
         let topics = match target {
@@ -267,11 +276,11 @@ impl Subscriptions {
         self.resume.extend(floors);
     }
 
-    /// The filters and their granted QoS, for a session's checkpoint.
-    pub fn filters(&self) -> Vec<(String, QoS)> {
+    /// The filters, their granted QoS and identifiers, for a session's checkpoint.
+    pub fn filters(&self) -> Vec<(String, QoS, Option<usize>)> {
         let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
-        let shared = self.shared.iter().map(|(text, m)| (text.clone(), m.granted));
-        filters.iter().map(|f| (f.text.clone(), f.granted)).chain(shared).collect()
+        let shared = self.shared.iter().map(|(text, m)| (text.clone(), m.granted, m.id));
+        filters.iter().map(|f| (f.text.clone(), f.granted, f.id)).chain(shared).collect()
     }
 
     /// Each partition's floor and sent end, for a session's checkpoint.
@@ -418,40 +427,66 @@ impl Tail {
     /// matching filters, capped by the QoS it was published with.
     fn matching(&self, record: StoredRecord) -> Option<Delivery> {
         let topic = header_text(&record, TOPIC_HEADER).unwrap_or_else(|| self.log_topic.clone());
-        let granted = {
+        let (granted, ids) = {
             let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
-            filters
+            let matching: Vec<&Filter> = filters
                 .iter()
                 .filter(|f| f.log_topic.as_deref().is_none_or(|t| t == self.log_topic))
                 .filter(|f| matches(&f.text, &topic))
-                .map(|f| f.granted)
-                .max()?
+                .collect();
+            let granted = matching.iter().map(|f| f.granted).max()?;
+            (granted, matching.iter().filter_map(|f| f.id).collect())
         };
-        Some(record_delivery(topic, record.value.unwrap_or_default(), &record.headers, granted))
+        record_delivery(topic, record.value.unwrap_or_default(), &record.headers, granted, ids)
     }
 }
 
-/// The delivery of a record under `topic` to a filter granted `granted`: at that QoS capped
-/// by the one it was published with, its other headers as v5 user properties.
+/// The delivery of a record under `topic` to filters granted `granted` (with identifiers
+/// `subscription_ids`): at that QoS capped by the one it was published with, its other
+/// headers as v5 user properties, and what is left of its expiry interval; `None` once it
+/// has expired (§3.3.2.3.3: not delivered any more).
 pub(crate) fn record_delivery(
     topic: String,
     payload: Bytes,
     headers: &[(String, Option<Bytes>)],
     granted: QoS,
-) -> Delivery {
+    subscription_ids: Vec<usize>,
+) -> Option<Delivery> {
+    let header = |name: &str| headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref());
+    let message_expiry = match header(EXPIRY_HEADER).and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok()) {
+        Some(expires_at) => {
+            let left_ms = expires_at.saturating_sub(crate::publish::now_ms());
+            if left_ms <= 0 {
+                return None;
+            }
+            // Rounded up: a message with 300 ms left still says 1 s, never 0.
+            Some(u32::try_from((left_ms + 999) / 1000).unwrap_or(u32::MAX))
+        }
+        None => None,
+    };
     // Records from Kafka producers and NSQ publishers are durable: QoS 1 for MQTT.
-    let published = match headers.iter().find(|(k, _)| k == QOS_HEADER).and_then(|(_, v)| v.as_deref()) {
+    let published = match header(QOS_HEADER) {
         Some(b"0") => QoS::AtMostOnce,
         Some(b"2") => QoS::ExactlyOnce,
         _ => QoS::AtLeastOnce,
     };
     let user_properties = headers
         .iter()
-        .filter(|(k, _)| k != TOPIC_HEADER && k != QOS_HEADER)
+        .filter(|(k, _)| k != TOPIC_HEADER && k != QOS_HEADER && k != EXPIRY_HEADER)
         // MQTT property values are UTF-8; Kafka header values may be any bytes.
         .map(|(k, v)| (k.clone(), v.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
         .collect();
-    Delivery { topic, payload, qos: granted.min(published), user_properties, retain: false, dup: false, ack: None }
+    Some(Delivery {
+        topic,
+        payload,
+        qos: granted.min(published),
+        user_properties,
+        retain: false,
+        dup: false,
+        ack: None,
+        message_expiry,
+        subscription_ids,
+    })
 }
 
 fn header_text(record: &StoredRecord, key: &str) -> Option<String> {

@@ -41,6 +41,9 @@ const DISCONNECT_WITH_WILL: u8 = 0x04;
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Replies queued beyond the publishes waiting for durability (SUBACKs, PINGRESPs, deliveries).
 const REPLY_QUEUE_EXTRA: usize = 64;
+/// Topic aliases a v5 client may set (CONNACK's Topic Alias Maximum): each holds one topic
+/// name, so this bounds their memory per connection.
+pub(crate) const TOPIC_ALIAS_MAX: u16 = 64;
 
 /// Why the read loop ended.
 enum Ending {
@@ -120,6 +123,8 @@ pub(crate) struct Conn {
     resumed: bool,
     /// The client id in use (assigned or the client's), once connected.
     client_id: String,
+    /// v5 topic aliases the client set in its PUBLISHes (1 to `TOPIC_ALIAS_MAX`).
+    topic_aliases: HashMap<u16, String>,
 }
 
 impl Conn {
@@ -170,6 +175,7 @@ impl Conn {
             persistent: None,
             resumed: false,
             client_id: String::new(),
+            topic_aliases: HashMap::new(),
             next_packet_id: 1,
             client_packet_bytes_max: usize::MAX,
             config,
@@ -412,15 +418,27 @@ impl Conn {
             assigned_client_id,
             receive_maximum: self.config.receive_maximum,
             maximum_packet_size: self.config.packet_bytes_max as u32,
+            topic_alias_maximum: TOPIC_ALIAS_MAX,
         };
         self.reply(encode_connack(self.version, &ack)).await;
         None
     }
 
-    async fn publish(&mut self, publish: Publish) -> Option<Ending> {
-        if publish.properties.topic_alias.is_some() {
-            // CONNACK announced no Topic Alias Maximum (0): any alias is invalid.
-            return Some(Ending::Reason(Reason::TopicAliasInvalid, "topic alias not announced".into()));
+    async fn publish(&mut self, mut publish: Publish) -> Option<Ending> {
+        if let Some(alias) = publish.properties.topic_alias {
+            // §3.3.2.3.4: 1 to the Topic Alias Maximum CONNACK announced; a topic sets (or
+            // replaces) the alias, an empty one uses it.
+            if alias == 0 || alias > TOPIC_ALIAS_MAX {
+                return Some(Ending::Reason(Reason::TopicAliasInvalid, format!("topic alias {alias}")));
+            }
+            if publish.topic.is_empty() {
+                match self.topic_aliases.get(&alias) {
+                    Some(topic) => publish.topic = topic.clone(),
+                    None => return Some(Ending::Reason(Reason::ProtocolError, format!("topic alias {alias} not set"))),
+                }
+            } else {
+                self.topic_aliases.insert(alias, publish.topic.clone());
+            }
         }
         let packet_id = publish.packet_id.unwrap_or(0);
         if publish.qos == QoS::ExactlyOnce && self.qos2_received.contains(&packet_id) {
@@ -506,11 +524,14 @@ impl Conn {
         let mut codes = Vec::with_capacity(subscribe.requests.len());
         let mut retained = Vec::new();
         for request in &subscribe.requests {
-            let code = match self.subscriptions.subscribe(&request.filter, request.qos).await {
+            let id = subscribe.properties.subscription_identifier;
+            let code = match self.subscriptions.subscribe(&request.filter, request.qos, id).await {
                 Ok((granted, is_new)) => {
                     // Retain Handling (v5): 0 always, 1 for a new subscription, 2 never.
                     if request.retain_handling == 0 || (request.retain_handling == 1 && is_new) {
-                        retained.extend(self.retained.matching(&request.filter, granted));
+                        let mut matching = self.retained.matching(&request.filter, granted);
+                        matching.iter_mut().for_each(|d| d.subscription_ids.extend(id));
+                        retained.extend(matching);
                     }
                     granted as u8
                 }
@@ -541,6 +562,8 @@ impl Conn {
                 packet_id,
                 payload: &delivery.payload,
                 user_properties: &delivery.user_properties,
+                message_expiry: delivery.message_expiry,
+                subscription_ids: &delivery.subscription_ids,
             },
         );
         if bytes.len() > self.client_packet_bytes_max {
