@@ -11,6 +11,7 @@
 
 mod codec;
 mod connection;
+mod mapping;
 mod publish;
 mod retained;
 mod server;
@@ -21,6 +22,7 @@ mod subscription;
 pub mod topics;
 mod websocket;
 
+pub use mapping::{MappingRule, TopicMap};
 pub use server::{serve, Listeners};
 
 use std::time::Duration;
@@ -51,6 +53,8 @@ pub struct MqttConfig {
     /// Longest a write to a client may block before the client is disconnected (a client
     /// that never reads must not hold its connection, or memory, forever).
     pub write_timeout: Duration,
+    /// Mapping rules from MQTT topic prefixes to log topics (none: the first level names it).
+    pub mapping: TopicMap,
 }
 
 impl Default for MqttConfig {
@@ -62,6 +66,7 @@ impl Default for MqttConfig {
             subscriptions_max: 256,
             connect_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
+            mapping: TopicMap::default(),
         }
     }
 }

@@ -4,8 +4,8 @@
 //! properties become headers too.
 
 use crate::codec::{Publish, QoS, Reason};
+use crate::mapping::TopicMap;
 use crate::retained::Retained;
-use crate::topics::log_topic_for;
 use crate::{EXPIRY_HEADER, QOS_HEADER, TOPIC_HEADER};
 use bytes::Bytes;
 use kafka_protocol::protocol::StrBytes;
@@ -74,12 +74,13 @@ impl Pending {
 pub(crate) async fn append(
     broker: &Arc<Broker>,
     retained: &Arc<Retained>,
+    mapping: &TopicMap,
     publish: &Publish,
 ) -> Result<Pending, Refusal> {
     if publish.retain && !retained.admits(&publish.topic, publish.payload.len()) {
         return Err(Refusal::RetainedFull);
     }
-    let record = submit(broker, publish).await.map_err(Refusal::Broker)?;
+    let record = submit(broker, &mapping.log_topic_for(&publish.topic), publish).await.map_err(Refusal::Broker)?;
     let retained = match publish.retain {
         true => {
             let (partition, submitted) = retained.submit(publish).await.map_err(Refusal::Broker)?;
@@ -92,8 +93,12 @@ pub(crate) async fn append(
 
 /// Appends `publish` as one record; the returned append is written (single node) or
 /// proposed (cluster), and the caller waits for the durability its QoS needs.
-async fn submit(broker: &Arc<Broker>, publish: &Publish) -> BrokerResult<(Arc<Partition>, Submitted)> {
-    let topic = log_topic(broker, &log_topic_for(&publish.topic)).await?;
+async fn submit(
+    broker: &Arc<Broker>,
+    log_topic_name: &str,
+    publish: &Publish,
+) -> BrokerResult<(Arc<Partition>, Submitted)> {
+    let topic = log_topic(broker, log_topic_name).await?;
     let partitions = topic.partitions();
     if partitions.is_empty() {
         return Err(BrokerError::UnknownTopicOrPartition);

@@ -6,8 +6,9 @@
 //! member) when it leaves, and the channel's checkpoint and retention floor are NSQ's.
 
 use crate::codec::{QoS, Reason};
+use crate::mapping::TopicMap;
 use crate::subscription::{record_delivery, Ack, Delivery};
-use crate::topics::{filter_log_topic, matches, valid_filter};
+use crate::topics::{matches, valid_filter};
 use crate::TOPIC_HEADER;
 use sluice_broker::channel::{Channel, Channels, ClientInfo};
 use std::sync::atomic::Ordering;
@@ -80,6 +81,7 @@ impl Membership {
     /// Joins the share group of `share` as `member`; deliveries go to `out`.
     pub async fn join(
         channels: &Arc<Channels>,
+        mapping: &TopicMap,
         share: &ShareFilter<'_>,
         granted: QoS,
         id: Option<usize>,
@@ -87,8 +89,11 @@ impl Membership {
         out: mpsc::Sender<Delivery>,
     ) -> Result<Membership, Reason> {
         // The log topic names the channel's topic: a wildcard first level would be every topic.
-        let Some(log_topic) = filter_log_topic(share.filter) else {
-            return Err(Reason::SharedSubscriptionsNotSupported);
+        // The channel is one log topic's: a filter reading several (a wildcard first level,
+        // mapping rules) cannot be one group's queue.
+        let log_topic = match mapping.filter_log_topics(share.filter) {
+            Some(topics) if topics.len() == 1 => topics.into_iter().next().unwrap_or_default(),
+            _ => return Err(Reason::SharedSubscriptionsNotSupported),
         };
         if let Err(e) = crate::publish::log_topic(channels.broker(), &log_topic).await {
             tracing::warn!(filter = share.filter, error = %e, "mqtt shared subscription's topic unavailable");

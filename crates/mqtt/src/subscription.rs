@@ -4,9 +4,10 @@
 //! end-offset watch) and hands matching records to the connection.
 
 use crate::codec::{QoS, Reason};
+use crate::mapping::TopicMap;
 use crate::publish::log_topic;
 use crate::shared::{self, Membership};
-use crate::topics::{filter_log_topic, matches, valid_filter};
+use crate::topics::{matches, valid_filter};
 use crate::{EXPIRY_HEADER, QOS_HEADER, TOPIC_HEADER};
 use bytes::Bytes;
 use sluice_broker::channel::{Channel, Channels, ClientInfo, MessageId, READ_BYTES_MAX};
@@ -126,8 +127,9 @@ struct Filter {
     granted: QoS,
     /// The v5 subscription identifier given with it.
     id: Option<usize>,
-    /// The log topic it reads, or `None` for a wildcard first level (every topic).
-    log_topic: Option<String>,
+    /// The log topics it reads (its first level's, mapping rules'), or `None` for a wildcard
+    /// first level (every topic).
+    log_topics: Option<Vec<String>>,
 }
 
 pub(crate) struct Subscriptions {
@@ -147,6 +149,7 @@ pub(crate) struct Subscriptions {
     member: Arc<ClientInfo>,
     /// The session outlives the connection: its share groups' channels stay when it leaves.
     pub keep_shared_channels: bool,
+    mapping: TopicMap,
 }
 
 impl Subscriptions {
@@ -156,6 +159,7 @@ impl Subscriptions {
         member: Arc<ClientInfo>,
         deliveries: mpsc::Sender<Delivery>,
         subscriptions_max: usize,
+        mapping: TopicMap,
     ) -> Subscriptions {
         Subscriptions {
             broker,
@@ -168,6 +172,7 @@ impl Subscriptions {
             channels,
             member,
             keep_shared_channels: false,
+            mapping,
         }
     }
 
@@ -198,7 +203,8 @@ impl Subscriptions {
             return Err(Reason::QuotaExceeded);
         }
         let membership =
-            Membership::join(&self.channels, &share, qos, id, &self.member, self.deliveries.clone()).await?;
+            Membership::join(&self.channels, &self.mapping, &share, qos, id, &self.member, self.deliveries.clone())
+                .await?;
         let is_new = self.shared.insert(text.to_string(), membership).is_none();
         Ok((qos, is_new))
     }
@@ -213,7 +219,7 @@ impl Subscriptions {
             return Err(Reason::TopicFilterInvalid);
         }
         let granted = qos;
-        let target = filter_log_topic(filter);
+        let target = self.mapping.filter_log_topics(filter);
         {
             let mut filters = self.filters.write().unwrap_or_else(|p| p.into_inner());
             let count = filters.len();
@@ -224,18 +230,24 @@ impl Subscriptions {
                     return Ok((granted, false));
                 }
                 None if count + self.shared.len() >= self.subscriptions_max => return Err(Reason::QuotaExceeded),
-                None => filters.push(Filter { text: filter.to_string(), granted, id, log_topic: target.clone() }),
+                None => filters.push(Filter { text: filter.to_string(), granted, id, log_topics: target.clone() }),
             }
         }
         let topics = match target {
-            Some(name) => match log_topic(&self.broker, &name).await {
-                Ok(topic) => vec![topic],
-                Err(e) => {
-                    tracing::warn!(filter, error = %e, "mqtt subscription's topic unavailable");
-                    self.remove(filter);
-                    return Err(Reason::UnspecifiedError);
+            Some(names) => {
+                let mut topics = Vec::with_capacity(names.len());
+                for name in names {
+                    match log_topic(&self.broker, &name).await {
+                        Ok(topic) => topics.push(topic),
+                        Err(e) => {
+                            tracing::warn!(filter, topic = name, error = %e, "mqtt subscription's topic unavailable");
+                            self.remove(filter);
+                            return Err(Reason::UnspecifiedError);
+                        }
+                    }
                 }
-            },
+                topics
+            }
             // Internal topics (`__…`, retained messages) are not MQTT topics.
             None => self.broker.topics().into_iter().filter(|t| !t.name.starts_with("__")).collect(),
         };
@@ -328,10 +340,10 @@ impl Subscriptions {
         }
         let existed = self.remove(filter);
         let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
-        let any_wildcard = filters.iter().any(|f| f.log_topic.is_none());
+        let any_wildcard = filters.iter().any(|f| f.log_topics.is_none());
         if !any_wildcard {
             self.tails.retain(|name, tails| {
-                let needed = filters.iter().any(|f| f.log_topic.as_deref() == Some(name.as_str()));
+                let needed = filters.iter().any(|f| f.log_topics.as_ref().is_some_and(|ts| ts.contains(name)));
                 if !needed {
                     tails.iter().for_each(|t| t.task.abort());
                 }
@@ -431,7 +443,7 @@ impl Tail {
             let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
             let matching: Vec<&Filter> = filters
                 .iter()
-                .filter(|f| f.log_topic.as_deref().is_none_or(|t| t == self.log_topic))
+                .filter(|f| f.log_topics.as_ref().is_none_or(|ts| ts.contains(&self.log_topic)))
                 .filter(|f| matches(&f.text, &topic))
                 .collect();
             let granted = matching.iter().map(|f| f.granted).max()?;

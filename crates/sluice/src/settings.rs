@@ -212,6 +212,8 @@ struct FileSettings {
     mqtt_tls_addr: Option<String>,
     mqtt_wss_addr: Option<String>,
     mqtt_max_packet_bytes: Option<usize>,
+    /// `[[mqtt.mapping]]` rules.
+    mqtt: Option<mqtt::MqttTable>,
     // Kafka listeners and TLS (`security.rs`).
     kafka_listeners: Option<Vec<String>>,
     ssl_cert: Option<PathBuf>,
@@ -284,6 +286,7 @@ impl FileSettings {
             mqtt_ws_addr: self.mqtt_ws_addr.clone(),
             mqtt_tls_addr: self.mqtt_tls_addr.clone(),
             mqtt_wss_addr: self.mqtt_wss_addr.clone(),
+            mqtt_mapping: self.mqtt.as_ref().map(|t| t.mapping_flags()).unwrap_or_default(),
             mqtt_max_packet_bytes: self.mqtt_max_packet_bytes,
         }
     }

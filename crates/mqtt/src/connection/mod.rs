@@ -153,6 +153,7 @@ impl Conn {
                 crate::shared::member_info(client.client().id, "", remote.to_string(), 0),
                 deliveries,
                 config.subscriptions_max,
+                config.mapping.clone(),
             ),
             inflight_max: usize::from(config.inflight_max),
             broker,
@@ -189,7 +190,7 @@ impl Conn {
         }
         conn.end_session().await;
         if let Some(will) = conn.will.take() {
-            publish_will(&conn.broker, &conn.retained, will, conn.remote);
+            publish_will(&conn.broker, &conn.retained, &conn.config, will, conn.remote);
         }
         let write_timeout = conn.config.write_timeout;
         drop(conn);
@@ -453,7 +454,7 @@ impl Conn {
                 return Some(Ending::Reason(Reason::ReceiveMaximumExceeded, "past Receive Maximum".into()));
             }
         }
-        let appended = crate::publish::append(&self.broker, &self.retained, &publish).await;
+        let appended = crate::publish::append(&self.broker, &self.retained, &self.config.mapping, &publish).await;
         let (ack_kind, version) = match publish.qos {
             QoS::AtMostOnce => {
                 let remote = self.remote;
