@@ -11,6 +11,7 @@
 
 mod codec;
 mod connection;
+mod counts;
 mod mapping;
 mod publish;
 mod retained;

@@ -46,11 +46,13 @@ pub async fn serve(
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let broker = Arc::clone(channels.broker());
+    let gauges = crate::counts::MqttGauges::register(broker.metrics());
     let shared = Arc::new(Shared {
         channels,
         config: Arc::new(config),
         sessions: Arc::new(Sessions::default()),
-        retained: Retained::open(Arc::clone(&broker)).await,
+        retained: Retained::open(Arc::clone(&broker), gauges.retained.clone()).await,
+        gauges,
         store: Arc::new(SessionStore::new(&broker.config().data_dir)),
         requests: Arc::new(RequestMetrics::new(broker.metrics(), Protocol::Mqtt.as_str(), &PACKET_NAMES)),
         broker,

@@ -150,6 +150,8 @@ pub(crate) struct Subscriptions {
     /// The session outlives the connection: its share groups' channels stay when it leaves.
     pub keep_shared_channels: bool,
     mapping: TopicMap,
+    /// `sluice_mqtt_subscriptions`, moved by this connection's filters.
+    gauge: sluice_broker::metrics::IntGauge,
 }
 
 impl Subscriptions {
@@ -160,6 +162,7 @@ impl Subscriptions {
         deliveries: mpsc::Sender<Delivery>,
         subscriptions_max: usize,
         mapping: TopicMap,
+        gauge: sluice_broker::metrics::IntGauge,
     ) -> Subscriptions {
         Subscriptions {
             broker,
@@ -173,6 +176,7 @@ impl Subscriptions {
             member,
             keep_shared_channels: false,
             mapping,
+            gauge,
         }
     }
 
@@ -196,6 +200,7 @@ impl Subscriptions {
             }
             if let Some(old) = self.shared.remove(text) {
                 old.leave(&self.channels, &self.member, true);
+                self.gauge.dec();
             }
         } else if self.filters.read().unwrap_or_else(|p| p.into_inner()).len() + self.shared.len()
             >= self.subscriptions_max
@@ -206,6 +211,9 @@ impl Subscriptions {
             Membership::join(&self.channels, &self.mapping, &share, qos, id, &self.member, self.deliveries.clone())
                 .await?;
         let is_new = self.shared.insert(text.to_string(), membership).is_none();
+        if is_new {
+            self.gauge.inc();
+        }
         Ok((qos, is_new))
     }
 
@@ -230,7 +238,10 @@ impl Subscriptions {
                     return Ok((granted, false));
                 }
                 None if count + self.shared.len() >= self.subscriptions_max => return Err(Reason::QuotaExceeded),
-                None => filters.push(Filter { text: filter.to_string(), granted, id, log_topics: target.clone() }),
+                None => {
+                    filters.push(Filter { text: filter.to_string(), granted, id, log_topics: target.clone() });
+                    self.gauge.inc();
+                }
             }
         }
         let topics = match target {
@@ -336,6 +347,7 @@ impl Subscriptions {
     pub fn unsubscribe(&mut self, filter: &str) -> bool {
         if let Some(membership) = self.shared.remove(filter) {
             membership.leave(&self.channels, &self.member, false);
+            self.gauge.dec();
             return true;
         }
         let existed = self.remove(filter);
@@ -357,6 +369,7 @@ impl Subscriptions {
         let mut filters = self.filters.write().unwrap_or_else(|p| p.into_inner());
         let before = filters.len();
         filters.retain(|f| f.text != filter);
+        self.gauge.sub((before - filters.len()) as i64);
         filters.len() != before
     }
 }
@@ -364,6 +377,8 @@ impl Subscriptions {
 impl Drop for Subscriptions {
     fn drop(&mut self) {
         self.tails.values().flatten().for_each(|t| t.task.abort());
+        let held = self.filters.read().map_or(0, |f| f.len()) + self.shared.len();
+        self.gauge.sub(held as i64);
         // Taken no more (RDY 0) before the channels take back what this member holds.
         shared::set_window(&self.member, 0);
         for (_, membership) in self.shared.drain() {

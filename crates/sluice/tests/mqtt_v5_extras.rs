@@ -3,7 +3,8 @@
 //! uses it with an empty topic; a subscriber gets the identifiers of every subscription a
 //! message matched; a message expiry interval travels with the record and is sent, counted
 //! down, on delivery, and a message that expired while a persistent session was away is not
-//! delivered; an alias past the maximum closes the connection with DISCONNECT 0x94.
+//! delivered; an alias past the maximum closes the connection with DISCONNECT 0x94; `/metrics`
+//! counts MQTT sessions, subscriptions and retained messages.
 
 mod common;
 mod mqtt_common;
@@ -105,7 +106,10 @@ while time.time() < published_at + 1.5:
     time.sleep(0.1)
 c, _, _ = client("v5x-away", away, clean=False, expiry=300)
 wait("the lasting message", lambda: any(m["payload"] == "lasting" for m in away))
-print(json.dumps({"connack": connack, "got": got, "away": away}))
+import urllib.request
+metrics = urllib.request.urlopen(f"http://{sys.argv[2]}/metrics", timeout=10).read().decode()
+figures = {l.split()[0]: float(l.split()[1]) for l in metrics.splitlines() if l.startswith("sluice_mqtt_")}
+print(json.dumps({"connack": connack, "got": got, "away": away, "metrics": figures}))
 for cl in (sub, pub, c):
     cl.disconnect(); cl.loop_stop()
 "#;
@@ -114,7 +118,7 @@ for cl in (sub, pub, c):
 fn topic_aliases_subscription_identifiers_and_message_expiry() {
     let broker = Broker::start(&[]);
     let mut cmd = Command::new("python3");
-    cmd.args(["-c", PAHO_SCRIPT, &broker.mqtt_port().to_string()]).stdin(Stdio::null());
+    cmd.args(["-c", PAHO_SCRIPT, &broker.mqtt_port().to_string(), &broker.http_addr()]).stdin(Stdio::null());
     let out = run_ok(&mut cmd, PAHO_TIMEOUT);
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
@@ -137,6 +141,12 @@ fn topic_aliases_subscription_identifiers_and_message_expiry() {
     let mosquitto = by_payload("from-mosquitto");
     assert_eq!(mosquitto["topic"], "v5x/m/t", "{v}");
     assert!(mosquitto["expiry"].as_u64().is_some_and(|s| (1..=90).contains(&s)), "{v}");
+    // While the subscriber (two filters), the publisher and the resumed session (one filter)
+    // are connected: three sessions, three subscriptions, no retained message.
+    let metrics = &v["metrics"];
+    assert_eq!(metrics["sluice_mqtt_sessions"], 3.0, "{v}");
+    assert_eq!(metrics["sluice_mqtt_subscriptions"], 3.0, "{v}");
+    assert_eq!(metrics["sluice_mqtt_retained_messages"], 0.0, "{v}");
     // The resumed session got the lasting message, not the one that expired before it.
     let away: Vec<&str> = v["away"].as_array().expect("away").iter().filter_map(|m| m["payload"].as_str()).collect();
     assert_eq!(away, vec!["lasting"], "{v}");

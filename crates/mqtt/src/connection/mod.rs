@@ -64,6 +64,7 @@ pub(crate) struct Shared {
     pub store: Arc<SessionStore>,
     /// Latency per packet type (`sluice_request_duration_seconds{protocol="mqtt"}`).
     pub requests: Arc<RequestMetrics>,
+    pub gauges: crate::counts::MqttGauges,
 }
 
 /// The `request` label of each packet type a client sends, by its type number.
@@ -125,6 +126,8 @@ pub(crate) struct Conn {
     client_id: String,
     /// v5 topic aliases the client set in its PUBLISHes (1 to `TOPIC_ALIAS_MAX`).
     topic_aliases: HashMap<u16, String>,
+    /// `sluice_mqtt_sessions`: up at CONNECT, down when the connection ends.
+    sessions_gauge: sluice_broker::metrics::IntGauge,
 }
 
 impl Conn {
@@ -154,6 +157,7 @@ impl Conn {
                 deliveries,
                 config.subscriptions_max,
                 config.mapping.clone(),
+                shared.gauges.subscriptions.clone(),
             ),
             inflight_max: usize::from(config.inflight_max),
             broker,
@@ -177,11 +181,13 @@ impl Conn {
             resumed: false,
             client_id: String::new(),
             topic_aliases: HashMap::new(),
+            sessions_gauge: shared.gauges.sessions.clone(),
             next_packet_id: 1,
             client_packet_bytes_max: usize::MAX,
             config,
         };
         let ending = conn.read_loop(&mut reader, delivered, stop).await;
+        let connected = conn.session.is_some();
         if let Ending::Reason(reason, message) = ending {
             tracing::debug!(remote = %conn.remote, reason = reason.code(), message, "closing mqtt connection");
             if conn.session.is_some() && conn.version == Version::V5 {
@@ -194,6 +200,9 @@ impl Conn {
         }
         let write_timeout = conn.config.write_timeout;
         drop(conn);
+        if connected {
+            shared.gauges.sessions.dec();
+        }
         // The writer sends what is queued (acknowledgements of durable publishes included).
         let _ = tokio::time::timeout(write_timeout, writer).await;
     }
@@ -404,6 +413,7 @@ impl Conn {
         self.will = connect.will.clone();
         self.client.client().set_client_id_once(&client_id);
         self.session = Some(self.sessions.register(&client_id));
+        self.sessions_gauge.inc();
         tracing::debug!(remote = %self.remote, client_id, version = ?self.version, "mqtt client connected");
         let session_present = match self.start_session(&connect, &client_id).await {
             Ok(present) => present,
