@@ -66,6 +66,12 @@ impl TopicMap {
         TopicMap { rules }
     }
 
+    /// The rules as `--mqtt-mapping` spells them, comma-separated (the effective settings).
+    pub fn describe(&self) -> String {
+        let rules: Vec<String> = self.rules.iter().map(|r| format!("{}={}", r.prefix.join("/"), r.topic)).collect();
+        rules.join(",")
+    }
+
     /// The log topic an MQTT topic name is published to.
     pub fn log_topic_for(&self, mqtt_topic: &str) -> String {
         match self.rules.iter().find(|r| r.takes(mqtt_topic)) {
@@ -109,6 +115,7 @@ mod tests {
         assert_eq!(map.log_topic_for("factory/7/alarms"), "plant");
         assert_eq!(map.log_topic_for("home/kitchen"), "home");
         assert_eq!(TopicMap::default().log_topic_for("factory/7/sensors"), "factory");
+        assert_eq!(map.describe(), "factory/+/sensors=sensors,factory=plant");
     }
 
     #[test]

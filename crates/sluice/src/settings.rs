@@ -654,6 +654,7 @@ impl Settings {
             ("mqtt_ws_addr", self.mqtt.ws_addr.to_string()),
             ("mqtt_tls_addr", self.mqtt.tls_addr.map_or_else(String::new, |a| a.to_string())),
             ("mqtt_wss_addr", self.mqtt.wss_addr.map_or_else(String::new, |a| a.to_string())),
+            ("mqtt_mapping", self.mqtt.config.mapping.describe()),
             ("mqtt_max_packet_bytes", self.mqtt.config.packet_bytes_max.to_string()),
             ("tls_cert", nsq.security.tls.as_ref().map_or_else(String::new, |t| t.cert.display().to_string())),
             ("tls_required", nsq.security.tls_required.to_string()),
