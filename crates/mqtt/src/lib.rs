@@ -6,20 +6,25 @@
 //! `codec` frames and decodes the client's packets and encodes the server's; `topics` maps
 //! MQTT topic names onto log topics and matches filters; `publish` turns a PUBLISH into a
 //! record and appends it; `subscription` tails the log for a client's filters; `retained`
-//! keeps the last retained message per MQTT topic.
+//! keeps the last retained message per MQTT topic; `shared` serves `$share/…` subscriptions
+//! through NSQ channels.
 
 mod codec;
 mod connection;
+mod counts;
+mod mapping;
 mod publish;
 mod retained;
 mod server;
 mod session;
 mod session_store;
+mod shared;
 mod subscription;
 pub mod topics;
 mod websocket;
 
-pub use server::serve;
+pub use mapping::{MappingRule, TopicMap};
+pub use server::{serve, Listeners};
 
 use std::time::Duration;
 
@@ -27,6 +32,9 @@ use std::time::Duration;
 pub const TOPIC_HEADER: &str = "mqtt-topic";
 /// Header holding the QoS a record was published with ("0", "1" or "2").
 pub const QOS_HEADER: &str = "mqtt-qos";
+/// Header holding when a record published with a v5 Message Expiry Interval expires
+/// (milliseconds since the epoch): it is not delivered to MQTT subscribers after that.
+pub const EXPIRY_HEADER: &str = "mqtt-expires-at";
 
 /// Limits of the MQTT listener, each with the reason for its default.
 #[derive(Debug, Clone)]
@@ -46,6 +54,8 @@ pub struct MqttConfig {
     /// Longest a write to a client may block before the client is disconnected (a client
     /// that never reads must not hold its connection, or memory, forever).
     pub write_timeout: Duration,
+    /// Mapping rules from MQTT topic prefixes to log topics (none: the first level names it).
+    pub mapping: TopicMap,
 }
 
 impl Default for MqttConfig {
@@ -57,6 +67,7 @@ impl Default for MqttConfig {
             subscriptions_max: 256,
             connect_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
+            mapping: TopicMap::default(),
         }
     }
 }

@@ -4,9 +4,9 @@
 //! properties become headers too.
 
 use crate::codec::{Publish, QoS, Reason};
+use crate::mapping::TopicMap;
 use crate::retained::Retained;
-use crate::topics::log_topic_for;
-use crate::{QOS_HEADER, TOPIC_HEADER};
+use crate::{EXPIRY_HEADER, QOS_HEADER, TOPIC_HEADER};
 use bytes::Bytes;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -74,12 +74,13 @@ impl Pending {
 pub(crate) async fn append(
     broker: &Arc<Broker>,
     retained: &Arc<Retained>,
+    mapping: &TopicMap,
     publish: &Publish,
 ) -> Result<Pending, Refusal> {
     if publish.retain && !retained.admits(&publish.topic, publish.payload.len()) {
         return Err(Refusal::RetainedFull);
     }
-    let record = submit(broker, publish).await.map_err(Refusal::Broker)?;
+    let record = submit(broker, &mapping.log_topic_for(&publish.topic), publish).await.map_err(Refusal::Broker)?;
     let retained = match publish.retain {
         true => {
             let (partition, submitted) = retained.submit(publish).await.map_err(Refusal::Broker)?;
@@ -92,8 +93,12 @@ pub(crate) async fn append(
 
 /// Appends `publish` as one record; the returned append is written (single node) or
 /// proposed (cluster), and the caller waits for the durability its QoS needs.
-async fn submit(broker: &Arc<Broker>, publish: &Publish) -> BrokerResult<(Arc<Partition>, Submitted)> {
-    let topic = log_topic(broker, &log_topic_for(&publish.topic)).await?;
+async fn submit(
+    broker: &Arc<Broker>,
+    log_topic_name: &str,
+    publish: &Publish,
+) -> BrokerResult<(Arc<Partition>, Submitted)> {
+    let topic = log_topic(broker, log_topic_name).await?;
     let partitions = topic.partitions();
     if partitions.is_empty() {
         return Err(BrokerError::UnknownTopicOrPartition);
@@ -132,12 +137,16 @@ fn encode(publish: &Publish, timestamp_ms: i64) -> BrokerResult<Vec<u8>> {
         QoS::AtLeastOnce => "1",
         QoS::ExactlyOnce => "2",
     };
-    let headers = vec![(TOPIC_HEADER, Some(topic.clone())), (QOS_HEADER, Some(Bytes::from_static(qos.as_bytes())))];
+    let mut headers = vec![(TOPIC_HEADER, Some(topic.clone())), (QOS_HEADER, Some(Bytes::from_static(qos.as_bytes())))];
+    if let Some(secs) = publish.properties.message_expiry_interval {
+        let expires_at = timestamp_ms.saturating_add(i64::from(secs) * 1000);
+        headers.push((EXPIRY_HEADER, Some(Bytes::from(expires_at.to_string()))));
+    }
     let mut record = new_record(0, timestamp_ms, Some(topic), Some(publish.payload.clone()), headers);
     for (key, value) in &publish.properties.user {
         // The listener's own headers keep their meaning; Kafka headers hold one value per key
         // here, so a repeated user property keeps its last value.
-        if key != TOPIC_HEADER && key != QOS_HEADER {
+        if key != TOPIC_HEADER && key != QOS_HEADER && key != EXPIRY_HEADER {
             record.headers.insert(StrBytes::from_string(key.clone()), Some(Bytes::copy_from_slice(value.as_bytes())));
         }
     }

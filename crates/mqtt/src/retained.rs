@@ -41,12 +41,15 @@ pub(crate) struct Retained {
     entries: RwLock<HashMap<String, Entry>>,
     /// Payload bytes of `entries`, kept with every change (under the entries' write lock).
     payload_bytes: std::sync::atomic::AtomicUsize,
+    /// `sluice_mqtt_retained_messages`.
+    gauge: sluice_broker::metrics::IntGauge,
 }
 
 impl Retained {
     /// Loads the retained messages from the internal topic (on the blocking pool).
-    pub async fn open(broker: Arc<Broker>) -> Arc<Retained> {
-        let retained = Arc::new(Retained { broker, entries: RwLock::default(), payload_bytes: Default::default() });
+    pub async fn open(broker: Arc<Broker>, gauge: sluice_broker::metrics::IntGauge) -> Arc<Retained> {
+        let retained =
+            Arc::new(Retained { broker, entries: RwLock::default(), payload_bytes: Default::default(), gauge });
         let loader = Arc::clone(&retained);
         let loaded = tokio::task::spawn_blocking(move || loader.load()).await;
         match loaded {
@@ -156,6 +159,7 @@ impl Retained {
             Some(entry) => entries.insert(topic.to_string(), entry),
             None => entries.remove(topic),
         };
+        self.gauge.set(entries.len() as i64);
         self.payload_bytes.fetch_add(added, Relaxed);
         self.payload_bytes.fetch_sub(replaced.map_or(0, |e| e.payload.len()), Relaxed);
     }
@@ -175,6 +179,8 @@ impl Retained {
                 retain: true,
                 dup: false,
                 ack: None,
+                message_expiry: None,
+                subscription_ids: Vec::new(),
             })
             .collect()
     }

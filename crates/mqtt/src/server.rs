@@ -1,6 +1,7 @@
-//! Accept loops, one per transport (MQTT over TCP, MQTT over WebSocket), sharing sessions,
-//! retained messages and limits: each admits a client through the broker's client registry
-//! (the connection limits every listener shares) and gives it its own task.
+//! Accept loops, one per transport (MQTT over TCP, WebSocket, TLS and WebSocket over TLS),
+//! sharing sessions, retained messages and limits: each admits a client through the broker's
+//! client registry (the connection limits every listener shares) and gives it its own task,
+//! which completes the TLS handshake first on the TLS transports.
 
 use crate::connection::{Conn, Shared, PACKET_NAMES};
 use crate::retained::Retained;
@@ -8,9 +9,10 @@ use crate::session::Sessions;
 use crate::session_store::SessionStore;
 use crate::MqttConfig;
 use sluice_broker::accept::Acceptor;
+use sluice_broker::channel::Channels;
 use sluice_broker::clients::Protocol;
 use sluice_broker::metrics::RequestMetrics;
-use sluice_broker::Broker;
+use sluice_tls::ServerTls;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -20,33 +22,72 @@ use tokio::sync::watch;
 enum Transport {
     Tcp,
     WebSocket,
+    Tls,
+    WebSocketTls,
 }
 
-/// Serves MQTT clients on `listener` (TCP) and `ws_listener` (WebSocket) until `stop` turns true.
+/// The MQTT listeners: TCP and WebSocket always, TLS (8883) and WebSocket over TLS when
+/// configured, with the certificates they share.
+pub struct Listeners {
+    pub tcp: TcpListener,
+    pub ws: TcpListener,
+    pub tls: Option<TcpListener>,
+    pub wss: Option<TcpListener>,
+    /// Needed when `tls` or `wss` is set (else those are not served).
+    pub certificates: Option<Arc<ServerTls>>,
+}
+
+/// Serves MQTT clients on every listener until `stop` turns true. `channels` (NSQ's) holds
+/// the cursors of shared subscriptions.
 pub async fn serve(
-    listener: TcpListener,
-    ws_listener: TcpListener,
-    broker: Arc<Broker>,
+    listeners: Listeners,
+    channels: Arc<Channels>,
     config: MqttConfig,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let broker = Arc::clone(channels.broker());
+    let gauges = crate::counts::MqttGauges::register(broker.metrics());
     let shared = Arc::new(Shared {
+        channels,
         config: Arc::new(config),
         sessions: Arc::new(Sessions::default()),
-        retained: Retained::open(Arc::clone(&broker)).await,
+        retained: Retained::open(Arc::clone(&broker), gauges.retained.clone()).await,
+        gauges,
         store: Arc::new(SessionStore::new(&broker.config().data_dir)),
         requests: Arc::new(RequestMetrics::new(broker.metrics(), Protocol::Mqtt.as_str(), &PACKET_NAMES)),
         broker,
     });
-    let tcp = accept_loop(listener, Transport::Tcp, Arc::clone(&shared), stop.clone());
-    let ws = accept_loop(ws_listener, Transport::WebSocket, shared, stop);
-    tokio::join!(tcp, ws);
+    let Listeners { tcp, ws, tls, wss, certificates } = listeners;
+    let mut loops = vec![
+        tokio::spawn(accept_loop(tcp, Transport::Tcp, None, Arc::clone(&shared), stop.clone())),
+        tokio::spawn(accept_loop(ws, Transport::WebSocket, None, Arc::clone(&shared), stop.clone())),
+    ];
+    for (listener, transport) in [(tls, Transport::Tls), (wss, Transport::WebSocketTls)] {
+        match (listener, &certificates) {
+            (Some(listener), Some(certificates)) => {
+                let certificates = Some(Arc::clone(certificates));
+                loops.push(tokio::spawn(accept_loop(
+                    listener,
+                    transport,
+                    certificates,
+                    Arc::clone(&shared),
+                    stop.clone(),
+                )));
+            }
+            (Some(_), None) => tracing::error!(?transport, "mqtt TLS listener without certificates; not served"),
+            (None, _) => {}
+        }
+    }
+    for task in loops {
+        let _ = task.await;
+    }
     Ok(())
 }
 
 async fn accept_loop(
     listener: TcpListener,
     transport: Transport,
+    certificates: Option<Arc<ServerTls>>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -67,11 +108,33 @@ async fn accept_loop(
             }
         };
         let _ = socket.set_nodelay(true);
-        let (shared, stop) = (Arc::clone(&shared), stop.clone());
+        let (shared, stop, certificates) = (Arc::clone(&shared), stop.clone(), certificates.clone());
         tokio::spawn(async move {
+            let certificates = match (transport, certificates) {
+                (Transport::Tcp, _) => return Conn::serve(socket.into_split(), &shared, remote, guard, stop).await,
+                (Transport::WebSocket, _) => {
+                    return crate::websocket::serve(socket, &shared, remote, guard, stop).await
+                }
+                (_, Some(certificates)) => certificates,
+                (_, None) => return,
+            };
+            // The handshake counts against the CONNECT deadline: a client that stalls in it
+            // holds its slot no longer than one that never sends CONNECT.
+            let handshake = certificates.acceptor().accept(socket);
+            let stream = match tokio::time::timeout(shared.config.connect_timeout, handshake).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(%remote, ?transport, error = %e, "mqtt TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%remote, ?transport, "mqtt TLS handshake not finished in time");
+                    return;
+                }
+            };
             match transport {
-                Transport::Tcp => Conn::serve(socket.into_split(), &shared, remote, guard, stop).await,
-                Transport::WebSocket => crate::websocket::serve(socket, &shared, remote, guard, stop).await,
+                Transport::WebSocketTls => crate::websocket::serve(stream, &shared, remote, guard, stop).await,
+                _ => Conn::serve(tokio::io::split(stream), &shared, remote, guard, stop).await,
             }
         });
     }

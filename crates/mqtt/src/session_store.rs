@@ -30,6 +30,9 @@ pub struct SavedSession {
 pub struct SavedFilter {
     pub filter: String,
     pub qos: u8,
+    /// The v5 subscription identifier given with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -112,7 +115,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SessionStore::new(dir.path());
         let session = SavedSession {
-            subscriptions: vec![SavedFilter { filter: "a/#".into(), qos: 1 }],
+            subscriptions: vec![SavedFilter { filter: "a/#".into(), qos: 1, id: Some(3) }],
             floors: vec![SavedFloor { topic: "a".into(), partition: 2, offset: 40, sent_end: 42 }],
             expiry_secs: Some(10),
             disconnected_at_ms: 1_000,

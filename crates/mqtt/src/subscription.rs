@@ -4,11 +4,13 @@
 //! end-offset watch) and hands matching records to the connection.
 
 use crate::codec::{QoS, Reason};
+use crate::mapping::TopicMap;
 use crate::publish::log_topic;
-use crate::topics::{filter_log_topic, matches, valid_filter};
-use crate::{QOS_HEADER, TOPIC_HEADER};
+use crate::shared::{self, Membership};
+use crate::topics::{matches, valid_filter};
+use crate::{EXPIRY_HEADER, QOS_HEADER, TOPIC_HEADER};
 use bytes::Bytes;
-use sluice_broker::channel::READ_BYTES_MAX;
+use sluice_broker::channel::{Channel, Channels, ClientInfo, MessageId, READ_BYTES_MAX};
 use sluice_broker::{Broker, BrokerError, Partition};
 use sluice_records::convert::{read_v2_records, StoredRecord};
 use std::collections::{BTreeSet, HashMap};
@@ -19,8 +21,6 @@ use tokio::task::JoinHandle;
 /// Records handed to the connection and not yet taken, per connection: the tails wait
 /// (and stop reading) while it is full.
 pub(crate) const DELIVERY_QUEUE: usize = 256;
-/// Prefix of a v5 shared subscription (not served yet).
-const SHARED_PREFIX: &str = "$share/";
 
 /// A record on its way to a subscriber.
 #[derive(Debug)]
@@ -36,12 +36,16 @@ pub(crate) struct Delivery {
     /// Where the record sits in its partition's progress; done once delivered (QoS 0) or
     /// acknowledged (QoS 1). None for retained messages.
     pub ack: Option<Ack>,
+    /// v5: seconds left of the message's expiry interval.
+    pub message_expiry: Option<u32>,
+    /// v5: identifiers of the matching subscriptions that have one.
+    pub subscription_ids: Vec<usize>,
 }
 
 /// One partition's reading progress for a subscriber: what the tail has read, and the
 /// records handed on whose delivery is not complete.
 #[derive(Debug, Default)]
-struct Progress {
+pub(crate) struct Progress {
     read_end: i64,
     outstanding: BTreeSet<i64>,
     /// One past the highest offset written to the client: a resumed session marks records
@@ -56,23 +60,56 @@ impl Progress {
     }
 }
 
-/// A delivery's place in its partition's progress.
-#[derive(Debug)]
-pub(crate) struct Ack {
-    progress: Arc<Mutex<Progress>>,
-    offset: i64,
+/// A delivery's place in its partition's progress, or in a share group's channel.
+pub(crate) enum Ack {
+    Tail {
+        progress: Arc<Mutex<Progress>>,
+        offset: i64,
+    },
+    /// In flight on the channel of a shared subscription, for this member.
+    Shared {
+        channel: Arc<Channel>,
+        id: MessageId,
+        member: Arc<ClientInfo>,
+    },
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ack::Tail { offset, .. } => write!(f, "Ack::Tail({offset})"),
+            Ack::Shared { id, .. } => write!(f, "Ack::Shared({}/{})", id.partition, id.offset),
+        }
+    }
 }
 
 impl Ack {
-    /// The delivery was handed to the client's writer.
-    pub fn sent(&self) {
-        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-        progress.sent_end = progress.sent_end.max(self.offset + 1);
+    pub fn shared(channel: Arc<Channel>, id: MessageId, member: Arc<ClientInfo>) -> Ack {
+        Ack::Shared { channel, id, member }
     }
 
-    /// The delivery is complete: the floor may pass it.
+    /// The delivery was handed to the client's writer.
+    pub fn sent(&self) {
+        if let Ack::Tail { progress, offset } = self {
+            let mut progress = progress.lock().unwrap_or_else(|p| p.into_inner());
+            progress.sent_end = progress.sent_end.max(offset + 1);
+        }
+    }
+
+    /// The delivery is complete: the floor may pass it (a shared one is finished on its
+    /// channel; if the channel took it back meanwhile, another member has it and the FIN
+    /// is refused, which is fine).
     pub fn done(self) {
-        self.progress.lock().unwrap_or_else(|p| p.into_inner()).outstanding.remove(&self.offset);
+        match self {
+            Ack::Tail { progress, offset } => {
+                progress.lock().unwrap_or_else(|p| p.into_inner()).outstanding.remove(&offset);
+            }
+            Ack::Shared { channel, id, member } => {
+                if channel.fin(id, &member).is_ok() {
+                    shared::window_freed(&channel, &member);
+                }
+            }
+        }
     }
 }
 
@@ -88,8 +125,11 @@ struct TailHandle {
 struct Filter {
     text: String,
     granted: QoS,
-    /// The log topic it reads, or `None` for a wildcard first level (every topic).
-    log_topic: Option<String>,
+    /// The v5 subscription identifier given with it.
+    id: Option<usize>,
+    /// The log topics it reads (its first level's, mapping rules'), or `None` for a wildcard
+    /// first level (every topic).
+    log_topics: Option<Vec<String>>,
 }
 
 pub(crate) struct Subscriptions {
@@ -102,10 +142,28 @@ pub(crate) struct Subscriptions {
     resume: HashMap<(String, i32), (i64, i64)>,
     deliveries: mpsc::Sender<Delivery>,
     subscriptions_max: usize,
+    /// Shared subscriptions by their whole `$share/…` filter, and the channel client this
+    /// connection is in each of their groups.
+    shared: HashMap<String, Membership>,
+    channels: Arc<Channels>,
+    member: Arc<ClientInfo>,
+    /// The session outlives the connection: its share groups' channels stay when it leaves.
+    pub keep_shared_channels: bool,
+    mapping: TopicMap,
+    /// `sluice_mqtt_subscriptions`, moved by this connection's filters.
+    gauge: sluice_broker::metrics::IntGauge,
 }
 
 impl Subscriptions {
-    pub fn new(broker: Arc<Broker>, deliveries: mpsc::Sender<Delivery>, subscriptions_max: usize) -> Subscriptions {
+    pub fn new(
+        broker: Arc<Broker>,
+        channels: Arc<Channels>,
+        member: Arc<ClientInfo>,
+        deliveries: mpsc::Sender<Delivery>,
+        subscriptions_max: usize,
+        mapping: TopicMap,
+        gauge: sluice_broker::metrics::IntGauge,
+    ) -> Subscriptions {
         Subscriptions {
             broker,
             filters: Arc::default(),
@@ -113,41 +171,94 @@ impl Subscriptions {
             resume: HashMap::new(),
             deliveries,
             subscriptions_max,
+            shared: HashMap::new(),
+            channels,
+            member,
+            keep_shared_channels: false,
+            mapping,
+            gauge,
         }
+    }
+
+    /// The channel client this connection is in share groups (set at CONNECT, before any).
+    pub fn set_member(&mut self, member: Arc<ClientInfo>) {
+        self.member = member;
+    }
+
+    /// Joins (or re-grants) a shared subscription.
+    async fn subscribe_shared(
+        &mut self,
+        text: &str,
+        share: shared::ShareFilter<'_>,
+        qos: QoS,
+        id: Option<usize>,
+    ) -> Result<(QoS, bool), Reason> {
+        if let Some(existing) = self.shared.get_mut(text) {
+            // A new QoS or identifier applies to deliveries taken from now on.
+            if existing.granted == qos && existing.id == id {
+                return Ok((qos, false));
+            }
+            if let Some(old) = self.shared.remove(text) {
+                old.leave(&self.channels, &self.member, true);
+                self.gauge.dec();
+            }
+        } else if self.filters.read().unwrap_or_else(|p| p.into_inner()).len() + self.shared.len()
+            >= self.subscriptions_max
+        {
+            return Err(Reason::QuotaExceeded);
+        }
+        let membership =
+            Membership::join(&self.channels, &self.mapping, &share, qos, id, &self.member, self.deliveries.clone())
+                .await?;
+        let is_new = self.shared.insert(text.to_string(), membership).is_none();
+        if is_new {
+            self.gauge.inc();
+        }
+        Ok((qos, is_new))
     }
 
     /// Adds (or replaces) a filter; answers the QoS granted (the one asked) and whether the
     /// filter is new, or why it was refused.
-    pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<(QoS, bool), Reason> {
-        if filter.starts_with(SHARED_PREFIX) {
-            return Err(Reason::SharedSubscriptionsNotSupported);
+    pub async fn subscribe(&mut self, filter: &str, qos: QoS, id: Option<usize>) -> Result<(QoS, bool), Reason> {
+        if let Some(share) = shared::parse(filter) {
+            return self.subscribe_shared(filter, share?, qos, id).await;
         }
         if !valid_filter(filter) {
             return Err(Reason::TopicFilterInvalid);
         }
         let granted = qos;
-        let target = filter_log_topic(filter);
+        let target = self.mapping.filter_log_topics(filter);
         {
             let mut filters = self.filters.write().unwrap_or_else(|p| p.into_inner());
             let count = filters.len();
             match filters.iter_mut().find(|f| f.text == filter) {
                 Some(existing) => {
                     existing.granted = granted;
+                    existing.id = id;
                     return Ok((granted, false));
                 }
-                None if count >= self.subscriptions_max => return Err(Reason::QuotaExceeded),
-                None => filters.push(Filter { text: filter.to_string(), granted, log_topic: target.clone() }),
+                None if count + self.shared.len() >= self.subscriptions_max => return Err(Reason::QuotaExceeded),
+                None => {
+                    filters.push(Filter { text: filter.to_string(), granted, id, log_topics: target.clone() });
+                    self.gauge.inc();
+                }
             }
         }
         let topics = match target {
-            Some(name) => match log_topic(&self.broker, &name).await {
-                Ok(topic) => vec![topic],
-                Err(e) => {
-                    tracing::warn!(filter, error = %e, "mqtt subscription's topic unavailable");
-                    self.remove(filter);
-                    return Err(Reason::UnspecifiedError);
+            Some(names) => {
+                let mut topics = Vec::with_capacity(names.len());
+                for name in names {
+                    match log_topic(&self.broker, &name).await {
+                        Ok(topic) => topics.push(topic),
+                        Err(e) => {
+                            tracing::warn!(filter, topic = name, error = %e, "mqtt subscription's topic unavailable");
+                            self.remove(filter);
+                            return Err(Reason::UnspecifiedError);
+                        }
+                    }
                 }
-            },
+                topics
+            }
             // Internal topics (`__…`, retained messages) are not MQTT topics.
             None => self.broker.topics().into_iter().filter(|t| !t.name.starts_with("__")).collect(),
         };
@@ -188,10 +299,11 @@ impl Subscriptions {
         self.resume.extend(floors);
     }
 
-    /// The filters and their granted QoS, for a session's checkpoint.
-    pub fn filters(&self) -> Vec<(String, QoS)> {
+    /// The filters, their granted QoS and identifiers, for a session's checkpoint.
+    pub fn filters(&self) -> Vec<(String, QoS, Option<usize>)> {
         let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
-        filters.iter().map(|f| (f.text.clone(), f.granted)).collect()
+        let shared = self.shared.iter().map(|(text, m)| (text.clone(), m.granted, m.id));
+        filters.iter().map(|f| (f.text.clone(), f.granted, f.id)).chain(shared).collect()
     }
 
     /// Each partition's floor and sent end, for a session's checkpoint.
@@ -233,12 +345,17 @@ impl Subscriptions {
 
     /// Removes a filter; whether it existed. Tails no filter needs any more stop.
     pub fn unsubscribe(&mut self, filter: &str) -> bool {
+        if let Some(membership) = self.shared.remove(filter) {
+            membership.leave(&self.channels, &self.member, false);
+            self.gauge.dec();
+            return true;
+        }
         let existed = self.remove(filter);
         let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
-        let any_wildcard = filters.iter().any(|f| f.log_topic.is_none());
+        let any_wildcard = filters.iter().any(|f| f.log_topics.is_none());
         if !any_wildcard {
             self.tails.retain(|name, tails| {
-                let needed = filters.iter().any(|f| f.log_topic.as_deref() == Some(name.as_str()));
+                let needed = filters.iter().any(|f| f.log_topics.as_ref().is_some_and(|ts| ts.contains(name)));
                 if !needed {
                     tails.iter().for_each(|t| t.task.abort());
                 }
@@ -252,6 +369,7 @@ impl Subscriptions {
         let mut filters = self.filters.write().unwrap_or_else(|p| p.into_inner());
         let before = filters.len();
         filters.retain(|f| f.text != filter);
+        self.gauge.sub((before - filters.len()) as i64);
         filters.len() != before
     }
 }
@@ -259,6 +377,13 @@ impl Subscriptions {
 impl Drop for Subscriptions {
     fn drop(&mut self) {
         self.tails.values().flatten().for_each(|t| t.task.abort());
+        let held = self.filters.read().map_or(0, |f| f.len()) + self.shared.len();
+        self.gauge.sub(held as i64);
+        // Taken no more (RDY 0) before the channels take back what this member holds.
+        shared::set_window(&self.member, 0);
+        for (_, membership) in self.shared.drain() {
+            membership.leave(&self.channels, &self.member, self.keep_shared_channels);
+        }
     }
 }
 
@@ -308,7 +433,7 @@ impl Tail {
                     if let Some(mut delivery) = self.matching(record) {
                         delivery.dup = offset < self.dup_below && delivery.qos != QoS::AtMostOnce;
                         self.progress.lock().unwrap_or_else(|p| p.into_inner()).outstanding.insert(offset);
-                        delivery.ack = Some(Ack { progress: Arc::clone(&self.progress), offset });
+                        delivery.ack = Some(Ack::Tail { progress: Arc::clone(&self.progress), offset });
                         if self.out.send(delivery).await.is_err() {
                             return;
                         }
@@ -329,38 +454,66 @@ impl Tail {
     /// matching filters, capped by the QoS it was published with.
     fn matching(&self, record: StoredRecord) -> Option<Delivery> {
         let topic = header_text(&record, TOPIC_HEADER).unwrap_or_else(|| self.log_topic.clone());
-        let granted = {
+        let (granted, ids) = {
             let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
-            filters
+            let matching: Vec<&Filter> = filters
                 .iter()
-                .filter(|f| f.log_topic.as_deref().is_none_or(|t| t == self.log_topic))
+                .filter(|f| f.log_topics.as_ref().is_none_or(|ts| ts.contains(&self.log_topic)))
                 .filter(|f| matches(&f.text, &topic))
-                .map(|f| f.granted)
-                .max()?
+                .collect();
+            let granted = matching.iter().map(|f| f.granted).max()?;
+            (granted, matching.iter().filter_map(|f| f.id).collect())
         };
-        // Records from Kafka producers and NSQ publishers are durable: QoS 1 for MQTT.
-        let published = match header_text(&record, QOS_HEADER).as_deref() {
-            Some("0") => QoS::AtMostOnce,
-            Some("2") => QoS::ExactlyOnce,
-            _ => QoS::AtLeastOnce,
-        };
-        let user_properties = record
-            .headers
-            .iter()
-            .filter(|(k, _)| k != TOPIC_HEADER && k != QOS_HEADER)
-            // MQTT property values are UTF-8; Kafka header values may be any bytes.
-            .map(|(k, v)| (k.clone(), v.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
-            .collect();
-        Some(Delivery {
-            topic,
-            payload: record.value.unwrap_or_default(),
-            qos: granted.min(published),
-            user_properties,
-            retain: false,
-            dup: false,
-            ack: None,
-        })
+        record_delivery(topic, record.value.unwrap_or_default(), &record.headers, granted, ids)
     }
+}
+
+/// The delivery of a record under `topic` to filters granted `granted` (with identifiers
+/// `subscription_ids`): at that QoS capped by the one it was published with, its other
+/// headers as v5 user properties, and what is left of its expiry interval; `None` once it
+/// has expired (§3.3.2.3.3: not delivered any more).
+pub(crate) fn record_delivery(
+    topic: String,
+    payload: Bytes,
+    headers: &[(String, Option<Bytes>)],
+    granted: QoS,
+    subscription_ids: Vec<usize>,
+) -> Option<Delivery> {
+    let header = |name: &str| headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref());
+    let message_expiry = match header(EXPIRY_HEADER).and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok()) {
+        Some(expires_at) => {
+            let left_ms = expires_at.saturating_sub(crate::publish::now_ms());
+            if left_ms <= 0 {
+                return None;
+            }
+            // Rounded up: a message with 300 ms left still says 1 s, never 0.
+            Some(u32::try_from((left_ms + 999) / 1000).unwrap_or(u32::MAX))
+        }
+        None => None,
+    };
+    // Records from Kafka producers and NSQ publishers are durable: QoS 1 for MQTT.
+    let published = match header(QOS_HEADER) {
+        Some(b"0") => QoS::AtMostOnce,
+        Some(b"2") => QoS::ExactlyOnce,
+        _ => QoS::AtLeastOnce,
+    };
+    let user_properties = headers
+        .iter()
+        .filter(|(k, _)| k != TOPIC_HEADER && k != QOS_HEADER && k != EXPIRY_HEADER)
+        // MQTT property values are UTF-8; Kafka header values may be any bytes.
+        .map(|(k, v)| (k.clone(), v.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
+        .collect();
+    Some(Delivery {
+        topic,
+        payload,
+        qos: granted.min(published),
+        user_properties,
+        retain: false,
+        dup: false,
+        ack: None,
+        message_expiry,
+        subscription_ids,
+    })
 }
 
 fn header_text(record: &StoredRecord, key: &str) -> Option<String> {

@@ -10,7 +10,6 @@ use sluice_broker::clients::ClientGuard;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{header, HeaderValue, StatusCode};
@@ -28,15 +27,17 @@ const PATHS: [&str; 2] = ["/mqtt", "/"];
 /// so a client that stops reading holds little and is cut off by the write timeout.
 const BRIDGE_BYTES: usize = 64 * 1024;
 
-/// Upgrades one accepted socket and serves MQTT over it until either side ends. A refused
+/// Upgrades one accepted socket (TCP, or TLS for `wss://`) and serves MQTT over it until either side ends. A refused
 /// upgrade (wrong path, no `mqtt` subprotocol, not HTTP, too slow) closes this socket only.
-pub(crate) async fn serve(
-    socket: TcpStream,
+pub(crate) async fn serve<S>(
+    socket: S,
     shared: &Shared,
     remote: SocketAddr,
     client: ClientGuard,
     stop: watch::Receiver<bool>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let config = ws_config(shared.config.packet_bytes_max);
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(socket, check_upgrade, Some(config));
     let ws = match tokio::time::timeout(shared.config.connect_timeout, handshake).await {
@@ -90,7 +91,11 @@ fn refusal(status: StatusCode, message: &str) -> ErrorResponse {
 
 /// Carries binary messages into the connection and its bytes back out as binary messages,
 /// both ways at once, until one way ends; then closes the WebSocket with the reason, if any.
-async fn bridge(ws: WebSocketStream<TcpStream>, bridge_side: DuplexStream, write_timeout: Duration) {
+async fn bridge<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: WebSocketStream<S>,
+    bridge_side: DuplexStream,
+    write_timeout: Duration,
+) {
     let (mut sink, mut stream) = ws.split();
     let (from_conn, to_conn) = tokio::io::split(bridge_side);
     let close = tokio::select! {

@@ -32,12 +32,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let kafka_listeners = bind_kafka_listeners(&settings).await?;
     let local = kafka_listeners.first().map(|l| l.local_addr()).transpose()?.context("no Kafka listener")?;
     let nsq_listeners = NsqListeners::bind(&settings.nsq).await?;
-    let mqtt_listener = TcpListener::bind(settings.mqtt.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.mqtt.addr))?;
-    let mqtt_ws_listener = TcpListener::bind(settings.mqtt.ws_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.mqtt.ws_addr))?;
+    let mqtt_listeners = bind_mqtt_listeners(&settings.mqtt).await?;
     settings.broker.advertised_port = local.port();
     let credentials = sluice_kafka::sasl::credentials::Credentials::open(&settings.broker.data_dir)
         .context("cannot read the SASL credentials")?;
@@ -114,15 +109,18 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
             .map_or(0, |d| d.as_millis() as i64),
         settings: settings.effective(),
     };
-    let mqtt_listeners = (mqtt_listener, mqtt_ws_listener);
-    let mqtt = tokio::spawn(serve_mqtt(mqtt_listeners, broker.clone(), settings.mqtt.config.clone(), stopped.clone()));
-    let nsq_tasks = nsq_listeners.start(&settings.nsq, settings.http, node, broker.clone(), stopped.clone())?;
+    let (nsq_tasks, channels) =
+        nsq_listeners.start(&settings.nsq, settings.http, node, broker.clone(), stopped.clone())?;
+    // MQTT shared subscriptions are NSQ channels: the listener shares NSQ's registry.
+    let mqtt = tokio::spawn(serve_mqtt(mqtt_listeners, channels, settings.mqtt.config.clone(), stopped.clone()));
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         kafka = %local,
         kafka_listeners = %kafka_addrs.join(","),
         mqtt = %settings.mqtt.addr,
         mqtt_ws = %settings.mqtt.ws_addr,
+        mqtt_tls = ?settings.mqtt.tls_addr,
+        mqtt_wss = ?settings.mqtt.wss_addr,
         advertised = %format!("{}:{}", settings.broker.advertised_host, settings.broker.advertised_port),
         data_dir = %settings.broker.data_dir.display(),
         "sluice ready"
@@ -161,13 +159,42 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Binds the MQTT listeners before the broker opens and loads the certificates of the TLS
+/// ones (the `--ssl-*` files, reloaded on SIGHUP).
+async fn bind_mqtt_listeners(mqtt: &crate::settings::mqtt::MqttSettings) -> anyhow::Result<sluice_mqtt::Listeners> {
+    let bind = |addr: std::net::SocketAddr| async move {
+        TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
+    };
+    let certificates = match &mqtt.tls {
+        Some(files) => {
+            let tls = sluice_tls::ServerTls::load(files.clone()).context("cannot load the MQTT TLS certificates")?;
+            sluice_tls::spawn_sighup_reload(vec![tls.clone()]).context("cannot install the SIGHUP handler")?;
+            Some(tls)
+        }
+        None => None,
+    };
+    Ok(sluice_mqtt::Listeners {
+        tcp: bind(mqtt.addr).await?,
+        ws: bind(mqtt.ws_addr).await?,
+        tls: match mqtt.tls_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        },
+        wss: match mqtt.wss_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        },
+        certificates,
+    })
+}
+
 async fn serve_mqtt(
-    (listener, ws_listener): (TcpListener, TcpListener),
-    broker: std::sync::Arc<Broker>,
+    listeners: sluice_mqtt::Listeners,
+    channels: std::sync::Arc<sluice_broker::channel::Channels>,
     config: sluice_mqtt::MqttConfig,
     stopped: watch::Receiver<bool>,
 ) {
-    if let Err(e) = sluice_mqtt::serve(listener, ws_listener, broker, config, stopped).await {
+    if let Err(e) = sluice_mqtt::serve(listeners, channels, config, stopped).await {
         tracing::error!(error = %e, "mqtt listener failed");
     }
 }
@@ -267,7 +294,8 @@ impl NsqListeners {
         })
     }
 
-    /// Opens the channels and spawns the channel sweeper and every NSQ listener.
+    /// Opens the channels and spawns the channel sweeper and every NSQ listener; answers the
+    /// tasks and the channels (MQTT shared subscriptions use them too).
     fn start(
         self,
         nsq: &crate::settings::NsqSettings,
@@ -275,7 +303,7 @@ impl NsqListeners {
         node: sluice_http::NodeInfo,
         broker: std::sync::Arc<Broker>,
         stopped: watch::Receiver<bool>,
-    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    ) -> anyhow::Result<(Vec<tokio::task::JoinHandle<()>>, std::sync::Arc<sluice_broker::channel::Channels>)> {
         use sluice_broker::channel::{Channels, ChannelsConfig};
         let nsq_config = sluice_nsq::NsqConfig {
             max_msg_size: nsq.max_msg_size,
@@ -335,9 +363,9 @@ impl NsqListeners {
         let router = sluice_http::router(channels.clone(), http_config);
         let mut tasks = vec![tokio::spawn(channels.clone().run(stopped.clone()))];
         tasks.extend(sluice_nsq::announce::spawn(channels.clone(), announce, stopped.clone()));
-        let stop = stopped.clone();
+        let (stop, nsq_channels) = (stopped.clone(), channels.clone());
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = sluice_nsq::serve(self.tcp, channels, nsq_config, stop).await {
+            if let Err(e) = sluice_nsq::serve(self.tcp, nsq_channels, nsq_config, stop).await {
                 tracing::error!(error = %e, "nsq listener failed");
             }
         }));
@@ -367,6 +395,6 @@ impl NsqListeners {
         tracing::info!(nsq_tcp = %nsq.tcp_addr, http = %nsq.http_addr, lookupd = ?nsq.lookupd_http_addr,
             https = ?nsq.security.https_addr, tls = nsq.security.tls.is_some(), tls_required = nsq.security.tls_required,
             auth = nsq.security.auth_enabled(), "nsq listeners ready");
-        Ok(tasks)
+        Ok((tasks, channels))
     }
 }

@@ -209,7 +209,11 @@ struct FileSettings {
     // MQTT listener (`mqtt.rs`).
     mqtt_addr: Option<String>,
     mqtt_ws_addr: Option<String>,
+    mqtt_tls_addr: Option<String>,
+    mqtt_wss_addr: Option<String>,
     mqtt_max_packet_bytes: Option<usize>,
+    /// `[[mqtt.mapping]]` rules.
+    mqtt: Option<mqtt::MqttTable>,
     // Kafka listeners and TLS (`security.rs`).
     kafka_listeners: Option<Vec<String>>,
     ssl_cert: Option<PathBuf>,
@@ -280,6 +284,9 @@ impl FileSettings {
         mqtt::MqttArgs {
             mqtt_addr: self.mqtt_addr.clone(),
             mqtt_ws_addr: self.mqtt_ws_addr.clone(),
+            mqtt_tls_addr: self.mqtt_tls_addr.clone(),
+            mqtt_wss_addr: self.mqtt_wss_addr.clone(),
+            mqtt_mapping: self.mqtt.as_ref().map(|t| t.mapping_flags()).unwrap_or_default(),
             mqtt_max_packet_bytes: self.mqtt_max_packet_bytes,
         }
     }
@@ -449,7 +456,7 @@ impl Settings {
             None => FileSettings::default(),
         };
         let nsq = NsqSettings::resolve(args, &file)?;
-        let mqtt = mqtt::resolve(&args.mqtt, &file.mqtt())?;
+        let mut mqtt = mqtt::resolve(&args.mqtt, &file.mqtt())?;
         let file_limits = file.limits();
         let file_security = file.security();
         let file_cluster = file.cluster();
@@ -460,7 +467,8 @@ impl Settings {
         let explicit_kafka_addr = args.kafka_addr.is_some() || file.kafka_addr.is_some();
         let kafka_addr_text = args.kafka_addr.clone().or(file.kafka_addr).unwrap_or_else(|| "127.0.0.1:9092".into());
         let (kafka_listeners, kafka_tls) =
-            security::resolve(&args.security, &file_security, &kafka_addr_text, explicit_kafka_addr)?;
+            security::resolve(&args.security, &file_security, &kafka_addr_text, explicit_kafka_addr, mqtt.needs_tls())?;
+        mqtt.tls = kafka_tls.clone().filter(|_| mqtt.needs_tls());
         let authorizer = security::resolve_authorizer(&args.security, &file_security)?;
         let kafka_addr = kafka_listeners.first().map(|l| l.addr).ok_or_else(|| anyhow!("no Kafka listener"))?;
         let advertised_host = args.advertised_host.clone().or(file.advertised_host);
@@ -644,6 +652,9 @@ impl Settings {
             ("max_rdy_count", nsq.max_rdy_count.to_string()),
             ("mqtt_addr", self.mqtt.addr.to_string()),
             ("mqtt_ws_addr", self.mqtt.ws_addr.to_string()),
+            ("mqtt_tls_addr", self.mqtt.tls_addr.map_or_else(String::new, |a| a.to_string())),
+            ("mqtt_wss_addr", self.mqtt.wss_addr.map_or_else(String::new, |a| a.to_string())),
+            ("mqtt_mapping", self.mqtt.config.mapping.describe()),
             ("mqtt_max_packet_bytes", self.mqtt.config.packet_bytes_max.to_string()),
             ("tls_cert", nsq.security.tls.as_ref().map_or_else(String::new, |t| t.cert.display().to_string())),
             ("tls_required", nsq.security.tls_required.to_string()),

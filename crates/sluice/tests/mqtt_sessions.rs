@@ -9,6 +9,7 @@ mod mqtt_common;
 use common::{run_ok, Broker};
 use mqtt_common::{mosquitto_pub, CLIENT_TIMEOUT};
 use std::process::Command;
+use std::time::Duration;
 
 /// Connects `id` with a persistent session on `filter` and prints `count` messages (`-W`
 /// bounds the wait; 0 messages: it times out and only registers the session).
@@ -41,6 +42,15 @@ fn persistent_sessions_get_what_was_published_while_away_across_kill_9() {
     let expected: Vec<String> = (1..=3).map(|i| format!("jobs/resize job-{i}")).collect();
     assert_eq!(session(&broker, "worker-311", &v311, 3), expected, "3.1.1 session");
 
+    // The broker stores the session when it sees the client gone, a moment after the client
+    // exits: the kill -9 comes after that, or it would test the 1 s checkpoint instead.
+    let hex: String = "worker-311".bytes().map(|b| format!("{b:02x}")).collect();
+    let stored = broker.data_dir().join("mqtt").join("sessions").join(format!("{hex}.json"));
+    common::wait_until(Duration::from_secs(10), "the 3.1.1 session stored as disconnected", || {
+        let text = std::fs::read_to_string(&stored).unwrap_or_default();
+        serde_json::from_str::<serde_json::Value>(&text)
+            .is_ok_and(|v| v["disconnected_at_ms"].as_i64().is_some_and(|ms| ms > 0))
+    });
     broker.kill9();
     broker.restart();
     mosquitto_pub(&broker, &["-t", "jobs/resize", "-m", "job-4", "-q", "1"]);

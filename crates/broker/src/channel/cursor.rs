@@ -28,6 +28,8 @@ pub struct Delivery {
     pub timestamp_ns: i64,
     pub attempts: u16,
     pub body: Bytes,
+    /// The record's headers (NSQ clients ignore them).
+    pub headers: records::Headers,
 }
 
 /// Why FIN, REQ or TOUCH failed; the texts are nsqd's.
@@ -124,6 +126,7 @@ struct Pending {
     body: Bytes,
     attempts: u16,
     defer_until_ms: Option<i64>,
+    headers: records::Headers,
 }
 
 #[derive(Debug)]
@@ -466,6 +469,7 @@ impl Channel {
             timestamp_ns: msg.timestamp_ms.saturating_mul(1_000_000),
             attempts: msg.attempts,
             body: msg.body.clone(),
+            headers: msg.headers.clone(),
         };
         let id = msg.id;
         st.in_flight.insert(id, InFlight { msg, client: client.id, deadline, delivered_at: now });
@@ -884,5 +888,5 @@ fn to_pending(id: MessageId, m: StoredMessage, restored: Option<Restored>) -> Pe
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
-    Pending { id, timestamp_ms: m.timestamp_ms, body: m.body, attempts, defer_until_ms }
+    Pending { id, timestamp_ms: m.timestamp_ms, body: m.body, attempts, defer_until_ms, headers: m.headers }
 }

@@ -15,6 +15,10 @@ pub const MESSAGES_PER_BATCH_MAX: usize = 100_000;
 /// batches; the rest is read on the next call, from `next_offset`.
 pub const DECODED_BYTES_MAX: usize = DECOMPRESSED_BYTES_MAX;
 
+/// A record's headers as a channel keeps them: shared by the ready queue and deliveries, and
+/// `None` for a record with none (NSQ's own), so NSQ messages pay nothing for them.
+pub type Headers = Option<std::sync::Arc<[(String, Option<Bytes>)]>>;
+
 /// One record as a channel sees it.
 #[derive(Debug, Clone)]
 pub struct StoredMessage {
@@ -22,6 +26,9 @@ pub struct StoredMessage {
     pub timestamp_ms: i64,
     pub body: Bytes,
     pub defer_until_ms: Option<i64>,
+    /// For consumers that read more than the body (MQTT shared subscriptions: the MQTT topic,
+    /// QoS and user properties).
+    pub headers: Headers,
 }
 
 /// What a run of whole batches holds from `from` on, and the offset after the last batch
@@ -68,6 +75,7 @@ fn message(record: StoredRecord) -> StoredMessage {
         offset: record.offset,
         timestamp_ms: record.timestamp,
         defer_until_ms: defer_header(&record),
+        headers: (!record.headers.is_empty()).then(|| record.headers.into()),
         body: record.value.unwrap_or_default(),
     }
 }

@@ -229,8 +229,26 @@ impl Channels {
     /// The channel, created if needed. The first channel of a topic starts at the log start
     /// (it gets what was published before it existed); later ones start at the tail.
     pub fn channel_or_create(&self, topic: &str, channel: &str) -> BrokerResult<Arc<Channel>> {
+        self.channel_or_create_from(topic, channel, None)
+    }
+
+    /// The channel, created if needed at the log end of every partition: for readers that
+    /// want only what is published from now on (an MQTT shared subscription).
+    pub fn channel_at_end_or_create(&self, topic: &str, channel: &str) -> BrokerResult<Arc<Channel>> {
+        self.channel_or_create_from(topic, channel, Some(true))
+    }
+
+    /// `from_tail`: where a new channel starts; `None` is NSQ's rule (the first channel of a
+    /// topic at the log start, later ones at the end).
+    fn channel_or_create_from(
+        &self,
+        topic: &str,
+        channel: &str,
+        from_tail: Option<bool>,
+    ) -> BrokerResult<Arc<Channel>> {
         let topic = self.topic_or_create(topic)?;
-        self.create_channel(&topic, channel, None)
+        let origin = from_tail.map(|from_tail| Origin { created_ms: now_ms(), from_tail });
+        self.create_channel(&topic, channel, origin)
     }
 
     /// The channel, created if needed: as another node created it (`origin`, from the state

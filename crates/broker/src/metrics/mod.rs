@@ -16,6 +16,7 @@ mod raft;
 mod requests;
 mod state;
 
+pub use prometheus::IntGauge;
 pub use requests::{RequestKinds, RequestMetrics, OTHER_REQUEST, REQUEST_BUCKETS_SECONDS};
 
 use crate::channel::Channels;
@@ -50,6 +51,17 @@ impl Metrics {
         let started_at_seconds =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
         Metrics { registry, request_seconds, started_at_seconds }
+    }
+
+    /// A gauge its owner keeps up to date (MQTT's sessions, subscriptions, retained
+    /// messages). A name registered before (a second listener in one process) gets a gauge
+    /// that is not rendered rather than an error.
+    pub fn gauge(&self, name: &'static str, help: &'static str) -> IntGauge {
+        let gauge = IntGauge::new(name, help).expect("a constant, valid gauge definition");
+        if self.registry.register(Box::new(gauge.clone())).is_err() {
+            tracing::warn!(name, "metric registered twice; the second is not rendered");
+        }
+        gauge
     }
 
     /// Every metric in the Prometheus text format.

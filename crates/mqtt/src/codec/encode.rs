@@ -16,6 +16,8 @@ pub struct ConnAck {
     pub receive_maximum: u16,
     /// v5: the largest packet the server accepts.
     pub maximum_packet_size: u32,
+    /// v5: the highest topic alias the client may use in its PUBLISHes (0: none).
+    pub topic_alias_maximum: u16,
 }
 
 pub fn encode_connack(version: Version, ack: &ConnAck) -> Vec<u8> {
@@ -30,9 +32,9 @@ pub fn encode_connack(version: Version, ack: &ConnAck) -> Vec<u8> {
                 properties
                     .u16(id::RECEIVE_MAXIMUM, ack.receive_maximum)
                     .u32(id::MAXIMUM_PACKET_SIZE, ack.maximum_packet_size)
-                    // Not served yet: clients must not count on them.
-                    .byte(id::SHARED_SUBSCRIPTION_AVAILABLE, 0)
-                    .byte(id::SUBSCRIPTION_IDENTIFIER_AVAILABLE, 0);
+                    .u16(id::TOPIC_ALIAS_MAXIMUM, ack.topic_alias_maximum)
+                    .byte(id::SHARED_SUBSCRIPTION_AVAILABLE, 1)
+                    .byte(id::SUBSCRIPTION_IDENTIFIER_AVAILABLE, 1);
                 if let Some(client_id) = &ack.assigned_client_id {
                     properties.text(id::ASSIGNED_CLIENT_IDENTIFIER, client_id);
                 }
@@ -54,6 +56,10 @@ pub struct OutgoingPublish<'a> {
     pub payload: &'a [u8],
     /// v5 user properties (dropped for 3.1.1 subscribers).
     pub user_properties: &'a [(String, String)],
+    /// v5: what is left of the message's expiry interval, seconds.
+    pub message_expiry: Option<u32>,
+    /// v5: the identifiers of the subscriptions it matched.
+    pub subscription_ids: &'a [usize],
 }
 
 pub fn encode_publish(version: Version, publish: &OutgoingPublish<'_>) -> Vec<u8> {
@@ -64,6 +70,12 @@ pub fn encode_publish(version: Version, publish: &OutgoingPublish<'_>) -> Vec<u8
     }
     if version == Version::V5 {
         let mut properties = PropertyWriter::default();
+        if let Some(secs) = publish.message_expiry {
+            properties.u32(id::MESSAGE_EXPIRY_INTERVAL, secs);
+        }
+        for subscription_id in publish.subscription_ids {
+            properties.var_int(id::SUBSCRIPTION_IDENTIFIER, *subscription_id);
+        }
         for (key, value) in publish.user_properties {
             properties.pair(key, value.as_bytes());
         }

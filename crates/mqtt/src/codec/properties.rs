@@ -161,7 +161,14 @@ impl Properties {
             id::TOPIC_ALIAS => self.topic_alias = Some(int(&value) as u16),
             id::TOPIC_ALIAS_MAXIMUM => self.topic_alias_maximum = Some(int(&value) as u16),
             id::MESSAGE_EXPIRY_INTERVAL => self.message_expiry_interval = Some(int(&value) as u32),
-            id::SUBSCRIPTION_IDENTIFIER => self.subscription_identifier = Some(int(&value) as usize),
+            id::SUBSCRIPTION_IDENTIFIER => {
+                // §3.8.2.1.2: 1 to 268,435,455 (a variable byte integer's range); 0 is an error.
+                let n = int(&value) as usize;
+                if n == 0 {
+                    return Err(DecodeError::protocol("subscription identifier of 0"));
+                }
+                self.subscription_identifier = Some(n);
+            }
             id::PAYLOAD_FORMAT_INDICATOR | id::REQUEST_PROBLEM_INFORMATION | id::REQUEST_RESPONSE_INFORMATION
                 if int(&value) > 1 =>
             {
@@ -215,6 +222,12 @@ impl PropertyWriter {
     pub fn u32(&mut self, property: u8, value: u32) -> &mut Self {
         self.bytes.push(property);
         self.bytes.extend_from_slice(&value.to_be_bytes());
+        self
+    }
+
+    pub fn var_int(&mut self, property: u8, value: usize) -> &mut Self {
+        self.bytes.push(property);
+        put_var_int(&mut self.bytes, value);
         self
     }
 

@@ -172,11 +172,14 @@ fn server_packets_decode_as_clients_read_them() {
         packet_id: 4,
         payload: b"hi",
         user_properties: &props,
+        message_expiry: Some(30),
+        subscription_ids: &[7],
     };
     let bytes = encode_publish(Version::V5, &publish);
     // The server's own PUBLISH reads back with the client decoder (same layout both ways).
     let Packet::Publish(p) = decode_packet(Bytes::from(bytes), Version::V5).expect("round trip") else { panic!() };
     assert_eq!((p.topic.as_str(), p.packet_id, &p.payload[..]), ("a/b", Some(4), &b"hi"[..]));
+    assert_eq!(p.properties.message_expiry_interval, Some(30));
     assert_eq!(p.properties.user, props.to_vec());
 }
 
@@ -209,4 +212,19 @@ fn no_prefix_or_byte_flip_of_a_valid_packet_panics() {
             }
         }
     }
+}
+
+#[test]
+fn subscription_identifiers_and_the_v5_extras_seed() {
+    // A subscription identifier of 0 is a protocol error (§3.8.2.1.2); 7 is taken.
+    let mut body = vec![0, 2, 2, 0x0B, 0];
+    body.extend(string("a/+"));
+    body.push(1);
+    assert_eq!(reason_of(frame(0x82, &body), Version::V5), Reason::ProtocolError);
+    body[4] = 7;
+    let Ok(Packet::Subscribe(s)) = decode_packet(frame(0x82, &body), Version::V5) else { panic!("subscribe") };
+    assert_eq!(s.properties.subscription_identifier, Some(7));
+    // The fuzz seed for these properties decodes as the fuzz target reads it.
+    let seed = include_bytes!("../../../../fuzz/corpus/mqtt_packet/v5_alias_expiry_subid_share");
+    assert!(crate::fuzz_entry::decode_stream(seed) >= 4);
 }

@@ -20,6 +20,7 @@ use crate::subscription::{Ack, Delivery, Subscriptions, DELIVERY_QUEUE};
 use crate::MqttConfig;
 use bytes::BytesMut;
 use persistence::Persistent;
+use sluice_broker::channel::Channels;
 use sluice_broker::clients::ClientGuard;
 use sluice_broker::metrics::RequestMetrics;
 use sluice_broker::Broker;
@@ -40,6 +41,9 @@ const DISCONNECT_WITH_WILL: u8 = 0x04;
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Replies queued beyond the publishes waiting for durability (SUBACKs, PINGRESPs, deliveries).
 const REPLY_QUEUE_EXTRA: usize = 64;
+/// Topic aliases a v5 client may set (CONNACK's Topic Alias Maximum): each holds one topic
+/// name, so this bounds their memory per connection.
+pub(crate) const TOPIC_ALIAS_MAX: u16 = 64;
 
 /// Why the read loop ended.
 enum Ending {
@@ -52,12 +56,15 @@ enum Ending {
 /// What every connection of the listener shares.
 pub(crate) struct Shared {
     pub broker: Arc<Broker>,
+    /// NSQ's channels: shared subscriptions are channels of their log topic.
+    pub channels: Arc<Channels>,
     pub config: Arc<MqttConfig>,
     pub sessions: Arc<Sessions>,
     pub retained: Arc<Retained>,
     pub store: Arc<SessionStore>,
     /// Latency per packet type (`sluice_request_duration_seconds{protocol="mqtt"}`).
     pub requests: Arc<RequestMetrics>,
+    pub gauges: crate::counts::MqttGauges,
 }
 
 /// The `request` label of each packet type a client sends, by its type number.
@@ -117,6 +124,10 @@ pub(crate) struct Conn {
     resumed: bool,
     /// The client id in use (assigned or the client's), once connected.
     client_id: String,
+    /// v5 topic aliases the client set in its PUBLISHes (1 to `TOPIC_ALIAS_MAX`).
+    topic_aliases: HashMap<u16, String>,
+    /// `sluice_mqtt_sessions`: up at CONNECT, down when the connection ends.
+    sessions_gauge: sluice_broker::metrics::IntGauge,
 }
 
 impl Conn {
@@ -139,7 +150,15 @@ impl Conn {
         let writer = tokio::spawn(write_replies(writer, queued, config.write_timeout));
         let (deliveries, delivered) = mpsc::channel(DELIVERY_QUEUE);
         let mut conn = Conn {
-            subscriptions: Subscriptions::new(Arc::clone(&broker), deliveries, config.subscriptions_max),
+            subscriptions: Subscriptions::new(
+                Arc::clone(&broker),
+                Arc::clone(&shared.channels),
+                crate::shared::member_info(client.client().id, "", remote.to_string(), 0),
+                deliveries,
+                config.subscriptions_max,
+                config.mapping.clone(),
+                shared.gauges.subscriptions.clone(),
+            ),
             inflight_max: usize::from(config.inflight_max),
             broker,
             sessions,
@@ -161,11 +180,14 @@ impl Conn {
             persistent: None,
             resumed: false,
             client_id: String::new(),
+            topic_aliases: HashMap::new(),
+            sessions_gauge: shared.gauges.sessions.clone(),
             next_packet_id: 1,
             client_packet_bytes_max: usize::MAX,
             config,
         };
         let ending = conn.read_loop(&mut reader, delivered, stop).await;
+        let connected = conn.session.is_some();
         if let Ending::Reason(reason, message) = ending {
             tracing::debug!(remote = %conn.remote, reason = reason.code(), message, "closing mqtt connection");
             if conn.session.is_some() && conn.version == Version::V5 {
@@ -174,10 +196,13 @@ impl Conn {
         }
         conn.end_session().await;
         if let Some(will) = conn.will.take() {
-            publish_will(&conn.broker, &conn.retained, will, conn.remote);
+            publish_will(&conn.broker, &conn.retained, &conn.config, will, conn.remote);
         }
         let write_timeout = conn.config.write_timeout;
         drop(conn);
+        if connected {
+            shared.gauges.sessions.dec();
+        }
         // The writer sends what is queued (acknowledgements of durable publishes included).
         let _ = tokio::time::timeout(write_timeout, writer).await;
     }
@@ -382,9 +407,13 @@ impl Conn {
         if let Some(n) = connect.properties.maximum_packet_size {
             self.client_packet_bytes_max = n as usize;
         }
+        let member =
+            crate::shared::member_info(self.client.client().id, &client_id, self.remote.to_string(), self.inflight_max);
+        self.subscriptions.set_member(member);
         self.will = connect.will.clone();
         self.client.client().set_client_id_once(&client_id);
         self.session = Some(self.sessions.register(&client_id));
+        self.sessions_gauge.inc();
         tracing::debug!(remote = %self.remote, client_id, version = ?self.version, "mqtt client connected");
         let session_present = match self.start_session(&connect, &client_id).await {
             Ok(present) => present,
@@ -400,15 +429,27 @@ impl Conn {
             assigned_client_id,
             receive_maximum: self.config.receive_maximum,
             maximum_packet_size: self.config.packet_bytes_max as u32,
+            topic_alias_maximum: TOPIC_ALIAS_MAX,
         };
         self.reply(encode_connack(self.version, &ack)).await;
         None
     }
 
-    async fn publish(&mut self, publish: Publish) -> Option<Ending> {
-        if publish.properties.topic_alias.is_some() {
-            // CONNACK announced no Topic Alias Maximum (0): any alias is invalid.
-            return Some(Ending::Reason(Reason::TopicAliasInvalid, "topic alias not announced".into()));
+    async fn publish(&mut self, mut publish: Publish) -> Option<Ending> {
+        if let Some(alias) = publish.properties.topic_alias {
+            // §3.3.2.3.4: 1 to the Topic Alias Maximum CONNACK announced; a topic sets (or
+            // replaces) the alias, an empty one uses it.
+            if alias == 0 || alias > TOPIC_ALIAS_MAX {
+                return Some(Ending::Reason(Reason::TopicAliasInvalid, format!("topic alias {alias}")));
+            }
+            if publish.topic.is_empty() {
+                match self.topic_aliases.get(&alias) {
+                    Some(topic) => publish.topic = topic.clone(),
+                    None => return Some(Ending::Reason(Reason::ProtocolError, format!("topic alias {alias} not set"))),
+                }
+            } else {
+                self.topic_aliases.insert(alias, publish.topic.clone());
+            }
         }
         let packet_id = publish.packet_id.unwrap_or(0);
         if publish.qos == QoS::ExactlyOnce && self.qos2_received.contains(&packet_id) {
@@ -423,7 +464,7 @@ impl Conn {
                 return Some(Ending::Reason(Reason::ReceiveMaximumExceeded, "past Receive Maximum".into()));
             }
         }
-        let appended = crate::publish::append(&self.broker, &self.retained, &publish).await;
+        let appended = crate::publish::append(&self.broker, &self.retained, &self.config.mapping, &publish).await;
         let (ack_kind, version) = match publish.qos {
             QoS::AtMostOnce => {
                 let remote = self.remote;
@@ -494,11 +535,14 @@ impl Conn {
         let mut codes = Vec::with_capacity(subscribe.requests.len());
         let mut retained = Vec::new();
         for request in &subscribe.requests {
-            let code = match self.subscriptions.subscribe(&request.filter, request.qos).await {
+            let id = subscribe.properties.subscription_identifier;
+            let code = match self.subscriptions.subscribe(&request.filter, request.qos, id).await {
                 Ok((granted, is_new)) => {
                     // Retain Handling (v5): 0 always, 1 for a new subscription, 2 never.
                     if request.retain_handling == 0 || (request.retain_handling == 1 && is_new) {
-                        retained.extend(self.retained.matching(&request.filter, granted));
+                        let mut matching = self.retained.matching(&request.filter, granted);
+                        matching.iter_mut().for_each(|d| d.subscription_ids.extend(id));
+                        retained.extend(matching);
                     }
                     granted as u8
                 }
@@ -529,6 +573,8 @@ impl Conn {
                 packet_id,
                 payload: &delivery.payload,
                 user_properties: &delivery.user_properties,
+                message_expiry: delivery.message_expiry,
+                subscription_ids: &delivery.subscription_ids,
             },
         );
         if bytes.len() > self.client_packet_bytes_max {

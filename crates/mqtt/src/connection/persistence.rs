@@ -27,6 +27,7 @@ impl Conn {
             },
         };
         self.persistent = expiry_secs.map(|expiry_secs| Persistent { client_id: client_id.to_string(), expiry_secs });
+        self.subscriptions.keep_shared_channels = self.persistent.is_some();
         self.client_id = client_id.to_string();
         let (store, id, clean) = (Arc::clone(&self.store), client_id.to_string(), connect.clean_start);
         let now = crate::publish::now_ms();
@@ -52,7 +53,7 @@ impl Conn {
         );
         for filter in saved.subscriptions {
             let qos = QoS::from_bits(filter.qos).unwrap_or(QoS::AtMostOnce);
-            if let Err(reason) = self.subscriptions.subscribe(&filter.filter, qos).await {
+            if let Err(reason) = self.subscriptions.subscribe(&filter.filter, qos, filter.id).await {
                 tracing::warn!(
                     client_id,
                     filter = filter.filter,
@@ -70,7 +71,7 @@ impl Conn {
         let Some(persistent) = &self.persistent else { return true };
         let saved = SavedSession {
             subscriptions: (self.subscriptions.filters().into_iter())
-                .map(|(filter, qos)| SavedFilter { filter, qos: qos as u8 })
+                .map(|(filter, qos, id)| SavedFilter { filter, qos: qos as u8, id })
                 .collect(),
             floors: (self.subscriptions.floors().into_iter())
                 .map(|(topic, partition, offset, sent_end)| SavedFloor { topic, partition, offset, sent_end })

@@ -3,14 +3,21 @@
 
 use crate::codec::{Publish, Will};
 use crate::retained::Retained;
+use crate::MqttConfig;
 use sluice_broker::Broker;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Publishes a will as its client would have published it (QoS, retain, user properties),
 /// waiting for durability in a task of its own since no one acknowledges it.
-pub(super) fn publish_will(broker: &Arc<Broker>, retained: &Arc<Retained>, will: Will, remote: SocketAddr) {
-    let (broker, retained) = (Arc::clone(broker), Arc::clone(retained));
+pub(super) fn publish_will(
+    broker: &Arc<Broker>,
+    retained: &Arc<Retained>,
+    config: &Arc<MqttConfig>,
+    will: Will,
+    remote: SocketAddr,
+) {
+    let (broker, retained, config) = (Arc::clone(broker), Arc::clone(retained), Arc::clone(config));
     tokio::spawn(async move {
         let publish = Publish {
             dup: false,
@@ -21,7 +28,7 @@ pub(super) fn publish_will(broker: &Arc<Broker>, retained: &Arc<Retained>, will:
             properties: will.properties,
             payload: will.payload,
         };
-        let result = match crate::publish::append(&broker, &retained, &publish).await {
+        let result = match crate::publish::append(&broker, &retained, &config.mapping, &publish).await {
             Ok(pending) => pending.wait().await,
             Err(e) => Err(e),
         };

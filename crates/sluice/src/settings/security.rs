@@ -107,11 +107,13 @@ pub struct KafkaListenerSettings {
 
 /// Resolves the listeners: `kafka_addr` is the PLAINTEXT address (`explicit` when a source
 /// named it). The first listener is the node's main one (its cluster registration, logs).
+/// The TLS files are answered when an SSL listener or `other_tls_listener` (MQTT's) needs them.
 pub fn resolve(
     args: &SecurityArgs,
     file: &SecurityFileArgs,
     kafka_addr_text: &str,
     explicit_kafka_addr: bool,
+    other_tls_listener: bool,
 ) -> anyhow::Result<(Vec<KafkaListenerSettings>, Option<TlsFiles>)> {
     let texts = match args.kafka_listener.is_empty() {
         false => args.kafka_listener.clone(),
@@ -144,7 +146,7 @@ pub fn resolve(
     if client_auth != ClientAuth::None && client_ca.is_none() {
         return Err(out_of_range("ssl_client_ca", "(none)", "a CA file (PEM) when ssl_client_auth is not none"));
     }
-    let needs_tls = listeners.iter().any(|l| l.spec.protocol.uses_tls());
+    let needs_tls = other_tls_listener || listeners.iter().any(|l| l.spec.protocol.uses_tls());
     let tls = match (needs_tls, cert, key) {
         (false, _, _) => None,
         (true, Some(cert), Some(key)) => Some(TlsFiles { cert, key, client_ca, client_auth, min_version }),
@@ -162,7 +164,7 @@ mod tests {
     use sluice_kafka::listener::SecurityProtocol;
 
     fn protocols(args: &SecurityArgs, explicit: bool) -> anyhow::Result<Vec<(SecurityProtocol, String)>> {
-        let (listeners, _) = resolve(args, &SecurityFileArgs::default(), "127.0.0.1:9092", explicit)?;
+        let (listeners, _) = resolve(args, &SecurityFileArgs::default(), "127.0.0.1:9092", explicit, false)?;
         Ok(listeners.into_iter().map(|l| (l.spec.protocol, l.spec.address)).collect())
     }
 
