@@ -4,7 +4,9 @@
 
 use super::*;
 use crate::partition::{Durability, Submitted};
-use sluice_log::batch::{BASE_SEQUENCE_AT, BATCH_HEADER_LEN, BATCH_LENGTH_AT, LOG_OVERHEAD, MAGIC_AT, PRODUCER_ID_AT};
+use sluice_log::batch::{
+    BASE_SEQUENCE_AT, BATCH_HEADER_LEN, BATCH_LENGTH_AT, LOG_OVERHEAD, MAGIC_AT, PRODUCER_ID_AT, RECORDS_COUNT_AT,
+};
 use sluice_log::LogConfig;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -48,9 +50,11 @@ impl Replica for Scripted {
     }
 }
 
-/// A header-only, non-idempotent v2 batch (what `submit` parses).
+/// A header-only, non-idempotent v2 batch of one record (what `submit` parses; the record
+/// count must match the last offset delta, as Kafka checks a producer's batch).
 fn batch() -> Vec<u8> {
     let mut b = vec![0u8; BATCH_HEADER_LEN];
+    b[RECORDS_COUNT_AT..][..4].copy_from_slice(&1i32.to_be_bytes());
     b[BATCH_LENGTH_AT..][..4].copy_from_slice(&((BATCH_HEADER_LEN - LOG_OVERHEAD) as i32).to_be_bytes());
     b[MAGIC_AT] = 2;
     b[PRODUCER_ID_AT..][..8].copy_from_slice(&(-1i64).to_be_bytes());
