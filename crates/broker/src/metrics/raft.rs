@@ -127,12 +127,7 @@ mod tests {
                 isr: vec![1, 2],
                 under_replicated: true,
             }],
-            placement: vec![
-                placed(Some(1), &[]),
-                placed(None, &[]),
-                placed(Some(2), &[2]),
-                placed(Some(3), &[2]),
-            ],
+            placement: vec![placed(Some(1), &[]), placed(None, &[]), placed(Some(2), &[2]), placed(Some(3), &[2])],
             under_replicated: vec![],
             leaders: vec![],
         };
