@@ -65,7 +65,7 @@ fn channel_state_survives_leader_kills() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let stop_file = dir.path().join("stop");
-    let mut readers: Vec<(&str, std::path::PathBuf, Child)> = READERS
+    let mut readers: Vec<(&str, std::path::PathBuf, Reader)> = READERS
         .iter()
         .map(|(script, channel)| {
             let out = dir.path().join(channel);
@@ -82,7 +82,10 @@ fn channel_state_survives_leader_kills() {
     });
 
     // A second channel, created on one node only: every node has it before publishing starts.
-    http_post(&cluster.http_addr(1), &format!("/channel/create?topic={topic}&channel={SECOND}"));
+    // That node leads a partition: a node that leads none keeps a channel it creates to itself
+    // until it leads one (README, "A cluster"); leadership may have moved off node 1 already.
+    let creator = wait_for_leader(&client, &topic, 0, REPLICATED_TIMEOUT, "partition 0's leader") as u64;
+    http_post(&cluster.http_addr(creator), &format!("/channel/create?topic={topic}&channel={SECOND}"));
     wait_until(REPLICATED_TIMEOUT, "the second channel on every node", || {
         (1..=NODES as u64).all(|id| own_channels(&cluster, id, &topic).contains(SECOND))
     });
@@ -136,8 +139,8 @@ fn channel_state_survives_leader_kills() {
     std::fs::write(&stop_file, b"").expect("stop file");
     let deferred = deferred.expect("a deferred message");
     let mut written = BTreeSet::new();
-    for (channel, out, child) in &mut readers {
-        let _ = child.wait();
+    for (channel, out, reader) in &mut readers {
+        let _ = reader.0.wait();
         let deliveries = read_deliveries(out);
         check_deliveries(channel, &deliveries, &acked, &events_ms, &deferred);
         written.extend(deliveries.into_keys());
@@ -277,12 +280,23 @@ fn start_reader(
     stop_file: &std::path::Path,
     topic: &str,
     channel: &str,
-) -> Child {
+) -> Reader {
     let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients/nsq").join(script);
     let mut command = Command::new("python3");
     command.arg(script).arg(out).arg(stop_file).args([topic, channel]);
     command.args((1..=NODES as u64).map(|id| cluster.http_addr(id)));
-    command.stdout(Stdio::null()).spawn().expect("start the pynsq reader")
+    Reader(command.stdout(Stdio::null()).spawn().expect("start the pynsq reader"))
+}
+
+/// A reader process, ended with the test even when an assertion fails first (else it would
+/// poll lookupd forever and hold the test's output open).
+struct Reader(Child);
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// One delivery: when it was FINished, its message id (partition and offset), its attempts
