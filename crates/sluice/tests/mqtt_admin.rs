@@ -1,7 +1,8 @@
 //! The admin API's `/api/mqtt` with mosquitto clients: a mosquitto_sub holding a persistent
 //! session (`-c -i … -q 1`) is listed as connected with its subscription and QoS, a retained
-//! mosquitto_pub message is counted, the listener addresses are the broker's, and once the
-//! client leaves its session stays listed as disconnected.
+//! mosquitto_pub message is counted, a `$share/…` subscriber's group is listed with its
+//! member, the listener addresses are the broker's, and once the client leaves its session
+//! stays listed as disconnected.
 
 mod common;
 mod mqtt_common;
@@ -42,6 +43,21 @@ fn api_mqtt_lists_a_persistent_session_its_subscription_and_retained_messages() 
     assert_eq!(status["retained_messages"], 1, "{status}");
     assert_eq!(status["listeners"]["tcp"], broker.mqtt_addr().as_str(), "{status}");
     assert_eq!(status["shared_subscriptions"]["count"], 0, "{status}");
+
+    // A shared subscriber: its group is listed, with it as the member.
+    let worker = Subscriber::start(&broker, &["$share/workers/plant/#"], &[], "plant/probe");
+    wait_until(DELIVERY_TIMEOUT, "/api/mqtt to list the shared group", || {
+        status = mqtt_status(&broker);
+        status["shared_subscriptions"]["count"] == 1
+    });
+    let group = &status["shared_subscriptions"]["groups"][0];
+    assert_eq!(
+        (&group["group"], &group["topic"], &group["members"]),
+        (&"workers".into(), &"plant".into(), &1.into()),
+        "{status}"
+    );
+    assert_eq!(status["connected_clients"], 2, "{status}");
+    drop(worker);
 
     // The client leaves: its session stays, disconnected.
     drop(sub);
