@@ -156,6 +156,12 @@ fn wills_are_published_when_a_client_vanishes_not_when_it_disconnects() {
     watcher.wait_for("status/dev-1 offline");
     watcher.wait_for("status/dev-2 offline");
     assert!(!watcher.lines().iter().any(|l| l.starts_with("status/tidy")), "{:?}", watcher.lines());
+    // The retained copy is stored beside the delivery, not before it: a subscriber that comes
+    // after it is stored gets it (the gauge says when).
+    common::wait_until(Duration::from_secs(20), "the retained will to be stored", || {
+        let (_, metrics) = common::http(broker.http_port(), "GET", "/metrics", b"");
+        metrics.lines().any(|l| l == "sluice_mqtt_retained_messages 1")
+    });
     let later = mqtt_common::Subscriber::start(&broker, &["status/+"], &[], "status/probe-2");
     later.wait_for("status/dev-2 offline");
     assert!(!later.lines().iter().any(|l| l == "status/dev-1 offline"), "not retained: {:?}", later.lines());

@@ -3,7 +3,7 @@
 //! partition replica. Nothing on a single node.
 
 use super::families::Family;
-use crate::cluster_view::{ClusterStatus, GroupStatus, RaftRole};
+use crate::cluster_view::{ClusterStatus, GroupStatus, PartitionRef, RaftRole};
 use crate::Broker;
 use prometheus::proto::MetricFamily;
 
@@ -76,6 +76,17 @@ fn families(status: &ClusterStatus, out: &mut Vec<MetricFamily>) {
     );
     under.add(&[], status.under_replicated.len() as f64);
     under.finish(out);
+    let mut offline = Family::gauge(
+        "sluice_cluster_offline_partitions",
+        "Partitions of the cluster with no leader, or whose leader is on a node that is down, as this node sees them.",
+    );
+    offline.add(&[], status.placement.iter().filter(|p| is_offline(p)).count() as f64);
+    offline.finish(out);
+}
+
+/// Kafka's offline partition: no leader to produce to or consume from.
+fn is_offline(p: &PartitionRef) -> bool {
+    p.leader.is_none_or(|leader| p.offline_replicas.contains(&leader))
 }
 
 #[cfg(test)]
@@ -116,7 +127,7 @@ mod tests {
                 isr: vec![1, 2],
                 under_replicated: true,
             }],
-            placement: vec![],
+            placement: vec![placed(Some(1), &[]), placed(None, &[]), placed(Some(2), &[2]), placed(Some(3), &[2])],
             under_replicated: vec![],
             leaders: vec![],
         };
@@ -135,5 +146,18 @@ mod tests {
         );
         assert_eq!(text.matches("sluice_raft_follower_lag_entries{").count(), 2, "{text}");
         assert!(text.contains("sluice_cluster_under_replicated_partitions 0"), "{text}");
+        // No leader, or a leader on a down node: 2 of the 4 placed partitions.
+        assert!(text.contains("sluice_cluster_offline_partitions 2"), "{text}");
+    }
+
+    fn placed(leader: Option<u64>, offline_replicas: &[u64]) -> PartitionRef {
+        PartitionRef {
+            topic: "t".into(),
+            partition: 0,
+            leader,
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2, 3],
+            offline_replicas: offline_replicas.to_vec(),
+        }
     }
 }

@@ -75,11 +75,19 @@ impl Replica for PartitionReplica {
         let m = metrics.borrow();
         // A leader serves only once it has applied everything committed before its term (and
         // an entry of its own term): until then its producer state may miss batches.
+        // A node restarted as the leader of its old term (openraft 0.9 restores a committed
+        // vote of its own) has applied that term's entries, yet no other voter follows it any
+        // more: it leads only once a quorum has acknowledged it in this term. Until then it
+        // names no leader, so clients ask again instead of reading from it (a sarama consumer
+        // kept fetching from such a node).
+        let confirmed = m.millis_since_quorum_ack.is_some();
         let is_leader = m.state == ServerState::Leader
+            && confirmed
             && self.caught_up_as_leader(&m)
             && !super::hand_over::handing_over(&self.handing_over);
-        // A leader whose process is gone is not named: clients then ask again soon.
-        let leader = self.deaths.dead_filtered(m.current_leader);
+        // A leader whose process is gone is not named: clients then ask again soon; nor is
+        // this node while it is not yet a leader that serves.
+        let leader = self.deaths.dead_filtered(m.current_leader).filter(|l| *l != m.id || is_leader);
         Role { leader: leader.map(broker_id), epoch: epoch_of(m.current_term), is_leader }
     }
 

@@ -119,6 +119,10 @@ impl Broker {
     }
 
     /// `127.0.0.1:<port>` of the HTTP listener (only meaningful if the binary has one).
+    pub fn http_port(&self) -> u16 {
+        self.http_port
+    }
+
     pub fn http_addr(&self) -> String {
         format!("127.0.0.1:{}", self.http_port)
     }
