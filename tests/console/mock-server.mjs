@@ -133,6 +133,19 @@ function api(method, parts, query, body) {
   if (method === 'GET' && a === 'cluster') {
     return process.env.MOCK_CLUSTER === '1' ? [200, clusterStatus()] : [404, { error: 'this node is not part of a cluster (started without --node-id)' }];
   }
+  if (method === 'GET' && a === 'mqtt') {
+    return [200, {
+      listeners: { tcp: '127.0.0.1:1883', websocket: '127.0.0.1:8083', tls: null, websocket_tls: null },
+      connected_clients: 2, subscriptions: 3, retained_messages: 12,
+      persistent_sessions: { count: 2, truncated: false, sessions: [
+        { client_id: 'sensor-hub', connected: true, disconnected_at_ms: null, expiry_secs: null, subscriptions: [{ filter: 'plant/+/temp', qos: 1 }, { filter: 'alerts/#', qos: 2 }] },
+        { client_id: 'night-shift', connected: false, disconnected_at_ms: started - 60000, expiry_secs: 3600, subscriptions: [{ filter: 'jobs/#', qos: 1 }] },
+      ] },
+      shared_subscriptions: { count: 1, truncated: false, groups: [
+        { group: 'workers', topic: 'jobs', channel: 'mqtt-share.workers.0123456789abcdef', members: 1, depth: 4, in_flight: 1 },
+      ] },
+    }];
+  }
   if (method === 'GET' && a === 'node') return [200, { node_id: 1, version: '0.1.0-mock', uptime_ms: Date.now() - started }];
   if (method === 'GET' && a === 'clients') {
     return [200, [

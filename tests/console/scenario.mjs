@@ -2,7 +2,8 @@
 // driven by playwright-core). Proves that through the UI alone one can create a topic, publish a
 // message and see it in the message browser, pause and unpause an NSQ channel, read a consumer
 // group's lag, and see that the cluster page calls a single node one; saves a screenshot of each
-// page. The cluster view on a real cluster is `cluster.mjs`.
+// page, and that the MQTT page lists a connected client's persistent session. The cluster view
+// on a real cluster is `cluster.mjs`.
 //
 // Environment:
 //   SLUICE_CONSOLE_URL       base URL of the broker's HTTP listener (required), e.g. http://127.0.0.1:4151
@@ -11,6 +12,8 @@
 //   CONSOLE_GROUP_TOPIC      that group's topic
 //   CONSOLE_GROUP_LAG        its total lag the page must show
 //   CONSOLE_EXPECT_KAFKA_CLIENT  "1" when a Kafka client stays connected for the clients page
+//   CONSOLE_MQTT_CLIENT      client id of an MQTT client connected with a persistent session and a
+//                            subscription, with at least one retained message stored (optional)
 //   CHROMIUM                 browser binary (default /usr/bin/chromium)
 //
 // Exit status 0 when every step passed; otherwise the failing step is printed, with a screenshot
@@ -28,6 +31,7 @@ const GROUP_TOPIC = process.env.CONSOLE_GROUP_TOPIC || '';
 const GROUP_LAG = Number(process.env.CONSOLE_GROUP_LAG || 'NaN');
 /** Set when the driver keeps a Kafka client connected, which the clients page must list. */
 const EXPECT_KAFKA_CLIENT = process.env.CONSOLE_EXPECT_KAFKA_CLIENT === '1';
+const MQTT_CLIENT = process.env.CONSOLE_MQTT_CLIENT || '';
 
 const suffix = `${Date.now().toString(36)}${process.pid}`;
 const TOPIC = `console-e2e-${suffix}`;
@@ -157,6 +161,20 @@ async function run(page) {
     if (EXPECT_KAFKA_CLIENT) await byTestId(page, 'client-row', { protocol: 'kafka' }).first().waitFor();
     await screenshot(page, 'clients');
   });
+
+  if (MQTT_CLIENT) {
+    await step(page, 'the MQTT page shows the connected session and the retained count', async () => {
+      await page.getByTestId('nav-mqtt').click();
+      const row = byTestId(page, 'mqtt-session-row', { 'client-id': MQTT_CLIENT, connected: 'true' });
+      await row.getByTestId('mqtt-session-filters').filter({ hasText: /\(QoS 1\)/ }).waitFor();
+      await page.getByTestId('stat-mqtt-retained').filter({ hasText: /^[1-9]/ }).waitFor();
+      await page.getByTestId('stat-mqtt-clients').filter({ hasText: /^[1-9]/ }).waitFor();
+      await page.getByTestId('mqtt-listeners').filter({ hasText: 'MQTT 127.0.0.1:' }).waitFor();
+      const api = await http('GET', '/api/mqtt');
+      check(api.persistent_sessions.sessions.some((s) => s.client_id === MQTT_CLIENT), `/api/mqtt does not list ${MQTT_CLIENT}`);
+      await screenshot(page, 'mqtt');
+    });
+  }
 
   await step(page, 'the cluster page says this is a single node', async () => {
     await page.getByTestId('nav-cluster').click();

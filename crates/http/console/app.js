@@ -12,6 +12,7 @@ import * as topics from './topics.js';
 import * as topic from './topic.js';
 import * as groups from './groups.js';
 import * as nsq from './nsq.js';
+import * as mqtt from './mqtt.js';
 import * as clients from './clients.js';
 import * as cluster from './cluster.js';
 
@@ -25,6 +26,7 @@ const ROUTES = [
   { pattern: /^\/groups\/?$/, mount: groups.mountList, nav: 'groups', title: 'Consumer groups' },
   { pattern: /^\/groups\/([^/]+)\/?$/, mount: groups.mountDetail, nav: 'groups', title: 'Consumer group' },
   { pattern: /^\/nsq\/?$/, mount: nsq.mount, nav: 'nsq', title: 'NSQ' },
+  { pattern: /^\/mqtt\/?$/, mount: mqtt.mount, nav: 'mqtt', title: 'MQTT' },
   { pattern: /^\/clients\/?$/, mount: clients.mount, nav: 'clients', title: 'Clients' },
   { pattern: /^\/cluster\/?$/, mount: cluster.mount, nav: 'cluster', title: 'Cluster' },
 ];

@@ -8,7 +8,7 @@ export function mount(root) {
   const filter = h('select', { class: 'filter', testid: 'client-protocol' },
     h('option', { value: '' }, 'All protocols'), h('option', { value: 'kafka' }, 'Kafka'), h('option', { value: 'nsq' }, 'NSQ'), h('option', { value: 'mqtt' }, 'MQTT'));
   root.append(
-    h('div', { class: 'page-head' }, h('h1', {}, 'Clients'), h('p', { class: 'muted' }, 'Open Kafka and NSQ TCP connections.')),
+    h('div', { class: 'page-head' }, h('h1', {}, 'Clients'), h('p', { class: 'muted' }, 'Open Kafka, NSQ and MQTT connections.')),
     card('Connected clients', filter, list),
   );
   let last = [];

@@ -39,6 +39,7 @@ const ASSETS: &[Asset] = &[
     Asset { name: "topic.js", content_type: JS, body: include_bytes!("../console/topic.js") },
     Asset { name: "groups.js", content_type: JS, body: include_bytes!("../console/groups.js") },
     Asset { name: "nsq.js", content_type: JS, body: include_bytes!("../console/nsq.js") },
+    Asset { name: "mqtt.js", content_type: JS, body: include_bytes!("../console/mqtt.js") },
     Asset { name: "clients.js", content_type: JS, body: include_bytes!("../console/clients.js") },
     Asset { name: "cluster.js", content_type: JS, body: include_bytes!("../console/cluster.js") },
     Asset { name: "elections.js", content_type: JS, body: include_bytes!("../console/elections.js") },

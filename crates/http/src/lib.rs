@@ -47,6 +47,8 @@ pub struct HttpConfig {
     pub tcp_address: String,
     pub http_address: String,
     pub lookupd_tcp_addresses: Vec<String>,
+    /// The MQTT listener's state, for the admin API's `/api/mqtt`.
+    pub mqtt: sluice_mqtt::MqttStatus,
 }
 
 #[derive(Clone)]

@@ -7,7 +7,7 @@
 //! MQTT topic names onto log topics and matches filters; `publish` turns a PUBLISH into a
 //! record and appends it; `subscription` tails the log for a client's filters; `retained`
 //! keeps the last retained message per MQTT topic; `shared` serves `$share/…` subscriptions
-//! through NSQ channels.
+//! through NSQ channels; `status` reads the figures the admin API shows.
 
 mod codec;
 mod connection;
@@ -19,12 +19,14 @@ mod server;
 mod session;
 mod session_store;
 mod shared;
+mod status;
 mod subscription;
 pub mod topics;
 mod websocket;
 
 pub use mapping::{MappingRule, TopicMap};
 pub use server::{serve, Listeners};
+pub use status::{MqttSnapshot, MqttStatus};
 
 use std::time::Duration;
 

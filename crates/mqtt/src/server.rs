@@ -7,6 +7,7 @@ use crate::connection::{Conn, Shared, PACKET_NAMES};
 use crate::retained::Retained;
 use crate::session::Sessions;
 use crate::session_store::SessionStore;
+use crate::status::{ListenerAddrs, MqttStatus};
 use crate::MqttConfig;
 use sluice_broker::accept::Acceptor;
 use sluice_broker::channel::Channels;
@@ -38,11 +39,12 @@ pub struct Listeners {
 }
 
 /// Serves MQTT clients on every listener until `stop` turns true. `channels` (NSQ's) holds
-/// the cursors of shared subscriptions.
+/// the cursors of shared subscriptions; `status` is given the listener's state to show.
 pub async fn serve(
     listeners: Listeners,
     channels: Arc<Channels>,
     config: MqttConfig,
+    status: MqttStatus,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let broker = Arc::clone(channels.broker());
@@ -58,6 +60,14 @@ pub async fn serve(
         broker,
     });
     let Listeners { tcp, ws, tls, wss, certificates } = listeners;
+    let addr = |listener: &TcpListener| listener.local_addr().map(|a| a.to_string());
+    let served = |listener: &Option<TcpListener>| match (listener, &certificates) {
+        (Some(listener), Some(_)) => addr(listener).ok(),
+        _ => None,
+    };
+    let addrs =
+        ListenerAddrs { tcp: addr(&tcp)?, websocket: addr(&ws)?, tls: served(&tls), websocket_tls: served(&wss) };
+    status.set(Arc::clone(&shared), addrs);
     let mut loops = vec![
         tokio::spawn(accept_loop(tcp, Transport::Tcp, None, Arc::clone(&shared), stop.clone())),
         tokio::spawn(accept_loop(ws, Transport::WebSocket, None, Arc::clone(&shared), stop.clone())),

@@ -28,6 +28,16 @@ impl Sessions {
         format!("sluice-{}", self.next_token.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// Whether a connection holds `client_id` now.
+    pub fn is_connected(&self, client_id: &str) -> bool {
+        self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains_key(client_id)
+    }
+
+    /// Connections holding a client id now.
+    pub fn connected_count(&self) -> usize {
+        self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+    }
+
     /// Registers `client_id` for a new connection, closing the connection holding it.
     pub fn register(self: &Arc<Self>, client_id: &str) -> SessionGuard {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);

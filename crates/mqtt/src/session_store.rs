@@ -104,6 +104,39 @@ impl SessionStore {
     fn count(&self) -> usize {
         std::fs::read_dir(&self.dir).map(|entries| entries.count()).unwrap_or(0)
     }
+
+    /// How many sessions are stored, and the first `max` of them (by client id) that can be
+    /// read, for the admin API. Expired ones not yet removed are listed until a CONNECT
+    /// with their id drops them.
+    pub fn list(&self, max: usize) -> (usize, Vec<(String, SavedSession)>) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return (0, Vec::new()) };
+        let mut ids: Vec<String> = entries
+            .filter_map(|entry| entry.ok())
+            .filter_map(|entry| client_id_of(&entry.file_name().to_string_lossy()))
+            .collect();
+        let total = ids.len();
+        ids.sort_unstable();
+        let sessions = ids
+            .into_iter()
+            .take(max)
+            .filter_map(|id| {
+                let text = std::fs::read(self.path(&id)).ok()?;
+                Some((id, serde_json::from_slice(&text).ok()?))
+            })
+            .collect();
+        (total, sessions)
+    }
+}
+
+/// The client id a session file is named after (its hex), unless the name is not one.
+fn client_id_of(file_name: &str) -> Option<String> {
+    let hex = file_name.strip_suffix(".json")?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> =
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect();
+    String::from_utf8(bytes?).ok()
 }
 
 #[cfg(test)]
@@ -131,6 +164,10 @@ mod tests {
         assert!(store.load(id, i64::MAX).is_some());
         store.remove(id);
         assert_eq!(store.load(id, 0), None);
+        store.save("b", &forever).expect("save");
+        store.save("a", &forever).expect("save");
+        let (total, listed) = store.list(1);
+        assert_eq!((total, listed.len(), listed[0].0.as_str()), (2, 1, "a"), "counted all, listed the first by id");
         std::fs::write(store.path("bad"), b"{not json").expect("write");
         assert_eq!(store.load("bad", 0), None, "unreadable: dropped");
     }

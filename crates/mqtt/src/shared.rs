@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 /// Prefix of a shared subscription's filter.
 pub(crate) const SHARED_PREFIX: &str = "$share/";
 /// Prefix of the channels behind shared subscriptions (visible in nsqd's `/stats`).
-const CHANNEL_PREFIX: &str = "mqtt-share.";
+pub(crate) const CHANNEL_PREFIX: &str = "mqtt-share.";
 /// Bytes of the group name kept in the channel name (NSQ names are at most 64 bytes).
 const GROUP_IN_NAME_MAX: usize = 32;
 /// How long a delivery may stay unacknowledged before the channel gives it to another

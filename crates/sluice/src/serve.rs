@@ -109,10 +109,19 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
             .map_or(0, |d| d.as_millis() as i64),
         settings: settings.effective(),
     };
-    let (nsq_tasks, channels) =
-        nsq_listeners.start(&settings.nsq, settings.http, node, broker.clone(), stopped.clone())?;
+    // Filled in by the MQTT listener, shown by the admin API served before it starts.
+    let mqtt_status = sluice_mqtt::MqttStatus::default();
+    let (nsq_tasks, channels) = nsq_listeners.start(
+        &settings.nsq,
+        settings.http,
+        node,
+        mqtt_status.clone(),
+        broker.clone(),
+        stopped.clone(),
+    )?;
     // MQTT shared subscriptions are NSQ channels: the listener shares NSQ's registry.
-    let mqtt = tokio::spawn(serve_mqtt(mqtt_listeners, channels, settings.mqtt.config.clone(), stopped.clone()));
+    let mqtt_config = settings.mqtt.config.clone();
+    let mqtt = tokio::spawn(serve_mqtt(mqtt_listeners, channels, mqtt_config, mqtt_status, stopped.clone()));
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         kafka = %local,
@@ -192,9 +201,10 @@ async fn serve_mqtt(
     listeners: sluice_mqtt::Listeners,
     channels: std::sync::Arc<sluice_broker::channel::Channels>,
     config: sluice_mqtt::MqttConfig,
+    status: sluice_mqtt::MqttStatus,
     stopped: watch::Receiver<bool>,
 ) {
-    if let Err(e) = sluice_mqtt::serve(listeners, channels, config, stopped).await {
+    if let Err(e) = sluice_mqtt::serve(listeners, channels, config, status, stopped).await {
         tracing::error!(error = %e, "mqtt listener failed");
     }
 }
@@ -301,6 +311,7 @@ impl NsqListeners {
         nsq: &crate::settings::NsqSettings,
         http_limits: sluice_http::HttpLimits,
         node: sluice_http::NodeInfo,
+        mqtt: sluice_mqtt::MqttStatus,
         broker: std::sync::Arc<Broker>,
         stopped: watch::Receiver<bool>,
     ) -> anyhow::Result<(Vec<tokio::task::JoinHandle<()>>, std::sync::Arc<sluice_broker::channel::Channels>)> {
@@ -347,6 +358,7 @@ impl NsqListeners {
             tcp_address: self.tcp.local_addr()?.to_string(),
             http_address: self.http.local_addr()?.to_string(),
             lookupd_tcp_addresses: nsq.lookupd_tcp_addresses.clone(),
+            mqtt,
         };
         let announce = sluice_nsq::announce::AnnounceConfig {
             lookupd_tcp_addresses: nsq.lookupd_tcp_addresses.clone(),

@@ -64,6 +64,22 @@ fn seed(port: u16) {
     call(port, "POST", "/api/groups/finished-job/reset-offsets", r#"{"topic":"orders","to":"latest"}"#.as_bytes());
 }
 
+/// What `/api/mqtt` lists: a retained message and a stored persistent session with a
+/// subscription (mosquitto_sub -c leaves it after waiting a second for a message).
+fn seed_mqtt(broker: &Broker) {
+    let mqtt_port = broker.mqtt_port().to_string();
+    let mut publish = Command::new("mosquitto_pub");
+    publish.args(["-h", "127.0.0.1", "-p", &mqtt_port, "-t", "orders/status", "-m", "open", "-r", "-q", "1"]);
+    let published = run_bounded(&mut publish, Duration::from_secs(30));
+    assert!(published.status.success(), "mosquitto_pub: {}", String::from_utf8_lossy(&published.stderr));
+    let mut subscribe = Command::new("mosquitto_sub");
+    subscribe
+        .args(["-h", "127.0.0.1", "-p", &mqtt_port, "-c", "-i", "openapi-seed", "-q", "1"])
+        .args(["-t", "audit/#", "-C", "1", "-W", "1"]);
+    // Ends with "timed out" (no message on audit/#): the session is what it leaves.
+    let _ = run_bounded(&mut subscribe, Duration::from_secs(30));
+}
+
 #[test]
 fn every_answer_conforms_to_the_openapi_document() {
     // Small limits keep generated topic creations cheap: a document maximum of 10000
@@ -71,6 +87,7 @@ fn every_answer_conforms_to_the_openapi_document() {
     let broker = Broker::start(&["--max-partitions-per-topic", "4", "--max-topics", "200"]);
     let http_port = port(&broker.http_addr());
     seed(http_port);
+    seed_mqtt(&broker);
     let document: serde_json::Value =
         serde_json::from_str(&call(http_port, "GET", "/api/openapi.json", b"")).expect("the document is JSON");
     let operations: usize =

@@ -1,7 +1,8 @@
 //! The web console works end to end in a real browser: headless Chromium, driven by
 //! `tests/console/scenario.mjs` (playwright-core), creates a topic, publishes a message and
 //! finds it in the message browser, pauses and unpauses an NSQ channel and reads a consumer
-//! group's lag — all through the console the binary serves — and saves screenshots.
+//! group's lag, and finds a mosquitto_sub client's persistent session and the retained count on
+//! the MQTT page — all through the console the binary serves — and saves screenshots.
 //! Also checks the embedded assets are served with their types and revalidation headers, and,
 //! on a 3-node cluster (`tests/console/cluster.mjs`), that the cluster page opened on node 2
 //! shows the 3 nodes and a replicated topic's placement, then — live, once node 3 is killed —
@@ -11,6 +12,7 @@
 mod cluster_support;
 mod common;
 mod history;
+mod mqtt_common;
 
 use cluster_support::kafka::{create_topic, metadata_client, wait_fully_replicated};
 use cluster_support::Cluster;
@@ -32,6 +34,8 @@ const SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
 /// Messages produced for the lagging group, and how many of them it has committed.
 const GROUP_MESSAGES: i64 = 7;
 const GROUP_COMMITTED: i64 = 2;
+/// The MQTT client whose persistent session the MQTT page must list.
+const MQTT_CLIENT_ID: &str = "console-watcher";
 /// The cluster scenario: the page's checks before and after the kill, each step at most 20 s.
 const CLUSTER_SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
 /// The cluster the cluster page is checked on, the node serving the page and the node killed.
@@ -141,6 +145,10 @@ fn console_scenario_in_headless_chromium() {
     let topic = unique_topic("console-invoices");
     let group = unique_topic("console-billing");
     let _connected = make_lagging_group(&broker, &topic, &group);
+    // For the MQTT page: a retained message and a subscriber holding a persistent session.
+    mqtt_common::mosquitto_pub(&broker, &["-t", "console/lamp", "-m", "on", "-r", "-q", "1"]);
+    let _mqtt_subscriber =
+        mqtt_common::Subscriber::start(&broker, &["console/#"], &["-c", "-i", MQTT_CLIENT_ID], "console/probe");
 
     let shots = screenshot_dir();
     let mut cmd = Command::new("node");
@@ -152,6 +160,7 @@ fn console_scenario_in_headless_chromium() {
         .env("CONSOLE_GROUP_TOPIC", &topic)
         .env("CONSOLE_GROUP_LAG", (GROUP_MESSAGES - GROUP_COMMITTED).to_string())
         .env("CONSOLE_EXPECT_KAFKA_CLIENT", "1")
+        .env("CONSOLE_MQTT_CLIENT", MQTT_CLIENT_ID)
         .env("CHROMIUM", chromium());
     let out = run_bounded(&mut cmd, SCENARIO_TIMEOUT);
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -1,5 +1,5 @@
 //! The admin JSON API under `/api`: topics and partitions, the message browser, consumer
-//! groups, NSQ channels, connected clients, the node and its cluster. The contract is docs/admin-api.md;
+//! groups, NSQ channels, MQTT sessions, connected clients, the node and its cluster. The contract is docs/admin-api.md;
 //! its machine-readable form, `openapi.json` beside this file, is served at
 //! `/api/openapi.json` and checked against live answers by `tests/admin_openapi.rs`.
 //! Handlers only translate: the work is done by the broker core.
@@ -10,6 +10,7 @@ mod error;
 mod group_forward;
 mod groups;
 mod messages;
+mod mqtt;
 mod node;
 mod nsq;
 mod reassign;
@@ -43,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .route("/overview", only(get(node::overview)))
         .route("/clients", only(get(clients::list)))
         .route("/cluster", only(get(cluster::status)))
+        .route("/mqtt", only(get(mqtt::status)))
         .route("/cluster/nodes/:node", only(post(reassign::add_node).delete(reassign::remove_node)))
         .route("/cluster/nodes/:node/drain", only(post(reassign::drain)))
         .route("/reassignments", only(get(reassign::list)))
