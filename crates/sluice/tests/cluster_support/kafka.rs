@@ -3,7 +3,7 @@
 //! partition into a history.
 
 use crate::common::{client_config, consume_range, runtime, wait_until};
-use crate::history::{Recorder, FINAL_READ};
+use crate::history::{Op, Recorder, FINAL_READ};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -164,17 +164,29 @@ pub fn wait_fully_replicated(
 /// record as a `FINAL_READ` poll. Returns how many records it read.
 pub fn final_read(bootstrap: &str, topic: &str, partitions: i32, recorder: &Recorder, timeout: Duration) -> usize {
     let client = metadata_client(bootstrap);
+    let ops = recorder.ops();
     let mut read = 0;
     for partition in 0..partitions {
+        // Every acknowledged offset must become readable: wait until the high watermark covers
+        // them. A leader that has not yet heard it was replaced (just healed from a cut, say)
+        // may still answer with its old, lower watermark for a moment.
+        let acked_end = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::SendOk { partition: p, offset, .. } if *p == partition => Some(offset + 1),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
         let mut marks = (0, 0);
-        wait_until(timeout, &format!("watermarks of {topic}/{partition}"), || {
-            match client.fetch_watermarks(topic, partition, REQUEST_TIMEOUT) {
-                Ok(found) => {
-                    marks = found;
-                    true
-                }
-                Err(_) => false,
+        wait_until(timeout, &format!("watermarks of {topic}/{partition} covering offset {acked_end}"), || match client
+            .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
+        {
+            Ok(found) => {
+                marks = found;
+                found.1 >= acked_end
             }
+            Err(_) => false,
         });
         let (low, high) = marks;
         if high <= low {
