@@ -53,6 +53,14 @@ pub fn run(command: AclCommand) -> anyhow::Result<()> {
 }
 
 /// Accepts Kafka's spellings: `Read`, `READ`, `describe-configs`, `DESCRIBE_CONFIGS`.
+/// The named operations, or `default` alone when none is named.
+fn parse_operations(names: &[String], default: i8) -> anyhow::Result<Vec<i8>> {
+    if names.is_empty() {
+        return Ok(vec![default]);
+    }
+    names.iter().map(|o| parse_operation(o)).collect()
+}
+
 fn parse_operation(text: &str) -> anyhow::Result<i8> {
     let wanted: String = text.chars().filter(|c| *c != '_' && *c != '-').collect();
     OPERATIONS
@@ -116,10 +124,7 @@ fn bindings_to_add(spec: &AclSpec) -> anyhow::Result<Vec<AclBinding>> {
         bail!("name a principal: --allow-principal or --deny-principal (e.g. User:alice)");
     }
     let pattern_type = parse_pattern(spec.pattern_type.as_deref().unwrap_or("literal"), false)?;
-    let operations = match spec.operations.is_empty() {
-        true => vec![operation::ALL],
-        false => spec.operations.iter().map(|o| parse_operation(o)).collect::<anyhow::Result<_>>()?,
-    };
+    let operations = parse_operations(&spec.operations, operation::ALL)?;
     let mut bindings = Vec::new();
     for (resource_type, resource_name) in &resources {
         for (principal, host, perm) in &principals {
@@ -164,10 +169,7 @@ fn filters(spec: &AclSpec, deleting: bool) -> anyhow::Result<Vec<AclFilter>> {
     if principals.is_empty() {
         principals.push((None, None, permission::ANY));
     }
-    let operations = match spec.operations.is_empty() {
-        true => vec![operation::ANY],
-        false => spec.operations.iter().map(|o| parse_operation(o)).collect::<anyhow::Result<_>>()?,
-    };
+    let operations = parse_operations(&spec.operations, operation::ANY)?;
     let mut out = Vec::new();
     for (resource_type, resource_name) in &resources {
         for (principal, host, perm) in &principals {
