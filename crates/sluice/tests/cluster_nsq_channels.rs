@@ -128,12 +128,29 @@ fn channel_state_survives_leader_kills() {
     let acked = acked.lock().expect("acked").clone();
     assert!(acked.len() > 100, "only {} messages acknowledged", acked.len());
 
-    wait_until(DRAIN_TIMEOUT, "every acknowledged message finished by every reader", || {
-        readers.iter().all(|(_, out, _)| {
-            let deliveries = read_deliveries(out);
-            acked.iter().all(|b| deliveries.contains_key(b))
-        })
-    });
+    let drain_deadline = Instant::now() + DRAIN_TIMEOUT;
+    loop {
+        let missing: Vec<(&str, Vec<&String>)> = readers
+            .iter()
+            .map(|(channel, out, _)| {
+                let deliveries = read_deliveries(out);
+                (*channel, acked.iter().filter(|b| !deliveries.contains_key(*b)).collect())
+            })
+            .collect();
+        if missing.iter().all(|(_, m)| m.is_empty()) {
+            break;
+        }
+        if Instant::now() > drain_deadline {
+            let summary: Vec<String> = missing
+                .iter()
+                .map(|(channel, m)| {
+                    format!("{channel}: {} missing, first {:?}", m.len(), m.iter().take(5).collect::<Vec<_>>())
+                })
+                .collect();
+            panic!("after {DRAIN_TIMEOUT:?} not every acknowledged message was finished: {summary:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // A little longer, so late redeliveries (if any) are seen and judged too.
     std::thread::sleep(Duration::from_secs(2));
     std::fs::write(&stop_file, b"").expect("stop file");

@@ -21,6 +21,22 @@ import gnsq  # noqa: E402
 DEADLINE_S = 120.0
 
 
+class Consumer(gnsq.Consumer):
+    """gnsq's Consumer, with its RDY loop kept alive through a race of gnsq's own: it lists a
+    connection before that connection's socket exists, so a RDY redistribution that runs while a
+    (re)connect is under way raises AttributeError ('no attribute stream'), which ends the RDY
+    greenlet for good, and every connection made after it stays at RDY 0. nsqd is not involved
+    (it happens before a byte is sent); the same would stall the consumer against nsqd when a
+    node restarts. Retry the redistribution a moment later instead."""
+
+    def _redistribute_ready_state(self):
+        try:
+            super()._redistribute_ready_state()
+        except AttributeError as error:
+            self.logger.warning("RDY redistribution raced a connect (%r); retrying", error)
+            gevent.spawn_later(0.1, self.redistribute_ready_state)
+
+
 def main():
     out_path, stop_file, topic, channel = sys.argv[1:5]
     lookupds = ["http://" + a for a in sys.argv[5:]]
@@ -31,7 +47,7 @@ def main():
         out.write("%s %s %d %d\n" % line)
         out.flush()
 
-    consumer = gnsq.Consumer(
+    consumer = Consumer(
         topic,
         channel,
         lookupd_http_addresses=lookupds,
