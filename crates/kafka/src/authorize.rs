@@ -1,10 +1,12 @@
 //! What the ACL authorizer checks before a request reaches its API module, as Kafka's
 //! `KafkaApis` does: Produce needs WRITE on each topic, Fetch READ, Metadata lists only the
-//! topics the principal may DESCRIBE (and does not auto-create the others), the group APIs
+//! topics the principal may DESCRIBE and auto-creates an unknown one only with CREATE on the
+//! cluster or the topic (Kafka answers the others TOPIC_AUTHORIZATION_FAILED), the group APIs
 //! need READ on the group, ListOffsets and OffsetForLeaderEpoch DESCRIBE on the topic; the answers are Kafka's TOPIC_AUTHORIZATION_FAILED (29) and
 //! GROUP_AUTHORIZATION_FAILED (30). Without an authorizer every check passes.
 
 use crate::acl::{operation, resource};
+use crate::api::authorized_operations::narrowed;
 use crate::error_codes::{GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED};
 use crate::sasl::Security;
 use crate::session::Session;
@@ -30,17 +32,52 @@ pub fn may_read_group(security: &Security, session: &Session, group: &str) -> bo
     session.may(security, operation::READ, resource::GROUP, group)
 }
 
-/// Takes the named topics the session may not DESCRIBE out of a Metadata request, so they
-/// are neither auto-created nor described; `answer_metadata` adds them back as refused.
-pub fn filter_metadata(security: &Security, session: &Session, request: &mut MetadataRequest) -> Vec<TopicName> {
+/// Whether the session may create the topic `name`: CREATE on the cluster or on the topic.
+fn may_create_topic(security: &Security, session: &Session, name: &str) -> bool {
+    session.may(security, operation::CREATE, resource::CLUSTER, resource::CLUSTER_NAME)
+        || session.may(security, operation::CREATE, resource::TOPIC, name)
+}
+
+/// The unknown topics (`exists` false) among `names` that a Produce would auto-create and
+/// the session may not create: refused as Metadata refuses them.
+pub fn denied_creations<'a>(
+    security: &Security,
+    session: &Session,
+    auto_creates: bool,
+    names: impl Iterator<Item = &'a str>,
+    exists: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    if security.acls.is_none() || !auto_creates {
+        return Vec::new();
+    }
+    names.filter(|name| !exists(name) && !may_create_topic(security, session, name)).map(str::to_string).collect()
+}
+
+/// Takes out of a Metadata request the named topics the session may not DESCRIBE, and, when
+/// the request would auto-create (`auto_creates`), the unknown ones (`exists` false) it may
+/// not CREATE (neither on the cluster nor on the topic), so they are neither created nor
+/// described; `answer_metadata` adds them back as refused.
+pub fn filter_metadata(
+    security: &Security,
+    session: &Session,
+    request: &mut MetadataRequest,
+    auto_creates: bool,
+    exists: impl Fn(&str) -> bool,
+) -> Vec<TopicName> {
+    if security.acls.is_none() {
+        return Vec::new();
+    }
     let Some(topics) = request.topics.as_mut() else { return Vec::new() };
     let mut refused = Vec::new();
-    topics.retain(|t| match &t.name {
-        Some(name) if !session.may(security, operation::DESCRIBE, resource::TOPIC, name.0.as_str()) => {
+    topics.retain(|t| {
+        let Some(name) = &t.name else { return true };
+        let name_str = name.0.as_str();
+        let allowed = session.may(security, operation::DESCRIBE, resource::TOPIC, name_str)
+            && (!auto_creates || exists(name_str) || may_create_topic(security, session, name_str));
+        if !allowed {
             refused.push(name.clone());
-            false
         }
-        _ => true,
+        allowed
     });
     refused
 }
@@ -57,6 +94,14 @@ pub fn answer_metadata(
     }
     response.topics.retain(|t| {
         t.name.as_ref().is_none_or(|n| session.may(security, operation::DESCRIBE, resource::TOPIC, n.0.as_str()))
+    });
+    for topic in &mut response.topics {
+        let name = topic.name.as_ref().map_or("", |n| n.0.as_str());
+        topic.topic_authorized_operations =
+            narrowed(topic.topic_authorized_operations, |op| session.may(security, op, resource::TOPIC, name));
+    }
+    response.cluster_authorized_operations = narrowed(response.cluster_authorized_operations, |op| {
+        session.may(security, op, resource::CLUSTER, resource::CLUSTER_NAME)
     });
     for name in refused {
         let mut topic = MetadataResponseTopic::default();

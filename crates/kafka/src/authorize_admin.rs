@@ -16,6 +16,7 @@
 //! authorizer is on.
 
 use crate::acl::{operation, resource};
+use crate::api::authorized_operations::narrowed;
 use crate::api::{self, str_bytes};
 use crate::dispatch::{decode, later, now, DispatchError, Reply, RequestMeta};
 use crate::error_codes::{
@@ -337,6 +338,9 @@ fn describe_groups(
             refused.error_code = GROUP_AUTHORIZATION_FAILED;
             refused.authorized_operations = i32::MIN;
             *group = refused;
+        } else {
+            let name = group.group_id.0.as_str();
+            group.authorized_operations = narrowed(group.authorized_operations, |op| may_group(ctx, session, op, name));
         }
     }
     now(meta, response)
@@ -463,7 +467,10 @@ fn describe_cluster(
         response.cluster_authorized_operations = i32::MIN;
         return now(meta, response);
     }
-    now(meta, api::describe_cluster::handle(ctx, &session.listener, request))
+    let mut response = api::describe_cluster::handle(ctx, &session.listener, request);
+    response.cluster_authorized_operations =
+        narrowed(response.cluster_authorized_operations, |op| may_cluster(ctx, session, op));
+    now(meta, response)
 }
 
 /// ElectLeaders and AlterPartitionReassignments need ALTER on the cluster,

@@ -156,15 +156,21 @@ pub fn dispatch(
         ApiKey::CreateAcls | ApiKey::DescribeAcls | ApiKey::DeleteAcls => acl_admin(ctx, session, meta, &mut frame),
         ApiKey::Metadata => {
             let mut request: MetadataRequest = decode(meta, &mut frame)?;
-            let refused = authorize::filter_metadata(sec, session, &mut request);
+            let auto_creates =
+                ctx.broker.config().auto_create_topics && api::metadata::asks_auto_creation(&request, meta);
+            let exists = |name: &str| ctx.broker.topic(name).is_some();
+            let refused = authorize::filter_metadata(sec, session, &mut request, auto_creates, exists);
             let mut response = api::metadata::handle(ctx, listener, request, meta);
             authorize::answer_metadata(sec, session, &mut response, refused);
             now(meta, response)
         }
         ApiKey::Produce => {
             let request: ProduceRequest = decode(meta, &mut frame)?;
-            let topics = request.topic_data.iter().map(|t| t.name.0.as_str());
-            let denied = authorize::denied_topics(sec, session, operation::WRITE, topics);
+            let topics = || request.topic_data.iter().map(|t| t.name.0.as_str());
+            let mut denied = authorize::denied_topics(sec, session, operation::WRITE, topics());
+            let auto_creates = ctx.broker.config().auto_create_topics;
+            let exists = |name: &str| ctx.broker.topic(name).is_some();
+            denied.extend(authorize::denied_creations(sec, session, auto_creates, topics(), exists));
             api::produce::handle(context, request, meta, &denied)
         }
         ApiKey::Fetch => {

@@ -53,12 +53,13 @@ fn acl_cli_adds_lists_and_deletes_bindings() {
     add_user_offline(&data_dir, "admin", "admin-pw");
     add_user_offline(&data_dir, "alice", "alice-pw");
     let dir_arg = data_dir.to_str().expect("utf-8 path").to_string();
-    // Offline, before the broker runs: alice may write the topic `audit`.
+    // Offline, before the broker runs: alice may write (and so auto-create) the topic `audit`.
     let refused = sluice(&["acl", "add", "--data-dir", &dir_arg, "--allow-principal", "User:alice"], &[]);
     assert!(!refused.status.success(), "a binding needs a resource");
     sluice_ok(
         &["acl", "add", "--data-dir", &dir_arg, "--allow-principal", "User:alice", "--operation", "Write"]
             .into_iter()
+            .chain(["--operation", "Create"])
             .chain(["--topic", "audit"])
             .collect::<Vec<_>>(),
         &[],
@@ -88,7 +89,7 @@ fn acl_cli_adds_lists_and_deletes_bindings() {
     let listed = sluice_ok(&[&["acl", "list", "--json", "--principal", "User:alice"][..], &online].concat(), &admin);
     let listed: serde_json::Value = serde_json::from_str(&listed).expect("JSON");
     let bindings = listed.as_array().expect("an array");
-    assert_eq!(bindings.len(), 3, "{listed}");
+    assert_eq!(bindings.len(), 4, "{listed}");
     let expected = serde_json::json!({"principal": "User:alice", "host": "*", "operation": "Create",
         "permission": "Allow", "resource_type": "Topic", "resource_name": "alice-", "pattern_type": "Prefixed"});
     assert!(bindings.contains(&expected), "{listed}");

@@ -57,12 +57,7 @@ fn kcat(sasl: &str, user: &str, password: &str, args: &[&str], stdin: Option<&st
 
 /// A raw connection logged in as bob (PLAIN).
 fn bob(sasl: &str) -> Raw {
-    let mut raw = Raw::connect_addr(sasl.parse().expect("address"));
-    let handshake = raw.request(1, &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")));
-    assert_eq!(handshake.error_code, 0);
-    let login = raw.request(2, &SaslAuthenticateRequest::default().with_auth_bytes(b"\0bob\0bob-pw".to_vec().into()));
-    assert_eq!(login.error_code, 0, "bob logs in");
-    raw
+    logged_in(sasl, "bob", "bob-pw")
 }
 
 fn list_offsets_as_bob(sasl: &str, topic: &str) -> i16 {
@@ -117,8 +112,8 @@ fn acls_allow_and_refuse_what_kafka_would() {
     let described = admin(&sasl, &["describe"]);
     assert_eq!(described["acls"].as_array().map(Vec::len), Some(4), "{described}");
 
-    // The super user writes everywhere.
-    for topic in [&logs, &secret, &hidden] {
+    // The super user writes everywhere (and so creates the topics: bob may not).
+    for topic in [&orders, &logs, &secret, &hidden] {
         let (ok, _, err) = kcat(&sasl, "admin", "admin-pw", &["-P", "-t", topic], Some("from-admin\n"));
         assert!(ok, "admin produces to {topic}: {err}");
     }
@@ -166,4 +161,131 @@ fn acls_allow_and_refuse_what_kafka_would() {
     assert_eq!(deleted["deleted"].as_array().map(Vec::len), Some(4), "{deleted}");
     let (ok, _, err) = kcat(&sasl, "bob", "bob-pw", &["-P", "-t", &orders], Some("again\n"));
     assert!(!ok && err.contains("Topic authorization failed"), "no ACL: refused: {err}");
+}
+
+/// A raw connection logged in as `user` (PLAIN).
+fn logged_in(sasl: &str, user: &str, password: &str) -> Raw {
+    let mut raw = Raw::connect_addr(sasl.parse().expect("address"));
+    let handshake = raw.request(1, &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")));
+    assert_eq!(handshake.error_code, 0);
+    let token = format!("\0{user}\0{password}").into_bytes();
+    let login = raw.request(2, &SaslAuthenticateRequest::default().with_auth_bytes(token.into()));
+    assert_eq!(login.error_code, 0, "{user} logs in");
+    raw
+}
+
+/// A Produce v7 of one record to partition 0 of `topic`, as `user`: its error code.
+fn produce_as(sasl: &str, user: &str, password: &str, topic: &str) -> i16 {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let record = Record {
+        transactional: false,
+        control: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 0,
+        key: None,
+        value: Some(bytes::Bytes::from_static(b"direct")),
+        headers: Default::default(),
+    };
+    let mut records = bytes::BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    RecordBatchEncoder::encode(&mut records, &[record], &options).expect("encode a batch");
+    let partition = PartitionProduceData::default().with_index(0).with_records(Some(records.freeze()));
+    let data = TopicProduceData::default()
+        .with_name(StrBytes::from_string(topic.into()).into())
+        .with_partition_data(vec![partition]);
+    let request = kafka_protocol::messages::ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![data]);
+    let response = logged_in(sasl, user, password).request(7, &request);
+    response.responses[0].partition_responses[0].error_code
+}
+
+/// Metadata v8 for `topic` (no auto-creation) with the topic's and the cluster's authorized
+/// operations, as `user`: (topic error, topic operations, cluster operations).
+fn metadata_operations(sasl: &str, user: &str, password: &str, topic: &str) -> (i16, i32, i32) {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    let mut request = kafka_protocol::messages::MetadataRequest::default();
+    let name = StrBytes::from_string(topic.into()).into();
+    request.topics = Some(vec![MetadataRequestTopic::default().with_name(Some(name))]);
+    request.include_cluster_authorized_operations = true;
+    request.include_topic_authorized_operations = true;
+    let response = logged_in(sasl, user, password).request(8, &request);
+    let found = &response.topics[0];
+    (found.error_code, found.topic_authorized_operations, response.cluster_authorized_operations)
+}
+
+/// DescribeGroups v3 with authorized operations, as `user`. (kafka-python 2.0.2 asks v3 but
+/// decodes the answer as v2, so it always reports None; librdkafka 1.x does not ask.)
+fn group_operations(sasl: &str, user: &str, password: &str, group: &str) -> i32 {
+    let mut request = kafka_protocol::messages::DescribeGroupsRequest::default();
+    request.groups = vec![StrBytes::from_string(group.into()).into()];
+    request.include_authorized_operations = true;
+    let response = logged_in(sasl, user, password).request(3, &request);
+    assert_eq!(response.groups[0].error_code, 0);
+    response.groups[0].authorized_operations
+}
+
+/// Proves two of Kafka's finer rules with real clients: a topic is auto-created for a
+/// principal only with CREATE on the cluster or on the topic (kcat producing to a new topic
+/// is refused, and nothing is created, until a prefixed CREATE ACL is added), and KIP-430's
+/// authorized operations (Metadata's topic and cluster sets, DescribeGroups') are the
+/// principal's own, not the resource type's full set.
+#[test]
+fn auto_creation_needs_create_and_authorized_operations_are_the_principals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    add_user_offline(&data_dir, "admin", "admin-pw");
+    add_user_offline(&data_dir, "carol", "carol-pw");
+    let sasl = format!("127.0.0.1:{}", free_port());
+    let args = ["--kafka-listener", &format!("SASL_PLAINTEXT://{sasl}"), "--authorizer", "acl"]
+        .into_iter()
+        .chain(["--super-users", "User:admin"])
+        .map(String::from)
+        .collect();
+    let broker = Broker::start_with(BrokerOpts { args, data_dir: Some(data_dir), ..BrokerOpts::default() });
+    let created = admin(
+        &sasl,
+        &["create", "TOPIC:carol-:PREFIXED:User:carol:WRITE:ALLOW", "GROUP:carol-group:LITERAL:User:carol:READ:ALLOW"],
+    );
+    assert!(created["ok"] == true, "{created}");
+    let topic = unique_topic("carol-new");
+    let topic_exists = || {
+        let (status, body) = common::http(broker.http_port(), "GET", "/api/topics", b"");
+        assert_eq!(status, 200, "{body}");
+        body.contains(&format!("\"{topic}\""))
+    };
+
+    // WRITE (and so DESCRIBE) but no CREATE: the new topic is refused and not created.
+    let produce = || kcat(&sasl, "carol", "carol-pw", &["-P", "-t", &topic], Some("hello\n"));
+    let (ok, _, err) = produce();
+    assert!(!ok && err.contains("Topic authorization failed"), "no CREATE: refused: {err}");
+    assert!(!topic_exists(), "{topic} was not created");
+    // Nor by a Produce sent straight away, without asking Metadata first.
+    assert_eq!(produce_as(&sasl, "carol", "carol-pw", &topic), 29, "TOPIC_AUTHORIZATION_FAILED");
+    assert!(!topic_exists(), "{topic} was not created by Produce");
+    // CREATE on the topic (prefixed): auto-created on first use.
+    let granted = admin(&sasl, &["create", "TOPIC:carol-:PREFIXED:User:carol:CREATE:ALLOW"]);
+    assert!(granted["ok"] == true, "{granted}");
+    let (ok, _, err) = produce();
+    assert!(ok, "with CREATE on carol-*: {err}");
+    assert!(topic_exists(), "{topic} auto-created");
+
+    // KIP-430: the principal's own operations.
+    let (code, topic_ops, cluster_ops) = metadata_operations(&sasl, "carol", "carol-pw", &topic);
+    assert_eq!(code, 0);
+    assert_eq!(topic_ops, (1 << 4) | (1 << 5) | (1 << 8), "WRITE, CREATE and (implied) DESCRIBE");
+    assert_eq!(cluster_ops, 0, "nothing on the cluster");
+    let (_, topic_ops, cluster_ops) = metadata_operations(&sasl, "admin", "admin-pw", &topic);
+    assert_eq!((topic_ops, cluster_ops), (3576, 8096), "a super user: Kafka's full sets");
+    let group = "carol-group";
+    assert_eq!(group_operations(&sasl, "carol", "carol-pw", group), (1 << 3) | (1 << 8), "READ implies DESCRIBE");
+    assert_eq!(group_operations(&sasl, "admin", "admin-pw", group), 328, "a super user: the full set");
 }

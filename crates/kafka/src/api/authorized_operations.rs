@@ -1,8 +1,8 @@
 //! KIP-430 authorized operations, as Metadata, DescribeCluster and DescribeGroups report
 //! them when asked: a bit field with bit `n` set for `AclOperation` code `n`. Without an
 //! authorizer Kafka allows, and so reports, every operation that applies to the resource
-//! type (its `AclEntry.supportedOperations`); Sluice has no authorizer, so it answers the
-//! same full sets.
+//! type (its `AclEntry.supportedOperations`), and so does Sluice without `--authorizer acl`;
+//! with it, each set is narrowed to what the principal may do (`narrowed`).
 
 /// Kafka's `AclOperation` codes.
 const READ: u32 = 3;
@@ -43,5 +43,29 @@ pub fn if_asked(asked: bool, set: i32) -> i32 {
         set
     } else {
         i32::MIN
+    }
+}
+
+/// KIP-430 with an authorizer: the operations of `full` that `may` allows the principal on
+/// the resource (Kafka's authorizer answers per principal, implied operations included);
+/// "not asked" stays not asked.
+pub fn narrowed(full: i32, may: impl Fn(i8) -> bool) -> i32 {
+    if full == i32::MIN {
+        return full;
+    }
+    (0..31u8).filter(|op| full & (1 << op) != 0 && may(*op as i8)).fold(0, |set, op| set | 1 << op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrowed_keeps_only_what_is_allowed_and_not_asked_stays() {
+        assert_eq!(narrowed(TOPIC, |_| true), TOPIC);
+        assert_eq!(narrowed(TOPIC, |_| false), 0);
+        let read_and_describe = narrowed(TOPIC, |op| op == READ as i8 || op == DESCRIBE as i8);
+        assert_eq!(read_and_describe, (1 << READ) | (1 << DESCRIBE));
+        assert_eq!(narrowed(i32::MIN, |_| true), i32::MIN);
     }
 }

@@ -1,7 +1,7 @@
 //! DescribeGroups: state, chosen protocol, and every member's metadata and assignment.
 //! An unknown group is described as Dead with no error, as Kafka does. Authorized
 //! operations (v3+, KIP-430), when asked, are all of a group's, as Kafka without an
-//! authorizer.
+//! authorizer (with one, `authorize_admin` narrows them to the principal's).
 
 use super::authorized_operations::{self as operations, if_asked};
 use super::str_bytes;

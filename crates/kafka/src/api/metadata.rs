@@ -2,7 +2,7 @@
 //! in a cluster, every registered node, the metadata group's leader as the controller, and
 //! per partition its Raft leader, term (leader epoch), replicas and in-sync replicas. Unknown
 //! topics are auto-created when the broker and the request allow it. Authorized operations
-//! (KIP-430), when asked, are Kafka's full sets: Sluice has no authorizer.
+//! (KIP-430), when asked, are Kafka's full sets (the authorizer narrows them afterwards).
 
 use super::authorized_operations::{self as operations, if_asked};
 use super::{str_bytes, topic_name};
@@ -41,6 +41,7 @@ pub fn handle(ctx: &Context, listener: &ListenerInfo, request: MetadataRequest, 
     response.cluster_authorized_operations =
         if_asked(request.include_cluster_authorized_operations, operations::CLUSTER);
     let topic_operations = if_asked(request.include_topic_authorized_operations, operations::TOPIC);
+    let may_create = asks_auto_creation(&request, meta);
     // v0: an empty list means every topic; v1+: null means every topic.
     let requested = match request.topics {
         Some(topics) if !(meta.version == 0 && topics.is_empty()) => topics,
@@ -49,8 +50,6 @@ pub fn handle(ctx: &Context, listener: &ListenerInfo, request: MetadataRequest, 
             return response;
         }
     };
-    // Before v4 the request has no flag: creation is then the broker's choice alone.
-    let may_create = meta.version < 4 || request.allow_auto_topic_creation;
     for wanted in requested {
         let found = match &wanted.name {
             Some(name) if may_create => broker.topic_or_auto_create(name),
@@ -74,6 +73,12 @@ pub fn handle(ctx: &Context, listener: &ListenerInfo, request: MetadataRequest, 
         });
     }
     response
+}
+
+/// Whether the request lets unknown topics be auto-created (the broker's setting decides too).
+/// Before v4 the request has no flag: creation is then the broker's choice alone.
+pub fn asks_auto_creation(request: &MetadataRequest, meta: RequestMeta) -> bool {
+    meta.version < 4 || request.allow_auto_topic_creation
 }
 
 fn describe(ctx: &Context, topic: &Arc<Topic>, meta: RequestMeta, operations: i32) -> MetadataResponseTopic {
