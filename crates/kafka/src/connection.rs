@@ -55,6 +55,7 @@ where
     let (replies, mut pending) =
         mpsc::channel::<(Reply, [OwnedSemaphorePermit; 2], RequestTimer)>(context.config.inflight_requests_max);
     let timing = Arc::clone(&context);
+    let writer_client = Arc::clone(&client);
     // Request bytes whose replies are not written yet; a permit per request is released
     // when its reply has been written.
     let inflight_bytes_max = context.config.inflight_bytes_max.clamp(1, u32::MAX as usize);
@@ -74,7 +75,7 @@ where
             if let Some(frame) = frame {
                 write_frame(&mut writer, &frame, write_timeout).await?;
             }
-            timer.finish(&timing.requests);
+            timer.finish(&timing.requests, &writer_client);
         }
         let _ = writer.shutdown().await;
         Ok(())

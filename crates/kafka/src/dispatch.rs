@@ -18,7 +18,7 @@ use sluice_broker::clients::Client;
 use sluice_broker::metrics::RequestMetrics;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::task::JoinHandle;
 
@@ -379,6 +379,9 @@ fn acl_admin(ctx: &Context, session: &Session, meta: RequestMeta, frame: &mut By
     }
 }
 
+/// A request answered later than this is logged (`RequestTimer::finish`).
+const SLOW_REQUEST: Duration = Duration::from_secs(10);
+
 /// Times one request from when its frame is read to when its response is written (or,
 /// for acks=0, dropped): the latency a client sees, less the network.
 pub struct RequestTimer {
@@ -396,8 +399,23 @@ impl RequestTimer {
         RequestTimer { api_key, started: Instant::now() }
     }
 
-    pub fn finish(self, requests: &RequestMetrics) {
-        requests.observe(self.api_key, self.started.elapsed());
+    /// Records the request's time; one that took longer than `SLOW_REQUEST` is logged with
+    /// its API and client, so a client that "goes quiet" can be matched to what it waited on
+    /// (a JoinGroup waiting for a rebalance may legitimately take that long).
+    pub fn finish(self, requests: &RequestMetrics, client: &Client) {
+        let elapsed = self.started.elapsed();
+        requests.observe(self.api_key, elapsed);
+        if elapsed >= SLOW_REQUEST {
+            let api = i16::try_from(self.api_key).ok().and_then(|k| ApiKey::try_from(k).ok());
+            tracing::warn!(
+                api = ?api,
+                elapsed_ms = elapsed.as_millis() as u64,
+                client = client.id,
+                peer = %client.peer,
+                client_id = %client.details().client_id,
+                "slow kafka request"
+            );
+        }
     }
 }
 
