@@ -39,6 +39,8 @@ pub enum DispatchError {
     Task(String),
     #[error("{0:?} before SASL authentication (ILLEGAL_SASL_STATE)")]
     NotAuthenticated(ApiKey),
+    #[error("{0:?} after the SASL login expired without a re-authentication (connections.max.reauth.ms)")]
+    LoginExpired(ApiKey),
 }
 
 /// What the writer sends back for one request, in request order.
@@ -107,6 +109,10 @@ pub fn dispatch(
         // Kafka closes a connection that skips authentication on a SASL listener.
         return Err(DispatchError::NotAuthenticated(api));
     }
+    if session.login_expired(Instant::now()) && !matches!(api, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
+        // KIP-368: Kafka closes a connection whose login ended, whatever it asks.
+        return Err(DispatchError::LoginExpired(api));
+    }
     if context.security.acls.is_some() {
         // The administrative APIs' per-resource checks, refusals answered in the response.
         if let Some(reply) = crate::authorize_admin::dispatch(context, session, meta, &mut frame) {
@@ -118,7 +124,10 @@ pub fn dispatch(
     let sec = context.security.as_ref();
     match api {
         ApiKey::ApiVersions => now(meta, api::api_versions::handle(decode(meta, &mut frame)?, meta)),
-        ApiKey::SaslHandshake => now(meta, api::sasl_handshake::handle(session, decode(meta, &mut frame)?, version)),
+        ApiKey::SaslHandshake => {
+            let reauth = sec.reauth_max.is_some();
+            now(meta, api::sasl_handshake::handle(session, decode(meta, &mut frame)?, version, reauth))
+        }
         ApiKey::SaslAuthenticate => {
             api::sasl_authenticate::handle(&context.security, session, decode(meta, &mut frame)?, meta)
         }

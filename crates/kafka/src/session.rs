@@ -5,6 +5,7 @@ use crate::listener::ListenerInfo;
 use crate::sasl::{Principal, SaslState};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 pub struct Session {
     pub listener: Arc<ListenerInfo>,
@@ -15,6 +16,11 @@ pub struct Session {
     /// Set by a request whose answer ends the connection (a failed login, as Kafka closes it):
     /// the reader stops once that answer is queued, and the writer closes after sending it.
     pub close_after_reply: bool,
+    /// When the SASL login ends (KIP-368); after it only a re-authentication is served.
+    pub login_expires: Option<Instant>,
+    /// During a re-authentication, the principal logged in before it: the new login must be
+    /// the same one, as Kafka requires.
+    pub reauthenticating: Option<Principal>,
 }
 
 impl Session {
@@ -25,13 +31,20 @@ impl Session {
             principal: principal.unwrap_or_else(Principal::anonymous),
             sasl: SaslState::Start,
             close_after_reply: false,
+            login_expires: None,
+            reauthenticating: None,
         }
     }
 
     /// Whether requests beyond the SASL exchange may be served: always on PLAINTEXT and SSL
     /// listeners, after a successful login on SASL ones.
     pub fn is_authenticated(&self) -> bool {
-        !self.listener.protocol.uses_sasl() || matches!(self.sasl, SaslState::Authenticated)
+        !self.listener.protocol.uses_sasl() || matches!(self.sasl, SaslState::Authenticated { .. })
+    }
+
+    /// Whether the SASL login has ended without a re-authentication (KIP-368).
+    pub fn login_expired(&self, now: Instant) -> bool {
+        self.login_expires.is_some_and(|at| now >= at)
     }
 
     /// Whether this connection's principal may do `operation` on the resource (always, without

@@ -224,6 +224,7 @@ struct FileSettings {
     authorizer: Option<String>,
     super_users: Option<String>,
     allow_everyone_if_no_acl_found: Option<bool>,
+    connections_max_reauth_ms: Option<u64>,
     // NSQ TLS and AUTH (`nsq_security.rs`).
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -249,6 +250,7 @@ impl FileSettings {
             authorizer: self.authorizer.clone(),
             super_users: self.super_users.clone(),
             allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found,
+            connections_max_reauth_ms: self.connections_max_reauth_ms,
         }
     }
 
@@ -329,6 +331,8 @@ pub struct Settings {
     pub kafka_tls: Option<sluice_tls::TlsFiles>,
     /// The Kafka ACL authorizer (None: every principal may do everything).
     pub authorizer: Option<security::AuthorizerSettings>,
+    /// How long a Kafka SASL login lasts (KIP-368); None: forever.
+    pub reauth_max: Option<Duration>,
     /// `--advertised-host` as given (every listener advertises it), None to use each
     /// listener's own host.
     pub advertised_host_explicit: Option<String>,
@@ -470,6 +474,7 @@ impl Settings {
             security::resolve(&args.security, &file_security, &kafka_addr_text, explicit_kafka_addr, mqtt.needs_tls())?;
         mqtt.tls = kafka_tls.clone().filter(|_| mqtt.needs_tls());
         let authorizer = security::resolve_authorizer(&args.security, &file_security)?;
+        let reauth_max = security::resolve_reauth_max(&args.security, &file_security);
         let kafka_addr = kafka_listeners.first().map(|l| l.addr).ok_or_else(|| anyhow!("no Kafka listener"))?;
         let advertised_host = args.advertised_host.clone().or(file.advertised_host);
         if advertised_host.as_deref().is_some_and(|h| h.trim().is_empty()) {
@@ -544,6 +549,7 @@ impl Settings {
             kafka_listeners,
             kafka_tls,
             authorizer,
+            reauth_max,
             advertised_host_explicit,
             log_format,
             log_level,
@@ -571,6 +577,7 @@ impl Settings {
             ("kafka_addr", self.kafka_addr.to_string()),
             ("kafka_listeners", self.kafka_listeners.iter().map(|l| l.spec.to_string()).collect::<Vec<_>>().join(",")),
             ("authorizer", (if self.authorizer.is_some() { "acl" } else { "none" }).to_string()),
+            ("connections_max_reauth_ms", self.reauth_max.map_or(0, |d| d.as_millis()).to_string()),
             ("ssl_cert", self.kafka_tls.as_ref().map_or_else(String::new, |t| t.cert.display().to_string())),
             (
                 "ssl_client_auth",

@@ -23,8 +23,8 @@ pub fn handle(
         Some(TokenOutcome::Continue(challenge)) => response.auth_bytes = challenge.into(),
         Some(TokenOutcome::Authenticated { reply, .. }) => {
             response.auth_bytes = reply.into();
-            // No re-authentication (KIP-368): the session does not expire.
-            response.session_lifetime_ms = 0;
+            // KIP-368 (v1+): how long this login lasts; 0: forever.
+            response.session_lifetime_ms = security.reauth_max.map_or(0, |d| d.as_millis() as i64);
         }
         Some(TokenOutcome::Failed { message, .. }) => {
             response.error_code = SASL_AUTHENTICATION_FAILED;
@@ -73,13 +73,27 @@ fn step(security: &Security, session: &mut Session, token: &[u8]) -> Option<Toke
     let SaslState::Exchanging { exchange, .. } = &mut session.sasl else {
         return None;
     };
-    let outcome = exchange.step(token, security, session.peer.ip());
+    let mechanism = exchange.mechanism();
+    let mut outcome = exchange.step(token, security, session.peer.ip());
+    if let (TokenOutcome::Authenticated { user, .. }, Some(before)) = (&outcome, &session.reauthenticating) {
+        let now = Principal::user(user.clone());
+        if now != *before {
+            // Kafka's rule and wording: a connection keeps its principal.
+            let message = format!("Cannot change principals during re-authentication from {before}: {now}");
+            outcome = TokenOutcome::Failed { user: Some(user.clone()), reason: message.clone(), message };
+        }
+    }
     match &outcome {
         TokenOutcome::Continue(_) => {}
         TokenOutcome::Authenticated { user, .. } => {
+            let renewed = session.reauthenticating.take().is_some();
             session.principal = Principal::user(user.clone());
-            session.sasl = SaslState::Authenticated;
-            tracing::info!(peer = %session.peer, principal = %session.principal, "SASL login");
+            session.sasl = SaslState::Authenticated { mechanism };
+            session.login_expires = security.reauth_max.map(|d| std::time::Instant::now() + d);
+            match renewed {
+                true => tracing::debug!(peer = %session.peer, principal = %session.principal, "SASL re-authentication"),
+                false => tracing::info!(peer = %session.peer, principal = %session.principal, "SASL login"),
+            }
         }
         TokenOutcome::Failed { user, reason, .. } => {
             tracing::warn!(peer = %session.peer, user = user.as_deref().unwrap_or("?"), %reason, "SASL login failed");

@@ -4,7 +4,9 @@
 //! as kafka-python 2.0 sends them). On a SASL listener nothing but ApiVersions, SaslHandshake
 //! and SaslAuthenticate is served before a login succeeds; a failed login is answered with
 //! Kafka's message after a delay, counted against the source address, and closes the
-//! connection.
+//! connection. With `connections.max.reauth.ms` (KIP-368) a login lasts that long: the
+//! SaslAuthenticate answer says so, the client logs in again on the same connection (same
+//! mechanism, same principal) before it ends, and a request after it closes the connection.
 
 pub mod credentials;
 pub mod failed_logins;
@@ -17,6 +19,7 @@ use failed_logins::FailedLogins;
 use scram::{ScramMechanism, ScramServer, ScramStep};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Mechanisms offered, in the order SaslHandshake lists them.
 pub const MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
@@ -33,11 +36,19 @@ pub struct Security {
     pub failed_logins: FailedLogins,
     /// The ACL authorizer; None: every principal may do everything (no authorizer).
     pub acls: Option<Arc<crate::acl::Acls>>,
+    /// How long a SASL login lasts before the client must re-authenticate (Kafka
+    /// `connections.max.reauth.ms`, KIP-368); None: forever, and no re-authentication.
+    pub reauth_max: Option<Duration>,
 }
 
 impl Security {
     pub fn new(credentials: Arc<Credentials>) -> Security {
-        Security { credentials, failed_logins: FailedLogins::default(), acls: None }
+        Security { credentials, failed_logins: FailedLogins::default(), acls: None, reauth_max: None }
+    }
+
+    pub fn with_reauth_max(mut self, reauth_max: Option<Duration>) -> Security {
+        self.reauth_max = reauth_max.filter(|d| !d.is_zero());
+        self
     }
 
     pub fn with_acls(mut self, acls: Arc<crate::acl::Acls>) -> Security {
@@ -75,8 +86,9 @@ pub enum SaslState {
     Start,
     /// A mechanism was chosen; `raw` (handshake v0) means tokens come as bare frames.
     Exchanging { exchange: Exchange, raw: bool },
-    /// Logged in; a second handshake is refused (no re-authentication, KIP-368).
-    Authenticated,
+    /// Logged in with `mechanism`; a second handshake is a re-authentication (KIP-368) when
+    /// logins expire, refused otherwise.
+    Authenticated { mechanism: &'static str },
 }
 
 /// One mechanism's server side.
@@ -96,6 +108,14 @@ impl Exchange {
             .into_iter()
             .find(|m| m.name() == mechanism)
             .map(|m| Exchange::Scram(Box::new(ScramServer::new(m))))
+    }
+
+    /// The mechanism's name as SaslHandshake carries it.
+    pub fn mechanism(&self) -> &'static str {
+        match self {
+            Exchange::Plain => "PLAIN",
+            Exchange::Scram(server) => server.mechanism().name(),
+        }
     }
 
     fn failure_message(&self) -> String {

@@ -48,6 +48,10 @@ pub struct SecurityArgs {
     /// Allow a resource no ACL names to everyone (Kafka allow.everyone.if.no.acl.found) [default: false].
     #[arg(long, env = "SLUICE_ALLOW_EVERYONE_IF_NO_ACL_FOUND", value_name = "BOOL")]
     pub allow_everyone_if_no_acl_found: Option<bool>,
+    /// How long a Kafka SASL login lasts before the client must re-authenticate on its
+    /// connection, ms (Kafka connections.max.reauth.ms, KIP-368); 0 = forever [default: 0].
+    #[arg(long, env = "SLUICE_CONNECTIONS_MAX_REAUTH_MS", value_name = "MS")]
+    pub connections_max_reauth_ms: Option<u64>,
 }
 
 /// The same keys in the TOML file.
@@ -62,6 +66,13 @@ pub struct SecurityFileArgs {
     pub authorizer: Option<String>,
     pub super_users: Option<String>,
     pub allow_everyone_if_no_acl_found: Option<bool>,
+    pub connections_max_reauth_ms: Option<u64>,
+}
+
+/// `connections.max.reauth.ms`: None (logins last forever) when unset or 0.
+pub fn resolve_reauth_max(args: &SecurityArgs, file: &SecurityFileArgs) -> Option<std::time::Duration> {
+    let ms = args.connections_max_reauth_ms.or(file.connections_max_reauth_ms).unwrap_or(0);
+    (ms > 0).then(|| std::time::Duration::from_millis(ms))
 }
 
 /// The ACL authorizer's settings; None from `resolve_authorizer` when there is none.
