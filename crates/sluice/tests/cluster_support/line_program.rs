@@ -31,6 +31,7 @@ impl LineProgram {
             .unwrap_or_else(|e| panic!("start {:?}: {e}", command.get_program()));
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped stdout");
+        let name = command.get_program().to_string_lossy().to_string();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
@@ -38,6 +39,8 @@ impl LineProgram {
                     return true;
                 }
             }
+            // Said at once, so a test waiting on its output does not read it as a stall.
+            eprintln!("{name}: output ended before its last line (the program exited or crashed)");
             false
         });
         LineProgram { child, stdin, reader: Some(reader), exit_timeout }

@@ -100,6 +100,14 @@ func main() {
 	}
 	go func() {
 		for err := range consumer.Errors() {
+			if err == nil {
+				// sarama 1.22's heartbeat loop sends a nil error when a heartbeat is answered
+				// with a code it does not handle (NOT_COORDINATOR after the coordinator moved,
+				// as Kafka answers too); it then ends the session and the consumer rejoins.
+				// Calling Error() on it crashed this program, which looked like a stall.
+				p.line("error nil (a heartbeat refused: the session ends and the consumer rejoins)")
+				continue
+			}
 			p.line("error %s", strings.ReplaceAll(err.Error(), "\n", " "))
 		}
 	}()
