@@ -82,6 +82,12 @@ where
     };
     let read_loop = async move {
         loop {
+            // A throttled client's next request waits (KIP-219: Kafka mutes the channel).
+            let mute = Arc::clone(&session.mute);
+            tokio::select! {
+                _ = mute.wait() => {}
+                _ = shutdown.changed() => return Ok(()),
+            }
             let idle_timeout = context.config.idle_timeout;
             let len = tokio::select! {
                 len = tokio::time::timeout(idle_timeout, read_length(&mut reader, context.config.request_bytes_max)) => {

@@ -84,6 +84,7 @@ pub fn dispatch(
         return Err(DispatchError::ShortHeader);
     }
     client.count_request();
+    let request_bytes = frame.len();
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let api = ApiKey::try_from(key).map_err(|_| DispatchError::UnknownApiKey(key))?;
@@ -163,6 +164,23 @@ pub fn dispatch(
             }))
         }
         ApiKey::CreateAcls | ApiKey::DescribeAcls | ApiKey::DeleteAcls => acl_admin(ctx, session, meta, &mut frame),
+        ApiKey::DescribeClientQuotas => {
+            let allowed = session.may(sec, operation::DESCRIBE_CONFIGS, resource::CLUSTER, resource::CLUSTER_NAME);
+            now(meta, api::client_quotas::describe(&sec.quotas.store, decode(meta, &mut frame)?, allowed))
+        }
+        ApiKey::AlterClientQuotas => {
+            let allowed = session.may(sec, operation::ALTER_CONFIGS, resource::CLUSTER, resource::CLUSTER_NAME);
+            let (context, request) = (Arc::clone(context), decode(meta, &mut frame)?);
+            Ok(later(async move {
+                // The quotas file is fsynced: off the async workers.
+                let response = tokio::task::spawn_blocking(move || {
+                    api::client_quotas::alter(&context.security.quotas.store, request, allowed)
+                })
+                .await
+                .map_err(|e| DispatchError::Task(e.to_string()))?;
+                meta.respond(&response).map(Some)
+            }))
+        }
         ApiKey::Metadata => {
             let mut request: MetadataRequest = decode(meta, &mut frame)?;
             let auto_creates =
@@ -180,7 +198,10 @@ pub fn dispatch(
             let auto_creates = ctx.broker.config().auto_create_topics;
             let exists = |name: &str| ctx.broker.topic(name).is_some();
             denied.extend(authorize::denied_creations(sec, session, auto_creates, topics(), exists));
-            api::produce::handle(context, request, meta, &denied)
+            let client_id = header.client_id.as_deref().unwrap_or("");
+            let throttle = sec.quotas.charge_produce(&session.principal.name, client_id, request_bytes);
+            session.mute.extend(throttle);
+            api::produce::handle(context, request, meta, &denied, crate::quota::millis(throttle))
         }
         ApiKey::Fetch => {
             let request: FetchRequest = decode(meta, &mut frame)?;
@@ -190,7 +211,10 @@ pub fn dispatch(
                 operation::READ,
                 request.topics.iter().map(|t| t.topic.0.as_str()),
             );
-            Ok(later(api::fetch::handle(Arc::clone(context), request, meta, denied)))
+            let client_id = header.client_id.as_deref().unwrap_or("");
+            let quota = sec.quotas.fetch_charge(&session.principal.name, client_id);
+            let quota = quota.map(|charge| (charge, Arc::clone(&session.mute)));
+            Ok(later(api::fetch::handle(Arc::clone(context), request, meta, denied, quota)))
         }
         ApiKey::ListOffsets => {
             let mut response = api::list_offsets::handle(ctx, decode(meta, &mut frame)?, meta);

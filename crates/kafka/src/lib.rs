@@ -13,6 +13,7 @@ mod error_codes;
 #[doc(hidden)]
 pub mod fuzz_entry;
 pub mod listener;
+pub mod quota;
 pub mod sasl;
 mod server;
 mod session;

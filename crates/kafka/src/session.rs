@@ -21,6 +21,8 @@ pub struct Session {
     /// During a re-authentication, the principal logged in before it: the new login must be
     /// the same one, as Kafka requires.
     pub reauthenticating: Option<Principal>,
+    /// Until when a throttled connection reads no further request (client quotas).
+    pub mute: Arc<crate::quota::Mute>,
 }
 
 impl Session {
@@ -33,6 +35,7 @@ impl Session {
             close_after_reply: false,
             login_expires: None,
             reauthenticating: None,
+            mute: Arc::default(),
         }
     }
 

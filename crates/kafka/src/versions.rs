@@ -48,6 +48,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateAcls, 0, 3),
     (ApiKey::DescribeAcls, 0, 3),
     (ApiKey::DeleteAcls, 0, 3),
+    // Client quotas (KIP-546): byte rates per user and client id.
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 /// The served version range of `api`, if it is served at all.

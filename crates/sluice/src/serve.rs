@@ -36,7 +36,11 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     settings.broker.advertised_port = local.port();
     let credentials = sluice_kafka::sasl::credentials::Credentials::open(&settings.broker.data_dir)
         .context("cannot read the SASL credentials")?;
-    let mut security = sluice_kafka::sasl::Security::new(Arc::new(credentials)).with_reauth_max(settings.reauth_max);
+    let quotas = sluice_kafka::quota::Quotas::open(&settings.broker.data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot read the client quotas: {e}"))?;
+    let mut security = sluice_kafka::sasl::Security::new(Arc::new(credentials))
+        .with_reauth_max(settings.reauth_max)
+        .with_quotas(Arc::new(quotas));
     if let Some(authorizer) = &settings.authorizer {
         let acls = sluice_kafka::acl::Acls::open(
             &settings.broker.data_dir,

@@ -9,6 +9,7 @@
 use super::topic_name;
 use crate::dispatch::{DispatchError, RequestMeta};
 use crate::error_codes::{code_of, NONE};
+use crate::quota::{FetchCharge, Mute};
 use crate::server::Context;
 use bytes::Bytes;
 use futures_util::future::select_all;
@@ -57,12 +58,14 @@ struct Wanted {
     partition: Result<Arc<Partition>, BrokerError>,
 }
 
-/// `denied`: topics the principal may not READ (TOPIC_AUTHORIZATION_FAILED, nothing read).
+/// `denied`: topics the principal may not READ (TOPIC_AUTHORIZATION_FAILED, nothing read);
+/// `quota`: the consumer's byte-rate quota, if it has one, and its connection's mute.
 pub async fn handle(
     ctx: Arc<Context>,
     request: FetchRequest,
     meta: RequestMeta,
     denied: Vec<String>,
+    quota: Option<(FetchCharge, Arc<Mute>)>,
 ) -> Result<Option<Bytes>, DispatchError> {
     let topics: Vec<String> = request.topics.iter().map(|t| t.topic.0.to_string()).collect();
     let mut wanted = Vec::new();
@@ -92,22 +95,48 @@ pub async fn handle(
     } else {
         RESPONSE_BYTES_MAX
     };
+    // Never more than the quota allows over its window, so a throttled consumer progresses.
+    let response_bytes_max = quota.as_ref().map_or(response_bytes_max, |(c, _)| response_bytes_max.min(c.max_bytes()));
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(WAIT_MAX);
     let deadline = Instant::now() + wait;
     loop {
         let (partitions, bytes, any_error) = read_off_runtime(&wanted, response_bytes_max, meta.version).await?;
         if bytes >= min_bytes || any_error || signals.is_empty() || Instant::now() >= deadline {
-            count_served(&wanted, &partitions);
-            return meta.respond(&refuse(build(&topics, &request, partitions, meta.version), &denied)).map(Some);
+            return answer(&topics, &request, &wanted, partitions, bytes, &denied, quota.as_ref(), meta);
         }
         let changed = select_all(signals.iter_mut().map(|s| Box::pin(s.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            let (partitions, _, _) = read_off_runtime(&wanted, response_bytes_max, meta.version).await?;
-            count_served(&wanted, &partitions);
-            return meta.respond(&refuse(build(&topics, &request, partitions, meta.version), &denied)).map(Some);
+            let (partitions, bytes, _) = read_off_runtime(&wanted, response_bytes_max, meta.version).await?;
+            return answer(&topics, &request, &wanted, partitions, bytes, &denied, quota.as_ref(), meta);
         }
     }
+}
+
+/// The response to send: what was read, or, when the consumer's quota throttles it, nothing
+/// (its bytes not counted) with the throttle time, the connection muted for that long.
+#[allow(clippy::too_many_arguments)]
+fn answer(
+    topics: &[String],
+    request: &FetchRequest,
+    wanted: &[Wanted],
+    partitions: Vec<(usize, PartitionData, Served)>,
+    bytes: usize,
+    denied: &[String],
+    quota: Option<&(FetchCharge, Arc<Mute>)>,
+    meta: RequestMeta,
+) -> Result<Option<Bytes>, DispatchError> {
+    let throttle = quota.map_or(Duration::ZERO, |(charge, _)| charge.record(bytes));
+    if let (false, Some((_, mute))) = (throttle.is_zero(), quota) {
+        mute.extend(throttle);
+        // Kafka's throttled answer: no partitions, the throttle time, the same session.
+        let mut response = FetchResponse::default();
+        response.throttle_time_ms = crate::quota::millis(throttle);
+        response.session_id = request.session_id;
+        return meta.respond(&response).map(Some);
+    }
+    count_served(wanted, &partitions);
+    meta.respond(&refuse(build(topics, request, partitions, meta.version), denied)).map(Some)
 }
 
 /// What `read_all` returns: each partition's answer, the bytes read, whether any failed.

@@ -6,6 +6,7 @@ pub mod alter_partition_reassignments;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod authorized_operations;
+pub mod client_quotas;
 pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;

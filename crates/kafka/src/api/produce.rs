@@ -38,12 +38,14 @@ struct Submission {
     log_append_time_ms: i64,
 }
 
-/// `denied`: topics the principal may not WRITE (TOPIC_AUTHORIZATION_FAILED, nothing appended).
+/// `denied`: topics the principal may not WRITE (TOPIC_AUTHORIZATION_FAILED, nothing appended);
+/// `throttle_ms`: what the client's quota says (written anyway, as Kafka does).
 pub fn handle(
     ctx: &Arc<Context>,
     request: ProduceRequest,
     meta: RequestMeta,
     denied: &[String],
+    throttle_ms: i32,
 ) -> Result<Reply, DispatchError> {
     let acks = request.acks;
     let mut topics = Vec::with_capacity(request.topic_data.len());
@@ -72,6 +74,7 @@ pub fn handle(
     }
     Ok(later(async move {
         let mut response = ProduceResponse::default();
+        response.throttle_time_ms = throttle_ms;
         for (name, appended, refused) in topics {
             let mut topic = TopicProduceResponse::default();
             topic.name = topic_name(&name);

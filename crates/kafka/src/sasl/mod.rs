@@ -39,11 +39,24 @@ pub struct Security {
     /// How long a SASL login lasts before the client must re-authenticate (Kafka
     /// `connections.max.reauth.ms`, KIP-368); None: forever, and no re-authentication.
     pub reauth_max: Option<Duration>,
+    /// Client quotas (byte rates per user and client id).
+    pub quotas: Arc<crate::quota::Quotas>,
 }
 
 impl Security {
     pub fn new(credentials: Arc<Credentials>) -> Security {
-        Security { credentials, failed_logins: FailedLogins::default(), acls: None, reauth_max: None }
+        Security {
+            credentials,
+            failed_logins: FailedLogins::default(),
+            acls: None,
+            reauth_max: None,
+            quotas: Arc::new(crate::quota::Quotas::in_memory()),
+        }
+    }
+
+    pub fn with_quotas(mut self, quotas: Arc<crate::quota::Quotas>) -> Security {
+        self.quotas = quotas;
+        self
     }
 
     pub fn with_reauth_max(mut self, reauth_max: Option<Duration>) -> Security {
