@@ -93,7 +93,12 @@ func main() {
 		sarama.Logger = log.New(os.Stderr, "[sarama] ", log.Lmicroseconds)
 	}
 	p := &printer{out: bufio.NewWriter(os.Stdout)}
-	consumer, err := sarama.NewConsumerGroup(strings.Split(*brokers, ","), *group, cfg)
+	client, err := sarama.NewClient(strings.Split(*brokers, ","), cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "clustergroup: NewClient:", err)
+		os.Exit(1)
+	}
+	consumer, err := sarama.NewConsumerGroupFromClient(*group, client)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "clustergroup: NewConsumerGroup:", err)
 		os.Exit(1)
@@ -121,11 +126,22 @@ func main() {
 	for ctx.Err() == nil {
 		if err := consumer.Consume(ctx, []string{*topic}, handler{p}); err != nil && ctx.Err() == nil {
 			p.line("error %s", strings.ReplaceAll(err.Error(), "\n", " "))
+			// sarama 1.22 keeps its coordinator cached after a connection error (it asks
+			// FindCoordinator again only when a live coordinator answers NOT_COORDINATOR, or
+			// when its offset manager fails a commit), so once the coordinator node dies a
+			// session that already ended retries that dead node until it comes back, with
+			// Kafka as here. Ask again.
+			if err := client.RefreshCoordinator(*group); err != nil {
+				p.line("error refresh coordinator: %s", strings.ReplaceAll(err.Error(), "\n", " "))
+			}
 			time.Sleep(250 * time.Millisecond)
 		}
 	}
 	if err := consumer.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "clustergroup: close:", err)
+	}
+	if err := client.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "clustergroup: close client:", err)
 	}
 	p.mu.Lock()
 	reads := p.reads
