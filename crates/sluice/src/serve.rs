@@ -93,6 +93,8 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         .iter()
         .map(|l| Ok(format!("{}://{}", l.info.protocol.as_str(), l.local_addr()?)))
         .collect::<std::io::Result<_>>()?;
+    let admin_auth =
+        settings.http_auth.enabled.then(|| crate::admin_auth::http_auth(&security, settings.http_auth.protect_metrics));
     let kafka = tokio::spawn(sluice_kafka::serve(
         kafka_listeners,
         broker.clone(),
@@ -114,6 +116,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let (nsq_tasks, channels) = nsq_listeners.start(
         &settings.nsq,
         settings.http,
+        admin_auth,
         node,
         mqtt_status.clone(),
         broker.clone(),
@@ -310,6 +313,7 @@ impl NsqListeners {
         self,
         nsq: &crate::settings::NsqSettings,
         http_limits: sluice_http::HttpLimits,
+        admin_auth: Option<sluice_http::HttpAuth>,
         node: sluice_http::NodeInfo,
         mqtt: sluice_mqtt::MqttStatus,
         broker: std::sync::Arc<Broker>,
@@ -371,8 +375,10 @@ impl NsqListeners {
             },
             answer_max: nsq_config.max_body_size as usize,
         };
+        let admin_auth_on = admin_auth.is_some();
         let lookupd_router = sluice_http::lookupd_router(channels.clone(), http_config.clone());
-        let router = sluice_http::router(channels.clone(), http_config);
+        // Logins and ACL checks (`--http-auth`) and the cross-site check, on HTTP and HTTPS alike.
+        let router = sluice_http::guard_admin(sluice_http::router(channels.clone(), http_config), admin_auth);
         let mut tasks = vec![tokio::spawn(channels.clone().run(stopped.clone()))];
         tasks.extend(sluice_nsq::announce::spawn(channels.clone(), announce, stopped.clone()));
         let (stop, nsq_channels) = (stopped.clone(), channels.clone());
@@ -406,7 +412,7 @@ impl NsqListeners {
         }
         tracing::info!(nsq_tcp = %nsq.tcp_addr, http = %nsq.http_addr, lookupd = ?nsq.lookupd_http_addr,
             https = ?nsq.security.https_addr, tls = nsq.security.tls.is_some(), tls_required = nsq.security.tls_required,
-            auth = nsq.security.auth_enabled(), "nsq listeners ready");
+            auth = nsq.security.auth_enabled(), http_auth = admin_auth_on, "nsq listeners ready");
         Ok((tasks, channels))
     }
 }

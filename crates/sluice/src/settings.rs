@@ -12,6 +12,7 @@ use std::time::Duration;
 pub mod cluster;
 pub mod limits;
 pub mod mqtt;
+pub mod http_auth;
 pub mod nsq_security;
 pub mod security;
 
@@ -153,6 +154,8 @@ pub struct ServeArgs {
     pub security: security::SecurityArgs,
     #[command(flatten)]
     pub nsq_security: nsq_security::NsqSecurityArgs,
+    #[command(flatten)]
+    pub http_auth: http_auth::HttpAuthArgs,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -235,6 +238,9 @@ struct FileSettings {
     auth_http_addresses: Option<Vec<String>>,
     auth_http_request_method: Option<String>,
     nsq_auth_tokens_file: Option<PathBuf>,
+    // The admin API's and console's authentication (`http_auth.rs`).
+    http_auth: Option<bool>,
+    http_auth_metrics: Option<bool>,
 }
 
 impl FileSettings {
@@ -250,6 +256,10 @@ impl FileSettings {
             super_users: self.super_users.clone(),
             allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found,
         }
+    }
+
+    fn http_auth(&self) -> http_auth::HttpAuthArgs {
+        http_auth::HttpAuthArgs { http_auth: self.http_auth, http_auth_metrics: self.http_auth_metrics }
     }
 
     fn nsq_security(&self) -> nsq_security::NsqSecurityFile {
@@ -340,6 +350,8 @@ pub struct Settings {
     pub kafka: sluice_kafka::KafkaListenerConfig,
     /// Limits of the HTTP listeners (connections, idle timeout).
     pub http: sluice_http::HttpLimits,
+    /// Whether the admin API and the console need a user (`--http-auth`).
+    pub http_auth: http_auth::HttpAuthSettings,
     /// Idempotent producer ids unseen for this long are forgotten.
     pub producer_id_expiration: Duration,
 }
@@ -459,6 +471,7 @@ impl Settings {
         let mut mqtt = mqtt::resolve(&args.mqtt, &file.mqtt())?;
         let file_limits = file.limits();
         let file_security = file.security();
+        let file_http_auth = file.http_auth();
         let file_cluster = file.cluster();
         let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
         if data_dir.as_os_str().is_empty() {
@@ -470,6 +483,7 @@ impl Settings {
             security::resolve(&args.security, &file_security, &kafka_addr_text, explicit_kafka_addr, mqtt.needs_tls())?;
         mqtt.tls = kafka_tls.clone().filter(|_| mqtt.needs_tls());
         let authorizer = security::resolve_authorizer(&args.security, &file_security)?;
+        let http_auth = http_auth::resolve(&args.http_auth, &file_http_auth)?;
         let kafka_addr = kafka_listeners.first().map(|l| l.addr).ok_or_else(|| anyhow!("no Kafka listener"))?;
         let advertised_host = args.advertised_host.clone().or(file.advertised_host);
         if advertised_host.as_deref().is_some_and(|h| h.trim().is_empty()) {
@@ -538,6 +552,7 @@ impl Settings {
         }
         Ok(Settings {
             http,
+            http_auth,
             producer_id_expiration,
             broker,
             kafka_addr,
@@ -593,6 +608,8 @@ impl Settings {
             ("producer_id_expiration_ms", self.producer_id_expiration.as_millis().to_string()),
             ("http_max_connections", self.http.connections_max.to_string()),
             ("http_idle_timeout_ms", self.http.idle_timeout.as_millis().to_string()),
+            ("http_auth", self.http_auth.enabled.to_string()),
+            ("http_auth_metrics", self.http_auth.protect_metrics.to_string()),
             ("node_id", self.cluster.as_ref().map_or_else(|| "-".into(), |c| c.node_id.to_string())),
             ("cluster_addr", self.cluster.as_ref().map_or_else(|| "-".into(), |c| c.cluster_addr_text.clone())),
             (
