@@ -5,7 +5,8 @@
 //! challenge; a read-only operator reads but gets 403 on a change; ALTER on the cluster and
 //! a super user change; a cross-site POST is refused even from the super user; nsqd's API,
 //! `/metrics` and `/ping` stay open unless `--http-auth-metrics`; after ten wrong passwords
-//! an address is refused (429) even with the right one.
+//! an address is refused (429) even with the right one; and headless Chromium, logged in,
+//! renders the console live while without a login it gets no console.
 
 mod common;
 
@@ -214,4 +215,39 @@ fn metrics_can_be_protected_and_failed_logins_are_limited() {
     assert!(send(&broker, &wrong).iter().all(|a| status(a) == 401));
     let blocked = send(&broker, &[req("GET", "/api/node", Some(ops))]);
     assert_eq!(status(&blocked[0]), 429, "{blocked:#?}");
+}
+
+/// The page headless Chromium renders at `url` once its scripts have run for a few
+/// (virtual) seconds.
+fn rendered_console(url: &str) -> String {
+    let chromium = std::env::var_os("CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into());
+    assert!(Path::new(&chromium).exists(), "needs Chromium — run scripts/install-console-test-deps.sh");
+    let profile = tempfile::tempdir().expect("profile dir");
+    let mut cmd = Command::new(chromium);
+    cmd.args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=8000"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--dump-dom", url]);
+    let out = run_bounded(&mut cmd, CLIENT_TIMEOUT);
+    assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn console_goes_live_behind_auth_in_headless_chromium() {
+    // Chromium logs in with the credentials of the URL, as after its login prompt, and the
+    // console's own API calls then carry the remembered login: the page reaches "Live".
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    add_user(&data_dir, "ops", "ops-pw");
+    let broker = Broker::start_with(BrokerOpts {
+        args: vec!["--http-auth".into(), "true".into()],
+        data_dir: Some(data_dir),
+        ..BrokerOpts::default()
+    });
+    let page = rendered_console(&format!("http://ops:ops-pw@{}/", broker.http_addr()));
+    let status = page.split("data-testid=\"status\"").nth(1).unwrap_or("");
+    assert!(status.split("</div>").next().unwrap_or("").contains("Live"), "console not live:\n{page}");
+    let anonymous = rendered_console(&format!("http://{}/", broker.http_addr()));
+    assert!(!anonymous.contains("data-testid=\"status\""), "no console without a login:\n{anonymous}");
 }
