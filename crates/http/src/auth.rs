@@ -85,7 +85,10 @@ pub fn guard_admin(router: Router, auth: Option<HttpAuth>) -> Router {
             let path = request.uri().path();
             let method = request.method().clone();
             if path.starts_with("/api/") && !is_safe(&method) && is_cross_site(request.headers()) {
-                return error(StatusCode::FORBIDDEN, "cross-site request refused: the admin API takes changes only from its own origin");
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "cross-site request refused: the admin API takes changes only from its own origin",
+                );
             }
             let Some(auth) = auth else { return next.run(request).await };
             let Some(access) = access_needed(path, &method, auth.protect_metrics) else {

@@ -115,8 +115,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let mqtt_status = sluice_mqtt::MqttStatus::default();
     let (nsq_tasks, channels) = nsq_listeners.start(
         &settings.nsq,
-        settings.http,
-        admin_auth,
+        HttpServing { limits: settings.http, auth: admin_auth },
         node,
         mqtt_status.clone(),
         broker.clone(),
@@ -237,6 +236,12 @@ async fn bind_kafka_listeners(settings: &Settings) -> anyhow::Result<Vec<KafkaLi
     Ok(listeners)
 }
 
+/// How the HTTP listeners serve: their limits, and `--http-auth` on the admin API and console.
+struct HttpServing {
+    limits: sluice_http::HttpLimits,
+    auth: Option<sluice_http::HttpAuth>,
+}
+
 /// SIGTERM and SIGINT, handled from the moment they are installed.
 struct StopSignals {
     term: tokio::signal::unix::Signal,
@@ -312,8 +317,7 @@ impl NsqListeners {
     fn start(
         self,
         nsq: &crate::settings::NsqSettings,
-        http_limits: sluice_http::HttpLimits,
-        admin_auth: Option<sluice_http::HttpAuth>,
+        http: HttpServing,
         node: sluice_http::NodeInfo,
         mqtt: sluice_mqtt::MqttStatus,
         broker: std::sync::Arc<Broker>,
@@ -375,6 +379,7 @@ impl NsqListeners {
             },
             answer_max: nsq_config.max_body_size as usize,
         };
+        let (http_limits, admin_auth) = (http.limits, http.auth);
         let admin_auth_on = admin_auth.is_some();
         let lookupd_router = sluice_http::lookupd_router(channels.clone(), http_config.clone());
         // Logins and ACL checks (`--http-auth`) and the cross-site check, on HTTP and HTTPS alike.

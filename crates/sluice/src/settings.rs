@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod cluster;
+pub mod http_auth;
 pub mod limits;
 pub mod mqtt;
-pub mod http_auth;
 pub mod nsq_security;
 pub mod security;
 
