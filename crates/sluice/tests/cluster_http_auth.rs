@@ -2,7 +2,8 @@
 //! Kafka side reads them): on a 3-node cluster, a user added through node 1 (`sluice user
 //! add --bootstrap`) and a DESCRIBE-on-the-cluster ACL added through node 2 (`sluice acl
 //! add`) let curl read node 3's admin API with that user's password, while a change there
-//! is 403 and an anonymous or wrong-password request 401.
+//! is 403 and an anonymous or wrong-password request 401; group endpoints forwarded from
+//! node 3 to their coordinators carry the login (404 for unknown groups, not 401).
 
 mod cluster_support;
 mod common;
@@ -62,6 +63,15 @@ fn any_node_checks_the_cluster_users_and_acls() {
     wait_until(PROPAGATION_TIMEOUT, "node 3 to refuse ops a change", || {
         change = curl("POST", &topics, Some("ops:ops-pw"), Some(r#"{"name":"by-ops"}"#));
         change == "403"
+    });
+    // Group endpoints are forwarded to each group's coordinator, which checks the same login:
+    // eight unknown groups (coordinated across the nodes) are 404 there, never 401.
+    let groups: Vec<String> =
+        (0..8).map(|i| format!("http://{}/api/groups/nobody-{i}", cluster.http_addr(3))).collect();
+    let mut answers = Vec::new();
+    wait_until(PROPAGATION_TIMEOUT, "every group's coordinator to answer", || {
+        answers = groups.iter().map(|url| curl("GET", url, Some("ops:ops-pw"), None)).collect();
+        answers.iter().all(|a| a == "404")
     });
     assert_eq!(curl("GET", &topics, None, None), "401", "anonymous");
     assert_eq!(curl("GET", &topics, Some("ops:wrong"), None), "401", "wrong password");
