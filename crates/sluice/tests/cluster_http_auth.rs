@@ -46,7 +46,7 @@ fn curl(method: &str, url: &str, login: Option<&str>, body: Option<&str>) -> Str
 fn any_node_checks_the_cluster_users_and_acls() {
     // No ACL names the cluster at first, so the anonymous CLI may add the user and the ACL.
     let args = ["--authorizer", "acl", "--allow-everyone-if-no-acl-found", "true", "--http-auth", "true"];
-    let mut cluster =
+    let cluster =
         Cluster::start_with(NODES, ClusterOpts { args: args.map(String::from).to_vec(), ..ClusterOpts::default() });
     sluice(&["user", "add", "ops", "--bootstrap", &cluster.kafka_addr(1)], &[("SLUICE_USER_PASSWORD", "ops-pw")]);
     let acl = ["acl", "add", "--bootstrap", &cluster.kafka_addr(2), "--allow-principal", "User:ops"];
