@@ -11,7 +11,9 @@
 //!   on it, as Kafka's DescribeCluster and AlterPartitionReassignments do; 403 otherwise.
 //!   Without an ACL authorizer every authenticated user may do everything (Kafka's rule).
 //! - Left open: nsqd's and nsqlookupd's endpoints (NSQ clients and nsqadmin send no
-//!   credentials) and, unless `--http-auth-metrics`, `/metrics` and `/ping`.
+//!   credentials) unless `--http-auth-nsqd-admin` (then their topic and channel actions,
+//!   `/topic/*` and `/channel/*`, need ALTER), and, unless `--http-auth-metrics`, `/metrics`
+//!   and `/ping`.
 //! - Cross-site: a change under `/api/` that a browser sends from another site is refused
 //!   (403) whether or not authentication is on, by the rule of Go's
 //!   `http.CrossOriginProtection`: `Sec-Fetch-Site` must be `same-origin` or `none` when
@@ -73,6 +75,8 @@ pub struct HttpAuth {
     pub authenticator: Arc<dyn AdminAuthenticator>,
     /// `--http-auth-metrics`: `/metrics` and `/ping` need DESCRIBE too.
     pub protect_metrics: bool,
+    /// `--http-auth-nsqd-admin`: nsqd's and nsqlookupd's `/topic/*`, `/channel/*` need ALTER.
+    pub protect_nsqd_admin: bool,
 }
 
 /// Wraps the HTTP router: the cross-site check on the admin API's changes, and with `auth`
@@ -91,7 +95,7 @@ pub fn guard_admin(router: Router, auth: Option<HttpAuth>) -> Router {
                 );
             }
             let Some(auth) = auth else { return next.run(request).await };
-            let Some(access) = access_needed(path, &method, auth.protect_metrics) else {
+            let Some(access) = access_needed(path, &method, auth.protect_metrics, auth.protect_nsqd_admin) else {
                 return next.run(request).await;
             };
             let peer = request
@@ -107,7 +111,12 @@ pub fn guard_admin(router: Router, auth: Option<HttpAuth>) -> Router {
 }
 
 /// What `method` on `path` needs; None: open to all.
-fn access_needed(path: &str, method: &Method, protect_metrics: bool) -> Option<Access> {
+fn access_needed(path: &str, method: &Method, protect_metrics: bool, protect_nsqd_admin: bool) -> Option<Access> {
+    // nsqd's topic and channel actions (create, delete, empty, pause, unpause; lookupd's
+    // tombstone) all change something, whatever the method.
+    if protect_nsqd_admin && (path.starts_with("/topic/") || path.starts_with("/channel/")) {
+        return Some(Access::Change);
+    }
     let admin = path == "/" || path.starts_with("/api/") || path == "/api" || path.starts_with("/console/");
     let monitoring = path == "/metrics" || path == "/ping";
     if !(admin || (monitoring && protect_metrics)) {
@@ -226,14 +235,17 @@ mod tests {
 
     #[test]
     fn what_each_path_needs() {
-        assert_eq!(access_needed("/api/topics", &Method::GET, false), Some(Access::Read));
-        assert_eq!(access_needed("/api/topics", &Method::POST, false), Some(Access::Change));
-        assert_eq!(access_needed("/", &Method::GET, false), Some(Access::Read));
-        assert_eq!(access_needed("/console/app.js", &Method::GET, false), Some(Access::Read));
-        assert_eq!(access_needed("/metrics", &Method::GET, false), None);
-        assert_eq!(access_needed("/metrics", &Method::GET, true), Some(Access::Read));
-        assert_eq!(access_needed("/ping", &Method::GET, true), Some(Access::Read));
-        assert_eq!(access_needed("/pub", &Method::POST, true), None);
-        assert_eq!(access_needed("/topic/delete", &Method::POST, true), None);
+        assert_eq!(access_needed("/api/topics", &Method::GET, false, false), Some(Access::Read));
+        assert_eq!(access_needed("/api/topics", &Method::POST, false, false), Some(Access::Change));
+        assert_eq!(access_needed("/", &Method::GET, false, false), Some(Access::Read));
+        assert_eq!(access_needed("/console/app.js", &Method::GET, false, false), Some(Access::Read));
+        assert_eq!(access_needed("/metrics", &Method::GET, false, false), None);
+        assert_eq!(access_needed("/metrics", &Method::GET, true, false), Some(Access::Read));
+        assert_eq!(access_needed("/ping", &Method::GET, true, false), Some(Access::Read));
+        assert_eq!(access_needed("/pub", &Method::POST, true, true), None);
+        assert_eq!(access_needed("/stats", &Method::GET, true, true), None);
+        assert_eq!(access_needed("/topic/delete", &Method::POST, true, false), None);
+        assert_eq!(access_needed("/topic/delete", &Method::POST, false, true), Some(Access::Change));
+        assert_eq!(access_needed("/channel/pause", &Method::POST, false, true), Some(Access::Change));
     }
 }

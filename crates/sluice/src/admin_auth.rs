@@ -35,6 +35,10 @@ impl AdminAuthenticator for KafkaSecurity {
 }
 
 /// `--http-auth` over `security`.
-pub fn http_auth(security: &Arc<Security>, protect_metrics: bool) -> HttpAuth {
-    HttpAuth { authenticator: Arc::new(KafkaSecurity(Arc::clone(security))), protect_metrics }
+pub fn http_auth(security: &Arc<Security>, settings: crate::settings::http_auth::HttpAuthSettings) -> HttpAuth {
+    HttpAuth {
+        authenticator: Arc::new(KafkaSecurity(Arc::clone(security))),
+        protect_metrics: settings.protect_metrics,
+        protect_nsqd_admin: settings.protect_nsqd_admin,
+    }
 }

@@ -93,8 +93,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         .iter()
         .map(|l| Ok(format!("{}://{}", l.info.protocol.as_str(), l.local_addr()?)))
         .collect::<std::io::Result<_>>()?;
-    let admin_auth =
-        settings.http_auth.enabled.then(|| crate::admin_auth::http_auth(&security, settings.http_auth.protect_metrics));
+    let admin_auth = settings.http_auth.enabled.then(|| crate::admin_auth::http_auth(&security, settings.http_auth));
     let kafka = tokio::spawn(sluice_kafka::serve(
         kafka_listeners,
         broker.clone(),
@@ -381,7 +380,11 @@ impl NsqListeners {
         };
         let (http_limits, admin_auth) = (http.limits, http.auth);
         let admin_auth_on = admin_auth.is_some();
-        let lookupd_router = sluice_http::lookupd_router(channels.clone(), http_config.clone());
+        // nsqlookupd's topic and channel actions too, with --http-auth-nsqd-admin.
+        let lookupd_router = sluice_http::guard_admin(
+            sluice_http::lookupd_router(channels.clone(), http_config.clone()),
+            admin_auth.clone(),
+        );
         // Logins and ACL checks (`--http-auth`) and the cross-site check, on HTTP and HTTPS alike.
         let router = sluice_http::guard_admin(sluice_http::router(channels.clone(), http_config), admin_auth);
         let mut tasks = vec![tokio::spawn(channels.clone().run(stopped.clone()))];

@@ -241,6 +241,7 @@ struct FileSettings {
     // The admin API's and console's authentication (`http_auth.rs`).
     http_auth: Option<bool>,
     http_auth_metrics: Option<bool>,
+    http_auth_nsqd_admin: Option<bool>,
 }
 
 impl FileSettings {
@@ -259,7 +260,11 @@ impl FileSettings {
     }
 
     fn http_auth(&self) -> http_auth::HttpAuthArgs {
-        http_auth::HttpAuthArgs { http_auth: self.http_auth, http_auth_metrics: self.http_auth_metrics }
+        http_auth::HttpAuthArgs {
+            http_auth: self.http_auth,
+            http_auth_metrics: self.http_auth_metrics,
+            http_auth_nsqd_admin: self.http_auth_nsqd_admin,
+        }
     }
 
     fn nsq_security(&self) -> nsq_security::NsqSecurityFile {
@@ -610,6 +615,7 @@ impl Settings {
             ("http_idle_timeout_ms", self.http.idle_timeout.as_millis().to_string()),
             ("http_auth", self.http_auth.enabled.to_string()),
             ("http_auth_metrics", self.http_auth.protect_metrics.to_string()),
+            ("http_auth_nsqd_admin", self.http_auth.protect_nsqd_admin.to_string()),
             ("node_id", self.cluster.as_ref().map_or_else(|| "-".into(), |c| c.node_id.to_string())),
             ("cluster_addr", self.cluster.as_ref().map_or_else(|| "-".into(), |c| c.cluster_addr_text.clone())),
             (

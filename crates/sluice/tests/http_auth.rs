@@ -4,7 +4,8 @@
 //! admin API and the console; anonymous and wrong-password requests get 401 with a Basic
 //! challenge; a read-only operator reads but gets 403 on a change; ALTER on the cluster and
 //! a super user change; a cross-site POST is refused even from the super user; nsqd's API,
-//! `/metrics` and `/ping` stay open unless `--http-auth-metrics`; after ten wrong passwords
+//! `/metrics` and `/ping` stay open unless `--http-auth-metrics`, nsqd's topic and channel
+//! actions unless `--http-auth-nsqd-admin` (`/pub`, `/stats` stay open); after ten wrong passwords
 //! an address is refused (429) even with the right one; and headless Chromium, logged in,
 //! renders the console live while without a login it gets no console.
 
@@ -184,7 +185,7 @@ fn metrics_can_be_protected_and_failed_logins_are_limited() {
     let data_dir = dir.path().join("data");
     std::fs::create_dir_all(&data_dir).expect("data dir");
     add_user(&data_dir, "ops", "ops-pw");
-    let args = ["--http-auth", "true", "--http-auth-metrics", "true"];
+    let args = ["--http-auth", "true", "--http-auth-metrics", "true", "--http-auth-nsqd-admin", "true"];
     let broker = Broker::start_with(BrokerOpts {
         args: args.iter().map(|s| s.to_string()).collect(),
         data_dir: Some(data_dir),
@@ -193,6 +194,7 @@ fn metrics_can_be_protected_and_failed_logins_are_limited() {
     let ops = ("ops", "ops-pw");
     let mut create = req("POST", "/api/topics", Some(ops));
     create["body"] = json!({ "name": unique_topic("any-user") });
+    let nsq_topic = unique_topic("nsqd-admin");
     let mut publish = req("POST", &format!("/pub?topic={}", unique_topic("nsqd")), None);
     publish["body"] = json!("an NSQ message");
     let answers = send(
@@ -204,10 +206,14 @@ fn metrics_can_be_protected_and_failed_logins_are_limited() {
             req("GET", "/ping", Some(ops)),
             create,
             publish,
+            req("POST", &format!("/topic/create?topic={nsq_topic}"), None),
+            req("POST", &format!("/topic/create?topic={nsq_topic}"), Some(ops)),
+            req("POST", &format!("/channel/create?topic={nsq_topic}&channel=workers"), None),
+            req("GET", "/stats?format=json", None),
         ],
     );
     let statuses: Vec<u64> = answers.iter().map(status).collect();
-    assert_eq!(statuses, [401, 401, 200, 200, 201, 200], "{answers:#?}");
+    assert_eq!(statuses, [401, 401, 200, 200, 201, 200, 401, 200, 401, 200], "{answers:#?}");
     assert!(answers[2]["body"].as_str().unwrap_or("").contains("sluice_"), "metrics served to the user");
 
     // Ten wrong passwords from this address; then even the right one is refused for a while.
