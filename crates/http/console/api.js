@@ -22,7 +22,10 @@ export async function request(method, url, body) {
   const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
   let response;
   try {
-    response = await fetch(url, {
+    // Against the origin, never the page's URL: a page opened as http://user:pw@host/ has
+    // credentials in its URL, and fetch refuses a URL resolved against it (the browser sends
+    // the remembered Basic login by itself).
+    response = await fetch(new URL(url, location.origin), {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),

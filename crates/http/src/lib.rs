@@ -7,6 +7,7 @@
 
 mod admin;
 mod api;
+mod auth;
 mod config;
 mod console;
 mod lookup;
@@ -26,6 +27,7 @@ use sluice_broker::channel::Channels;
 use std::sync::Arc;
 
 pub use api::NodeInfo;
+pub use auth::{guard_admin, Access, AdminAuthenticator, HttpAuth, Login};
 pub use server::{serve, serve_tls, HttpLimits};
 pub use tls_required::refuse_plain_nsqd_api;
 

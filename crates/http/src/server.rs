@@ -104,9 +104,9 @@ async fn serve_with(
         let handshake = tls.as_ref().map(|tls| tls.acceptor());
         tokio::spawn(async move {
             match handshake {
-                None => serve_connection(stream, router, limits, &slot, conn_stop).await,
+                None => serve_connection(stream, peer, router, limits, &slot, conn_stop).await,
                 Some(acceptor) => match tokio::time::timeout(limits.idle_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => serve_connection(stream, router, limits, &slot, conn_stop).await,
+                    Ok(Ok(stream)) => serve_connection(stream, peer, router, limits, &slot, conn_stop).await,
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "https handshake failed"),
                     Err(_) => tracing::debug!(%peer, "https handshake timed out"),
                 },
@@ -130,6 +130,7 @@ async fn serve_with(
 /// Serves one connection until it closes, times out, is evicted, or shutdown completes it.
 async fn serve_connection<S>(
     stream: S,
+    peer: std::net::SocketAddr,
     router: Router,
     limits: HttpLimits,
     slot: &Arc<Slot>,
@@ -138,8 +139,10 @@ async fn serve_connection<S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let busy = Arc::clone(slot);
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         let mut router = router.clone();
+        // Who is asking, for the admin API's login limiter and ACL host checks.
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
         let busy = Busy::enter(&busy);
         async move {
             let response = tower_service::Service::call(&mut router, request.map(axum::body::Body::new)).await;

@@ -1,6 +1,7 @@
 //! `sluice`: one binary that is a Kafka-compatible broker over a durable log, and the
 //! operator command line for it (`sluice topic|group|channel|produce|consume|bench`).
 
+mod admin_auth;
 mod cli;
 mod cluster;
 mod data_lock;

@@ -97,6 +97,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         .iter()
         .map(|l| Ok(format!("{}://{}", l.info.protocol.as_str(), l.local_addr()?)))
         .collect::<std::io::Result<_>>()?;
+    let admin_auth = settings.http_auth.enabled.then(|| crate::admin_auth::http_auth(&security, settings.http_auth));
     let kafka = tokio::spawn(sluice_kafka::serve(
         kafka_listeners,
         broker.clone(),
@@ -117,7 +118,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let mqtt_status = sluice_mqtt::MqttStatus::default();
     let (nsq_tasks, channels) = nsq_listeners.start(
         &settings.nsq,
-        settings.http,
+        HttpServing { limits: settings.http, auth: admin_auth },
         node,
         mqtt_status.clone(),
         broker.clone(),
@@ -238,6 +239,12 @@ async fn bind_kafka_listeners(settings: &Settings) -> anyhow::Result<Vec<KafkaLi
     Ok(listeners)
 }
 
+/// How the HTTP listeners serve: their limits, and `--http-auth` on the admin API and console.
+struct HttpServing {
+    limits: sluice_http::HttpLimits,
+    auth: Option<sluice_http::HttpAuth>,
+}
+
 /// SIGTERM and SIGINT, handled from the moment they are installed.
 struct StopSignals {
     term: tokio::signal::unix::Signal,
@@ -313,7 +320,7 @@ impl NsqListeners {
     fn start(
         self,
         nsq: &crate::settings::NsqSettings,
-        http_limits: sluice_http::HttpLimits,
+        http: HttpServing,
         node: sluice_http::NodeInfo,
         mqtt: sluice_mqtt::MqttStatus,
         broker: std::sync::Arc<Broker>,
@@ -375,8 +382,15 @@ impl NsqListeners {
             },
             answer_max: nsq_config.max_body_size as usize,
         };
-        let lookupd_router = sluice_http::lookupd_router(channels.clone(), http_config.clone());
-        let router = sluice_http::router(channels.clone(), http_config);
+        let (http_limits, admin_auth) = (http.limits, http.auth);
+        let admin_auth_on = admin_auth.is_some();
+        // nsqlookupd's topic and channel actions too, with --http-auth-nsqd-admin.
+        let lookupd_router = sluice_http::guard_admin(
+            sluice_http::lookupd_router(channels.clone(), http_config.clone()),
+            admin_auth.clone(),
+        );
+        // Logins and ACL checks (`--http-auth`) and the cross-site check, on HTTP and HTTPS alike.
+        let router = sluice_http::guard_admin(sluice_http::router(channels.clone(), http_config), admin_auth);
         let mut tasks = vec![tokio::spawn(channels.clone().run(stopped.clone()))];
         tasks.extend(sluice_nsq::announce::spawn(channels.clone(), announce, stopped.clone()));
         let (stop, nsq_channels) = (stopped.clone(), channels.clone());
@@ -410,7 +424,7 @@ impl NsqListeners {
         }
         tracing::info!(nsq_tcp = %nsq.tcp_addr, http = %nsq.http_addr, lookupd = ?nsq.lookupd_http_addr,
             https = ?nsq.security.https_addr, tls = nsq.security.tls.is_some(), tls_required = nsq.security.tls_required,
-            auth = nsq.security.auth_enabled(), "nsq listeners ready");
+            auth = nsq.security.auth_enabled(), http_auth = admin_auth_on, "nsq listeners ready");
         Ok((tasks, channels))
     }
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod cluster;
+pub mod http_auth;
 pub mod limits;
 pub mod mqtt;
 pub mod nsq_security;
@@ -153,6 +154,8 @@ pub struct ServeArgs {
     pub security: security::SecurityArgs,
     #[command(flatten)]
     pub nsq_security: nsq_security::NsqSecurityArgs,
+    #[command(flatten)]
+    pub http_auth: http_auth::HttpAuthArgs,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -236,6 +239,10 @@ struct FileSettings {
     auth_http_addresses: Option<Vec<String>>,
     auth_http_request_method: Option<String>,
     nsq_auth_tokens_file: Option<PathBuf>,
+    // The admin API's and console's authentication (`http_auth.rs`).
+    http_auth: Option<bool>,
+    http_auth_metrics: Option<bool>,
+    http_auth_nsqd_admin: Option<bool>,
 }
 
 impl FileSettings {
@@ -251,6 +258,14 @@ impl FileSettings {
             super_users: self.super_users.clone(),
             allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found,
             connections_max_reauth_ms: self.connections_max_reauth_ms,
+        }
+    }
+
+    fn http_auth(&self) -> http_auth::HttpAuthArgs {
+        http_auth::HttpAuthArgs {
+            http_auth: self.http_auth,
+            http_auth_metrics: self.http_auth_metrics,
+            http_auth_nsqd_admin: self.http_auth_nsqd_admin,
         }
     }
 
@@ -344,6 +359,8 @@ pub struct Settings {
     pub kafka: sluice_kafka::KafkaListenerConfig,
     /// Limits of the HTTP listeners (connections, idle timeout).
     pub http: sluice_http::HttpLimits,
+    /// Whether the admin API and the console need a user (`--http-auth`).
+    pub http_auth: http_auth::HttpAuthSettings,
     /// Idempotent producer ids unseen for this long are forgotten.
     pub producer_id_expiration: Duration,
 }
@@ -463,6 +480,7 @@ impl Settings {
         let mut mqtt = mqtt::resolve(&args.mqtt, &file.mqtt())?;
         let file_limits = file.limits();
         let file_security = file.security();
+        let file_http_auth = file.http_auth();
         let file_cluster = file.cluster();
         let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
         if data_dir.as_os_str().is_empty() {
@@ -475,6 +493,7 @@ impl Settings {
         mqtt.tls = kafka_tls.clone().filter(|_| mqtt.needs_tls());
         let authorizer = security::resolve_authorizer(&args.security, &file_security)?;
         let reauth_max = security::resolve_reauth_max(&args.security, &file_security);
+        let http_auth = http_auth::resolve(&args.http_auth, &file_http_auth)?;
         let kafka_addr = kafka_listeners.first().map(|l| l.addr).ok_or_else(|| anyhow!("no Kafka listener"))?;
         let advertised_host = args.advertised_host.clone().or(file.advertised_host);
         if advertised_host.as_deref().is_some_and(|h| h.trim().is_empty()) {
@@ -543,6 +562,7 @@ impl Settings {
         }
         Ok(Settings {
             http,
+            http_auth,
             producer_id_expiration,
             broker,
             kafka_addr,
@@ -600,6 +620,9 @@ impl Settings {
             ("producer_id_expiration_ms", self.producer_id_expiration.as_millis().to_string()),
             ("http_max_connections", self.http.connections_max.to_string()),
             ("http_idle_timeout_ms", self.http.idle_timeout.as_millis().to_string()),
+            ("http_auth", self.http_auth.enabled.to_string()),
+            ("http_auth_metrics", self.http_auth.protect_metrics.to_string()),
+            ("http_auth_nsqd_admin", self.http_auth.protect_nsqd_admin.to_string()),
             ("node_id", self.cluster.as_ref().map_or_else(|| "-".into(), |c| c.node_id.to_string())),
             ("cluster_addr", self.cluster.as_ref().map_or_else(|| "-".into(), |c| c.cluster_addr_text.clone())),
             (

@@ -42,7 +42,9 @@ pub async fn to_coordinator(
     let node = status.nodes.iter().find(|n| n.node_id == coordinator.node_id as u64)?;
     // Nested under `/api`, the handler sees the path without it.
     let target = format!("/api{}", uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path()));
-    Some(match relay(&node.http_addr, method, &target, body).await {
+    // The coordinator checks the same user (users and ACLs are the cluster's) itself.
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    Some(match relay(&node.http_addr, method, &target, authorization, body).await {
         Ok(response) => response,
         Err(why) => unavailable(coordinator.node_id, group, &why),
     })
@@ -50,10 +52,17 @@ pub async fn to_coordinator(
 
 /// One HTTP/1.1 exchange with the coordinator (`Connection: close`, so its answer ends with
 /// the connection).
-async fn relay(addr: &str, method: &Method, target: &str, body: &[u8]) -> Result<Response, String> {
+async fn relay(
+    addr: &str,
+    method: &Method,
+    target: &str,
+    authorization: Option<&str>,
+    body: &[u8],
+) -> Result<Response, String> {
+    let authorization = authorization.map(|value| format!("Authorization: {value}\r\n")).unwrap_or_default();
     let mut request = format!(
         "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{FORWARDED_HEADER}: 1\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+         {authorization}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();

@@ -70,6 +70,35 @@ impl Security {
     }
 }
 
+/// What a user name and password given outside SASL (HTTP Basic on the admin API) led to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PasswordLogin {
+    Authenticated(Principal),
+    /// Wrong user or password; counted against the address.
+    Failed,
+    /// The address used up its failed logins (`failed_logins`); the password was not checked.
+    Blocked,
+}
+
+impl Security {
+    /// Checks `password` against `user`'s strongest SCRAM credential as a PLAIN login does
+    /// (salted and hashed with the stored salt and iterations, StoredKey compared in constant
+    /// time), sharing the per-address failed-login limit with the Kafka listeners. Blocking:
+    /// the hashing takes milliseconds.
+    pub fn check_password(&self, user: &str, password: &[u8], peer: IpAddr) -> PasswordLogin {
+        if self.failed_logins.is_blocked(peer) {
+            return PasswordLogin::Blocked;
+        }
+        let valid =
+            self.credentials.strongest(user).is_some_and(|(mechanism, c)| c.verify_password(mechanism, password));
+        if !valid {
+            self.failed_logins.record_failure(peer);
+            return PasswordLogin::Failed;
+        }
+        PasswordLogin::Authenticated(Principal::user(user))
+    }
+}
+
 /// Who a connection acts as, in Kafka's `KafkaPrincipal` form (`User:alice`): the SASL user,
 /// the client certificate's subject on SSL, `User:ANONYMOUS` otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -7,7 +7,8 @@ use clap::{Args, Subcommand};
 /// Where the admin JSON API listens.
 #[derive(Debug, Args, Clone)]
 pub struct HttpTarget {
-    /// Broker HTTP listener (admin API).
+    /// Broker HTTP listener (admin API); with --http-auth on the broker, log in as
+    /// SLUICE_HTTP_USER with SLUICE_HTTP_PASSWORD.
     #[arg(long = "http", env = "SLUICE_HTTP", value_name = "HOST:PORT", default_value = "127.0.0.1:4151")]
     pub addr: String,
 }

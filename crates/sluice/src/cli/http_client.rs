@@ -1,6 +1,7 @@
 //! A tiny HTTP/1.1 client for the admin JSON API: one request per connection
 //! (`Connection: close`), JSON in and out, and the API's `{"error": "..."}` turned into the
-//! error message. No TLS: the admin API listens on plain HTTP.
+//! error message. No TLS: the admin API listens on plain HTTP. With `--http-auth` on the
+//! broker, `SLUICE_HTTP_USER` and `SLUICE_HTTP_PASSWORD` are sent as HTTP Basic credentials.
 
 use anyhow::{anyhow, bail, Context as _};
 use serde_json::Value;
@@ -11,6 +12,10 @@ use super::net::{connect, describe_io_error};
 
 /// Bound on one request and its answer (a topic deletion fsyncs; give it room).
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// The admin API's user and password, when the broker runs with `--http-auth`.
+pub const HTTP_USER_ENV: &str = "SLUICE_HTTP_USER";
+pub const HTTP_PASSWORD_ENV: &str = "SLUICE_HTTP_PASSWORD";
+
 /// Largest answer accepted; the admin API's biggest answers (message pages) are far smaller.
 const RESPONSE_BYTES_MAX: usize = 64 << 20;
 
@@ -71,6 +76,9 @@ impl HttpClient {
         if body.is_some() {
             head.push_str("Content-Type: application/json\r\n");
         }
+        if let Some(credentials) = basic_credentials() {
+            head.push_str(&format!("Authorization: Basic {credentials}\r\n"));
+        }
         head.push_str(&format!("Content-Length: {}\r\n\r\n", payload.len()));
         let lost = |e: std::io::Error| anyhow!("lost connection to broker at {}: {}", self.addr, describe_io_error(&e));
         stream.write_all(head.as_bytes()).map_err(lost)?;
@@ -82,6 +90,14 @@ impl HttpClient {
         }
         parse_response(&raw).with_context(|| format!("bad HTTP answer to {method} {path} from {}", self.addr))
     }
+}
+
+/// `user:password` from the environment, base64-encoded (RFC 7617), if a user is set.
+fn basic_credentials() -> Option<String> {
+    use base64::Engine as _;
+    let user = std::env::var(HTTP_USER_ENV).ok().filter(|u| !u.is_empty())?;
+    let password = std::env::var(HTTP_PASSWORD_ENV).unwrap_or_default();
+    Some(base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }
 
 /// The answer's status and its body as JSON (`Null` when empty; a non-JSON error page kept as
