@@ -51,8 +51,12 @@ impl Refusal {
 /// A publish's appends under way: its record, and for a retained one the store.
 pub(crate) struct Pending {
     record: (Arc<Partition>, Submitted),
-    retained: Option<(Arc<Retained>, Arc<Partition>, Submitted, Publish, Option<i64>)>,
+    retained: Option<RetainedStore>,
 }
+
+/// A retained message's append to the internal topic: the store, the append, the publish
+/// and when it expires (ms since the epoch).
+struct RetainedStore(Arc<Retained>, Arc<Partition>, Submitted, Publish, Option<i64>);
 
 impl Pending {
     /// Waits until every append is durable (the wait of Kafka acks=all), then takes a
@@ -60,7 +64,7 @@ impl Pending {
     pub async fn wait(self) -> Result<(), Refusal> {
         let (partition, submitted) = self.record;
         submitted.wait(&partition, Durability::Committed).await.map_err(Refusal::Broker)?;
-        if let Some((retained, partition, submitted, publish, expires_at_ms)) = self.retained {
+        if let Some(RetainedStore(retained, partition, submitted, publish, expires_at_ms)) = self.retained {
             let outcome = submitted.wait(&partition, Durability::Committed).await.map_err(Refusal::Broker)?;
             retained.stored(&publish.topic, outcome.base_offset, &publish, expires_at_ms);
         }
@@ -92,7 +96,7 @@ pub(crate) async fn append(
     let retained = match publish.retain {
         true => {
             let (partition, submitted) = retained.submit(publish, expires_at_ms).await.map_err(Refusal::Broker)?;
-            Some((Arc::clone(retained), partition, submitted, publish.clone(), expires_at_ms))
+            Some(RetainedStore(Arc::clone(retained), partition, submitted, publish.clone(), expires_at_ms))
         }
         false => None,
     };
