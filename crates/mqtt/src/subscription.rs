@@ -11,7 +11,7 @@ use crate::topics::{matches, valid_filter};
 use crate::{is_own_header, CLIENT_ID_HEADER, EXPIRY_HEADER, QOS_HEADER, RETAIN_HEADER, TOPIC_HEADER};
 use bytes::Bytes;
 use sluice_broker::channel::{Channel, Channels, ClientInfo, MessageId, READ_BYTES_MAX};
-use sluice_broker::{Broker, BrokerError, Partition};
+use sluice_broker::{Broker, BrokerError, Partition, Topic};
 use sluice_records::convert::{read_v2_records, StoredRecord};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -133,6 +133,15 @@ impl Ack {
             }
         }
     }
+}
+
+/// Where a new tail starts when no resumed position says.
+#[derive(Clone, Copy)]
+enum Start {
+    /// A new subscription: what is appended from now on.
+    LogEnd,
+    /// A topic or partition created after the subscription: all of it.
+    LogStart,
 }
 
 /// One partition's tail.
@@ -319,41 +328,63 @@ impl Subscriptions {
             None => self.broker.topics().into_iter().filter(|t| !t.name.starts_with("__")).collect(),
         };
         for topic in topics {
-            if self.tails.contains_key(&*topic.name) {
-                continue;
-            }
-            let tails = topic
-                .partitions()
-                .into_iter()
-                .map(|partition| {
-                    let resumed = self.resume.get(&(topic.name.to_string(), partition.index)).copied();
-                    let (start, sent_end) = resumed.unwrap_or_else(|| {
-                        let end = partition.log_end_offset();
-                        (end, end)
-                    });
-                    let progress = Arc::new(Mutex::new(Progress {
-                        log_topic: Arc::clone(&topic.name),
-                        partition: partition.index,
-                        read_end: start,
-                        outstanding: BTreeSet::new(),
-                        sent_end,
-                    }));
-                    let index = partition.index;
-                    let tail = Tail {
-                        partition,
-                        log_topic: topic.name.to_string(),
-                        client_id: Arc::clone(&self.client_id),
-                        filters: Arc::clone(&self.filters),
-                        out: self.deliveries.clone(),
-                        progress: Arc::clone(&progress),
-                        dup_below: sent_end,
-                    };
-                    TailHandle { partition: index, progress, task: tokio::spawn(tail.run(start)) }
-                })
-                .collect();
-            self.tails.insert(topic.name.to_string(), tails);
+            self.start_tails(&topic, Start::LogEnd);
         }
         Ok((granted, true))
+    }
+
+    /// Starts a tail on each partition of `topic` that has none: at a resumed session's
+    /// stored position, else at `start`.
+    fn start_tails(&mut self, topic: &Topic, start: Start) {
+        let running = self.tails.entry(topic.name.to_string()).or_default();
+        for partition in topic.partitions() {
+            if running.iter().any(|t| t.partition == partition.index) {
+                continue;
+            }
+            let resumed = self.resume.get(&(topic.name.to_string(), partition.index)).copied();
+            let (offset, sent_end) = resumed.unwrap_or_else(|| {
+                let offset = match start {
+                    Start::LogEnd => partition.log_end_offset(),
+                    Start::LogStart => partition.log_start_offset(),
+                };
+                (offset, offset)
+            });
+            let progress = Arc::new(Mutex::new(Progress {
+                log_topic: Arc::clone(&topic.name),
+                partition: partition.index,
+                read_end: offset,
+                outstanding: BTreeSet::new(),
+                sent_end,
+            }));
+            let index = partition.index;
+            let tail = Tail {
+                partition,
+                log_topic: topic.name.to_string(),
+                client_id: Arc::clone(&self.client_id),
+                filters: Arc::clone(&self.filters),
+                out: self.deliveries.clone(),
+                progress: Arc::clone(&progress),
+                dup_below: sent_end,
+            };
+            running.push(TailHandle { partition: index, progress, task: tokio::spawn(tail.run(offset)) });
+        }
+    }
+
+    /// Topics or partitions were created: filters that read them get tails on the new ones,
+    /// from their log start (all of it was appended after the filter subscribed).
+    pub fn refresh(&mut self) {
+        let (wildcard, named): (bool, BTreeSet<String>) = {
+            let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
+            let named = filters.iter().filter_map(|f| f.log_topics.clone()).flatten().collect();
+            (filters.iter().any(|f| f.log_topics.is_none()), named)
+        };
+        let topics = self.broker.topics().into_iter().filter(|t| match wildcard {
+            true => !t.name.starts_with("__"),
+            false => named.contains(&*t.name),
+        });
+        for topic in topics.collect::<Vec<_>>() {
+            self.start_tails(&topic, Start::LogStart);
+        }
     }
 
     /// Tails created from now on start at these offsets (a resumed session's floors).

@@ -233,6 +233,8 @@ impl Conn {
         let mut deadline = Instant::now() + self.config.connect_timeout;
         let mut taken_over: Option<watch::Receiver<bool>> = None;
         let mut checkpoints = tokio::time::interval(CHECKPOINT_INTERVAL);
+        // Topics and partitions created later are read by the filters that cover them.
+        let mut topology = self.broker.subscribe_topology();
         loop {
             loop {
                 let frame = match fixed_header(&buf, self.config.packet_bytes_max) {
@@ -289,6 +291,7 @@ impl Conn {
                 _ = checkpoints.tick(), if self.persistent.is_some() => {
                     self.checkpoint(0).await;
                 }
+                Ok(()) = topology.changed() => self.subscriptions.refresh(),
             }
         }
     }
