@@ -167,6 +167,7 @@ async function run(page) {
       await page.getByTestId('nav-mqtt').click();
       const row = byTestId(page, 'mqtt-session-row', { 'client-id': MQTT_CLIENT, connected: 'true' });
       await row.getByTestId('mqtt-session-filters').filter({ hasText: /\(QoS 1\)/ }).waitFor();
+      await row.getByTestId('mqtt-session-pending').filter({ hasText: /^[0-9]/ }).waitFor();
       await page.getByTestId('stat-mqtt-retained').filter({ hasText: /^[1-9]/ }).waitFor();
       await page.getByTestId('stat-mqtt-clients').filter({ hasText: /^[1-9]/ }).waitFor();
       await page.getByTestId('mqtt-listeners').filter({ hasText: 'MQTT 127.0.0.1:' }).waitFor();

@@ -40,6 +40,9 @@ pub struct Broker {
     /// In a cluster: the rest of the producer-id block this node got from the metadata
     /// group, as (next, end).
     cluster_producer_ids: Mutex<(i64, i64)>,
+    /// Moves when a topic is created or deleted or gains partitions: readers of every topic
+    /// (MQTT wildcard subscriptions) start on the new ones without polling.
+    topology: tokio::sync::watch::Sender<u64>,
 }
 
 /// Producer ids a node reserves from the metadata group at a time, as Kafka's brokers do.
@@ -84,6 +87,7 @@ impl Broker {
             config,
             cluster: std::sync::OnceLock::new(),
             cluster_producer_ids: Mutex::new((0, 0)),
+            topology: tokio::sync::watch::channel(0).0,
         }))
     }
 
@@ -118,6 +122,15 @@ impl Broker {
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.topics.read().ok()?.get(name).cloned()
+    }
+
+    /// Changes whenever a topic is created or deleted or gains partitions.
+    pub fn subscribe_topology(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.topology.subscribe()
+    }
+
+    fn topology_changed(&self) {
+        self.topology.send_modify(|version| *version += 1);
     }
 
     /// Every topic, sorted by name.
@@ -283,6 +296,7 @@ impl Broker {
         }
         topics.insert(name.to_string(), Arc::clone(&topic));
         drop(topics);
+        self.topology_changed();
         tracing::info!(topic = name, partitions = count, "topic created");
         Ok(topic)
     }
@@ -311,6 +325,7 @@ impl Broker {
         fs::rename(topic.dir(), &target).map_err(|e| storage(topic.dir(), e))?;
         fs::remove_dir_all(&target).map_err(|e| storage(&target, e))?;
         tracing::info!(topic = name, "topic deleted");
+        self.topology_changed();
         // Its readers' state goes with it (committed offsets, NSQ channels), still under
         // the admin lock so a re-created topic never sees it.
         let _ = self.groups.topic_deleted(name);
@@ -336,6 +351,7 @@ impl Broker {
             )));
         }
         topic.add_partitions(total, &self.config.log_defaults)?;
+        self.topology_changed();
         tracing::info!(topic = name, partitions = total, "partitions added");
         Ok(())
     }

@@ -1,5 +1,5 @@
 // MQTT: listener addresses, connected clients, subscriptions and retained messages, the
-// persistent sessions (connected or not, with their filters and QoS) and the shared
+// persistent sessions (connected or not, with their filters and QoS, and their pending messages) and the shared
 // subscription groups, from GET /api/mqtt.
 
 import { get, path } from './api.js';
@@ -26,6 +26,11 @@ function sessionTable(list) {
       { title: 'State', cell: (s) => (s.connected ? badge('connected', 'green') : badge('disconnected', 'amber')) },
       { title: 'Since', cell: (s) => (s.disconnected_at_ms ? fmtTime(s.disconnected_at_ms) : '–') },
       { title: 'Expiry', cell: (s) => (s.expiry_secs == null ? 'never' : `${fmtNum(s.expiry_secs)} s`) },
+      {
+        title: 'Pending',
+        class: 'num',
+        cell: (s) => h('span', { testid: 'mqtt-session-pending', title: `${fmtNum(s.in_flight)} in flight` }, fmtNum(s.pending)),
+      },
       {
         title: 'Subscriptions',
         class: 'mono',

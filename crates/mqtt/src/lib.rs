@@ -37,6 +37,17 @@ pub const QOS_HEADER: &str = "mqtt-qos";
 /// Header holding when a record published with a v5 Message Expiry Interval expires
 /// (milliseconds since the epoch): it is not delivered to MQTT subscribers after that.
 pub const EXPIRY_HEADER: &str = "mqtt-expires-at";
+/// Header holding the client id of the MQTT client that published a record: a v5 No Local
+/// subscription does not send a client its own publishes.
+pub const CLIENT_ID_HEADER: &str = "mqtt-client-id";
+/// Header set ("1") on a record published with the RETAIN flag: a v5 Retain As Published
+/// subscription delivers it with the flag set.
+pub const RETAIN_HEADER: &str = "mqtt-retain";
+
+/// The listener's own headers: never taken from, nor shown as, v5 user properties.
+pub(crate) fn is_own_header(name: &str) -> bool {
+    [TOPIC_HEADER, QOS_HEADER, EXPIRY_HEADER, CLIENT_ID_HEADER, RETAIN_HEADER].contains(&name)
+}
 
 /// Limits of the MQTT listener, each with the reason for its default.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@
 use crate::codec::{Publish, QoS, Reason};
 use crate::mapping::TopicMap;
 use crate::retained::Retained;
-use crate::{EXPIRY_HEADER, QOS_HEADER, TOPIC_HEADER};
+use crate::{is_own_header, CLIENT_ID_HEADER, EXPIRY_HEADER, QOS_HEADER, RETAIN_HEADER, TOPIC_HEADER};
 use bytes::Bytes;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -51,8 +51,12 @@ impl Refusal {
 /// A publish's appends under way: its record, and for a retained one the store.
 pub(crate) struct Pending {
     record: (Arc<Partition>, Submitted),
-    retained: Option<(Arc<Retained>, Arc<Partition>, Submitted, Publish)>,
+    retained: Option<RetainedStore>,
 }
+
+/// A retained message's append to the internal topic: the store, the append, the publish
+/// and when it expires (ms since the epoch).
+struct RetainedStore(Arc<Retained>, Arc<Partition>, Submitted, Publish, Option<i64>);
 
 impl Pending {
     /// Waits until every append is durable (the wait of Kafka acks=all), then takes a
@@ -60,35 +64,51 @@ impl Pending {
     pub async fn wait(self) -> Result<(), Refusal> {
         let (partition, submitted) = self.record;
         submitted.wait(&partition, Durability::Committed).await.map_err(Refusal::Broker)?;
-        if let Some((retained, partition, submitted, publish)) = self.retained {
+        if let Some(RetainedStore(retained, partition, submitted, publish, expires_at_ms)) = self.retained {
             let outcome = submitted.wait(&partition, Durability::Committed).await.map_err(Refusal::Broker)?;
-            retained.stored(&publish.topic, outcome.base_offset, &publish);
+            retained.stored(&publish.topic, outcome.base_offset, &publish, expires_at_ms);
         }
         Ok(())
     }
 }
 
-/// Appends `publish` as one record, and a retained one to the retained messages too. The
-/// appends are written (single node) or proposed (cluster) when this returns, in the order
-/// the connection called it; the caller waits on the result for the durability its QoS needs.
+/// Appends `publish` (from the client `client_id`) as one record, and a retained one to the
+/// retained messages too. The appends are written (single node) or proposed (cluster) when
+/// this returns, in the order the connection called it; the caller waits on the result for
+/// the durability its QoS needs.
 pub(crate) async fn append(
     broker: &Arc<Broker>,
     retained: &Arc<Retained>,
     mapping: &TopicMap,
     publish: &Publish,
+    client_id: &str,
 ) -> Result<Pending, Refusal> {
     if publish.retain && !retained.admits(&publish.topic, publish.payload.len()) {
         return Err(Refusal::RetainedFull);
     }
-    let record = submit(broker, &mapping.log_topic_for(&publish.topic), publish).await.map_err(Refusal::Broker)?;
+    // One clock reading: the record and the retained copy expire at the same instant.
+    let received_ms = now_ms();
+    let expires_at_ms =
+        publish.properties.message_expiry_interval.map(|secs| received_ms.saturating_add(i64::from(secs) * 1000));
+    let origin = Origin { client_id, received_ms, expires_at_ms };
+    let record =
+        submit(broker, &mapping.log_topic_for(&publish.topic), publish, &origin).await.map_err(Refusal::Broker)?;
     let retained = match publish.retain {
         true => {
-            let (partition, submitted) = retained.submit(publish).await.map_err(Refusal::Broker)?;
-            Some((Arc::clone(retained), partition, submitted, publish.clone()))
+            let (partition, submitted) = retained.submit(publish, expires_at_ms).await.map_err(Refusal::Broker)?;
+            Some(RetainedStore(Arc::clone(retained), partition, submitted, publish.clone(), expires_at_ms))
         }
         false => None,
     };
     Ok(Pending { record, retained })
+}
+
+/// Where and when a publish came from, as its record's timestamp and headers say.
+struct Origin<'a> {
+    client_id: &'a str,
+    received_ms: i64,
+    /// When a v5 Message Expiry Interval runs out (ms since the epoch).
+    expires_at_ms: Option<i64>,
 }
 
 /// Appends `publish` as one record; the returned append is written (single node) or
@@ -97,6 +117,7 @@ async fn submit(
     broker: &Arc<Broker>,
     log_topic_name: &str,
     publish: &Publish,
+    origin: &Origin<'_>,
 ) -> BrokerResult<(Arc<Partition>, Submitted)> {
     let topic = log_topic(broker, log_topic_name).await?;
     let partitions = topic.partitions();
@@ -105,7 +126,7 @@ async fn submit(
     }
     let index = partition_for_key(publish.topic.as_bytes(), partitions.len() as u32) as usize;
     let partition = Arc::clone(&partitions[index]);
-    let batch = encode(publish, now_ms())?;
+    let batch = encode(publish, origin)?;
     let submitted = partition.submit(batch)?;
     Ok((partition, submitted))
 }
@@ -130,23 +151,29 @@ pub(crate) async fn log_topic(broker: &Arc<Broker>, name: &str) -> BrokerResult<
 }
 
 /// One uncompressed v2 batch of one record.
-fn encode(publish: &Publish, timestamp_ms: i64) -> BrokerResult<Vec<u8>> {
+fn encode(publish: &Publish, origin: &Origin<'_>) -> BrokerResult<Vec<u8>> {
     let topic = Bytes::copy_from_slice(publish.topic.as_bytes());
     let qos = match publish.qos {
         QoS::AtMostOnce => "0",
         QoS::AtLeastOnce => "1",
         QoS::ExactlyOnce => "2",
     };
-    let mut headers = vec![(TOPIC_HEADER, Some(topic.clone())), (QOS_HEADER, Some(Bytes::from_static(qos.as_bytes())))];
-    if let Some(secs) = publish.properties.message_expiry_interval {
-        let expires_at = timestamp_ms.saturating_add(i64::from(secs) * 1000);
+    let mut headers = vec![
+        (TOPIC_HEADER, Some(topic.clone())),
+        (QOS_HEADER, Some(Bytes::from_static(qos.as_bytes()))),
+        (CLIENT_ID_HEADER, Some(Bytes::copy_from_slice(origin.client_id.as_bytes()))),
+    ];
+    if let Some(expires_at) = origin.expires_at_ms {
         headers.push((EXPIRY_HEADER, Some(Bytes::from(expires_at.to_string()))));
     }
-    let mut record = new_record(0, timestamp_ms, Some(topic), Some(publish.payload.clone()), headers);
+    if publish.retain {
+        headers.push((RETAIN_HEADER, Some(Bytes::from_static(b"1"))));
+    }
+    let mut record = new_record(0, origin.received_ms, Some(topic), Some(publish.payload.clone()), headers);
     for (key, value) in &publish.properties.user {
         // The listener's own headers keep their meaning; Kafka headers hold one value per key
         // here, so a repeated user property keeps its last value.
-        if key != TOPIC_HEADER && key != QOS_HEADER && key != EXPIRY_HEADER {
+        if !is_own_header(key) {
             record.headers.insert(StrBytes::from_string(key.clone()), Some(Bytes::copy_from_slice(value.as_bytes())));
         }
     }

@@ -1,12 +1,14 @@
 //! Retained messages: the last retained PUBLISH per MQTT topic, kept durably in the internal
 //! compacted topic `__mqtt_retained` (key = MQTT topic, value = payload, a null value clears
-//! it), held in memory for new subscribers and rebuilt from that topic at start.
+//! it), held in memory for new subscribers and rebuilt from that topic at start. A v5
+//! Message Expiry Interval travels as the `mqtt-expires-at` header: an expired retained
+//! message is not sent any more (and is dropped from memory when room is needed).
 
 use crate::codec::{Publish, QoS};
 use crate::publish::now_ms;
 use crate::subscription::Delivery;
 use crate::topics::matches;
-use crate::QOS_HEADER;
+use crate::{is_own_header, EXPIRY_HEADER, QOS_HEADER};
 use bytes::Bytes;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -34,6 +36,14 @@ struct Entry {
     payload: Bytes,
     qos: QoS,
     user_properties: Vec<(String, String)>,
+    /// When its Message Expiry Interval runs out (ms since the epoch).
+    expires_at_ms: Option<i64>,
+}
+
+impl Entry {
+    fn expired(&self, now_ms: i64) -> bool {
+        self.expires_at_ms.is_some_and(|at| at <= now_ms)
+    }
 }
 
 pub(crate) struct Retained {
@@ -83,15 +93,20 @@ impl Retained {
                         let user_properties = record
                             .headers
                             .iter()
-                            .filter(|(k, _)| k != QOS_HEADER)
+                            .filter(|(k, _)| !is_own_header(k))
                             .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v.as_deref().unwrap_or_default()).into()))
                             .collect();
+                        let expires_at_ms = (record.headers.iter().find(|(k, _)| k == EXPIRY_HEADER))
+                            .and_then(|(_, v)| std::str::from_utf8(v.as_deref()?).ok()?.parse::<i64>().ok());
                         let entry = record.value.filter(|v| !v.is_empty()).map(|payload| Entry {
                             offset: record.offset,
                             payload,
                             qos,
                             user_properties,
+                            expires_at_ms,
                         });
+                        // One that expired while the broker was down clears the topic.
+                        let entry = entry.filter(|e| !e.expired(now_ms()));
                         self.apply(key, record.offset, entry);
                     }
                 }
@@ -105,17 +120,39 @@ impl Retained {
 
     /// Whether a retained message for `topic` of `payload_len` bytes fits the bounds.
     pub fn admits(&self, topic: &str, payload_len: usize) -> bool {
-        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        if payload_len == 0 || entries.contains_key(topic) {
-            return true;
+        let fits = || {
+            let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+            if payload_len == 0 || entries.contains_key(topic) {
+                return true;
+            }
+            let bytes = self.payload_bytes.load(std::sync::atomic::Ordering::Relaxed);
+            entries.len() < RETAINED_COUNT_MAX && bytes.saturating_add(payload_len) <= RETAINED_BYTES_MAX
+        };
+        // Expired ones make room only when room is short: the sweep walks every entry.
+        fits() || (self.drop_expired() > 0 && fits())
+    }
+
+    /// Drops expired retained messages from memory (their records stay in the compacted topic
+    /// until a later store for the topic replaces them; a restart skips them); how many.
+    fn drop_expired(&self) -> usize {
+        let now = now_ms();
+        let expired: Vec<(String, i64)> = {
+            let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+            entries.iter().filter(|(_, e)| e.expired(now)).map(|(t, e)| (t.clone(), e.offset)).collect()
+        };
+        for (topic, offset) in &expired {
+            self.apply(topic, *offset, None);
         }
-        let bytes = self.payload_bytes.load(std::sync::atomic::Ordering::Relaxed);
-        entries.len() < RETAINED_COUNT_MAX && bytes.saturating_add(payload_len) <= RETAINED_BYTES_MAX
+        expired.len()
     }
 
     /// Appends `publish` to the internal topic (an empty payload: a tombstone). Call
     /// [`Retained::stored`] once it is durable.
-    pub async fn submit(&self, publish: &Publish) -> BrokerResult<(Arc<Partition>, Submitted)> {
+    pub async fn submit(
+        &self,
+        publish: &Publish,
+        expires_at_ms: Option<i64>,
+    ) -> BrokerResult<(Arc<Partition>, Submitted)> {
         let topic = self.topic().await?;
         let partition = topic.partitions().into_iter().next().ok_or(BrokerError::UnknownTopicOrPartition)?;
         let key = Bytes::copy_from_slice(publish.topic.as_bytes());
@@ -125,9 +162,13 @@ impl Retained {
             QoS::AtLeastOnce => b"1",
             QoS::ExactlyOnce => b"2",
         });
-        let mut record = new_record(0, now_ms(), Some(key), value, vec![(QOS_HEADER, Some(qos))]);
+        let mut headers = vec![(QOS_HEADER, Some(qos))];
+        if let Some(at) = expires_at_ms {
+            headers.push((EXPIRY_HEADER, Some(Bytes::from(at.to_string()))));
+        }
+        let mut record = new_record(0, now_ms(), Some(key), value, headers);
         for (k, v) in &publish.properties.user {
-            if k != QOS_HEADER {
+            if !is_own_header(k) {
                 record.headers.insert(StrBytes::from_string(k.clone()), Some(Bytes::copy_from_slice(v.as_bytes())));
             }
         }
@@ -138,12 +179,13 @@ impl Retained {
     }
 
     /// Takes a durable store at `offset` into the in-memory set.
-    pub fn stored(&self, publish_topic: &str, offset: i64, publish: &Publish) {
+    pub fn stored(&self, publish_topic: &str, offset: i64, publish: &Publish, expires_at_ms: Option<i64>) {
         let entry = (!publish.payload.is_empty()).then(|| Entry {
             offset,
             payload: publish.payload.clone(),
             qos: publish.qos,
             user_properties: publish.properties.user.clone(),
+            expires_at_ms,
         });
         self.apply(publish_topic, offset, entry);
     }
@@ -164,13 +206,14 @@ impl Retained {
         self.payload_bytes.fetch_sub(replaced.map_or(0, |e| e.payload.len()), Relaxed);
     }
 
-    /// The retained messages `filter` matches, as deliveries with the retain flag, at most
-    /// at `granted`.
+    /// The retained messages `filter` matches and that have not expired, as deliveries with
+    /// the retain flag (and what is left of their expiry interval), at most at `granted`.
     pub fn matching(&self, filter: &str, granted: QoS) -> Vec<Delivery> {
+        let now = now_ms();
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         entries
             .iter()
-            .filter(|(topic, _)| matches(filter, topic))
+            .filter(|(topic, e)| !e.expired(now) && matches(filter, topic))
             .map(|(topic, e)| Delivery {
                 topic: topic.clone(),
                 payload: e.payload.clone(),
@@ -179,7 +222,8 @@ impl Retained {
                 retain: true,
                 dup: false,
                 ack: None,
-                message_expiry: None,
+                // Rounded up, as for records: a message with 300 ms left still says 1 s.
+                message_expiry: e.expires_at_ms.map(|at| u32::try_from((at - now + 999) / 1000).unwrap_or(u32::MAX)),
                 subscription_ids: Vec::new(),
             })
             .collect()

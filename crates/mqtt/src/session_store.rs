@@ -24,6 +24,30 @@ pub struct SavedSession {
     pub expiry_secs: Option<u32>,
     /// When its connection ended (ms since the epoch); 0 while connected.
     pub disconnected_at_ms: i64,
+    /// QoS 1 and 2 deliveries written to the client and not acknowledged, in the order they
+    /// were sent: resent first, with DUP and their packet ids, when the session resumes
+    /// (§4.4). `None` in a session stored before this was kept: it is then read from its
+    /// floors again and what lies below the sent end is marked DUP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inflight: Option<Vec<SavedDelivery>>,
+    /// Packet ids of QoS 2 deliveries the client answered with PUBREC and whose PUBCOMP has
+    /// not come: their PUBREL is resent, in this order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub released: Vec<u16>,
+    /// Packet ids of the client's QoS 2 publishes taken (PUBREC sent) and not yet released:
+    /// a resent PUBLISH with one of them is not appended again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub qos2_received: Vec<u16>,
+}
+
+/// One unacknowledged delivery: its packet id, QoS and place in the log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SavedDelivery {
+    pub packet_id: u16,
+    pub qos: u8,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -33,6 +57,12 @@ pub struct SavedFilter {
     /// The v5 subscription identifier given with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<usize>,
+    /// v5 No Local: the client's own publishes are not sent to it on this filter.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_local: bool,
+    /// v5 Retain As Published: deliveries keep the RETAIN flag they were published with.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retain_as_published: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -148,10 +178,19 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SessionStore::new(dir.path());
         let session = SavedSession {
-            subscriptions: vec![SavedFilter { filter: "a/#".into(), qos: 1, id: Some(3) }],
+            subscriptions: vec![SavedFilter {
+                filter: "a/#".into(),
+                qos: 1,
+                id: Some(3),
+                no_local: true,
+                retain_as_published: false,
+            }],
             floors: vec![SavedFloor { topic: "a".into(), partition: 2, offset: 40, sent_end: 42 }],
             expiry_secs: Some(10),
             disconnected_at_ms: 1_000,
+            inflight: Some(vec![SavedDelivery { packet_id: 9, qos: 2, topic: "a".into(), partition: 2, offset: 40 }]),
+            released: vec![7],
+            qos2_received: vec![5],
         };
         // Any client id is a file name: it is stored as hex.
         let id = "../weird id/ü";

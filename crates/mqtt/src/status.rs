@@ -70,6 +70,13 @@ pub struct SessionView {
     pub expiry_secs: Option<u32>,
     /// As last stored (at most a second behind a connected client's).
     pub subscriptions: Vec<FilterView>,
+    /// Deliveries written to the client and not acknowledged (QoS 1 and 2, PUBRELs
+    /// included), as last stored: resent when the session resumes.
+    pub in_flight: usize,
+    /// Messages waiting for the client: `in_flight` plus the records its partitions hold past
+    /// what was sent (an upper bound: records of other MQTT topics in the same log topic
+    /// count too, as in an NSQ channel's depth).
+    pub pending: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -114,7 +121,17 @@ impl MqttStatus {
             .into_iter()
             .map(|(client_id, saved)| {
                 let connected = shared.sessions.is_connected(&client_id);
+                let in_flight = saved.inflight.as_ref().map_or(0, Vec::len) + saved.released.len();
+                let unsent: i64 = (saved.floors.iter())
+                    .filter_map(|f| {
+                        let topic = shared.broker.topic(&f.topic)?;
+                        let partition = topic.partitions().into_iter().find(|p| p.index == f.partition)?;
+                        Some((partition.log_end_offset() - f.sent_end.max(f.offset)).max(0))
+                    })
+                    .sum();
                 SessionView {
+                    in_flight,
+                    pending: in_flight as i64 + unsent,
                     connected,
                     disconnected_at_ms: (!connected && saved.disconnected_at_ms > 0)
                         .then_some(saved.disconnected_at_ms),

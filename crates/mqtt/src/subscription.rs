@@ -8,10 +8,10 @@ use crate::mapping::TopicMap;
 use crate::publish::log_topic;
 use crate::shared::{self, Membership};
 use crate::topics::{matches, valid_filter};
-use crate::{EXPIRY_HEADER, QOS_HEADER, TOPIC_HEADER};
+use crate::{is_own_header, CLIENT_ID_HEADER, EXPIRY_HEADER, QOS_HEADER, RETAIN_HEADER, TOPIC_HEADER};
 use bytes::Bytes;
 use sluice_broker::channel::{Channel, Channels, ClientInfo, MessageId, READ_BYTES_MAX};
-use sluice_broker::{Broker, BrokerError, Partition};
+use sluice_broker::{Broker, BrokerError, Partition, Topic};
 use sluice_records::convert::{read_v2_records, StoredRecord};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -44,8 +44,11 @@ pub(crate) struct Delivery {
 
 /// One partition's reading progress for a subscriber: what the tail has read, and the
 /// records handed on whose delivery is not complete.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Progress {
+    /// The partition read (for a session's record of its unacknowledged deliveries).
+    log_topic: Arc<str>,
+    partition: i32,
     read_end: i64,
     outstanding: BTreeSet<i64>,
     /// One past the highest offset written to the client: a resumed session marks records
@@ -88,6 +91,25 @@ impl Ack {
         Ack::Shared { channel, id, member }
     }
 
+    /// A record of a partition tail, taken back into that partition's progress (a resumed
+    /// session's unacknowledged delivery): the floor stays below it until it is done.
+    pub fn outstanding(progress: Arc<Mutex<Progress>>, offset: i64) -> Ack {
+        progress.lock().unwrap_or_else(|p| p.into_inner()).outstanding.insert(offset);
+        Ack::Tail { progress, offset }
+    }
+
+    /// The log topic, partition and offset of a tail's record (none for a shared one: its
+    /// channel takes it back when the connection ends).
+    pub fn position(&self) -> Option<(String, i32, i64)> {
+        match self {
+            Ack::Tail { progress, offset } => {
+                let progress = progress.lock().unwrap_or_else(|p| p.into_inner());
+                Some((progress.log_topic.to_string(), progress.partition, *offset))
+            }
+            Ack::Shared { .. } => None,
+        }
+    }
+
     /// The delivery was handed to the client's writer.
     pub fn sent(&self) {
         if let Ack::Tail { progress, offset } = self {
@@ -113,11 +135,38 @@ impl Ack {
     }
 }
 
+/// Where a new tail starts when no resumed position says.
+#[derive(Clone, Copy)]
+enum Start {
+    /// A new subscription: what is appended from now on.
+    LogEnd,
+    /// A topic or partition created after the subscription: all of it.
+    LogStart,
+}
+
 /// One partition's tail.
 struct TailHandle {
     partition: i32,
     progress: Arc<Mutex<Progress>>,
     task: JoinHandle<()>,
+}
+
+/// What a SUBSCRIBE asks for one filter besides the filter itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Options {
+    pub qos: QoS,
+    /// The v5 subscription identifier given with it.
+    pub id: Option<usize>,
+    /// v5 No Local: the client's own publishes are not sent to it on this filter.
+    pub no_local: bool,
+    /// v5 Retain As Published: deliveries keep the RETAIN flag they were published with.
+    pub retain_as_published: bool,
+}
+
+impl Options {
+    pub fn qos(qos: QoS, id: Option<usize>) -> Options {
+        Options { qos, id, no_local: false, retain_as_published: false }
+    }
 }
 
 /// One topic filter with the QoS granted to it.
@@ -127,6 +176,8 @@ struct Filter {
     granted: QoS,
     /// The v5 subscription identifier given with it.
     id: Option<usize>,
+    no_local: bool,
+    retain_as_published: bool,
     /// The log topics it reads (its first level's, mapping rules'), or `None` for a wildcard
     /// first level (every topic).
     log_topics: Option<Vec<String>>,
@@ -149,6 +200,8 @@ pub(crate) struct Subscriptions {
     member: Arc<ClientInfo>,
     /// The session outlives the connection: its share groups' channels stay when it leaves.
     pub keep_shared_channels: bool,
+    /// The connection's client id (set at CONNECT): No Local filters skip its publishes.
+    client_id: Arc<str>,
     mapping: TopicMap,
     /// `sluice_mqtt_subscriptions`, moved by this connection's filters.
     gauge: sluice_broker::metrics::IntGauge,
@@ -175,14 +228,16 @@ impl Subscriptions {
             channels,
             member,
             keep_shared_channels: false,
+            client_id: Arc::from(""),
             mapping,
             gauge,
         }
     }
 
     /// The channel client this connection is in share groups (set at CONNECT, before any).
-    pub fn set_member(&mut self, member: Arc<ClientInfo>) {
+    pub fn set_member(&mut self, member: Arc<ClientInfo>, client_id: &str) {
         self.member = member;
+        self.client_id = Arc::from(client_id);
     }
 
     /// Joins (or re-grants) a shared subscription.
@@ -219,7 +274,8 @@ impl Subscriptions {
 
     /// Adds (or replaces) a filter; answers the QoS granted (the one asked) and whether the
     /// filter is new, or why it was refused.
-    pub async fn subscribe(&mut self, filter: &str, qos: QoS, id: Option<usize>) -> Result<(QoS, bool), Reason> {
+    pub async fn subscribe(&mut self, filter: &str, options: Options) -> Result<(QoS, bool), Reason> {
+        let Options { qos, id, no_local, retain_as_published } = options;
         if let Some(share) = shared::parse(filter) {
             return self.subscribe_shared(filter, share?, qos, id).await;
         }
@@ -235,11 +291,20 @@ impl Subscriptions {
                 Some(existing) => {
                     existing.granted = granted;
                     existing.id = id;
+                    existing.no_local = no_local;
+                    existing.retain_as_published = retain_as_published;
                     return Ok((granted, false));
                 }
                 None if count + self.shared.len() >= self.subscriptions_max => return Err(Reason::QuotaExceeded),
                 None => {
-                    filters.push(Filter { text: filter.to_string(), granted, id, log_topics: target.clone() });
+                    filters.push(Filter {
+                        text: filter.to_string(),
+                        granted,
+                        id,
+                        no_local,
+                        retain_as_published,
+                        log_topics: target.clone(),
+                    });
                     self.gauge.inc();
                 }
             }
@@ -263,35 +328,63 @@ impl Subscriptions {
             None => self.broker.topics().into_iter().filter(|t| !t.name.starts_with("__")).collect(),
         };
         for topic in topics {
-            if self.tails.contains_key(&*topic.name) {
-                continue;
-            }
-            let tails = topic
-                .partitions()
-                .into_iter()
-                .map(|partition| {
-                    let resumed = self.resume.get(&(topic.name.to_string(), partition.index)).copied();
-                    let (start, sent_end) = resumed.unwrap_or_else(|| {
-                        let end = partition.log_end_offset();
-                        (end, end)
-                    });
-                    let progress =
-                        Arc::new(Mutex::new(Progress { read_end: start, outstanding: BTreeSet::new(), sent_end }));
-                    let index = partition.index;
-                    let tail = Tail {
-                        partition,
-                        log_topic: topic.name.to_string(),
-                        filters: Arc::clone(&self.filters),
-                        out: self.deliveries.clone(),
-                        progress: Arc::clone(&progress),
-                        dup_below: sent_end,
-                    };
-                    TailHandle { partition: index, progress, task: tokio::spawn(tail.run(start)) }
-                })
-                .collect();
-            self.tails.insert(topic.name.to_string(), tails);
+            self.start_tails(&topic, Start::LogEnd);
         }
         Ok((granted, true))
+    }
+
+    /// Starts a tail on each partition of `topic` that has none: at a resumed session's
+    /// stored position, else at `start`.
+    fn start_tails(&mut self, topic: &Topic, start: Start) {
+        let running = self.tails.entry(topic.name.to_string()).or_default();
+        for partition in topic.partitions() {
+            if running.iter().any(|t| t.partition == partition.index) {
+                continue;
+            }
+            let resumed = self.resume.get(&(topic.name.to_string(), partition.index)).copied();
+            let (offset, sent_end) = resumed.unwrap_or_else(|| {
+                let offset = match start {
+                    Start::LogEnd => partition.log_end_offset(),
+                    Start::LogStart => partition.log_start_offset(),
+                };
+                (offset, offset)
+            });
+            let progress = Arc::new(Mutex::new(Progress {
+                log_topic: Arc::clone(&topic.name),
+                partition: partition.index,
+                read_end: offset,
+                outstanding: BTreeSet::new(),
+                sent_end,
+            }));
+            let index = partition.index;
+            let tail = Tail {
+                partition,
+                log_topic: topic.name.to_string(),
+                client_id: Arc::clone(&self.client_id),
+                filters: Arc::clone(&self.filters),
+                out: self.deliveries.clone(),
+                progress: Arc::clone(&progress),
+                dup_below: sent_end,
+            };
+            running.push(TailHandle { partition: index, progress, task: tokio::spawn(tail.run(offset)) });
+        }
+    }
+
+    /// Topics or partitions were created: filters that read them get tails on the new ones,
+    /// from their log start (all of it was appended after the filter subscribed).
+    pub fn refresh(&mut self) {
+        let (wildcard, named): (bool, BTreeSet<String>) = {
+            let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
+            let named = filters.iter().filter_map(|f| f.log_topics.clone()).flatten().collect();
+            (filters.iter().any(|f| f.log_topics.is_none()), named)
+        };
+        let topics = self.broker.topics().into_iter().filter(|t| match wildcard {
+            true => !t.name.starts_with("__"),
+            false => named.contains(&*t.name),
+        });
+        for topic in topics.collect::<Vec<_>>() {
+            self.start_tails(&topic, Start::LogStart);
+        }
     }
 
     /// Tails created from now on start at these offsets (a resumed session's floors).
@@ -299,11 +392,29 @@ impl Subscriptions {
         self.resume.extend(floors);
     }
 
-    /// The filters, their granted QoS and identifiers, for a session's checkpoint.
-    pub fn filters(&self) -> Vec<(String, QoS, Option<usize>)> {
+    /// The filters and their options, for a session's checkpoint.
+    pub fn filters(&self) -> Vec<(String, Options)> {
         let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
-        let shared = self.shared.iter().map(|(text, m)| (text.clone(), m.granted, m.id));
-        filters.iter().map(|f| (f.text.clone(), f.granted, f.id)).chain(shared).collect()
+        let shared = self.shared.iter().map(|(text, m)| (text.clone(), Options::qos(m.granted, m.id)));
+        let options = |f: &Filter| Options {
+            qos: f.granted,
+            id: f.id,
+            no_local: f.no_local,
+            retain_as_published: f.retain_as_published,
+        };
+        filters.iter().map(|f| (f.text.clone(), options(f))).chain(shared).collect()
+    }
+
+    /// The progress of a partition a filter reads, if one does.
+    pub fn progress_of(&self, log_topic: &str, partition: i32) -> Option<Arc<Mutex<Progress>>> {
+        let tails = self.tails.get(log_topic)?;
+        tails.iter().find(|t| t.partition == partition).map(|t| Arc::clone(&t.progress))
+    }
+
+    /// The v5 subscription identifiers of the (unshared) filters matching `topic`.
+    pub fn ids_matching(&self, topic: &str) -> Vec<usize> {
+        let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
+        filters.iter().filter(|f| matches(&f.text, topic)).filter_map(|f| f.id).collect()
     }
 
     /// Each partition's floor and sent end, for a session's checkpoint.
@@ -397,6 +508,8 @@ struct Tail {
     progress: Arc<Mutex<Progress>>,
     /// Records below this offset were written to the client before a resume: sent DUP.
     dup_below: i64,
+    /// The subscriber's client id: No Local filters skip records it published.
+    client_id: Arc<str>,
 }
 
 impl Tail {
@@ -451,20 +564,27 @@ impl Tail {
     }
 
     /// The delivery for `record` if a filter matches it, at the highest QoS granted among the
-    /// matching filters, capped by the QoS it was published with.
+    /// matching filters, capped by the QoS it was published with. A No Local filter does not
+    /// match the subscriber's own publishes; the RETAIN flag is kept when a matching filter
+    /// asked for Retain As Published.
     fn matching(&self, record: StoredRecord) -> Option<Delivery> {
         let topic = header_text(&record, TOPIC_HEADER).unwrap_or_else(|| self.log_topic.clone());
-        let (granted, ids) = {
+        let own = header_text(&record, CLIENT_ID_HEADER).is_some_and(|id| *id == *self.client_id);
+        let (granted, ids, keep_retain) = {
             let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
             let matching: Vec<&Filter> = filters
                 .iter()
                 .filter(|f| f.log_topics.as_ref().is_none_or(|ts| ts.contains(&self.log_topic)))
-                .filter(|f| matches(&f.text, &topic))
+                .filter(|f| !(own && f.no_local) && matches(&f.text, &topic))
                 .collect();
             let granted = matching.iter().map(|f| f.granted).max()?;
-            (granted, matching.iter().filter_map(|f| f.id).collect())
+            let keep_retain = matching.iter().any(|f| f.retain_as_published);
+            (granted, matching.iter().filter_map(|f| f.id).collect(), keep_retain)
         };
-        record_delivery(topic, record.value.unwrap_or_default(), &record.headers, granted, ids)
+        let retained = keep_retain && header_text(&record, RETAIN_HEADER).is_some_and(|v| v == "1");
+        let mut delivery = record_delivery(topic, record.value.unwrap_or_default(), &record.headers, granted, ids)?;
+        delivery.retain = retained;
+        Some(delivery)
     }
 }
 
@@ -499,7 +619,7 @@ pub(crate) fn record_delivery(
     };
     let user_properties = headers
         .iter()
-        .filter(|(k, _)| k != TOPIC_HEADER && k != QOS_HEADER && k != EXPIRY_HEADER)
+        .filter(|(k, _)| !is_own_header(k))
         // MQTT property values are UTF-8; Kafka header values may be any bytes.
         .map(|(k, v)| (k.clone(), v.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
         .collect();
@@ -516,7 +636,7 @@ pub(crate) fn record_delivery(
     })
 }
 
-fn header_text(record: &StoredRecord, key: &str) -> Option<String> {
+pub(crate) fn header_text(record: &StoredRecord, key: &str) -> Option<String> {
     let (_, value) = record.headers.iter().find(|(k, _)| k == key)?;
     std::str::from_utf8(value.as_ref()?).ok().map(str::to_string)
 }

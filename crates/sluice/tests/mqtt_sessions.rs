@@ -1,7 +1,10 @@
 //! Persistent sessions with mosquitto_sub (-c): a 3.1.1 session (clean session 0) and a 5.0
 //! one (session expiry) keep their subscriptions while the client is away and across a
 //! broker kill -9, and get every QoS 1 message published meanwhile on reconnecting; a clean
-//! session drops what was stored.
+//! session drops what was stored. Raw 3.1.1 sessions: an unacknowledged delivery is resent
+//! with DUP and its packet id; a QoS 2 delivery PUBREC'd but not PUBCOMP'd gets its PUBREL
+//! again; a QoS 2 publish from the client taken before the reconnect is not appended twice
+//! when the client resends it.
 
 mod common;
 mod mqtt_common;
@@ -87,6 +90,7 @@ fn an_unacknowledged_delivery_is_resent_with_dup_to_the_resumed_session() {
     assert_eq!(first.read_exact(2), vec![0x32, 13]);
     let body = first.read_exact(13);
     assert_eq!(&body[9..], b"once");
+    let packet_id = [body[7], body[8]];
     // Gone without a PUBACK; once the broker let go of it, the session is stored.
     drop(first);
     common::wait_until(CLIENT_TIMEOUT, "the first connection to end", || {
@@ -96,5 +100,56 @@ fn an_unacknowledged_delivery_is_resent_with_dup_to_the_resumed_session() {
     second.send(&session_connect());
     assert_eq!(second.read_exact(4), vec![0x20, 2, 1, 0], "session present");
     assert_eq!(second.read_exact(2), vec![0x3A, 13], "resent with DUP");
-    assert_eq!(&second.read_exact(13)[9..], b"once");
+    let body = second.read_exact(13);
+    assert_eq!(&body[9..], b"once");
+    assert_eq!([body[7], body[8]], packet_id, "with its packet id");
+}
+
+#[test]
+fn qos_2_flows_in_both_directions_survive_a_reconnect() {
+    use mqtt_common::{connect_packet, RawClient};
+    let broker = Broker::start(&[]);
+    let session_connect = || {
+        let mut packet = connect_packet(4, 60, "q2-1");
+        packet[9] = 0x00; // clean session 0
+        packet
+    };
+    let mut first = RawClient::connect(&broker);
+    first.send(&session_connect());
+    assert_eq!(first.read_exact(4), vec![0x20, 2, 0, 0]);
+    first.send(&[0x82, 9, 0, 1, 0, 4, b'q', b'2', b'/', b'#', 2]);
+    assert_eq!(first.read_exact(5), vec![0x90, 3, 0, 1, 2], "SUBACK granting QoS 2");
+    mosquitto_pub(&broker, &["-t", "q2/x", "-m", "hi", "-q", "2"]);
+    // PUBLISH QoS 2: topic (2 + 4), packet id (2), payload (2).
+    assert_eq!(first.read_exact(2), vec![0x34, 10]);
+    let body = first.read_exact(10);
+    let id = [body[6], body[7]];
+    first.send(&[0x50, 2, id[0], id[1]]);
+    assert_eq!(first.read_exact(4), vec![0x62, 2, id[0], id[1]], "PUBREL");
+    // The client publishes at QoS 2 (packet id 7) to a topic of its own and gets PUBREC.
+    first.send(&[0x34, 13, 0, 5, b'i', b'n', b'2', b'/', b'x', 0, 7, b'o', b'n', b'c', b'e']);
+    assert_eq!(first.read_exact(4), vec![0x50, 2, 0, 7], "PUBREC");
+    // Gone without PUBCOMP (as receiver) and without PUBREL (as sender).
+    drop(first);
+    common::wait_until(CLIENT_TIMEOUT, "the first connection to end", || {
+        !common::listed_clients(&broker).iter().any(|c| c["client_id"] == "q2-1")
+    });
+    let mut second = RawClient::connect(&broker);
+    second.send(&session_connect());
+    assert_eq!(second.read_exact(4), vec![0x20, 2, 1, 0], "session present");
+    assert_eq!(second.read_exact(4), vec![0x62, 2, id[0], id[1]], "PUBREL resent with its packet id");
+    second.send(&[0x70, 2, id[0], id[1]]);
+    // The client resends its PUBLISH (DUP): answered, not appended again; then releases it.
+    second.send(&[0x3C, 13, 0, 5, b'i', b'n', b'2', b'/', b'x', 0, 7, b'o', b'n', b'c', b'e']);
+    assert_eq!(second.read_exact(4), vec![0x50, 2, 0, 7], "PUBREC again");
+    second.send(&[0x62, 2, 0, 7]);
+    assert_eq!(second.read_exact(4), vec![0x70, 2, 0, 7], "PUBCOMP");
+    let port = broker.http_port();
+    let (status, body) = common::http(port, "GET", "/api/topics/in2", b"");
+    assert_eq!(status, 200, "{body}");
+    let topic: serde_json::Value = serde_json::from_str(&body).expect("topic JSON");
+    let records: i64 = (topic["partitions"].as_array().expect("partitions").iter())
+        .map(|p| p["log_end_offset"].as_i64().expect("log_end_offset"))
+        .sum();
+    assert_eq!(records, 1, "appended once: {topic}");
 }

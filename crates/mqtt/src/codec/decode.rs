@@ -67,6 +67,8 @@ pub struct SubscriptionRequest {
     pub filter: String,
     pub qos: QoS,
     pub no_local: bool,
+    /// v5: deliveries keep the RETAIN flag they were published with (3.1.1: false).
+    pub retain_as_published: bool,
     /// v5: 0 sends retained messages, 1 only for a new subscription, 2 never (3.1.1: 0).
     pub retain_handling: u8,
 }
@@ -272,7 +274,13 @@ fn subscribe(body: &mut Reader, version: Version) -> DecodeResult<Subscribe> {
         }
         let qos = QoS::from_bits(options & 0x03).ok_or_else(|| DecodeError::malformed("subscription QoS 3"))?;
         let retain_handling = (options >> 4) & 0x03;
-        requests.push(SubscriptionRequest { filter, qos, no_local: options & 0x04 != 0, retain_handling });
+        requests.push(SubscriptionRequest {
+            filter,
+            qos,
+            no_local: options & 0x04 != 0,
+            retain_as_published: options & 0x08 != 0,
+            retain_handling,
+        });
     }
     if requests.is_empty() {
         return Err(DecodeError::protocol("SUBSCRIBE without a topic filter"));

@@ -9,6 +9,7 @@ use crate::codec::{
     Reason, Subscribe, Version, Will,
 };
 mod persistence;
+mod resend;
 mod will;
 mod writer;
 
@@ -16,7 +17,7 @@ use crate::publish::Refusal;
 use crate::retained::Retained;
 use crate::session::{SessionGuard, Sessions};
 use crate::session_store::{SessionStore, CHECKPOINT_INTERVAL};
-use crate::subscription::{Ack, Delivery, Subscriptions, DELIVERY_QUEUE};
+use crate::subscription::{Ack, Delivery, Options, Subscriptions, DELIVERY_QUEUE};
 use crate::MqttConfig;
 use bytes::BytesMut;
 use persistence::Persistent;
@@ -44,6 +45,15 @@ const REPLY_QUEUE_EXTRA: usize = 64;
 /// Topic aliases a v5 client may set (CONNACK's Topic Alias Maximum): each holds one topic
 /// name, so this bounds their memory per connection.
 pub(crate) const TOPIC_ALIAS_MAX: u16 = 64;
+
+/// A delivery waiting for the client's acknowledgement.
+struct InFlight {
+    /// Its place in the log (none for a retained message, or once PUBREC took it for QoS 2).
+    ack: Option<Ack>,
+    qos: QoS,
+    /// When it was written, among the connection's deliveries.
+    sent: u64,
+}
 
 /// Why the read loop ended.
 enum Ending {
@@ -109,7 +119,11 @@ pub(crate) struct Conn {
     unacknowledged: Arc<AtomicUsize>,
     /// QoS 1 and 2 deliveries waiting for the client's PUBACK (PUBCOMP), with their place in
     /// the log (taken at PUBREC for QoS 2).
-    inflight: HashMap<u16, Option<Ack>>,
+    inflight: HashMap<u16, InFlight>,
+    /// Counts deliveries written, for the order of `inflight` (a session resends in it).
+    sent_count: u64,
+    /// A resumed session's PUBRELs and unacknowledged PUBLISHes, sent right after CONNACK.
+    resends: Vec<Vec<u8>>,
     /// QoS 2 deliveries the client acknowledged with PUBREC, waiting for its PUBCOMP.
     released: HashSet<u16>,
     inflight_max: usize,
@@ -176,6 +190,8 @@ impl Conn {
             qos2_received: HashSet::new(),
             unacknowledged: Arc::default(),
             inflight: HashMap::new(),
+            sent_count: 0,
+            resends: Vec::new(),
             released: HashSet::new(),
             persistent: None,
             resumed: false,
@@ -196,7 +212,7 @@ impl Conn {
         }
         conn.end_session().await;
         if let Some(will) = conn.will.take() {
-            publish_will(&conn.broker, &conn.retained, &conn.config, will, conn.remote);
+            publish_will(&conn.broker, &conn.retained, &conn.config, will, conn.client_id.clone(), conn.remote);
         }
         let write_timeout = conn.config.write_timeout;
         drop(conn);
@@ -217,6 +233,8 @@ impl Conn {
         let mut deadline = Instant::now() + self.config.connect_timeout;
         let mut taken_over: Option<watch::Receiver<bool>> = None;
         let mut checkpoints = tokio::time::interval(CHECKPOINT_INTERVAL);
+        // Topics and partitions created later are read by the filters that cover them.
+        let mut topology = self.broker.subscribe_topology();
         loop {
             loop {
                 let frame = match fixed_header(&buf, self.config.packet_bytes_max) {
@@ -273,6 +291,7 @@ impl Conn {
                 _ = checkpoints.tick(), if self.persistent.is_some() => {
                     self.checkpoint(0).await;
                 }
+                Ok(()) = topology.changed() => self.subscriptions.refresh(),
             }
         }
     }
@@ -312,7 +331,7 @@ impl Conn {
             Packet::Connect(connect) => return self.connect(*connect).await,
             Packet::Publish(publish) => return self.publish(publish).await,
             Packet::PubAck { packet_id } if !self.released.contains(&packet_id) => {
-                if let Some(Some(ack)) = self.inflight.remove(&packet_id) {
+                if let Some(InFlight { ack: Some(ack), .. }) = self.inflight.remove(&packet_id) {
                     ack.done();
                 }
             }
@@ -321,8 +340,8 @@ impl Conn {
             // and is answered with PUBREL; the id stays taken until PUBCOMP.
             Packet::PubRec { packet_id } => {
                 let reason = match self.inflight.get_mut(&packet_id) {
-                    Some(ack) if self.released.insert(packet_id) => {
-                        if let Some(ack) = ack.take() {
+                    Some(entry) if self.released.insert(packet_id) => {
+                        if let Some(ack) = entry.ack.take() {
                             ack.done();
                         }
                         Reason::Success
@@ -347,7 +366,7 @@ impl Conn {
                 };
                 self.reply(encode_simple(kind::PUBCOMP, self.version, packet_id, reason)).await;
             }
-            Packet::Subscribe(subscribe) => self.subscribe(subscribe).await,
+            Packet::Subscribe(subscribe) => return self.subscribe(subscribe).await,
             Packet::Unsubscribe { packet_id, filters } => {
                 let codes: Vec<u8> = filters
                     .iter()
@@ -409,7 +428,7 @@ impl Conn {
         }
         let member =
             crate::shared::member_info(self.client.client().id, &client_id, self.remote.to_string(), self.inflight_max);
-        self.subscriptions.set_member(member);
+        self.subscriptions.set_member(member, &client_id);
         self.will = connect.will.clone();
         self.client.client().set_client_id_once(&client_id);
         self.session = Some(self.sessions.register(&client_id));
@@ -432,6 +451,10 @@ impl Conn {
             topic_alias_maximum: TOPIC_ALIAS_MAX,
         };
         self.reply(encode_connack(self.version, &ack)).await;
+        // §4.4: a resumed session's unacknowledged packets go first, before anything new.
+        for bytes in std::mem::take(&mut self.resends) {
+            self.reply(bytes).await;
+        }
         None
     }
 
@@ -464,7 +487,8 @@ impl Conn {
                 return Some(Ending::Reason(Reason::ReceiveMaximumExceeded, "past Receive Maximum".into()));
             }
         }
-        let appended = crate::publish::append(&self.broker, &self.retained, &self.config.mapping, &publish).await;
+        let appended =
+            crate::publish::append(&self.broker, &self.retained, &self.config.mapping, &publish, &self.client_id).await;
         let (ack_kind, version) = match publish.qos {
             QoS::AtMostOnce => {
                 let remote = self.remote;
@@ -531,12 +555,22 @@ impl Conn {
         None
     }
 
-    async fn subscribe(&mut self, subscribe: Subscribe) {
+    async fn subscribe(&mut self, subscribe: Subscribe) -> Option<Ending> {
         let mut codes = Vec::with_capacity(subscribe.requests.len());
         let mut retained = Vec::new();
         for request in &subscribe.requests {
+            if request.no_local && crate::shared::parse(&request.filter).is_some() {
+                // §3.8.3.1: No Local on a shared subscription is a Protocol Error.
+                return Some(Ending::Reason(Reason::ProtocolError, "No Local on a shared subscription".into()));
+            }
             let id = subscribe.properties.subscription_identifier;
-            let code = match self.subscriptions.subscribe(&request.filter, request.qos, id).await {
+            let options = Options {
+                qos: request.qos,
+                id,
+                no_local: request.no_local,
+                retain_as_published: request.retain_as_published,
+            };
+            let code = match self.subscriptions.subscribe(&request.filter, options).await {
                 Ok((granted, is_new)) => {
                     // Retain Handling (v5): 0 always, 1 for a new subscription, 2 never.
                     if request.retain_handling == 0 || (request.retain_handling == 1 && is_new) {
@@ -556,6 +590,7 @@ impl Conn {
         self.checkpoint(0).await;
         self.reply(encode_sub_acks(kind::SUBACK, self.version, subscribe.packet_id, &codes)).await;
         self.subscriptions.send_retained(retained);
+        None
     }
 
     async fn deliver(&mut self, delivery: Delivery) {
@@ -579,7 +614,9 @@ impl Conn {
         );
         if bytes.len() > self.client_packet_bytes_max {
             // §3.1.2.11.4 (5.0): a packet over the client's limit is dropped as if delivered.
-            self.inflight.remove(&packet_id);
+            if delivery.qos != QoS::AtMostOnce {
+                self.inflight.remove(&packet_id);
+            }
             if let Some(ack) = delivery.ack {
                 ack.done();
             }
@@ -595,8 +632,9 @@ impl Conn {
                     ack.done();
                 }
             }
-            _ => {
-                self.inflight.insert(packet_id, delivery.ack);
+            qos => {
+                self.sent_count += 1;
+                self.inflight.insert(packet_id, InFlight { ack: delivery.ack, qos, sent: self.sent_count });
             }
         }
         self.reply(bytes).await;
@@ -608,7 +646,7 @@ impl Conn {
             let id = self.next_packet_id;
             self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
             if let std::collections::hash_map::Entry::Vacant(slot) = self.inflight.entry(id) {
-                slot.insert(None);
+                slot.insert(InFlight { ack: None, qos: QoS::AtLeastOnce, sent: self.sent_count });
                 return id;
             }
         }

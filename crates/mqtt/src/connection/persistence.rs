@@ -3,7 +3,8 @@
 
 use super::Conn;
 use crate::codec::{Connect, QoS, Reason, Version};
-use crate::session_store::{SavedFilter, SavedFloor, SavedSession};
+use crate::session_store::{SavedDelivery, SavedFilter, SavedFloor, SavedSession};
+use crate::subscription::Options;
 use std::sync::Arc;
 
 /// A session that outlives its connection (3.1.1 clean session 0, v5 session expiry above 0).
@@ -48,12 +49,21 @@ impl Conn {
             return Ok(false);
         };
         self.resumed = true;
-        self.subscriptions.resume_from(
-            saved.floors.into_iter().map(|f| ((f.topic, f.partition), (f.offset, f.sent_end.max(f.offset)))),
-        );
+        // With its unacknowledged deliveries stored, a session reads on from where it had sent
+        // (those are resent by themselves); an older one reads again from its floors.
+        let exact = saved.inflight.is_some();
+        self.subscriptions.resume_from(saved.floors.into_iter().map(|f| {
+            let sent_end = f.sent_end.max(f.offset);
+            ((f.topic, f.partition), (if exact { sent_end } else { f.offset }, sent_end))
+        }));
         for filter in saved.subscriptions {
-            let qos = QoS::from_bits(filter.qos).unwrap_or(QoS::AtMostOnce);
-            if let Err(reason) = self.subscriptions.subscribe(&filter.filter, qos, filter.id).await {
+            let options = Options {
+                qos: QoS::from_bits(filter.qos).unwrap_or(QoS::AtMostOnce),
+                id: filter.id,
+                no_local: filter.no_local,
+                retain_as_published: filter.retain_as_published,
+            };
+            if let Err(reason) = self.subscriptions.subscribe(&filter.filter, options).await {
                 tracing::warn!(
                     client_id,
                     filter = filter.filter,
@@ -62,6 +72,7 @@ impl Conn {
                 );
             }
         }
+        self.restore_inflight(saved.inflight.unwrap_or_default(), saved.released, saved.qos2_received).await;
         self.checkpoint(0).await;
         Ok(true)
     }
@@ -69,15 +80,35 @@ impl Conn {
     /// Writes a persistent session's state; false if it could not be stored.
     pub(super) async fn checkpoint(&self, disconnected_at_ms: i64) -> bool {
         let Some(persistent) = &self.persistent else { return true };
+        let mut inflight: Vec<_> = self.inflight.iter().collect();
+        inflight.sort_by_key(|(_, entry)| entry.sent);
+        let (released, unacknowledged): (Vec<_>, Vec<_>) =
+            inflight.into_iter().partition(|(packet_id, _)| self.released.contains(packet_id));
         let saved = SavedSession {
             subscriptions: (self.subscriptions.filters().into_iter())
-                .map(|(filter, qos, id)| SavedFilter { filter, qos: qos as u8, id })
+                .map(|(filter, o)| SavedFilter {
+                    filter,
+                    qos: o.qos as u8,
+                    id: o.id,
+                    no_local: o.no_local,
+                    retain_as_published: o.retain_as_published,
+                })
                 .collect(),
             floors: (self.subscriptions.floors().into_iter())
                 .map(|(topic, partition, offset, sent_end)| SavedFloor { topic, partition, offset, sent_end })
                 .collect(),
             expiry_secs: persistent.expiry_secs,
             disconnected_at_ms,
+            inflight: Some(
+                (unacknowledged.into_iter())
+                    .filter_map(|(packet_id, entry)| {
+                        let (topic, partition, offset) = entry.ack.as_ref()?.position()?;
+                        Some(SavedDelivery { packet_id: *packet_id, qos: entry.qos as u8, topic, partition, offset })
+                    })
+                    .collect(),
+            ),
+            released: released.into_iter().map(|(packet_id, _)| *packet_id).collect(),
+            qos2_received: self.qos2_received.iter().copied().collect(),
         };
         let (store, id) = (Arc::clone(&self.store), persistent.client_id.clone());
         match tokio::task::spawn_blocking(move || store.save(&id, &saved)).await {

@@ -15,6 +15,7 @@ pub(super) fn publish_will(
     retained: &Arc<Retained>,
     config: &Arc<MqttConfig>,
     will: Will,
+    client_id: String,
     remote: SocketAddr,
 ) {
     let (broker, retained, config) = (Arc::clone(broker), Arc::clone(retained), Arc::clone(config));
@@ -28,7 +29,7 @@ pub(super) fn publish_will(
             properties: will.properties,
             payload: will.payload,
         };
-        let result = match crate::publish::append(&broker, &retained, &config.mapping, &publish).await {
+        let result = match crate::publish::append(&broker, &retained, &config.mapping, &publish, &client_id).await {
             Ok(pending) => pending.wait().await,
             Err(e) => Err(e),
         };
