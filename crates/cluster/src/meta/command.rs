@@ -126,6 +126,12 @@ pub enum MetaCommand {
     DeleteAcls {
         bindings: Vec<String>,
     },
+    /// Kafka's AlterClientQuotas: entities' quota values set (entity record, values record)
+    /// or removed (entity record), all or nothing.
+    AlterClientQuotas {
+        upserts: Vec<(String, String)>,
+        deletions: Vec<String>,
+    },
 }
 
 /// What applying a command answered.
@@ -254,6 +260,7 @@ mod tests {
             },
             MetaCommand::CreateAcls { bindings: vec!["{}".into()] },
             MetaCommand::DeleteAcls { bindings: vec!["{}".into()] },
+            MetaCommand::AlterClientQuotas { upserts: vec![("{}".into(), "{}".into())], deletions: vec!["{}".into()] },
         ]
     }
 

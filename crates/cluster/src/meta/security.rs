@@ -1,5 +1,6 @@
-//! The cluster-wide security state: Kafka SCRAM credentials and ACL bindings, so a user or an
-//! ACL made through any node holds on every node (and on a node that joins later). The
+//! The cluster-wide security state: Kafka SCRAM credentials, ACL bindings and client quotas,
+//! so a user, an ACL or a quota made through any node holds on every node (and on a node that
+//! joins later). The
 //! records are the Kafka layer's JSON (a credential's salt, iterations, StoredKey and
 //! ServerKey; a binding's resource, principal, host, operation and permission), opaque here:
 //! this crate only keys, bounds and de-duplicates them, deterministically.
@@ -20,6 +21,8 @@ pub const USER_BYTES_MAX: usize = 256;
 pub const MECHANISM_BYTES_MAX: usize = 32;
 /// Bytes of one credential or binding record.
 pub const RECORD_BYTES_MAX: usize = 4096;
+/// Client quota entities the cluster may hold (as a single node's quotas file).
+pub const QUOTA_ENTITIES_MAX: usize = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SecurityState {
@@ -27,6 +30,10 @@ pub struct SecurityState {
     pub users: BTreeMap<String, BTreeMap<String, String>>,
     /// ACL binding records, each once, in creation order.
     pub acls: Vec<String>,
+    /// Client quotas: entity record → its quota values record (the Kafka layer's JSON).
+    /// Absent from snapshots taken before quotas were cluster-wide.
+    #[serde(default)]
+    pub quotas: BTreeMap<String, String>,
 }
 
 /// One credential set (AlterUserScramCredentials' upsertion).
@@ -109,6 +116,25 @@ impl SecurityState {
         self.acls.retain(|b| !bindings.contains(b));
         Ok(MetaReply::Ok)
     }
+
+    /// Sets these entities' quota values and removes those named (absent ones are ignored),
+    /// all or nothing.
+    pub(super) fn alter_quotas(&mut self, upserts: Vec<(String, String)>, deletions: &[String]) -> Outcome {
+        let mut next = self.quotas.clone();
+        for entity in deletions {
+            next.remove(entity);
+        }
+        for (entity, values) in upserts {
+            check_record(&entity)?;
+            check_record(&values)?;
+            next.insert(entity, values);
+        }
+        if next.len() > QUOTA_ENTITIES_MAX {
+            return Err(invalid(format!("at most {QUOTA_ENTITIES_MAX} quota entities")));
+        }
+        self.quotas = next;
+        Ok(MetaReply::Ok)
+    }
 }
 
 #[cfg(test)]
@@ -145,5 +171,17 @@ mod tests {
         state.delete_acls(&["a".into(), "zzz".into()]).expect("deleted");
         assert_eq!(state.acls, vec!["b".to_string()]);
         assert!(state.create_acls(vec![String::new()]).is_err());
+    }
+
+    #[test]
+    fn quotas_are_set_and_removed_per_entity() {
+        // Proves an upsert replaces an entity's values, a deletion removes it, and a bad
+        // record changes nothing.
+        let mut state = SecurityState::default();
+        state.alter_quotas(vec![("a".into(), "1".into()), ("b".into(), "2".into())], &[]).expect("set");
+        state.alter_quotas(vec![("a".into(), "3".into())], &["b".into(), "zzz".into()]).expect("altered");
+        assert_eq!(state.quotas, BTreeMap::from([("a".to_string(), "3".to_string())]));
+        assert!(state.alter_quotas(vec![("c".into(), String::new())], &["a".into()]).is_err());
+        assert!(state.quotas.contains_key("a"), "nothing changed");
     }
 }

@@ -167,6 +167,7 @@ impl ClusterState {
             }
             MetaCommand::CreateAcls { bindings } => self.security.create_acls(bindings),
             MetaCommand::DeleteAcls { bindings } => self.security.delete_acls(&bindings),
+            MetaCommand::AlterClientQuotas { upserts, deletions } => self.security.alter_quotas(upserts, &deletions),
         };
         outcome.unwrap_or_else(|refusal| refusal)
     }

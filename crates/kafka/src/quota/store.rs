@@ -2,11 +2,12 @@
 //! client id, or a user and a client id, each named or `<default>`), in memory and in
 //! `<data_dir>/quotas.json`; and which of them applies to a connection, by Kafka's precedence.
 
+use crate::sasl::security_log::SecurityLog;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, OnceLock, RwLock};
 
 /// The quotas file in the data directory.
 pub const QUOTAS_FILE: &str = "quotas.json";
@@ -63,11 +64,15 @@ struct FileFormat {
     quotas: Vec<(Entity, BTreeMap<String, f64>)>,
 }
 
+type Entries = BTreeMap<Entity, BTreeMap<String, f64>>;
+
 pub struct QuotaStore {
     path: Option<PathBuf>,
-    entries: RwLock<BTreeMap<Entity, BTreeMap<String, f64>>>,
+    entries: RwLock<Entries>,
     /// Whether any quota is set: a connection of a broker without quotas skips every lookup.
     any: AtomicBool,
+    /// In a cluster: where changes are committed instead of the file.
+    log: OnceLock<Arc<dyn SecurityLog>>,
 }
 
 impl QuotaStore {
@@ -85,20 +90,46 @@ impl QuotaStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        let store = QuotaStore { path: Some(path), entries: RwLock::new(BTreeMap::new()), any: AtomicBool::new(false) };
+        let store = QuotaStore { path: Some(path), ..QuotaStore::in_memory() };
         store.install(entries);
         Ok(store)
     }
 
     pub fn in_memory() -> QuotaStore {
-        QuotaStore { path: None, entries: RwLock::new(BTreeMap::new()), any: AtomicBool::new(false) }
+        QuotaStore {
+            path: None,
+            entries: RwLock::new(BTreeMap::new()),
+            any: AtomicBool::new(false),
+            log: OnceLock::new(),
+        }
+    }
+
+    /// From now on changes are committed through `log` (a cluster's metadata group), not the
+    /// file, and the quotas are the cluster's (`replace_from_cluster`).
+    pub fn replicate_through(&self, log: Arc<dyn SecurityLog>) {
+        let _ = self.log.set(log);
+    }
+
+    /// Takes the cluster's quotas (entity record → values record); a record this version
+    /// cannot read is skipped and logged.
+    pub fn replace_from_cluster(&self, records: &BTreeMap<String, String>) {
+        let mut entries = Entries::new();
+        for (entity, values) in records {
+            match (serde_json::from_str(entity), serde_json::from_str(values)) {
+                (Ok(entity), Ok(values)) => {
+                    entries.insert(entity, values);
+                }
+                _ => tracing::warn!(%entity, "a cluster quota record this node cannot read; skipped"),
+            }
+        }
+        self.install(entries);
     }
 
     pub fn is_empty(&self) -> bool {
         !self.any.load(Ordering::Relaxed)
     }
 
-    fn install(&self, entries: BTreeMap<Entity, BTreeMap<String, f64>>) {
+    fn install(&self, entries: Entries) {
         self.any.store(!entries.is_empty(), Ordering::Relaxed);
         *self.entries.write().unwrap_or_else(|p| p.into_inner()) = entries;
     }
@@ -106,8 +137,8 @@ impl QuotaStore {
     /// Applies each entity's changes, all of an entity's or none; with `validate_only`
     /// only checks them. One answer per entity, in order.
     pub fn alter(&self, changes: Vec<(Entity, Vec<Change>)>, validate_only: bool) -> Vec<Result<(), Refusal>> {
-        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        let mut next = entries.clone();
+        let before = self.entries.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut next = before.clone();
         let answers: Vec<Result<(), Refusal>> = changes
             .into_iter()
             .map(|(entity, ops)| {
@@ -131,15 +162,18 @@ impl QuotaStore {
         if validate_only || answers.iter().all(Result::is_err) {
             return answers;
         }
-        if let Err(e) = self.save(&next) {
-            tracing::error!(error = %e, "cannot write the client quotas");
+        let stored = match self.log.get() {
+            Some(log) => commit(log.as_ref(), &before, &next),
+            None => self.save(&next),
+        };
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "cannot store the client quotas");
             return answers
                 .into_iter()
                 .map(|_| Err((INVALID_REQUEST, format!("cannot store the quotas: {e}"))))
                 .collect();
         }
-        self.any.store(!next.is_empty(), Ordering::Relaxed);
-        *entries = next;
+        self.install(next);
         answers
     }
 
@@ -188,6 +222,21 @@ impl QuotaStore {
         bytes.push(b'\n');
         sluice_log::atomic_file::replace(path, &bytes).map_err(|e| format!("{}: {e}", path.display()))
     }
+}
+
+/// Commits the entities that differ between `before` and `next` through the cluster's log,
+/// as JSON records (they always serialize).
+fn commit(log: &dyn SecurityLog, before: &Entries, next: &Entries) -> Result<(), String> {
+    fn json(value: &impl Serialize) -> String {
+        serde_json::to_string(value).unwrap_or_default()
+    }
+    let upserts = next
+        .iter()
+        .filter(|(entity, values)| before.get(*entity) != Some(*values))
+        .map(|(entity, values)| (json(entity), json(values)))
+        .collect();
+    let deletions = before.keys().filter(|entity| !next.contains_key(*entity)).map(json).collect();
+    log.alter_quotas(upserts, deletions)
 }
 
 /// Kafka's checks: a user or client id entity, known keys, positive values, byte rates whole.

@@ -1,5 +1,5 @@
-//! Where a cluster keeps SCRAM credentials and ACL bindings: with one attached, the stores
-//! (`Credentials`, `Acls`) commit every change through it — the metadata group, so it holds
+//! Where a cluster keeps SCRAM credentials, ACL bindings and client quotas: with one attached,
+//! the stores (`Credentials`, `Acls`, `QuotaStore`) commit every change through it — the metadata group, so it holds
 //! on every node — instead of writing this node's files, and take the whole cluster-wide
 //! state back with `replace_from_cluster` whenever it changes. A single node has none.
 
@@ -15,4 +15,7 @@ pub trait SecurityLog: Send + Sync {
     ) -> Result<(), String>;
     fn create_acls(&self, bindings: Vec<String>) -> Result<(), String>;
     fn delete_acls(&self, bindings: Vec<String>) -> Result<(), String>;
+    /// Client quotas: (entity record, values record) upserts and entity record deletions,
+    /// records as `quota::store`'s serde forms.
+    fn alter_quotas(&self, upserts: Vec<(String, String)>, deletions: Vec<String>) -> Result<(), String>;
 }

@@ -1,6 +1,6 @@
-//! SASL users and ACLs cluster-wide: the Kafka layer's stores commit their changes through
-//! the metadata group (`MetaSecurityLog`, a `SecurityLog`) instead of this node's
-//! `users.json` / `acls.json`, and every node takes the cluster's users and bindings whenever
+//! SASL users, ACLs and client quotas cluster-wide: the Kafka layer's stores commit their
+//! changes through the metadata group (`MetaSecurityLog`, a `SecurityLog`) instead of this
+//! node's `users.json` / `acls.json` / `quotas.json`, and every node takes the cluster's users and bindings whenever
 //! the applied metadata changes (`follow`). So AlterUserScramCredentials or CreateAcls at any
 //! node holds on every node, across restarts, and on a node that joins later (it applies the
 //! same log or snapshot). The node's own files are left as they are and not read in a cluster.
@@ -51,12 +51,17 @@ impl SecurityLog for MetaSecurityLog {
     fn delete_acls(&self, bindings: Vec<String>) -> Result<(), String> {
         self.commit(MetaCommand::DeleteAcls { bindings })
     }
+
+    fn alter_quotas(&self, upserts: Vec<(String, String)>, deletions: Vec<String>) -> Result<(), String> {
+        self.commit(MetaCommand::AlterClientQuotas { upserts, deletions })
+    }
 }
 
 /// Makes `security`'s credentials and ACLs the cluster's, from now on.
 pub fn attach(node: &Arc<ClusterNode>, security: &Arc<Security>, stopped: watch::Receiver<bool>) {
     let log = Arc::new(MetaSecurityLog { node: Arc::clone(node), runtime: tokio::runtime::Handle::current() });
     security.credentials.replicate_through(log.clone());
+    security.quotas.store.replicate_through(log.clone());
     if let Some(acls) = &security.acls {
         acls.replicate_through(log);
     }
@@ -65,6 +70,7 @@ pub fn attach(node: &Arc<ClusterNode>, security: &Arc<Security>, stopped: watch:
 
 fn take(security: &Security, state: &SecurityState) {
     security.credentials.replace_from_cluster(&state.users);
+    security.quotas.store.replace_from_cluster(&state.quotas);
     if let Some(acls) = &security.acls {
         acls.replace_from_cluster(&state.acls);
     }
