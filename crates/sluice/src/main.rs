@@ -135,6 +135,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     tracing::debug!(lock = %lock.path().display(), "data directory locked");
+    // Before the runtime's threads start allocating (BENCHMARKS.md, "NSQ memory after consuming").
+    sluice_broker::channel::limit_allocator_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

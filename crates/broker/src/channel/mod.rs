@@ -10,6 +10,7 @@
 
 mod checkpoint;
 mod cursor;
+mod idle_trim;
 pub mod id;
 pub mod records;
 mod registry;
@@ -20,6 +21,7 @@ mod topic_pause;
 
 pub use cursor::{Channel, ChannelOpError, ChannelStats, ClientInfo, Delivery};
 pub use id::MessageId;
+pub use idle_trim::limit_allocator_arenas;
 pub use registry::{Channels, ChannelsConfig, NsqTopic, TopicStats};
 pub use replicated_state::{ChannelRecord, ChannelStates};
 
