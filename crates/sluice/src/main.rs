@@ -68,6 +68,9 @@ enum Command {
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    // First of all: glibc fixes its arena limit when a second thread first allocates
+    // (BENCHMARKS.md, "NSQ memory after consuming").
+    sluice_broker::channel::limit_allocator_arenas();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
@@ -135,8 +138,6 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     tracing::debug!(lock = %lock.path().display(), "data directory locked");
-    // Before the runtime's threads start allocating (BENCHMARKS.md, "NSQ memory after consuming").
-    sluice_broker::channel::limit_allocator_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

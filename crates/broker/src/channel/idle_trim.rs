@@ -49,7 +49,8 @@ impl IdleTrim {
 pub const ALLOCATOR_ARENAS_MAX: i32 = 2;
 
 /// Limits glibc's arenas to `ALLOCATOR_ARENAS_MAX`, unless the operator set `MALLOC_ARENA_MAX`
-/// (glibc's own setting wins). Call once, before the runtime's threads start.
+/// (glibc's own setting wins). Call first thing in `main`: glibc reads the limit once, when
+/// a thread other than the main one first allocates, and ignores later changes.
 pub fn limit_allocator_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {

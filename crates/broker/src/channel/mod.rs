@@ -10,8 +10,8 @@
 
 mod checkpoint;
 mod cursor;
-mod idle_trim;
 pub mod id;
+mod idle_trim;
 pub mod records;
 mod registry;
 pub mod replicated_state;

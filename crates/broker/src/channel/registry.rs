@@ -4,8 +4,8 @@
 mod leadership;
 
 use super::checkpoint;
-use super::idle_trim::{trim_allocator, IdleTrim};
 use super::cursor::{Channel, ChannelSpec, Origin};
+use super::idle_trim::{trim_allocator, IdleTrim};
 use super::{
     due_after, is_ephemeral, now_ms, nsq_topic_name, records, storage_topic_name, CHANNELS_PER_TOPIC_MAX,
     CHECKPOINT_INTERVAL, SWEEP_INTERVAL,
