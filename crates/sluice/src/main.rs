@@ -69,6 +69,9 @@ enum Command {
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    // First of all: glibc fixes its arena limit when a second thread first allocates
+    // (BENCHMARKS.md, "NSQ memory after consuming").
+    sluice_broker::channel::limit_allocator_arenas();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),

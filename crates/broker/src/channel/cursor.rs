@@ -193,9 +193,38 @@ impl State {
         }
     }
 
+    /// Gives back the capacity of the collections that are empty now. Each keeps the
+    /// capacity of its busiest moment otherwise (a `HashMap`, `VecDeque` or `BinaryHeap`
+    /// never shrinks by itself): with nothing in flight every deadline entry is stale, and
+    /// with nothing deferred every timer entry is. Cheap when there is nothing to give back.
+    fn release_idle_capacity(&mut self) {
+        if self.in_flight.is_empty() {
+            self.deadlines.clear();
+        }
+        if self.deferred.is_empty() {
+            self.due.clear();
+        }
+        shrink_if_empty(&mut self.in_flight, HashMap::len, HashMap::capacity, HashMap::shrink_to);
+        shrink_if_empty(&mut self.deadlines, BinaryHeap::len, BinaryHeap::capacity, BinaryHeap::shrink_to);
+        shrink_if_empty(&mut self.deferred, HashMap::len, HashMap::capacity, HashMap::shrink_to);
+        shrink_if_empty(&mut self.due, BinaryHeap::len, BinaryHeap::capacity, BinaryHeap::shrink_to);
+        shrink_if_empty(&mut self.ready, VecDeque::len, VecDeque::capacity, VecDeque::shrink_to);
+        shrink_if_empty(&mut self.restored, HashMap::len, HashMap::capacity, HashMap::shrink_to);
+    }
+
     /// Read-ahead may add more: neither the count nor the byte bound is reached.
     fn wants_read_ahead(&self) -> bool {
         self.ready.len() < READY_TARGET && self.ready_bytes < READY_BYTES_MAX
+    }
+}
+
+/// Capacity an empty collection of a channel keeps (`State::release_idle_capacity`): enough
+/// for a trickle of messages without regrowing, small beside the thousands a busy channel holds.
+pub(super) const IDLE_CAPACITY_KEPT: usize = 64;
+
+fn shrink_if_empty<C>(c: &mut C, len: fn(&C) -> usize, capacity: fn(&C) -> usize, shrink_to: fn(&mut C, usize)) {
+    if len(c) == 0 && capacity(c) > IDLE_CAPACITY_KEPT {
+        shrink_to(c, IDLE_CAPACITY_KEPT);
     }
 }
 
@@ -717,6 +746,7 @@ impl Channel {
                 moved = true;
             }
         }
+        st.release_idle_capacity();
         drop(st);
         if !timed_out.is_empty() {
             self.timeout_count.fetch_add(timed_out.len() as u64, Ordering::Relaxed);
@@ -774,6 +804,13 @@ impl Channel {
     pub(super) fn mark_deleted(&self) {
         self.deleted.store(true, Ordering::Relaxed);
         self.notify.notify_waiters();
+    }
+
+    /// A count that moves with every read-ahead, FIN, REQ and timeout (the sweeper's idle detection).
+    pub(super) fn activity(&self) -> u64 {
+        [&self.message_count, &self.finish_count, &self.requeue_count, &self.timeout_count]
+            .iter()
+            .fold(0u64, |n, c| n.wrapping_add(c.load(Ordering::Relaxed)))
     }
 
     /// Entries in the deadline heap, live and stale (for tests of its bound and `/metrics`).
@@ -889,4 +926,58 @@ fn to_pending(id: MessageId, m: StoredMessage, restored: Option<Restored>) -> Pe
         (a, b) => a.or(b),
     };
     Pending { id, timestamp_ms: m.timestamp_ms, body: m.body, attempts, defer_until_ms, headers: m.headers }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(offset: i64) -> Pending {
+        Pending {
+            id: MessageId::new(0, offset),
+            timestamp_ms: 0,
+            body: Bytes::from_static(b"body"),
+            attempts: 1,
+            defer_until_ms: None,
+            headers: None,
+        }
+    }
+
+    /// A channel that was busy and is now empty gives back its collections' peak capacity;
+    /// one that still holds messages keeps them and their deadlines.
+    #[test]
+    fn empty_collections_give_back_their_peak_capacity() {
+        let mut st = State::default();
+        let now = Instant::now();
+        for offset in 0..5_000 {
+            let msg = pending(offset);
+            st.in_flight.insert(msg.id, InFlight { msg: msg.clone(), client: 1, deadline: now, delivered_at: now });
+            st.deadlines.push(Reverse((now, msg.id)));
+            st.due.push(Reverse((0, msg.id)));
+            st.deferred.insert(msg.id, msg.clone());
+            st.restored.insert(msg.id, Restored { attempts: 1, defer_until_ms: None });
+            st.push_ready(msg);
+        }
+        // Drain everything but one in-flight message, as FINs and deliveries would.
+        st.in_flight.retain(|id, _| id.offset == 0);
+        while st.pop_ready().is_some() {}
+        st.deferred.clear();
+        st.restored.clear();
+
+        st.release_idle_capacity();
+        let kept = 2 * IDLE_CAPACITY_KEPT;
+        assert!(st.ready.capacity() <= kept, "ready {}", st.ready.capacity());
+        assert!(st.deferred.capacity() <= kept, "deferred {}", st.deferred.capacity());
+        assert!(st.restored.capacity() <= kept, "restored {}", st.restored.capacity());
+        assert!(st.due.is_empty() && st.due.capacity() <= kept, "due {}", st.due.capacity());
+        // Still in flight: the map and its deadlines stay (stale ones go by `push_deadline`).
+        assert_eq!(st.in_flight.len(), 1);
+        assert_eq!(st.deadlines.len(), 5_000);
+
+        // The last FIN: nothing in flight, so every deadline entry is stale.
+        st.in_flight.clear();
+        st.release_idle_capacity();
+        assert!(st.in_flight.capacity() <= kept, "in_flight {}", st.in_flight.capacity());
+        assert!(st.deadlines.is_empty() && st.deadlines.capacity() <= kept, "deadlines {}", st.deadlines.capacity());
+    }
 }

@@ -11,6 +11,7 @@
 mod checkpoint;
 mod cursor;
 pub mod id;
+mod idle_trim;
 pub mod records;
 mod registry;
 pub mod replicated_state;
@@ -20,6 +21,7 @@ mod topic_pause;
 
 pub use cursor::{Channel, ChannelOpError, ChannelStats, ClientInfo, Delivery};
 pub use id::MessageId;
+pub use idle_trim::limit_allocator_arenas;
 pub use registry::{Channels, ChannelsConfig, NsqTopic, TopicStats};
 pub use replicated_state::{ChannelRecord, ChannelStates};
 

@@ -5,6 +5,7 @@ mod leadership;
 
 use super::checkpoint;
 use super::cursor::{Channel, ChannelSpec, Origin};
+use super::idle_trim::{trim_allocator, IdleTrim};
 use super::{
     due_after, is_ephemeral, now_ms, nsq_topic_name, records, storage_topic_name, CHANNELS_PER_TOPIC_MAX,
     CHECKPOINT_INTERVAL, SWEEP_INTERVAL,
@@ -436,6 +437,7 @@ impl Channels {
         let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_checkpoint = Instant::now();
+        let mut idle_trim = IdleTrim::default();
         loop {
             tokio::select! {
                 _ = sweep.tick() => {}
@@ -446,6 +448,9 @@ impl Channels {
             for channel in &all {
                 channel.sweep(now);
             }
+            if idle_trim.observe(self.activity(&all), now) {
+                tokio::task::spawn_blocking(trim_allocator);
+            }
             if now.duration_since(last_checkpoint) >= CHECKPOINT_INTERVAL {
                 last_checkpoint = now;
                 let me = Arc::clone(&self);
@@ -455,6 +460,13 @@ impl Channels {
         let me = Arc::clone(&self);
         let _ = tokio::task::spawn_blocking(move || me.checkpoint(true)).await;
         tracing::info!("channel state checkpointed");
+    }
+
+    /// A count that moves with every publish, delivery, FIN and REQ (for `IdleTrim`).
+    fn activity(&self, channels: &[Arc<Channel>]) -> u64 {
+        let topics: Vec<Arc<NsqTopic>> = self.topics.read().map(|t| t.values().cloned().collect()).unwrap_or_default();
+        let published = topics.iter().fold(0u64, |n, t| n.wrapping_add(t.message_count.load(Ordering::Relaxed)));
+        channels.iter().fold(published, |n, c| n.wrapping_add(c.activity()))
     }
 
     fn all_channels(&self) -> Vec<Arc<Channel>> {
