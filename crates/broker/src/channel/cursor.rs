@@ -219,6 +219,10 @@ pub struct Channel {
     /// Wakes clients waiting for a message (append, requeue, timeout, unpause).
     notify: Arc<Notify>,
     paused: AtomicBool,
+    /// In a cluster: when `paused` was last set, and when the channel was last emptied
+    /// (`serving.rs`: commands merged by time across nodes; 0 is never).
+    paused_ms: AtomicI64,
+    emptied_ms: AtomicI64,
     topic_paused: Arc<AtomicBool>,
     deleted: AtomicBool,
     /// State changed since the last checkpoint.
@@ -318,6 +322,8 @@ impl Channel {
             state: Mutex::new(state),
             notify: Arc::new(Notify::new()),
             paused: AtomicBool::new(paused),
+            paused_ms: AtomicI64::new(0),
+            emptied_ms: AtomicI64::new(0),
             topic_paused: spec.topic_paused,
             deleted: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
@@ -740,6 +746,7 @@ impl Channel {
     }
 
     pub fn set_paused(&self, paused: bool) {
+        self.paused_ms.store(serving::command_time(&self.paused_ms), Ordering::Relaxed);
         self.paused.store(paused, Ordering::Relaxed);
         self.dirty.store(true, Ordering::Relaxed);
         self.notify.notify_waiters();
@@ -748,6 +755,7 @@ impl Channel {
     /// Drops every queued, in-flight and deferred message and moves to the log end (nsqd's
     /// channel empty). Clients' in-flight counts reset.
     pub fn empty(&self) {
+        self.emptied_ms.store(serving::command_time(&self.emptied_ms), Ordering::Relaxed);
         let mut st = self.lock();
         // In a cluster only the partitions served here move: emptying is per node, and
         // nsqadmin empties a channel on every producer lookupd names (every leader).

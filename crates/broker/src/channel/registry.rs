@@ -251,15 +251,30 @@ impl Channels {
         self.create_channel(&topic, channel, origin)
     }
 
-    /// The channel, created if needed: as another node created it (`origin`, from the state
-    /// replicated in a cluster) or as a new one.
+    /// The channel, created here if needed (`origin`: where it starts; `None` is NSQ's rule);
+    /// in a cluster its creation is then made known to every node (`replicate_command`).
     fn create_channel(&self, topic: &NsqTopic, channel: &str, origin: Option<Origin>) -> BrokerResult<Arc<Channel>> {
+        let (created, new) = self.insert_channel(topic, channel, origin)?;
+        if new {
+            self.replicate_command(&created);
+        }
+        Ok(created)
+    }
+
+    /// The channel, created if needed: as another node created it (`origin`, from the state
+    /// replicated in a cluster) or as a new one; and whether it is new.
+    fn insert_channel(
+        &self,
+        topic: &NsqTopic,
+        channel: &str,
+        origin: Option<Origin>,
+    ) -> BrokerResult<(Arc<Channel>, bool)> {
         if let Some(c) = topic.channel(channel) {
-            return Ok(c);
+            return Ok((c, false));
         }
         let mut map = topic.channels.write().map_err(|_| BrokerError::Storage("channel lock poisoned".into()))?;
         if let Some(c) = map.get(channel) {
-            return Ok(Arc::clone(c));
+            return Ok((Arc::clone(c), false));
         }
         if map.len() >= CHANNELS_PER_TOPIC_MAX {
             return Err(BrokerError::InvalidConfig(format!("at most {CHANNELS_PER_TOPIC_MAX} channels per topic")));
@@ -273,7 +288,7 @@ impl Channels {
             created.write_checkpoint(&cp);
         }
         tracing::info!(topic = %topic.name, channel, "channel created");
-        Ok(created)
+        Ok((created, true))
     }
 
     /// Appends NSQ messages as one batch to the next partition (round-robin) and waits until
@@ -376,8 +391,20 @@ impl Channels {
     /// empties every channel of it.
     pub fn empty_topic(&self, name: &str) -> BrokerResult<()> {
         let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
-        topic.channels().iter().for_each(|c| c.empty());
+        topic.channels().iter().for_each(|c| self.empty_channel(c));
         Ok(())
+    }
+
+    /// Pauses or unpauses a channel; in a cluster on every node (`replicate_command`).
+    pub fn pause_channel(&self, channel: &Channel, paused: bool) {
+        channel.set_paused(paused);
+        self.replicate_command(channel);
+    }
+
+    /// Empties a channel; in a cluster on every partition's leader (`replicate_command`).
+    pub fn empty_channel(&self, channel: &Channel) {
+        channel.empty();
+        self.replicate_command(channel);
     }
 
     pub fn existing_channel(&self, topic: &str, channel: &str) -> BrokerResult<Arc<Channel>> {

@@ -45,6 +45,19 @@ pub struct ChannelRecord {
     pub from_tail: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
+    /// When `paused` was last set (0: never): pauses asked on different nodes merge by time,
+    /// the latest wins.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub paused_ms: i64,
+    /// When the channel was last emptied (0: never): a leader drops every message of the
+    /// partition written before it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub emptied_ms: i64,
+    /// Sent by a node that leads none of the topic's partitions (`Channels::replicate_command`):
+    /// the channel's incarnation, pause and empty, but no position; replicas merge it into the
+    /// channel's latest record instead of replacing it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub command: bool,
     /// Every offset below is finished.
     #[serde(default)]
     pub floor: i64,
@@ -56,7 +69,21 @@ pub struct ChannelRecord {
     pub pending: Vec<(i64, u16, Option<i64>)>,
 }
 
+fn is_zero(value: &i64) -> bool {
+    *value == 0
+}
+
 impl ChannelRecord {
+    /// Takes the later pause and empty of `other` (same channel, any writer): they are
+    /// registers merged by time, so a command is never lost to a state written before it.
+    pub fn absorb_commands(&mut self, other: &ChannelRecord) {
+        if other.paused_ms > self.paused_ms {
+            self.paused = other.paused;
+            self.paused_ms = other.paused_ms;
+        }
+        self.emptied_ms = self.emptied_ms.max(other.emptied_ms);
+    }
+
     /// The same state once `first..=last` (the batch that carried it) is finished too: what
     /// the channel's cursor shows after reading its own state batch, so that read alone never
     /// calls for another write.
@@ -94,12 +121,24 @@ impl ChannelStates {
         }
         let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
         self.version.fetch_add(1, Ordering::Relaxed);
-        for (delta, (name, record)) in decoded {
-            // A tombstone holds against any later state of an incarnation it covers (a leader
-            // that had not yet learned of the delete).
-            let covered = latest.get(&name).is_some_and(|(_, old)| old.deleted && record.created_ms <= old.created_ms);
-            if !covered {
-                latest.insert(name, (base_offset + delta, record));
+        for (delta, (name, mut record)) in decoded {
+            let offset = base_offset + delta;
+            match latest.get_mut(&name) {
+                // A tombstone holds against any later state of an incarnation it covers (a
+                // leader that had not yet learned of the delete).
+                Some((_, old)) if old.deleted && record.created_ms <= old.created_ms => {}
+                // A command for an older incarnation than the one recorded changes nothing.
+                Some((_, old)) if record.command && !old.deleted && record.created_ms < old.created_ms => {}
+                // A command keeps the recorded position; a state keeps commands it predates.
+                Some((_, old)) if record.command && !old.deleted => old.absorb_commands(&record),
+                Some((old_offset, old)) if !old.deleted && !record.deleted && old.created_ms == record.created_ms => {
+                    record.absorb_commands(old);
+                    *old_offset = offset;
+                    *old = record;
+                }
+                _ => {
+                    latest.insert(name, (offset, record));
+                }
             }
         }
     }
@@ -120,7 +159,9 @@ impl ChannelStates {
     /// a replica restarted after a purge still replays it).
     pub fn retention_floor(&self) -> Option<i64> {
         let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
-        latest.values().filter(|(_, r)| !r.deleted).map(|(offset, r)| (*offset).min(r.floor)).min()
+        // A command holds no position: the channel starts near its own offset.
+        let hold = |(offset, r): &(i64, ChannelRecord)| if r.command { *offset } else { (*offset).min(r.floor) };
+        latest.values().filter(|(_, r)| !r.deleted).map(hold).min()
     }
 
     /// Forgets everything (the partition's log was reset).

@@ -209,6 +209,8 @@ impl Channels {
     fn follow_replicated_channels(&self, topic: &NsqTopic, partitions: &[Arc<Partition>]) {
         let mut alive: BTreeMap<String, Origin> = BTreeMap::new();
         let mut deleted_up_to: BTreeMap<String, i64> = BTreeMap::new();
+        // Per channel, the latest pause and empty any partition's record carries.
+        let mut commands: BTreeMap<String, ChannelRecord> = BTreeMap::new();
         {
             let mut recent = self.recent_deletes.lock().unwrap_or_else(|p| p.into_inner());
             let now = now_ms();
@@ -225,6 +227,7 @@ impl Channels {
                     let up_to = deleted_up_to.entry(name).or_insert(i64::MIN);
                     *up_to = (*up_to).max(record.created_ms);
                 } else {
+                    commands.entry(name.clone()).or_default().absorb_commands(&record);
                     let origin = Origin { created_ms: record.created_ms, from_tail: record.from_tail };
                     let entry = alive.entry(name).or_insert(origin);
                     if origin.created_ms > entry.created_ms {
@@ -246,11 +249,18 @@ impl Channels {
             if dead || topic.channel(&name).is_some() || !super::super::is_valid_nsq_name(&name) {
                 continue;
             }
-            match self.create_channel(topic, &name, Some(origin)) {
+            match self.insert_channel(topic, &name, Some(origin)) {
                 Ok(_) => {
                     tracing::info!(topic = %topic.name, channel = %name, "channel created elsewhere in the cluster")
                 }
                 Err(e) => tracing::warn!(topic = %topic.name, channel = %name, error = %e, "cannot create channel"),
+            }
+        }
+        // Pauses and empties asked on any node take effect here (the latest of each).
+        for (name, command) in commands {
+            if let Some(channel) = topic.channel(&name) {
+                channel.apply_pause(command.paused, command.paused_ms);
+                channel.apply_empty(command.emptied_ms);
             }
         }
     }
@@ -261,6 +271,26 @@ impl Channels {
     /// node leads; a node that leads none sends one to a partition leader (as an NSQ publish is
     /// forwarded), so every node learns of the delete.
     pub(super) fn replicate_delete(&self, topic: &NsqTopic, channel: &str) {
+        let tombstone = ChannelRecord { created_ms: now_ms(), deleted: true, ..ChannelRecord::default() };
+        self.forward_record(topic, channel, tombstone, "delete");
+    }
+
+    /// A channel created, paused or emptied here: the leadership task writes its state (with
+    /// the new pause or empty) to the partitions this node leads; a node that leads none sends
+    /// a command record (incarnation, pause, empty, no position) to a partition leader. Either
+    /// way every replica of that partition applies it, and every node (each partition's
+    /// leader among them) creates the channel and takes the pause or empty from there.
+    pub(in crate::channel) fn replicate_command(&self, channel: &Channel) {
+        if self.broker.cluster().is_none() || channel.ephemeral {
+            return;
+        }
+        let Some(topic) = self.topic(&channel.topic) else { return };
+        self.forward_record(&topic, &channel.name, channel.command_record(), "command");
+    }
+
+    /// Sends `record` for `channel` to a leader of one of the topic's partitions, unless this
+    /// node leads one (its leadership task replicates the channel's state there).
+    fn forward_record(&self, topic: &NsqTopic, channel: &str, record: ChannelRecord, what: &'static str) {
         let node = self.broker.node_id();
         if topic.log_topic.partitions().iter().any(|p| p.role(node).is_leader) {
             return;
@@ -268,15 +298,15 @@ impl Channels {
         let (Some(cluster), Ok(handle)) = (self.broker.cluster(), tokio::runtime::Handle::try_current()) else {
             return;
         };
-        let tombstone = ChannelRecord { created_ms: now_ms(), deleted: true, ..ChannelRecord::default() };
-        let batch = match replicated_state::encode(&[(channel.to_string(), tombstone)], now_ms()) {
+        let batch = match replicated_state::encode(&[(channel.to_string(), record)], now_ms()) {
             Ok(batch) => batch,
-            Err(e) => return tracing::warn!(topic = %topic.name, error = %e, "cannot encode a channel tombstone"),
+            Err(e) => return tracing::warn!(topic = %topic.name, error = %e, what, "cannot encode a channel record"),
         };
         let (cluster, log_topic, channel) = (Arc::clone(cluster), topic.log_topic.name.clone(), channel.to_string());
         handle.spawn(async move {
-            if let Err(e) = cluster.forward_publish(&log_topic, batch).await {
-                tracing::warn!(topic = %log_topic, channel, error = %e, "channel delete not replicated");
+            match cluster.forward_publish(&log_topic, batch).await {
+                Ok(()) => tracing::info!(topic = %log_topic, channel, what, "channel change forwarded to a partition leader"),
+                Err(e) => tracing::warn!(topic = %log_topic, channel, error = %e, what, "channel change not replicated"),
             }
         });
     }
