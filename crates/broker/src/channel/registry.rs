@@ -75,7 +75,12 @@ impl NsqTopic {
     pub fn stats(&self) -> TopicStats {
         // Messages not yet copied to any channel: everything when the topic has none.
         let depth = if self.channels().is_empty() {
-            self.log_topic.partitions().iter().map(|p| p.log_end_offset() - p.log_start_offset()).sum()
+            let partitions = self.log_topic.partitions();
+            let depth = |p: &Arc<crate::partition::Partition>| {
+                let (start, end) = (p.log_start_offset(), p.log_end_offset());
+                end - start - p.channel_states().control_offsets_in(start, end)
+            };
+            partitions.iter().map(depth).sum()
         } else {
             0
         };

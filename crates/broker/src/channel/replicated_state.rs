@@ -105,14 +105,31 @@ pub struct ChannelStates {
     latest: Mutex<BTreeMap<String, (i64, ChannelRecord)>>,
     /// Bumped by every batch applied: readers skip work when it has not moved.
     version: AtomicU64,
+    /// The offsets of the latest control batches applied, first → last (at most
+    /// `CONTROL_RANGES_MAX`), so `/stats` depth counts messages only.
+    control: Mutex<BTreeMap<i64, i64>>,
 }
+
+/// Control batches remembered for depth: at one state write per 300 ms, about 20 minutes of a
+/// channel changing without pause; older ones (long read by then) count as messages.
+const CONTROL_RANGES_MAX: usize = 4096;
 
 impl ChannelStates {
     /// Applies one committed batch whose first record has `base_offset`; anything but a
     /// channel-state control batch is ignored.
     pub fn apply(&self, batch: &[u8], base_offset: i64) {
         let Ok(header) = BatchHeader::parse(batch) else { return };
-        if !header.is_control() || batch.len() > STATE_BATCH_BYTES_MAX {
+        if !header.is_control() {
+            return;
+        }
+        {
+            let mut control = self.control.lock().unwrap_or_else(|p| p.into_inner());
+            control.insert(base_offset, base_offset + i64::from(header.last_offset_delta.max(0)));
+            while control.len() > CONTROL_RANGES_MAX {
+                control.pop_first();
+            }
+        }
+        if batch.len() > STATE_BATCH_BYTES_MAX {
             return;
         }
         let decoded = decode(batch);
@@ -164,9 +181,23 @@ impl ChannelStates {
         latest.values().filter(|(_, r)| !r.deleted).map(hold).min()
     }
 
+    /// How many offsets in `from..to` control batches hold (not messages).
+    pub fn control_offsets_in(&self, from: i64, to: i64) -> i64 {
+        let control = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        let mut count = 0;
+        for (first, last) in control.range(..to).rev() {
+            if *last < from {
+                break;
+            }
+            count += (*last).min(to - 1) - (*first).max(from) + 1;
+        }
+        count
+    }
+
     /// Forgets everything (the partition's log was reset).
     pub fn clear(&self) {
         self.latest.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.control.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
 
@@ -280,6 +311,32 @@ mod tests {
         let decoded = crate::channel::records::decode(&batch, 0);
         assert!(decoded.messages.is_empty());
         assert_eq!(decoded.next_offset, 1);
+    }
+
+    #[test]
+    fn commands_merge_by_time_and_keep_the_position() {
+        // Proves a forwarded command (pause, empty) never replaces a leader's position, a
+        // leader's state written before the command keeps it, and an older pause loses.
+        let states = ChannelStates::default();
+        let position = ChannelRecord { created_ms: 7, floor: 40, ..ChannelRecord::default() };
+        states.apply(&encode(&[("a".into(), position.clone())], 1).expect("encode"), 100);
+        let pause = ChannelRecord { created_ms: 7, paused: true, paused_ms: 50, emptied_ms: 60, command: true, ..ChannelRecord::default() };
+        states.apply(&encode(&[("a".into(), pause)], 2).expect("encode"), 110);
+        let merged = &states.snapshot()["a"];
+        assert_eq!((merged.floor, merged.paused, merged.paused_ms, merged.emptied_ms, merged.command), (40, true, 50, 60, false));
+        assert_eq!(states.retention_floor(), Some(40));
+        // The leader's next state, encoded before it learned of the command.
+        states.apply(&encode(&[("a".into(), ChannelRecord { floor: 45, ..position })], 3).expect("encode"), 120);
+        let merged = &states.snapshot()["a"];
+        assert_eq!((merged.floor, merged.paused, merged.emptied_ms), (45, true, 60));
+        let unpause = ChannelRecord { created_ms: 7, paused_ms: 40, command: true, ..ChannelRecord::default() };
+        states.apply(&encode(&[("b".into(), unpause.clone()), ("a".into(), unpause)], 4).expect("encode"), 130);
+        assert!(states.snapshot()["a"].paused, "an older unpause loses");
+        // A command for a channel with no state yet is kept as it is (no position).
+        assert!(states.snapshot()["b"].command);
+        // The control batches are not messages for depth.
+        assert_eq!(states.control_offsets_in(0, 200), 5);
+        assert_eq!(states.control_offsets_in(105, 131), 3);
     }
 
     #[test]
