@@ -9,7 +9,9 @@
 //!   depth there counts the waiting messages only (not the channel-state control batches);
 //!   unpaused, every message arrives;
 //! - emptied through a non-leader, the leader's depth drops to 0, and after the leader is
-//!   killed the new one delivers only what was published after the empty.
+//!   killed the new one delivers only what was published after the empty;
+//! - the topic paused through a non-leader is paused on every node, across that kill, and
+//!   delivers nothing until unpaused through another node.
 
 mod cluster_support;
 mod common;
@@ -18,6 +20,7 @@ mod history;
 use cluster_support::kafka::{create_topic, leader_of, metadata_client, wait_for_leader, wait_fully_replicated};
 use cluster_support::Cluster;
 use common::{run_ok, unique_topic, wait_until};
+use rdkafka::consumer::BaseConsumer;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -65,7 +68,8 @@ fn channel_create_pause_and_empty_act_cluster_wide() {
     let script = clients_dir().join("pynsq_cluster_reader.py");
     let mut read = Command::new("python3");
     read.arg(script).args([cluster.http_addr(reader_node), topic.clone(), OPS.into(), BATCH.to_string()]);
-    let read: BTreeSet<String> = serde_json::from_slice(&run_ok(&mut read, Duration::from_secs(45)).stdout).expect("JSON");
+    let read: BTreeSet<String> =
+        serde_json::from_slice(&run_ok(&mut read, Duration::from_secs(45)).stdout).expect("JSON");
     assert!(read.is_disjoint(&before), "messages published before the channel existed were delivered");
     assert_eq!(read, after, "the channel created on node {creator} holds every message published after it");
 
@@ -76,18 +80,17 @@ fn channel_create_pause_and_empty_act_cluster_wide() {
     let (out, stop) = (dir.path().join("deliveries"), dir.path().join("stop"));
     let _reader = start_reader(&cluster, &out, &stop, &topic);
     let paused = publish(&cluster, &[reader_node], &topic, "paused", BATCH);
-    wait_until(REPLICATED_TIMEOUT, "the reader subscribed to the leader", || clients(&cluster, leader, &topic) > 0);
+    wait_until(REPLICATED_TIMEOUT, "the reader subscribed to the leader", || subscribed(&cluster, &client, &topic));
     std::thread::sleep(QUIET_WATCH);
     assert!(delivered(&out).is_empty(), "a paused channel delivered {:?}", delivered(&out));
+    let leader = wait_for_leader(&client, &topic, 0, REPLICATED_TIMEOUT, "the leader") as u64;
     cluster.node(leader).kill9();
-    let new_leader = wait_new_leader(&client, &topic, leader);
+    wait_new_leader(&client, &topic, leader);
     cluster.node(leader).restart();
-    wait_until(REPLICATED_TIMEOUT, "the reader subscribed to the new leader", || {
-        clients(&cluster, new_leader, &topic) > 0
-    });
+    wait_until(REPLICATED_TIMEOUT, "the reader subscribed to the new leader", || subscribed(&cluster, &client, &topic));
     // Depth is the waiting messages, not the channel-state batches written between them.
     wait_until(REPLICATED_TIMEOUT, "the new leader's depth at the paused messages", || {
-        channel_stats(&cluster, new_leader, &topic, OPS).is_some_and(|c| c["depth"] == BATCH as u64)
+        leader_stats(&cluster, &client, &topic).is_some_and(|c| c["depth"] == BATCH as u64)
     });
     std::thread::sleep(QUIET_WATCH);
     assert!(delivered(&out).is_empty(), "paused, after the failover, it delivered {:?}", delivered(&out));
@@ -105,21 +108,30 @@ fn channel_create_pause_and_empty_act_cluster_wide() {
     wait_paused(&cluster, &topic, true);
     let old = publish(&cluster, &[asked], &topic, "old", BATCH);
     wait_until(REPLICATED_TIMEOUT, "the old messages waiting", || {
-        channel_stats(&cluster, leader, &topic, OPS).is_some_and(|c| c["depth"] == BATCH as u64)
+        leader_stats(&cluster, &client, &topic).is_some_and(|c| c["depth"] == BATCH as u64)
     });
     http_post(&cluster.http_addr(asked), &format!("/channel/empty?topic={topic}&channel={OPS}"));
     wait_until(REPLICATED_TIMEOUT, "the channel emptied on the leader", || {
-        channel_stats(&cluster, leader, &topic, OPS).is_some_and(|c| c["depth"] == 0)
+        leader_stats(&cluster, &client, &topic).is_some_and(|c| c["depth"] == 0)
     });
+    // The topic paused through a non-leader too: paused on every node, across the kill.
+    http_post(&cluster.http_addr(asked), &format!("/topic/pause?topic={topic}"));
+    wait_topic_paused(&cluster, &topic, true);
+    let leader = wait_for_leader(&client, &topic, 0, REPLICATED_TIMEOUT, "the leader") as u64;
     cluster.node(leader).kill9();
     let new_leader = wait_new_leader(&client, &topic, leader);
     cluster.node(leader).restart();
+    wait_topic_paused(&cluster, &topic, true);
     http_post(&cluster.http_addr(new_leader), &format!("/channel/unpause?topic={topic}&channel={OPS}"));
     wait_paused(&cluster, &topic, false);
     let new = publish(&cluster, &[asked], &topic, "new", BATCH);
+    std::thread::sleep(QUIET_WATCH);
+    assert!(delivered(&out).is_disjoint(&new), "a paused topic delivered");
+    http_post(&cluster.http_addr(leader), &format!("/topic/unpause?topic={topic}"));
+    wait_topic_paused(&cluster, &topic, false);
     wait_until(REPLICATED_TIMEOUT, "the messages published after the empty", || delivered(&out).is_superset(&new));
     wait_until(REPLICATED_TIMEOUT, "the new leader's depth at 0", || {
-        channel_stats(&cluster, new_leader, &topic, OPS).is_some_and(|c| c["depth"] == 0 && c["in_flight_count"] == 0)
+        leader_stats(&cluster, &client, &topic).is_some_and(|c| c["depth"] == 0 && c["in_flight_count"] == 0)
     });
     let got = delivered(&out);
     assert!(got.is_disjoint(&old), "emptied messages came back: {:?}", got.intersection(&old).collect::<Vec<_>>());
@@ -132,13 +144,25 @@ fn clients_dir() -> PathBuf {
 }
 
 /// The leader once it is another node than `old`.
-fn wait_new_leader(client: &rdkafka::consumer::BaseConsumer, topic: &str, old: u64) -> u64 {
+fn wait_new_leader(client: &BaseConsumer, topic: &str, old: u64) -> u64 {
     let mut new = 0;
     wait_until(REPLICATED_TIMEOUT, "a new leader", || {
         new = leader_of(client, topic, 0).map_or(0, |l| l as u64);
         new != 0 && new != old
     });
     new
+}
+
+/// Every node's own topic shows `paused`.
+fn wait_topic_paused(cluster: &Cluster, topic: &str, paused: bool) {
+    wait_until(REPLICATED_TIMEOUT, &format!("topic paused={paused} on every node"), || {
+        (1..=NODES).all(|id| {
+            let stats =
+                cluster_support::local::get_json(&cluster.http_addr(id), &format!("/stats?format=json&topic={topic}"));
+            stats.ok().and_then(|s| s["topics"].as_array().and_then(|t| t.first().map(|t| t["paused"] == paused)))
+                == Some(true)
+        })
+    });
 }
 
 /// Every node's own channel shows `paused`.
@@ -150,8 +174,8 @@ fn wait_paused(cluster: &Cluster, topic: &str, paused: bool) {
 
 /// The channel as a node itself has it (its nsqd `/stats`).
 fn channel_stats(cluster: &Cluster, id: u64, topic: &str, channel: &str) -> Option<serde_json::Value> {
-    let stats = cluster_support::local::get_json(&cluster.http_addr(id), &format!("/stats?format=json&topic={topic}"))
-        .ok()?;
+    let stats =
+        cluster_support::local::get_json(&cluster.http_addr(id), &format!("/stats?format=json&topic={topic}")).ok()?;
     let topics = stats["topics"].as_array()?.clone();
     topics
         .iter()
@@ -159,8 +183,14 @@ fn channel_stats(cluster: &Cluster, id: u64, topic: &str, channel: &str) -> Opti
         .find(|c| c["channel_name"] == channel)
 }
 
-fn clients(cluster: &Cluster, id: u64, topic: &str) -> u64 {
-    channel_stats(cluster, id, topic, OPS).and_then(|c| c["client_count"].as_u64()).unwrap_or(0)
+/// The channel as the partition's current leader has it.
+fn leader_stats(cluster: &Cluster, client: &BaseConsumer, topic: &str) -> Option<serde_json::Value> {
+    channel_stats(cluster, leader_of(client, topic, 0)? as u64, topic, OPS)
+}
+
+/// The reader is subscribed to the partition's current leader.
+fn subscribed(cluster: &Cluster, client: &BaseConsumer, topic: &str) -> bool {
+    leader_stats(cluster, client, topic).and_then(|c| c["client_count"].as_u64()).unwrap_or(0) > 0
 }
 
 /// Publishes `count` bodies `<prefix>-<n>` with NSQ PUB over TCP, to `nodes` in turn.

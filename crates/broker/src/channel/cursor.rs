@@ -803,9 +803,9 @@ impl Channel {
             .map(|p| {
                 let end = p.log_end_offset();
                 // Depth counts messages: not the channel-state control batches (a cluster's).
-                st.cursors.get(&p.index).map_or(0, |c| {
-                    ((end - c.next).max(0) - p.channel_states().control_offsets_in(c.next, end)).max(0)
-                })
+                st.cursors
+                    .get(&p.index)
+                    .map_or(0, |c| ((end - c.next).max(0) - p.channel_states().control_offsets_in(c.next, end)).max(0))
             })
             .sum();
         let clients = self.clients.lock().map(|c| c.values().cloned().collect()).unwrap_or_default();

@@ -39,6 +39,8 @@ pub struct NsqTopic {
     pub name: Arc<str>,
     log_topic: Arc<Topic>,
     paused: Arc<AtomicBool>,
+    /// In a cluster: when `paused` was last set (0: never), so the latest pause wins everywhere.
+    paused_ms: std::sync::atomic::AtomicI64,
     channels: RwLock<BTreeMap<String, Arc<Channel>>>,
     /// Round-robin partition for the next PUB.
     next_partition: AtomicUsize,
@@ -387,8 +389,11 @@ impl Channels {
             super::topic_pause::write(&self.dir.join(name), paused)
                 .map_err(|e| BrokerError::Storage(format!("cannot record topic pause: {e}")))?;
         }
+        let last = topic.paused_ms.load(Ordering::Relaxed);
+        topic.paused_ms.store(now_ms().max(last + 1), Ordering::Relaxed);
         topic.paused.store(paused, Ordering::Relaxed);
         topic.channels().iter().for_each(|c| c.wake());
+        self.replicate_topic_pause(&topic);
         Ok(())
     }
 
@@ -509,6 +514,7 @@ fn new_topic(name: &str, log_topic: Arc<Topic>) -> NsqTopic {
         name: Arc::from(name),
         log_topic,
         paused: Arc::new(AtomicBool::new(false)),
+        paused_ms: std::sync::atomic::AtomicI64::new(0),
         channels: RwLock::new(BTreeMap::new()),
         next_partition: AtomicUsize::new(0),
         message_count: AtomicU64::new(0),

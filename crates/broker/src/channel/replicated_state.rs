@@ -28,6 +28,9 @@ pub const CONTROL_KEY_VERSION: i16 = 0;
 /// Our control-record type ("NS"); Kafka's own are 0–6 (markers, KRaft), and its clients ignore
 /// types they do not know.
 pub const CONTROL_TYPE_CHANNEL_STATE: i16 = 0x4E53;
+/// The record name (never a valid channel name) that carries the topic's own pause, written
+/// by leaders with their channels' states and forwarded as a command like theirs.
+pub const TOPIC_RECORD: &str = "";
 /// Largest channel-state batch decoded (bounded by the window: every offset finished or pending).
 pub const STATE_BATCH_BYTES_MAX: usize = 64 << 20;
 
@@ -176,9 +179,15 @@ impl ChannelStates {
     /// a replica restarted after a purge still replays it).
     pub fn retention_floor(&self) -> Option<i64> {
         let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
-        // A command holds no position: the channel starts near its own offset.
-        let hold = |(offset, r): &(i64, ChannelRecord)| if r.command { *offset } else { (*offset).min(r.floor) };
-        latest.values().filter(|(_, r)| !r.deleted).map(hold).min()
+        // A command (and the topic's record) holds no position: only its own offset is kept.
+        let hold = |(name, (offset, r)): (&String, &(i64, ChannelRecord))| {
+            if r.command || name == TOPIC_RECORD {
+                *offset
+            } else {
+                (*offset).min(r.floor)
+            }
+        };
+        latest.iter().filter(|(_, (_, r))| !r.deleted).map(hold).min()
     }
 
     /// How many offsets in `from..to` control batches hold (not messages).
@@ -320,10 +329,20 @@ mod tests {
         let states = ChannelStates::default();
         let position = ChannelRecord { created_ms: 7, floor: 40, ..ChannelRecord::default() };
         states.apply(&encode(&[("a".into(), position.clone())], 1).expect("encode"), 100);
-        let pause = ChannelRecord { created_ms: 7, paused: true, paused_ms: 50, emptied_ms: 60, command: true, ..ChannelRecord::default() };
+        let pause = ChannelRecord {
+            created_ms: 7,
+            paused: true,
+            paused_ms: 50,
+            emptied_ms: 60,
+            command: true,
+            ..ChannelRecord::default()
+        };
         states.apply(&encode(&[("a".into(), pause)], 2).expect("encode"), 110);
         let merged = &states.snapshot()["a"];
-        assert_eq!((merged.floor, merged.paused, merged.paused_ms, merged.emptied_ms, merged.command), (40, true, 50, 60, false));
+        assert_eq!(
+            (merged.floor, merged.paused, merged.paused_ms, merged.emptied_ms, merged.command),
+            (40, true, 50, 60, false)
+        );
         assert_eq!(states.retention_floor(), Some(40));
         // The leader's next state, encoded before it learned of the command.
         states.apply(&encode(&[("a".into(), ChannelRecord { floor: 45, ..position })], 3).expect("encode"), 120);

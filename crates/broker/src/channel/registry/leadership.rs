@@ -15,10 +15,11 @@
 use super::{Channels, NsqTopic};
 use crate::channel::cursor::{Channel, Origin};
 use crate::channel::now_ms;
-use crate::channel::replicated_state::{self, ChannelRecord};
+use crate::channel::replicated_state::{self, ChannelRecord, TOPIC_RECORD};
 use crate::partition::{Durability, Partition};
 use crate::topic::Topic;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -165,6 +166,9 @@ async fn write_states(topic: &NsqTopic, partition: &Arc<Partition>, held: &mut S
     let durable: Vec<Arc<Channel>> = topic.channels().into_iter().filter(|c| !c.ephemeral).collect();
     let mut records: Vec<(String, ChannelRecord)> =
         durable.iter().filter_map(|c| Some((c.name.to_string(), c.partition_record(partition.index)?))).collect();
+    if let Some(pause) = topic.pause_record(false) {
+        records.push((TOPIC_RECORD.to_string(), pause));
+    }
     let changed = records.iter().any(|(name, record)| match held.written.get(name) {
         None => true,
         Some((old, (first, last))) => old != record && (*first < 0 || old.past_own_batch(*first, *last) != *record),
@@ -196,6 +200,20 @@ async fn write_states(topic: &NsqTopic, partition: &Arc<Partition>, held: &mut S
         Err(_) => {
             tracing::warn!(topic = %topic.name, partition = partition.index, "channel state not committed in time")
         }
+    }
+}
+
+impl NsqTopic {
+    /// The topic's pause as replicated (`command`: forwarded by a node leading none), once
+    /// it was ever set in this process or learned from the cluster.
+    fn pause_record(&self, command: bool) -> Option<ChannelRecord> {
+        let paused_ms = self.paused_ms.load(Ordering::Relaxed);
+        (paused_ms > 0).then(|| ChannelRecord {
+            paused: self.is_paused(),
+            paused_ms,
+            command,
+            ..ChannelRecord::default()
+        })
     }
 }
 
@@ -257,6 +275,9 @@ impl Channels {
             }
         }
         // Pauses and empties asked on any node take effect here (the latest of each).
+        if let Some(pause) = commands.remove(TOPIC_RECORD) {
+            self.apply_topic_pause(topic, pause.paused, pause.paused_ms);
+        }
         for (name, command) in commands {
             if let Some(channel) = topic.channel(&name) {
                 channel.apply_pause(command.paused, command.paused_ms);
@@ -288,6 +309,30 @@ impl Channels {
         self.forward_record(&topic, &channel.name, channel.command_record(), "command");
     }
 
+    /// A topic paused or unpaused here: as a channel's pause (`replicate_command`).
+    pub(in crate::channel) fn replicate_topic_pause(&self, topic: &NsqTopic) {
+        if let (Some(_), Some(pause)) = (self.broker.cluster(), topic.pause_record(true)) {
+            self.forward_record(topic, TOPIC_RECORD, pause, "topic pause");
+        }
+    }
+
+    /// A topic pause asked at `at_ms` on another node; an older one than the last applied
+    /// here changes nothing. Recorded on disk as a local pause is.
+    fn apply_topic_pause(&self, topic: &NsqTopic, paused: bool, at_ms: i64) {
+        if at_ms <= topic.paused_ms.load(Ordering::Relaxed) {
+            return;
+        }
+        topic.paused_ms.store(at_ms, Ordering::Relaxed);
+        if !super::super::is_ephemeral(&topic.name) {
+            if let Err(e) = super::super::topic_pause::write(&self.dir.join(&*topic.name), paused) {
+                tracing::warn!(topic = %topic.name, error = %e, "cannot record topic pause");
+            }
+        }
+        topic.paused.store(paused, Ordering::Relaxed);
+        topic.channels().iter().for_each(|c| c.wake());
+        tracing::info!(topic = %topic.name, paused, "topic pause taken from the cluster");
+    }
+
     /// Sends `record` for `channel` to a leader of one of the topic's partitions, unless this
     /// node leads one (its leadership task replicates the channel's state there).
     fn forward_record(&self, topic: &NsqTopic, channel: &str, record: ChannelRecord, what: &'static str) {
@@ -305,8 +350,12 @@ impl Channels {
         let (cluster, log_topic, channel) = (Arc::clone(cluster), topic.log_topic.name.clone(), channel.to_string());
         handle.spawn(async move {
             match cluster.forward_publish(&log_topic, batch).await {
-                Ok(()) => tracing::info!(topic = %log_topic, channel, what, "channel change forwarded to a partition leader"),
-                Err(e) => tracing::warn!(topic = %log_topic, channel, error = %e, what, "channel change not replicated"),
+                Ok(()) => {
+                    tracing::info!(topic = %log_topic, channel, what, "channel change forwarded to a partition leader")
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %log_topic, channel, error = %e, what, "channel change not replicated")
+                }
             }
         });
     }
