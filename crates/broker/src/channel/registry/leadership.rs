@@ -34,6 +34,10 @@ const STATE_WRITE_INTERVAL: Duration = Duration::from_millis(300);
 const LOAD_WAIT: Duration = Duration::from_secs(2);
 /// Longest a state write waits for the majority commit (a leader cut off from it).
 const WRITE_WAIT: Duration = Duration::from_secs(2);
+/// How often a node serving no partition of a topic forwards again a channel's creation,
+/// pause or empty that no partition's replicated state shows yet (the first forward was lost,
+/// or this node led a partition when it was asked and lost it before writing the state).
+const FORWARD_RETRY: Duration = Duration::from_secs(1);
 /// How long a channel deleted here counts as a tombstone of its own: far longer than its
 /// replicated tombstone takes to be written (a `STATE_WRITE_INTERVAL` and a commit).
 const RECENT_DELETE_MS: i64 = 60_000;
@@ -54,6 +58,8 @@ pub(super) async fn run(channels: Arc<Channels>, mut stop: watch::Receiver<bool>
     // Per topic, the sum of its partitions' state versions last followed (and its local
     // channel count): unchanged, the replicated channel list needs no new look.
     let mut followed: HashMap<String, (u64, usize)> = HashMap::new();
+    // Per channel, when its command was last forwarded by the catch-up below.
+    let mut forwarded: HashMap<(String, String), Instant> = HashMap::new();
     let mut tick = tokio::time::interval(CHECK_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -75,6 +81,9 @@ pub(super) async fn run(channels: Arc<Channels>, mut stop: watch::Receiver<bool>
                 channels.follow_replicated_channels(&topic, &partitions);
                 followed.insert(topic.name.to_string(), seen);
             }
+            if !served.keys().any(|(t, _)| *t == *topic.name) {
+                channels.forward_unseen_commands(&topic, &partitions, &mut forwarded);
+            }
             // A topic no channel reads (Kafka's) costs no leadership confirmation round; one
             // whose last channel went is still visited, to replicate its tombstones.
             if topic.channels().is_empty() && !served.keys().any(|(t, _)| *t == *topic.name) {
@@ -94,6 +103,7 @@ pub(super) async fn run(channels: Arc<Channels>, mut stop: watch::Receiver<bool>
         let topics = channels.topics.read().map(|t| t.clone()).unwrap_or_default();
         served.retain(|(name, _), held| topics.get(name).is_some_and(|t| Arc::ptr_eq(&t.log_topic, &held.log_topic)));
         followed.retain(|name, _| topics.contains_key(name));
+        forwarded.retain(|_, at| at.elapsed() < FORWARD_RETRY);
     }
 }
 
@@ -331,6 +341,43 @@ impl Channels {
         topic.paused.store(paused, Ordering::Relaxed);
         topic.channels().iter().for_each(|c| c.wake());
         tracing::info!(topic = %topic.name, paused, "topic pause taken from the cluster");
+    }
+
+    /// On a node serving no partition of `topic`: forwards again (at most every
+    /// `FORWARD_RETRY`) each durable channel whose incarnation, pause or empty no partition's
+    /// replicated state shows yet.
+    fn forward_unseen_commands(
+        &self,
+        topic: &NsqTopic,
+        partitions: &[Arc<Partition>],
+        forwarded: &mut HashMap<(String, String), Instant>,
+    ) {
+        let channels: Vec<Arc<Channel>> = topic.channels().into_iter().filter(|c| !c.ephemeral).collect();
+        if channels.is_empty() {
+            return;
+        }
+        // Only the partitions replicated here show what the cluster recorded; with none (a
+        // replication factor below the node count), this node cannot tell and does not retry.
+        let states: Vec<BTreeMap<String, ChannelRecord>> =
+            partitions.iter().filter(|p| p.replica().is_some()).map(|p| p.channel_states().snapshot()).collect();
+        if states.is_empty() {
+            return;
+        }
+        for channel in channels {
+            let mine = channel.command_record();
+            // Any live record of the name makes the channel known (another node's concurrent
+            // creation of it counts too); its pause and empty must be at least ours.
+            let seen = states
+                .iter()
+                .filter_map(|s| s.get(&*channel.name))
+                .any(|r| !r.deleted && r.paused_ms >= mine.paused_ms && r.emptied_ms >= mine.emptied_ms);
+            let key = (topic.name.to_string(), channel.name.to_string());
+            if seen || forwarded.get(&key).is_some_and(|at| at.elapsed() < FORWARD_RETRY) {
+                continue;
+            }
+            forwarded.insert(key, Instant::now());
+            self.forward_record(topic, &channel.name, mine, "command (again)");
+        }
     }
 
     /// Sends `record` for `channel` to a leader of one of the topic's partitions, unless this
