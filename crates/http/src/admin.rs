@@ -67,21 +67,18 @@ pub async fn channel_delete(State(s): State<AppState>, Query(p): Params) -> Http
 
 pub async fn channel_empty(State(s): State<AppState>, Query(p): Params) -> HttpResult {
     let (topic, channel) = (topic_param(&p)?, channel_param(&p)?);
-    let c = s.channels.existing_channel(&topic, &channel).map_err(|e| failed(e, "CHANNEL_NOT_FOUND"))?;
-    s.channels.empty_channel(&c);
+    s.channels.existing_channel(&topic, &channel).map_err(|e| failed(e, "CHANNEL_NOT_FOUND"))?.empty();
     Ok(reply::empty())
 }
 
 pub async fn channel_pause(State(s): State<AppState>, Query(p): Params) -> HttpResult {
     let (topic, channel) = (topic_param(&p)?, channel_param(&p)?);
-    let c = s.channels.existing_channel(&topic, &channel).map_err(|e| failed(e, "CHANNEL_NOT_FOUND"))?;
-    s.channels.pause_channel(&c, true);
+    s.channels.existing_channel(&topic, &channel).map_err(|e| failed(e, "CHANNEL_NOT_FOUND"))?.set_paused(true);
     Ok(reply::empty())
 }
 
 pub async fn channel_unpause(State(s): State<AppState>, Query(p): Params) -> HttpResult {
     let (topic, channel) = (topic_param(&p)?, channel_param(&p)?);
-    let c = s.channels.existing_channel(&topic, &channel).map_err(|e| failed(e, "CHANNEL_NOT_FOUND"))?;
-    s.channels.pause_channel(&c, false);
+    s.channels.existing_channel(&topic, &channel).map_err(|e| failed(e, "CHANNEL_NOT_FOUND"))?.set_paused(false);
     Ok(reply::empty())
 }

@@ -85,19 +85,19 @@ pub async fn channel(State(s): State<AppState>, path: ChannelPath) -> ApiResult 
 
 pub async fn pause(State(s): State<AppState>, path: ChannelPath) -> ApiResult {
     let (c, _, _) = existing(&s.channels, path)?;
-    s.channels.pause_channel(&c, true);
+    c.set_paused(true);
     Ok(ok(&view(&c)))
 }
 
 pub async fn unpause(State(s): State<AppState>, path: ChannelPath) -> ApiResult {
     let (c, _, _) = existing(&s.channels, path)?;
-    s.channels.pause_channel(&c, false);
+    c.set_paused(false);
     Ok(ok(&view(&c)))
 }
 
 pub async fn empty(State(s): State<AppState>, path: ChannelPath) -> ApiResult {
     let (c, _, _) = existing(&s.channels, path)?;
-    s.channels.empty_channel(&c);
+    c.empty();
     Ok(ok(&view(&c)))
 }
 
