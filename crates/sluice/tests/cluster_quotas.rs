@@ -9,16 +9,14 @@ mod history;
 
 use cluster_support::Cluster;
 use common::raw::Raw;
-use common::{runtime, unique_topic, wait_until};
+use common::{runtime, unique_topic, wait_until, ThrottleSeen};
 use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
 use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
 use kafka_protocol::messages::{AlterClientQuotasRequest, DescribeClientQuotasRequest};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::statistics::Statistics;
-use rdkafka::{ClientConfig, ClientContext};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use rdkafka::ClientConfig;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const NODES: usize = 3;
@@ -50,16 +48,6 @@ fn described(addr: &str) -> Option<f64> {
     let response = Raw::connect_addr(addr.parse().expect("address")).request(1, &request);
     let entries = response.entries.unwrap_or_default();
     entries.iter().flat_map(|e| &e.values).find(|v| v.key.as_str() == "producer_byte_rate").map(|v| v.value)
-}
-
-#[derive(Clone, Default)]
-struct ThrottleSeen(Arc<AtomicI64>);
-
-impl ClientContext for ThrottleSeen {
-    fn stats(&self, statistics: Statistics) {
-        let most = statistics.brokers.values().filter_map(|b| b.throttle.as_ref()).map(|w| w.max).max();
-        self.0.fetch_max(most.unwrap_or(0), Ordering::Relaxed);
-    }
 }
 
 #[test]

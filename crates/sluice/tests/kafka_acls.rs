@@ -82,20 +82,26 @@ fn join_group_as_bob(sasl: &str, group: &str) -> i16 {
     raw.request(5, &join).error_code
 }
 
-#[test]
-fn acls_allow_and_refuse_what_kafka_would() {
+/// A broker with one SASL_PLAINTEXT listener and the ACL authorizer, users admin (a super
+/// user) and `user`: it, the listener's address, and the directory holding its data.
+fn start_broker((user, password): (&str, &str)) -> (Broker, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("data");
     std::fs::create_dir_all(&data_dir).expect("data dir");
     add_user_offline(&data_dir, "admin", "admin-pw");
-    add_user_offline(&data_dir, "bob", "bob-pw");
+    add_user_offline(&data_dir, user, password);
     let sasl = format!("127.0.0.1:{}", free_port());
     let args = ["--kafka-listener", &format!("SASL_PLAINTEXT://{sasl}"), "--authorizer", "acl"]
         .into_iter()
         .chain(["--super-users", "User:admin"])
         .map(String::from)
         .collect();
-    let _broker = Broker::start_with(BrokerOpts { args, data_dir: Some(data_dir), ..BrokerOpts::default() });
+    (Broker::start_with(BrokerOpts { args, data_dir: Some(data_dir), ..BrokerOpts::default() }), sasl, dir)
+}
+
+#[test]
+fn acls_allow_and_refuse_what_kafka_would() {
+    let (_broker, sasl, _dir) = start_broker(("bob", "bob-pw"));
     let (orders, logs, secret, hidden) =
         (unique_topic("orders"), unique_topic("logs-app"), unique_topic("logs-secret"), unique_topic("hidden"));
     let created = admin(
@@ -239,18 +245,7 @@ fn group_operations(sasl: &str, user: &str, password: &str, group: &str) -> i32 
 /// principal's own, not the resource type's full set.
 #[test]
 fn auto_creation_needs_create_and_authorized_operations_are_the_principals() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data_dir = dir.path().join("data");
-    std::fs::create_dir_all(&data_dir).expect("data dir");
-    add_user_offline(&data_dir, "admin", "admin-pw");
-    add_user_offline(&data_dir, "carol", "carol-pw");
-    let sasl = format!("127.0.0.1:{}", free_port());
-    let args = ["--kafka-listener", &format!("SASL_PLAINTEXT://{sasl}"), "--authorizer", "acl"]
-        .into_iter()
-        .chain(["--super-users", "User:admin"])
-        .map(String::from)
-        .collect();
-    let broker = Broker::start_with(BrokerOpts { args, data_dir: Some(data_dir), ..BrokerOpts::default() });
+    let (broker, sasl, _dir) = start_broker(("carol", "carol-pw"));
     let created = admin(
         &sasl,
         &["create", "TOPIC:carol-:PREFIXED:User:carol:WRITE:ALLOW", "GROUP:carol-group:LITERAL:User:carol:READ:ALLOW"],

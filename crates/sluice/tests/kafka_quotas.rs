@@ -8,17 +8,15 @@
 mod common;
 
 use common::raw::Raw;
-use common::{runtime, unique_topic, wait_until, Broker};
+use common::{runtime, unique_topic, wait_until, Broker, ThrottleSeen};
 use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
 use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
 use kafka_protocol::messages::{AlterClientQuotasRequest, DescribeClientQuotasRequest};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::statistics::Statistics;
-use rdkafka::{ClientConfig, ClientContext, Message};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use rdkafka::{ClientConfig, Message};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const PRODUCE_QUOTA: f64 = 50_000.0;
@@ -28,19 +26,6 @@ const MESSAGE_BYTES: usize = 10_000;
 const THROTTLED_PRODUCER: &str = "throttled-producer";
 const THROTTLED_CONSUMER: &str = "throttled-consumer";
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Keeps the largest broker throttle time librdkafka's statistics reported.
-#[derive(Clone, Default)]
-struct ThrottleSeen(Arc<AtomicI64>);
-
-impl ClientContext for ThrottleSeen {
-    fn stats(&self, statistics: Statistics) {
-        let most = statistics.brokers.values().filter_map(|b| b.throttle.as_ref()).map(|w| w.max).max();
-        self.0.fetch_max(most.unwrap_or(0), Ordering::Relaxed);
-    }
-}
-
-impl rdkafka::consumer::ConsumerContext for ThrottleSeen {}
 
 fn config(broker: &Broker, client_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();

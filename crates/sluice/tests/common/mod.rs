@@ -770,3 +770,17 @@ pub fn produce_one(
         .unwrap_or_else(|(e, _)| panic!("produce to {topic}/{partition}: {e}"));
     (delivery.partition, delivery.offset)
 }
+
+/// A librdkafka client context keeping the largest broker throttle time (quotas) that the
+/// client's own statistics reported (set `statistics.interval.ms`).
+#[derive(Clone, Default)]
+pub struct ThrottleSeen(pub std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl rdkafka::ClientContext for ThrottleSeen {
+    fn stats(&self, statistics: rdkafka::statistics::Statistics) {
+        let most = statistics.brokers.values().filter_map(|b| b.throttle.as_ref()).map(|w| w.max).max();
+        self.0.fetch_max(most.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ThrottleSeen {}
