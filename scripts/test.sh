@@ -22,6 +22,7 @@ bash scripts/install-mqtt-test-deps.sh
 bash scripts/install-api-test-deps.sh
 bash scripts/install-ops-test-deps.sh
 bash scripts/install-console-test-deps.sh
+bash scripts/install-kafkajs-test-deps.sh
 
 echo "==> cargo build --workspace --all-targets"
 cargo build --workspace --all-targets
