@@ -11,6 +11,8 @@ PACKAGES=(
   librdkafka-dev
   golang-go
   golang-github-shopify-sarama-dev
+  # sarama's SCRAM client is the application's to supply: xdg-go/scram, as sarama's example.
+  golang-github-xdg-go-scram-dev
   pkg-config
   cmake
   # Building the rdkafka crate's bundled librdkafka (C and C++) and sarama's cgo zstd binding.
