@@ -8,8 +8,8 @@
 //!   coordinator, the others answer `NOT_COORDINATOR`, and the internal topic is listed as
 //!   internal, refuses produces and deletion, and is not shown to NSQ. The offsets also survive
 //!   the whole cluster killed and restarted, and go when their topic is deleted.
-//! - `*_group_consumer_rides_out_coordinator_kills`: a librdkafka (and, by hand, a sarama) group
-//!   consumer (committing every 500 ms) reads a topic an `acks=all` producer writes while the group's coordinator is killed and
+//! - `*_group_consumer_rides_out_coordinator_kills`: a librdkafka, a sarama and a kafka-python
+//!   group consumer (committing every 500 ms) reads a topic an `acks=all` producer writes while the group's coordinator is killed and
 //!   restarted 3 times. The committed offsets read back never go backwards, the consumer
 //!   resumes after each kill (its rebalance completes), its first read after every assignment is
 //!   at or past the offset committed before that assignment (so duplicates are bounded by what
@@ -22,6 +22,7 @@ mod history;
 use cluster_support::consume::consume_in_background;
 use cluster_support::kafka::{create_topic, metadata_client, wait_fully_replicated};
 use cluster_support::produce::{produce_in_background, ProduceSpec, Stop};
+use cluster_support::python_group::PythonGroupConsumer;
 use cluster_support::sarama_group::SaramaGroupConsumer;
 use cluster_support::{local, Cluster};
 use common::raw::Raw;
@@ -279,12 +280,14 @@ fn wait_for_reads(recorder: &Recorder, since: usize, what: &str) -> usize {
 enum Client {
     Librdkafka,
     Sarama,
+    KafkaPython,
 }
 
 /// A running group consumer of either client.
 enum Running {
     Librdkafka(Stop, std::thread::JoinHandle<cluster_support::consume::Consumed>),
     Sarama(SaramaGroupConsumer),
+    KafkaPython(PythonGroupConsumer),
 }
 
 impl Running {
@@ -296,6 +299,9 @@ impl Running {
                 Running::Librdkafka(stop, handle)
             }
             Client::Sarama => Running::Sarama(SaramaGroupConsumer::start(bootstrap, topic, group, CONSUMER, recorder)),
+            Client::KafkaPython => {
+                Running::KafkaPython(PythonGroupConsumer::start(bootstrap, topic, group, CONSUMER, recorder))
+            }
         }
     }
 
@@ -309,6 +315,10 @@ impl Running {
             Running::Sarama(mut sarama) => {
                 assert!(sarama.stop(), "the sarama group consumer did not leave cleanly");
                 sarama.errors.load(std::sync::atomic::Ordering::Relaxed)
+            }
+            Running::KafkaPython(mut python) => {
+                assert!(python.stop(), "the kafka-python group consumer did not leave cleanly");
+                python.errors.load(std::sync::atomic::Ordering::Relaxed)
             }
         }
     }
@@ -338,6 +348,12 @@ fn librdkafka_group_consumer_rides_out_coordinator_kills() {
 #[test]
 fn sarama_group_consumer_rides_out_coordinator_kills() {
     rides_out_coordinator_kills(Client::Sarama);
+}
+
+/// kafka-python 2.0.2's KafkaConsumer (auto-commit every 500 ms) through the same kills.
+#[test]
+fn kafka_python_group_consumer_rides_out_coordinator_kills() {
+    rides_out_coordinator_kills(Client::KafkaPython);
 }
 
 fn rides_out_coordinator_kills(client: Client) {

@@ -11,6 +11,7 @@ pub mod local;
 pub mod netns;
 pub mod node;
 pub mod produce;
+pub mod python_group;
 pub mod sarama;
 pub mod sarama_group;
 

@@ -45,7 +45,7 @@ impl SaramaGroupConsumer {
 }
 
 /// Records one line of the program's output; returns false on `done`.
-fn record_line(recorder: &Recorder, name: &str, errors: &AtomicU64, line: &str) -> bool {
+pub(super) fn record_line(recorder: &Recorder, name: &str, errors: &AtomicU64, line: &str) -> bool {
     let mut words = line.splitn(4, ' ');
     match (words.next(), words.next(), words.next(), words.next()) {
         (Some("assigned"), Some(partition), None, None) => {
@@ -58,7 +58,7 @@ fn record_line(recorder: &Recorder, name: &str, errors: &AtomicU64, line: &str) 
         }
         (Some("error"), ..) => {
             // Shown, so a test that times out says what sarama saw.
-            eprintln!("sarama group consumer {name}: {line}");
+            eprintln!("group consumer {name}: {line}");
             errors.fetch_add(1, Ordering::Relaxed);
         }
         (Some("done"), Some(_), None, None) => return false,
