@@ -8,7 +8,7 @@
 mod common;
 
 use common::raw::Raw;
-use common::{free_port, run_bounded, unique_topic, Broker, BrokerOpts, SLUICE_BIN};
+use common::{add_user_offline, free_port, run_bounded, unique_topic, Broker, BrokerOpts};
 use kafka_protocol::messages::{JoinGroupRequest, SaslAuthenticateRequest, SaslHandshakeRequest};
 use kafka_protocol::protocol::StrBytes;
 use std::path::Path;
@@ -17,15 +17,6 @@ use std::time::Duration;
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 const PYTHON: &str = "/usr/bin/python3";
-
-fn add_user_offline(data_dir: &Path, name: &str, password: &str) {
-    let mut cmd = Command::new(SLUICE_BIN);
-    cmd.args(["user", "add", name, "--data-dir"]).arg(data_dir).stdin(Stdio::null());
-    common::clear_sluice_env(&mut cmd);
-    cmd.env("SLUICE_USER_PASSWORD", password);
-    let out = run_bounded(&mut cmd, CLIENT_TIMEOUT);
-    assert!(out.status.success(), "sluice user add {name}: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 fn admin(sasl: &str, args: &[&str]) -> serde_json::Value {
     admin_as(sasl, ("admin", "admin-pw"), args)

@@ -5,22 +5,13 @@
 
 mod common;
 
-use common::{free_port, run_bounded, unique_topic, Broker, BrokerOpts, SLUICE_BIN};
-use std::path::{Path, PathBuf};
+use common::{add_user_offline, free_port, run_bounded, unique_topic, Broker, BrokerOpts};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 const COUNT: usize = 20;
-
-fn add_user_offline(data_dir: &Path, name: &str, password: &str) {
-    let mut cmd = Command::new(SLUICE_BIN);
-    cmd.args(["user", "add", name, "--data-dir"]).arg(data_dir).stdin(Stdio::null());
-    common::clear_sluice_env(&mut cmd);
-    cmd.env("SLUICE_USER_PASSWORD", password);
-    let out = run_bounded(&mut cmd, CLIENT_TIMEOUT);
-    assert!(out.status.success(), "sluice user add {name}: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// Runs `scram.mjs`; its JSON line.
 fn kafkajs(broker: &str, mechanism: &str, password: &str, topic: &str) -> serde_json::Value {

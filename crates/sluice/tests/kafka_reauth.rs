@@ -9,27 +9,16 @@
 mod common;
 
 use common::raw::{Raw, Reply};
-use common::{free_port, run_bounded, runtime, unique_topic, wait_until, Broker, BrokerOpts, SLUICE_BIN};
+use common::{add_user_offline, free_port, runtime, unique_topic, wait_until, Broker, BrokerOpts};
 use kafka_protocol::messages::{MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest};
 use kafka_protocol::protocol::{Encodable, HeaderVersion, Request, StrBytes};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Short, so a test sees several lifetimes; librdkafka re-authenticates at 90% of it.
 const LIFETIME_MS: u64 = 1500;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn add_user_offline(data_dir: &Path, name: &str, password: &str) {
-    let mut cmd = Command::new(SLUICE_BIN);
-    cmd.args(["user", "add", name, "--data-dir"]).arg(data_dir).stdin(Stdio::null());
-    common::clear_sluice_env(&mut cmd);
-    cmd.env("SLUICE_USER_PASSWORD", password);
-    let out = run_bounded(&mut cmd, Duration::from_secs(60));
-    assert!(out.status.success(), "sluice user add {name}: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// A broker with one SASL_PLAINTEXT listener, users alice and bob, logins lasting
 /// `LIFETIME_MS`; returns it, the listener's address and the directory holding its data.

@@ -784,3 +784,14 @@ impl rdkafka::ClientContext for ThrottleSeen {
 }
 
 impl rdkafka::consumer::ConsumerContext for ThrottleSeen {}
+
+/// Adds a SASL user to a stopped broker's data directory (`sluice user add --data-dir`), the
+/// password passed as `SLUICE_USER_PASSWORD`.
+pub fn add_user_offline(data_dir: &Path, name: &str, password: &str) {
+    let mut cmd = Command::new(SLUICE_BIN);
+    cmd.args(["user", "add", name, "--data-dir"]).arg(data_dir).stdin(Stdio::null());
+    clear_sluice_env(&mut cmd);
+    cmd.env("SLUICE_USER_PASSWORD", password);
+    let out = run_bounded(&mut cmd, Duration::from_secs(60));
+    assert!(out.status.success(), "sluice user add {name}: {}", String::from_utf8_lossy(&out.stderr));
+}
