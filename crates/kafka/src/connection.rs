@@ -81,9 +81,9 @@ where
         Ok(())
     };
     let read_loop = async move {
+        // A throttled client's next request waits (KIP-219: Kafka mutes the channel).
+        let mute = Arc::clone(&session.mute);
         loop {
-            // A throttled client's next request waits (KIP-219: Kafka mutes the channel).
-            let mute = Arc::clone(&session.mute);
             tokio::select! {
                 _ = mute.wait() => {}
                 _ = shutdown.changed() => return Ok(()),

@@ -8,7 +8,7 @@
 mod common;
 
 use common::raw::Raw;
-use common::{add_user_offline, free_port, run_bounded, unique_topic, Broker, BrokerOpts};
+use common::{run_bounded, start_sasl_broker, unique_topic, Broker};
 use kafka_protocol::messages::{JoinGroupRequest, SaslAuthenticateRequest, SaslHandshakeRequest};
 use kafka_protocol::protocol::StrBytes;
 use std::path::Path;
@@ -76,18 +76,10 @@ fn join_group_as_bob(sasl: &str, group: &str) -> i16 {
 /// A broker with one SASL_PLAINTEXT listener and the ACL authorizer, users admin (a super
 /// user) and `user`: it, the listener's address, and the directory holding its data.
 fn start_broker((user, password): (&str, &str)) -> (Broker, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data_dir = dir.path().join("data");
-    std::fs::create_dir_all(&data_dir).expect("data dir");
-    add_user_offline(&data_dir, "admin", "admin-pw");
-    add_user_offline(&data_dir, user, password);
-    let sasl = format!("127.0.0.1:{}", free_port());
-    let args = ["--kafka-listener", &format!("SASL_PLAINTEXT://{sasl}"), "--authorizer", "acl"]
-        .into_iter()
-        .chain(["--super-users", "User:admin"])
-        .map(String::from)
-        .collect();
-    (Broker::start_with(BrokerOpts { args, data_dir: Some(data_dir), ..BrokerOpts::default() }), sasl, dir)
+    start_sasl_broker(
+        &[("admin", "admin-pw"), (user, password)],
+        &["--authorizer", "acl", "--super-users", "User:admin"],
+    )
 }
 
 #[test]

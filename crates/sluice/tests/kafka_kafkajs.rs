@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{add_user_offline, free_port, run_bounded, unique_topic, Broker, BrokerOpts};
+use common::{run_bounded, start_sasl_broker, unique_topic};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -30,13 +30,7 @@ fn kafkajs(broker: &str, mechanism: &str, password: &str, topic: &str) -> serde_
 
 #[test]
 fn kafkajs_logs_in_with_scram_and_round_trips() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data_dir = dir.path().join("data");
-    std::fs::create_dir_all(&data_dir).expect("data dir");
-    add_user_offline(&data_dir, "alice", "alice-pw");
-    let sasl = format!("127.0.0.1:{}", free_port());
-    let args = vec!["--kafka-listener".to_string(), format!("SASL_PLAINTEXT://{sasl}")];
-    let _broker = Broker::start_with(BrokerOpts { args, data_dir: Some(data_dir), ..BrokerOpts::default() });
+    let (_broker, sasl, _dir) = start_sasl_broker(&[("alice", "alice-pw")], &[]);
 
     for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
         let topic = unique_topic("kafkajs");

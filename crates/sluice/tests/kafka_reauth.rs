@@ -9,7 +9,7 @@
 mod common;
 
 use common::raw::{Raw, Reply};
-use common::{add_user_offline, free_port, runtime, unique_topic, wait_until, Broker, BrokerOpts};
+use common::{runtime, start_sasl_broker, unique_topic, wait_until, Broker};
 use kafka_protocol::messages::{MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest};
 use kafka_protocol::protocol::{Encodable, HeaderVersion, Request, StrBytes};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -23,19 +23,8 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// A broker with one SASL_PLAINTEXT listener, users alice and bob, logins lasting
 /// `LIFETIME_MS`; returns it, the listener's address and the directory holding its data.
 fn start_broker() -> (Broker, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data_dir = dir.path().join("data");
-    std::fs::create_dir_all(&data_dir).expect("data dir");
-    add_user_offline(&data_dir, "alice", "alice-pw");
-    add_user_offline(&data_dir, "bob", "bob-pw");
-    let sasl = format!("127.0.0.1:{}", free_port());
-    let args = vec![
-        "--kafka-listener".to_string(),
-        format!("SASL_PLAINTEXT://{sasl}"),
-        "--connections-max-reauth-ms".into(),
-        LIFETIME_MS.to_string(),
-    ];
-    (Broker::start_with(BrokerOpts { args, data_dir: Some(data_dir), ..BrokerOpts::default() }), sasl, dir)
+    let lifetime = LIFETIME_MS.to_string();
+    start_sasl_broker(&[("alice", "alice-pw"), ("bob", "bob-pw")], &["--connections-max-reauth-ms", &lifetime])
 }
 
 /// Logs `raw` in with PLAIN (handshake v1, SaslAuthenticate v1): (error code, message,

@@ -795,3 +795,18 @@ pub fn add_user_offline(data_dir: &Path, name: &str, password: &str) {
     let out = run_bounded(&mut cmd, Duration::from_secs(60));
     assert!(out.status.success(), "sluice user add {name}: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A broker with one SASL_PLAINTEXT listener, `users` (name, password) added beforehand, and
+/// `extra` flags: it, the listener's address, and the directory holding its data (keep it).
+pub fn start_sasl_broker(users: &[(&str, &str)], extra: &[&str]) -> (Broker, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    for (name, password) in users {
+        add_user_offline(&data_dir, name, password);
+    }
+    let sasl = format!("127.0.0.1:{}", free_port());
+    let mut args = vec!["--kafka-listener".to_string(), format!("SASL_PLAINTEXT://{sasl}")];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    (Broker::start_with(BrokerOpts { args, data_dir: Some(data_dir), ..BrokerOpts::default() }), sasl, dir)
+}
