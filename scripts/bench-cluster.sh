@@ -13,7 +13,8 @@
 # acknowledged produce, p50 / p99 / max.
 #
 # IDLE_PARTITIONS="100 500" adds the idle cost of that many RF 3 partitions (IDLE_SECS).
-# Environment: RUNS (default 3), MSGS (default 200000), SLUICE, SLUICE_BASE, SKIP_BUILD=1,
+# Environment: RUNS (default 3), MSGS (default 200000), SLUICE, SLUICE_BASE, RF3_BASE,
+# SKIP_SINGLE=1 (no single-node runs), SKIP_BUILD=1,
 # SKIP_FAILOVER=1, KILLS (default 20), FAILOVER_BASE (a sluice binary whose failover is
 # measured first by the same test, e.g. the build before a change). Raw output in
 # target/bench/cluster-<timestamp>/.
@@ -28,6 +29,9 @@ SLUICE=${SLUICE:-$ROOT/target/release/sluice}
 # SLUICE_BASE: another sluice binary (e.g. the commit before the cluster) measured as a
 # single node in the same runs, so the single-node cost of the cluster code is a ratio.
 SLUICE_BASE=${SLUICE_BASE:-}
+# RF3_BASE: another sluice binary run as a 3-node cluster too, in each round before this
+# build's, so a cluster change is measured against its base in the same session.
+RF3_BASE=${RF3_BASE:-}
 BENCH=$ROOT/target/release/sluice-bench
 RES=$ROOT/target/bench/cluster-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$RES"
@@ -147,7 +151,26 @@ latency() {
     echo "    $name: $(grep -E '^\{' "$RES/last.out" | tail -1 | python3 -c "import json,sys; d=json.load(sys.stdin); print('p50', d['p50_ms'], 'ms, p99', d['p99_ms'], 'ms,', d['mb_per_s'], 'MB/s')" 2>/dev/null || echo FAILED)"
 }
 
+# run_rf3 ROUND: produce, consume and latency on a fresh 3-node cluster of this build.
+run_rf3() {
+    echo "==> run $1: 3-node cluster, replication factor 3"
+    start_cluster node
+    produce rf3 "$bootstrap" 3
+    consume rf3 "$bootstrap"
+    latency rf3 "$bootstrap" 3
+    stop_all
+}
+
 for r in $(seq 1 "$RUNS"); do
+    if [[ -n "$RF3_BASE" ]]; then
+        echo "==> run $r: 3-node cluster, replication factor 3, base binary $RF3_BASE"
+        BINARY=$RF3_BASE start_cluster base-node
+        produce rf3-base "$bootstrap" 3
+        consume rf3-base "$bootstrap"
+        latency rf3-base "$bootstrap" 3
+        stop_all
+    fi
+    [[ -n "${SKIP_SINGLE:-}" ]] && { run_rf3 "$r"; continue; }
     echo "==> run $r: single node"
     start_node single 127.0.0.1
     bootstrap=$kafka_addr
@@ -166,12 +189,7 @@ for r in $(seq 1 "$RUNS"); do
         stop_all
     fi
 
-    echo "==> run $r: 3-node cluster, replication factor 3"
-    start_cluster node
-    produce rf3 "$bootstrap" 3
-    consume rf3 "$bootstrap"
-    latency rf3 "$bootstrap" 3
-    stop_all
+    run_rf3 "$r"
 done
 
 python3 - "$RES" <<'EOF'
@@ -184,27 +202,30 @@ def load(name):
     rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
     return [r for r in rows if r.get("complete")]
 single, rf3 = load("single"), load("rf3")
-base = load("single-base")
+base, rf3_base = load("single-base"), load("rf3-base")
 def med(rows, key):
     return statistics.median(r[key] for r in rows) if rows else float("nan")
 print("| produce 1 KiB acks=all | msgs/s (median) | MB/s | p99 ms | runs |")
 print("|---|---|---|---|---|")
-for name, rows in (("single node, base binary", base), ("single node", single), ("3 nodes, RF 3", rf3)):
+for name, rows in (("single node, base binary", base), ("single node", single), ("3 nodes, RF 3, base binary", rf3_base), ("3 nodes, RF 3", rf3)):
     if not rows:
         continue
     print(f"| {name} | {med(rows, 'msgs_per_s'):,.0f} | {med(rows, 'mb_per_s'):.1f} | {med(rows, 'p99_ms'):.1f} | {len(rows)} |")
 if single and rf3:
     print(f"\nratio RF 3 / single node: {med(rf3, 'msgs_per_s') / med(single, 'msgs_per_s'):.2f}")
+if rf3 and rf3_base:
+    print(f"ratio RF 3 / RF 3 base binary: {med(rf3, 'msgs_per_s') / med(rf3_base, 'msgs_per_s'):.2f}")
 if single and base:
     print(f"ratio single node / base binary: {med(single, 'msgs_per_s') / med(base, 'msgs_per_s'):.2f}")
-consumed = [(n, load(f"{k}-consume")) for n, k in (("single node", "single"), ("3 nodes, RF 3", "rf3"))]
+kinds = (("single node", "single"), ("3 nodes, RF 3, base binary", "rf3-base"), ("3 nodes, RF 3", "rf3"))
+consumed = [(n, load(f"{k}-consume")) for n, k in kinds]
 if any(rows for _, rows in consumed):
     print("\n| consume 1 KiB (from offset 0) | msgs/s (median) | MB/s | runs |")
     print("|---|---|---|---|")
     for name, rows in consumed:
         if rows:
             print(f"| {name} | {med(rows, 'msgs_per_s'):,.0f} | {med(rows, 'mb_per_s'):.1f} | {len(rows)} |")
-lat = [(n, load(f"{k}-latency")) for n, k in (("single node", "single"), ("3 nodes, RF 3", "rf3"))]
+lat = [(n, load(f"{k}-latency")) for n, k in kinds]
 if any(rows for _, rows in lat):
     print("\n| end-to-end latency, 1 KiB acks=all | MB/s | p50 ms | p99 ms (median) | p99 range | p99.9 ms | runs |")
     print("|---|---|---|---|---|---|---|")

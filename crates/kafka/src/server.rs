@@ -46,6 +46,16 @@ pub const INFLIGHT_BYTES_MAX_DEFAULT: usize = 2 * REQUEST_BYTES_MAX_DEFAULT;
 /// small enough that request buffers cannot take the machine's memory (Kafka's
 /// `queued.max.request.bytes` is unbounded by default).
 pub const QUEUED_REQUEST_BYTES_MAX_DEFAULT: usize = 5 * REQUEST_BYTES_MAX_DEFAULT;
+/// Requests one connection may have in flight. A producer with `linger.ms=0` (librdkafka
+/// sends whatever it holds as soon as the socket takes it) pipelines many small requests,
+/// and an acks=all request of a replicated partition waits for a Raft commit (a leader
+/// fsync, a follower's round trip and fsync: tens of ms under load): a connection serves at
+/// most this many requests per commit, the rest wait unread in its socket. At 32 a producer
+/// of 20 MB/s in 1 KiB messages fell ever further behind (seconds of latency, BENCHMARKS.md
+/// "Cluster"); the partition's proposer joins queued requests into one Raft entry, so more
+/// in flight means larger entries, not more of them. Memory stays bounded by the byte
+/// budgets (`inflight_bytes_max`, `queued_request_bytes_max`), not by this count.
+pub const INFLIGHT_REQUESTS_MAX_DEFAULT: usize = 256;
 /// Kafka's `connections.max.idle.ms` default: 10 minutes.
 pub const IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(600);
 /// Far longer than any healthy client takes to drain a reply, short enough that a stuck
@@ -59,7 +69,7 @@ impl Default for KafkaListenerConfig {
     fn default() -> Self {
         KafkaListenerConfig {
             request_bytes_max: REQUEST_BYTES_MAX_DEFAULT,
-            inflight_requests_max: 32,
+            inflight_requests_max: INFLIGHT_REQUESTS_MAX_DEFAULT,
             inflight_bytes_max: INFLIGHT_BYTES_MAX_DEFAULT,
             idle_timeout: IDLE_TIMEOUT_DEFAULT,
             write_timeout: WRITE_TIMEOUT_DEFAULT,
