@@ -20,11 +20,14 @@ use sluice_log::batch::BatchHeader;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 /// Proposals waiting for a partition's proposer; a full queue refuses the produce with a
-/// retriable error rather than buffering without bound (each holds a whole request's batches).
-pub const PROPOSALS_QUEUED_MAX: usize = 1024;
+/// retriable error rather than buffering without bound (each holds a whole request's batches,
+/// which the listeners' request-byte budgets bound too). Sixteen Kafka connections' worth of
+/// pipelined requests (`INFLIGHT_REQUESTS_MAX_DEFAULT`): requests wait here while the groups
+/// before them commit (`GROUPS_UNCOMMITTED_MAX`).
+pub const PROPOSALS_QUEUED_MAX: usize = 4096;
 
 /// How this node sees a partition's leadership.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +139,8 @@ async fn run(partition: Weak<Partition>, replica: Arc<dyn Replica>, mut proposal
     let mut previous_written: Option<oneshot::Receiver<()>> = None;
     // A proposal taken off the queue that could not join the group before it.
     let mut held: Option<Proposal> = None;
+    // One permit per group proposed and not yet committed (`GROUPS_UNCOMMITTED_MAX`).
+    let uncommitted = Arc::new(Semaphore::new(GROUPS_UNCOMMITTED_MAX));
     loop {
         let proposal = match held.take() {
             Some(p) => p,
@@ -152,6 +157,8 @@ async fn run(partition: Weak<Partition>, replica: Arc<dyn Replica>, mut proposal
             let _ = reply.send(outcome);
             continue;
         }
+        // Requests queue (and join this group) while too many groups wait for their commit.
+        let Ok(permit) = Arc::clone(&uncommitted).acquire_owned().await else { return };
         // Group commit on the leader: openraft appends and fsyncs each entry before it takes
         // the next, so every produce request as its own entry costs an fsync round each.
         // Until the previous group is in the leader's log, requests join this one; a full
@@ -186,7 +193,10 @@ async fn run(partition: Weak<Partition>, replica: Arc<dyn Replica>, mut proposal
         match replica.propose(batches).await {
             Ok(proposed) => {
                 let partition = Arc::clone(&partition);
-                tokio::spawn(async move { answer_group(&partition, proposed, parts, gate).await });
+                tokio::spawn(async move {
+                    answer_group(&partition, proposed, parts, gate).await;
+                    drop(permit);
+                });
             }
             Err(e) => {
                 for part in parts {
@@ -201,6 +211,15 @@ async fn run(partition: Weak<Partition>, replica: Arc<dyn Replica>, mut proposal
 /// larger): two of librdkafka's 1 MiB requests, so an AppendEntries (4 MiB at most) still
 /// carries two entries.
 pub const GROUP_BYTES_MAX: usize = 2 * 1024 * 1024;
+
+/// Most groups proposed and not yet committed. openraft 0.9's core takes every queued client
+/// write (appending and fsyncing each in turn) before it looks at its followers' answers, so
+/// a proposer that kept it fed (each group goes as soon as the one before is written, which
+/// is during that one's fsync) starved the commits: on 2 loaded cores the followers were
+/// sent data every ~20 ms and a group took 35 ms to commit though each fsync took 1–3 ms
+/// (BENCHMARKS.md "Cluster"). With two, the leader fsyncs one group while its followers
+/// fsync the one before, and a commit is never more than one append away.
+const GROUPS_UNCOMMITTED_MAX: usize = 2;
 
 /// Most produce requests proposed as one entry: half the queue, so small requests waiting
 /// for the previous group's write never fill the queue (which refuses produces when full).

@@ -99,11 +99,12 @@ async fn a_proposal_lost_before_its_write_fails_acks_one_too() {
 }
 
 /// A leader that records every proposal and gives it the next offsets; the first proposal's
-/// write waits for the test's signal.
+/// write waits for the test's signal, and so does every commit when `hold_commits` is set.
 struct Recording {
     proposals: Mutex<Vec<usize>>,
     next: Mutex<i64>,
     hold_first: Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
+    hold_commits: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Replica for Recording {
@@ -126,6 +127,7 @@ impl Replica for Recording {
             }
         };
         let (written, committed) = (released(hold.clone()), released(hold));
+        let commit_held = released(self.hold_commits.clone());
         Box::pin(async move {
             Ok(Proposed {
                 written: Box::pin(async move {
@@ -134,6 +136,7 @@ impl Replica for Recording {
                 }),
                 committed: Box::pin(async move {
                     committed.await;
+                    commit_held.await;
                     Ok(offsets)
                 }),
             })
@@ -160,6 +163,7 @@ async fn requests_queued_during_a_write_are_proposed_as_one_entry() {
         proposals: Mutex::new(Vec::new()),
         next: Mutex::new(10),
         hold_first: Mutex::new(Some(hold)),
+        hold_commits: None,
     });
     partition.attach_replica(replica.clone()).unwrap();
     let first = partition.submit(batch()).unwrap();
@@ -181,4 +185,55 @@ async fn requests_queued_during_a_write_are_proposed_as_one_entry() {
     }
     assert_eq!(offsets, vec![(10, 10), (11, 11), (12, 12)]);
     assert_eq!(*replica.proposals.lock().unwrap(), vec![1, 2], "one entry alone, then the two queued ones together");
+}
+
+/// The proposer keeps at most `GROUPS_UNCOMMITTED_MAX` groups waiting for their commit (so
+/// openraft's core, which takes every queued write before its followers' answers, gets to
+/// commit): requests that arrive meanwhile wait, and go as one entry once a commit frees a
+/// place. Each is still answered with its own offsets.
+#[tokio::test]
+async fn requests_wait_while_two_groups_wait_for_their_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let partition = Arc::new(Partition::open(dir.path(), "t".into(), 0, LogConfig::default()).unwrap());
+    let (release, held) = tokio::sync::watch::channel(false);
+    let replica = Arc::new(Recording {
+        proposals: Mutex::new(Vec::new()),
+        next: Mutex::new(10),
+        hold_first: Mutex::new(None),
+        hold_commits: Some(held),
+    });
+    partition.attach_replica(replica.clone()).unwrap();
+    let proposed = |n: usize| {
+        let replica = replica.clone();
+        async move {
+            for _ in 0..1000 {
+                if replica.proposals.lock().unwrap().len() >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            panic!("{n} proposals were not made");
+        }
+    };
+    let mut submitted = vec![partition.submit(batch()).unwrap()];
+    proposed(1).await;
+    submitted.push(partition.submit(batch()).unwrap());
+    proposed(2).await;
+    // Both groups wait for their commit: the third request waits in the queue (the test's
+    // runtime is one thread, so the proposer runs at each yield) and the fourth joins it.
+    submitted.push(partition.submit(batch()).unwrap());
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(replica.proposals.lock().unwrap().len(), 2, "a third group waits for a commit");
+    submitted.push(partition.submit(batch()).unwrap());
+    release.send(true).unwrap();
+    let mut offsets = Vec::new();
+    for submitted in submitted {
+        let outcome = tokio::time::timeout(WAIT, submitted.wait(&partition, Durability::Committed)).await.unwrap();
+        let outcome = outcome.unwrap();
+        offsets.push((outcome.base_offset, outcome.last_offset));
+    }
+    assert_eq!(offsets, vec![(10, 10), (11, 11), (12, 12), (13, 13)]);
+    assert_eq!(*replica.proposals.lock().unwrap(), vec![1, 1, 2], "the two queued requests as one entry");
 }
