@@ -72,11 +72,17 @@ fn channel_state_survives_leader_kills() {
     wait_fully_replicated(&client, &topic, PARTITIONS, NODES, REPLICATED_TIMEOUT);
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let stop_file = dir.path().join("stop");
+    // Kept (with the readers' debug logs) when the cluster's directory is kept.
+    let keep = std::env::var_os("SLUICE_TEST_KEEP_CLUSTER_DIR").is_some();
+    let dir_path = if keep { dir.keep() } else { dir.path().to_path_buf() };
+    if keep {
+        eprintln!("readers' directory (kept): {}", dir_path.display());
+    }
+    let stop_file = dir_path.join("stop");
     let mut readers: Vec<(&str, std::path::PathBuf, Reader)> = READERS
         .iter()
         .map(|(script, channel)| {
-            let out = dir.path().join(channel);
+            let out = dir_path.join(channel);
             let child = start_reader(&cluster, script, &out, &stop_file, &topic, channel);
             (*channel, out, child)
         })
@@ -321,6 +327,9 @@ fn start_reader(
     let mut command = Command::new("python3");
     command.arg(script).arg(out).arg(stop_file).args([topic, channel]);
     command.args((1..=NODES as u64).map(|id| cluster.http_addr(id)));
+    if std::env::var_os("SLUICE_TEST_KEEP_CLUSTER_DIR").is_some() {
+        command.env("GNSQ_DEBUG_LOG", out.with_extension("log"));
+    }
     Reader(command.stdout(Stdio::null()).spawn().expect("start the pynsq reader"))
 }
 

@@ -117,6 +117,22 @@ impl Cursor {
     fn is_finished(&self, offset: i64) -> bool {
         offset < self.floor || self.finished.contains(&offset)
     }
+
+    /// Adds what `other` knows finished (of the same partition); reading resumes at the
+    /// new floor.
+    fn merge_finished(&mut self, other: &Cursor) {
+        if other.floor > self.floor {
+            self.floor = other.floor;
+            self.finished = self.finished.split_off(&other.floor);
+        }
+        for offset in other.finished.iter().copied() {
+            self.finish(offset);
+        }
+        while self.finished.remove(&self.floor) {
+            self.floor += 1;
+        }
+        self.next = self.floor;
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +183,11 @@ struct State {
     deferred: HashMap<MessageId, Pending>,
     due: BinaryHeap<Reverse<(i64, MessageId)>>,
     restored: HashMap<MessageId, Restored>,
+    /// In a cluster: what this node saw finished on partitions it stopped serving (a
+    /// leadership lost while it runs). FINs are facts; if it leads such a partition again, they
+    /// are merged into the replicated state, so FINs not yet replicated when it lost the
+    /// leadership (the last state interval) are not delivered again.
+    left: BTreeMap<i32, Cursor>,
 }
 
 impl State {
@@ -941,6 +962,27 @@ mod tests {
             defer_until_ms: None,
             headers: None,
         }
+    }
+
+    /// A node leading a partition again merges what it saw finished into the replicated
+    /// state: the union of both, reading resumes at the merged floor.
+    #[test]
+    fn merging_own_fins_keeps_the_union_of_finished_offsets() {
+        let mut replicated = Cursor::at(10);
+        replicated.finish(12);
+        let mut own = Cursor::at(8);
+        for offset in [8, 9, 10, 11, 14] {
+            own.finish(offset);
+        }
+        assert_eq!(own.floor, 12);
+        replicated.merge_finished(&own);
+        assert_eq!((replicated.floor, replicated.next), (13, 13), "10..=12 finished by one or the other");
+        assert_eq!(replicated.finished.iter().copied().collect::<Vec<_>>(), vec![14]);
+
+        // Knowledge older than the replicated floor changes nothing.
+        let mut ahead = Cursor::at(20);
+        ahead.merge_finished(&Cursor::at(5));
+        assert_eq!((ahead.floor, ahead.next, ahead.finished.len()), (20, 20, 0));
     }
 
     /// A channel that was busy and is now empty gives back its collections' peak capacity;

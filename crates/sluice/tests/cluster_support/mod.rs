@@ -264,11 +264,19 @@ impl Cluster {
     }
 }
 
+/// Set (to anything): a failed test keeps its cluster's directory (every node's whole log).
+const KEEP_DIR_ENV: &str = "SLUICE_TEST_KEEP_CLUSTER_DIR";
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.dump_logs();
-            eprintln!("cluster directory (removed now): {}", self.dir.path().display());
+            if std::env::var_os(KEEP_DIR_ENV).is_some() {
+                let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir")).keep();
+                eprintln!("cluster directory (kept, {KEEP_DIR_ENV} is set): {}", kept.display());
+            } else {
+                eprintln!("cluster directory (removed now): {}", self.dir.path().display());
+            }
         }
         for node in &mut self.nodes {
             node.kill9();

@@ -24,7 +24,7 @@ impl Channel {
         let index = partition.index;
         let mut st = self.lock();
         drop_partition(&mut st, index);
-        let cursor = match record {
+        let (mut cursor, from) = match record {
             Some(record) => {
                 let mut cursor = Cursor::at(record.floor);
                 for offset in &record.finished {
@@ -35,11 +35,19 @@ impl Channel {
                     let restored = Restored { attempts: *attempts, defer_until_ms: *defer_until_ms };
                     st.restored.insert(MessageId::new(index, *offset), restored);
                 }
-                cursor
+                (cursor, "its replicated state")
             }
-            None if self.from_tail => Cursor::at(partition.log_end_offset()),
-            None => Cursor::at(partition.log_start_offset()),
+            None if self.from_tail => (Cursor::at(partition.log_end_offset()), "the log end (no replicated state)"),
+            None => (Cursor::at(partition.log_start_offset()), "the log start (no replicated state)"),
         };
+        let known = st.left.remove(&index);
+        if let Some(known) = &known {
+            cursor.merge_finished(known);
+            st.restored.retain(|id, _| id.partition != index || !cursor.is_finished(id.offset));
+        }
+        // Rare (a leadership change) and what a lost or repeated message is traced back to.
+        tracing::info!(topic = %self.topic, channel = %self.name, partition = index, floor = cursor.floor,
+            finished = cursor.finished.len(), merged_own_fins = known.is_some(), "channel serves the partition from {from}");
         st.cursors.insert(index, cursor);
         drop(st);
         self.dirty.store(true, Ordering::Relaxed);
@@ -50,6 +58,9 @@ impl Channel {
     /// (a FIN for one of them then answers "not in flight", as for a timed-out message).
     pub(in crate::channel) fn stop_serving(&self, index: i32) {
         let mut st = self.lock();
+        if let Some(cursor) = st.cursors.get(&index).cloned() {
+            st.left.insert(index, cursor);
+        }
         let dropped = drop_partition(&mut st, index);
         drop(st);
         let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());

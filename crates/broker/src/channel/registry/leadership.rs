@@ -111,7 +111,8 @@ async fn follow_leadership(
         if held.is_some() {
             served.remove(key);
             topic.channels().iter().for_each(|c| c.stop_serving(partition.index));
-            tracing::info!(topic = %topic.name, partition = partition.index, "channels no longer served here");
+            tracing::info!(topic = %topic.name, partition = partition.index, held = ?held, leading = ?leading,
+                "channels no longer served here");
         }
         let Some(epoch) = leading else { return };
         if !caught_up(partition).await {
@@ -172,6 +173,8 @@ async fn write_states(topic: &NsqTopic, partition: &Arc<Partition>, held: &mut S
     for (name, (old, _)) in &held.written {
         if !old.deleted && !records.iter().any(|(n, _)| n == name) {
             let tombstone = ChannelRecord { created_ms: now_ms(), deleted: true, ..ChannelRecord::default() };
+            tracing::info!(topic = %topic.name, partition = partition.index, channel = %name,
+                "channel gone here: its tombstone is replicated");
             records.push((name.clone(), tombstone));
         }
     }
