@@ -28,14 +28,21 @@ class Consumer(gnsq.Consumer):
     """gnsq's Consumer, with its RDY loop kept alive through a race of gnsq's own: it lists a
     connection before that connection's socket exists, so a RDY redistribution that runs while a
     (re)connect is under way raises AttributeError ('no attribute stream'), which ends the RDY
-    greenlet for good, and every connection made after it stays at RDY 0. nsqd is not involved
-    (it happens before a byte is sent); the same would stall the consumer against nsqd when a
-    node restarts. Retry the redistribution a moment later instead."""
+    greenlet for good, and every connection made after it stays at RDY 0. Worse, gnsq records
+    the RDY count before sending it (`NsqdTCPClient.ready`), so that connection is believed to
+    have RDY 1 while the server never got it, and no later redistribution sends it again: the
+    consumer never reads that node (seen in cluster_nsq_channels: a whole node's partition
+    skipped by gnsq, `rdy=0 sent=0` in the node's disconnect log). nsqd is not involved (it
+    happens before a byte is sent); the same stalls gnsq against nsqd when a node restarts.
+    Forget the count of every connection without a socket and retry a moment later."""
 
     def _redistribute_ready_state(self):
         try:
             super()._redistribute_ready_state()
         except Exception as error:  # noqa: BLE001 (any fault would end the RDY greenlet)
+            for conn in list(self._connections):
+                if getattr(conn, "stream", None) is None:
+                    conn.ready_count = 0
             self.logger.warning("RDY redistribution raced a connect (%r); retrying", error)
             gevent.spawn_later(0.1, self.redistribute_ready_state)
 

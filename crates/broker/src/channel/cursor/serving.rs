@@ -19,9 +19,11 @@ impl Channel {
     }
 
     /// Starts reading `partition` from its replicated state (`record`), or from its log start
-    /// (tail for a channel created after the topic's first) when it has none yet.
+    /// (for a channel created after the topic's first: what was written since its creation)
+    /// when it has none yet.
     pub(in crate::channel) fn serve_partition(&self, partition: &Partition, record: Option<&ChannelRecord>) {
         let index = partition.index;
+        let tail = (record.is_none() && self.from_tail).then(|| self.start_after_creation(partition));
         let mut st = self.lock();
         drop_partition(&mut st, index);
         let (mut cursor, from) = match record {
@@ -37,8 +39,12 @@ impl Channel {
                 }
                 (cursor, "its replicated state")
             }
-            None if self.from_tail => (Cursor::at(partition.log_end_offset()), "the log end (no replicated state)"),
-            None => (Cursor::at(partition.log_start_offset()), "the log start (no replicated state)"),
+            None => match tail {
+                Some(start) => {
+                    (Cursor::at(start), "its first message after the channel's creation (no replicated state)")
+                }
+                None => (Cursor::at(partition.log_start_offset()), "the log start (no replicated state)"),
+            },
         };
         let known = st.left.remove(&index);
         if let Some(known) = &known {
@@ -52,6 +58,24 @@ impl Channel {
         drop(st);
         self.dirty.store(true, Ordering::Relaxed);
         self.notify.notify_waiters();
+    }
+
+    /// Where a channel created after the topic's first starts on a partition it has no
+    /// replicated state for: at the first batch written since the channel was created (by its
+    /// time), not at the log end when this node gets to serve it, which may be a moment later
+    /// (the node learns of a channel created elsewhere, or takes the partition over, after
+    /// messages were published to it).
+    fn start_after_creation(&self, partition: &Partition) -> i64 {
+        let end = partition.log_end_offset();
+        match partition.find_by_timestamp(self.created_ms) {
+            Ok(Some(hit)) => hit.header.base_offset.clamp(partition.log_start_offset(), end),
+            Ok(None) => end,
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, channel = %self.name, partition = partition.index, error = %e,
+                    "cannot find the channel's creation in the log; starting at its end");
+                end
+            }
+        }
     }
 
     /// Stops reading `index`: its cursor and its ready, in-flight and deferred messages go
