@@ -269,6 +269,10 @@ pub struct Channel {
     /// Wakes clients waiting for a message (append, requeue, timeout, unpause).
     notify: Arc<Notify>,
     paused: AtomicBool,
+    /// In a cluster: when `paused` was last set, and when the channel was last emptied
+    /// (`serving.rs`: commands merged by time across nodes; 0 is never).
+    paused_ms: AtomicI64,
+    emptied_ms: AtomicI64,
     topic_paused: Arc<AtomicBool>,
     deleted: AtomicBool,
     /// State changed since the last checkpoint.
@@ -368,6 +372,8 @@ impl Channel {
             state: Mutex::new(state),
             notify: Arc::new(Notify::new()),
             paused: AtomicBool::new(paused),
+            paused_ms: AtomicI64::new(0),
+            emptied_ms: AtomicI64::new(0),
             topic_paused: spec.topic_paused,
             deleted: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
@@ -791,6 +797,7 @@ impl Channel {
     }
 
     pub fn set_paused(&self, paused: bool) {
+        self.paused_ms.store(serving::command_time(&self.paused_ms), Ordering::Relaxed);
         self.paused.store(paused, Ordering::Relaxed);
         self.dirty.store(true, Ordering::Relaxed);
         self.notify.notify_waiters();
@@ -799,6 +806,7 @@ impl Channel {
     /// Drops every queued, in-flight and deferred message and moves to the log end (nsqd's
     /// channel empty). Clients' in-flight counts reset.
     pub fn empty(&self) {
+        self.emptied_ms.store(serving::command_time(&self.emptied_ms), Ordering::Relaxed);
         let mut st = self.lock();
         // In a cluster only the partitions served here move: emptying is per node, and
         // nsqadmin empties a channel on every producer lookupd names (every leader).
@@ -850,7 +858,13 @@ impl Channel {
             .log_topic
             .partitions()
             .iter()
-            .map(|p| st.cursors.get(&p.index).map_or(0, |c| (p.log_end_offset() - c.next).max(0)))
+            .map(|p| {
+                let end = p.log_end_offset();
+                // Depth counts messages: not the channel-state control batches (a cluster's).
+                st.cursors
+                    .get(&p.index)
+                    .map_or(0, |c| ((end - c.next).max(0) - p.channel_states().control_offsets_in(c.next, end)).max(0))
+            })
             .sum();
         let clients = self.clients.lock().map(|c| c.values().cloned().collect()).unwrap_or_default();
         ChannelStats {
