@@ -35,6 +35,7 @@ mod log_release;
 mod meta_client;
 mod node_rpc;
 mod nsq_forward;
+mod partition_forward;
 mod reassign;
 mod reconcile;
 mod replica;
@@ -281,6 +282,9 @@ impl RpcHandler for ClusterNode {
         }
         if let Some((topic, batch)) = nsq_forward::publish_asked(&body) {
             return Box::pin(nsq_forward::publish_here(Arc::clone(&self.broker), topic, batch));
+        }
+        if let Some((topic, partition, batch)) = partition_forward::publish_to_asked(&body) {
+            return Box::pin(partition_forward::publish_here(Arc::clone(&self.broker), topic, partition, batch));
         }
         if let Some(group) = failover::standing_asked(&body) {
             let lease = Duration::from_millis(self.raft_config.election_timeout_max);

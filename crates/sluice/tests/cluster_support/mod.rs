@@ -170,6 +170,10 @@ impl Cluster {
         self.node_ref(id).nsq_tcp_addr()
     }
 
+    pub fn mqtt_host_port(&self, id: u64) -> (String, u16) {
+        self.node_ref(id).mqtt_host_port()
+    }
+
     /// The namespaces' network, when the cluster runs in one.
     pub fn network(&self) -> Option<&netns::Network> {
         self.network.as_ref()

@@ -87,6 +87,11 @@ impl Node {
         format!("{}:{}", self.ip, self.ports.nsq_tcp)
     }
 
+    /// The MQTT listener's host and port, as mosquitto's `-h` and `-p` take them.
+    pub fn mqtt_host_port(&self) -> (String, u16) {
+        (self.ip.to_string(), self.ports.mqtt)
+    }
+
     pub fn cluster_addr(&self) -> String {
         format!("{}:{}", self.ip, self.ports.cluster)
     }
