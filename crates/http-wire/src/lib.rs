@@ -182,6 +182,14 @@ mod tests {
     }
 
     #[test]
+    fn only_a_framed_answer_may_end_without_close_notify() {
+        assert!(framed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"));
+        assert!(framed(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n"));
+        assert!(!framed(b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\n{\"ttl\":"), "a body to the end could be cut short");
+        assert!(!framed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"), "headers cut short");
+    }
+
+    #[test]
     fn malformed_answers_are_errors() {
         for raw in [
             &b"HTTP/1.1 200 OK\r\n"[..],
