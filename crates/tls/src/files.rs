@@ -59,7 +59,7 @@ impl TlsVersion {
         }
     }
 
-    fn versions(self) -> &'static [&'static SupportedProtocolVersion] {
+    pub(crate) fn versions(self) -> &'static [&'static SupportedProtocolVersion] {
         static BOTH: [&SupportedProtocolVersion; 2] = [&rustls::version::TLS13, &rustls::version::TLS12];
         static ONLY_13: [&SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
         match self {
@@ -128,19 +128,19 @@ impl TlsFiles {
 /// and the clients Sluice serves (librdkafka, Java, Go, Python) negotiate its classic key
 /// exchanges; rustls 0.23.48 deprecated it only for lacking post-quantum key exchange.
 #[allow(deprecated)]
-fn crypto_provider() -> CryptoProvider {
+pub(crate) fn crypto_provider() -> CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
-fn file_error(path: &Path, reason: impl std::fmt::Display) -> TlsError {
+pub(crate) fn file_error(path: &Path, reason: impl std::fmt::Display) -> TlsError {
     TlsError::File { path: path.to_path_buf(), reason: reason.to_string() }
 }
 
-fn open(path: &Path) -> Result<BufReader<File>, TlsError> {
+pub(crate) fn open(path: &Path) -> Result<BufReader<File>, TlsError> {
     File::open(path).map(BufReader::new).map_err(|e| file_error(path, e))
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs =
         rustls_pemfile::certs(&mut open(path)?).collect::<Result<Vec<_>, _>>().map_err(|e| file_error(path, e))?;
     if certs.is_empty() {
