@@ -53,14 +53,20 @@ fn channel_create_pause_and_empty_act_cluster_wide() {
     let (creator, reader_node) = (others[0], others[1]);
 
     // A first channel (on the leader), so the next one starts at the tail, as nsqd's do.
-    http_post(&cluster.http_addr(leader), &format!("/channel/create?topic={topic}&channel=first"));
+    cluster_support::local::post_ok(
+        &cluster.http_addr(leader),
+        &format!("/channel/create?topic={topic}&channel=first"),
+    );
     wait_until(REPLICATED_TIMEOUT, "the first channel on every node", || {
         (1..=NODES).all(|id| channel_stats(&cluster, id, &topic, "first").is_some())
     });
     let before = publish(&cluster, &[leader], &topic, "before", BATCH);
 
     // Created on a node leading none; published at once, through both non-leaders.
-    http_post(&cluster.http_addr(creator), &format!("/channel/create?topic={topic}&channel={OPS}"));
+    cluster_support::local::post_ok(
+        &cluster.http_addr(creator),
+        &format!("/channel/create?topic={topic}&channel={OPS}"),
+    );
     let after = publish(&cluster, &others, &topic, "after", BATCH);
     wait_until(REPLICATED_TIMEOUT, "the channel on every node", || {
         (1..=NODES).all(|id| channel_stats(&cluster, id, &topic, OPS).is_some())
@@ -74,7 +80,10 @@ fn channel_create_pause_and_empty_act_cluster_wide() {
     assert_eq!(read, after, "the channel created on node {creator} holds every message published after it");
 
     // Paused through a non-leader: paused on every node; nothing delivered, also by a new leader.
-    http_post(&cluster.http_addr(creator), &format!("/channel/pause?topic={topic}&channel={OPS}"));
+    cluster_support::local::post_ok(
+        &cluster.http_addr(creator),
+        &format!("/channel/pause?topic={topic}&channel={OPS}"),
+    );
     wait_paused(&cluster, &topic, true);
     let dir = tempfile::tempdir().expect("temp dir");
     let (out, stop) = (dir.path().join("deliveries"), dir.path().join("stop"));
@@ -95,7 +104,10 @@ fn channel_create_pause_and_empty_act_cluster_wide() {
     std::thread::sleep(QUIET_WATCH);
     assert!(delivered(&out).is_empty(), "paused, after the failover, it delivered {:?}", delivered(&out));
     wait_paused(&cluster, &topic, true);
-    http_post(&cluster.http_addr(leader), &format!("/channel/unpause?topic={topic}&channel={OPS}"));
+    cluster_support::local::post_ok(
+        &cluster.http_addr(leader),
+        &format!("/channel/unpause?topic={topic}&channel={OPS}"),
+    );
     wait_until(REPLICATED_TIMEOUT, "every paused message delivered once unpaused", || {
         delivered(&out).is_superset(&paused)
     });
@@ -104,30 +116,33 @@ fn channel_create_pause_and_empty_act_cluster_wide() {
     wait_fully_replicated(&client, &topic, 1, NODES as usize, REPLICATED_TIMEOUT);
     let leader = wait_for_leader(&client, &topic, 0, REPLICATED_TIMEOUT, "the leader") as u64;
     let asked = (1..=NODES).find(|id| *id != leader).expect("a non-leader");
-    http_post(&cluster.http_addr(asked), &format!("/channel/pause?topic={topic}&channel={OPS}"));
+    cluster_support::local::post_ok(&cluster.http_addr(asked), &format!("/channel/pause?topic={topic}&channel={OPS}"));
     wait_paused(&cluster, &topic, true);
     let old = publish(&cluster, &[asked], &topic, "old", BATCH);
     wait_until(REPLICATED_TIMEOUT, "the old messages waiting", || {
         leader_stats(&cluster, &client, &topic).is_some_and(|c| c["depth"] == BATCH as u64)
     });
-    http_post(&cluster.http_addr(asked), &format!("/channel/empty?topic={topic}&channel={OPS}"));
+    cluster_support::local::post_ok(&cluster.http_addr(asked), &format!("/channel/empty?topic={topic}&channel={OPS}"));
     wait_until(REPLICATED_TIMEOUT, "the channel emptied on the leader", || {
         leader_stats(&cluster, &client, &topic).is_some_and(|c| c["depth"] == 0)
     });
     // The topic paused through a non-leader too: paused on every node, across the kill.
-    http_post(&cluster.http_addr(asked), &format!("/topic/pause?topic={topic}"));
+    cluster_support::local::post_ok(&cluster.http_addr(asked), &format!("/topic/pause?topic={topic}"));
     wait_topic_paused(&cluster, &topic, true);
     let leader = wait_for_leader(&client, &topic, 0, REPLICATED_TIMEOUT, "the leader") as u64;
     cluster.node(leader).kill9();
     let new_leader = wait_new_leader(&client, &topic, leader);
     cluster.node(leader).restart();
     wait_topic_paused(&cluster, &topic, true);
-    http_post(&cluster.http_addr(new_leader), &format!("/channel/unpause?topic={topic}&channel={OPS}"));
+    cluster_support::local::post_ok(
+        &cluster.http_addr(new_leader),
+        &format!("/channel/unpause?topic={topic}&channel={OPS}"),
+    );
     wait_paused(&cluster, &topic, false);
     let new = publish(&cluster, &[asked], &topic, "new", BATCH);
     std::thread::sleep(QUIET_WATCH);
     assert!(delivered(&out).is_disjoint(&new), "a paused topic delivered");
-    http_post(&cluster.http_addr(leader), &format!("/topic/unpause?topic={topic}"));
+    cluster_support::local::post_ok(&cluster.http_addr(leader), &format!("/topic/unpause?topic={topic}"));
     wait_topic_paused(&cluster, &topic, false);
     wait_until(REPLICATED_TIMEOUT, "the messages published after the empty", || delivered(&out).is_superset(&new));
     wait_until(REPLICATED_TIMEOUT, "the new leader's depth at 0", || {
@@ -219,18 +234,6 @@ fn connect(addr: &str) -> TcpStream {
     stream.set_read_timeout(Some(ANSWER_TIMEOUT)).expect("read timeout");
     stream.write_all(b"  V2").expect("magic");
     stream
-}
-
-/// One HTTP/1.0 POST that must be answered 200.
-fn http_post(addr: &str, path: &str) {
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream.set_read_timeout(Some(ANSWER_TIMEOUT)).expect("read timeout");
-    let head = format!("POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n");
-    stream.write_all(head.as_bytes()).expect("send");
-    let mut answer = Vec::new();
-    let _ = stream.take(64 * 1024).read_to_end(&mut answer);
-    let text = String::from_utf8_lossy(&answer);
-    assert_eq!(text.split_whitespace().nth(1), Some("200"), "POST {path} on {addr}: {text}");
 }
 
 /// The pynsq failover reader on the channel, given every node's lookupd, FINs every message.
