@@ -138,3 +138,49 @@ impl Reload for PeerTls {
         &self.files.cert
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn openssl(dir: &Path, args: &[&str]) {
+        let output = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
+        assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    /// CA `<ca>.pem` and a node certificate `<ca>-node.pem` it signed, naming 127.0.0.11.
+    fn pki(dir: &Path, ca: &str) -> PeerFiles {
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        let (ca_key, ca_cert, subject) = (format!("{ca}.key"), format!("{ca}.pem"), format!("/CN={ca}"));
+        let ca_args = ["-days", "1", "-subj", &subject, "-keyout", &ca_key, "-out", &ca_cert];
+        openssl(dir, &[&["req", "-x509"], &ec[..], &ca_args].concat());
+        let (key, csr, cert, ext) = (format!("{ca}-node.key"), format!("{ca}.csr"), format!("{ca}-node.pem"), "n.ext");
+        std::fs::write(dir.join(ext), "subjectAltName=IP:127.0.0.11\nextendedKeyUsage=serverAuth,clientAuth\n")
+            .expect("write extensions");
+        openssl(dir, &[&["req"], &ec[..], &["-subj", "/CN=node", "-keyout", &key, "-out", &csr]].concat());
+        let sign = ["x509", "-req", "-in", &csr, "-CA", &ca_cert, "-CAkey", &ca_key, "-CAcreateserial"];
+        openssl(dir, &[&sign[..], &["-days", "1", "-extfile", ext, "-out", &cert]].concat());
+        PeerFiles { cert: dir.join(cert), key: dir.join(key), ca: dir.join(ca_cert) }
+    }
+
+    #[test]
+    fn a_node_certificate_must_chain_to_the_cluster_ca_and_name_the_node() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = pki(dir.path(), "cluster");
+        let tls = PeerTls::load(files.clone()).expect("load");
+        files.check_own_certificate("127.0.0.11").expect("its own address");
+        files.check_own_certificate("[127.0.0.11]").expect("brackets are not part of the name");
+        let elsewhere = files.check_own_certificate("127.0.0.12").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(elsewhere.contains("not valid for name"), "{elsewhere}");
+        let other = pki(dir.path(), "other");
+        let foreign = PeerFiles { ca: files.ca.clone(), ..other };
+        let refused = foreign.check_own_certificate("127.0.0.11").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused.contains("UnknownIssuer") || refused.contains("unknown issuer"), "{refused}");
+        assert!(refused.contains("other-node.pem"), "the error names the file: {refused}");
+        // A reload that fails (the key gone) keeps the configurations in use.
+        std::fs::remove_file(&files.key).expect("remove key");
+        assert!(tls.reload().is_err());
+        let _still = (tls.acceptor(), tls.connector());
+    }
+}

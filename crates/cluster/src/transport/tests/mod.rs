@@ -2,6 +2,7 @@
 //! minimal in-memory store.
 
 mod harness;
+mod mutual_tls;
 mod mem_store;
 mod payload;
 mod raft_groups;
