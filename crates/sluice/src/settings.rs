@@ -675,7 +675,10 @@ impl Settings {
             ),
             (
                 "cluster_tls_ca",
-                self.cluster.as_ref().and_then(|c| c.tls.as_ref()).map_or_else(String::new, |t| t.ca.display().to_string()),
+                self.cluster
+                    .as_ref()
+                    .and_then(|c| c.tls.as_ref())
+                    .map_or_else(String::new, |t| t.ca.display().to_string()),
             ),
             ("flush", flush),
             ("message_max_bytes", log.batch_bytes_max.to_string()),

@@ -67,8 +67,9 @@ impl PeerFiles {
             .build()
             .map_err(|e| file_error(&self.ca, e))?;
         as_server.verify_server_cert(leaf, intermediates, &name, &[], now).map_err(|e| not_for_peers(&e))?;
-        let as_client =
-            WebPkiClientVerifier::builder_with_provider(roots, provider).build().map_err(|e| file_error(&self.ca, e))?;
+        let as_client = WebPkiClientVerifier::builder_with_provider(roots, provider)
+            .build()
+            .map_err(|e| file_error(&self.ca, e))?;
         as_client.verify_client_cert(leaf, intermediates, now).map_err(|e| not_for_peers(&e))?;
         Ok(())
     }

@@ -112,10 +112,7 @@ enum ReplyError {
 }
 
 /// Hands each reply to its waiting call; a reply nobody waits for (timed out) is dropped.
-async fn read_replies<R: AsyncRead + Unpin>(
-    mut reader: FrameReader<R>,
-    waiting: &Waiting,
-) -> Result<(), ReplyError> {
+async fn read_replies<R: AsyncRead + Unpin>(mut reader: FrameReader<R>, waiting: &Waiting) -> Result<(), ReplyError> {
     while let Some(frame) = reader.next().await? {
         if frame.kind != FrameKind::Reply {
             return Err(ReplyError::RequestFrame);

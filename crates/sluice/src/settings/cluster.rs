@@ -174,11 +174,12 @@ fn resolve_tls(args: &ClusterArgs, file: &ClusterFileArgs) -> anyhow::Result<Opt
         (None, None, None) => Ok(None),
         (Some(cert), Some(key), Some(ca)) => Ok(Some(PeerFiles { cert, key, ca })),
         (cert, key, ca) => {
-            let missing: Vec<&str> = [("--cluster-tls-cert", &cert), ("--cluster-tls-key", &key), ("--cluster-tls-ca", &ca)]
-                .iter()
-                .filter(|(_, value)| value.is_none())
-                .map(|(flag, _)| *flag)
-                .collect();
+            let missing: Vec<&str> =
+                [("--cluster-tls-cert", &cert), ("--cluster-tls-key", &key), ("--cluster-tls-ca", &ca)]
+                    .iter()
+                    .filter(|(_, value)| value.is_none())
+                    .map(|(flag, _)| *flag)
+                    .collect();
             Err(anyhow::anyhow!(
                 "mutual TLS between nodes needs --cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca \
                  together (SLUICE_CLUSTER_TLS_CERT/KEY/CA, cluster_tls_cert/key/ca in the file); missing: {}",
@@ -256,10 +257,7 @@ mod tests {
         let file = ClusterFileArgs::default();
         assert!(resolve(&args(None, None, None), &file).unwrap().unwrap().tls.is_none(), "plaintext by default");
         let all = resolve(&args(Some("n.pem"), Some("n.key"), Some("ca.pem")), &file).unwrap().unwrap();
-        assert_eq!(
-            all.tls,
-            Some(PeerFiles { cert: "n.pem".into(), key: "n.key".into(), ca: "ca.pem".into() })
-        );
+        assert_eq!(all.tls, Some(PeerFiles { cert: "n.pem".into(), key: "n.key".into(), ca: "ca.pem".into() }));
         let partial = resolve(&args(Some("n.pem"), None, Some("ca.pem")), &file).unwrap_err().to_string();
         assert!(partial.ends_with("missing: --cluster-tls-key"), "{partial}");
         let from_file = ClusterFileArgs { cluster_tls_ca: Some("ca.pem".into()), ..ClusterFileArgs::default() };

@@ -2,8 +2,8 @@
 //! minimal in-memory store.
 
 mod harness;
-mod mutual_tls;
 mod mem_store;
+mod mutual_tls;
 mod payload;
 mod raft_groups;
 mod wire_behaviour;

@@ -91,7 +91,8 @@ async fn peers_of_one_ca_talk() {
         let dir = tempfile::tempdir().unwrap();
         make_ca(dir.path(), "cluster-ca");
         let (addr, handler, _stop) = server(mutual_tls(node_files(dir.path(), "cluster-ca", "n1", "127.0.0.1"))).await;
-        let transport = Transport::with_security(2, mutual_tls(node_files(dir.path(), "cluster-ca", "n2", "127.0.0.2")));
+        let transport =
+            Transport::with_security(2, mutual_tls(node_files(dir.path(), "cluster-ca", "n2", "127.0.0.2")));
         for i in 0..3 {
             let reply = transport.node_request(&addr, format!("hi {i}").into_bytes(), CALL_TIMEOUT).await.unwrap();
             assert_eq!(reply, format!("echo:hi {i}").into_bytes());
@@ -141,7 +142,8 @@ async fn the_dialler_checks_the_address_and_refuses_a_plaintext_server() {
         let dir = tempfile::tempdir().unwrap();
         make_ca(dir.path(), "cluster-ca");
         let (addr, handler, _stop) = server(mutual_tls(node_files(dir.path(), "cluster-ca", "n1", "127.0.0.9"))).await;
-        let transport = Transport::with_security(2, mutual_tls(node_files(dir.path(), "cluster-ca", "n2", "127.0.0.2")));
+        let transport =
+            Transport::with_security(2, mutual_tls(node_files(dir.path(), "cluster-ca", "n2", "127.0.0.2")));
         let refused = transport.node_request(&addr, b"hi".to_vec(), CALL_TIMEOUT).await;
         let reason = format!("{refused:?}");
         assert!(reason.contains("TLS") && reason.contains("not valid for name"), "{reason}");
