@@ -156,3 +156,87 @@ async fn the_dialler_checks_the_address_and_refuses_a_plaintext_server() {
     })
     .await;
 }
+
+/// Answers every node request with its body's length: the receiving end of a bulk transfer.
+struct SinkHandler;
+
+impl RpcHandler for SinkHandler {
+    fn raft(&self, _group: &GroupId) -> Option<Raft> {
+        None
+    }
+
+    fn node_request(&self, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        Box::pin(async move { Ok((body.len() as u64).to_be_bytes().to_vec()) })
+    }
+}
+
+/// Request bodies of the throughput run: a produce batch as a partition leader replicates it.
+const BULK_BODY_BYTES: usize = 256 * 1024;
+/// Calls in flight at once (groups replicating over the one connection).
+const BULK_CONCURRENCY: usize = 16;
+/// Calls per measured round.
+const BULK_CALLS: usize = 2000;
+/// Rounds of each kind, alternating, so load on the machine hits both alike.
+const BULK_ROUNDS: usize = 3;
+
+/// MB/s of `BULK_CALLS` requests of `BULK_BODY_BYTES` over one shared connection.
+async fn bulk_round(transport: &Arc<Transport>, addr: &str) -> f64 {
+    let body = vec![0x5a_u8; BULK_BODY_BYTES];
+    let started = std::time::Instant::now();
+    let mut callers = tokio::task::JoinSet::new();
+    for caller in 0..BULK_CONCURRENCY {
+        let (transport, addr, body) = (transport.clone(), addr.to_owned(), body.clone());
+        callers.spawn(async move {
+            for _ in (caller..BULK_CALLS).step_by(BULK_CONCURRENCY) {
+                let reply = transport.node_request(&addr, body.clone(), CALL_TIMEOUT).await.expect("bulk call");
+                assert_eq!(reply, (BULK_BODY_BYTES as u64).to_be_bytes());
+            }
+        });
+    }
+    while let Some(done) = callers.join_next().await {
+        done.expect("caller");
+    }
+    (BULK_CALLS * BULK_BODY_BYTES) as f64 / 1e6 / started.elapsed().as_secs_f64()
+}
+
+/// The cost of TLS on the transport's bulk throughput, plaintext and mutual TLS in the same
+/// run. A measurement, not a check: run it in a release build,
+/// `cargo test --release -p sluice-cluster --lib bulk_throughput -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bulk_throughput_plaintext_and_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    make_ca(dir.path(), "cluster-ca");
+    let mut ends = Vec::new();
+    for tls in [false, true] {
+        let (server_security, client_security) = match tls {
+            false => (PeerSecurity::Plaintext, PeerSecurity::Plaintext),
+            true => (
+                mutual_tls(node_files(dir.path(), "cluster-ca", "n1", "127.0.0.1")),
+                mutual_tls(node_files(dir.path(), "cluster-ca", "n2", "127.0.0.2")),
+            ),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(serve(listener, Arc::new(SinkHandler), server_security, stopped));
+        ends.push((Transport::with_security(2, client_security), addr, stop));
+    }
+    let mut rates = [Vec::new(), Vec::new()];
+    for _ in 0..BULK_ROUNDS {
+        for (kind, (transport, addr, _)) in ends.iter().enumerate() {
+            rates[kind].push(bulk_round(transport, addr).await);
+        }
+    }
+    let median = |rates: &mut Vec<f64>| {
+        rates.sort_by(f64::total_cmp);
+        rates[rates.len() / 2]
+    };
+    let (plain, tls) = (median(&mut rates[0]), median(&mut rates[1]));
+    eprintln!(
+        "transport bulk throughput ({BULK_CALLS} x {} KiB, {BULK_CONCURRENCY} in flight, median of {BULK_ROUNDS}): \
+         plaintext {plain:.0} MB/s, mutual TLS {tls:.0} MB/s, ratio {:.2} (rounds {rates:?})",
+        BULK_BODY_BYTES / 1024,
+        tls / plain
+    );
+}
