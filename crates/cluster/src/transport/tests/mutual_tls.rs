@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use sluice_tls::{PeerFiles, PeerTls};
+use sluice_tls::{PeerFiles, PeerTls, Reload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -153,6 +153,30 @@ async fn the_dialler_checks_the_address_and_refuses_a_plaintext_server() {
         let refused = transport.node_request(&plain_addr, b"hi".to_vec(), CALL_TIMEOUT).await;
         assert!(matches!(refused, Err(TransportError::Unreachable { .. })), "{refused:?}");
         assert_eq!(plain_handler.requests.load(Ordering::SeqCst), 0);
+    })
+    .await;
+}
+
+/// A reload (what SIGHUP does) gives new connections the new certificate: a node whose
+/// certificate named the wrong address is reached once a corrected one is in its files.
+#[tokio::test]
+async fn a_reload_serves_new_connections_with_the_new_certificate() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        make_ca(dir.path(), "cluster-ca");
+        let tls = PeerTls::load(node_files(dir.path(), "cluster-ca", "n1", "127.0.0.9")).unwrap();
+        let (addr, handler, _stop) = server(PeerSecurity::MutualTls(tls.clone())).await;
+        let dialler = || {
+            let files = node_files(dir.path(), "cluster-ca", "n2", "127.0.0.2");
+            Transport::with_security(2, mutual_tls(files))
+        };
+        let refused = dialler().node_request(&addr, b"hi".to_vec(), CALL_TIMEOUT).await;
+        assert!(format!("{refused:?}").contains("not valid for name"), "{refused:?}");
+        node_files(dir.path(), "cluster-ca", "n1", "127.0.0.1");
+        tls.reload().unwrap();
+        let reply = dialler().node_request(&addr, b"hi".to_vec(), CALL_TIMEOUT).await.unwrap();
+        assert_eq!(reply, b"echo:hi");
+        assert_eq!(handler.requests.load(Ordering::SeqCst), 1);
     })
     .await;
 }
