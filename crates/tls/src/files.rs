@@ -106,11 +106,7 @@ impl TlsFiles {
                 ))
             }
             (policy, Some(ca_path)) => {
-                let mut roots = RootCertStore::empty();
-                for cert in read_certs(ca_path)? {
-                    roots.add(cert).map_err(|e| file_error(ca_path, e))?;
-                }
-                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let verifier = WebPkiClientVerifier::builder_with_provider(read_roots(ca_path)?, provider);
                 let verifier = match policy {
                     ClientAuth::Requested => verifier.allow_unauthenticated(),
                     _ => verifier,
@@ -149,7 +145,16 @@ pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tl
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+/// The CA certificates in `path`, as the trust anchors of a verifier.
+pub(crate) fn read_roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs(path)? {
+        roots.add(cert).map_err(|e| file_error(path, e))?;
+    }
+    Ok(Arc::new(roots))
+}
+
+pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     rustls_pemfile::private_key(&mut open(path)?)
         .map_err(|e| file_error(path, e))?
         .ok_or_else(|| file_error(path, "no PEM private key in the file"))

@@ -33,6 +33,14 @@ pub struct Ports {
     pub mqtt_ws: u16,
 }
 
+impl Ports {
+    /// A free port on `ip` for every listener.
+    pub fn free(ip: Ipv4Addr) -> Ports {
+        let port = || crate::common::ports::free_port(ip);
+        Ports { cluster: port(), kafka: port(), nsq_tcp: port(), http: port(), mqtt: port(), mqtt_ws: port() }
+    }
+}
+
 /// How a node finds the cluster.
 #[derive(Debug, Clone)]
 pub enum Membership {
