@@ -91,6 +91,14 @@ pub trait ClusterView: Send + Sync + 'static {
         Box::pin(async { Err(crate::error::BrokerError::NotLeader { leader: None }) })
     }
 
+    /// Writes `batch` (one v2 RecordBatch) to partition `partition` of `topic` (its storage
+    /// name) through its leader, for a node that does not lead it (an MQTT publish goes to its
+    /// key's partition). Resolves with the batch's base offset once a majority holds it.
+    fn forward_to_partition(&self, topic: &str, partition: i32, batch: Vec<u8>) -> ClusterFuture<i64> {
+        let _ = (topic, partition, batch);
+        Box::pin(async { Err(crate::error::BrokerError::NotLeader { leader: None }) })
+    }
+
     /// The groups every other live node coordinates (`group::cluster_listing`); a node that
     /// does not answer in time is left out. A single node has no others.
     fn remote_groups(&self) -> GroupsFuture {

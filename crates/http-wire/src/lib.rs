@@ -2,11 +2,15 @@
 //! another node's HTTP API (channel lists, forwarded admin calls) and the `sluice` CLI's admin
 //! API calls. Each is one request on its own connection with `Connection: close` (or
 //! HTTP/1.0), so an answer ends with the connection: read it whole, bounded in bytes, then
-//! parse it here. Not a general client (no keep-alive, redirects or TLS): an answer is trusted
-//! no more than any network input, and a malformed one is an error, never a panic.
+//! parse it here. Plain TCP or TLS (rustls, for `https://` auth servers). Not a general client
+//! (no keep-alive or redirects): an answer is trusted no more than any network input, and a
+//! malformed one is an error, never a panic.
 
+use sluice_tls::rustls::pki_types::ServerName;
+use sluice_tls::rustls::ClientConfig;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A whole answer: its status code and its body (chunked transfer decoded).
@@ -22,26 +26,85 @@ impl Answer {
     }
 }
 
+/// How an exchange's connection is made.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    Plain,
+    /// TLS with `config`'s roots; the server's certificate must name `server_name` (the URL's
+    /// host: a DNS name or an IP address, without brackets).
+    Tls {
+        config: Arc<ClientConfig>,
+        server_name: String,
+    },
+}
+
 /// Sends `request` (head and body, already encoded) to `addr` (HOST:PORT) and parses the
 /// answer read to the end of the connection, all within `timeout` and at most `bytes_max`
 /// bytes of answer.
 pub async fn exchange(addr: &str, request: &[u8], timeout: Duration, bytes_max: usize) -> Result<Answer, String> {
-    let raw = tokio::time::timeout(timeout, read_answer(addr, request, bytes_max))
+    exchange_over(&Transport::Plain, addr, request, timeout, bytes_max).await
+}
+
+/// `exchange` over `transport`: for TLS, the handshake is inside `timeout` too.
+pub async fn exchange_over(
+    transport: &Transport,
+    addr: &str,
+    request: &[u8],
+    timeout: Duration,
+    bytes_max: usize,
+) -> Result<Answer, String> {
+    let raw = tokio::time::timeout(timeout, read_answer(transport, addr, request, bytes_max))
         .await
         .map_err(|_| format!("no answer from {addr} within {timeout:?}"))??;
     parse_answer(&raw)
 }
 
-async fn read_answer(addr: &str, request: &[u8], bytes_max: usize) -> Result<Vec<u8>, String> {
-    let mut stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+async fn read_answer(transport: &Transport, addr: &str, request: &[u8], bytes_max: usize) -> Result<Vec<u8>, String> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+    match transport {
+        Transport::Plain => read_from(stream, addr, request, bytes_max).await,
+        Transport::Tls { config, server_name } => {
+            let name = ServerName::try_from(server_name.clone())
+                .map_err(|_| format!("{server_name:?} is not a host name or IP address for TLS"))?;
+            let stream = sluice_tls::TlsConnector::from(config.clone())
+                .connect(name, stream)
+                .await
+                .map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
+            read_from(stream, addr, request, bytes_max).await
+        }
+    }
+}
+
+async fn read_from<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    addr: &str,
+    request: &[u8],
+    bytes_max: usize,
+) -> Result<Vec<u8>, String> {
     stream.write_all(request).await.map_err(|e| format!("write to {addr}: {e}"))?;
+    // TLS buffers records until flushed.
+    stream.flush().await.map_err(|e| format!("write to {addr}: {e}"))?;
     let mut raw = Vec::new();
     let mut limited = (&mut stream).take(bytes_max as u64 + 1);
-    limited.read_to_end(&mut raw).await.map_err(|e| format!("read from {addr}: {e}"))?;
+    match limited.read_to_end(&mut raw).await {
+        Ok(_) => {}
+        // A TLS server that closes without close_notify (many do): the answer is still whole
+        // if its own framing says so, which `parse_answer` then checks; a body that runs to
+        // the end of the connection could be cut short unseen, so it is refused.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && framed(&raw) => {}
+        Err(e) => return Err(format!("read from {addr}: {e}")),
+    }
     if raw.len() > bytes_max {
         return Err(format!("answer from {addr} larger than {bytes_max} bytes"));
     }
     Ok(raw)
+}
+
+/// Whether the answer's head (complete) gives its body a length: `Content-Length` or chunked.
+fn framed(raw: &[u8]) -> bool {
+    let Some(head_end) = find(raw, b"\r\n\r\n") else { return false };
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    head.split("\r\n").any(|line| line.starts_with("content-length:") || line.starts_with("transfer-encoding:"))
 }
 
 /// Parses a complete HTTP/1.x answer: the status line, the headers, and a body with a
@@ -116,6 +179,14 @@ mod tests {
         assert_eq!((to_end.status, to_end.body.as_slice()), (404, &b"nope"[..]));
         let empty = parse_answer(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
         assert!(empty.is_success() && empty.body.is_empty());
+    }
+
+    #[test]
+    fn only_a_framed_answer_may_end_without_close_notify() {
+        assert!(framed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"));
+        assert!(framed(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n"));
+        assert!(!framed(b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\n{\"ttl\":"), "a body to the end could be cut short");
+        assert!(!framed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"), "headers cut short");
     }
 
     #[test]

@@ -67,18 +67,21 @@ pub async fn channel_delete(State(s): State<AppState>, Query(p): Params) -> Http
 
 pub async fn channel_empty(State(s): State<AppState>, Query(p): Params) -> HttpResult {
     let (topic, channel) = (topic_param(&p)?, channel_param(&p)?);
-    s.channels.existing_channel(&topic, &channel).map_err(|e| failed(e, "CHANNEL_NOT_FOUND"))?.empty();
+    let c = s.channels.existing_channel(&topic, &channel).map_err(|e| failed(e, "CHANNEL_NOT_FOUND"))?;
+    s.channels.empty_channel(&c);
     Ok(reply::empty())
 }
 
 pub async fn channel_pause(State(s): State<AppState>, Query(p): Params) -> HttpResult {
     let (topic, channel) = (topic_param(&p)?, channel_param(&p)?);
-    s.channels.existing_channel(&topic, &channel).map_err(|e| failed(e, "CHANNEL_NOT_FOUND"))?.set_paused(true);
+    let c = s.channels.existing_channel(&topic, &channel).map_err(|e| failed(e, "CHANNEL_NOT_FOUND"))?;
+    s.channels.pause_channel(&c, true);
     Ok(reply::empty())
 }
 
 pub async fn channel_unpause(State(s): State<AppState>, Query(p): Params) -> HttpResult {
     let (topic, channel) = (topic_param(&p)?, channel_param(&p)?);
-    s.channels.existing_channel(&topic, &channel).map_err(|e| failed(e, "CHANNEL_NOT_FOUND"))?.set_paused(false);
+    let c = s.channels.existing_channel(&topic, &channel).map_err(|e| failed(e, "CHANNEL_NOT_FOUND"))?;
+    s.channels.pause_channel(&c, false);
     Ok(reply::empty())
 }

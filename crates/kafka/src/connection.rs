@@ -13,13 +13,14 @@
 
 use crate::codec::{read_length, read_payload, FrameError};
 use crate::dispatch::{dispatch, DispatchError, Reply, RequestTimer};
+use crate::quota::request_time::{request_api, Pending};
 use crate::server::Context;
 use crate::session::Session;
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use sluice_broker::clients::Client;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
@@ -52,8 +53,9 @@ where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
-    let (replies, mut pending) =
-        mpsc::channel::<(Reply, [OwnedSemaphorePermit; 2], RequestTimer)>(context.config.inflight_requests_max);
+    let (replies, mut pending) = mpsc::channel::<(Reply, [OwnedSemaphorePermit; 2], RequestTimer, Option<Pending>)>(
+        context.config.inflight_requests_max,
+    );
     let timing = Arc::clone(&context);
     let writer_client = Arc::clone(&client);
     // Request bytes whose replies are not written yet; a permit per request is released
@@ -62,15 +64,19 @@ where
     let inflight_bytes = Arc::new(Semaphore::new(inflight_bytes_max));
     let write_timeout = context.config.write_timeout;
     let write_loop = async move {
-        while let Some((reply, _request_bytes, timer)) = pending.recv().await {
+        while let Some((reply, _request_bytes, timer, request_time)) = pending.recv().await {
             let frame: Option<Bytes> = match reply {
                 Reply::Now(frame) => Some(frame),
-                Reply::Later(task) => match task.await {
+                Reply::Later(task, _) => match task.await {
                     Ok(Ok(frame)) => frame,
                     Ok(Err(e)) => return Err(ConnectionError::Dispatch(e)),
                     Err(e) => return Err(ConnectionError::Dispatch(DispatchError::Task(e.to_string()))),
                 },
                 Reply::Nothing => None,
+            };
+            let frame = match request_time {
+                Some(request_time) => request_time.settle(frame),
+                None => frame,
             };
             if let Some(frame) = frame {
                 write_frame(&mut writer, &frame, write_timeout).await?;
@@ -124,8 +130,11 @@ where
                 _ = replies.closed() => return Ok(()),
             };
             let timer = RequestTimer::start(&frame);
+            let request = (!session.expects_raw_token()).then(|| request_api(&frame)).flatten();
+            let started = Instant::now();
             let reply = dispatch(&context, &client, &mut session, frame)?;
-            if replies.send((reply, [request_bytes, queued], timer)).await.is_err() {
+            let request_time = request_time(&context, &session, &client, request, started.elapsed(), &reply);
+            if replies.send((reply, [request_bytes, queued], timer, request_time)).await.is_err() {
                 return Ok(());
             }
             if session.close_after_reply {
@@ -136,6 +145,27 @@ where
     };
     let (read, write) = tokio::join!(read_loop, write_loop);
     read.and(write)
+}
+
+/// The request-time quota's account of one request (KIP-124), if the connection has one.
+fn request_time(
+    context: &Context,
+    session: &Session,
+    client: &Client,
+    request: Option<(ApiKey, i16)>,
+    handled: Duration,
+    reply: &Reply,
+) -> Option<Pending> {
+    let quotas = &context.security.quotas;
+    if quotas.store.is_empty() || request.is_none() {
+        return None;
+    }
+    let charge = quotas.request_charge(&session.principal.name, &client.details().client_id, &session.mute);
+    let busy = match reply {
+        Reply::Later(_, busy) => Some(Arc::clone(busy)),
+        _ => None,
+    };
+    Pending::start(charge, request, handled, busy)
 }
 
 /// Bytes a request's reply may hold beyond its own size, charged to the in-flight budget

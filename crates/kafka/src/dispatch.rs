@@ -5,6 +5,7 @@ use crate::acl::{operation, resource};
 use crate::api;
 use crate::authorize;
 use crate::codec::response_frame;
+use crate::quota::request_time::{timed, Busy};
 use crate::server::Context;
 use crate::session::Session;
 use crate::versions::is_served;
@@ -47,8 +48,9 @@ pub enum DispatchError {
 pub enum Reply {
     /// A response frame ready now.
     Now(Bytes),
-    /// A response being produced by a task (fsync wait, long-poll).
-    Later(JoinHandle<Result<Option<Bytes>, DispatchError>>),
+    /// A response being produced by a task (fsync wait, long-poll), and the time the task
+    /// spent working rather than waiting (request-time quotas).
+    Later(JoinHandle<Result<Option<Bytes>, DispatchError>>, Arc<Busy>),
     /// No response at all (Produce with acks=0).
     Nothing,
 }
@@ -465,5 +467,6 @@ pub fn later<F>(work: F) -> Reply
 where
     F: Future<Output = Result<Option<Bytes>, DispatchError>> + Send + 'static,
 {
-    Reply::Later(tokio::spawn(work))
+    let busy = Arc::new(Busy::default());
+    Reply::Later(tokio::spawn(timed(work, Arc::clone(&busy))), busy)
 }

@@ -50,25 +50,66 @@ impl Refusal {
 
 /// A publish's appends under way: its record, and for a retained one the store.
 pub(crate) struct Pending {
-    record: (Arc<Partition>, Submitted),
+    record: Written,
     retained: Option<RetainedStore>,
 }
 
 /// A retained message's append to the internal topic: the store, the append, the publish
 /// and when it expires (ms since the epoch).
-struct RetainedStore(Arc<Retained>, Arc<Partition>, Submitted, Publish, Option<i64>);
+struct RetainedStore(Arc<Retained>, Written, Publish, Option<i64>);
 
 impl Pending {
     /// Waits until every append is durable (the wait of Kafka acks=all), then takes a
     /// retained message into the in-memory set.
     pub async fn wait(self) -> Result<(), Refusal> {
-        let (partition, submitted) = self.record;
-        submitted.wait(&partition, Durability::Committed).await.map_err(Refusal::Broker)?;
-        if let Some(RetainedStore(retained, partition, submitted, publish, expires_at_ms)) = self.retained {
-            let outcome = submitted.wait(&partition, Durability::Committed).await.map_err(Refusal::Broker)?;
-            retained.stored(&publish.topic, outcome.base_offset, &publish, expires_at_ms);
+        self.record.committed().await.map_err(Refusal::Broker)?;
+        if let Some(RetainedStore(retained, written, publish, expires_at_ms)) = self.retained {
+            let base_offset = written.committed().await.map_err(Refusal::Broker)?;
+            retained.stored(&publish.topic, base_offset, &publish, expires_at_ms);
         }
         Ok(())
+    }
+}
+
+/// One append: under way here, or already committed through the partition's leader on
+/// another node.
+pub(crate) enum Written {
+    Here(Arc<Partition>, Submitted),
+    /// Forwarded to the leader and committed there, at this offset.
+    Forwarded(i64),
+}
+
+impl Written {
+    /// Waits for the majority commit (a single node: the flush policy); the batch's offset.
+    async fn committed(self) -> BrokerResult<i64> {
+        match self {
+            Written::Here(partition, submitted) => {
+                Ok(submitted.wait(&partition, Durability::Committed).await?.base_offset)
+            }
+            Written::Forwarded(base_offset) => Ok(base_offset),
+        }
+    }
+}
+
+/// Appends `batch` to `partition` of `topic` here, or, in a cluster where another node leads
+/// it, through that leader (an MQTT client may connect to any node; its key's partition is
+/// fixed). A forward is awaited here, so one connection's publishes keep their order.
+pub(crate) async fn write(
+    broker: &Broker,
+    topic: &str,
+    partition: &Arc<Partition>,
+    batch: Vec<u8>,
+) -> BrokerResult<Written> {
+    if !partition.is_clustered() {
+        return Ok(Written::Here(Arc::clone(partition), partition.submit(batch)?));
+    }
+    match partition.submit(batch.clone()) {
+        Ok(submitted) => Ok(Written::Here(Arc::clone(partition), submitted)),
+        Err(BrokerError::NotLeader { .. }) => {
+            let cluster = broker.cluster().ok_or(BrokerError::NotLeader { leader: None })?;
+            Ok(Written::Forwarded(cluster.forward_to_partition(topic, partition.index, batch).await?))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -95,8 +136,8 @@ pub(crate) async fn append(
         submit(broker, &mapping.log_topic_for(&publish.topic), publish, &origin).await.map_err(Refusal::Broker)?;
     let retained = match publish.retain {
         true => {
-            let (partition, submitted) = retained.submit(publish, expires_at_ms).await.map_err(Refusal::Broker)?;
-            Some(RetainedStore(Arc::clone(retained), partition, submitted, publish.clone(), expires_at_ms))
+            let written = retained.submit(publish, expires_at_ms).await.map_err(Refusal::Broker)?;
+            Some(RetainedStore(Arc::clone(retained), written, publish.clone(), expires_at_ms))
         }
         false => None,
     };
@@ -111,14 +152,15 @@ struct Origin<'a> {
     expires_at_ms: Option<i64>,
 }
 
-/// Appends `publish` as one record; the returned append is written (single node) or
-/// proposed (cluster), and the caller waits for the durability its QoS needs.
+/// Appends `publish` as one record; the returned append is written (single node), proposed
+/// (cluster), or committed through its leader elsewhere, and the caller waits for the
+/// durability its QoS needs.
 async fn submit(
     broker: &Arc<Broker>,
     log_topic_name: &str,
     publish: &Publish,
     origin: &Origin<'_>,
-) -> BrokerResult<(Arc<Partition>, Submitted)> {
+) -> BrokerResult<Written> {
     let topic = log_topic(broker, log_topic_name).await?;
     let partitions = topic.partitions();
     if partitions.is_empty() {
@@ -127,8 +169,7 @@ async fn submit(
     let index = partition_for_key(publish.topic.as_bytes(), partitions.len() as u32) as usize;
     let partition = Arc::clone(&partitions[index]);
     let batch = encode(publish, origin)?;
-    let submitted = partition.submit(batch)?;
-    Ok((partition, submitted))
+    write(broker, &topic.name, &partition, batch).await
 }
 
 /// The log topic, created as NSQ and Kafka auto-creation create it when it is missing.

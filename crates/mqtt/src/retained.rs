@@ -13,7 +13,7 @@ use bytes::Bytes;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use sluice_broker::channel::READ_BYTES_MAX;
-use sluice_broker::{Broker, BrokerError, BrokerResult, Partition, Submitted, Topic};
+use sluice_broker::{Broker, BrokerError, BrokerResult, Topic};
 use sluice_records::convert::{encode_batch, new_record, read_v2_records};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -53,30 +53,51 @@ pub(crate) struct Retained {
     payload_bytes: std::sync::atomic::AtomicUsize,
     /// `sluice_mqtt_retained_messages`.
     gauge: sluice_broker::metrics::IntGauge,
+    /// The next offset of the internal topic (one partition) to read into memory.
+    read_to: std::sync::atomic::AtomicI64,
 }
 
 impl Retained {
-    /// Loads the retained messages from the internal topic (on the blocking pool).
+    /// Loads the retained messages from the internal topic (on the blocking pool). In a
+    /// cluster it keeps reading that topic's replica here: a retained message published
+    /// through another node is served by this one too.
     pub async fn open(broker: Arc<Broker>, gauge: sluice_broker::metrics::IntGauge) -> Arc<Retained> {
-        let retained =
-            Arc::new(Retained { broker, entries: RwLock::default(), payload_bytes: Default::default(), gauge });
-        let loader = Arc::clone(&retained);
-        let loaded = tokio::task::spawn_blocking(move || loader.load()).await;
-        match loaded {
-            Ok(Ok(count)) if count > 0 => tracing::info!(count, "mqtt retained messages loaded"),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "mqtt retained messages could not be read"),
-            Err(e) => tracing::warn!(error = %e, "mqtt retained message loader failed"),
+        let clustered = broker.cluster().is_some();
+        let retained = Arc::new(Retained {
+            broker,
+            entries: RwLock::default(),
+            payload_bytes: Default::default(),
+            gauge,
+            read_to: Default::default(),
+        });
+        match Arc::clone(&retained).catch_up().await {
+            Ok(count) if count > 0 => tracing::info!(count, "mqtt retained messages loaded"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "mqtt retained messages could not be read"),
+        }
+        if clustered {
+            tokio::spawn(follow(Arc::downgrade(&retained)));
         }
         retained
     }
 
+    /// Reads what the internal topic gained since the last call (on the blocking pool);
+    /// the number of retained messages held.
+    async fn catch_up(self: Arc<Self>) -> BrokerResult<usize> {
+        tokio::task::spawn_blocking(move || self.load())
+            .await
+            .map_err(|e| BrokerError::Storage(format!("retained message reader failed: {e}")))?
+    }
+
     fn load(&self) -> BrokerResult<usize> {
+        use std::sync::atomic::Ordering::Relaxed;
         let Some(topic) = self.broker.topic(RETAINED_TOPIC) else { return Ok(0) };
         for partition in topic.partitions() {
-            let mut offset = partition.log_start_offset();
             // Bounded: every round moves past at least one batch, up to the end seen now.
             let end = partition.log_end_offset();
+            let read_to = self.read_to.load(Relaxed);
+            // A log that ends before what was read is a new one (the topic made again).
+            let mut offset = partition.log_start_offset().max(if read_to > end { 0 } else { read_to });
             while offset < end {
                 let read = partition.read(offset, READ_BYTES_MAX)?;
                 let before = offset;
@@ -114,6 +135,7 @@ impl Retained {
                     break;
                 }
             }
+            self.read_to.store(offset, Relaxed);
         }
         Ok(self.entries.read().map(|e| e.len()).unwrap_or(0))
     }
@@ -148,11 +170,7 @@ impl Retained {
 
     /// Appends `publish` to the internal topic (an empty payload: a tombstone). Call
     /// [`Retained::stored`] once it is durable.
-    pub async fn submit(
-        &self,
-        publish: &Publish,
-        expires_at_ms: Option<i64>,
-    ) -> BrokerResult<(Arc<Partition>, Submitted)> {
+    pub async fn submit(&self, publish: &Publish, expires_at_ms: Option<i64>) -> BrokerResult<crate::publish::Written> {
         let topic = self.topic().await?;
         let partition = topic.partitions().into_iter().next().ok_or(BrokerError::UnknownTopicOrPartition)?;
         let key = Bytes::copy_from_slice(publish.topic.as_bytes());
@@ -174,8 +192,7 @@ impl Retained {
         }
         let batch = encode_batch(&[record], Compression::None)
             .map_err(|e| BrokerError::CorruptMessage(format!("cannot encode record batch: {e}")))?;
-        let submitted = partition.submit(batch)?;
-        Ok((partition, submitted))
+        crate::publish::write(&self.broker, RETAINED_TOPIC, &partition, batch).await
     }
 
     /// Takes a durable store at `offset` into the in-memory set.
@@ -250,5 +267,28 @@ impl Retained {
         })
         .await
         .map_err(|e| BrokerError::Storage(format!("topic creation task failed: {e}")))?
+    }
+}
+
+/// How often a cluster node reads the retained messages other nodes stored.
+const FOLLOW_PERIOD: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// In a cluster: keeps the retained messages held here up with the internal topic's replica
+/// on this node, until the listener (and its `Retained`) is gone.
+async fn follow(retained: std::sync::Weak<Retained>) {
+    let mut tick = tokio::time::interval(FOLLOW_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(retained) = retained.upgrade() else { return };
+        let behind = retained.broker.topic(RETAINED_TOPIC).is_some_and(|t| {
+            let read_to = retained.read_to.load(std::sync::atomic::Ordering::Relaxed);
+            t.partitions().iter().any(|p| p.log_end_offset() > read_to)
+        });
+        if behind {
+            if let Err(e) = retained.catch_up().await {
+                tracing::warn!(error = %e, "mqtt retained messages stored elsewhere could not be read");
+            }
+        }
     }
 }

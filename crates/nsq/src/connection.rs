@@ -198,8 +198,20 @@ impl Conn {
         }
         let _ = self.flush(&mut stream).await;
         let (topic, channel) = self.sub.as_ref().map_or(("", ""), |s| (&*s.channel.topic, &*s.channel.name));
+        // What it was sent and answered: a consumer that "got nothing" is traced to its RDY.
+        let figures = self.sub.as_ref().map(|s| {
+            let c = &s.client;
+            let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            (
+                c.ready_count.load(Ordering::Relaxed),
+                load(&c.message_count),
+                load(&c.finish_count),
+                load(&c.requeue_count),
+            )
+        });
+        let (rdy, sent, finished, requeued) = figures.unwrap_or_default();
         tracing::info!(client = self.id, remote = %self.remote, client_id = %self.identity.client_id, topic, channel,
-            "nsq client disconnected");
+            rdy, sent, finished, requeued, "nsq client disconnected");
         if let Some(sub) = self.sub.take() {
             self.channels.client_left(&sub.channel, sub.client.id);
         }

@@ -327,6 +327,7 @@ impl NsqListeners {
         stopped: watch::Receiver<bool>,
     ) -> anyhow::Result<(Vec<tokio::task::JoinHandle<()>>, std::sync::Arc<sluice_broker::channel::Channels>)> {
         use sluice_broker::channel::{Channels, ChannelsConfig};
+        let client_tls = auth_client_tls(&nsq.security)?;
         let nsq_config = sluice_nsq::NsqConfig {
             max_msg_size: nsq.max_msg_size,
             max_body_size: nsq.max_body_size,
@@ -338,6 +339,7 @@ impl NsqListeners {
                     tokens: self.tokens.clone(),
                     http_addresses: nsq.security.auth_http_addresses.clone(),
                     method: nsq.security.auth_http_method,
+                    client_tls,
                     timeout: sluice_nsq::auth::AUTH_QUERY_TIMEOUT,
                 })
             }),
@@ -427,4 +429,21 @@ impl NsqListeners {
             auth = nsq.security.auth_enabled(), http_auth = admin_auth_on, "nsq listeners ready");
         Ok((tasks, channels))
     }
+}
+
+/// nsqd's client TLS settings (`buildClientTLSConfig`), read once at start when some auth
+/// server is an `https://` URL, so a missing or unreadable CA file stops the process.
+fn auth_client_tls(
+    security: &crate::settings::nsq_security::NsqSecurity,
+) -> anyhow::Result<Option<std::sync::Arc<sluice_tls::rustls::ClientConfig>>> {
+    let https = security
+        .auth_http_addresses
+        .iter()
+        .any(|address| sluice_nsq::auth::parse_address(address).is_ok_and(|endpoint| endpoint.https));
+    if !https {
+        return Ok(None);
+    }
+    let config = sluice_tls::client_config(security.client_root_ca.as_deref(), security.client_min_version)
+        .context("cannot load the CA certificates for https:// auth servers (--tls-root-ca-file)")?;
+    Ok(Some(config))
 }

@@ -209,6 +209,9 @@ struct FileSettings {
     raft_heartbeat_ms: Option<u64>,
     raft_election_timeout_ms: Option<u64>,
     replica_lag_time_max_ms: Option<u64>,
+    cluster_tls_cert: Option<PathBuf>,
+    cluster_tls_key: Option<PathBuf>,
+    cluster_tls_ca: Option<PathBuf>,
     // MQTT listener (`mqtt.rs`).
     mqtt_addr: Option<String>,
     mqtt_ws_addr: Option<String>,
@@ -294,6 +297,9 @@ impl FileSettings {
             raft_heartbeat_ms: self.raft_heartbeat_ms,
             raft_election_timeout_ms: self.raft_election_timeout_ms,
             replica_lag_time_max_ms: self.replica_lag_time_max_ms,
+            cluster_tls_cert: self.cluster_tls_cert.clone(),
+            cluster_tls_key: self.cluster_tls_key.clone(),
+            cluster_tls_ca: self.cluster_tls_ca.clone(),
         }
     }
 
@@ -659,6 +665,20 @@ impl Settings {
                     .as_ref()
                     .map_or(cluster::REPLICA_LAG_TIME_MAX_MS_DEFAULT, |c| c.replica_lag_time_max.as_millis() as u64)
                     .to_string(),
+            ),
+            (
+                "cluster_tls_cert",
+                self.cluster
+                    .as_ref()
+                    .and_then(|c| c.tls.as_ref())
+                    .map_or_else(String::new, |t| t.cert.display().to_string()),
+            ),
+            (
+                "cluster_tls_ca",
+                self.cluster
+                    .as_ref()
+                    .and_then(|c| c.tls.as_ref())
+                    .map_or_else(String::new, |t| t.ca.display().to_string()),
             ),
             ("flush", flush),
             ("message_max_bytes", log.batch_bytes_max.to_string()),

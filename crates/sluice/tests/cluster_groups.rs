@@ -22,7 +22,7 @@ mod history;
 use cluster_support::consume::consume_in_background;
 use cluster_support::kafka::{create_topic, metadata_client, wait_fully_replicated};
 use cluster_support::produce::{produce_in_background, ProduceSpec, Stop};
-use cluster_support::python_group::PythonGroupConsumer;
+use cluster_support::python_group::{PythonClient, PythonGroupConsumer};
 use cluster_support::sarama_group::SaramaGroupConsumer;
 use cluster_support::{local, Cluster};
 use common::raw::Raw;
@@ -276,18 +276,19 @@ fn wait_for_reads(recorder: &Recorder, since: usize, what: &str) -> usize {
 }
 
 /// The group consumer under test.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Client {
     Librdkafka,
     Sarama,
     KafkaPython,
+    ConfluentKafka,
 }
 
 /// A running group consumer of either client.
 enum Running {
     Librdkafka(Stop, std::thread::JoinHandle<cluster_support::consume::Consumed>),
     Sarama(SaramaGroupConsumer),
-    KafkaPython(PythonGroupConsumer),
+    Python(PythonGroupConsumer),
 }
 
 impl Running {
@@ -299,8 +300,13 @@ impl Running {
                 Running::Librdkafka(stop, handle)
             }
             Client::Sarama => Running::Sarama(SaramaGroupConsumer::start(bootstrap, topic, group, CONSUMER, recorder)),
-            Client::KafkaPython => {
-                Running::KafkaPython(PythonGroupConsumer::start(bootstrap, topic, group, CONSUMER, recorder))
+            Client::KafkaPython | Client::ConfluentKafka => {
+                let library = if client == Client::KafkaPython {
+                    PythonClient::KafkaPython
+                } else {
+                    PythonClient::ConfluentKafka
+                };
+                Running::Python(PythonGroupConsumer::start(library, bootstrap, topic, group, CONSUMER, recorder))
             }
         }
     }
@@ -316,8 +322,8 @@ impl Running {
                 assert!(sarama.stop(), "the sarama group consumer did not leave cleanly");
                 sarama.errors.load(std::sync::atomic::Ordering::Relaxed)
             }
-            Running::KafkaPython(mut python) => {
-                assert!(python.stop(), "the kafka-python group consumer did not leave cleanly");
+            Running::Python(mut python) => {
+                assert!(python.stop(), "the Python group consumer did not leave cleanly");
                 python.errors.load(std::sync::atomic::Ordering::Relaxed)
             }
         }
@@ -354,6 +360,13 @@ fn sarama_group_consumer_rides_out_coordinator_kills() {
 #[test]
 fn kafka_python_group_consumer_rides_out_coordinator_kills() {
     rides_out_coordinator_kills(Client::KafkaPython);
+}
+
+/// confluent-kafka's Consumer (Debian's, over its librdkafka; auto-commit every 500 ms)
+/// through the same kills.
+#[test]
+fn confluent_kafka_group_consumer_rides_out_coordinator_kills() {
+    rides_out_coordinator_kills(Client::ConfluentKafka);
 }
 
 fn rides_out_coordinator_kills(client: Client) {

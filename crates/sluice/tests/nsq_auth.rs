@@ -7,7 +7,10 @@
 //! hears the client's address, `tls=true` and its certificate's common name. Sluice's own
 //! tokens file (`--nsq-auth-tokens-file`, SHA-256 hashed secrets) grants and refuses the same
 //! way without an auth server. With `--auth-http-request-method post` the server is asked
-//! with nsqd's JSON body instead of a query string.
+//! with nsqd's JSON body instead of a query string. An `https://` auth server is reached over
+//! TLS, its certificate verified against `--tls-root-ca-file` and its name: pynsq AUTHs, then
+//! publishes and consumes; a server whose certificate another CA signed, or that does not name
+//! the URL's host, is never asked (`E_AUTH_FAILED`, the reason in the broker's log).
 //! Needs `scripts/install-nsq-test-deps.sh` (pynsq).
 
 mod common;
@@ -15,7 +18,9 @@ mod nsq_common;
 
 use common::certs::TestPki;
 use nsq_common::{client_script, NsqBroker};
-use std::io::{BufRead, BufReader, Write};
+use sluice_tls::rustls::{ServerConfig, ServerConnection, StreamOwned};
+use sluice_tls::{ClientAuth, TlsFiles, TlsVersion};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -26,58 +31,83 @@ const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
 const SECRET: &str = "pub-secret";
 const TOPIC: &str = "granted";
 
-/// A one-thread nsqd auth server: `GET /auth?...` answered from the secret; every query is
-/// recorded. Runs until the test process ends.
+/// A one-thread nsqd auth server on 127.0.0.1: `GET /auth?...` answered from the secret
+/// (granting publish); every query is recorded. Runs until the test process ends.
 fn auth_server() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind auth server");
+    auth_server_on("127.0.0.1", None, r#""publish""#)
+}
+
+/// The same on `ip`, over TLS with `tls`, granting `permissions` (a JSON list's items).
+fn auth_server_on(
+    ip: &str,
+    tls: Option<Arc<ServerConfig>>,
+    permissions: &'static str,
+) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind((ip, 0)).expect("bind auth server");
     let port = listener.local_addr().expect("addr").port();
     let queries = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&queries);
     std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
+        for (n, stream) in listener.incoming().flatten().enumerate() {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut reader = BufReader::new(&stream);
-            let mut request_line = String::new();
-            if reader.read_line(&mut request_line).is_err() {
-                continue;
-            }
-            let (mut header, mut length) = (String::new(), 0usize);
-            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
-                if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = value.trim().parse().unwrap_or(0);
+            match &tls {
+                None => answer(&stream, &seen, permissions),
+                Some(config) => {
+                    let Ok(session) = ServerConnection::new(config.clone()) else { continue };
+                    let mut tls = StreamOwned::new(session, stream);
+                    answer(&mut tls, &seen, permissions);
+                    // Every other answer ends without close_notify, as many servers' do.
+                    if n % 2 == 0 {
+                        tls.conn.send_close_notify();
+                        let _ = tls.flush();
+                    }
                 }
-                header.clear();
             }
-            let mut body = vec![0u8; length.min(4096)];
-            let _ = std::io::Read::read_exact(&mut reader, &mut body);
-            let target = request_line.split(' ').nth(1).unwrap_or("");
-            // GET: the query string; POST: "POST /auth " and the JSON body.
-            let query = match request_line.starts_with("POST ") {
-                true => format!("POST {target} {}", String::from_utf8_lossy(&body)),
-                false => target.to_string(),
-            };
-            seen.lock().unwrap().push(query.clone());
-            let granted = query.starts_with("/auth?") && query.contains(&format!("secret={SECRET}&"))
-                || query.starts_with("POST /auth ") && query.contains(&format!(r#""secret":["{SECRET}"]"#));
-            // ttl 1: the broker must ask again a second later.
-            let (status, body) = if granted {
-                let grant = format!(
-                    r#"{{"ttl":1,"identity":"publisher","identity_url":"http://example/publisher",
-                    "authorizations":[{{"topic":"^{TOPIC}$","channels":[".*"],"permissions":["publish"]}}]}}"#
-                );
-                ("200 OK", grant)
-            } else {
-                ("403 Forbidden", r#"{"message":"unknown secret"}"#.to_string())
-            };
-            let mut stream = &stream;
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
         }
     });
     (port, queries)
+}
+
+/// Reads one request from `stream`, records it and answers it.
+fn answer<S: Read + Write>(stream: S, seen: &Mutex<Vec<String>>, permissions: &str) {
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() || request_line.is_empty() {
+        return; // e.g. a client that refused the TLS handshake
+    }
+    let (mut header, mut length) = (String::new(), 0usize);
+    while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+        if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap_or(0);
+        }
+        header.clear();
+    }
+    let mut body = vec![0u8; length.min(4096)];
+    let _ = reader.read_exact(&mut body);
+    let target = request_line.split(' ').nth(1).unwrap_or("");
+    // GET: the query string; POST: "POST /auth " and the JSON body.
+    let query = match request_line.starts_with("POST ") {
+        true => format!("POST {target} {}", String::from_utf8_lossy(&body)),
+        false => target.to_string(),
+    };
+    seen.lock().unwrap().push(query.clone());
+    let granted = query.starts_with("/auth?") && query.contains(&format!("secret={SECRET}&"))
+        || query.starts_with("POST /auth ") && query.contains(&format!(r#""secret":["{SECRET}"]"#));
+    // ttl 1: the broker must ask again a second later.
+    let (status, body) = if granted {
+        let grant = format!(
+            r#"{{"ttl":1,"identity":"publisher","identity_url":"http://example/publisher",
+            "authorizations":[{{"topic":"^{TOPIC}$","channels":[".*"],"permissions":[{permissions}]}}]}}"#
+        );
+        ("200 OK", grant)
+    } else {
+        ("403 Forbidden", r#"{"message":"unknown secret"}"#.to_string())
+    };
+    let _ = write!(
+        reader.get_mut(),
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
 }
 
 fn pynsq(scenario: &str, nsq: &NsqBroker, pki: &TestPki, secret: &str) -> String {
@@ -208,4 +238,80 @@ fn auth_server_asked_with_post() {
         ),
         "{asked:?}"
     );
+}
+
+/// A TLS server configuration serving `pki`'s server certificate (SAN 127.0.0.1 … .20, localhost).
+fn https_config(pki: &TestPki) -> Arc<ServerConfig> {
+    let files = TlsFiles {
+        cert: pki.server_cert.clone(),
+        key: pki.server_key.clone(),
+        client_ca: None,
+        client_auth: ClientAuth::None,
+        min_version: TlsVersion::Tls12,
+    };
+    files.server_config().expect("auth server TLS config")
+}
+
+#[test]
+fn pynsq_auth_against_an_https_auth_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = TestPki::create(&dir.path().join("trusted"));
+    pki.client("alice", "/O=Sluice/CN=alice");
+    let (cert, key, ca) = (
+        pki.server_cert.display().to_string(),
+        pki.server_key.display().to_string(),
+        pki.ca_cert.display().to_string(),
+    );
+    let (port, queries) = auth_server_on("127.0.0.1", Some(https_config(&pki)), r#""publish","subscribe""#);
+    let auth = format!("https://127.0.0.1:{port}/auth");
+    let nsq = NsqBroker::start(&[
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-root-ca-file",
+        &ca,
+        "--auth-http-address",
+        &auth,
+    ]);
+    // A Writer and a Reader, each AUTHed through the https server, over TLS to the broker.
+    let roundtrip = pynsq("roundtrip", &nsq, &pki, SECRET);
+    assert!(roundtrip.contains(r#""messages": 41"#), "{roundtrip}");
+    let asked = queries.lock().unwrap().clone();
+    assert!(asked.len() >= 2, "the Writer and the Reader both AUTH: {asked:?}");
+    assert!(asked.iter().all(|q| q.starts_with("/auth?") && q.contains("secret=pub-secret&tls=true")), "{asked:?}");
+    let wrong = pynsq("pub", &nsq, &pki, "wrong-secret");
+    assert!(wrong.contains("E_AUTH_FAILED AUTH failed"), "refused by the server: {wrong}");
+
+    // Not trusted: a certificate from a CA the broker was not given, and a trusted certificate
+    // that does not name the host the URL gives (127.0.0.21 is not among its SANs).
+    let other = TestPki::create(&dir.path().join("other"));
+    let (other_ca_port, other_ca_queries) = auth_server_on("127.0.0.1", Some(https_config(&other)), r#""publish""#);
+    let (wrong_name_port, wrong_name_queries) = auth_server_on("127.0.0.21", Some(https_config(&pki)), r#""publish""#);
+    let servers = format!("https://127.0.0.1:{other_ca_port}/auth,https://127.0.0.21:{wrong_name_port}/auth");
+    let untrusted = NsqBroker::start(&[
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-root-ca-file",
+        &ca,
+        "--auth-http-address",
+        &servers,
+    ]);
+    let refused = pynsq("pub", &untrusted, &pki, SECRET);
+    assert!(refused.contains("E_AUTH_FAILED AUTH failed"), "{refused}");
+    let log = untrusted.broker.log_contents();
+    let reason = log.lines().find(|l| l.contains("AUTH failed")).unwrap_or_default();
+    eprintln!("logged: {reason}");
+    assert!(
+        reason.contains(&format!("https://127.0.0.1:{other_ca_port}/auth - TLS handshake with 127.0.0.1:{other_ca_port}: invalid peer certificate")),
+        "{reason}"
+    );
+    assert!(
+        reason.contains(&format!("https://127.0.0.21:{wrong_name_port}/auth - TLS handshake"))
+            && reason.contains("not valid for name \\\"127.0.0.21\\\""),
+        "{reason}"
+    );
+    assert!(other_ca_queries.lock().unwrap().is_empty() && wrong_name_queries.lock().unwrap().is_empty());
 }

@@ -59,7 +59,7 @@ impl TlsVersion {
         }
     }
 
-    fn versions(self) -> &'static [&'static SupportedProtocolVersion] {
+    pub(crate) fn versions(self) -> &'static [&'static SupportedProtocolVersion] {
         static BOTH: [&SupportedProtocolVersion; 2] = [&rustls::version::TLS13, &rustls::version::TLS12];
         static ONLY_13: [&SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
         match self {
@@ -106,11 +106,7 @@ impl TlsFiles {
                 ))
             }
             (policy, Some(ca_path)) => {
-                let mut roots = RootCertStore::empty();
-                for cert in read_certs(ca_path)? {
-                    roots.add(cert).map_err(|e| file_error(ca_path, e))?;
-                }
-                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let verifier = WebPkiClientVerifier::builder_with_provider(read_roots(ca_path)?, provider);
                 let verifier = match policy {
                     ClientAuth::Requested => verifier.allow_unauthenticated(),
                     _ => verifier,
@@ -128,19 +124,19 @@ impl TlsFiles {
 /// and the clients Sluice serves (librdkafka, Java, Go, Python) negotiate its classic key
 /// exchanges; rustls 0.23.48 deprecated it only for lacking post-quantum key exchange.
 #[allow(deprecated)]
-fn crypto_provider() -> CryptoProvider {
+pub(crate) fn crypto_provider() -> CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
-fn file_error(path: &Path, reason: impl std::fmt::Display) -> TlsError {
+pub(crate) fn file_error(path: &Path, reason: impl std::fmt::Display) -> TlsError {
     TlsError::File { path: path.to_path_buf(), reason: reason.to_string() }
 }
 
-fn open(path: &Path) -> Result<BufReader<File>, TlsError> {
+pub(crate) fn open(path: &Path) -> Result<BufReader<File>, TlsError> {
     File::open(path).map(BufReader::new).map_err(|e| file_error(path, e))
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs =
         rustls_pemfile::certs(&mut open(path)?).collect::<Result<Vec<_>, _>>().map_err(|e| file_error(path, e))?;
     if certs.is_empty() {
@@ -149,7 +145,16 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+/// The CA certificates in `path`, as the trust anchors of a verifier.
+pub(crate) fn read_roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs(path)? {
+        roots.add(cert).map_err(|e| file_error(path, e))?;
+    }
+    Ok(Arc::new(roots))
+}
+
+pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     rustls_pemfile::private_key(&mut open(path)?)
         .map_err(|e| file_error(path, e))?
         .ok_or_else(|| file_error(path, "no PEM private key in the file"))

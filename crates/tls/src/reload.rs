@@ -3,6 +3,7 @@
 //! restart). New handshakes use the new configuration; connections already established keep
 //! the one they started with. A reload that fails keeps the old configuration and says why.
 
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use rustls::ServerConfig;
@@ -49,15 +50,33 @@ impl ServerTls {
     }
 }
 
+/// TLS settings whose certificates can be re-read while they are in use.
+pub trait Reload: Send + Sync {
+    /// Re-reads the files; on error the configuration in use stays.
+    fn reload(&self) -> Result<(), TlsError>;
+    /// The certificate file, named in the reload's log line.
+    fn cert_path(&self) -> &Path;
+}
+
+impl Reload for ServerTls {
+    fn reload(&self) -> Result<(), TlsError> {
+        ServerTls::reload(self)
+    }
+
+    fn cert_path(&self) -> &Path {
+        &self.files.cert
+    }
+}
+
 /// Reloads every listener's certificates on each SIGHUP, for as long as the process runs.
-pub fn spawn_sighup_reload(listeners: Vec<Arc<ServerTls>>) -> std::io::Result<()> {
+pub fn spawn_sighup_reload<T: Reload + 'static>(listeners: Vec<Arc<T>>) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangups = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             for tls in &listeners {
                 match tls.reload() {
-                    Ok(()) => tracing::info!(cert = %tls.files.cert.display(), "TLS certificates reloaded"),
+                    Ok(()) => tracing::info!(cert = %tls.cert_path().display(), "TLS certificates reloaded"),
                     Err(error) => tracing::error!(%error, "TLS reload failed; the previous certificates stay in use"),
                 }
             }

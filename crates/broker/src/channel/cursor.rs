@@ -117,6 +117,22 @@ impl Cursor {
     fn is_finished(&self, offset: i64) -> bool {
         offset < self.floor || self.finished.contains(&offset)
     }
+
+    /// Adds what `other` knows finished (of the same partition); reading resumes at the
+    /// new floor.
+    fn merge_finished(&mut self, other: &Cursor) {
+        if other.floor > self.floor {
+            self.floor = other.floor;
+            self.finished = self.finished.split_off(&other.floor);
+        }
+        for offset in other.finished.iter().copied() {
+            self.finish(offset);
+        }
+        while self.finished.remove(&self.floor) {
+            self.floor += 1;
+        }
+        self.next = self.floor;
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +183,11 @@ struct State {
     deferred: HashMap<MessageId, Pending>,
     due: BinaryHeap<Reverse<(i64, MessageId)>>,
     restored: HashMap<MessageId, Restored>,
+    /// In a cluster: what this node saw finished on partitions it stopped serving (a
+    /// leadership lost while it runs). FINs are facts; if it leads such a partition again, they
+    /// are merged into the replicated state, so FINs not yet replicated when it lost the
+    /// leadership (the last state interval) are not delivered again.
+    left: BTreeMap<i32, Cursor>,
 }
 
 impl State {
@@ -248,6 +269,10 @@ pub struct Channel {
     /// Wakes clients waiting for a message (append, requeue, timeout, unpause).
     notify: Arc<Notify>,
     paused: AtomicBool,
+    /// In a cluster: when `paused` was last set, and when the channel was last emptied
+    /// (`serving.rs`: commands merged by time across nodes; 0 is never).
+    paused_ms: AtomicI64,
+    emptied_ms: AtomicI64,
     topic_paused: Arc<AtomicBool>,
     deleted: AtomicBool,
     /// State changed since the last checkpoint.
@@ -347,6 +372,8 @@ impl Channel {
             state: Mutex::new(state),
             notify: Arc::new(Notify::new()),
             paused: AtomicBool::new(paused),
+            paused_ms: AtomicI64::new(0),
+            emptied_ms: AtomicI64::new(0),
             topic_paused: spec.topic_paused,
             deleted: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
@@ -770,6 +797,7 @@ impl Channel {
     }
 
     pub fn set_paused(&self, paused: bool) {
+        self.paused_ms.store(serving::command_time(&self.paused_ms), Ordering::Relaxed);
         self.paused.store(paused, Ordering::Relaxed);
         self.dirty.store(true, Ordering::Relaxed);
         self.notify.notify_waiters();
@@ -778,6 +806,7 @@ impl Channel {
     /// Drops every queued, in-flight and deferred message and moves to the log end (nsqd's
     /// channel empty). Clients' in-flight counts reset.
     pub fn empty(&self) {
+        self.emptied_ms.store(serving::command_time(&self.emptied_ms), Ordering::Relaxed);
         let mut st = self.lock();
         // In a cluster only the partitions served here move: emptying is per node, and
         // nsqadmin empties a channel on every producer lookupd names (every leader).
@@ -829,7 +858,13 @@ impl Channel {
             .log_topic
             .partitions()
             .iter()
-            .map(|p| st.cursors.get(&p.index).map_or(0, |c| (p.log_end_offset() - c.next).max(0)))
+            .map(|p| {
+                let end = p.log_end_offset();
+                // Depth counts messages: not the channel-state control batches (a cluster's).
+                st.cursors
+                    .get(&p.index)
+                    .map_or(0, |c| ((end - c.next).max(0) - p.channel_states().control_offsets_in(c.next, end)).max(0))
+            })
             .sum();
         let clients = self.clients.lock().map(|c| c.values().cloned().collect()).unwrap_or_default();
         ChannelStats {
@@ -941,6 +976,27 @@ mod tests {
             defer_until_ms: None,
             headers: None,
         }
+    }
+
+    /// A node leading a partition again merges what it saw finished into the replicated
+    /// state: the union of both, reading resumes at the merged floor.
+    #[test]
+    fn merging_own_fins_keeps_the_union_of_finished_offsets() {
+        let mut replicated = Cursor::at(10);
+        replicated.finish(12);
+        let mut own = Cursor::at(8);
+        for offset in [8, 9, 10, 11, 14] {
+            own.finish(offset);
+        }
+        assert_eq!(own.floor, 12);
+        replicated.merge_finished(&own);
+        assert_eq!((replicated.floor, replicated.next), (13, 13), "10..=12 finished by one or the other");
+        assert_eq!(replicated.finished.iter().copied().collect::<Vec<_>>(), vec![14]);
+
+        // Knowledge older than the replicated floor changes nothing.
+        let mut ahead = Cursor::at(20);
+        ahead.merge_finished(&Cursor::at(5));
+        assert_eq!((ahead.floor, ahead.next, ahead.finished.len()), (20, 20, 0));
     }
 
     /// A channel that was busy and is now empty gives back its collections' peak capacity;

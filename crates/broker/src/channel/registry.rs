@@ -40,6 +40,8 @@ pub struct NsqTopic {
     pub name: Arc<str>,
     log_topic: Arc<Topic>,
     paused: Arc<AtomicBool>,
+    /// In a cluster: when `paused` was last set (0: never), so the latest pause wins everywhere.
+    paused_ms: std::sync::atomic::AtomicI64,
     channels: RwLock<BTreeMap<String, Arc<Channel>>>,
     /// Round-robin partition for the next PUB.
     next_partition: AtomicUsize,
@@ -76,7 +78,12 @@ impl NsqTopic {
     pub fn stats(&self) -> TopicStats {
         // Messages not yet copied to any channel: everything when the topic has none.
         let depth = if self.channels().is_empty() {
-            self.log_topic.partitions().iter().map(|p| p.log_end_offset() - p.log_start_offset()).sum()
+            let partitions = self.log_topic.partitions();
+            let depth = |p: &Arc<crate::partition::Partition>| {
+                let (start, end) = (p.log_start_offset(), p.log_end_offset());
+                end - start - p.channel_states().control_offsets_in(start, end)
+            };
+            partitions.iter().map(depth).sum()
         } else {
             0
         };
@@ -252,15 +259,30 @@ impl Channels {
         self.create_channel(&topic, channel, origin)
     }
 
-    /// The channel, created if needed: as another node created it (`origin`, from the state
-    /// replicated in a cluster) or as a new one.
+    /// The channel, created here if needed (`origin`: where it starts; `None` is NSQ's rule);
+    /// in a cluster its creation is then made known to every node (`replicate_command`).
     fn create_channel(&self, topic: &NsqTopic, channel: &str, origin: Option<Origin>) -> BrokerResult<Arc<Channel>> {
+        let (created, new) = self.insert_channel(topic, channel, origin)?;
+        if new {
+            self.replicate_command(&created);
+        }
+        Ok(created)
+    }
+
+    /// The channel, created if needed: as another node created it (`origin`, from the state
+    /// replicated in a cluster) or as a new one; and whether it is new.
+    fn insert_channel(
+        &self,
+        topic: &NsqTopic,
+        channel: &str,
+        origin: Option<Origin>,
+    ) -> BrokerResult<(Arc<Channel>, bool)> {
         if let Some(c) = topic.channel(channel) {
-            return Ok(c);
+            return Ok((c, false));
         }
         let mut map = topic.channels.write().map_err(|_| BrokerError::Storage("channel lock poisoned".into()))?;
         if let Some(c) = map.get(channel) {
-            return Ok(Arc::clone(c));
+            return Ok((Arc::clone(c), false));
         }
         if map.len() >= CHANNELS_PER_TOPIC_MAX {
             return Err(BrokerError::InvalidConfig(format!("at most {CHANNELS_PER_TOPIC_MAX} channels per topic")));
@@ -274,7 +296,7 @@ impl Channels {
             created.write_checkpoint(&cp);
         }
         tracing::info!(topic = %topic.name, channel, "channel created");
-        Ok(created)
+        Ok((created, true))
     }
 
     /// Appends NSQ messages as one batch to the next partition (round-robin) and waits until
@@ -368,8 +390,11 @@ impl Channels {
             super::topic_pause::write(&self.dir.join(name), paused)
                 .map_err(|e| BrokerError::Storage(format!("cannot record topic pause: {e}")))?;
         }
+        let last = topic.paused_ms.load(Ordering::Relaxed);
+        topic.paused_ms.store(now_ms().max(last + 1), Ordering::Relaxed);
         topic.paused.store(paused, Ordering::Relaxed);
         topic.channels().iter().for_each(|c| c.wake());
+        self.replicate_topic_pause(&topic);
         Ok(())
     }
 
@@ -377,8 +402,20 @@ impl Channels {
     /// empties every channel of it.
     pub fn empty_topic(&self, name: &str) -> BrokerResult<()> {
         let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
-        topic.channels().iter().for_each(|c| c.empty());
+        topic.channels().iter().for_each(|c| self.empty_channel(c));
         Ok(())
+    }
+
+    /// Pauses or unpauses a channel; in a cluster on every node (`replicate_command`).
+    pub fn pause_channel(&self, channel: &Channel, paused: bool) {
+        channel.set_paused(paused);
+        self.replicate_command(channel);
+    }
+
+    /// Empties a channel; in a cluster on every partition's leader (`replicate_command`).
+    pub fn empty_channel(&self, channel: &Channel) {
+        channel.empty();
+        self.replicate_command(channel);
     }
 
     pub fn existing_channel(&self, topic: &str, channel: &str) -> BrokerResult<Arc<Channel>> {
@@ -489,6 +526,7 @@ fn new_topic(name: &str, log_topic: Arc<Topic>) -> NsqTopic {
         name: Arc::from(name),
         log_topic,
         paused: Arc::new(AtomicBool::new(false)),
+        paused_ms: std::sync::atomic::AtomicI64::new(0),
         channels: RwLock::new(BTreeMap::new()),
         next_partition: AtomicUsize::new(0),
         message_count: AtomicU64::new(0),

@@ -28,6 +28,9 @@ pub const CONTROL_KEY_VERSION: i16 = 0;
 /// Our control-record type ("NS"); Kafka's own are 0–6 (markers, KRaft), and its clients ignore
 /// types they do not know.
 pub const CONTROL_TYPE_CHANNEL_STATE: i16 = 0x4E53;
+/// The record name (never a valid channel name) that carries the topic's own pause, written
+/// by leaders with their channels' states and forwarded as a command like theirs.
+pub const TOPIC_RECORD: &str = "";
 /// Largest channel-state batch decoded (bounded by the window: every offset finished or pending).
 pub const STATE_BATCH_BYTES_MAX: usize = 64 << 20;
 
@@ -45,6 +48,19 @@ pub struct ChannelRecord {
     pub from_tail: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
+    /// When `paused` was last set (0: never): pauses asked on different nodes merge by time,
+    /// the latest wins.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub paused_ms: i64,
+    /// When the channel was last emptied (0: never): a leader drops every message of the
+    /// partition written before it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub emptied_ms: i64,
+    /// Sent by a node that leads none of the topic's partitions (`Channels::replicate_command`):
+    /// the channel's incarnation, pause and empty, but no position; replicas merge it into the
+    /// channel's latest record instead of replacing it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub command: bool,
     /// Every offset below is finished.
     #[serde(default)]
     pub floor: i64,
@@ -56,7 +72,21 @@ pub struct ChannelRecord {
     pub pending: Vec<(i64, u16, Option<i64>)>,
 }
 
+fn is_zero(value: &i64) -> bool {
+    *value == 0
+}
+
 impl ChannelRecord {
+    /// Takes the later pause and empty of `other` (same channel, any writer): they are
+    /// registers merged by time, so a command is never lost to a state written before it.
+    pub fn absorb_commands(&mut self, other: &ChannelRecord) {
+        if other.paused_ms > self.paused_ms {
+            self.paused = other.paused;
+            self.paused_ms = other.paused_ms;
+        }
+        self.emptied_ms = self.emptied_ms.max(other.emptied_ms);
+    }
+
     /// The same state once `first..=last` (the batch that carried it) is finished too: what
     /// the channel's cursor shows after reading its own state batch, so that read alone never
     /// calls for another write.
@@ -78,14 +108,31 @@ pub struct ChannelStates {
     latest: Mutex<BTreeMap<String, (i64, ChannelRecord)>>,
     /// Bumped by every batch applied: readers skip work when it has not moved.
     version: AtomicU64,
+    /// The offsets of the latest control batches applied, first → last (at most
+    /// `CONTROL_RANGES_MAX`), so `/stats` depth counts messages only.
+    control: Mutex<BTreeMap<i64, i64>>,
 }
+
+/// Control batches remembered for depth: at one state write per 300 ms, about 20 minutes of a
+/// channel changing without pause; older ones (long read by then) count as messages.
+const CONTROL_RANGES_MAX: usize = 4096;
 
 impl ChannelStates {
     /// Applies one committed batch whose first record has `base_offset`; anything but a
     /// channel-state control batch is ignored.
     pub fn apply(&self, batch: &[u8], base_offset: i64) {
         let Ok(header) = BatchHeader::parse(batch) else { return };
-        if !header.is_control() || batch.len() > STATE_BATCH_BYTES_MAX {
+        if !header.is_control() {
+            return;
+        }
+        {
+            let mut control = self.control.lock().unwrap_or_else(|p| p.into_inner());
+            control.insert(base_offset, base_offset + i64::from(header.last_offset_delta.max(0)));
+            while control.len() > CONTROL_RANGES_MAX {
+                control.pop_first();
+            }
+        }
+        if batch.len() > STATE_BATCH_BYTES_MAX {
             return;
         }
         let decoded = decode(batch);
@@ -94,12 +141,24 @@ impl ChannelStates {
         }
         let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
         self.version.fetch_add(1, Ordering::Relaxed);
-        for (delta, (name, record)) in decoded {
-            // A tombstone holds against any later state of an incarnation it covers (a leader
-            // that had not yet learned of the delete).
-            let covered = latest.get(&name).is_some_and(|(_, old)| old.deleted && record.created_ms <= old.created_ms);
-            if !covered {
-                latest.insert(name, (base_offset + delta, record));
+        for (delta, (name, mut record)) in decoded {
+            let offset = base_offset + delta;
+            match latest.get_mut(&name) {
+                // A tombstone holds against any later state of an incarnation it covers (a
+                // leader that had not yet learned of the delete).
+                Some((_, old)) if old.deleted && record.created_ms <= old.created_ms => {}
+                // A command for an older incarnation than the one recorded changes nothing.
+                Some((_, old)) if record.command && !old.deleted && record.created_ms < old.created_ms => {}
+                // A command keeps the recorded position; a state keeps commands it predates.
+                Some((_, old)) if record.command && !old.deleted => old.absorb_commands(&record),
+                Some((old_offset, old)) if !old.deleted && !record.deleted && old.created_ms == record.created_ms => {
+                    record.absorb_commands(old);
+                    *old_offset = offset;
+                    *old = record;
+                }
+                _ => {
+                    latest.insert(name, (offset, record));
+                }
             }
         }
     }
@@ -120,12 +179,34 @@ impl ChannelStates {
     /// a replica restarted after a purge still replays it).
     pub fn retention_floor(&self) -> Option<i64> {
         let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
-        latest.values().filter(|(_, r)| !r.deleted).map(|(offset, r)| (*offset).min(r.floor)).min()
+        // A command (and the topic's record) holds no position: only its own offset is kept.
+        let hold = |(name, (offset, r)): (&String, &(i64, ChannelRecord))| {
+            if r.command || name == TOPIC_RECORD {
+                *offset
+            } else {
+                (*offset).min(r.floor)
+            }
+        };
+        latest.iter().filter(|(_, (_, r))| !r.deleted).map(hold).min()
+    }
+
+    /// How many offsets in `from..to` control batches hold (not messages).
+    pub fn control_offsets_in(&self, from: i64, to: i64) -> i64 {
+        let control = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        let mut count = 0;
+        for (first, last) in control.range(..to).rev() {
+            if *last < from {
+                break;
+            }
+            count += (*last).min(to - 1) - (*first).max(from) + 1;
+        }
+        count
     }
 
     /// Forgets everything (the partition's log was reset).
     pub fn clear(&self) {
         self.latest.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.control.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
 
@@ -239,6 +320,42 @@ mod tests {
         let decoded = crate::channel::records::decode(&batch, 0);
         assert!(decoded.messages.is_empty());
         assert_eq!(decoded.next_offset, 1);
+    }
+
+    #[test]
+    fn commands_merge_by_time_and_keep_the_position() {
+        // Proves a forwarded command (pause, empty) never replaces a leader's position, a
+        // leader's state written before the command keeps it, and an older pause loses.
+        let states = ChannelStates::default();
+        let position = ChannelRecord { created_ms: 7, floor: 40, ..ChannelRecord::default() };
+        states.apply(&encode(&[("a".into(), position.clone())], 1).expect("encode"), 100);
+        let pause = ChannelRecord {
+            created_ms: 7,
+            paused: true,
+            paused_ms: 50,
+            emptied_ms: 60,
+            command: true,
+            ..ChannelRecord::default()
+        };
+        states.apply(&encode(&[("a".into(), pause)], 2).expect("encode"), 110);
+        let merged = &states.snapshot()["a"];
+        assert_eq!(
+            (merged.floor, merged.paused, merged.paused_ms, merged.emptied_ms, merged.command),
+            (40, true, 50, 60, false)
+        );
+        assert_eq!(states.retention_floor(), Some(40));
+        // The leader's next state, encoded before it learned of the command.
+        states.apply(&encode(&[("a".into(), ChannelRecord { floor: 45, ..position })], 3).expect("encode"), 120);
+        let merged = &states.snapshot()["a"];
+        assert_eq!((merged.floor, merged.paused, merged.emptied_ms), (45, true, 60));
+        let unpause = ChannelRecord { created_ms: 7, paused_ms: 40, command: true, ..ChannelRecord::default() };
+        states.apply(&encode(&[("b".into(), unpause.clone()), ("a".into(), unpause)], 4).expect("encode"), 130);
+        assert!(states.snapshot()["a"].paused, "an older unpause loses");
+        // A command for a channel with no state yet is kept as it is (no position).
+        assert!(states.snapshot()["b"].command);
+        // The control batches are not messages for depth.
+        assert_eq!(states.control_offsets_in(0, 200), 5);
+        assert_eq!(states.control_offsets_in(105, 131), 3);
     }
 
     #[test]

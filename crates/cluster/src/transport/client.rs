@@ -6,16 +6,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::connection::Connection;
 use super::contact::{Contacts, GroupContacts};
 use super::error::TransportError;
 use super::frame::FrameKind;
-use super::limits::{CONNECT_TIMEOUT, REDIAL_BACKOFF_FIRST, REDIAL_BACKOFF_MAX, REQUEST_TIMEOUT};
+use super::limits::{REDIAL_BACKOFF_FIRST, REDIAL_BACKOFF_MAX, REQUEST_TIMEOUT};
 use super::message::{self, ClientWriteReply, Reply, Rpc};
 use super::network::GroupNetwork;
+use super::security::{PeerSecurity, PeerStream, Refusals};
 use crate::types::{Batches, GroupId, NodeId};
 
 /// A node's client side of the cluster transport.
@@ -32,6 +32,10 @@ pub struct Transport {
     connections_opened: AtomicU64,
     /// When each group's followers last answered this node (as their leader).
     contacts: Contacts,
+    /// Plain TCP or mutual TLS, for every dial.
+    security: PeerSecurity,
+    /// Dials that failed at the TLS handshake, for the rate-limited log.
+    refusals: Refusals,
 }
 
 /// One peer address and its connection state; the async lock makes concurrent callers share
@@ -50,14 +54,28 @@ struct Link {
 }
 
 impl Transport {
+    /// A transport that dials its peers over plain TCP.
     pub fn new(local: NodeId) -> Arc<Transport> {
+        Transport::with_security(local, PeerSecurity::Plaintext)
+    }
+
+    /// A transport that dials its peers as `security` says (the listener's `serve` must be
+    /// given the same).
+    pub fn with_security(local: NodeId, security: PeerSecurity) -> Arc<Transport> {
         Arc::new(Transport {
             local,
             peers: Mutex::new(HashMap::new()),
             next_request_id: AtomicU64::new(1),
             connections_opened: AtomicU64::new(0),
             contacts: Contacts::default(),
+            security,
+            refusals: Refusals::default(),
         })
+    }
+
+    /// How this transport's connections are secured (what else dials a peer uses the same).
+    pub fn security(&self) -> &PeerSecurity {
+        &self.security
     }
 
     /// This node's id.
@@ -135,18 +153,26 @@ impl Transport {
                 return Err(unreachable(addr, "backing off after a failed dial".to_owned()));
             }
         }
-        let failure = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => {
-                if let Err(error) = stream.set_nodelay(true) {
-                    tracing::debug!(peer = addr, %error, "set_nodelay failed");
-                }
-                let connection = Arc::new(Connection::start(addr.to_owned(), stream));
+        let failure = match self.security.connect(addr).await {
+            Ok(stream) => {
+                let connection = Arc::new(match stream {
+                    PeerStream::Plain(stream) => {
+                        let (read, write) = stream.into_split();
+                        Connection::start(addr.to_owned(), read, write)
+                    }
+                    PeerStream::Tls(stream) => {
+                        let (read, write) = tokio::io::split(*stream);
+                        Connection::start(addr.to_owned(), read, write)
+                    }
+                });
                 *link = Link { connection: Some(connection.clone()), ..Link::default() };
                 self.connections_opened.fetch_add(1, Ordering::Relaxed);
                 return Ok(connection);
             }
-            Ok(Err(error)) => error.to_string(),
-            Err(_) => format!("connect timed out after {CONNECT_TIMEOUT:?}"),
+            Err(error) => {
+                self.refusals.dialled_peer(addr, &error);
+                error.to_string()
+            }
         };
         link.failed_dials = link.failed_dials.saturating_add(1);
         link.next_dial_at = Some(Instant::now() + redial_backoff(link.failed_dials));

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -30,9 +30,13 @@ pub(super) struct Connection {
 }
 
 impl Connection {
-    /// Starts the reader and writer of a freshly dialled stream.
-    pub(super) fn start(addr: String, stream: TcpStream) -> Connection {
-        let (read, write) = stream.into_split();
+    /// Starts the reader and writer of a freshly dialled stream's two halves (a TCP stream's
+    /// own, or a TLS stream's split).
+    pub(super) fn start<R, W>(addr: String, read: R, write: W) -> Connection
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let (frames, queued) = mpsc::channel(WRITE_QUEUE_FRAMES_MAX);
         let waiting: Arc<Waiting> = Arc::new(Mutex::new(Some(HashMap::new())));
         let io_waiting = waiting.clone();
@@ -108,10 +112,7 @@ enum ReplyError {
 }
 
 /// Hands each reply to its waiting call; a reply nobody waits for (timed out) is dropped.
-async fn read_replies<R: tokio::io::AsyncRead + Unpin>(
-    mut reader: FrameReader<R>,
-    waiting: &Waiting,
-) -> Result<(), ReplyError> {
+async fn read_replies<R: AsyncRead + Unpin>(mut reader: FrameReader<R>, waiting: &Waiting) -> Result<(), ReplyError> {
     while let Some(frame) = reader.next().await? {
         if frame.kind != FrameKind::Reply {
             return Err(ReplyError::RequestFrame);

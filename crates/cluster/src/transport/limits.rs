@@ -29,6 +29,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// millisecond, so a peer that has not answered in this long is down or cut off.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long a TLS handshake between nodes may take, either side: TLS 1.3 is one round trip
+/// and a few milliseconds of signing and verifying. A connection still in it after this long
+/// is not a TLS peer (it sent nothing, or waits for a plaintext frame) and is closed, freeing
+/// its connection slot.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The first wait before re-dialling a peer whose last dial failed; doubled per failure.
 pub const REDIAL_BACKOFF_FIRST: Duration = Duration::from_millis(20);
 

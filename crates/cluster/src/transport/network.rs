@@ -7,7 +7,7 @@ use std::time::Duration;
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout, Unreachable,
 };
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
@@ -57,6 +57,17 @@ pub struct GroupPeer {
     target: NodeId,
     node: BasicNode,
 }
+
+/// How long a leader waits before trying a peer again after it could not be reached (or did
+/// not run the group yet), for the first `UNREACHABLE_RETRIES_FAST` tries: openraft's own
+/// 500 ms, longer than a follower's election timeout (300–600 ms by default), let a node just
+/// restarted (whose groups answer "no such group" for a moment) time out and call an election
+/// that deposed a healthy leader. Retrying within a heartbeat reaches it before its timer runs
+/// out. A failed try is cheap: the transport answers at once while it backs off its dials.
+const UNREACHABLE_RETRY_FAST: Duration = Duration::from_millis(100);
+/// About ten seconds of fast retries; a peer down longer is retried at openraft's pace.
+const UNREACHABLE_RETRIES_FAST: usize = 100;
+const UNREACHABLE_RETRY_SLOW: Duration = Duration::from_millis(500);
 
 /// openraft's error of a Raft RPC whose remote API error is `E`.
 type RpcError<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
@@ -109,6 +120,11 @@ impl GroupPeer {
 }
 
 impl RaftNetwork<TypeConfig> for GroupPeer {
+    fn backoff(&self) -> Backoff {
+        let fast = std::iter::repeat_n(UNREACHABLE_RETRY_FAST, UNREACHABLE_RETRIES_FAST);
+        Backoff::new(fast.chain(std::iter::repeat(UNREACHABLE_RETRY_SLOW)))
+    }
+
     async fn append_entries(
         &mut self,
         req: AppendEntriesRequest<TypeConfig>,

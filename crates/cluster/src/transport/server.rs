@@ -1,6 +1,8 @@
 //! The transport's server: accepts peers' connections and answers their requests.
 //!
-//! One task per connection reads frames; each request runs in its own task (so a slow group
+//! Under mutual TLS a connection is served only once its handshake has completed, in the
+//! connection's own task (a slow or silent peer holds up no other); a refused one is logged
+//! (rate-limited) and closed. One task per connection reads frames; each request runs in its own task (so a slow group
 //! does not hold up the others' RPCs), and all replies go out through one bounded writer. A bad
 //! frame or body closes that connection only.
 
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
@@ -17,16 +20,24 @@ use super::dispatch::{self, RpcHandler};
 use super::frame::{self, FrameKind};
 use super::limits::{CONNECTIONS_MAX, IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX, WRITE_QUEUE_FRAMES_MAX};
 use super::message::{self, Reply, Rpc};
+use super::security::{self, PeerSecurity, Refusals};
 use super::wire::{self, FrameReader, WireError};
 
 /// How long to wait after a failed accept (out of file descriptors, say) before the next:
 /// retrying at once would spin on the same error.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Serves peers on `listener` until `shutdown` turns true (or its sender is dropped). On
-/// shutdown every connection is closed at once and every request in progress abandoned, as
-/// if the node had died: peers see their connections drop and retry elsewhere.
-pub async fn serve(listener: TcpListener, handler: Arc<dyn RpcHandler>, mut shutdown: watch::Receiver<bool>) {
+/// Serves peers on `listener`, secured as `security` says, until `shutdown` turns true (or its
+/// sender is dropped). On shutdown every connection is closed at once and every request in
+/// progress abandoned, as if the node had died: peers see their connections drop and retry
+/// elsewhere.
+pub async fn serve(
+    listener: TcpListener,
+    handler: Arc<dyn RpcHandler>,
+    security: PeerSecurity,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let refusals = Arc::new(Refusals::default());
     let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     // Dropped on return, which aborts every connection task.
     let mut connections = JoinSet::new();
@@ -40,9 +51,26 @@ pub async fn serve(listener: TcpListener, handler: Arc<dyn RpcHandler>, mut shut
             tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
             continue;
         };
-        let handler = handler.clone();
+        let (handler, security, refusals) = (handler.clone(), security.clone(), refusals.clone());
         connections.spawn(async move {
-            if let Err(error) = serve_connection(stream, handler).await {
+            let served = match &security {
+                PeerSecurity::Plaintext => {
+                    let (read, write) = stream.into_split();
+                    serve_connection(read, write, handler).await
+                }
+                PeerSecurity::MutualTls(tls) => match security::accept_tls(tls, stream).await {
+                    Ok(stream) => {
+                        tracing::debug!(%peer, subject = ?security::peer_subject(&stream), "cluster peer connected over TLS");
+                        let (read, write) = tokio::io::split(stream);
+                        serve_connection(read, write, handler).await
+                    }
+                    Err(reason) => {
+                        refusals.accepted_peer(peer, &reason);
+                        Ok(())
+                    }
+                },
+            };
+            if let Err(error) = served {
                 tracing::warn!(%peer, %error, "cluster connection closed");
             }
             drop(slot);
@@ -59,7 +87,8 @@ async fn accept(
     let slot = slots.clone().acquire_owned().await.ok()?;
     match listener.accept().await {
         Ok((stream, peer)) => {
-            // Raft heartbeats are small and latency-bound: no Nagle delay.
+            // Raft heartbeats are small and latency-bound: no Nagle delay (and the TLS
+            // handshake's flights go out at once).
             if let Err(error) = stream.set_nodelay(true) {
                 tracing::debug!(%peer, %error, "set_nodelay failed");
             }
@@ -90,8 +119,11 @@ enum ConnectionError {
 
 /// Reads requests until the peer closes or misbehaves; the connection's request tasks and its
 /// writer are dropped (aborted) with it.
-async fn serve_connection(stream: TcpStream, handler: Arc<dyn RpcHandler>) -> Result<(), ConnectionError> {
-    let (read, write) = stream.into_split();
+async fn serve_connection<R, W>(read: R, write: W, handler: Arc<dyn RpcHandler>) -> Result<(), ConnectionError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let (replies, queued) = mpsc::channel(WRITE_QUEUE_FRAMES_MAX);
     let mut requests = JoinSet::new();
     tokio::select! {
@@ -101,7 +133,7 @@ async fn serve_connection(stream: TcpStream, handler: Arc<dyn RpcHandler>) -> Re
 }
 
 /// Spawns one task per request, at most [`IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX`] at once.
-async fn read_requests<R: tokio::io::AsyncRead + Unpin>(
+async fn read_requests<R: AsyncRead + Unpin>(
     mut reader: FrameReader<R>,
     handler: Arc<dyn RpcHandler>,
     replies: mpsc::Sender<Bytes>,

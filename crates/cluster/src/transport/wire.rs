@@ -41,7 +41,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             if self.buf.capacity() - self.buf.len() < READ_CHUNK_BYTES {
                 self.buf.reserve(READ_CHUNK_BYTES);
             }
-            if self.read.read_buf(&mut self.buf).await? == 0 {
+            let read = match self.read.read_buf(&mut self.buf).await {
+                Ok(read) => read,
+                // A TLS peer that closed without close_notify (killed, or a node dropping its
+                // sockets at shutdown, as every node does) has closed as TCP peers do: the
+                // frames are length-prefixed, so a cut inside one is still `TornAtClose`.
+                Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                Err(error) => return Err(error.into()),
+            };
+            if read == 0 {
                 return match self.buf.len() {
                     0 => Ok(None),
                     unread => Err(WireError::TornAtClose(unread)),

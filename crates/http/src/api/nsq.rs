@@ -85,19 +85,19 @@ pub async fn channel(State(s): State<AppState>, path: ChannelPath) -> ApiResult 
 
 pub async fn pause(State(s): State<AppState>, path: ChannelPath) -> ApiResult {
     let (c, _, _) = existing(&s.channels, path)?;
-    c.set_paused(true);
+    s.channels.pause_channel(&c, true);
     Ok(ok(&view(&c)))
 }
 
 pub async fn unpause(State(s): State<AppState>, path: ChannelPath) -> ApiResult {
     let (c, _, _) = existing(&s.channels, path)?;
-    c.set_paused(false);
+    s.channels.pause_channel(&c, false);
     Ok(ok(&view(&c)))
 }
 
 pub async fn empty(State(s): State<AppState>, path: ChannelPath) -> ApiResult {
     let (c, _, _) = existing(&s.channels, path)?;
-    c.empty();
+    s.channels.empty_channel(&c);
     Ok(ok(&view(&c)))
 }
 

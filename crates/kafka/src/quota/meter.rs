@@ -1,4 +1,4 @@
-//! Byte rates measured as Kafka's quota sensors measure them, and the throttle time a rate
+//! Byte rates (and request time, `request_time`) measured as Kafka's quota sensors measure them, and the throttle time a rate
 //! above its quota earns: `SAMPLES` samples of `SAMPLE` each; the rate is their bytes over
 //! their span, a span never shorter than `SAMPLES - 1` samples (so one burst after a quiet
 //! spell is spread over the window, not over the burst); the throttle is how long the
@@ -73,6 +73,11 @@ impl<K> Default for Meters<K> {
 impl<K: std::hash::Hash + Eq + Clone> Meters<K> {
     /// Records `bytes` against `key` and answers the throttle time they earn at `quota`.
     pub fn record(&self, key: &K, bytes: u64, quota: f64, now: Instant) -> Duration {
+        self.record_amount(key, bytes as f64, quota, now)
+    }
+
+    /// `record` for any measure (request-time quotas meter percent-seconds of handler time).
+    pub fn record_amount(&self, key: &K, amount: f64, quota: f64, now: Instant) -> Duration {
         let mut meters = self.meters.lock().unwrap_or_else(|p| p.into_inner());
         if !meters.contains_key(key) && meters.len() >= METERS_MAX {
             let oldest = meters.iter().min_by_key(|(_, m)| m.last_used).map(|(k, _)| k.clone());
@@ -81,7 +86,7 @@ impl<K: std::hash::Hash + Eq + Clone> Meters<K> {
             }
         }
         let meter = meters.entry(key.clone()).or_default();
-        meter.add(now, bytes as f64);
+        meter.add(now, amount);
         let (rate, span) = meter.rate(now);
         throttle_for(rate, quota, span)
     }

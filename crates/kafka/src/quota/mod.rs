@@ -6,11 +6,14 @@
 //! further request until the throttle time has passed, as Kafka mutes the channel, so a
 //! client that ignores the field is slowed down all the same. A Fetch never asks for more
 //! than the quota allows over the window, so a quota below a consumer's fetch size still
-//! lets it progress. `request_percentage` and `controller_mutation_rate` are stored and
-//! described, not enforced.
+//! lets it progress. `request_percentage` (`request_time`) throttles the same way the share of
+//! handler time a client uses. `controller_mutation_rate` is stored and described, not
+//! enforced.
 
 pub mod meter;
+pub mod request_time;
 pub mod store;
+pub mod throttle_field;
 
 use meter::Meters;
 use std::path::Path;
@@ -22,6 +25,8 @@ pub struct Quotas {
     pub store: QuotaStore,
     produce: Meters<Entity>,
     fetch: Meters<Entity>,
+    /// Percent-seconds of request-handler time.
+    request_time: Meters<Entity>,
 }
 
 impl Quotas {
@@ -34,7 +39,7 @@ impl Quotas {
     }
 
     fn with_store(store: QuotaStore) -> Quotas {
-        Quotas { store, produce: Meters::default(), fetch: Meters::default() }
+        Quotas { store, produce: Meters::default(), fetch: Meters::default(), request_time: Meters::default() }
     }
 
     /// Records a Produce request of `bytes` from `user` with `client_id`; the throttle time

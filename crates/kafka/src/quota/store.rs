@@ -15,8 +15,11 @@ pub const QUOTAS_FILE: &str = "quotas.json";
 pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 /// Bytes a consumer may fetch per second (enforced).
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
-/// Kafka's other client quota keys: accepted, stored and described, not enforced.
-const OTHER_KEYS: [&str; 2] = ["request_percentage", "controller_mutation_rate"];
+/// Percent of one request-handler thread a client may keep busy (enforced, `request_time`).
+pub const REQUEST_PERCENTAGE: &str = "request_percentage";
+/// Kafka's quota keys whose values are doubles (any positive value, as Kafka's DOUBLE
+/// configs); `controller_mutation_rate` is stored and described, not enforced.
+const DOUBLE_KEYS: [&str; 2] = [REQUEST_PERCENTAGE, "controller_mutation_rate"];
 /// Entities one node holds: bounds the file and every lookup.
 const ENTITIES_MAX: usize = 10_000;
 const INVALID_REQUEST: i16 = 42;
@@ -246,7 +249,7 @@ fn validate(entity: &Entity, ops: &[Change]) -> Result<(), Refusal> {
     }
     for op in ops {
         let byte_rate = op.key == PRODUCER_BYTE_RATE || op.key == CONSUMER_BYTE_RATE;
-        if !byte_rate && !OTHER_KEYS.contains(&op.key.as_str()) {
+        if !byte_rate && !DOUBLE_KEYS.contains(&op.key.as_str()) {
             return Err((INVALID_REQUEST, format!("Invalid configuration key {}", op.key)));
         }
         let whole = op.value.fract() == 0.0;

@@ -1,11 +1,15 @@
 //! nsqd's `--auth-http-address` protocol: `GET http://<address>/auth?common_name=..&
 //! remote_ip=..&secret=..&tls=..`, answered `200` with JSON (`reply.rs`). One request per
 //! connection (`Connection: close`) through `sluice_http_wire`, bounded in time and in answer
-//! size. `https://` auth servers are not supported (nsqd can reach them with its
-//! client TLS settings; Sluice has none yet).
+//! size. An `https://` URL is reached with the client TLS settings nsqd uses for it
+//! (`sluice_tls::client_config`: `--tls-root-ca-file` or the system roots, `--tls-min-version`);
+//! the certificate must name the URL's host.
 
 use super::reply::{parse_reply, AuthState};
 use super::{AuthMethod, AuthRequest};
+use sluice_http_wire::Transport;
+use sluice_tls::rustls::ClientConfig;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest answer read from an auth server, headers included: permissions are a few hundred
@@ -17,9 +21,15 @@ pub(super) async fn query(
     address: &str,
     request: &AuthRequest<'_>,
     method: AuthMethod,
+    client_tls: Option<&Arc<ClientConfig>>,
     timeout: Duration,
 ) -> Result<AuthState, String> {
-    let (host_port, path) = endpoint(address)?;
+    let Endpoint { https, host, host_port, path } = parse_address(address)?;
+    let transport = match (https, client_tls) {
+        (false, _) => Transport::Plain,
+        (true, Some(config)) => Transport::Tls { config: config.clone(), server_name: host },
+        (true, None) => return Err("an https:// auth server but no client TLS settings".into()),
+    };
     let common = format!(
         "Host: {host_port}\r\nAccept: application/vnd.nsq; version=1.0\r\nUser-Agent: sluice-nsqd\r\nConnection: close\r\n"
     );
@@ -36,26 +46,72 @@ pub(super) async fn query(
             )
         }
     };
-    let answer = sluice_http_wire::exchange(&host_port, head.as_bytes(), timeout, ANSWER_BYTES_MAX).await?;
+    let answer =
+        sluice_http_wire::exchange_over(&transport, &host_port, head.as_bytes(), timeout, ANSWER_BYTES_MAX).await?;
     let body = ok_body(answer)?;
     parse_reply(&body)
 }
 
-/// `host:port` means `http://host:port/auth`; a value with `://` is the whole URL (nsqd).
-fn endpoint(address: &str) -> Result<(String, String), String> {
+/// Where one auth server is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// An `https://` URL: asked over TLS.
+    pub https: bool,
+    /// The URL's host without the brackets of an IPv6 address: the name its certificate must carry.
+    pub host: String,
+    /// What is connected to and sent as `Host`, with the scheme's port when the URL has none.
+    pub host_port: String,
+    /// Path and query string.
+    pub path: String,
+}
+
+/// An `--auth-http-address` as nsqd reads it: `host:port` means `http://host:port/auth`; a
+/// value with `://` is the whole URL, `http` or `https`.
+pub fn parse_address(address: &str) -> Result<Endpoint, String> {
     let Some((scheme, rest)) = address.split_once("://") else {
-        return Ok((address.to_string(), "/auth".to_string()));
+        let (host, port) = split_host_port(address)?;
+        if port.is_none() {
+            return Err(format!("{address:?} is neither HOST:PORT nor an http(s):// URL"));
+        }
+        return Ok(Endpoint { https: false, host, host_port: address.to_string(), path: "/auth".to_string() });
     };
-    if !scheme.eq_ignore_ascii_case("http") {
-        return Err(format!("unsupported scheme {scheme:?} (http only)"));
-    }
-    let (host_port, path) = match rest.find(['/', '?']) {
+    let https = match scheme.to_ascii_lowercase().as_str() {
+        "http" => false,
+        "https" => true,
+        _ => return Err(format!("unsupported scheme {scheme:?} (http or https)")),
+    };
+    let (authority, path) = match rest.find(['/', '?']) {
         Some(i) if rest.as_bytes()[i] == b'?' => (&rest[..i], format!("/{}", &rest[i..])),
         Some(i) => (&rest[..i], rest[i..].to_string()),
         None => (rest, "/".to_string()),
     };
-    let host_port = if host_port.contains(':') { host_port.to_string() } else { format!("{host_port}:80") };
-    Ok((host_port, path))
+    let (host, port) = split_host_port(authority)?;
+    let port = port.unwrap_or(if https { 443 } else { 80 });
+    let host_port = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    Ok(Endpoint { https, host, host_port, path })
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port` into the host (no brackets) and the port if given.
+fn split_host_port(authority: &str) -> Result<(String, Option<u16>), String> {
+    let bad = || format!("bad host {authority:?}");
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, after) = bracketed.split_once(']').ok_or_else(bad)?;
+            match after {
+                "" => (host, None),
+                _ => (host, Some(after.strip_prefix(':').ok_or_else(bad)?)),
+            }
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() || host.contains(['@', ' ', '/']) {
+        return Err(bad());
+    }
+    let port = port.map(|p| p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(bad)).transpose()?;
+    Ok((host.to_string(), port))
 }
 
 /// Go's `url.Values.Encode` of nsqd's four parameters: keys sorted, values query-escaped.
@@ -126,10 +182,39 @@ mod tests {
             encode_json(&request),
             r#"{"common_name":[""],"remote_ip":["127.0.0.1"],"secret":["a b&c=d/é"],"tls":["true"]}"#
         );
-        assert_eq!(endpoint("127.0.0.1:4181"), Ok(("127.0.0.1:4181".into(), "/auth".into())));
-        assert_eq!(endpoint("http://auth.local/v1/check"), Ok(("auth.local:80".into(), "/v1/check".into())));
-        assert_eq!(endpoint("http://h:1?x=1"), Ok(("h:1".into(), "/?x=1".into())));
-        assert!(endpoint("https://h:1/auth").is_err());
+    }
+
+    fn endpoint(https: bool, host: &str, host_port: &str, path: &str) -> Result<Endpoint, String> {
+        Ok(Endpoint { https, host: host.into(), host_port: host_port.into(), path: path.into() })
+    }
+
+    #[test]
+    fn addresses_as_nsqd_reads_them() {
+        assert_eq!(parse_address("127.0.0.1:4181"), endpoint(false, "127.0.0.1", "127.0.0.1:4181", "/auth"));
+        assert_eq!(
+            parse_address("http://auth.local/v1/check"),
+            endpoint(false, "auth.local", "auth.local:80", "/v1/check")
+        );
+        assert_eq!(parse_address("http://h:1?x=1"), endpoint(false, "h", "h:1", "/?x=1"));
+        assert_eq!(parse_address("https://auth.local/auth"), endpoint(true, "auth.local", "auth.local:443", "/auth"));
+        assert_eq!(parse_address("HTTPS://127.0.0.1:4181"), endpoint(true, "127.0.0.1", "127.0.0.1:4181", "/"));
+        assert_eq!(parse_address("https://[::1]:8443/a?b=c"), endpoint(true, "::1", "[::1]:8443", "/a?b=c"));
+        assert_eq!(parse_address("https://[::1]/a"), endpoint(true, "::1", "[::1]:443", "/a"));
+        for bad in [
+            "ftp://h/auth",
+            "h",
+            ":4181",
+            "h:port",
+            "h:0",
+            "h:65536",
+            "https://",
+            "https://:443/auth",
+            "https://[::1/auth",
+            "https://[::1]x/auth",
+            "https://user@h/auth",
+        ] {
+            assert!(parse_address(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -6,13 +6,13 @@
 //! Two sources: Sluice's own tokens file (`tokens`), then nsqd-style auth servers.
 //!
 //! `reply` parses and checks the source's answer (nsqd's `internal/auth`); `http_source` asks
-//! an nsqd-style auth server (`--auth-http-address`) over HTTP/1.1.
+//! an nsqd-style auth server (`--auth-http-address`) over HTTP/1.1, plain or TLS.
 
 mod http_source;
 mod reply;
 mod tokens;
 
-pub use http_source::{encode_json, encode_query, parse_response};
+pub use http_source::{encode_json, encode_query, parse_address, parse_response, Endpoint};
 pub use reply::{parse_reply, AuthState, Authorization};
 pub use sluice_tls::subject_common_name;
 pub use tokens::Tokens;
@@ -30,8 +30,11 @@ pub const AUTH_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Authenticator {
     /// `--nsq-auth-tokens-file`, asked first.
     pub tokens: Option<std::sync::Arc<Tokens>>,
-    /// `host:port` (asked at `/auth`) or a full `http://` URL, as nsqd's flag takes them.
+    /// `host:port` (asked at `/auth`) or a full `http://` or `https://` URL, as nsqd's flag
+    /// takes them.
     pub http_addresses: Vec<String>,
+    /// nsqd's client TLS settings, for `https://` servers (none when no address is one).
+    pub client_tls: Option<std::sync::Arc<sluice_tls::rustls::ClientConfig>>,
     /// nsqd's `--auth-http-request-method`.
     pub method: AuthMethod,
     pub timeout: Duration,
@@ -82,7 +85,7 @@ impl Authenticator {
         let mut errors = Vec::new();
         for i in 0..count {
             let address = &self.http_addresses[(start + i) % count];
-            match http_source::query(address, request, self.method, self.timeout).await {
+            match http_source::query(address, request, self.method, self.client_tls.as_ref(), self.timeout).await {
                 Ok(state) => return Ok(state),
                 Err(e) => errors.push(format!("failed to auth against {address} - {e}")),
             }

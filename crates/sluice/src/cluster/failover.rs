@@ -29,12 +29,12 @@
 use super::node_rpc::{NodeReply, NodeRequest};
 use super::ClusterNode;
 use openraft::ServerState;
+use sluice_cluster::transport::PeerStream;
 use sluice_cluster::types::{GroupId, NodeId, Raft};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -136,7 +136,9 @@ pub(super) async fn watch_peers(node: Arc<ClusterNode>, mut stopped: watch::Rece
 async fn watch_peer(node: Arc<ClusterNode>, peer: NodeId, addr: String) {
     let mut backoff = REDIAL_FIRST;
     loop {
-        match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&addr)).await {
+        // Through the transport's security: under mutual TLS a bare TCP connection would be
+        // refused at the handshake (and logged) as a stranger's.
+        match tokio::time::timeout(DIAL_TIMEOUT, node.transport.security().connect(&addr)).await {
             Ok(Ok(stream)) => {
                 node.deaths.alive(peer);
                 backoff = REDIAL_FIRST;
@@ -147,7 +149,7 @@ async fn watch_peer(node: Arc<ClusterNode>, peer: NodeId, addr: String) {
                     continue;
                 }
             }
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Ok(Err(e)) if e.is_refused() => {
                 if node.deaths.died(peer) {
                     tracing::info!(peer, addr, "peer process gone (connection closed, dial refused)");
                     stand_in_for(&node, peer);
@@ -162,7 +164,7 @@ async fn watch_peer(node: Arc<ClusterNode>, peer: NodeId, addr: String) {
 }
 
 /// Resolves when the peer closes the connection (the server never writes on it).
-async fn wait_closed(mut stream: TcpStream) {
+async fn wait_closed(mut stream: PeerStream) {
     let mut buf = [0u8; 64];
     loop {
         match stream.read(&mut buf).await {

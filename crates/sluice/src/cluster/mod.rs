@@ -35,6 +35,7 @@ mod log_release;
 mod meta_client;
 mod node_rpc;
 mod nsq_forward;
+mod partition_forward;
 mod reassign;
 mod reconcile;
 mod replica;
@@ -51,7 +52,7 @@ use anyhow::Context as _;
 use openraft::BasicNode;
 use sluice_broker::Broker;
 use sluice_cluster::meta::{ClusterState, MetaCommand, MetaReply, MetaStateMachine};
-use sluice_cluster::transport::{self, RpcHandler, Transport};
+use sluice_cluster::transport::{self, PeerSecurity, RpcHandler, Transport};
 use sluice_cluster::types::{GroupId, NodeId, Raft};
 use sluice_log::{FlushPolicy, LogConfig, PartitionLog};
 use std::collections::{BTreeMap, HashMap};
@@ -125,7 +126,8 @@ impl ClusterNode {
         let store = tokio::task::spawn_blocking(move || open_meta_store(meta_dir)).await??;
         let machine = MetaStateMachine::new();
         let state = machine.state_watch();
-        let transport = Transport::new(node_id);
+        let security = peer_security(&settings)?;
+        let transport = Transport::with_security(node_id, security.clone());
         let meta = Raft::new(node_id, Arc::clone(&raft_config), transport.network(GroupId::Meta), store, machine)
             .await
             .context("cannot start the metadata group")?;
@@ -146,13 +148,13 @@ impl ClusterNode {
             deaths: Arc::default(),
         });
         let handler: Arc<dyn RpcHandler> = node.clone();
-        tokio::spawn(transport::serve(listener, handler, stopped.clone()));
+        tokio::spawn(transport::serve(listener, handler, security.clone(), stopped.clone()));
         node.form_or_join().await?;
         tokio::spawn(Arc::clone(&node).register());
         tokio::spawn(liveness::probe(Arc::clone(&node), stopped.clone()));
         tokio::spawn(failover::watch_peers(Arc::clone(&node), stopped.clone()));
         tokio::spawn(Arc::clone(&node).follow_metadata(stopped));
-        tracing::info!(node_id, cluster_addr = %node.settings.cluster_addr, "cluster node started");
+        tracing::info!(node_id, cluster_addr = %node.settings.cluster_addr, mutual_tls = security.is_tls(), "cluster node started");
         Ok(node)
     }
 
@@ -282,6 +284,9 @@ impl RpcHandler for ClusterNode {
         if let Some((topic, batch)) = nsq_forward::publish_asked(&body) {
             return Box::pin(nsq_forward::publish_here(Arc::clone(&self.broker), topic, batch));
         }
+        if let Some((topic, partition, batch)) = partition_forward::publish_to_asked(&body) {
+            return Box::pin(partition_forward::publish_here(Arc::clone(&self.broker), topic, partition, batch));
+        }
         if let Some(group) = failover::standing_asked(&body) {
             let lease = Duration::from_millis(self.raft_config.election_timeout_max);
             return Box::pin(failover::standing(self.group(&group), lease));
@@ -291,6 +296,21 @@ impl RpcHandler for ClusterNode {
         let broker = Arc::clone(&self.broker);
         Box::pin(async move { node_rpc::handle(meta, transport, broker, body).await })
     }
+}
+
+/// Plain TCP, or mutual TLS when the cluster TLS files are set: loaded, this node's own
+/// certificate checked against the CA and its cluster address (a node every peer would refuse
+/// does not start), and reloaded on SIGHUP.
+fn peer_security(settings: &ClusterSettings) -> anyhow::Result<PeerSecurity> {
+    let Some(files) = &settings.tls else {
+        return Ok(PeerSecurity::Plaintext);
+    };
+    let context = "cannot load the cluster TLS certificates";
+    let host = settings.cluster_addr_text.rsplit_once(':').map_or(settings.cluster_addr_text.as_str(), |(h, _)| h);
+    files.check_own_certificate(host).context(context)?;
+    let tls = sluice_tls::PeerTls::load(files.clone()).context(context)?;
+    sluice_tls::spawn_sighup_reload(vec![tls.clone()]).context("cannot install the SIGHUP handler")?;
+    Ok(PeerSecurity::MutualTls(tls))
 }
 
 fn raft_config(settings: &ClusterSettings) -> anyhow::Result<openraft::Config> {

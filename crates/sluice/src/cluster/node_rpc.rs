@@ -64,6 +64,14 @@ pub enum NodeRequest {
     },
     /// Which consumer groups do you coordinate? (`group_listing`); answered by the node asked.
     ListGroups,
+    /// A write for one partition from a node that does not lead it (an MQTT publish goes to
+    /// its key's partition: `partition_forward`); answered by the node asked, which must lead
+    /// it. Last, so the variants before keep their wire numbers.
+    PublishTo {
+        topic: String,
+        partition: i32,
+        batch: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -88,6 +96,10 @@ pub enum NodeReply {
     Published,
     /// The consumer groups this node coordinates.
     Groups(Vec<GroupSummary>),
+    /// A `PublishTo` committed by a majority, at this offset.
+    PublishedAt {
+        base_offset: i64,
+    },
 }
 
 pub async fn handle(
@@ -104,7 +116,9 @@ pub async fn handle(
         NodeRequest::Drain => NodeReply::Refused("a drain is done by the node itself".into()),
         NodeRequest::Elect { .. } => NodeReply::Refused("an election is called by the partition's replica".into()),
         NodeRequest::Standing { .. } => NodeReply::Refused("answered by the group's replica".into()),
-        NodeRequest::Publish { .. } => NodeReply::Refused("a publish is written by the node asked".into()),
+        NodeRequest::Publish { .. } | NodeRequest::PublishTo { .. } => {
+            NodeReply::Refused("a publish is written by the node asked".into())
+        }
         NodeRequest::Join { .. } | NodeRequest::Leave { .. } => {
             return membership(&meta, &transport, request, body).await;
         }
@@ -130,6 +144,7 @@ async fn membership(
         | NodeRequest::Drain
         | NodeRequest::Standing { .. }
         | NodeRequest::Publish { .. }
+        | NodeRequest::PublishTo { .. }
         | NodeRequest::ListGroups => NodeReply::Refused("not a membership request".into()),
     };
     bincode::serialize(&reply).map_err(|e| e.to_string())

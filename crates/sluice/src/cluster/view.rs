@@ -199,6 +199,11 @@ impl ClusterView for View {
         Box::pin(async move { stopped_or(node)?.forward_publish(&topic, batch).await })
     }
 
+    fn forward_to_partition(&self, topic: &str, partition: i32, batch: Vec<u8>) -> ClusterFuture<i64> {
+        let (node, topic) = (self.0.upgrade(), topic.to_string());
+        Box::pin(async move { stopped_or(node)?.forward_to_partition(&topic, partition, batch).await })
+    }
+
     fn status(&self) -> Option<ClusterStatus> {
         Some(self.0.upgrade()?.status())
     }

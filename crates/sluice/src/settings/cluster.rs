@@ -1,11 +1,14 @@
 //! Cluster settings of `sluice serve`: the node's id and node-to-node address, the voters a
 //! new cluster is formed from (or a node to join through), the default replication factor and
-//! the Raft timers. Without `--node-id` the broker is a single node. Each flag also reads
-//! `SLUICE_<NAME>` and the TOML key of the same name with underscores.
+//! the Raft timers, and the certificates of node-to-node mutual TLS. Without `--node-id` the
+//! broker is a single node. Each flag also reads `SLUICE_<NAME>` and the TOML key of the same
+//! name with underscores.
 
 use super::{check_range, out_of_range, resolve_addr};
 use clap::Args;
+use sluice_tls::PeerFiles;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Raft heartbeat interval by default: a follower hears from its leader ten times a second, a
@@ -53,6 +56,16 @@ pub struct ClusterArgs {
     /// long, ms (Kafka's `replica.lag.time.max.ms`) [default: 30000].
     #[arg(long, env = "SLUICE_REPLICA_LAG_TIME_MAX_MS", value_name = "MS")]
     pub replica_lag_time_max_ms: Option<u64>,
+    /// This node's certificate (PEM) for mutual TLS between nodes; with --cluster-tls-key and
+    /// --cluster-tls-ca [default: none: plaintext].
+    #[arg(long, env = "SLUICE_CLUSTER_TLS_CERT", value_name = "FILE")]
+    pub cluster_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --cluster-tls-cert.
+    #[arg(long, env = "SLUICE_CLUSTER_TLS_KEY", value_name = "FILE")]
+    pub cluster_tls_key: Option<PathBuf>,
+    /// The CA (PEM) that signs every node's certificate: the only one peers are checked against.
+    #[arg(long, env = "SLUICE_CLUSTER_TLS_CA", value_name = "FILE")]
+    pub cluster_tls_ca: Option<PathBuf>,
 }
 
 /// The same keys in the TOML file.
@@ -66,6 +79,9 @@ pub struct ClusterFileArgs {
     pub raft_heartbeat_ms: Option<u64>,
     pub raft_election_timeout_ms: Option<u64>,
     pub replica_lag_time_max_ms: Option<u64>,
+    pub cluster_tls_cert: Option<PathBuf>,
+    pub cluster_tls_key: Option<PathBuf>,
+    pub cluster_tls_ca: Option<PathBuf>,
 }
 
 /// A voter of the cluster being formed.
@@ -90,6 +106,8 @@ pub struct ClusterSettings {
     pub election_timeout: Duration,
     /// Kafka's `replica.lag.time.max.ms`: how long a follower may lag before it leaves the ISR.
     pub replica_lag_time_max: Duration,
+    /// Mutual TLS between nodes; None: plaintext.
+    pub tls: Option<PeerFiles>,
 }
 
 pub fn resolve(args: &ClusterArgs, file: &ClusterFileArgs) -> anyhow::Result<Option<ClusterSettings>> {
@@ -97,8 +115,9 @@ pub fn resolve(args: &ClusterArgs, file: &ClusterFileArgs) -> anyhow::Result<Opt
     let peers_text = args.cluster_peers.clone().or(file.cluster_peers.clone());
     let join = args.join.clone().or(file.join.clone());
     let cluster_addr_text = args.cluster_addr.clone().or(file.cluster_addr.clone());
+    let tls = resolve_tls(args, file)?;
     let Some(node_id) = node_id else {
-        if peers_text.is_some() || join.is_some() || cluster_addr_text.is_some() {
+        if peers_text.is_some() || join.is_some() || cluster_addr_text.is_some() || tls.is_some() {
             return Err(out_of_range("node_id", "(none)", "a node id (--node-id) for a cluster"));
         }
         return Ok(None);
@@ -141,7 +160,33 @@ pub fn resolve(args: &ClusterArgs, file: &ClusterFileArgs) -> anyhow::Result<Opt
         heartbeat: Duration::from_millis(heartbeat_ms),
         election_timeout: Duration::from_millis(election_ms),
         replica_lag_time_max: Duration::from_millis(lag_ms),
+        tls,
     }))
+}
+
+/// The three files of node-to-node mutual TLS: all or none (a node with only some would
+/// either refuse every peer or be refused by them).
+fn resolve_tls(args: &ClusterArgs, file: &ClusterFileArgs) -> anyhow::Result<Option<PeerFiles>> {
+    let cert = args.cluster_tls_cert.clone().or(file.cluster_tls_cert.clone());
+    let key = args.cluster_tls_key.clone().or(file.cluster_tls_key.clone());
+    let ca = args.cluster_tls_ca.clone().or(file.cluster_tls_ca.clone());
+    match (cert, key, ca) {
+        (None, None, None) => Ok(None),
+        (Some(cert), Some(key), Some(ca)) => Ok(Some(PeerFiles { cert, key, ca })),
+        (cert, key, ca) => {
+            let missing: Vec<&str> =
+                [("--cluster-tls-cert", &cert), ("--cluster-tls-key", &key), ("--cluster-tls-ca", &ca)]
+                    .iter()
+                    .filter(|(_, value)| value.is_none())
+                    .map(|(flag, _)| *flag)
+                    .collect();
+            Err(anyhow::anyhow!(
+                "mutual TLS between nodes needs --cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca \
+                 together (SLUICE_CLUSTER_TLS_CERT/KEY/CA, cluster_tls_cert/key/ca in the file); missing: {}",
+                missing.join(", ")
+            ))
+        }
+    }
 }
 
 /// `1@127.0.0.11:9093,2@127.0.0.12:9093`: ids unique, addresses HOST:PORT.
@@ -197,6 +242,29 @@ mod tests {
         let from_file = ClusterFileArgs { replica_lag_time_max_ms: Some(5000), ..ClusterFileArgs::default() };
         assert_eq!(resolve(&args(None), &from_file).unwrap().unwrap().replica_lag_time_max, Duration::from_secs(5));
         assert!(resolve(&args(Some(100)), &file).is_err(), "shorter than three heartbeats");
+    }
+
+    #[test]
+    fn cluster_tls_needs_all_three_files_or_none() {
+        let args = |cert: Option<&str>, key: Option<&str>, ca: Option<&str>| ClusterArgs {
+            node_id: Some(1),
+            cluster_addr: Some("127.0.0.11:9093".into()),
+            cluster_tls_cert: cert.map(PathBuf::from),
+            cluster_tls_key: key.map(PathBuf::from),
+            cluster_tls_ca: ca.map(PathBuf::from),
+            ..ClusterArgs::default()
+        };
+        let file = ClusterFileArgs::default();
+        assert!(resolve(&args(None, None, None), &file).unwrap().unwrap().tls.is_none(), "plaintext by default");
+        let all = resolve(&args(Some("n.pem"), Some("n.key"), Some("ca.pem")), &file).unwrap().unwrap();
+        assert_eq!(all.tls, Some(PeerFiles { cert: "n.pem".into(), key: "n.key".into(), ca: "ca.pem".into() }));
+        let partial = resolve(&args(Some("n.pem"), None, Some("ca.pem")), &file).unwrap_err().to_string();
+        assert!(partial.ends_with("missing: --cluster-tls-key"), "{partial}");
+        let from_file = ClusterFileArgs { cluster_tls_ca: Some("ca.pem".into()), ..ClusterFileArgs::default() };
+        let mixed = resolve(&args(Some("n.pem"), Some("n.key"), None), &from_file).unwrap().unwrap();
+        assert_eq!(mixed.tls.map(|t| t.ca), Some(PathBuf::from("ca.pem")), "the CA from the file, the rest from flags");
+        let no_node = ClusterArgs { node_id: None, cluster_addr: None, ..args(Some("a"), Some("b"), Some("c")) };
+        assert!(resolve(&no_node, &file).is_err(), "cluster TLS needs a cluster");
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub struct NsqSecurityArgs {
     /// Private key (PEM) of --tls-cert.
     #[arg(long, env = "SLUICE_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
-    /// CA certificates (PEM) that client certificates are verified against.
+    /// CA certificates (PEM) that client certificates are verified against, and that https://
+    /// auth servers' certificates are verified against [default: the system roots for those].
     #[arg(long, env = "SLUICE_TLS_ROOT_CA_FILE", value_name = "FILE")]
     pub tls_root_ca_file: Option<PathBuf>,
     /// Refuse every NSQ command but IDENTIFY until the connection is upgraded to TLS: true (and
@@ -31,14 +32,16 @@ pub struct NsqSecurityArgs {
     /// required); either implies --tls-required [default: none].
     #[arg(long, env = "SLUICE_TLS_CLIENT_AUTH_POLICY", value_name = "POLICY")]
     pub tls_client_auth_policy: Option<String>,
-    /// Lowest TLS version accepted: tls1.2 or tls1.3 [default: tls1.2].
+    /// Lowest TLS version accepted, and offered to https:// auth servers: tls1.2 or tls1.3
+    /// [default: tls1.2].
     #[arg(long, env = "SLUICE_TLS_MIN_VERSION", value_name = "VERSION")]
     pub tls_min_version: Option<String>,
     /// Also serve the HTTP API over TLS on this address (needs --tls-cert) [default: off].
     #[arg(long, env = "SLUICE_HTTPS_ADDRESS", value_name = "HOST:PORT")]
     pub https_address: Option<String>,
-    /// An nsqd-style auth server (host:port, asked at /auth, or a full http:// URL); repeat it
-    /// or separate with commas. Set: clients must AUTH [default: none].
+    /// An nsqd-style auth server (host:port, asked at /auth, or a full http:// or https:// URL,
+    /// https with --tls-root-ca-file or the system roots); repeat it or separate with commas.
+    /// Set: clients must AUTH [default: none].
     #[arg(
         long = "auth-http-address",
         env = "SLUICE_AUTH_HTTP_ADDRESS",
@@ -82,6 +85,10 @@ pub struct NsqSecurity {
     pub https_addr: Option<SocketAddr>,
     pub auth_http_addresses: Vec<String>,
     pub auth_http_method: sluice_nsq::auth::AuthMethod,
+    /// nsqd's client TLS settings, for `https://` auth servers: `--tls-root-ca-file` (else the
+    /// system roots) and `--tls-min-version`.
+    pub client_root_ca: Option<PathBuf>,
+    pub client_min_version: TlsVersion,
     /// Read when the listeners start.
     pub auth_tokens_file: Option<PathBuf>,
 }
@@ -113,14 +120,9 @@ pub fn resolve(args: &NsqSecurityArgs, file: &NsqSecurityFile) -> anyhow::Result
     if client_auth != ClientAuth::None && !tls_required {
         (tls_required, tls_required_http) = (true, true);
     }
+    let root_ca = args.tls_root_ca_file.clone().or(file.tls_root_ca_file.clone());
     let tls = match (cert, key) {
-        (Some(cert), Some(key)) => Some(TlsFiles {
-            cert,
-            key,
-            client_ca: args.tls_root_ca_file.clone().or(file.tls_root_ca_file.clone()),
-            client_auth,
-            min_version,
-        }),
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key, client_ca: root_ca.clone(), client_auth, min_version }),
         (None, None) => None,
         (Some(_), None) => return Err(out_of_range("tls_key", "(none)", "a key file to go with tls_cert")),
         (None, Some(_)) => return Err(out_of_range("tls_cert", "(none)", "a certificate file to go with tls_key")),
@@ -140,12 +142,10 @@ pub fn resolve(args: &NsqSecurityArgs, file: &NsqSecurityFile) -> anyhow::Result
         false => args.auth_http_address.clone(),
     };
     for address in &auth_http_addresses {
-        let plain = !address.contains("://")
-            && address.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-        if !plain && !address.starts_with("http://") {
+        if let Err(reason) = sluice_nsq::auth::parse_address(address) {
             return Err(anyhow::anyhow!(
                 "auth_http_addresses = {address:?} is out of range (--auth-http-address, SLUICE_AUTH_HTTP_ADDRESS): \
-                 must be HOST:PORT or an http:// URL"
+                 must be HOST:PORT or an http:// or https:// URL ({reason})"
             ));
         }
     }
@@ -165,6 +165,8 @@ pub fn resolve(args: &NsqSecurityArgs, file: &NsqSecurityFile) -> anyhow::Result
         https_addr,
         auth_http_addresses,
         auth_http_method,
+        client_root_ca: root_ca,
+        client_min_version: min_version,
         auth_tokens_file,
     })
 }
@@ -202,7 +204,16 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(resolve(&auth, &file).unwrap().auth_http_addresses.len(), 2);
-        let bad = NsqSecurityArgs { auth_http_address: vec!["https://h/a".into()], ..Default::default() };
-        assert!(resolve(&bad, &file).is_err());
+        let https = NsqSecurityArgs {
+            auth_http_address: vec!["https://h/a".into()],
+            tls_root_ca_file: Some("ca.pem".into()),
+            ..Default::default()
+        };
+        let https = resolve(&https, &file).unwrap();
+        assert_eq!(https.client_root_ca, Some("ca.pem".into()), "the root CA is used without --tls-cert too");
+        for bad in ["ftp://h/a", "h", "https://:1/a"] {
+            let bad = NsqSecurityArgs { auth_http_address: vec![bad.into()], ..Default::default() };
+            assert!(resolve(&bad, &file).is_err());
+        }
     }
 }

@@ -26,11 +26,24 @@ const METADATA_VERSION: i16 = 4;
 
 /// One `GET` over HTTP/1.0 (so the answer is never chunked); (status, body).
 pub fn get(addr: &str, path: &str) -> Result<(u16, String), String> {
+    exchange(addr, "GET", path)
+}
+
+/// One bodiless `POST` (nsqd's actions: `/channel/create?…`) that must be answered 200.
+pub fn post_ok(addr: &str, path: &str) {
+    match exchange(addr, "POST", path) {
+        Ok((200, _)) => {}
+        Ok((status, body)) => panic!("POST {path} on {addr}: status {status}: {body}"),
+        Err(e) => panic!("POST {path} on {addr}: {e}"),
+    }
+}
+
+fn exchange(addr: &str, method: &str, path: &str) -> Result<(u16, String), String> {
     let socket: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
     let mut stream = TcpStream::connect_timeout(&socket, HTTP_TIMEOUT).map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = stream.set_read_timeout(Some(HTTP_TIMEOUT));
     let _ = stream.set_write_timeout(Some(HTTP_TIMEOUT));
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    let request = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n");
     stream.write_all(request.as_bytes()).map_err(|e| format!("write to {addr}: {e}"))?;
     let mut answer = Vec::new();
     stream.take(ANSWER_BYTES_MAX).read_to_end(&mut answer).map_err(|e| format!("read from {addr}: {e}"))?;

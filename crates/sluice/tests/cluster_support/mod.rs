@@ -49,13 +49,15 @@ pub struct ClusterOpts {
     pub default_replication_factor: Option<u32>,
     /// More flags for every node.
     pub args: Vec<String>,
+    /// More flags for one node (by id), after `args`: e.g. its own certificate.
+    pub node_args: BTreeMap<u64, Vec<String>>,
     /// Data directories of nodes (by id) that must not live in the cluster's temp dir, e.g.
     /// on a power-cut filesystem; the others get `<cluster dir>/node-<id>/data`.
     pub data_dirs: BTreeMap<u64, PathBuf>,
 }
 
 impl ClusterOpts {
-    fn node_args(&self) -> Vec<String> {
+    fn node_args(&self, id: u64) -> Vec<String> {
         let mut args = Vec::new();
         let mut flag = |name: &str, value: Option<String>| {
             if let Some(value) = value {
@@ -67,8 +69,15 @@ impl ClusterOpts {
         flag("--raft-election-timeout-ms", self.raft_election_timeout_ms.map(|v| v.to_string()));
         flag("--default-replication-factor", self.default_replication_factor.map(|v| v.to_string()));
         args.extend(self.args.iter().cloned());
+        args.extend(self.node_args.get(&id).into_iter().flatten().cloned());
         args
     }
+}
+
+/// Where node `id` of a cluster outside namespaces listens: 127.0.0.(10+id) (what its
+/// certificates must name).
+pub fn loopback_ip(id: u64) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, LOOPBACK_OCTET_BASE + id as u8)
 }
 
 pub struct Cluster {
@@ -106,7 +115,7 @@ impl Cluster {
             places.iter().enumerate().map(|(i, (ip, ports, _))| format!("{}@{ip}:{}", i + 1, ports.cluster)).collect();
         let membership = Membership::Peers(peers.join(","));
         for (i, (ip, ports, namespace)) in places.into_iter().enumerate() {
-            let args = cluster.opts.node_args();
+            let args = cluster.opts.node_args(i as u64 + 1);
             let mut node = Node::new(i as u64 + 1, ip, ports, namespace, membership.clone(), args, cluster.dir.path());
             if let Some(data_dir) = cluster.opts.data_dirs.get(&node.id) {
                 node.set_data_dir(data_dir.clone());
@@ -129,7 +138,7 @@ impl Cluster {
         }
         let (ip, ports, namespace) = self.place(i);
         let join = Membership::Join(self.node(1).cluster_addr());
-        let args = self.opts.node_args();
+        let args = self.opts.node_args(i as u64);
         let mut node = Node::new(i as u64, ip, ports, namespace, join, args, self.dir.path());
         node.spawn();
         self.nodes.push(node);
@@ -168,6 +177,10 @@ impl Cluster {
 
     pub fn nsq_tcp_addr(&self, id: u64) -> String {
         self.node_ref(id).nsq_tcp_addr()
+    }
+
+    pub fn mqtt_host_port(&self, id: u64) -> (String, u16) {
+        self.node_ref(id).mqtt_host_port()
     }
 
     /// The namespaces' network, when the cluster runs in one.
@@ -245,30 +258,26 @@ impl Cluster {
         match &self.network {
             Some(network) => (network.addr(i), NAMESPACE_PORTS, Some(network.namespace(i).to_string())),
             None => {
-                let ip = Ipv4Addr::new(127, 0, 0, LOOPBACK_OCTET_BASE + i as u8);
-                let port = || crate::common::ports::free_port(ip);
-                (
-                    ip,
-                    Ports {
-                        cluster: port(),
-                        kafka: port(),
-                        nsq_tcp: port(),
-                        http: port(),
-                        mqtt: port(),
-                        mqtt_ws: port(),
-                    },
-                    None,
-                )
+                let ip = loopback_ip(i as u64);
+                (ip, Ports::free(ip), None)
             }
         }
     }
 }
 
+/// Set (to anything): a failed test keeps its cluster's directory (every node's whole log).
+const KEEP_DIR_ENV: &str = "SLUICE_TEST_KEEP_CLUSTER_DIR";
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.dump_logs();
-            eprintln!("cluster directory (removed now): {}", self.dir.path().display());
+            if std::env::var_os(KEEP_DIR_ENV).is_some() {
+                let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir")).keep();
+                eprintln!("cluster directory (kept, {KEEP_DIR_ENV} is set): {}", kept.display());
+            } else {
+                eprintln!("cluster directory (removed now): {}", self.dir.path().display());
+            }
         }
         for node in &mut self.nodes {
             node.kill9();

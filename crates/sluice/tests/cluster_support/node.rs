@@ -33,6 +33,14 @@ pub struct Ports {
     pub mqtt_ws: u16,
 }
 
+impl Ports {
+    /// A free port on `ip` for every listener.
+    pub fn free(ip: Ipv4Addr) -> Ports {
+        let port = || crate::common::ports::free_port(ip);
+        Ports { cluster: port(), kafka: port(), nsq_tcp: port(), http: port(), mqtt: port(), mqtt_ws: port() }
+    }
+}
+
 /// How a node finds the cluster.
 #[derive(Debug, Clone)]
 pub enum Membership {
@@ -85,6 +93,11 @@ impl Node {
 
     pub fn nsq_tcp_addr(&self) -> String {
         format!("{}:{}", self.ip, self.ports.nsq_tcp)
+    }
+
+    /// The MQTT listener's host and port, as mosquitto's `-h` and `-p` take them.
+    pub fn mqtt_host_port(&self) -> (String, u16) {
+        (self.ip.to_string(), self.ports.mqtt)
     }
 
     pub fn cluster_addr(&self) -> String {

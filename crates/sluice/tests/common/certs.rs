@@ -1,6 +1,7 @@
 //! Test certificates made with the `openssl` command line (Debian's, always installed): a CA,
-//! a server certificate for 127.0.0.1 and localhost signed by it, and client certificates
-//! whose subject becomes a principal. Everything lives in the caller's temp directory.
+//! a server certificate for 127.0.0.1 and localhost signed by it, client certificates whose
+//! subject becomes a principal, and cluster node certificates. Everything lives in the
+//! caller's temp directory.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -67,6 +68,15 @@ impl TestPki {
             server_cert: dir.join("server.pem"),
             server_key: dir.join("server.key"),
         }
+    }
+
+    /// A cluster node's certificate (`--cluster-tls-cert`) naming `ip`, signed by the CA: one
+    /// certificate for both ends of node-to-node mutual TLS (serverAuth and clientAuth).
+    pub fn node(&self, name: &str, ip: std::net::Ipv4Addr) -> ClientCert {
+        let ext =
+            format!("subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n");
+        issue(&self.dir, name, &format!("/CN={name}"), &ext);
+        ClientCert { cert: self.dir.join(format!("{name}.pem")), key: self.dir.join(format!("{name}.key")) }
     }
 
     /// A client certificate with subject `subject` (e.g. "/CN=alice/OU=ops"), signed by the CA.

@@ -131,3 +131,92 @@ pub fn connect_packet(level: u8, keep_alive: u16, client_id: &str) -> Vec<u8> {
     packet.extend(body);
     packet
 }
+
+/// `mosquitto_pub -l -q 1 -d` fed numbered lines (`reading-<n>`, message id n) as fast as it
+/// takes them: which ones were acknowledged (PUBACK) is read from its debug output.
+pub struct LinePublisher {
+    child: Child,
+    feeder: Option<std::thread::JoinHandle<()>>,
+    debug_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Lines offered to a `LinePublisher`: more than it gets through in any test.
+const PUBLISHER_LINES_MAX: usize = 50_000;
+
+impl LinePublisher {
+    pub fn start(broker: &Broker, topic: &str, client_id: &str) -> LinePublisher {
+        let dir = tempfile::tempdir().expect("scratch");
+        let debug_path = dir.path().join("pub.out");
+        let mut cmd = Command::new("mosquitto_pub");
+        cmd.args(["-h", "127.0.0.1", "-p", &broker.mqtt_port().to_string()])
+            .args(["-d", "-l", "-q", "1", "-t", topic, "-i", client_id])
+            .stdin(Stdio::piped())
+            .stdout(std::fs::File::create(&debug_path).expect("debug file"))
+            .stderr(Stdio::null());
+        use_system_libraries(&mut cmd);
+        let mut child = cmd.spawn().expect("spawn mosquitto_pub");
+        let mut stdin = child.stdin.take().expect("stdin");
+        // With -l each line is one message, numbered from 1: line i has message id i.
+        let feeder = std::thread::spawn(move || {
+            for i in 1..=PUBLISHER_LINES_MAX {
+                if writeln!(stdin, "reading-{i}").is_err() {
+                    return;
+                }
+            }
+        });
+        LinePublisher { child, feeder: Some(feeder), debug_path, _dir: dir }
+    }
+
+    fn debug(&self) -> String {
+        std::fs::read_to_string(&self.debug_path).unwrap_or_default()
+    }
+
+    /// The message ids acknowledged so far.
+    pub fn acked(&self) -> std::collections::BTreeSet<usize> {
+        self.debug()
+            .lines()
+            .filter_map(|l| l.split_once("received PUBACK (Mid: "))
+            .filter_map(|(_, rest)| rest.split(',').next()?.parse().ok())
+            .collect()
+    }
+
+    /// Waits until at least `count` publishes were acknowledged.
+    pub fn wait_acked(&self, count: usize) {
+        wait_until(Duration::from_secs(30), "PUBACKs", || self.acked().len() >= count);
+    }
+
+    /// Ends the publisher (it is cut off mid-stream); asserts ids followed line order, so
+    /// message id n carried `reading-<n>`; the acknowledged ids.
+    pub fn stop(mut self) -> std::collections::BTreeSet<usize> {
+        // Only the publisher this helper spawned, by its own handle.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(feeder) = self.feeder.take() {
+            let _ = feeder.join();
+        }
+        let debug = self.debug();
+        let sent: Vec<usize> = debug
+            .lines()
+            .filter(|l| l.contains("sending PUBLISH (d0"))
+            .filter_map(|l| l.split(", m").nth(1)?.split(',').next()?.parse().ok())
+            .collect();
+        assert!(sent.iter().enumerate().all(|(n, mid)| n + 1 == *mid), "ids follow line order");
+        self.acked()
+    }
+}
+
+impl Drop for LinePublisher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every value of `topic` read from its start by kcat.
+pub fn kcat_values(bootstrap: &str, topic: &str) -> std::collections::BTreeSet<String> {
+    let mut cmd = Command::new("kcat");
+    cmd.args(["-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%s\\n"]);
+    let out = crate::common::run_ok(&mut cmd, Duration::from_secs(60));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}

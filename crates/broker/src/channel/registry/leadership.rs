@@ -15,10 +15,11 @@
 use super::{Channels, NsqTopic};
 use crate::channel::cursor::{Channel, Origin};
 use crate::channel::now_ms;
-use crate::channel::replicated_state::{self, ChannelRecord};
+use crate::channel::replicated_state::{self, ChannelRecord, TOPIC_RECORD};
 use crate::partition::{Durability, Partition};
 use crate::topic::Topic;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -33,6 +34,10 @@ const STATE_WRITE_INTERVAL: Duration = Duration::from_millis(300);
 const LOAD_WAIT: Duration = Duration::from_secs(2);
 /// Longest a state write waits for the majority commit (a leader cut off from it).
 const WRITE_WAIT: Duration = Duration::from_secs(2);
+/// How often a node serving no partition of a topic forwards again a channel's creation,
+/// pause or empty that no partition's replicated state shows yet (the first forward was lost,
+/// or this node led a partition when it was asked and lost it before writing the state).
+const FORWARD_RETRY: Duration = Duration::from_secs(1);
 /// How long a channel deleted here counts as a tombstone of its own: far longer than its
 /// replicated tombstone takes to be written (a `STATE_WRITE_INTERVAL` and a commit).
 const RECENT_DELETE_MS: i64 = 60_000;
@@ -53,6 +58,8 @@ pub(super) async fn run(channels: Arc<Channels>, mut stop: watch::Receiver<bool>
     // Per topic, the sum of its partitions' state versions last followed (and its local
     // channel count): unchanged, the replicated channel list needs no new look.
     let mut followed: HashMap<String, (u64, usize)> = HashMap::new();
+    // Per channel, when its command was last forwarded by the catch-up below.
+    let mut forwarded: HashMap<(String, String), Instant> = HashMap::new();
     let mut tick = tokio::time::interval(CHECK_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -74,6 +81,9 @@ pub(super) async fn run(channels: Arc<Channels>, mut stop: watch::Receiver<bool>
                 channels.follow_replicated_channels(&topic, &partitions);
                 followed.insert(topic.name.to_string(), seen);
             }
+            if !served.keys().any(|(t, _)| *t == *topic.name) {
+                channels.forward_unseen_commands(&topic, &partitions, &mut forwarded);
+            }
             // A topic no channel reads (Kafka's) costs no leadership confirmation round; one
             // whose last channel went is still visited, to replicate its tombstones.
             if topic.channels().is_empty() && !served.keys().any(|(t, _)| *t == *topic.name) {
@@ -93,6 +103,7 @@ pub(super) async fn run(channels: Arc<Channels>, mut stop: watch::Receiver<bool>
         let topics = channels.topics.read().map(|t| t.clone()).unwrap_or_default();
         served.retain(|(name, _), held| topics.get(name).is_some_and(|t| Arc::ptr_eq(&t.log_topic, &held.log_topic)));
         followed.retain(|name, _| topics.contains_key(name));
+        forwarded.retain(|_, at| at.elapsed() < FORWARD_RETRY);
     }
 }
 
@@ -111,7 +122,8 @@ async fn follow_leadership(
         if held.is_some() {
             served.remove(key);
             topic.channels().iter().for_each(|c| c.stop_serving(partition.index));
-            tracing::info!(topic = %topic.name, partition = partition.index, "channels no longer served here");
+            tracing::info!(topic = %topic.name, partition = partition.index, held = ?held, leading = ?leading,
+                "channels no longer served here");
         }
         let Some(epoch) = leading else { return };
         if !caught_up(partition).await {
@@ -165,6 +177,9 @@ async fn write_states(topic: &NsqTopic, partition: &Arc<Partition>, held: &mut S
     let durable: Vec<Arc<Channel>> = topic.channels().into_iter().filter(|c| !c.ephemeral).collect();
     let mut records: Vec<(String, ChannelRecord)> =
         durable.iter().filter_map(|c| Some((c.name.to_string(), c.partition_record(partition.index)?))).collect();
+    if let Some(pause) = topic.pause_record(false) {
+        records.push((TOPIC_RECORD.to_string(), pause));
+    }
     let changed = records.iter().any(|(name, record)| match held.written.get(name) {
         None => true,
         Some((old, (first, last))) => old != record && (*first < 0 || old.past_own_batch(*first, *last) != *record),
@@ -172,6 +187,8 @@ async fn write_states(topic: &NsqTopic, partition: &Arc<Partition>, held: &mut S
     for (name, (old, _)) in &held.written {
         if !old.deleted && !records.iter().any(|(n, _)| n == name) {
             let tombstone = ChannelRecord { created_ms: now_ms(), deleted: true, ..ChannelRecord::default() };
+            tracing::info!(topic = %topic.name, partition = partition.index, channel = %name,
+                "channel gone here: its tombstone is replicated");
             records.push((name.clone(), tombstone));
         }
     }
@@ -199,6 +216,20 @@ async fn write_states(topic: &NsqTopic, partition: &Arc<Partition>, held: &mut S
     }
 }
 
+impl NsqTopic {
+    /// The topic's pause as replicated (`command`: forwarded by a node leading none), once
+    /// it was ever set in this process or learned from the cluster.
+    fn pause_record(&self, command: bool) -> Option<ChannelRecord> {
+        let paused_ms = self.paused_ms.load(Ordering::Relaxed);
+        (paused_ms > 0).then(|| ChannelRecord {
+            paused: self.is_paused(),
+            paused_ms,
+            command,
+            ..ChannelRecord::default()
+        })
+    }
+}
+
 impl Channels {
     fn has_recent_deletes(&self) -> bool {
         !self.recent_deletes.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
@@ -209,6 +240,8 @@ impl Channels {
     fn follow_replicated_channels(&self, topic: &NsqTopic, partitions: &[Arc<Partition>]) {
         let mut alive: BTreeMap<String, Origin> = BTreeMap::new();
         let mut deleted_up_to: BTreeMap<String, i64> = BTreeMap::new();
+        // Per channel, the latest pause and empty any partition's record carries.
+        let mut commands: BTreeMap<String, ChannelRecord> = BTreeMap::new();
         {
             let mut recent = self.recent_deletes.lock().unwrap_or_else(|p| p.into_inner());
             let now = now_ms();
@@ -225,6 +258,7 @@ impl Channels {
                     let up_to = deleted_up_to.entry(name).or_insert(i64::MIN);
                     *up_to = (*up_to).max(record.created_ms);
                 } else {
+                    commands.entry(name.clone()).or_default().absorb_commands(&record);
                     let origin = Origin { created_ms: record.created_ms, from_tail: record.from_tail };
                     let entry = alive.entry(name).or_insert(origin);
                     if origin.created_ms > entry.created_ms {
@@ -246,11 +280,21 @@ impl Channels {
             if dead || topic.channel(&name).is_some() || !super::super::is_valid_nsq_name(&name) {
                 continue;
             }
-            match self.create_channel(topic, &name, Some(origin)) {
+            match self.insert_channel(topic, &name, Some(origin)) {
                 Ok(_) => {
                     tracing::info!(topic = %topic.name, channel = %name, "channel created elsewhere in the cluster")
                 }
                 Err(e) => tracing::warn!(topic = %topic.name, channel = %name, error = %e, "cannot create channel"),
+            }
+        }
+        // Pauses and empties asked on any node take effect here (the latest of each).
+        if let Some(pause) = commands.remove(TOPIC_RECORD) {
+            self.apply_topic_pause(topic, pause.paused, pause.paused_ms);
+        }
+        for (name, command) in commands {
+            if let Some(channel) = topic.channel(&name) {
+                channel.apply_pause(command.paused, command.paused_ms);
+                channel.apply_empty(command.emptied_ms);
             }
         }
     }
@@ -261,6 +305,87 @@ impl Channels {
     /// node leads; a node that leads none sends one to a partition leader (as an NSQ publish is
     /// forwarded), so every node learns of the delete.
     pub(super) fn replicate_delete(&self, topic: &NsqTopic, channel: &str) {
+        let tombstone = ChannelRecord { created_ms: now_ms(), deleted: true, ..ChannelRecord::default() };
+        self.forward_record(topic, channel, tombstone, "delete");
+    }
+
+    /// A channel created, paused or emptied here: the leadership task writes its state (with
+    /// the new pause or empty) to the partitions this node leads; a node that leads none sends
+    /// a command record (incarnation, pause, empty, no position) to a partition leader. Either
+    /// way every replica of that partition applies it, and every node (each partition's
+    /// leader among them) creates the channel and takes the pause or empty from there.
+    pub(in crate::channel) fn replicate_command(&self, channel: &Channel) {
+        if self.broker.cluster().is_none() || channel.ephemeral {
+            return;
+        }
+        let Some(topic) = self.topic(&channel.topic) else { return };
+        self.forward_record(&topic, &channel.name, channel.command_record(), "command");
+    }
+
+    /// A topic paused or unpaused here: as a channel's pause (`replicate_command`).
+    pub(in crate::channel) fn replicate_topic_pause(&self, topic: &NsqTopic) {
+        if let (Some(_), Some(pause)) = (self.broker.cluster(), topic.pause_record(true)) {
+            self.forward_record(topic, TOPIC_RECORD, pause, "topic pause");
+        }
+    }
+
+    /// A topic pause asked at `at_ms` on another node; an older one than the last applied
+    /// here changes nothing. Recorded on disk as a local pause is.
+    fn apply_topic_pause(&self, topic: &NsqTopic, paused: bool, at_ms: i64) {
+        if at_ms <= topic.paused_ms.load(Ordering::Relaxed) {
+            return;
+        }
+        topic.paused_ms.store(at_ms, Ordering::Relaxed);
+        if !super::super::is_ephemeral(&topic.name) {
+            if let Err(e) = super::super::topic_pause::write(&self.dir.join(&*topic.name), paused) {
+                tracing::warn!(topic = %topic.name, error = %e, "cannot record topic pause");
+            }
+        }
+        topic.paused.store(paused, Ordering::Relaxed);
+        topic.channels().iter().for_each(|c| c.wake());
+        tracing::info!(topic = %topic.name, paused, "topic pause taken from the cluster");
+    }
+
+    /// On a node serving no partition of `topic`: forwards again (at most every
+    /// `FORWARD_RETRY`) each durable channel whose incarnation, pause or empty no partition's
+    /// replicated state shows yet.
+    fn forward_unseen_commands(
+        &self,
+        topic: &NsqTopic,
+        partitions: &[Arc<Partition>],
+        forwarded: &mut HashMap<(String, String), Instant>,
+    ) {
+        let channels: Vec<Arc<Channel>> = topic.channels().into_iter().filter(|c| !c.ephemeral).collect();
+        if channels.is_empty() {
+            return;
+        }
+        // Only the partitions replicated here show what the cluster recorded; with none (a
+        // replication factor below the node count), this node cannot tell and does not retry.
+        let states: Vec<BTreeMap<String, ChannelRecord>> =
+            partitions.iter().filter(|p| p.replica().is_some()).map(|p| p.channel_states().snapshot()).collect();
+        if states.is_empty() {
+            return;
+        }
+        for channel in channels {
+            let mine = channel.command_record();
+            // Any live record of the name makes the channel known (another node's concurrent
+            // creation of it counts too); its pause and empty must be at least ours.
+            let seen = states
+                .iter()
+                .filter_map(|s| s.get(&*channel.name))
+                .any(|r| !r.deleted && r.paused_ms >= mine.paused_ms && r.emptied_ms >= mine.emptied_ms);
+            let key = (topic.name.to_string(), channel.name.to_string());
+            if seen || forwarded.get(&key).is_some_and(|at| at.elapsed() < FORWARD_RETRY) {
+                continue;
+            }
+            forwarded.insert(key, Instant::now());
+            self.forward_record(topic, &channel.name, mine, "command (again)");
+        }
+    }
+
+    /// Sends `record` for `channel` to a leader of one of the topic's partitions, unless this
+    /// node leads one (its leadership task replicates the channel's state there).
+    fn forward_record(&self, topic: &NsqTopic, channel: &str, record: ChannelRecord, what: &'static str) {
         let node = self.broker.node_id();
         if topic.log_topic.partitions().iter().any(|p| p.role(node).is_leader) {
             return;
@@ -268,15 +393,19 @@ impl Channels {
         let (Some(cluster), Ok(handle)) = (self.broker.cluster(), tokio::runtime::Handle::try_current()) else {
             return;
         };
-        let tombstone = ChannelRecord { created_ms: now_ms(), deleted: true, ..ChannelRecord::default() };
-        let batch = match replicated_state::encode(&[(channel.to_string(), tombstone)], now_ms()) {
+        let batch = match replicated_state::encode(&[(channel.to_string(), record)], now_ms()) {
             Ok(batch) => batch,
-            Err(e) => return tracing::warn!(topic = %topic.name, error = %e, "cannot encode a channel tombstone"),
+            Err(e) => return tracing::warn!(topic = %topic.name, error = %e, what, "cannot encode a channel record"),
         };
         let (cluster, log_topic, channel) = (Arc::clone(cluster), topic.log_topic.name.clone(), channel.to_string());
         handle.spawn(async move {
-            if let Err(e) = cluster.forward_publish(&log_topic, batch).await {
-                tracing::warn!(topic = %log_topic, channel, error = %e, "channel delete not replicated");
+            match cluster.forward_publish(&log_topic, batch).await {
+                Ok(()) => {
+                    tracing::info!(topic = %log_topic, channel, what, "channel change forwarded to a partition leader")
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %log_topic, channel, error = %e, what, "channel change not replicated")
+                }
             }
         });
     }

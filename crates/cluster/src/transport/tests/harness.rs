@@ -75,7 +75,7 @@ impl TestNode {
         let addr = listener.local_addr().unwrap().to_string();
         let handler = Arc::new(TestHandler::default());
         let (shutdown, stop) = watch::channel(false);
-        let server = tokio::spawn(serve(listener, handler.clone(), stop));
+        let server = tokio::spawn(serve(listener, handler.clone(), crate::transport::PeerSecurity::Plaintext, stop));
         TestNode {
             id,
             addr,

@@ -3,6 +3,7 @@
 
 mod harness;
 mod mem_store;
+mod mutual_tls;
 mod payload;
 mod raft_groups;
 mod wire_behaviour;

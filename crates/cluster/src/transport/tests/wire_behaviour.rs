@@ -106,7 +106,12 @@ async fn dead_connection_fails_pending_calls_and_redials() {
         // A node restarted on the same address is reached again once the backoff passes.
         let listener = tokio::net::TcpListener::bind(&server.addr).await.unwrap();
         let (_stop, stop) = tokio::sync::watch::channel(false);
-        tokio::spawn(crate::transport::serve(listener, server.handler.clone(), stop));
+        tokio::spawn(crate::transport::serve(
+            listener,
+            server.handler.clone(),
+            crate::transport::PeerSecurity::Plaintext,
+            stop,
+        ));
         let again = loop {
             match transport.node_request(&server.addr, b"back".to_vec(), CALL_TIMEOUT).await {
                 Ok(reply) => break reply,
