@@ -50,13 +50,17 @@ pub(super) async fn write_replies<W: AsyncWrite + Unpin>(
         if let Some(bytes) = bytes {
             if bytes.len() >= WRITE_BATCH_BYTES || (last && batch.is_empty()) {
                 // Nothing to join it with: written from where it is.
-                let written = write(&mut writer, &batch, write_timeout).await
-                    && write(&mut writer, &bytes, write_timeout).await;
+                let written =
+                    write(&mut writer, &batch, write_timeout).await && write(&mut writer, &bytes, write_timeout).await;
                 if !written {
                     return;
                 }
                 batch.clear();
             } else {
+                if batch.capacity() == 0 {
+                    // Its full size at once: a batch does not grow by reallocating.
+                    batch.reserve(WRITE_BATCH_BYTES);
+                }
                 batch.extend_from_slice(&bytes);
             }
         }
