@@ -175,4 +175,3 @@ async fn serve_tls(
         _ => Conn::serve(tokio::io::split(stream), shared, remote, guard, stop).await,
     }
 }
-

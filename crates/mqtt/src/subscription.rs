@@ -677,4 +677,3 @@ pub(crate) fn header_text(record: &StoredRecord, key: &str) -> Option<String> {
     let (_, value) = record.headers.iter().find(|(k, _)| k == key)?;
     std::str::from_utf8(value.as_ref()?).ok().map(str::to_string)
 }
-

@@ -668,4 +668,3 @@ async fn taken_over_signal(taken_over: &Option<Arc<tokio::sync::Notify>>) {
         None => std::future::pending().await,
     }
 }
-

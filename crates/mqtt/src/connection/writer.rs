@@ -24,18 +24,24 @@ pub(super) enum Reply {
 /// Replies queued together are joined up to this many bytes per write (a reply this large
 /// or larger is written by itself): few system calls for a busy connection.
 const WRITE_BATCH_BYTES: usize = 8 * 1024;
+/// The batch buffer is freed after this many flushes in a row that did not use it (each
+/// written one lone reply): a connection gone quiet keeps no buffer, while a busy one, whose
+/// flushes alternate between batches and lone replies, keeps it rather than allocating it
+/// again for every batch (measured slower at fan-out to 50 subscribers).
+const UNBATCHED_FLUSHES_BEFORE_FREE: u32 = 8;
 
 /// Writes replies in order: one waiting for an append is written once that append is
 /// durable, and everything queued after it waits for it. Ends on a close, an error, or a
 /// write blocked past `write_timeout` (a client that never reads). Replies queued behind
-/// each other are joined into one write; the batch buffer is freed whenever the queue runs
-/// empty, so an idle connection's writer holds no buffer.
+/// each other are joined into one write; an idle connection's writer holds no buffer
+/// (`UNBATCHED_FLUSHES_BEFORE_FREE`).
 pub(super) async fn write_replies<W: AsyncWrite + Unpin>(
     mut writer: W,
     mut queued: mpsc::Receiver<Reply>,
     write_timeout: Duration,
 ) {
     let mut batch: Vec<u8> = Vec::new();
+    let mut unbatched_flushes = 0u32;
     while let Some(reply) = queued.recv().await {
         let outcome = match reply {
             Reply::Now(outcome) => outcome,
@@ -65,6 +71,7 @@ pub(super) async fn write_replies<W: AsyncWrite + Unpin>(
             }
         }
         if last || batch.len() >= WRITE_BATCH_BYTES {
+            unbatched_flushes = if batch.is_empty() { unbatched_flushes.saturating_add(1) } else { 0 };
             if !write(&mut writer, &batch, write_timeout).await {
                 return;
             }
@@ -74,7 +81,9 @@ pub(super) async fn write_replies<W: AsyncWrite + Unpin>(
             if !matches!(tokio::time::timeout(write_timeout, writer.flush()).await, Ok(Ok(()))) {
                 return;
             }
-            batch = Vec::new();
+            if unbatched_flushes >= UNBATCHED_FLUSHES_BEFORE_FREE {
+                batch = Vec::new();
+            }
         }
         if close {
             break;
