@@ -11,11 +11,12 @@ use crate::status::{ListenerAddrs, MqttStatus};
 use crate::MqttConfig;
 use sluice_broker::accept::Acceptor;
 use sluice_broker::channel::Channels;
-use sluice_broker::clients::Protocol;
+use sluice_broker::clients::{ClientGuard, Protocol};
 use sluice_broker::metrics::RequestMetrics;
 use sluice_tls::ServerTls;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 /// How clients reach a listener.
@@ -119,33 +120,58 @@ async fn accept_loop(
         };
         let _ = socket.set_nodelay(true);
         let (shared, stop, certificates) = (Arc::clone(&shared), stop.clone(), certificates.clone());
-        tokio::spawn(async move {
-            let certificates = match (transport, certificates) {
-                (Transport::Tcp, _) => return Conn::serve(socket.into_split(), &shared, remote, guard, stop).await,
-                (Transport::WebSocket, _) => {
-                    return crate::websocket::serve(socket, &shared, remote, guard, stop).await
-                }
-                (_, Some(certificates)) => certificates,
-                (_, None) => return,
-            };
-            // The handshake counts against the CONNECT deadline: a client that stalls in it
-            // holds its slot no longer than one that never sends CONNECT.
-            let handshake = certificates.acceptor().accept(socket);
-            let stream = match tokio::time::timeout(shared.config.connect_timeout, handshake).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    tracing::debug!(%remote, ?transport, error = %e, "mqtt TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%remote, ?transport, "mqtt TLS handshake not finished in time");
-                    return;
-                }
-            };
-            match transport {
-                Transport::WebSocketTls => crate::websocket::serve(stream, &shared, remote, guard, stop).await,
-                _ => Conn::serve(tokio::io::split(stream), &shared, remote, guard, stop).await,
-            }
-        });
+        tokio::spawn(async move { serve_client(socket, transport, certificates, &shared, remote, guard, stop).await });
+    }
+}
+
+/// One admitted client on its transport, until it leaves. The task's memory is its
+/// future's size, the largest of the branches: the WebSocket and TLS ones (bridge, TLS
+/// session) are boxed, so an idle TCP client holds only what its `Conn` needs.
+async fn serve_client(
+    socket: TcpStream,
+    transport: Transport,
+    certificates: Option<Arc<ServerTls>>,
+    shared: &Shared,
+    remote: SocketAddr,
+    guard: ClientGuard,
+    stop: watch::Receiver<bool>,
+) {
+    match (transport, certificates) {
+        (Transport::Tcp, _) => Conn::serve(socket.into_split(), shared, remote, guard, stop).await,
+        (Transport::WebSocket, _) => Box::pin(crate::websocket::serve(socket, shared, remote, guard, stop)).await,
+        (_, Some(certificates)) => {
+            Box::pin(serve_tls(socket, transport, &certificates, shared, remote, guard, stop)).await
+        }
+        (_, None) => {}
+    }
+}
+
+/// A client of a TLS listener: the handshake, then MQTT over TLS or WebSocket over TLS.
+async fn serve_tls(
+    socket: TcpStream,
+    transport: Transport,
+    certificates: &ServerTls,
+    shared: &Shared,
+    remote: SocketAddr,
+    guard: ClientGuard,
+    stop: watch::Receiver<bool>,
+) {
+    // The handshake counts against the CONNECT deadline: a client that stalls in it
+    // holds its slot no longer than one that never sends CONNECT.
+    let handshake = certificates.acceptor().accept(socket);
+    let stream = match tokio::time::timeout(shared.config.connect_timeout, handshake).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(%remote, ?transport, error = %e, "mqtt TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%remote, ?transport, "mqtt TLS handshake not finished in time");
+            return;
+        }
+    };
+    match transport {
+        Transport::WebSocketTls => crate::websocket::serve(stream, shared, remote, guard, stop).await,
+        _ => Conn::serve(tokio::io::split(stream), shared, remote, guard, stop).await,
     }
 }

@@ -7,14 +7,13 @@
 
 use crate::codec::{QoS, Reason};
 use crate::mapping::TopicMap;
-use crate::subscription::{record_delivery, Ack, Delivery};
+use crate::subscription::{record_delivery, Ack, DeliverySender};
 use crate::topics::{matches, valid_filter};
 use crate::TOPIC_HEADER;
 use sluice_broker::channel::{Channel, Channels, ClientInfo};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Prefix of a shared subscription's filter.
@@ -86,7 +85,7 @@ impl Membership {
         granted: QoS,
         id: Option<usize>,
         member: &Arc<ClientInfo>,
-        out: mpsc::Sender<Delivery>,
+        out: DeliverySender,
     ) -> Result<Membership, Reason> {
         // The log topic names the channel's topic: a wildcard first level would be every topic.
         // The channel is one log topic's: a filter reading several (a wildcard first level,
@@ -144,7 +143,7 @@ async fn take_from(
     filter: String,
     log_topic: String,
     (granted, id): (QoS, Option<usize>),
-    out: mpsc::Sender<Delivery>,
+    out: DeliverySender,
 ) {
     while let Some(message) = channel.next(&member, DELIVERY_TIMEOUT).await {
         let headers = message.headers.as_deref().unwrap_or_default();
@@ -164,7 +163,7 @@ async fn take_from(
         };
         delivery.dup = message.attempts > 1 && delivery.qos != QoS::AtMostOnce;
         delivery.ack = Some(Ack::shared(Arc::clone(&channel), message.id, Arc::clone(&member)));
-        if out.send(delivery).await.is_err() {
+        if out.send(Box::new(delivery)).await.is_err() {
             return;
         }
     }

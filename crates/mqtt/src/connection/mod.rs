@@ -9,6 +9,7 @@ use crate::codec::{
     Reason, Subscribe, Version, Will,
 };
 mod persistence;
+mod reading;
 mod resend;
 mod will;
 mod writer;
@@ -17,7 +18,7 @@ use crate::publish::Refusal;
 use crate::retained::Retained;
 use crate::session::{SessionGuard, Sessions};
 use crate::session_store::{SessionStore, CHECKPOINT_INTERVAL};
-use crate::subscription::{Ack, Delivery, Options, Subscriptions, DELIVERY_QUEUE};
+use crate::subscription::{Ack, Delivery, DeliveryReceiver, Options, Subscriptions, DELIVERY_QUEUE};
 use crate::MqttConfig;
 use bytes::BytesMut;
 use persistence::Persistent;
@@ -30,7 +31,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use will::publish_will;
@@ -38,8 +39,6 @@ use writer::{write_replies, Outcome, Reply};
 
 /// v5 DISCONNECT reason 0x04: the client leaves and asks for its will to be published.
 const DISCONNECT_WITH_WILL: u8 = 0x04;
-/// Bytes asked of the socket per read.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Replies queued beyond the publishes waiting for durability (SUBACKs, PINGRESPs, deliveries).
 const REPLY_QUEUE_EXTRA: usize = 64;
 /// Topic aliases a v5 client may set (CONNACK's Topic Alias Maximum): each holds one topic
@@ -106,8 +105,9 @@ pub(crate) struct Conn {
     version: Version,
     /// Set once a CONNECT was accepted.
     session: Option<SessionGuard>,
-    /// The will published when the connection ends other than by a normal DISCONNECT.
-    will: Option<Will>,
+    /// The will published when the connection ends other than by a normal DISCONNECT (boxed:
+    /// few clients set one, and inline it would size every connection's task).
+    will: Option<Box<Will>>,
     /// 1.5 × the client's keepalive; none when it asked for 0.
     keep_alive: Option<Duration>,
     replies: mpsc::Sender<Reply>,
@@ -167,7 +167,7 @@ impl Conn {
             subscriptions: Subscriptions::new(
                 Arc::clone(&broker),
                 Arc::clone(&shared.channels),
-                crate::shared::member_info(client.client().id, "", remote.to_string(), 0),
+                (client.client().id, remote),
                 deliveries,
                 config.subscriptions_max,
                 config.mapping.clone(),
@@ -212,7 +212,7 @@ impl Conn {
         }
         conn.end_session().await;
         if let Some(will) = conn.will.take() {
-            publish_will(&conn.broker, &conn.retained, &conn.config, will, conn.client_id.clone(), conn.remote);
+            publish_will(&conn.broker, &conn.retained, &conn.config, *will, conn.client_id.clone(), conn.remote);
         }
         let write_timeout = conn.config.write_timeout;
         drop(conn);
@@ -226,12 +226,13 @@ impl Conn {
     async fn read_loop<R: AsyncRead + Unpin>(
         &mut self,
         reader: &mut R,
-        mut delivered: mpsc::Receiver<Delivery>,
+        mut delivered: DeliveryReceiver,
         mut stop: watch::Receiver<bool>,
     ) -> Ending {
-        let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+        // Empty, and holding no memory, between packets (`reading.rs`).
+        let mut buf = BytesMut::new();
         let mut deadline = Instant::now() + self.config.connect_timeout;
-        let mut taken_over: Option<watch::Receiver<bool>> = None;
+        let mut taken_over: Option<Arc<tokio::sync::Notify>> = None;
         let mut checkpoints = tokio::time::interval(CHECKPOINT_INTERVAL);
         // Topics and partitions created later are read by the filters that cover them.
         let mut topology = self.broker.subscribe_topology();
@@ -263,7 +264,7 @@ impl Conn {
                     return ending;
                 }
                 if taken_over.is_none() {
-                    taken_over = self.session.as_ref().map(|s| s.taken_over.clone());
+                    taken_over = self.session.as_ref().map(|s| Arc::clone(&s.taken_over));
                 }
                 deadline = match self.keep_alive {
                     Some(keep_alive) => Instant::now() + keep_alive,
@@ -271,20 +272,23 @@ impl Conn {
                     None => deadline,
                 };
             }
+            if buf.is_empty() {
+                // Every packet was taken: an idle connection keeps no buffer.
+                buf = BytesMut::new();
+            }
             let can_deliver = self.session.is_some() && self.inflight.len() < self.inflight_max;
-            buf.reserve(READ_CHUNK_BYTES);
             tokio::select! {
-                read = reader.read_buf(&mut buf) => match read {
+                read = reading::read_some(reader, &mut buf) => match read {
                     Ok(0) | Err(_) => return Ending::Quiet,
                     Ok(_) => {}
                 },
-                Some(delivery) = delivered.recv(), if can_deliver => self.deliver(delivery).await,
+                Some(delivery) = delivered.recv(), if can_deliver => self.deliver(*delivery).await,
                 _ = tokio::time::sleep_until(deadline) => {
                     let what = if self.session.is_some() { "keepalive expired" } else { "no CONNECT in time" };
                     return Ending::Reason(Reason::KeepAliveTimeout, what.into());
                 }
                 _ = stop.changed() => return Ending::Reason(Reason::ServerShuttingDown, "broker stopping".into()),
-                _ = taken_over_signal(&mut taken_over) => {
+                _ = taken_over_signal(&taken_over) => {
                     return Ending::Reason(Reason::SessionTakenOver, "client id connected again".into());
                 }
                 _ = self.replies.closed() => return Ending::Quiet,
@@ -328,7 +332,9 @@ impl Conn {
             return Some(Ending::Quiet);
         }
         match packet {
-            Packet::Connect(connect) => return self.connect(*connect).await,
+            // Boxed, as SUBSCRIBE's: their futures are the largest, and inline they would size
+            // every connection's task, idle or not, for packets each client sends rarely.
+            Packet::Connect(connect) => return Box::pin(self.connect(*connect)).await,
             Packet::Publish(publish) => return self.publish(publish).await,
             Packet::PubAck { packet_id } if !self.released.contains(&packet_id) => {
                 if let Some(InFlight { ack: Some(ack), .. }) = self.inflight.remove(&packet_id) {
@@ -366,7 +372,7 @@ impl Conn {
                 };
                 self.reply(encode_simple(kind::PUBCOMP, self.version, packet_id, reason)).await;
             }
-            Packet::Subscribe(subscribe) => return self.subscribe(subscribe).await,
+            Packet::Subscribe(subscribe) => return Box::pin(self.subscribe(subscribe)).await,
             Packet::Unsubscribe { packet_id, filters } => {
                 let codes: Vec<u8> = filters
                     .iter()
@@ -426,10 +432,8 @@ impl Conn {
         if let Some(n) = connect.properties.maximum_packet_size {
             self.client_packet_bytes_max = n as usize;
         }
-        let member =
-            crate::shared::member_info(self.client.client().id, &client_id, self.remote.to_string(), self.inflight_max);
-        self.subscriptions.set_member(member, &client_id);
-        self.will = connect.will.clone();
+        self.subscriptions.set_client(&client_id, self.inflight_max);
+        self.will = connect.will.clone().map(Box::new);
         self.client.client().set_client_id_once(&client_id);
         self.session = Some(self.sessions.register(&client_id));
         self.sessions_gauge.inc();
@@ -658,15 +662,9 @@ impl Conn {
 }
 
 /// Resolves once the session was taken over; never without one.
-async fn taken_over_signal(taken_over: &mut Option<watch::Receiver<bool>>) {
+async fn taken_over_signal(taken_over: &Option<Arc<tokio::sync::Notify>>) {
     match taken_over {
-        Some(rx) => {
-            while !*rx.borrow_and_update() {
-                if rx.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-        }
+        Some(signal) => signal.notified().await,
         None => std::future::pending().await,
     }
 }
