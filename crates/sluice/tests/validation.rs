@@ -360,10 +360,11 @@ fn out_of_range_settings_are_refused_at_start() {
         (Source::Flag("--flush", "interval:0"), "flush", "interval:0"),
         (Source::Env("SLUICE_CONNECTIONS_MAX_IDLE_MS", "0"), "connections_max_idle_ms", "= 0"),
         (Source::Flag("--socket-request-max-bytes", "10"), "socket_request_max_bytes", "= 10"),
-        // NSQ TLS and AUTH (nsqd's flags): TLS required needs certificates.
+        // NSQ TLS and AUTH (nsqd's flags): TLS required needs certificates; an auth server is
+        // reached over http or https only.
         (Source::Flag("--tls-required", "true"), "tls_required", "= true"),
         (Source::Toml("tls_min_version = \"ssl3.0\"\n"), "tls_min_version", "ssl3.0"),
-        (Source::Env("SLUICE_AUTH_HTTP_ADDRESS", "https://auth/x"), "auth_http_addresses", "https://auth/x"),
+        (Source::Env("SLUICE_AUTH_HTTP_ADDRESS", "ftp://auth/x"), "auth_http_addresses", "ftp://auth/x"),
         // A max-size NSQ message (PUB, DPUB, one-body MPUB) must fit into message_max_bytes.
         (Source::Flag("--message-max-bytes", "1048588"), "max_msg_size", "1048588"),
         (
