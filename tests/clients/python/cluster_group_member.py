@@ -12,17 +12,9 @@ changes with kafka-python's own retries. It prints one line per event, as the sa
 usage: cluster_group_member.py BOOTSTRAP TOPIC GROUP
 """
 import sys
-import threading
 
+from group_member_output import line, stop_when_stdin_closes
 from kafka import ConsumerRebalanceListener, KafkaConsumer
-
-lock = threading.Lock()
-
-
-def line(text):
-    with lock:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
 
 
 class Listener(ConsumerRebalanceListener):
@@ -36,13 +28,7 @@ class Listener(ConsumerRebalanceListener):
 
 def main():
     bootstrap, topic, group = sys.argv[1:4]
-    stop = threading.Event()
-
-    def watch_stdin():
-        sys.stdin.read()
-        stop.set()
-
-    threading.Thread(target=watch_stdin, daemon=True).start()
+    stop = stop_when_stdin_closes()
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap.split(","),
         group_id=group,

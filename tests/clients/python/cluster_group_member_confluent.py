@@ -12,17 +12,9 @@ lines as cluster_group_member.py (kafka-python) and the sarama `clustergroup` pr
 usage: cluster_group_member_confluent.py BOOTSTRAP TOPIC GROUP
 """
 import sys
-import threading
 
 from confluent_kafka import Consumer, KafkaError
-
-lock = threading.Lock()
-
-
-def line(text):
-    with lock:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
+from group_member_output import line, stop_when_stdin_closes
 
 
 def on_assign(_consumer, partitions):
@@ -32,13 +24,7 @@ def on_assign(_consumer, partitions):
 
 def main():
     bootstrap, topic, group = sys.argv[1:4]
-    stop = threading.Event()
-
-    def watch_stdin():
-        sys.stdin.read()
-        stop.set()
-
-    threading.Thread(target=watch_stdin, daemon=True).start()
+    stop = stop_when_stdin_closes()
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
