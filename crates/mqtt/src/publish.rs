@@ -100,16 +100,14 @@ pub(crate) async fn write(
     partition: &Arc<Partition>,
     batch: Vec<u8>,
 ) -> BrokerResult<Written> {
-    if !partition.is_clustered() {
-        return Ok(Written::Here(Arc::clone(partition), partition.submit(batch)?));
-    }
-    match partition.submit(batch.clone()) {
-        Ok(submitted) => Ok(Written::Here(Arc::clone(partition), submitted)),
-        Err(BrokerError::NotLeader { .. }) => {
-            let cluster = broker.cluster().ok_or(BrokerError::NotLeader { leader: None })?;
+    // Led here (or a single node): submitted here, no copy of the batch kept for a forward; a
+    // leadership lost in between fails this publish as any failed append does.
+    let led_elsewhere = partition.is_clustered() && !partition.role(broker.node_id()).is_leader;
+    match (led_elsewhere, broker.cluster()) {
+        (true, Some(cluster)) => {
             Ok(Written::Forwarded(cluster.forward_to_partition(topic, partition.index, batch).await?))
         }
-        Err(e) => Err(e),
+        _ => Ok(Written::Here(Arc::clone(partition), partition.submit(batch)?)),
     }
 }
 

@@ -264,16 +264,9 @@ fn pynsq_auth_against_an_https_auth_server() {
     );
     let (port, queries) = auth_server_on("127.0.0.1", Some(https_config(&pki)), r#""publish","subscribe""#);
     let auth = format!("https://127.0.0.1:{port}/auth");
-    let nsq = NsqBroker::start(&[
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-        "--tls-root-ca-file",
-        &ca,
-        "--auth-http-address",
-        &auth,
-    ]);
+    // The broker's TLS settings, whose root CA also verifies the auth servers.
+    let tls = ["--tls-cert", &cert, "--tls-key", &key, "--tls-root-ca-file", &ca];
+    let nsq = NsqBroker::start(&[&tls[..], &["--auth-http-address", &auth]].concat());
     // A Writer and a Reader, each AUTHed through the https server, over TLS to the broker.
     let roundtrip = pynsq("roundtrip", &nsq, &pki, SECRET);
     assert!(roundtrip.contains(r#""messages": 41"#), "{roundtrip}");
@@ -289,16 +282,7 @@ fn pynsq_auth_against_an_https_auth_server() {
     let (other_ca_port, other_ca_queries) = auth_server_on("127.0.0.1", Some(https_config(&other)), r#""publish""#);
     let (wrong_name_port, wrong_name_queries) = auth_server_on("127.0.0.21", Some(https_config(&pki)), r#""publish""#);
     let servers = format!("https://127.0.0.1:{other_ca_port}/auth,https://127.0.0.21:{wrong_name_port}/auth");
-    let untrusted = NsqBroker::start(&[
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-        "--tls-root-ca-file",
-        &ca,
-        "--auth-http-address",
-        &servers,
-    ]);
+    let untrusted = NsqBroker::start(&[&tls[..], &["--auth-http-address", &servers]].concat());
     let refused = pynsq("pub", &untrusted, &pki, SECRET);
     assert!(refused.contains("E_AUTH_FAILED AUTH failed"), "{refused}");
     let log = untrusted.broker.log_contents();
